@@ -1,0 +1,139 @@
+//! Validation errors, each with a message in Indonesian and in English that says what
+//! is allowed.
+
+use crate::lang::Lang;
+
+/// Which field a validation error is about, so that messages can name it in the
+/// reader's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Purpose,
+    Gender,
+    AgeGroup,
+    UserKind,
+    EndReason,
+    PcEventKind,
+    TimeQuality,
+    Timezone,
+    Library,
+    Pc,
+    GroupSize,
+    PatronKey,
+    Revision,
+    EndedAt,
+}
+
+impl Field {
+    pub fn label(self, lang: Lang) -> &'static str {
+        use Field::*;
+        match self {
+            Purpose => lang.pick("tujuan penggunaan", "purpose"),
+            Gender => lang.pick("jenis kelamin", "gender"),
+            AgeGroup => lang.pick("kelompok umur", "age group"),
+            UserKind => lang.pick("kriteria pengguna", "user kind"),
+            EndReason => lang.pick("alasan berakhir", "end reason"),
+            PcEventKind => lang.pick("jenis peristiwa komputer", "pc event kind"),
+            TimeQuality => lang.pick("kualitas waktu", "time quality"),
+            Timezone => lang.pick("zona waktu", "time zone"),
+            Library => lang.pick("kode perpustakaan", "library code"),
+            Pc => lang.pick("kode komputer", "PC code"),
+            GroupSize => lang.pick("jumlah orang", "group size"),
+            PatronKey => lang.pick("kunci pengguna", "patron key"),
+            Revision => lang.pick("revisi", "revision"),
+            EndedAt => lang.pick("waktu selesai", "end time"),
+        }
+    }
+}
+
+/// A value that breaks one of the domain's rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.message(Lang::Id))]
+pub enum DomainError {
+    UnknownValue {
+        field: Field,
+        given: String,
+        allowed: Vec<&'static str>,
+    },
+    BadCode {
+        field: Field,
+        given: String,
+    },
+    TooManyPurposes {
+        given: usize,
+    },
+    DuplicatePurpose {
+        purpose: &'static str,
+    },
+    GroupSize {
+        given: u32,
+    },
+    EndWithoutReason,
+    ReasonWithoutEnd,
+    EndBeforeStart,
+    RevisionZero,
+    BadPatronKey,
+}
+
+impl DomainError {
+    /// The message in the reader's language. Indonesian is the default rendering
+    /// (`Display`); English is one call away.
+    pub fn message(&self, lang: Lang) -> String {
+        use DomainError::*;
+        match (self, lang) {
+            (UnknownValue { field, given, allowed }, Lang::Id) => format!(
+                "{} '{}' tidak dikenal; pilihan yang sah: {}",
+                field.label(lang),
+                given,
+                allowed.join(", ")
+            ),
+            (UnknownValue { field, given, allowed }, Lang::En) => format!(
+                "unknown {} '{}'; allowed values: {}",
+                field.label(lang),
+                given,
+                allowed.join(", ")
+            ),
+            (BadCode { field, given }, Lang::Id) => format!(
+                "{} '{}' tidak sah: pakai 1–32 huruf, angka, titik, garis bawah atau tanda hubung, diawali huruf atau angka (contoh: pc-01)",
+                field.label(lang),
+                given
+            ),
+            (BadCode { field, given }, Lang::En) => format!(
+                "invalid {} '{}': use 1–32 letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. pc-01)",
+                field.label(lang),
+                given
+            ),
+            (TooManyPurposes { given }, Lang::Id) => {
+                format!("tujuan penggunaan paling banyak 3, diberikan {given}")
+            }
+            (TooManyPurposes { given }, Lang::En) => {
+                format!("at most 3 purposes are allowed, {given} given")
+            }
+            (DuplicatePurpose { purpose }, Lang::Id) => {
+                format!("tujuan '{purpose}' disebut lebih dari sekali")
+            }
+            (DuplicatePurpose { purpose }, Lang::En) => {
+                format!("purpose '{purpose}' is given more than once")
+            }
+            (GroupSize { given }, Lang::Id) => {
+                format!("jumlah orang harus 1 sampai 200, diberikan {given}")
+            }
+            (GroupSize { given }, Lang::En) => {
+                format!("group size must be 1 to 200, {given} given")
+            }
+            (EndWithoutReason, Lang::Id) => "sesi selesai harus punya alasan berakhir".into(),
+            (EndWithoutReason, Lang::En) => "an ended session needs an end reason".into(),
+            (ReasonWithoutEnd, Lang::Id) => "sesi yang masih berjalan tidak boleh punya alasan berakhir".into(),
+            (ReasonWithoutEnd, Lang::En) => "an open session cannot have an end reason".into(),
+            (EndBeforeStart, Lang::Id) => "waktu selesai lebih awal dari waktu mulai".into(),
+            (EndBeforeStart, Lang::En) => "the end time is before the start time".into(),
+            (RevisionZero, Lang::Id) => "revisi dimulai dari 1".into(),
+            (RevisionZero, Lang::En) => "revisions start at 1".into(),
+            (BadPatronKey, Lang::Id) => {
+                "kunci pengguna harus HMAC-SHA256 (64 karakter heksadesimal), bukan nomor anggota".into()
+            }
+            (BadPatronKey, Lang::En) => {
+                "a patron key must be an HMAC-SHA256 (64 hex characters), never a member number".into()
+            }
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Jejak's domain: what a session and a pc event are, the closed vocabularies with
+//! Indonesian and English labels, validation, and the records the sync carries.
+//!
+//! This crate does no IO: no files, no clocks, no network. Callers pass times in.
+
+mod error;
+mod event;
+mod identity;
+mod lang;
+mod session;
+mod vocab;
+mod wire;
+
+pub use error::{DomainError, Field};
+pub use event::PcEvent;
+pub use identity::{DeviceIdentity, LibraryCode, PcCode};
+pub use lang::{Lang, UnknownLang};
+pub use session::{
+    MAX_GROUP_SIZE, MAX_PURPOSES, PatronKey, PatronProfile, Session, parse_purposes,
+};
+pub use vocab::{AgeGroup, EndReason, Gender, PcEventKind, Purpose, TimeQuality, UserKind, Zone};
+pub use wire::{Batch, ChangeRecord, RecordBody, WIRE_VERSION};

@@ -1,0 +1,78 @@
+//! The records the sync carries: every change on a PC is one `ChangeRecord` with the
+//! device's next sequence number.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::DomainError;
+use crate::event::PcEvent;
+use crate::session::Session;
+
+/// Bumped when the record format changes in a way an older server cannot read.
+pub const WIRE_VERSION: u32 = 1;
+
+/// The thing a change wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum RecordBody {
+    /// The full session at its new revision: the newest revision replaces the older.
+    Session(Session),
+    PcEvent(PcEvent),
+}
+
+impl RecordBody {
+    /// The record's own id: a session keeps its id over its revisions.
+    pub fn record_id(&self) -> Uuid {
+        match self {
+            RecordBody::Session(s) => s.id,
+            RecordBody::PcEvent(e) => e.id,
+        }
+    }
+
+    pub fn revision(&self) -> u32 {
+        match self {
+            RecordBody::Session(s) => s.revision,
+            RecordBody::PcEvent(_) => 1,
+        }
+    }
+
+    pub fn kind_code(&self) -> &'static str {
+        match self {
+            RecordBody::Session(_) => "session",
+            RecordBody::PcEvent(_) => "pc_event",
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), DomainError> {
+        match self {
+            RecordBody::Session(s) => s.validate(),
+            RecordBody::PcEvent(_) => Ok(()),
+        }
+    }
+}
+
+/// One entry of a device's append-only change log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// The device's sequence number: 1, 2, 3 … with no gaps within one store epoch.
+    pub seq: u64,
+    /// Wall time of the change as the PC's clock said.
+    pub recorded_at: DateTime<Utc>,
+    /// The run (one boot) and its monotonic milliseconds at the change.
+    pub run_id: Uuid,
+    pub mono_ms: u64,
+    pub body: RecordBody,
+}
+
+/// A batch of consecutive change records from one device, as sent to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub wire_version: u32,
+    /// Chosen by the client; the server's answer echoes it.
+    pub batch_id: Uuid,
+    /// The device store's epoch: a store rebuilt after corruption starts a new epoch
+    /// and its seqs start again at 1.
+    pub epoch: Uuid,
+    pub records: Vec<ChangeRecord>,
+}
