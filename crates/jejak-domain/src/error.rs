@@ -80,13 +80,27 @@ impl DomainError {
     pub fn message(&self, lang: Lang) -> String {
         use DomainError::*;
         match (self, lang) {
-            (UnknownValue { field, given, allowed }, Lang::Id) => format!(
+            (
+                UnknownValue {
+                    field,
+                    given,
+                    allowed,
+                },
+                Lang::Id,
+            ) => format!(
                 "{} '{}' tidak dikenal; pilihan yang sah: {}",
                 field.label(lang),
                 given,
                 allowed.join(", ")
             ),
-            (UnknownValue { field, given, allowed }, Lang::En) => format!(
+            (
+                UnknownValue {
+                    field,
+                    given,
+                    allowed,
+                },
+                Lang::En,
+            ) => format!(
                 "unknown {} '{}'; allowed values: {}",
                 field.label(lang),
                 given,
@@ -122,17 +136,21 @@ impl DomainError {
             }
             (EndWithoutReason, Lang::Id) => "sesi selesai harus punya alasan berakhir".into(),
             (EndWithoutReason, Lang::En) => "an ended session needs an end reason".into(),
-            (ReasonWithoutEnd, Lang::Id) => "sesi yang masih berjalan tidak boleh punya alasan berakhir".into(),
+            (ReasonWithoutEnd, Lang::Id) => {
+                "sesi yang masih berjalan tidak boleh punya alasan berakhir".into()
+            }
             (ReasonWithoutEnd, Lang::En) => "an open session cannot have an end reason".into(),
             (EndBeforeStart, Lang::Id) => "waktu selesai lebih awal dari waktu mulai".into(),
             (EndBeforeStart, Lang::En) => "the end time is before the start time".into(),
             (RevisionZero, Lang::Id) => "revisi dimulai dari 1".into(),
             (RevisionZero, Lang::En) => "revisions start at 1".into(),
             (BadPatronKey, Lang::Id) => {
-                "kunci pengguna harus HMAC-SHA256 (64 karakter heksadesimal), bukan nomor anggota".into()
+                "kunci pengguna harus HMAC-SHA256 (64 karakter heksadesimal), bukan nomor anggota"
+                    .into()
             }
             (BadPatronKey, Lang::En) => {
-                "a patron key must be an HMAC-SHA256 (64 hex characters), never a member number".into()
+                "a patron key must be an HMAC-SHA256 (64 hex characters), never a member number"
+                    .into()
             }
         }
     }

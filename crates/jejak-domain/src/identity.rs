@@ -10,7 +10,10 @@ use crate::error::{DomainError, Field};
 /// names, URLs and spreadsheet cells.
 fn check_code(field: Field, raw: &str) -> Result<String, DomainError> {
     let ok_len = (1..=32).contains(&raw.len());
-    let ok_first = raw.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_first = raw
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     let ok_chars = raw
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));

@@ -169,6 +169,8 @@ vocabulary! {
     InternetUp = "internet_up", id = "Internet tersambung", en = "Internet up", aliases = [];
     InternetDown = "internet_down", id = "Internet terputus", en = "Internet down", aliases = [];
     ClockJump = "clock_jump", id = "Jam komputer melompat", en = "Clock jump", aliases = [];
+    /// The wall clock reads a time before the software was built: a dead CMOS battery.
+    ClockSuspect = "clock_suspect", id = "Jam komputer tidak masuk akal", en = "Clock implausible", aliases = [];
     /// The local store was found corrupt, moved aside and started afresh.
     StoreRecovered = "store_recovered", id = "Basis data dipulihkan", en = "Store recovered", aliases = [];
 }
@@ -228,7 +230,10 @@ mod tests {
     #[test]
     fn aliases_are_accepted_from_people_but_not_from_the_wire() {
         assert_eq!(Purpose::parse(" Education ").unwrap(), Purpose::Pendidikan);
-        assert_eq!(Purpose::parse("literasi-digital").unwrap(), Purpose::LiterasiDigital);
+        assert_eq!(
+            Purpose::parse("literasi-digital").unwrap(),
+            Purpose::LiterasiDigital
+        );
         assert_eq!(Gender::parse("p").unwrap(), Gender::P);
         assert_eq!(Zone::parse("WITA").unwrap(), Zone::Wita);
         assert!(serde_json::from_str::<Purpose>("\"education\"").is_err());
@@ -239,7 +244,10 @@ mod tests {
         let err = AgeGroup::parse("remja").unwrap_err();
         let id = err.message(Lang::Id);
         let en = err.message(Lang::En);
-        assert!(id.contains("remja") && id.contains("remaja") && id.contains("kelompok umur"), "{id}");
+        assert!(
+            id.contains("remja") && id.contains("remaja") && id.contains("kelompok umur"),
+            "{id}"
+        );
         assert!(en.contains("age group") && en.contains("lansia"), "{en}");
     }
 

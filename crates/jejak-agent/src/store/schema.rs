@@ -1,0 +1,109 @@
+//! The local store's versioned migrations. Each entry is applied once, in order, in one
+//! transaction, and never edited after release: a change to the schema is a new entry.
+
+use rusqlite_migration::{M, Migrations};
+
+pub(crate) fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(V1)])
+}
+
+const V1: &str = r#"
+CREATE TABLE store_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+-- One row per boot of the PC. Monotonic readings are only comparable within a run.
+CREATE TABLE runs (
+    run_id          TEXT PRIMARY KEY,
+    boot_id         TEXT NOT NULL UNIQUE,
+    started_wall_ms INTEGER NOT NULL,
+    started_mono_ms INTEGER NOT NULL,
+    -- The last (wall, monotonic) pair seen by any write: the next write expects the
+    -- wall clock to have moved as far as the monotonic clock did.
+    anchor_wall_ms  INTEGER NOT NULL,
+    anchor_mono_ms  INTEGER NOT NULL,
+    clock_suspect   INTEGER NOT NULL DEFAULT 0,
+    last_heartbeat_wall_ms INTEGER,
+    last_heartbeat_mono_ms INTEGER,
+    heartbeats      INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+-- The append-only change log. `seq` is assigned as MAX(seq)+1 inside the transaction
+-- that writes the change, with a plain INSERT: a clash is an error, never a skip.
+CREATE TABLE changes (
+    seq              INTEGER PRIMARY KEY,
+    record_kind      TEXT NOT NULL,
+    record_id        TEXT NOT NULL,
+    revision         INTEGER NOT NULL,
+    run_id           TEXT NOT NULL REFERENCES runs(run_id),
+    recorded_wall_ms INTEGER NOT NULL,
+    mono_ms          INTEGER NOT NULL,
+    body             TEXT NOT NULL,
+    UNIQUE (record_id, revision)
+) STRICT;
+
+CREATE TRIGGER changes_are_append_only BEFORE UPDATE ON changes
+BEGIN
+    SELECT RAISE(ABORT, 'the change log is append-only');
+END;
+
+-- What the server has acknowledged. Pruning may only ever remove acknowledged changes.
+CREATE TABLE sync_state (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    acked_seq INTEGER NOT NULL DEFAULT 0,
+    last_attempt_wall_ms INTEGER,
+    last_success_wall_ms INTEGER,
+    last_result TEXT
+) STRICT;
+INSERT INTO sync_state (id) VALUES (1);
+
+CREATE TRIGGER unsynced_changes_are_kept BEFORE DELETE ON changes
+WHEN OLD.seq > (SELECT acked_seq FROM sync_state WHERE id = 1)
+BEGIN
+    SELECT RAISE(ABORT, 'unsynced changes are never pruned');
+END;
+
+-- The current state of each session; every change to a row is also appended to
+-- `changes` with the row's new revision.
+CREATE TABLE sessions (
+    id                TEXT PRIMARY KEY,
+    revision          INTEGER NOT NULL CHECK (revision >= 1),
+    run_id            TEXT NOT NULL REFERENCES runs(run_id),
+    boot_id           TEXT NOT NULL,
+    started_wall_ms   INTEGER NOT NULL,
+    started_mono_ms   INTEGER NOT NULL,
+    ended_wall_ms     INTEGER,
+    end_reason        TEXT,
+    duration_ms       INTEGER NOT NULL DEFAULT 0 CHECK (duration_ms >= 0),
+    last_seen_wall_ms INTEGER NOT NULL,
+    last_seen_mono_ms INTEGER NOT NULL,
+    user_kind         TEXT NOT NULL,
+    purposes          TEXT NOT NULL,
+    gender            TEXT NOT NULL,
+    age_group         TEXT NOT NULL,
+    group_size        INTEGER NOT NULL,
+    patron_key        TEXT,
+    bytes_rx          INTEGER NOT NULL DEFAULT 0,
+    bytes_tx          INTEGER NOT NULL DEFAULT 0,
+    online_ms         INTEGER NOT NULL DEFAULT 0,
+    -- The interface counters at the last reading, to add the difference next time.
+    net_rx_seen       INTEGER,
+    net_tx_seen       INTEGER,
+    time_quality      TEXT NOT NULL,
+    CHECK ((ended_wall_ms IS NULL) = (end_reason IS NULL))
+) STRICT;
+
+-- A PC has at most one open session.
+CREATE UNIQUE INDEX sessions_one_open ON sessions ((ended_wall_ms IS NULL)) WHERE ended_wall_ms IS NULL;
+CREATE INDEX sessions_by_start ON sessions (started_wall_ms);
+CREATE INDEX changes_by_kind ON changes (record_kind, seq);
+"#;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        assert!(super::migrations().validate().is_ok());
+    }
+}
