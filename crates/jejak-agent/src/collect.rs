@@ -1,0 +1,209 @@
+//! Collectors: small independent watchers that report what they observe to the agent.
+//! Each runs on its own schedule; adding operating-system login detection later means
+//! adding one more implementation of [`Collector`].
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::netdev;
+use crate::store::NetCounters;
+
+/// Something a collector saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// The connectivity probe's verdict: a well-formed answer from the server, or not.
+    Link { up: bool },
+    /// The interface byte counters (sum over non-loopback interfaces).
+    Counters(NetCounters),
+}
+
+/// A boxed future, so that collectors can be kept in one list.
+pub type CollectFuture<'a> = Pin<Box<dyn Future<Output = Vec<Observation>> + Send + 'a>>;
+
+/// One watcher of the PC or its link.
+pub trait Collector: Send {
+    fn name(&self) -> &'static str;
+    /// How long to wait between two collections.
+    fn interval(&self) -> Duration;
+    fn collect(&mut self) -> CollectFuture<'_>;
+}
+
+/// Reads the interface counters (Linux `/proc/net/dev`, or a file a test writes).
+#[derive(Debug)]
+pub struct NetCounterCollector {
+    path: PathBuf,
+    interval: Duration,
+}
+
+impl NetCounterCollector {
+    pub fn new(path: PathBuf, interval: Duration) -> Self {
+        NetCounterCollector { path, interval }
+    }
+}
+
+impl Collector for NetCounterCollector {
+    fn name(&self) -> &'static str {
+        "net_counters"
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn collect(&mut self) -> CollectFuture<'_> {
+        Box::pin(async move {
+            netdev::read_counters(&self.path)
+                .map(Observation::Counters)
+                .into_iter()
+                .collect()
+        })
+    }
+}
+
+/// The service name the district server puts in its `/healthz` answer. Only an answer
+/// that is JSON and names this service counts as "the link is up": a captive portal's
+/// `200 text/html` or a modem's error page does not.
+pub const SERVER_SERVICE_NAME: &str = "jejak-server";
+
+/// Asks the district server whether it can be reached.
+#[derive(Debug)]
+pub struct ConnectivityProbe {
+    client: reqwest::Client,
+    url: String,
+    interval: Duration,
+}
+
+impl ConnectivityProbe {
+    pub fn new(
+        server: &str,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(ConnectivityProbe {
+            client,
+            url: format!("{}/healthz", server.trim_end_matches('/')),
+            interval,
+        })
+    }
+
+    /// One probe: `true` only for a well-formed answer from a Jejak server.
+    pub async fn probe(&self) -> bool {
+        let Ok(response) = self.client.get(&self.url).send().await else {
+            return false;
+        };
+        let is_json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !response.status().is_success() || !is_json {
+            return false;
+        }
+        match response.json::<serde_json::Value>().await {
+            Ok(body) => body.get("service").and_then(|s| s.as_str()) == Some(SERVER_SERVICE_NAME),
+            Err(_) => false,
+        }
+    }
+}
+
+impl Collector for ConnectivityProbe {
+    fn name(&self) -> &'static str {
+        "connectivity_probe"
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn collect(&mut self) -> CollectFuture<'_> {
+        Box::pin(async move {
+            vec![Observation::Link {
+                up: self.probe().await,
+            }]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-route HTTP server on 127.0.0.1 that answers every request with `response`.
+    async fn serve(response: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn probe(url: &str) -> ConnectivityProbe {
+        ConnectivityProbe::new(url, Duration::from_secs(60), Duration::from_secs(2)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_jejak_server_answer_is_up() {
+        let body = r#"{"status":"ok","service":"jejak-server"}"#;
+        let response: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_boxed_str(),
+        );
+        assert!(probe(&serve(response).await).probe().await);
+    }
+
+    #[tokio::test]
+    async fn a_captive_portal_page_is_down() {
+        let url = serve(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 13\r\nconnection: close\r\n\r\n<html>x</html",
+        )
+        .await;
+        assert!(!probe(&url).probe().await);
+    }
+
+    #[tokio::test]
+    async fn json_from_something_else_is_down() {
+        let url = serve(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}",
+        )
+        .await;
+        assert!(!probe(&url).probe().await);
+    }
+
+    #[tokio::test]
+    async fn no_server_is_down() {
+        // Bind and drop, so nothing listens on the port.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        assert!(!probe(&format!("http://{addr}")).probe().await);
+    }
+
+    #[tokio::test]
+    async fn counters_come_from_the_configured_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dev");
+        std::fs::write(&path, "h\nh\n eth0: 10 0 0 0 0 0 0 0 20 0 0 0 0 0 0 0\n").unwrap();
+        let mut c = NetCounterCollector::new(path, Duration::from_secs(1));
+        assert_eq!(
+            c.collect().await,
+            vec![Observation::Counters(NetCounters { rx: 10, tx: 20 })]
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! The agent's configuration: `agent.toml` in the data directory, with every key
+//! overridable by an environment variable `JEJAK_<KEY>` (the environment wins).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use jejak_domain::{DeviceIdentity, Lang, LibraryCode, PcCode, Zone};
+use serde::{Deserialize, Serialize};
+
+/// The name of the configuration file inside the data directory.
+pub const CONFIG_FILE: &str = "agent.toml";
+/// The name of the store file inside the data directory.
+pub const STORE_FILE: &str = "jejak.db";
+
+/// The keys that may come from the environment. Listing them keeps unrelated
+/// `JEJAK_*` variables (such as `JEJAK_DATA_DIR` or `JEJAK_BOOT_ID`) out of the file's
+/// namespace, where they would be unknown keys.
+const ENV_KEYS: &[&str] = &[
+    "library",
+    "pc",
+    "timezone",
+    "server",
+    "lang",
+    "heartbeat_secs",
+    "heartbeat_event_every",
+    "probe_secs",
+    "probe_timeout_secs",
+    "crash_grace_secs",
+    "net_dev_path",
+];
+
+/// Everything the agent and the PC-side commands read from configuration.
+/// `config/agent.example.toml` documents each key with its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The library code (NPP or district code). Set by `jejak init`.
+    pub library: Option<String>,
+    /// This PC's code inside the library, e.g. `pc-01`. Set by `jejak init`.
+    pub pc: Option<String>,
+    /// The library's time zone: Asia/Jakarta (WIB), Asia/Makassar (WITA), Asia/Jayapura (WIT).
+    pub timezone: String,
+    /// The district server's base URL; without it the agent records but does not probe.
+    pub server: Option<String>,
+    /// The language of messages: `id` (default) or `en`.
+    pub lang: String,
+    /// Seconds between heartbeats that keep the open session's last-seen time.
+    pub heartbeat_secs: f64,
+    /// Every this many heartbeats a `heartbeat` pc event is written for uptime figures.
+    pub heartbeat_event_every: u32,
+    /// Seconds between connectivity probes against the server.
+    pub probe_secs: f64,
+    /// Seconds a probe may take before the link counts as down.
+    pub probe_timeout_secs: f64,
+    /// How old the last heartbeat of a session left open by a dead agent may be for
+    /// the session to continue (same boot); older ones are closed as `crash`.
+    pub crash_grace_secs: f64,
+    /// Where the interface counters are read (Linux `/proc/net/dev`).
+    pub net_dev_path: PathBuf,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            library: None,
+            pc: None,
+            timezone: Zone::Wib.code().to_string(),
+            server: None,
+            lang: "id".to_string(),
+            heartbeat_secs: 30.0,
+            heartbeat_event_every: 10,
+            probe_secs: 60.0,
+            probe_timeout_secs: 10.0,
+            crash_grace_secs: 90.0,
+            net_dev_path: PathBuf::from("/proc/net/dev"),
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming the key and what to do.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", self.message(Lang::Id))]
+pub enum ConfigError {
+    /// A key with a bad value or an unknown key, as read from the file or environment.
+    BadKey {
+        key: String,
+        source_name: String,
+        problem: String,
+    },
+    /// `jejak init` has not been run for this data directory.
+    NotInitialised { path: PathBuf },
+}
+
+impl ConfigError {
+    pub fn message(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (
+                ConfigError::BadKey {
+                    key,
+                    source_name,
+                    problem,
+                },
+                Lang::Id,
+            ) => format!("konfigurasi salah pada kunci '{key}' ({source_name}): {problem}"),
+            (
+                ConfigError::BadKey {
+                    key,
+                    source_name,
+                    problem,
+                },
+                Lang::En,
+            ) => format!("bad configuration key '{key}' ({source_name}): {problem}"),
+            (ConfigError::NotInitialised { path }, Lang::Id) => format!(
+                "komputer ini belum disiapkan ({} tidak ada); jalankan dulu: jejak init --library KODE --pc pc-01",
+                path.display()
+            ),
+            (ConfigError::NotInitialised { path }, Lang::En) => format!(
+                "this PC is not set up yet ({} is missing); run first: jejak init --library CODE --pc pc-01",
+                path.display()
+            ),
+        }
+    }
+}
+
+fn bad_key(key: &str, source_name: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::BadKey {
+        key: key.to_string(),
+        source_name: source_name.to_string(),
+        problem: problem.into(),
+    }
+}
+
+impl AgentConfig {
+    /// Reads `agent.toml` from `data_dir` (if present) and the environment over it.
+    pub fn load(data_dir: &Path) -> Result<AgentConfig, ConfigError> {
+        Self::load_from(
+            &data_dir.join(CONFIG_FILE),
+            Env::prefixed("JEJAK_").only(ENV_KEYS),
+        )
+    }
+
+    fn load_from(file: &Path, env: Env) -> Result<AgentConfig, ConfigError> {
+        let figment = Figment::from(Serialized::defaults(AgentConfig::default()))
+            .merge(Toml::file(file))
+            .merge(env);
+        let config: AgentConfig = figment.extract().map_err(|e| {
+            let key = if e.path.is_empty() {
+                // serde reports an unknown key in the message, not the path.
+                e.kind.to_string()
+            } else {
+                e.path.join(".")
+            };
+            let source_name = e
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_else(|| file.display().to_string());
+            bad_key(&key, &source_name, e.kind.to_string())
+        })?;
+        config.validate(&file.display().to_string())?;
+        Ok(config)
+    }
+
+    fn validate(&self, source_name: &str) -> Result<(), ConfigError> {
+        let positive = |key: &str, v: f64, max: f64| {
+            if v.is_finite() && v > 0.0 && v <= max {
+                Ok(())
+            } else {
+                Err(bad_key(
+                    key,
+                    source_name,
+                    format!("must be more than 0 and at most {max}, got {v}"),
+                ))
+            }
+        };
+        positive("heartbeat_secs", self.heartbeat_secs, 3600.0)?;
+        positive("probe_secs", self.probe_secs, 86_400.0)?;
+        positive("probe_timeout_secs", self.probe_timeout_secs, 600.0)?;
+        positive("crash_grace_secs", self.crash_grace_secs, 86_400.0)?;
+        if self.heartbeat_event_every == 0 {
+            return Err(bad_key(
+                "heartbeat_event_every",
+                source_name,
+                "must be at least 1",
+            ));
+        }
+        Zone::parse(&self.timezone)
+            .map_err(|e| bad_key("timezone", source_name, e.message(Lang::En)))?;
+        self.lang
+            .parse::<Lang>()
+            .map_err(|e| bad_key("lang", source_name, e.to_string()))?;
+        if let Some(library) = &self.library {
+            LibraryCode::parse(library)
+                .map_err(|e| bad_key("library", source_name, e.message(Lang::En)))?;
+        }
+        if let Some(pc) = &self.pc {
+            PcCode::parse(pc).map_err(|e| bad_key("pc", source_name, e.message(Lang::En)))?;
+        }
+        if let Some(server) = &self.server
+            && !(server.starts_with("http://") || server.starts_with("https://"))
+        {
+            return Err(bad_key(
+                "server",
+                source_name,
+                "must start with http:// or https://",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The library and PC, or the instruction to run `jejak init`.
+    pub fn identity(&self, data_dir: &Path) -> Result<DeviceIdentity, ConfigError> {
+        match (&self.library, &self.pc) {
+            (Some(library), Some(pc)) => Ok(DeviceIdentity {
+                // Both were checked by `validate`.
+                library: LibraryCode::parse(library)
+                    .map_err(|e| bad_key("library", CONFIG_FILE, e.message(Lang::En)))?,
+                pc: PcCode::parse(pc)
+                    .map_err(|e| bad_key("pc", CONFIG_FILE, e.message(Lang::En)))?,
+            }),
+            _ => Err(ConfigError::NotInitialised {
+                path: data_dir.join(CONFIG_FILE),
+            }),
+        }
+    }
+
+    pub fn zone(&self) -> Zone {
+        Zone::parse(&self.timezone).unwrap_or(Zone::Wib)
+    }
+
+    pub fn lang(&self) -> Lang {
+        self.lang.parse().unwrap_or_default()
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_secs)
+    }
+
+    pub fn probe_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.probe_secs)
+    }
+
+    pub fn probe_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.probe_timeout_secs)
+    }
+
+    pub fn crash_grace(&self) -> Duration {
+        Duration::from_secs_f64(self.crash_grace_secs)
+    }
+
+    /// The file as `jejak init` writes it: only what differs from the defaults.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::from(
+            "# Jejak agent configuration. Every key is documented, with its default, in\n\
+             # config/agent.example.toml. Environment variables JEJAK_<KEY> override this file.\n",
+        );
+        let defaults = AgentConfig::default();
+        let mut line = |key: &str, value: toml::Value| {
+            out.push_str(&format!("{key} = {value}\n"));
+        };
+        if let Some(library) = &self.library {
+            line("library", library.clone().into());
+        }
+        if let Some(pc) = &self.pc {
+            line("pc", pc.clone().into());
+        }
+        line("timezone", self.timezone.clone().into());
+        if let Some(server) = &self.server {
+            line("server", server.clone().into());
+        }
+        if self.lang != defaults.lang {
+            line("lang", self.lang.clone().into());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join(CONFIG_FILE);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_apply_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = AgentConfig::load_from(
+            &dir.path().join(CONFIG_FILE),
+            Env::prefixed("JEJAK_TEST_NONE_"),
+        )
+        .unwrap();
+        assert_eq!(config, AgentConfig::default());
+        assert!(matches!(
+            config.identity(dir.path()),
+            Err(ConfigError::NotInitialised { .. })
+        ));
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            let path = write(
+                jail.directory(),
+                "library = \"dermaji\"\npc = \"pc-01\"\nheartbeat_secs = 15\nprobe_secs = 20\n",
+            );
+            jail.set_env("JEJAK_HEARTBEAT_SECS", "5");
+            jail.set_env("JEJAK_PC", "pc-02");
+            let config =
+                AgentConfig::load_from(&path, Env::prefixed("JEJAK_").only(ENV_KEYS)).unwrap();
+            assert_eq!(config.heartbeat_secs, 5.0, "environment wins over the file");
+            assert_eq!(config.probe_secs, 20.0, "the file wins over the default");
+            assert_eq!(config.pc.as_deref(), Some("pc-02"));
+            assert_eq!(config.library.as_deref(), Some("dermaji"));
+            assert_eq!(
+                config.crash_grace_secs, 90.0,
+                "untouched keys keep their default"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = || Env::prefixed("JEJAK_TEST_NONE_");
+        let cases = [
+            ("heartbeat_secs = \"often\"\n", "heartbeat_secs"),
+            ("heartbeat_secs = -1\n", "heartbeat_secs"),
+            ("hearbeat_secs = 5\n", "hearbeat_secs"),
+            ("timezone = \"Europe/Paris\"\n", "timezone"),
+            ("pc = \"pc 01\"\n", "pc"),
+            ("server = \"ftp://x\"\n", "server"),
+        ];
+        for (text, key) in cases {
+            let path = write(dir.path(), text);
+            let err = AgentConfig::load_from(&path, none()).unwrap_err();
+            let ConfigError::BadKey { key: named, .. } = &err else {
+                panic!("{err:?}");
+            };
+            assert!(named.contains(key), "{text:?} gave key {named:?}");
+            assert!(err.message(Lang::Id).contains("konfigurasi salah"));
+        }
+    }
+
+    #[test]
+    fn what_init_writes_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = AgentConfig {
+            library: Some("3302012001".into()),
+            pc: Some("pc-03".into()),
+            timezone: "Asia/Makassar".into(),
+            server: Some("http://127.0.0.1:8080".into()),
+            lang: "en".into(),
+            ..AgentConfig::default()
+        };
+        let path = write(dir.path(), &config.to_toml());
+        let read = AgentConfig::load_from(&path, Env::prefixed("JEJAK_TEST_NONE_")).unwrap();
+        assert_eq!(read, config);
+    }
+}

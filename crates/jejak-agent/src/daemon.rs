@@ -1,0 +1,272 @@
+//! The agent: the long-running process on a village PC. It recovers a session an
+//! earlier run left open, keeps the open session's heartbeat, turns collector
+//! observations into pc events, and on shutdown closes the open session.
+//!
+//! The store is used inline on the runtime's one thread: each call is one short
+//! transaction, and nothing else in the agent is latency-critical.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jejak_domain::{DeviceIdentity, EndReason, PcEventKind};
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+
+use crate::clock::Clock;
+use crate::collect::{Collector, Observation};
+use crate::store::{NetCounters, Recovery, Store, StoreError};
+
+/// The agent's timing, from the configuration.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    pub heartbeat: Duration,
+    /// Every this many heartbeats a `heartbeat` pc event is written.
+    pub heartbeat_event_every: u32,
+    /// How old a dead agent's last heartbeat may be for its session to continue.
+    pub crash_grace: Duration,
+}
+
+/// What one run of the agent did, for its log line at exit and for tests.
+#[derive(Debug, Default, Clone)]
+pub struct AgentSummary {
+    pub recovery: Option<Recovery>,
+    pub heartbeats: u64,
+    pub ended_at_shutdown: Option<uuid::Uuid>,
+}
+
+/// Opens the store, retrying with a growing pause while it cannot be opened (a full
+/// disk, a directory not yet mounted), so the agent waits instead of crash-looping.
+/// Returns `None` if `shutdown` completes first.
+pub async fn open_store_patiently(
+    path: &Path,
+    identity: DeviceIdentity,
+    clock: Arc<dyn Clock>,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> Option<Store> {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match Store::open(path, identity.clone(), clock.clone()) {
+            Ok((store, report)) => {
+                if let Some(moved) = report.quarantined {
+                    tracing::error!(moved_to = %moved.display(), epoch = %store.epoch(),
+                        "the damaged store was moved aside; a fresh store was started");
+                }
+                return Some(store);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_secs = pause.as_secs(), "cannot open the local store");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = &mut *shutdown => return None,
+        }
+        pause = (pause * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// Runs the agent until `shutdown` completes (SIGTERM or SIGINT in the binary).
+pub async fn run(
+    mut store: Store,
+    settings: AgentSettings,
+    collectors: Vec<Box<dyn Collector>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<AgentSummary, StoreError> {
+    let mut summary = AgentSummary {
+        recovery: store.recover_open_session(settings.crash_grace)?,
+        ..AgentSummary::default()
+    };
+    match &summary.recovery {
+        Some(Recovery::Continued(s)) => {
+            tracing::info!(session = %s.id, "the open session continues")
+        }
+        Some(Recovery::Closed(s)) => tracing::warn!(
+            session = %s.id,
+            end_reason = s.end_reason.map(|r| r.code()).unwrap_or(""),
+            duration_secs = s.duration_secs,
+            "closed a session an earlier run left open"
+        ),
+        None => {}
+    }
+
+    let (observations_tx, mut observations) = mpsc::channel::<Observation>(16);
+    let tasks: Vec<_> = collectors
+        .into_iter()
+        .map(|collector| tokio::spawn(run_collector(collector, observations_tx.clone())))
+        .collect();
+    drop(observations_tx);
+
+    let mut heartbeat = tokio::time::interval(settings.heartbeat);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut link_up: Option<bool> = None;
+    let mut counters: Option<NetCounters> = None;
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = heartbeat.tick() => {
+                summary.heartbeats += 1;
+                // The first heartbeat of a run and every n-th after it become pc events.
+                let write_event =
+                    (summary.heartbeats - 1) % u64::from(settings.heartbeat_event_every.max(1)) == 0;
+                match store.heartbeat(counters, link_up, write_event) {
+                    Ok(outcome) => {
+                        if let Some(seq) = outcome.event_seq {
+                            tracing::info!(seq, "heartbeat recorded");
+                        }
+                    }
+                    // A full disk or a busy store must not stop the agent: it says so and
+                    // tries again at the next tick.
+                    Err(e) => tracing::error!(error = %e, "heartbeat not recorded"),
+                }
+            }
+            Some(observation) = observations.recv() => match observation {
+                Observation::Counters(c) => counters = Some(c),
+                Observation::Link { up } => {
+                    if link_up != Some(up) {
+                        let kind = if up { PcEventKind::InternetUp } else { PcEventKind::InternetDown };
+                        match store.record_event(kind) {
+                            Ok(seq) => {
+                                link_up = Some(up);
+                                tracing::info!(seq, event = kind.code(), "link changed");
+                            }
+                            Err(e) => tracing::error!(error = %e, "link change not recorded"),
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    for task in tasks {
+        task.abort();
+    }
+    match store.end_session(EndReason::Shutdown, counters) {
+        Ok(session) => {
+            tracing::info!(session = %session.id, "closed the open session at shutdown");
+            summary.ended_at_shutdown = Some(session.id);
+        }
+        Err(StoreError::NoOpenSession) => {}
+        Err(e) => tracing::error!(error = %e, "could not close the open session at shutdown"),
+    }
+    let seq = store.record_event(PcEventKind::Shutdown)?;
+    tracing::info!(seq, heartbeats = summary.heartbeats, "agent stopped");
+    Ok(summary)
+}
+
+async fn run_collector(mut collector: Box<dyn Collector>, out: mpsc::Sender<Observation>) {
+    loop {
+        for observation in collector.collect().await {
+            if out.send(observation).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(collector.interval()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::collect::CollectFuture;
+    use chrono::TimeZone;
+    use jejak_domain::{LibraryCode, PatronProfile, PcCode, RecordBody};
+
+    /// Reports the link up, then down, then nothing more.
+    struct ScriptedLink(Vec<bool>);
+
+    impl Collector for ScriptedLink {
+        fn name(&self) -> &'static str {
+            "scripted_link"
+        }
+        fn interval(&self) -> Duration {
+            Duration::from_secs(60)
+        }
+        fn collect(&mut self) -> CollectFuture<'_> {
+            Box::pin(async move {
+                if self.0.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Observation::Link {
+                        up: self.0.remove(0),
+                    }]
+                }
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_agent_heartbeats_records_link_changes_and_closes_the_session_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2031, 1, 5, 1, 0, 0).unwrap());
+        let identity = DeviceIdentity {
+            library: LibraryCode::parse("pesawahan").unwrap(),
+            pc: PcCode::parse("pc-02").unwrap(),
+        };
+        let (mut store, _) = Store::open(
+            &dir.path().join("jejak.db"),
+            identity,
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        let session = store
+            .start_session(PatronProfile::default(), None)
+            .unwrap()
+            .session;
+        let settings = AgentSettings {
+            heartbeat: Duration::from_secs(30),
+            heartbeat_event_every: 2,
+            crash_grace: Duration::from_secs(90),
+        };
+        let shutdown = tokio::time::sleep(Duration::from_secs(30 * 5 + 1));
+        let summary = run(
+            store,
+            settings,
+            vec![Box::new(ScriptedLink(vec![true, false]))],
+            shutdown,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(summary.recovery, Some(Recovery::Continued(_))));
+        assert_eq!(summary.heartbeats, 6, "ticks at 0, 30, 60, 90, 120, 150 s");
+        assert_eq!(summary.ended_at_shutdown, Some(session.id));
+
+        let (store, _) = Store::open(
+            &dir.path().join("jejak.db"),
+            DeviceIdentity {
+                library: LibraryCode::parse("pesawahan").unwrap(),
+                pc: PcCode::parse("pc-02").unwrap(),
+            },
+            Arc::new(clock),
+        )
+        .unwrap();
+        let kinds: Vec<String> = store
+            .changes_after(0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|c| match c.body {
+                RecordBody::PcEvent(e) => e.kind.code().to_string(),
+                RecordBody::Session(s) => format!(
+                    "session:{}",
+                    s.end_reason.map(|r| r.code()).unwrap_or("open")
+                ),
+            })
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "heartbeat").count(),
+            3,
+            "every second heartbeat: {kinds:?}"
+        );
+        assert!(
+            kinds.contains(&"internet_up".to_string())
+                && kinds.contains(&"internet_down".to_string()),
+            "{kinds:?}"
+        );
+        assert_eq!(kinds.last().map(String::as_str), Some("shutdown"));
+        assert_eq!(kinds[kinds.len() - 2], "session:shutdown");
+    }
+}
