@@ -1,1 +1,117 @@
-fn main() {}
+//! `jejak`: the one command for a village PC (agent, sessions, status) and, in later
+//! parts, for the district server. It wires the library crates together and turns
+//! their errors into messages in the user's language.
+
+mod demo;
+mod errors;
+mod init;
+mod output;
+mod pc;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jejak_domain::Lang;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jejak",
+    version,
+    about = "Jejak: catatan penggunaan komputer & internet perpustakaan desa / village library computer and internet use log"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+struct GlobalArgs {
+    /// The PC's data directory (store, configuration, secrets).
+    #[arg(long, global = true, env = "JEJAK_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Language of messages: id (Indonesian, default) or en.
+    #[arg(long, global = true, env = "JEJAK_LANG")]
+    lang: Option<String>,
+    /// Output format: text for people, json for scripts.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Set up this PC: library, PC code, time zone, server (siapkan komputer ini).
+    Init(init::InitArgs),
+    /// Run the background agent (heartbeat, probe, recovery).
+    Agent,
+    /// Start, end or list patron sessions (sesi pengguna).
+    #[command(subcommand)]
+    Session(pc::SessionCommand),
+    /// Show the open session, what waits to sync, clock warnings and store health.
+    Status,
+    /// Simulate a month at five Banyumas village libraries through the real store.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let lang = match cli
+        .global
+        .lang
+        .as_deref()
+        .map(str::parse::<Lang>)
+        .transpose()
+    {
+        Ok(lang) => lang.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(errors::EXIT_INVALID_INPUT);
+        }
+    };
+    let is_agent = matches!(cli.command, Command::Agent);
+    output::init_logging(if is_agent { "info" } else { "warn" });
+    let context = pc::Context {
+        data_dir: cli.global.data_dir.clone().unwrap_or_else(default_data_dir),
+        lang,
+        json: cli.global.format == Format::Json,
+    };
+    let result = match cli.command {
+        Command::Init(args) => init::run(&context, args),
+        Command::Agent => pc::agent(&context),
+        Command::Session(command) => pc::session(&context, command),
+        Command::Status => pc::status(&context),
+        Command::Demo(args) => demo::run(&context, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let (message, code) = errors::explain(&err, lang);
+            eprintln!("jejak: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// `/var/lib/jejak` for a system service (root), the user's data directory otherwise.
+fn default_data_dir() -> PathBuf {
+    #[cfg(unix)]
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/jejak");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("jejak");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/jejak");
+    }
+    PathBuf::from("jejak-data")
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use jejak_domain::{
     AgeGroup, ChangeRecord, DeviceIdentity, EndReason, Gender, PatronKey, PatronProfile, PcEvent,
-    PcEventKind, Purpose, RecordBody, Session, TimeQuality, UserKind,
+    PcEventKind, Purpose, RecordBody, Session, TimeQuality, UserKind, Zone,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
@@ -90,7 +90,7 @@ pub struct StoreStatus {
     pub last_seq: u64,
     pub acked_seq: u64,
     pub pending_changes: u64,
-    pub sessions_today_utc: u64,
+    pub sessions_today: u64,
     pub last_heartbeat: Option<DateTime<Utc>>,
     pub clock_suspect_now: bool,
     pub clock_warnings: Vec<ClockWarning>,
@@ -430,7 +430,8 @@ impl Store {
         Ok(lines.join("; "))
     }
 
-    pub fn status(&self) -> Result<StoreStatus, StoreError> {
+    /// The store's state for `jejak status`; "today" is the day in the library's zone.
+    pub fn status(&self, zone: Zone) -> Result<StoreStatus, StoreError> {
         let sqlite = |e| StoreError::from_sqlite(&self.path, e);
         let (last_seq, acked_seq): (i64, i64) = self
             .conn
@@ -460,9 +461,11 @@ impl Store {
         let today_start = self
             .clock
             .wall()
+            .with_timezone(&zone.offset())
             .date_naive()
             .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp_millis())
+            .and_then(|t| t.and_local_timezone(zone.offset()).single())
+            .map(|t| t.timestamp_millis())
             .unwrap_or(0);
         let sessions_today: i64 = self
             .conn
@@ -518,7 +521,7 @@ impl Store {
             last_seq: last_seq as u64,
             acked_seq: acked_seq as u64,
             pending_changes: (last_seq - acked_seq).max(0) as u64,
-            sessions_today_utc: sessions_today as u64,
+            sessions_today: sessions_today as u64,
             last_heartbeat: last_heartbeat.map(millis_to_time),
             clock_suspect_now: run.map(|(_, s)| s).unwrap_or(false)
                 || self.clock.wall() < earliest_plausible_wall(),

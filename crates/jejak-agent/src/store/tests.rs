@@ -175,7 +175,7 @@ fn a_clock_before_the_build_date_is_flagged_and_sessions_are_estimated() {
         1,
         "flagged once per run"
     );
-    let status = store.status().unwrap();
+    let status = store.status(jejak_domain::Zone::Wib).unwrap();
     assert!(status.clock_suspect_now);
     assert!(!status.clock_warnings.is_empty());
 }
@@ -294,7 +294,13 @@ fn heartbeat_events_are_written_only_when_asked() {
         .event_seq
         .unwrap();
     assert_eq!(seq, all_changes(&store).len() as u64);
-    assert!(store.status().unwrap().last_heartbeat.is_some());
+    assert!(
+        store
+            .status(jejak_domain::Zone::Wib)
+            .unwrap()
+            .last_heartbeat
+            .is_some()
+    );
 }
 
 #[test]
@@ -345,7 +351,13 @@ fn a_corrupt_store_is_moved_aside_and_a_fresh_epoch_starts() {
     store.start_session(profile(), None).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
     assert_contiguous(&all_changes(&store));
-    assert!(store.status().unwrap().recovered_from.is_some());
+    assert!(
+        store
+            .status(jejak_domain::Zone::Wib)
+            .unwrap()
+            .recovered_from
+            .is_some()
+    );
 }
 
 #[test]

@@ -1,0 +1,56 @@
+//! Turns errors into a message in the user's language and an exit code scripts can
+//! branch on.
+
+use jejak_agent::config::ConfigError;
+use jejak_agent::store::StoreError;
+use jejak_domain::{DomainError, Lang};
+
+/// Invalid input: a value that is not allowed, a bad configuration key.
+pub const EXIT_INVALID_INPUT: u8 = 2;
+/// The command needs an open session and there is none.
+pub const EXIT_NO_OPEN_SESSION: u8 = 3;
+/// Anything else: the store cannot be written, a file cannot be read.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// A message for the person at the keyboard, and the exit code.
+pub fn explain(err: &anyhow::Error, lang: Lang) -> (String, u8) {
+    if let Some(e) = err.downcast_ref::<DomainError>() {
+        return (e.message(lang), EXIT_INVALID_INPUT);
+    }
+    if let Some(e) = err.downcast_ref::<ConfigError>() {
+        return (e.message(lang), EXIT_INVALID_INPUT);
+    }
+    if let Some(e) = err.downcast_ref::<StoreError>() {
+        let code = match e {
+            StoreError::NoOpenSession => EXIT_NO_OPEN_SESSION,
+            StoreError::Invalid(_) => EXIT_INVALID_INPUT,
+            _ => EXIT_FAILURE,
+        };
+        return (e.message(lang), code);
+    }
+    if let Some(e) = err.downcast_ref::<UsageError>() {
+        return (e.message(lang), EXIT_INVALID_INPUT);
+    }
+    (format!("{err:#}"), EXIT_FAILURE)
+}
+
+/// A command used in a way that cannot work, with the fix in both languages.
+#[derive(Debug, thiserror::Error)]
+#[error("{id}")]
+pub struct UsageError {
+    pub id: String,
+    pub en: String,
+}
+
+impl UsageError {
+    pub fn new(id: impl Into<String>, en: impl Into<String>) -> Self {
+        UsageError {
+            id: id.into(),
+            en: en.into(),
+        }
+    }
+
+    pub fn message(&self, lang: Lang) -> String {
+        lang.pick(&self.id, &self.en).to_string()
+    }
+}

@@ -1,0 +1,192 @@
+//! `jejak init`: sets up a PC's data directory (configuration, patron secret, store).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use jejak_agent::clock::{Clock, SystemClock};
+use jejak_agent::config::{AgentConfig, CONFIG_FILE, STORE_FILE};
+use jejak_agent::patron::{PatronSecret, SECRET_FILE};
+use jejak_agent::store::Store;
+use jejak_domain::{LibraryCode, PcCode, Zone};
+
+use crate::errors::UsageError;
+use crate::output;
+use crate::pc::Context;
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The library code: its NPP or the district's code for it.
+    #[arg(long)]
+    library: String,
+    /// This PC's code inside the library, e.g. pc-01.
+    #[arg(long)]
+    pc: String,
+    /// The district server's URL, e.g. https://perpusda.example.go.id.
+    #[arg(long)]
+    server: Option<String>,
+    /// Asia/Jakarta (WIB), Asia/Makassar (WITA) or Asia/Jayapura (WIT).
+    #[arg(long, default_value = "Asia/Jakarta")]
+    timezone: String,
+    /// The library's patron secret (64 hex characters), to give all PCs of one library
+    /// the same secret; by default a new one is made. Copy it from patron.key of the
+    /// library's first PC.
+    #[arg(long, env = "JEJAK_PATRON_SECRET", hide_env_values = true)]
+    patron_secret: Option<String>,
+    /// Set up again even if this data directory belongs to another library or PC.
+    #[arg(long)]
+    force: bool,
+}
+
+/// What `init` did.
+#[derive(Debug, serde::Serialize)]
+pub struct Initialised {
+    pub data_dir: PathBuf,
+    pub library: String,
+    pub pc: String,
+    pub timezone: String,
+    pub server: Option<String>,
+    pub epoch: uuid::Uuid,
+    pub new_patron_secret: bool,
+}
+
+pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
+    let secret = match &args.patron_secret {
+        Some(text) => Some(PatronSecret::from_hex(text).ok_or_else(|| {
+            UsageError::new(
+                "--patron-secret harus 64 karakter heksadesimal (isi berkas patron.key komputer pertama perpustakaan ini)",
+                "--patron-secret must be 64 hexadecimal characters (the content of patron.key on the library's first PC)",
+            )
+        })?),
+        None => None,
+    };
+    let config = AgentConfig {
+        library: Some(LibraryCode::parse(&args.library)?.to_string()),
+        pc: Some(PcCode::parse(&args.pc)?.to_string()),
+        timezone: Zone::parse(&args.timezone)?.code().to_string(),
+        server: args.server.clone(),
+        lang: ctx.lang.code().to_string(),
+        ..AgentConfig::default()
+    };
+    let done = initialise(
+        &ctx.data_dir,
+        config,
+        secret,
+        args.force,
+        Arc::new(SystemClock::new()),
+    )?;
+    if ctx.json {
+        return output::print_json(&done);
+    }
+    let lang = ctx.lang;
+    println!(
+        "{} {}/{} ({})",
+        lang.pick("Komputer siap:", "PC ready:"),
+        done.library,
+        done.pc,
+        done.timezone
+    );
+    println!(
+        "{} {}",
+        lang.pick("Folder data:", "Data folder:"),
+        done.data_dir.display()
+    );
+    if done.new_patron_secret {
+        println!(
+            "{}",
+            lang.pick(
+                "Rahasia pengguna baru dibuat (patron.key). Pakai isi berkas itu dengan --patron-secret di komputer lain perpustakaan ini.",
+                "A new patron secret was made (patron.key). Use its content with --patron-secret on the library's other PCs."
+            )
+        );
+    }
+    Ok(())
+}
+
+/// Sets up `data_dir` for one PC. Used by `jejak init` and by the demo, so that the
+/// demo's PCs are set up exactly as real ones are.
+pub fn initialise(
+    data_dir: &Path,
+    config: AgentConfig,
+    secret: Option<PatronSecret>,
+    force: bool,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Initialised> {
+    let config_path = data_dir.join(CONFIG_FILE);
+    if config_path.exists() && !force {
+        let existing = AgentConfig::load(data_dir)?;
+        if existing.library != config.library || existing.pc != config.pc {
+            let owner = format!(
+                "{}/{}",
+                existing.library.unwrap_or_default(),
+                existing.pc.unwrap_or_default()
+            );
+            return Err(UsageError::new(
+                format!(
+                    "folder {} sudah dipakai untuk {owner}; pakai --force untuk menggantinya (data yang ada tetap disimpan)",
+                    data_dir.display(),
+                ),
+                format!(
+                    "{} is already set up for {owner}; use --force to change it (existing data is kept)",
+                    data_dir.display(),
+                ),
+            )
+            .into());
+        }
+    }
+    create_private_dir(data_dir)?;
+    write_atomically(&config_path, config.to_toml().as_bytes())?;
+
+    let secret_path = data_dir.join(SECRET_FILE);
+    let new_patron_secret = match secret {
+        Some(secret) => {
+            secret.save(&secret_path)?;
+            false
+        }
+        None if secret_path.exists() => {
+            PatronSecret::load(&secret_path)?;
+            false
+        }
+        None => {
+            PatronSecret::generate().save(&secret_path)?;
+            true
+        }
+    };
+    let identity = config.identity(data_dir)?;
+    let (store, _) = Store::open(&data_dir.join(STORE_FILE), identity.clone(), clock)?;
+    Ok(Initialised {
+        data_dir: data_dir.to_path_buf(),
+        library: identity.library.to_string(),
+        pc: identity.pc.to_string(),
+        timezone: config.timezone,
+        server: config.server,
+        epoch: store.epoch(),
+        new_patron_secret,
+    })
+}
+
+/// The data directory holds patron categories and the patron secret: only the agent's
+/// user may read it.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes a file so that a power cut leaves either the old or the new content.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,415 @@
+//! The PC-side commands: `jejak session …`, `jejak status` and `jejak agent`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Subcommand;
+use jejak_agent::clock::{Clock, SystemClock};
+use jejak_agent::collect::{Collector, ConnectivityProbe, NetCounterCollector};
+use jejak_agent::config::{AgentConfig, STORE_FILE};
+use jejak_agent::daemon::{self, AgentSettings};
+use jejak_agent::netdev;
+use jejak_agent::patron::{PatronSecret, SECRET_FILE};
+use jejak_agent::store::{Store, StoreStatus};
+use jejak_domain::{
+    AgeGroup, EndReason, Gender, Lang, PatronProfile, Session, UserKind, Zone, parse_purposes,
+};
+
+use crate::output;
+
+/// What every PC-side command needs to know before it starts.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub data_dir: PathBuf,
+    pub lang: Lang,
+    /// Print JSON for scripts instead of text for people.
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Start a session; prints the new session id (mulai sesi).
+    Start {
+        /// One to three purposes, comma-separated: pendidikan, ekonomi, kesehatan,
+        /// komunikasi, hobi, pemerintahan, literasi_digital, lainnya.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// L (laki-laki), P (perempuan) or X (not stated).
+        #[arg(long)]
+        gender: Option<String>,
+        /// anak, remaja, pemuda, dewasa, madya, lansia or unknown.
+        #[arg(long)]
+        age: Option<String>,
+        /// anggota, non_anggota, rombongan, pelatihan, staf or unknown.
+        #[arg(long)]
+        kind: Option<String>,
+        /// How many people share the PC.
+        #[arg(long, default_value_t = 1)]
+        group_size: u32,
+        /// The member number; only its HMAC is stored, never the number.
+        #[arg(long)]
+        member: Option<String>,
+    },
+    /// End the open session (akhiri sesi).
+    End {
+        /// logout, idle, shutdown, power_loss, crash or staff_ended.
+        #[arg(long, default_value = "logout")]
+        reason: String,
+    },
+    /// List recent sessions on this PC (daftar sesi).
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+/// The configuration and an open store for this PC.
+struct Pc {
+    config: AgentConfig,
+    store: Store,
+}
+
+impl Context {
+    fn config(&self) -> anyhow::Result<AgentConfig> {
+        Ok(AgentConfig::load(&self.data_dir)?)
+    }
+
+    fn open(&self) -> anyhow::Result<Pc> {
+        let config = self.config()?;
+        let identity = config.identity(&self.data_dir)?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let (store, report) = Store::open(&self.data_dir.join(STORE_FILE), identity, clock)?;
+        if let Some(moved) = report.quarantined {
+            eprintln!(
+                "{} {}",
+                self.lang.pick(
+                    "PERINGATAN: basis data rusak dan dipindahkan ke",
+                    "WARNING: the store was damaged and was moved to"
+                ),
+                moved.display()
+            );
+        }
+        Ok(Pc { config, store })
+    }
+}
+
+pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
+    match command {
+        SessionCommand::Start {
+            purpose,
+            gender,
+            age,
+            kind,
+            group_size,
+            member,
+        } => {
+            // Parse everything before touching the store, so invalid input writes nothing.
+            let mut profile = PatronProfile {
+                purposes: purpose
+                    .as_deref()
+                    .map(parse_purposes)
+                    .transpose()?
+                    .unwrap_or_default(),
+                gender: gender
+                    .as_deref()
+                    .map(Gender::parse)
+                    .transpose()?
+                    .unwrap_or(Gender::X),
+                age_group: age
+                    .as_deref()
+                    .map(AgeGroup::parse)
+                    .transpose()?
+                    .unwrap_or(AgeGroup::Unknown),
+                user_kind: kind
+                    .as_deref()
+                    .map(UserKind::parse)
+                    .transpose()?
+                    .unwrap_or(UserKind::Unknown),
+                group_size,
+                patron_key: None,
+            };
+            profile.validate()?;
+            let mut pc = ctx.open()?;
+            if let Some(member) = member.as_deref().filter(|m| !m.trim().is_empty()) {
+                let secret = PatronSecret::load(&ctx.data_dir.join(SECRET_FILE))?;
+                profile.patron_key = Some(secret.key_for(member));
+            }
+            let net = netdev::read_counters(&pc.config.net_dev_path);
+            let started = pc.store.start_session(profile, net)?;
+            if let Some(replaced) = &started.replaced {
+                eprintln!(
+                    "{} {} ({})",
+                    ctx.lang.pick(
+                        "Sesi yang masih terbuka diakhiri dulu:",
+                        "The session still open was ended first:"
+                    ),
+                    replaced.id,
+                    replaced
+                        .end_reason
+                        .map(|r| r.label(ctx.lang))
+                        .unwrap_or_default()
+                );
+            }
+            if ctx.json {
+                return output::print_json(&serde_json::json!({
+                    "session": started.session,
+                    "replaced": started.replaced,
+                }));
+            }
+            println!("{}", started.session.id);
+            Ok(())
+        }
+        SessionCommand::End { reason } => {
+            let reason = EndReason::parse(&reason)?;
+            let mut pc = ctx.open()?;
+            let net = netdev::read_counters(&pc.config.net_dev_path);
+            let session = pc.store.end_session(reason, net)?;
+            if ctx.json {
+                return output::print_json(&session);
+            }
+            println!(
+                "{} {} · {} · {}",
+                ctx.lang.pick("Sesi selesai:", "Session ended:"),
+                session.id,
+                output::duration(session.duration_secs, ctx.lang),
+                session
+                    .end_reason
+                    .map(|r| r.label(ctx.lang))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        SessionCommand::List { limit } => {
+            let pc = ctx.open()?;
+            let sessions = pc.store.recent_sessions(limit)?;
+            if ctx.json {
+                return output::print_json(&sessions);
+            }
+            println!("{}", sessions_table(&sessions, pc.config.zone(), ctx.lang));
+            Ok(())
+        }
+    }
+}
+
+fn sessions_table(sessions: &[Session], zone: Zone, lang: Lang) -> String {
+    let header = [
+        lang.pick("ID sesi", "Session ID"),
+        lang.pick("Mulai", "Start"),
+        lang.pick("Durasi", "Duration"),
+        lang.pick("Kriteria", "User kind"),
+        lang.pick("Tujuan", "Purposes"),
+        lang.pick("JK", "Gender"),
+        lang.pick("Umur", "Age"),
+        lang.pick("Data (MB)", "Data (MB)"),
+        lang.pick("Alasan berakhir", "End reason"),
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = sessions
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.to_string()[..13].to_string(),
+                output::local_time(s.started_at, zone),
+                output::duration(s.duration_secs, lang),
+                s.patron.user_kind.label(lang).to_string(),
+                s.patron
+                    .purposes
+                    .iter()
+                    .map(|p| p.label(lang))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                s.patron.gender.code().to_string(),
+                s.patron.age_group.label(lang).to_string(),
+                output::number((s.bytes_rx + s.bytes_tx) as f64 / 1e6, 1, lang),
+                s.end_reason
+                    .map(|r| r.label(lang).to_string())
+                    .unwrap_or_else(|| lang.pick("(berjalan)", "(open)").to_string()),
+            ]
+        })
+        .collect();
+    output::table(header, rows)
+}
+
+pub fn status(ctx: &Context) -> anyhow::Result<()> {
+    let pc = ctx.open()?;
+    let status = pc.store.status(pc.config.zone())?;
+    if ctx.json {
+        return output::print_json(&serde_json::json!({
+            "library": pc.store.identity().library,
+            "pc": pc.store.identity().pc,
+            "store": status,
+        }));
+    }
+    print_status(&pc, &status, ctx.lang);
+    Ok(())
+}
+
+fn print_status(pc: &Pc, status: &StoreStatus, lang: Lang) {
+    let zone = pc.config.zone();
+    let yes_no = |ok: bool| {
+        lang.pick(
+            if ok { "ya" } else { "tidak" },
+            if ok { "yes" } else { "no" },
+        )
+    };
+    let mut rows = vec![
+        (
+            lang.pick("Perpustakaan / komputer", "Library / PC"),
+            pc.store.identity().to_string(),
+        ),
+        (
+            lang.pick("Sesi berjalan", "Open session"),
+            match &status.open_session {
+                Some(s) => format!(
+                    "{} ({} {}, {})",
+                    s.id,
+                    lang.pick("mulai", "since"),
+                    output::local_time(s.started_at, zone),
+                    output::duration(s.duration_secs, lang)
+                ),
+                None => lang.pick("tidak ada", "none").to_string(),
+            },
+        ),
+        (
+            lang.pick("Sesi hari ini", "Sessions today"),
+            status.sessions_today.to_string(),
+        ),
+        (
+            lang.pick("Menunggu sinkron", "Waiting to sync"),
+            format!(
+                "{} {} (seq {}/{})",
+                status.pending_changes,
+                lang.pick("perubahan", "changes"),
+                status.acked_seq,
+                status.last_seq
+            ),
+        ),
+        (
+            lang.pick("Tanda hidup terakhir", "Last heartbeat"),
+            status
+                .last_heartbeat
+                .map(|t| output::local_time(t, zone))
+                .unwrap_or_else(|| {
+                    lang.pick(
+                        "belum ada (agen belum jalan?)",
+                        "none yet (is the agent running?)",
+                    )
+                    .to_string()
+                }),
+        ),
+        (
+            lang.pick("Jam komputer mencurigakan", "Clock looks wrong"),
+            yes_no(status.clock_suspect_now).to_string(),
+        ),
+        (
+            lang.pick("Kesehatan basis data", "Store health"),
+            format!("quick_check: {}", status.quick_check),
+        ),
+        (
+            lang.pick("Epoch basis data", "Store epoch"),
+            status.epoch.to_string(),
+        ),
+    ];
+    for warning in &status.clock_warnings {
+        rows.push((
+            lang.pick("Peringatan jam", "Clock warning"),
+            format!(
+                "{} {}{}",
+                output::local_time(warning.at, zone),
+                warning.kind.label(lang),
+                warning
+                    .delta_ms
+                    .map(|d| format!(" ({:+} s)", d / 1000))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(file) = &status.recovered_from {
+        rows.push((
+            lang.pick("Dipulihkan dari", "Recovered from"),
+            format!(
+                "{file} ({})",
+                lang.pick(
+                    "berkas rusak disimpan, tidak dihapus",
+                    "damaged file kept, not deleted"
+                )
+            ),
+        ));
+    }
+    let table = output::table(
+        vec![
+            lang.pick("Hal", "Item").into(),
+            lang.pick("Keadaan", "State").into(),
+        ],
+        rows.into_iter()
+            .map(|(k, v)| vec![k.to_string(), v])
+            .collect(),
+    );
+    println!("{table}");
+}
+
+pub fn agent(ctx: &Context) -> anyhow::Result<()> {
+    let config = ctx.config()?;
+    let identity = config.identity(&ctx.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let mut shutdown = Box::pin(shutdown_signal());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let Some(store) = daemon::open_store_patiently(
+            &ctx.data_dir.join(STORE_FILE),
+            identity.clone(),
+            clock,
+            &mut shutdown,
+        )
+        .await
+        else {
+            return Ok(());
+        };
+        let mut collectors: Vec<Box<dyn Collector>> = vec![Box::new(NetCounterCollector::new(
+            config.net_dev_path.clone(),
+            config.heartbeat_interval(),
+        ))];
+        if let Some(server) = &config.server {
+            collectors.push(Box::new(ConnectivityProbe::new(
+                server,
+                config.probe_interval(),
+                config.probe_timeout(),
+            )?));
+        }
+        tracing::info!(device = %identity, epoch = %store.epoch(), "agent started");
+        let settings = AgentSettings {
+            heartbeat: config.heartbeat_interval(),
+            heartbeat_event_every: config.heartbeat_event_every,
+            crash_grace: config.crash_grace(),
+        };
+        daemon::run(store, settings, collectors, shutdown).await?;
+        Ok(())
+    })
+}
+
+/// Completes at SIGTERM (service stop, system shutdown) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the agent cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
