@@ -70,7 +70,7 @@ impl Default for AgentConfig {
             server: None,
             lang: "id".to_string(),
             heartbeat_secs: 30.0,
-            heartbeat_event_every: 10,
+            heartbeat_event_every: 30,
             probe_secs: 60.0,
             probe_timeout_secs: 10.0,
             crash_grace_secs: 90.0,

@@ -1,5 +1,681 @@
-pub fn run(_: &crate::pc::Context, _: DemoArgs) -> anyhow::Result<()> {
+//! `jejak demo`: five village libraries of Banyumas (Dermaji, Pesawahan, Rempoah,
+//! Adisara, Karanganyar; three PCs each) live through a simulated month. Every PC is set
+//! up with the same code as `jejak init` and records through the real store, with a
+//! simulated clock: mornings boot the PC, patrons come and go, power cuts leave
+//! sessions open until the next boot recovers them, a data package runs out, and one PC
+//! has a dead CMOS battery. The demo ends with a summary per village.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
+use clap::Args;
+use jejak_agent::clock::ManualClock;
+use jejak_agent::config::{AgentConfig, STORE_FILE};
+use jejak_agent::patron::PatronSecret;
+use jejak_agent::store::{NetCounters, Store};
+use jejak_domain::{
+    AgeGroup, DeviceIdentity, EndReason, Gender, Lang, LibraryCode, PatronProfile, PcCode,
+    PcEventKind, Purpose, RecordBody, UserKind, Zone,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::errors::UsageError;
+use crate::init::initialise;
+use crate::output;
+use crate::pc::Context;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to put the simulated PCs' data (an empty or new folder); by default a new
+    /// folder in the system's temporary directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The month to simulate, as YYYY-MM; by default the previous calendar month.
+    #[arg(long)]
+    month: Option<String>,
+    /// Seed of the simulation: the same seed gives the same month.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+}
+
+/// One of the five villages and what makes its month different.
+struct Village {
+    code: &'static str,
+    name: &'static str,
+    /// Mean number of sessions per PC per open day.
+    sessions_per_pc_day: f64,
+    /// Chance of a power cut on an open day.
+    power_cut_chance: f64,
+    /// Days of the month (1-based, inclusive) when the data package has run out.
+    no_internet_days: Option<(u32, u32)>,
+    /// The PC whose CMOS battery is dead: its clock reads 2000 after a power cut.
+    dead_cmos_pc: Option<&'static str>,
+}
+
+const VILLAGES: &[Village] = &[
+    Village {
+        code: "dermaji",
+        name: "Perpustakaan Desa Dermaji",
+        sessions_per_pc_day: 9.0,
+        power_cut_chance: 0.08,
+        no_internet_days: None,
+        dead_cmos_pc: None,
+    },
+    Village {
+        code: "pesawahan",
+        name: "Perpustakaan Desa Pesawahan",
+        sessions_per_pc_day: 5.0,
+        power_cut_chance: 0.15,
+        no_internet_days: Some((12, 19)),
+        dead_cmos_pc: None,
+    },
+    Village {
+        code: "rempoah",
+        name: "Perpustakaan Desa Rempoah",
+        sessions_per_pc_day: 7.0,
+        power_cut_chance: 0.05,
+        no_internet_days: None,
+        dead_cmos_pc: None,
+    },
+    Village {
+        code: "adisara",
+        name: "Perpustakaan Desa Adisara",
+        sessions_per_pc_day: 4.0,
+        power_cut_chance: 0.2,
+        no_internet_days: Some((1, 4)),
+        dead_cmos_pc: Some("pc-03"),
+    },
+    Village {
+        code: "karanganyar",
+        name: "Perpustakaan Desa Karanganyar",
+        sessions_per_pc_day: 6.0,
+        power_cut_chance: 0.1,
+        no_internet_days: None,
+        dead_cmos_pc: None,
+    },
+];
+
+const PCS: &[&str] = &["pc-01", "pc-02", "pc-03"];
+/// The demo's heartbeat: coarser than the agent's 30 s so a month runs in seconds.
+const DEMO_HEARTBEAT: Duration = Duration::minutes(15);
+const OPENING_HOUR: u32 = 8;
+const CLOSING_HOUR: u32 = 15;
+
+pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
+    let lang = ctx.lang;
+    let month = match &args.month {
+        Some(text) => parse_month(text)?,
+        None => previous_month(Utc::now().date_naive()),
+    };
+    let out = prepare_out_dir(args.out)?;
+    if !ctx.json {
+        println!(
+            "{} {} — {}",
+            lang.pick("Simulasi satu bulan", "Simulating one month"),
+            month.format("%Y-%m"),
+            out.display()
+        );
+    }
+
+    let mut threads = Vec::new();
+    for (v_index, village) in VILLAGES.iter().enumerate() {
+        // All PCs of one library share its patron secret, as `--patron-secret` arranges.
+        let secret_hex = {
+            let mut rng = StdRng::seed_from_u64(args.seed ^ (v_index as u64 + 1) * 0x9E37);
+            hex_of(&rng.random::<[u8; 32]>())
+        };
+        for (p_index, pc) in PCS.iter().enumerate() {
+            let dir = out.join(village.code).join(pc);
+            let seed = args
+                .seed
+                .wrapping_mul(1_000)
+                .wrapping_add((v_index * 10 + p_index) as u64);
+            let secret_hex = secret_hex.clone();
+            threads.push(std::thread::spawn(move || {
+                simulate_pc(village, pc, &dir, month, seed, &secret_hex)
+                    .with_context(|| format!("{}/{pc}", village.code))
+            }));
+        }
+    }
+    for thread in threads {
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a simulated PC stopped unexpectedly"))??;
+    }
+
+    let summaries = VILLAGES
+        .iter()
+        .map(|v| summarise(v, &out, month))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if ctx.json {
+        return output::print_json(&serde_json::json!({
+            "month": month.format("%Y-%m").to_string(),
+            "out": out,
+            "villages": summaries,
+        }));
+    }
+    println!("{}", summary_table(&summaries, lang));
+    println!(
+        "{}",
+        lang.pick(
+            "Sesi petugas tidak dihitung. Data tiap komputer ada di folder di atas; coba: jejak --data-dir <folder>/dermaji/pc-01 status",
+            "Staff sessions are not counted. Each PC's data is in the folder above; try: jejak --data-dir <folder>/dermaji/pc-01 status"
+        )
+    );
     Ok(())
 }
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
+
+fn parse_month(text: &str) -> anyhow::Result<NaiveDate> {
+    NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").map_err(|_| {
+        UsageError::new(
+            format!("bulan '{text}' tidak sah; tulis seperti 2026-10"),
+            format!("month '{text}' is not valid; write it like 2026-10"),
+        )
+        .into()
+    })
+}
+
+fn previous_month(today: NaiveDate) -> NaiveDate {
+    let first = today.with_day(1).unwrap_or(today);
+    let last_of_previous = first.pred_opt().unwrap_or(first);
+    last_of_previous.with_day(1).unwrap_or(last_of_previous)
+}
+
+fn days_in_month(first: NaiveDate) -> u32 {
+    let next = if first.month() == 12 {
+        NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
+    };
+    next.map(|n| (n - first).num_days() as u32).unwrap_or(30)
+}
+
+fn prepare_out_dir(out: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let out = out.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "jejak-demo-{}",
+            Utc::now().format("%Y%m%dT%H%M%S%.3f")
+        ))
+    });
+    if out.exists() && std::fs::read_dir(&out)?.next().is_some() {
+        return Err(UsageError::new(
+            format!(
+                "folder {} tidak kosong; pilih folder baru untuk --out",
+                out.display()
+            ),
+            format!(
+                "{} is not empty; choose a new folder for --out",
+                out.display()
+            ),
+        )
+        .into());
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    Ok(out)
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn local(day: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
+    Zone::Wib
+        .offset()
+        .from_local_datetime(&day.and_hms_opt(hour, minute, 0).unwrap_or_default())
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+fn to_std(d: Duration) -> StdDuration {
+    d.to_std().unwrap_or_default()
+}
+
+/// One PC's month. The true time is tracked beside the PC's clock, which may be wrong.
+fn simulate_pc(
+    village: &Village,
+    pc: &str,
+    dir: &Path,
+    month: NaiveDate,
+    seed: u64,
+    secret_hex: &str,
+) -> anyhow::Result<()> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let month_start = local(month, 0, 0);
+    let clock = ManualClock::new(month_start);
+    let config = AgentConfig {
+        library: Some(village.code.to_string()),
+        pc: Some(pc.to_string()),
+        timezone: Zone::Wib.code().to_string(),
+        ..AgentConfig::default()
+    };
+    let secret = PatronSecret::from_hex(secret_hex).context("demo secret")?;
+    let shared_secret = PatronSecret::from_hex(secret_hex).context("demo secret")?;
+    initialise(
+        dir,
+        config,
+        Some(shared_secret),
+        false,
+        Arc::new(clock.clone()),
+    )?;
+    let identity = DeviceIdentity {
+        library: LibraryCode::parse(village.code)?,
+        pc: PcCode::parse(pc)?,
+    };
+    let (mut store, _) = Store::open(&dir.join(STORE_FILE), identity, Arc::new(clock.clone()))?;
+    // The simulated month lies before this build; only the dead CMOS clock is wrong.
+    store.set_earliest_plausible_wall(month_start - Duration::days(365));
+    let has_dead_cmos = village.dead_cmos_pc == Some(pc);
+    let mut cut_yesterday = false;
+    let member_prefix: String = village
+        .code
+        .chars()
+        .take(3)
+        .collect::<String>()
+        .to_uppercase();
+
+    for day_index in 0..days_in_month(month) {
+        let day = month + Duration::days(day_index as i64);
+        if day.weekday() == Weekday::Sun {
+            continue;
+        }
+        let day_number = day.day();
+        let link_up = !village
+            .no_internet_days
+            .is_some_and(|(from, to)| (from..=to).contains(&day_number));
+        let open = local(day, OPENING_HOUR, rng.random_range(0..20));
+        let close = local(day, CLOSING_HOUR, 0);
+
+        // Morning: the PC boots. A dead CMOS battery after a power cut makes the clock
+        // read 1 January 2000 until the librarian sets it at noon.
+        let wrong_clock = has_dead_cmos && cut_yesterday;
+        let boot_wall = if wrong_clock {
+            Utc.with_ymd_and_hms(2000, 1, 1, 1, 0, 0)
+                .single()
+                .unwrap_or_default()
+        } else {
+            open
+        };
+        clock.reboot(boot_wall);
+        let mut true_now = open;
+        // The agent starts: it recovers what the last run left open.
+        store.recover_open_session(StdDuration::from_secs(90))?;
+        store.record_event(if link_up {
+            PcEventKind::InternetUp
+        } else {
+            PcEventKind::InternetDown
+        })?;
+        let mut counters = NetCounters { rx: 0, tx: 0 };
+        let power_cut_at = rng.random_bool(village.power_cut_chance).then(|| {
+            open + Duration::minutes(
+                rng.random_range(30..(CLOSING_HOUR - OPENING_HOUR) as i64 * 60),
+            )
+        });
+        let clock_fixed_at = local(day, 12, 0);
+        let mut clock_fixed = !wrong_clock;
+        let mut next_heartbeat = true_now + DEMO_HEARTBEAT;
+
+        // Moves true time (and the PC's clocks) forward to `until`, heart-beating on the
+        // way. Returns false if the power went out first.
+        let mut pass_time = |store: &mut Store,
+                             true_now: &mut DateTime<Utc>,
+                             until: DateTime<Utc>,
+                             in_session: bool,
+                             rng: &mut StdRng,
+                             counters: &mut NetCounters|
+         -> anyhow::Result<bool> {
+            loop {
+                let stop = until.min(next_heartbeat);
+                let cut = power_cut_at.filter(|cut| *cut <= stop);
+                let target = cut.unwrap_or(stop);
+                let step = target - *true_now;
+                if step > Duration::zero() {
+                    clock.advance(to_std(step));
+                    if in_session && link_up {
+                        let kb_per_min = rng.random_range(40..600) as u64;
+                        counters.rx += kb_per_min * 1024 * step.num_minutes().max(0) as u64;
+                        counters.tx += kb_per_min * 100 * step.num_minutes().max(0) as u64;
+                    }
+                    *true_now = target;
+                }
+                if cut.is_some() {
+                    return Ok(false);
+                }
+                if !clock_fixed && *true_now >= clock_fixed_at {
+                    clock.set_wall(*true_now);
+                    clock_fixed = true;
+                }
+                if *true_now >= next_heartbeat {
+                    store.heartbeat(Some(*counters), Some(link_up), true)?;
+                    next_heartbeat += DEMO_HEARTBEAT;
+                }
+                if *true_now >= until {
+                    return Ok(true);
+                }
+            }
+        };
+
+        let mean_gap =
+            (CLOSING_HOUR - OPENING_HOUR) as f64 * 60.0 / village.sessions_per_pc_day.max(0.5);
+        let mut powered = true;
+        loop {
+            let gap = Duration::minutes((rng.random::<f64>() * mean_gap * 1.2) as i64 + 2);
+            let arrival = true_now + gap;
+            if arrival >= close {
+                break;
+            }
+            if !pass_time(
+                &mut store,
+                &mut true_now,
+                arrival,
+                false,
+                &mut rng,
+                &mut counters,
+            )? {
+                powered = false;
+                break;
+            }
+            let profile = patron(&mut rng, &secret, &member_prefix);
+            store.start_session(profile, Some(counters))?;
+            let length = Duration::minutes(rng.random_range(8..95));
+            let leave = (true_now + length).min(close);
+            if !pass_time(
+                &mut store,
+                &mut true_now,
+                leave,
+                true,
+                &mut rng,
+                &mut counters,
+            )? {
+                powered = false;
+                break;
+            }
+            let reason = match rng.random_range(0..100) {
+                0..=84 => EndReason::Logout,
+                85..=94 => EndReason::Idle,
+                _ => EndReason::StaffEnded,
+            };
+            store.end_session(reason, Some(counters))?;
+        }
+        if powered {
+            pass_time(
+                &mut store,
+                &mut true_now,
+                close,
+                false,
+                &mut rng,
+                &mut counters,
+            )?;
+            // Closing time: the PC is shut down properly.
+            store.record_event(PcEventKind::Shutdown)?;
+        }
+        cut_yesterday = !powered;
+    }
+    Ok(())
+}
+
+fn weighted<T: Copy>(rng: &mut StdRng, choices: &[(T, u32)]) -> T {
+    let total: u32 = choices.iter().map(|(_, w)| w).sum();
+    let mut pick = rng.random_range(0..total.max(1));
+    for (value, weight) in choices {
+        if pick < *weight {
+            return *value;
+        }
+        pick -= weight;
+    }
+    choices[0].0
+}
+
+fn patron(rng: &mut StdRng, secret: &PatronSecret, member_prefix: &str) -> PatronProfile {
+    let user_kind = weighted(
+        rng,
+        &[
+            (UserKind::Anggota, 45),
+            (UserKind::NonAnggota, 35),
+            (UserKind::Rombongan, 7),
+            (UserKind::Pelatihan, 8),
+            (UserKind::Staf, 5),
+        ],
+    );
+    let purpose_weights = [
+        (Purpose::Pendidikan, 35),
+        (Purpose::Komunikasi, 15),
+        (Purpose::Ekonomi, 12),
+        (Purpose::Hobi, 15),
+        (Purpose::LiterasiDigital, 8),
+        (Purpose::Pemerintahan, 6),
+        (Purpose::Kesehatan, 5),
+        (Purpose::Lainnya, 4),
+    ];
+    let count = weighted(rng, &[(1usize, 70), (2, 25), (3, 5)]);
+    let mut purposes = Vec::new();
+    while purposes.len() < count {
+        let p = weighted(rng, &purpose_weights);
+        if !purposes.contains(&p) {
+            purposes.push(p);
+        }
+    }
+    PatronProfile {
+        user_kind,
+        purposes,
+        gender: weighted(rng, &[(Gender::L, 48), (Gender::P, 48), (Gender::X, 4)]),
+        age_group: weighted(
+            rng,
+            &[
+                (AgeGroup::Anak, 15),
+                (AgeGroup::Remaja, 25),
+                (AgeGroup::Pemuda, 30),
+                (AgeGroup::Dewasa, 15),
+                (AgeGroup::Madya, 10),
+                (AgeGroup::Lansia, 5),
+            ],
+        ),
+        group_size: if user_kind == UserKind::Rombongan {
+            rng.random_range(2..7)
+        } else {
+            1
+        },
+        patron_key: (user_kind == UserKind::Anggota)
+            .then(|| secret.key_for(&format!("{member_prefix}-{:04}", rng.random_range(1..80)))),
+    }
+}
+
+/// A village's month, read back from its PCs' stores.
+#[derive(Debug, serde::Serialize)]
+struct VillageSummary {
+    library: String,
+    name: String,
+    pcs: usize,
+    sessions: u64,
+    unique_members: usize,
+    hours: f64,
+    mean_minutes: f64,
+    women_pct: f64,
+    top_purpose: Option<Purpose>,
+    data_mb: f64,
+    power_loss_sessions: u64,
+    clock_warnings: u64,
+    changes_waiting_to_sync: u64,
+}
+
+fn summarise(village: &Village, out: &Path, month: NaiveDate) -> anyhow::Result<VillageSummary> {
+    let month_end = local(month + Duration::days(days_in_month(month) as i64), 0, 0);
+    let mut sessions = 0u64;
+    let mut seconds = 0u64;
+    let mut women = 0u64;
+    let mut bytes = 0u64;
+    let mut power_loss = 0u64;
+    let mut clock_warnings = 0u64;
+    let mut waiting = 0u64;
+    let mut members = HashSet::new();
+    let mut purposes: BTreeMap<Purpose, u64> = BTreeMap::new();
+    for pc in PCS {
+        let dir = out.join(village.code).join(pc);
+        let config = AgentConfig::load(&dir)?;
+        let clock = ManualClock::new(month_end);
+        let (mut store, _) = Store::open(
+            &dir.join(STORE_FILE),
+            config.identity(&dir)?,
+            Arc::new(clock),
+        )?;
+        store.set_earliest_plausible_wall(local(month, 0, 0) - Duration::days(365));
+        for s in store.recent_sessions(u32::MAX)? {
+            if s.end_reason == Some(EndReason::PowerLoss) {
+                power_loss += 1;
+            }
+            if !s.patron.user_kind.counts_publicly() {
+                continue;
+            }
+            sessions += 1;
+            seconds += s.duration_secs;
+            bytes += s.bytes_rx + s.bytes_tx;
+            women += u64::from(s.patron.gender == Gender::P);
+            if let Some(key) = &s.patron.patron_key {
+                members.insert(key.clone());
+            }
+            for p in &s.patron.purposes {
+                *purposes.entry(*p).or_default() += 1;
+            }
+        }
+        for change in store.changes_after(0, u32::MAX)? {
+            if let RecordBody::PcEvent(e) = change.body
+                && matches!(e.kind, PcEventKind::ClockJump | PcEventKind::ClockSuspect)
+            {
+                clock_warnings += 1;
+            }
+        }
+        waiting += store.status(Zone::Wib)?.pending_changes;
+    }
+    Ok(VillageSummary {
+        library: village.code.to_string(),
+        name: village.name.to_string(),
+        pcs: PCS.len(),
+        sessions,
+        unique_members: members.len(),
+        hours: seconds as f64 / 3600.0,
+        mean_minutes: if sessions > 0 {
+            seconds as f64 / 60.0 / sessions as f64
+        } else {
+            0.0
+        },
+        women_pct: if sessions > 0 {
+            women as f64 * 100.0 / sessions as f64
+        } else {
+            0.0
+        },
+        top_purpose: purposes.iter().max_by_key(|(_, n)| **n).map(|(p, _)| *p),
+        data_mb: bytes as f64 / 1e6,
+        power_loss_sessions: power_loss,
+        clock_warnings,
+        changes_waiting_to_sync: waiting,
+    })
+}
+
+fn summary_table(summaries: &[VillageSummary], lang: Lang) -> String {
+    let header = [
+        lang.pick("Perpustakaan", "Library"),
+        lang.pick("PC", "PCs"),
+        lang.pick("Sesi", "Sessions"),
+        lang.pick("Anggota unik", "Unique members"),
+        lang.pick("Jam", "Hours"),
+        lang.pick("Rata-rata (menit)", "Mean (min)"),
+        lang.pick("Perempuan %", "Women %"),
+        lang.pick("Tujuan utama", "Top purpose"),
+        lang.pick("Data (MB)", "Data (MB)"),
+        lang.pick("Sesi terputus listrik", "Cut by power loss"),
+        lang.pick("Peringatan jam", "Clock warnings"),
+        lang.pick("Menunggu sinkron", "Waiting to sync"),
+    ]
+    .map(String::from)
+    .to_vec();
+    let n = |v: f64, d: usize| output::number(v, d, lang);
+    let mut rows: Vec<Vec<String>> = summaries
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.pcs.to_string(),
+                n(s.sessions as f64, 0),
+                n(s.unique_members as f64, 0),
+                n(s.hours, 1),
+                n(s.mean_minutes, 1),
+                n(s.women_pct, 1),
+                s.top_purpose
+                    .map(|p| p.label(lang).to_string())
+                    .unwrap_or_default(),
+                n(s.data_mb, 1),
+                n(s.power_loss_sessions as f64, 0),
+                n(s.clock_warnings as f64, 0),
+                n(s.changes_waiting_to_sync as f64, 0),
+            ]
+        })
+        .collect();
+    let total_sessions: u64 = summaries.iter().map(|s| s.sessions).sum();
+    let total_hours: f64 = summaries.iter().map(|s| s.hours).sum();
+    rows.push(vec![
+        lang.pick("JUMLAH", "TOTAL").to_string(),
+        summaries.iter().map(|s| s.pcs).sum::<usize>().to_string(),
+        n(total_sessions as f64, 0),
+        n(
+            summaries.iter().map(|s| s.unique_members).sum::<usize>() as f64,
+            0,
+        ),
+        n(total_hours, 1),
+        n(
+            if total_sessions > 0 {
+                total_hours * 60.0 / total_sessions as f64
+            } else {
+                0.0
+            },
+            1,
+        ),
+        n(
+            if total_sessions > 0 {
+                summaries
+                    .iter()
+                    .map(|s| s.women_pct * s.sessions as f64)
+                    .sum::<f64>()
+                    / total_sessions as f64
+            } else {
+                0.0
+            },
+            1,
+        ),
+        String::new(),
+        n(summaries.iter().map(|s| s.data_mb).sum(), 1),
+        n(
+            summaries.iter().map(|s| s.power_loss_sessions).sum::<u64>() as f64,
+            0,
+        ),
+        n(
+            summaries.iter().map(|s| s.clock_warnings).sum::<u64>() as f64,
+            0,
+        ),
+        n(
+            summaries
+                .iter()
+                .map(|s| s.changes_waiting_to_sync)
+                .sum::<u64>() as f64,
+            0,
+        ),
+    ]);
+    output::table(header, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_previous_month_is_found_across_a_year_end() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(previous_month(d(2026, 11, 26)), d(2026, 10, 1));
+        assert_eq!(previous_month(d(2027, 1, 5)), d(2026, 12, 1));
+        assert_eq!(days_in_month(d(2028, 2, 1)), 29);
+    }
+}

@@ -77,8 +77,14 @@ fn main() -> ExitCode {
             return ExitCode::from(errors::EXIT_INVALID_INPUT);
         }
     };
-    let is_agent = matches!(cli.command, Command::Agent);
-    output::init_logging(if is_agent { "info" } else { "warn" });
+    // The demo replays clock faults on purpose; its summary reports them, so their
+    // warnings would only be noise there.
+    let default_filter = match cli.command {
+        Command::Agent => "info",
+        Command::Demo(_) => "error",
+        _ => "warn",
+    };
+    output::init_logging(default_filter);
     let context = pc::Context {
         data_dir: cli.global.data_dir.clone().unwrap_or_else(default_data_dir),
         lang,

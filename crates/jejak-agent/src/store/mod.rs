@@ -111,6 +111,8 @@ pub struct Store {
     /// started again at 1.
     epoch: Uuid,
     jump_tolerance_ms: i64,
+    /// A wall time before this is a wrong clock (by default the build date).
+    earliest_plausible_wall: DateTime<Utc>,
 }
 
 enum OpenFailure {
@@ -147,6 +149,7 @@ impl Store {
             clock,
             epoch: Uuid::nil(),
             jump_tolerance_ms: DEFAULT_JUMP_TOLERANCE_MS,
+            earliest_plausible_wall: earliest_plausible_wall(),
         };
         store.epoch = store.ensure_epoch()?;
         if let Some(moved) = &quarantined {
@@ -187,6 +190,12 @@ impl Store {
     /// Lets a test or the demo use a tighter or looser clock-jump threshold.
     pub fn set_jump_tolerance(&mut self, tolerance: Duration) {
         self.jump_tolerance_ms = tolerance.as_millis() as i64;
+    }
+
+    /// Moves the earliest plausible wall time: the demo replays a month that lies
+    /// before the build date, which a real PC's clock never legitimately does.
+    pub fn set_earliest_plausible_wall(&mut self, earliest: DateTime<Utc>) {
+        self.earliest_plausible_wall = earliest;
     }
 
     /// Gives SQLite a page limit, so that tests can make "disk full" happen on purpose.
@@ -240,7 +249,11 @@ impl Store {
             run: RunState::default(),
         };
         writer
-            .enter_run(&self.clock.boot_id(), self.jump_tolerance_ms)
+            .enter_run(
+                &self.clock.boot_id(),
+                self.jump_tolerance_ms,
+                self.earliest_plausible_wall,
+            )
             .map_err(sqlite)?;
         let out = f(&mut writer).map_err(|e| match e {
             rusqlite::Error::ToSqlConversionFailure(inner) => {
@@ -524,7 +537,7 @@ impl Store {
             sessions_today: sessions_today as u64,
             last_heartbeat: last_heartbeat.map(millis_to_time),
             clock_suspect_now: run.map(|(_, s)| s).unwrap_or(false)
-                || self.clock.wall() < earliest_plausible_wall(),
+                || self.clock.wall() < self.earliest_plausible_wall,
             clock_warnings,
             quick_check: self.pragma_check("quick_check")?,
             recovered_from,
@@ -670,7 +683,12 @@ struct Writer<'t> {
 impl Writer<'_> {
     /// Finds or creates the run of the current boot, and checks the wall clock against
     /// the monotonic clock since the last write of this run.
-    fn enter_run(&mut self, boot_id: &str, jump_tolerance_ms: i64) -> rusqlite::Result<()> {
+    fn enter_run(
+        &mut self,
+        boot_id: &str,
+        jump_tolerance_ms: i64,
+        earliest_plausible_wall: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
         let existing: Option<(String, i64, i64, i64)> = self
             .tx
             .query_row(
@@ -719,7 +737,7 @@ impl Writer<'_> {
                 )?;
             }
         }
-        if !self.run.clock_suspect && self.now.wall < earliest_plausible_wall() {
+        if !self.run.clock_suspect && self.now.wall < earliest_plausible_wall {
             tracing::warn!("wall clock reads a time before this build; times are estimates");
             self.run.clock_suspect = true;
             self.tx.execute(
