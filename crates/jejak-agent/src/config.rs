@@ -349,6 +349,17 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_valid_and_states_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/agent.example.toml");
+        let config = AgentConfig::load_from(&example, Env::prefixed("JEJAK_TEST_NONE_")).unwrap();
+        assert_eq!(config, AgentConfig::default());
+        let text = std::fs::read_to_string(&example).unwrap();
+        for key in ENV_KEYS {
+            assert!(text.contains(&format!("{key} =")), "{key} is not documented");
+        }
+    }
+
+    #[test]
     fn what_init_writes_reads_back() {
         let dir = tempfile::tempdir().unwrap();
         let config = AgentConfig {
