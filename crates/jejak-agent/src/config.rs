@@ -303,6 +303,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type is fixed by figment.
     fn the_environment_overrides_the_file() {
         figment::Jail::expect_with(|jail| {
             let path = write(
@@ -355,7 +356,10 @@ mod tests {
         assert_eq!(config, AgentConfig::default());
         let text = std::fs::read_to_string(&example).unwrap();
         for key in ENV_KEYS {
-            assert!(text.contains(&format!("{key} =")), "{key} is not documented");
+            assert!(
+                text.contains(&format!("{key} =")),
+                "{key} is not documented"
+            );
         }
     }
 

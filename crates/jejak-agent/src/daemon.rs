@@ -111,7 +111,7 @@ pub async fn run(
                 summary.heartbeats += 1;
                 // The first heartbeat of a run and every n-th after it become pc events.
                 let write_event =
-                    (summary.heartbeats - 1) % u64::from(settings.heartbeat_event_every.max(1)) == 0;
+                    (summary.heartbeats - 1).is_multiple_of(u64::from(settings.heartbeat_event_every.max(1)));
                 match store.heartbeat(counters, link_up, write_event) {
                     Ok(outcome) => {
                         if let Some(seq) = outcome.event_seq {

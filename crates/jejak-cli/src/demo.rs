@@ -126,7 +126,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
     for (v_index, village) in VILLAGES.iter().enumerate() {
         // All PCs of one library share its patron secret, as `--patron-secret` arranges.
         let secret_hex = {
-            let mut rng = StdRng::seed_from_u64(args.seed ^ (v_index as u64 + 1) * 0x9E37);
+            let mut rng = StdRng::seed_from_u64(args.seed ^ ((v_index as u64 + 1) * 0x9E37));
             hex_of(&rng.random::<[u8; 32]>())
         };
         for (p_index, pc) in PCS.iter().enumerate() {
