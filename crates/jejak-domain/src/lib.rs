@@ -3,6 +3,7 @@
 //!
 //! This crate does no IO: no files, no clocks, no network. Callers pass times in.
 
+mod batch;
 mod error;
 mod event;
 mod identity;
@@ -11,6 +12,10 @@ mod session;
 mod vocab;
 mod wire;
 
+pub use batch::{
+    BATCH_MEDIA_TYPE, BatchAck, BatchRecord, BatchShapeError, ClientInstant, ClockAnchor,
+    EventColumns, HexId, Problem, RejectedRecord, SessionColumns, WIRE_VERSION, WireBatch,
+};
 pub use error::{DomainError, Field};
 pub use event::PcEvent;
 pub use identity::{DeviceIdentity, LibraryCode, PcCode};
@@ -19,4 +24,4 @@ pub use session::{
     MAX_GROUP_SIZE, MAX_PURPOSES, PatronKey, PatronProfile, Session, parse_purposes,
 };
 pub use vocab::{AgeGroup, EndReason, Gender, PcEventKind, Purpose, TimeQuality, UserKind, Zone};
-pub use wire::{Batch, ChangeRecord, RecordBody, WIRE_VERSION};
+pub use wire::{ChangeRecord, RecordBody};

@@ -1,5 +1,5 @@
-//! The records the sync carries: every change on a PC is one `ChangeRecord` with the
-//! device's next sequence number.
+//! The PC's change log entries: every change on a PC is one `ChangeRecord` with the
+//! device's next sequence number. `batch` turns them into the sync's wire format.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,9 +8,6 @@ use uuid::Uuid;
 use crate::error::DomainError;
 use crate::event::PcEvent;
 use crate::session::Session;
-
-/// Bumped when the record format changes in a way an older server cannot read.
-pub const WIRE_VERSION: u32 = 1;
 
 /// The thing a change wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,16 +60,4 @@ pub struct ChangeRecord {
     pub run_id: Uuid,
     pub mono_ms: u64,
     pub body: RecordBody,
-}
-
-/// A batch of consecutive change records from one device, as sent to the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Batch {
-    pub wire_version: u32,
-    /// Chosen by the client; the server's answer echoes it.
-    pub batch_id: Uuid,
-    /// The device store's epoch: a store rebuilt after corruption starts a new epoch
-    /// and its seqs start again at 1.
-    pub epoch: Uuid,
-    pub records: Vec<ChangeRecord>,
 }
