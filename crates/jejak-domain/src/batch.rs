@@ -481,7 +481,7 @@ impl WireBatch {
         previous: u64,
         delta: u64,
     ) -> Result<u64, BatchShapeError> {
-        let seq = previous.checked_add(delta).unwrap_or(u64::MAX);
+        let seq = previous.saturating_add(delta);
         if delta == 0 || seq > self.last_seq {
             return Err(BatchShapeError::Seq { table, index, seq });
         }
