@@ -7,6 +7,7 @@
 
 mod error;
 mod schema;
+mod sync_state;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
 pub use error::StoreError;
+pub use sync_state::{RejectedChange, SyncState};
 
 use crate::clock::{Clock, earliest_plausible_wall};
 

@@ -4,7 +4,7 @@
 use rusqlite_migration::{M, Migrations};
 
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1)])
+    Migrations::new(vec![M::up(V1), M::up(V2)])
 }
 
 const V1: &str = r#"
@@ -98,6 +98,25 @@ CREATE TABLE sessions (
 CREATE UNIQUE INDEX sessions_one_open ON sessions ((ended_wall_ms IS NULL)) WHERE ended_wall_ms IS NULL;
 CREATE INDEX sessions_by_start ON sessions (started_wall_ms);
 CREATE INDEX changes_by_kind ON changes (record_kind, seq);
+"#;
+
+/// Sync bookkeeping: the clock anchors measured against the server, and the changes
+/// the server refused (kept here, counted and shown, never resent as if new).
+const V2: &str = r#"
+CREATE TABLE clock_anchors (
+    run_id           TEXT PRIMARY KEY REFERENCES runs(run_id),
+    mono_ms          INTEGER NOT NULL,
+    server_ms        INTEGER NOT NULL,
+    uncertainty_ms   INTEGER NOT NULL,
+    measured_wall_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE rejected_changes (
+    seq            INTEGER PRIMARY KEY REFERENCES changes(seq),
+    code           TEXT NOT NULL,
+    detail         TEXT NOT NULL,
+    rejected_at_ms INTEGER NOT NULL
+) STRICT;
 "#;
 
 #[cfg(test)]

@@ -1,0 +1,18 @@
+//! The village PC's side of the sync: it reads the change log from the last
+//! acknowledged seq, sends compressed batches sized for slow links, and marks records
+//! synced only on a well-formed answer that echoes the batch id.
+//!
+//! - [`batching`]: change log → wire batch (newest revision per session only) → zstd.
+//! - [`client`]: the HTTP exchanges (time probe, batch push) and how answers are read.
+//! - [`backoff`]: exponential back-off with full jitter, capped.
+//! - [`session`]: one sync run: probe the clock, push batches until nothing is left.
+//! - [`bundle`]: USB bundles and their acknowledgement files, for offices without a link.
+
+pub mod backoff;
+pub mod batching;
+pub mod bundle;
+pub mod client;
+pub mod session;
+
+pub use client::{PushError, SyncClient};
+pub use session::{Progress, SyncError, SyncOptions, SyncReport, sync_once};

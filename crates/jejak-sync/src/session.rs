@@ -1,0 +1,354 @@
+//! One sync run: measure the clock offset, then push batches from the last
+//! acknowledged seq until nothing is left, retrying each batch unchanged after network
+//! errors, timeouts and 5xx with capped, jittered back-off.
+
+use std::time::{Duration, Instant};
+
+use jejak_agent::store::{Store, StoreError};
+use jejak_domain::{ClockAnchor, Problem, RejectedRecord};
+
+use crate::backoff::Backoff;
+use crate::batching::{self, PreparedBatch};
+use crate::client::{PushError, SyncClient};
+
+/// How a sync run behaves.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Changes per batch: small enough that one batch crosses a 64 kbit/s link well
+    /// within the request timeout (500 realistic records compress to about 20 KB).
+    pub max_records: u32,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Attempts per exchange before giving up; `None` retries forever (the agent).
+    pub max_attempts: Option<u32>,
+    /// Build the batches and report them, but send nothing.
+    pub dry_run: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            max_records: 500,
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(180),
+            max_attempts: None,
+            dry_run: false,
+        }
+    }
+}
+
+/// Where a sync run stands, for progress bars and log lines.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub batches: u32,
+    pub records_sent: u64,
+    pub bytes_sent: u64,
+    /// The seq the server now holds, and the last seq there is.
+    pub held_seq: u64,
+    pub last_seq: u64,
+    pub elapsed: Duration,
+    /// Retries so far (network errors, timeouts, 5xx, answers that were not answers).
+    pub retries: u32,
+}
+
+/// What a sync run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SyncReport {
+    pub server: String,
+    pub nothing_to_send: bool,
+    pub dry_run: bool,
+    pub batches: u32,
+    pub records_sent: u64,
+    /// Compressed bytes of the batch bodies (each attempt counted).
+    pub bytes_sent: u64,
+    /// Bytes of the batches' JSON before compression.
+    pub json_bytes: u64,
+    pub new: u64,
+    pub duplicates: u64,
+    pub rejected: Vec<RejectedRecord>,
+    pub held_seq: u64,
+    pub pending_after: u64,
+    pub retries: u32,
+    /// The PC's clock minus the server's, as measured at the start (ms).
+    pub clock_offset_ms: Option<i64>,
+    pub clock_uncertainty_ms: Option<u64>,
+    pub elapsed_ms: u64,
+}
+
+/// Why a sync run stopped without finishing. The data stays on the PC in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("no link to the server after {attempts} attempts: {last_error}")]
+    NoLink { attempts: u32, last_error: String },
+    #[error("the server refused the token{}: {detail}", if *.revoked { " (revoked)" } else { "" })]
+    Unauthorized { revoked: bool, detail: String },
+    #[error("the server refused the batch ({}): {}", .problem.status, .problem.detail)]
+    Refused { problem: Problem },
+    #[error("the server and this PC disagree about the change log: {0}")]
+    NoProgress(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs one sync: everything not yet acknowledged, in order.
+pub async fn sync_once(
+    store: &mut Store,
+    client: &SyncClient,
+    options: &SyncOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let state = store.sync_state()?;
+    let mut report = SyncReport {
+        server: client.server().to_string(),
+        dry_run: options.dry_run,
+        held_seq: state.acked_seq,
+        ..SyncReport::default()
+    };
+    if state.pending() == 0 {
+        report.nothing_to_send = true;
+        return Ok(report);
+    }
+    if options.dry_run {
+        let sent = store.client_instant()?;
+        let mut cursor = state.acked_seq;
+        while let Some(batch) = batching::prepare(store, cursor, options.max_records, sent)? {
+            report.batches += 1;
+            report.records_sent += batch.records() as u64;
+            report.bytes_sent += batch.body.len() as u64;
+            report.json_bytes += batch.json_bytes as u64;
+            cursor = batch.wire.last_seq;
+        }
+        report.pending_after = state.pending();
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+
+    let mut backoff = Backoff::new(options.backoff_base, options.backoff_cap);
+    let outcome = run(
+        store,
+        client,
+        options,
+        progress,
+        &mut report,
+        &mut backoff,
+        started,
+    )
+    .await;
+    report.retries = report.retries.max(backoff.attempts());
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok(()) => {
+            let after = store.sync_state()?;
+            report.held_seq = after.acked_seq;
+            report.pending_after = after.pending();
+            Ok(report)
+        }
+        Err(e) => {
+            if !matches!(e, SyncError::Store(_)) {
+                store.record_sync_failure(&e.to_string())?;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn run(
+    store: &mut Store,
+    client: &SyncClient,
+    options: &SyncOptions,
+    progress: &mut dyn FnMut(&Progress),
+    report: &mut SyncReport,
+    backoff: &mut Backoff,
+    started: Instant,
+) -> Result<(), SyncError> {
+    // The clock first: every batch of this run then carries an anchor for the current
+    // boot, so the server can date its records whatever the wall clock says.
+    let anchor = measure_clock(store, client, options, backoff, report).await?;
+    store.save_anchor(anchor.0)?;
+    report.clock_offset_ms = Some(anchor.1);
+    report.clock_uncertainty_ms = Some(anchor.0.uncertainty_ms);
+    tracing::info!(
+        offset_ms = anchor.1,
+        uncertainty_ms = anchor.0.uncertainty_ms,
+        "clock offset measured"
+    );
+
+    let mut max_records = options.max_records.max(1);
+    let mut cursor = store.sync_state()?.acked_seq;
+    let mut gaps_without_progress = 0;
+    loop {
+        let sent = store.client_instant()?;
+        let Some(batch) = batching::prepare(store, cursor, max_records, sent)? else {
+            return Ok(());
+        };
+        match push_with_retries(store, client, options, backoff, report, &batch).await {
+            Ok(ack) => {
+                store.record_ack(ack.epoch, ack.held_seq, &ack.rejected)?;
+                report.batches += 1;
+                report.records_sent += batch.records() as u64;
+                report.json_bytes += batch.json_bytes as u64;
+                report.new += u64::from(ack.new);
+                report.duplicates += u64::from(ack.duplicates);
+                report.rejected.extend(ack.rejected.iter().cloned());
+                if ack.held_seq <= cursor {
+                    return Err(SyncError::NoProgress(format!(
+                        "the server acknowledged seq {} after a batch up to {}",
+                        ack.held_seq, batch.wire.last_seq
+                    )));
+                }
+                cursor = ack.held_seq;
+                gaps_without_progress = 0;
+                tracing::info!(
+                    batch = %batch.wire.batch_id,
+                    records = batch.records(),
+                    bytes = batch.body.len(),
+                    held_seq = ack.held_seq,
+                    new = ack.new,
+                    duplicates = ack.duplicates,
+                    rejected = ack.rejected.len(),
+                    "batch acknowledged"
+                );
+                progress(&Progress {
+                    batches: report.batches,
+                    records_sent: report.records_sent,
+                    bytes_sent: report.bytes_sent,
+                    held_seq: ack.held_seq,
+                    last_seq: store.sync_state()?.last_seq,
+                    elapsed: started.elapsed(),
+                    retries: backoff.attempts(),
+                });
+            }
+            Err(PushError::Gap { expected_seq }) => {
+                let held = expected_seq.saturating_sub(1);
+                tracing::warn!(
+                    expected_seq,
+                    cursor,
+                    "the server expects another seq; resuming there"
+                );
+                gaps_without_progress += 1;
+                if gaps_without_progress > 3 {
+                    return Err(SyncError::NoProgress(format!(
+                        "the server keeps asking for seq {expected_seq}"
+                    )));
+                }
+                if held > cursor {
+                    // The server holds more than this PC knew: an acknowledgement was lost.
+                    store.record_ack(batch.wire.epoch, held, &[])?;
+                }
+                cursor = held;
+            }
+            Err(PushError::Refused { problem }) if problem.status == 413 && max_records > 1 => {
+                max_records = (max_records / 2).max(1);
+                tracing::warn!(
+                    max_records,
+                    "batch too large for the server; sending smaller batches"
+                );
+            }
+            Err(PushError::Refused { problem }) => return Err(SyncError::Refused { problem }),
+            Err(PushError::Unauthorized { revoked, detail }) => {
+                return Err(SyncError::Unauthorized { revoked, detail });
+            }
+            Err(other) => {
+                return Err(SyncError::NoLink {
+                    attempts: backoff.attempts(),
+                    last_error: other.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// Pushes one batch, retrying the same bytes under the same batch id while the error
+/// is one that waiting can cure. Each acknowledged exchange also refines the anchor.
+async fn push_with_retries(
+    store: &mut Store,
+    client: &SyncClient,
+    options: &SyncOptions,
+    backoff: &mut Backoff,
+    report: &mut SyncReport,
+    batch: &PreparedBatch,
+) -> Result<jejak_domain::BatchAck, PushError> {
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let t1 = store.mono_now();
+        report.bytes_sent += batch.body.len() as u64;
+        match client.push(batch).await {
+            Ok(ack) => {
+                let t4 = store.mono_now();
+                let anchor = ClockAnchor::measure(
+                    batch.wire.sent.run,
+                    t1,
+                    ack.received_at_ms,
+                    ack.sent_at_ms,
+                    t4,
+                );
+                if let Err(e) = store.save_anchor(anchor) {
+                    tracing::warn!(error = %e, "could not keep the clock anchor");
+                }
+                return Ok(ack);
+            }
+            Err(e) if e.is_retryable() => {
+                if options.max_attempts.is_some_and(|max| attempts >= max) {
+                    return Err(e);
+                }
+                let pause = backoff.next_pause();
+                report.retries += 1;
+                tracing::warn!(error = %e, attempt = attempts, pause_ms = pause.as_millis() as u64, "batch not acknowledged; retrying");
+                tokio::time::sleep(pause).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The time probe, retried like a batch. Returns the anchor and the PC's wall clock
+/// minus the server's clock.
+async fn measure_clock(
+    store: &mut Store,
+    client: &SyncClient,
+    options: &SyncOptions,
+    backoff: &mut Backoff,
+    report: &mut SyncReport,
+) -> Result<(ClockAnchor, i64), SyncError> {
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let instant = store.client_instant()?;
+        let t1 = store.mono_now();
+        let answer = client.server_time().await;
+        let t4 = store.mono_now();
+        match answer {
+            Ok(time) => {
+                let anchor =
+                    ClockAnchor::measure(instant.run, t1, time.received_at_ms, time.sent_at_ms, t4);
+                let wall_at_anchor =
+                    instant.wall_ms + (anchor.mono_ms as i64 - instant.mono_ms as i64);
+                return Ok((anchor, wall_at_anchor - anchor.server_ms));
+            }
+            Err(e) if e.is_retryable() => {
+                if options.max_attempts.is_some_and(|max| attempts >= max) {
+                    return Err(SyncError::NoLink {
+                        attempts,
+                        last_error: e.to_string(),
+                    });
+                }
+                let pause = backoff.next_pause();
+                report.retries += 1;
+                tracing::warn!(error = %e, attempt = attempts, "server not reachable; retrying");
+                tokio::time::sleep(pause).await;
+            }
+            Err(PushError::Unauthorized { revoked, detail }) => {
+                return Err(SyncError::Unauthorized { revoked, detail });
+            }
+            Err(PushError::Refused { problem }) => return Err(SyncError::Refused { problem }),
+            Err(e) => {
+                return Err(SyncError::NoLink {
+                    attempts,
+                    last_error: e.to_string(),
+                });
+            }
+        }
+    }
+}
