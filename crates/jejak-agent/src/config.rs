@@ -13,6 +13,34 @@ use serde::{Deserialize, Serialize};
 pub const CONFIG_FILE: &str = "agent.toml";
 /// The name of the store file inside the data directory.
 pub const STORE_FILE: &str = "jejak.db";
+/// The device token the district server issued, inside the data directory.
+pub const TOKEN_FILE: &str = "device.token";
+
+/// Saves the device token readable by its owner only.
+pub fn save_token(data_dir: &Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = data_dir.join(TOKEN_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path)?;
+    file.write_all(token.trim().as_bytes())?;
+    file.sync_all()
+}
+
+/// The device token, if this PC has been enrolled.
+pub fn load_token(data_dir: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(data_dir.join(TOKEN_FILE)) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_string())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 /// The keys that may come from the environment. Listing them keeps unrelated
 /// `JEJAK_*` variables (such as `JEJAK_DATA_DIR` or `JEJAK_BOOT_ID`) out of the file's
@@ -29,6 +57,11 @@ const ENV_KEYS: &[&str] = &[
     "probe_timeout_secs",
     "crash_grace_secs",
     "net_dev_path",
+    "sync_secs",
+    "sync_timeout_secs",
+    "sync_batch_records",
+    "sync_backoff_base_secs",
+    "sync_backoff_cap_secs",
 ];
 
 /// Everything the agent and the PC-side commands read from configuration.
@@ -59,6 +92,15 @@ pub struct AgentConfig {
     pub crash_grace_secs: f64,
     /// Where the interface counters are read (Linux `/proc/net/dev`).
     pub net_dev_path: PathBuf,
+    /// Seconds between the agent's own syncs while the link is up.
+    pub sync_secs: f64,
+    /// Seconds one sync exchange (one batch) may take before it is retried.
+    pub sync_timeout_secs: f64,
+    /// Changes per batch.
+    pub sync_batch_records: u32,
+    /// First pause after a failed exchange; it doubles up to the cap (with full jitter).
+    pub sync_backoff_base_secs: f64,
+    pub sync_backoff_cap_secs: f64,
 }
 
 impl Default for AgentConfig {
@@ -75,6 +117,11 @@ impl Default for AgentConfig {
             probe_timeout_secs: 10.0,
             crash_grace_secs: 90.0,
             net_dev_path: PathBuf::from("/proc/net/dev"),
+            sync_secs: 300.0,
+            sync_timeout_secs: 60.0,
+            sync_batch_records: 500,
+            sync_backoff_base_secs: 1.0,
+            sync_backoff_cap_secs: 180.0,
         }
     }
 }
@@ -179,6 +226,25 @@ impl AgentConfig {
         positive("probe_secs", self.probe_secs, 86_400.0)?;
         positive("probe_timeout_secs", self.probe_timeout_secs, 600.0)?;
         positive("crash_grace_secs", self.crash_grace_secs, 86_400.0)?;
+        positive("sync_secs", self.sync_secs, 86_400.0)?;
+        positive("sync_timeout_secs", self.sync_timeout_secs, 3600.0)?;
+        positive(
+            "sync_backoff_base_secs",
+            self.sync_backoff_base_secs,
+            3600.0,
+        )?;
+        positive(
+            "sync_backoff_cap_secs",
+            self.sync_backoff_cap_secs,
+            86_400.0,
+        )?;
+        if !(1..=5000).contains(&self.sync_batch_records) {
+            return Err(bad_key(
+                "sync_batch_records",
+                source_name,
+                format!("must be 1 to 5000, got {}", self.sync_batch_records),
+            ));
+        }
         if self.heartbeat_event_every == 0 {
             return Err(bad_key(
                 "heartbeat_event_every",
@@ -244,6 +310,21 @@ impl AgentConfig {
 
     pub fn probe_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.probe_timeout_secs)
+    }
+
+    pub fn sync_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.sync_secs)
+    }
+
+    pub fn sync_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.sync_timeout_secs)
+    }
+
+    pub fn sync_backoff(&self) -> (Duration, Duration) {
+        (
+            Duration::from_secs_f64(self.sync_backoff_base_secs),
+            Duration::from_secs_f64(self.sync_backoff_cap_secs),
+        )
     }
 
     pub fn crash_grace(&self) -> Duration {

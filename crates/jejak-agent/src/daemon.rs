@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,16 @@ pub struct AgentSettings {
     pub heartbeat_event_every: u32,
     /// How old a dead agent's last heartbeat may be for its session to continue.
     pub crash_grace: Duration,
+    /// How often to sync while the link is up.
+    pub sync_interval: Duration,
+}
+
+/// A sync the agent runs in the background while the link is up. The sync crate
+/// implements it (it depends on this crate, not the other way round); the agent only
+/// decides when. An implementation opens its own store connection, so a long sync over
+/// a slow link never holds up heartbeats.
+pub trait BackgroundSync: Send + 'static {
+    fn sync(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 /// What one run of the agent did, for its log line at exit and for tests.
@@ -33,6 +44,7 @@ pub struct AgentSettings {
 pub struct AgentSummary {
     pub recovery: Option<Recovery>,
     pub heartbeats: u64,
+    pub syncs_started: u64,
     pub ended_at_shutdown: Option<uuid::Uuid>,
 }
 
@@ -72,6 +84,7 @@ pub async fn run(
     mut store: Store,
     settings: AgentSettings,
     collectors: Vec<Box<dyn Collector>>,
+    background_sync: Option<Box<dyn BackgroundSync>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<AgentSummary, StoreError> {
     let mut summary = AgentSummary {
@@ -102,11 +115,50 @@ pub async fn run(
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut link_up: Option<bool> = None;
     let mut counters: Option<NetCounters> = None;
+    // The first periodic sync waits one interval: at start the probe's first verdict
+    // (which starts a sync when the link is up) comes sooner.
+    let mut sync_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + settings.sync_interval,
+        settings.sync_interval,
+    );
+    sync_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The sync is either idle (here) or running in its own task, which hands it back.
+    let mut idle_sync = background_sync;
+    let mut running_sync: Option<tokio::task::JoinHandle<Box<dyn BackgroundSync>>> = None;
+    let mut start_sync =
+        |idle: &mut Option<Box<dyn BackgroundSync>>,
+         running: &mut Option<tokio::task::JoinHandle<Box<dyn BackgroundSync>>>| {
+            if let Some(mut sync) = idle.take() {
+                summary.syncs_started += 1;
+                *running = Some(tokio::spawn(async move {
+                    sync.sync().await;
+                    sync
+                }));
+            }
+        };
     tokio::pin!(shutdown);
 
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = sync_tick.tick(), if idle_sync.is_some() => {
+                // Unknown (not probed yet) is worth a try; a link known to be down is not.
+                if link_up != Some(false) {
+                    start_sync(&mut idle_sync, &mut running_sync);
+                }
+            }
+            finished = async {
+                match running_sync.as_mut() {
+                    Some(handle) => handle.await,
+                    None => std::future::pending().await,
+                }
+            }, if running_sync.is_some() => {
+                running_sync = None;
+                match finished {
+                    Ok(sync) => idle_sync = Some(sync),
+                    Err(e) => tracing::error!(error = %e, "the background sync task failed; syncing stops until restart"),
+                }
+            }
             _ = heartbeat.tick() => {
                 summary.heartbeats += 1;
                 // The first heartbeat of a run and every n-th after it become pc events.
@@ -132,6 +184,9 @@ pub async fn run(
                             Ok(seq) => {
                                 link_up = Some(up);
                                 tracing::info!(seq, event = kind.code(), "link changed");
+                                if up {
+                                    start_sync(&mut idle_sync, &mut running_sync);
+                                }
                             }
                             Err(e) => tracing::error!(error = %e, "link change not recorded"),
                         }
@@ -143,6 +198,11 @@ pub async fn run(
 
     for task in tasks {
         task.abort();
+    }
+    // A sync cut short loses nothing: each acknowledgement was recorded in its own
+    // transaction, and the rest is sent again next time.
+    if let Some(handle) = running_sync {
+        handle.abort();
     }
     match store.end_session(EndReason::Shutdown, counters) {
         Ok(session) => {
@@ -221,12 +281,14 @@ mod tests {
             heartbeat: Duration::from_secs(30),
             heartbeat_event_every: 2,
             crash_grace: Duration::from_secs(90),
+            sync_interval: Duration::from_secs(300),
         };
         let shutdown = tokio::time::sleep(Duration::from_secs(30 * 5 + 1));
         let summary = run(
             store,
             settings,
             vec![Box::new(ScriptedLink(vec![true, false]))],
+            None,
             shutdown,
         )
         .await
@@ -268,5 +330,63 @@ mod tests {
         );
         assert_eq!(kinds.last().map(String::as_str), Some("shutdown"));
         assert_eq!(kinds[kinds.len() - 2], "session:shutdown");
+    }
+
+    /// Counts how often the agent asked for a sync.
+    struct CountingSync(Arc<std::sync::atomic::AtomicU32>);
+
+    impl BackgroundSync for CountingSync {
+        fn sync(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+            Box::pin(async move {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            })
+        }
+    }
+
+    async fn syncs_with_link(link: Vec<bool>) -> u32 {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2031, 1, 5, 1, 0, 0).unwrap());
+        let identity = DeviceIdentity {
+            library: LibraryCode::parse("rempoah").unwrap(),
+            pc: PcCode::parse("pc-01").unwrap(),
+        };
+        let (store, _) =
+            Store::open(&dir.path().join("jejak.db"), identity, Arc::new(clock)).unwrap();
+        let settings = AgentSettings {
+            heartbeat: Duration::from_secs(30),
+            heartbeat_event_every: 10,
+            crash_grace: Duration::from_secs(90),
+            sync_interval: Duration::from_secs(100),
+        };
+        let count = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let sync = CountingSync(count.clone());
+        let summary = run(
+            store,
+            settings,
+            vec![Box::new(ScriptedLink(link))],
+            Some(Box::new(sync)),
+            tokio::time::sleep(Duration::from_secs(350)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            u64::from(count.load(std::sync::atomic::Ordering::SeqCst)),
+            summary.syncs_started
+        );
+        count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_agent_syncs_while_the_link_is_up_and_not_while_it_is_down() {
+        // Link up at once: a sync at start (tick or link-up, whichever is first), then at
+        // 100, 200 and 300 s; never two at a time.
+        let up = syncs_with_link(vec![true]).await;
+        assert!((3..=5).contains(&up), "{up} syncs with the link up");
+        assert_eq!(
+            syncs_with_link(vec![false]).await,
+            0,
+            "no sync while the link is down"
+        );
     }
 }

@@ -29,25 +29,42 @@ pub fn explain(err: &anyhow::Error, lang: Lang) -> (String, u8) {
         return (e.message(lang), code);
     }
     if let Some(e) = err.downcast_ref::<UsageError>() {
-        return (e.message(lang), EXIT_INVALID_INPUT);
+        return (e.message(lang), e.code);
+    }
+    if let Some(SilentExit(code)) = err.downcast_ref::<SilentExit>() {
+        return (String::new(), *code);
     }
     (format!("{err:#}"), EXIT_FAILURE)
 }
 
-/// A command used in a way that cannot work, with the fix in both languages.
+/// A command that cannot do its job, with what to do in both languages and the exit
+/// code (by default "invalid input").
 #[derive(Debug, thiserror::Error)]
 #[error("{id}")]
 pub struct UsageError {
     pub id: String,
     pub en: String,
+    pub code: u8,
 }
+
+/// An outcome already reported on stdout that still needs its own exit code (such as
+/// "nothing to send").
+#[derive(Debug, thiserror::Error)]
+#[error("exit {0}")]
+pub struct SilentExit(pub u8);
 
 impl UsageError {
     pub fn new(id: impl Into<String>, en: impl Into<String>) -> Self {
         UsageError {
             id: id.into(),
             en: en.into(),
+            code: EXIT_INVALID_INPUT,
         }
+    }
+
+    pub fn exit_code(mut self, code: u8) -> Self {
+        self.code = code;
+        self
     }
 
     pub fn message(&self, lang: Lang) -> String {

@@ -34,6 +34,10 @@ pub struct InitArgs {
     /// library's first PC.
     #[arg(long, env = "JEJAK_PATRON_SECRET", hide_env_values = true)]
     patron_secret: Option<String>,
+    /// The device token printed by `jejak server add-device` (can also be given later
+    /// with `jejak enroll`).
+    #[arg(long, env = "JEJAK_TOKEN", hide_env_values = true, requires = "server")]
+    token: Option<String>,
     /// Set up again even if this data directory belongs to another library or PC.
     #[arg(long)]
     force: bool,
@@ -164,6 +168,20 @@ pub fn initialise(
         epoch: store.epoch(),
         new_patron_secret,
     })
+}
+
+/// Sets one key of `agent.toml`, keeping every other key the file has.
+pub fn set_config_key(data_dir: &Path, key: &str, value: &str) -> anyhow::Result<()> {
+    let path = data_dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut table: toml::Table = text
+        .parse()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    table.insert(key.to_string(), toml::Value::String(value.to_string()));
+    write_atomically(&path, toml::to_string(&table)?.as_bytes())?;
+    // Read it back: a value the agent would refuse must not be left in the file.
+    AgentConfig::load(data_dir)?;
+    Ok(())
 }
 
 /// The data directory holds patron categories and the patron secret: only the agent's

@@ -7,6 +7,7 @@ mod errors;
 mod init;
 mod output;
 mod pc;
+mod sync_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,10 @@ enum Command {
     Session(pc::SessionCommand),
     /// Show the open session, what waits to sync, clock warnings and store health.
     Status,
+    /// Send what waits to the district server now, or write/read a USB bundle.
+    Sync(sync_cmd::SyncArgs),
+    /// Connect this PC to the district server with the token it issued.
+    Enroll(sync_cmd::EnrollArgs),
     /// Simulate a month at five Banyumas village libraries through the real store.
     Demo(demo::DemoArgs),
 }
@@ -95,13 +100,17 @@ fn main() -> ExitCode {
         Command::Agent => pc::agent(&context),
         Command::Session(command) => pc::session(&context, command),
         Command::Status => pc::status(&context),
+        Command::Sync(args) => sync_cmd::sync(&context, args),
+        Command::Enroll(args) => sync_cmd::enroll(&context, args),
         Command::Demo(args) => demo::run(&context, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let (message, code) = errors::explain(&err, lang);
-            eprintln!("jejak: {message}");
+            if !message.is_empty() {
+                eprintln!("jejak: {message}");
+            }
             ExitCode::from(code)
         }
     }

@@ -6,14 +6,17 @@ use std::sync::Arc;
 use clap::Subcommand;
 use jejak_agent::clock::{Clock, SystemClock};
 use jejak_agent::collect::{Collector, ConnectivityProbe, NetCounterCollector};
-use jejak_agent::config::{AgentConfig, STORE_FILE};
+use jejak_agent::config::{AgentConfig, STORE_FILE, load_token};
 use jejak_agent::daemon::{self, AgentSettings};
 use jejak_agent::netdev;
 use jejak_agent::patron::{PatronSecret, SECRET_FILE};
-use jejak_agent::store::{Store, StoreStatus};
+use jejak_agent::store::{RejectedChange, Store, StoreStatus, SyncState};
 use jejak_domain::{
     AgeGroup, EndReason, Gender, Lang, PatronProfile, Session, UserKind, Zone, parse_purposes,
 };
+
+use jejak_sync::agent::AgentSync;
+use jejak_sync::{SyncClient, SyncOptions};
 
 use crate::output;
 
@@ -64,9 +67,9 @@ pub enum SessionCommand {
 }
 
 /// The configuration and an open store for this PC.
-struct Pc {
-    config: AgentConfig,
-    store: Store,
+pub struct Pc {
+    pub config: AgentConfig,
+    pub store: Store,
 }
 
 impl Context {
@@ -74,7 +77,7 @@ impl Context {
         Ok(AgentConfig::load(&self.data_dir)?)
     }
 
-    fn open(&self) -> anyhow::Result<Pc> {
+    pub fn open_pc(&self) -> anyhow::Result<Pc> {
         let config = self.config()?;
         let identity = config.identity(&self.data_dir)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
@@ -129,7 +132,7 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
                 patron_key: None,
             };
             profile.validate()?;
-            let mut pc = ctx.open()?;
+            let mut pc = ctx.open_pc()?;
             if let Some(member) = member.as_deref().filter(|m| !m.trim().is_empty()) {
                 let secret = PatronSecret::load(&ctx.data_dir.join(SECRET_FILE))?;
                 profile.patron_key = Some(secret.key_for(member));
@@ -161,7 +164,7 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
         }
         SessionCommand::End { reason } => {
             let reason = EndReason::parse(&reason)?;
-            let mut pc = ctx.open()?;
+            let mut pc = ctx.open_pc()?;
             let net = netdev::read_counters(&pc.config.net_dev_path);
             let session = pc.store.end_session(reason, net)?;
             if ctx.json {
@@ -180,7 +183,7 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
             Ok(())
         }
         SessionCommand::List { limit } => {
-            let pc = ctx.open()?;
+            let pc = ctx.open_pc()?;
             let sessions = pc.store.recent_sessions(limit)?;
             if ctx.json {
                 return output::print_json(&sessions);
@@ -232,20 +235,31 @@ fn sessions_table(sessions: &[Session], zone: Zone, lang: Lang) -> String {
 }
 
 pub fn status(ctx: &Context) -> anyhow::Result<()> {
-    let pc = ctx.open()?;
+    let pc = ctx.open_pc()?;
     let status = pc.store.status(pc.config.zone())?;
+    let sync = pc.store.sync_state()?;
+    let rejected = pc.store.rejected_changes(10)?;
     if ctx.json {
         return output::print_json(&serde_json::json!({
             "library": pc.store.identity().library,
             "pc": pc.store.identity().pc,
+            "server": pc.config.server,
             "store": status,
+            "sync": sync,
+            "rejected": rejected,
         }));
     }
-    print_status(&pc, &status, ctx.lang);
+    print_status(&pc, &status, &sync, &rejected, ctx.lang);
     Ok(())
 }
 
-fn print_status(pc: &Pc, status: &StoreStatus, lang: Lang) {
+fn print_status(
+    pc: &Pc,
+    status: &StoreStatus,
+    sync: &SyncState,
+    rejected: &[RejectedChange],
+    lang: Lang,
+) {
     let zone = pc.config.zone();
     let yes_no = |ok: bool| {
         lang.pick(
@@ -286,6 +300,41 @@ fn print_status(pc: &Pc, status: &StoreStatus, lang: Lang) {
             ),
         ),
         (
+            lang.pick("Server kabupaten", "District server"),
+            pc.config
+                .server
+                .clone()
+                .unwrap_or_else(|| lang.pick("belum diatur", "not set").to_string()),
+        ),
+        (
+            lang.pick("Sinkron terakhir berhasil", "Last successful sync"),
+            sync.last_success
+                .map(|t| output::local_time(t, zone))
+                .unwrap_or_else(|| lang.pick("belum pernah", "never").to_string()),
+        ),
+        (
+            lang.pick("Hasil sinkron terakhir", "Last sync result"),
+            match (&sync.last_attempt, &sync.last_result) {
+                (Some(at), Some(result)) => {
+                    // The full text is in `--format json`; the table keeps to one line.
+                    let short: String = result.chars().take(90).collect();
+                    format!("{} · {short}", output::local_time(*at, zone))
+                }
+                _ => "-".to_string(),
+            },
+        ),
+        (
+            lang.pick("Ditolak server", "Rejected by the server"),
+            format!(
+                "{} {}",
+                sync.rejected,
+                lang.pick(
+                    "catatan (disimpan di komputer ini)",
+                    "records (kept on this PC)"
+                )
+            ),
+        ),
+        (
             lang.pick("Tanda hidup terakhir", "Last heartbeat"),
             status
                 .last_heartbeat
@@ -323,6 +372,12 @@ fn print_status(pc: &Pc, status: &StoreStatus, lang: Lang) {
                     .map(|d| format!(" ({:+} s)", d / 1000))
                     .unwrap_or_default()
             ),
+        ));
+    }
+    for r in rejected {
+        rows.push((
+            lang.pick("Ditolak", "Rejected"),
+            format!("seq {} · {} · {}", r.seq, r.code, r.detail),
         ));
     }
     if let Some(file) = &status.recovered_from {
@@ -384,10 +439,38 @@ pub fn agent(ctx: &Context) -> anyhow::Result<()> {
             heartbeat: config.heartbeat_interval(),
             heartbeat_event_every: config.heartbeat_event_every,
             crash_grace: config.crash_grace(),
+            sync_interval: config.sync_interval(),
         };
-        daemon::run(store, settings, collectors, shutdown).await?;
+        let background_sync = background_sync(ctx, &config, identity.clone())?;
+        daemon::run(store, settings, collectors, background_sync, shutdown).await?;
         Ok(())
     })
+}
+
+/// The agent's own sync, when this PC is enrolled (a server and a token).
+fn background_sync(
+    ctx: &Context,
+    config: &AgentConfig,
+    identity: jejak_domain::DeviceIdentity,
+) -> anyhow::Result<Option<Box<dyn daemon::BackgroundSync>>> {
+    let (Some(server), Some(token)) = (&config.server, load_token(&ctx.data_dir)?) else {
+        tracing::info!("not enrolled with a server: recording only, no sync");
+        return Ok(None);
+    };
+    let (backoff_base, backoff_cap) = config.sync_backoff();
+    Ok(Some(Box::new(AgentSync {
+        store_path: ctx.data_dir.join(STORE_FILE),
+        identity,
+        clock: Arc::new(SystemClock::new()),
+        client: SyncClient::new(server, &token, config.sync_timeout())?,
+        options: SyncOptions {
+            max_records: config.sync_batch_records,
+            backoff_base,
+            backoff_cap,
+            max_attempts: None,
+            dry_run: false,
+        },
+    })))
 }
 
 /// Completes at SIGTERM (service stop, system shutdown) or SIGINT (Ctrl-C).

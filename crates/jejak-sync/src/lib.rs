@@ -6,8 +6,10 @@
 //! - [`client`]: the HTTP exchanges (time probe, batch push) and how answers are read.
 //! - [`backoff`]: exponential back-off with full jitter, capped.
 //! - [`session`]: one sync run: probe the clock, push batches until nothing is left.
+//! - [`agent`]: the agent's background sync.
 //! - [`bundle`]: USB bundles and their acknowledgement files, for offices without a link.
 
+pub mod agent;
 pub mod backoff;
 pub mod batching;
 pub mod bundle;

@@ -95,7 +95,7 @@ pub async fn sync_once(
     store: &mut Store,
     client: &SyncClient,
     options: &SyncOptions,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let state = store.sync_state()?;
@@ -157,7 +157,7 @@ async fn run(
     store: &mut Store,
     client: &SyncClient,
     options: &SyncOptions,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut (dyn FnMut(&Progress) + Send),
     report: &mut SyncReport,
     backoff: &mut Backoff,
     started: Instant,

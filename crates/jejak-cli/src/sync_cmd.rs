@@ -1,0 +1,343 @@
+//! `jejak sync` (one sync now, a dry run, or a USB bundle) and `jejak enroll`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use jejak_agent::config::{AgentConfig, CONFIG_FILE, load_token, save_token};
+use jejak_domain::Lang;
+use jejak_sync::bundle::{self, BundleError};
+use jejak_sync::{Progress, SyncClient, SyncError, SyncOptions, SyncReport, sync_once};
+
+use crate::errors::{SilentExit, UsageError};
+use crate::output;
+use crate::pc::Context;
+
+/// Exit codes of `jejak sync`, so that scripts can tell what happened.
+pub const EXIT_NOTHING_TO_SEND: u8 = 4;
+pub const EXIT_NO_LINK: u8 = 5;
+pub const EXIT_REFUSED: u8 = 6;
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Say what would be sent, without sending.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write everything not yet acknowledged into FILE, for a USB stick.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "import_ack"])]
+    export: Option<PathBuf>,
+    /// Read the acknowledgement file the district office gave back, and mark those
+    /// records synced.
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+    import_ack: Option<PathBuf>,
+    /// Attempts per exchange before giving up (the agent never gives up).
+    #[arg(long, default_value_t = 5)]
+    attempts: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The district server's URL.
+    #[arg(long)]
+    server: String,
+    /// The device token printed by `jejak server add-device`.
+    #[arg(long, env = "JEJAK_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+fn token(ctx: &Context) -> anyhow::Result<String> {
+    load_token(&ctx.data_dir)?.ok_or_else(|| {
+        UsageError::new(
+            "komputer ini belum terdaftar di server kabupaten; jalankan: jejak enroll --server URL --token TOKEN",
+            "this PC is not enrolled with the district server; run: jejak enroll --server URL --token TOKEN",
+        )
+        .into()
+    })
+}
+
+fn server(ctx: &Context, config: &AgentConfig) -> anyhow::Result<String> {
+    config.server.clone().ok_or_else(|| {
+        UsageError::new(
+            format!(
+                "alamat server belum diatur di {}; jalankan: jejak enroll --server URL --token TOKEN",
+                ctx.data_dir.join(CONFIG_FILE).display()
+            ),
+            format!(
+                "no server is set in {}; run: jejak enroll --server URL --token TOKEN",
+                ctx.data_dir.join(CONFIG_FILE).display()
+            ),
+        )
+        .into()
+    })
+}
+
+pub fn enroll(ctx: &Context, args: EnrollArgs) -> anyhow::Result<()> {
+    let config = AgentConfig::load(&ctx.data_dir)?;
+    config.identity(&ctx.data_dir)?;
+    if !(args.server.starts_with("http://") || args.server.starts_with("https://")) {
+        return Err(UsageError::new(
+            "--server harus diawali http:// atau https://",
+            "--server must start with http:// or https://",
+        )
+        .into());
+    }
+    let server = args.server.trim_end_matches('/').to_string();
+    crate::init::set_config_key(&ctx.data_dir, "server", &server)?;
+    save_token(&ctx.data_dir, &args.token)?;
+    if ctx.json {
+        return output::print_json(&serde_json::json!({ "server": server, "enrolled": true }));
+    }
+    println!(
+        "{} {server}",
+        ctx.lang
+            .pick("Terdaftar ke server:", "Enrolled with server:"),
+    );
+    Ok(())
+}
+
+pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
+    let mut pc = ctx.open_pc()?;
+    let lang = ctx.lang;
+    if let Some(path) = &args.export {
+        let token = token(ctx)?;
+        return match bundle::export(&mut pc.store, &token, path) {
+            Ok(summary) => {
+                if ctx.json {
+                    return output::print_json(&summary);
+                }
+                println!(
+                    "{} {} ({} {}, seq {}–{}, {} KB)",
+                    lang.pick("Berkas sinkron ditulis:", "Sync bundle written:"),
+                    summary.path.display(),
+                    summary.records,
+                    lang.pick("catatan", "records"),
+                    summary.first_seq,
+                    summary.last_seq,
+                    output::number(summary.bytes as f64 / 1000.0, 1, lang)
+                );
+                println!(
+                    "{}",
+                    lang.pick(
+                        "Bawa berkas ini ke kantor kabupaten. Data tetap disimpan di komputer ini sampai berkas tanda terima dimasukkan (jejak sync --import-ack).",
+                        "Take this file to the district office. The data stays on this PC until the acknowledgement file is read in (jejak sync --import-ack)."
+                    )
+                );
+                Ok(())
+            }
+            Err(BundleError::NothingToExport) => nothing_to_send(ctx),
+            Err(e) => Err(bundle_error(e)),
+        };
+    }
+    if let Some(path) = &args.import_ack {
+        let token = token(ctx)?;
+        let bytes = std::fs::read(path)?;
+        let imported = bundle::import_ack(&mut pc.store, &token, &bytes).map_err(bundle_error)?;
+        if ctx.json {
+            return output::print_json(&imported);
+        }
+        println!(
+            "{} seq {} ({} {}, {} {}, {} {})",
+            lang.pick(
+                "Tanda terima dibaca: server menyimpan sampai",
+                "Acknowledgement read: the server holds up to"
+            ),
+            imported.held_seq,
+            imported.new,
+            lang.pick("baru", "new"),
+            imported.duplicates,
+            lang.pick("sudah ada", "already there"),
+            imported.rejected,
+            lang.pick("ditolak", "rejected"),
+        );
+        return Ok(());
+    }
+
+    let server = server(ctx, &pc.config)?;
+    let token = token(ctx)?;
+    let (backoff_base, backoff_cap) = pc.config.sync_backoff();
+    let options = SyncOptions {
+        max_records: pc.config.sync_batch_records,
+        backoff_base,
+        backoff_cap: backoff_cap.min(Duration::from_secs(30)),
+        max_attempts: Some(args.attempts.max(1)),
+        dry_run: args.dry_run,
+    };
+    let client = SyncClient::new(&server, &token, pc.config.sync_timeout())?;
+    let pending = pc.store.sync_state()?.pending();
+    let bar =
+        (!ctx.json && std::io::stderr().is_terminal() && pending > 0 && !args.dry_run).then(|| {
+            let bar = ProgressBar::new(pending);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+    let start_seq = pc.store.sync_state()?.acked_seq;
+    let json = ctx.json;
+    let mut on_progress = |p: &Progress| {
+        let rate = p.bytes_sent as f64 / p.elapsed.as_secs_f64().max(0.001) / 1000.0;
+        match &bar {
+            Some(bar) => {
+                bar.set_position(p.held_seq.saturating_sub(start_seq));
+                bar.set_message(format!(
+                    "{} KB · {} KB/s",
+                    output::number(p.bytes_sent as f64 / 1000.0, 1, lang),
+                    output::number(rate, 1, lang)
+                ));
+            }
+            None if !json => eprintln!(
+                "{} {}: seq {}/{}, {} {}, {} KB, {} KB/s",
+                lang.pick("batch", "batch"),
+                p.batches,
+                p.held_seq,
+                p.last_seq,
+                p.records_sent,
+                lang.pick("catatan", "records"),
+                output::number(p.bytes_sent as f64 / 1000.0, 1, lang),
+                output::number(rate, 1, lang)
+            ),
+            None => {}
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(sync_once(
+        &mut pc.store,
+        &client,
+        &options,
+        &mut on_progress,
+    ));
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    match result {
+        Ok(report) if report.nothing_to_send => nothing_to_send(ctx),
+        Ok(report) => {
+            if ctx.json {
+                output::print_json(&report)?;
+            } else {
+                print_report(&report, lang);
+            }
+            Ok(())
+        }
+        Err(e) => Err(sync_error(e)),
+    }
+}
+
+fn nothing_to_send(ctx: &Context) -> anyhow::Result<()> {
+    if ctx.json {
+        output::print_json(&serde_json::json!({ "nothing_to_send": true }))?;
+    } else {
+        println!(
+            "{}",
+            ctx.lang
+                .pick("Tidak ada yang perlu dikirim.", "Nothing to send.")
+        );
+    }
+    Err(SilentExit(EXIT_NOTHING_TO_SEND).into())
+}
+
+fn print_report(report: &SyncReport, lang: Lang) {
+    let kb = |b: u64| output::number(b as f64 / 1000.0, 1, lang);
+    if report.dry_run {
+        println!(
+            "{} {} {} {} batch, {} KB ({} KB {}).",
+            lang.pick("Akan dikirim:", "Would send:"),
+            report.records_sent,
+            lang.pick("catatan dalam", "records in"),
+            report.batches,
+            kb(report.bytes_sent),
+            kb(report.json_bytes),
+            lang.pick("sebelum dipadatkan", "before compression"),
+        );
+        return;
+    }
+    println!(
+        "{} {} {} ({} batch, {} KB), {} {}, {} {}, {} {}. {} seq {}; {} {}.",
+        lang.pick("Sinkron selesai:", "Sync done:"),
+        report.records_sent,
+        lang.pick("catatan", "records"),
+        report.batches,
+        kb(report.bytes_sent),
+        report.new,
+        lang.pick("baru", "new"),
+        report.duplicates,
+        lang.pick("sudah ada", "already there"),
+        report.rejected.len(),
+        lang.pick("ditolak", "rejected"),
+        lang.pick("Server menyimpan sampai", "The server holds up to"),
+        report.held_seq,
+        report.pending_after,
+        lang.pick("masih menunggu", "still waiting"),
+    );
+    if let Some(offset) = report.clock_offset_ms
+        && offset.abs() > 60_000
+    {
+        println!(
+            "{} {} {}",
+            lang.pick(
+                "Peringatan: jam komputer ini selisih",
+                "Warning: this PC's clock is off by"
+            ),
+            output::duration(offset.unsigned_abs() / 1000, lang),
+            lang.pick(
+                "dari server; waktu sudah dikoreksi di server.",
+                "from the server; the server corrects the times."
+            ),
+        );
+    }
+    for r in &report.rejected {
+        println!(
+            "  {} seq {}: {} ({})",
+            lang.pick("ditolak", "rejected"),
+            r.seq,
+            r.code,
+            r.detail
+        );
+    }
+}
+
+fn sync_error(e: SyncError) -> anyhow::Error {
+    let (id, en, code) = match &e {
+        SyncError::NoLink { .. } => (
+            format!("tidak tersambung ke server ({e}); data tetap aman di komputer ini, coba lagi saat modem menyala"),
+            format!("no link to the server ({e}); the data is safe on this PC, try again when the modem is on"),
+            EXIT_NO_LINK,
+        ),
+        SyncError::Unauthorized { revoked: true, .. } => (
+            "token komputer ini sudah dicabut di server; data tetap disimpan. Minta token baru ke kabupaten lalu jalankan jejak enroll".to_string(),
+            "this PC's token was revoked at the server; all data is kept. Ask the district for a new token, then run jejak enroll".to_string(),
+            EXIT_REFUSED,
+        ),
+        SyncError::Unauthorized { .. } => (
+            "server menolak token komputer ini; data tetap disimpan. Periksa token dengan jejak enroll".to_string(),
+            "the server refused this PC's token; all data is kept. Check the token with jejak enroll".to_string(),
+            EXIT_REFUSED,
+        ),
+        SyncError::Refused { .. } | SyncError::NoProgress(_) => (
+            format!("server menolak kiriman: {e}; data tetap disimpan"),
+            format!("the server refused the batch: {e}; all data is kept"),
+            EXIT_REFUSED,
+        ),
+        SyncError::Store(_) => return e.into(),
+    };
+    UsageError::new(id, en).exit_code(code).into()
+}
+
+fn bundle_error(e: BundleError) -> anyhow::Error {
+    let detail = e.to_string();
+    match e {
+        BundleError::Store(inner) => inner.into(),
+        BundleError::Io(inner) => inner.into(),
+        _ => UsageError::new(
+            format!("berkas ditolak: {detail}"),
+            format!("file refused: {detail}"),
+        )
+        .into(),
+    }
+}
