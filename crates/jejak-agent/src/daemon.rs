@@ -172,7 +172,10 @@ pub async fn run(
                     }
                     // A full disk or a busy store must not stop the agent: it says so and
                     // tries again at the next tick.
-                    Err(e) => tracing::error!(error = %e, "heartbeat not recorded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "heartbeat not recorded");
+                        reopen_if_needed(&mut store, &e);
+                    }
                 }
             }
             Some(observation) = observations.recv() => match observation {
@@ -188,7 +191,10 @@ pub async fn run(
                                     start_sync(&mut idle_sync, &mut running_sync);
                                 }
                             }
-                            Err(e) => tracing::error!(error = %e, "link change not recorded"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "link change not recorded");
+                                reopen_if_needed(&mut store, &e);
+                            }
                         }
                     }
                 }
@@ -204,7 +210,14 @@ pub async fn run(
     if let Some(handle) = running_sync {
         handle.abort();
     }
-    match store.end_session(EndReason::Shutdown, counters) {
+    let mut ended = store.end_session(EndReason::Shutdown, counters);
+    if let Err(e) = &ended
+        && e.needs_reopen()
+    {
+        reopen_if_needed(&mut store, e);
+        ended = store.end_session(EndReason::Shutdown, counters);
+    }
+    match ended {
         Ok(session) => {
             tracing::info!(session = %session.id, "closed the open session at shutdown");
             summary.ended_at_shutdown = Some(session.id);
@@ -215,6 +228,26 @@ pub async fn run(
     let seq = store.record_event(PcEventKind::Shutdown)?;
     tracing::info!(seq, heartbeats = summary.heartbeats, "agent stopped");
     Ok(summary)
+}
+
+/// After a failed store call: if the store was damaged or moved aside by another
+/// process, open it again (which quarantines a damaged file and starts afresh), so the
+/// agent goes on recording in the live file.
+fn reopen_if_needed(store: &mut Store, error: &StoreError) {
+    if !error.needs_reopen() {
+        return;
+    }
+    match store.reopen() {
+        Ok((fresh, report)) => {
+            tracing::warn!(
+                quarantined = report.quarantined.is_some(),
+                epoch = %fresh.epoch(),
+                "the store was reopened"
+            );
+            *store = fresh;
+        }
+        Err(e) => tracing::error!(error = %e, "cannot reopen the store; trying again later"),
+    }
 }
 
 async fn run_collector(mut collector: Box<dyn Collector>, out: mpsc::Sender<Observation>) {

@@ -411,7 +411,9 @@ pub fn agent(ctx: &Context) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let mut shutdown = Box::pin(shutdown_signal());
+        // Installed before anything else, so that a SIGTERM during start-up (while the
+        // store opens or recovers) is a clean stop and not the default kill.
+        let mut shutdown = Box::pin(shutdown_signal()?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let Some(store) = daemon::open_store_patiently(
             &ctx.data_dir.join(STORE_FILE),
@@ -473,26 +475,24 @@ fn background_sync(
     })))
 }
 
-/// Completes at SIGTERM (service stop, system shutdown) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the agent cleanly");
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Completes at SIGTERM (service stop, system shutdown) or SIGINT (Ctrl-C). The
+/// handlers are installed when this is called, not when the future is first polled.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }

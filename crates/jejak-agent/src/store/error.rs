@@ -12,6 +12,9 @@ pub enum StoreError {
     NoOpenSession,
     #[error("{}", self.message(Lang::En))]
     Busy { path: PathBuf },
+    /// Another process moved the store aside (it was damaged): open it again.
+    #[error("the store {path} was replaced by another process; open it again")]
+    Replaced { path: PathBuf },
     #[error("cannot move the corrupt store {path} aside: {source}")]
     Quarantine {
         path: PathBuf,
@@ -22,7 +25,7 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("store migration failed: {0}")]
+    #[error("store migration failed: {}", short(&.0.to_string()))]
     Migration(#[from] rusqlite_migration::Error),
     #[error("invalid record: {}", .0.message(Lang::En))]
     Invalid(#[from] DomainError),
@@ -80,6 +83,16 @@ impl StoreError {
         }
     }
 
+    /// Whether opening the store again is the cure: it was moved aside, or it is damaged
+    /// (and opening will move it aside and start afresh).
+    pub fn needs_reopen(&self) -> bool {
+        match self {
+            StoreError::Replaced { .. } | StoreError::Corrupt(_) => true,
+            StoreError::Sqlite(e) => Self::is_corruption(e),
+            _ => false,
+        }
+    }
+
     /// Whether the error means the file itself is damaged (as opposed to busy or full).
     pub(crate) fn is_corruption(err: &rusqlite::Error) -> bool {
         use rusqlite::ErrorCode;
@@ -88,4 +101,10 @@ impl StoreError {
             Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase)
         )
     }
+}
+
+/// The first line of a long message (a migration error carries its whole SQL).
+fn short(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    first.chars().take(200).collect()
 }

@@ -6,6 +6,7 @@
 //! the same file at once: SQLite's write lock orders them.
 
 mod error;
+mod lock;
 mod schema;
 mod sync_state;
 
@@ -115,6 +116,9 @@ pub struct Store {
     jump_tolerance_ms: i64,
     /// A wall time before this is a wrong clock (by default the build date).
     earliest_plausible_wall: DateTime<Utc>,
+    /// The file this connection opened: if another process moves a damaged store aside,
+    /// the path names a new file and this connection must not keep writing to the old one.
+    file_identity: Option<(u64, u64)>,
 }
 
 enum OpenFailure {
@@ -130,6 +134,7 @@ impl Store {
         identity: DeviceIdentity,
         clock: Arc<dyn Clock>,
     ) -> Result<(Store, OpenReport), StoreError> {
+        let _lock = lock::OpenLock::acquire(path)?;
         let created = !path.exists();
         let (conn, quarantined) = match open_connection(path) {
             Ok(conn) => (conn, None),
@@ -152,6 +157,7 @@ impl Store {
             epoch: Uuid::nil(),
             jump_tolerance_ms: DEFAULT_JUMP_TOLERANCE_MS,
             earliest_plausible_wall: earliest_plausible_wall(),
+            file_identity: lock::file_identity(path),
         };
         store.epoch = store.ensure_epoch()?;
         if let Some(moved) = &quarantined {
@@ -187,6 +193,19 @@ impl Store {
 
     pub fn identity(&self) -> &DeviceIdentity {
         &self.identity
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// Opens the store again at the same path (after `StoreError::needs_reopen`).
+    pub fn reopen(&self) -> Result<(Store, OpenReport), StoreError> {
+        let (mut store, report) =
+            Store::open(&self.path, self.identity.clone(), self.clock.clone())?;
+        store.jump_tolerance_ms = self.jump_tolerance_ms;
+        store.earliest_plausible_wall = self.earliest_plausible_wall;
+        Ok((store, report))
     }
 
     /// Lets a test or the demo use a tighter or looser clock-jump threshold.
@@ -235,6 +254,11 @@ impl Store {
         &mut self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, rusqlite::Error>,
     ) -> Result<T, StoreError> {
+        if lock::file_identity(&self.path) != self.file_identity {
+            return Err(StoreError::Replaced {
+                path: self.path.clone(),
+            });
+        }
         let path = self.path.clone();
         let sqlite = |e| StoreError::from_sqlite(&path, e);
         let tx = self
@@ -632,7 +656,12 @@ fn try_open_connection(path: &Path) -> Result<Connection, OpenFailure> {
 /// Moves a damaged store (and its WAL and shared-memory files) aside under a name with
 /// the time, so that nothing is ever deleted and someone can try to salvage it.
 fn quarantine(path: &Path, now: DateTime<Utc>) -> Result<PathBuf, StoreError> {
-    let stamp = now.format("%Y%m%dT%H%M%S%.3fZ");
+    // The random part keeps two quarantines in one millisecond from sharing a name.
+    let stamp = format!(
+        "{}-{:04x}",
+        now.format("%Y%m%dT%H%M%S%.3fZ"),
+        rand::random::<u16>()
+    );
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
