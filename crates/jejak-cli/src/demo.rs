@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
 use clap::Args;
 use jejak_agent::clock::ManualClock;
+use jejak_agent::config::save_token;
 use jejak_agent::config::{AgentConfig, STORE_FILE};
 use jejak_agent::patron::PatronSecret;
 use jejak_agent::store::{NetCounters, Store};
@@ -21,6 +22,10 @@ use jejak_domain::{
     AgeGroup, DeviceIdentity, EndReason, Gender, Lang, LibraryCode, PatronProfile, PcCode,
     PcEventKind, Purpose, RecordBody, UserKind, Zone,
 };
+use jejak_faultproxy::{FaultProxy, Faults};
+use jejak_server::{AppState, ServerConfig, ServerStore, SqliteStore};
+use jejak_sync::bundle;
+use jejak_sync::{SyncClient, SyncOptions, sync_once};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -148,6 +153,20 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("a simulated PC stopped unexpectedly"))??;
     }
 
+    if !ctx.json {
+        println!(
+            "{}",
+            lang.pick(
+                "Sinkron ke server kabupaten (di komputer ini, lewat jalur yang dibuat buruk)…",
+                "Syncing to the district server (on this machine, through deliberately bad links)…"
+            )
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let district = runtime.block_on(sync_to_district(&out, month, ctx.lang))?;
+
     let summaries = VILLAGES
         .iter()
         .map(|v| summarise(v, &out, month))
@@ -157,9 +176,28 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
             "month": month.format("%Y-%m").to_string(),
             "out": out,
             "villages": summaries,
+            "district": district,
         }));
     }
     println!("{}", summary_table(&summaries, lang));
+    println!("{}", district_table(&district, lang));
+    let sessions: u64 = district.villages.iter().map(|v| v.sessions_on_server).sum();
+    let events: u64 = district.villages.iter().map(|v| v.events_on_server).sum();
+    println!(
+        "{} {} {} {} {} {}",
+        lang.pick(
+            "✓ Server kabupaten memegang persis catatan yang dibuat komputer desa:",
+            "✓ The district server holds exactly the records the village PCs made:"
+        ),
+        output::number(sessions as f64, 0, lang),
+        lang.pick("sesi dan", "sessions and"),
+        output::number(events as f64, 0, lang),
+        lang.pick(
+            "peristiwa komputer. Basis data server:",
+            "pc events. Server database:"
+        ),
+        district.database.display()
+    );
     println!(
         "{}",
         lang.pick(
@@ -417,6 +455,323 @@ fn simulate_pc(
         cut_yesterday = !powered;
     }
     Ok(())
+}
+
+/// How each village reaches the district office in the demo.
+#[derive(Debug, Clone, Copy, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Link {
+    /// A good link.
+    Good,
+    /// 2G: 128 kbit/s, 150 ms each way, one connection in ten dropped.
+    Slow2g,
+    /// The server's answers are lost for the first seconds (the classic lost ack).
+    LostAcks,
+    /// No link at first (the modem is off), then a good one.
+    Outage,
+    /// No link at all: a USB stick goes to the district office.
+    UsbStick,
+}
+
+impl Link {
+    fn of(village: &Village) -> Link {
+        match village.code {
+            "pesawahan" => Link::Slow2g,
+            "rempoah" => Link::LostAcks,
+            "karanganyar" => Link::Outage,
+            "adisara" => Link::UsbStick,
+            _ => Link::Good,
+        }
+    }
+
+    fn label(self, lang: Lang) -> &'static str {
+        match self {
+            Link::Good => lang.pick("baik", "good"),
+            Link::Slow2g => lang.pick("2G lambat, sering putus", "slow 2G, drops"),
+            Link::LostAcks => lang.pick("jawaban server hilang", "lost acknowledgements"),
+            Link::Outage => lang.pick("putus, lalu pulih", "down, then back"),
+            Link::UsbStick => lang.pick("tanpa sinyal: USB", "no signal: USB stick"),
+        }
+    }
+
+    fn faults(self) -> Faults {
+        match self {
+            Link::Good | Link::UsbStick => Faults::pass(),
+            Link::Slow2g => Faults {
+                drop_connection_chance: 0.1,
+                seed: 7,
+                ..Faults::slow_link(16_000, StdDuration::from_millis(150))
+            },
+            Link::LostAcks => Faults::lost_response(),
+            Link::Outage => Faults::link_down(),
+        }
+    }
+}
+
+/// One village's sync, as the demo reports it.
+#[derive(Debug, serde::Serialize)]
+struct VillageSync {
+    library: String,
+    link: Link,
+    batches: u64,
+    retries: u64,
+    bytes_sent: u64,
+    sessions_on_server: u64,
+    events_on_server: u64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct District {
+    database: PathBuf,
+    villages: Vec<VillageSync>,
+}
+
+/// Starts the district server in this process (embedded SQLite, 127.0.0.1), enrolls
+/// every PC exactly as `jejak server add-device` and `jejak enroll` do, syncs each
+/// village through its own faulty link (or a USB bundle), and checks that the server
+/// holds exactly the records the PCs made.
+async fn sync_to_district(out: &Path, month: NaiveDate, _lang: Lang) -> anyhow::Result<District> {
+    let database = out.join("server").join("jejak-server.db");
+    std::fs::create_dir_all(out.join("server"))?;
+    let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(&database)?);
+    // The district server lives in the simulated time too: it is the evening of the
+    // month's last day, so the PCs' clocks (right, apart from the dead CMOS) agree with it.
+    let simulated_now = local(
+        month + Duration::days(days_in_month(month) as i64 - 1),
+        17,
+        0,
+    );
+    let started = std::time::Instant::now();
+    let clock: jejak_server::ServerClock =
+        Arc::new(move || simulated_now + Duration::from_std(started.elapsed()).unwrap_or_default());
+    let state = AppState::new(
+        store.clone(),
+        ServerConfig {
+            clock,
+            ..ServerConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let server_addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(jejak_server::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+
+    let mut tasks = Vec::new();
+    let mut proxies = Vec::new();
+    for village in VILLAGES {
+        let library = LibraryCode::parse(village.code)?;
+        store.add_library(&library, village.name, Zone::Wib).await?;
+        let link = Link::of(village);
+        let proxy = FaultProxy::start(server_addr, link.faults()).await?;
+        let url = format!("http://{}", proxy.local_addr());
+        for pc in PCS {
+            let dir = out.join(village.code).join(pc);
+            let token = store.add_device(&library, &PcCode::parse(pc)?).await?;
+            crate::init::set_config_key(&dir, "server", &url)?;
+            save_token(&dir, token.expose())?;
+            let token = token.expose().to_string();
+            let (library, url, store) = (library.clone(), url.clone(), store.clone());
+            tasks.push(tokio::spawn(async move {
+                let outcome = if link == Link::UsbStick {
+                    carry_usb_bundle(&dir, &token, store.as_ref(), month).await
+                } else {
+                    sync_pc(&dir, &url, &token, month).await
+                };
+                (library, outcome)
+            }));
+        }
+        proxies.push((link, proxy));
+    }
+    // The broken links mend after a while; the PCs' retries then get through.
+    tokio::time::sleep(StdDuration::from_millis(1500)).await;
+    for (link, proxy) in &proxies {
+        if matches!(link, Link::LostAcks | Link::Outage) {
+            proxy.set_faults(Faults::pass());
+        }
+    }
+    let mut totals: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for task in tasks {
+        let (library, outcome) = task.await?;
+        let (batches, retries, bytes) = outcome?;
+        let entry = totals.entry(library.to_string()).or_default();
+        entry.0 += batches;
+        entry.1 += retries;
+        entry.2 += bytes;
+    }
+    for (_, proxy) in proxies {
+        proxy.shutdown().await;
+    }
+
+    let mut villages = Vec::new();
+    for village in VILLAGES {
+        let (sessions_on_server, events_on_server) =
+            verify_village(village, out, store.as_ref(), month).await?;
+        let (batches, retries, bytes_sent) = totals.get(village.code).copied().unwrap_or_default();
+        villages.push(VillageSync {
+            library: village.code.to_string(),
+            link: Link::of(village),
+            batches,
+            retries,
+            bytes_sent,
+            sessions_on_server,
+            events_on_server,
+        });
+    }
+    let _ = stop.send(());
+    server.await??;
+    Ok(District { database, villages })
+}
+
+/// Opens a simulated PC's store as it is at the end of the month.
+fn open_demo_pc(dir: &Path, month: NaiveDate) -> anyhow::Result<Store> {
+    let config = AgentConfig::load(dir)?;
+    let clock = ManualClock::new(local(
+        month + Duration::days(days_in_month(month) as i64 - 1),
+        17,
+        0,
+    ));
+    let (mut store, _) = Store::open(
+        &dir.join(STORE_FILE),
+        config.identity(dir)?,
+        Arc::new(clock),
+    )?;
+    store.set_earliest_plausible_wall(local(month, 0, 0) - Duration::days(365));
+    Ok(store)
+}
+
+/// `jejak sync` for one simulated PC, retrying (quickly, for the demo) until done.
+async fn sync_pc(
+    dir: &Path,
+    url: &str,
+    token: &str,
+    month: NaiveDate,
+) -> anyhow::Result<(u64, u64, u64)> {
+    let mut store = open_demo_pc(dir, month)?;
+    let client = SyncClient::new(url, token, StdDuration::from_secs(20))?;
+    let options = SyncOptions {
+        backoff_base: StdDuration::from_millis(100),
+        backoff_cap: StdDuration::from_secs(1),
+        ..SyncOptions::default()
+    };
+    let report = sync_once(&mut store, &client, &options, &mut |_| {}).await?;
+    Ok((
+        u64::from(report.batches),
+        u64::from(report.retries),
+        report.bytes_sent,
+    ))
+}
+
+/// The USB route: export on the PC, import at the district office, acknowledgement
+/// back on the PC.
+async fn carry_usb_bundle(
+    dir: &Path,
+    token: &str,
+    server: &dyn ServerStore,
+    month: NaiveDate,
+) -> anyhow::Result<(u64, u64, u64)> {
+    let mut store = open_demo_pc(dir, month)?;
+    let bundle_path = dir.join("usb-bundle.json");
+    let ack_path = dir.join("usb-bundle.ack.json");
+    let exported = bundle::export(&mut store, token, &bundle_path)?;
+    crate::server_cmd::import_bundle(server, &bundle_path, &ack_path).await?;
+    bundle::import_ack(&mut store, token, &std::fs::read(&ack_path)?)?;
+    Ok((exported.batches as u64, 0, exported.bytes))
+}
+
+/// Compares every PC of a village with what the server holds: the same sessions at the
+/// same revisions, the same pc events, and nothing left waiting.
+async fn verify_village(
+    village: &Village,
+    out: &Path,
+    server: &dyn ServerStore,
+    month: NaiveDate,
+) -> anyhow::Result<(u64, u64)> {
+    let (mut sessions, mut events) = (0u64, 0u64);
+    for pc in PCS {
+        let dir = out.join(village.code).join(pc);
+        let store = open_demo_pc(&dir, month)?;
+        let state = store.sync_state()?;
+        anyhow::ensure!(
+            state.pending() == 0,
+            "{}/{pc}: {} changes still waiting",
+            village.code,
+            state.pending()
+        );
+        let device = server
+            .find_device(&LibraryCode::parse(village.code)?, &PcCode::parse(pc)?)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("{}/{pc} is not enrolled", village.code))?;
+        let local: BTreeMap<uuid::Uuid, u32> = store
+            .recent_sessions(u32::MAX)?
+            .into_iter()
+            .map(|s| (s.id, s.revision))
+            .collect();
+        let remote: BTreeMap<uuid::Uuid, u32> = server
+            .sessions(&device)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.revision))
+            .collect();
+        anyhow::ensure!(
+            local == remote,
+            "{}/{pc}: the server's sessions differ from the PC's",
+            village.code
+        );
+        let local_events: HashSet<uuid::Uuid> = store
+            .changes_after(0, u32::MAX)?
+            .into_iter()
+            .filter_map(|c| match c.body {
+                RecordBody::PcEvent(e) => Some(e.id),
+                RecordBody::Session(_) => None,
+            })
+            .collect();
+        let remote_events: HashSet<uuid::Uuid> = server
+            .events(&device)
+            .await?
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        anyhow::ensure!(
+            local_events == remote_events,
+            "{}/{pc}: the server's pc events differ from the PC's",
+            village.code
+        );
+        sessions += remote.len() as u64;
+        events += remote_events.len() as u64;
+    }
+    Ok((sessions, events))
+}
+
+fn district_table(district: &District, lang: Lang) -> String {
+    let header = [
+        lang.pick("Perpustakaan", "Library"),
+        lang.pick("Jalur ke kabupaten", "Link to the district"),
+        lang.pick("Batch", "Batches"),
+        lang.pick("Percobaan ulang", "Retries"),
+        lang.pick("Terkirim (KB)", "Sent (KB)"),
+        lang.pick("Sesi di server", "Sessions on server"),
+        lang.pick("Peristiwa di server", "Events on server"),
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = district
+        .villages
+        .iter()
+        .map(|v| {
+            vec![
+                v.library.clone(),
+                v.link.label(lang).to_string(),
+                v.batches.to_string(),
+                v.retries.to_string(),
+                output::number(v.bytes_sent as f64 / 1000.0, 1, lang),
+                output::number(v.sessions_on_server as f64, 0, lang),
+                output::number(v.events_on_server as f64, 0, lang),
+            ]
+        })
+        .collect();
+    output::table(header, rows)
 }
 
 fn weighted<T: Copy>(rng: &mut StdRng, choices: &[(T, u32)]) -> T {

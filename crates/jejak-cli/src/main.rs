@@ -7,6 +7,7 @@ mod errors;
 mod init;
 mod output;
 mod pc;
+mod server_cmd;
 mod sync_cmd;
 
 use std::path::PathBuf;
@@ -63,6 +64,8 @@ enum Command {
     Sync(sync_cmd::SyncArgs),
     /// Connect this PC to the district server with the token it issued.
     Enroll(sync_cmd::EnrollArgs),
+    /// The district server: set up, run, enroll libraries and PCs, import USB bundles.
+    Server(server_cmd::ServerArgs),
     /// Simulate a month at five Banyumas village libraries through the real store.
     Demo(demo::DemoArgs),
 }
@@ -85,7 +88,7 @@ fn main() -> ExitCode {
     // The demo replays clock faults on purpose; its summary reports them, so their
     // warnings would only be noise there.
     let default_filter = match cli.command {
-        Command::Agent => "info",
+        Command::Agent | Command::Server(_) => "info",
         Command::Demo(_) => "error",
         _ => "warn",
     };
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
         Command::Status => pc::status(&context),
         Command::Sync(args) => sync_cmd::sync(&context, args),
         Command::Enroll(args) => sync_cmd::enroll(&context, args),
+        Command::Server(args) => server_cmd::run(&context, args),
         Command::Demo(args) => demo::run(&context, args),
     };
     match result {

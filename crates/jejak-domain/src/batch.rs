@@ -45,6 +45,7 @@ impl<'de> Deserialize<'de> for HexId {
 }
 
 /// A moment by the PC's own clocks.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientInstant {
@@ -57,6 +58,7 @@ pub struct ClientInstant {
 /// server's clock read `server_ms` (± `uncertainty_ms`, half the round trip). With it
 /// the server dates any record of that run from its monotonic time, however wrong the
 /// PC's wall clock was.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClockAnchor {
@@ -89,6 +91,7 @@ impl ClockAnchor {
 }
 
 /// Sessions, one array per field; entry `i` of every array belongs to the same session.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionColumns {
@@ -120,6 +123,7 @@ pub struct SessionColumns {
 }
 
 /// pc events, one array per field.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventColumns {
@@ -133,6 +137,7 @@ pub struct EventColumns {
 }
 
 /// `POST /api/v1/batches`: one batch of a device's change log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireBatch {
@@ -509,6 +514,7 @@ fn check_lengths(
 
 /// Why the server did not store one record of a batch. The record stays on the PC,
 /// counted and shown, and does not hold the queue back.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RejectedRecord {
@@ -520,6 +526,7 @@ pub struct RejectedRecord {
 }
 
 /// The server's answer to a batch, sent only after its transaction committed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchAck {
@@ -539,6 +546,7 @@ pub struct BatchAck {
 }
 
 /// An error answer (RFC 9457 problem details), as every 4xx and 5xx of the API carries.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// A stable code such as `seq-gap`, `forbidden`, `payload-too-large`.

@@ -8,6 +8,8 @@ mod error;
 mod event;
 mod identity;
 mod lang;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod session;
 mod vocab;
 mod wire;

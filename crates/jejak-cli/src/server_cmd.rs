@@ -1,0 +1,366 @@
+//! `jejak server …`: the district server's commands (set up, run, enroll, import USB
+//! bundles).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use jejak_domain::{LibraryCode, PcCode, Zone};
+use jejak_server::{AppState, Delivery, IngestError, ServerConfig, ServerStore, SqliteStore};
+use jejak_sync::bundle::{Bundle, BundleAck};
+
+use crate::errors::UsageError;
+use crate::output;
+use crate::pc::Context;
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The server's database: `sqlite:PATH` (or a plain path).
+    #[arg(
+        long,
+        global = true,
+        env = "JEJAK_DATABASE",
+        default_value = "sqlite:jejak-server.db"
+    )]
+    database: String,
+    #[command(subcommand)]
+    command: ServerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServerCommand {
+    /// Create the server's database (and apply migrations to an existing one).
+    Init,
+    /// Serve the HTTP API until SIGTERM or Ctrl-C.
+    Run {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Add a village library.
+    AddLibrary {
+        /// The library's code (NPP or the district's code).
+        library: String,
+        /// The library's name, e.g. "Perpustakaan Desa Dermaji".
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "Asia/Jakarta")]
+        timezone: String,
+    },
+    /// Enroll a PC; prints its token once (the server keeps only a hash).
+    AddDevice {
+        #[arg(long)]
+        library: String,
+        #[arg(long)]
+        pc: String,
+    },
+    /// Revoke a PC's token (its data stays; its batches are refused until re-enrolled).
+    RevokeDevice {
+        #[arg(long)]
+        library: String,
+        #[arg(long)]
+        pc: String,
+    },
+    /// Issue a read-only staff token for reports; prints it once.
+    AddStaff { name: String },
+    /// List libraries and enrolled PCs.
+    List,
+    /// Ingest a USB bundle and write its acknowledgement file.
+    Import {
+        file: PathBuf,
+        /// Where to write the acknowledgement (default: FILE.ack.json).
+        #[arg(long)]
+        ack: Option<PathBuf>,
+    },
+}
+
+/// The database a `--database` value names.
+pub fn sqlite_path(database: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = database.strip_prefix("sqlite:") {
+        return Ok(PathBuf::from(path));
+    }
+    if database.contains("://") {
+        return Err(UsageError::new(
+            format!("basis data '{database}' belum didukung; pakai sqlite:PATH"),
+            format!("database '{database}' is not supported yet; use sqlite:PATH"),
+        )
+        .into());
+    }
+    Ok(PathBuf::from(database))
+}
+
+fn open_store(database: &str) -> anyhow::Result<Arc<dyn ServerStore>> {
+    let path = sqlite_path(database)?;
+    let store =
+        SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+pub fn run(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(ctx, args))
+}
+
+async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
+    let lang = ctx.lang;
+    let store = open_store(&args.database)?;
+    match args.command {
+        ServerCommand::Init => {
+            let path = sqlite_path(&args.database)?;
+            if ctx.json {
+                return output::print_json(&serde_json::json!({ "database": path }));
+            }
+            println!(
+                "{} {}",
+                lang.pick("Basis data server siap:", "Server database ready:"),
+                path.display()
+            );
+        }
+        ServerCommand::Run { listen } => {
+            let shutdown = crate::pc::shutdown_signal()?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!(
+                "{} http://{}",
+                lang.pick("Server Jejak berjalan di", "Jejak server listening on"),
+                listener.local_addr()?
+            );
+            let state = AppState::new(store, ServerConfig::default());
+            jejak_server::run(listener, state, shutdown).await?;
+        }
+        ServerCommand::AddLibrary {
+            library,
+            name,
+            timezone,
+        } => {
+            let code = LibraryCode::parse(&library)?;
+            let zone = Zone::parse(&timezone)?;
+            store.add_library(&code, &name, zone).await.map_err(usage)?;
+            if ctx.json {
+                return output::print_json(
+                    &serde_json::json!({ "library": code, "name": name, "timezone": zone.code() }),
+                );
+            }
+            println!(
+                "{} {code} ({name})",
+                lang.pick("Perpustakaan ditambahkan:", "Library added:")
+            );
+        }
+        ServerCommand::AddDevice { library, pc } => {
+            let (library, pc) = (LibraryCode::parse(&library)?, PcCode::parse(&pc)?);
+            let token = store.add_device(&library, &pc).await.map_err(usage)?;
+            if ctx.json {
+                return output::print_json(
+                    &serde_json::json!({ "library": library, "pc": pc, "token": token.expose() }),
+                );
+            }
+            println!("{}", token.expose());
+            eprintln!(
+                "{}",
+                lang.pick(
+                    "Token ini hanya ditampilkan sekali. Di komputer perpustakaan: jejak enroll --server URL --token TOKEN",
+                    "This token is shown only once. On the library PC: jejak enroll --server URL --token TOKEN"
+                )
+            );
+        }
+        ServerCommand::RevokeDevice { library, pc } => {
+            let (library, pc) = (LibraryCode::parse(&library)?, PcCode::parse(&pc)?);
+            store.revoke_device(&library, &pc).await.map_err(usage)?;
+            if ctx.json {
+                return output::print_json(
+                    &serde_json::json!({ "library": library, "pc": pc, "revoked": true }),
+                );
+            }
+            println!(
+                "{} {library}/{pc}",
+                lang.pick("Token dicabut:", "Token revoked:")
+            );
+        }
+        ServerCommand::AddStaff { name } => {
+            let token = store.add_staff(&name).await.map_err(usage)?;
+            if ctx.json {
+                return output::print_json(
+                    &serde_json::json!({ "name": name, "token": token.expose() }),
+                );
+            }
+            println!("{}", token.expose());
+        }
+        ServerCommand::List => {
+            let libraries = store.libraries().await?;
+            let devices = store.devices().await?;
+            if ctx.json {
+                return output::print_json(
+                    &serde_json::json!({ "libraries": libraries, "devices": devices }),
+                );
+            }
+            let rows = devices
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.library.to_string(),
+                        d.pc.to_string(),
+                        if d.active {
+                            lang.pick("aktif", "active")
+                        } else {
+                            lang.pick("dicabut", "revoked")
+                        }
+                        .to_string(),
+                    ]
+                })
+                .collect();
+            println!(
+                "{} {}",
+                libraries.len(),
+                lang.pick("perpustakaan", "libraries")
+            );
+            println!(
+                "{}",
+                output::table(
+                    vec![
+                        lang.pick("Perpustakaan", "Library").into(),
+                        lang.pick("Komputer", "PC").into(),
+                        lang.pick("Token", "Token").into()
+                    ],
+                    rows
+                )
+            );
+        }
+        ServerCommand::Import { file, ack } => {
+            let ack_path = ack.unwrap_or_else(|| with_suffix(&file, ".ack.json"));
+            let summary = import_bundle(store.as_ref(), &file, &ack_path).await?;
+            if ctx.json {
+                return output::print_json(&summary);
+            }
+            println!(
+                "{} {}/{}: {} {}, {} {}, {} {}. {} {}",
+                lang.pick("Berkas diterima dari", "Bundle imported from"),
+                summary.library,
+                summary.pc,
+                summary.new,
+                lang.pick("baru", "new"),
+                summary.duplicates,
+                lang.pick("sudah ada", "already there"),
+                summary.rejected,
+                lang.pick("ditolak", "rejected"),
+                lang.pick("Tanda terima:", "Acknowledgement:"),
+                ack_path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn usage(e: jejak_server::EnrollError) -> anyhow::Error {
+    match e {
+        jejak_server::EnrollError::Store(inner) => inner.into(),
+        other => UsageError::new(other.to_string(), other.to_string()).into(),
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// What an import did.
+#[derive(Debug, serde::Serialize)]
+pub struct ImportSummary {
+    pub library: String,
+    pub pc: String,
+    pub batches: usize,
+    pub held_seq: u64,
+    pub new: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub ack_file: PathBuf,
+}
+
+/// Ingests a bundle through the same idempotent path as HTTP and writes the signed
+/// acknowledgement. Refuses a damaged bundle, a bundle of a PC this server does not
+/// know, and one whose signature is not the PC's.
+pub async fn import_bundle(
+    store: &dyn ServerStore,
+    file: &Path,
+    ack_path: &Path,
+) -> anyhow::Result<ImportSummary> {
+    let refused = |id: String, en: String| -> anyhow::Error { UsageError::new(id, en).into() };
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bundle = Bundle::parse(&bytes).map_err(|e| {
+        refused(
+            format!("berkas ditolak: {e}"),
+            format!("bundle refused: {e}"),
+        )
+    })?;
+    let Some(device) = store.find_device(&bundle.library, &bundle.pc).await? else {
+        return Err(refused(
+            format!(
+                "berkas ditolak: komputer {}/{} tidak terdaftar di server ini",
+                bundle.library, bundle.pc
+            ),
+            format!(
+                "bundle refused: PC {}/{} is not enrolled on this server",
+                bundle.library, bundle.pc
+            ),
+        ));
+    };
+    let Some(key) = store.bundle_key(&device).await? else {
+        return Err(refused(
+            format!("berkas ditolak: token komputer {device} sudah dicabut"),
+            format!("bundle refused: the token of PC {device} is revoked"),
+        ));
+    };
+    bundle.verify(&key).map_err(|e| {
+        refused(
+            format!("berkas ditolak: {e}"),
+            format!("bundle refused: {e}"),
+        )
+    })?;
+    let batches = bundle.batches().map_err(|e| {
+        refused(
+            format!("berkas ditolak: {e}"),
+            format!("bundle refused: {e}"),
+        )
+    })?;
+    let mut acks = Vec::new();
+    for batch in batches {
+        let now = chrono::Utc::now();
+        match store.ingest(&device, batch, now, Delivery::Carried).await {
+            Ok(ack) => acks.push(ack),
+            Err(IngestError::SeqGap {
+                expected_seq,
+                first_seq,
+            }) => {
+                return Err(refused(
+                    format!(
+                        "berkas ditolak: server menyimpan sampai seq {}, berkas mulai dari seq {first_seq}; buat berkas baru di komputer itu",
+                        expected_seq - 1
+                    ),
+                    format!(
+                        "bundle refused: the server holds up to seq {}, the bundle starts at seq {first_seq}; export a new bundle on that PC",
+                        expected_seq - 1
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let summary = ImportSummary {
+        library: bundle.library.to_string(),
+        pc: bundle.pc.to_string(),
+        batches: acks.len(),
+        held_seq: acks.iter().map(|a| a.held_seq).max().unwrap_or(0),
+        new: acks.iter().map(|a| u64::from(a.new)).sum(),
+        duplicates: acks.iter().map(|a| u64::from(a.duplicates)).sum(),
+        rejected: acks.iter().map(|a| a.rejected.len() as u64).sum(),
+        ack_file: ack_path.to_path_buf(),
+    };
+    let ack = BundleAck::new(&bundle, acks, &key);
+    std::fs::write(ack_path, ack.to_bytes())
+        .with_context(|| format!("cannot write {}", ack_path.display()))?;
+    Ok(summary)
+}

@@ -1,0 +1,562 @@
+//! What every backend does to a batch before and while storing it, without any IO: the
+//! checks that refuse a whole batch (identity, shape, numbers the store cannot hold),
+//! the per-record validation, the conversion of records into the compact form the store
+//! keeps, and the clock correction.
+//!
+//! Preparing happens on the caller's task, in parallel with other batches; the backend's
+//! single writer then only looks up and writes.
+
+use std::collections::HashMap;
+
+use jejak_domain::{
+    BatchRecord, ClientInstant, ClockAnchor, Lang, PatronKey, RecordBody, RejectedRecord,
+    TimeQuality, WireBatch,
+};
+use uuid::Uuid;
+
+use crate::codes;
+use crate::store::{Delivery, DeviceRef, IngestError};
+
+/// Rejection code of a record that breaks a domain rule.
+pub const REJECT_INVALID: &str = "invalid";
+/// Rejection code of a record whose id is stored with different content at the same
+/// revision, or for another PC.
+pub const REJECT_CONFLICT: &str = "conflict";
+
+/// No anchor is believed whose server time lies before this (2024-01-01 UTC): the
+/// server's clock never read such a time for this software.
+const EARLIEST_ANCHOR_MS: i64 = 1_704_067_200_000;
+/// An anchor may lie this far in the future of the arrival time (clock steps on the
+/// server between the probe and the batch) before it is ignored.
+const ANCHOR_FUTURE_SLACK_MS: i64 = 60_000;
+/// Anchors measured over a round trip this slow are too vague to date anything.
+const MAX_ANCHOR_UNCERTAINTY_MS: i64 = 3_600_000;
+/// A corrected time this far in the future of the arrival is not an honest rounding
+/// error: it is clamped *and* flagged `estimated`. Smaller excesses (within the
+/// anchor's uncertainty) are only clamped.
+const FUTURE_TOLERANCE_MS: i64 = 2_000;
+
+/// Where a run's monotonic clock stands on the server's clock: it read zero at server
+/// time `boot_ms`, give or take `uncertainty_ms`. An anchor (`at mono m the server read
+/// t`) says exactly this with `boot_ms = t - m`; kept in this form, one number dates
+/// every record of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Anchor {
+    pub boot_ms: i64,
+    pub uncertainty_ms: i64,
+}
+
+impl Anchor {
+    /// The server time of a monotonic reading of the run (saturating: a hostile number
+    /// must not panic the writer).
+    pub fn server_time_of(&self, mono_ms: i64) -> i64 {
+        self.boot_ms.saturating_add(mono_ms)
+    }
+
+    /// Whether this anchor dates the run better than `other`.
+    pub fn better_than(&self, other: Option<&Anchor>) -> bool {
+        other.is_none_or(|o| self.uncertainty_ms < o.uncertainty_ms)
+    }
+}
+
+/// The PC wall clock's offset: server time minus PC wall time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WallOffset {
+    pub ms: i64,
+    /// `None` when estimated from a send time alone (no round trip measured).
+    pub uncertainty_ms: Option<i64>,
+}
+
+/// The client-given fields of a session the server keeps, which decide "same content":
+/// everything the PC sent except the id (the key), the patron key (compared through its
+/// stored number by the backend) and the run and monotonic start (used to date the
+/// session, not kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SessionFields {
+    pub revision: i64,
+    pub raw_start_ms: i64,
+    pub duration_s: i64,
+    pub end_reason: Option<i64>,
+    pub user_kind: i64,
+    pub purposes: i64,
+    pub gender: i64,
+    pub age_group: i64,
+    pub group_size: i64,
+    pub rx_kib: i64,
+    pub tx_kib: i64,
+    /// Seconds of the session without a link (duration minus online seconds): stored
+    /// instead of the online seconds because it is usually near zero, and zero costs
+    /// no bytes.
+    pub offline_s: i64,
+    pub client_quality: i64,
+}
+
+/// A session ready for the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedSession {
+    pub seq: u64,
+    pub id: Uuid,
+    pub run: Uuid,
+    /// The patron key as its 32 bytes (the hex text costs twice as much).
+    pub patron: Option<[u8; 32]>,
+    /// Monotonic ms of the run at the start.
+    pub mono_ms: i64,
+    pub fields: SessionFields,
+}
+
+/// The client-given fields of a pc event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EventFields {
+    pub kind: i64,
+    pub raw_at_ms: i64,
+    pub clock_delta_ms: Option<i64>,
+}
+
+/// A pc event ready for the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedEvent {
+    pub seq: u64,
+    pub id: Uuid,
+    pub run: Uuid,
+    pub mono_ms: i64,
+    pub fields: EventFields,
+}
+
+/// One record of a batch, in seq order.
+#[derive(Debug, Clone)]
+pub(crate) enum PreparedRecord {
+    Session(PreparedSession),
+    Event(PreparedEvent),
+    /// Refused before the store was asked (a broken domain rule): stored in the
+    /// rejected table and reported; it does not hold the batch back.
+    Invalid {
+        seq: u64,
+        id: Uuid,
+        detail: String,
+    },
+}
+
+/// A batch checked and converted, ready for the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedBatch {
+    pub batch_id: Uuid,
+    pub epoch: Uuid,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub sent: ClientInstant,
+    pub delivery: Delivery,
+    /// The runs the records use, in first-use order.
+    pub runs: Vec<Uuid>,
+    /// Usable anchors, the best per run.
+    pub anchors: HashMap<Uuid, Anchor>,
+    /// Anchors that were ignored as implausible (logged as a count).
+    pub ignored_anchors: usize,
+    pub records: Vec<PreparedRecord>,
+    pub sessions: usize,
+    pub events: usize,
+}
+
+fn to_i64(value: u64) -> Option<i64> {
+    i64::try_from(value).ok()
+}
+
+/// Checks an anchor the client sent back: the server read `server_ms` itself, but the
+/// PC carries it, so a broken or hostile client could send anything.
+pub(crate) fn usable_anchor(anchor: &ClockAnchor, received_ms: i64) -> Option<Anchor> {
+    let mono_ms = to_i64(anchor.mono_ms)?;
+    let uncertainty_ms = to_i64(anchor.uncertainty_ms)?;
+    let plausible = anchor.server_ms >= EARLIEST_ANCHOR_MS
+        && anchor.server_ms <= received_ms.saturating_add(ANCHOR_FUTURE_SLACK_MS)
+        && uncertainty_ms <= MAX_ANCHOR_UNCERTAINTY_MS;
+    plausible.then_some(Anchor {
+        boot_ms: anchor.server_ms.saturating_sub(mono_ms),
+        uncertainty_ms,
+    })
+}
+
+/// Checks a batch against its token and converts it. Refuses the whole batch (nothing
+/// is written) when it names another device, cannot be read, or carries a seq the
+/// store cannot hold; a record that breaks a domain rule is only marked invalid.
+pub(crate) fn prepare(
+    device: &DeviceRef,
+    batch: WireBatch,
+    received_ms: i64,
+    delivery: Delivery,
+) -> Result<PreparedBatch, IngestError> {
+    // Identity comes from the token: a payload naming another library or PC is refused
+    // before anything else is looked at.
+    if batch.library != device.library || batch.pc != device.pc {
+        return Err(IngestError::WrongDevice {
+            device: device.to_string(),
+            claimed_library: batch.library,
+            claimed_pc: batch.pc,
+        });
+    }
+    let decoded = batch.decode()?;
+    let (Some(first_seq), Some(last_seq)) = (to_i64(batch.first_seq), to_i64(batch.last_seq))
+    else {
+        return Err(IngestError::OutOfRange(format!(
+            "seq {} is beyond what the server can store",
+            batch.last_seq
+        )));
+    };
+    let mut anchors: HashMap<Uuid, Anchor> = HashMap::new();
+    let mut ignored_anchors = 0;
+    for anchor in &batch.anchors {
+        match usable_anchor(anchor, received_ms) {
+            Some(a) => {
+                if a.better_than(anchors.get(&anchor.run)) {
+                    anchors.insert(anchor.run, a);
+                }
+            }
+            None => ignored_anchors += 1,
+        }
+    }
+    let mut runs: Vec<Uuid> = Vec::new();
+    let mut records = Vec::with_capacity(decoded.len());
+    let (mut sessions, mut events) = (0, 0);
+    for BatchRecord { seq, body } in decoded {
+        let id = body.record_id();
+        if let Err(e) = body.validate() {
+            records.push(PreparedRecord::Invalid {
+                seq,
+                id,
+                detail: e.message(Lang::En),
+            });
+            continue;
+        }
+        let run = match &body {
+            RecordBody::Session(s) => s.run_id,
+            RecordBody::PcEvent(e) => e.run_id,
+        };
+        let converted = match body {
+            RecordBody::Session(s) => session_fields(&s).map(|(mono_ms, fields, patron)| {
+                PreparedRecord::Session(PreparedSession {
+                    seq,
+                    id,
+                    run,
+                    patron,
+                    mono_ms,
+                    fields,
+                })
+            }),
+            RecordBody::PcEvent(e) => to_i64(e.mono_ms).map(|mono_ms| {
+                PreparedRecord::Event(PreparedEvent {
+                    seq,
+                    id,
+                    run,
+                    mono_ms,
+                    fields: EventFields {
+                        kind: codes::event_kind_code(e.kind),
+                        raw_at_ms: e.at.timestamp_millis(),
+                        clock_delta_ms: e.clock_delta_ms,
+                    },
+                })
+            }),
+        };
+        match converted {
+            Some(record) => {
+                match &record {
+                    PreparedRecord::Session(_) => sessions += 1,
+                    PreparedRecord::Event(_) => events += 1,
+                    PreparedRecord::Invalid { .. } => {}
+                }
+                if !runs.contains(&run) {
+                    runs.push(run);
+                }
+                records.push(record);
+            }
+            None => records.push(out_of_range(seq, id)),
+        }
+    }
+    Ok(PreparedBatch {
+        batch_id: batch.batch_id,
+        epoch: batch.epoch,
+        first_seq,
+        last_seq,
+        sent: batch.sent,
+        delivery,
+        runs,
+        anchors,
+        ignored_anchors,
+        records,
+        sessions,
+        events,
+    })
+}
+
+fn out_of_range(seq: u64, id: Uuid) -> PreparedRecord {
+    PreparedRecord::Invalid {
+        seq,
+        id,
+        detail: "a number is out of the range the server stores".into(),
+    }
+}
+
+/// The monotonic start and the stored form of a session's client-given fields; `None`
+/// if a number does not fit.
+type SessionParts = (i64, SessionFields, Option<[u8; 32]>);
+
+fn session_fields(s: &jejak_domain::Session) -> Option<SessionParts> {
+    let p = &s.patron;
+    let duration_s = to_i64(s.duration_secs)?;
+    let fields = SessionFields {
+        revision: i64::from(s.revision),
+        raw_start_ms: s.started_at.timestamp_millis(),
+        duration_s,
+        end_reason: s.end_reason.map(codes::end_reason_code),
+        user_kind: codes::user_kind_code(p.user_kind),
+        purposes: codes::purposes_mask(&p.purposes),
+        gender: codes::gender_code(p.gender),
+        age_group: codes::age_group_code(p.age_group),
+        group_size: i64::from(p.group_size),
+        // The wire carries kibibytes; `decode` multiplied them by 1024, so this is exact.
+        rx_kib: to_i64(s.bytes_rx / 1024)?,
+        tx_kib: to_i64(s.bytes_tx / 1024)?,
+        offline_s: duration_s.checked_sub(to_i64(s.online_secs)?)?,
+        client_quality: codes::time_quality_code(s.time_quality),
+    };
+    Some((
+        to_i64(s.started_mono_ms)?,
+        fields,
+        p.patron_key.as_ref().map(key_bytes),
+    ))
+}
+
+/// A patron key's 32 bytes. `PatronKey` guarantees 64 lowercase hex digits.
+pub(crate) fn key_bytes(key: &PatronKey) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    // A PatronKey is always valid hex of the right length; should that ever change, an
+    // all-zero key is stored rather than a panic in the writer.
+    let _ = hex::decode_to_slice(key.as_str(), &mut out);
+    out
+}
+
+/// The offset this batch itself establishes for the PC's wall clock: exactly, when its
+/// send instant's run has an anchor; roughly (arrival minus send time, so the one-way
+/// transit is included) for an online batch without one; not at all for a carried one.
+pub(crate) fn batch_offset(
+    sent: &ClientInstant,
+    sent_anchor: Option<&Anchor>,
+    received_ms: i64,
+    delivery: Delivery,
+) -> Option<WallOffset> {
+    match (sent_anchor, to_i64(sent.mono_ms)) {
+        (Some(anchor), Some(mono)) => Some(WallOffset {
+            ms: anchor.server_time_of(mono).saturating_sub(sent.wall_ms),
+            uncertainty_ms: Some(anchor.uncertainty_ms),
+        }),
+        _ if delivery == Delivery::Online => Some(WallOffset {
+            ms: received_ms.saturating_sub(sent.wall_ms),
+            uncertainty_ms: None,
+        }),
+        _ => None,
+    }
+}
+
+/// A record's corrected time and how far to trust it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dated {
+    /// Corrected start (or instant), Unix ms by the server's clock.
+    pub ms: i64,
+    pub quality: TimeQuality,
+}
+
+/// Dates a record: from its run's anchor when there is one (`corrected`, unless the PC
+/// itself called the time `estimated`), else its raw wall time moved by the PC's
+/// latest known offset (`estimated`). A record whose end (`start + span_ms`) would lie
+/// after `now_ms` is pulled back to end at `now_ms`, and flagged `estimated` when the
+/// excess is more than a rounding error.
+pub(crate) fn date(
+    raw_ms: i64,
+    mono_ms: i64,
+    span_ms: i64,
+    client_quality: TimeQuality,
+    anchor: Option<&Anchor>,
+    offset: Option<&WallOffset>,
+    now_ms: i64,
+) -> Dated {
+    let (mut ms, mut quality, tolerance) = match anchor {
+        Some(a) => (
+            a.server_time_of(mono_ms),
+            if client_quality == TimeQuality::Estimated {
+                TimeQuality::Estimated
+            } else {
+                TimeQuality::Corrected
+            },
+            FUTURE_TOLERANCE_MS.max(a.uncertainty_ms),
+        ),
+        None => (
+            raw_ms.saturating_add(offset.map_or(0, |o| o.ms)),
+            TimeQuality::Estimated,
+            FUTURE_TOLERANCE_MS,
+        ),
+    };
+    let end = ms.saturating_add(span_ms);
+    if end > now_ms {
+        if end - now_ms > tolerance {
+            quality = TimeQuality::Estimated;
+        }
+        ms = now_ms.saturating_sub(span_ms);
+    }
+    Dated { ms, quality }
+}
+
+/// A record refused with a reason, as the answer lists it.
+pub(crate) fn rejected(seq: u64, code: &str, detail: impl Into<String>) -> RejectedRecord {
+    RejectedRecord {
+        seq,
+        code: code.to_string(),
+        detail: detail.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_790_000_000_000;
+
+    fn anchor(mono: i64, server: i64, unc: i64) -> Anchor {
+        Anchor {
+            boot_ms: server - mono,
+            uncertainty_ms: unc,
+        }
+    }
+
+    #[test]
+    fn an_anchor_dates_a_record_whatever_the_wall_clock_said() {
+        let a = anchor(10_000_000, NOW - 1_000, 150);
+        // Started 2 hours of monotonic time before the anchor, on a clock 3 years behind.
+        let raw = NOW - 3 * 365 * 86_400_000;
+        let d = date(
+            raw,
+            10_000_000 - 7_200_000,
+            1_800_000,
+            TimeQuality::Estimated,
+            Some(&a),
+            None,
+            NOW,
+        );
+        assert_eq!(d.ms, NOW - 1_000 - 7_200_000);
+        assert_eq!(
+            d.quality,
+            TimeQuality::Estimated,
+            "the PC's own doubt stays"
+        );
+        let d = date(raw, 9_000_000, 0, TimeQuality::Trusted, Some(&a), None, NOW);
+        assert_eq!(d.quality, TimeQuality::Corrected);
+    }
+
+    #[test]
+    fn without_an_anchor_the_offset_applies_and_the_time_is_estimated() {
+        let off = WallOffset {
+            ms: 60_000,
+            uncertainty_ms: None,
+        };
+        let d = date(
+            NOW - 3_600_000,
+            5,
+            0,
+            TimeQuality::Trusted,
+            None,
+            Some(&off),
+            NOW,
+        );
+        assert_eq!(d.ms, NOW - 3_540_000);
+        assert_eq!(d.quality, TimeQuality::Estimated);
+        let d = date(NOW - 10, 5, 0, TimeQuality::Trusted, None, None, NOW);
+        assert_eq!(d.ms, NOW - 10);
+    }
+
+    #[test]
+    fn future_times_are_clamped_and_flagged() {
+        // A clock one day ahead with no offset known: the session would end tomorrow.
+        let d = date(
+            NOW + 86_400_000,
+            5,
+            600_000,
+            TimeQuality::Trusted,
+            None,
+            None,
+            NOW,
+        );
+        assert_eq!(d.ms, NOW - 600_000);
+        assert_eq!(d.quality, TimeQuality::Estimated);
+        // Within the anchor's uncertainty: clamped, still corrected.
+        let a = anchor(1_000, NOW, 500);
+        let d = date(0, 1_300, 0, TimeQuality::Trusted, Some(&a), None, NOW);
+        assert_eq!((d.ms, d.quality), (NOW, TimeQuality::Corrected));
+    }
+
+    #[test]
+    fn hostile_numbers_saturate_instead_of_panicking() {
+        let a = Anchor {
+            boot_ms: i64::MAX - 5,
+            uncertainty_ms: 0,
+        };
+        let d = date(
+            i64::MIN,
+            i64::MAX,
+            i64::MAX,
+            TimeQuality::Trusted,
+            Some(&a),
+            None,
+            NOW,
+        );
+        assert_eq!(d.quality, TimeQuality::Estimated);
+        let off = WallOffset {
+            ms: i64::MAX,
+            uncertainty_ms: None,
+        };
+        let _ = date(i64::MAX, 0, 0, TimeQuality::Trusted, None, Some(&off), NOW);
+    }
+
+    #[test]
+    fn implausible_anchors_are_ignored() {
+        let run = Uuid::nil();
+        let good = ClockAnchor {
+            run,
+            mono_ms: 5,
+            server_ms: NOW - 10,
+            uncertainty_ms: 40,
+        };
+        assert!(usable_anchor(&good, NOW).is_some());
+        for bad in [
+            ClockAnchor {
+                server_ms: NOW + 3_600_000,
+                ..good
+            },
+            ClockAnchor {
+                server_ms: 946_684_800_000,
+                ..good
+            },
+            ClockAnchor {
+                mono_ms: u64::MAX,
+                ..good
+            },
+            ClockAnchor {
+                uncertainty_ms: 86_400_000,
+                ..good
+            },
+        ] {
+            assert!(usable_anchor(&bad, NOW).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_send_instant_gives_the_offset() {
+        let run = Uuid::nil();
+        let sent = ClientInstant {
+            run,
+            mono_ms: 2_000,
+            wall_ms: NOW - 100_000,
+        };
+        let a = anchor(1_000, NOW - 1_000, 30);
+        let o = batch_offset(&sent, Some(&a), NOW, Delivery::Online).unwrap();
+        assert_eq!((o.ms, o.uncertainty_ms), (100_000, Some(30)));
+        let o = batch_offset(&sent, None, NOW, Delivery::Online).unwrap();
+        assert_eq!((o.ms, o.uncertainty_ms), (100_000, None));
+        assert!(batch_offset(&sent, None, NOW, Delivery::Carried).is_none());
+    }
+}

@@ -1,0 +1,31 @@
+//! Jejak's district server: the HTTP API that village PCs sync to, over a storage trait
+//! with an embedded SQLite implementation.
+//!
+//! - [`store`]: the [`ServerStore`] trait, its values, errors and tokens.
+//! - [`SqliteStore`]: the embedded backend (one writer thread, group commit, WAL+FULL).
+//! - [`router`] and [`run`]: the axum application and its serving loop.
+//!
+//! Invariants this crate keeps (see the brief, section 4): a batch is answered only
+//! after its transaction commits; ingest is idempotent forever (record keys never
+//! expire); identity comes from the token, never the payload; a rejected record is
+//! stored and reported and never blocks the rest; raw client times are kept beside the
+//! corrected ones.
+
+#![warn(missing_docs)]
+
+pub mod bench;
+mod codes;
+pub mod http;
+mod ingest;
+pub mod metrics;
+mod sqlite;
+pub mod store;
+
+pub use http::{AppState, Limits, ServerConfig, router, run};
+pub use ingest::{REJECT_CONFLICT, REJECT_INVALID};
+pub use sqlite::{SqliteOptions, SqliteStore};
+pub use store::{
+    AuthError, Delivery, DeviceId, DeviceInfo, DeviceRef, DeviceState, DeviceToken, EnrollError,
+    EpochState, IngestError, LibraryInfo, Principal, ServerClock, ServerStore, StaffToken,
+    StoreError, StoredEvent, StoredSession, system_clock, token_hash,
+};

@@ -1,0 +1,393 @@
+//! The embedded SQLite implementation of [`ServerStore`]: the default for a district.
+//!
+//! One file in WAL mode with `synchronous=FULL`. One dedicated OS thread owns the write
+//! connection and commits groups of jobs (see `writer.rs`); reads use a small pool of
+//! read-only connections on tokio's blocking threads. The SQL lives in this module only
+//! (`schema.rs`, `write.rs`, `read.rs`), so the PostgreSQL backend writes its own.
+
+mod read;
+mod schema;
+mod write;
+mod writer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use jejak_domain::{BatchAck, LibraryCode, PcCode, WireBatch, Zone};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::ingest;
+use crate::store::{
+    AuthError, Delivery, DeviceRef, DeviceState, DeviceToken, EnrollError, IngestError,
+    LibraryInfo, Principal, ServerClock, ServerStore, StaffToken, StoreError, system_clock,
+};
+use crate::store::{DeviceInfo, StoredEvent, StoredSession};
+
+pub(crate) use write::IngestOutcome;
+
+/// How long a connection waits for a lock held by another process (the CLI enrolling a
+/// PC while the server runs) before it gives up. Inside the server there is one writer,
+/// so its own jobs never wait on each other this way.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle read connections kept open.
+const READ_POOL: usize = 8;
+
+/// Options of [`SqliteStore::open_with`].
+#[derive(Clone)]
+pub struct SqliteOptions {
+    /// The clock that stamps enrollments and answers (tests inject a movable one).
+    pub clock: ServerClock,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            clock: system_clock(),
+        }
+    }
+}
+
+impl fmt::Debug for SqliteOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteOptions").finish_non_exhaustive()
+    }
+}
+
+/// The district server's embedded store. Cheap to clone: clones share the writer
+/// thread and the read pool. The writer thread stops when the last clone is dropped,
+/// after answering every job it was given.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: writer::WriterHandle,
+    /// Idle read-only connections.
+    readers: Mutex<Vec<Connection>>,
+    clock: ServerClock,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("writer_alive", &self.inner.writer.is_alive())
+            .finish()
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Inconsistent(format!(
+            "the database refused WAL mode (it is in '{mode}' mode)"
+        )));
+    }
+    // FULL, explicitly: in WAL mode NORMAL may lose the last commits on power loss, and
+    // the server answers "stored" only for what survives one.
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL;
+         PRAGMA foreign_keys=ON;
+         PRAGMA temp_store=MEMORY;
+         PRAGMA cache_size=-32768;
+         PRAGMA journal_size_limit=67108864;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    schema::migrations().to_latest(&mut conn)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path` with the system clock, applying pending
+    /// migrations. The parent folder must exist.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens (or creates) the store with options (an injected clock).
+    pub fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let conn = open_writer(path)?;
+        let checkpoints = Connection::open(path)?;
+        checkpoints.busy_timeout(BUSY_TIMEOUT)?;
+        let writer = writer::WriterHandle::spawn(conn, checkpoints)?;
+        tracing::info!(path = %path.display(), "server store open");
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer,
+                readers: Mutex::new(Vec::new()),
+                clock: options.clock,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.inner.clock)()
+    }
+
+    /// Runs a read on a pooled read-only connection, on a blocking thread.
+    async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_reader(&inner.path)?,
+            };
+            let result = work(&conn);
+            if let Ok(mut pool) = inner.readers.lock()
+                && pool.len() < READ_POOL
+            {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| E::from(StoreError::Internal(format!("a read task failed: {e}"))))?
+    }
+
+    /// Checkpoints the WAL into the main file and compacts it (`VACUUM`), for measuring
+    /// the file's size and for maintenance. Blocks the writer while it runs.
+    pub async fn compact(&self) -> Result<u64, StoreError> {
+        let path = self.inner.path.clone();
+        self.inner
+            .writer
+            .call_exclusive(move |conn: &Connection| -> Result<u64, StoreError> {
+                conn.execute_batch(
+                    "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+                )?;
+                let size = std::fs::metadata(&path)
+                    .map_err(|source| StoreError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    })?
+                    .len();
+                Ok(size)
+            })
+            .await
+    }
+
+    /// Stores a batch as [`ServerStore::ingest`] does, returning what it did without
+    /// the answer's send time.
+    pub(crate) async fn ingest_outcome(
+        &self,
+        device: &DeviceRef,
+        batch: WireBatch,
+        received_at: DateTime<Utc>,
+        delivery: Delivery,
+    ) -> Result<IngestOutcome, IngestError> {
+        let received_ms = received_at.timestamp_millis();
+        let owner = device.clone();
+        // Decoding and converting a batch of thousands of records is CPU work: it runs on
+        // a blocking thread, in parallel with other batches, so the single writer only
+        // looks up and writes.
+        let prepared = tokio::task::spawn_blocking(move || {
+            ingest::prepare(&owner, batch, received_ms, delivery)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("a preparation task failed: {e}")))??;
+        let device_id = device.id;
+        let records = prepared.records.len();
+        let (sessions, events) = (prepared.sessions, prepared.events);
+        if prepared.ignored_anchors > 0 {
+            tracing::warn!(
+                device = device_id.0,
+                ignored = prepared.ignored_anchors,
+                "clock anchors with implausible values were ignored"
+            );
+        }
+        let started = Instant::now();
+        let outcome = self
+            .inner
+            .writer
+            .call(move |conn: &Connection| write::ingest(conn, device_id, &prepared, received_ms))
+            .await;
+        match &outcome {
+            Ok(o) => tracing::debug!(
+                device = device_id.0,
+                records,
+                sessions,
+                events,
+                new = o.new,
+                duplicates = o.duplicates,
+                rejected = o.rejected.len(),
+                held_seq = o.held_seq,
+                micros = started.elapsed().as_micros() as u64,
+                "batch stored"
+            ),
+            Err(e) => tracing::info!(device = device_id.0, records, error = %e, "batch refused"),
+        }
+        outcome
+    }
+}
+
+#[async_trait]
+impl ServerStore for SqliteStore {
+    async fn add_library(
+        &self,
+        code: &LibraryCode,
+        name: &str,
+        timezone: Zone,
+    ) -> Result<(), EnrollError> {
+        let name = write::clean_name(name)?;
+        let code = code.clone();
+        let now = self.now().timestamp_millis();
+        self.inner
+            .writer
+            .call(move |conn: &Connection| write::add_library(conn, &code, &name, timezone, now))
+            .await
+    }
+
+    async fn add_device(
+        &self,
+        library: &LibraryCode,
+        pc: &PcCode,
+    ) -> Result<DeviceToken, EnrollError> {
+        let token = DeviceToken::generate();
+        let hash = token.hash();
+        let (lib, pc_code) = (library.clone(), pc.clone());
+        let now = self.now().timestamp_millis();
+        let id = self
+            .inner
+            .writer
+            .call(move |conn: &Connection| write::add_device(conn, &lib, &pc_code, &hash, now))
+            .await?;
+        tracing::info!(device = id.0, library = %library, pc = %pc, "device enrolled");
+        Ok(token)
+    }
+
+    async fn revoke_device(&self, library: &LibraryCode, pc: &PcCode) -> Result<(), EnrollError> {
+        let (lib, pc_code) = (library.clone(), pc.clone());
+        let now = self.now().timestamp_millis();
+        let id = self
+            .inner
+            .writer
+            .call(move |conn: &Connection| write::revoke_device(conn, &lib, &pc_code, now))
+            .await?;
+        tracing::info!(device = id.0, library = %library, pc = %pc, "device token revoked");
+        Ok(())
+    }
+
+    async fn add_staff(&self, name: &str) -> Result<StaffToken, EnrollError> {
+        let name = write::clean_name(name)?;
+        let token = StaffToken::generate();
+        let hash = token.hash();
+        let now = self.now().timestamp_millis();
+        self.inner
+            .writer
+            .call(move |conn: &Connection| write::add_staff(conn, &name, &hash, now))
+            .await?;
+        Ok(token)
+    }
+
+    async fn revoke_staff(&self, name: &str) -> Result<(), EnrollError> {
+        let name = name.trim().to_string();
+        let now = self.now().timestamp_millis();
+        self.inner
+            .writer
+            .call(move |conn: &Connection| write::revoke_staff(conn, &name, now))
+            .await
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let token = token.to_string();
+        self.read(move |conn| read::authenticate(conn, &token))
+            .await
+    }
+
+    async fn libraries(&self) -> Result<Vec<LibraryInfo>, StoreError> {
+        self.read(read::libraries).await
+    }
+
+    async fn devices(&self) -> Result<Vec<DeviceInfo>, StoreError> {
+        self.read(read::devices).await
+    }
+
+    async fn find_device(
+        &self,
+        library: &LibraryCode,
+        pc: &PcCode,
+    ) -> Result<Option<DeviceRef>, StoreError> {
+        let (library, pc) = (library.clone(), pc.clone());
+        self.read(move |conn| read::find_device(conn, &library, &pc))
+            .await
+    }
+
+    async fn bundle_key(&self, device: &DeviceRef) -> Result<Option<[u8; 32]>, StoreError> {
+        let id = device.id;
+        self.read(move |conn| read::bundle_key(conn, id)).await
+    }
+
+    async fn ingest(
+        &self,
+        device: &DeviceRef,
+        batch: WireBatch,
+        received_at: DateTime<Utc>,
+        delivery: Delivery,
+    ) -> Result<BatchAck, IngestError> {
+        let (batch_id, epoch) = (batch.batch_id, batch.epoch);
+        let outcome = self
+            .ingest_outcome(device, batch, received_at, delivery)
+            .await?;
+        Ok(BatchAck {
+            batch_id,
+            epoch,
+            held_seq: outcome.held_seq,
+            new: outcome.new,
+            duplicates: outcome.duplicates,
+            rejected: outcome.rejected,
+            received_at_ms: received_at.timestamp_millis(),
+            sent_at_ms: self.now().timestamp_millis(),
+        })
+    }
+
+    async fn sessions(&self, device: &DeviceRef) -> Result<Vec<StoredSession>, StoreError> {
+        let device = device.clone();
+        self.read(move |conn| read::sessions(conn, &device)).await
+    }
+
+    async fn events(&self, device: &DeviceRef) -> Result<Vec<StoredEvent>, StoreError> {
+        let device = device.clone();
+        self.read(move |conn| read::events(conn, &device)).await
+    }
+
+    async fn device_state(&self, device: &DeviceRef) -> Result<DeviceState, StoreError> {
+        let device = device.clone();
+        self.read(move |conn| read::device_state(conn, &device))
+            .await
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.inner.writer.is_alive()
+    }
+}

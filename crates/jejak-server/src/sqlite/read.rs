@@ -1,0 +1,344 @@
+//! The SQLite store's reads. They run on read-only connections of their own (WAL lets
+//! them proceed while the writer writes) and see every commit that happened before.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use jejak_domain::{LibraryCode, PatronKey, PatronProfile, PcCode, Zone};
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use crate::codes;
+use crate::store::{
+    AuthError, DEVICE_TOKEN_PREFIX, DeviceId, DeviceInfo, DeviceRef, DeviceState, EpochState,
+    LibraryInfo, Principal, STAFF_TOKEN_PREFIX, StoreError, StoredEvent, StoredSession, token_hash,
+};
+
+fn library_code(raw: String) -> Result<LibraryCode, StoreError> {
+    LibraryCode::parse(&raw)
+        .map_err(|_| StoreError::Inconsistent("a stored library code is invalid".into()))
+}
+
+fn pc_code(raw: String) -> Result<PcCode, StoreError> {
+    PcCode::parse(&raw).map_err(|_| StoreError::Inconsistent("a stored PC code is invalid".into()))
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+pub(crate) fn authenticate(conn: &Connection, token: &str) -> Result<Principal, AuthError> {
+    let token = token.trim();
+    let hash = token_hash(token);
+    if token.starts_with(DEVICE_TOKEN_PREFIX) {
+        let row: Option<(Option<i64>, i64, String, String)> = conn
+            .prepare_cached(
+                "SELECT t.revoked_ms, d.id, l.code, d.pc
+                 FROM tokens t
+                 JOIN devices d ON d.id = t.device
+                 JOIN libraries l ON l.id = d.library
+                 WHERE t.hash = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([hash.as_slice()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+            })
+            .map_err(StoreError::from)?;
+        match row {
+            None => Err(AuthError::Unknown),
+            Some((Some(_), ..)) => Err(AuthError::Revoked),
+            Some((None, id, library, pc)) => Ok(Principal::Device {
+                library: library_code(library)?,
+                pc: pc_code(pc)?,
+                device_id: DeviceId(id),
+            }),
+        }
+    } else if token.starts_with(STAFF_TOKEN_PREFIX) {
+        let row: Option<(Option<i64>, String)> = conn
+            .prepare_cached(
+                "SELECT revoked_ms, staff FROM tokens WHERE hash = ?1 AND staff IS NOT NULL",
+            )
+            .and_then(|mut s| {
+                s.query_row([hash.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(StoreError::from)?;
+        match row {
+            None => Err(AuthError::Unknown),
+            Some((Some(_), _)) => Err(AuthError::Revoked),
+            Some((None, name)) => Ok(Principal::Staff { name }),
+        }
+    } else {
+        Err(AuthError::Unknown)
+    }
+}
+
+pub(crate) fn libraries(conn: &Connection) -> Result<Vec<LibraryInfo>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.code, l.name, l.timezone, l.created_ms,
+             (SELECT COUNT(*) FROM devices d JOIN tokens t ON t.device = d.id
+              WHERE d.library = l.id AND t.revoked_ms IS NULL)
+         FROM libraries l ORDER BY l.code",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (code, name, timezone, created_at_ms, active) = row?;
+        out.push(LibraryInfo {
+            code: library_code(code)?,
+            name,
+            timezone: Zone::parse(&timezone)
+                .map_err(|_| StoreError::Inconsistent("a stored time zone is invalid".into()))?,
+            active_devices: u32::try_from(active).unwrap_or(u32::MAX),
+            created_at_ms,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn devices(conn: &Connection) -> Result<Vec<DeviceInfo>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id, l.code, d.pc, d.created_ms, d.last_batch_ms, d.sessions,
+             EXISTS (SELECT 1 FROM tokens t WHERE t.device = d.id AND t.revoked_ms IS NULL)
+         FROM devices d JOIN libraries l ON l.id = d.library
+         ORDER BY l.code, d.pc",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, bool>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, library, pc, enrolled_at_ms, last_batch_at_ms, sessions, active) = row?;
+        out.push(DeviceInfo {
+            device_id: DeviceId(id),
+            library: library_code(library)?,
+            pc: pc_code(pc)?,
+            active,
+            enrolled_at_ms,
+            last_batch_at_ms,
+            sessions: to_u64(sessions),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn find_device(
+    conn: &Connection,
+    library: &LibraryCode,
+    pc: &PcCode,
+) -> Result<Option<DeviceRef>, StoreError> {
+    let id: Option<i64> = conn
+        .prepare_cached(
+            "SELECT d.id FROM devices d JOIN libraries l ON l.id = d.library
+             WHERE l.code = ?1 AND d.pc = ?2
+               AND EXISTS (SELECT 1 FROM tokens t WHERE t.device = d.id AND t.revoked_ms IS NULL)",
+        )?
+        .query_row(params![library.as_str(), pc.as_str()], |r| r.get(0))
+        .optional()?;
+    Ok(id.map(|id| DeviceRef {
+        id: DeviceId(id),
+        library: library.clone(),
+        pc: pc.clone(),
+    }))
+}
+
+pub(crate) fn bundle_key(
+    conn: &Connection,
+    device: DeviceId,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    let hash: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT hash FROM tokens WHERE device = ?1 AND revoked_ms IS NULL")?
+        .query_row([device.0], |r| r.get(0))
+        .optional()?;
+    match hash {
+        None => Ok(None),
+        Some(bytes) => <[u8; 32]>::try_from(bytes.as_slice())
+            .map(Some)
+            .map_err(|_| StoreError::Inconsistent("a stored token hash is not 32 bytes".into())),
+    }
+}
+
+pub(crate) fn device_state(
+    conn: &Connection,
+    device: &DeviceRef,
+) -> Result<DeviceState, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT last_batch_ms, sessions, events, rejected, offset_ms, offset_uncertainty_ms,
+                 offset_at_ms
+             FROM devices WHERE id = ?1",
+        )?
+        .query_row([device.id.0], |r| {
+            Ok((
+                r.get::<_, Option<i64>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+            ))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::Inconsistent(format!("device {device} is not stored")))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT epoch, held_seq, last_batch_ms FROM epochs WHERE device = ?1 ORDER BY first_ms",
+    )?;
+    let epochs = stmt
+        .query_map([device.id.0], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .map(|row| {
+            let (epoch, held, last) = row?;
+            Ok(EpochState {
+                epoch: Uuid::from_slice(&epoch)
+                    .map_err(|_| StoreError::Inconsistent("a stored epoch is not a UUID".into()))?,
+                held_seq: to_u64(held),
+                last_batch_at_ms: Some(last),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let (last_batch_at_ms, sessions, events, rejected, offset, uncertainty, offset_at) = row;
+    Ok(DeviceState {
+        library: device.library.clone(),
+        pc: device.pc.clone(),
+        epochs,
+        last_batch_at_ms,
+        sessions: to_u64(sessions),
+        events: to_u64(events),
+        rejected: to_u64(rejected),
+        clock_offset_ms: offset,
+        clock_uncertainty_ms: uncertainty.map(to_u64),
+        clock_offset_at_ms: offset_at,
+    })
+}
+
+fn inconsistent(what: &str) -> StoreError {
+    StoreError::Inconsistent(format!("a stored {what} is invalid"))
+}
+
+fn time(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| inconsistent("time"))
+}
+
+fn uuid(bytes: &[u8], what: &str) -> Result<Uuid, StoreError> {
+    Uuid::from_slice(bytes).map_err(|_| inconsistent(what))
+}
+
+fn code<T>(value: Option<T>, what: &str) -> Result<T, StoreError> {
+    value.ok_or_else(|| inconsistent(what))
+}
+
+fn patron_keys(conn: &Connection) -> Result<HashMap<i64, PatronKey>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id, key FROM patron_keys")?;
+    let mut rows = stmt.query([])?;
+    let mut keys = HashMap::new();
+    while let Some(r) = rows.next()? {
+        let key = PatronKey::parse(&hex::encode(r.get::<_, Vec<u8>>(1)?))
+            .map_err(|_| inconsistent("patron key"))?;
+        keys.insert(r.get(0)?, key);
+    }
+    Ok(keys)
+}
+
+pub(crate) fn sessions(
+    conn: &Connection,
+    device: &DeviceRef,
+) -> Result<Vec<StoredSession>, StoreError> {
+    let keys = patron_keys(conn)?;
+    // No index leads from a device to its sessions (it would cost bytes on every row):
+    // this scans the table, which is what a check of a whole history needs anyway.
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, attrs, start_s, skew_ms, duration_s, offline_s, group_size, patron, rx_kib,
+             tx_kib
+         FROM sessions WHERE device = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([device.id.0])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let a = codes::SessionAttrs::unpack(r.get(1)?);
+        let start_s: i64 = r.get(2)?;
+        let duration_s: i64 = r.get(4)?;
+        let end_reason = match a.end_reason {
+            Some(c) => Some(code(codes::end_reason_from(c), "end reason")?),
+            None => None,
+        };
+        let corrected_start = time(start_s.saturating_mul(1000))?;
+        let patron_key = match r.get::<_, Option<i64>>(7)? {
+            Some(id) => Some(code(keys.get(&id).cloned(), "patron key")?),
+            None => None,
+        };
+        out.push(StoredSession {
+            id: uuid(&r.get::<_, Vec<u8>>(0)?, "session id")?,
+            revision: u32::try_from(a.revision).map_err(|_| inconsistent("revision"))?,
+            raw_start: time(start_s.saturating_mul(1000).saturating_add(r.get(3)?))?,
+            corrected_start,
+            corrected_end: end_reason
+                .map(|_| corrected_start + chrono::Duration::seconds(duration_s)),
+            duration_secs: to_u64(duration_s),
+            end_reason,
+            patron: PatronProfile {
+                user_kind: code(codes::user_kind_from(a.user_kind), "user kind")?,
+                purposes: codes::purposes_from(a.purposes),
+                gender: code(codes::gender_from(a.gender), "gender")?,
+                age_group: code(codes::age_group_from(a.age_group), "age group")?,
+                group_size: u32::try_from(r.get::<_, i64>(6)?)
+                    .map_err(|_| inconsistent("group size"))?,
+                patron_key,
+            },
+            rx_kib: to_u64(r.get(8)?),
+            tx_kib: to_u64(r.get(9)?),
+            online_secs: to_u64(duration_s.saturating_sub(r.get(5)?)),
+            client_time_quality: code(codes::time_quality_from(a.client_quality), "time quality")?,
+            time_quality: code(codes::time_quality_from(a.quality), "time quality")?,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn events(
+    conn: &Connection,
+    device: &DeviceRef,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, attrs, at_s, skew_ms, clock_delta_ms FROM pc_events
+         WHERE device = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([device.id.0])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let (kind, quality) = codes::event_attrs_unpack(r.get(1)?);
+        let at_s: i64 = r.get(2)?;
+        out.push(StoredEvent {
+            id: uuid(&r.get::<_, Vec<u8>>(0)?, "event id")?,
+            kind: code(codes::event_kind_from(kind), "event kind")?,
+            raw_at: time(at_s.saturating_mul(1000).saturating_add(r.get(3)?))?,
+            corrected_at: time(at_s.saturating_mul(1000))?,
+            clock_delta_ms: r.get(4)?,
+            time_quality: code(codes::time_quality_from(quality), "time quality")?,
+        });
+    }
+    Ok(out)
+}

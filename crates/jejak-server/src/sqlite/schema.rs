@@ -1,0 +1,188 @@
+//! The SQLite store's versioned migrations. Each entry is applied once, in order, in one
+//! transaction, and never edited after release: a change to the schema is a new entry.
+//! PostgreSQL gets its own migrations (its own types, partitions by month); only the
+//! meaning of the tables is shared.
+//!
+//! Size matters: a district keeps millions of sessions for years and the brief budgets
+//! 64 bytes of disk per session, everything included. Hence `sessions` is a
+//! `WITHOUT ROWID` table keyed by the 16-byte id (no second copy of the key in a rowid
+//! index) with eleven integer columns: the vocabularies and the revision packed into one
+//! (`attrs`, see `codes::SessionAttrs`), the corrected start in whole seconds, the PC's
+//! raw wall start kept exactly as its difference from it in ms (a few bytes for a sane
+//! clock), offline rather than online seconds (usually near zero), kibibytes, and patron
+//! keys replaced by small numbers. The run and monotonic start of a session are not
+//! kept (they would cost 7 bytes a row): clock anchors are kept per run instead, and a
+//! session is dated when it arrives. Few tables and no index beyond the keys keep the
+//! fixed cost of a small district's file low too. The views decode it all.
+
+use rusqlite_migration::{M, Migrations};
+
+pub(crate) fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(V1)])
+}
+
+const V1: &str = r#"
+CREATE TABLE libraries (
+    id         INTEGER PRIMARY KEY,
+    code       TEXT NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    -- The IANA name of one of Indonesia's three zones: reports are written in it.
+    timezone   TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+) STRICT;
+
+-- One row per PC (library + code). Records carry this small number. It outlives tokens:
+-- a PC whose token was revoked and re-issued keeps its history and its held seqs.
+CREATE TABLE devices (
+    id            INTEGER PRIMARY KEY,
+    library       INTEGER NOT NULL REFERENCES libraries(id),
+    pc            TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    last_batch_ms INTEGER,
+    -- The PC wall clock's latest known offset (server minus PC), its uncertainty (NULL
+    -- when estimated from a send time alone) and when it was established.
+    offset_ms             INTEGER,
+    offset_uncertainty_ms INTEGER,
+    offset_at_ms          INTEGER,
+    -- Counters kept by ingest so that status pages need no scan of the big tables.
+    sessions      INTEGER NOT NULL DEFAULT 0,
+    events        INTEGER NOT NULL DEFAULT 0,
+    rejected      INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (library, pc)
+) STRICT;
+
+-- Bearer tokens, of which only the SHA-256 is kept: a device's (it writes its batches)
+-- or a staff member's (read-only). The single writer keeps at most one active token
+-- per device and per staff name.
+CREATE TABLE tokens (
+    hash       BLOB PRIMARY KEY,
+    device     INTEGER REFERENCES devices(id),
+    staff      TEXT,
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER,
+    CHECK ((device IS NULL) <> (staff IS NULL))
+) STRICT, WITHOUT ROWID;
+
+-- The held seq of each epoch of each device: every change up to it is stored (or was
+-- rejected and recorded). Seqs are contiguous within an epoch only.
+CREATE TABLE epochs (
+    device        INTEGER NOT NULL REFERENCES devices(id),
+    epoch         BLOB NOT NULL,
+    held_seq      INTEGER NOT NULL CHECK (held_seq >= 0),
+    first_ms      INTEGER NOT NULL,
+    last_batch_ms INTEGER NOT NULL,
+    PRIMARY KEY (device, epoch)
+) STRICT, WITHOUT ROWID;
+
+-- The best clock anchor known for each run (boot) of each device: the server time at
+-- which the run's monotonic clock read zero, and the uncertainty of that (half the
+-- round trip of the measurement). A record of the run at monotonic time m happened at
+-- boot_ms + m.
+CREATE TABLE runs (
+    device         INTEGER NOT NULL,
+    run            BLOB NOT NULL,
+    boot_ms        INTEGER NOT NULL,
+    uncertainty_ms INTEGER NOT NULL,
+    PRIMARY KEY (device, run)
+) STRICT, WITHOUT ROWID;
+
+-- Pseudonymous patron keys (HMAC-SHA256, 32 bytes), stored once and referenced by a
+-- small number from sessions. Numbers come from `counters`.
+CREATE TABLE patron_keys (
+    key BLOB PRIMARY KEY,
+    id  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT INTO counters (name, value) VALUES ('patron_key', 0);
+
+-- Sessions at their highest revision. start_s: corrected start, Unix seconds by the
+-- server's clock; the PC's raw wall start is start_s * 1000 + skew_ms (Unix ms); the end
+-- is start_s + duration_s (durations come from the monotonic clock). attrs packs the
+-- vocabularies and the revision (codes.rs). offline_s = duration_s - online seconds.
+CREATE TABLE sessions (
+    id         BLOB PRIMARY KEY,
+    device     INTEGER NOT NULL,
+    attrs      INTEGER NOT NULL,
+    start_s    INTEGER NOT NULL,
+    skew_ms    INTEGER NOT NULL,
+    duration_s INTEGER NOT NULL,
+    offline_s  INTEGER NOT NULL,
+    group_size INTEGER NOT NULL,
+    patron     INTEGER,
+    rx_kib     INTEGER NOT NULL,
+    tx_kib     INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- pc events (boot, heartbeat, internet up/down, clock jumps), dated like sessions.
+-- attrs: bits 0-3 the kind, 4-5 the time quality.
+CREATE TABLE pc_events (
+    id             BLOB PRIMARY KEY,
+    device         INTEGER NOT NULL,
+    attrs          INTEGER NOT NULL,
+    at_s           INTEGER NOT NULL,
+    skew_ms        INTEGER NOT NULL,
+    clock_delta_ms INTEGER
+) STRICT, WITHOUT ROWID;
+
+-- Records the server refused, kept for review (the operations view) and never lost:
+-- one row per change of a device's log, however often it was sent.
+CREATE TABLE rejected (
+    device     INTEGER NOT NULL,
+    epoch      BLOB NOT NULL,
+    seq        INTEGER NOT NULL,
+    record_id  BLOB NOT NULL,
+    code       TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    first_ms   INTEGER NOT NULL,
+    last_ms    INTEGER NOT NULL,
+    times      INTEGER NOT NULL,
+    PRIMARY KEY (device, epoch, seq)
+) STRICT, WITHOUT ROWID;
+
+-- Every batch received, keyed per device (a batch id is the client's choice).
+CREATE TABLE batches (
+    device           INTEGER NOT NULL,
+    batch_id         BLOB NOT NULL,
+    epoch            BLOB NOT NULL,
+    first_seq        INTEGER NOT NULL,
+    last_seq         INTEGER NOT NULL,
+    new              INTEGER NOT NULL,
+    duplicates       INTEGER NOT NULL,
+    rejected         INTEGER NOT NULL,
+    received_ms      INTEGER NOT NULL,
+    deliveries       INTEGER NOT NULL,
+    last_received_ms INTEGER NOT NULL,
+    PRIMARY KEY (device, batch_id)
+) STRICT, WITHOUT ROWID;
+
+-- Sessions as people read them: attrs decoded into the codes of codes.rs, library and
+-- PC named, both times shown in Unix ms.
+CREATE VIEW sessions_v AS
+SELECT lower(hex(s.id)) AS id, l.code AS library, d.pc AS pc, s.attrs / 2032128 AS revision,
+    s.start_s * 1000 AS start_ms, (s.start_s + s.duration_s) * 1000 AS end_ms,
+    s.start_s * 1000 + s.skew_ms AS raw_start_ms, s.duration_s,
+    nullif((s.attrs / 126) % 63 / 9, 6) AS end_reason, (s.attrs % 126) / 21 AS user_kind,
+    (s.attrs % 126) / 7 % 3 AS gender, s.attrs % 126 % 7 AS age_group,
+    (s.attrs / 126) % 63 / 3 % 3 AS time_quality, (s.attrs / 126) % 63 % 3 AS client_time_quality,
+    (s.attrs / 7938) % 256 AS purposes, s.group_size, s.patron, s.rx_kib, s.tx_kib,
+    s.duration_s - s.offline_s AS online_s
+FROM sessions s JOIN devices d ON d.id = s.device JOIN libraries l ON l.id = d.library;
+
+CREATE VIEW pc_events_v AS
+SELECT lower(hex(e.id)) AS id, l.code AS library, d.pc AS pc, e.attrs & 15 AS kind,
+    e.at_s * 1000 AS at_ms, e.at_s * 1000 + e.skew_ms AS raw_at_ms, e.clock_delta_ms,
+    (e.attrs >> 4) & 3 AS time_quality
+FROM pc_events e JOIN devices d ON d.id = e.device JOIN libraries l ON l.id = d.library;
+"#;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        assert!(super::migrations().validate().is_ok());
+    }
+}

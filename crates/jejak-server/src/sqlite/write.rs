@@ -1,0 +1,700 @@
+//! The SQLite store's writes. Each function runs on the writer thread inside its own
+//! savepoint of the current group transaction (see `writer.rs`): when it returns `Err`
+//! everything it wrote is rolled back.
+
+use std::collections::HashMap;
+
+use jejak_domain::{LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use crate::codes;
+use crate::ingest::{
+    self, Anchor, PreparedBatch, PreparedEvent, PreparedRecord, PreparedSession, REJECT_CONFLICT,
+    REJECT_INVALID, WallOffset,
+};
+use crate::store::{DeviceId, EnrollError, IngestError, StoreError};
+
+/// What storing one batch did, before the answer is stamped with its send time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IngestOutcome {
+    pub held_seq: u64,
+    pub new: u32,
+    pub duplicates: u32,
+    pub rejected: Vec<RejectedRecord>,
+}
+
+fn sql(e: rusqlite::Error) -> IngestError {
+    IngestError::Store(StoreError::Sqlite(e))
+}
+
+/// Stores one prepared batch (see `ServerStore::ingest` for the contract).
+pub(crate) fn ingest(
+    conn: &Connection,
+    device: DeviceId,
+    batch: &PreparedBatch,
+    received_ms: i64,
+) -> Result<IngestOutcome, IngestError> {
+    let known = conn
+        .prepare_cached("SELECT 1 FROM devices WHERE id = ?1")
+        .and_then(|mut s| s.exists([device.0]))
+        .map_err(sql)?;
+    if !known {
+        return Err(IngestError::UnknownDevice);
+    }
+
+    // The gap check: the batch must start at or before the first seq the server lacks.
+    let epoch_key = batch.epoch.as_bytes().as_slice();
+    let epoch: Option<i64> = conn
+        .prepare_cached("SELECT held_seq FROM epochs WHERE device = ?1 AND epoch = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![device.0, epoch_key], |r| r.get(0))
+                .optional()
+        })
+        .map_err(sql)?;
+    let held = epoch.unwrap_or(0);
+    if batch.first_seq > held.saturating_add(1) {
+        return Err(IngestError::SeqGap {
+            expected_seq: (held as u64).saturating_add(1),
+            first_seq: batch.first_seq as u64,
+        });
+    }
+    if epoch.is_none() {
+        conn.prepare_cached(
+            "INSERT INTO epochs (device, epoch, held_seq, first_ms, last_batch_ms)
+             VALUES (?1, ?2, 0, ?3, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![device.0, epoch_key, received_ms]))
+        .map_err(sql)?;
+    }
+
+    // The best anchor of every run the batch touches: stored ones, replaced by the
+    // batch's own where those are better.
+    // The batch's anchors replace stored ones they beat, and then the best anchor of
+    // every run the batch touches is read back. Both are one statement per batch over a
+    // JSON list (a backlog touches a hundred runs; a statement per run would cost more
+    // than the sessions themselves).
+    if !batch.anchors.is_empty() {
+        let list: Vec<(String, i64, i64)> = batch
+            .anchors
+            .iter()
+            .map(|(run, a)| (hex::encode(run.as_bytes()), a.boot_ms, a.uncertainty_ms))
+            .collect();
+        let list = serde_json::to_string(&list)
+            .map_err(|e| IngestError::Store(StoreError::Internal(e.to_string())))?;
+        conn.prepare_cached(
+            "INSERT INTO runs (device, run, boot_ms, uncertainty_ms)
+             SELECT ?1, unhex(value ->> 0), value ->> 1, value ->> 2 FROM json_each(?2) WHERE true
+             ON CONFLICT (device, run) DO UPDATE
+                 SET boot_ms = excluded.boot_ms, uncertainty_ms = excluded.uncertainty_ms
+                 WHERE excluded.uncertainty_ms < runs.uncertainty_ms",
+        )
+        .and_then(|mut s| s.execute(params![device.0, list]))
+        .map_err(sql)?;
+    }
+    let mut wanted: Vec<&Uuid> = batch.runs.iter().chain(batch.anchors.keys()).collect();
+    wanted.push(&batch.sent.run);
+    wanted.sort();
+    wanted.dedup();
+    let mut runs: HashMap<Uuid, Option<Anchor>> = wanted.iter().map(|r| (**r, None)).collect();
+    let list = serde_json::to_string(
+        &wanted
+            .iter()
+            .map(|r| hex::encode(r.as_bytes()))
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| IngestError::Store(StoreError::Internal(e.to_string())))?;
+    {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT run, boot_ms, uncertainty_ms FROM runs
+                 WHERE device = ?1 AND run IN (SELECT unhex(value) FROM json_each(?2))",
+            )
+            .map_err(sql)?;
+        let mut rows = stmt.query(params![device.0, list]).map_err(sql)?;
+        while let Some(r) = rows.next().map_err(sql)? {
+            let run: Vec<u8> = r.get(0).map_err(sql)?;
+            if let Ok(run) = Uuid::from_slice(&run) {
+                runs.insert(
+                    run,
+                    Some(Anchor {
+                        boot_ms: r.get(1).map_err(sql)?,
+                        uncertainty_ms: r.get(2).map_err(sql)?,
+                    }),
+                );
+            }
+        }
+    }
+
+    // The wall clock's offset for records whose run has no anchor: what this batch
+    // establishes, else the latest the device established before.
+    let sent_anchor = runs.get(&batch.sent.run).copied().flatten();
+    let fresh = ingest::batch_offset(
+        &batch.sent,
+        sent_anchor.as_ref(),
+        received_ms,
+        batch.delivery,
+    );
+    let offset = match fresh {
+        Some(o) => {
+            conn.prepare_cached(
+                "UPDATE devices SET offset_ms = ?2, offset_uncertainty_ms = ?3, offset_at_ms = ?4
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![device.0, o.ms, o.uncertainty_ms, received_ms]))
+            .map_err(sql)?;
+            Some(o)
+        }
+        None => conn
+            .prepare_cached(
+                "SELECT offset_ms, offset_uncertainty_ms FROM devices
+                 WHERE id = ?1 AND offset_ms IS NOT NULL",
+            )
+            .and_then(|mut s| {
+                s.query_row([device.0], |r| {
+                    Ok(WallOffset {
+                        ms: r.get(0)?,
+                        uncertainty_ms: r.get(1)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(sql)?,
+    };
+
+    let mut ctx = RecordContext {
+        conn,
+        insert_session: conn
+            .prepare_cached(
+                "INSERT INTO sessions (id, device, attrs, start_s, skew_ms, duration_s, offline_s,
+                     group_size, patron, rx_kib, tx_kib)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .map_err(sql)?,
+        insert_event: conn
+            .prepare_cached(
+                "INSERT INTO pc_events (id, device, attrs, at_s, skew_ms, clock_delta_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .map_err(sql)?,
+        device,
+        epoch: epoch_key,
+        received_ms,
+        runs: &runs,
+        offset,
+        patrons: HashMap::new(),
+        new: 0,
+        duplicates: 0,
+        rejected: Vec::new(),
+        sessions_added: 0,
+        events_added: 0,
+        rejected_added: 0,
+    };
+    for record in &batch.records {
+        match record {
+            PreparedRecord::Session(s) => ctx.session(s)?,
+            PreparedRecord::Event(e) => ctx.event(e)?,
+            PreparedRecord::Invalid { seq, id, detail } => {
+                ctx.reject(*seq, id, REJECT_INVALID, detail.clone())?
+            }
+        }
+    }
+
+    // The batch covers its whole range (superseded revisions were left out by the
+    // client), so the held seq moves to its end.
+    let held_seq = held.max(batch.last_seq);
+    conn.prepare_cached(
+        "UPDATE epochs SET held_seq = ?3, last_batch_ms = ?4 WHERE device = ?1 AND epoch = ?2",
+    )
+    .and_then(|mut s| s.execute(params![device.0, epoch_key, held_seq, received_ms]))
+    .map_err(sql)?;
+    conn.prepare_cached(
+        "UPDATE devices SET last_batch_ms = ?2, sessions = sessions + ?3, events = events + ?4,
+             rejected = rejected + ?5
+         WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            device.0,
+            received_ms,
+            ctx.sessions_added,
+            ctx.events_added,
+            ctx.rejected_added
+        ])
+    })
+    .map_err(sql)?;
+    let rejected_count = ctx.rejected.len() as i64;
+    conn.prepare_cached(
+        "INSERT INTO batches (device, batch_id, epoch, first_seq, last_seq, new, duplicates,
+             rejected, received_ms, deliveries, last_received_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?9)
+         ON CONFLICT (device, batch_id) DO UPDATE
+             SET deliveries = deliveries + 1, last_received_ms = excluded.last_received_ms",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            device.0,
+            batch.batch_id.as_bytes().as_slice(),
+            epoch_key,
+            batch.first_seq,
+            batch.last_seq,
+            ctx.new,
+            ctx.duplicates,
+            rejected_count,
+            received_ms
+        ])
+    })
+    .map_err(sql)?;
+
+    Ok(IngestOutcome {
+        held_seq: held_seq as u64,
+        new: ctx.new,
+        duplicates: ctx.duplicates,
+        rejected: ctx.rejected,
+    })
+}
+
+/// The per-batch state of the record loop.
+struct RecordContext<'a> {
+    conn: &'a Connection,
+    /// The two statements every record runs, prepared once per batch.
+    insert_session: rusqlite::CachedStatement<'a>,
+    insert_event: rusqlite::CachedStatement<'a>,
+    device: DeviceId,
+    epoch: &'a [u8],
+    received_ms: i64,
+    runs: &'a HashMap<Uuid, Option<Anchor>>,
+    offset: Option<WallOffset>,
+    /// Patron keys already resolved in this batch.
+    patrons: HashMap<[u8; 32], i64>,
+    new: u32,
+    duplicates: u32,
+    rejected: Vec<RejectedRecord>,
+    sessions_added: i64,
+    events_added: i64,
+    rejected_added: i64,
+}
+
+/// A stored session's client-given fields, to compare with a resent one.
+#[derive(Debug, PartialEq, Eq)]
+struct StoredSession {
+    device: i64,
+    patron: Option<i64>,
+    fields: ingest::SessionFields,
+}
+
+/// The first whole second at or before `ms`, and what remains: how a time is stored.
+fn split_ms(ms: i64) -> (i64, i64) {
+    (ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+impl RecordContext<'_> {
+    fn anchor(&self, run: &Uuid) -> Option<Anchor> {
+        // Every run a record uses was looked up before the loop.
+        self.runs.get(run).copied().flatten()
+    }
+
+    fn patron(&mut self, key: &[u8; 32]) -> Result<i64, StoreError> {
+        if let Some(id) = self.patrons.get(key) {
+            return Ok(*id);
+        }
+        let existing: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM patron_keys WHERE key = ?1")?
+            .query_row([key.as_slice()], |r| r.get(0))
+            .optional()?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let id: i64 = self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE counters SET value = value + 1 WHERE name = 'patron_key'
+                         RETURNING value",
+                    )?
+                    .query_row([], |r| r.get(0))?;
+                self.conn
+                    .prepare_cached("INSERT INTO patron_keys (key, id) VALUES (?1, ?2)")?
+                    .execute(params![key.as_slice(), id])?;
+                id
+            }
+        };
+        self.patrons.insert(*key, id);
+        Ok(id)
+    }
+
+    fn session(&mut self, s: &PreparedSession) -> Result<(), StoreError> {
+        let patron = match &s.patron {
+            Some(key) => Some(self.patron(key)?),
+            None => None,
+        };
+        let f = &s.fields;
+        let client_quality =
+            codes::time_quality_from(f.client_quality).unwrap_or(TimeQuality::Estimated);
+        let dated = ingest::date(
+            f.raw_start_ms,
+            s.mono_ms,
+            f.duration_s.saturating_mul(1000),
+            client_quality,
+            self.anchor(&s.run).as_ref(),
+            self.offset.as_ref(),
+            self.received_ms,
+        );
+        let (start_s, _) = split_ms(dated.ms);
+        let skew_ms = f.raw_start_ms.saturating_sub(start_s.saturating_mul(1000));
+        let attrs = codes::SessionAttrs {
+            end_reason: f.end_reason,
+            user_kind: f.user_kind,
+            gender: f.gender,
+            age_group: f.age_group,
+            quality: codes::time_quality_code(dated.quality),
+            client_quality: f.client_quality,
+            purposes: f.purposes,
+            revision: f.revision,
+        }
+        .pack();
+        let id = s.id.as_bytes().as_slice();
+        let row = params![
+            id,
+            self.device.0,
+            attrs,
+            start_s,
+            skew_ms,
+            f.duration_s,
+            f.offline_s,
+            f.group_size,
+            patron,
+            f.rx_kib,
+            f.tx_kib
+        ];
+        // The common case is a session the server has never seen: one statement.
+        let inserted = self.insert_session.execute(row)?;
+        if inserted == 1 {
+            self.new += 1;
+            self.sessions_added += 1;
+            return Ok(());
+        }
+        let stored = self
+            .conn
+            .prepare_cached(
+                "SELECT device, attrs, start_s, skew_ms, duration_s, offline_s, group_size, patron,
+                     rx_kib, tx_kib
+                 FROM sessions WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                let a = codes::SessionAttrs::unpack(r.get(1)?);
+                Ok(StoredSession {
+                    device: r.get(0)?,
+                    patron: r.get(7)?,
+                    fields: ingest::SessionFields {
+                        revision: a.revision,
+                        raw_start_ms: r
+                            .get::<_, i64>(2)?
+                            .saturating_mul(1000)
+                            .saturating_add(r.get(3)?),
+                        duration_s: r.get(4)?,
+                        end_reason: a.end_reason,
+                        user_kind: a.user_kind,
+                        purposes: a.purposes,
+                        gender: a.gender,
+                        age_group: a.age_group,
+                        group_size: r.get(6)?,
+                        rx_kib: r.get(8)?,
+                        tx_kib: r.get(9)?,
+                        offline_s: r.get(5)?,
+                        client_quality: a.client_quality,
+                    },
+                })
+            })?;
+        if stored.device != self.device.0 {
+            return self.reject(
+                s.seq,
+                &s.id,
+                REJECT_CONFLICT,
+                "this session id is already stored for another PC".into(),
+            );
+        }
+        let incoming = StoredSession {
+            device: self.device.0,
+            patron,
+            fields: f.clone(),
+        };
+        match f.revision.cmp(&stored.fields.revision) {
+            std::cmp::Ordering::Greater => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE sessions SET attrs = ?3, start_s = ?4, skew_ms = ?5,
+                             duration_s = ?6, offline_s = ?7, group_size = ?8, patron = ?9,
+                             rx_kib = ?10, tx_kib = ?11
+                         WHERE id = ?1 AND device = ?2",
+                    )?
+                    .execute(row)?;
+                self.new += 1;
+                Ok(())
+            }
+            std::cmp::Ordering::Equal if incoming == stored => {
+                self.duplicates += 1;
+                Ok(())
+            }
+            std::cmp::Ordering::Equal => self.reject(
+                s.seq,
+                &s.id,
+                REJECT_CONFLICT,
+                format!(
+                    "revision {} of this session is stored with different content; the stored one is kept",
+                    f.revision
+                ),
+            ),
+            // An older revision than the one stored: already superseded, nothing to do.
+            std::cmp::Ordering::Less => {
+                self.duplicates += 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn event(&mut self, e: &PreparedEvent) -> Result<(), StoreError> {
+        let f = &e.fields;
+        let dated = ingest::date(
+            f.raw_at_ms,
+            e.mono_ms,
+            0,
+            TimeQuality::Trusted,
+            self.anchor(&e.run).as_ref(),
+            self.offset.as_ref(),
+            self.received_ms,
+        );
+        let (at_s, _) = split_ms(dated.ms);
+        let id = e.id.as_bytes().as_slice();
+        let inserted = self.insert_event.execute(params![
+            id,
+            self.device.0,
+            codes::event_attrs(f.kind, codes::time_quality_code(dated.quality)),
+            at_s,
+            f.raw_at_ms.saturating_sub(at_s.saturating_mul(1000)),
+            f.clock_delta_ms
+        ])?;
+        if inserted == 1 {
+            self.new += 1;
+            self.events_added += 1;
+            return Ok(());
+        }
+        let (device, stored): (i64, ingest::EventFields) = self
+            .conn
+            .prepare_cached(
+                "SELECT device, attrs, at_s, skew_ms, clock_delta_ms FROM pc_events WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    ingest::EventFields {
+                        kind: codes::event_attrs_unpack(r.get(1)?).0,
+                        raw_at_ms: r
+                            .get::<_, i64>(2)?
+                            .saturating_mul(1000)
+                            .saturating_add(r.get(3)?),
+                        clock_delta_ms: r.get(4)?,
+                    },
+                ))
+            })?;
+        if device == self.device.0 && &stored == f {
+            self.duplicates += 1;
+            Ok(())
+        } else if device != self.device.0 {
+            self.reject(
+                e.seq,
+                &e.id,
+                REJECT_CONFLICT,
+                "this pc event id is already stored for another PC".into(),
+            )
+        } else {
+            self.reject(
+                e.seq,
+                &e.id,
+                REJECT_CONFLICT,
+                "this pc event is stored with different content; the stored one is kept".into(),
+            )
+        }
+    }
+    /// Records a refused record (once per change of the device's log, however often it
+    /// is sent) and lists it in the answer.
+    fn reject(
+        &mut self,
+        seq: u64,
+        id: &Uuid,
+        code: &str,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        let times: i64 = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO rejected (device, epoch, seq, record_id, code, detail, first_ms,
+                     last_ms, times)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1)
+                 ON CONFLICT (device, epoch, seq) DO UPDATE
+                     SET record_id = excluded.record_id, code = excluded.code,
+                         detail = excluded.detail, last_ms = excluded.last_ms, times = times + 1
+                 RETURNING times",
+            )?
+            .query_row(
+                params![
+                    self.device.0,
+                    self.epoch,
+                    // Seqs were checked to fit when the batch was prepared.
+                    i64::try_from(seq).unwrap_or(i64::MAX),
+                    id.as_bytes().as_slice(),
+                    code,
+                    &detail,
+                    self.received_ms
+                ],
+                |r| r.get(0),
+            )?;
+        if times == 1 {
+            self.rejected_added += 1;
+        }
+        self.rejected.push(ingest::rejected(seq, code, detail));
+        Ok(())
+    }
+}
+
+/// A name for people (a library's, a staff member's): trimmed, 1 to 200 characters, no
+/// control characters (it ends up in reports and logs).
+pub(crate) fn clean_name(raw: &str) -> Result<String, EnrollError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(EnrollError::InvalidName(
+            "a name must have 1 to 200 characters and no control characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn library_id(conn: &Connection, code: &LibraryCode) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM libraries WHERE code = ?1")?
+        .query_row([code.as_str()], |r| r.get(0))
+        .optional()?)
+}
+
+fn device_id(conn: &Connection, library: i64, pc: &PcCode) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM devices WHERE library = ?1 AND pc = ?2")?
+        .query_row(params![library, pc.as_str()], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn add_library(
+    conn: &Connection,
+    code: &LibraryCode,
+    name: &str,
+    timezone: Zone,
+    now_ms: i64,
+) -> Result<(), EnrollError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO libraries (code, name, timezone, created_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (code) DO NOTHING",
+        )
+        .and_then(|mut s| s.execute(params![code.as_str(), name, timezone.code(), now_ms]))
+        .map_err(StoreError::from)?;
+    if inserted == 0 {
+        return Err(EnrollError::LibraryExists(code.clone()));
+    }
+    Ok(())
+}
+
+pub(crate) fn add_device(
+    conn: &Connection,
+    library: &LibraryCode,
+    pc: &PcCode,
+    token_hash: &[u8; 32],
+    now_ms: i64,
+) -> Result<DeviceId, EnrollError> {
+    let Some(lib) = library_id(conn, library)? else {
+        return Err(EnrollError::UnknownLibrary(library.clone()));
+    };
+    let id = match device_id(conn, lib, pc)? {
+        Some(id) => {
+            let active = conn
+                .prepare_cached("SELECT 1 FROM tokens WHERE device = ?1 AND revoked_ms IS NULL")
+                .and_then(|mut s| s.exists([id]))
+                .map_err(StoreError::from)?;
+            if active {
+                return Err(EnrollError::DeviceActive {
+                    library: library.clone(),
+                    pc: pc.clone(),
+                });
+            }
+            id
+        }
+        None => conn
+            .prepare_cached(
+                "INSERT INTO devices (library, pc, created_ms) VALUES (?1, ?2, ?3) RETURNING id",
+            )
+            .and_then(|mut s| s.query_row(params![lib, pc.as_str(), now_ms], |r| r.get(0)))
+            .map_err(StoreError::from)?,
+    };
+    conn.prepare_cached("INSERT INTO tokens (hash, device, created_ms) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![token_hash.as_slice(), id, now_ms]))
+        .map_err(StoreError::from)?;
+    Ok(DeviceId(id))
+}
+
+pub(crate) fn revoke_device(
+    conn: &Connection,
+    library: &LibraryCode,
+    pc: &PcCode,
+    now_ms: i64,
+) -> Result<DeviceId, EnrollError> {
+    let unknown = || EnrollError::UnknownDevice {
+        library: library.clone(),
+        pc: pc.clone(),
+    };
+    let lib = library_id(conn, library)?.ok_or_else(unknown)?;
+    let id = device_id(conn, lib, pc)?.ok_or_else(unknown)?;
+    let revoked = conn
+        .prepare_cached(
+            "UPDATE tokens SET revoked_ms = ?2 WHERE device = ?1 AND revoked_ms IS NULL",
+        )
+        .and_then(|mut s| s.execute(params![id, now_ms]))
+        .map_err(StoreError::from)?;
+    if revoked == 0 {
+        return Err(EnrollError::AlreadyRevoked {
+            library: library.clone(),
+            pc: pc.clone(),
+        });
+    }
+    Ok(DeviceId(id))
+}
+
+pub(crate) fn add_staff(
+    conn: &Connection,
+    name: &str,
+    token_hash: &[u8; 32],
+    now_ms: i64,
+) -> Result<(), EnrollError> {
+    let active = conn
+        .prepare_cached("SELECT 1 FROM tokens WHERE staff = ?1 AND revoked_ms IS NULL")
+        .and_then(|mut s| s.exists([name]))
+        .map_err(StoreError::from)?;
+    if active {
+        return Err(EnrollError::StaffExists(name.to_string()));
+    }
+    conn.prepare_cached("INSERT INTO tokens (hash, staff, created_ms) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![token_hash.as_slice(), name, now_ms]))
+        .map_err(StoreError::from)?;
+    Ok(())
+}
+
+pub(crate) fn revoke_staff(conn: &Connection, name: &str, now_ms: i64) -> Result<(), EnrollError> {
+    let revoked = conn
+        .prepare_cached("UPDATE tokens SET revoked_ms = ?2 WHERE staff = ?1 AND revoked_ms IS NULL")
+        .and_then(|mut s| s.execute(params![name, now_ms]))
+        .map_err(StoreError::from)?;
+    if revoked == 0 {
+        return Err(EnrollError::UnknownStaff(name.to_string()));
+    }
+    Ok(())
+}

@@ -1,0 +1,545 @@
+//! The storage boundary of the district server: the [`ServerStore`] trait, the values it
+//! takes and returns, its errors, and the tokens it issues.
+//!
+//! The trait is a real boundary: the embedded SQLite implementation
+//! ([`crate::SqliteStore`]) is the default, and a PostgreSQL one follows for districts
+//! that outgrow one machine. Everything a backend must guarantee is said here, so that
+//! both behave the same to the HTTP layer, the USB import and the tests.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use jejak_domain::{
+    BatchAck, BatchShapeError, EndReason, LibraryCode, PatronProfile, PcCode, PcEvent, PcEventKind,
+    Session, TimeQuality, WireBatch, Zone,
+};
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The server's clock. Injected so that tests can replay a batch "weeks later" and the
+/// demo can run a simulated month; production uses [`system_clock`].
+pub type ServerClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The real clock.
+pub fn system_clock() -> ServerClock {
+    Arc::new(Utc::now)
+}
+
+/// Every device token starts with this, so a token pasted in the wrong place is
+/// recognisable and a staff token is never mistaken for a device token.
+pub const DEVICE_TOKEN_PREFIX: &str = "jejak_dev_";
+/// Every staff token starts with this.
+pub const STAFF_TOKEN_PREFIX: &str = "jejak_staff_";
+
+/// The SHA-256 of a token, which is all the server keeps of it. It is also the key a PC
+/// authenticates its USB bundles with (`jejak_sync::bundle::device_key` computes the same
+/// from the token), so the server can check a bundle without ever holding the token.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.trim().as_bytes()).into()
+}
+
+/// A new random secret: the prefix and 32 bytes from the operating system's CSPRNG
+/// (through `rand`'s thread RNG, reseeded from it), as 64 hex digits.
+fn new_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+macro_rules! token_type {
+    ($(#[$meta:meta])* $name:ident, $prefix:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Makes a new random token.
+            pub(crate) fn generate() -> Self {
+                $name(new_secret($prefix))
+            }
+
+            /// The secret itself, to show once to the person enrolling.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+
+            /// What the server stores instead of the secret.
+            pub fn hash(&self) -> [u8; 32] {
+                token_hash(&self.0)
+            }
+        }
+
+        // A token must never reach a log by accident: `Debug` shows only its kind.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({}…)"), $prefix)
+            }
+        }
+    };
+}
+
+token_type!(
+    /// A device's bearer token (`jejak_dev_…`): it may write batches of its own library
+    /// and PC only. Shown once at enrollment; the server keeps only its hash.
+    DeviceToken,
+    DEVICE_TOKEN_PREFIX
+);
+token_type!(
+    /// A district staff member's bearer token (`jejak_staff_…`): it reads reports and
+    /// can never write batches.
+    StaffToken,
+    STAFF_TOKEN_PREFIX
+);
+
+/// The store's number for an enrolled PC. Records carry it instead of the library and
+/// PC codes (a small integer costs a byte or two per record on disk). It survives a
+/// token's revocation and re-enrollment, so a re-tokened PC keeps its history and its
+/// held seqs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct DeviceId(pub i64);
+
+/// An authenticated device: what the token says, never what a payload claims.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeviceRef {
+    /// The store's number for the PC.
+    pub id: DeviceId,
+    /// The library the token was issued for.
+    pub library: LibraryCode,
+    /// The PC the token was issued for.
+    pub pc: PcCode,
+}
+
+impl fmt::Display for DeviceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.library, self.pc)
+    }
+}
+
+/// Who a bearer token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A village PC: it writes its own batches.
+    Device {
+        /// The library the token was issued for.
+        library: LibraryCode,
+        /// The PC the token was issued for.
+        pc: PcCode,
+        /// The store's number for that PC.
+        device_id: DeviceId,
+    },
+    /// A district staff member: read-only.
+    Staff {
+        /// The name the token was issued to.
+        name: String,
+    },
+}
+
+impl Principal {
+    /// The device, when the token is a device's.
+    pub fn device(&self) -> Option<DeviceRef> {
+        match self {
+            Principal::Device {
+                library,
+                pc,
+                device_id,
+            } => Some(DeviceRef {
+                id: *device_id,
+                library: library.clone(),
+                pc: pc.clone(),
+            }),
+            Principal::Staff { .. } => None,
+        }
+    }
+}
+
+/// How a batch reached the server. It decides whether the batch's send time can stand
+/// in for a clock measurement when no anchor dates the PC's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Over HTTP: the batch's `sent` instant was read moments before the request left,
+    /// so the arrival time minus the PC's send time estimates the PC clock's offset
+    /// (plus the one-way transit time).
+    Online,
+    /// From a USB bundle carried to the district office: days may separate the send
+    /// time from the import, so it says nothing about the PC's clock.
+    Carried,
+}
+
+/// A library as listed for staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LibraryInfo {
+    /// The library's code.
+    pub code: LibraryCode,
+    /// Its name as reports print it.
+    pub name: String,
+    /// The zone its reports are written in.
+    pub timezone: Zone,
+    /// How many of its PCs hold an active token.
+    pub active_devices: u32,
+    /// When it was added, Unix ms.
+    pub created_at_ms: i64,
+}
+
+/// An enrolled PC as listed for staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    /// The store's number for the PC.
+    pub device_id: DeviceId,
+    /// Its library.
+    pub library: LibraryCode,
+    /// Its code.
+    pub pc: PcCode,
+    /// Whether it holds an active (unrevoked) token.
+    pub active: bool,
+    /// When it was first enrolled, Unix ms.
+    pub enrolled_at_ms: i64,
+    /// When its last batch arrived, Unix ms; `None` before the first.
+    pub last_batch_at_ms: Option<i64>,
+    /// Sessions stored for it.
+    pub sessions: u64,
+}
+
+/// What the server holds for one epoch of a device's change log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct EpochState {
+    /// The device store's epoch (it changes when a damaged store is replaced).
+    pub epoch: Uuid,
+    /// The highest seq up to which the server holds every change of this epoch.
+    pub held_seq: u64,
+    /// When a batch of this epoch last arrived, Unix ms.
+    pub last_batch_at_ms: Option<i64>,
+}
+
+/// What the server holds for one device (`GET /api/v1/devices/me`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DeviceState {
+    /// The library of the token.
+    pub library: LibraryCode,
+    /// The PC of the token.
+    pub pc: PcCode,
+    /// Every epoch the server has seen from this PC, oldest first.
+    pub epochs: Vec<EpochState>,
+    /// When the last batch arrived, Unix ms.
+    pub last_batch_at_ms: Option<i64>,
+    /// Sessions stored (each counted once, whatever its revisions).
+    pub sessions: u64,
+    /// pc events stored.
+    pub events: u64,
+    /// Distinct records refused (invalid or conflicting), kept for review.
+    pub rejected: u64,
+    /// The PC clock's latest known offset: server time minus PC wall time, ms.
+    pub clock_offset_ms: Option<i64>,
+    /// Its uncertainty (half the round trip of the measurement), ms; `None` when it was
+    /// estimated from a send time alone.
+    pub clock_uncertainty_ms: Option<u64>,
+    /// When that offset was established, Unix ms (server clock).
+    pub clock_offset_at_ms: Option<i64>,
+}
+
+/// A session as the server holds it: what the PC sent at the highest revision (less its
+/// run and monotonic start, which only served to date it) and how the server dated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The session's id.
+    pub id: Uuid,
+    /// The highest revision received.
+    pub revision: u32,
+    /// The start by the PC's wall clock, exactly as sent.
+    pub raw_start: DateTime<Utc>,
+    /// The start by the server's clock, in whole seconds.
+    pub corrected_start: DateTime<Utc>,
+    /// The end by the server's clock (`None` while open).
+    pub corrected_end: Option<DateTime<Utc>>,
+    /// Seconds of use (monotonic clock).
+    pub duration_secs: u64,
+    /// How it ended (`None` while open).
+    pub end_reason: Option<EndReason>,
+    /// Who used the PC, in categories (purposes in the domain's order).
+    pub patron: PatronProfile,
+    /// Kibibytes received and sent, as the wire carries them.
+    pub rx_kib: u64,
+    /// Kibibytes sent.
+    pub tx_kib: u64,
+    /// Seconds during which the link was up.
+    pub online_secs: u64,
+    /// How far the PC itself trusted its clock.
+    pub client_time_quality: TimeQuality,
+    /// How far the corrected times can be trusted.
+    pub time_quality: TimeQuality,
+}
+
+impl StoredSession {
+    /// Whether this holds `session` as the PC made it: every field the server keeps is
+    /// equal (byte counters compared in whole KiB rounded up, purposes as a set).
+    pub fn matches(&self, session: &Session) -> bool {
+        let mut purposes = session.patron.purposes.clone();
+        purposes.sort();
+        let mut stored = self.patron.purposes.clone();
+        stored.sort();
+        self.id == session.id
+            && self.revision == session.revision
+            && self.raw_start == session.started_at
+            && self.duration_secs == session.duration_secs
+            && self.end_reason == session.end_reason
+            && purposes == stored
+            && self.patron.user_kind == session.patron.user_kind
+            && self.patron.gender == session.patron.gender
+            && self.patron.age_group == session.patron.age_group
+            && self.patron.group_size == session.patron.group_size
+            && self.patron.patron_key == session.patron.patron_key
+            && self.rx_kib == session.bytes_rx.div_ceil(1024)
+            && self.tx_kib == session.bytes_tx.div_ceil(1024)
+            && self.online_secs == session.online_secs
+            && self.client_time_quality == session.time_quality
+    }
+}
+
+/// A pc event as the server holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The event's id.
+    pub id: Uuid,
+    /// What happened.
+    pub kind: PcEventKind,
+    /// When, by the PC's wall clock, exactly as sent.
+    pub raw_at: DateTime<Utc>,
+    /// When, by the server's clock, in whole seconds.
+    pub corrected_at: DateTime<Utc>,
+    /// For clock jumps: how far the wall clock moved beyond the monotonic clock, ms.
+    pub clock_delta_ms: Option<i64>,
+    /// How far the corrected time can be trusted.
+    pub time_quality: TimeQuality,
+}
+
+impl StoredEvent {
+    /// Whether this holds `event` as the PC made it.
+    pub fn matches(&self, event: &PcEvent) -> bool {
+        self.id == event.id
+            && self.kind == event.kind
+            && self.raw_at == event.at
+            && self.clock_delta_ms == event.clock_delta_ms
+    }
+}
+
+/// A failure of the storage itself (not of the request): the caller answers 5xx and the
+/// client retries the same batch later.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The SQLite database answered with an error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// The database file or its folder cannot be used.
+    #[error("cannot use {path}: {source}")]
+    Io {
+        /// The path concerned.
+        path: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The thread that owns the write connection has stopped (it panicked or the store
+    /// is shutting down): nothing more can be written.
+    #[error("the store's writer has stopped")]
+    Stopped,
+    /// The transaction that held this work could not be committed (the disk is full, or
+    /// failing): nothing of it was written.
+    #[error("the transaction could not be committed: {0}")]
+    Commit(String),
+    /// A bug in the server (a panic inside a store job, caught); the job's writes were
+    /// rolled back.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// Stored data contradicts itself (for example an unknown enum code in a row).
+    #[error("stored data is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Why an enrollment command was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// `add_library` for a code that exists.
+    #[error("library '{0}' already exists")]
+    LibraryExists(LibraryCode),
+    /// A device of a library that was never added.
+    #[error("library '{0}' is not known; add it first")]
+    UnknownLibrary(LibraryCode),
+    /// `add_device` for a PC that still holds an active token.
+    #[error("PC '{library}/{pc}' is already enrolled with an active token; revoke it first")]
+    DeviceActive {
+        /// The library.
+        library: LibraryCode,
+        /// The PC.
+        pc: PcCode,
+    },
+    /// `revoke_device` for a PC that was never enrolled.
+    #[error("PC '{library}/{pc}' is not enrolled")]
+    UnknownDevice {
+        /// The library.
+        library: LibraryCode,
+        /// The PC.
+        pc: PcCode,
+    },
+    /// `revoke_device` for a PC whose token is already revoked.
+    #[error("the token of PC '{library}/{pc}' is already revoked")]
+    AlreadyRevoked {
+        /// The library.
+        library: LibraryCode,
+        /// The PC.
+        pc: PcCode,
+    },
+    /// `add_staff` for a name that holds an active token.
+    #[error("staff member '{0}' already has an active token")]
+    StaffExists(String),
+    /// `revoke_staff` for a name without an active token.
+    #[error("staff member '{0}' has no active token")]
+    UnknownStaff(String),
+    /// A library or staff name that is empty or too long.
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+    /// The storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a bearer token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No such token (or not a token at all).
+    #[error("unknown token")]
+    Unknown,
+    /// The token was valid and has been revoked: the PC keeps its data and needs a new one.
+    #[error("the token has been revoked")]
+    Revoked,
+    /// The storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a batch was refused as a whole. Nothing of it was written.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The document cannot be read as a batch (422).
+    #[error("the batch cannot be read: {0}")]
+    Shape(#[from] BatchShapeError),
+    /// A number the store cannot hold (for example a seq beyond 2^63) (422).
+    #[error("the batch cannot be read: {0}")]
+    OutOfRange(String),
+    /// The batch names another library or PC than its token (403).
+    #[error("the batch names {claimed_library}/{claimed_pc} but the token belongs to {device}")]
+    WrongDevice {
+        /// The device of the token.
+        device: String,
+        /// What the payload claimed.
+        claimed_library: LibraryCode,
+        /// What the payload claimed.
+        claimed_pc: PcCode,
+    },
+    /// The batch starts past what the server holds (409): resend from `expected_seq`.
+    #[error("the batch starts at seq {first_seq} but the server holds up to {}: send from seq {expected_seq}", expected_seq - 1)]
+    SeqGap {
+        /// The seq the server expects next in this epoch.
+        expected_seq: u64,
+        /// Where the refused batch started.
+        first_seq: u64,
+    },
+    /// The device is not (or no longer) in the store.
+    #[error("the device is not enrolled")]
+    UnknownDevice,
+    /// The storage failed (5xx; the client retries).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where the district server keeps what it knows. Every method is one unit of work: a
+/// write returns only after its transaction has committed (and then it is durable), a
+/// read sees every write that returned before it started.
+///
+/// The trait is object-safe (through `async_trait`), so the HTTP layer holds an
+/// `Arc<dyn ServerStore>` and the backend is chosen at run time from configuration.
+#[async_trait]
+pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
+    /// Adds a village library. Its code must be new.
+    async fn add_library(
+        &self,
+        code: &LibraryCode,
+        name: &str,
+        timezone: Zone,
+    ) -> Result<(), EnrollError>;
+
+    /// Enrolls a PC of a known library and returns its token (shown once; only its hash
+    /// is stored). A PC whose token was revoked gets a new token and keeps its history;
+    /// a PC with an active token is refused.
+    async fn add_device(
+        &self,
+        library: &LibraryCode,
+        pc: &PcCode,
+    ) -> Result<DeviceToken, EnrollError>;
+
+    /// Revokes a PC's active token. Its data stays; its batches are refused (401
+    /// `token-revoked`) until it is enrolled again.
+    async fn revoke_device(&self, library: &LibraryCode, pc: &PcCode) -> Result<(), EnrollError>;
+
+    /// Issues a read-only staff token.
+    async fn add_staff(&self, name: &str) -> Result<StaffToken, EnrollError>;
+
+    /// Revokes a staff member's active token.
+    async fn revoke_staff(&self, name: &str) -> Result<(), EnrollError>;
+
+    /// Who a bearer token belongs to; unknown and revoked tokens are told apart.
+    async fn authenticate(&self, token: &str) -> Result<Principal, AuthError>;
+
+    /// Every library, by code.
+    async fn libraries(&self) -> Result<Vec<LibraryInfo>, StoreError>;
+
+    /// Every enrolled PC, by library and code.
+    async fn devices(&self) -> Result<Vec<DeviceInfo>, StoreError>;
+
+    /// An enrolled PC with an active token, by its codes: the USB import names the
+    /// device from the bundle and then checks the bundle with [`ServerStore::bundle_key`].
+    async fn find_device(
+        &self,
+        library: &LibraryCode,
+        pc: &PcCode,
+    ) -> Result<Option<DeviceRef>, StoreError>;
+
+    /// The key the device's USB bundles are authenticated with: the SHA-256 of its
+    /// active token (see [`token_hash`]). `None` when it has no active token.
+    async fn bundle_key(&self, device: &DeviceRef) -> Result<Option<[u8; 32]>, StoreError>;
+
+    /// Stores one batch of `device` in one transaction and answers only after the
+    /// commit: the records upserted by id and revision, the held seq of the batch's
+    /// epoch advanced, the batch recorded. Sending the same batch again, at once,
+    /// concurrently or months later, changes nothing and reports duplicates.
+    /// `received_at` is the server time when the request arrived (t2); the answer's
+    /// `sent_at_ms` is the store's time after the commit (the HTTP layer refreshes it
+    /// just before replying).
+    async fn ingest(
+        &self,
+        device: &DeviceRef,
+        batch: WireBatch,
+        received_at: DateTime<Utc>,
+        delivery: Delivery,
+    ) -> Result<BatchAck, IngestError>;
+
+    /// Every session stored for a device, by id. Meant for checks (the demo's "the
+    /// server holds exactly what the PCs made", tests, support), not for reports: it
+    /// reads the device's whole history.
+    async fn sessions(&self, device: &DeviceRef) -> Result<Vec<StoredSession>, StoreError>;
+
+    /// Every pc event stored for a device, by id (for checks, like `sessions`).
+    async fn events(&self, device: &DeviceRef) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// What the server holds for a device.
+    async fn device_state(&self, device: &DeviceRef) -> Result<DeviceState, StoreError>;
+
+    /// Whether the store can still write (for `/healthz`): cheap, no disk access.
+    fn is_healthy(&self) -> bool;
+}

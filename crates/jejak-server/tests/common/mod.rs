@@ -1,0 +1,205 @@
+//! A real server on 127.0.0.1:0 over a real SQLite file in a temporary folder, with a
+//! movable clock, and the requests the tests send it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Utc};
+use jejak_domain::{LibraryCode, PcCode, WireBatch, Zone};
+use jejak_server::{
+    AppState, DeviceRef, Limits, ServerConfig, ServerStore, SqliteOptions, SqliteStore,
+};
+
+/// The server's clock: the real one moved by `skew` (tests move it "weeks later").
+#[derive(Clone, Default)]
+pub struct TestClock {
+    skew_ms: Arc<AtomicI64>,
+}
+
+impl TestClock {
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::milliseconds(self.skew_ms.load(Ordering::SeqCst))
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        self.skew_ms
+            .fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+    }
+
+    pub fn server_clock(&self) -> jejak_server::ServerClock {
+        let me = self.clone();
+        Arc::new(move || me.now())
+    }
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub store: SqliteStore,
+    pub clock: TestClock,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(Limits::default()).await
+    }
+
+    pub async fn start_with(limits: Limits) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = TestClock::default();
+        let store = SqliteStore::open_with(
+            &dir.path().join("server.db"),
+            SqliteOptions {
+                clock: clock.server_clock(),
+            },
+        )
+        .unwrap();
+        let state = AppState::new(
+            Arc::new(store.clone()),
+            ServerConfig {
+                limits,
+                clock: clock.server_clock(),
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(jejak_server::run(listener, state, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            url: format!("http://{addr}"),
+            addr,
+            store,
+            clock,
+            dir,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("server.db")
+    }
+
+    /// Stops the server and waits for `run` to return.
+    pub async fn stop(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap(),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds the library (if new) and enrolls the PC; returns its token and device.
+    pub async fn enroll(&self, library: &str, pc: &str) -> (String, DeviceRef) {
+        let lib = LibraryCode::parse(library).unwrap();
+        let pc = PcCode::parse(pc).unwrap();
+        let _ = self
+            .store
+            .add_library(&lib, "Perpustakaan Desa", Zone::Wib)
+            .await;
+        let token = self.store.add_device(&lib, &pc).await.unwrap();
+        let device = self.store.find_device(&lib, &pc).await.unwrap().unwrap();
+        (token.expose().to_string(), device)
+    }
+
+    pub async fn post_raw(
+        &self,
+        token: Option<&str>,
+        content_type: &str,
+        encoding: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, String, serde_json::Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/api/v1/batches", self.url))
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(encoding) = encoding {
+            request = request.header("Content-Encoding", encoding);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        (status, kind, json)
+    }
+
+    /// Posts a batch as the sync client does: zstd-compressed batch JSON.
+    pub async fn post(&self, token: &str, batch: &WireBatch) -> (u16, serde_json::Value) {
+        let json = serde_json::to_vec(batch).unwrap();
+        let body = zstd::encode_all(json.as_slice(), 3).unwrap();
+        let (status, kind, value) = self
+            .post_raw(
+                Some(token),
+                jejak_domain::BATCH_MEDIA_TYPE,
+                Some("zstd"),
+                body,
+            )
+            .await;
+        if status == 200 {
+            assert!(kind.starts_with("application/json"), "{kind}");
+        } else {
+            assert_eq!(kind, "application/problem+json", "{status} {value}");
+        }
+        (status, value)
+    }
+
+    /// GET /healthz answers exactly as the agent's probe requires.
+    pub async fn assert_healthy(&self) {
+        let response = self
+            .http
+            .get(format!("{}/healthz", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "application/json"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["service"], "jejak-server");
+        assert_eq!(body["status"], "ok");
+    }
+
+    /// Sessions and events stored, read through a fresh connection of its own.
+    pub fn count_rows(&self) -> (i64, i64, i64) {
+        let conn = rusqlite::Connection::open(self.db_path()).unwrap();
+        let sessions = conn
+            .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
+            .unwrap();
+        let events = conn
+            .query_row("SELECT COUNT(*) FROM pc_events", [], |r| r.get(0))
+            .unwrap();
+        let batches = conn
+            .query_row("SELECT COUNT(*) FROM batches", [], |r| r.get(0))
+            .unwrap();
+        (sessions, events, batches)
+    }
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
