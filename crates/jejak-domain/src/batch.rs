@@ -37,10 +37,24 @@ impl Serialize for HexId {
 
 impl<'de> Deserialize<'de> for HexId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        Uuid::try_parse(&raw)
-            .map(HexId)
-            .map_err(|e| serde::de::Error::custom(format!("invalid id '{raw}': {e}")))
+        struct IdVisitor;
+
+        impl serde::de::Visitor<'_> for IdVisitor {
+            type Value = HexId;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a UUID as 32 hex digits")
+            }
+
+            // Borrowed, not allocated: ingest reads thousands of ids per batch.
+            fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<HexId, E> {
+                Uuid::try_parse(raw)
+                    .map(HexId)
+                    .map_err(|e| E::custom(format!("invalid id '{raw}': {e}")))
+            }
+        }
+
+        d.deserialize_str(IdVisitor)
     }
 }
 

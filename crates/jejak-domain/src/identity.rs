@@ -1,6 +1,7 @@
 //! Who a record belongs to: the library and the PC.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,13 +31,15 @@ fn check_code(field: Field, raw: &str) -> Result<String, DomainError> {
 macro_rules! code_type {
     ($(#[$meta:meta])* $name:ident, $field:expr) => {
         $(#[$meta])*
+        // Shared text: a decoded batch stamps every record with its library and PC,
+        // and cloning an `Arc<str>` costs no allocation.
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             pub fn parse(raw: &str) -> Result<Self, DomainError> {
-                check_code($field, raw.trim()).map($name)
+                check_code($field, raw.trim()).map(|code| $name(Arc::from(code)))
             }
 
             pub fn as_str(&self) -> &str {
@@ -53,7 +56,7 @@ macro_rules! code_type {
 
         impl From<$name> for String {
             fn from(code: $name) -> String {
-                code.0
+                code.0.to_string()
             }
         }
 

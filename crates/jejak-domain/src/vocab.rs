@@ -83,16 +83,31 @@ macro_rules! vocabulary {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let raw = String::deserialize(deserializer)?;
-                // The wire accepts exact codes only: aliases are for people, not machines.
-                Self::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.code() == raw)
-                    .ok_or_else(|| serde::de::Error::custom(
-                        DomainError::UnknownValue { field: $field, given: raw, allowed: Self::codes() }
-                            .message(Lang::En),
-                    ))
+                struct CodeVisitor;
+
+                impl serde::de::Visitor<'_> for CodeVisitor {
+                    type Value = $name;
+
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        write!(f, "one of {}", $name::codes().join(", "))
+                    }
+
+                    // Borrowing the text (no String per value) matters: a batch holds
+                    // thousands of these and ingest speed is a goal of the brief.
+                    fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<$name, E> {
+                        // The wire accepts exact codes only: aliases are for people, not machines.
+                        $name::ALL
+                            .iter()
+                            .copied()
+                            .find(|v| v.code() == raw)
+                            .ok_or_else(|| E::custom(
+                                DomainError::UnknownValue { field: $field, given: raw.to_string(), allowed: $name::codes() }
+                                    .message(Lang::En),
+                            ))
+                    }
+                }
+
+                deserializer.deserialize_str(CodeVisitor)
             }
         }
     };

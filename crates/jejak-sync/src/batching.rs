@@ -59,6 +59,9 @@ pub fn prepare(
     let first = after + 1;
     let records = newest_revisions(changes);
     let mut runs: Vec<Uuid> = records.iter().map(|r| record_run(&r.body)).collect();
+    // The current run's anchor too: it dates the batch's own send time, so the server
+    // never has to fall back on a one-way estimate for this PC's clock.
+    runs.push(sent.run);
     runs.sort();
     runs.dedup();
     let anchors = store.anchors_for(&runs)?;
