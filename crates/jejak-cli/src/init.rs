@@ -80,6 +80,9 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
         args.force,
         Arc::new(SystemClock::new()),
     )?;
+    if let Some(token) = &args.token {
+        jejak_agent::config::save_token(&ctx.data_dir, token)?;
+    }
     if ctx.json {
         return output::print_json(&done);
     }

@@ -297,6 +297,23 @@ pub async fn import_bundle(
         )
     })?;
     let Some(device) = store.find_device(&bundle.library, &bundle.pc).await? else {
+        let revoked = store
+            .devices()
+            .await?
+            .iter()
+            .any(|d| d.library == bundle.library && d.pc == bundle.pc && !d.active);
+        if revoked {
+            return Err(refused(
+                format!(
+                    "berkas ditolak: token komputer {}/{} sudah dicabut; daftarkan ulang komputer itu",
+                    bundle.library, bundle.pc
+                ),
+                format!(
+                    "bundle refused: the token of PC {}/{} is revoked; enroll that PC again",
+                    bundle.library, bundle.pc
+                ),
+            ));
+        }
         return Err(refused(
             format!(
                 "berkas ditolak: komputer {}/{} tidak terdaftar di server ini",

@@ -604,8 +604,8 @@ async fn a_clock_three_years_behind_is_corrected_by_the_anchor() {
         assert!(error < 2_000, "{error} ms off");
         assert_eq!(
             s.time_quality,
-            TimeQuality::Estimated,
-            "the PC's own doubt is kept"
+            TimeQuality::Corrected,
+            "an anchor dates the session whatever the PC's wall clock said"
         );
         assert_eq!((s.raw_start - *truth).num_milliseconds(), -three_years_ms);
     }

@@ -88,7 +88,14 @@ pub(crate) async fn read_limited(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(declared) = declared.filter(|n| *n > limit as u64) {
+        // A client that is still sending its body when the connection closes sees a
+        // broken pipe instead of the 413 that says what is wrong. A body of moderate
+        // size is therefore read and thrown away first, for a bounded time; a huge one
+        // is refused at once.
+        if declared <= (limit as u64).saturating_mul(DRAIN_FACTOR) {
+            let _ = tokio::time::timeout(DRAIN_TIME, discard(body)).await;
+        }
         return Err(BodyError::TooLarge { limit });
     }
     match Limited::new(body, limit).collect().await {
@@ -98,6 +105,15 @@ pub(crate) async fn read_limited(
         }
         Err(e) => Err(BodyError::Read(e.to_string())),
     }
+}
+
+/// Bodies up to this many times the limit are read and discarded before the 413.
+const DRAIN_FACTOR: u64 = 4;
+/// How long discarding an oversized body may take.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(3);
+
+async fn discard(mut body: Body) {
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 /// The smallest zstd window (as a power of two) that can hold `limit` bytes, between

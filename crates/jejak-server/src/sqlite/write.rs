@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use jejak_domain::{LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
+use jejak_domain::{EndReason, LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
@@ -331,8 +331,19 @@ impl RecordContext<'_> {
             None => None,
         };
         let f = &s.fields;
-        let client_quality =
-            codes::time_quality_from(f.client_quality).unwrap_or(TimeQuality::Estimated);
+        // An anchor dates the session from the monotonic clock, which a wrong or jumping
+        // wall clock does not touch, so the PC's doubt about its wall clock is cured by
+        // it; only an end taken from the last heartbeat (power loss, crash) stays an
+        // estimate whatever the anchor says.
+        let ends_at_heartbeat = matches!(
+            f.end_reason.and_then(codes::end_reason_from),
+            Some(EndReason::PowerLoss | EndReason::Crash)
+        );
+        let client_quality = if ends_at_heartbeat {
+            TimeQuality::Estimated
+        } else {
+            TimeQuality::Trusted
+        };
         let dated = ingest::date(
             f.raw_start_ms,
             s.mono_ms,
