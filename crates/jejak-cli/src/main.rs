@@ -2,11 +2,13 @@
 //! parts, for the district server. It wires the library crates together and turns
 //! their errors into messages in the user's language.
 
+#[cfg(feature = "district")]
 mod demo;
 mod errors;
 mod init;
 mod output;
 mod pc;
+#[cfg(feature = "district")]
 mod server_cmd;
 mod sync_cmd;
 
@@ -65,8 +67,11 @@ enum Command {
     /// Connect this PC to the district server with the token it issued.
     Enroll(sync_cmd::EnrollArgs),
     /// The district server: set up, run, enroll libraries and PCs, import USB bundles.
+    #[cfg(feature = "district")]
     Server(server_cmd::ServerArgs),
-    /// Simulate a month at five Banyumas village libraries through the real store.
+    /// Simulate a month at five Banyumas village libraries through the real store, then
+    /// sync them to a district server.
+    #[cfg(feature = "district")]
     Demo(demo::DemoArgs),
 }
 
@@ -88,7 +93,10 @@ fn main() -> ExitCode {
     // The demo replays clock faults on purpose; its summary reports them, so their
     // warnings would only be noise there.
     let default_filter = match cli.command {
-        Command::Agent | Command::Server(_) => "info",
+        Command::Agent => "info",
+        #[cfg(feature = "district")]
+        Command::Server(_) => "info",
+        #[cfg(feature = "district")]
         Command::Demo(_) => "error",
         _ => "warn",
     };
@@ -105,7 +113,9 @@ fn main() -> ExitCode {
         Command::Status => pc::status(&context),
         Command::Sync(args) => sync_cmd::sync(&context, args),
         Command::Enroll(args) => sync_cmd::enroll(&context, args),
+        #[cfg(feature = "district")]
         Command::Server(args) => server_cmd::run(&context, args),
+        #[cfg(feature = "district")]
         Command::Demo(args) => demo::run(&context, args),
     };
     match result {

@@ -108,11 +108,13 @@ async fn main() {
         "sessions/s",
         "info",
     );
+    // The sync client's own figure (`wire_bytes_per_session`, in bench_sync) is the one
+    // the goal applies to; this is the server simulator's noisier data, for comparison.
     emit(
-        "wire_bytes_per_session",
+        "ingest_batch_bytes_per_session",
         wire_bytes as f64 / sessions as f64,
         "bytes",
-        "<= 40",
+        "info",
     );
 
     let disk_dir = tempfile::tempdir_in(&base).unwrap();
