@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use jejak_domain::{LibraryCode, PcCode, Zone};
+use jejak_domain::{Lang, LibraryCode, PcCode, Zone};
 use jejak_server::{AppState, Delivery, IngestError, ServerConfig, ServerStore, SqliteStore};
 use jejak_sync::bundle::{Bundle, BundleAck};
 
@@ -292,8 +292,8 @@ pub async fn import_bundle(
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let bundle = Bundle::parse(&bytes).map_err(|e| {
         refused(
-            format!("berkas ditolak: {e}"),
-            format!("bundle refused: {e}"),
+            format!("berkas ditolak: {}", e.message(Lang::Id)),
+            format!("bundle refused: {}", e.message(Lang::En)),
         )
     })?;
     let Some(device) = store.find_device(&bundle.library, &bundle.pc).await? else {
@@ -333,14 +333,14 @@ pub async fn import_bundle(
     };
     bundle.verify(&key).map_err(|e| {
         refused(
-            format!("berkas ditolak: {e}"),
-            format!("bundle refused: {e}"),
+            format!("berkas ditolak: {}", e.message(Lang::Id)),
+            format!("bundle refused: {}", e.message(Lang::En)),
         )
     })?;
     let batches = bundle.batches().map_err(|e| {
         refused(
-            format!("berkas ditolak: {e}"),
-            format!("bundle refused: {e}"),
+            format!("berkas ditolak: {}", e.message(Lang::Id)),
+            format!("bundle refused: {}", e.message(Lang::En)),
         )
     })?;
     let mut acks = Vec::new();

@@ -330,13 +330,11 @@ fn sync_error(e: SyncError) -> anyhow::Error {
 }
 
 fn bundle_error(e: BundleError) -> anyhow::Error {
-    let detail = e.to_string();
     match e {
         BundleError::Store(inner) => inner.into(),
-        BundleError::Io(inner) => inner.into(),
-        _ => UsageError::new(
-            format!("berkas ditolak: {detail}"),
-            format!("file refused: {detail}"),
+        other => UsageError::new(
+            format!("berkas ditolak: {}", other.message(Lang::Id)),
+            format!("file refused: {}", other.message(Lang::En)),
         )
         .into(),
     }

@@ -85,6 +85,32 @@ pub enum BundleError {
     Io(#[from] std::io::Error),
 }
 
+impl BundleError {
+    /// The message for the librarian or the district officer, in their language.
+    pub fn message(&self, lang: jejak_domain::Lang) -> String {
+        use jejak_domain::Lang::{En, Id};
+        match (self, lang) {
+            (BundleError::NotABundle(why), Id) => format!("bukan berkas sinkron Jejak: {why}"),
+            (BundleError::Damaged, Id) => {
+                "berkas rusak: isinya tidak cocok dengan checksum-nya; salin ulang dari komputer asal".into()
+            }
+            (BundleError::BadSignature(device), Id) => format!(
+                "berkas diubah atau bukan milik {device}: tanda tangannya tidak cocok"
+            ),
+            (BundleError::Foreign { found, expected }, Id) => {
+                format!("berkas ini untuk {found}, sedangkan komputer ini {expected}")
+            }
+            (BundleError::OtherEpoch { found, expected }, Id) => format!(
+                "berkas ini untuk basis data epoch {found}, sedangkan epoch komputer ini {expected}"
+            ),
+            (BundleError::NothingToExport, Id) => "tidak ada yang perlu dikirim".into(),
+            (BundleError::Store(e), lang) => e.message(lang),
+            (BundleError::Io(e), Id) => format!("berkas tidak bisa dibaca atau ditulis: {e}"),
+            (other, En) => other.to_string(),
+        }
+    }
+}
+
 fn mac_hex(key: &[u8; 32], parts: &[&str]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
     for part in parts {

@@ -269,7 +269,9 @@ impl Store {
             tx: &tx,
             identity: &self.identity,
             now: Now {
-                wall: self.clock.wall(),
+                // Milliseconds, as stored here and sent on the wire: a record reads the
+                // same on the PC and on the server.
+                wall: millis_to_time(self.clock.wall().timestamp_millis()),
                 mono_ms: self.clock.mono_ms() as i64,
             },
             run: RunState::default(),
