@@ -18,6 +18,7 @@ mod codes;
 pub mod http;
 mod ingest;
 pub mod metrics;
+pub mod report;
 mod sqlite;
 pub mod store;
 

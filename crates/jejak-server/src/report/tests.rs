@@ -1,0 +1,352 @@
+//! Tests of the report model and its renderers.
+
+use std::io::Cursor;
+
+use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+use chrono::{FixedOffset, TimeZone};
+use jejak_domain::Lang;
+
+use super::*;
+
+fn sample() -> Report {
+    let wib = FixedOffset::east_opt(7 * 3600).expect("offset");
+    let columns = vec![
+        Column::new(
+            "library",
+            Text::new("Perpustakaan", "Library"),
+            ColumnKind::Text,
+        ),
+        Column::new("sessions", Text::new("Sesi", "Sessions"), ColumnKind::Count),
+        Column::new("hours", Text::new("Jam", "Hours"), ColumnKind::Decimal(1)),
+        Column::new(
+            "uptime",
+            Text::new("Uptime internet", "Internet uptime"),
+            ColumnKind::Percent(1),
+        ),
+        Column::new(
+            "last_sync",
+            Text::new("Sinkron terakhir", "Last sync"),
+            ColumnKind::Date,
+        ),
+    ];
+    let rows = vec![
+        Row::new(vec![
+            Cell::text("Perpus Desa Karangsari, \"Sekar\""),
+            Cell::number(1234),
+            Cell::number(1234.5),
+            Cell::number(0.875),
+            Cell::text("2026-11-28"),
+        ]),
+        Row::new(vec![
+            Cell::text("Desa <script>alert(1)</script>"),
+            Cell::number(3),
+            Cell::number(2.25),
+            Cell::number(0.42),
+            Cell::text("2026-11-02"),
+        ])
+        .flagged(Flag::alert(Text::new(
+            "Uptime di bawah 50%",
+            "Uptime below 50%",
+        ))),
+        Row::new(vec![
+            Cell::text("Desa Baru\nbaris dua"),
+            Cell::number(0),
+            Cell::Empty,
+            Cell::Empty,
+            Cell::Empty,
+        ]),
+        Row::total(vec![
+            Cell::text("Jumlah"),
+            Cell::number(1237),
+            Cell::number(1236.75),
+            Cell::number(0.6475),
+            Cell::Empty,
+        ]),
+    ];
+    let gender = Table {
+        id: "gender".into(),
+        title: Text::new("Jenis kelamin", "Gender"),
+        columns: vec![
+            Column::new(
+                "gender",
+                Text::new("Jenis kelamin", "Gender"),
+                ColumnKind::Text,
+            ),
+            Column::new("sessions", Text::new("Sesi", "Sessions"), ColumnKind::Count),
+        ],
+        rows: vec![
+            Row::new(vec![Cell::text("L"), Cell::number(700)]),
+            Row::new(vec![Cell::text("P"), Cell::number(537)]),
+        ],
+    };
+    Report {
+        id: "rekap-2026-11".into(),
+        title: Text::new("Rekap Bulanan Kabupaten", "District Monthly Summary"),
+        subtitle: vec![Text::new("Bulan: November 2026", "Month: November 2026")],
+        letterhead: Letterhead {
+            lines: vec![
+                "PEMERINTAH KABUPATEN BANYUMAS".into(),
+                "DINAS ARSIP DAN PERPUSTAKAAN".into(),
+                "Jl. Jend. Gatot Subroto No. 93, Purwokerto".into(),
+            ],
+            logo: None,
+        },
+        sections: vec![
+            Table {
+                id: "matrix".into(),
+                title: Text::new(
+                    "Rekap per perpustakaan desa [bulanan]: November 2026",
+                    "Per village library [monthly]: November 2026",
+                ),
+                columns,
+                rows,
+            },
+            gender,
+        ],
+        generated_at: wib
+            .with_ymd_and_hms(2026, 12, 1, 8, 30, 0)
+            .single()
+            .expect("time"),
+        landscape: true,
+        suppressed_below: None,
+    }
+}
+
+fn id() -> RenderOptions {
+    RenderOptions::new(Lang::Id)
+}
+
+fn en() -> RenderOptions {
+    RenderOptions::new(Lang::En)
+}
+
+#[test]
+fn numbers_read_in_id_and_en_style() {
+    assert_eq!(format_number(1234.5, 1, Lang::Id), "1.234,5");
+    assert_eq!(format_number(1234.5, 1, Lang::En), "1,234.5");
+    assert_eq!(format_number(1_234_567.0, 0, Lang::Id), "1.234.567");
+    assert_eq!(format_number(1_234_567.0, 0, Lang::En), "1,234,567");
+    assert_eq!(format_number(999.0, 0, Lang::Id), "999");
+    assert_eq!(format_number(0.0, 2, Lang::Id), "0,00");
+    assert_eq!(format_number(-1234.56, 1, Lang::Id), "-1.234,6");
+    assert_eq!(format_number(-0.01, 1, Lang::En), "0.0");
+    assert_eq!(format_number(f64::NAN, 1, Lang::En), "–");
+    // Halves round away from zero, as people round by hand.
+    assert_eq!(format_number(2.25, 1, Lang::Id), "2,3");
+    assert_eq!(format_number(0.125, 2, Lang::En), "0.13");
+    assert_eq!(format_number(-2.5, 0, Lang::En), "-3");
+    let text = render_terminal(&sample(), &id());
+    assert!(text.contains("1.234,5"), "{text}");
+    assert!(text.contains("87,5%"), "{text}");
+    let text = render_terminal(&sample(), &en());
+    assert!(text.contains("1,234.5"), "{text}");
+    assert!(text.contains("87.5%"), "{text}");
+    assert!(text.contains("District Monthly Summary"));
+    assert!(text.contains("Σ Jumlah"));
+    assert!(text.contains("Uptime below 50%"));
+}
+
+#[test]
+fn suppression_hides_small_counts_in_every_format() {
+    let report = sample();
+    let options = id().suppressing_below(5);
+
+    let text = render_terminal(&report, &options);
+    assert!(text.contains("<5"), "{text}");
+    assert!(text.contains("1.234"));
+    assert!(text.contains("ditampilkan sebagai <5"));
+
+    let csv = render_csv(&report, &options);
+    let matrix = &csv[0].content;
+    assert!(matrix.contains(",<5,"), "{matrix}");
+    // Zero and large counts stay; hours are not counts.
+    assert!(matrix.contains(",0,"), "{matrix}");
+    assert!(matrix.contains(",2.25,"), "{matrix}");
+
+    let html = render_html(&report, &options);
+    assert!(html.contains("<td class=\"n\">&lt;5</td>"), "{html}");
+    assert!(!html.contains("<td class=\"n\">3</td>"));
+
+    let json = render_json(&report, &options).expect("json");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("parse");
+    assert_eq!(value["suppressed_below"], 5);
+    assert_eq!(value["sections"][0]["rows"][1]["cells"][1], "<5");
+    assert_eq!(value["sections"][0]["rows"][0]["cells"][1], 1234);
+
+    let bytes = render_xlsx(&report, &options).expect("xlsx");
+    let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("open");
+    let name = book.sheet_names()[0].clone();
+    let range = book.worksheet_range(&name).expect("sheet");
+    let found: Vec<&Data> = range
+        .used_cells()
+        .filter(|(_, _, d)| matches!(d, Data::String(s) if s == "<5"))
+        .map(|(_, _, d)| d)
+        .collect();
+    assert_eq!(found.len(), 1);
+    assert!(
+        !range
+            .used_cells()
+            .any(|(_, _, d)| matches!(d, Data::Float(f) if *f == 3.0))
+    );
+
+    // Without the option, JSON keeps the numbers and no marker.
+    let json = render_json(&report, &id()).expect("json");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("parse");
+    assert!(value.get("suppressed_below").is_none());
+    assert_eq!(value["sections"][0]["rows"][1]["cells"][1], 3);
+}
+
+#[test]
+fn csv_follows_rfc_4180() {
+    let files = render_csv(&sample(), &en());
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0].name, "rekap-2026-11-matrix.csv");
+    assert_eq!(files[1].name, "rekap-2026-11-gender.csv");
+    let lines: Vec<&str> = files[0].content.split("\r\n").collect();
+    assert_eq!(
+        lines[0],
+        "Library,Sessions,Hours,Internet uptime,Last sync,Note"
+    );
+    assert_eq!(
+        lines[1],
+        "\"Perpus Desa Karangsari, \"\"Sekar\"\"\",1234,1234.5,0.875,2026-11-28,"
+    );
+    assert_eq!(
+        lines[2],
+        "Desa <script>alert(1)</script>,3,2.25,0.42,2026-11-02,Uptime below 50%"
+    );
+    // A newline inside a field keeps the field quoted across lines.
+    assert_eq!(lines[3], "\"Desa Baru\nbaris dua\",0,,,,");
+    assert_eq!(lines[4], "Jumlah,1237,1236.75,0.6475,,");
+    assert!(files[0].content.ends_with("\r\n"));
+    // Indonesian labels by default.
+    let files = render_csv(&sample(), &RenderOptions::default());
+    assert!(files[1].content.starts_with("Jenis kelamin,Sesi\r\n"));
+}
+
+#[test]
+fn html_is_a_standalone_escaped_a4_page() {
+    let html = render_html(&sample(), &id());
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<html lang=\"id\">"));
+    assert!(html.contains("@page { size: A4 landscape"));
+    assert!(!html.contains("<script>"));
+    assert!(!html.to_lowercase().contains("<script"));
+    assert!(html.contains("Desa &lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains("Karangsari, &quot;Sekar&quot;"));
+    assert!(html.contains("<div>PEMERINTAH KABUPATEN BANYUMAS</div>"));
+    assert!(html.contains("<div>DINAS ARSIP DAN PERPUSTAKAAN</div>"));
+    assert!(html.contains("<td class=\"n\">1.234,5</td>"));
+    assert!(html.contains("<tr class=\"alert\">"));
+    assert!(html.contains("<tr class=\"total\">"));
+    assert!(html.contains("Rekap per perpustakaan desa [bulanan]"));
+    assert!(html.contains("Dibuat 2026-12-01 08:30 WIB"));
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    let html = render_html(&sample(), &en());
+    assert!(html.contains("<td class=\"n\">1,234.5</td>"));
+    assert!(html.contains("Generated 2026-12-01 08:30 WIB"));
+    // A logo is embedded, never fetched.
+    let mut report = sample();
+    report.letterhead.logo = Some(Logo {
+        media_type: "image/png".into(),
+        bytes: b"foo".to_vec(),
+    });
+    assert!(render_html(&report, &id()).contains("src=\"data:image/png;base64,Zm9v\""));
+}
+
+#[test]
+fn xlsx_has_real_numbers_labels_and_letterhead() {
+    let report = sample();
+    for options in [id(), en()] {
+        let lang = options.lang;
+        let bytes = render_xlsx(&report, &options).expect("xlsx");
+        let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("open");
+        let names = book.sheet_names();
+        assert_eq!(names.len(), report.sections.len());
+        for name in &names {
+            assert!(name.chars().count() <= 31, "{name}");
+            assert!(!name.contains(['[', ']', ':']), "{name}");
+        }
+        assert_eq!(names[1], report.sections[1].title.get(lang));
+        for (name, table) in names.iter().zip(&report.sections) {
+            let range = book.worksheet_range(name).expect("sheet");
+            let cell = |r: u32, c: u32| range.get_value((r, c)).cloned().unwrap_or(Data::Empty);
+            // Letterhead lines, then the title.
+            for (i, line) in report.letterhead.lines.iter().enumerate() {
+                assert_eq!(
+                    cell(u32::try_from(i).expect("row"), 0),
+                    Data::String(line.clone())
+                );
+            }
+            assert_eq!(cell(3, 0), Data::String(report.title.get(lang).to_string()));
+            // Three letterhead lines, title, one subtitle, table title, a blank row.
+            let header = 7;
+            assert_eq!(
+                cell(header - 2, 0),
+                Data::String(table.title.get(lang).to_string())
+            );
+            for (c, label) in table.header(lang).iter().enumerate() {
+                let c = u32::try_from(c).expect("col");
+                assert_eq!(cell(header, c), Data::String(label.clone()));
+            }
+            // Every number cell of the model is a number cell with the same value.
+            let mut numbers = 0;
+            for (r, row) in table.rows.iter().enumerate() {
+                let r = header + 1 + u32::try_from(r).expect("row");
+                for (c, model) in row.cells.iter().enumerate() {
+                    let c = u32::try_from(c).expect("col");
+                    match model {
+                        Cell::Number(n) => {
+                            assert_eq!(cell(r, c), Data::Float(*n), "{name} ({r},{c})");
+                            numbers += 1;
+                        }
+                        Cell::Text(t) if table.columns[c as usize].kind == ColumnKind::Date => {
+                            assert!(
+                                matches!(cell(r, c), Data::DateTime(_)),
+                                "{t} {:?}",
+                                cell(r, c)
+                            );
+                        }
+                        Cell::Text(t) => assert_eq!(cell(r, c), Data::String(t.clone())),
+                        Cell::Empty => assert_eq!(cell(r, c), Data::Empty),
+                    }
+                }
+            }
+            assert!(numbers > 0);
+        }
+    }
+}
+
+#[test]
+fn sheet_names_are_short_valid_and_unique() {
+    let mut used = std::collections::HashSet::new();
+    let long = "Tabel Tujuan Penggunaan × Jenis Kelamin per Desa";
+    let a = xlsx::sheet_name(long, "t", &mut used);
+    let b = xlsx::sheet_name(long, "t", &mut used);
+    let c = xlsx::sheet_name("'a/b:c'", "t", &mut used);
+    let d = xlsx::sheet_name("[]", "fallback", &mut used);
+    assert_eq!(a.chars().count(), 31);
+    assert!(b.ends_with(" (2)") && b.chars().count() <= 31, "{b}");
+    assert_ne!(a, b);
+    assert_eq!(c, "a b c");
+    assert_eq!(d, "fallback");
+}
+
+#[test]
+fn json_is_the_model_with_numbers_as_numbers() {
+    let report = sample();
+    let json = render_json(&report, &id()).expect("json");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("parse");
+    assert_eq!(value["sections"][0]["rows"][0]["cells"][2], 1234.5);
+    assert_eq!(
+        value["sections"][0]["rows"][2]["cells"][2],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        value["sections"][0]["columns"][2]["kind"]["type"],
+        "decimal"
+    );
+    assert_eq!(value["sections"][0]["rows"][3]["is_total"], true);
+    let back: Report = serde_json::from_str(&json).expect("round trip");
+    assert_eq!(back, report);
+}

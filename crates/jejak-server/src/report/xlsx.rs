@@ -1,0 +1,278 @@
+//! XLSX: one sheet per table.
+//!
+//! Each sheet starts with the letterhead lines (merged across the table's width,
+//! centered, the first bold), the report title (bold, larger), the subtitle lines and
+//! the table title, then a blank row, the header row (bold on a blue-grey fill, frozen
+//! and repeated on printed pages), and the rows. Numbers are real number cells with
+//! formats (`#,##0`, `#,##0.0`, `0.0%`); Excel shows them in the reader's own locale, so
+//! an Indonesian Excel shows `1.234,5`. Suppressed counts are text cells (`<5`). Dates
+//! that parse are real dates (`yyyy-mm-dd`). Total rows are bold with a top border;
+//! flagged rows are filled (alert light red, warning light yellow) and carry their
+//! reason in a last "Catatan"/"Note" column. Sheets print A4, fitted to one page wide,
+//! landscape when the report says so. The letterhead logo is not placed in XLSX.
+
+use std::collections::HashSet;
+
+use rust_xlsxwriter::{
+    ExcelDateTime, Format, FormatAlign, FormatBorder, FormatPattern, Workbook, Worksheet,
+};
+
+use super::model::{Cell, generated_text, human_cell};
+use super::{ColumnKind, RenderError, RenderOptions, Report, Severity, Table};
+
+const HEADER_FILL: u32 = 0xD9E1F2;
+const ALERT_FILL: u32 = 0xF8CBAD;
+const WARNING_FILL: u32 = 0xFFF2CC;
+/// Excel's paper size code for A4.
+const PAPER_A4: u8 = 9;
+
+/// The report as an XLSX workbook's bytes (suppression applied).
+pub fn render_xlsx(report: &Report, options: &RenderOptions) -> Result<Vec<u8>, RenderError> {
+    let lang = options.lang;
+    let report = report.for_export(options);
+    let mut workbook = Workbook::new();
+    let mut used = HashSet::new();
+    for table in &report.sections {
+        let name = sheet_name(table.title.get(lang), &table.id, &mut used);
+        let sheet = workbook.add_worksheet();
+        sheet.set_name(name)?;
+        write_sheet(sheet, &report, table, options)?;
+    }
+    if report.sections.is_empty() {
+        // A workbook needs a sheet; an empty report still says what it is.
+        let sheet = workbook.add_worksheet();
+        sheet.write_string_with_format(0, 0, report.title.get(lang), &title_format())?;
+    }
+    Ok(workbook.save_to_buffer()?)
+}
+
+fn write_sheet(
+    sheet: &mut Worksheet,
+    report: &Report,
+    table: &Table,
+    options: &RenderOptions,
+) -> Result<(), RenderError> {
+    let lang = options.lang;
+    let flags = table.has_flags();
+    let width = (table.columns.len() + usize::from(flags)).max(1);
+    let last_col = u16::try_from(width - 1).unwrap_or(u16::MAX);
+    let mut row: u32 = 0;
+
+    let mut top_lines: Vec<(String, Format)> = Vec::new();
+    for (i, line) in report.letterhead.lines.iter().enumerate() {
+        let format = Format::new().set_align(FormatAlign::Center);
+        let format = if i == 0 {
+            format.set_bold().set_font_size(13)
+        } else {
+            format
+        };
+        top_lines.push((line.clone(), format));
+    }
+    top_lines.push((
+        report.title.get(lang).to_string(),
+        title_format().set_align(FormatAlign::Center),
+    ));
+    for line in &report.subtitle {
+        top_lines.push((
+            line.get(lang).to_string(),
+            Format::new().set_align(FormatAlign::Center),
+        ));
+    }
+    top_lines.push((
+        table.title.get(lang).to_string(),
+        Format::new().set_bold().set_align(FormatAlign::Center),
+    ));
+    if let Some(note) = report.suppression_note(lang) {
+        top_lines.push((note, Format::new().set_italic()));
+    }
+    for (text, format) in &top_lines {
+        if last_col > 0 {
+            sheet.merge_range(row, 0, row, last_col, text, format)?;
+        } else {
+            sheet.write_string_with_format(row, 0, text, format)?;
+        }
+        row += 1;
+    }
+    row += 1; // a blank row before the header
+
+    let header_row = row;
+    let header_format = Format::new()
+        .set_bold()
+        .set_text_wrap()
+        .set_align(FormatAlign::Center)
+        .set_align(FormatAlign::VerticalCenter)
+        .set_pattern(FormatPattern::Solid)
+        .set_background_color(HEADER_FILL)
+        .set_border(FormatBorder::Thin);
+    for (col, label) in table.header(lang).iter().enumerate() {
+        sheet.write_string_with_format(header_row, col_num(col), label, &header_format)?;
+    }
+    sheet.set_freeze_panes(header_row + 1, 0)?;
+    sheet.set_repeat_rows(header_row, header_row)?;
+
+    let mut widths: Vec<usize> = table
+        .header(lang)
+        .iter()
+        .map(|label| label.chars().count().min(24))
+        .collect();
+    for data in &table.rows {
+        row += 1;
+        for (col, (column, cell)) in table.columns.iter().zip(&data.cells).enumerate() {
+            let format = cell_format(column.kind, data.is_total, data.emphasis.as_ref());
+            let c = col_num(col);
+            match cell {
+                Cell::Number(n) => {
+                    sheet.write_number_with_format(row, c, *n, &format)?;
+                }
+                Cell::Text(text) if column.kind == ColumnKind::Date => {
+                    match ExcelDateTime::parse_from_str(text) {
+                        Ok(date) => {
+                            sheet.write_datetime_with_format(
+                                row,
+                                c,
+                                &date,
+                                &format.set_num_format("yyyy-mm-dd"),
+                            )?;
+                        }
+                        Err(_) => {
+                            sheet.write_string_with_format(row, c, text, &format)?;
+                        }
+                    }
+                }
+                Cell::Text(text) => {
+                    let format = if column.kind.is_numeric() {
+                        format.set_align(FormatAlign::Right)
+                    } else {
+                        format
+                    };
+                    sheet.write_string_with_format(row, c, text, &format)?;
+                }
+                Cell::Empty => {
+                    sheet.write_blank(row, c, &format)?;
+                }
+            }
+            let shown = human_cell(cell, column.kind, lang).chars().count();
+            if let Some(w) = widths.get_mut(col) {
+                *w = (*w).max(shown);
+            }
+        }
+        if flags {
+            let reason = data
+                .emphasis
+                .as_ref()
+                .map(|flag| flag.reason.get(lang).to_string())
+                .unwrap_or_default();
+            let format = cell_format(ColumnKind::Text, data.is_total, data.emphasis.as_ref());
+            let c = col_num(table.columns.len());
+            sheet.write_string_with_format(row, c, &reason, &format)?;
+            if let Some(w) = widths.last_mut() {
+                *w = (*w).max(reason.chars().count());
+            }
+        }
+    }
+    row += 2;
+    sheet.write_string_with_format(
+        row,
+        0,
+        format!(
+            "{} {}",
+            lang.pick("Dibuat", "Generated"),
+            generated_text(&report.generated_at)
+        ),
+        &Format::new().set_italic().set_font_size(9),
+    )?;
+
+    for (col, w) in widths.iter().enumerate() {
+        #[allow(clippy::cast_precision_loss)]
+        let width = (*w as f64 + 2.0).clamp(8.0, 50.0);
+        sheet.set_column_width(col_num(col), width)?;
+    }
+    sheet.set_paper_size(PAPER_A4);
+    if report.landscape {
+        sheet.set_landscape();
+    }
+    sheet.set_print_fit_to_pages(1, 0);
+    Ok(())
+}
+
+fn title_format() -> Format {
+    Format::new().set_bold().set_font_size(14)
+}
+
+fn cell_format(kind: ColumnKind, is_total: bool, flag: Option<&super::Flag>) -> Format {
+    let mut format = Format::new().set_border(FormatBorder::Hair);
+    format = match kind {
+        ColumnKind::Count => format.set_num_format("#,##0"),
+        ColumnKind::Decimal(places) => format.set_num_format(decimal_format(places)),
+        ColumnKind::Percent(places) => {
+            format.set_num_format(format!("{}%", decimal_pattern("0", places)))
+        }
+        ColumnKind::Text | ColumnKind::Date => format,
+    };
+    if is_total {
+        format = format.set_bold().set_border_top(FormatBorder::Medium);
+    }
+    if let Some(flag) = flag {
+        let fill = match flag.severity {
+            Severity::Alert => ALERT_FILL,
+            Severity::Warning => WARNING_FILL,
+        };
+        format = format
+            .set_pattern(FormatPattern::Solid)
+            .set_background_color(fill);
+    }
+    format
+}
+
+fn decimal_format(places: u8) -> String {
+    decimal_pattern("#,##0", places)
+}
+
+fn decimal_pattern(whole: &str, places: u8) -> String {
+    if places == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{}", "0".repeat(usize::from(places)))
+    }
+}
+
+fn col_num(col: usize) -> u16 {
+    u16::try_from(col).unwrap_or(u16::MAX)
+}
+
+/// A sheet name Excel accepts: no `[]:*?/\`, no leading or trailing apostrophe, at most
+/// 31 characters, not empty, unique in the workbook (case-insensitively; a clash gets
+/// ` (2)`, ` (3)` … within the 31 characters).
+pub(crate) fn sheet_name(title: &str, fallback: &str, used: &mut HashSet<String>) -> String {
+    let cleaned: String = title
+        .chars()
+        .map(|c| if "[]:*?/\\".contains(c) { ' ' } else { c })
+        .collect();
+    let mut base: String = cleaned
+        .trim()
+        .trim_matches('\'')
+        .trim()
+        .chars()
+        .take(31)
+        .collect();
+    if base.is_empty() {
+        base = fallback.chars().take(31).collect();
+    }
+    if base.is_empty() {
+        base = "Sheet".to_string();
+    }
+    let base = base.trim_end().to_string();
+    let mut candidate = base.clone();
+    let mut n = 2;
+    while used.contains(&candidate.to_lowercase()) {
+        let suffix = format!(" ({n})");
+        let keep = 31 - suffix.chars().count();
+        candidate = format!(
+            "{}{suffix}",
+            base.chars().take(keep).collect::<String>().trim_end()
+        );
+        n += 1;
+    }
+    used.insert(candidate.to_lowercase());
+    candidate
+}
