@@ -9,6 +9,8 @@ mod init;
 mod output;
 mod pc;
 #[cfg(feature = "district")]
+mod report_cmd;
+#[cfg(feature = "district")]
 mod server_cmd;
 mod sync_cmd;
 
@@ -40,15 +42,25 @@ struct GlobalArgs {
     /// Language of messages: id (Indonesian, default) or en.
     #[arg(long, global = true, env = "JEJAK_LANG")]
     lang: Option<String>,
-    /// Output format: text for people, json for scripts.
+    /// Output format: text for people, json for scripts; `jejak report` also writes
+    /// csv, xlsx and html.
     #[arg(long, global = true, value_enum, default_value = "text")]
     format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
+    /// For people (a table).
+    #[value(alias = "table")]
     Text,
+    /// For scripts.
     Json,
+    /// CSV, one file per table (`jejak report` only).
+    Csv,
+    /// An XLSX workbook (`jejak report` only).
+    Xlsx,
+    /// A printable HTML page (`jejak report` only).
+    Html,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +85,10 @@ enum Command {
     /// sync them to a district server.
     #[cfg(feature = "district")]
     Demo(demo::DemoArgs),
+    /// District reports from the server's database: `village`, `district` (laporan).
+    #[cfg(feature = "district")]
+    #[command(subcommand_required = true)]
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +117,20 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     output::init_logging(default_filter);
+    #[cfg(feature = "district")]
+    let is_report = matches!(cli.command, Command::Report(_));
+    #[cfg(not(feature = "district"))]
+    let is_report = false;
+    if !is_report && matches!(cli.global.format, Format::Csv | Format::Xlsx | Format::Html) {
+        eprintln!(
+            "jejak: {}",
+            lang.pick(
+                "--format csv/xlsx/html hanya untuk `jejak report`",
+                "--format csv/xlsx/html is only for `jejak report`"
+            )
+        );
+        return ExitCode::from(errors::EXIT_INVALID_INPUT);
+    }
     let context = pc::Context {
         data_dir: cli.global.data_dir.clone().unwrap_or_else(default_data_dir),
         lang,
@@ -117,6 +147,17 @@ fn main() -> ExitCode {
         Command::Server(args) => server_cmd::run(&context, args),
         #[cfg(feature = "district")]
         Command::Demo(args) => demo::run(&context, args),
+        #[cfg(feature = "district")]
+        Command::Report(args) => {
+            let format = match cli.global.format {
+                Format::Text => report_cmd::ReportFormat::Table,
+                Format::Json => report_cmd::ReportFormat::Json,
+                Format::Csv => report_cmd::ReportFormat::Csv,
+                Format::Xlsx => report_cmd::ReportFormat::Xlsx,
+                Format::Html => report_cmd::ReportFormat::Html,
+            };
+            report_cmd::run(lang, format, args)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

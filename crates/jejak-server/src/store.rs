@@ -540,6 +540,17 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
     /// What the server holds for a device.
     async fn device_state(&self, device: &DeviceRef) -> Result<DeviceState, StoreError>;
 
+    /// A month's usage facts for reports, aggregated by the store (not row by row): per
+    /// library (all, or only `library`) and PC, public sessions grouped by local start
+    /// day and profile, plus open days, unique users and last batches. `month` is any
+    /// day of the month (normally the first). See [`crate::report::facts`] for the
+    /// rules. An unknown `library` gives no libraries.
+    async fn month_facts(
+        &self,
+        month: chrono::NaiveDate,
+        library: Option<&LibraryCode>,
+    ) -> Result<crate::report::MonthFacts, StoreError>;
+
     /// Whether the store can still write (for `/healthz`): cheap, no disk access.
     fn is_healthy(&self) -> bool;
 }

@@ -35,7 +35,9 @@
 //! complementary suppression is done: a reader may still derive a small count from a
 //! total minus the shown cells. Without the option nothing is altered.
 
+mod build;
 mod csv;
+pub mod facts;
 mod html;
 mod model;
 mod number;
@@ -43,9 +45,13 @@ mod terminal;
 mod xlsx;
 
 #[cfg(test)]
+mod build_tests;
+#[cfg(test)]
 mod tests;
 
+pub use build::{district_monthly, village_monthly};
 pub use csv::{CsvFile, render_csv, table_csv};
+pub use facts::{FactGroup, LibraryFacts, MonthFacts, PcFacts};
 pub use html::render_html;
 pub use model::{
     Cell, Column, ColumnKind, Flag, Letterhead, Logo, Report, Row, Severity, Table, Text,

@@ -387,6 +387,16 @@ impl ServerStore for SqliteStore {
             .await
     }
 
+    async fn month_facts(
+        &self,
+        month: chrono::NaiveDate,
+        library: Option<&LibraryCode>,
+    ) -> Result<crate::report::MonthFacts, StoreError> {
+        let library = library.cloned();
+        self.read(move |conn| read::month_facts(conn, month, library.as_ref()))
+            .await
+    }
+
     fn is_healthy(&self) -> bool {
         self.inner.writer.is_alive()
     }

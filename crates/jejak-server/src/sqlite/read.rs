@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 use crate::codes;
+use crate::report::facts::{FactGroup, LibraryFacts, MonthFacts, PcFacts, month_bounds};
 use crate::store::{
     AuthError, DEVICE_TOKEN_PREFIX, DeviceId, DeviceInfo, DeviceRef, DeviceState, EpochState,
     LibraryInfo, Principal, STAFF_TOKEN_PREFIX, StoreError, StoredEvent, StoredSession, token_hash,
@@ -341,4 +342,171 @@ pub(crate) fn events(
         });
     }
     Ok(out)
+}
+
+/// The day number (days since 1970-01-01) as a date.
+fn epoch_day(day: i64) -> Result<chrono::NaiveDate, StoreError> {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|d| d.checked_add_signed(chrono::Duration::days(day)))
+        .ok_or_else(|| inconsistent("session day"))
+}
+
+/// A month's facts, aggregated in SQL (see `report::facts` for the rules). One pass
+/// over `sessions_v` groups the public sessions; the open days, unique users and PCs
+/// are small queries of their own. Each library's month is bounded in its own zone.
+pub(crate) fn month_facts(
+    conn: &Connection,
+    month: chrono::NaiveDate,
+    only: Option<&LibraryCode>,
+) -> Result<MonthFacts, StoreError> {
+    let (first, next) = month_bounds(month);
+    let mut libs: Vec<LibraryFacts> = libraries(conn)?
+        .into_iter()
+        .filter(|l| only.is_none_or(|c| c == &l.code))
+        .map(|l| LibraryFacts {
+            code: l.code,
+            name: l.name,
+            timezone: l.timezone,
+            pcs: Vec::new(),
+            open_days: Vec::new(),
+            unique_users: 0,
+            last_batch_ms: None,
+            groups: Vec::new(),
+        })
+        .collect();
+    let facts_of = |libs: &mut Vec<LibraryFacts>, code: &str| -> Option<usize> {
+        libs.iter().position(|l| l.code.as_str() == code)
+    };
+    if libs.is_empty() {
+        return Ok(MonthFacts {
+            month: first,
+            libraries: libs,
+        });
+    }
+    // The libraries' zones and month bounds as a CTE: (code, offset s, from ms, to ms).
+    let mut values = Vec::new();
+    let mut params: Vec<rusqlite::types::Value> = Vec::new();
+    for lib in &libs {
+        let off = i64::from(lib.timezone.offset().local_minus_utc());
+        let at = |d: chrono::NaiveDate| {
+            d.and_hms_opt(0, 0, 0)
+                .map(|t| (t.and_utc().timestamp() - off) * 1000)
+                .unwrap_or(0)
+        };
+        values.push("(?, ?, ?, ?)");
+        params.push(lib.code.as_str().to_string().into());
+        params.push(off.into());
+        params.push(at(first).into());
+        params.push(at(next).into());
+    }
+    let cte = format!(
+        "WITH z(library, off, from_ms, to_ms) AS (VALUES {})",
+        values.join(", ")
+    );
+    let staff = codes::user_kind_code(jejak_domain::UserKind::Staf);
+    let boot = codes::event_kind_code(jejak_domain::PcEventKind::Boot);
+
+    // Public sessions grouped by PC, local start day and profile.
+    let sql = format!(
+        "{cte}
+         SELECT s.library, s.pc, (s.start_ms / 1000 + z.off) / 86400 AS day, s.user_kind,
+             s.gender, s.age_group, s.purposes, COUNT(*), SUM(s.group_size), SUM(s.duration_s),
+             SUM(s.rx_kib + s.tx_kib), SUM(s.online_s)
+         FROM sessions_v s JOIN z ON z.library = s.library
+         WHERE s.start_ms >= z.from_ms AND s.start_ms < z.to_ms AND s.user_kind <> {staff}
+         GROUP BY 1, 2, 3, 4, 5, 6, 7
+         ORDER BY 1, 2, 3, 4, 5, 6, 7"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+    while let Some(r) = rows.next()? {
+        let library: String = r.get(0)?;
+        let Some(i) = facts_of(&mut libs, &library) else {
+            continue;
+        };
+        libs[i].groups.push(FactGroup {
+            pc: pc_code(r.get(1)?)?,
+            day: epoch_day(r.get(2)?)?,
+            user_kind: code(codes::user_kind_from(r.get(3)?), "user kind")?,
+            gender: code(codes::gender_from(r.get(4)?), "gender")?,
+            age_group: code(codes::age_group_from(r.get(5)?), "age group")?,
+            purposes: codes::purposes_from(r.get(6)?),
+            sessions: to_u64(r.get(7)?),
+            persons: to_u64(r.get(8)?),
+            seconds: to_u64(r.get(9)?),
+            kib: to_u64(r.get(10)?),
+            online_seconds: to_u64(r.get(11)?),
+        });
+    }
+    drop(rows);
+    drop(stmt);
+
+    // Open days: a session of anyone started, or a PC booted.
+    let sql = format!(
+        "{cte}
+         SELECT DISTINCT library, day FROM (
+             SELECT s.library, (s.start_ms / 1000 + z.off) / 86400 AS day
+             FROM sessions_v s JOIN z ON z.library = s.library
+             WHERE s.start_ms >= z.from_ms AND s.start_ms < z.to_ms
+             UNION
+             SELECT e.library, (e.at_ms / 1000 + z.off) / 86400 AS day
+             FROM pc_events_v e JOIN z ON z.library = e.library
+             WHERE e.kind = {boot} AND e.at_ms >= z.from_ms AND e.at_ms < z.to_ms)
+         ORDER BY library, day"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+    while let Some(r) = rows.next()? {
+        let library: String = r.get(0)?;
+        if let Some(i) = facts_of(&mut libs, &library) {
+            libs[i].open_days.push(epoch_day(r.get(1)?)?);
+        }
+    }
+    drop(rows);
+    drop(stmt);
+
+    // Unique users: distinct patron keys of public sessions.
+    let sql = format!(
+        "{cte}
+         SELECT s.library, COUNT(DISTINCT s.patron)
+         FROM sessions_v s JOIN z ON z.library = s.library
+         WHERE s.start_ms >= z.from_ms AND s.start_ms < z.to_ms AND s.user_kind <> {staff}
+             AND s.patron IS NOT NULL
+         GROUP BY s.library"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+    while let Some(r) = rows.next()? {
+        let library: String = r.get(0)?;
+        if let Some(i) = facts_of(&mut libs, &library) {
+            libs[i].unique_users = to_u64(r.get(1)?);
+        }
+    }
+    drop(rows);
+    drop(stmt);
+
+    // PCs and their last batches.
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.code, d.pc, d.last_batch_ms,
+             EXISTS (SELECT 1 FROM tokens t WHERE t.device = d.id AND t.revoked_ms IS NULL)
+         FROM devices d JOIN libraries l ON l.id = d.library
+         ORDER BY l.code, d.pc",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let library: String = r.get(0)?;
+        if let Some(i) = facts_of(&mut libs, &library) {
+            let last: Option<i64> = r.get(2)?;
+            libs[i].last_batch_ms = libs[i].last_batch_ms.max(last);
+            libs[i].pcs.push(PcFacts {
+                pc: pc_code(r.get(1)?)?,
+                active: r.get(3)?,
+                last_batch_ms: last,
+            });
+        }
+    }
+    Ok(MonthFacts {
+        month: first,
+        libraries: libs,
+    })
 }

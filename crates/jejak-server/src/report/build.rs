@@ -1,0 +1,629 @@
+//! The report builders: pure functions from a month's facts ([`MonthFacts`]) to a
+//! [`Report`]. No IO. Column labels and titles are bilingual ([`Text`]); row labels
+//! that sit in cells (age groups, purposes, identity items) are written in `lang`,
+//! since a cell holds one text.
+//!
+//! Rules besides those of [`super::facts`]:
+//!
+//! - Opening hours are assumed to be 7 hours (420 minutes) a day until libraries
+//!   record their own: PC use rate = session minutes ÷ (PCs × open days × 420).
+//! - The PCs of a library are those with an active token or with sessions in the month.
+//! - The age × gender table counts sessions (a group session counts once, under the
+//!   profile recorded for it).
+//! - The purpose × gender table counts a session once per purpose it names, so its
+//!   purpose rows add up to more than the sessions; its total row counts sessions, and
+//!   its % column is the share of sessions naming the purpose.
+//! - Data MB are decimal megabytes (10^6 bytes, as `jejak demo` prints them) of the
+//!   stored KiB received + sent (the server keeps whole KiB per session).
+//! - Data completeness is the share of sessions with a gender other than X, a known age
+//!   group and at least one purpose.
+//! - A library is flagged in the district matrix when its last batch is more than 14
+//!   days before `today` (in its zone), or when it never sent one. Internet uptime is not
+//!   computed yet, so it flags nothing.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use jejak_domain::{AgeGroup, Gender, Lang, LibraryCode, Purpose, Zone};
+
+use super::facts::{FactGroup, LibraryFacts, MonthFacts, month_bounds};
+use super::model::{Cell, Column, ColumnKind, Flag, Report, Row, Table, Text};
+
+/// Assumed opening minutes per open day (7 hours).
+pub const OPENING_MINUTES_PER_DAY: f64 = 420.0;
+
+/// Days without a batch after which a library is flagged.
+pub const SILENT_DAYS: i64 = 14;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Sum {
+    sessions: u64,
+    persons: u64,
+    seconds: u64,
+    kib: u64,
+    online: u64,
+    complete: u64,
+}
+
+impl Sum {
+    fn add(&mut self, g: &FactGroup) {
+        self.sessions += g.sessions;
+        self.persons += g.persons;
+        self.seconds += g.seconds;
+        self.kib += g.kib;
+        self.online += g.online_seconds;
+        if g.gender != Gender::X && g.age_group != AgeGroup::Unknown && !g.purposes.is_empty() {
+            self.complete += g.sessions;
+        }
+    }
+
+    fn of<'a>(groups: impl IntoIterator<Item = &'a FactGroup>) -> Sum {
+        let mut sum = Sum::default();
+        for g in groups {
+            sum.add(g);
+        }
+        sum
+    }
+
+    fn minutes(&self) -> f64 {
+        self.seconds as f64 / 60.0
+    }
+
+    fn hours(&self) -> f64 {
+        self.seconds as f64 / 3600.0
+    }
+
+    fn mb(&self) -> f64 {
+        self.kib as f64 * 1024.0 / 1e6
+    }
+
+    fn mean_minutes(&self) -> Cell {
+        ratio(self.minutes(), self.sessions as f64)
+    }
+
+    fn completeness(&self) -> Cell {
+        ratio(self.complete as f64, self.sessions as f64)
+    }
+
+    fn online_share(&self) -> Cell {
+        ratio(self.online as f64, self.seconds as f64)
+    }
+}
+
+/// `a / b`, or an empty cell when `b` is zero.
+fn ratio(a: f64, b: f64) -> Cell {
+    if b > 0.0 {
+        Cell::number(a / b)
+    } else {
+        Cell::Empty
+    }
+}
+
+fn count(n: u64) -> Cell {
+    Cell::number(n as f64)
+}
+
+fn col(key: &str, id: &str, en: &str, kind: ColumnKind) -> Column {
+    Column::new(key, Text::new(id, en), kind)
+}
+
+fn month_text(month: NaiveDate) -> Text {
+    const ID: [&str; 12] = [
+        "Januari",
+        "Februari",
+        "Maret",
+        "April",
+        "Mei",
+        "Juni",
+        "Juli",
+        "Agustus",
+        "September",
+        "Oktober",
+        "November",
+        "Desember",
+    ];
+    const EN: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let i = month.month0() as usize;
+    Text::new(
+        format!("{} {}", ID[i], month.year()),
+        format!("{} {}", EN[i], month.year()),
+    )
+}
+
+/// The PCs counted for use rates: active, or with sessions this month.
+fn counted_pcs(lib: &LibraryFacts) -> Vec<&jejak_domain::PcCode> {
+    let mut pcs: Vec<&jejak_domain::PcCode> = lib
+        .pcs
+        .iter()
+        .filter(|p| p.active || lib.groups.iter().any(|g| g.pc == p.pc))
+        .map(|p| &p.pc)
+        .collect();
+    for g in &lib.groups {
+        if !pcs.contains(&&g.pc) {
+            pcs.push(&g.pc);
+        }
+    }
+    pcs.sort();
+    pcs
+}
+
+fn use_rate(minutes: f64, pcs: usize, days: usize) -> Cell {
+    ratio(minutes, pcs as f64 * days as f64 * OPENING_MINUTES_PER_DAY)
+}
+
+fn date_of_ms(ms: Option<i64>, zone: Zone) -> Option<NaiveDate> {
+    ms.and_then(DateTime::<Utc>::from_timestamp_millis)
+        .map(|t| t.with_timezone(&zone.offset()).date_naive())
+}
+
+fn date_cell(date: Option<NaiveDate>) -> Cell {
+    date.map_or(Cell::Empty, |d| {
+        Cell::text(d.format("%Y-%m-%d").to_string())
+    })
+}
+
+fn month_code(month: NaiveDate) -> String {
+    month.format("%Y-%m").to_string()
+}
+
+/// A table of rows keyed by a label and split by gender (L, P, X, total).
+fn gender_columns(first: Column) -> Vec<Column> {
+    vec![
+        first,
+        col("l", "L", "M", ColumnKind::Count),
+        col("p", "P", "F", ColumnKind::Count),
+        col("x", "X", "X", ColumnKind::Count),
+        col("total", "Jumlah", "Total", ColumnKind::Count),
+    ]
+}
+
+fn gender_cells(label: String, by_gender: [u64; 3]) -> Vec<Cell> {
+    vec![
+        Cell::text(label),
+        count(by_gender[0]),
+        count(by_gender[1]),
+        count(by_gender[2]),
+        count(by_gender.iter().sum()),
+    ]
+}
+
+fn gender_index(g: Gender) -> usize {
+    match g {
+        Gender::L => 0,
+        Gender::P => 1,
+        Gender::X => 2,
+    }
+}
+
+/// The village monthly report (Laporan Bulanan Layanan TIK) of `library`, or `None`
+/// when the facts do not hold it.
+pub fn village_monthly(
+    facts: &MonthFacts,
+    library: &LibraryCode,
+    lang: Lang,
+    generated_at: DateTime<Utc>,
+) -> Option<Report> {
+    let lib = facts.library(library)?;
+    let (first, next) = month_bounds(facts.month);
+    let pcs = counted_pcs(lib);
+    let days = lib.open_days.len();
+    let all = Sum::of(&lib.groups);
+    let month = month_text(first);
+    let last_sync = date_of_ms(lib.last_batch_ms, lib.timezone);
+
+    let identity = Table {
+        id: "identity".into(),
+        title: Text::new("A. Identitas", "A. Identity"),
+        columns: vec![
+            col("item", "Keterangan", "Item", ColumnKind::Text),
+            col("value", "Isi", "Value", ColumnKind::Text),
+        ],
+        rows: [
+            (lang.pick("Perpustakaan", "Library"), lib.name.clone()),
+            (lang.pick("Kode", "Code"), lib.code.as_str().to_string()),
+            (lang.pick("Bulan", "Month"), month.get(lang).to_string()),
+            (
+                lang.pick("Zona waktu", "Time zone"),
+                lib.timezone.label(lang).to_string(),
+            ),
+            (lang.pick("Jumlah PC", "PCs"), pcs.len().to_string()),
+            (
+                lang.pick("Sinkron terakhir", "Last sync"),
+                last_sync.map_or_else(|| "-".into(), |d| d.format("%Y-%m-%d").to_string()),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| Row::new(vec![Cell::text(k), Cell::text(v)]))
+        .collect(),
+    };
+
+    let summary = Table {
+        id: "summary".into(),
+        title: Text::new("B. Ringkasan", "B. Summary"),
+        columns: vec![
+            col(
+                "days_open",
+                "Hari buka",
+                "Days open",
+                ColumnKind::Decimal(0),
+            ),
+            col("sessions", "Sesi", "Sessions", ColumnKind::Count),
+            col("persons", "Orang", "Persons", ColumnKind::Count),
+            col(
+                "unique_users",
+                "Pengguna unik (berkartu)",
+                "Unique users (keyed)",
+                ColumnKind::Count,
+            ),
+            col(
+                "hours",
+                "Jam penggunaan",
+                "Hours used",
+                ColumnKind::Decimal(1),
+            ),
+            col(
+                "mean_minutes",
+                "Rata-rata menit",
+                "Mean minutes",
+                ColumnKind::Decimal(1),
+            ),
+            col(
+                "use_rate",
+                "Pemanfaatan PC",
+                "PC use rate",
+                ColumnKind::Percent(1),
+            ),
+            col(
+                "online_share",
+                "Waktu daring",
+                "Online share",
+                ColumnKind::Percent(1),
+            ),
+            col("data_mb", "Data (MB)", "Data (MB)", ColumnKind::Decimal(1)),
+            col(
+                "completeness",
+                "Kelengkapan data",
+                "Data completeness",
+                ColumnKind::Percent(1),
+            ),
+        ],
+        rows: vec![Row::new(vec![
+            Cell::number(days as f64),
+            count(all.sessions),
+            count(all.persons),
+            count(lib.unique_users),
+            Cell::number(all.hours()),
+            all.mean_minutes(),
+            use_rate(all.minutes(), pcs.len(), days),
+            all.online_share(),
+            Cell::number(all.mb()),
+            all.completeness(),
+        ])],
+    };
+
+    let mut by_age = Vec::new();
+    let mut age_total = [0u64; 3];
+    for age in AgeGroup::ALL {
+        let mut cells = [0u64; 3];
+        for g in lib.groups.iter().filter(|g| g.age_group == *age) {
+            cells[gender_index(g.gender)] += g.sessions;
+            age_total[gender_index(g.gender)] += g.sessions;
+        }
+        by_age.push(Row::new(gender_cells(age.label(lang).to_string(), cells)));
+    }
+    by_age.push(Row::total(gender_cells(
+        lang.pick("Jumlah", "Total").to_string(),
+        age_total,
+    )));
+    let age_gender = Table {
+        id: "age_by_gender".into(),
+        title: Text::new(
+            "C. Kelompok Umur × Jenis Kelamin (sesi)",
+            "C. Age group × Gender (sessions)",
+        ),
+        columns: gender_columns(col(
+            "age_group",
+            "Kelompok umur",
+            "Age group",
+            ColumnKind::Text,
+        )),
+        rows: by_age,
+    };
+
+    let mut purpose_columns = gender_columns(col(
+        "purpose",
+        "Tujuan penggunaan",
+        "Purpose",
+        ColumnKind::Text,
+    ));
+    purpose_columns.push(col("share", "%", "%", ColumnKind::Percent(1)));
+    let mut by_purpose = Vec::new();
+    for purpose in Purpose::ALL {
+        let mut cells = [0u64; 3];
+        for g in lib.groups.iter().filter(|g| g.purposes.contains(purpose)) {
+            cells[gender_index(g.gender)] += g.sessions;
+        }
+        let mut row = gender_cells(purpose.label(lang).to_string(), cells);
+        row.push(ratio(cells.iter().sum::<u64>() as f64, all.sessions as f64));
+        by_purpose.push(Row::new(row));
+    }
+    let mut total = gender_cells(
+        lang.pick("Jumlah sesi", "Total sessions").to_string(),
+        age_total,
+    );
+    total.push(Cell::Empty);
+    by_purpose.push(Row::total(total));
+    let purpose_gender = Table {
+        id: "purpose_by_gender".into(),
+        title: Text::new(
+            "D. Tujuan Penggunaan × Jenis Kelamin (sesi; satu sesi dihitung sekali per tujuan)",
+            "D. Purpose × Gender (sessions; a session counts once per purpose)",
+        ),
+        columns: purpose_columns,
+        rows: by_purpose,
+    };
+
+    let mut daily_rows = Vec::new();
+    let mut day = first;
+    while day < next {
+        let sum = Sum::of(lib.groups.iter().filter(|g| g.day == day));
+        let open = lib.open_days.contains(&day);
+        daily_rows.push(Row::new(vec![
+            Cell::text(day.format("%Y-%m-%d").to_string()),
+            Cell::text(if open { lang.pick("ya", "yes") } else { "" }),
+            count(sum.sessions),
+            Cell::number(sum.hours()),
+        ]));
+        day = day.succ_opt().unwrap_or(next);
+    }
+    daily_rows.push(Row::total(vec![
+        Cell::text(lang.pick("Jumlah", "Total")),
+        Cell::number(days as f64),
+        count(all.sessions),
+        Cell::number(all.hours()),
+    ]));
+    let daily = Table {
+        id: "daily".into(),
+        title: Text::new("E. Kalender Harian", "E. Daily Calendar"),
+        columns: vec![
+            col("day", "Tanggal", "Date", ColumnKind::Date),
+            col("open", "Buka", "Open", ColumnKind::Text),
+            col("sessions", "Sesi", "Sessions", ColumnKind::Count),
+            col("hours", "Jam", "Hours", ColumnKind::Decimal(1)),
+        ],
+        rows: daily_rows,
+    };
+
+    let mut pc_rows = Vec::new();
+    for pc in &pcs {
+        let sum = Sum::of(lib.groups.iter().filter(|g| &&g.pc == pc));
+        let last = lib
+            .pcs
+            .iter()
+            .find(|p| &&p.pc == pc)
+            .and_then(|p| p.last_batch_ms);
+        pc_rows.push(Row::new(vec![
+            Cell::text(pc.as_str()),
+            count(sum.sessions),
+            Cell::number(sum.hours()),
+            use_rate(sum.minutes(), 1, days),
+            Cell::number(sum.mb()),
+            date_cell(date_of_ms(last, lib.timezone)),
+        ]));
+    }
+    pc_rows.push(Row::total(vec![
+        Cell::text(lang.pick("Jumlah", "Total")),
+        count(all.sessions),
+        Cell::number(all.hours()),
+        use_rate(all.minutes(), pcs.len(), days),
+        Cell::number(all.mb()),
+        date_cell(last_sync),
+    ]));
+    let per_pc = Table {
+        id: "per_pc".into(),
+        title: Text::new("F. Per PC", "F. Per PC"),
+        columns: vec![
+            col("pc", "PC", "PC", ColumnKind::Text),
+            col("sessions", "Sesi", "Sessions", ColumnKind::Count),
+            col("hours", "Jam", "Hours", ColumnKind::Decimal(1)),
+            col(
+                "use_rate",
+                "Pemanfaatan",
+                "Use rate",
+                ColumnKind::Percent(1),
+            ),
+            col("data_mb", "Data (MB)", "Data (MB)", ColumnKind::Decimal(1)),
+            col(
+                "last_sync",
+                "Sinkron terakhir",
+                "Last sync",
+                ColumnKind::Date,
+            ),
+        ],
+        rows: pc_rows,
+    };
+
+    Some(Report {
+        id: format!(
+            "laporan-bulanan-{}-{}",
+            lib.code.as_str(),
+            month_code(first)
+        ),
+        title: Text::new("Laporan Bulanan Layanan TIK", "Monthly ICT Service Report"),
+        subtitle: vec![
+            Text::same(format!("{} ({})", lib.name, lib.code.as_str())),
+            month,
+            Text::new(
+                "Sesi petugas tidak dihitung; sesi dihitung pada tanggal mulainya (waktu setempat); pemanfaatan PC mengasumsikan buka 7 jam sehari.",
+                "Staff sessions excluded; a session counts on its local start day; PC use rate assumes 7 opening hours a day.",
+            ),
+        ],
+        letterhead: Default::default(),
+        sections: vec![identity, summary, age_gender, purpose_gender, daily, per_pc],
+        generated_at: generated_at.with_timezone(&lib.timezone.offset()),
+        landscape: false,
+        suppressed_below: None,
+    })
+}
+
+/// The district monthly matrix (Rekap Bulanan Kabupaten): a row per library of the
+/// facts, a total row, and libraries silent for more than 14 days before `today`
+/// flagged.
+pub fn district_monthly(
+    facts: &MonthFacts,
+    today: NaiveDate,
+    generated_at: DateTime<Utc>,
+) -> Report {
+    let (first, _) = month_bounds(facts.month);
+    let mut rows = Vec::new();
+    let (mut t_pcs, mut t_pc_days) = (0usize, 0usize);
+    let mut t_sum = Sum::default();
+    let mut t_gender = [0u64; 3];
+    for lib in &facts.libraries {
+        let pcs = counted_pcs(lib).len();
+        let days = lib.open_days.len();
+        let sum = Sum::of(&lib.groups);
+        let mut gender = [0u64; 3];
+        for g in &lib.groups {
+            gender[gender_index(g.gender)] += g.sessions;
+            t_gender[gender_index(g.gender)] += g.sessions;
+        }
+        t_pcs += pcs;
+        t_pc_days += pcs * days;
+        for g in &lib.groups {
+            t_sum.add(g);
+        }
+        let last = date_of_ms(lib.last_batch_ms, lib.timezone);
+        let row = Row::new(vec![
+            Cell::text(lib.name.clone()),
+            Cell::text(lib.code.as_str()),
+            Cell::number(pcs as f64),
+            Cell::number(days as f64),
+            count(sum.sessions),
+            ratio(sum.sessions as f64, (pcs * days) as f64),
+            count(lib.unique_users),
+            count(gender[0]),
+            count(gender[1]),
+            Cell::number(sum.hours()),
+            sum.mean_minutes(),
+            use_rate(sum.minutes(), pcs, days),
+            Cell::number(sum.mb()),
+            date_cell(last),
+            sum.completeness(),
+        ]);
+        let row = match last {
+            None => row.flagged(Flag::alert(Text::new(
+                "Belum pernah sinkron",
+                "Never synced",
+            ))),
+            Some(d) if (today - d).num_days() > SILENT_DAYS => row.flagged(Flag::alert(Text::new(
+                format!("Tidak sinkron {} hari", (today - d).num_days()),
+                format!("Silent for {} days", (today - d).num_days()),
+            ))),
+            Some(_) => row,
+        };
+        rows.push(row);
+    }
+    rows.push(Row::total(vec![
+        Cell::text("Jumlah / Total"),
+        Cell::Empty,
+        Cell::number(t_pcs as f64),
+        Cell::Empty,
+        count(t_sum.sessions),
+        ratio(t_sum.sessions as f64, t_pc_days as f64),
+        Cell::Empty,
+        count(t_gender[0]),
+        count(t_gender[1]),
+        Cell::number(t_sum.hours()),
+        t_sum.mean_minutes(),
+        ratio(t_sum.minutes(), t_pc_days as f64 * OPENING_MINUTES_PER_DAY),
+        Cell::number(t_sum.mb()),
+        Cell::Empty,
+        t_sum.completeness(),
+    ]));
+    let zone = facts.libraries.first().map_or(Zone::Wib, |l| l.timezone);
+    let month = month_text(first);
+    Report {
+        id: format!("rekap-bulanan-{}", month_code(first)),
+        title: Text::new("Rekap Bulanan Kabupaten", "District Monthly Summary"),
+        subtitle: vec![
+            month,
+            Text::new(
+                "Sesi petugas tidak dihitung; pemanfaatan PC mengasumsikan buka 7 jam sehari; pengguna unik tidak dijumlahkan antar perpustakaan.",
+                "Staff sessions excluded; PC use rate assumes 7 opening hours a day; unique users are not summed across libraries.",
+            ),
+        ],
+        letterhead: Default::default(),
+        sections: vec![Table {
+            id: "libraries".into(),
+            title: Text::new("Perpustakaan desa", "Village libraries"),
+            columns: vec![
+                col("library", "Perpustakaan", "Library", ColumnKind::Text),
+                col("code", "Kode", "Code", ColumnKind::Text),
+                col("pcs", "PC", "PCs", ColumnKind::Decimal(0)),
+                col(
+                    "days_open",
+                    "Hari buka",
+                    "Days open",
+                    ColumnKind::Decimal(0),
+                ),
+                col("sessions", "Sesi", "Sessions", ColumnKind::Count),
+                col(
+                    "sessions_per_pc_day",
+                    "Sesi/PC/hari",
+                    "Sessions/PC/day",
+                    ColumnKind::Decimal(1),
+                ),
+                col(
+                    "unique_users",
+                    "Pengguna unik",
+                    "Unique users",
+                    ColumnKind::Count,
+                ),
+                col("l", "L", "M", ColumnKind::Count),
+                col("p", "P", "F", ColumnKind::Count),
+                col("hours", "Jam", "Hours", ColumnKind::Decimal(1)),
+                col(
+                    "mean_minutes",
+                    "Rata-rata menit",
+                    "Mean minutes",
+                    ColumnKind::Decimal(1),
+                ),
+                col(
+                    "use_rate",
+                    "Pemanfaatan",
+                    "Use rate",
+                    ColumnKind::Percent(1),
+                ),
+                col("data_mb", "Data (MB)", "Data (MB)", ColumnKind::Decimal(1)),
+                col(
+                    "last_sync",
+                    "Sinkron terakhir",
+                    "Last sync",
+                    ColumnKind::Date,
+                ),
+                col(
+                    "completeness",
+                    "Kelengkapan",
+                    "Completeness",
+                    ColumnKind::Percent(1),
+                ),
+            ],
+            rows,
+        }],
+        generated_at: generated_at.with_timezone(&zone.offset()),
+        landscape: true,
+        suppressed_below: None,
+    }
+}

@@ -1,0 +1,520 @@
+//! The golden test of the village monthly report and the district matrix: a small
+//! hand-built month ingested through the real store, every cell known.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use jejak_domain::{
+    AgeGroup, ChangeRecord, ClientInstant, ClockAnchor, EndReason, Gender, Lang, LibraryCode,
+    PatronKey, PatronProfile, PcCode, PcEvent, PcEventKind, Purpose, RecordBody, Session,
+    TimeQuality, UserKind, WireBatch, Zone,
+};
+use uuid::Uuid;
+
+use super::{Cell, Report, Table, district_monthly, village_monthly};
+use crate::sqlite::{SqliteOptions, SqliteStore};
+use crate::store::{Delivery, ServerStore};
+
+/// A time given in WIB (UTC+7).
+fn wib(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Zone::Wib
+        .offset()
+        .with_ymd_and_hms(y, mo, d, h, mi, 0)
+        .single()
+        .expect("a valid time")
+        .with_timezone(&Utc)
+}
+
+fn key(n: u8) -> PatronKey {
+    PatronKey::parse(&hex::encode([n; 32])).expect("a valid key")
+}
+
+struct S {
+    start: DateTime<Utc>,
+    minutes: u64,
+    kind: UserKind,
+    gender: Gender,
+    age: AgeGroup,
+    purposes: Vec<Purpose>,
+    group: u32,
+    key: Option<u8>,
+    rx_kib: u64,
+    offline_s: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn s(
+    start: DateTime<Utc>,
+    minutes: u64,
+    kind: UserKind,
+    gender: Gender,
+    age: AgeGroup,
+    purposes: &[Purpose],
+    group: u32,
+    key: Option<u8>,
+    rx_kib: u64,
+    offline_s: u64,
+) -> S {
+    S {
+        start,
+        minutes,
+        kind,
+        gender,
+        age,
+        purposes: purposes.to_vec(),
+        group,
+        key,
+        rx_kib,
+        offline_s,
+    }
+}
+
+/// One PC's month: runs (id, boot), boot events to record, sessions.
+async fn send(
+    store: &SqliteStore,
+    library: &LibraryCode,
+    pc: &str,
+    runs: &[(Uuid, DateTime<Utc>, bool)],
+    sessions: Vec<S>,
+    sync_at: DateTime<Utc>,
+) {
+    let pc = PcCode::parse(pc).unwrap();
+    store.add_device(library, &pc).await.unwrap();
+    let device = store.find_device(library, &pc).await.unwrap().unwrap();
+    let mut records = Vec::new();
+    let mut seq = 0;
+    for (run, boot, record_boot) in runs {
+        if *record_boot {
+            seq += 1;
+            records.push(ChangeRecord {
+                seq,
+                recorded_at: *boot,
+                run_id: *run,
+                mono_ms: 0,
+                body: RecordBody::PcEvent(PcEvent {
+                    id: Uuid::new_v4(),
+                    library: library.clone(),
+                    pc: pc.clone(),
+                    kind: PcEventKind::Boot,
+                    at: *boot,
+                    run_id: *run,
+                    mono_ms: 0,
+                    clock_delta_ms: None,
+                }),
+            });
+        }
+    }
+    let (run, boot, _) = runs[0];
+    for x in sessions {
+        seq += 1;
+        let duration = x.minutes * 60;
+        let mono = u64::try_from((x.start - boot).num_milliseconds()).unwrap();
+        let end = x.start + chrono::Duration::seconds(duration as i64);
+        records.push(ChangeRecord {
+            seq,
+            recorded_at: end,
+            run_id: run,
+            mono_ms: mono + duration * 1000,
+            body: RecordBody::Session(Session {
+                id: Uuid::new_v4(),
+                revision: 2,
+                library: library.clone(),
+                pc: pc.clone(),
+                started_at: x.start,
+                ended_at: Some(end),
+                duration_secs: duration,
+                end_reason: Some(EndReason::Logout),
+                patron: PatronProfile {
+                    user_kind: x.kind,
+                    purposes: x.purposes,
+                    gender: x.gender,
+                    age_group: x.age,
+                    group_size: x.group,
+                    patron_key: x.key.map(key),
+                },
+                bytes_rx: x.rx_kib * 1024,
+                bytes_tx: 0,
+                online_secs: duration - x.offline_s,
+                time_quality: TimeQuality::Trusted,
+                run_id: run,
+                started_mono_ms: mono,
+            }),
+        });
+    }
+    let anchors = runs
+        .iter()
+        .map(|(run, boot, _)| ClockAnchor {
+            run: *run,
+            mono_ms: u64::try_from((sync_at - *boot).num_milliseconds()).unwrap(),
+            server_ms: sync_at.timestamp_millis(),
+            uncertainty_ms: 40,
+        })
+        .collect();
+    let batch = WireBatch::encode(
+        Uuid::new_v4(),
+        library.clone(),
+        pc.clone(),
+        Uuid::new_v4(),
+        1,
+        seq,
+        ClientInstant {
+            run,
+            mono_ms: u64::try_from((sync_at - boot).num_milliseconds()).unwrap(),
+            wall_ms: sync_at.timestamp_millis(),
+        },
+        anchors,
+        &records,
+    );
+    let ack = store
+        .ingest(&device, batch, sync_at, Delivery::Online)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&ack).unwrap()["rejected"],
+        serde_json::json!([]),
+        "{ack:?}"
+    );
+}
+
+fn table<'a>(report: &'a Report, id: &str) -> &'a Table {
+    report.sections.iter().find(|t| t.id == id).unwrap()
+}
+
+/// A row as comparable values: numbers rounded to 4 places, texts as they are.
+fn row(table: &Table, i: usize) -> Vec<String> {
+    table.rows[i]
+        .cells
+        .iter()
+        .map(|c| match c {
+            Cell::Text(t) => t.clone(),
+            Cell::Number(n) => format!("{:.4}", n),
+            Cell::Empty => "-".into(),
+        })
+        .collect()
+}
+
+fn v(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn golden_month_every_cell() {
+    use AgeGroup as A;
+    use Gender::{L, P, X};
+    use Purpose as Pu;
+    use UserKind as U;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sync_at = Utc.with_ymd_and_hms(2026, 11, 2, 3, 0, 0).unwrap();
+    let clock: crate::store::ServerClock = Arc::new(move || sync_at);
+    let store = SqliteStore::open_with(&dir.path().join("s.db"), SqliteOptions { clock }).unwrap();
+    let dermaji = LibraryCode::parse("dermaji").unwrap();
+    let silent = LibraryCode::parse("kalisalak").unwrap();
+    store
+        .add_library(&dermaji, "Perpustakaan Desa Dermaji", Zone::Wib)
+        .await
+        .unwrap();
+    store
+        .add_library(&silent, "Perpustakaan Desa Kalisalak", Zone::Wib)
+        .await
+        .unwrap();
+    store
+        .add_device(&silent, &PcCode::parse("pc-01").unwrap())
+        .await
+        .unwrap();
+
+    // Both PCs booted on 30 September 23:00 WIB (not a day of October) and stayed up;
+    // pc-02 booted again on 10 October, a day without sessions that is still open.
+    let boot = wib(2026, 9, 30, 23, 0);
+    send(
+        &store,
+        &dermaji,
+        "pc-01",
+        &[(Uuid::new_v4(), boot, true)],
+        vec![
+            // 1 October 00:20 WIB is still 30 September in UTC: October.
+            s(
+                wib(2026, 10, 1, 0, 20),
+                10,
+                U::NonAnggota,
+                L,
+                A::Anak,
+                &[Pu::Pendidikan],
+                1,
+                None,
+                0,
+                0,
+            ),
+            s(
+                wib(2026, 10, 5, 9, 0),
+                60,
+                U::Anggota,
+                L,
+                A::Pemuda,
+                &[Pu::Pendidikan],
+                1,
+                Some(1),
+                1024,
+                0,
+            ),
+            // Several purposes: counted once per purpose.
+            s(
+                wib(2026, 10, 5, 10, 0),
+                30,
+                U::NonAnggota,
+                P,
+                A::Remaja,
+                &[Pu::Pendidikan, Pu::Komunikasi],
+                1,
+                None,
+                512,
+                0,
+            ),
+            // Staff: excluded everywhere (its key too), but its day is open anyway.
+            s(
+                wib(2026, 10, 5, 11, 0),
+                45,
+                U::Staf,
+                L,
+                A::Dewasa,
+                &[Pu::Lainnya],
+                1,
+                Some(3),
+                4096,
+                0,
+            ),
+        ],
+        sync_at,
+    )
+    .await;
+    send(
+        &store,
+        &dermaji,
+        "pc-02",
+        &[
+            (Uuid::new_v4(), boot, false),
+            (Uuid::new_v4(), wib(2026, 10, 10, 8, 0), true),
+        ],
+        vec![
+            // 6 October 00:10 WIB is 5 October 17:10 UTC: the 6th.
+            s(
+                wib(2026, 10, 6, 0, 10),
+                20,
+                U::Anggota,
+                P,
+                A::Pemuda,
+                &[Pu::Hobi],
+                1,
+                Some(2),
+                0,
+                0,
+            ),
+            s(
+                wib(2026, 10, 6, 14, 0),
+                90,
+                U::Rombongan,
+                X,
+                A::Unknown,
+                &[Pu::Ekonomi],
+                4,
+                Some(1),
+                2048,
+                2700,
+            ),
+            // 1 November 00:05 WIB is still 31 October in UTC: not October.
+            s(
+                wib(2026, 11, 1, 0, 5),
+                15,
+                U::Anggota,
+                P,
+                A::Dewasa,
+                &[Pu::Kesehatan],
+                1,
+                Some(4),
+                0,
+                0,
+            ),
+        ],
+        sync_at,
+    )
+    .await;
+
+    let month = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+    let facts = store.month_facts(month, Some(&dermaji)).await.unwrap();
+    assert_eq!(facts.libraries.len(), 1);
+    let report = village_monthly(&facts, &dermaji, Lang::Id, sync_at).unwrap();
+    assert_eq!(report.id, "laporan-bulanan-dermaji-2026-10");
+
+    let identity = table(&report, "identity");
+    assert_eq!(row(identity, 2), v(&["Bulan", "Oktober 2026"]));
+    assert_eq!(row(identity, 4), v(&["Jumlah PC", "2"]));
+    assert_eq!(row(identity, 5), v(&["Sinkron terakhir", "2026-11-02"]));
+
+    // Days open: 1, 5, 6 (sessions) and 10 (a boot). Sessions 5, persons 1+1+1+1+4,
+    // unique keys 1 and 2, 210 minutes = 3.5 h, mean 42 min, use rate
+    // 210 / (2 PCs × 4 days × 420) = 6.25 %, online 9900 / 12600 s,
+    // complete profiles 4 of 5.
+    // 3584 KiB = 3.670016 MB.
+    let summary = table(&report, "summary");
+    assert_eq!(
+        row(summary, 0),
+        v(&[
+            "4.0000", "5.0000", "8.0000", "2.0000", "3.5000", "42.0000", "0.0625", "0.7857",
+            "3.6700", "0.8000"
+        ])
+    );
+
+    let age = table(&report, "age_by_gender");
+    let expect_age = [
+        ["Anak (≤12)", "1", "0", "0", "1"],
+        ["Remaja (13–15)", "0", "1", "0", "1"],
+        ["Pemuda (16–30)", "1", "1", "0", "2"],
+        ["Dewasa (31–45)", "0", "0", "0", "0"],
+        ["Dewasa madya (46–59)", "0", "0", "0", "0"],
+        ["Lansia (≥60)", "0", "0", "0", "0"],
+        ["Tidak diketahui", "0", "0", "1", "1"],
+        ["Jumlah", "2", "2", "1", "5"],
+    ];
+    assert_eq!(age.rows.len(), expect_age.len());
+    for (i, expected) in expect_age.iter().enumerate() {
+        let got: Vec<String> = row(age, i)
+            .into_iter()
+            .map(|c| c.trim_end_matches(".0000").to_string())
+            .collect();
+        assert_eq!(got, v(expected), "age row {i}");
+    }
+    assert!(age.rows[7].is_total);
+
+    let purpose = table(&report, "purpose_by_gender");
+    let expect_purpose = [
+        ["Pendidikan", "2", "1", "0", "3", "0.6000"],
+        ["Ekonomi/UMKM", "0", "0", "1", "1", "0.2000"],
+        ["Kesehatan", "0", "0", "0", "0", "0"],
+        ["Komunikasi", "0", "1", "0", "1", "0.2000"],
+        ["Hobi/hiburan", "0", "1", "0", "1", "0.2000"],
+        ["Pemerintahan/layanan publik", "0", "0", "0", "0", "0"],
+        ["Literasi digital", "0", "0", "0", "0", "0"],
+        ["Lainnya", "0", "0", "0", "0", "0"],
+        ["Jumlah sesi", "2", "2", "1", "5", "-"],
+    ];
+    assert_eq!(purpose.rows.len(), expect_purpose.len());
+    for (i, expected) in expect_purpose.iter().enumerate() {
+        let got: Vec<String> = row(purpose, i)
+            .into_iter()
+            .map(|c| c.trim_end_matches(".0000").to_string())
+            .collect();
+        assert_eq!(got, v(expected), "purpose row {i}");
+    }
+
+    let daily = table(&report, "daily");
+    assert_eq!(daily.rows.len(), 32);
+    for (i, r) in daily.rows.iter().take(31).enumerate() {
+        let day = i + 1;
+        let expected = match day {
+            1 => v(&["2026-10-01", "ya", "1.0000", "0.1667"]),
+            5 => v(&["2026-10-05", "ya", "2.0000", "1.5000"]),
+            6 => v(&["2026-10-06", "ya", "2.0000", "1.8333"]),
+            10 => v(&["2026-10-10", "ya", "0.0000", "0.0000"]),
+            _ => v(&[&format!("2026-10-{day:02}"), "", "0.0000", "0.0000"]),
+        };
+        assert!(!r.is_total);
+        assert_eq!(row(daily, i), expected, "day {day}");
+    }
+    assert_eq!(row(daily, 31), v(&["Jumlah", "4.0000", "5.0000", "3.5000"]));
+
+    let pcs = table(&report, "per_pc");
+    assert_eq!(
+        row(pcs, 0),
+        v(&[
+            "pc-01",
+            "3.0000",
+            "1.6667",
+            "0.0595",
+            "1.5729",
+            "2026-11-02"
+        ])
+    );
+    assert_eq!(
+        row(pcs, 1),
+        v(&[
+            "pc-02",
+            "2.0000",
+            "1.8333",
+            "0.0655",
+            "2.0972",
+            "2026-11-02"
+        ])
+    );
+    assert_eq!(
+        row(pcs, 2),
+        v(&[
+            "Jumlah",
+            "5.0000",
+            "3.5000",
+            "0.0625",
+            "3.6700",
+            "2026-11-02"
+        ])
+    );
+
+    // Every renderer takes it.
+    let options = super::RenderOptions::new(Lang::En).suppressing_below(3);
+    assert!(super::render_terminal(&report, &options).contains("Monthly ICT Service Report"));
+    assert!(super::render_xlsx(&report, &options).is_ok());
+    assert!(
+        super::render_json(&report, &options)
+            .unwrap()
+            .contains("\"<3\"")
+    );
+
+    // The district matrix: the silent library is flagged, dermaji only 3 days after its
+    // last batch is not, 20 days after it is.
+    let all = store.month_facts(month, None).await.unwrap();
+    assert_eq!(all.libraries.len(), 2);
+    let today = NaiveDate::from_ymd_opt(2026, 11, 5).unwrap();
+    let matrix = district_monthly(&all, today, sync_at);
+    let libs = table(&matrix, "libraries");
+    assert_eq!(libs.rows.len(), 3);
+    assert_eq!(
+        row(libs, 0),
+        v(&[
+            "Perpustakaan Desa Dermaji",
+            "dermaji",
+            "2.0000",
+            "4.0000",
+            "5.0000",
+            "0.6250",
+            "2.0000",
+            "2.0000",
+            "2.0000",
+            "3.5000",
+            "42.0000",
+            "0.0625",
+            "3.6700",
+            "2026-11-02",
+            "0.8000"
+        ])
+    );
+    assert!(libs.rows[0].emphasis.is_none());
+    assert_eq!(row(libs, 1)[2..5], v(&["1.0000", "0.0000", "0.0000"]));
+    assert_eq!(
+        libs.rows[1].emphasis.as_ref().unwrap().reason.en,
+        "Never synced"
+    );
+    assert!(libs.rows[2].is_total);
+    assert_eq!(row(libs, 2)[2..6], v(&["3.0000", "-", "5.0000", "0.6250"]));
+    let later = district_monthly(
+        &all,
+        NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+        sync_at,
+    );
+    assert_eq!(
+        table(&later, "libraries").rows[0]
+            .emphasis
+            .as_ref()
+            .unwrap()
+            .reason
+            .en,
+        "Silent for 20 days"
+    );
+}
