@@ -24,7 +24,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use jejak_domain::{AgeGroup, Gender, Lang, LibraryCode, Purpose, Zone};
 
-use super::facts::{FactGroup, LibraryFacts, MonthFacts, month_bounds};
+use super::facts::{FactGroup, LibraryFacts, MonthFacts, PcFacts, month_bounds};
 use super::model::{Cell, Column, ColumnKind, Flag, Report, Row, Table, Text};
 
 /// Assumed opening minutes per open day (7 hours).
@@ -96,6 +96,18 @@ fn ratio(a: f64, b: f64) -> Cell {
         Cell::Empty
     }
 }
+
+/// Internet uptime: the share of the PCs' powered time in which the probe found the
+/// link up (empty when no PC reported being on).
+fn internet_uptime(pcs: &[PcFacts]) -> Cell {
+    let powered: u64 = pcs.iter().map(|p| p.powered_seconds).sum();
+    let up: u64 = pcs.iter().map(|p| p.internet_up_seconds).sum();
+    ratio(up as f64, powered as f64)
+}
+
+/// Libraries whose internet was up less than this share of their powered time are
+/// flagged in the district matrix.
+pub const LOW_UPTIME: f64 = 0.5;
 
 fn count(n: u64) -> Cell {
     Cell::number(n as f64)
@@ -290,6 +302,12 @@ pub fn village_monthly(
                 "Online share",
                 ColumnKind::Percent(1),
             ),
+            col(
+                "internet_uptime",
+                "Internet aktif",
+                "Internet uptime",
+                ColumnKind::Percent(1),
+            ),
             col("data_mb", "Data (MB)", "Data (MB)", ColumnKind::Decimal(1)),
             col(
                 "completeness",
@@ -307,6 +325,7 @@ pub fn village_monthly(
             all.mean_minutes(),
             use_rate(all.minutes(), pcs.len(), days),
             all.online_share(),
+            internet_uptime(&lib.pcs),
             Cell::number(all.mb()),
             all.completeness(),
         ])],
@@ -518,10 +537,15 @@ pub fn district_monthly(
             Cell::number(sum.hours()),
             sum.mean_minutes(),
             use_rate(sum.minutes(), pcs, days),
+            internet_uptime(&lib.pcs),
             Cell::number(sum.mb()),
             date_cell(last),
             sum.completeness(),
         ]);
+        let uptime = match internet_uptime(&lib.pcs) {
+            Cell::Number(share) => Some(share),
+            _ => None,
+        };
         let row = match last {
             None => row.flagged(Flag::alert(Text::new(
                 "Belum pernah sinkron",
@@ -531,7 +555,13 @@ pub fn district_monthly(
                 format!("Tidak sinkron {} hari", (today - d).num_days()),
                 format!("Silent for {} days", (today - d).num_days()),
             ))),
-            Some(_) => row,
+            Some(_) => match uptime {
+                Some(share) if share < LOW_UPTIME => row.flagged(Flag::warning(Text::new(
+                    format!("Internet aktif hanya {:.0}%", share * 100.0),
+                    format!("Internet up only {:.0}%", share * 100.0),
+                ))),
+                _ => row,
+            },
         };
         rows.push(row);
     }
@@ -548,6 +578,13 @@ pub fn district_monthly(
         Cell::number(t_sum.hours()),
         t_sum.mean_minutes(),
         ratio(t_sum.minutes(), t_pc_days as f64 * OPENING_MINUTES_PER_DAY),
+        internet_uptime(
+            &facts
+                .libraries
+                .iter()
+                .flat_map(|l| l.pcs.iter().cloned())
+                .collect::<Vec<_>>(),
+        ),
         Cell::number(t_sum.mb()),
         Cell::Empty,
         t_sum.completeness(),
@@ -606,6 +643,12 @@ pub fn district_monthly(
                     "Use rate",
                     ColumnKind::Percent(1),
                 ),
+                col(
+                    "internet_uptime",
+                    "Internet aktif",
+                    "Internet uptime",
+                    ColumnKind::Percent(1),
+                ),
                 col("data_mb", "Data (MB)", "Data (MB)", ColumnKind::Decimal(1)),
                 col(
                     "last_sync",
@@ -625,5 +668,54 @@ pub fn district_monthly(
         generated_at: generated_at.with_timezone(&zone.offset()),
         landscape: true,
         suppressed_below: None,
+    }
+}
+
+#[cfg(test)]
+mod uptime_flag_tests {
+    use super::*;
+    use crate::report::PcFacts;
+
+    #[test]
+    fn a_library_whose_internet_was_up_less_than_half_the_time_is_flagged() {
+        let month = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        let today = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+        let library = |code: &str, up: u64| LibraryFacts {
+            code: LibraryCode::parse(code).unwrap(),
+            name: code.to_string(),
+            timezone: Zone::Wib,
+            pcs: vec![PcFacts {
+                pc: jejak_domain::PcCode::parse("pc-01").unwrap(),
+                active: true,
+                // A batch yesterday: not silent.
+                last_batch_ms: Some(1_793_500_000_000),
+                powered_seconds: 1_000,
+                internet_up_seconds: up,
+            }],
+            open_days: vec![month],
+            unique_users: 0,
+            last_batch_ms: Some(1_793_500_000_000),
+            groups: Vec::new(),
+        };
+        let facts = MonthFacts {
+            month,
+            libraries: vec![library("lemah", 400), library("kuat", 900)],
+        };
+        let report = district_monthly(&facts, today, Utc::now());
+        let rows = &report.sections[0].rows;
+        let flag = rows[0].emphasis.as_ref().expect("40 % uptime is flagged");
+        assert_eq!(flag.reason.en, "Internet up only 40%");
+        assert!(rows[1].emphasis.is_none(), "90 % is fine");
+        let column = report.sections[0]
+            .columns
+            .iter()
+            .position(|c| c.key == "internet_uptime")
+            .unwrap();
+        assert_eq!(rows[0].cells[column], Cell::Number(0.4));
+        assert_eq!(
+            rows[2].cells[column],
+            Cell::Number(0.65),
+            "the total pools the PCs"
+        );
     }
 }

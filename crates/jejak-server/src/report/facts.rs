@@ -14,7 +14,7 @@
 //! - Internet uptime is not computed yet (it needs the pc events paired in time order).
 
 use chrono::NaiveDate;
-use jejak_domain::{AgeGroup, Gender, LibraryCode, PcCode, Purpose, UserKind, Zone};
+use jejak_domain::{AgeGroup, Gender, LibraryCode, PcCode, PcEventKind, Purpose, UserKind, Zone};
 use serde::Serialize;
 
 /// A month's facts for one or all libraries.
@@ -63,6 +63,71 @@ pub struct PcFacts {
     pub active: bool,
     /// Its latest batch, Unix ms.
     pub last_batch_ms: Option<i64>,
+    /// Seconds of the month the PC was known to be on (see [`uptime`]).
+    pub powered_seconds: u64,
+    /// Of those, the seconds the connectivity probe found the internet up.
+    pub internet_up_seconds: u64,
+}
+
+/// The longest silence that still counts as "on": the agent writes a heartbeat event
+/// every 15 minutes, so a PC not heard from for longer had lost power (or its agent).
+pub const MAX_SILENCE_MS: i64 = 20 * 60 * 1000;
+
+/// Powered and internet-up seconds of one PC from its pc events in time order. Between
+/// two events the PC counts as on if the first was not a shutdown, for at most
+/// [`MAX_SILENCE_MS`]; the internet counts as up from an `internet_up` until an
+/// `internet_down`, a boot (the probe has not spoken yet) or a shutdown.
+pub fn uptime(events: &[(PcEventKind, i64)]) -> (u64, u64) {
+    let (mut powered, mut up) = (0i64, 0i64);
+    let mut link_up = false;
+    for pair in events.windows(2) {
+        let ((kind, at), (_, next)) = (pair[0], pair[1]);
+        match kind {
+            PcEventKind::InternetUp => link_up = true,
+            PcEventKind::InternetDown | PcEventKind::Boot => link_up = false,
+            _ => {}
+        }
+        if kind == PcEventKind::Shutdown {
+            link_up = false;
+            continue;
+        }
+        let span = (next - at).clamp(0, MAX_SILENCE_MS);
+        powered += span;
+        if link_up {
+            up += span;
+        }
+    }
+    ((powered / 1000) as u64, (up / 1000) as u64)
+}
+
+#[cfg(test)]
+mod uptime_tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn uptime_counts_powered_time_and_the_link_within_it() {
+        use PcEventKind::*;
+        let events = [
+            (Boot, 0),
+            (InternetUp, MIN),
+            (Heartbeat, 15 * MIN),
+            (InternetDown, 25 * MIN),
+            (Heartbeat, 30 * MIN),
+            (Shutdown, 40 * MIN),
+            // Off overnight: nothing counts until the next boot.
+            (Boot, 600 * MIN),
+            (InternetUp, 601 * MIN),
+            // A power cut: heard of last here, an hour of silence counts 20 minutes.
+            (Heartbeat, 610 * MIN),
+            (Boot, 700 * MIN),
+        ];
+        let (powered, up) = uptime(&events);
+        assert_eq!(powered, (40 + 1 + 9 + 20) * 60);
+        assert_eq!(up, (24 + 9 + 20) * 60);
+        assert_eq!(uptime(&[(Boot, 0)]), (0, 0));
+    }
 }
 
 /// Public sessions sharing a PC, a local start day and a profile.

@@ -49,9 +49,9 @@ mod build_tests;
 #[cfg(test)]
 mod tests;
 
-pub use build::{district_monthly, village_monthly};
+pub use build::{LOW_UPTIME, district_monthly, village_monthly};
 pub use csv::{CsvFile, render_csv, table_csv};
-pub use facts::{FactGroup, LibraryFacts, MonthFacts, PcFacts};
+pub use facts::{FactGroup, LibraryFacts, MAX_SILENCE_MS, MonthFacts, PcFacts, uptime};
 pub use html::render_html;
 pub use model::{
     Cell, Column, ColumnKind, Flag, Letterhead, Logo, Report, Row, Severity, Table, Text,

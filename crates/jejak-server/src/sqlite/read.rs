@@ -502,9 +502,50 @@ pub(crate) fn month_facts(
                 pc: pc_code(r.get(1)?)?,
                 active: r.get(3)?,
                 last_batch_ms: last,
+                powered_seconds: 0,
+                internet_up_seconds: 0,
             });
         }
     }
+    drop(rows);
+    drop(stmt);
+
+    // Power and internet uptime from the pc events of the month, per PC in time order.
+    let sql = format!(
+        "{cte}
+         SELECT e.library, e.pc, e.kind, e.at_ms
+         FROM pc_events_v e JOIN z ON z.library = e.library
+         WHERE e.at_ms >= z.from_ms AND e.at_ms < z.to_ms
+         ORDER BY e.library, e.pc, e.at_ms"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+    let mut current: Option<(String, String)> = None;
+    let mut events: Vec<(jejak_domain::PcEventKind, i64)> = Vec::new();
+    let finish = |libs: &mut Vec<LibraryFacts>,
+                  key: &Option<(String, String)>,
+                  events: &mut Vec<(jejak_domain::PcEventKind, i64)>| {
+        if let Some((library, pc)) = key
+            && let Some(i) = libs.iter().position(|l| l.code.as_str() == library)
+            && let Some(facts) = libs[i].pcs.iter_mut().find(|p| p.pc.as_str() == pc)
+        {
+            let (powered, up) = crate::report::uptime(events);
+            facts.powered_seconds = powered;
+            facts.internet_up_seconds = up;
+        }
+        events.clear();
+    };
+    while let Some(r) = rows.next()? {
+        let key = (r.get::<_, String>(0)?, r.get::<_, String>(1)?);
+        if current.as_ref() != Some(&key) {
+            finish(&mut libs, &current, &mut events);
+            current = Some(key);
+        }
+        if let Some(kind) = codes::event_kind_from(r.get(2)?) {
+            events.push((kind, r.get(3)?));
+        }
+    }
+    finish(&mut libs, &current, &mut events);
     Ok(MonthFacts {
         month: first,
         libraries: libs,
