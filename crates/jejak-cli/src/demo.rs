@@ -181,6 +181,20 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("{}", summary_table(&summaries, lang));
     println!("{}", district_table(&district, lang));
+    println!(
+        "{}",
+        jejak_server::report::render_terminal(
+            &district.matrix,
+            &jejak_server::report::RenderOptions::new(lang)
+        )
+    );
+    for path in &district.reports {
+        println!(
+            "{} {}",
+            lang.pick("Laporan ditulis:", "Report written:"),
+            path.display()
+        );
+    }
     let sessions: u64 = district.villages.iter().map(|v| v.sessions_on_server).sum();
     let events: u64 = district.villages.iter().map(|v| v.events_on_server).sum();
     println!(
@@ -524,13 +538,18 @@ struct VillageSync {
 struct District {
     database: PathBuf,
     villages: Vec<VillageSync>,
+    /// The district matrix of the month, as the district office would print it.
+    #[serde(skip)]
+    matrix: jejak_server::report::Report,
+    /// The printable and spreadsheet reports written into the output folder.
+    reports: Vec<PathBuf>,
 }
 
 /// Starts the district server in this process (embedded SQLite, 127.0.0.1), enrolls
 /// every PC exactly as `jejak server add-device` and `jejak enroll` do, syncs each
 /// village through its own faulty link (or a USB bundle), and checks that the server
 /// holds exactly the records the PCs made.
-async fn sync_to_district(out: &Path, month: NaiveDate, _lang: Lang) -> anyhow::Result<District> {
+async fn sync_to_district(out: &Path, month: NaiveDate, lang: Lang) -> anyhow::Result<District> {
     let database = out.join("server").join("jejak-server.db");
     std::fs::create_dir_all(out.join("server"))?;
     let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(&database)?);
@@ -621,7 +640,59 @@ async fn sync_to_district(out: &Path, month: NaiveDate, _lang: Lang) -> anyhow::
     }
     let _ = stop.send(());
     server.await??;
-    Ok(District { database, villages })
+    let (matrix, reports) = write_reports(store.as_ref(), out, month, lang).await?;
+    Ok(District {
+        database,
+        villages,
+        matrix,
+        reports,
+    })
+}
+
+/// The month's reports from the district server's data: the district matrix (XLSX and
+/// printable HTML) and each village's monthly report (printable HTML), written into the
+/// output folder. "Today" is the day after the month, as when the reports are due.
+async fn write_reports(
+    store: &dyn ServerStore,
+    out: &Path,
+    month: NaiveDate,
+    lang: Lang,
+) -> anyhow::Result<(jejak_server::report::Report, Vec<PathBuf>)> {
+    use jejak_server::report::{
+        Letterhead, RenderOptions, district_monthly, render_html, render_xlsx, village_monthly,
+    };
+    let facts = store.month_facts(month, None).await?;
+    let due = month + Duration::days(days_in_month(month) as i64);
+    let letterhead = Letterhead {
+        lines: vec![
+            "PEMERINTAH KABUPATEN BANYUMAS".into(),
+            "DINAS ARSIP DAN PERPUSTAKAAN".into(),
+            "Jl. Jenderal Soedirman, Purwokerto".into(),
+        ],
+        logo: None,
+    };
+    let options = RenderOptions::new(lang);
+    let mut matrix = district_monthly(&facts, due, Utc::now());
+    matrix.letterhead = letterhead.clone();
+    let dir = out.join("laporan");
+    std::fs::create_dir_all(&dir)?;
+    let mut written = Vec::new();
+    let xlsx = dir.join(format!("{}.xlsx", matrix.id));
+    std::fs::write(&xlsx, render_xlsx(&matrix, &options)?)?;
+    written.push(xlsx);
+    let html = dir.join(format!("{}.html", matrix.id));
+    std::fs::write(&html, render_html(&matrix, &options))?;
+    written.push(html);
+    for village in VILLAGES {
+        let code = LibraryCode::parse(village.code)?;
+        if let Some(mut report) = village_monthly(&facts, &code, lang, Utc::now()) {
+            report.letterhead = letterhead.clone();
+            let path = dir.join(format!("{}.html", report.id));
+            std::fs::write(&path, render_html(&report, &options))?;
+            written.push(path);
+        }
+    }
+    Ok((matrix, written))
 }
 
 /// Opens a simulated PC's store as it is at the end of the month.
