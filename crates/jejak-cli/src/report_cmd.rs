@@ -1,4 +1,4 @@
-//! `jejak report …`: the district's monthly reports, read from the server's database
+//! `jejak report …`: the district's monthly, quarterly and annual reports, read from the server's database
 //! directly (`--database sqlite:PATH`, like `jejak server`).
 //!
 //! Output (`--format`, the global flag, which `jejak report` extends):
@@ -22,8 +22,8 @@ use chrono::{NaiveDate, Utc};
 use clap::{Args, Subcommand};
 use jejak_domain::{Lang, LibraryCode, Zone};
 use jejak_server::report::{
-    RenderOptions, Report, district_monthly, render_csv, render_html, render_json, render_terminal,
-    render_xlsx, village_monthly,
+    Period, RenderOptions, Report, district_monthly, period_report, render_csv, render_html,
+    render_json, render_terminal, render_xlsx, village_monthly,
 };
 use jejak_server::{ServerStore, SqliteStore};
 
@@ -86,6 +86,54 @@ enum ReportCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Quarterly report: libraries × months, change against the previous quarter,
+    /// target groups (women, youth 16–30, UMKM).
+    Quarter {
+        /// The quarter, YYYY-Qn, e.g. 2026-Q4.
+        #[arg(long)]
+        quarter: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Annual report: libraries × months, change against the previous year, target groups.
+    Year {
+        /// The year, e.g. 2026.
+        #[arg(long)]
+        year: i32,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+fn parse_quarter(raw: &str) -> anyhow::Result<Period> {
+    let parsed = raw
+        .trim()
+        .to_ascii_uppercase()
+        .split_once("-Q")
+        .and_then(|(year, quarter)| Some((year.parse::<i32>().ok()?, quarter.parse::<u32>().ok()?)))
+        .filter(|(_, quarter)| (1..=4).contains(quarter));
+    parsed
+        .map(|(year, quarter)| Period::Quarter { year, quarter })
+        .ok_or_else(|| {
+            UsageError::new(
+                format!("triwulan '{raw}' tidak dikenali; tulis YYYY-Qn, mis. 2026-Q4"),
+                format!("quarter '{raw}' is not understood; write YYYY-Qn, e.g. 2026-Q4"),
+            )
+            .into()
+        })
+}
+
+/// The month facts of every month of a period.
+fn period_facts(
+    runtime: &tokio::runtime::Runtime,
+    store: &SqliteStore,
+    period: Period,
+) -> anyhow::Result<Vec<jejak_server::report::MonthFacts>> {
+    period
+        .months()
+        .into_iter()
+        .map(|month| Ok(runtime.block_on(store.month_facts(month, None))?))
+        .collect()
 }
 
 fn parse_month(raw: &str) -> anyhow::Result<NaiveDate> {
@@ -136,6 +184,18 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
             // "Today" for the silence flag is the date in WIB.
             let today = now.with_timezone(&Zone::Wib.offset()).date_naive();
             (district_monthly(&facts, today, now), output)
+        }
+        ReportCommand::Quarter { quarter, output } => {
+            let period = parse_quarter(&quarter)?;
+            let current = period_facts(&runtime, &store, period)?;
+            let previous = period_facts(&runtime, &store, period.previous())?;
+            (period_report(period, &current, &previous, now), output)
+        }
+        ReportCommand::Year { year, output } => {
+            let period = Period::Year(year);
+            let current = period_facts(&runtime, &store, period)?;
+            let previous = period_facts(&runtime, &store, period.previous())?;
+            (period_report(period, &current, &previous, now), output)
         }
     };
     let mut options = RenderOptions::new(lang);
