@@ -1,4 +1,5 @@
-//! `jejak report …`: the district's monthly, quarterly and annual reports, read from the server's database
+//! `jejak report …`: the district's monthly, quarterly and annual reports and the
+//! operations view, read from the server's database
 //! directly (`--database sqlite:PATH`, like `jejak server`).
 //!
 //! Output (`--format`, the global flag, which `jejak report` extends):
@@ -22,8 +23,8 @@ use chrono::{NaiveDate, Utc};
 use clap::{Args, Subcommand};
 use jejak_domain::{Lang, LibraryCode, Zone};
 use jejak_server::report::{
-    Period, RenderOptions, Report, district_monthly, period_report, render_csv, render_html,
-    render_json, render_terminal, render_xlsx, village_monthly,
+    OpsRow, Period, RenderOptions, Report, district_monthly, operations_report, period_report,
+    render_csv, render_html, render_json, render_terminal, render_xlsx, village_monthly,
 };
 use jejak_server::{ServerStore, SqliteStore};
 
@@ -95,6 +96,12 @@ enum ReportCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Operations view: last sync per library and PC, clock offsets, sessions open for
+    /// more than 12 hours, rejected records.
+    Ops {
+        #[command(flatten)]
+        output: Output,
+    },
     /// Annual report: libraries × months, change against the previous year, target groups.
     Year {
         /// The year, e.g. 2026.
@@ -121,6 +128,36 @@ fn parse_quarter(raw: &str) -> anyhow::Result<Period> {
             )
             .into()
         })
+}
+
+/// Every enrolled PC with what the operations view shows of it.
+async fn ops_rows(store: &SqliteStore, now: chrono::DateTime<Utc>) -> anyhow::Result<Vec<OpsRow>> {
+    let long_open = store
+        .long_open_sessions(now - chrono::Duration::hours(12))
+        .await?;
+    let mut rows = Vec::new();
+    for device in store.devices().await? {
+        let mut row = OpsRow {
+            library: device.library.clone(),
+            pc: device.pc.clone(),
+            active: device.active,
+            last_batch_ms: None,
+            clock_offset_ms: None,
+            long_open_sessions: long_open
+                .iter()
+                .find(|(l, p, _)| l == &device.library && p == &device.pc)
+                .map_or(0, |(_, _, n)| *n),
+            rejected: 0,
+        };
+        if let Some(found) = store.find_device(&device.library, &device.pc).await? {
+            let state = store.device_state(&found).await?;
+            row.last_batch_ms = state.last_batch_at_ms;
+            row.clock_offset_ms = state.clock_offset_ms;
+            row.rejected = state.rejected;
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// The month facts of every month of a period.
@@ -190,6 +227,11 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
             let current = period_facts(&runtime, &store, period)?;
             let previous = period_facts(&runtime, &store, period.previous())?;
             (period_report(period, &current, &previous, now), output)
+        }
+        ReportCommand::Ops { output } => {
+            let today = now.with_timezone(&Zone::Wib.offset()).date_naive();
+            let rows = runtime.block_on(ops_rows(&store, now))?;
+            (operations_report(&rows, today, Zone::Wib, now), output)
         }
         ReportCommand::Year { year, output } => {
             let period = Period::Year(year);

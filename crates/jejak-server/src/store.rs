@@ -551,6 +551,13 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
         library: Option<&LibraryCode>,
     ) -> Result<crate::report::MonthFacts, StoreError>;
 
+    /// Per PC, how many sessions are still open that started before `started_before`
+    /// (the operations view lists sessions open for more than 12 hours).
+    async fn long_open_sessions(
+        &self,
+        started_before: DateTime<Utc>,
+    ) -> Result<Vec<(LibraryCode, PcCode, u64)>, StoreError>;
+
     /// Whether the store can still write (for `/healthz`): cheap, no disk access.
     fn is_healthy(&self) -> bool;
 }

@@ -901,6 +901,197 @@ pub fn period_report(
     }
 }
 
+/// One PC as the operations view shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpsRow {
+    /// The PC's library.
+    pub library: LibraryCode,
+    /// The PC.
+    pub pc: jejak_domain::PcCode,
+    /// Whether its token is active.
+    pub active: bool,
+    /// Its latest batch, Unix ms.
+    pub last_batch_ms: Option<i64>,
+    /// Its clock minus the server's, as last measured (ms).
+    pub clock_offset_ms: Option<i64>,
+    /// Sessions open for more than 12 hours.
+    pub long_open_sessions: u64,
+    /// Records the server refused.
+    pub rejected: u64,
+}
+
+/// A clock further off than this is worth a visit (or a word on the phone).
+pub const CLOCK_WARNING_MS: i64 = 5 * 60 * 1000;
+
+/// The operations view: last sync per library and PC, clock offsets, sessions open for
+/// more than 12 hours and rejected records, with the rows that need attention flagged.
+pub fn operations_report(
+    rows: &[OpsRow],
+    today: NaiveDate,
+    zone: Zone,
+    generated_at: DateTime<Utc>,
+) -> Report {
+    let mut table_rows = Vec::new();
+    for r in rows {
+        let last = date_of_ms(r.last_batch_ms, zone);
+        let silent = last.map(|d| (today - d).num_days());
+        let mut row = Row::new(vec![
+            Cell::text(r.library.as_str()),
+            Cell::text(r.pc.as_str()),
+            Cell::text(if r.active {
+                "aktif / active"
+            } else {
+                "dicabut / revoked"
+            }),
+            date_cell(last),
+            silent.map_or(Cell::Empty, |d| Cell::number(d as f64)),
+            r.clock_offset_ms
+                .map_or(Cell::Empty, |ms| Cell::number((ms as f64 / 1000.0).round())),
+            count(r.long_open_sessions),
+            count(r.rejected),
+        ]);
+        let flag = if !r.active {
+            None
+        } else if last.is_none() {
+            Some(Flag::alert(Text::new(
+                "Belum pernah sinkron",
+                "Never synced",
+            )))
+        } else if silent.is_some_and(|d| d > SILENT_DAYS) {
+            let days = silent.unwrap_or_default();
+            Some(Flag::alert(Text::new(
+                format!("Tidak sinkron {days} hari"),
+                format!("Silent for {days} days"),
+            )))
+        } else if r.long_open_sessions > 0 {
+            Some(Flag::warning(Text::new(
+                "Ada sesi terbuka lebih dari 12 jam",
+                "Sessions open for more than 12 hours",
+            )))
+        } else if r.rejected > 0 {
+            Some(Flag::warning(Text::new(
+                "Ada catatan ditolak",
+                "Records were rejected",
+            )))
+        } else if r
+            .clock_offset_ms
+            .is_some_and(|ms| ms.abs() > CLOCK_WARNING_MS)
+        {
+            Some(Flag::warning(Text::new(
+                "Jam komputer salah",
+                "PC clock is wrong",
+            )))
+        } else {
+            None
+        };
+        if let Some(flag) = flag {
+            row = row.flagged(flag);
+        }
+        table_rows.push(row);
+    }
+    Report {
+        id: format!("operasional-{}", today.format("%Y-%m-%d")),
+        title: Text::new("Keadaan Operasional", "Operations View"),
+        subtitle: vec![Text::new(
+            format!("Per {}", today.format("%Y-%m-%d")),
+            format!("As of {}", today.format("%Y-%m-%d")),
+        )],
+        letterhead: Default::default(),
+        sections: vec![Table {
+            id: "pcs".into(),
+            title: Text::new("Komputer", "PCs"),
+            columns: vec![
+                col("library", "Perpustakaan", "Library", ColumnKind::Text),
+                col("pc", "Komputer", "PC", ColumnKind::Text),
+                col("token", "Token", "Token", ColumnKind::Text),
+                col(
+                    "last_sync",
+                    "Sinkron terakhir",
+                    "Last sync",
+                    ColumnKind::Date,
+                ),
+                col(
+                    "days_silent",
+                    "Hari tanpa sinkron",
+                    "Days silent",
+                    ColumnKind::Decimal(0),
+                ),
+                col(
+                    "clock_offset_s",
+                    "Selisih jam (detik)",
+                    "Clock offset (s)",
+                    ColumnKind::Decimal(0),
+                ),
+                col(
+                    "open_over_12h",
+                    "Sesi terbuka > 12 jam",
+                    "Open > 12 h",
+                    ColumnKind::Count,
+                ),
+                col("rejected", "Ditolak", "Rejected", ColumnKind::Count),
+            ],
+            rows: table_rows,
+        }],
+        generated_at: generated_at.with_timezone(&zone.offset()),
+        landscape: true,
+        suppressed_below: None,
+    }
+}
+
+#[cfg(test)]
+mod ops_tests {
+    use super::*;
+
+    #[test]
+    fn the_operations_view_flags_what_needs_attention() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        let yesterday_ms = 1_795_600_000_000; // 2026-11-25 in WIB
+        let row =
+            |pc: &str, last: Option<i64>, offset: Option<i64>, open: u64, rejected: u64| OpsRow {
+                library: LibraryCode::parse("dermaji").unwrap(),
+                pc: jejak_domain::PcCode::parse(pc).unwrap(),
+                active: true,
+                last_batch_ms: last,
+                clock_offset_ms: offset,
+                long_open_sessions: open,
+                rejected,
+            };
+        let rows = [
+            row("pc-01", Some(yesterday_ms), Some(1_000), 0, 0),
+            row("pc-02", None, None, 0, 0),
+            row("pc-03", Some(yesterday_ms - 20 * 86_400_000), None, 0, 0),
+            row("pc-04", Some(yesterday_ms), None, 2, 0),
+            row("pc-05", Some(yesterday_ms), None, 0, 3),
+            row(
+                "pc-06",
+                Some(yesterday_ms),
+                Some(-3 * 365 * 86_400_000),
+                0,
+                0,
+            ),
+        ];
+        let report = operations_report(&rows, today, Zone::Wib, Utc::now());
+        let reasons: Vec<Option<String>> = report.sections[0]
+            .rows
+            .iter()
+            .map(|r| r.emphasis.as_ref().map(|f| f.reason.en.clone()))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                None,
+                Some("Never synced".into()),
+                Some("Silent for 21 days".into()),
+                Some("Sessions open for more than 12 hours".into()),
+                Some("Records were rejected".into()),
+                Some("PC clock is wrong".into()),
+            ]
+        );
+        assert_eq!(report.sections[0].rows[0].cells[5], Cell::number(1.0));
+        assert_eq!(report.sections[0].rows[0].cells[4], Cell::number(1.0));
+    }
+}
+
 /// Sessions, then women, youth and UMKM sessions each with its share.
 fn target_cells(label: Cell, [sessions, women, youth, umkm]: [u64; 4]) -> Vec<Cell> {
     vec![

@@ -49,7 +49,10 @@ mod build_tests;
 #[cfg(test)]
 mod tests;
 
-pub use build::{LOW_UPTIME, Period, district_monthly, period_report, village_monthly};
+pub use build::{
+    CLOCK_WARNING_MS, LOW_UPTIME, OpsRow, Period, district_monthly, operations_report,
+    period_report, village_monthly,
+};
 pub use csv::{CsvFile, render_csv, table_csv};
 pub use facts::{FactGroup, LibraryFacts, MAX_SILENCE_MS, MonthFacts, PcFacts, uptime};
 pub use html::render_html;

@@ -387,6 +387,15 @@ impl ServerStore for SqliteStore {
             .await
     }
 
+    async fn long_open_sessions(
+        &self,
+        started_before: DateTime<Utc>,
+    ) -> Result<Vec<(LibraryCode, PcCode, u64)>, StoreError> {
+        let before_ms = started_before.timestamp_millis();
+        self.read(move |conn| read::long_open_sessions(conn, before_ms))
+            .await
+    }
+
     async fn month_facts(
         &self,
         month: chrono::NaiveDate,

@@ -354,6 +354,27 @@ fn epoch_day(day: i64) -> Result<chrono::NaiveDate, StoreError> {
 /// A month's facts, aggregated in SQL (see `report::facts` for the rules). One pass
 /// over `sessions_v` groups the public sessions; the open days, unique users and PCs
 /// are small queries of their own. Each library's month is bounded in its own zone.
+/// Per PC, the sessions still open that started before `before_ms`.
+pub(crate) fn long_open_sessions(
+    conn: &Connection,
+    before_ms: i64,
+) -> Result<Vec<(LibraryCode, PcCode, u64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT library, pc, COUNT(*) FROM sessions_v
+         WHERE end_reason IS NULL AND start_ms < ?1
+         GROUP BY library, pc ORDER BY library, pc",
+    )?;
+    let mut rows = stmt.query([before_ms])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let library: String = r.get(0)?;
+        let library = LibraryCode::parse(&library)
+            .map_err(|e| StoreError::Inconsistent(format!("library code '{library}': {e}")))?;
+        out.push((library, pc_code(r.get(1)?)?, to_u64(r.get(2)?)));
+    }
+    Ok(out)
+}
+
 pub(crate) fn month_facts(
     conn: &Connection,
     month: chrono::NaiveDate,
