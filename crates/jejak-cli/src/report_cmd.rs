@@ -21,12 +21,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Subcommand};
-use jejak_domain::{Lang, LibraryCode, Zone};
+use jejak_domain::{Lang, LibraryCode};
+use jejak_server::SqliteStore;
 use jejak_server::report::{
-    OpsRow, Period, RenderOptions, Report, district_monthly, operations_report, period_report,
-    render_csv, render_html, render_json, render_terminal, render_xlsx, village_monthly,
+    LoadError, Period, RenderOptions, Report, ReportRequest, load, render_csv, render_html,
+    render_json, render_terminal, render_xlsx,
 };
-use jejak_server::{ServerStore, SqliteStore};
 
 use crate::errors::UsageError;
 use crate::server_cmd::sqlite_path;
@@ -113,68 +113,17 @@ enum ReportCommand {
 }
 
 fn parse_quarter(raw: &str) -> anyhow::Result<Period> {
-    let parsed = raw
-        .trim()
-        .to_ascii_uppercase()
-        .split_once("-Q")
-        .and_then(|(year, quarter)| Some((year.parse::<i32>().ok()?, quarter.parse::<u32>().ok()?)))
-        .filter(|(_, quarter)| (1..=4).contains(quarter));
-    parsed
-        .map(|(year, quarter)| Period::Quarter { year, quarter })
-        .ok_or_else(|| {
-            UsageError::new(
-                format!("triwulan '{raw}' tidak dikenali; tulis YYYY-Qn, mis. 2026-Q4"),
-                format!("quarter '{raw}' is not understood; write YYYY-Qn, e.g. 2026-Q4"),
-            )
-            .into()
-        })
-}
-
-/// Every enrolled PC with what the operations view shows of it.
-async fn ops_rows(store: &SqliteStore, now: chrono::DateTime<Utc>) -> anyhow::Result<Vec<OpsRow>> {
-    let long_open = store
-        .long_open_sessions(now - chrono::Duration::hours(12))
-        .await?;
-    let mut rows = Vec::new();
-    for device in store.devices().await? {
-        let mut row = OpsRow {
-            library: device.library.clone(),
-            pc: device.pc.clone(),
-            active: device.active,
-            last_batch_ms: None,
-            clock_offset_ms: None,
-            long_open_sessions: long_open
-                .iter()
-                .find(|(l, p, _)| l == &device.library && p == &device.pc)
-                .map_or(0, |(_, _, n)| *n),
-            rejected: 0,
-        };
-        if let Some(found) = store.find_device(&device.library, &device.pc).await? {
-            let state = store.device_state(&found).await?;
-            row.last_batch_ms = state.last_batch_at_ms;
-            row.clock_offset_ms = state.clock_offset_ms;
-            row.rejected = state.rejected;
-        }
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-/// The month facts of every month of a period.
-fn period_facts(
-    runtime: &tokio::runtime::Runtime,
-    store: &SqliteStore,
-    period: Period,
-) -> anyhow::Result<Vec<jejak_server::report::MonthFacts>> {
-    period
-        .months()
-        .into_iter()
-        .map(|month| Ok(runtime.block_on(store.month_facts(month, None))?))
-        .collect()
+    jejak_server::report::parse_quarter(raw).ok_or_else(|| {
+        UsageError::new(
+            format!("triwulan '{raw}' tidak dikenali; tulis YYYY-Qn, mis. 2026-Q4"),
+            format!("quarter '{raw}' is not understood; write YYYY-Qn, e.g. 2026-Q4"),
+        )
+        .into()
+    })
 }
 
 fn parse_month(raw: &str) -> anyhow::Result<NaiveDate> {
-    NaiveDate::parse_from_str(&format!("{}-01", raw.trim()), "%Y-%m-%d").map_err(|_| {
+    jejak_server::report::parse_month(raw).ok_or_else(|| {
         UsageError::new(
             format!("bulan '{raw}' tidak dikenali; tulis YYYY-MM, mis. 2026-10"),
             format!("month '{raw}' is not understood; write YYYY-MM, e.g. 2026-10"),
@@ -198,47 +147,36 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
     let store =
         SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let now = Utc::now();
-    let (report, output) = match args.command {
+    let (request, output) = match args.command {
         ReportCommand::Village {
             month,
             library,
             output,
         } => {
             let month = parse_month(&month)?;
-            let code = LibraryCode::parse(&library)?;
-            let facts = runtime.block_on(store.month_facts(month, Some(&code)))?;
-            let report = village_monthly(&facts, &code, lang, now).ok_or_else(|| {
-                UsageError::new(
-                    format!("perpustakaan '{library}' tidak terdaftar"),
-                    format!("library '{library}' is not registered"),
-                )
-            })?;
-            (report, output)
+            let library = LibraryCode::parse(&library)?;
+            (ReportRequest::Village { month, library }, output)
         }
         ReportCommand::District { month, output } => {
             let month = parse_month(&month)?;
-            let facts = runtime.block_on(store.month_facts(month, None))?;
-            // "Today" for the silence flag is the date in WIB.
-            let today = now.with_timezone(&Zone::Wib.offset()).date_naive();
-            (district_monthly(&facts, today, now), output)
+            (ReportRequest::District { month }, output)
         }
         ReportCommand::Quarter { quarter, output } => {
-            let period = parse_quarter(&quarter)?;
-            let current = period_facts(&runtime, &store, period)?;
-            let previous = period_facts(&runtime, &store, period.previous())?;
-            (period_report(period, &current, &previous, now), output)
+            (ReportRequest::Period(parse_quarter(&quarter)?), output)
         }
-        ReportCommand::Ops { output } => {
-            let today = now.with_timezone(&Zone::Wib.offset()).date_naive();
-            let rows = runtime.block_on(ops_rows(&store, now))?;
-            (operations_report(&rows, today, Zone::Wib, now), output)
+        ReportCommand::Ops { output } => (ReportRequest::Operations, output),
+        ReportCommand::Year { year, output } => (ReportRequest::Period(Period::Year(year)), output),
+    };
+    let report = match runtime.block_on(load(&store, &request, lang, now)) {
+        Ok(report) => report,
+        Err(LoadError::UnknownLibrary(code)) => {
+            return Err(UsageError::new(
+                format!("perpustakaan '{code}' tidak terdaftar"),
+                format!("library '{code}' is not registered"),
+            )
+            .into());
         }
-        ReportCommand::Year { year, output } => {
-            let period = Period::Year(year);
-            let current = period_facts(&runtime, &store, period)?;
-            let previous = period_facts(&runtime, &store, period.previous())?;
-            (period_report(period, &current, &previous, now), output)
-        }
+        Err(LoadError::Store(e)) => return Err(e.into()),
     };
     let mut options = RenderOptions::new(lang);
     if let Some(k) = output.suppress_below {

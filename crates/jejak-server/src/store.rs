@@ -558,6 +558,15 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
         started_before: DateTime<Utc>,
     ) -> Result<Vec<(LibraryCode, PcCode, u64)>, StoreError>;
 
+    /// The district's letterhead (kop) for printed reports, when one was set.
+    async fn letterhead(&self) -> Result<Option<crate::report::Letterhead>, StoreError>;
+
+    /// Sets (or, with `None`, removes) the district's letterhead.
+    async fn set_letterhead(
+        &self,
+        letterhead: Option<crate::report::Letterhead>,
+    ) -> Result<(), StoreError>;
+
     /// Whether the store can still write (for `/healthz`): cheap, no disk access.
     fn is_healthy(&self) -> bool;
 }

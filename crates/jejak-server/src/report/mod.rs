@@ -39,6 +39,7 @@ mod build;
 mod csv;
 pub mod facts;
 mod html;
+pub mod load;
 mod model;
 mod number;
 mod terminal;
@@ -56,6 +57,7 @@ pub use build::{
 pub use csv::{CsvFile, render_csv, table_csv};
 pub use facts::{FactGroup, LibraryFacts, MAX_SILENCE_MS, MonthFacts, PcFacts, uptime};
 pub use html::render_html;
+pub use load::{LoadError, ReportRequest, load, parse_month, parse_quarter, parse_year};
 pub use model::{
     Cell, Column, ColumnKind, Flag, Letterhead, Logo, Report, Row, Severity, Table, Text,
 };

@@ -406,6 +406,24 @@ impl ServerStore for SqliteStore {
             .await
     }
 
+    async fn letterhead(&self) -> Result<Option<crate::report::Letterhead>, StoreError> {
+        self.read(read::letterhead).await
+    }
+
+    async fn set_letterhead(
+        &self,
+        letterhead: Option<crate::report::Letterhead>,
+    ) -> Result<(), StoreError> {
+        let json = letterhead
+            .map(|l| serde_json::to_string(&l))
+            .transpose()
+            .map_err(|e| StoreError::Internal(format!("letterhead: {e}")))?;
+        self.inner
+            .writer
+            .call(move |conn: &Connection| write::set_setting(conn, write::LETTERHEAD, json))
+            .await
+    }
+
     fn is_healthy(&self) -> bool {
         self.inner.writer.is_alive()
     }

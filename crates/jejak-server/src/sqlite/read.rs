@@ -572,3 +572,15 @@ pub(crate) fn month_facts(
         libraries: libs,
     })
 }
+
+/// The district's letterhead, when set.
+pub(crate) fn letterhead(
+    conn: &Connection,
+) -> Result<Option<crate::report::Letterhead>, StoreError> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+        .query_row([super::write::LETTERHEAD], |r| r.get(0))
+        .optional()?;
+    json.map(|j| serde_json::from_str(&j).map_err(|e| inconsistent(&format!("letterhead: {e}"))))
+        .transpose()
+}

@@ -18,7 +18,7 @@
 use rusqlite_migration::{M, Migrations};
 
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1)])
+    Migrations::new(vec![M::up(V1), M::up(V2)])
 }
 
 const V1: &str = r#"
@@ -177,6 +177,15 @@ SELECT lower(hex(e.id)) AS id, l.code AS library, d.pc AS pc, e.attrs & 15 AS ki
     e.at_s * 1000 AS at_ms, e.at_s * 1000 + e.skew_ms AS raw_at_ms, e.clock_delta_ms,
     (e.attrs >> 4) & 3 AS time_quality
 FROM pc_events e JOIN devices d ON d.id = e.device JOIN libraries l ON l.id = d.library;
+"#;
+
+/// Version 2: the district's settings (the letterhead) and the rollups.
+const V2: &str = r#"
+-- The district's settings, by name: `letterhead` holds the kop as JSON.
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
 "#;
 
 #[cfg(test)]

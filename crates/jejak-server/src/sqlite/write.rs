@@ -596,6 +596,29 @@ fn device_id(conn: &Connection, library: i64, pc: &PcCode) -> Result<Option<i64>
         .optional()?)
 }
 
+/// The settings key of the letterhead (JSON of `report::Letterhead`).
+pub(crate) const LETTERHEAD: &str = "letterhead";
+
+/// Sets a district setting, or removes it with `None`.
+pub(crate) fn set_setting(
+    conn: &Connection,
+    name: &str,
+    value: Option<String>,
+) -> Result<(), StoreError> {
+    match value {
+        Some(value) => conn
+            .prepare_cached(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![name, value])?,
+        None => conn
+            .prepare_cached("DELETE FROM settings WHERE name = ?1")?
+            .execute([name])?,
+    };
+    Ok(())
+}
+
 pub(crate) fn add_library(
     conn: &Connection,
     code: &LibraryCode,

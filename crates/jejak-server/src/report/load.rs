@@ -1,0 +1,188 @@
+//! From a request to a finished [`Report`]: what to read from the store for each kind of
+//! report, and the parsing of the periods people type (`2026-10`, `2026-Q4`, `2026`).
+//! `jejak report`, the report API and the dashboard all go through [`load`], so the
+//! three always show the same numbers.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use jejak_domain::{Lang, LibraryCode, Zone};
+
+use super::{
+    MonthFacts, OpsRow, Period, Report, district_monthly, operations_report, period_report,
+    village_monthly,
+};
+use crate::store::{ServerStore, StoreError};
+
+/// Which report, for which period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportRequest {
+    /// The village monthly report of one library.
+    Village {
+        /// Any day of the month (normally the first).
+        month: NaiveDate,
+        /// The library.
+        library: LibraryCode,
+    },
+    /// The district monthly matrix.
+    District {
+        /// Any day of the month (normally the first).
+        month: NaiveDate,
+    },
+    /// The quarterly or annual comparison.
+    Period(Period),
+    /// The operations view (now).
+    Operations,
+}
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The village report of a library the server does not know.
+    #[error("library '{0}' is not registered")]
+    UnknownLibrary(LibraryCode),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// "Today" for the flags that count days (silence), as a date in WIB: the district
+/// office's working day, whatever zone its villages are in.
+pub fn today_wib(now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&Zone::Wib.offset()).date_naive()
+}
+
+/// Builds a report from the store. `lang` only matters where a builder writes text
+/// that is not a bilingual label (the village report's identity lines); `now` dates it.
+/// The store's letterhead (kop) is put on top.
+pub async fn load(
+    store: &dyn ServerStore,
+    request: &ReportRequest,
+    lang: Lang,
+    now: DateTime<Utc>,
+) -> Result<Report, LoadError> {
+    let mut report = match request {
+        ReportRequest::Village { month, library } => {
+            let facts = store.month_facts(*month, Some(library)).await?;
+            village_monthly(&facts, library, lang, now)
+                .ok_or_else(|| LoadError::UnknownLibrary(library.clone()))?
+        }
+        ReportRequest::District { month } => {
+            let facts = store.month_facts(*month, None).await?;
+            district_monthly(&facts, today_wib(now), now)
+        }
+        ReportRequest::Period(period) => {
+            let current = period_facts(store, *period).await?;
+            let previous = period_facts(store, period.previous()).await?;
+            period_report(*period, &current, &previous, now)
+        }
+        ReportRequest::Operations => {
+            let rows = operations_rows(store, now).await?;
+            operations_report(&rows, today_wib(now), Zone::Wib, now)
+        }
+    };
+    if let Some(letterhead) = store.letterhead().await? {
+        report.letterhead = letterhead;
+    }
+    Ok(report)
+}
+
+/// The month facts of every month of a period.
+async fn period_facts(
+    store: &dyn ServerStore,
+    period: Period,
+) -> Result<Vec<MonthFacts>, StoreError> {
+    let mut months = Vec::new();
+    for month in period.months() {
+        months.push(store.month_facts(month, None).await?);
+    }
+    Ok(months)
+}
+
+/// Every enrolled PC with what the operations view shows of it.
+async fn operations_rows(
+    store: &dyn ServerStore,
+    now: DateTime<Utc>,
+) -> Result<Vec<OpsRow>, StoreError> {
+    let long_open = store
+        .long_open_sessions(now - chrono::Duration::hours(12))
+        .await?;
+    let mut rows = Vec::new();
+    for device in store.devices().await? {
+        let mut row = OpsRow {
+            library: device.library.clone(),
+            pc: device.pc.clone(),
+            active: device.active,
+            last_batch_ms: None,
+            clock_offset_ms: None,
+            long_open_sessions: long_open
+                .iter()
+                .find(|(l, p, _)| l == &device.library && p == &device.pc)
+                .map_or(0, |(_, _, n)| *n),
+            rejected: 0,
+        };
+        if let Some(found) = store.find_device(&device.library, &device.pc).await? {
+            let state = store.device_state(&found).await?;
+            row.last_batch_ms = state.last_batch_at_ms;
+            row.clock_offset_ms = state.clock_offset_ms;
+            row.rejected = state.rejected;
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// A month as people write it: `2026-10` (also `2026-10-01`, any day naming the month).
+pub fn parse_month(raw: &str) -> Option<NaiveDate> {
+    let raw = raw.trim();
+    NaiveDate::parse_from_str(&format!("{raw}-01"), "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(raw, "%Y-%m-%d"))
+        .ok()
+        .and_then(|d| d.with_day(1))
+        .filter(|d| (2000..=2200).contains(&d.year()))
+}
+
+/// A quarter as people write it: `2026-Q4` (or `2026-q4`).
+pub fn parse_quarter(raw: &str) -> Option<Period> {
+    raw.trim()
+        .to_ascii_uppercase()
+        .split_once("-Q")
+        .and_then(|(year, quarter)| Some((year.parse::<i32>().ok()?, quarter.parse::<u32>().ok()?)))
+        .filter(|(year, quarter)| (1..=4).contains(quarter) && (2000..=2200).contains(year))
+        .map(|(year, quarter)| Period::Quarter { year, quarter })
+}
+
+/// A year as people write it: `2026`.
+pub fn parse_year(raw: &str) -> Option<Period> {
+    raw.trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|year| (2000..=2200).contains(year))
+        .map(Period::Year)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_parse_as_people_write_them() {
+        assert_eq!(parse_month("2026-10"), NaiveDate::from_ymd_opt(2026, 10, 1));
+        assert_eq!(
+            parse_month(" 2026-10-17"),
+            NaiveDate::from_ymd_opt(2026, 10, 1)
+        );
+        assert_eq!(parse_month("2026-13"), None);
+        assert_eq!(parse_month("Oktober"), None);
+        assert_eq!(parse_month("1900-01"), None);
+        assert_eq!(
+            parse_quarter("2026-q4"),
+            Some(Period::Quarter {
+                year: 2026,
+                quarter: 4
+            })
+        );
+        assert_eq!(parse_quarter("2026-Q5"), None);
+        assert_eq!(parse_quarter("2026"), None);
+        assert_eq!(parse_year("2026"), Some(Period::Year(2026)));
+        assert_eq!(parse_year("26x"), None);
+    }
+}
