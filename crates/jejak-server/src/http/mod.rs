@@ -7,10 +7,12 @@
 //! |---|---|---|
 //! | 400 | `malformed-body` | the body cannot be read or decompressed |
 //! | 400 | `malformed-json` | the body is not JSON at all (syntax) |
+//! | 400 | `invalid-parameter` | a report's query parameter is missing or mistyped; the detail says what to write |
 //! | 401 | `unauthorized` | no bearer token, or an unknown one |
 //! | 401 | `token-revoked` | the token was revoked (the PC keeps its data) |
-//! | 403 | `forbidden` | a staff token on a device endpoint, or a batch naming another library/PC |
+//! | 403 | `forbidden` | a staff token on a device endpoint, a device token on a report, or a batch naming another library/PC |
 //! | 404 | `not-found` | no such route |
+//! | 404 | `unknown-library` | a village report of a library the server does not know |
 //! | 405 | `method-not-allowed` | wrong method for the route |
 //! | 409 | `seq-gap` | the batch starts past the held seq; `expected_seq` says where to resume |
 //! | 413 | `payload-too-large` | the body, compressed or decompressed, is over its limit |
@@ -23,6 +25,7 @@
 
 mod body;
 mod openapi;
+pub(crate) mod reports;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -150,6 +153,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/batches", post(post_batch))
         .route("/api/v1/devices/me", get(device_me))
         .route("/api/v1/time", get(server_time))
+        .route("/api/v1/reports/village", get(reports::village_report))
+        .route("/api/v1/reports/district", get(reports::district_report))
+        .route("/api/v1/reports/quarter", get(reports::quarter_report))
+        .route("/api/v1/reports/year", get(reports::year_report))
+        .route("/api/v1/reports/ops", get(reports::ops_report))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
