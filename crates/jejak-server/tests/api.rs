@@ -774,6 +774,50 @@ async fn the_operational_endpoints_answer_as_documented() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
+    // The report endpoints: staff token, every media type, every refusal documented.
+    assert!(doc["components"]["securitySchemes"]["staff_token"].is_object());
+    for path in [
+        "/api/v1/reports/village",
+        "/api/v1/reports/district",
+        "/api/v1/reports/quarter",
+        "/api/v1/reports/year",
+        "/api/v1/reports/ops",
+    ] {
+        let get = &doc["paths"][path]["get"];
+        assert!(get.is_object(), "{path} missing");
+        assert_eq!(
+            get["security"],
+            serde_json::json!([{ "staff_token": [] }]),
+            "{path}"
+        );
+        let names: Vec<&str> = get["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for name in ["format", "lang", "suppress_below", "table"] {
+            assert!(names.contains(&name), "{path} lacks {name}: {names:?}");
+        }
+        for media in [
+            "application/json",
+            "text/csv; charset=utf-8",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "text/html; charset=utf-8",
+        ] {
+            assert!(
+                get["responses"]["200"]["content"][media].is_object(),
+                "{path} 200 lacks {media}"
+            );
+        }
+        for status in ["400", "401", "403"] {
+            assert!(
+                get["responses"][status].is_object(),
+                "{path} lacks {status}"
+            );
+        }
+    }
+    assert!(doc["paths"]["/api/v1/reports/village"]["get"]["responses"]["404"].is_object());
     let schemas = &doc["components"]["schemas"];
     for name in [
         "WireBatch",

@@ -45,13 +45,19 @@ impl Modify for BearerTokens {
         super::server_time,
         super::healthz,
         super::metrics,
-        super::openapi_json
+        super::openapi_json,
+        super::reports::village_report,
+        super::reports::district_report,
+        super::reports::quarter_report,
+        super::reports::year_report,
+        super::reports::ops_report
     ),
     components(schemas(WireBatch, BatchAck, Problem, DeviceState, EpochState, TimeAnswer, Health)),
     modifiers(&BearerTokens),
     tags(
         (name = "sync", description = "What the PCs use"),
-        (name = "operations", description = "Health, metrics and this document")
+        (name = "operations", description = "Health, metrics and this document"),
+        (name = "reports", description = "District staff's reports (staff token): JSON, CSV, XLSX or printable HTML")
     )
 )]
 struct ApiDoc;
