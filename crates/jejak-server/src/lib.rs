@@ -15,6 +15,7 @@
 
 pub mod bench;
 mod codes;
+mod dashboard;
 pub mod http;
 mod ingest;
 pub mod metrics;

@@ -1,0 +1,512 @@
+//! Charts as inline SVG, drawn by the server from a report's own table cells, so a chart
+//! always shows the numbers of the table beside it.
+//!
+//! Every chart is accessible without colour or scripts: `role="img"` with a `<title>`
+//! and a `<desc>` that reads the data out, a text label with the number on each bar,
+//! and a `<title>` on each bar for a tooltip. Coordinates are rounded to one decimal to
+//! keep pages small for slow office PCs.
+
+use std::fmt::Write as _;
+
+use jejak_domain::Lang;
+
+use super::pages::escape;
+use crate::report::{Cell, Report, Table, format_number};
+
+/// The colours of the three genders (L/M, P/F, X), dark enough to print in grey.
+const GENDER_COLOURS: [&str; 3] = ["#2f5597", "#c55a11", "#7f7f7f"];
+/// The colour of single-series bars.
+const BAR_COLOUR: &str = "#2f5597";
+
+/// One bar: its label and value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Bar {
+    /// What the bar stands for (a day, a purpose).
+    pub label: String,
+    /// Its value, never negative.
+    pub value: f64,
+}
+
+/// One row of a stacked bar chart: a label and its three gender values (L, P, X).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Stack {
+    /// What the row stands for (an age group).
+    pub label: String,
+    /// The values of L, P and X.
+    pub values: [f64; 3],
+}
+
+/// A number as the chart labels show it: whole, in the language's style.
+fn n(value: f64, lang: Lang) -> String {
+    format_number(value, 0, lang)
+}
+
+/// A coordinate, rounded to one decimal (and without `.0`), to keep the SVG small.
+fn c(value: f64) -> String {
+    let rounded = (value * 10.0).round() / 10.0;
+    if rounded.fract() == 0.0 {
+        format!("{rounded:.0}")
+    } else {
+        format!("{rounded:.1}")
+    }
+}
+
+/// The opening of an accessible SVG with its title and description.
+fn open_svg(out: &mut String, id: &str, width: f64, height: f64, title: &str, desc: &str) {
+    let _ = write!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" id=\"{id}\" role=\"img\" \
+         aria-labelledby=\"{id}-t {id}-d\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" \
+         font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"11\">\
+         <title id=\"{id}-t\">{title}</title><desc id=\"{id}-d\">{desc}</desc>",
+        id = escape(id),
+        w = c(width),
+        h = c(height),
+        title = escape(title),
+        desc = escape(desc),
+    );
+}
+
+/// The largest value, at least 1 so an empty chart still draws its axis.
+fn scale_max(values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(1.0_f64, f64::max)
+}
+
+/// A vertical bar chart (sessions per day): one bar per entry, its number above it
+/// when not zero, the labels under the axis.
+pub(crate) fn vertical_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -> String {
+    let (width, height) = (720.0, 210.0);
+    let (left, right, top, bottom) = (34.0, 8.0, 16.0, 24.0);
+    let plot_w = width - left - right;
+    let plot_h = height - top - bottom;
+    let max = scale_max(bars.iter().map(|b| b.value));
+    let total: f64 = bars.iter().map(|b| b.value).sum();
+    let desc = bars
+        .iter()
+        .map(|b| format!("{}: {}", b.label, n(b.value, lang)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut out = String::with_capacity(bars.len() * 160 + 600);
+    open_svg(
+        &mut out,
+        id,
+        width,
+        height,
+        &format!(
+            "{title} ({} {})",
+            lang.pick("jumlah", "total"),
+            n(total, lang)
+        ),
+        &desc,
+    );
+    // The axis: zero and the maximum, labelled.
+    let base = top + plot_h;
+    let _ = write!(
+        out,
+        "<g class=\"axis\" stroke=\"#999\"><line x1=\"{l}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\"/>\
+         <line x1=\"{l}\" y1=\"{t}\" x2=\"{r}\" y2=\"{t}\" stroke-dasharray=\"2 3\"/></g>\
+         <g text-anchor=\"end\" fill=\"#333\"><text x=\"{lx}\" y=\"{by}\">0</text>\
+         <text x=\"{lx}\" y=\"{ty}\">{max}</text></g>",
+        l = c(left),
+        r = c(width - right),
+        b = c(base),
+        t = c(top),
+        lx = c(left - 4.0),
+        by = c(base + 4.0),
+        ty = c(top + 4.0),
+        max = n(max, lang),
+    );
+    let slot = plot_w / bars.len().max(1) as f64;
+    let bar_w = (slot * 0.7).max(1.0);
+    out.push_str("<g class=\"bars\">");
+    for (i, bar) in bars.iter().enumerate() {
+        let h = bar.value.max(0.0) / max * plot_h;
+        let x = left + slot * i as f64 + (slot - bar_w) / 2.0;
+        let _ = write!(
+            out,
+            "<rect class=\"bar\" data-value=\"{v}\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" fill=\"{BAR_COLOUR}\"><title>{label}: {shown}</title></rect>",
+            v = bar.value,
+            x = c(x),
+            y = c(base - h),
+            w = c(bar_w),
+            h = c(h),
+            label = escape(&bar.label),
+            shown = n(bar.value, lang),
+        );
+    }
+    out.push_str("</g><g class=\"values\" text-anchor=\"middle\" font-size=\"9\">");
+    for (i, bar) in bars.iter().enumerate() {
+        if bar.value > 0.0 {
+            let h = bar.value / max * plot_h;
+            let _ = write!(
+                out,
+                "<text x=\"{}\" y=\"{}\">{}</text>",
+                c(left + slot * (i as f64 + 0.5)),
+                c(base - h - 3.0),
+                n(bar.value, lang)
+            );
+        }
+    }
+    out.push_str("</g><g class=\"labels\" text-anchor=\"middle\" font-size=\"9\" fill=\"#333\">");
+    for (i, bar) in bars.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<text x=\"{}\" y=\"{}\">{}</text>",
+            c(left + slot * (i as f64 + 0.5)),
+            c(base + 14.0),
+            escape(&bar.label)
+        );
+    }
+    out.push_str("</g></svg>");
+    out
+}
+
+/// A horizontal bar chart (purposes): one row per entry, its label on the left and its
+/// number after the bar.
+pub(crate) fn horizontal_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -> String {
+    let (label_w, bar_area, row_h, top) = (170.0, 470.0, 22.0, 6.0);
+    let width = label_w + bar_area + 70.0;
+    let height = top * 2.0 + row_h * bars.len() as f64;
+    let max = scale_max(bars.iter().map(|b| b.value));
+    let desc = bars
+        .iter()
+        .map(|b| format!("{}: {}", b.label, n(b.value, lang)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut out = String::with_capacity(bars.len() * 220 + 500);
+    open_svg(&mut out, id, width, height, title, &desc);
+    for (i, bar) in bars.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let w = bar.value.max(0.0) / max * bar_area;
+        let _ = write!(
+            out,
+            "<text x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{label}</text>\
+             <rect class=\"bar\" data-value=\"{v}\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" fill=\"{BAR_COLOUR}\"><title>{label}: {shown}</title></rect>\
+             <text class=\"value\" x=\"{vx}\" y=\"{ty}\">{shown}</text>",
+            lx = c(label_w - 6.0),
+            ty = c(y + row_h * 0.65),
+            label = escape(&bar.label),
+            v = bar.value,
+            x = c(label_w),
+            y = c(y + 3.0),
+            w = c(w),
+            h = c(row_h - 6.0),
+            vx = c(label_w + w + 4.0),
+            shown = n(bar.value, lang),
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// A stacked horizontal bar chart by gender (age groups): a legend, one row per entry
+/// with an L, P and X segment (its number inside when it fits) and the row's total
+/// after the bar.
+pub(crate) fn stacked_bars(
+    id: &str,
+    title: &str,
+    series: &[String; 3],
+    stacks: &[Stack],
+    lang: Lang,
+) -> String {
+    let (label_w, bar_area, row_h, top) = (170.0, 470.0, 22.0, 26.0);
+    let width = label_w + bar_area + 70.0;
+    let height = top + 6.0 + row_h * stacks.len() as f64;
+    let max = scale_max(stacks.iter().map(|s| s.values.iter().sum()));
+    let desc = stacks
+        .iter()
+        .map(|s| {
+            format!(
+                "{}: {} {}, {} {}, {} {}",
+                s.label,
+                series[0],
+                n(s.values[0], lang),
+                series[1],
+                n(s.values[1], lang),
+                series[2],
+                n(s.values[2], lang)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut out = String::with_capacity(stacks.len() * 600 + 800);
+    open_svg(&mut out, id, width, height, title, &desc);
+    out.push_str("<g class=\"legend\">");
+    for (i, (name, colour)) in series.iter().zip(GENDER_COLOURS).enumerate() {
+        let x = label_w + 150.0 * i as f64;
+        let _ = write!(
+            out,
+            "<rect x=\"{}\" y=\"6\" width=\"12\" height=\"12\" fill=\"{colour}\"/><text x=\"{}\" y=\"16\">{}</text>",
+            c(x),
+            c(x + 16.0),
+            escape(name)
+        );
+    }
+    out.push_str("</g>");
+    for (i, stack) in stacks.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let ty = c(y + row_h * 0.65);
+        let _ = write!(
+            out,
+            "<text x=\"{}\" y=\"{ty}\" text-anchor=\"end\">{}</text>",
+            c(label_w - 6.0),
+            escape(&stack.label)
+        );
+        let mut x = label_w;
+        for ((value, colour), name) in stack.values.iter().zip(GENDER_COLOURS).zip(series) {
+            let w = value.max(0.0) / max * bar_area;
+            if w <= 0.0 {
+                continue;
+            }
+            let _ = write!(
+                out,
+                "<rect class=\"seg\" data-value=\"{value}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{colour}\"><title>{}, {}: {}</title></rect>",
+                c(x),
+                c(y + 3.0),
+                c(w),
+                c(row_h - 6.0),
+                escape(&stack.label),
+                escape(name),
+                n(*value, lang)
+            );
+            // A number inside its segment only where it fits; the total always shows.
+            let shown = n(*value, lang);
+            if w >= 8.0 * shown.len() as f64 + 4.0 {
+                let _ = write!(
+                    out,
+                    "<text x=\"{}\" y=\"{ty}\" text-anchor=\"middle\" fill=\"#fff\" font-size=\"10\">{shown}</text>",
+                    c(x + w / 2.0)
+                );
+            }
+            x += w;
+        }
+        let total: f64 = stack.values.iter().sum();
+        let _ = write!(
+            out,
+            "<text class=\"value\" x=\"{}\" y=\"{ty}\">{}</text>",
+            c(x + 4.0),
+            n(total, lang)
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// The number in a cell (suppressed or empty cells count as zero in a chart).
+fn number(cell: Option<&Cell>) -> f64 {
+    match cell {
+        Some(Cell::Number(v)) if v.is_finite() => *v,
+        _ => 0.0,
+    }
+}
+
+/// The text in a cell.
+fn text(cell: Option<&Cell>) -> String {
+    match cell {
+        Some(Cell::Text(t)) => t.clone(),
+        Some(Cell::Number(v)) => v.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The index of a column by key.
+fn column(table: &Table, key: &str) -> Option<usize> {
+    table.columns.iter().position(|col| col.key == key)
+}
+
+/// A table of the report by id.
+fn table<'a>(report: &'a Report, id: &str) -> Option<&'a Table> {
+    report.sections.iter().find(|t| t.id == id)
+}
+
+/// Sessions per day of the village report's daily calendar (`daily`): one bar per day
+/// of the month, labelled with the day of the month.
+pub(crate) fn daily_chart(report: &Report, lang: Lang) -> Option<String> {
+    let daily = table(report, "daily")?;
+    let (day, sessions) = (column(daily, "day")?, column(daily, "sessions")?);
+    let bars: Vec<Bar> = daily
+        .rows
+        .iter()
+        .filter(|row| !row.is_total)
+        .map(|row| {
+            let date = text(row.cells.get(day));
+            // "2026-10-07" is labelled "7".
+            let label = date
+                .rsplit('-')
+                .next()
+                .map(|d| d.trim_start_matches('0').to_string())
+                .unwrap_or(date);
+            Bar {
+                label,
+                value: number(row.cells.get(sessions)),
+            }
+        })
+        .collect();
+    Some(vertical_bars(
+        "chart-daily",
+        lang.pick("Sesi per hari", "Sessions per day"),
+        &bars,
+        lang,
+    ))
+}
+
+/// Sessions per purpose, from the purpose × gender table's `total` column.
+pub(crate) fn purpose_chart(report: &Report, lang: Lang) -> Option<String> {
+    let purposes = table(report, "purpose_by_gender")?;
+    let total = column(purposes, "total")?;
+    let bars: Vec<Bar> = purposes
+        .rows
+        .iter()
+        .filter(|row| !row.is_total)
+        .map(|row| Bar {
+            label: text(row.cells.first()),
+            value: number(row.cells.get(total)),
+        })
+        .collect();
+    Some(horizontal_bars(
+        "chart-purposes",
+        lang.pick("Tujuan penggunaan (sesi)", "Purposes (sessions)"),
+        &bars,
+        lang,
+    ))
+}
+
+/// Sessions per age group stacked by gender, from the age × gender table.
+pub(crate) fn age_gender_chart(report: &Report, lang: Lang) -> Option<String> {
+    let ages = table(report, "age_by_gender")?;
+    let columns = [column(ages, "l")?, column(ages, "p")?, column(ages, "x")?];
+    let stacks: Vec<Stack> = ages
+        .rows
+        .iter()
+        .filter(|row| !row.is_total)
+        .map(|row| Stack {
+            label: text(row.cells.first()),
+            values: columns.map(|i| number(row.cells.get(i))),
+        })
+        .collect();
+    let series = columns.map(|i| {
+        ages.columns
+            .get(i)
+            .map(|col| col.label.get(lang).to_string())
+            .unwrap_or_default()
+    });
+    let series = [
+        format!("{} ({})", series[0], lang.pick("laki-laki", "male")),
+        format!("{} ({})", series[1], lang.pick("perempuan", "female")),
+        format!(
+            "{} ({})",
+            series[2],
+            lang.pick("tidak disebut", "not stated")
+        ),
+    ];
+    Some(stacked_bars(
+        "chart-age-gender",
+        lang.pick(
+            "Kelompok umur × jenis kelamin (sesi)",
+            "Age group × gender (sessions)",
+        ),
+        &series,
+        &stacks,
+        lang,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The `(data-value, height)` of every `rect class="bar"` in the SVG.
+    fn bar_heights(svg: &str, attribute: &str) -> Vec<(f64, f64)> {
+        svg.split("<rect class=\"bar\"")
+            .skip(1)
+            .map(|rest| {
+                let attr = |name: &str| -> f64 {
+                    let start = rest.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+                    let end = start + rest[start..].find('"').unwrap();
+                    rest[start..end].parse().unwrap()
+                };
+                (attr("data-value"), attr(attribute))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vertical_bars_are_proportional_to_the_data() {
+        let bars: Vec<Bar> = [0.0, 5.0, 10.0, 20.0]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Bar {
+                label: (i + 1).to_string(),
+                value: *v,
+            })
+            .collect();
+        let svg = vertical_bars("c", "Sesi per hari", &bars, Lang::Id);
+        let heights = bar_heights(&svg, "height");
+        assert_eq!(heights.len(), 4);
+        let full = heights[3].1;
+        assert!(full > 100.0);
+        for (value, height) in heights {
+            assert!(
+                (height - value / 20.0 * full).abs() <= 0.1,
+                "{value} {height}"
+            );
+        }
+        assert!(svg.contains("<title id=\"c-t\">Sesi per hari (jumlah 35)</title>"));
+        assert!(svg.contains("role=\"img\""));
+        assert!(svg.contains(">20</text>"), "the value labels are written");
+    }
+
+    #[test]
+    fn horizontal_bars_are_proportional_and_numbers_use_the_language() {
+        let bars = vec![
+            Bar {
+                label: "Pendidikan".into(),
+                value: 1_500.0,
+            },
+            Bar {
+                label: "Hobi".into(),
+                value: 750.0,
+            },
+        ];
+        let svg = horizontal_bars("p", "Tujuan", &bars, Lang::Id);
+        let widths = bar_heights(&svg, "width");
+        assert_eq!(widths, vec![(1_500.0, 470.0), (750.0, 235.0)]);
+        assert!(svg.contains(">1.500</text>"), "id-ID grouping");
+        let english = horizontal_bars("p", "Purposes", &bars, Lang::En);
+        assert!(english.contains(">1,500</text>"));
+    }
+
+    #[test]
+    fn stacked_segments_add_up_to_the_row_total() {
+        let stacks = vec![
+            Stack {
+                label: "Pemuda".into(),
+                values: [30.0, 10.0, 0.0],
+            },
+            Stack {
+                label: "Lansia".into(),
+                values: [5.0, 5.0, 10.0],
+            },
+        ];
+        let series = ["L".to_string(), "P".to_string(), "X".to_string()];
+        let svg = stacked_bars("a", "Umur", &series, &stacks, Lang::Id);
+        // Two segments in the first row (X is zero), three in the second.
+        assert_eq!(svg.matches("<rect class=\"seg\"").count(), 5);
+        assert!(svg.contains(">40</text>") && svg.contains(">20</text>"));
+        assert!(svg.contains("Pemuda: L 30, P 10, X 0"));
+    }
+
+    #[test]
+    fn names_are_escaped_in_svg() {
+        let bars = vec![Bar {
+            label: "<script>&\"x\"".into(),
+            value: 1.0,
+        }];
+        let svg = horizontal_bars("e", "A & B <c>", &bars, Lang::En);
+        assert!(!svg.contains("<script>"));
+        assert!(svg.contains("&lt;script&gt;&amp;&quot;x&quot;"));
+        assert!(svg.contains("A &amp; B &lt;c&gt;"));
+    }
+}
