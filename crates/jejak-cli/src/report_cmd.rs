@@ -1,6 +1,9 @@
 //! `jejak report …`: the district's monthly, quarterly and annual reports and the
 //! operations view, read from the server's database
-//! directly (`--database sqlite:PATH`, like `jejak server`).
+//! directly (`--database sqlite:PATH`, like `jejak server`), or fetched from a running
+//! server's report API (`--server URL --token jejak_staff_…`, a staff token from
+//! `jejak server add-staff`). Over HTTP the report comes as JSON and is rendered here,
+//! so every format is the same file as from the database.
 //!
 //! Output (`--format`, the global flag, which `jejak report` extends):
 //!
@@ -21,14 +24,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Subcommand};
-use jejak_domain::{Lang, LibraryCode};
+use jejak_domain::{Lang, LibraryCode, Problem};
 use jejak_server::SqliteStore;
 use jejak_server::report::{
     LoadError, Period, RenderOptions, Report, ReportRequest, load, render_csv, render_html,
     render_json, render_terminal, render_xlsx,
 };
 
-use crate::errors::UsageError;
+use crate::errors::{EXIT_FAILURE, UsageError};
 use crate::server_cmd::sqlite_path;
 
 /// The formats a report is written in.
@@ -51,6 +54,19 @@ pub struct ReportArgs {
         default_value = "sqlite:jejak-server.db"
     )]
     database: String,
+    /// Fetch the report from this server's report API instead of reading a database,
+    /// e.g. http://dinas.example:8080.
+    #[arg(long, global = true, env = "JEJAK_SERVER_URL", value_name = "URL")]
+    server: Option<String>,
+    /// The staff token for --server (from `jejak server add-staff`).
+    #[arg(
+        long,
+        global = true,
+        env = "JEJAK_STAFF_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
     #[command(subcommand)]
     command: ReportCommand,
 }
@@ -133,20 +149,6 @@ fn parse_month(raw: &str) -> anyhow::Result<NaiveDate> {
 }
 
 pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result<()> {
-    let path = sqlite_path(&args.database)?;
-    if !path.exists() {
-        return Err(UsageError::new(
-            format!("basis data server {} tidak ada", path.display()),
-            format!("the server database {} does not exist", path.display()),
-        )
-        .into());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let store =
-        SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    let now = Utc::now();
     let (request, output) = match args.command {
         ReportCommand::Village {
             month,
@@ -167,22 +169,159 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
         ReportCommand::Ops { output } => (ReportRequest::Operations, output),
         ReportCommand::Year { year, output } => (ReportRequest::Period(Period::Year(year)), output),
     };
-    let report = match runtime.block_on(load(&store, &request, lang, now)) {
-        Ok(report) => report,
-        Err(LoadError::UnknownLibrary(code)) => {
-            return Err(UsageError::new(
-                format!("perpustakaan '{code}' tidak terdaftar"),
-                format!("library '{code}' is not registered"),
-            )
-            .into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = match args.server.as_deref() {
+        Some(server) => {
+            let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) else {
+                return Err(UsageError::new(
+                    "--server perlu --token TOKEN (token staf dari `jejak server add-staff`, \
+                     atau JEJAK_STAFF_TOKEN)",
+                    "--server needs --token TOKEN (a staff token from `jejak server add-staff`, \
+                     or JEJAK_STAFF_TOKEN)",
+                )
+                .into());
+            };
+            runtime.block_on(fetch(server, token.trim(), &request, lang))?
         }
-        Err(LoadError::Store(e)) => return Err(e.into()),
+        None => {
+            let path = sqlite_path(&args.database)?;
+            if !path.exists() {
+                return Err(UsageError::new(
+                    format!("basis data server {} tidak ada", path.display()),
+                    format!("the server database {} does not exist", path.display()),
+                )
+                .into());
+            }
+            let store = SqliteStore::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            match runtime.block_on(load(&store, &request, lang, Utc::now())) {
+                Ok(report) => report,
+                Err(LoadError::UnknownLibrary(code)) => return Err(unknown_library(&code).into()),
+                Err(LoadError::Store(e)) => return Err(e.into()),
+            }
+        }
     };
     let mut options = RenderOptions::new(lang);
     if let Some(k) = output.suppress_below {
         options = options.suppressing_below(k);
     }
     write_report(&report, format, &options, output.out.as_deref())
+}
+
+fn unknown_library(code: &impl std::fmt::Display) -> UsageError {
+    UsageError::new(
+        format!("perpustakaan '{code}' tidak terdaftar"),
+        format!("library '{code}' is not registered"),
+    )
+}
+
+/// The report API's path and query parameters for a request (without `lang`).
+fn api_query(request: &ReportRequest) -> (&'static str, Vec<(&'static str, String)>) {
+    match request {
+        ReportRequest::Village { month, library } => (
+            "village",
+            vec![
+                ("month", month.format("%Y-%m").to_string()),
+                ("library", library.to_string()),
+            ],
+        ),
+        ReportRequest::District { month } => (
+            "district",
+            vec![("month", month.format("%Y-%m").to_string())],
+        ),
+        ReportRequest::Period(Period::Quarter { year, quarter }) => {
+            ("quarter", vec![("quarter", format!("{year}-Q{quarter}"))])
+        }
+        ReportRequest::Period(Period::Year(year)) => ("year", vec![("year", year.to_string())]),
+        ReportRequest::Operations => ("ops", Vec::new()),
+    }
+}
+
+/// Fetches the report as JSON from a server's report API. Suppression is not asked
+/// of the server: the full report is rendered here with the same options as one read
+/// from the database, so both paths give the same files.
+async fn fetch(
+    server: &str,
+    token: &str,
+    request: &ReportRequest,
+    lang: Lang,
+) -> anyhow::Result<Report> {
+    let base = server.trim().trim_end_matches('/');
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(UsageError::new(
+            format!("alamat server '{server}' harus diawali http:// atau https://"),
+            format!("the server address '{server}' must start with http:// or https://"),
+        )
+        .into());
+    }
+    let (endpoint, mut query) = api_query(request);
+    query.push(("lang", lang.code().to_string()));
+    let url = format!("{base}/api/v1/reports/{endpoint}");
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        // An annual report reads twelve months of facts; give it time on a slow link.
+        .timeout(std::time::Duration::from_secs(300))
+        .build()?;
+    let unreachable = |e: &reqwest::Error| {
+        UsageError::new(
+            format!("server {base} tidak dapat dihubungi: {e}"),
+            format!("the server {base} cannot be reached: {e}"),
+        )
+        .exit_code(EXIT_FAILURE)
+    };
+    let response = client
+        .get(&url)
+        .bearer_auth(token)
+        .query(&query)
+        .send()
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| unreachable(&e))?;
+    if status.is_success() {
+        return serde_json::from_slice::<Report>(&body).map_err(|e| {
+            UsageError::new(
+                format!("jawaban {url} bukan laporan Jejak: {e}"),
+                format!("the answer of {url} is not a Jejak report: {e}"),
+            )
+            .exit_code(EXIT_FAILURE)
+            .into()
+        });
+    }
+    let problem = serde_json::from_slice::<Problem>(&body).ok();
+    let detail = problem.as_ref().map_or_else(
+        || String::from_utf8_lossy(&body).chars().take(300).collect(),
+        |p| p.detail.clone(),
+    );
+    let kind = problem.as_ref().map_or("", |p| p.kind.as_str());
+    let error = match (status.as_u16(), kind) {
+        (401 | 403, _) => UsageError::new(
+            format!(
+                "server menolak token ({status}): pakai token staf dari `jejak server add-staff` \
+                 ({detail})"
+            ),
+            format!(
+                "the server refused the token ({status}): use a staff token from \
+                 `jejak server add-staff` ({detail})"
+            ),
+        ),
+        (404, "unknown-library") => match request {
+            ReportRequest::Village { library, .. } => unknown_library(library),
+            _ => unknown_library(&"?"),
+        },
+        _ => UsageError::new(
+            format!("server menjawab {status}: {detail}"),
+            format!("the server answered {status}: {detail}"),
+        )
+        .exit_code(if status.is_client_error() {
+            crate::errors::EXIT_INVALID_INPUT
+        } else {
+            EXIT_FAILURE
+        }),
+    };
+    Err(error.into())
 }
 
 fn write_to(out: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {

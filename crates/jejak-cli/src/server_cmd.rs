@@ -64,6 +64,21 @@ enum ServerCommand {
     },
     /// Issue a read-only staff token for reports; prints it once.
     AddStaff { name: String },
+    /// Set, show or clear the letterhead (kop surat) printed above every report.
+    /// Without options it shows the current one. `--line` replaces the lines and
+    /// `--logo` the logo; what is not given is kept.
+    Letterhead {
+        /// A line of the letterhead, top to bottom (the first is the most prominent);
+        /// repeat for each line, e.g. --line "PEMERINTAH KABUPATEN BANYUMAS".
+        #[arg(long = "line", value_name = "TEXT")]
+        lines: Vec<String>,
+        /// A logo (PNG or JPEG, at most 256 KiB) shown left of the lines in HTML.
+        #[arg(long, value_name = "FILE.png")]
+        logo: Option<PathBuf>,
+        /// Remove the letterhead.
+        #[arg(long, conflicts_with_all = ["lines", "logo"])]
+        clear: bool,
+    },
     /// List libraries and enrolled PCs.
     List,
     /// Ingest a USB bundle and write its acknowledgement file.
@@ -189,6 +204,9 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             }
             println!("{}", token.expose());
         }
+        ServerCommand::Letterhead { lines, logo, clear } => {
+            letterhead(ctx, store.as_ref(), lines, logo.as_deref(), clear).await?;
+        }
         ServerCommand::List => {
             let libraries = store.libraries().await?;
             let devices = store.devices().await?;
@@ -252,6 +270,148 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The most lines a letterhead may have, and the longest line: a kop is a few short
+/// lines, and a long paste is a mistake better caught here than on paper.
+const LETTERHEAD_MAX_LINES: usize = 8;
+const LETTERHEAD_MAX_CHARS: usize = 150;
+/// The largest logo: it travels inside every JSON report and HTML page.
+const LOGO_MAX_BYTES: usize = 256 * 1024;
+
+/// `jejak server letterhead`: sets, clears or shows the district's letterhead.
+async fn letterhead(
+    ctx: &Context,
+    store: &dyn ServerStore,
+    lines: Vec<String>,
+    logo: Option<&Path>,
+    clear: bool,
+) -> anyhow::Result<()> {
+    let lang = ctx.lang;
+    if clear {
+        store.set_letterhead(None).await?;
+        if ctx.json {
+            return output::print_json(&serde_json::json!({ "letterhead": null }));
+        }
+        println!("{}", lang.pick("Kop surat dihapus.", "Letterhead removed."));
+        return Ok(());
+    }
+    let mut current = store.letterhead().await?;
+    if !lines.is_empty() || logo.is_some() {
+        let mut next = current.take().unwrap_or_default();
+        if !lines.is_empty() {
+            next.lines = letterhead_lines(lines)?;
+        }
+        if let Some(path) = logo {
+            next.logo = Some(read_logo(path)?);
+        }
+        store.set_letterhead(Some(next.clone())).await?;
+        current = Some(next);
+    }
+    if ctx.json {
+        let shown = current.as_ref().map(|l| {
+            serde_json::json!({
+                "lines": l.lines,
+                "logo": l.logo.as_ref().map(|logo| serde_json::json!({
+                    "media_type": logo.media_type,
+                    "bytes": logo.bytes.len(),
+                })),
+            })
+        });
+        return output::print_json(&serde_json::json!({ "letterhead": shown }));
+    }
+    match current {
+        None => println!(
+            "{}",
+            lang.pick(
+                "Belum ada kop surat. Atur dengan: jejak server letterhead --line \"PEMERINTAH KABUPATEN …\"",
+                "No letterhead yet. Set one with: jejak server letterhead --line \"PEMERINTAH KABUPATEN …\""
+            )
+        ),
+        Some(letterhead) => {
+            println!("{}", lang.pick("Kop surat:", "Letterhead:"));
+            for line in &letterhead.lines {
+                println!("  {line}");
+            }
+            if let Some(logo) = &letterhead.logo {
+                println!(
+                    "  {} {}, {} {}",
+                    lang.pick("Logo:", "Logo:"),
+                    logo.media_type,
+                    logo.bytes.len(),
+                    lang.pick("bita", "bytes")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The lines as given, trimmed; an empty, overlong or excessive line is refused.
+fn letterhead_lines(lines: Vec<String>) -> anyhow::Result<Vec<String>> {
+    if lines.len() > LETTERHEAD_MAX_LINES {
+        return Err(UsageError::new(
+            format!("kop surat paling banyak {LETTERHEAD_MAX_LINES} baris"),
+            format!("a letterhead has at most {LETTERHEAD_MAX_LINES} lines"),
+        )
+        .into());
+    }
+    lines
+        .into_iter()
+        .map(|line| {
+            let line = line.trim().to_string();
+            if line.is_empty() || line.chars().count() > LETTERHEAD_MAX_CHARS {
+                return Err(UsageError::new(
+                    format!("setiap --line harus berisi 1–{LETTERHEAD_MAX_CHARS} karakter"),
+                    format!("each --line must hold 1–{LETTERHEAD_MAX_CHARS} characters"),
+                )
+                .into());
+            }
+            Ok(line)
+        })
+        .collect()
+}
+
+/// Reads a logo file; its media type comes from its first bytes, not its name.
+fn read_logo(path: &Path) -> anyhow::Result<jejak_server::report::Logo> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        UsageError::new(
+            format!("logo {} tidak dapat dibaca: {e}", path.display()),
+            format!("cannot read the logo {}: {e}", path.display()),
+        )
+    })?;
+    let media_type = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "image/jpeg"
+    } else {
+        return Err(UsageError::new(
+            format!("logo {} bukan berkas PNG atau JPEG", path.display()),
+            format!("the logo {} is not a PNG or JPEG file", path.display()),
+        )
+        .into());
+    };
+    if bytes.len() > LOGO_MAX_BYTES {
+        return Err(UsageError::new(
+            format!(
+                "logo {} terlalu besar ({} KiB); paling besar {} KiB",
+                path.display(),
+                bytes.len() / 1024,
+                LOGO_MAX_BYTES / 1024
+            ),
+            format!(
+                "the logo {} is too large ({} KiB); at most {} KiB",
+                path.display(),
+                bytes.len() / 1024,
+                LOGO_MAX_BYTES / 1024
+            ),
+        )
+        .into());
+    }
+    Ok(jejak_server::report::Logo {
+        media_type: media_type.to_string(),
+        bytes,
+    })
 }
 
 fn usage(e: jejak_server::EnrollError) -> anyhow::Error {
