@@ -1,0 +1,357 @@
+//! `jejak report` over HTTP and `jejak server letterhead`, end to end: the real `jejak`
+//! binary, a real `jejak server run` process, a real SQLite database with a month of
+//! sessions posted through the batch endpoint.
+//!
+//! The report fetched from the API (`--server URL --token …`) must be the report read
+//! from the database (`--database …`): the same JSON apart from the generation time,
+//! the same CSV byte for byte. The letterhead set with `jejak server letterhead` must be
+//! on both, and the refusals (no token, a device token, an unknown library, a server
+//! that is not there) must be clear messages with their exit codes.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chrono::{Datelike, Months, NaiveDate, TimeZone, Utc};
+use jejak_domain::{LibraryCode, PcCode};
+use jejak_server::bench::{self, SimPc};
+use serde_json::Value;
+use support::{COMMAND_DEADLINE, ChildGuard, Run, bare_command, run_command};
+use uuid::Uuid;
+
+const KOP: &str = "PEMERINTAH KABUPATEN BANYUMAS";
+
+/// `jejak --lang LANG [--format FORMAT] ARGS…`.
+fn jejak(lang: &str, format: Option<&str>, args: &[&str]) -> Run {
+    let mut command = bare_command();
+    command.args(["--lang", lang]);
+    if let Some(format) = format {
+        command.args(["--format", format]);
+    }
+    command.args(args);
+    // The environment must not lend a server or token to the database runs.
+    command
+        .env_remove("JEJAK_SERVER_URL")
+        .env_remove("JEJAK_STAFF_TOKEN");
+    run_command(command, COMMAND_DEADLINE)
+}
+
+/// `jejak server --database sqlite:DB ARGS…` with JSON output.
+fn server_json(db: &Path, args: &[&str]) -> Value {
+    let database = format!("sqlite:{}", db.display());
+    let mut all = vec!["server", "--database", &database];
+    all.extend(args);
+    jejak("en", Some("json"), &all).ok().json()
+}
+
+/// `jejak server run --listen 127.0.0.1:0` as a child process, and its URL.
+fn spawn_server(db: &Path) -> (ChildGuard, String) {
+    let mut command = bare_command();
+    command
+        .args(["--lang", "en", "server", "--database"])
+        .arg(format!("sqlite:{}", db.display()))
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard::spawn(&mut command);
+    let stderr = child.child_mut().stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(at) = line.find("http://") {
+                let url = line[at..].split_whitespace().next().unwrap().to_string();
+                let _ = tx.send(url);
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server says where it listens");
+    (child, url)
+}
+
+/// Posts `sessions` simulated sessions of one PC from the first day of `month` on,
+/// through the batch endpoint as plain JSON.
+fn post_month(url: &str, token: &str, library: &str, pc: &str, month: NaiveDate, seed: u64) {
+    let sim = SimPc {
+        library: LibraryCode::parse(library).unwrap(),
+        pc: PcCode::parse(pc).unwrap(),
+        epoch: Uuid::new_v4(),
+        clock_error_ms: 0,
+    };
+    let first_day = Utc
+        .from_utc_datetime(&month.and_hms_opt(0, 0, 0).unwrap())
+        .to_utc();
+    let log = bench::simulate(&sim, 30, first_day, seed);
+    let batches = bench::batches(&sim, &log, 100, Utc::now());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        for batch in batches {
+            let response = http
+                .post(format!("{url}/api/v1/batches"))
+                .bearer_auth(token)
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(&batch).unwrap())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            assert!(
+                status.is_success(),
+                "{status}: {}",
+                response.text().await.unwrap()
+            );
+        }
+    });
+}
+
+/// The JSON report without its generation time, the only thing two runs differ in.
+fn without_time(run: &Run) -> Value {
+    let mut report = run.json();
+    report.as_object_mut().unwrap().remove("generated_at");
+    report
+}
+
+#[test]
+fn report_over_http_is_the_report_from_the_database_with_the_letterhead() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let database = format!("sqlite:{}", db.display());
+
+    server_json(&db, &["init"]);
+    for library in ["dermaji", "karangsari"] {
+        server_json(
+            &db,
+            &["add-library", library, "--name", "Perpustakaan Desa"],
+        );
+    }
+    let dermaji = server_json(
+        &db,
+        &["add-device", "--library", "dermaji", "--pc", "pc-01"],
+    );
+    let karangsari = server_json(
+        &db,
+        &["add-device", "--library", "karangsari", "--pc", "pc-01"],
+    );
+    let staff = server_json(&db, &["add-staff", "dinas"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let device = dermaji["token"].as_str().unwrap().to_string();
+
+    // The letterhead: none yet, then two lines.
+    assert_eq!(server_json(&db, &["letterhead"])["letterhead"], Value::Null);
+    let set = server_json(
+        &db,
+        &[
+            "letterhead",
+            "--line",
+            KOP,
+            "--line",
+            "DINAS ARSIP DAN PERPUSTAKAAN",
+        ],
+    );
+    assert_eq!(set["letterhead"]["lines"][0], KOP);
+    let shown = jejak(
+        "id",
+        None,
+        &["server", "--database", &database, "letterhead"],
+    )
+    .ok();
+    assert!(shown.stdout.contains(KOP), "{}", shown.stdout);
+    let empty_line = jejak(
+        "en",
+        None,
+        &[
+            "server",
+            "--database",
+            &database,
+            "letterhead",
+            "--line",
+            " ",
+        ],
+    )
+    .expect_code(2);
+    assert!(
+        empty_line.stderr.contains("--line"),
+        "{}",
+        empty_line.stderr
+    );
+
+    // Last month's sessions, through the real server.
+    let today = Utc::now().date_naive();
+    let month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).unwrap() - Months::new(1);
+    let month_text = month.format("%Y-%m").to_string();
+    let (mut server, url) = spawn_server(&db);
+    post_month(&url, &device, "dermaji", "pc-01", month, 1);
+    post_month(
+        &url,
+        karangsari["token"].as_str().unwrap(),
+        "karangsari",
+        "pc-01",
+        month,
+        2,
+    );
+
+    let reports: [Vec<&str>; 4] = [
+        vec!["district", "--month", &month_text],
+        vec!["village", "--month", &month_text, "--library", "dermaji"],
+        vec!["year", "--year", &month_text[..4]],
+        vec!["village", "--month", &month_text, "--library", "karangsari"],
+    ];
+    let over_http = |lang: &str, format: &str, report: &[&str]| {
+        let mut args = vec!["report", "--server", &url, "--token", &staff];
+        args.extend(report);
+        jejak(lang, Some(format), &args).ok()
+    };
+    let mut fetched = Vec::new();
+    for report in &reports {
+        for lang in ["id", "en"] {
+            fetched.push((
+                without_time(&over_http(lang, "json", report)),
+                over_http(lang, "csv", report).stdout,
+            ));
+        }
+    }
+    // The district matrix has both libraries' 60 sessions in its total row.
+    let matrix = &fetched[0].0["sections"][0];
+    let sessions = matrix["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c["key"] == "sessions")
+        .unwrap();
+    let rows = matrix["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "two libraries and the total: {matrix}");
+    assert_eq!(rows[2]["cells"][sessions], 60, "{matrix}");
+    let html = over_http("id", "html", &reports[0]).stdout;
+    assert!(html.contains(KOP), "the letterhead is on the page");
+    let suppressed = {
+        let mut args = vec!["report", "--server", &url, "--token", &staff];
+        args.extend(&reports[1]);
+        args.extend(["--suppress-below", "5"]);
+        without_time(&jejak("id", Some("json"), &args).ok())
+    };
+    assert_eq!(suppressed["suppressed_below"], 5);
+
+    // The environment works as well as the options.
+    let mut command = bare_command();
+    command
+        .args(["--format", "json", "report"])
+        .args(&reports[0])
+        .env("JEJAK_SERVER_URL", &url)
+        .env("JEJAK_STAFF_TOKEN", &staff);
+    let from_env = run_command(command, COMMAND_DEADLINE).ok();
+    assert_eq!(without_time(&from_env), fetched[0].0);
+
+    // Refusals, in the reader's language.
+    let district = ["district", "--month", month_text.as_str()];
+    let mut no_token = vec!["report", "--server", &url];
+    no_token.extend(district);
+    let refused = jejak("id", None, &no_token).expect_code(2);
+    assert!(refused.stderr.contains("--token"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("jejak server add-staff"),
+        "{}",
+        refused.stderr
+    );
+
+    let mut as_device = vec!["report", "--server", &url, "--token", &device];
+    as_device.extend(district);
+    let refused = jejak("en", None, &as_device).expect_code(2);
+    assert!(refused.stderr.contains("403"), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("use a staff token from `jejak server add-staff`"),
+        "{}",
+        refused.stderr
+    );
+    let refused = jejak("id", None, &as_device).expect_code(2);
+    assert!(
+        refused.stderr.contains("pakai token staf"),
+        "{}",
+        refused.stderr
+    );
+
+    let mut wrong_token = vec!["report", "--server", &url, "--token", "jejak_staff_nope"];
+    wrong_token.extend(district);
+    let refused = jejak("en", None, &wrong_token).expect_code(2);
+    assert!(refused.stderr.contains("401"), "{}", refused.stderr);
+
+    let mut unknown = vec!["report", "--server", &url, "--token", &staff];
+    unknown.extend(["village", "--month", &month_text, "--library", "tidakada"]);
+    let refused = jejak("en", None, &unknown).expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("library 'tidakada' is not registered"),
+        "{}",
+        refused.stderr
+    );
+
+    let mut bad_year = vec!["report", "--server", &url, "--token", &staff];
+    bad_year.extend(["year", "--year", "1800"]);
+    let refused = jejak("en", None, &bad_year).expect_code(2);
+    assert!(
+        refused.stderr.contains("the server answered 400"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("YYYY"), "{}", refused.stderr);
+
+    server.signal("TERM");
+    assert!(
+        server
+            .wait_deadline(COMMAND_DEADLINE)
+            .is_some_and(|s| s.success()),
+        "the server stops cleanly"
+    );
+
+    // The server is gone: the CLI says it cannot reach it.
+    let gone = jejak("id", None, &as_device).expect_code(1);
+    assert!(
+        gone.stderr.contains("tidak dapat dihubungi"),
+        "{}",
+        gone.stderr
+    );
+
+    // The same reports from the database.
+    let mut index = 0;
+    for report in &reports {
+        for lang in ["id", "en"] {
+            let mut args = vec!["report", "--database", &database];
+            args.extend(report);
+            let json = without_time(&jejak(lang, Some("json"), &args).ok());
+            let csv = jejak(lang, Some("csv"), &args).ok().stdout;
+            let (http_json, http_csv) = &fetched[index];
+            assert_eq!(&json, http_json, "{report:?} {lang}: JSON over HTTP");
+            assert_eq!(&csv, http_csv, "{report:?} {lang}: CSV over HTTP");
+            assert_eq!(json["letterhead"]["lines"][0], KOP);
+            index += 1;
+        }
+    }
+    let mut args = vec!["report", "--database", &database];
+    args.extend(&reports[0]);
+    let page = jejak("id", Some("html"), &args).ok().stdout;
+    assert!(page.contains(KOP));
+
+    // Cleared, the letterhead leaves the reports.
+    assert_eq!(
+        server_json(&db, &["letterhead", "--clear"])["letterhead"],
+        Value::Null
+    );
+    let page = jejak("id", Some("html"), &args).ok().stdout;
+    assert!(!page.contains(KOP));
+}
