@@ -661,7 +661,9 @@ async fn write_reports(
     use jejak_server::report::{
         Letterhead, RenderOptions, district_monthly, render_html, render_xlsx, village_monthly,
     };
-    let facts = store.month_facts(month, None).await?;
+    let facts = store
+        .month_facts(month, None, jejak_server::report::FactsDetail::Breakdowns)
+        .await?;
     let due = month + Duration::days(days_in_month(month) as i64);
     let letterhead = Letterhead {
         lines: vec![

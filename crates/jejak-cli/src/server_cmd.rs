@@ -81,6 +81,13 @@ enum ServerCommand {
     },
     /// List libraries and enrolled PCs.
     List,
+    /// Recount the report rollups from the stored sessions and pc events and compare;
+    /// exits 1 when they differ. `--repair` replaces them with the recount.
+    CheckRollups {
+        /// Replace the rollups with the recount (after showing the differences).
+        #[arg(long)]
+        repair: bool,
+    },
     /// Ingest a USB bundle and write its acknowledgement file.
     Import {
         file: PathBuf,
@@ -206,6 +213,9 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
         }
         ServerCommand::Letterhead { lines, logo, clear } => {
             letterhead(ctx, store.as_ref(), lines, logo.as_deref(), clear).await?;
+        }
+        ServerCommand::CheckRollups { repair } => {
+            return check_rollups(ctx, store.as_ref(), repair).await;
         }
         ServerCommand::List => {
             let libraries = store.libraries().await?;
@@ -540,4 +550,69 @@ pub async fn import_bundle(
     std::fs::write(ack_path, ack.to_bytes())
         .with_context(|| format!("cannot write {}", ack_path.display()))?;
     Ok(summary)
+}
+
+/// `jejak server check-rollups [--repair]`.
+async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> anyhow::Result<()> {
+    let lang = ctx.lang;
+    let found = store.check_rollups().await?;
+    if ctx.json {
+        output::print_json(&found)?;
+    } else {
+        for difference in &found.described {
+            println!("  {difference}");
+        }
+        if found.is_consistent() {
+            println!(
+                "{}",
+                lang.pick(
+                    &format!(
+                        "Rollup sesuai dengan hitung ulang dari data mentah ({} baris).",
+                        found.rows_checked
+                    ),
+                    &format!(
+                        "The rollups equal a recount from the raw rows ({} rows).",
+                        found.rows_checked
+                    ),
+                )
+            );
+        } else {
+            println!(
+                "{}",
+                lang.pick(
+                    &format!(
+                        "{} baris rollup berbeda dari hitung ulang.",
+                        found.differences
+                    ),
+                    &format!("{} rollup rows differ from the recount.", found.differences),
+                )
+            );
+        }
+    }
+    if found.is_consistent() {
+        return Ok(());
+    }
+    if repair {
+        store.rebuild_rollups().await?;
+        let again = store.check_rollups().await?;
+        if again.is_consistent() {
+            eprintln!(
+                "{}",
+                lang.pick(
+                    "Rollup diganti dengan hitung ulang.",
+                    "The rollups were replaced with the recount."
+                )
+            );
+            return Ok(());
+        }
+    } else if !ctx.json {
+        eprintln!(
+            "{}",
+            lang.pick(
+                "Jalankan `jejak server check-rollups --repair` untuk menggantinya dengan hitung ulang.",
+                "Run `jejak server check-rollups --repair` to replace them with the recount."
+            )
+        );
+    }
+    Err(crate::errors::SilentExit(1).into())
 }

@@ -325,6 +325,24 @@ impl StoredEvent {
     }
 }
 
+/// What `check-rollups` found: the stored rollups against a recount from the raw rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollupCheck {
+    /// Rollup rows the recount produced.
+    pub rows_checked: u64,
+    /// Rows that differ (or exist on one side only).
+    pub differences: u64,
+    /// The first differences, described for people.
+    pub described: Vec<String>,
+}
+
+impl RollupCheck {
+    /// Whether the rollups equal the recount.
+    pub fn is_consistent(&self) -> bool {
+        self.differences == 0
+    }
+}
+
 /// A failure of the storage itself (not of the request): the caller answers 5xx and the
 /// client retries the same batch later.
 #[derive(Debug, thiserror::Error)]
@@ -540,15 +558,17 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
     /// What the server holds for a device.
     async fn device_state(&self, device: &DeviceRef) -> Result<DeviceState, StoreError>;
 
-    /// A month's usage facts for reports, aggregated by the store (not row by row): per
-    /// library (all, or only `library`) and PC, public sessions grouped by local start
-    /// day and profile, plus open days, unique users and last batches. `month` is any
-    /// day of the month (normally the first). See [`crate::report::facts`] for the
-    /// rules. An unknown `library` gives no libraries.
+    /// A month's usage facts for reports, read from the rollups (never row by row): per
+    /// library (all, or only `library`) and PC, public use per local day, open days,
+    /// unique users, uptime and last batches, and with [`crate::report::FactsDetail::Profiles`]
+    /// the sessions per profile. `month` is any day of the month (normally the first).
+    /// See [`crate::report::facts`] for the rules. An unknown `library` gives no
+    /// libraries.
     async fn month_facts(
         &self,
         month: chrono::NaiveDate,
         library: Option<&LibraryCode>,
+        detail: crate::report::FactsDetail,
     ) -> Result<crate::report::MonthFacts, StoreError>;
 
     /// Per PC, how many sessions are still open that started before `started_before`
@@ -557,6 +577,14 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
         &self,
         started_before: DateTime<Utc>,
     ) -> Result<Vec<(LibraryCode, PcCode, u64)>, StoreError>;
+
+    /// Recounts the rollups from the raw rows and compares them with the stored ones
+    /// (`jejak server check-rollups`). Reads everything: for checks, not for requests.
+    async fn check_rollups(&self) -> Result<RollupCheck, StoreError>;
+
+    /// Replaces the stored rollups with a recount from the raw rows, in one transaction
+    /// (`jejak server check-rollups --repair`).
+    async fn rebuild_rollups(&self) -> Result<(), StoreError>;
 
     /// The district's letterhead (kop) for printed reports, when one was set.
     async fn letterhead(&self) -> Result<Option<crate::report::Letterhead>, StoreError>;

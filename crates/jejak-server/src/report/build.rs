@@ -18,13 +18,13 @@
 //! - Data completeness is the share of sessions with a gender other than X, a known age
 //!   group and at least one purpose.
 //! - A library is flagged in the district matrix when its last batch is more than 14
-//!   days before `today` (in its zone), or when it never sent one. Internet uptime is not
-//!   computed yet, so it flags nothing.
+//!   days before `today` (in its zone), or when it never sent one, and otherwise when
+//!   its internet was up less than half of its PCs' powered time.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use jejak_domain::{AgeGroup, Gender, Lang, LibraryCode, Purpose, Zone};
 
-use super::facts::{FactGroup, LibraryFacts, MonthFacts, PcFacts, month_bounds};
+use super::facts::{Breakdown, DayFacts, LibraryFacts, MonthFacts, PcFacts, month_bounds};
 use super::model::{Cell, Column, ColumnKind, Flag, Report, Row, Table, Text};
 
 /// Assumed opening minutes per open day (7 hours).
@@ -44,18 +44,16 @@ struct Sum {
 }
 
 impl Sum {
-    fn add(&mut self, g: &FactGroup) {
-        self.sessions += g.sessions;
-        self.persons += g.persons;
-        self.seconds += g.seconds;
-        self.kib += g.kib;
-        self.online += g.online_seconds;
-        if g.gender != Gender::X && g.age_group != AgeGroup::Unknown && !g.purposes.is_empty() {
-            self.complete += g.sessions;
-        }
+    fn add(&mut self, d: &DayFacts) {
+        self.sessions += d.sessions;
+        self.persons += d.persons;
+        self.seconds += d.seconds;
+        self.kib += d.kib;
+        self.online += d.online_seconds;
+        self.complete += d.complete;
     }
 
-    fn of<'a>(groups: impl IntoIterator<Item = &'a FactGroup>) -> Sum {
+    fn of<'a>(groups: impl IntoIterator<Item = &'a DayFacts>) -> Sum {
         let mut sum = Sum::default();
         for g in groups {
             sum.add(g);
@@ -158,10 +156,10 @@ fn counted_pcs(lib: &LibraryFacts) -> Vec<&jejak_domain::PcCode> {
     let mut pcs: Vec<&jejak_domain::PcCode> = lib
         .pcs
         .iter()
-        .filter(|p| p.active || lib.groups.iter().any(|g| g.pc == p.pc))
+        .filter(|p| p.active || lib.days.iter().any(|g| g.pc == p.pc))
         .map(|p| &p.pc)
         .collect();
-    for g in &lib.groups {
+    for g in &lib.days {
         if !pcs.contains(&&g.pc) {
             pcs.push(&g.pc);
         }
@@ -230,7 +228,7 @@ pub fn village_monthly(
     let (first, next) = month_bounds(facts.month);
     let pcs = counted_pcs(lib);
     let days = lib.open_days.len();
-    let all = Sum::of(&lib.groups);
+    let all = Sum::of(&lib.days);
     let month = month_text(first);
     let last_sync = date_of_ms(lib.last_batch_ms, lib.timezone);
 
@@ -335,7 +333,11 @@ pub fn village_monthly(
     let mut age_total = [0u64; 3];
     for age in AgeGroup::ALL {
         let mut cells = [0u64; 3];
-        for g in lib.groups.iter().filter(|g| g.age_group == *age) {
+        for g in lib
+            .breakdowns
+            .iter()
+            .filter(|g| g.by == Breakdown::Age(*age))
+        {
             cells[gender_index(g.gender)] += g.sessions;
             age_total[gender_index(g.gender)] += g.sessions;
         }
@@ -370,7 +372,11 @@ pub fn village_monthly(
     let mut by_purpose = Vec::new();
     for purpose in Purpose::ALL {
         let mut cells = [0u64; 3];
-        for g in lib.groups.iter().filter(|g| g.purposes.contains(purpose)) {
+        for g in lib
+            .breakdowns
+            .iter()
+            .filter(|g| g.by == Breakdown::Purpose(*purpose))
+        {
             cells[gender_index(g.gender)] += g.sessions;
         }
         let mut row = gender_cells(purpose.label(lang).to_string(), cells);
@@ -396,7 +402,7 @@ pub fn village_monthly(
     let mut daily_rows = Vec::new();
     let mut day = first;
     while day < next {
-        let sum = Sum::of(lib.groups.iter().filter(|g| g.day == day));
+        let sum = Sum::of(lib.days.iter().filter(|g| g.day == day));
         let open = lib.open_days.contains(&day);
         daily_rows.push(Row::new(vec![
             Cell::text(day.format("%Y-%m-%d").to_string()),
@@ -426,7 +432,7 @@ pub fn village_monthly(
 
     let mut pc_rows = Vec::new();
     for pc in &pcs {
-        let sum = Sum::of(lib.groups.iter().filter(|g| &&g.pc == pc));
+        let sum = Sum::of(lib.days.iter().filter(|g| &&g.pc == pc));
         let last = lib
             .pcs
             .iter()
@@ -484,8 +490,8 @@ pub fn village_monthly(
             Text::same(format!("{} ({})", lib.name, lib.code.as_str())),
             month,
             Text::new(
-                "Sesi petugas tidak dihitung; sesi dihitung pada tanggal mulainya (waktu setempat); pemanfaatan PC mengasumsikan buka 7 jam sehari.",
-                "Staff sessions excluded; a session counts on its local start day; PC use rate assumes 7 opening hours a day.",
+                "Sesi petugas tidak dihitung; sesi dihitung pada tanggal mulainya (waktu setempat), jam dan data dibagi ke hari yang dilaluinya; pemanfaatan PC mengasumsikan buka 7 jam sehari.",
+                "Staff sessions excluded; a session counts on its local start day, its hours and data are split over the days it spans; PC use rate assumes 7 opening hours a day.",
             ),
         ],
         letterhead: Default::default(),
@@ -512,16 +518,18 @@ pub fn district_monthly(
     for lib in &facts.libraries {
         let pcs = counted_pcs(lib).len();
         let days = lib.open_days.len();
-        let sum = Sum::of(&lib.groups);
+        let sum = Sum::of(&lib.days);
         let mut gender = [0u64; 3];
-        for g in &lib.groups {
-            gender[gender_index(g.gender)] += g.sessions;
-            t_gender[gender_index(g.gender)] += g.sessions;
+        for d in &lib.days {
+            gender[0] += d.men;
+            gender[1] += d.women;
         }
+        t_gender[0] += gender[0];
+        t_gender[1] += gender[1];
         t_pcs += pcs;
         t_pc_days += pcs * days;
-        for g in &lib.groups {
-            t_sum.add(g);
+        for d in &lib.days {
+            t_sum.add(d);
         }
         let last = date_of_ms(lib.last_batch_ms, lib.timezone);
         let row = Row::new(vec![
@@ -754,8 +762,8 @@ pub fn period_report(
                 m.libraries
                     .iter()
                     .filter(|l| &l.code == code)
-                    .flat_map(|l| &l.groups)
-                    .map(|g| g.sessions)
+                    .flat_map(|l| &l.days)
+                    .map(|d| d.sessions)
                     .sum()
             })
             .collect()
@@ -785,18 +793,23 @@ pub fn period_report(
             .iter()
             .flat_map(|m| &m.libraries)
             .filter(|l| &l.code == code)
-            .flat_map(|l| &l.groups);
+            .flat_map(|l| &l.breakdowns);
+        // Every session is in exactly one age cell, so the age cells give the total,
+        // the women and the youth; UMKM is the economy purpose's cells.
         let mut target = [0u64; 4];
         for g in groups {
-            target[0] += g.sessions;
-            if g.gender == Gender::P {
-                target[1] += g.sessions;
-            }
-            if g.age_group == AgeGroup::Pemuda {
-                target[2] += g.sessions;
-            }
-            if g.purposes.contains(&Purpose::Ekonomi) {
-                target[3] += g.sessions;
+            match g.by {
+                Breakdown::Age(age) => {
+                    target[0] += g.sessions;
+                    if g.gender == Gender::P {
+                        target[1] += g.sessions;
+                    }
+                    if age == AgeGroup::Pemuda {
+                        target[2] += g.sessions;
+                    }
+                }
+                Breakdown::Purpose(Purpose::Ekonomi) => target[3] += g.sessions,
+                Breakdown::Purpose(_) => {}
             }
         }
         for (total, n) in group_totals.iter_mut().zip(target) {
@@ -1109,7 +1122,7 @@ fn target_cells(label: Cell, [sessions, women, youth, umkm]: [u64; 4]) -> Vec<Ce
 #[cfg(test)]
 mod period_tests {
     use super::*;
-    use crate::report::FactGroup;
+    use crate::report::{BreakdownFacts, DayFacts};
 
     fn facts(month: (i32, u32), libraries: &[(&str, u64)]) -> MonthFacts {
         let month = NaiveDate::from_ymd_opt(month.0, month.1, 1).unwrap();
@@ -1125,19 +1138,41 @@ mod period_tests {
                     open_days: Vec::new(),
                     unique_users: 0,
                     last_batch_ms: None,
-                    groups: vec![FactGroup {
+                    days: vec![DayFacts {
                         pc: jejak_domain::PcCode::parse("pc-01").unwrap(),
                         day: month,
-                        user_kind: jejak_domain::UserKind::Anggota,
-                        gender: Gender::P,
-                        age_group: AgeGroup::Pemuda,
-                        purposes: vec![Purpose::Ekonomi, Purpose::Pendidikan],
                         sessions: *sessions,
                         persons: *sessions,
                         seconds: 0,
                         kib: 0,
                         online_seconds: 0,
+                        complete: *sessions,
+                        men: 0,
+                        women: *sessions,
                     }],
+                    breakdowns: vec![
+                        BreakdownFacts {
+                            by: Breakdown::Age(AgeGroup::Pemuda),
+                            user_kind: jejak_domain::UserKind::Anggota,
+                            gender: Gender::P,
+                            sessions: *sessions,
+                            persons: *sessions,
+                        },
+                        BreakdownFacts {
+                            by: Breakdown::Purpose(Purpose::Ekonomi),
+                            user_kind: jejak_domain::UserKind::Anggota,
+                            gender: Gender::P,
+                            sessions: *sessions,
+                            persons: *sessions,
+                        },
+                        BreakdownFacts {
+                            by: Breakdown::Purpose(Purpose::Pendidikan),
+                            user_kind: jejak_domain::UserKind::Anggota,
+                            gender: Gender::P,
+                            sessions: *sessions,
+                            persons: *sessions,
+                        },
+                    ],
                 })
                 .collect(),
         }
@@ -1226,7 +1261,8 @@ mod uptime_flag_tests {
             open_days: vec![month],
             unique_users: 0,
             last_batch_ms: Some(1_793_500_000_000),
-            groups: Vec::new(),
+            days: Vec::new(),
+            breakdowns: Vec::new(),
         };
         let facts = MonthFacts {
             month,

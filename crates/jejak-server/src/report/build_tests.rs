@@ -340,7 +340,14 @@ async fn golden_month_every_cell() {
     .await;
 
     let month = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
-    let facts = store.month_facts(month, Some(&dermaji)).await.unwrap();
+    let facts = store
+        .month_facts(
+            month,
+            Some(&dermaji),
+            crate::report::FactsDetail::Breakdowns,
+        )
+        .await
+        .unwrap();
     assert_eq!(facts.libraries.len(), 1);
     let report = village_monthly(&facts, &dermaji, Lang::Id, sync_at).unwrap();
     assert_eq!(report.id, "laporan-bulanan-dermaji-2026-10");
@@ -471,7 +478,10 @@ async fn golden_month_every_cell() {
 
     // The district matrix: the silent library is flagged, dermaji only 3 days after its
     // last batch is not, 20 days after it is.
-    let all = store.month_facts(month, None).await.unwrap();
+    let all = store
+        .month_facts(month, None, crate::report::FactsDetail::Breakdowns)
+        .await
+        .unwrap();
     assert_eq!(all.libraries.len(), 2);
     let today = NaiveDate::from_ymd_opt(2026, 11, 5).unwrap();
     let matrix = district_monthly(&all, today, sync_at);

@@ -1,20 +1,19 @@
-//! What the report builders read: a month's counts per library, PC, local day and
-//! profile, aggregated by the store ([`crate::ServerStore::month_facts`]).
+//! What the report builders read: a month's rollups per library, PC and local day, and
+//! per library and profile ([`crate::ServerStore::month_facts`]). The rules that fill
+//! the rollups (local days, sessions split across midnight, staff excluded, uptime from
+//! the pc events) are stated in `rollup.rs`; in short:
 //!
-//! Rules (computed from raw sessions for now; rollups come later):
-//!
-//! - A session belongs to the local day (the library's zone: WIB +7, WITA +8, WIT +9)
-//!   on which it *started*, whole; a session crossing midnight or a month end is not
-//!   split. Open sessions count with the duration known so far.
+//! - A session counts once, on the local day (the library's zone: WIB +7, WITA +8,
+//!   WIT +9) on which it started; its hours, online time and data are split over the
+//!   days it spans. Open sessions count with the duration known so far.
 //! - Staff sessions (`user_kind = staf`) are excluded from every count, except that a
 //!   staff session still makes a day "open".
 //! - A day is open when a session (of anyone) started or a PC booted on it.
 //! - Unique users are the distinct patron keys of the month's public sessions: sessions
 //!   without a key are not in that count.
-//! - Internet uptime is not computed yet (it needs the pc events paired in time order).
 
 use chrono::NaiveDate;
-use jejak_domain::{AgeGroup, Gender, LibraryCode, PcCode, PcEventKind, Purpose, UserKind, Zone};
+use jejak_domain::{AgeGroup, Gender, LibraryCode, PcCode, Purpose, UserKind, Zone};
 use serde::Serialize;
 
 /// A month's facts for one or all libraries.
@@ -50,8 +49,20 @@ pub struct LibraryFacts {
     pub unique_users: u64,
     /// The latest batch any of its PCs sent, Unix ms.
     pub last_batch_ms: Option<i64>,
-    /// Public sessions grouped by PC, local day and profile.
-    pub groups: Vec<FactGroup>,
+    /// Public use per PC and local day (days without public use are left out).
+    pub days: Vec<DayFacts>,
+    /// Public sessions by age group and by purpose, user kind and gender; empty unless
+    /// asked for ([`FactsDetail`]).
+    pub breakdowns: Vec<BreakdownFacts>,
+}
+
+/// How much [`crate::ServerStore::month_facts`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactsDetail {
+    /// Days and PCs only: what the district matrix needs.
+    Days,
+    /// Also the breakdowns by age group and purpose, for the cross tables.
+    Breakdowns,
 }
 
 /// One PC of a library.
@@ -63,7 +74,7 @@ pub struct PcFacts {
     pub active: bool,
     /// Its latest batch, Unix ms.
     pub last_batch_ms: Option<i64>,
-    /// Seconds of the month the PC was known to be on (see [`uptime`]).
+    /// Seconds of the month the PC was known to be on (from its pc events).
     pub powered_seconds: u64,
     /// Of those, the seconds the connectivity probe found the internet up.
     pub internet_up_seconds: u64,
@@ -71,90 +82,58 @@ pub struct PcFacts {
 
 /// The longest silence that still counts as "on": the agent writes a heartbeat event
 /// every 15 minutes, so a PC not heard from for longer had lost power (or its agent).
+/// The uptime rule that uses it is in `rollup.rs`.
 pub const MAX_SILENCE_MS: i64 = 20 * 60 * 1000;
 
-/// Powered and internet-up seconds of one PC from its pc events in time order. Between
-/// two events the PC counts as on if the first was not a shutdown, for at most
-/// [`MAX_SILENCE_MS`]; the internet counts as up from an `internet_up` until an
-/// `internet_down`, a boot (the probe has not spoken yet) or a shutdown.
-pub fn uptime(events: &[(PcEventKind, i64)]) -> (u64, u64) {
-    let (mut powered, mut up) = (0i64, 0i64);
-    let mut link_up = false;
-    for pair in events.windows(2) {
-        let ((kind, at), (_, next)) = (pair[0], pair[1]);
-        match kind {
-            PcEventKind::InternetUp => link_up = true,
-            PcEventKind::InternetDown | PcEventKind::Boot => link_up = false,
-            _ => {}
-        }
-        if kind == PcEventKind::Shutdown {
-            link_up = false;
-            continue;
-        }
-        let span = (next - at).clamp(0, MAX_SILENCE_MS);
-        powered += span;
-        if link_up {
-            up += span;
-        }
-    }
-    ((powered / 1000) as u64, (up / 1000) as u64)
-}
-
-#[cfg(test)]
-mod uptime_tests {
-    use super::*;
-
-    const MIN: i64 = 60_000;
-
-    #[test]
-    fn uptime_counts_powered_time_and_the_link_within_it() {
-        use PcEventKind::*;
-        let events = [
-            (Boot, 0),
-            (InternetUp, MIN),
-            (Heartbeat, 15 * MIN),
-            (InternetDown, 25 * MIN),
-            (Heartbeat, 30 * MIN),
-            (Shutdown, 40 * MIN),
-            // Off overnight: nothing counts until the next boot.
-            (Boot, 600 * MIN),
-            (InternetUp, 601 * MIN),
-            // A power cut: heard of last here, an hour of silence counts 20 minutes.
-            (Heartbeat, 610 * MIN),
-            (Boot, 700 * MIN),
-        ];
-        let (powered, up) = uptime(&events);
-        assert_eq!(powered, (40 + 1 + 9 + 20) * 60);
-        assert_eq!(up, (24 + 9 + 20) * 60);
-        assert_eq!(uptime(&[(Boot, 0)]), (0, 0));
-    }
-}
-
-/// Public sessions sharing a PC, a local start day and a profile.
+/// Public use of one PC on one local day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FactGroup {
+pub struct DayFacts {
     /// The PC.
     pub pc: PcCode,
-    /// The local day the sessions started on.
+    /// The local day.
     pub day: NaiveDate,
+    /// Sessions started on the day.
+    pub sessions: u64,
+    /// Their persons (the sum of group sizes).
+    pub persons: u64,
+    /// Seconds of use falling on the day.
+    pub seconds: u64,
+    /// Traffic received + sent falling on the day, KiB.
+    pub kib: u64,
+    /// Seconds of use with the internet up.
+    pub online_seconds: u64,
+    /// Sessions started with gender, age group and a purpose stated.
+    pub complete: u64,
+    /// Sessions started by men (L).
+    pub men: u64,
+    /// Sessions started by women (P).
+    pub women: u64,
+}
+
+/// Which cross table a [`BreakdownFacts`] belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Breakdown {
+    /// Age × gender: sessions of this age group.
+    Age(AgeGroup),
+    /// Purpose × gender: sessions naming this purpose (a session counts once per
+    /// purpose it names).
+    Purpose(Purpose),
+}
+
+/// Public sessions of a library's month in one cell of a cross table, by user kind and
+/// gender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakdownFacts {
+    /// The age group or purpose.
+    pub by: Breakdown,
     /// The user kind (never staff).
     pub user_kind: UserKind,
     /// The gender.
     pub gender: Gender,
-    /// The age group.
-    pub age_group: AgeGroup,
-    /// The purposes (a set; a session with several purposes is one session here).
-    pub purposes: Vec<Purpose>,
     /// How many sessions.
     pub sessions: u64,
     /// How many persons (the sum of group sizes).
     pub persons: u64,
-    /// Their total duration, seconds.
-    pub seconds: u64,
-    /// Their traffic received + sent, KiB.
-    pub kib: u64,
-    /// Their seconds with the internet up.
-    pub online_seconds: u64,
 }
 
 /// A month as a range of days: its first day normalised, and the first day after it.

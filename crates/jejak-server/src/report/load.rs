@@ -7,8 +7,8 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use jejak_domain::{Lang, LibraryCode, Zone};
 
 use super::{
-    MonthFacts, OpsRow, Period, Report, district_monthly, operations_report, period_report,
-    village_monthly,
+    FactsDetail, MonthFacts, OpsRow, Period, Report, district_monthly, operations_report,
+    period_report, village_monthly,
 };
 use crate::store::{ServerStore, StoreError};
 
@@ -61,12 +61,14 @@ pub async fn load(
 ) -> Result<Report, LoadError> {
     let mut report = match request {
         ReportRequest::Village { month, library } => {
-            let facts = store.month_facts(*month, Some(library)).await?;
+            let facts = store
+                .month_facts(*month, Some(library), FactsDetail::Breakdowns)
+                .await?;
             village_monthly(&facts, library, lang, now)
                 .ok_or_else(|| LoadError::UnknownLibrary(library.clone()))?
         }
         ReportRequest::District { month } => {
-            let facts = store.month_facts(*month, None).await?;
+            let facts = store.month_facts(*month, None, FactsDetail::Days).await?;
             district_monthly(&facts, today_wib(now), now)
         }
         ReportRequest::Period(period) => {
@@ -92,7 +94,11 @@ async fn period_facts(
 ) -> Result<Vec<MonthFacts>, StoreError> {
     let mut months = Vec::new();
     for month in period.months() {
-        months.push(store.month_facts(month, None).await?);
+        months.push(
+            store
+                .month_facts(month, None, FactsDetail::Breakdowns)
+                .await?,
+        );
     }
     Ok(months)
 }

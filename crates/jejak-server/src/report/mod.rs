@@ -55,7 +55,10 @@ pub use build::{
     period_report, village_monthly,
 };
 pub use csv::{CsvFile, render_csv, table_csv};
-pub use facts::{FactGroup, LibraryFacts, MAX_SILENCE_MS, MonthFacts, PcFacts, uptime};
+pub use facts::{
+    Breakdown, BreakdownFacts, DayFacts, FactsDetail, LibraryFacts, MAX_SILENCE_MS, MonthFacts,
+    PcFacts,
+};
 pub use html::render_html;
 pub use load::{LoadError, ReportRequest, load, parse_month, parse_quarter, parse_year};
 pub use model::{

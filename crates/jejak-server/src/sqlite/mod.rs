@@ -6,6 +6,7 @@
 //! (`schema.rs`, `write.rs`, `read.rs`), so the PostgreSQL backend writes its own.
 
 mod read;
+mod rollups;
 mod schema;
 mod write;
 mod writer;
@@ -400,9 +401,21 @@ impl ServerStore for SqliteStore {
         &self,
         month: chrono::NaiveDate,
         library: Option<&LibraryCode>,
+        detail: crate::report::FactsDetail,
     ) -> Result<crate::report::MonthFacts, StoreError> {
         let library = library.cloned();
-        self.read(move |conn| read::month_facts(conn, month, library.as_ref()))
+        self.read(move |conn| read::month_facts(conn, month, library.as_ref(), detail))
+            .await
+    }
+
+    async fn check_rollups(&self) -> Result<crate::store::RollupCheck, StoreError> {
+        self.read(rollups::check).await
+    }
+
+    async fn rebuild_rollups(&self) -> Result<(), StoreError> {
+        self.inner
+            .writer
+            .call(|conn: &Connection| rollups::rebuild(conn))
             .await
     }
 

@@ -9,7 +9,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 use crate::codes;
-use crate::report::facts::{FactGroup, LibraryFacts, MonthFacts, PcFacts, month_bounds};
+use crate::report::facts::{
+    Breakdown, BreakdownFacts, DayFacts, FactsDetail, LibraryFacts, MonthFacts, PcFacts,
+    month_bounds,
+};
+use crate::rollup;
 use crate::store::{
     AuthError, DEVICE_TOKEN_PREFIX, DeviceId, DeviceInfo, DeviceRef, DeviceState, EpochState,
     LibraryInfo, Principal, STAFF_TOKEN_PREFIX, StoreError, StoredEvent, StoredSession, token_hash,
@@ -344,16 +348,6 @@ pub(crate) fn events(
     Ok(out)
 }
 
-/// The day number (days since 1970-01-01) as a date.
-fn epoch_day(day: i64) -> Result<chrono::NaiveDate, StoreError> {
-    chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-        .and_then(|d| d.checked_add_signed(chrono::Duration::days(day)))
-        .ok_or_else(|| inconsistent("session day"))
-}
-
-/// A month's facts, aggregated in SQL (see `report::facts` for the rules). One pass
-/// over `sessions_v` groups the public sessions; the open days, unique users and PCs
-/// are small queries of their own. Each library's month is bounded in its own zone.
 /// Per PC, the sessions still open that started before `before_ms`.
 pub(crate) fn long_open_sessions(
     conn: &Connection,
@@ -375,10 +369,13 @@ pub(crate) fn long_open_sessions(
     Ok(out)
 }
 
+/// A month's facts from the rollups (see `rollup.rs` for the rules): the month's day
+/// rows (one range of the key), its patron rows and, when asked, its breakdown rows.
 pub(crate) fn month_facts(
     conn: &Connection,
     month: chrono::NaiveDate,
     only: Option<&LibraryCode>,
+    detail: FactsDetail,
 ) -> Result<MonthFacts, StoreError> {
     let (first, next) = month_bounds(month);
     let mut libs: Vec<LibraryFacts> = libraries(conn)?
@@ -392,181 +389,141 @@ pub(crate) fn month_facts(
             open_days: Vec::new(),
             unique_users: 0,
             last_batch_ms: None,
-            groups: Vec::new(),
+            days: Vec::new(),
+            breakdowns: Vec::new(),
         })
         .collect();
-    let facts_of = |libs: &mut Vec<LibraryFacts>, code: &str| -> Option<usize> {
-        libs.iter().position(|l| l.code.as_str() == code)
-    };
     if libs.is_empty() {
         return Ok(MonthFacts {
             month: first,
             libraries: libs,
         });
     }
-    // The libraries' zones and month bounds as a CTE: (code, offset s, from ms, to ms).
-    let mut values = Vec::new();
-    let mut params: Vec<rusqlite::types::Value> = Vec::new();
-    for lib in &libs {
-        let off = i64::from(lib.timezone.offset().local_minus_utc());
-        let at = |d: chrono::NaiveDate| {
-            d.and_hms_opt(0, 0, 0)
-                .map(|t| (t.and_utc().timestamp() - off) * 1000)
-                .unwrap_or(0)
-        };
-        values.push("(?, ?, ?, ?)");
-        params.push(lib.code.as_str().to_string().into());
-        params.push(off.into());
-        params.push(at(first).into());
-        params.push(at(next).into());
-    }
-    let cte = format!(
-        "WITH z(library, off, from_ms, to_ms) AS (VALUES {})",
-        values.join(", ")
-    );
-    let staff = codes::user_kind_code(jejak_domain::UserKind::Staf);
-    let boot = codes::event_kind_code(jejak_domain::PcEventKind::Boot);
-
-    // Public sessions grouped by PC, local start day and profile.
-    let sql = format!(
-        "{cte}
-         SELECT s.library, s.pc, (s.start_ms / 1000 + z.off) / 86400 AS day, s.user_kind,
-             s.gender, s.age_group, s.purposes, COUNT(*), SUM(s.group_size), SUM(s.duration_s),
-             SUM(s.rx_kib + s.tx_kib), SUM(s.online_s)
-         FROM sessions_v s JOIN z ON z.library = s.library
-         WHERE s.start_ms >= z.from_ms AND s.start_ms < z.to_ms AND s.user_kind <> {staff}
-         GROUP BY 1, 2, 3, 4, 5, 6, 7
-         ORDER BY 1, 2, 3, 4, 5, 6, 7"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-    while let Some(r) = rows.next()? {
-        let library: String = r.get(0)?;
-        let Some(i) = facts_of(&mut libs, &library) else {
-            continue;
-        };
-        libs[i].groups.push(FactGroup {
-            pc: pc_code(r.get(1)?)?,
-            day: epoch_day(r.get(2)?)?,
-            user_kind: code(codes::user_kind_from(r.get(3)?), "user kind")?,
-            gender: code(codes::gender_from(r.get(4)?), "gender")?,
-            age_group: code(codes::age_group_from(r.get(5)?), "age group")?,
-            purposes: codes::purposes_from(r.get(6)?),
-            sessions: to_u64(r.get(7)?),
-            persons: to_u64(r.get(8)?),
-            seconds: to_u64(r.get(9)?),
-            kib: to_u64(r.get(10)?),
-            online_seconds: to_u64(r.get(11)?),
-        });
-    }
-    drop(rows);
-    drop(stmt);
-
-    // Open days: a session of anyone started, or a PC booted.
-    let sql = format!(
-        "{cte}
-         SELECT DISTINCT library, day FROM (
-             SELECT s.library, (s.start_ms / 1000 + z.off) / 86400 AS day
-             FROM sessions_v s JOIN z ON z.library = s.library
-             WHERE s.start_ms >= z.from_ms AND s.start_ms < z.to_ms
-             UNION
-             SELECT e.library, (e.at_ms / 1000 + z.off) / 86400 AS day
-             FROM pc_events_v e JOIN z ON z.library = e.library
-             WHERE e.kind = {boot} AND e.at_ms >= z.from_ms AND e.at_ms < z.to_ms)
-         ORDER BY library, day"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-    while let Some(r) = rows.next()? {
-        let library: String = r.get(0)?;
-        if let Some(i) = facts_of(&mut libs, &library) {
-            libs[i].open_days.push(epoch_day(r.get(1)?)?);
+    // Store numbers of the libraries asked for, to index `libs`.
+    let mut lib_index: HashMap<i64, usize> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached("SELECT id, code FROM libraries")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let code: String = r.get(1)?;
+            if let Some(i) = libs.iter().position(|l| l.code.as_str() == code) {
+                lib_index.insert(r.get(0)?, i);
+            }
         }
     }
-    drop(rows);
-    drop(stmt);
-
-    // Unique users: distinct patron keys of public sessions.
-    let sql = format!(
-        "{cte}
-         SELECT s.library, COUNT(DISTINCT s.patron)
-         FROM sessions_v s JOIN z ON z.library = s.library
-         WHERE s.start_ms >= z.from_ms AND s.start_ms < z.to_ms AND s.user_kind <> {staff}
-             AND s.patron IS NOT NULL
-         GROUP BY s.library"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-    while let Some(r) = rows.next()? {
-        let library: String = r.get(0)?;
-        if let Some(i) = facts_of(&mut libs, &library) {
-            libs[i].unique_users = to_u64(r.get(1)?);
-        }
-    }
-    drop(rows);
-    drop(stmt);
 
     // PCs and their last batches.
-    let mut stmt = conn.prepare_cached(
-        "SELECT l.code, d.pc, d.last_batch_ms,
-             EXISTS (SELECT 1 FROM tokens t WHERE t.device = d.id AND t.revoked_ms IS NULL)
-         FROM devices d JOIN libraries l ON l.id = d.library
-         ORDER BY l.code, d.pc",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let library: String = r.get(0)?;
-        if let Some(i) = facts_of(&mut libs, &library) {
-            let last: Option<i64> = r.get(2)?;
+    let mut device_index: HashMap<i64, (usize, usize)> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT d.id, d.library, d.pc, d.last_batch_ms,
+                 EXISTS (SELECT 1 FROM tokens t WHERE t.device = d.id AND t.revoked_ms IS NULL)
+             FROM devices d ORDER BY d.library, d.pc",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let Some(&i) = lib_index.get(&r.get::<_, i64>(1)?) else {
+                continue;
+            };
+            let last: Option<i64> = r.get(3)?;
             libs[i].last_batch_ms = libs[i].last_batch_ms.max(last);
             libs[i].pcs.push(PcFacts {
-                pc: pc_code(r.get(1)?)?,
-                active: r.get(3)?,
+                pc: pc_code(r.get(2)?)?,
+                active: r.get(4)?,
                 last_batch_ms: last,
                 powered_seconds: 0,
                 internet_up_seconds: 0,
             });
+            device_index.insert(r.get(0)?, (i, libs[i].pcs.len() - 1));
         }
     }
-    drop(rows);
-    drop(stmt);
 
-    // Power and internet uptime from the pc events of the month, per PC in time order.
-    let sql = format!(
-        "{cte}
-         SELECT e.library, e.pc, e.kind, e.at_ms
-         FROM pc_events_v e JOIN z ON z.library = e.library
-         WHERE e.at_ms >= z.from_ms AND e.at_ms < z.to_ms
-         ORDER BY e.library, e.pc, e.at_ms"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-    let mut current: Option<(String, String)> = None;
-    let mut events: Vec<(jejak_domain::PcEventKind, i64)> = Vec::new();
-    let finish = |libs: &mut Vec<LibraryFacts>,
-                  key: &Option<(String, String)>,
-                  events: &mut Vec<(jejak_domain::PcEventKind, i64)>| {
-        if let Some((library, pc)) = key
-            && let Some(i) = libs.iter().position(|l| l.code.as_str() == library)
-            && let Some(facts) = libs[i].pcs.iter_mut().find(|p| p.pc.as_str() == pc)
-        {
-            let (powered, up) = crate::report::uptime(events);
-            facts.powered_seconds = powered;
-            facts.internet_up_seconds = up;
-        }
-        events.clear();
-    };
-    while let Some(r) = rows.next()? {
-        let key = (r.get::<_, String>(0)?, r.get::<_, String>(1)?);
-        if current.as_ref() != Some(&key) {
-            finish(&mut libs, &current, &mut events);
-            current = Some(key);
-        }
-        if let Some(kind) = codes::event_kind_from(r.get(2)?) {
-            events.push((kind, r.get(3)?));
+    // The month's day rollups: a range of the key, since local days are numbered alike
+    // in every zone.
+    let (from_day, to_day) = (rollup::date_day(first), rollup::date_day(next));
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT device, day, sessions, persons, seconds, online_s, kib, complete, men, women,
+                 all_sessions, boots, powered_s, internet_s
+             FROM day_rollups WHERE day >= ?1 AND day < ?2",
+        )?;
+        let mut rows = stmt.query([from_day, to_day])?;
+        while let Some(r) = rows.next()? {
+            let Some(&(i, p)) = device_index.get(&r.get::<_, i64>(0)?) else {
+                continue;
+            };
+            let day = rollup::day_date(r.get(1)?).ok_or_else(|| inconsistent("rollup day"))?;
+            let (all_sessions, boots): (i64, i64) = (r.get(10)?, r.get(11)?);
+            let lib = &mut libs[i];
+            if (all_sessions > 0 || boots > 0) && !lib.open_days.contains(&day) {
+                lib.open_days.push(day);
+            }
+            lib.pcs[p].powered_seconds += to_u64(r.get(12)?);
+            lib.pcs[p].internet_up_seconds += to_u64(r.get(13)?);
+            let facts = DayFacts {
+                pc: lib.pcs[p].pc.clone(),
+                day,
+                sessions: to_u64(r.get(2)?),
+                persons: to_u64(r.get(3)?),
+                seconds: to_u64(r.get(4)?),
+                online_seconds: to_u64(r.get(5)?),
+                kib: to_u64(r.get(6)?),
+                complete: to_u64(r.get(7)?),
+                men: to_u64(r.get(8)?),
+                women: to_u64(r.get(9)?),
+            };
+            if facts.sessions > 0 || facts.seconds > 0 || facts.kib > 0 {
+                lib.days.push(facts);
+            }
         }
     }
-    finish(&mut libs, &current, &mut events);
+    for lib in &mut libs {
+        lib.open_days.sort();
+        lib.days.sort_by(|a, b| (&a.pc, a.day).cmp(&(&b.pc, b.day)));
+    }
+
+    // Unique users: the rows of the month's patron rollup.
+    let month_number = rollup::month_number(first);
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT library, COUNT(*) FROM patron_months WHERE month = ?1 AND sessions > 0
+             GROUP BY library",
+        )?;
+        let mut rows = stmt.query([month_number])?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = lib_index.get(&r.get::<_, i64>(0)?) {
+                libs[i].unique_users = to_u64(r.get(1)?);
+            }
+        }
+    }
+
+    if detail == FactsDetail::Breakdowns {
+        let mut stmt = conn.prepare_cached(
+            "SELECT library, breakdown, value, user_kind, gender, sessions, persons
+             FROM breakdown_rollups WHERE month = ?1 AND sessions <> 0
+             ORDER BY library, breakdown, value, user_kind, gender",
+        )?;
+        let mut rows = stmt.query([month_number])?;
+        while let Some(r) = rows.next()? {
+            let Some(&i) = lib_index.get(&r.get::<_, i64>(0)?) else {
+                continue;
+            };
+            let (breakdown, value): (i64, i64) = (r.get(1)?, r.get(2)?);
+            let by = if breakdown == rollup::BY_AGE {
+                Breakdown::Age(code(codes::age_group_from(value), "age group")?)
+            } else {
+                let purpose = codes::purposes_from(1 << value.clamp(0, 62));
+                Breakdown::Purpose(code(purpose.first().copied(), "purpose")?)
+            };
+            libs[i].breakdowns.push(BreakdownFacts {
+                by,
+                user_kind: code(codes::user_kind_from(r.get(3)?), "user kind")?,
+                gender: code(codes::gender_from(r.get(4)?), "gender")?,
+                sessions: to_u64(r.get(5)?),
+                persons: to_u64(r.get(6)?),
+            });
+        }
+    }
     Ok(MonthFacts {
         month: first,
         libraries: libs,

@@ -15,10 +15,16 @@
 //! session is dated when it arrives. Few tables and no index beyond the keys keep the
 //! fixed cost of a small district's file low too. The views decode it all.
 
-use rusqlite_migration::{M, Migrations};
+use rusqlite_migration::{HookError, M, Migrations};
 
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![
+        M::up(V1),
+        // The rollups of a store that already holds sessions are counted from them.
+        M::up_with_hook(V2, |tx: &rusqlite::Transaction| {
+            super::rollups::rebuild(tx).map_err(|e| HookError::Hook(e.to_string()))
+        }),
+    ])
 }
 
 const V1: &str = r#"
@@ -186,6 +192,58 @@ CREATE TABLE settings (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
+
+-- The rollups the reports read, kept by ingest in the batch's own transaction (the
+-- rules are in rollup.rs). Days and months are the library's local ones: day = days
+-- since 1970-01-01, month = year * 12 + month - 1. Keys lead with the day or month:
+-- reports read one month of every library.
+CREATE TABLE day_rollups (
+    device       INTEGER NOT NULL,
+    day          INTEGER NOT NULL,
+    sessions     INTEGER NOT NULL,
+    persons      INTEGER NOT NULL,
+    seconds      INTEGER NOT NULL,
+    online_s     INTEGER NOT NULL,
+    kib          INTEGER NOT NULL,
+    complete     INTEGER NOT NULL,
+    men          INTEGER NOT NULL,
+    women        INTEGER NOT NULL,
+    all_sessions INTEGER NOT NULL,
+    boots        INTEGER NOT NULL,
+    powered_s    INTEGER NOT NULL,
+    internet_s   INTEGER NOT NULL,
+    PRIMARY KEY (day, device)
+) STRICT, WITHOUT ROWID;
+
+-- The village report's cross tables: breakdown 0 = by age group (value = its code),
+-- 1 = by purpose (value = its bit; a session counts once per purpose it names).
+CREATE TABLE breakdown_rollups (
+    month     INTEGER NOT NULL,
+    library   INTEGER NOT NULL,
+    breakdown INTEGER NOT NULL,
+    value     INTEGER NOT NULL,
+    user_kind INTEGER NOT NULL,
+    gender    INTEGER NOT NULL,
+    sessions  INTEGER NOT NULL,
+    persons   INTEGER NOT NULL,
+    PRIMARY KEY (month, library, breakdown, value, user_kind, gender)
+) STRICT, WITHOUT ROWID;
+
+-- A row per patron key seen in a library's month (unique users are a count of rows).
+CREATE TABLE patron_months (
+    library  INTEGER NOT NULL,
+    month    INTEGER NOT NULL,
+    patron   INTEGER NOT NULL,
+    sessions INTEGER NOT NULL,
+    PRIMARY KEY (month, library, patron)
+) STRICT, WITHOUT ROWID;
+
+-- Where each PC's event fold stands (its latest event and the link after it), so
+-- that the next batch's events continue it.
+ALTER TABLE devices ADD COLUMN event_at_s INTEGER;
+ALTER TABLE devices ADD COLUMN event_id BLOB;
+ALTER TABLE devices ADD COLUMN event_kind INTEGER;
+ALTER TABLE devices ADD COLUMN event_link_up INTEGER;
 "#;
 
 #[cfg(test)]

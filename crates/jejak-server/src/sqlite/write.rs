@@ -13,6 +13,7 @@ use crate::ingest::{
     self, Anchor, PreparedBatch, PreparedEvent, PreparedRecord, PreparedSession, REJECT_CONFLICT,
     REJECT_INVALID, WallOffset,
 };
+use crate::rollup::{EventCursor, EventPoint, RollupDelta, SessionFacts, fold_events};
 use crate::store::{DeviceId, EnrollError, IngestError, StoreError};
 
 /// What storing one batch did, before the answer is stamped with its send time.
@@ -35,13 +36,21 @@ pub(crate) fn ingest(
     batch: &PreparedBatch,
     received_ms: i64,
 ) -> Result<IngestOutcome, IngestError> {
-    let known = conn
-        .prepare_cached("SELECT 1 FROM devices WHERE id = ?1")
-        .and_then(|mut s| s.exists([device.0]))
+    // The device's library and its zone: rollups count days in the library's zone.
+    let place: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT d.library, l.timezone FROM devices d JOIN libraries l ON l.id = d.library
+             WHERE d.id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([device.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(sql)?;
-    if !known {
+    let Some((library, timezone)) = place else {
         return Err(IngestError::UnknownDevice);
-    }
+    };
+    let zone_offset_s = zone_offset(&timezone)?;
 
     // The gap check: the batch must start at or before the first seq the server lacks.
     let epoch_key = batch.epoch.as_bytes().as_slice();
@@ -191,6 +200,10 @@ pub(crate) fn ingest(
         sessions_added: 0,
         events_added: 0,
         rejected_added: 0,
+        library,
+        zone_offset_s,
+        rollups: RollupDelta::default(),
+        new_events: Vec::new(),
     };
     for record in &batch.records {
         match record {
@@ -201,6 +214,21 @@ pub(crate) fn ingest(
             }
         }
     }
+
+    let RecordContext {
+        rollups,
+        new_events,
+        new,
+        duplicates,
+        rejected,
+        sessions_added,
+        events_added,
+        rejected_added,
+        ..
+    } = ctx;
+    let mut rollups = rollups;
+    fold_new_events(conn, device.0, zone_offset_s, new_events, &mut rollups).map_err(sql)?;
+    write_rollups(conn, &rollups.without_zeros()).map_err(sql)?;
 
     // The batch covers its whole range (superseded revisions were left out by the
     // client), so the held seq moves to its end.
@@ -219,13 +247,13 @@ pub(crate) fn ingest(
         s.execute(params![
             device.0,
             received_ms,
-            ctx.sessions_added,
-            ctx.events_added,
-            ctx.rejected_added
+            sessions_added,
+            events_added,
+            rejected_added
         ])
     })
     .map_err(sql)?;
-    let rejected_count = ctx.rejected.len() as i64;
+    let rejected_count = rejected.len() as i64;
     conn.prepare_cached(
         "INSERT INTO batches (device, batch_id, epoch, first_seq, last_seq, new, duplicates,
              rejected, received_ms, deliveries, last_received_ms)
@@ -240,8 +268,8 @@ pub(crate) fn ingest(
             epoch_key,
             batch.first_seq,
             batch.last_seq,
-            ctx.new,
-            ctx.duplicates,
+            new,
+            duplicates,
             rejected_count,
             received_ms
         ])
@@ -250,9 +278,9 @@ pub(crate) fn ingest(
 
     Ok(IngestOutcome {
         held_seq: held_seq as u64,
-        new: ctx.new,
-        duplicates: ctx.duplicates,
-        rejected: ctx.rejected,
+        new,
+        duplicates,
+        rejected,
     })
 }
 
@@ -275,6 +303,14 @@ struct RecordContext<'a> {
     sessions_added: i64,
     events_added: i64,
     rejected_added: i64,
+    /// The device's library (the breakdown and patron rollups are per library).
+    library: i64,
+    /// The library zone's offset from UTC, seconds.
+    zone_offset_s: i64,
+    /// The batch's changes to the rollups, written once at its end.
+    rollups: RollupDelta,
+    /// The pc events this batch added, for the uptime fold at its end.
+    new_events: Vec<EventPoint>,
 }
 
 /// A stored session's client-given fields, to compare with a resent one.
@@ -382,9 +418,20 @@ impl RecordContext<'_> {
         ];
         // The common case is a session the server has never seen: one statement.
         let inserted = self.insert_session.execute(row)?;
+        let facts = SessionFacts {
+            start_s,
+            duration_s: f.duration_s,
+            offline_s: f.offline_s,
+            attrs,
+            group_size: f.group_size,
+            kib: f.rx_kib.saturating_add(f.tx_kib),
+            patron,
+        };
         if inserted == 1 {
             self.new += 1;
             self.sessions_added += 1;
+            self.rollups
+                .session(self.device.0, self.library, self.zone_offset_s, &facts, 1);
             return Ok(());
         }
         let stored = self
@@ -395,30 +442,44 @@ impl RecordContext<'_> {
                  FROM sessions WHERE id = ?1",
             )?
             .query_row([id], |r| {
-                let a = codes::SessionAttrs::unpack(r.get(1)?);
-                Ok(StoredSession {
-                    device: r.get(0)?,
+                let packed: i64 = r.get(1)?;
+                let a = codes::SessionAttrs::unpack(packed);
+                let old = SessionFacts {
+                    start_s: r.get(2)?,
+                    duration_s: r.get(4)?,
+                    offline_s: r.get(5)?,
+                    attrs: packed,
+                    group_size: r.get(6)?,
+                    kib: r.get::<_, i64>(8)?.saturating_add(r.get(9)?),
                     patron: r.get(7)?,
-                    fields: ingest::SessionFields {
-                        revision: a.revision,
-                        raw_start_ms: r
-                            .get::<_, i64>(2)?
-                            .saturating_mul(1000)
-                            .saturating_add(r.get(3)?),
-                        duration_s: r.get(4)?,
-                        end_reason: a.end_reason,
-                        user_kind: a.user_kind,
-                        purposes: a.purposes,
-                        gender: a.gender,
-                        age_group: a.age_group,
-                        group_size: r.get(6)?,
-                        rx_kib: r.get(8)?,
-                        tx_kib: r.get(9)?,
-                        offline_s: r.get(5)?,
-                        client_quality: a.client_quality,
+                };
+                Ok((
+                    old,
+                    StoredSession {
+                        device: r.get(0)?,
+                        patron: r.get(7)?,
+                        fields: ingest::SessionFields {
+                            revision: a.revision,
+                            raw_start_ms: r
+                                .get::<_, i64>(2)?
+                                .saturating_mul(1000)
+                                .saturating_add(r.get(3)?),
+                            duration_s: r.get(4)?,
+                            end_reason: a.end_reason,
+                            user_kind: a.user_kind,
+                            purposes: a.purposes,
+                            gender: a.gender,
+                            age_group: a.age_group,
+                            group_size: r.get(6)?,
+                            rx_kib: r.get(8)?,
+                            tx_kib: r.get(9)?,
+                            offline_s: r.get(5)?,
+                            client_quality: a.client_quality,
+                        },
                     },
-                })
+                ))
             })?;
+        let (old, stored) = stored;
         if stored.device != self.device.0 {
             return self.reject(
                 s.seq,
@@ -443,6 +504,10 @@ impl RecordContext<'_> {
                     )?
                     .execute(row)?;
                 self.new += 1;
+                // The new revision replaces the old one's contribution.
+                let (device, library, offset) = (self.device.0, self.library, self.zone_offset_s);
+                self.rollups.session(device, library, offset, &old, -1);
+                self.rollups.session(device, library, offset, &facts, 1);
                 Ok(())
             }
             std::cmp::Ordering::Equal if incoming == stored => {
@@ -490,6 +555,14 @@ impl RecordContext<'_> {
         if inserted == 1 {
             self.new += 1;
             self.events_added += 1;
+            if f.kind == codes::event_kind_code(jejak_domain::PcEventKind::Boot) {
+                self.rollups.boot(self.device.0, self.zone_offset_s, at_s);
+            }
+            self.new_events.push(EventPoint {
+                at_s,
+                id: *e.id.as_bytes(),
+                kind: f.kind,
+            });
             return Ok(());
         }
         let (device, stored): (i64, ingest::EventFields) = self
@@ -568,6 +641,195 @@ impl RecordContext<'_> {
         self.rejected.push(ingest::rejected(seq, code, detail));
         Ok(())
     }
+}
+
+/// The offset from UTC of a library's stored zone, seconds.
+fn zone_offset(timezone: &str) -> Result<i64, IngestError> {
+    let zone = jejak_domain::Zone::parse(timezone).map_err(|e| {
+        IngestError::Store(StoreError::Inconsistent(format!(
+            "library zone '{timezone}': {e}"
+        )))
+    })?;
+    Ok(i64::from(zone.offset().local_minus_utc()))
+}
+
+/// Continues the device's uptime fold with the events this batch added. Events arrive
+/// in the PC's order, which is time order unless its clock was corrected between runs;
+/// when a new event sorts before the device's latest one, the device's uptime is
+/// folded again from all its events, so the rollup always equals a recount.
+fn fold_new_events(
+    conn: &Connection,
+    device: i64,
+    offset_s: i64,
+    mut events: Vec<EventPoint>,
+    rollups: &mut RollupDelta,
+) -> rusqlite::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    events.sort();
+    let cursor = read_cursor(conn, device)?;
+    let in_order = cursor.is_none_or(|c| (c.at_s, c.id) < (events[0].at_s, events[0].id));
+    let cursor = if in_order {
+        fold_events(rollups, device, offset_s, cursor, &events)
+    } else {
+        tracing::debug!(device, "pc events out of time order: uptime folded again");
+        conn.prepare_cached(
+            "UPDATE day_rollups SET powered_s = 0, internet_s = 0 WHERE device = ?1",
+        )?
+        .execute([device])?;
+        let all = device_events(conn, device)?;
+        fold_events(rollups, device, offset_s, None, &all)
+    };
+    if let Some(c) = cursor {
+        conn.prepare_cached(
+            "UPDATE devices SET event_at_s = ?2, event_id = ?3, event_kind = ?4,
+                 event_link_up = ?5
+             WHERE id = ?1",
+        )?
+        .execute(params![device, c.at_s, c.id.as_slice(), c.kind, c.link_up])?;
+    }
+    Ok(())
+}
+
+/// Where the device's uptime fold stands.
+fn read_cursor(conn: &Connection, device: i64) -> rusqlite::Result<Option<EventCursor>> {
+    conn.prepare_cached(
+        "SELECT event_at_s, event_id, event_kind, event_link_up FROM devices
+         WHERE id = ?1 AND event_at_s IS NOT NULL",
+    )?
+    .query_row([device], |r| {
+        let id: Vec<u8> = r.get(1)?;
+        Ok(EventCursor {
+            at_s: r.get(0)?,
+            id: id.try_into().unwrap_or([0; 16]),
+            kind: r.get(2)?,
+            link_up: r.get(3)?,
+        })
+    })
+    .optional()
+}
+
+/// Every pc event of a device in time order (then id).
+pub(crate) fn device_events(conn: &Connection, device: i64) -> rusqlite::Result<Vec<EventPoint>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT at_s, id, attrs FROM pc_events WHERE device = ?1")?;
+    let mut rows = stmt.query([device])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: Vec<u8> = r.get(1)?;
+        out.push(EventPoint {
+            at_s: r.get(0)?,
+            id: id.try_into().unwrap_or([0; 16]),
+            kind: codes::event_attrs_unpack(r.get(2)?).0,
+        });
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Adds a batch's (or a rebuild's) rollup changes to the tables: one upsert per
+/// touched row. Breakdown and patron rows that fall to zero are removed, so that a
+/// patron row exists exactly when the patron has sessions in the month.
+pub(crate) fn write_rollups(conn: &Connection, delta: &RollupDelta) -> rusqlite::Result<()> {
+    let mut days: Vec<_> = delta.days.iter().collect();
+    // A fixed order of row locks and pages, whatever the hash map's order.
+    days.sort_by_key(|((device, day), _)| (*day, *device));
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO day_rollups (device, day, sessions, persons, seconds, online_s, kib,
+             complete, men, women, all_sessions, boots, powered_s, internet_s)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT (day, device) DO UPDATE SET
+             sessions = sessions + excluded.sessions, persons = persons + excluded.persons,
+             seconds = seconds + excluded.seconds, online_s = online_s + excluded.online_s,
+             kib = kib + excluded.kib, complete = complete + excluded.complete,
+             men = men + excluded.men, women = women + excluded.women,
+             all_sessions = all_sessions + excluded.all_sessions, boots = boots + excluded.boots,
+             powered_s = powered_s + excluded.powered_s,
+             internet_s = internet_s + excluded.internet_s",
+    )?;
+    for ((device, day), t) in days {
+        upsert.execute(params![
+            device,
+            day,
+            t.sessions,
+            t.persons,
+            t.seconds,
+            t.online_s,
+            t.kib,
+            t.complete,
+            t.men,
+            t.women,
+            t.all_sessions,
+            t.boots,
+            t.powered_s,
+            t.internet_s
+        ])?;
+    }
+    let mut cells: Vec<_> = delta.cells.iter().collect();
+    cells.sort_by_key(|(k, _)| **k);
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO breakdown_rollups (month, library, breakdown, value, user_kind, gender,
+             sessions, persons)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (month, library, breakdown, value, user_kind, gender) DO UPDATE SET
+             sessions = sessions + excluded.sessions, persons = persons + excluded.persons
+         RETURNING sessions, persons",
+    )?;
+    let mut removals = Vec::new();
+    for (c, (sessions, persons)) in cells {
+        let now: (i64, i64) = upsert.query_row(
+            params![
+                c.month,
+                c.library,
+                c.breakdown,
+                c.value,
+                c.user_kind,
+                c.gender,
+                sessions,
+                persons
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if now == (0, 0) {
+            removals.push(*c);
+        }
+    }
+    for c in removals {
+        conn.prepare_cached(
+            "DELETE FROM breakdown_rollups WHERE month = ?1 AND library = ?2 AND breakdown = ?3
+                 AND value = ?4 AND user_kind = ?5 AND gender = ?6",
+        )?
+        .execute(params![
+            c.month,
+            c.library,
+            c.breakdown,
+            c.value,
+            c.user_kind,
+            c.gender
+        ])?;
+    }
+    let mut patrons: Vec<_> = delta.patrons.iter().collect();
+    patrons.sort_by_key(|(k, _)| **k);
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO patron_months (library, month, patron, sessions) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (month, library, patron) DO UPDATE SET sessions = sessions + excluded.sessions
+         RETURNING sessions",
+    )?;
+    let mut removals = Vec::new();
+    for ((library, month, patron), sessions) in patrons {
+        let now: i64 = upsert.query_row(params![library, month, patron, sessions], |r| r.get(0))?;
+        if now == 0 {
+            removals.push((*library, *month, *patron));
+        }
+    }
+    for (library, month, patron) in removals {
+        conn.prepare_cached(
+            "DELETE FROM patron_months WHERE library = ?1 AND month = ?2 AND patron = ?3",
+        )?
+        .execute(params![library, month, patron])?;
+    }
+    Ok(())
 }
 
 /// A name for people (a library's, a staff member's): trimmed, 1 to 200 characters, no

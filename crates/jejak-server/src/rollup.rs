@@ -1,0 +1,471 @@
+//! The rollups the reports read, and the rules that fill them. No IO: a backend calls
+//! these functions inside its ingest transaction and writes the resulting deltas, and
+//! `check-rollups` calls the same functions over the raw rows to recount.
+//!
+//! Three rollups, each at the grain its reports need and no finer:
+//!
+//! - **Per PC and local day** ([`DayTotals`]): public sessions started, persons, seconds
+//!   of use, online seconds and KiB falling on the day, sessions with a complete
+//!   profile, sessions by men and by women; every session started (staff too: it makes the day "open"); boots; and
+//!   the powered and internet-up seconds from the pc events.
+//! - **Per library, local month, user kind and gender, by age group and by purpose**
+//!   ([`Cell`]): public sessions and persons, a session counting once per purpose it
+//!   names. These are the village report's cross tables (and the target groups'
+//!   counts). No report cross-tabulates them by day or PC, or age by purpose; at such
+//!   grains the rollup would hold nearly a row per session, where this one holds at
+//!   most 225 rows per library and month.
+//! - **Per library, local month and patron key**: public sessions, so that unique users
+//!   are a count of rows (a distinct count cannot be summed).
+//!
+//! Rules, stated once:
+//!
+//! - Days and months are the library's local ones (WIB +7, WITA +8, WIT +9).
+//! - A session counts as one session (and its persons) on the local day it started, and
+//!   in that day's month. Its seconds of use, online seconds and KiB are split over the
+//!   local days it spans in proportion to the time spent in each, so a session from
+//!   23:00 to 01:00 gives an hour to each day, and a session crossing a month end gives
+//!   its later hours to the next month. Rounding is cumulative, so the parts add up to
+//!   the whole exactly.
+//! - An open session counts with the duration known so far; when a higher revision
+//!   arrives (closed, or re-dated after a clock fix) its old contribution is taken away
+//!   and the new one added, in the same transaction.
+//! - Staff sessions (`staf`) count only towards "sessions of anyone" (an open day).
+//! - Power and internet uptime come from a PC's events in time order (corrected time,
+//!   then id): between two events the PC counts as on unless the first was a shutdown,
+//!   for at most [`crate::report::MAX_SILENCE_MS`]; the internet counts as up from an
+//!   `internet_up` until an `internet_down`, a boot or a shutdown. A span belongs to the
+//!   local day of the event that starts it.
+
+use std::collections::HashMap;
+
+use chrono::{Datelike, NaiveDate};
+use jejak_domain::PcEventKind;
+
+use crate::codes::{self, SessionAttrs};
+
+/// Seconds in a day.
+const DAY_S: i64 = 86_400;
+/// The longest silence that still counts as "on", in seconds.
+const MAX_SILENCE_S: i64 = crate::report::MAX_SILENCE_MS / 1000;
+
+/// What one PC did on one local day. Every field is a sum, so deltas add.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayTotals {
+    /// Public sessions started on the day.
+    pub sessions: i64,
+    /// Their persons (group sizes).
+    pub persons: i64,
+    /// Seconds of public use falling on the day.
+    pub seconds: i64,
+    /// Of those, seconds with the link up.
+    pub online_s: i64,
+    /// KiB received and sent, the day's share.
+    pub kib: i64,
+    /// Public sessions started on the day with gender, age group and a purpose stated.
+    pub complete: i64,
+    /// Public sessions started on the day by men (gender L).
+    pub men: i64,
+    /// Public sessions started on the day by women (gender P).
+    pub women: i64,
+    /// Sessions of anyone (staff too) started on the day.
+    pub all_sessions: i64,
+    /// Boot events on the day.
+    pub boots: i64,
+    /// Seconds the PC was on (spans starting on the day).
+    pub powered_s: i64,
+    /// Of those, seconds with the internet up.
+    pub internet_s: i64,
+}
+
+impl DayTotals {
+    /// Whether every sum is zero (such a row says nothing and a recount has none).
+    pub fn is_zero(&self) -> bool {
+        *self == DayTotals::default()
+    }
+}
+
+/// A session as the rollups see it: what the server stores of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionFacts {
+    /// Corrected start, Unix seconds.
+    pub start_s: i64,
+    /// Seconds of use.
+    pub duration_s: i64,
+    /// Seconds without the link.
+    pub offline_s: i64,
+    /// The packed attributes (`codes::SessionAttrs`).
+    pub attrs: i64,
+    /// Persons.
+    pub group_size: i64,
+    /// KiB received + sent.
+    pub kib: i64,
+    /// The store's number for the patron key, if any.
+    pub patron: Option<i64>,
+}
+
+/// Which breakdown a cell of the breakdown rollup belongs to: the village report's
+/// age × gender table or its purpose × gender table (where a session counts once per
+/// purpose it names).
+pub const BY_AGE: i64 = 0;
+/// See [`BY_AGE`].
+pub const BY_PURPOSE: i64 = 1;
+
+/// A cell of the breakdown rollup: a library's month, [`BY_AGE`] with an age group code
+/// or [`BY_PURPOSE`] with a purpose's bit index, a user kind and a gender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cell {
+    /// The library's store number.
+    pub library: i64,
+    /// The month number.
+    pub month: i64,
+    /// [`BY_AGE`] or [`BY_PURPOSE`].
+    pub breakdown: i64,
+    /// The age group code or the purpose's bit index.
+    pub value: i64,
+    /// The user kind code.
+    pub user_kind: i64,
+    /// The gender code.
+    pub gender: i64,
+}
+
+/// A local day number (days since 1970-01-01 in the library's zone) as a date.
+pub fn day_date(day: i64) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(day))
+}
+
+/// The local day number of a date.
+pub fn date_day(date: NaiveDate) -> i64 {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(date);
+    (date - epoch).num_days()
+}
+
+/// A month number (`year * 12 + month - 1`) of a local day number.
+pub fn day_month(day: i64) -> i64 {
+    day_date(day).map_or(0, month_number)
+}
+
+/// The month number of a date.
+pub fn month_number(date: NaiveDate) -> i64 {
+    i64::from(date.year()) * 12 + i64::from(date.month0())
+}
+
+/// The local day number of a Unix time in a zone `offset_s` seconds ahead of UTC.
+pub fn local_day(unix_s: i64, offset_s: i64) -> i64 {
+    (unix_s + offset_s).div_euclid(DAY_S)
+}
+
+/// Changes to the rollups, summed over a batch (or a recount) before they are written:
+/// a batch of 500 sessions touches a few dozen day rows, so writing sums instead of a
+/// statement per session keeps ingest near the speed of the raw inserts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RollupDelta {
+    /// Per (device, local day).
+    pub days: HashMap<(i64, i64), DayTotals>,
+    /// Per breakdown cell: (sessions, persons).
+    pub cells: HashMap<Cell, (i64, i64)>,
+    /// Per (library, month number, patron number): sessions.
+    pub patrons: HashMap<(i64, i64, i64), i64>,
+}
+
+impl RollupDelta {
+    /// Adds (`sign = 1`) or takes away (`sign = -1`) one session's contribution.
+    /// `offset_s` is the library's zone offset from UTC.
+    pub fn session(
+        &mut self,
+        device: i64,
+        library: i64,
+        offset_s: i64,
+        s: &SessionFacts,
+        sign: i64,
+    ) {
+        let attrs = SessionAttrs::unpack(s.attrs);
+        let start_day = local_day(s.start_s, offset_s);
+        let start = self.days.entry((device, start_day)).or_default();
+        start.all_sessions += sign;
+        if attrs.user_kind == codes::user_kind_code(jejak_domain::UserKind::Staf) {
+            return;
+        }
+        start.sessions += sign;
+        start.persons += sign * s.group_size;
+        let complete = attrs.gender != codes::gender_code(jejak_domain::Gender::X)
+            && attrs.age_group != codes::age_group_code(jejak_domain::AgeGroup::Unknown)
+            && attrs.purposes != 0;
+        if complete {
+            start.complete += sign;
+        }
+        if attrs.gender == codes::gender_code(jejak_domain::Gender::L) {
+            start.men += sign;
+        } else if attrs.gender == codes::gender_code(jejak_domain::Gender::P) {
+            start.women += sign;
+        }
+        let month = day_month(start_day);
+        let mut cell = Cell {
+            library,
+            month,
+            breakdown: BY_AGE,
+            value: attrs.age_group,
+            user_kind: attrs.user_kind,
+            gender: attrs.gender,
+        };
+        let entry = self.cells.entry(cell).or_default();
+        entry.0 += sign;
+        entry.1 += sign * s.group_size;
+        for bit in 0..8 {
+            if attrs.purposes & (1 << bit) != 0 {
+                cell.breakdown = BY_PURPOSE;
+                cell.value = bit;
+                let entry = self.cells.entry(cell).or_default();
+                entry.0 += sign;
+                entry.1 += sign * s.group_size;
+            }
+        }
+        if let Some(patron) = s.patron {
+            *self.patrons.entry((library, month, patron)).or_default() += sign;
+        }
+
+        // The duration and what goes with it, split over the local days spanned.
+        let duration = s.duration_s.max(0);
+        let online = (duration - s.offline_s).clamp(0, duration);
+        let local_start = s.start_s + offset_s;
+        let local_end = local_start + duration;
+        let (mut at, mut done_online, mut done_kib) = (local_start, 0i64, 0i64);
+        loop {
+            let day = at.div_euclid(DAY_S);
+            let day_end = (day + 1) * DAY_S;
+            let until = local_end.min(day_end);
+            let elapsed = until - local_start;
+            // Cumulative shares: the last day takes exactly what remains.
+            let (online_so_far, kib_so_far) = if until >= local_end {
+                (online, s.kib)
+            } else {
+                (
+                    share(online, elapsed, duration),
+                    share(s.kib, elapsed, duration),
+                )
+            };
+            let entry = self.days.entry((device, day)).or_default();
+            entry.seconds += sign * (until - at);
+            entry.online_s += sign * (online_so_far - done_online);
+            entry.kib += sign * (kib_so_far - done_kib);
+            done_online = online_so_far;
+            done_kib = kib_so_far;
+            if until >= local_end {
+                break;
+            }
+            at = until;
+        }
+    }
+
+    /// Adds a boot on its local day.
+    pub fn boot(&mut self, device: i64, offset_s: i64, at_s: i64) {
+        self.days
+            .entry((device, local_day(at_s, offset_s)))
+            .or_default()
+            .boots += 1;
+    }
+
+    /// Adds a span of powered time (and of internet, if `internet`) starting at `at_s`.
+    pub fn powered(&mut self, device: i64, offset_s: i64, at_s: i64, span_s: i64, internet: bool) {
+        let day = self
+            .days
+            .entry((device, local_day(at_s, offset_s)))
+            .or_default();
+        day.powered_s += span_s;
+        if internet {
+            day.internet_s += span_s;
+        }
+    }
+
+    /// The same delta without entries that change nothing.
+    pub fn without_zeros(mut self) -> RollupDelta {
+        self.days.retain(|_, v| !v.is_zero());
+        self.cells.retain(|_, v| *v != (0, 0));
+        self.patrons.retain(|_, v| *v != 0);
+        self
+    }
+}
+
+/// `total × part ÷ whole`, rounded down, without overflow for any stored values.
+fn share(total: i64, part: i64, whole: i64) -> i64 {
+    if whole <= 0 {
+        return total;
+    }
+    (i128::from(total) * i128::from(part) / i128::from(whole)) as i64
+}
+
+/// Where a PC's event fold stands: its latest event in time order and the link's state
+/// after it. Kept per device so that the next batch continues where this one stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCursor {
+    /// The latest event's corrected time, Unix seconds.
+    pub at_s: i64,
+    /// Its id, which orders events of the same second.
+    pub id: [u8; 16],
+    /// Its kind's code.
+    pub kind: i64,
+    /// Whether the internet counts as up after it.
+    pub link_up: bool,
+}
+
+/// A pc event as the fold sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventPoint {
+    /// Corrected time, Unix seconds.
+    pub at_s: i64,
+    /// The event's id.
+    pub id: [u8; 16],
+    /// Its kind's code.
+    pub kind: i64,
+}
+
+/// Folds events (already in time order, all after `cursor`) into powered and internet
+/// spans, and returns the new cursor.
+pub fn fold_events(
+    delta: &mut RollupDelta,
+    device: i64,
+    offset_s: i64,
+    mut cursor: Option<EventCursor>,
+    events: &[EventPoint],
+) -> Option<EventCursor> {
+    for e in events {
+        if let Some(c) = cursor
+            && c.kind != codes::event_kind_code(PcEventKind::Shutdown)
+        {
+            let span = (e.at_s - c.at_s).clamp(0, MAX_SILENCE_S);
+            if span > 0 {
+                delta.powered(device, offset_s, c.at_s, span, c.link_up);
+            }
+        }
+        let kind = codes::event_kind_from(e.kind);
+        let link_up = match kind {
+            Some(PcEventKind::InternetUp) => true,
+            Some(PcEventKind::InternetDown | PcEventKind::Boot | PcEventKind::Shutdown) => false,
+            _ => cursor.is_some_and(|c| c.link_up),
+        };
+        cursor = Some(EventCursor {
+            at_s: e.at_s,
+            id: e.id,
+            kind: e.kind,
+            link_up,
+        });
+    }
+    cursor
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jejak_domain::{AgeGroup, Gender, Purpose, UserKind};
+
+    fn attrs(kind: UserKind, purposes: &[Purpose]) -> i64 {
+        SessionAttrs {
+            end_reason: None,
+            user_kind: codes::user_kind_code(kind),
+            gender: codes::gender_code(Gender::P),
+            age_group: codes::age_group_code(AgeGroup::Pemuda),
+            quality: 0,
+            client_quality: 0,
+            purposes: codes::purposes_mask(purposes),
+            revision: 1,
+        }
+        .pack()
+    }
+
+    #[test]
+    fn a_session_across_midnight_counts_once_and_splits_its_time_and_bytes() {
+        // WIB: 2026-10-31 23:00 local is 16:00 UTC.
+        let offset = 7 * 3600;
+        let start = chrono::NaiveDate::from_ymd_opt(2026, 10, 31)
+            .and_then(|d| d.and_hms_opt(16, 0, 0))
+            .map(|t| t.and_utc().timestamp())
+            .unwrap();
+        let s = SessionFacts {
+            start_s: start,
+            duration_s: 7200,
+            offline_s: 1200,
+            attrs: attrs(UserKind::Anggota, &[Purpose::Ekonomi]),
+            group_size: 2,
+            kib: 1001,
+            patron: Some(7),
+        };
+        let mut d = RollupDelta::default();
+        d.session(1, 9, offset, &s, 1);
+        let oct31 = date_day(chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap());
+        let a = d.days[&(1, oct31)];
+        let b = d.days[&(1, oct31 + 1)];
+        assert_eq!((a.sessions, a.persons, a.seconds), (1, 2, 3600));
+        assert_eq!((b.sessions, b.persons, b.seconds), (0, 0, 3600));
+        assert_eq!(a.online_s + b.online_s, 6000);
+        assert_eq!(a.kib + b.kib, 1001);
+        assert_eq!(a.kib, 500);
+        let october = month_number(chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap());
+        assert_eq!(d.patrons[&(9, october, 7)], 1);
+        // One age cell and one purpose cell.
+        assert_eq!(d.cells.len(), 2);
+
+        // Taking it away again leaves nothing.
+        d.session(1, 9, offset, &s, -1);
+        assert_eq!(d.without_zeros(), RollupDelta::default());
+    }
+
+    #[test]
+    fn staff_sessions_only_open_the_day() {
+        let s = SessionFacts {
+            start_s: 1_790_000_000,
+            duration_s: 600,
+            offline_s: 0,
+            attrs: attrs(UserKind::Staf, &[]),
+            group_size: 1,
+            kib: 10,
+            patron: None,
+        };
+        let mut d = RollupDelta::default();
+        d.session(1, 1, 0, &s, 1);
+        let day = d.days.values().next().copied().unwrap();
+        assert_eq!(
+            day,
+            DayTotals {
+                all_sessions: 1,
+                ..DayTotals::default()
+            }
+        );
+        assert!(d.cells.is_empty());
+    }
+
+    #[test]
+    fn the_event_fold_matches_the_uptime_rule() {
+        use PcEventKind::*;
+        let min = 60;
+        let events: Vec<EventPoint> = [
+            (Boot, 0),
+            (InternetUp, min),
+            (Heartbeat, 15 * min),
+            (InternetDown, 25 * min),
+            (Heartbeat, 30 * min),
+            (Shutdown, 40 * min),
+            (Boot, 600 * min),
+            (InternetUp, 601 * min),
+            (Heartbeat, 610 * min),
+            (Boot, 700 * min),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (k, t))| EventPoint {
+            at_s: 1_790_000_000 + t,
+            id: [i as u8; 16],
+            kind: codes::event_kind_code(*k),
+        })
+        .collect();
+        // In one go, or in two batches continuing from the cursor: the same.
+        let mut whole = RollupDelta::default();
+        fold_events(&mut whole, 1, 0, None, &events);
+        let mut parts = RollupDelta::default();
+        let cursor = fold_events(&mut parts, 1, 0, None, &events[..4]);
+        fold_events(&mut parts, 1, 0, cursor, &events[4..]);
+        assert_eq!(whole, parts);
+        let powered: i64 = whole.days.values().map(|d| d.powered_s).sum();
+        let up: i64 = whole.days.values().map(|d| d.internet_s).sum();
+        assert_eq!(powered, (40 + 1 + 9 + 20) * 60);
+        assert_eq!(up, (24 + 9 + 20) * 60);
+    }
+}

@@ -1,0 +1,222 @@
+//! Recounting the rollups from the raw rows: `jejak server check-rollups` compares the
+//! recount with the stored rollups, `--repair` and the schema migration that introduced
+//! them write it. The recount uses the same rules as ingest (`rollup.rs`) but none of
+//! its bookkeeping: every session once at its stored revision, every device's events
+//! folded from the start.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, params};
+
+use super::write::{device_events, write_rollups};
+use crate::rollup::{Cell, DayTotals, EventCursor, RollupDelta, SessionFacts, fold_events};
+use crate::store::{RollupCheck, StoreError};
+
+/// Every device's library and zone offset.
+fn places(conn: &Connection) -> Result<HashMap<i64, (i64, i64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT d.id, d.library, l.timezone FROM devices d JOIN libraries l ON l.id = d.library",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = HashMap::new();
+    while let Some(r) = rows.next()? {
+        let timezone: String = r.get(2)?;
+        let zone = jejak_domain::Zone::parse(&timezone)
+            .map_err(|e| StoreError::Inconsistent(format!("library zone '{timezone}': {e}")))?;
+        out.insert(
+            r.get(0)?,
+            (r.get(1)?, i64::from(zone.offset().local_minus_utc())),
+        );
+    }
+    Ok(out)
+}
+
+/// The rollups as the raw rows say they should be, and each device's event cursor.
+fn recount(
+    conn: &Connection,
+) -> Result<(RollupDelta, HashMap<i64, Option<EventCursor>>), StoreError> {
+    let places = places(conn)?;
+    let mut delta = RollupDelta::default();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT device, attrs, start_s, duration_s, offline_s, group_size, patron,
+                 rx_kib + tx_kib
+             FROM sessions",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let device: i64 = r.get(0)?;
+            let Some(&(library, offset)) = places.get(&device) else {
+                return Err(StoreError::Inconsistent(format!(
+                    "a session of unknown device {device}"
+                )));
+            };
+            let facts = SessionFacts {
+                attrs: r.get(1)?,
+                start_s: r.get(2)?,
+                duration_s: r.get(3)?,
+                offline_s: r.get(4)?,
+                group_size: r.get(5)?,
+                patron: r.get(6)?,
+                kib: r.get(7)?,
+            };
+            delta.session(device, library, offset, &facts, 1);
+        }
+    }
+    let boot = crate::codes::event_kind_code(jejak_domain::PcEventKind::Boot);
+    let mut cursors = HashMap::new();
+    for (&device, &(_, offset)) in &places {
+        let events = device_events(conn, device)?;
+        for e in events.iter().filter(|e| e.kind == boot) {
+            delta.boot(device, offset, e.at_s);
+        }
+        cursors.insert(
+            device,
+            fold_events(&mut delta, device, offset, None, &events),
+        );
+    }
+    Ok((delta.without_zeros(), cursors))
+}
+
+/// The rollups as stored (rows that sum to nothing left out).
+fn stored(conn: &Connection) -> Result<RollupDelta, StoreError> {
+    let mut delta = RollupDelta::default();
+    let mut stmt = conn.prepare(
+        "SELECT device, day, sessions, persons, seconds, online_s, kib, complete, men, women,
+             all_sessions, boots, powered_s, internet_s
+         FROM day_rollups",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        delta.days.insert(
+            (r.get(0)?, r.get(1)?),
+            DayTotals {
+                sessions: r.get(2)?,
+                persons: r.get(3)?,
+                seconds: r.get(4)?,
+                online_s: r.get(5)?,
+                kib: r.get(6)?,
+                complete: r.get(7)?,
+                men: r.get(8)?,
+                women: r.get(9)?,
+                all_sessions: r.get(10)?,
+                boots: r.get(11)?,
+                powered_s: r.get(12)?,
+                internet_s: r.get(13)?,
+            },
+        );
+    }
+    let mut stmt = conn.prepare(
+        "SELECT library, month, breakdown, value, user_kind, gender, sessions, persons
+         FROM breakdown_rollups",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let cell = Cell {
+            library: r.get(0)?,
+            month: r.get(1)?,
+            breakdown: r.get(2)?,
+            value: r.get(3)?,
+            user_kind: r.get(4)?,
+            gender: r.get(5)?,
+        };
+        delta.cells.insert(cell, (r.get(6)?, r.get(7)?));
+    }
+    let mut stmt = conn.prepare("SELECT library, month, patron, sessions FROM patron_months")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        delta
+            .patrons
+            .insert((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?);
+    }
+    Ok(delta.without_zeros())
+}
+
+/// At most this many differences are described (the count is always exact).
+const DESCRIBED: usize = 20;
+
+/// Compares the stored rollups with a recount from the raw rows.
+pub(crate) fn check(conn: &Connection) -> Result<RollupCheck, StoreError> {
+    let (expected, _) = recount(conn)?;
+    let actual = stored(conn)?;
+    let mut differences = Vec::new();
+    let mut count = 0u64;
+    let mut note = |text: String| {
+        count += 1;
+        if differences.len() < DESCRIBED {
+            differences.push(text);
+        }
+    };
+    let mut day_keys: Vec<_> = expected.days.keys().chain(actual.days.keys()).collect();
+    day_keys.sort();
+    day_keys.dedup();
+    for key in day_keys {
+        let (want, have) = (expected.days.get(key), actual.days.get(key));
+        if want != have {
+            note(format!(
+                "day rollup of device {} on day {}: recount {:?}, stored {:?}",
+                key.0, key.1, want, have
+            ));
+        }
+    }
+    let mut keys: Vec<_> = expected.cells.keys().chain(actual.cells.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let (want, have) = (expected.cells.get(key), actual.cells.get(key));
+        if want != have {
+            note(format!(
+                "breakdown rollup {key:?}: recount {want:?}, stored {have:?}"
+            ));
+        }
+    }
+    let mut keys: Vec<_> = expected
+        .patrons
+        .keys()
+        .chain(actual.patrons.keys())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let (want, have) = (expected.patrons.get(key), actual.patrons.get(key));
+        if want != have {
+            note(format!(
+                "patron rollup of library {} month {} patron {}: recount {:?}, stored {:?}",
+                key.0, key.1, key.2, want, have
+            ));
+        }
+    }
+    Ok(RollupCheck {
+        rows_checked: (expected.days.len() + expected.cells.len() + expected.patrons.len()) as u64,
+        differences: count,
+        described: differences,
+    })
+}
+
+/// Replaces the stored rollups and event cursors with a recount.
+pub(crate) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
+    let (expected, cursors) = recount(conn)?;
+    conn.execute_batch(
+        "DELETE FROM day_rollups; DELETE FROM breakdown_rollups; DELETE FROM patron_months;",
+    )?;
+    write_rollups(conn, &expected)?;
+    let mut update = conn.prepare(
+        "UPDATE devices SET event_at_s = ?2, event_id = ?3, event_kind = ?4, event_link_up = ?5
+         WHERE id = ?1",
+    )?;
+    for (device, cursor) in cursors {
+        match cursor {
+            Some(c) => {
+                update.execute(params![device, c.at_s, c.id.as_slice(), c.kind, c.link_up])?
+            }
+            None => update.execute(params![
+                device,
+                None::<i64>,
+                None::<Vec<u8>>,
+                None::<i64>,
+                None::<bool>
+            ])?,
+        };
+    }
+    Ok(())
+}
