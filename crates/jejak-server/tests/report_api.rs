@@ -306,6 +306,12 @@ async fn reports_refuse_devices_strangers_and_mistyped_parameters() {
     let missing = get(s, staff, "village?month=2026-10&library=tidakada").await;
     let detail = missing.problem(404, "unknown-library");
     assert!(detail.contains("tidakada"), "{detail}");
+
+    // A revoked staff token reads nothing more.
+    s.store.revoke_staff("dinas").await.unwrap();
+    get(s, staff, "district?month=2026-10")
+        .await
+        .problem(401, "token-revoked");
 }
 
 /// Small counts are hidden in every format once `suppress_below` is given.
