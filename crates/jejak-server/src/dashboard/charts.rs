@@ -36,6 +36,25 @@ pub(crate) struct Stack {
     pub values: [f64; 3],
 }
 
+/// A chart ready for the page: the visible caption and the SVG (whose `<title>` says
+/// the same for screen readers).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Chart {
+    /// The caption shown above the chart.
+    pub caption: String,
+    /// The `<svg>` element.
+    pub svg: String,
+}
+
+/// A title with the total of its bars, as the daily chart's caption and `<title>` read.
+fn with_total(title: &str, total: f64, lang: Lang) -> String {
+    format!(
+        "{title} ({} {})",
+        lang.pick("jumlah", "total"),
+        n(total, lang)
+    )
+}
+
 /// A number as the chart labels show it: whole, in the language's style.
 fn n(value: f64, lang: Lang) -> String {
     format_number(value, 0, lang)
@@ -321,7 +340,7 @@ fn table<'a>(report: &'a Report, id: &str) -> Option<&'a Table> {
 
 /// Sessions per day of the village report's daily calendar (`daily`): one bar per day
 /// of the month, labelled with the day of the month.
-pub(crate) fn daily_chart(report: &Report, lang: Lang) -> Option<String> {
+pub(crate) fn daily_chart(report: &Report, lang: Lang) -> Option<Chart> {
     let daily = table(report, "daily")?;
     let (day, sessions) = (column(daily, "day")?, column(daily, "sessions")?);
     let bars: Vec<Bar> = daily
@@ -342,16 +361,15 @@ pub(crate) fn daily_chart(report: &Report, lang: Lang) -> Option<String> {
             }
         })
         .collect();
-    Some(vertical_bars(
-        "chart-daily",
-        lang.pick("Sesi per hari", "Sessions per day"),
-        &bars,
-        lang,
-    ))
+    let title = lang.pick("Sesi per hari", "Sessions per day");
+    Some(Chart {
+        caption: with_total(title, bars.iter().map(|b| b.value).sum(), lang),
+        svg: vertical_bars("chart-daily", title, &bars, lang),
+    })
 }
 
 /// Sessions per purpose, from the purpose × gender table's `total` column.
-pub(crate) fn purpose_chart(report: &Report, lang: Lang) -> Option<String> {
+pub(crate) fn purpose_chart(report: &Report, lang: Lang) -> Option<Chart> {
     let purposes = table(report, "purpose_by_gender")?;
     let total = column(purposes, "total")?;
     let bars: Vec<Bar> = purposes
@@ -363,16 +381,18 @@ pub(crate) fn purpose_chart(report: &Report, lang: Lang) -> Option<String> {
             value: number(row.cells.get(total)),
         })
         .collect();
-    Some(horizontal_bars(
-        "chart-purposes",
-        lang.pick("Tujuan penggunaan (sesi)", "Purposes (sessions)"),
-        &bars,
-        lang,
-    ))
+    let title = lang.pick(
+        "Tujuan penggunaan (sesi; satu sesi dapat punya beberapa tujuan)",
+        "Purposes (sessions; a session may name several)",
+    );
+    Some(Chart {
+        caption: title.to_string(),
+        svg: horizontal_bars("chart-purposes", title, &bars, lang),
+    })
 }
 
 /// Sessions per age group stacked by gender, from the age × gender table.
-pub(crate) fn age_gender_chart(report: &Report, lang: Lang) -> Option<String> {
+pub(crate) fn age_gender_chart(report: &Report, lang: Lang) -> Option<Chart> {
     let ages = table(report, "age_by_gender")?;
     let columns = [column(ages, "l")?, column(ages, "p")?, column(ages, "x")?];
     let stacks: Vec<Stack> = ages
@@ -399,16 +419,14 @@ pub(crate) fn age_gender_chart(report: &Report, lang: Lang) -> Option<String> {
             lang.pick("tidak disebut", "not stated")
         ),
     ];
-    Some(stacked_bars(
-        "chart-age-gender",
-        lang.pick(
-            "Kelompok umur × jenis kelamin (sesi)",
-            "Age group × gender (sessions)",
-        ),
-        &series,
-        &stacks,
-        lang,
-    ))
+    let title = lang.pick(
+        "Kelompok umur × jenis kelamin (sesi)",
+        "Age group × gender (sessions)",
+    );
+    Some(Chart {
+        caption: title.to_string(),
+        svg: stacked_bars("chart-age-gender", title, &series, &stacks, lang),
+    })
 }
 
 #[cfg(test)]

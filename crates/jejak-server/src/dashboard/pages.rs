@@ -468,7 +468,12 @@ pub(crate) fn village(frame: &Frame<'_>, report: &Report, code: &str, month: &st
     .into_iter()
     .flatten()
     {
-        let _ = writeln!(body, "<figure>{chart}</figure>");
+        let _ = writeln!(
+            body,
+            "<figure><figcaption>{}</figcaption>{}</figure>",
+            escape(&chart.caption),
+            chart.svg
+        );
     }
     body.push_str("</section>\n");
     for table in rest {

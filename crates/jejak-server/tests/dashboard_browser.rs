@@ -1,0 +1,777 @@
+//! The web dashboard on a real server over a real SQLite file with a synced month,
+//! first over plain HTTP (status codes, cookies, cross-site refusals, page sizes), then
+//! in a real headless Chromium driven through chromedriver: sign in, the matrix with
+//! its flagged library, a village page with its charts, the English switch and the
+//! XLSX download, with screenshots kept under `target/test-output/dashboard/`.
+//!
+//! The browser test needs Debian's `chromium` and `chromium-driver`. Without them it
+//! prints a `SKIPPED:` line and passes, unless `JEJAK_REQUIRE_BROWSER=1` (set by CI),
+//! in which case it fails.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use calamine::{Reader, Xlsx, open_workbook_from_rs};
+use chrono::{NaiveDate, TimeZone, Utc};
+use common::TestServer;
+use fantoccini::{Client, ClientBuilder, Locator};
+use jejak_domain::{Lang, LibraryCode, PcCode, Zone};
+use jejak_server::ServerStore;
+use jejak_server::bench::{self, SimPc};
+use jejak_server::report::{Cell, Report, ReportRequest, format_number, load};
+use uuid::Uuid;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// A library name with every character HTML escapes, to see it shown literally.
+const TRICKY_NAME: &str = "Perpustakaan Desa \"Dermaji\" <Maju & Jaya>";
+/// The most bytes a dashboard page may have: small enough for a slow office PC.
+const MAX_PAGE_BYTES: usize = 60 * 1024;
+
+/// A district with October 2026 synced: `dermaji` (two PCs) and `karangsari` synced at
+/// the end of the month, `sepi` last synced on 10 October, so silent for 21 days when
+/// the server's clock reads 31 October. One staff token and one device token.
+struct District {
+    server: TestServer,
+    staff: String,
+    device: String,
+}
+
+async fn district() -> District {
+    let server = TestServer::start().await;
+    let at = |day: u32| Utc.with_ymd_and_hms(2026, 10, day, 5, 0, 0).unwrap();
+    for (code, name) in [
+        ("dermaji", TRICKY_NAME),
+        ("karangsari", "Perpustakaan Desa Karangsari"),
+        ("sepi", "Perpustakaan Desa Sepi"),
+    ] {
+        server
+            .store
+            .add_library(&LibraryCode::parse(code).unwrap(), name, Zone::Wib)
+            .await
+            .unwrap();
+    }
+    let mut device = String::new();
+    for (i, (library, pc, sessions, sync_day)) in [
+        ("sepi", "pc-01", 20, 10),
+        ("dermaji", "pc-01", 90, 31),
+        ("dermaji", "pc-02", 60, 31),
+        ("karangsari", "pc-01", 70, 31),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // The server's clock is moved to the day of the sync, so the library's last
+        // batch is dated then.
+        server.clock.advance(at(sync_day) - server.clock.now());
+        let (token, _) = server.enroll(library, pc).await;
+        device = token.clone();
+        let sim = SimPc {
+            library: LibraryCode::parse(library).unwrap(),
+            pc: PcCode::parse(pc).unwrap(),
+            epoch: Uuid::new_v4(),
+            clock_error_ms: 0,
+        };
+        let log = bench::simulate(&sim, sessions, bench::month_start(), i as u64 + 11);
+        let sync_at = server.clock.now() - chrono::Duration::seconds(1);
+        for batch in bench::batches(&sim, &log, 100, sync_at) {
+            let (status, ack) = server.post(&token, &batch).await;
+            assert_eq!(status, 200, "{ack}");
+        }
+    }
+    let staff = server.store.add_staff("Bu Sri").await.unwrap();
+    District {
+        staff: staff.expose().to_string(),
+        device,
+        server,
+    }
+}
+
+fn october() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()
+}
+
+/// The report the dashboard must show, built the same way the server builds it.
+async fn village_report(server: &TestServer, library: &str, lang: Lang) -> Report {
+    load(
+        &server.store,
+        &ReportRequest::Village {
+            month: october(),
+            library: LibraryCode::parse(library).unwrap(),
+        },
+        lang,
+        server.clock.now(),
+    )
+    .await
+    .unwrap()
+}
+
+/// The number in the cell of table `table`, column `key`, of the first row.
+fn first_row_number(report: &Report, table: &str, key: &str) -> f64 {
+    let table = report.sections.iter().find(|t| t.id == table).unwrap();
+    let column = table.columns.iter().position(|c| c.key == key).unwrap();
+    match &table.rows[0].cells[column] {
+        Cell::Number(n) => *n,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// An HTTP client that keeps no cookies and follows no redirects, so each answer is
+/// seen as the server sent it.
+fn plain_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in over HTTP; returns the answer's status, `Location` and `Set-Cookie`.
+async fn post_sign_in(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    origin: Option<&str>,
+) -> (u16, String, String, String) {
+    let mut request = http
+        .post(format!("{url}/dashboard/login"))
+        .form(&[("token", token)]);
+    if let Some(origin) = origin {
+        request = request.header("Origin", origin);
+    }
+    let response = request.send().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let (location, cookie) = (header("location"), header("set-cookie"));
+    let status = response.status().as_u16();
+    (status, location, cookie, response.text().await.unwrap())
+}
+
+/// GETs a dashboard page with a session cookie; returns status and body.
+async fn get_page(http: &reqwest::Client, url: &str, cookie: &str) -> (u16, String) {
+    let response = http.get(url).header("Cookie", cookie).send().await.unwrap();
+    (
+        response.status().as_u16(),
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_over_http_signs_in_refuses_cross_site_posts_and_keeps_pages_small() {
+    let District {
+        server,
+        staff,
+        device,
+    } = district().await;
+    let http = plain_http();
+    let url = &server.url;
+
+    // The root and every page lead to the sign-in page without a session.
+    for path in [
+        "/",
+        "/dashboard",
+        "/dashboard/village/dermaji",
+        "/dashboard/download/district/xlsx",
+    ] {
+        let response = http.get(format!("{url}{path}")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 303, "{path}");
+        let location = response.headers()["location"].to_str().unwrap();
+        let expected = if path == "/" {
+            "/dashboard"
+        } else {
+            "/dashboard/login"
+        };
+        assert_eq!(location, expected, "{path}");
+    }
+
+    // Refused tokens: a device's (403), an unknown one (401). The page says why and
+    // sets no session.
+    let (status, _, cookie, body) = post_sign_in(&http, url, &device, None).await;
+    assert_eq!(status, 403);
+    assert!(cookie.is_empty());
+    assert!(body.contains("token PC perpustakaan"), "{body}");
+    let (status, _, cookie, body) = post_sign_in(&http, url, "jejak_staff_nope", None).await;
+    assert_eq!(status, 401);
+    assert!(cookie.is_empty());
+    assert!(body.contains("Token tidak dikenal"), "{body}");
+
+    // A sign-in posted from another site is refused even with a good token.
+    let (status, _, cookie, _) =
+        post_sign_in(&http, url, &staff, Some("http://evil.example")).await;
+    assert_eq!(status, 403);
+    assert!(cookie.is_empty());
+
+    // A good sign-in from this site: a session cookie that is not the token.
+    let origin = format!("http://{}", server.addr);
+    let (status, location, set_cookie, _) = post_sign_in(&http, url, &staff, Some(&origin)).await;
+    assert_eq!((status, location.as_str()), (303, "/dashboard"));
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    assert!(set_cookie.contains("Path=/"), "{set_cookie}");
+    assert!(!set_cookie.contains(&staff));
+    let session = set_cookie.split(';').next().unwrap().to_string();
+    let id = session.strip_prefix("jejak_session=").unwrap();
+    assert_eq!(id.len(), 64, "32 random bytes in hex");
+
+    // The pages, their size, and that they load nothing from elsewhere.
+    let mut sizes = Vec::new();
+    for path in [
+        "/dashboard",
+        "/dashboard?month=2026-10",
+        "/dashboard/village/dermaji?month=2026-10",
+        "/dashboard/period?period=2026-Q4",
+        "/dashboard/ops",
+    ] {
+        let (status, body) = get_page(&http, &format!("{url}{path}"), &session).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(!body.contains("<script"), "{path}");
+        assert!(!body.contains("src=\"http"), "{path}");
+        assert!(
+            body.len() < MAX_PAGE_BYTES,
+            "{path} is {} bytes",
+            body.len()
+        );
+        assert!(!body.contains(&staff));
+        sizes.push((path, body.len()));
+    }
+    for (path, size) in &sizes {
+        eprintln!("page size: {path} {size} bytes");
+    }
+    let (_, matrix) = get_page(&http, &format!("{url}/dashboard"), &session).await;
+    assert!(matrix.contains("Perpustakaan Desa &quot;Dermaji&quot; &lt;Maju &amp; Jaya&gt;"));
+    assert!(matrix.contains("<tr class=\"alert\">"));
+    assert!(matrix.contains("Tidak sinkron 21 hari"));
+
+    // A village that does not exist, a bad month, a bad format.
+    let (status, body) =
+        get_page(&http, &format!("{url}/dashboard/village/nowhere"), &session).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = get_page(&http, &format!("{url}/dashboard?month=Oktober"), &session).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Bulan tidak dikenali"));
+    let (status, _) = get_page(
+        &http,
+        &format!("{url}/dashboard/download/district/pdf"),
+        &session,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Downloads with the session: the same file the report API serves.
+    let response = http
+        .get(format!(
+            "{url}/dashboard/download/village/csv?library=dermaji&month=2026-10&table=daily"
+        ))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("laporan-bulanan-dermaji-2026-10-daily.csv")
+    );
+    let csv = response.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 1 + 31 + 1, "header, 31 days, total");
+
+    // Signing out from another site is refused; from this one it ends the session.
+    let response = http
+        .post(format!("{url}/dashboard/logout"))
+        .header("Cookie", &session)
+        .header("Origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let (status, _) = get_page(&http, &format!("{url}/dashboard"), &session).await;
+    assert_eq!(status, 200, "still signed in");
+    let response = http
+        .post(format!("{url}/dashboard/logout"))
+        .header("Cookie", &session)
+        .header("Origin", &origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let (status, _) = get_page(&http, &format!("{url}/dashboard"), &session).await;
+    assert_eq!(status, 303, "signed out");
+
+    // A session ends after 12 hours.
+    let (_, _, set_cookie, _) = post_sign_in(&http, url, &staff, None).await;
+    let session = set_cookie.split(';').next().unwrap().to_string();
+    let (status, _) = get_page(&http, &format!("{url}/dashboard"), &session).await;
+    assert_eq!(status, 200);
+    server.clock.advance(chrono::Duration::hours(13));
+    let (status, _) = get_page(&http, &format!("{url}/dashboard"), &session).await;
+    assert_eq!(status, 303, "expired");
+}
+
+/// Where screenshots go: `<target>/test-output/dashboard/`.
+fn output_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .map(Path::to_path_buf)
+        })
+        .unwrap();
+    let dir = target.join("test-output").join("dashboard");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Whether the browser can run here; prints the skip line (or fails under
+/// `JEJAK_REQUIRE_BROWSER=1`) when it cannot.
+fn browser_available() -> bool {
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("JEJAK_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        panic!(
+            "JEJAK_REQUIRE_BROWSER=1 but {} missing: apt-get install chromium chromium-driver",
+            missing.join(" and ")
+        );
+    }
+    eprintln!(
+        "SKIPPED: dashboard browser tests need Debian's chromium and chromium-driver \
+         (apt-get install chromium chromium-driver); missing: {}",
+        missing.join(", ")
+    );
+    false
+}
+
+/// A chromedriver process on a free loopback port, killed when dropped.
+struct Driver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A headless Chromium session through the driver, downloading into `downloads`.
+async fn browser(driver: &Driver, profile: &Path, downloads: &Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("browserName".into(), "chrome".into());
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--window-size=1280,1400",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+                "download.directory_upgrade": true,
+                "safebrowsing.enabled": false,
+            },
+        }),
+    );
+    // chromedriver takes a moment to listen.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&driver.url)
+            .await
+        {
+            Ok(client) => return client,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("chromedriver did not start a Chromium session: {e}"),
+        }
+    }
+}
+
+/// The path of the page the browser shows.
+async fn path(client: &Client) -> String {
+    client.current_url().await.unwrap().path().to_string()
+}
+
+/// Waits (up to 10 s) until the browser shows `expected`, since a form's submission
+/// returns before the next page has loaded; returns the path shown last.
+async fn wait_path(client: &Client, expected: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = path(client).await;
+        let ready = client
+            .execute("return document.readyState", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string));
+        if (shown == expected && ready.as_deref() == Some("complete")) || Instant::now() > deadline
+        {
+            return shown;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (up to 10 s) until the element's text is `expected`; returns the text shown
+/// last. A click that navigates returns before the next page has loaded.
+async fn wait_text(client: &Client, css: &str, expected: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if shown == expected || Instant::now() > deadline {
+            return shown;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let file = output_dir().join(name);
+    std::fs::write(&file, png).unwrap();
+    eprintln!("screenshot: {}", file.display());
+    file
+}
+
+/// The finished download whose name ends with `suffix`, waiting up to 30 s.
+async fn downloaded(dir: &Path, suffix: &str) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(suffix));
+        if let Some(file) = found {
+            return file;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {suffix} download in {}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_headless_chromium_signs_in_shows_matrix_village_charts_and_downloads_xlsx() {
+    if !browser_available() {
+        return;
+    }
+    let district = district().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let (profile, downloads) = (scratch.path().join("profile"), scratch.path().join("dl"));
+    std::fs::create_dir_all(&downloads).unwrap();
+    let driver = Driver::start();
+    let client = browser(&driver, &profile, &downloads).await;
+    let result = browse(&client, &district, &downloads).await;
+    // The browser is closed whatever happened, then the outcome is reported.
+    let _ = client.close().await;
+    drop(driver);
+    result.unwrap();
+}
+
+async fn browse(
+    client: &Client,
+    district: &District,
+    downloads: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let server = &district.server;
+    let url = &server.url;
+
+    // Not signed in: the dashboard leads to the sign-in page.
+    client.goto(&format!("{url}/dashboard")).await?;
+    assert_eq!(path(client).await, "/dashboard/login");
+    assert_eq!(
+        client
+            .find(Locator::Css("html"))
+            .await?
+            .attr("lang")
+            .await?,
+        Some("id".to_string())
+    );
+
+    // A device token is refused with a clear message.
+    let form = client.form(Locator::Css("form.sign-in")).await?;
+    form.set_by_name("token", &district.device).await?;
+    form.submit().await?;
+    let error = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#sign-in-error"))
+        .await?
+        .text()
+        .await?;
+    assert_eq!(path(client).await, "/dashboard/login");
+    assert!(error.contains("token PC perpustakaan"), "{error}");
+
+    // The staff token signs in and lands on the district matrix of October (the
+    // current month in WIB by the server's clock).
+    let form = client.form(Locator::Css("form.sign-in")).await?;
+    form.set_by_name("token", &district.staff).await?;
+    form.submit().await?;
+    assert_eq!(wait_path(client, "/dashboard").await, "/dashboard");
+    assert_eq!(text(client, "h1").await, "Rekap Bulanan Kabupaten");
+    assert_eq!(
+        client
+            .find(Locator::Css("input[name=month]"))
+            .await?
+            .prop("value")
+            .await?,
+        Some("2026-10".to_string())
+    );
+    let rows = client
+        .find_all(Locator::Css("#table-libraries tbody tr"))
+        .await?;
+    assert_eq!(rows.len(), 4, "three libraries and the total");
+    let mut names = Vec::new();
+    for row in &rows {
+        names.push(row.find(Locator::Css("td")).await?.text().await?);
+    }
+    assert_eq!(
+        names,
+        [
+            TRICKY_NAME,
+            "Perpustakaan Desa Karangsari",
+            "Perpustakaan Desa Sepi",
+            "Jumlah / Total"
+        ],
+        "names shown literally, markup characters included"
+    );
+    let flagged = client
+        .find(Locator::Css("#table-libraries tr.alert"))
+        .await?;
+    let flagged_text = flagged.text().await?;
+    assert!(
+        flagged_text.contains("Perpustakaan Desa Sepi"),
+        "{flagged_text}"
+    );
+    assert!(
+        flagged_text.contains("Tidak sinkron 21 hari"),
+        "{flagged_text}"
+    );
+    // The highlight is really drawn: the flagged row's cells are filled.
+    let background: String = client
+        .execute(
+            "return getComputedStyle(document.querySelector('#table-libraries tr.alert td')).backgroundColor",
+            vec![],
+        )
+        .await?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(background, "rgb(248, 203, 173)");
+    assert!(text(client, "#flag-summary").await.starts_with("1 dari 3"));
+    screenshot(client, "matrix.png").await;
+
+    // Open the village page from the matrix.
+    client
+        .find(Locator::Css("a[href^='/dashboard/village/dermaji']"))
+        .await?
+        .click()
+        .await?;
+    assert_eq!(
+        wait_path(client, "/dashboard/village/dermaji").await,
+        "/dashboard/village/dermaji"
+    );
+    assert_eq!(text(client, "h1").await, "Laporan Bulanan Layanan TIK");
+    let report = village_report(server, "dermaji", Lang::Id).await;
+    let sessions = first_row_number(&report, "summary", "sessions");
+    assert!(sessions > 100.0, "{sessions}");
+
+    // The daily chart: one bar per day of October, values equal to the calendar table,
+    // and its title names the month's total as the summary table does.
+    let bars = client
+        .find_all(Locator::Css("svg#chart-daily rect.bar"))
+        .await?;
+    assert_eq!(bars.len(), 31);
+    let daily = report.sections.iter().find(|t| t.id == "daily").unwrap();
+    let mut bar_sum = 0.0;
+    for (bar, row) in bars.iter().zip(&daily.rows) {
+        let value: f64 = bar.attr("data-value").await?.unwrap().parse()?;
+        assert_eq!(Cell::Number(value), row.cells[2]);
+        bar_sum += value;
+    }
+    assert_eq!(bar_sum, sessions);
+    let title: String = client
+        .execute(
+            "return document.querySelector('#chart-daily-t').textContent",
+            vec![],
+        )
+        .await?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        title,
+        format!(
+            "Sesi per hari (jumlah {})",
+            format_number(sessions, 0, Lang::Id)
+        )
+    );
+    // The purpose and age × gender charts are there with a bar or segment each.
+    assert_eq!(
+        client
+            .find_all(Locator::Css("svg#chart-purposes rect.bar"))
+            .await?
+            .len(),
+        8
+    );
+    assert!(
+        !client
+            .find_all(Locator::Css("svg#chart-age-gender rect.seg"))
+            .await?
+            .is_empty()
+    );
+    client.set_window_size(1280, 2200).await?;
+    screenshot(client, "village.png").await;
+    client.set_window_size(1280, 1400).await?;
+
+    // English, remembered across pages.
+    client
+        .find(Locator::Css("#lang-switch"))
+        .await?
+        .click()
+        .await?;
+    assert_eq!(
+        wait_text(client, "h1", "Monthly ICT Service Report").await,
+        "Monthly ICT Service Report"
+    );
+    let title: String = client
+        .execute(
+            "return document.querySelector('#chart-daily-t').textContent",
+            vec![],
+        )
+        .await?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        title,
+        format!(
+            "Sessions per day (total {})",
+            format_number(sessions, 0, Lang::En)
+        )
+    );
+    client.goto(&format!("{url}/dashboard")).await?;
+    assert_eq!(text(client, "h1").await, "District Monthly Summary");
+    assert!(
+        text(client, "#table-libraries tr.alert")
+            .await
+            .contains("Silent for 21 days")
+    );
+    screenshot(client, "matrix-en.png").await;
+
+    // Download the village's XLSX from its page and read it back.
+    client
+        .goto(&format!("{url}/dashboard/village/dermaji?month=2026-10"))
+        .await?;
+    client
+        .find(Locator::Css("#download-xlsx"))
+        .await?
+        .click()
+        .await?;
+    let file = downloaded(downloads, ".xlsx").await;
+    assert!(
+        file.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("laporan-bulanan-dermaji-2026-10")
+    );
+    let bytes = std::fs::read(&file)?;
+    let workbook: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes))?;
+    let english = village_report(server, "dermaji", Lang::En).await;
+    let expected: Vec<String> = english
+        .sections
+        .iter()
+        .map(|t| {
+            t.title
+                .en
+                .chars()
+                .map(|c| if "[]:*?/\\".contains(c) { ' ' } else { c })
+                .take(31)
+                .collect::<String>()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(workbook.sheet_names(), expected);
+
+    // Sign out with the button: back to the sign-in page, and the dashboard is closed.
+    client.goto(&format!("{url}/dashboard")).await?;
+    client
+        .find(Locator::Css("#sign-out"))
+        .await?
+        .click()
+        .await?;
+    assert_eq!(
+        wait_path(client, "/dashboard/login").await,
+        "/dashboard/login"
+    );
+    client.goto(&format!("{url}/dashboard")).await?;
+    assert_eq!(path(client).await, "/dashboard/login");
+    Ok(())
+}
