@@ -442,10 +442,9 @@ async fn sign_out(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
     see_other("/dashboard/login", expired)
 }
 
-/// The staff session, or the redirect to the sign-in page.
-fn require_staff(dash: &Dashboard, headers: &HeaderMap) -> Result<StaffSession, Response> {
-    dash.staff(headers)
-        .ok_or_else(|| see_other("/dashboard/login", []))
+/// The answer to a request without a valid session: the sign-in page.
+fn to_sign_in() -> Response {
+    see_other("/dashboard/login", [])
 }
 
 async fn district_page(
@@ -453,9 +452,8 @@ async fn district_page(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let staff = match require_staff(&dash, &headers) {
-        Ok(staff) => staff,
-        Err(redirect) => return redirect,
+    let Some(staff) = dash.staff(&headers) else {
+        return to_sign_in();
     };
     let (lang, cookie) = language(&query, &headers);
     let now = dash.app.now();
@@ -490,9 +488,8 @@ async fn village_page(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let staff = match require_staff(&dash, &headers) {
-        Ok(staff) => staff,
-        Err(redirect) => return redirect,
+    let Some(staff) = dash.staff(&headers) else {
+        return to_sign_in();
     };
     let (lang, cookie) = language(&query, &headers);
     let now = dash.app.now();
@@ -540,9 +537,8 @@ async fn period_page(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let staff = match require_staff(&dash, &headers) {
-        Ok(staff) => staff,
-        Err(redirect) => return redirect,
+    let Some(staff) = dash.staff(&headers) else {
+        return to_sign_in();
     };
     let (lang, cookie) = language(&query, &headers);
     let now = dash.app.now();
@@ -604,9 +600,8 @@ async fn ops_page(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let staff = match require_staff(&dash, &headers) {
-        Ok(staff) => staff,
-        Err(redirect) => return redirect,
+    let Some(staff) = dash.staff(&headers) else {
+        return to_sign_in();
     };
     let (lang, cookie) = language(&query, &headers);
     let now = dash.app.now();
@@ -656,9 +651,8 @@ async fn download(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let staff = match require_staff(&dash, &headers) {
-        Ok(staff) => staff,
-        Err(redirect) => return redirect,
+    let Some(staff) = dash.staff(&headers) else {
+        return to_sign_in();
     };
     let (lang, cookie) = language(&query, &headers);
     let now = dash.app.now();

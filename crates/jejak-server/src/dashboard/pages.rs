@@ -309,10 +309,10 @@ fn downloads(base: &str, query: &str, lang: Lang) -> String {
         "<a class=\"button\" id=\"download-csv\" href=\"{}\">CSV</a> ",
         escape(&format!("{base}/csv?{query}"))
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<a class=\"button\" id=\"download-xlsx\" href=\"{}\">XLSX (Excel)</a> \
-         <a class=\"button\" id=\"download-html\" href=\"{}\">{}</a></p>\n",
+         <a class=\"button\" id=\"download-html\" href=\"{}\">{}</a></p>",
         escape(&format!("{base}/xlsx?{query}")),
         escape(&format!("{base}/html?{query}")),
         lang.pick("Laporan cetak (A4)", "Printable report (A4)")
@@ -424,9 +424,9 @@ pub(crate) fn district(
 pub(crate) fn village(frame: &Frame<'_>, report: &Report, code: &str, month: &str) -> String {
     let lang = frame.lang;
     let mut body = String::with_capacity(32_768);
-    let _ = write!(
+    let _ = writeln!(
         body,
-        "<p class=\"crumbs\"><a href=\"/dashboard?month={}\">← {}</a></p>\n",
+        "<p class=\"crumbs\"><a href=\"/dashboard?month={}\">← {}</a></p>",
         url_encode(month),
         lang.pick("Rekap bulanan kabupaten", "District monthly summary")
     );
