@@ -25,8 +25,17 @@ use jejak_server::bench::{self, SimPc};
 use jejak_server::report::{Cell, Report, ReportRequest, format_number, load};
 use uuid::Uuid;
 
+/// Debian's paths; `JEJAK_CHROMIUM` / `JEJAK_CHROMEDRIVER` may point elsewhere.
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+fn chromium() -> String {
+    std::env::var("JEJAK_CHROMIUM").unwrap_or_else(|_| CHROMIUM.to_string())
+}
+
+fn chromedriver() -> String {
+    std::env::var("JEJAK_CHROMEDRIVER").unwrap_or_else(|_| CHROMEDRIVER.to_string())
+}
 /// A library name with every character HTML escapes, to see it shown literally.
 const TRICKY_NAME: &str = "Perpustakaan Desa \"Dermaji\" <Maju & Jaya>";
 /// The most bytes a dashboard page may have: small enough for a slow office PC.
@@ -334,7 +343,7 @@ fn output_dir() -> PathBuf {
 /// Whether the browser can run here; prints the skip line (or fails under
 /// `JEJAK_REQUIRE_BROWSER=1`) when it cannot.
 fn browser_available() -> bool {
-    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+    let missing: Vec<String> = [chromium(), chromedriver()]
         .into_iter()
         .filter(|p| !Path::new(p).exists())
         .collect();
@@ -368,7 +377,7 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
-        let child = std::process::Command::new(CHROMEDRIVER)
+        let child = std::process::Command::new(chromedriver())
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(std::process::Stdio::null())
@@ -396,7 +405,7 @@ async fn browser(driver: &Driver, profile: &Path, downloads: &Path) -> Client {
     capabilities.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
-            "binary": CHROMIUM,
+            "binary": chromium(),
             "args": [
                 "--headless",
                 "--no-sandbox",
