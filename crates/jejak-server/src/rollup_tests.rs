@@ -175,6 +175,7 @@ fn records(
 /// in the range (as the client does), with an anchor for the run that is `skew_s` off
 /// the truth and more precise the later the batch (so it replaces the stored one and
 /// re-dates what follows).
+#[allow(clippy::too_many_arguments)]
 fn batch(
     library: &LibraryCode,
     pc: &PcCode,

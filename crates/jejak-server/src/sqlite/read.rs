@@ -13,7 +13,7 @@ use crate::report::facts::{
     Breakdown, BreakdownFacts, DayFacts, FactsDetail, LibraryFacts, MonthFacts, PcFacts,
     month_bounds,
 };
-use crate::rollup;
+use crate::rollup::{self, DayTotals};
 use crate::store::{
     AuthError, DEVICE_TOKEN_PREFIX, DeviceId, DeviceInfo, DeviceRef, DeviceState, EpochState,
     LibraryInfo, Principal, STAFF_TOKEN_PREFIX, StoreError, StoredEvent, StoredSession, token_hash,
@@ -438,90 +438,102 @@ pub(crate) fn month_facts(
         }
     }
 
-    // The month's day rollups: a range of the key, since local days are numbered alike
-    // in every zone.
-    let (from_day, to_day) = (rollup::date_day(first), rollup::date_day(next));
+    // The month's day rollups: one packed row per PC.
+    let month_number = rollup::month_number(first);
+    let corrupt = |what: &str| inconsistent(&format!("the packed {what} of {first}"));
     {
-        let mut stmt = conn.prepare_cached(
-            "SELECT device, day, sessions, persons, seconds, online_s, kib, complete, men, women,
-                 all_sessions, boots, powered_s, internet_s
-             FROM day_rollups WHERE day >= ?1 AND day < ?2",
-        )?;
-        let mut rows = stmt.query([from_day, to_day])?;
+        let mut stmt =
+            conn.prepare_cached("SELECT device, days FROM day_rollups WHERE month = ?1")?;
+        let mut rows = stmt.query([month_number])?;
         while let Some(r) = rows.next()? {
             let Some(&(i, p)) = device_index.get(&r.get::<_, i64>(0)?) else {
                 continue;
             };
-            let day = rollup::day_date(r.get(1)?).ok_or_else(|| inconsistent("rollup day"))?;
-            let (all_sessions, boots): (i64, i64) = (r.get(10)?, r.get(11)?);
+            let bytes: Vec<u8> = r.get(1)?;
+            let values = rollup::unpack(&bytes).ok_or_else(|| corrupt("days"))?;
             let lib = &mut libs[i];
-            if (all_sessions > 0 || boots > 0) && !lib.open_days.contains(&day) {
-                lib.open_days.push(day);
-            }
-            lib.pcs[p].powered_seconds += to_u64(r.get(12)?);
-            lib.pcs[p].internet_up_seconds += to_u64(r.get(13)?);
-            let facts = DayFacts {
-                pc: lib.pcs[p].pc.clone(),
-                day,
-                sessions: to_u64(r.get(2)?),
-                persons: to_u64(r.get(3)?),
-                seconds: to_u64(r.get(4)?),
-                online_seconds: to_u64(r.get(5)?),
-                kib: to_u64(r.get(6)?),
-                complete: to_u64(r.get(7)?),
-                men: to_u64(r.get(8)?),
-                women: to_u64(r.get(9)?),
-            };
-            if facts.sessions > 0 || facts.seconds > 0 || facts.kib > 0 {
-                lib.days.push(facts);
+            for (index, counters) in values.chunks(rollup::DAY_FIELDS).enumerate() {
+                let t = DayTotals::from_slice(counters);
+                if t.is_zero() {
+                    continue;
+                }
+                let day = first + chrono::Duration::days(index as i64);
+                if day >= next {
+                    return Err(corrupt("days"));
+                }
+                if t.all_sessions > 0 || t.boots > 0 {
+                    lib.open_days.push(day);
+                }
+                lib.pcs[p].powered_seconds += to_u64(t.powered_s);
+                lib.pcs[p].internet_up_seconds += to_u64(t.internet_s);
+                if t.sessions > 0 || t.seconds > 0 || t.kib > 0 {
+                    lib.days.push(DayFacts {
+                        pc: lib.pcs[p].pc.clone(),
+                        day,
+                        sessions: to_u64(t.sessions),
+                        persons: to_u64(t.persons),
+                        seconds: to_u64(t.seconds),
+                        online_seconds: to_u64(t.online_s),
+                        kib: to_u64(t.kib),
+                        complete: to_u64(t.complete),
+                        men: to_u64(t.men),
+                        women: to_u64(t.women),
+                    });
+                }
             }
         }
     }
     for lib in &mut libs {
         lib.open_days.sort();
+        lib.open_days.dedup();
         lib.days.sort_by(|a, b| (&a.pc, a.day).cmp(&(&b.pc, b.day)));
     }
 
-    // Unique users: the rows of the month's patron rollup.
-    let month_number = rollup::month_number(first);
+    // Unique users: the patrons of the month's packed rows.
     {
-        let mut stmt = conn.prepare_cached(
-            "SELECT library, COUNT(*) FROM patron_months WHERE month = ?1 AND sessions > 0
-             GROUP BY library",
-        )?;
+        let mut stmt =
+            conn.prepare_cached("SELECT library, patrons FROM patron_months WHERE month = ?1")?;
         let mut rows = stmt.query([month_number])?;
         while let Some(r) = rows.next()? {
             if let Some(&i) = lib_index.get(&r.get::<_, i64>(0)?) {
-                libs[i].unique_users = to_u64(r.get(1)?);
+                let bytes: Vec<u8> = r.get(1)?;
+                let patrons = rollup::unpack_patrons(&bytes).ok_or_else(|| corrupt("patrons"))?;
+                libs[i].unique_users = patrons.values().filter(|n| **n > 0).count() as u64;
             }
         }
     }
 
     if detail == FactsDetail::Breakdowns {
-        let mut stmt = conn.prepare_cached(
-            "SELECT library, breakdown, value, user_kind, gender, sessions, persons
-             FROM breakdown_rollups WHERE month = ?1 AND sessions <> 0
-             ORDER BY library, breakdown, value, user_kind, gender",
-        )?;
+        let mut stmt =
+            conn.prepare_cached("SELECT library, cells FROM breakdown_rollups WHERE month = ?1")?;
         let mut rows = stmt.query([month_number])?;
         while let Some(r) = rows.next()? {
-            let Some(&i) = lib_index.get(&r.get::<_, i64>(0)?) else {
+            let library: i64 = r.get(0)?;
+            let Some(&i) = lib_index.get(&library) else {
                 continue;
             };
-            let (breakdown, value): (i64, i64) = (r.get(1)?, r.get(2)?);
-            let by = if breakdown == rollup::BY_AGE {
-                Breakdown::Age(code(codes::age_group_from(value), "age group")?)
-            } else {
-                let purpose = codes::purposes_from(1 << value.clamp(0, 62));
-                Breakdown::Purpose(code(purpose.first().copied(), "purpose")?)
-            };
-            libs[i].breakdowns.push(BreakdownFacts {
-                by,
-                user_kind: code(codes::user_kind_from(r.get(3)?), "user kind")?,
-                gender: code(codes::gender_from(r.get(4)?), "gender")?,
-                sessions: to_u64(r.get(5)?),
-                persons: to_u64(r.get(6)?),
-            });
+            let bytes: Vec<u8> = r.get(1)?;
+            let values = rollup::unpack(&bytes).ok_or_else(|| corrupt("cells"))?;
+            for (slot, pair) in values.chunks(2).enumerate() {
+                let (sessions, persons) = (pair[0], pair.get(1).copied().unwrap_or(0));
+                if sessions == 0 && persons == 0 {
+                    continue;
+                }
+                let cell = rollup::slot_cell(library, month_number, slot);
+                let by = if cell.breakdown == rollup::BY_AGE {
+                    Breakdown::Age(code(codes::age_group_from(cell.value), "age group")?)
+                } else {
+                    let purpose = codes::purposes_from(1 << cell.value.clamp(0, 62));
+                    Breakdown::Purpose(code(purpose.first().copied(), "purpose")?)
+                };
+                libs[i].breakdowns.push(BreakdownFacts {
+                    by,
+                    user_kind: code(codes::user_kind_from(cell.user_kind), "user kind")?,
+                    gender: code(codes::gender_from(cell.gender), "gender")?,
+                    sessions: to_u64(sessions),
+                    persons: to_u64(persons),
+                });
+            }
         }
     }
     Ok(MonthFacts {

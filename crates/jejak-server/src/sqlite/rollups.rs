@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, params};
 
 use super::write::{device_events, write_rollups};
-use crate::rollup::{Cell, DayTotals, EventCursor, RollupDelta, SessionFacts, fold_events};
+use crate::rollup::{self, DayTotals, EventCursor, RollupDelta, SessionFacts, fold_events};
 use crate::store::{RollupCheck, StoreError};
 
 /// Every device's library and zone offset.
@@ -78,56 +78,48 @@ fn recount(
     Ok((delta.without_zeros(), cursors))
 }
 
-/// The rollups as stored (rows that sum to nothing left out).
+/// The rollups as stored, unpacked (entries that count nothing left out).
 fn stored(conn: &Connection) -> Result<RollupDelta, StoreError> {
+    let corrupt = |what: &str, month: i64| {
+        StoreError::Inconsistent(format!("the packed {what} of month {month}"))
+    };
     let mut delta = RollupDelta::default();
-    let mut stmt = conn.prepare(
-        "SELECT device, day, sessions, persons, seconds, online_s, kib, complete, men, women,
-             all_sessions, boots, powered_s, internet_s
-         FROM day_rollups",
-    )?;
+    let mut stmt = conn.prepare("SELECT month, device, days FROM day_rollups")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        delta.days.insert(
-            (r.get(0)?, r.get(1)?),
-            DayTotals {
-                sessions: r.get(2)?,
-                persons: r.get(3)?,
-                seconds: r.get(4)?,
-                online_s: r.get(5)?,
-                kib: r.get(6)?,
-                complete: r.get(7)?,
-                men: r.get(8)?,
-                women: r.get(9)?,
-                all_sessions: r.get(10)?,
-                boots: r.get(11)?,
-                powered_s: r.get(12)?,
-                internet_s: r.get(13)?,
-            },
-        );
+        let (month, device): (i64, i64) = (r.get(0)?, r.get(1)?);
+        let bytes: Vec<u8> = r.get(2)?;
+        let values = rollup::unpack(&bytes).ok_or_else(|| corrupt("days", month))?;
+        let first = rollup::month_first(month).ok_or_else(|| corrupt("days", month))?;
+        for (index, counters) in values.chunks(rollup::DAY_FIELDS).enumerate() {
+            let day = rollup::date_day(first) + index as i64;
+            delta
+                .days
+                .insert((device, day), DayTotals::from_slice(counters));
+        }
     }
-    let mut stmt = conn.prepare(
-        "SELECT library, month, breakdown, value, user_kind, gender, sessions, persons
-         FROM breakdown_rollups",
-    )?;
+    let mut stmt = conn.prepare("SELECT month, library, cells FROM breakdown_rollups")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        let cell = Cell {
-            library: r.get(0)?,
-            month: r.get(1)?,
-            breakdown: r.get(2)?,
-            value: r.get(3)?,
-            user_kind: r.get(4)?,
-            gender: r.get(5)?,
-        };
-        delta.cells.insert(cell, (r.get(6)?, r.get(7)?));
+        let (month, library): (i64, i64) = (r.get(0)?, r.get(1)?);
+        let bytes: Vec<u8> = r.get(2)?;
+        let values = rollup::unpack(&bytes).ok_or_else(|| corrupt("cells", month))?;
+        for (slot, pair) in values.chunks(2).enumerate() {
+            let counts = (pair[0], pair.get(1).copied().unwrap_or(0));
+            delta
+                .cells
+                .insert(rollup::slot_cell(library, month, slot), counts);
+        }
     }
-    let mut stmt = conn.prepare("SELECT library, month, patron, sessions FROM patron_months")?;
+    let mut stmt = conn.prepare("SELECT month, library, patrons FROM patron_months")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        delta
-            .patrons
-            .insert((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?);
+        let (month, library): (i64, i64) = (r.get(0)?, r.get(1)?);
+        let bytes: Vec<u8> = r.get(2)?;
+        let patrons = rollup::unpack_patrons(&bytes).ok_or_else(|| corrupt("patrons", month))?;
+        for (patron, sessions) in patrons {
+            delta.patrons.insert((library, month, patron), sessions);
+        }
     }
     Ok(delta.without_zeros())
 }

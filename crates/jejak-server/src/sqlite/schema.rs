@@ -194,48 +194,32 @@ CREATE TABLE settings (
 ) STRICT, WITHOUT ROWID;
 
 -- The rollups the reports read, kept by ingest in the batch's own transaction (the
--- rules are in rollup.rs). Days and months are the library's local ones: day = days
--- since 1970-01-01, month = year * 12 + month - 1. Keys lead with the day or month:
+-- rules and the packed layouts are in rollup.rs). Days and months are the library's
+-- local ones; month = year * 12 + month - 1. Each row's counters are packed varints:
+-- days: 31 day slots of 12 counters (sessions, persons, seconds, online seconds, KiB,
+-- complete, men, women, sessions of anyone, boots, powered and internet seconds);
+-- cells: the age × gender and purpose × gender cells by user kind (sessions, persons);
+-- patrons: (patron number difference, sessions) pairs. Keys lead with the month:
 -- reports read one month of every library.
 CREATE TABLE day_rollups (
-    device       INTEGER NOT NULL,
-    day          INTEGER NOT NULL,
-    sessions     INTEGER NOT NULL,
-    persons      INTEGER NOT NULL,
-    seconds      INTEGER NOT NULL,
-    online_s     INTEGER NOT NULL,
-    kib          INTEGER NOT NULL,
-    complete     INTEGER NOT NULL,
-    men          INTEGER NOT NULL,
-    women        INTEGER NOT NULL,
-    all_sessions INTEGER NOT NULL,
-    boots        INTEGER NOT NULL,
-    powered_s    INTEGER NOT NULL,
-    internet_s   INTEGER NOT NULL,
-    PRIMARY KEY (day, device)
+    month  INTEGER NOT NULL,
+    device INTEGER NOT NULL,
+    days   BLOB NOT NULL,
+    PRIMARY KEY (month, device)
 ) STRICT, WITHOUT ROWID;
 
--- The village report's cross tables: breakdown 0 = by age group (value = its code),
--- 1 = by purpose (value = its bit; a session counts once per purpose it names).
 CREATE TABLE breakdown_rollups (
-    month     INTEGER NOT NULL,
-    library   INTEGER NOT NULL,
-    breakdown INTEGER NOT NULL,
-    value     INTEGER NOT NULL,
-    user_kind INTEGER NOT NULL,
-    gender    INTEGER NOT NULL,
-    sessions  INTEGER NOT NULL,
-    persons   INTEGER NOT NULL,
-    PRIMARY KEY (month, library, breakdown, value, user_kind, gender)
+    month   INTEGER NOT NULL,
+    library INTEGER NOT NULL,
+    cells   BLOB NOT NULL,
+    PRIMARY KEY (month, library)
 ) STRICT, WITHOUT ROWID;
 
--- A row per patron key seen in a library's month (unique users are a count of rows).
 CREATE TABLE patron_months (
-    library  INTEGER NOT NULL,
-    month    INTEGER NOT NULL,
-    patron   INTEGER NOT NULL,
-    sessions INTEGER NOT NULL,
-    PRIMARY KEY (month, library, patron)
+    month   INTEGER NOT NULL,
+    library INTEGER NOT NULL,
+    patrons BLOB NOT NULL,
+    PRIMARY KEY (month, library)
 ) STRICT, WITHOUT ROWID;
 
 -- Where each PC's event fold stands (its latest event and the link after it), so

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use chrono::Datelike;
+
 use jejak_domain::{EndReason, LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
@@ -13,7 +15,9 @@ use crate::ingest::{
     self, Anchor, PreparedBatch, PreparedEvent, PreparedRecord, PreparedSession, REJECT_CONFLICT,
     REJECT_INVALID, WallOffset,
 };
-use crate::rollup::{EventCursor, EventPoint, RollupDelta, SessionFacts, fold_events};
+use crate::rollup::{
+    self, DayTotals, EventCursor, EventPoint, RollupDelta, SessionFacts, fold_events,
+};
 use crate::store::{DeviceId, EnrollError, IngestError, StoreError};
 
 /// What storing one batch did, before the answer is stamped with its send time.
@@ -227,8 +231,8 @@ pub(crate) fn ingest(
         ..
     } = ctx;
     let mut rollups = rollups;
-    fold_new_events(conn, device.0, zone_offset_s, new_events, &mut rollups).map_err(sql)?;
-    write_rollups(conn, &rollups.without_zeros()).map_err(sql)?;
+    fold_new_events(conn, device.0, zone_offset_s, new_events, &mut rollups)?;
+    write_rollups(conn, &rollups.without_zeros())?;
 
     // The batch covers its whole range (superseded revisions were left out by the
     // client), so the held seq moves to its end.
@@ -663,7 +667,7 @@ fn fold_new_events(
     offset_s: i64,
     mut events: Vec<EventPoint>,
     rollups: &mut RollupDelta,
-) -> rusqlite::Result<()> {
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -674,10 +678,23 @@ fn fold_new_events(
         fold_events(rollups, device, offset_s, cursor, &events)
     } else {
         tracing::debug!(device, "pc events out of time order: uptime folded again");
-        conn.prepare_cached(
-            "UPDATE day_rollups SET powered_s = 0, internet_s = 0 WHERE device = ?1",
-        )?
-        .execute([device])?;
+        // Take the stored spans away (as a negative delta), then fold everything again.
+        for (month, values) in device_day_rollups(conn, device)? {
+            let first = rollup::month_first(month).ok_or_else(|| corrupt("days", month, device))?;
+            for (index, day) in values.chunks(rollup::DAY_FIELDS).enumerate() {
+                let stored = DayTotals::from_slice(day);
+                if stored.powered_s == 0 && stored.internet_s == 0 {
+                    continue;
+                }
+                let date = first + chrono::Duration::days(index as i64);
+                let entry = rollups
+                    .days
+                    .entry((device, rollup::date_day(date)))
+                    .or_default();
+                entry.powered_s -= stored.powered_s;
+                entry.internet_s -= stored.internet_s;
+            }
+        }
         let all = device_events(conn, device)?;
         fold_events(rollups, device, offset_s, None, &all)
     };
@@ -728,108 +745,191 @@ pub(crate) fn device_events(conn: &Connection, device: i64) -> rusqlite::Result<
     Ok(out)
 }
 
-/// Adds a batch's (or a rebuild's) rollup changes to the tables: one upsert per
-/// touched row. Breakdown and patron rows that fall to zero are removed, so that a
-/// patron row exists exactly when the patron has sessions in the month.
-pub(crate) fn write_rollups(conn: &Connection, delta: &RollupDelta) -> rusqlite::Result<()> {
-    let mut days: Vec<_> = delta.days.iter().collect();
-    // A fixed order of row locks and pages, whatever the hash map's order.
-    days.sort_by_key(|((device, day), _)| (*day, *device));
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO day_rollups (device, day, sessions, persons, seconds, online_s, kib,
-             complete, men, women, all_sessions, boots, powered_s, internet_s)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-         ON CONFLICT (day, device) DO UPDATE SET
-             sessions = sessions + excluded.sessions, persons = persons + excluded.persons,
-             seconds = seconds + excluded.seconds, online_s = online_s + excluded.online_s,
-             kib = kib + excluded.kib, complete = complete + excluded.complete,
-             men = men + excluded.men, women = women + excluded.women,
-             all_sessions = all_sessions + excluded.all_sessions, boots = boots + excluded.boots,
-             powered_s = powered_s + excluded.powered_s,
-             internet_s = internet_s + excluded.internet_s",
-    )?;
-    for ((device, day), t) in days {
-        upsert.execute(params![
+/// Reads a packed rollup row, `None` when there is none.
+fn read_packed(
+    conn: &Connection,
+    sql: &str,
+    month: i64,
+    owner: i64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![month, owner], |r| r.get(0))
+        .optional()?)
+}
+
+/// Writes a packed rollup row, or removes it when it counts nothing.
+fn write_packed(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    owner_column: &str,
+    (month, owner): (i64, i64),
+    packed: Option<Vec<u8>>,
+) -> Result<(), StoreError> {
+    match packed {
+        Some(bytes) => conn
+            .prepare_cached(&format!(
+                "INSERT INTO {table} (month, {owner_column}, {column}) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (month, {owner_column}) DO UPDATE SET {column} = excluded.{column}"
+            ))?
+            .execute(params![month, owner, bytes])?,
+        None => conn
+            .prepare_cached(&format!(
+                "DELETE FROM {table} WHERE month = ?1 AND {owner_column} = ?2"
+            ))?
+            .execute(params![month, owner])?,
+    };
+    Ok(())
+}
+
+fn corrupt(what: &str, month: i64, owner: i64) -> StoreError {
+    StoreError::Inconsistent(format!("the packed {what} of month {month}, owner {owner}"))
+}
+
+/// Adds a batch's (or a rebuild's) rollup changes to the tables: for each month of a
+/// PC (days) or of a library (cells, patrons) the batch touched, one read and one
+/// write of its packed row. Rows that fall to counting nothing are removed, so that a
+/// patron is in a month's row exactly when it has sessions in the month.
+pub(crate) fn write_rollups(conn: &Connection, delta: &RollupDelta) -> Result<(), StoreError> {
+    use std::collections::BTreeMap;
+
+    // Days, grouped by (month, device); BTreeMaps give a fixed write order.
+    let mut months: BTreeMap<(i64, i64), Vec<(usize, &DayTotals)>> = BTreeMap::new();
+    for ((device, day), totals) in &delta.days {
+        let date = rollup::day_date(*day).ok_or_else(|| corrupt("day", 0, *device))?;
+        months
+            .entry((rollup::month_number(date), *device))
+            .or_default()
+            .push((date.day0() as usize, totals));
+    }
+    for ((month, device), days) in months {
+        let mut values = match read_packed(
+            conn,
+            "SELECT days FROM day_rollups WHERE month = ?1 AND device = ?2",
+            month,
             device,
-            day,
-            t.sessions,
-            t.persons,
-            t.seconds,
-            t.online_s,
-            t.kib,
-            t.complete,
-            t.men,
-            t.women,
-            t.all_sessions,
-            t.boots,
-            t.powered_s,
-            t.internet_s
-        ])?;
-    }
-    let mut cells: Vec<_> = delta.cells.iter().collect();
-    cells.sort_by_key(|(k, _)| **k);
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO breakdown_rollups (month, library, breakdown, value, user_kind, gender,
-             sessions, persons)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (month, library, breakdown, value, user_kind, gender) DO UPDATE SET
-             sessions = sessions + excluded.sessions, persons = persons + excluded.persons
-         RETURNING sessions, persons",
-    )?;
-    let mut removals = Vec::new();
-    for (c, (sessions, persons)) in cells {
-        let now: (i64, i64) = upsert.query_row(
-            params![
-                c.month,
-                c.library,
-                c.breakdown,
-                c.value,
-                c.user_kind,
-                c.gender,
-                sessions,
-                persons
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+        )? {
+            Some(bytes) => rollup::unpack(&bytes).ok_or_else(|| corrupt("days", month, device))?,
+            None => Vec::new(),
+        };
+        values.resize(rollup::MONTH_DAYS * rollup::DAY_FIELDS, 0);
+        for (index, totals) in days {
+            let slot = &mut values[index * rollup::DAY_FIELDS..(index + 1) * rollup::DAY_FIELDS];
+            for (value, add) in slot.iter_mut().zip(totals.to_array()) {
+                *value += add;
+            }
+        }
+        let packed = values
+            .iter()
+            .any(|v| *v != 0)
+            .then(|| rollup::pack(&values));
+        write_packed(
+            conn,
+            "day_rollups",
+            "days",
+            "device",
+            (month, device),
+            packed,
         )?;
-        if now == (0, 0) {
-            removals.push(*c);
+    }
+
+    // Breakdown cells, grouped by (month, library).
+    // (month, library) → the cells' changes (sessions, persons).
+    type CellChanges<'a> = Vec<(&'a rollup::Cell, (i64, i64))>;
+    let mut cells: BTreeMap<(i64, i64), CellChanges> = BTreeMap::new();
+    for (cell, counts) in &delta.cells {
+        cells
+            .entry((cell.month, cell.library))
+            .or_default()
+            .push((cell, *counts));
+    }
+    for ((month, library), changes) in cells {
+        let mut values = match read_packed(
+            conn,
+            "SELECT cells FROM breakdown_rollups WHERE month = ?1 AND library = ?2",
+            month,
+            library,
+        )? {
+            Some(bytes) => {
+                rollup::unpack(&bytes).ok_or_else(|| corrupt("cells", month, library))?
+            }
+            None => Vec::new(),
+        };
+        values.resize(rollup::CELL_SLOTS * 2, 0);
+        for (cell, (sessions, persons)) in changes {
+            let slot = rollup::cell_slot(cell).ok_or_else(|| corrupt("cell", month, library))?;
+            values[slot * 2] += sessions;
+            values[slot * 2 + 1] += persons;
         }
+        let packed = values
+            .iter()
+            .any(|v| *v != 0)
+            .then(|| rollup::pack(&values));
+        write_packed(
+            conn,
+            "breakdown_rollups",
+            "cells",
+            "library",
+            (month, library),
+            packed,
+        )?;
     }
-    for c in removals {
-        conn.prepare_cached(
-            "DELETE FROM breakdown_rollups WHERE month = ?1 AND library = ?2 AND breakdown = ?3
-                 AND value = ?4 AND user_kind = ?5 AND gender = ?6",
-        )?
-        .execute(params![
-            c.month,
-            c.library,
-            c.breakdown,
-            c.value,
-            c.user_kind,
-            c.gender
-        ])?;
+
+    // Patrons, grouped by (month, library).
+    let mut patrons: BTreeMap<(i64, i64), Vec<(i64, i64)>> = BTreeMap::new();
+    for ((library, month, patron), sessions) in &delta.patrons {
+        patrons
+            .entry((*month, *library))
+            .or_default()
+            .push((*patron, *sessions));
     }
-    let mut patrons: Vec<_> = delta.patrons.iter().collect();
-    patrons.sort_by_key(|(k, _)| **k);
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO patron_months (library, month, patron, sessions) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (month, library, patron) DO UPDATE SET sessions = sessions + excluded.sessions
-         RETURNING sessions",
-    )?;
-    let mut removals = Vec::new();
-    for ((library, month, patron), sessions) in patrons {
-        let now: i64 = upsert.query_row(params![library, month, patron, sessions], |r| r.get(0))?;
-        if now == 0 {
-            removals.push((*library, *month, *patron));
+    for ((month, library), changes) in patrons {
+        let mut set = match read_packed(
+            conn,
+            "SELECT patrons FROM patron_months WHERE month = ?1 AND library = ?2",
+            month,
+            library,
+        )? {
+            Some(bytes) => {
+                rollup::unpack_patrons(&bytes).ok_or_else(|| corrupt("patrons", month, library))?
+            }
+            None => BTreeMap::new(),
+        };
+        for (patron, sessions) in changes {
+            *set.entry(patron).or_default() += sessions;
         }
-    }
-    for (library, month, patron) in removals {
-        conn.prepare_cached(
-            "DELETE FROM patron_months WHERE library = ?1 AND month = ?2 AND patron = ?3",
-        )?
-        .execute(params![library, month, patron])?;
+        set.retain(|_, sessions| *sessions != 0);
+        let packed = (!set.is_empty()).then(|| rollup::pack_patrons(&set));
+        write_packed(
+            conn,
+            "patron_months",
+            "patrons",
+            "library",
+            (month, library),
+            packed,
+        )?;
     }
     Ok(())
+}
+
+/// Every day rollup of a device as stored: (month, unpacked counters).
+pub(crate) fn device_day_rollups(
+    conn: &Connection,
+    device: i64,
+) -> Result<Vec<(i64, Vec<i64>)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT month, days FROM day_rollups WHERE device = ?1")?;
+    let mut rows = stmt.query([device])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let month: i64 = r.get(0)?;
+        let bytes: Vec<u8> = r.get(1)?;
+        out.push((
+            month,
+            rollup::unpack(&bytes).ok_or_else(|| corrupt("days", month, device))?,
+        ));
+    }
+    Ok(out)
 }
 
 /// A name for people (a library's, a staff member's): trimmed, 1 to 200 characters, no

@@ -23,6 +23,9 @@ pub(super) const MAX_GROUP: usize = 64;
 /// How long the checkpointer lets commits accumulate before copying the WAL back into
 /// the database file: one checkpoint then serves many commits.
 const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+/// WAL frames (pages) beyond which the checkpointer empties the WAL even if it must make
+/// the writer wait: 16,384 pages of 4 KiB, 64 MiB.
+const WAL_RESTART_FRAMES: i64 = 16_384;
 /// Jobs that may wait for the writer before callers wait to enqueue (back-pressure).
 pub(super) const QUEUE: usize = 256;
 
@@ -183,12 +186,28 @@ impl WriterHandle {
 /// A PASSIVE checkpoint never waits for (nor blocks) the writer or readers; what it
 /// cannot copy now it copies next time. The WAL restarts from its beginning once it has
 /// been copied entirely.
+///
+/// Under sustained ingest (a province's PCs catching up after an outage) a passive
+/// checkpoint never finds the WAL fully copied, so the WAL would never restart and
+/// would grow without bound (the 6.5-million-session benchmark once left 22 GB of it).
+/// When the WAL holds more than [`WAL_RESTART_FRAMES`], the checkpointer therefore
+/// runs a TRUNCATE checkpoint, which makes the writer wait (within its busy timeout)
+/// while it copies the rest and empties the file.
 fn checkpointer(conn: Connection, commits: std::sync::mpsc::Receiver<()>) {
     while commits.recv().is_ok() {
         std::thread::sleep(CHECKPOINT_PAUSE);
         while commits.try_recv().is_ok() {}
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next commit");
+        let frames = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+        match frames {
+            Ok(frames) if frames > WAL_RESTART_FRAMES => {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, frames, "WAL truncation failed; it is retried after the next commit");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next commit")
+            }
         }
     }
     // The writer has stopped: leave a small WAL behind.
