@@ -46,6 +46,15 @@ pub struct DemoArgs {
     /// Seed of the simulation: the same seed gives the same month.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
+    /// Afterwards, keep the district server running at this address (default
+    /// 127.0.0.1:8080) with a staff token for the web dashboard, until Ctrl-C.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = "127.0.0.1:8080"
+    )]
+    serve: Option<String>,
 }
 
 /// One of the five villages and what makes its month different.
@@ -166,6 +175,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let district = runtime.block_on(sync_to_district(&out, month, ctx.lang))?;
+    let serve = args.serve.clone();
 
     let summaries = VILLAGES
         .iter()
@@ -219,6 +229,62 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
             "Staff sessions are not counted. Each PC's data is in the folder above; try: jejak --data-dir <folder>/dermaji/pc-01 status"
         )
     );
+    if let Some(address) = serve {
+        runtime.block_on(serve_dashboard(&district.database, &address, month, lang))?;
+    }
+    Ok(())
+}
+
+/// `jejak demo --serve`: the district server on `address` over the demo's database,
+/// its clock set to the morning after the month (when the reports are due, so the
+/// silence flags read as they would then), with a staff token for the dashboard. Runs
+/// until Ctrl-C or SIGTERM.
+async fn serve_dashboard(
+    database: &Path,
+    address: &str,
+    month: NaiveDate,
+    lang: Lang,
+) -> anyhow::Result<()> {
+    let shutdown = crate::pc::shutdown_signal()?;
+    let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(database)?);
+    let token = store
+        .add_staff(&format!("demo-{}", Utc::now().timestamp()))
+        .await?;
+    let due = local(month + Duration::days(days_in_month(month) as i64), 9, 0);
+    let started = std::time::Instant::now();
+    let clock: jejak_server::ServerClock =
+        Arc::new(move || due + Duration::from_std(started.elapsed()).unwrap_or_default());
+    let state = AppState::new(
+        store,
+        ServerConfig {
+            clock,
+            ..ServerConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        UsageError::new(
+            format!(
+                "tidak bisa mendengarkan di {address}: {e}; pilih alamat lain dengan --serve ALAMAT"
+            ),
+            format!("cannot listen on {address}: {e}; choose another address with --serve ADDR"),
+        )
+    })?;
+    let bound = listener.local_addr()?;
+    println!(
+        "{} http://{bound}/dashboard?month={}",
+        lang.pick("Dasbor:", "Dashboard:"),
+        month.format("%Y-%m")
+    );
+    println!(
+        "{} {}",
+        lang.pick("Token petugas untuk masuk:", "Staff token to sign in:"),
+        token.expose()
+    );
+    println!(
+        "{}",
+        lang.pick("Tekan Ctrl-C untuk berhenti.", "Press Ctrl-C to stop.")
+    );
+    jejak_server::run(listener, state, shutdown).await?;
     Ok(())
 }
 
@@ -552,9 +618,9 @@ struct District {
 async fn sync_to_district(out: &Path, month: NaiveDate, lang: Lang) -> anyhow::Result<District> {
     let database = out.join("server").join("jejak-server.db");
     std::fs::create_dir_all(out.join("server"))?;
-    let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(&database)?);
     // The district server lives in the simulated time too: it is the evening of the
-    // month's last day, so the PCs' clocks (right, apart from the dead CMOS) agree with it.
+    // month's last day, so the PCs' clocks (right, apart from the dead CMOS) agree with it,
+    // and the USB bundle is imported that evening as well.
     let simulated_now = local(
         month + Duration::days(days_in_month(month) as i64 - 1),
         17,
@@ -563,10 +629,16 @@ async fn sync_to_district(out: &Path, month: NaiveDate, lang: Lang) -> anyhow::R
     let started = std::time::Instant::now();
     let clock: jejak_server::ServerClock =
         Arc::new(move || simulated_now + Duration::from_std(started.elapsed()).unwrap_or_default());
+    let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open_with(
+        &database,
+        jejak_server::SqliteOptions {
+            clock: clock.clone(),
+        },
+    )?);
     let state = AppState::new(
         store.clone(),
         ServerConfig {
-            clock,
+            clock: clock.clone(),
             ..ServerConfig::default()
         },
     );
@@ -591,10 +663,11 @@ async fn sync_to_district(out: &Path, month: NaiveDate, lang: Lang) -> anyhow::R
             crate::init::set_config_key(&dir, "server", &url)?;
             save_token(&dir, token.expose())?;
             let token = token.expose().to_string();
-            let (library, url, store) = (library.clone(), url.clone(), store.clone());
+            let (library, url, store, clock) =
+                (library.clone(), url.clone(), store.clone(), clock.clone());
             tasks.push(tokio::spawn(async move {
                 let outcome = if link == Link::UsbStick {
-                    carry_usb_bundle(&dir, &token, store.as_ref(), month).await
+                    carry_usb_bundle(&dir, &token, store.as_ref(), month, &clock).await
                 } else {
                     sync_pc(&dir, &url, &token, month).await
                 };
@@ -640,6 +713,14 @@ async fn sync_to_district(out: &Path, month: NaiveDate, lang: Lang) -> anyhow::R
     }
     let _ = stop.send(());
     server.await??;
+    // The rollups the reports read must equal a recount from the sessions just stored.
+    let check = store.check_rollups().await?;
+    if !check.is_consistent() {
+        anyhow::bail!(
+            "the district server's rollups differ from a recount: {:?}",
+            check.described
+        );
+    }
     let (matrix, reports) = write_reports(store.as_ref(), out, month, lang).await?;
     Ok(District {
         database,
@@ -659,23 +740,23 @@ async fn write_reports(
     lang: Lang,
 ) -> anyhow::Result<(jejak_server::report::Report, Vec<PathBuf>)> {
     use jejak_server::report::{
-        Letterhead, RenderOptions, district_monthly, render_html, render_xlsx, village_monthly,
+        Letterhead, RenderOptions, ReportRequest, load, render_html, render_xlsx,
     };
-    let facts = store
-        .month_facts(month, None, jejak_server::report::FactsDetail::Breakdowns)
+    // The district's kop, kept in the server's store as `jejak server letterhead` keeps
+    // it, so that every report (and the dashboard with --serve) carries it.
+    store
+        .set_letterhead(Some(Letterhead {
+            lines: vec![
+                "PEMERINTAH KABUPATEN BANYUMAS".into(),
+                "DINAS ARSIP DAN PERPUSTAKAAN".into(),
+                "Jl. Jenderal Soedirman, Purwokerto".into(),
+            ],
+            logo: None,
+        }))
         .await?;
-    let due = month + Duration::days(days_in_month(month) as i64);
-    let letterhead = Letterhead {
-        lines: vec![
-            "PEMERINTAH KABUPATEN BANYUMAS".into(),
-            "DINAS ARSIP DAN PERPUSTAKAAN".into(),
-            "Jl. Jenderal Soedirman, Purwokerto".into(),
-        ],
-        logo: None,
-    };
+    let due = local(month + Duration::days(days_in_month(month) as i64), 9, 0);
     let options = RenderOptions::new(lang);
-    let mut matrix = district_monthly(&facts, due, Utc::now());
-    matrix.letterhead = letterhead.clone();
+    let matrix = load(store, &ReportRequest::District { month }, lang, due).await?;
     let dir = out.join("laporan");
     std::fs::create_dir_all(&dir)?;
     let mut written = Vec::new();
@@ -686,13 +767,11 @@ async fn write_reports(
     std::fs::write(&html, render_html(&matrix, &options))?;
     written.push(html);
     for village in VILLAGES {
-        let code = LibraryCode::parse(village.code)?;
-        if let Some(mut report) = village_monthly(&facts, &code, lang, Utc::now()) {
-            report.letterhead = letterhead.clone();
-            let path = dir.join(format!("{}.html", report.id));
-            std::fs::write(&path, render_html(&report, &options))?;
-            written.push(path);
-        }
+        let library = LibraryCode::parse(village.code)?;
+        let report = load(store, &ReportRequest::Village { month, library }, lang, due).await?;
+        let path = dir.join(format!("{}.html", report.id));
+        std::fs::write(&path, render_html(&report, &options))?;
+        written.push(path);
     }
     Ok((matrix, written))
 }
@@ -743,12 +822,13 @@ async fn carry_usb_bundle(
     token: &str,
     server: &dyn ServerStore,
     month: NaiveDate,
+    clock: &jejak_server::ServerClock,
 ) -> anyhow::Result<(u64, u64, u64)> {
     let mut store = open_demo_pc(dir, month)?;
     let bundle_path = dir.join("usb-bundle.json");
     let ack_path = dir.join("usb-bundle.ack.json");
     let exported = bundle::export(&mut store, token, &bundle_path)?;
-    crate::server_cmd::import_bundle(server, &bundle_path, &ack_path).await?;
+    crate::server_cmd::import_bundle(server, &bundle_path, &ack_path, clock).await?;
     bundle::import_ack(&mut store, token, &std::fs::read(&ack_path)?)?;
     Ok((exported.batches as u64, 0, exported.bytes))
 }

@@ -259,7 +259,13 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
         }
         ServerCommand::Import { file, ack } => {
             let ack_path = ack.unwrap_or_else(|| with_suffix(&file, ".ack.json"));
-            let summary = import_bundle(store.as_ref(), &file, &ack_path).await?;
+            let summary = import_bundle(
+                store.as_ref(),
+                &file,
+                &ack_path,
+                &jejak_server::system_clock(),
+            )
+            .await?;
             if ctx.json {
                 return output::print_json(&summary);
             }
@@ -457,6 +463,7 @@ pub async fn import_bundle(
     store: &dyn ServerStore,
     file: &Path,
     ack_path: &Path,
+    clock: &jejak_server::ServerClock,
 ) -> anyhow::Result<ImportSummary> {
     let refused = |id: String, en: String| -> anyhow::Error { UsageError::new(id, en).into() };
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -515,7 +522,7 @@ pub async fn import_bundle(
     })?;
     let mut acks = Vec::new();
     for batch in batches {
-        let now = chrono::Utc::now();
+        let now = clock();
         match store.ingest(&device, batch, now, Delivery::Carried).await {
             Ok(ack) => acks.push(ack),
             Err(IngestError::SeqGap {

@@ -1,0 +1,171 @@
+//! `jejak demo` end to end with the real binary: the month's reports are written, the
+//! server's rollups pass `jejak server check-rollups` (and a damaged rollup is found and
+//! repaired), and `--serve` gives a dashboard a staff member can sign in to.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::JEJAK;
+
+fn check_rollups(database: &std::path::Path, repair: bool) -> std::process::Output {
+    let mut command = Command::new(JEJAK);
+    command
+        .args(["--lang", "en", "server", "check-rollups", "--database"])
+        .arg(format!("sqlite:{}", database.display()));
+    if repair {
+        command.arg("--repair");
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn the_demo_writes_its_reports_and_its_rollups_equal_a_recount() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let run = Command::new(JEJAK)
+        .args(["demo", "--month", "2026-10", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("Rekap Bulanan Kabupaten"), "{stdout}");
+    for file in [
+        "rekap-bulanan-2026-10.xlsx",
+        "rekap-bulanan-2026-10.html",
+        "laporan-bulanan-dermaji-2026-10.html",
+    ] {
+        let path = out.join("laporan").join(file);
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 1000, "{} is too small", path.display());
+    }
+    let html = std::fs::read_to_string(out.join("laporan/rekap-bulanan-2026-10.html")).unwrap();
+    assert!(html.contains("PEMERINTAH KABUPATEN BANYUMAS"));
+
+    let database = out.join("server/jejak-server.db");
+    let fine = check_rollups(&database, false);
+    let text = String::from_utf8_lossy(&fine.stdout);
+    assert!(fine.status.success(), "{text}");
+    assert!(text.contains("equal a recount"), "{text}");
+
+    // Damage one PC's month of day rollups: the check finds it, the repair mends it.
+    let conn = rusqlite::Connection::open(&database).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE day_rollups SET days = x'02'
+             WHERE (month, device) = (SELECT month, device FROM day_rollups LIMIT 1)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    let damaged = check_rollups(&database, false);
+    assert_eq!(damaged.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&damaged.stdout);
+    assert!(text.contains("differ from the recount"), "{text}");
+    assert!(String::from_utf8_lossy(&damaged.stderr).contains("--repair"));
+    let repaired = check_rollups(&database, true);
+    assert!(
+        repaired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&repaired.stderr)
+    );
+    assert!(check_rollups(&database, false).status.success());
+}
+
+#[test]
+fn the_demo_serves_its_dashboard_with_a_staff_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(JEJAK)
+        .args([
+            "--lang",
+            "en",
+            "demo",
+            "--month",
+            "2026-10",
+            "--serve",
+            "127.0.0.1:0",
+            "--out",
+        ])
+        .arg(dir.path().join("demo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut url, mut token) = (None, None);
+    while url.is_none() || token.is_none() {
+        let line = received
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the demo printed no dashboard address");
+        if let Some(rest) = line.strip_prefix("Dashboard: ") {
+            url = Some(rest.trim().to_string());
+        }
+        if let Some(rest) = line.strip_prefix("Staff token to sign in: ") {
+            token = Some(rest.trim().to_string());
+        }
+    }
+    let (url, token) = (url.unwrap(), token.unwrap());
+    assert!(url.ends_with("/dashboard?month=2026-10"), "{url}");
+    let base = url.split("/dashboard").next().unwrap().to_string();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let page = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let signed_in = client
+            .post(format!("{base}/dashboard/login"))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            signed_in.status().is_redirection(),
+            "{}",
+            signed_in.status()
+        );
+        let cookie = signed_in
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .collect::<Vec<_>>()
+            .join("; ");
+        assert!(!cookie.is_empty());
+        let page = client
+            .get(&url)
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        page.text().await.unwrap()
+    });
+    for name in ["Adisara", "Dermaji", "Karanganyar", "Pesawahan", "Rempoah"] {
+        assert!(page.contains(name), "{name} is not on the matrix");
+    }
+
+    // SIGTERM stops the server cleanly.
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
