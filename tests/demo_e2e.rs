@@ -1,6 +1,7 @@
 //! `jejak demo` end to end with the real binary: the month's reports are written, the
 //! server's rollups pass `jejak server check-rollups` (and a damaged rollup is found and
 //! repaired), and `--serve` gives a dashboard a staff member can sign in to.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
