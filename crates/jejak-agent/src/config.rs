@@ -15,6 +15,20 @@ pub const CONFIG_FILE: &str = "agent.toml";
 pub const STORE_FILE: &str = "jejak.db";
 /// The device token the district server issued, inside the data directory.
 pub const TOKEN_FILE: &str = "device.token";
+/// The environment variable that names the configuration file when it does not live in
+/// the data directory: a service installed by `scripts/install-linux.sh` keeps it in
+/// `/etc/jejak/agent.toml`, where an administrator looks for it.
+pub const CONFIG_ENV: &str = "JEJAK_CONFIG";
+
+/// The configuration file for `data_dir`: `JEJAK_CONFIG` when set, otherwise
+/// `agent.toml` inside the data directory. `jejak init` and `jejak enroll` write the
+/// same file the agent reads.
+pub fn config_path(data_dir: &Path) -> PathBuf {
+    match std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()) {
+        Some(path) => PathBuf::from(path),
+        None => data_dir.join(CONFIG_FILE),
+    }
+}
 
 /// Saves the device token readable by its owner only.
 pub fn save_token(data_dir: &Path, token: &str) -> std::io::Result<()> {
@@ -180,10 +194,11 @@ fn bad_key(key: &str, source_name: &str, problem: impl Into<String>) -> ConfigEr
 }
 
 impl AgentConfig {
-    /// Reads `agent.toml` from `data_dir` (if present) and the environment over it.
+    /// Reads the configuration file of `data_dir` (see [`config_path`]; if present)
+    /// and the environment over it.
     pub fn load(data_dir: &Path) -> Result<AgentConfig, ConfigError> {
         Self::load_from(
-            &data_dir.join(CONFIG_FILE),
+            &config_path(data_dir),
             Env::prefixed("JEJAK_").only(ENV_KEYS),
         )
     }
@@ -287,7 +302,7 @@ impl AgentConfig {
                     .map_err(|e| bad_key("pc", CONFIG_FILE, e.message(Lang::En)))?,
             }),
             _ => Err(ConfigError::NotInitialised {
-                path: data_dir.join(CONFIG_FILE),
+                path: config_path(data_dir),
             }),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use jejak_agent::clock::{Clock, SystemClock};
-use jejak_agent::config::{AgentConfig, CONFIG_FILE, STORE_FILE};
+use jejak_agent::config::{AgentConfig, STORE_FILE, config_path};
 use jejak_agent::patron::{PatronSecret, SECRET_FILE};
 use jejak_agent::store::Store;
 use jejak_domain::{LibraryCode, PcCode, Zone};
@@ -120,7 +120,9 @@ pub fn initialise(
     force: bool,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Initialised> {
-    let config_path = data_dir.join(CONFIG_FILE);
+    // `JEJAK_CONFIG` may put the file outside the data directory (a service keeps it in
+    // /etc/jejak); the agent reads the same path.
+    let config_path = config_path(data_dir);
     if config_path.exists() && !force {
         let existing = AgentConfig::load(data_dir)?;
         if existing.library != config.library || existing.pc != config.pc {
@@ -175,7 +177,7 @@ pub fn initialise(
 
 /// Sets one key of `agent.toml`, keeping every other key the file has.
 pub fn set_config_key(data_dir: &Path, key: &str, value: &str) -> anyhow::Result<()> {
-    let path = data_dir.join(CONFIG_FILE);
+    let path = config_path(data_dir);
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let mut table: toml::Table = text
         .parse()

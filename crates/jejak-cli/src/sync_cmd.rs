@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use jejak_agent::config::{AgentConfig, CONFIG_FILE, load_token, save_token};
+use jejak_agent::config::{AgentConfig, config_path, load_token, save_token};
 use jejak_domain::Lang;
 use jejak_sync::bundle::{self, BundleError};
 use jejak_sync::{Progress, SyncClient, SyncError, SyncOptions, SyncReport, sync_once};
@@ -62,11 +62,11 @@ fn server(ctx: &Context, config: &AgentConfig) -> anyhow::Result<String> {
         UsageError::new(
             format!(
                 "alamat server belum diatur di {}; jalankan: jejak enroll --server URL --token TOKEN",
-                ctx.data_dir.join(CONFIG_FILE).display()
+                config_path(&ctx.data_dir).display()
             ),
             format!(
                 "no server is set in {}; run: jejak enroll --server URL --token TOKEN",
-                ctx.data_dir.join(CONFIG_FILE).display()
+                config_path(&ctx.data_dir).display()
             ),
         )
         .into()
