@@ -5,8 +5,10 @@
 //! reports is on disk. Several processes (the agent and the CLI) may hold a `Store` on
 //! the same file at once: SQLite's write lock orders them.
 
+mod attend;
 mod error;
 mod lock;
+mod prune;
 mod schema;
 mod sync_state;
 
@@ -23,6 +25,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
 pub use error::StoreError;
+pub use prune::{PrunePolicy, PruneReport, StoreUsage};
 pub use sync_state::{RejectedChange, SyncState};
 
 use crate::clock::{Clock, earliest_plausible_wall};

@@ -4,7 +4,7 @@
 use rusqlite_migration::{M, Migrations};
 
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
 }
 
 const V1: &str = r#"
@@ -117,6 +117,38 @@ CREATE TABLE rejected_changes (
     detail         TEXT NOT NULL,
     rejected_at_ms INTEGER NOT NULL
 ) STRICT;
+"#;
+
+/// Retention: when each acknowledgement arrived, so that acknowledged changes are pruned
+/// a number of days after the server acknowledged them (never before), and a guard that
+/// keeps the newest change, whose seq the next write continues from.
+const V3: &str = r#"
+-- One row per acknowledgement that moved `acked_seq` forward, with the PC's wall clock
+-- at that moment. A change with seq s was acknowledged at the first row whose
+-- acked_seq >= s. A store acknowledged before this migration counts from the upgrade.
+CREATE TABLE ack_history (
+    acked_seq   INTEGER PRIMARY KEY,
+    acked_at_ms INTEGER NOT NULL
+) STRICT;
+INSERT INTO ack_history (acked_seq, acked_at_ms)
+    SELECT acked_seq, CAST(strftime('%s', 'now') AS INTEGER) * 1000
+    FROM sync_state WHERE id = 1 AND acked_seq > 0;
+
+-- Every path that records an acknowledgement (HTTP sync, USB bundle) updates
+-- sync_state, so the time is recorded here rather than in each of them.
+CREATE TRIGGER ack_time_is_recorded AFTER UPDATE OF acked_seq ON sync_state
+WHEN NEW.acked_seq > OLD.acked_seq
+BEGIN
+    INSERT OR IGNORE INTO ack_history (acked_seq, acked_at_ms)
+    VALUES (NEW.acked_seq, COALESCE(NEW.last_success_wall_ms, CAST(strftime('%s', 'now') AS INTEGER) * 1000));
+END;
+
+-- The next seq is MAX(seq)+1: deleting the newest change would hand out its seq again.
+CREATE TRIGGER newest_change_is_kept BEFORE DELETE ON changes
+WHEN OLD.seq >= (SELECT MAX(seq) FROM changes)
+BEGIN
+    SELECT RAISE(ABORT, 'the newest change is never pruned: the next seq follows it');
+END;
 "#;
 
 #[cfg(test)]
