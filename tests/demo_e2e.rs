@@ -79,6 +79,53 @@ fn the_demo_writes_its_reports_and_its_rollups_equal_a_recount() {
         String::from_utf8_lossy(&repaired.stderr)
     );
     assert!(check_rollups(&database, false).status.success());
+
+    // Pruning every raw record of the month keeps its report exactly as it was.
+    let district_json = || {
+        let out = Command::new(JEJAK)
+            .args(["report", "--format", "json", "--database"])
+            .arg(format!("sqlite:{}", database.display()))
+            .args(["district", "--month", "2026-10"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report.as_object_mut().unwrap().remove("generated_at");
+        report
+    };
+    let before = district_json();
+    let pruned = Command::new(JEJAK)
+        .args([
+            "--format",
+            "json",
+            "server",
+            "prune",
+            "--keep-months",
+            "0",
+            "--database",
+        ])
+        .arg(format!("sqlite:{}", database.display()))
+        .output()
+        .unwrap();
+    assert!(
+        pruned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pruned.stderr)
+    );
+    let pruned: serde_json::Value = serde_json::from_slice(&pruned.stdout).unwrap();
+    assert!(pruned["sessions"].as_u64().unwrap() > 1000, "{pruned}");
+    let conn = rusqlite::Connection::open(&database).unwrap();
+    let left: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert!(left < 20, "{left} sessions left after pruning");
+    drop(conn);
+    assert_eq!(district_json(), before);
+    assert!(check_rollups(&database, false).status.success());
 }
 
 #[test]

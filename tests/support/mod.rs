@@ -308,7 +308,10 @@ impl TestPc {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env("JEJAK_BOOT_ID", &self.boot_id)
-            .env("JEJAK_NET_DEV_PATH", &self.net_dev);
+            .env("JEJAK_NET_DEV_PATH", &self.net_dev)
+            // The machine running the tests may have a desktop login: its logins must not
+            // become sessions of the test's PC.
+            .env("JEJAK_LOGIN_WATCH", "false");
         command
     }
 

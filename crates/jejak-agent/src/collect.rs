@@ -1,6 +1,6 @@
 //! Collectors: small independent watchers that report what they observe to the agent.
-//! Each runs on its own schedule; adding operating-system login detection later means
-//! adding one more implementation of [`Collector`].
+//! Each runs on its own schedule; operating-system login detection
+//! ([`crate::login::LoginCollector`]) is one more implementation of [`Collector`].
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -17,6 +17,9 @@ pub enum Observation {
     Link { up: bool },
     /// The interface byte counters (sum over non-loopback interfaces).
     Counters(NetCounters),
+    /// Someone logged in or began using the input again, or left the seat
+    /// ([`crate::login`]).
+    Seat(crate::login::SeatChange),
 }
 
 /// A boxed future, so that collectors can be kept in one list.

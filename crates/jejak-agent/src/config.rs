@@ -76,6 +76,10 @@ const ENV_KEYS: &[&str] = &[
     "sync_batch_records",
     "sync_backoff_base_secs",
     "sync_backoff_cap_secs",
+    "login_watch",
+    "idle_end_secs",
+    "retention_days",
+    "store_budget_mb",
 ];
 
 /// Everything the agent and the PC-side commands read from configuration.
@@ -115,6 +119,17 @@ pub struct AgentConfig {
     /// First pause after a failed exchange; it doubles up to the cap (with full jitter).
     pub sync_backoff_base_secs: f64,
     pub sync_backoff_cap_secs: f64,
+    /// Watch operating-system logins: a login nobody checked in still becomes a session
+    /// (patron unknown), ended at logout or after `idle_end_secs` without input.
+    pub login_watch: bool,
+    /// Seconds without keyboard or mouse input (where the system can tell) after which
+    /// the open session ends as `idle`.
+    pub idle_end_secs: f64,
+    /// Days a change stays on the PC after the server acknowledged it; never pruned before.
+    pub retention_days: u32,
+    /// The store's size budget in MiB: over it, acknowledged changes are pruned early,
+    /// oldest first; unsynced ones never.
+    pub store_budget_mb: u32,
 }
 
 impl Default for AgentConfig {
@@ -136,6 +151,10 @@ impl Default for AgentConfig {
             sync_batch_records: 500,
             sync_backoff_base_secs: 1.0,
             sync_backoff_cap_secs: 180.0,
+            login_watch: true,
+            idle_end_secs: 900.0,
+            retention_days: 90,
+            store_budget_mb: 64,
         }
     }
 }
@@ -253,6 +272,21 @@ impl AgentConfig {
             self.sync_backoff_cap_secs,
             86_400.0,
         )?;
+        positive("idle_end_secs", self.idle_end_secs, 86_400.0)?;
+        if !(1..=3650).contains(&self.retention_days) {
+            return Err(bad_key(
+                "retention_days",
+                source_name,
+                format!("must be 1 to 3650, got {}", self.retention_days),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.store_budget_mb) {
+            return Err(bad_key(
+                "store_budget_mb",
+                source_name,
+                format!("must be 1 to 1000000, got {}", self.store_budget_mb),
+            ));
+        }
         if !(1..=5000).contains(&self.sync_batch_records) {
             return Err(bad_key(
                 "sync_batch_records",
@@ -344,6 +378,18 @@ impl AgentConfig {
 
     pub fn crash_grace(&self) -> Duration {
         Duration::from_secs_f64(self.crash_grace_secs)
+    }
+
+    pub fn idle_end(&self) -> Duration {
+        Duration::from_secs_f64(self.idle_end_secs)
+    }
+
+    /// Retention and the size budget, for the store's prune pass.
+    pub fn prune_policy(&self) -> crate::store::PrunePolicy {
+        crate::store::PrunePolicy {
+            retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
+            budget_bytes: u64::from(self.store_budget_mb) * 1024 * 1024,
+        }
     }
 
     /// The file as `jejak init` writes it: only what differs from the defaults.

@@ -17,7 +17,14 @@ use tokio::time::MissedTickBehavior;
 
 use crate::clock::Clock;
 use crate::collect::{Collector, Observation};
-use crate::store::{NetCounters, Recovery, Store, StoreError};
+use crate::login::SeatChange;
+use crate::store::{NetCounters, PrunePolicy, Recovery, Store, StoreError};
+
+/// The first prune pass waits this long after the start (a village PC is often switched
+/// on for a few hours only, so waiting a day would never come); then one a day, and one
+/// after each background sync.
+const PRUNE_FIRST_AFTER: Duration = Duration::from_secs(10 * 60);
+const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// The agent's timing, from the configuration.
 #[derive(Debug, Clone)]
@@ -29,6 +36,8 @@ pub struct AgentSettings {
     pub crash_grace: Duration,
     /// How often to sync while the link is up.
     pub sync_interval: Duration,
+    /// Retention and the size budget; `None` prunes nothing.
+    pub prune: Option<PrunePolicy>,
 }
 
 /// A sync the agent runs in the background while the link is up. The sync crate
@@ -122,6 +131,9 @@ pub async fn run(
         settings.sync_interval,
     );
     sync_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut prune_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + PRUNE_FIRST_AFTER, PRUNE_EVERY);
+    prune_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The sync is either idle (here) or running in its own task, which hands it back.
     let mut idle_sync = background_sync;
     let mut running_sync: Option<tokio::task::JoinHandle<Box<dyn BackgroundSync>>> = None;
@@ -141,6 +153,11 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = prune_tick.tick(), if settings.prune.is_some() => {
+                if let Some(policy) = &settings.prune {
+                    prune(&mut store, policy);
+                }
+            }
             _ = sync_tick.tick(), if idle_sync.is_some() => {
                 // Unknown (not probed yet) is worth a try; a link known to be down is not.
                 if link_up != Some(false) {
@@ -157,6 +174,11 @@ pub async fn run(
                 match finished {
                     Ok(sync) => idle_sync = Some(sync),
                     Err(e) => tracing::error!(error = %e, "the background sync task failed; syncing stops until restart"),
+                }
+                // New acknowledgements may have made data prunable (or the budget
+                // reachable again).
+                if let Some(policy) = &settings.prune {
+                    prune(&mut store, policy);
                 }
             }
             _ = heartbeat.tick() => {
@@ -180,6 +202,7 @@ pub async fn run(
             }
             Some(observation) = observations.recv() => match observation {
                 Observation::Counters(c) => counters = Some(c),
+                Observation::Seat(change) => seat_changed(&mut store, change, counters),
                 Observation::Link { up } => {
                     if link_up != Some(up) {
                         let kind = if up { PcEventKind::InternetUp } else { PcEventKind::InternetDown };
@@ -228,6 +251,38 @@ pub async fn run(
     let seq = store.record_event(PcEventKind::Shutdown)?;
     tracing::info!(seq, heartbeats = summary.heartbeats, "agent stopped");
     Ok(summary)
+}
+
+/// A login nobody checked in starts a session with the patron unknown (unless one is
+/// open); a logout or an idle end closes the open session, whoever started it.
+fn seat_changed(store: &mut Store, change: SeatChange, counters: Option<NetCounters>) {
+    let result = match change {
+        SeatChange::Began => store.start_unattended_session(counters).map(|started| {
+            if let Some(session) = started {
+                tracing::info!(session = %session.id, "a login nobody checked in: session started");
+            }
+        }),
+        SeatChange::Ended(reason) => match store.end_session(reason, counters) {
+            Ok(session) => {
+                tracing::info!(session = %session.id, end_reason = reason.code(), "session ended by the seat");
+                Ok(())
+            }
+            Err(StoreError::NoOpenSession) => Ok(()),
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "seat change not recorded");
+        reopen_if_needed(store, &e);
+    }
+}
+
+/// One prune pass; a failure is logged and retried at the next occasion.
+fn prune(store: &mut Store, policy: &PrunePolicy) {
+    if let Err(e) = store.prune(policy, false) {
+        tracing::error!(error = %e, "prune pass failed; nothing was removed");
+        reopen_if_needed(store, &e);
+    }
 }
 
 /// After a failed store call: if the store was damaged or moved aside by another
@@ -315,6 +370,7 @@ mod tests {
             heartbeat_event_every: 2,
             crash_grace: Duration::from_secs(90),
             sync_interval: Duration::from_secs(300),
+            prune: None,
         };
         let shutdown = tokio::time::sleep(Duration::from_secs(30 * 5 + 1));
         let summary = run(
@@ -391,6 +447,7 @@ mod tests {
             heartbeat_event_every: 10,
             crash_grace: Duration::from_secs(90),
             sync_interval: Duration::from_secs(100),
+            prune: None,
         };
         let count = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let sync = CountingSync(count.clone());

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod login;
 pub mod netdev;
 pub mod patron;
 pub mod store;

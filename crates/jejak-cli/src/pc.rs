@@ -8,6 +8,7 @@ use jejak_agent::clock::{Clock, SystemClock};
 use jejak_agent::collect::{Collector, ConnectivityProbe, NetCounterCollector};
 use jejak_agent::config::{AgentConfig, STORE_FILE, load_token};
 use jejak_agent::daemon::{self, AgentSettings};
+use jejak_agent::login::{LoginCollector, LogindSource};
 use jejak_agent::netdev;
 use jejak_agent::patron::{PatronSecret, SECRET_FILE};
 use jejak_agent::store::{RejectedChange, Store, StoreStatus, SyncState};
@@ -436,12 +437,20 @@ pub fn agent(ctx: &Context) -> anyhow::Result<()> {
                 config.probe_timeout(),
             )?));
         }
+        if config.login_watch {
+            collectors.push(Box::new(LoginCollector::new(
+                Box::new(LogindSource::new()),
+                config.idle_end(),
+                config.heartbeat_interval(),
+            )));
+        }
         tracing::info!(device = %identity, epoch = %store.epoch(), "agent started");
         let settings = AgentSettings {
             heartbeat: config.heartbeat_interval(),
             heartbeat_event_every: config.heartbeat_event_every,
             crash_grace: config.crash_grace(),
             sync_interval: config.sync_interval(),
+            prune: Some(config.prune_policy()),
         };
         let background_sync = background_sync(ctx, &config, identity.clone())?;
         daemon::run(store, settings, collectors, background_sync, shutdown).await?;

@@ -37,6 +37,18 @@ enum ServerCommand {
     Run {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Keep raw sessions and pc events for this many whole months before the current
+        /// one, pruning older ones once a day (the reports' rollups are kept); 0 keeps
+        /// everything.
+        #[arg(long, env = "JEJAK_RETAIN_MONTHS", default_value_t = 0)]
+        retain_months: u32,
+    },
+    /// Remove raw sessions and pc events older than the last N whole months (before the
+    /// current one); the reports of those months stay as they are.
+    Prune {
+        /// Whole months to keep before the current one.
+        #[arg(long, value_name = "N")]
+        keep_months: u32,
     },
     /// Add a village library.
     AddLibrary {
@@ -141,8 +153,38 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 path.display()
             );
         }
-        ServerCommand::Run { listen } => {
+        ServerCommand::Prune { keep_months } => {
+            let month = retention_cutoff(chrono::Utc::now(), keep_months);
+            let pruned = store.prune_raw(month).await?;
+            if ctx.json {
+                return output::print_json(&pruned);
+            }
+            println!(
+                "{}",
+                lang.pick(
+                    &format!(
+                        "{} sesi dan {} peristiwa komputer sebelum {} dihapus; rekap bulanannya tetap.",
+                        pruned.sessions,
+                        pruned.events,
+                        pruned.kept_from.format("%Y-%m")
+                    ),
+                    &format!(
+                        "Removed {} sessions and {} pc events before {}; their monthly rollups stay.",
+                        pruned.sessions,
+                        pruned.events,
+                        pruned.kept_from.format("%Y-%m")
+                    ),
+                )
+            );
+        }
+        ServerCommand::Run {
+            listen,
+            retain_months,
+        } => {
             let shutdown = crate::pc::shutdown_signal()?;
+            if retain_months > 0 {
+                tokio::spawn(prune_daily(store.clone(), retain_months));
+            }
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
@@ -622,4 +664,54 @@ async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> 
         );
     }
     Err(crate::errors::SilentExit(1).into())
+}
+
+/// The first month kept when `keep_months` whole months before the current one (in WIB)
+/// are kept.
+fn retention_cutoff(now: chrono::DateTime<chrono::Utc>, keep_months: u32) -> chrono::NaiveDate {
+    let today = now.with_timezone(&Zone::Wib.offset()).date_naive();
+    let this_month = chrono::Datelike::with_day(&today, 1).unwrap_or(today);
+    this_month
+        .checked_sub_months(chrono::Months::new(keep_months))
+        .unwrap_or(this_month)
+}
+
+/// `jejak server run --retain-months N`: prunes at start and then once a day. A failure
+/// is logged and tried again the next day; it never stops the server.
+async fn prune_daily(store: Arc<dyn ServerStore>, keep_months: u32) {
+    let mut every_day = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+    loop {
+        every_day.tick().await;
+        let month = retention_cutoff(chrono::Utc::now(), keep_months);
+        match store.prune_raw(month).await {
+            Ok(pruned) => tracing::info!(
+                sessions = pruned.sessions,
+                events = pruned.events,
+                kept_from = %pruned.kept_from,
+                "retention: raw records pruned"
+            ),
+            Err(e) => tracing::error!(error = %e, "retention: pruning failed; retried tomorrow"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retention_cutoff_counts_whole_months_in_wib() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T18:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        // 18:00 UTC on 30 November is 1 December in WIB.
+        assert_eq!(
+            retention_cutoff(now, 0),
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()
+        );
+        assert_eq!(
+            retention_cutoff(now, 24),
+            chrono::NaiveDate::from_ymd_opt(2024, 12, 1).unwrap()
+        );
+    }
 }

@@ -22,6 +22,10 @@ pub const REJECT_INVALID: &str = "invalid";
 /// Rejection code of a record whose id is stored with different content at the same
 /// revision, or for another PC.
 pub const REJECT_CONFLICT: &str = "conflict";
+/// Rejection code of a record older than the server keeps raw records (`jejak server
+/// prune`): its month's rollups are final, so it is refused rather than counted twice
+/// or lost silently; the PC keeps it and shows it.
+pub const REJECT_BEYOND_RETENTION: &str = "beyond-retention";
 
 /// No anchor is believed whose server time lies before this (2024-01-01 UTC): the
 /// server's clock never read such a time for this software.

@@ -31,6 +31,6 @@ pub use ingest::{REJECT_CONFLICT, REJECT_INVALID};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
     AuthError, Delivery, DeviceId, DeviceInfo, DeviceRef, DeviceState, DeviceToken, EnrollError,
-    EpochState, IngestError, LibraryInfo, Principal, RollupCheck, ServerClock, ServerStore,
-    StaffToken, StoreError, StoredEvent, StoredSession, system_clock, token_hash,
+    EpochState, IngestError, LibraryInfo, Principal, PruneOutcome, RollupCheck, ServerClock,
+    ServerStore, StaffToken, StoreError, StoredEvent, StoredSession, system_clock, token_hash,
 };

@@ -450,6 +450,14 @@ impl RollupDelta {
         }
     }
 
+    /// The same delta with only the entries of `month` (a month number) and later.
+    pub fn keeping_months_from(mut self, month: i64) -> RollupDelta {
+        self.days.retain(|(_, day), _| day_month(*day) >= month);
+        self.cells.retain(|cell, _| cell.month >= month);
+        self.patrons.retain(|(_, m, _), _| *m >= month);
+        self
+    }
+
     /// The same delta without entries that change nothing.
     pub fn without_zeros(mut self) -> RollupDelta {
         self.days.retain(|_, v| !v.is_zero());

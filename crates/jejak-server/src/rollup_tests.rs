@@ -413,3 +413,102 @@ async fn a_rebuild_gives_the_rollups_ingest_kept() {
     assert_eq!(before, after);
     assert!(store.check_rollups().await.unwrap().is_consistent());
 }
+
+/// Pruning raw records keeps the months' reports as they were, the check still holds
+/// for the kept months, and a record from a pruned month that arrives later is refused
+/// (`beyond-retention`) instead of being counted a second time.
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_keeps_the_reports_and_refuses_what_it_no_longer_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+    let library = LibraryCode::parse("wib-1").unwrap();
+    store
+        .add_library(&library, "Desa", Zone::Wib)
+        .await
+        .unwrap();
+    let pc = PcCode::parse("pc-01").unwrap();
+    store.add_device(&library, &pc).await.unwrap();
+    let device = store.find_device(&library, &pc).await.unwrap().unwrap();
+    // From 2026-10-29 20:00 UTC (30 October, 03:00 WIB) over five days.
+    let boot = Utc.with_ymd_and_hms(2026, 10, 29, 20, 0, 0).unwrap();
+    let session = |start_min: u64, key: u8| Gen::Session {
+        start_min,
+        revs: vec![Rev {
+            minutes: 45,
+            closed: true,
+            kind: 1,
+            gender: key % 3,
+            age: 2,
+            purposes: 3,
+            key: Some(key),
+            kib: 900,
+        }],
+    };
+    let mut items: Vec<Gen> = (0..40u64)
+        .map(|i| session(i * 150, (i % 4) as u8))
+        .collect();
+    items.extend((0..40u64).map(|i| Gen::Event {
+        at_min: i * 140,
+        kind: (i % 4) as u8,
+    }));
+    // The last record: an October session that arrives after the pruning.
+    items.push(session(60, 3));
+    let (run, epoch) = (Uuid::new_v4(), Uuid::new_v4());
+    let records = records(&library, &pc, run, boot, &items);
+    let n = records.len();
+    let at = boot + chrono::Duration::days(6);
+    let first = batch(&library, &pc, epoch, run, boot, &records, (0, n - 1), 0);
+    store
+        .ingest(&device, first, at, Delivery::Online)
+        .await
+        .unwrap();
+    let october = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+    let november = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let facts = |month| {
+        let store = store.clone();
+        async move {
+            store
+                .month_facts(month, None, FactsDetail::Breakdowns)
+                .await
+                .unwrap()
+        }
+    };
+    let (october_before, november_before) = (facts(october).await, facts(november).await);
+    assert!(
+        october_before.libraries[0]
+            .days
+            .iter()
+            .any(|d| d.sessions > 0)
+    );
+
+    let pruned = store.prune_raw(november).await.unwrap();
+    assert!(pruned.sessions > 0 && pruned.events > 0, "{pruned:?}");
+    assert_eq!(pruned.kept_from, november);
+    let cutoff = Utc.with_ymd_and_hms(2026, 10, 31, 17, 0, 0).unwrap();
+    for s in store.sessions(&device).await.unwrap() {
+        assert!(s.corrected_end.is_none_or(|end| end >= cutoff), "{s:?}");
+    }
+    assert_eq!(facts(october).await, october_before);
+    assert_eq!(facts(november).await, november_before);
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+
+    // The late October session is refused, and October's report does not move.
+    let late = batch(&library, &pc, epoch, run, boot, &records, (n - 1, n), 0);
+    let ack = store
+        .ingest(&device, late, at, Delivery::Online)
+        .await
+        .unwrap();
+    let ack = serde_json::to_value(&ack).unwrap();
+    assert_eq!(
+        ack["rejected"][0]["code"],
+        crate::ingest::REJECT_BEYOND_RETENTION,
+        "{ack}"
+    );
+    assert_eq!(facts(october).await, october_before);
+
+    // A rebuild recounts the kept months only.
+    store.rebuild_rollups().await.unwrap();
+    assert_eq!(facts(october).await, october_before);
+    assert_eq!(facts(november).await, november_before);
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+}

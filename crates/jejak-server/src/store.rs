@@ -343,6 +343,17 @@ impl RollupCheck {
     }
 }
 
+/// What [`ServerStore::prune_raw`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PruneOutcome {
+    /// Raw sessions removed.
+    pub sessions: u64,
+    /// pc events removed.
+    pub events: u64,
+    /// The first month whose raw records are kept.
+    pub kept_from: chrono::NaiveDate,
+}
+
 /// A failure of the storage itself (not of the request): the caller answers 5xx and the
 /// client retries the same batch later.
 #[derive(Debug, thiserror::Error)]
@@ -375,6 +386,9 @@ pub enum StoreError {
     /// rolled back.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The backend cannot do this (yet).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// Stored data contradicts itself (for example an unknown enum code in a row).
     #[error("stored data is inconsistent: {0}")]
     Inconsistent(String),
@@ -594,6 +608,19 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
         &self,
         letterhead: Option<crate::report::Letterhead>,
     ) -> Result<(), StoreError>;
+
+    /// Removes the raw sessions that ended, and the pc events that happened, before
+    /// `month` began (in each library's zone), keeping the rollups: the reports of those
+    /// months stay as they were. From then on, records from before `month` that the
+    /// store does not hold are refused (`beyond-retention`), and `check_rollups`
+    /// compares the months from `month` on. A backend that cannot prune says so with
+    /// [`StoreError::Unsupported`].
+    async fn prune_raw(&self, month: chrono::NaiveDate) -> Result<PruneOutcome, StoreError> {
+        let _ = month;
+        Err(StoreError::Unsupported(
+            "this storage backend does not prune raw records yet".into(),
+        ))
+    }
 
     /// Whether the store can still write (for `/healthz`): cheap, no disk access.
     fn is_healthy(&self) -> bool;

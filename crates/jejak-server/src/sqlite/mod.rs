@@ -419,6 +419,29 @@ impl ServerStore for SqliteStore {
             .await
     }
 
+    async fn prune_raw(
+        &self,
+        month: chrono::NaiveDate,
+    ) -> Result<crate::store::PruneOutcome, StoreError> {
+        let number = crate::rollup::month_number(month);
+        let (sessions, events) = self
+            .inner
+            .writer
+            .call(move |conn: &Connection| write::prune_raw(conn, number))
+            .await?;
+        let kept_from = self
+            .read(write::retained_from)
+            .await?
+            .and_then(crate::rollup::month_first)
+            .unwrap_or(month);
+        tracing::info!(sessions, events, %kept_from, "raw records pruned");
+        Ok(crate::store::PruneOutcome {
+            sessions,
+            events,
+            kept_from,
+        })
+    }
+
     async fn letterhead(&self) -> Result<Option<crate::report::Letterhead>, StoreError> {
         self.read(read::letterhead).await
     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
 
-use super::write::{device_events, write_rollups};
+use super::write::{device_events, retained_from, write_rollups};
 use crate::rollup::{self, DayTotals, EventCursor, RollupDelta, SessionFacts, fold_events};
 use crate::store::{RollupCheck, StoreError};
 
@@ -129,8 +129,13 @@ const DESCRIBED: usize = 20;
 
 /// Compares the stored rollups with a recount from the raw rows.
 pub(crate) fn check(conn: &Connection) -> Result<RollupCheck, StoreError> {
-    let (expected, _) = recount(conn)?;
-    let actual = stored(conn)?;
+    let (mut expected, _) = recount(conn)?;
+    let mut actual = stored(conn)?;
+    // Months whose raw records were pruned keep rollups a recount cannot reproduce.
+    if let Some(month) = retained_from(conn)? {
+        expected = expected.keeping_months_from(month);
+        actual = actual.keeping_months_from(month);
+    }
     let mut differences = Vec::new();
     let mut count = 0u64;
     let mut note = |text: String| {
@@ -187,10 +192,13 @@ pub(crate) fn check(conn: &Connection) -> Result<RollupCheck, StoreError> {
 
 /// Replaces the stored rollups and event cursors with a recount.
 pub(crate) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
-    let (expected, cursors) = recount(conn)?;
-    conn.execute_batch(
-        "DELETE FROM day_rollups; DELETE FROM breakdown_rollups; DELETE FROM patron_months;",
-    )?;
+    let (mut expected, cursors) = recount(conn)?;
+    // The months before the retention cutoff keep their rollups: their raw rows are gone.
+    let from = retained_from(conn)?.unwrap_or(i64::MIN);
+    expected = expected.keeping_months_from(from);
+    conn.execute("DELETE FROM day_rollups WHERE month >= ?1", [from])?;
+    conn.execute("DELETE FROM breakdown_rollups WHERE month >= ?1", [from])?;
+    conn.execute("DELETE FROM patron_months WHERE month >= ?1", [from])?;
     write_rollups(conn, &expected)?;
     let mut update = conn.prepare(
         "UPDATE devices SET event_at_s = ?2, event_id = ?3, event_kind = ?4, event_link_up = ?5

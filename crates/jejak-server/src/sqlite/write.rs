@@ -208,6 +208,8 @@ pub(crate) fn ingest(
         zone_offset_s,
         rollups: RollupDelta::default(),
         new_events: Vec::new(),
+        retained_from_s: retained_from(conn)?
+            .map_or(i64::MIN, |month| month_start_s(month, zone_offset_s)),
     };
     for record in &batch.records {
         match record {
@@ -315,6 +317,9 @@ struct RecordContext<'a> {
     rollups: RollupDelta,
     /// The pc events this batch added, for the uptime fold at its end.
     new_events: Vec<EventPoint>,
+    /// Records before this instant (Unix s) are older than the server keeps raw rows
+    /// (`prune_raw`); `i64::MIN` when nothing was ever pruned.
+    retained_from_s: i64,
 }
 
 /// A stored session's client-given fields, to compare with a resent one.
@@ -420,6 +425,17 @@ impl RecordContext<'_> {
             f.rx_kib,
             f.tx_kib
         ];
+        // A session before the retention cutoff that is not stored any more must not be
+        // counted again in rollups that already hold it (or that are final).
+        if start_s < self.retained_from_s && !self.session_stored(id)? {
+            return self.reject(
+                s.seq,
+                &s.id,
+                ingest::REJECT_BEYOND_RETENTION,
+                "this session is older than the server keeps records; its month's report is final"
+                    .into(),
+            );
+        }
         // The common case is a session the server has never seen: one statement.
         let inserted = self.insert_session.execute(row)?;
         let facts = SessionFacts {
@@ -535,6 +551,13 @@ impl RecordContext<'_> {
         }
     }
 
+    fn session_stored(&self, id: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM sessions WHERE id = ?1")?
+            .exists([id])?)
+    }
+
     fn event(&mut self, e: &PreparedEvent) -> Result<(), StoreError> {
         let f = &e.fields;
         let dated = ingest::date(
@@ -548,6 +571,20 @@ impl RecordContext<'_> {
         );
         let (at_s, _) = split_ms(dated.ms);
         let id = e.id.as_bytes().as_slice();
+        if at_s < self.retained_from_s {
+            let stored = self
+                .conn
+                .prepare_cached("SELECT 1 FROM pc_events WHERE id = ?1")?
+                .exists([id])?;
+            if !stored {
+                return self.reject(
+                    e.seq,
+                    &e.id,
+                    ingest::REJECT_BEYOND_RETENTION,
+                    "this pc event is older than the server keeps records".into(),
+                );
+            }
+        }
         let inserted = self.insert_event.execute(params![
             id,
             self.device.0,
@@ -645,6 +682,80 @@ impl RecordContext<'_> {
         self.rejected.push(ingest::rejected(seq, code, detail));
         Ok(())
     }
+}
+
+/// The settings key of the retention cutoff: the month number (see `rollup.rs`) from
+/// which raw records are kept.
+pub(crate) const RETAINED_FROM: &str = "retained_from";
+
+/// The month from which raw records are kept, when anything was ever pruned.
+pub(crate) fn retained_from(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    let value: Option<String> = conn
+        .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+        .query_row([RETAINED_FROM], |r| r.get(0))
+        .optional()?;
+    value
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| StoreError::Inconsistent(format!("retention month '{v}'")))
+        })
+        .transpose()
+}
+
+/// The Unix time at which a month starts in a zone `offset_s` ahead of UTC.
+fn month_start_s(month: i64, offset_s: i64) -> i64 {
+    rollup::month_first(month).map_or(i64::MIN, |d| rollup::date_day(d) * 86_400 - offset_s)
+}
+
+/// Removes the raw sessions that ended, and the pc events that happened, before `month`
+/// began in their library's zone; the rollups stay. Open sessions stay, and so does each
+/// PC's latest event before the cutoff, from which the uptime fold (and a recount)
+/// continues. Patron keys no kept session refers to go too. From then on, ingest
+/// refuses records from before the cutoff that it does not hold
+/// (`beyond-retention`), and `check-rollups` compares the months from `month` on.
+pub(crate) fn prune_raw(conn: &Connection, month: i64) -> Result<(u64, u64), StoreError> {
+    let mut pruned = (0u64, 0u64);
+    let devices: Vec<(i64, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT d.id, l.timezone FROM devices d JOIN libraries l ON l.id = d.library",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (device, timezone) in devices {
+        let cutoff = month_start_s(
+            month,
+            zone_offset(&timezone).map_err(|e| match e {
+                IngestError::Store(e) => e,
+                other => StoreError::Inconsistent(other.to_string()),
+            })?,
+        );
+        // The end-reason digit is 6 while a session is open (codes.rs).
+        let sessions = conn.execute(
+            "DELETE FROM sessions WHERE device = ?1 AND start_s + duration_s < ?2
+                 AND (attrs / 126) % 63 / 9 <> 6",
+            params![device, cutoff],
+        )?;
+        let events = conn.execute(
+            "DELETE FROM pc_events WHERE device = ?1 AND at_s < ?2 AND id IS NOT (
+                 SELECT id FROM pc_events WHERE device = ?1 AND at_s < ?2
+                 ORDER BY at_s DESC, id DESC LIMIT 1)",
+            params![device, cutoff],
+        )?;
+        conn.execute(
+            "UPDATE devices SET sessions = sessions - ?2, events = events - ?3 WHERE id = ?1",
+            params![device, sessions as i64, events as i64],
+        )?;
+        pruned.0 += sessions as u64;
+        pruned.1 += events as u64;
+    }
+    conn.execute(
+        "DELETE FROM patron_keys WHERE id NOT IN (SELECT patron FROM sessions WHERE patron IS NOT NULL)",
+        [],
+    )?;
+    let month = retained_from(conn)?.map_or(month, |m| m.max(month));
+    set_setting(conn, RETAINED_FROM, Some(month.to_string()))?;
+    Ok(pruned)
 }
 
 /// The offset from UTC of a library's stored zone, seconds.
