@@ -1,7 +1,9 @@
 //! The village PC side of Jejak: the durable local store ([`store`]) and the background
 //! agent ([`daemon`]) with its collectors ([`collect`]: connectivity probe, interface
-//! counters), its configuration ([`config`]) and pseudonymous patron keys ([`patron`]).
+//! counters), its configuration ([`config`]), pseudonymous patron keys ([`patron`]) and
+//! the patron check-in page with the librarian screen ([`checkin`]).
 
+pub mod checkin;
 pub mod clock;
 pub mod collect;
 pub mod config;

@@ -1,0 +1,994 @@
+//! The patron check-in page and the librarian screen, served by `jejak agent` on
+//! `127.0.0.1:<checkin_port>`.
+//!
+//! When a patron sits down, one screen asks the purpose (one to three), gender, age
+//! group, optionally a member number and the group size, and starts the session through
+//! the same store call as `jejak session start` (a session still open is ended first as
+//! `staff_ended`). While a session is open the page shows the time used and a
+//! "Selesai / Finish" button. `/pustakawan`, behind the PIN set at `jejak init --pin`,
+//! shows today's sessions on this PC, what waits to sync, the last sync and its result,
+//! rejected records, clock warnings and a "Sinkron sekarang / Sync now" button that
+//! runs the same sync as `jejak sync` (through [`SyncNow`], which the binary supplies:
+//! the sync crate depends on this one, not the other way round).
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the check-in form, or the open session with its Finish button |
+//! | `POST /mulai` | starts a session |
+//! | `POST /selesai` | ends the open session (`logout`) |
+//! | `GET /pustakawan` | the PIN form, or the librarian screen once signed in |
+//! | `POST /pustakawan/masuk`, `POST /pustakawan/keluar` | PIN sign-in and sign-out |
+//! | `POST /pustakawan/sinkron` | starts a sync now; the screen shows its outcome |
+//! | `POST /pustakawan/akhiri` | ends the open session as `staff_ended` |
+//!
+//! Pages are plain HTML drawn here with inline CSS: no scripts, no external files, each
+//! well under 30 KB, large touch targets, so an old browser on an old PC is enough.
+//! Indonesian by default (or the agent's `lang`); `?lang=en` switches and a cookie
+//! remembers it.
+//!
+//! Security: only loopback peers are served, and only when the `Host` header names this
+//! port on `127.0.0.1`, `localhost` or `[::1]` (a web page cannot reach the page
+//! through DNS rebinding). Every POST must carry no foreign `Origin` (and no
+//! `Sec-Fetch-Site: cross-site`) and a CSRF token: the HMAC, under a key made at start,
+//! of a random nonce kept in an `HttpOnly; SameSite=Strict` cookie, so a page on
+//! another local port that can set cookies for `127.0.0.1` still cannot forge it. A
+//! member number becomes its HMAC before the store sees it and is never logged, never
+//! stored and never shown again, not even on a form sent back with an error.
+
+mod pages;
+pub mod pin;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Query, Request, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN,
+    REFERRER_POLICY, SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use jejak_domain::{
+    AgeGroup, EndReason, Gender, Lang, MAX_PURPOSES, PatronProfile, Purpose, Session, UserKind,
+    Zone,
+};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::netdev;
+use crate::patron::{PatronSecret, SECRET_FILE};
+use crate::store::{Store, StoreError};
+use pin::{PIN_FILE, PinHash};
+
+/// The port the page listens on unless configured otherwise.
+pub const DEFAULT_PORT: u16 = 7878;
+/// How long a librarian's PIN sign-in lasts. Short: the PC is a public one and the
+/// next patron sits down at the same browser.
+const LIBRARIAN_TTL: Duration = Duration::from_secs(15 * 60);
+/// Wrong PINs in a row before PIN attempts pause.
+const MAX_WRONG_PINS: u32 = 5;
+/// How long PIN attempts pause after too many wrong ones.
+const PIN_LOCKOUT: Duration = Duration::from_secs(60);
+/// The largest form accepted; the real ones are a few hundred bytes.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+/// How long stopping waits for requests in flight.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+const CSRF_COOKIE: &str = "jejak_csrf";
+const LANG_COOKIE: &str = "jejak_lang";
+const LIBRARIAN_COOKIE: &str = "jejak_pustakawan";
+
+/// What a "sync now" did, in both languages (the screen shows the reader's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncOutcome {
+    /// The server acknowledged everything that was waiting (or nothing was waiting).
+    pub ok: bool,
+    pub id: String,
+    pub en: String,
+}
+
+impl SyncOutcome {
+    pub fn message(&self, lang: Lang) -> &str {
+        lang.pick(&self.id, &self.en)
+    }
+}
+
+/// The future of one "sync now".
+pub type SyncFuture = Pin<Box<dyn Future<Output = SyncOutcome> + Send + 'static>>;
+
+/// Runs the same sync as `jejak sync`, for the librarian's "Sync now" button. The
+/// binary implements it with the sync crate.
+pub trait SyncNow: Send + Sync + std::fmt::Debug + 'static {
+    fn sync_now(&self) -> SyncFuture;
+}
+
+/// Where the page finds what it needs.
+#[derive(Debug, Clone)]
+pub struct CheckinSettings {
+    /// The port the page is served on (the one really bound), for the `Host` and
+    /// `Origin` checks.
+    pub port: u16,
+    /// The data directory: the patron secret and the PIN file are read from it.
+    pub data_dir: PathBuf,
+    pub zone: Zone,
+    /// The language until the reader picks one.
+    pub lang: Lang,
+    /// Interface counters, read at start and end of a session as `jejak session` does.
+    pub net_dev_path: PathBuf,
+}
+
+/// The check-in page's state, shared by its handlers.
+#[derive(Clone)]
+pub struct Checkin {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: CheckinSettings,
+    /// The page's own connection to the store; every call is one short transaction.
+    store: Mutex<Store>,
+    sync: Option<Arc<dyn SyncNow>>,
+    /// Signs CSRF nonces; made at start, never leaves the process.
+    csrf_key: [u8; 32],
+    /// Signed-in librarians: cookie value → when the sign-in ends.
+    librarians: Mutex<HashMap<String, Instant>>,
+    pins: Mutex<PinAttempts>,
+    sync_run: Mutex<SyncRun>,
+}
+
+impl std::fmt::Debug for Checkin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No keys or cookie values.
+        f.debug_struct("Checkin")
+            .field("settings", &self.inner.settings)
+            .field("sync", &self.inner.sync.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct PinAttempts {
+    wrong: u32,
+    paused_until: Option<Instant>,
+}
+
+/// The librarian's "sync now": running or not, and how the last one ended.
+#[derive(Debug, Default, Clone)]
+struct SyncRun {
+    running: bool,
+    last: Option<(DateTime<Utc>, SyncOutcome)>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A handler that panicked while holding a lock leaves data that is still usable
+    // (a map of sign-ins, counters): carry on rather than refuse every later request.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Checkin {
+    /// The page over `store` (its own connection, not the daemon's).
+    pub fn new(store: Store, settings: CheckinSettings, sync: Option<Arc<dyn SyncNow>>) -> Self {
+        Checkin {
+            inner: Arc::new(Inner {
+                settings,
+                store: Mutex::new(store),
+                sync,
+                csrf_key: rand::random(),
+                librarians: Mutex::new(HashMap::new()),
+                pins: Mutex::new(PinAttempts::default()),
+                sync_run: Mutex::new(SyncRun::default()),
+            }),
+        }
+    }
+
+    /// The page's routes with their guard. Serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` (as [`spawn`] does):
+    /// a request without its peer address is refused.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", get(home))
+            .route("/mulai", post(start))
+            .route("/selesai", post(finish))
+            .route("/pustakawan", get(librarian))
+            .route("/pustakawan/masuk", post(sign_in))
+            .route("/pustakawan/keluar", post(sign_out))
+            .route("/pustakawan/sinkron", post(sync_now))
+            .route("/pustakawan/akhiri", post(staff_end))
+            .fallback(not_found)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(middleware::from_fn_with_state(self.clone(), guard))
+            .with_state(self.clone())
+    }
+
+    fn settings(&self) -> &CheckinSettings {
+        &self.inner.settings
+    }
+
+    /// Runs `f` on the store. A store that another process moved aside (damaged) is
+    /// opened again, as the daemon does, so the page keeps writing to the live file.
+    fn with_store<T>(
+        &self,
+        f: impl Fn(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut store = lock(&self.inner.store);
+        match f(&mut store) {
+            Err(e) if e.needs_reopen() => {
+                let (fresh, _) = store.reopen()?;
+                *store = fresh;
+                f(&mut store)
+            }
+            other => other,
+        }
+    }
+
+    fn csrf_token(&self, nonce: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.csrf_key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(nonce.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The CSRF token for the request's nonce cookie, and the cookie to set when the
+    /// request had none.
+    fn csrf(&self, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+        if let Some(nonce) = cookie(headers, CSRF_COOKIE).filter(|n| is_hex_id(n)) {
+            return (self.csrf_token(nonce), None);
+        }
+        let nonce = random_id();
+        let set = HeaderValue::from_str(&format!(
+            "{CSRF_COOKIE}={nonce}; Path=/; HttpOnly; SameSite=Strict"
+        ))
+        .ok();
+        (self.csrf_token(&nonce), set)
+    }
+
+    /// Whether the form's token matches the nonce cookie.
+    fn csrf_ok(&self, headers: &HeaderMap, form: &Fields) -> bool {
+        let (Some(nonce), Some(given)) = (
+            cookie(headers, CSRF_COOKIE).filter(|n| is_hex_id(n)),
+            form.get("csrf").and_then(|t| hex::decode(t).ok()),
+        ) else {
+            return false;
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.csrf_key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(nonce.as_bytes());
+        mac.verify_slice(&given).is_ok()
+    }
+
+    /// Whether the request comes from a signed-in librarian.
+    fn is_librarian(&self, headers: &HeaderMap) -> bool {
+        let Some(id) = cookie(headers, LIBRARIAN_COOKIE) else {
+            return false;
+        };
+        let now = Instant::now();
+        let mut librarians = lock(&self.inner.librarians);
+        librarians.retain(|_, until| *until > now);
+        librarians.contains_key(id)
+    }
+}
+
+/// A request's form fields in order (a field may repeat, as `purpose` does).
+type Fields = Vec<(String, String)>;
+
+trait FieldsExt {
+    fn get(&self, name: &str) -> Option<&str>;
+    fn all(&self, name: &str) -> Vec<&str>;
+}
+
+impl FieldsExt for Fields {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+fn random_id() -> String {
+    // rand's default generator is a CSPRNG seeded from the operating system.
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+fn is_hex_id(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A cookie's value from the request.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// The query parameters the pages take; all optional.
+#[derive(Debug, Default, Deserialize)]
+struct PageQuery {
+    lang: Option<String>,
+    /// `1`: show the check-in form even though a session is open.
+    baru: Option<String>,
+    /// `1`: the patron just finished; thank them.
+    selesai: Option<String>,
+}
+
+/// The reader's language: `?lang=` (then remembered in a cookie), the cookie, or the
+/// agent's language.
+fn language(c: &Checkin, query: &PageQuery, headers: &HeaderMap) -> (Lang, Option<HeaderValue>) {
+    if let Some(lang) = query.lang.as_deref().and_then(|l| l.parse::<Lang>().ok()) {
+        let set = HeaderValue::from_str(&format!(
+            "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Strict",
+            lang.code()
+        ))
+        .ok();
+        return (lang, set);
+    }
+    let lang = cookie(headers, LANG_COOKIE)
+        .and_then(|l| l.parse::<Lang>().ok())
+        .unwrap_or(c.settings().lang);
+    (lang, None)
+}
+
+fn cookie_lang(c: &Checkin, headers: &HeaderMap) -> Lang {
+    language(c, &PageQuery::default(), headers).0
+}
+
+/// An HTML answer with the cookies to set.
+fn html(status: StatusCode, body: String, cookies: &[Option<HeaderValue>]) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    for set in cookies.iter().flatten() {
+        headers.append(SET_COOKIE, set.clone());
+    }
+    response
+}
+
+/// "See other": the page to show after a POST, so a reload does not post again.
+fn see_other(to: &str, cookies: &[Option<HeaderValue>]) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    for set in cookies.iter().flatten() {
+        response.headers_mut().append(SET_COOKIE, set.clone());
+    }
+    response
+}
+
+/// Why a request was refused, for the refusal page and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    NotLoopback,
+    BadHost,
+    ForeignOrigin,
+    MissingCsrf,
+}
+
+impl Refusal {
+    fn code(self) -> &'static str {
+        match self {
+            Refusal::NotLoopback => "not_loopback",
+            Refusal::BadHost => "bad_host",
+            Refusal::ForeignOrigin => "foreign_origin",
+            Refusal::MissingCsrf => "csrf",
+        }
+    }
+}
+
+fn refuse(lang: Lang, refusal: Refusal) -> Response {
+    tracing::warn!(reason = refusal.code(), "check-in page refused a request");
+    html(StatusCode::FORBIDDEN, pages::refused(lang, refusal), &[])
+}
+
+/// Whether a peer may use the page: only this machine.
+fn peer_allowed(peer: IpAddr) -> bool {
+    match peer {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// The names this page answers to, with its port.
+fn allowed_hosts(port: u16) -> Vec<String> {
+    let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .map(|h| format!("{h}:{port}"))
+        .collect();
+    if port == 80 {
+        hosts.extend(["127.0.0.1", "localhost", "[::1]"].map(String::from));
+    }
+    hosts
+}
+
+fn host_allowed(host: &str, port: u16) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    allowed_hosts(port).contains(&host)
+}
+
+/// Whether a POST's `Origin` (when sent) is this page.
+fn origin_allowed(origin: &str, port: u16) -> bool {
+    let origin = origin.trim().to_ascii_lowercase();
+    allowed_hosts(port)
+        .iter()
+        .any(|host| origin == format!("http://{host}"))
+}
+
+/// The guard in front of every route: loopback peers, this page's `Host`, and for
+/// anything but GET and HEAD no foreign `Origin`; plus headers that keep the pages out
+/// of caches and frames and allow no scripts.
+async fn guard(State(c): State<Checkin>, request: Request, next: Next) -> Response {
+    let lang = cookie_lang(&c, request.headers());
+    let port = c.settings().port;
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let refusal = if !peer.is_some_and(peer_allowed) {
+        Some(Refusal::NotLoopback)
+    } else if !request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| host_allowed(h, port))
+    {
+        Some(Refusal::BadHost)
+    } else if request.method() != Method::GET && request.method() != Method::HEAD {
+        let headers = request.headers();
+        let foreign_origin = headers
+            .get(ORIGIN)
+            .is_some_and(|o| !o.to_str().is_ok_and(|o| origin_allowed(o, port)));
+        let cross_site = headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"));
+        (foreign_origin || cross_site).then_some(Refusal::ForeignOrigin)
+    } else {
+        None
+    };
+    let mut response = match refusal {
+        Some(refusal) => refuse(lang, refusal),
+        None => next.run(request).await,
+    };
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+async fn not_found(State(c): State<Checkin>, headers: HeaderMap) -> Response {
+    let lang = cookie_lang(&c, &headers);
+    html(StatusCode::NOT_FOUND, pages::not_found(lang), &[])
+}
+
+/// What the check-in form shows when it comes back with an error: the choices made,
+/// never the member number.
+#[derive(Debug, Default, Clone)]
+struct Choices {
+    purposes: Vec<String>,
+    gender: Option<String>,
+    age: Option<String>,
+    group_size: String,
+}
+
+async fn home(
+    State(c): State<Checkin>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (lang, lang_cookie) = language(&c, &query, &headers);
+    let (csrf, csrf_cookie) = c.csrf(&headers);
+    let open = match c.with_store(|s| s.open_session()) {
+        Ok(open) => open,
+        Err(e) => return store_failure(lang, &e),
+    };
+    let body = match open {
+        Some(session) if query.baru.is_none() => {
+            pages::session_open(lang, &csrf, &session, c.settings().zone)
+        }
+        open => pages::checkin_form(
+            lang,
+            &csrf,
+            &Choices::default(),
+            None,
+            query.selesai.is_some(),
+            open.is_some(),
+        ),
+    };
+    html(StatusCode::OK, body, &[lang_cookie, csrf_cookie])
+}
+
+fn store_failure(lang: Lang, e: &StoreError) -> Response {
+    tracing::error!(error = %e, "check-in page: store call failed");
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::store_failure(lang, &e.message(lang)),
+        &[],
+    )
+}
+
+/// Reads the check-in form into a profile, or the errors to show (in `lang`).
+fn profile_from(
+    c: &Checkin,
+    form: &Fields,
+    lang: Lang,
+) -> Result<PatronProfile, (Choices, Vec<String>)> {
+    let choices = Choices {
+        purposes: form.all("purpose").iter().map(|p| p.to_string()).collect(),
+        gender: form.get("gender").map(str::to_string),
+        age: form.get("age").map(str::to_string),
+        group_size: form.get("group_size").unwrap_or("1").trim().to_string(),
+    };
+    let mut errors = Vec::new();
+    let mut purposes = Vec::new();
+    for raw in &choices.purposes {
+        match Purpose::parse(raw) {
+            Ok(p) if !purposes.contains(&p) => purposes.push(p),
+            Ok(_) => {}
+            Err(e) => errors.push(e.message(lang)),
+        }
+    }
+    if purposes.is_empty() {
+        errors.push(
+            lang.pick(
+                "Pilih tujuan penggunaan (1 sampai 3).",
+                "Choose what you will use the computer for (1 to 3).",
+            )
+            .to_string(),
+        );
+    } else if purposes.len() > MAX_PURPOSES {
+        errors.push(format!(
+            "{} {}",
+            lang.pick(
+                "Paling banyak 3 tujuan; Anda memilih",
+                "At most 3 purposes; you chose"
+            ),
+            purposes.len()
+        ));
+    }
+    let gender = match choices.gender.as_deref().map(Gender::parse) {
+        Some(Ok(g)) => Some(g),
+        Some(Err(e)) => {
+            errors.push(e.message(lang));
+            None
+        }
+        None => {
+            errors.push(
+                lang.pick("Pilih jenis kelamin.", "Choose a gender.")
+                    .to_string(),
+            );
+            None
+        }
+    };
+    let age = match choices.age.as_deref().map(AgeGroup::parse) {
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => {
+            errors.push(e.message(lang));
+            None
+        }
+        None => {
+            errors.push(
+                lang.pick("Pilih kelompok umur.", "Choose an age group.")
+                    .to_string(),
+            );
+            None
+        }
+    };
+    let group_size = match choices.group_size.parse::<u32>() {
+        Ok(n) if (1..=jejak_domain::MAX_GROUP_SIZE).contains(&n) => n,
+        _ => {
+            errors.push(
+                lang.pick(
+                    "Jumlah orang harus angka 1 sampai 200.",
+                    "The number of people must be 1 to 200.",
+                )
+                .to_string(),
+            );
+            1
+        }
+    };
+    let member = form.get("member").map(str::trim).filter(|m| !m.is_empty());
+    let patron_key = match member {
+        Some(number) => match PatronSecret::load(&c.settings().data_dir.join(SECRET_FILE)) {
+            Ok(secret) => Some(secret.key_for(number)),
+            Err(e) => {
+                // The error names the secret's file, never the number.
+                tracing::error!(error = %e, "check-in page: the patron secret cannot be read");
+                errors.push(
+                    lang.pick(
+                        "Nomor anggota tidak bisa dipakai sekarang (rahasia perpustakaan tidak terbaca); kosongkan atau minta bantuan petugas.",
+                        "The member number cannot be used now (the library's secret cannot be read); leave it empty or ask the librarian.",
+                    )
+                    .to_string(),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let (Some(gender), Some(age_group), true) = (gender, age, errors.is_empty()) else {
+        return Err((choices, errors));
+    };
+    // The kind follows from what was given: a member number makes a member, more than
+    // one person at the PC a group, anyone else a non-member.
+    let user_kind = if patron_key.is_some() {
+        UserKind::Anggota
+    } else if group_size > 1 {
+        UserKind::Rombongan
+    } else {
+        UserKind::NonAnggota
+    };
+    let profile = PatronProfile {
+        user_kind,
+        purposes,
+        gender,
+        age_group,
+        group_size,
+        patron_key,
+    };
+    match profile.validate() {
+        Ok(()) => Ok(profile),
+        Err(e) => Err((choices, vec![e.message(lang)])),
+    }
+}
+
+async fn start(State(c): State<Checkin>, headers: HeaderMap, Form(form): Form<Fields>) -> Response {
+    let lang = cookie_lang(&c, &headers);
+    if !c.csrf_ok(&headers, &form) {
+        return refuse(lang, Refusal::MissingCsrf);
+    }
+    let profile = match profile_from(&c, &form, lang) {
+        Ok(profile) => profile,
+        Err((choices, errors)) => {
+            let (csrf, csrf_cookie) = c.csrf(&headers);
+            let open = c.with_store(|s| s.open_session()).ok().flatten();
+            return html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                pages::checkin_form(lang, &csrf, &choices, Some(&errors), false, open.is_some()),
+                &[csrf_cookie],
+            );
+        }
+    };
+    let net = netdev::read_counters(&c.settings().net_dev_path);
+    match c.with_store(|s| s.start_session(profile.clone(), net)) {
+        Ok(started) => {
+            // Ids only: no categories and no patron key in the log.
+            tracing::info!(
+                session = %started.session.id,
+                replaced = ?started.replaced.as_ref().map(|s| s.id),
+                "session started at the check-in page"
+            );
+            see_other("/", &[])
+        }
+        Err(e) => store_failure(lang, &e),
+    }
+}
+
+async fn finish(
+    State(c): State<Checkin>,
+    headers: HeaderMap,
+    Form(form): Form<Fields>,
+) -> Response {
+    end_open(&c, &headers, &form, EndReason::Logout, "/?selesai=1")
+}
+
+async fn staff_end(
+    State(c): State<Checkin>,
+    headers: HeaderMap,
+    Form(form): Form<Fields>,
+) -> Response {
+    if c.csrf_ok(&headers, &form) && !c.is_librarian(&headers) {
+        return see_other("/pustakawan", &[]);
+    }
+    end_open(&c, &headers, &form, EndReason::StaffEnded, "/pustakawan")
+}
+
+fn end_open(
+    c: &Checkin,
+    headers: &HeaderMap,
+    form: &Fields,
+    reason: EndReason,
+    to: &str,
+) -> Response {
+    let lang = cookie_lang(c, headers);
+    if !c.csrf_ok(headers, form) {
+        return refuse(lang, Refusal::MissingCsrf);
+    }
+    let net = netdev::read_counters(&c.settings().net_dev_path);
+    match c.with_store(|s| s.end_session(reason, net)) {
+        Ok(session) => {
+            tracing::info!(session = %session.id, end_reason = reason.code(),
+                duration_secs = session.duration_secs, "session ended at the check-in page");
+            see_other(to, &[])
+        }
+        // Already ended (a second tap, another tab, the CLI): nothing to do.
+        Err(StoreError::NoOpenSession) => see_other(to, &[]),
+        Err(e) => store_failure(lang, &e),
+    }
+}
+
+/// Everything the librarian screen shows.
+#[derive(Debug)]
+struct LibrarianView {
+    today: Vec<Session>,
+    open: Option<Session>,
+    pending: u64,
+    sync: crate::store::SyncState,
+    rejected: Vec<crate::store::RejectedChange>,
+    clock_warnings: Vec<crate::store::ClockWarning>,
+    clock_suspect_now: bool,
+    enrolled: bool,
+    run: SyncRun,
+}
+
+fn librarian_view(c: &Checkin) -> Result<LibrarianView, StoreError> {
+    let zone = c.settings().zone;
+    c.with_store(|store| {
+        let status = store.status(zone)?;
+        let sync = store.sync_state()?;
+        let rejected = store.rejected_changes(10)?;
+        // Today in the library's zone, by the PC's clock (as `jejak status` counts).
+        let today = store
+            .clock()
+            .wall()
+            .with_timezone(&zone.offset())
+            .date_naive();
+        let today_sessions: Vec<Session> = store
+            .recent_sessions(500)?
+            .into_iter()
+            .filter(|s| s.started_at.with_timezone(&zone.offset()).date_naive() == today)
+            .collect();
+        Ok(LibrarianView {
+            today: today_sessions,
+            open: status.open_session,
+            pending: status.pending_changes,
+            sync,
+            rejected,
+            clock_warnings: status.clock_warnings,
+            clock_suspect_now: status.clock_suspect_now,
+            enrolled: c.inner.sync.is_some(),
+            run: lock(&c.inner.sync_run).clone(),
+        })
+    })
+}
+
+async fn librarian(
+    State(c): State<Checkin>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (lang, lang_cookie) = language(&c, &query, &headers);
+    let (csrf, csrf_cookie) = c.csrf(&headers);
+    if !c.is_librarian(&headers) {
+        let pin_set = matches!(
+            PinHash::load(&c.settings().data_dir.join(PIN_FILE)),
+            Ok(Some(_))
+        );
+        return html(
+            StatusCode::OK,
+            pages::pin_form(lang, &csrf, None, pin_set),
+            &[lang_cookie, csrf_cookie],
+        );
+    }
+    match librarian_view(&c) {
+        Ok(view) => html(
+            StatusCode::OK,
+            pages::librarian(lang, &csrf, &view, c.settings().zone),
+            &[lang_cookie, csrf_cookie],
+        ),
+        Err(e) => store_failure(lang, &e),
+    }
+}
+
+async fn sign_in(
+    State(c): State<Checkin>,
+    headers: HeaderMap,
+    Form(form): Form<Fields>,
+) -> Response {
+    let lang = cookie_lang(&c, &headers);
+    if !c.csrf_ok(&headers, &form) {
+        return refuse(lang, Refusal::MissingCsrf);
+    }
+    let (csrf, _) = c.csrf(&headers);
+    let now = Instant::now();
+    let paused = {
+        let attempts = lock(&c.inner.pins);
+        attempts.paused_until.is_some_and(|until| until > now)
+    };
+    let error = |status: StatusCode, message: &str, pin_set: bool| {
+        html(
+            status,
+            pages::pin_form(lang, &csrf, Some(message), pin_set),
+            &[],
+        )
+    };
+    if paused {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            lang.pick(
+                "Terlalu banyak PIN salah. Tunggu satu menit lalu coba lagi.",
+                "Too many wrong PINs. Wait a minute, then try again.",
+            ),
+            true,
+        );
+    }
+    let pin = match PinHash::load(&c.settings().data_dir.join(PIN_FILE)) {
+        Ok(Some(pin)) => pin,
+        Ok(None) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                lang.pick(
+                    "PIN pustakawan belum diatur. Jalankan: jejak init … --pin PIN",
+                    "No librarian PIN is set. Run: jejak init … --pin PIN",
+                ),
+                false,
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "check-in page: the PIN file cannot be read");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, &e.message(lang), false);
+        }
+    };
+    if !pin.verify(form.get("pin").unwrap_or_default()) {
+        let mut attempts = lock(&c.inner.pins);
+        attempts.wrong += 1;
+        tracing::warn!(wrong_in_a_row = attempts.wrong, "wrong librarian PIN");
+        if attempts.wrong >= MAX_WRONG_PINS {
+            attempts.wrong = 0;
+            attempts.paused_until = Some(now + PIN_LOCKOUT);
+        }
+        return error(
+            StatusCode::UNAUTHORIZED,
+            lang.pick("PIN salah.", "Wrong PIN."),
+            true,
+        );
+    }
+    *lock(&c.inner.pins) = PinAttempts::default();
+    let id = random_id();
+    lock(&c.inner.librarians).insert(id.clone(), now + LIBRARIAN_TTL);
+    tracing::info!("librarian signed in at the check-in page");
+    let set = HeaderValue::from_str(&format!(
+        "{LIBRARIAN_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        LIBRARIAN_TTL.as_secs()
+    ))
+    .ok();
+    see_other("/pustakawan", &[set])
+}
+
+async fn sign_out(
+    State(c): State<Checkin>,
+    headers: HeaderMap,
+    Form(form): Form<Fields>,
+) -> Response {
+    let lang = cookie_lang(&c, &headers);
+    if !c.csrf_ok(&headers, &form) {
+        return refuse(lang, Refusal::MissingCsrf);
+    }
+    if let Some(id) = cookie(&headers, LIBRARIAN_COOKIE) {
+        lock(&c.inner.librarians).remove(id);
+    }
+    let clear = HeaderValue::from_str(&format!(
+        "{LIBRARIAN_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+    ))
+    .ok();
+    see_other("/", &[clear])
+}
+
+async fn sync_now(
+    State(c): State<Checkin>,
+    headers: HeaderMap,
+    Form(form): Form<Fields>,
+) -> Response {
+    let lang = cookie_lang(&c, &headers);
+    if !c.csrf_ok(&headers, &form) {
+        return refuse(lang, Refusal::MissingCsrf);
+    }
+    if !c.is_librarian(&headers) {
+        return see_other("/pustakawan", &[]);
+    }
+    let Some(sync) = c.inner.sync.clone() else {
+        // The screen says the PC is not enrolled; nothing to start.
+        return see_other("/pustakawan", &[]);
+    };
+    {
+        let mut run = lock(&c.inner.sync_run);
+        if run.running {
+            return see_other("/pustakawan", &[]);
+        }
+        run.running = true;
+    }
+    tracing::info!("sync started from the librarian screen");
+    let state = c.clone();
+    // The sync runs on its own (a slow link may take minutes); the screen refreshes
+    // itself until it is done, so the browser never waits on a long request.
+    tokio::spawn(async move {
+        let outcome = sync.sync_now().await;
+        tracing::info!(ok = outcome.ok, "sync from the librarian screen finished");
+        let mut run = lock(&state.inner.sync_run);
+        run.running = false;
+        run.last = Some((Utc::now(), outcome));
+    });
+    see_other("/pustakawan", &[])
+}
+
+/// Binds the page's listener on loopback.
+pub async fn bind(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).await
+}
+
+/// The running page; [`CheckinHandle::stop`] ends it gracefully.
+#[derive(Debug)]
+pub struct CheckinHandle {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CheckinHandle {
+    /// Stops taking new requests, lets those in flight finish (for a few seconds at
+    /// most) and returns. The daemon calls it before it closes the open session at
+    /// shutdown, so no session can start after that.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+            task.abort();
+        }
+        tracing::info!("check-in page stopped");
+    }
+}
+
+/// Serves `checkin` on `listener` until [`CheckinHandle::stop`].
+pub fn spawn(listener: tokio::net::TcpListener, checkin: Checkin) -> CheckinHandle {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = checkin
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "check-in page stopped with an error");
+        }
+    });
+    CheckinHandle { stop, task }
+}

@@ -1,0 +1,645 @@
+//! The check-in page over a real listener on 127.0.0.1:0 and a real store in a temporary
+//! directory: the patron's flow, the refusals, the PIN and "sync now", the page sizes,
+//! and that a member number is never kept or shown.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::TimeZone;
+use jejak_domain::{
+    AgeGroup, DeviceIdentity, EndReason, Gender, LibraryCode, PcCode, Purpose, UserKind,
+};
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::patron::PatronSecret;
+
+const PIN: &str = "2468";
+const MEMBER: &str = "90817263";
+const MAX_PAGE_BYTES: usize = 30 * 1024;
+
+/// A "sync now" that counts its calls and always succeeds.
+#[derive(Debug)]
+struct FakeSync(Arc<AtomicU32>);
+
+impl SyncNow for FakeSync {
+    fn sync_now(&self) -> SyncFuture {
+        let calls = self.0.clone();
+        Box::pin(async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            SyncOutcome {
+                ok: true,
+                id: "Sinkron selesai: 3 catatan terkirim".into(),
+                en: "Sync done: 3 records sent".into(),
+            }
+        })
+    }
+}
+
+/// The page on a real listener, with a store, a patron secret and a PIN.
+struct TestPage {
+    url: String,
+    port: u16,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+    syncs: Arc<AtomicU32>,
+    secret: PatronSecret,
+    _handle: CheckinHandle,
+}
+
+/// A browser's cookies, kept by hand (the client has no cookie store).
+#[derive(Debug, Default, Clone)]
+struct Jar(HashMap<String, String>);
+
+impl Jar {
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+    fn take(&mut self, response: &reqwest::Response) {
+        for set in response.headers().get_all("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() {
+                self.0.remove(k);
+            } else {
+                self.0.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+}
+
+struct Answer {
+    status: u16,
+    location: String,
+    body: String,
+}
+
+impl TestPage {
+    async fn start(enrolled: bool) -> TestPage {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2031, 1, 5, 1, 0, 0).unwrap());
+        let identity = DeviceIdentity {
+            library: LibraryCode::parse("dermaji").unwrap(),
+            pc: PcCode::parse("pc-01").unwrap(),
+        };
+        let (store, _) =
+            Store::open(&dir.path().join("jejak.db"), identity, Arc::new(clock)).unwrap();
+        let secret = PatronSecret::generate();
+        secret.save(&dir.path().join(SECRET_FILE)).unwrap();
+        PinHash::new(PIN)
+            .unwrap()
+            .save(&dir.path().join(PIN_FILE))
+            .unwrap();
+        let listener = bind(0).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let syncs = Arc::new(AtomicU32::new(0));
+        let sync: Option<Arc<dyn SyncNow>> = if enrolled {
+            Some(Arc::new(FakeSync(syncs.clone())))
+        } else {
+            None
+        };
+        let checkin = Checkin::new(
+            store,
+            CheckinSettings {
+                port,
+                data_dir: dir.path().to_path_buf(),
+                zone: Zone::Wib,
+                lang: Lang::Id,
+                net_dev_path: dir.path().join("no-such-net-dev"),
+            },
+            sync,
+        );
+        let handle = spawn(listener, checkin);
+        TestPage {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            dir,
+            syncs,
+            secret,
+            _handle: handle,
+        }
+    }
+
+    async fn answer(response: reqwest::Response, jar: &mut Jar) -> Answer {
+        jar.take(&response);
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = response.text().await.unwrap();
+        assert!(
+            body.len() < MAX_PAGE_BYTES,
+            "a page of {} bytes",
+            body.len()
+        );
+        Answer {
+            status,
+            location,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str, jar: &mut Jar) -> Answer {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header("Cookie", jar.header())
+            .send()
+            .await
+            .unwrap();
+        Self::answer(response, jar).await
+    }
+
+    /// POSTs a form as a browser on this page would (same Origin).
+    async fn post(&self, path: &str, jar: &mut Jar, form: &[(&str, &str)]) -> Answer {
+        self.post_with(path, jar, form, &[("Origin", &self.url)])
+            .await
+    }
+
+    async fn post_with(
+        &self,
+        path: &str,
+        jar: &mut Jar,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("Cookie", jar.header())
+            .form(form);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        Self::answer(request.send().await.unwrap(), jar).await
+    }
+
+    /// A fresh store connection, to see what the page wrote.
+    fn store(&self) -> Store {
+        let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2031, 1, 5, 1, 0, 0).unwrap());
+        Store::open(
+            &self.dir.path().join("jejak.db"),
+            DeviceIdentity {
+                library: LibraryCode::parse("dermaji").unwrap(),
+                pc: PcCode::parse("pc-01").unwrap(),
+            },
+            Arc::new(clock),
+        )
+        .unwrap()
+        .0
+    }
+
+    /// Every byte of the store's files.
+    fn store_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().contains("jejak.db") {
+                bytes.extend(std::fs::read(&path).unwrap());
+            }
+        }
+        bytes
+    }
+
+    /// Signs in as the librarian.
+    async fn sign_in(&self, jar: &mut Jar) {
+        let csrf = csrf_of(&self.get("/pustakawan", jar).await.body);
+        let answer = self
+            .post("/pustakawan/masuk", jar, &[("csrf", &csrf), ("pin", PIN)])
+            .await;
+        assert_eq!(answer.status, 303, "{}", answer.body);
+        assert_eq!(answer.location, "/pustakawan");
+    }
+}
+
+/// The CSRF token of the page's first form.
+fn csrf_of(body: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let at = body.find(marker).expect("a form with a CSRF token") + marker.len();
+    body[at..at + 64].to_string()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// The text of the element with `id` (up to its closing tag).
+fn element(body: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\"");
+    let at = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no #{id} in {body}"));
+    let start = body[at..].find('>').unwrap() + at + 1;
+    let end = body[start..].find("</").unwrap() + start;
+    body[start..end].to_string()
+}
+
+#[tokio::test]
+async fn a_patron_checks_in_sees_the_session_counted_and_finishes() {
+    let page = TestPage::start(true).await;
+    let mut jar = Jar::default();
+
+    let form = page.get("/", &mut jar).await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("<html lang=\"id\">"));
+    assert!(form.body.contains("id=\"checkin\""), "{}", form.body);
+    assert_eq!(
+        form.body.matches("name=\"purpose\"").count(),
+        Purpose::ALL.len()
+    );
+    assert!(!form.body.contains("<script"), "no scripts");
+    let csrf = csrf_of(&form.body);
+
+    let started = page
+        .post(
+            "/mulai",
+            &mut jar,
+            &[
+                ("csrf", &csrf),
+                ("purpose", "pendidikan"),
+                ("purpose", "ekonomi"),
+                ("gender", "P"),
+                ("age", "pemuda"),
+                ("member", MEMBER),
+                ("group_size", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    assert_eq!(started.location, "/");
+    assert!(!started.body.contains(MEMBER));
+
+    // The store holds the session as `jejak session start` would have made it.
+    let session = page
+        .store()
+        .open_session()
+        .unwrap()
+        .expect("an open session");
+    assert_eq!(
+        session.patron.purposes,
+        [Purpose::Pendidikan, Purpose::Ekonomi]
+    );
+    assert_eq!(session.patron.gender, Gender::P);
+    assert_eq!(session.patron.age_group, AgeGroup::Pemuda);
+    assert_eq!(session.patron.user_kind, UserKind::Anggota);
+    assert_eq!(
+        session.patron.patron_key,
+        Some(page.secret.key_for(MEMBER)),
+        "the member number's HMAC under the library's secret"
+    );
+
+    // The open session: time used and the Finish button, refreshing every minute.
+    let open = page.get("/", &mut jar).await;
+    assert!(open.body.contains("id=\"session-open\""), "{}", open.body);
+    assert_eq!(element(&open.body, "time-used"), "kurang dari 1 menit");
+    assert!(open.body.contains("id=\"finish\""));
+    assert!(open.body.contains("http-equiv=\"refresh\" content=\"60\""));
+    assert!(!open.body.contains(MEMBER));
+
+    // Counted on the librarian screen, waiting to sync.
+    page.sign_in(&mut jar).await;
+    let screen = page.get("/pustakawan", &mut jar).await;
+    assert_eq!(screen.status, 200);
+    assert_eq!(element(&screen.body, "today-count"), "1");
+    assert!(
+        element(&screen.body, "pending").starts_with(|c: char| c.is_ascii_digit() && c != '0'),
+        "{}",
+        element(&screen.body, "pending")
+    );
+    assert!(screen.body.contains("(berjalan)"));
+    assert!(!screen.body.contains(MEMBER));
+
+    // Finish.
+    let csrf = csrf_of(&open.body);
+    let finished = page.post("/selesai", &mut jar, &[("csrf", &csrf)]).await;
+    assert_eq!(finished.status, 303);
+    assert_eq!(finished.location, "/?selesai=1");
+    let store = page.store();
+    assert!(store.open_session().unwrap().is_none());
+    let ended = &store.recent_sessions(5).unwrap()[0];
+    assert_eq!(ended.id, session.id);
+    assert_eq!(ended.end_reason, Some(EndReason::Logout));
+    let thanks = page.get("/?selesai=1", &mut jar).await;
+    assert!(thanks.body.contains("id=\"thanks\""));
+    assert!(thanks.body.contains("id=\"checkin\""));
+
+    // The number itself is nowhere in the store's files.
+    assert!(!contains(&page.store_bytes(), MEMBER));
+}
+
+#[tokio::test]
+async fn more_than_three_purposes_or_missing_answers_are_refused_with_a_clear_message() {
+    let page = TestPage::start(false).await;
+    let mut jar = Jar::default();
+    let csrf = csrf_of(&page.get("/", &mut jar).await.body);
+    let answer = page
+        .post(
+            "/mulai",
+            &mut jar,
+            &[
+                ("csrf", &csrf),
+                ("purpose", "pendidikan"),
+                ("purpose", "ekonomi"),
+                ("purpose", "kesehatan"),
+                ("purpose", "hobi"),
+                ("gender", "L"),
+                ("age", "dewasa"),
+                ("member", MEMBER),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    let errors = element(&answer.body, "errors");
+    assert!(errors.contains("Paling banyak 3 tujuan"), "{errors}");
+    // The choices come back (so only one box needs unticking), the number does not.
+    assert_eq!(answer.body.matches(" checked>").count(), 6);
+    assert!(!answer.body.contains(MEMBER));
+    assert!(page.store().open_session().unwrap().is_none());
+
+    // Nothing chosen: each missing answer is named, in English when asked for.
+    page.get("/?lang=en", &mut jar).await;
+    let answer = page.post("/mulai", &mut jar, &[("csrf", &csrf)]).await;
+    assert_eq!(answer.status, 422);
+    for expected in [
+        "Choose what you will use",
+        "Choose a gender",
+        "Choose an age group",
+    ] {
+        assert!(
+            answer.body.contains(expected),
+            "{expected}: {}",
+            answer.body
+        );
+    }
+    assert!(page.store().recent_sessions(5).unwrap().is_empty());
+    assert!(!contains(&page.store_bytes(), MEMBER));
+}
+
+#[tokio::test]
+async fn starting_while_a_session_is_open_ends_it_as_staff_ended() {
+    let page = TestPage::start(false).await;
+    let mut jar = Jar::default();
+    let csrf = csrf_of(&page.get("/", &mut jar).await.body);
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("purpose", "komunikasi"),
+        ("gender", "X"),
+        ("age", "unknown"),
+        ("group_size", "3"),
+    ];
+    assert_eq!(page.post("/mulai", &mut jar, &fields).await.status, 303);
+    // The next patron takes "Not you?" and checks in over the open session.
+    let form = page.get("/?baru=1", &mut jar).await;
+    assert!(form.body.contains("id=\"replacing\""));
+    assert_eq!(page.post("/mulai", &mut jar, &fields).await.status, 303);
+    let sessions = page.store().recent_sessions(5).unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert!(sessions[0].is_open());
+    assert_eq!(sessions[0].patron.user_kind, UserKind::Rombongan);
+    assert_eq!(sessions[0].patron.group_size, 3);
+    assert_eq!(sessions[1].end_reason, Some(EndReason::StaffEnded));
+}
+
+#[tokio::test]
+async fn foreign_origins_other_hosts_and_posts_without_a_csrf_token_are_refused() {
+    let page = TestPage::start(true).await;
+    let mut jar = Jar::default();
+    let csrf = csrf_of(&page.get("/", &mut jar).await.body);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("purpose", "pendidikan"),
+        ("gender", "L"),
+        ("age", "anak"),
+    ];
+    let refused = |answer: &Answer, reason: &str| {
+        assert_eq!(answer.status, 403, "{reason}: {}", answer.body);
+        assert!(
+            answer.body.contains(&format!("data-reason=\"{reason}\"")),
+            "{reason}: {}",
+            answer.body
+        );
+        assert!(answer.body.contains("Permintaan ditolak"));
+    };
+
+    for origin in ["http://evil.example", "null", "http://127.0.0.1:1"] {
+        let answer = page
+            .post_with("/mulai", &mut jar, &form, &[("Origin", origin)])
+            .await;
+        refused(&answer, "foreign_origin");
+    }
+    let answer = page
+        .post_with(
+            "/mulai",
+            &mut jar,
+            &form,
+            &[("Sec-Fetch-Site", "cross-site")],
+        )
+        .await;
+    refused(&answer, "foreign_origin");
+
+    // DNS rebinding: a name that resolves to 127.0.0.1 is still not this page's name.
+    for host in [
+        "evil.example".to_string(),
+        format!("evil.example:{}", page.port),
+    ] {
+        let response = page
+            .http
+            .get(format!("{}/", page.url))
+            .header("Host", &host)
+            .send()
+            .await
+            .unwrap();
+        let answer = TestPage::answer(response, &mut jar.clone()).await;
+        refused(&answer, "bad_host");
+    }
+    // `localhost` is this page too.
+    let response = page
+        .http
+        .get(format!("{}/", page.url))
+        .header("Host", format!("localhost:{}", page.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+
+    // No token, a token for another nonce, a nonce cookie planted with a made-up token.
+    let without: Vec<_> = form.iter().filter(|(k, _)| *k != "csrf").copied().collect();
+    refused(&page.post("/mulai", &mut jar, &without).await, "csrf");
+    let mut planted = Jar::default();
+    planted.0.insert(CSRF_COOKIE.into(), "a".repeat(64));
+    let mut forged = without.clone();
+    forged.push(("csrf", csrf.as_str()));
+    refused(&page.post("/mulai", &mut planted, &forged).await, "csrf");
+    let made_up = "b".repeat(64);
+    let mut forged = without.clone();
+    forged.push(("csrf", made_up.as_str()));
+    refused(&page.post("/mulai", &mut planted, &forged).await, "csrf");
+    refused(
+        &page.post("/selesai", &mut Jar::default(), &[]).await,
+        "csrf",
+    );
+
+    assert!(
+        page.store().recent_sessions(5).unwrap().is_empty(),
+        "no refused request wrote anything"
+    );
+    // The same form with its token and this page's Origin works.
+    assert_eq!(page.post("/mulai", &mut jar, &form).await.status, 303);
+}
+
+#[tokio::test]
+async fn the_librarian_screen_needs_the_pin_and_runs_sync_now() {
+    let page = TestPage::start(true).await;
+    let mut jar = Jar::default();
+    let pin_page = page.get("/pustakawan", &mut jar).await;
+    assert!(pin_page.body.contains("id=\"pin\""));
+    assert!(!pin_page.body.contains("id=\"librarian\""));
+    let csrf = csrf_of(&pin_page.body);
+
+    // A wrong PIN: an error, no sign-in.
+    let wrong = page
+        .post(
+            "/pustakawan/masuk",
+            &mut jar,
+            &[("csrf", &csrf), ("pin", "1357")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(element(&wrong.body, "pin-error"), "PIN salah.");
+    assert!(!jar.0.contains_key(LIBRARIAN_COOKIE));
+    assert!(
+        !page
+            .get("/pustakawan", &mut jar)
+            .await
+            .body
+            .contains("id=\"librarian\"")
+    );
+    // Sync now without signing in does nothing.
+    let answer = page
+        .post("/pustakawan/sinkron", &mut jar, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(answer.location, "/pustakawan");
+    assert_eq!(page.syncs.load(Ordering::SeqCst), 0);
+
+    // The right PIN, then Sync now; the screen shows the outcome in the reader's language.
+    page.sign_in(&mut jar).await;
+    let screen = page.get("/pustakawan", &mut jar).await;
+    assert!(screen.body.contains("id=\"sync-now\""));
+    assert_eq!(element(&screen.body, "today-count"), "0");
+    let answer = page
+        .post("/pustakawan/sinkron", &mut jar, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        (answer.status, answer.location.as_str()),
+        (303, "/pustakawan")
+    );
+    let mut shown = String::new();
+    for _ in 0..100 {
+        let screen = page.get("/pustakawan?lang=en", &mut jar).await;
+        if screen.body.contains("Sync done") {
+            shown = element(&screen.body, "sync-result");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(shown.ends_with("Sync done: 3 records sent"), "{shown:?}");
+    assert_eq!(page.syncs.load(Ordering::SeqCst), 1);
+
+    // Signing out ends the librarian's session.
+    let csrf = csrf_of(&page.get("/pustakawan", &mut jar).await.body);
+    let out = page
+        .post("/pustakawan/keluar", &mut jar, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(out.location, "/");
+    assert!(
+        page.get("/pustakawan", &mut jar)
+            .await
+            .body
+            .contains("id=\"pin\"")
+    );
+}
+
+#[tokio::test]
+async fn too_many_wrong_pins_pause_pin_attempts() {
+    let page = TestPage::start(false).await;
+    let mut jar = Jar::default();
+    let csrf = csrf_of(&page.get("/pustakawan", &mut jar).await.body);
+    for _ in 0..MAX_WRONG_PINS {
+        let answer = page
+            .post(
+                "/pustakawan/masuk",
+                &mut jar,
+                &[("csrf", &csrf), ("pin", "0000")],
+            )
+            .await;
+        assert_eq!(answer.status, 401);
+    }
+    let answer = page
+        .post(
+            "/pustakawan/masuk",
+            &mut jar,
+            &[("csrf", &csrf), ("pin", PIN)],
+        )
+        .await;
+    assert_eq!(answer.status, 429, "even the right PIN waits");
+    assert!(answer.body.contains("Tunggu satu menit"));
+}
+
+#[tokio::test]
+async fn a_pc_not_enrolled_says_so_instead_of_offering_sync() {
+    let page = TestPage::start(false).await;
+    let mut jar = Jar::default();
+    page.sign_in(&mut jar).await;
+    let screen = page.get("/pustakawan", &mut jar).await;
+    assert!(screen.body.contains("id=\"not-enrolled\""));
+    assert!(!screen.body.contains("id=\"sync-now\""));
+}
+
+#[test]
+fn only_this_machine_and_this_pages_names_are_served() {
+    assert!(peer_allowed("127.0.0.1".parse().unwrap()));
+    assert!(peer_allowed("127.8.9.1".parse().unwrap()));
+    assert!(peer_allowed("::1".parse().unwrap()));
+    assert!(peer_allowed("::ffff:127.0.0.1".parse().unwrap()));
+    assert!(!peer_allowed("192.168.1.20".parse().unwrap()));
+    assert!(!peer_allowed("::ffff:10.0.0.1".parse().unwrap()));
+
+    assert!(host_allowed("127.0.0.1:7878", 7878));
+    assert!(host_allowed("LOCALHOST:7878", 7878));
+    assert!(host_allowed("[::1]:7878", 7878));
+    assert!(!host_allowed("127.0.0.1:7879", 7878));
+    assert!(!host_allowed("127.0.0.1", 7878));
+    assert!(!host_allowed("attacker.example:7878", 7878));
+    assert!(host_allowed("localhost", 80));
+
+    assert!(origin_allowed("http://127.0.0.1:7878", 7878));
+    assert!(origin_allowed("http://localhost:7878", 7878));
+    assert!(!origin_allowed("https://127.0.0.1:7878", 7878));
+    assert!(!origin_allowed("http://127.0.0.1:7878.evil.example", 7878));
+    assert!(!origin_allowed("null", 7878));
+}
+
+#[test]
+fn durations_and_escaping_read_well() {
+    assert_eq!(pages::duration(59, Lang::Id), "kurang dari 1 menit");
+    assert_eq!(pages::duration(65 * 60, Lang::Id), "1 jam 5 menit");
+    assert_eq!(pages::duration(7 * 60, Lang::En), "7 min");
+    assert_eq!(
+        pages::esc("<a href=\"x\">&'"),
+        "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+    );
+}
