@@ -80,6 +80,7 @@ const ENV_KEYS: &[&str] = &[
     "idle_end_secs",
     "retention_days",
     "store_budget_mb",
+    "checkin_port",
 ];
 
 /// Everything the agent and the PC-side commands read from configuration.
@@ -130,6 +131,8 @@ pub struct AgentConfig {
     /// The store's size budget in MiB: over it, acknowledged changes are pruned early,
     /// oldest first; unsynced ones never.
     pub store_budget_mb: u32,
+    /// The port of the patron check-in page on 127.0.0.1; `0` turns the page off.
+    pub checkin_port: u16,
 }
 
 impl Default for AgentConfig {
@@ -155,6 +158,7 @@ impl Default for AgentConfig {
             idle_end_secs: 900.0,
             retention_days: 90,
             store_budget_mb: 64,
+            checkin_port: crate::checkin::DEFAULT_PORT,
         }
     }
 }
