@@ -531,3 +531,95 @@ async fn golden_month_every_cell() {
         "Silent for 20 days"
     );
 }
+
+/// The split rule, cell by cell: a session crossing midnight counts once, on its start
+/// day, and gives each day the hours spent in it; one crossing the month end gives its
+/// later hours (and data) to the next month's report.
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_across_midnight_and_the_month_end_are_split_by_the_stated_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let sync_at = Utc.with_ymd_and_hms(2026, 11, 2, 3, 0, 0).unwrap();
+    let clock: crate::store::ServerClock = Arc::new(move || sync_at);
+    let store = SqliteStore::open_with(&dir.path().join("s.db"), SqliteOptions { clock }).unwrap();
+    let library = LibraryCode::parse("rempoah").unwrap();
+    store
+        .add_library(&library, "Perpustakaan Desa Rempoah", Zone::Wib)
+        .await
+        .unwrap();
+    let boot = wib(2026, 10, 10, 7, 0);
+    let one = |start, minutes, rx_kib| {
+        s(
+            start,
+            minutes,
+            UserKind::NonAnggota,
+            Gender::P,
+            AgeGroup::Dewasa,
+            &[Purpose::Ekonomi],
+            1,
+            None,
+            rx_kib,
+            0,
+        )
+    };
+    send(
+        &store,
+        &library,
+        "pc-01",
+        &[(Uuid::new_v4(), boot, false)],
+        vec![
+            // 10 October 23:00 to 11 October 01:00 WIB: 1 h on each day.
+            one(wib(2026, 10, 10, 23, 0), 120, 2000),
+            // 31 October 23:30 to 1 November 01:00 WIB: 0.5 h in October, 1 h in November;
+            // its 3,000 KiB split a third and two thirds.
+            one(wib(2026, 10, 31, 23, 30), 90, 3000),
+        ],
+        sync_at,
+    )
+    .await;
+    let october = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+    let november = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let report = |month| {
+        let store = store.clone();
+        let library = library.clone();
+        async move {
+            let facts = store
+                .month_facts(
+                    month,
+                    Some(&library),
+                    crate::report::FactsDetail::Breakdowns,
+                )
+                .await
+                .unwrap();
+            village_monthly(&facts, &library, Lang::Id, sync_at).unwrap()
+        }
+    };
+    let oct = report(october).await;
+    let daily = table(&oct, "daily");
+    // Rows are the month's days: date, open, sessions, hours.
+    assert_eq!(row(daily, 9), v(&["2026-10-10", "ya", "1.0000", "1.0000"]));
+    assert_eq!(row(daily, 10), v(&["2026-10-11", "", "0.0000", "1.0000"]));
+    assert_eq!(row(daily, 30), v(&["2026-10-31", "ya", "1.0000", "0.5000"]));
+    // Summary: 2 sessions, 2.5 hours, 75 mean minutes; data = (2,000 + 1,000) KiB.
+    let summary = table(&oct, "summary");
+    let cells = row(summary, 0);
+    assert_eq!(&cells[1..3], &v(&["2.0000", "2.0000"])[..]);
+    assert_eq!(cells[4], "2.5000");
+    assert_eq!(cells[5], "75.0000");
+    assert_eq!(cells[9], format!("{:.4}", 3000.0 * 1024.0 / 1e6));
+    // The age × gender table counts both sessions in October, none in November.
+    let age = table(&oct, "age_by_gender");
+    assert!(
+        age.rows
+            .iter()
+            .any(|r| matches!(r.cells.get(2), Some(Cell::Number(n)) if *n == 2.0))
+    );
+
+    let nov = report(november).await;
+    let daily = table(&nov, "daily");
+    assert_eq!(row(daily, 0), v(&["2026-11-01", "", "0.0000", "1.0000"]));
+    let cells = row(table(&nov, "summary"), 0);
+    assert_eq!(cells[1], "0.0000");
+    assert_eq!(cells[4], "1.0000");
+    assert_eq!(cells[9], format!("{:.4}", 2000.0 * 1024.0 / 1e6));
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+}
