@@ -4,10 +4,12 @@
 
 #[cfg(feature = "district")]
 mod demo;
+mod doctor;
 mod errors;
 mod init;
 mod output;
 mod pc;
+mod prune_cmd;
 #[cfg(feature = "district")]
 mod report_cmd;
 #[cfg(feature = "district")]
@@ -74,10 +76,16 @@ enum Command {
     Session(pc::SessionCommand),
     /// Show the open session, what waits to sync, clock warnings and store health.
     Status,
+    /// Remove data the server acknowledged long ago; keep the store under its size
+    /// budget (hapus data lama yang sudah tersinkron). Never removes unsynced data.
+    Prune(prune_cmd::PruneArgs),
     /// Send what waits to the district server now, or write/read a USB bundle.
     Sync(sync_cmd::SyncArgs),
     /// Connect this PC to the district server with the token it issued.
     Enroll(sync_cmd::EnrollArgs),
+    /// Check the data folder, configuration, store, link, token, clock and disk, and
+    /// say what to do about each problem (periksa komputer ini).
+    Doctor(doctor::DoctorArgs),
     /// The district server: set up, run, enroll libraries and PCs, import USB bundles.
     #[cfg(feature = "district")]
     Server(server_cmd::ServerArgs),
@@ -141,8 +149,10 @@ fn main() -> ExitCode {
         Command::Agent => pc::agent(&context),
         Command::Session(command) => pc::session(&context, command),
         Command::Status => pc::status(&context),
+        Command::Prune(args) => prune_cmd::run(&context, args),
         Command::Sync(args) => sync_cmd::sync(&context, args),
         Command::Enroll(args) => sync_cmd::enroll(&context, args),
+        Command::Doctor(args) => doctor::run(&context, args),
         #[cfg(feature = "district")]
         Command::Server(args) => server_cmd::run(&context, args),
         #[cfg(feature = "district")]

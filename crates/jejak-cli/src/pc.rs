@@ -240,8 +240,17 @@ pub fn status(ctx: &Context) -> anyhow::Result<()> {
     let status = pc.store.status(pc.config.zone())?;
     let sync = pc.store.sync_state()?;
     let rejected = pc.store.rejected_changes(10)?;
+    let usage = pc.store.usage(pc.config.prune_policy().budget_bytes)?;
+    if usage.unsynced_over_budget() {
+        // Loud on purpose: data that cannot be pruned is filling the store.
+        eprintln!(
+            "{}",
+            crate::prune_cmd::over_budget_warning(usage.budget_bytes, ctx.lang)
+        );
+    }
     if ctx.json {
         return output::print_json(&serde_json::json!({
+            "usage": usage,
             "library": pc.store.identity().library,
             "pc": pc.store.identity().pc,
             "server": pc.config.server,
@@ -251,6 +260,20 @@ pub fn status(ctx: &Context) -> anyhow::Result<()> {
         }));
     }
     print_status(&pc, &status, &sync, &rejected, ctx.lang);
+    println!(
+        "{} {} / {} ({} {})",
+        ctx.lang.pick("Ukuran basis data:", "Store size:"),
+        crate::prune_cmd::mb(usage.used_bytes, ctx.lang),
+        crate::prune_cmd::mb(usage.budget_bytes, ctx.lang),
+        ctx.lang.pick("batas; disimpan", "budget; kept"),
+        match ctx.lang {
+            Lang::Id => format!("{} hari setelah diterima server", pc.config.retention_days),
+            Lang::En => format!(
+                "{} days after the server's acknowledgement",
+                pc.config.retention_days
+            ),
+        }
+    );
     Ok(())
 }
 
