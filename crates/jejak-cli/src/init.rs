@@ -125,7 +125,10 @@ pub fn initialise(
     let config_path = config_path(data_dir);
     if config_path.exists() && !force {
         let existing = AgentConfig::load(data_dir)?;
-        if existing.library != config.library || existing.pc != config.pc {
+        // A file that names no library and no PC (the example the install script puts in
+        // /etc/jejak) belongs to nobody yet.
+        let owned = existing.library.is_some() || existing.pc.is_some();
+        if owned && (existing.library != config.library || existing.pc != config.pc) {
             let owner = format!(
                 "{}/{}",
                 existing.library.unwrap_or_default(),
