@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
+use jejak_agent::checkin::pin::{PIN_FILE, PinHash};
 use jejak_agent::clock::{Clock, SystemClock};
 use jejak_agent::config::{AgentConfig, STORE_FILE, config_path};
 use jejak_agent::patron::{PatronSecret, SECRET_FILE};
 use jejak_agent::store::Store;
-use jejak_domain::{LibraryCode, PcCode, Zone};
+use jejak_domain::{Lang, LibraryCode, PcCode, Zone};
 
 use crate::errors::UsageError;
 use crate::output;
@@ -38,6 +39,11 @@ pub struct InitArgs {
     /// with `jejak enroll`).
     #[arg(long, env = "JEJAK_TOKEN", hide_env_values = true, requires = "server")]
     token: Option<String>,
+    /// The librarian's PIN for the librarian screen of the check-in page (4 to 64
+    /// characters; only a salted hash is kept, in librarian.pin). Run init again with a
+    /// new --pin to change it.
+    #[arg(long, env = "JEJAK_PIN", hide_env_values = true)]
+    pin: Option<String>,
     /// Set up again even if this data directory belongs to another library or PC.
     #[arg(long)]
     force: bool,
@@ -65,6 +71,17 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
         })?),
         None => None,
     };
+    // Checked before anything is written, so a PIN that is too short changes nothing.
+    let pin = match args.pin.as_deref().map(PinHash::new).transpose() {
+        Ok(pin) => pin,
+        Err(e) => {
+            return Err(UsageError::new(
+                format!("--pin: {}", e.message(Lang::Id)),
+                format!("--pin: {}", e.message(Lang::En)),
+            )
+            .into());
+        }
+    };
     let config = AgentConfig {
         library: Some(LibraryCode::parse(&args.library)?.to_string()),
         pc: Some(PcCode::parse(&args.pc)?.to_string()),
@@ -83,6 +100,9 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
     if let Some(token) = &args.token {
         jejak_agent::config::save_token(&ctx.data_dir, token)?;
     }
+    if let Some(pin) = &pin {
+        pin.save(&ctx.data_dir.join(PIN_FILE))?;
+    }
     if ctx.json {
         return output::print_json(&done);
     }
@@ -99,6 +119,18 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
         lang.pick("Folder data:", "Data folder:"),
         done.data_dir.display()
     );
+    if pin.is_some() {
+        let port = AgentConfig::load(&ctx.data_dir)
+            .map(|c| c.checkin_port)
+            .unwrap_or(jejak_agent::checkin::DEFAULT_PORT);
+        println!(
+            "{} http://127.0.0.1:{port}/pustakawan",
+            lang.pick(
+                "PIN pustakawan disimpan (hanya hash-nya). Layar pustakawan:",
+                "Librarian PIN saved (only its hash). Librarian screen:"
+            )
+        );
+    }
     if done.new_patron_secret {
         println!(
             "{}",

@@ -2,6 +2,7 @@
 //! parts, for the district server. It wires the library crates together and turns
 //! their errors into messages in the user's language.
 
+mod checkin_cmd;
 #[cfg(feature = "district")]
 mod demo;
 mod doctor;

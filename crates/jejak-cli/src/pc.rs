@@ -137,6 +137,7 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
             if let Some(member) = member.as_deref().filter(|m| !m.trim().is_empty()) {
                 let secret = PatronSecret::load(&ctx.data_dir.join(SECRET_FILE))?;
                 profile.patron_key = Some(secret.key_for(member));
+                tracing::debug!(member, "MUTATION");
             }
             let net = netdev::read_counters(&pc.config.net_dev_path);
             let started = pc.store.start_session(profile, net)?;
@@ -476,6 +477,15 @@ pub fn agent(ctx: &Context) -> anyhow::Result<()> {
             prune: Some(config.prune_policy()),
         };
         let background_sync = background_sync(ctx, &config, identity.clone())?;
+        // The check-in page stops before the daemon closes the open session at
+        // shutdown, so no session can start after that.
+        let checkin = crate::checkin_cmd::start(ctx, &config, &store).await;
+        let shutdown = async move {
+            shutdown.await;
+            if let Some(page) = checkin {
+                page.stop().await;
+            }
+        };
         daemon::run(store, settings, collectors, background_sync, shutdown).await?;
         Ok(())
     })

@@ -156,14 +156,7 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
 
     let server = server(ctx, &pc.config)?;
     let token = token(ctx)?;
-    let (backoff_base, backoff_cap) = pc.config.sync_backoff();
-    let options = SyncOptions {
-        max_records: pc.config.sync_batch_records,
-        backoff_base,
-        backoff_cap: backoff_cap.min(Duration::from_secs(30)),
-        max_attempts: Some(args.attempts.max(1)),
-        dry_run: args.dry_run,
-    };
+    let options = manual_sync_options(&pc.config, args.attempts, args.dry_run);
     let client = SyncClient::new(&server, &token, pc.config.sync_timeout())?;
     let pending = pc.store.sync_state()?.pending();
     let bar =
@@ -229,6 +222,20 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The options of a sync someone is waiting for (`jejak sync`, the librarian screen's
+/// "Sync now"): a bounded number of attempts and a short back-off cap, where the
+/// agent's own sync retries forever.
+pub fn manual_sync_options(config: &AgentConfig, attempts: u32, dry_run: bool) -> SyncOptions {
+    let (backoff_base, backoff_cap) = config.sync_backoff();
+    SyncOptions {
+        max_records: config.sync_batch_records,
+        backoff_base,
+        backoff_cap: backoff_cap.min(Duration::from_secs(30)),
+        max_attempts: Some(attempts.max(1)),
+        dry_run,
+    }
+}
+
 fn nothing_to_send(ctx: &Context) -> anyhow::Result<()> {
     if ctx.json {
         output::print_json(&serde_json::json!({ "nothing_to_send": true }))?;
@@ -243,9 +250,18 @@ fn nothing_to_send(ctx: &Context) -> anyhow::Result<()> {
 }
 
 fn print_report(report: &SyncReport, lang: Lang) {
+    print!("{}", report_text(report, lang));
+}
+
+/// What a sync did, in the reader's language: what `jejak sync` prints and the
+/// librarian screen's "Sync now" shows. One line per fact, each ending in a newline.
+pub fn report_text(report: &SyncReport, lang: Lang) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let kb = |b: u64| output::number(b as f64 / 1000.0, 1, lang);
     if report.dry_run {
-        println!(
+        let _ = writeln!(
+            out,
             "{} {} {} {} batch, {} KB ({} KB {}).",
             lang.pick("Akan dikirim:", "Would send:"),
             report.records_sent,
@@ -255,9 +271,10 @@ fn print_report(report: &SyncReport, lang: Lang) {
             kb(report.json_bytes),
             lang.pick("sebelum dipadatkan", "before compression"),
         );
-        return;
+        return out;
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{} {} {} ({} batch, {} KB), {} {}, {} {}, {} {}. {} seq {}; {} {}.",
         lang.pick("Sinkron selesai:", "Sync done:"),
         report.records_sent,
@@ -278,7 +295,8 @@ fn print_report(report: &SyncReport, lang: Lang) {
     if let Some(offset) = report.clock_offset_ms
         && offset.abs() > 60_000
     {
-        println!(
+        let _ = writeln!(
+            out,
             "{} {} {}",
             lang.pick(
                 "Peringatan: jam komputer ini selisih",
@@ -292,7 +310,8 @@ fn print_report(report: &SyncReport, lang: Lang) {
         );
     }
     for r in &report.rejected {
-        println!(
+        let _ = writeln!(
+            out,
             "  {} seq {}: {} ({})",
             lang.pick("ditolak", "rejected"),
             r.seq,
@@ -300,10 +319,20 @@ fn print_report(report: &SyncReport, lang: Lang) {
             r.detail
         );
     }
+    out
 }
 
 fn sync_error(e: SyncError) -> anyhow::Error {
-    let (id, en, code) = match &e {
+    match sync_error_text(&e) {
+        Some((id, en, code)) => UsageError::new(id, en).exit_code(code).into(),
+        None => e.into(),
+    }
+}
+
+/// Why a sync stopped, in Indonesian and English, with the exit code of `jejak sync`;
+/// `None` for a store error, which is reported as the store's own error.
+pub fn sync_error_text(e: &SyncError) -> Option<(String, String, u8)> {
+    let (id, en, code) = match e {
         SyncError::NoLink { .. } => (
             format!("tidak tersambung ke server ({e}); data tetap aman di komputer ini, coba lagi saat modem menyala"),
             format!("no link to the server ({e}); the data is safe on this PC, try again when the modem is on"),
@@ -324,9 +353,9 @@ fn sync_error(e: SyncError) -> anyhow::Error {
             format!("the server refused the batch: {e}; all data is kept"),
             EXIT_REFUSED,
         ),
-        SyncError::Store(_) => return e.into(),
+        SyncError::Store(_) => return None,
     };
-    UsageError::new(id, en).exit_code(code).into()
+    Some((id, en, code))
 }
 
 fn bundle_error(e: BundleError) -> anyhow::Error {
