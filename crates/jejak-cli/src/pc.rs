@@ -137,7 +137,6 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
             if let Some(member) = member.as_deref().filter(|m| !m.trim().is_empty()) {
                 let secret = PatronSecret::load(&ctx.data_dir.join(SECRET_FILE))?;
                 profile.patron_key = Some(secret.key_for(member));
-                tracing::debug!(member, "MUTATION");
             }
             let net = netdev::read_counters(&pc.config.net_dev_path);
             let started = pc.store.start_session(profile, net)?;
