@@ -31,4 +31,4 @@ mod http;
 mod proxy;
 
 pub use faults::{Direction, Faults, ResetAfter};
-pub use proxy::{FaultProxy, ProxyStats};
+pub use proxy::{Captured, FaultProxy, ProxyStats};

@@ -63,6 +63,15 @@ pub struct ProxyStats {
     pub upstream_connect_failures: u64,
 }
 
+/// The bytes read from one side of one connection while capturing was on, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Captured {
+    /// The connection's number (in order of acceptance).
+    pub conn: u64,
+    pub direction: Direction,
+    pub bytes: Vec<u8>,
+}
+
 /// A running fault proxy: a listener on loopback that forwards each connection to one
 /// upstream address through the current [`Faults`].
 ///
@@ -107,6 +116,7 @@ impl FaultProxy {
             upstream,
             faults,
             counters: Counters::default(),
+            capture: std::sync::Mutex::new(None),
         });
         let (stop, stopped) = oneshot::channel();
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stopped));
@@ -148,6 +158,28 @@ impl FaultProxy {
         self.shared.counters.snapshot()
     }
 
+    /// Starts keeping a copy of every byte read from either side, for tests that must
+    /// inspect what crossed the wire (memory grows with the traffic: tests only).
+    pub fn start_capture(&self) {
+        let mut capture = self
+            .shared
+            .capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        capture.get_or_insert_with(Vec::new);
+    }
+
+    /// What was captured since [`FaultProxy::start_capture`], per connection and
+    /// direction.
+    pub fn captured(&self) -> Vec<Captured> {
+        let capture = self
+            .shared
+            .capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        capture.clone().unwrap_or_default()
+    }
+
     /// Stops accepting, closes every open connection (both sides, with a normal close) and
     /// waits until they are gone. The port is free when this returns.
     pub async fn shutdown(mut self) {
@@ -170,6 +202,29 @@ struct Shared {
     /// The current faults; connections subscribe to see live changes.
     faults: watch::Sender<Faults>,
     counters: Counters,
+    /// Bytes read, when capturing is on.
+    capture: std::sync::Mutex<Option<Vec<Captured>>>,
+}
+
+impl Shared {
+    fn record(&self, conn: u64, direction: Direction, data: &[u8]) {
+        let mut capture = self.capture.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(captured) = capture.as_mut() else {
+            return;
+        };
+        match captured
+            .iter_mut()
+            .rev()
+            .find(|c| c.conn == conn && c.direction == direction)
+        {
+            Some(c) => c.bytes.extend_from_slice(data),
+            None => captured.push(Captured {
+                conn,
+                direction,
+                bytes: data.to_vec(),
+            }),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -564,6 +619,7 @@ async fn read_side(
             return None;
         }
         data.truncate(n);
+        shared.record(conn.id, dir, &data);
         if withholding {
             held.extend_from_slice(&data);
             let head = conn.head_request.load(Ordering::Relaxed);
