@@ -33,9 +33,11 @@
 # the library and the PC); the script then says what to run.
 set -euo pipefail
 
-# The check-in page the agent serves on this PC. Its port is the agent's configuration;
-# change both together.
+# The check-in page the agent serves on this PC, at the agent's checkin_port (default
+# 7878). A checkin_port already set in /etc/jejak/agent.toml wins over this default (0
+# turns the page off, and with it the autostart entry); --checkin-url wins over both.
 CHECKIN_URL="http://127.0.0.1:7878/"
+CHECKIN_URL_GIVEN=0
 
 SERVICE_USER="jejak"
 BIN_PATH="/usr/local/bin/jejak"
@@ -85,6 +87,7 @@ while [ $# -gt 0 ]; do
         --checkin-url)
             [ $# -ge 2 ] || die "--checkin-url needs a URL"
             CHECKIN_URL="$2"
+            CHECKIN_URL_GIVEN=1
             shift 2
             ;;
         --no-chown)
@@ -452,7 +455,17 @@ if want_agent; then
     agent_config
     put_dir "$AGENT_DATA" 0700 jejak:jejak
     put_file "$UNIT_DIR/jejak-agent.service" 0644 root:root "$(agent_unit)"
-    put_file "$AUTOSTART" 0644 root:root "$(autostart_entry)"
+    port="$(sed -n 's/^[[:space:]]*checkin_port[[:space:]]*=[[:space:]]*\([0-9][0-9]*\).*/\1/p' \
+        "$(at "$CONFIG_DIR/agent.toml")" | tail -n 1)"
+    if [ "$CHECKIN_URL_GIVEN" = 0 ] && [ -n "$port" ]; then
+        CHECKIN_URL="http://127.0.0.1:$port/"
+    fi
+    if [ "$CHECKIN_URL_GIVEN" = 0 ] && [ "$port" = 0 ]; then
+        rm -f "$(at "$AUTOSTART")"
+        say "checkin_port = 0: the check-in page is off, so no autostart entry"
+    else
+        put_file "$AUTOSTART" 0644 root:root "$(autostart_entry)"
+    fi
     enable_unit jejak-agent.service
 fi
 if want_server; then

@@ -2,8 +2,9 @@
 //! into a throwaway root, every file it creates checked for content, owner and mode; a
 //! second run changes nothing; the agent is started from the command line of the unit
 //! file it wrote (as the service's user when the test runs as root, as systemd would)
-//! and must record heartbeats and stop cleanly on SIGTERM; `uninstall-linux.sh` removes
-//! what was installed and keeps the data unless `--purge`.
+//! and must record heartbeats, serve the check-in page the autostart entry opens, and
+//! stop cleanly on SIGTERM; `uninstall-linux.sh` removes what was installed and keeps
+//! the data unless `--purge`.
 //!
 //! `--root` never runs useradd, systemctl or chown outside the root, so the test is safe
 //! on any machine. Owners are checked by number when the test runs as root (CI does);
@@ -410,9 +411,16 @@ fn start_agent_from_unit(root: &Path, uid: u32, gid: u32) {
         let (key, value) = assignment.split_once('=').unwrap();
         agent.env(key, rooted(root, value));
     }
-    // Faster heartbeats than the defaults, through the environment as an administrator
-    // would override them; everything else is the unit's.
+    // Faster heartbeats than the defaults and a free port for the check-in page (7878
+    // may be taken by another test), through the environment as an administrator would
+    // override them; everything else is the unit's.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     agent
+        .env("JEJAK_CHECKIN_PORT", port.to_string())
         .env("JEJAK_HEARTBEAT_SECS", "0.2")
         .env("JEJAK_HEARTBEAT_EVENT_EVERY", "1")
         .stdin(Stdio::null())
@@ -446,6 +454,18 @@ fn start_agent_from_unit(root: &Path, uid: u32, gid: u32) {
         Duration::from_secs(30),
         || last_heartbeat(&mut child).filter(|t| *t != first),
     );
+    // The page the autostart entry opens is served by the agent the unit started.
+    let page = poll_until(
+        "the check-in page to answer",
+        Duration::from_secs(30),
+        || http_get(port, "/"),
+    );
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{page}"
+    );
     child.signal("TERM");
     let status = child
         .wait_deadline(COMMAND_DEADLINE)
@@ -469,6 +489,23 @@ fn start_agent_from_unit(root: &Path, uid: u32, gid: u32) {
         ) >= 2,
         "heartbeat pc events were recorded"
     );
+}
+
+/// A plain `GET` on 127.0.0.1:`port`; `None` while nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    (!answer.is_empty()).then_some(answer)
 }
 
 #[test]
@@ -548,6 +585,18 @@ fn the_install_script_builds_a_throwaway_root_the_agent_runs_from_it_and_uninsta
     install(&root);
     check_installed(&root);
     assert!(at(&root, "/var/lib/jejak/jejak.db").is_file());
+
+    // The autostart entry opens the page at the port the agent is configured with.
+    let config_path = at(&root, "/etc/jejak/agent.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(&config_path, format!("{config}checkin_port = 8123\n")).unwrap();
+    install(&root);
+    let desktop =
+        std::fs::read_to_string(at(&root, "/etc/xdg/autostart/jejak-checkin.desktop")).unwrap();
+    assert!(
+        desktop.contains("Exec=xdg-open http://127.0.0.1:8123/"),
+        "{desktop}"
+    );
 
     run_script(
         "uninstall-linux.sh",
