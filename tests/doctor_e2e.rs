@@ -423,3 +423,38 @@ fn a_pc_not_set_up_is_told_to_run_init() {
     );
     assert_eq!(status(&report, "store"), "skipped");
 }
+
+/// Root looking at the service's data folder must not open its store: the WAL files it
+/// would leave behind belong to root and the agent could no longer write.
+#[test]
+fn root_does_not_open_a_store_that_belongs_to_the_service_user() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to give the data folder to another user");
+        return;
+    }
+    let pc = TestPc::initialised();
+    let before = support::file_names(&pc.data_dir);
+    let status = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&pc.data_dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (run, report) = doctor_json(&pc, "en");
+    assert_eq!(run.code(), Some(0), "{}", run.stdout);
+    let data = check(&report, "data_dir");
+    assert_eq!(data["status"], "warning", "{data:#}");
+    assert!(
+        data["advice"]
+            .as_str()
+            .unwrap()
+            .contains("jejak-admin doctor"),
+        "{data:#}"
+    );
+    assert_eq!(status(&report, "store"), "skipped");
+    assert_eq!(
+        support::file_names(&pc.data_dir),
+        before,
+        "nothing was created in the service's folder"
+    );
+}

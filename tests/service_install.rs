@@ -481,6 +481,46 @@ fn start_agent_from_unit(root: &Path, uid: u32, gid: u32) {
             );
         }
     }
+    // jejak doctor as the service's user (what `sudo jejak-admin doctor` runs) finds
+    // the installed setup sound and names the configuration in /etc/jejak.
+    let mut doctor = as_service_user(bin.to_str().unwrap(), uid, gid);
+    clean_env(&mut doctor);
+    doctor
+        .env("JEJAK_CONFIG", &config)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--lang", "en", "--format", "json", "doctor"]);
+    let report = run_command(doctor, COMMAND_DEADLINE);
+    assert_eq!(
+        report.code(),
+        Some(0),
+        "{}\n{}",
+        report.stdout,
+        report.stderr
+    );
+    let report = report.json();
+    let checks = report["checks"].as_array().unwrap();
+    let status = |name: &str| {
+        checks.iter().find(|c| c["check"] == name).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status("data_dir"), "ok", "{report:#}");
+    assert_eq!(status("store"), "ok", "{report:#}");
+    assert_eq!(
+        status("agent"),
+        "ok",
+        "the agent heart-beat a moment ago: {report:#}"
+    );
+    assert!(
+        report["config"]
+            .as_str()
+            .unwrap()
+            .ends_with("/etc/jejak/agent.toml"),
+        "{report:#}"
+    );
+
     let view = StoreView::open(&data.join("jejak.db"));
     assert_eq!(view.integrity_check(), "ok");
     assert!(

@@ -152,8 +152,8 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> anyhow::Result<()> {
                 checks.skip(
                     name,
                     (
-                        "folder data tidak bisa dipakai",
-                        "the data folder is unusable",
+                        "lihat pemeriksaan folder data",
+                        "see the data folder's check",
                     ),
                 );
             }
@@ -305,7 +305,27 @@ fn check_data_dir(checks: &mut Checks, dir: &Path) -> bool {
     }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // Root opening the service's store would leave WAL files the agent's own user
+        // cannot write, and the agent would then fail: look, but do not open it.
+        if rustix::process::geteuid().is_root() && meta.uid() != 0 {
+            checks.add(
+                "data_dir",
+                Level::Warning,
+                pair(
+                    format!(
+                        "{shown} milik pengguna lain (uid {}); basis data tidak dibuka sebagai root",
+                        meta.uid()
+                    ),
+                    format!(
+                        "{shown} belongs to another user (uid {}); the store is not opened as root",
+                        meta.uid()
+                    ),
+                ),
+                Some(run_as_service_user()),
+            );
+            return false;
+        }
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             checks.add(
