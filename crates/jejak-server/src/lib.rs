@@ -3,6 +3,8 @@
 //!
 //! - [`store`]: the [`ServerStore`] trait, its values, errors and tokens.
 //! - [`SqliteStore`]: the embedded backend (one writer thread, group commit, WAL+FULL).
+//! - [`PostgresStore`]: the PostgreSQL backend for a province or a country (sessions
+//!   partitioned by month, every table keyed by library).
 //! - [`router`] and [`run`]: the axum application and its serving loop.
 //!
 //! Invariants this crate keeps (see the brief, section 4): a batch is answered only
@@ -19,6 +21,8 @@ mod dashboard;
 pub mod http;
 mod ingest;
 pub mod metrics;
+pub mod postgres;
+mod recount;
 pub mod report;
 mod rollup;
 #[cfg(test)]
@@ -28,6 +32,7 @@ pub mod store;
 
 pub use http::{AppState, Limits, ServerConfig, router, run};
 pub use ingest::{REJECT_CONFLICT, REJECT_INVALID};
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
     AuthError, Delivery, DeviceId, DeviceInfo, DeviceRef, DeviceState, DeviceToken, EnrollError,

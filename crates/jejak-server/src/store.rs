@@ -365,6 +365,12 @@ pub enum StoreError {
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    /// The PostgreSQL server answered with an error (or the connection failed).
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had (pool, URL or configuration).
+    #[error("PostgreSQL is not available: {0}")]
+    PostgresPool(String),
     /// The database file or its folder cannot be used.
     #[error("cannot use {path}: {source}")]
     Io {

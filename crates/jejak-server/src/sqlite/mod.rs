@@ -28,7 +28,7 @@ use crate::store::{
 };
 use crate::store::{DeviceInfo, StoredEvent, StoredSession};
 
-pub(crate) use write::IngestOutcome;
+pub(crate) use write::{IngestOutcome, clean_name};
 
 /// How long a connection waits for a lock held by another process (the CLI enrolling a
 /// PC while the server runs) before it gives up. Inside the server there is one writer,

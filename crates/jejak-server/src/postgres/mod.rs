@@ -1,0 +1,682 @@
+//! The PostgreSQL implementation of [`ServerStore`], for a province or a country that
+//! outgrows one SQLite file (`jejak server run --database postgres://…`).
+//!
+//! tokio-postgres over a small deadpool pool. Every write is one transaction; ingest
+//! answers only after its COMMIT and retries a bounded number of times (with jitter)
+//! when PostgreSQL reports a serialization failure or a deadlock, which concurrent
+//! batches may meet. The rules (decoding, dating, revisions, conflicts, rollups) are the
+//! backend-neutral ones of `ingest.rs`, `rollup.rs` and `recount.rs`, so both backends
+//! store the same facts and keep byte-identical rollups. The schema (`schema.rs`) keys
+//! every growing table by `library`, the distribution column of a sharded deployment,
+//! and partitions sessions by month.
+
+mod read;
+mod schema;
+mod write;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
+use jejak_domain::{BatchAck, LibraryCode, PcCode, WireBatch, Zone};
+use rand::Rng;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use crate::ingest;
+use crate::store::{
+    AuthError, Delivery, DeviceInfo, DeviceRef, DeviceState, DeviceToken, EnrollError, IngestError,
+    LibraryInfo, Principal, RollupCheck, ServerClock, ServerStore, StaffToken, StoreError,
+    StoredEvent, StoredSession, system_clock,
+};
+
+/// The settings key of the letterhead (JSON of `report::Letterhead`), as in SQLite.
+const LETTERHEAD: &str = "letterhead";
+/// How often a transaction that met a serialization failure or a deadlock is tried in
+/// all before the error reaches the client (which then retries the batch later).
+const ATTEMPTS: u32 = 5;
+/// Connections kept by default: enough for a district server's concurrent batches on a
+/// small machine; PostgreSQL itself queues the rest.
+const DEFAULT_POOL: usize = 16;
+
+/// Options of [`PostgresStore::open_with`].
+#[derive(Clone)]
+pub struct PostgresOptions {
+    /// The clock that stamps enrollments and answers (tests inject a movable one).
+    pub clock: ServerClock,
+    /// The most connections the store opens at once.
+    pub pool_size: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            clock: system_clock(),
+            pool_size: DEFAULT_POOL,
+        }
+    }
+}
+
+impl fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The district (or provincial) server's store on PostgreSQL. Cheap to clone: clones
+/// share the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    clock: ServerClock,
+    /// Months whose sessions partition is known to exist (so ingest asks once).
+    partitions: Mutex<HashSet<i64>>,
+    /// False after the pool failed to give a connection, until one is given again.
+    healthy: AtomicBool,
+    /// Where the store is, without the password (for logs and `Debug`).
+    target: String,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.inner.target)
+            .finish()
+    }
+}
+
+/// Whether an error is one a retry of the whole transaction can cure.
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),
+        other => StoreError::PostgresPool(other.to_string()),
+    }
+}
+
+/// The host, port and database of a configuration (never its password).
+fn describe(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    format!(
+        "{}:{:?}/{}",
+        hosts.join(","),
+        config.get_ports(),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| StoreError::PostgresPool(format!("invalid PostgreSQL URL: {e}")))
+}
+
+/// A boxed future borrowing a transaction, for [`PostgresStore::transact`].
+type TxFuture<'a, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>>;
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`) with the system
+    /// clock and applies pending migrations.
+    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::open_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connects with options (an injected clock, the pool's size).
+    pub async fn open_with(
+        url: &str,
+        options: PostgresOptions,
+    ) -> Result<PostgresStore, StoreError> {
+        let config = parse_url(url)?;
+        let target = describe(&config);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .build()
+            .map_err(|e| StoreError::PostgresPool(e.to_string()))?;
+        let store = PostgresStore {
+            inner: std::sync::Arc::new(Inner {
+                pool,
+                clock: options.clock,
+                partitions: Mutex::new(HashSet::new()),
+                healthy: AtomicBool::new(true),
+                target,
+            }),
+        };
+        store.migrate().await?;
+        tracing::info!(target = %store.inner.target, "server store open (PostgreSQL)");
+        Ok(store)
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.inner.clock)()
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        match self.inner.pool.get().await {
+            Ok(c) => {
+                self.inner.healthy.store(true, Ordering::Relaxed);
+                Ok(c)
+            }
+            Err(e) => {
+                self.inner.healthy.store(false, Ordering::Relaxed);
+                Err(pool_error(e))
+            }
+        }
+    }
+
+    /// Applies pending migrations in one transaction under an advisory lock.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&schema::MIGRATION_LOCK],
+        )
+        .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_ms BIGINT NOT NULL
+             )",
+        )
+        .await?;
+        let current: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        let now = self.now().timestamp_millis();
+        for (version, sql) in schema::MIGRATIONS {
+            if *version <= current {
+                continue;
+            }
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
+                &[version, &now],
+            )
+            .await?;
+            tracing::info!(version, "PostgreSQL migration applied");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Runs `work` in a transaction (read-only when `read_only`), commits it, and tries
+    /// again from the start (at most [`ATTEMPTS`] times in all, after a short random
+    /// pause) when PostgreSQL reports a serialization failure or a deadlock.
+    async fn transact<T, E, F>(&self, read_only: bool, work: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: for<'a, 'b> Fn(&'a Transaction<'b>) -> TxFuture<'a, T, E>,
+        E: RetryCheck,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut client = self.client().await?;
+            let tx = client
+                .build_transaction()
+                .read_only(read_only)
+                .start()
+                .await
+                .map_err(StoreError::from)?;
+            let result = work(&tx).await;
+            let outcome = match result {
+                Ok(value) => match tx.commit().await {
+                    Ok(()) => return Ok(value),
+                    Err(e) => E::from(StoreError::Postgres(e)),
+                },
+                Err(e) => {
+                    // Dropping the transaction rolls it back; saying so explicitly
+                    // returns the connection to the pool clean at once.
+                    let _ = tx.rollback().await;
+                    e
+                }
+            };
+            if attempt >= ATTEMPTS || !outcome.is_retryable() {
+                return Err(outcome);
+            }
+            let pause = rand::rng().random_range(5..50u64) * u64::from(attempt);
+            tracing::debug!(
+                attempt,
+                pause_ms = pause,
+                "transaction retried after a conflict"
+            );
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+    }
+
+    /// Creates the sessions partitions a batch needs, each once, before the batch's
+    /// transaction (DDL in its own short transaction under an advisory lock, so that two
+    /// batches creating the same month do not race).
+    async fn ensure_partitions(&self, months: HashSet<i64>) -> Result<(), StoreError> {
+        let missing: Vec<i64> = {
+            let known = self
+                .inner
+                .partitions
+                .lock()
+                .map_err(|_| StoreError::Internal("the partition cache is poisoned".into()))?;
+            let mut m: Vec<i64> = months
+                .into_iter()
+                .filter(|m| *m != 0 && !known.contains(m))
+                .collect();
+            m.sort();
+            m
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&(schema::MIGRATION_LOCK + 1)],
+        )
+        .await?;
+        for month in &missing {
+            tx.batch_execute(&write::partition_sql(*month)).await?;
+        }
+        tx.commit().await?;
+        if let Ok(mut known) = self.inner.partitions.lock() {
+            known.extend(missing);
+        }
+        Ok(())
+    }
+
+    /// Stores a batch as [`ServerStore::ingest`] does, returning what it did.
+    pub(crate) async fn ingest_outcome(
+        &self,
+        device: &DeviceRef,
+        batch: WireBatch,
+        received_at: DateTime<Utc>,
+        delivery: Delivery,
+    ) -> Result<crate::sqlite::IngestOutcome, IngestError> {
+        let received_ms = received_at.timestamp_millis();
+        let owner = device.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            ingest::prepare(&owner, batch, received_ms, delivery)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("a preparation task failed: {e}")))??;
+        let months: HashSet<i64> = prepared
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                ingest::PreparedRecord::Session(s) => Some(write::id_month(&s.id)),
+                _ => None,
+            })
+            .collect();
+        self.ensure_partitions(months).await?;
+        let device_id = device.id;
+        let prepared = std::sync::Arc::new(prepared);
+        let outcome = self
+            .transact(false, move |tx| {
+                let prepared = prepared.clone();
+                Box::pin(async move { write::ingest(tx, device_id, &prepared, received_ms).await })
+            })
+            .await;
+        match &outcome {
+            Ok(o) => tracing::debug!(
+                device = device_id.0,
+                new = o.new,
+                duplicates = o.duplicates,
+                rejected = o.rejected.len(),
+                held_seq = o.held_seq,
+                "batch stored"
+            ),
+            Err(e) => tracing::info!(device = device_id.0, error = %e, "batch refused"),
+        }
+        outcome
+    }
+}
+
+/// Whether an error is worth retrying the transaction for.
+trait RetryCheck {
+    fn is_retryable(&self) -> bool;
+}
+
+impl RetryCheck for StoreError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Postgres(e) if retryable(e))
+    }
+}
+
+impl RetryCheck for IngestError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, IngestError::Store(e) if e.is_retryable())
+    }
+}
+
+impl RetryCheck for EnrollError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, EnrollError::Store(e) if e.is_retryable())
+    }
+}
+
+impl RetryCheck for AuthError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, AuthError::Store(e) if e.is_retryable())
+    }
+}
+
+/// Creates the database `name` on the server of `admin_url` (connected to any existing
+/// database, normally `postgres`) and returns the URL of the new one. For tests, the
+/// benchmark and `jejak server copy`; `name` must be a plain identifier.
+pub async fn create_database(admin_url: &str, name: &str) -> Result<String, StoreError> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StoreError::PostgresPool(format!(
+            "invalid database name '{name}'"
+        )));
+    }
+    let (client, connection) = tokio_postgres::connect(admin_url, NoTls).await?;
+    let task = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await?;
+    drop(client);
+    let _ = task.await;
+    // The same URL with the database replaced: the path after the authority.
+    let base = admin_url.split('?').next().unwrap_or(admin_url);
+    let url = match base.rfind('/') {
+        Some(i) if i > base.find("://").map_or(0, |p| p + 2) => format!("{}/{name}", &base[..i]),
+        _ => format!("{base}/{name}"),
+    };
+    Ok(url)
+}
+
+/// Drops the database `name` (closing its other connections first). For tests.
+pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StoreError::PostgresPool(format!(
+            "invalid database name '{name}'"
+        )));
+    }
+    let (client, connection) = tokio_postgres::connect(admin_url, NoTls).await?;
+    let task = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    drop(client);
+    let _ = task.await;
+    Ok(())
+}
+
+#[async_trait]
+impl ServerStore for PostgresStore {
+    async fn add_library(
+        &self,
+        code: &LibraryCode,
+        name: &str,
+        timezone: Zone,
+    ) -> Result<(), EnrollError> {
+        let name = crate::sqlite::clean_name(name)?;
+        let now = self.now().timestamp_millis();
+        let code = code.clone();
+        self.transact(false, move |tx| {
+            let (code, name) = (code.clone(), name.clone());
+            Box::pin(async move { write::add_library(tx, &code, &name, timezone, now).await })
+        })
+        .await
+    }
+
+    async fn add_device(
+        &self,
+        library: &LibraryCode,
+        pc: &PcCode,
+    ) -> Result<DeviceToken, EnrollError> {
+        let token = DeviceToken::generate();
+        let hash = token.hash();
+        let now = self.now().timestamp_millis();
+        let (lib, pc_code) = (library.clone(), pc.clone());
+        let id = self
+            .transact(false, move |tx| {
+                let (lib, pc_code) = (lib.clone(), pc_code.clone());
+                Box::pin(async move { write::add_device(tx, &lib, &pc_code, &hash, now).await })
+            })
+            .await?;
+        tracing::info!(device = id.0, library = %library, pc = %pc, "device enrolled");
+        Ok(token)
+    }
+
+    async fn revoke_device(&self, library: &LibraryCode, pc: &PcCode) -> Result<(), EnrollError> {
+        let now = self.now().timestamp_millis();
+        let (lib, pc_code) = (library.clone(), pc.clone());
+        let id = self
+            .transact(false, move |tx| {
+                let (lib, pc_code) = (lib.clone(), pc_code.clone());
+                Box::pin(async move { write::revoke_device(tx, &lib, &pc_code, now).await })
+            })
+            .await?;
+        tracing::info!(device = id.0, library = %library, pc = %pc, "device token revoked");
+        Ok(())
+    }
+
+    async fn add_staff(&self, name: &str) -> Result<StaffToken, EnrollError> {
+        let name = crate::sqlite::clean_name(name)?;
+        let token = StaffToken::generate();
+        let hash = token.hash();
+        let now = self.now().timestamp_millis();
+        self.transact(false, move |tx| {
+            let name = name.clone();
+            Box::pin(async move { write::add_staff(tx, &name, &hash, now).await })
+        })
+        .await?;
+        Ok(token)
+    }
+
+    async fn revoke_staff(&self, name: &str) -> Result<(), EnrollError> {
+        let name = name.trim().to_string();
+        let now = self.now().timestamp_millis();
+        self.transact(false, move |tx| {
+            let name = name.clone();
+            Box::pin(async move { write::revoke_staff(tx, &name, now).await })
+        })
+        .await
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let token = token.to_string();
+        self.transact(true, move |tx| {
+            let token = token.clone();
+            Box::pin(async move { read::authenticate(tx, &token).await })
+        })
+        .await
+    }
+
+    async fn libraries(&self) -> Result<Vec<LibraryInfo>, StoreError> {
+        self.transact(true, |tx| Box::pin(read::libraries(tx)))
+            .await
+    }
+
+    async fn devices(&self) -> Result<Vec<DeviceInfo>, StoreError> {
+        self.transact(true, |tx| Box::pin(read::devices(tx))).await
+    }
+
+    async fn find_device(
+        &self,
+        library: &LibraryCode,
+        pc: &PcCode,
+    ) -> Result<Option<DeviceRef>, StoreError> {
+        let (library, pc) = (library.clone(), pc.clone());
+        self.transact(true, move |tx| {
+            let (library, pc) = (library.clone(), pc.clone());
+            Box::pin(async move { read::find_device(tx, &library, &pc).await })
+        })
+        .await
+    }
+
+    async fn bundle_key(&self, device: &DeviceRef) -> Result<Option<[u8; 32]>, StoreError> {
+        let id = device.id;
+        self.transact(true, move |tx| Box::pin(read::bundle_key(tx, id)))
+            .await
+    }
+
+    async fn ingest(
+        &self,
+        device: &DeviceRef,
+        batch: WireBatch,
+        received_at: DateTime<Utc>,
+        delivery: Delivery,
+    ) -> Result<BatchAck, IngestError> {
+        let (batch_id, epoch) = (batch.batch_id, batch.epoch);
+        let outcome = self
+            .ingest_outcome(device, batch, received_at, delivery)
+            .await?;
+        Ok(BatchAck {
+            batch_id,
+            epoch,
+            held_seq: outcome.held_seq,
+            new: outcome.new,
+            duplicates: outcome.duplicates,
+            rejected: outcome.rejected,
+            received_at_ms: received_at.timestamp_millis(),
+            sent_at_ms: self.now().timestamp_millis(),
+        })
+    }
+
+    async fn sessions(&self, device: &DeviceRef) -> Result<Vec<StoredSession>, StoreError> {
+        let device = device.clone();
+        self.transact(true, move |tx| {
+            let device = device.clone();
+            Box::pin(async move { read::sessions(tx, &device).await })
+        })
+        .await
+    }
+
+    async fn events(&self, device: &DeviceRef) -> Result<Vec<StoredEvent>, StoreError> {
+        let device = device.clone();
+        self.transact(true, move |tx| {
+            let device = device.clone();
+            Box::pin(async move { read::events(tx, &device).await })
+        })
+        .await
+    }
+
+    async fn device_state(&self, device: &DeviceRef) -> Result<DeviceState, StoreError> {
+        let device = device.clone();
+        self.transact(true, move |tx| {
+            let device = device.clone();
+            Box::pin(async move { read::device_state(tx, &device).await })
+        })
+        .await
+    }
+
+    async fn month_facts(
+        &self,
+        month: chrono::NaiveDate,
+        library: Option<&LibraryCode>,
+        detail: crate::report::FactsDetail,
+    ) -> Result<crate::report::MonthFacts, StoreError> {
+        let library = library.cloned();
+        self.transact(true, move |tx| {
+            let library = library.clone();
+            Box::pin(async move { read::month_facts(tx, month, library.as_ref(), detail).await })
+        })
+        .await
+    }
+
+    async fn long_open_sessions(
+        &self,
+        started_before: DateTime<Utc>,
+    ) -> Result<Vec<(LibraryCode, PcCode, u64)>, StoreError> {
+        let before_ms = started_before.timestamp_millis();
+        self.transact(true, move |tx| {
+            Box::pin(read::long_open_sessions(tx, before_ms))
+        })
+        .await
+    }
+
+    async fn check_rollups(&self) -> Result<RollupCheck, StoreError> {
+        self.transact(true, |tx| Box::pin(read::check_rollups(tx)))
+            .await
+    }
+
+    async fn rebuild_rollups(&self) -> Result<(), StoreError> {
+        self.transact(false, |tx| Box::pin(rebuild(tx))).await
+    }
+
+    async fn letterhead(&self) -> Result<Option<crate::report::Letterhead>, StoreError> {
+        self.transact(true, |tx| Box::pin(read::letterhead(tx)))
+            .await
+    }
+
+    async fn set_letterhead(
+        &self,
+        letterhead: Option<crate::report::Letterhead>,
+    ) -> Result<(), StoreError> {
+        let json = letterhead
+            .map(|l| serde_json::to_string(&l))
+            .transpose()
+            .map_err(|e| StoreError::Internal(format!("letterhead: {e}")))?;
+        self.transact(false, move |tx| {
+            let json = json.clone();
+            Box::pin(async move {
+                write::set_setting(tx, LETTERHEAD, json)
+                    .await
+                    .map_err(StoreError::from)
+            })
+        })
+        .await
+    }
+
+    fn is_healthy(&self) -> bool {
+        !self.inner.pool.is_closed() && self.inner.healthy.load(Ordering::Relaxed)
+    }
+}
+
+/// Replaces the stored rollups and event cursors with a recount, with every device's
+/// row locked (in key order, as ingest takes one) so that no batch runs meanwhile.
+async fn rebuild(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.query("SELECT 1 FROM devices ORDER BY library, id FOR UPDATE", &[])
+        .await?;
+    let (expected, cursors) = read::recount(tx).await?;
+    tx.batch_execute(
+        "DELETE FROM day_rollups; DELETE FROM breakdown_rollups; DELETE FROM patron_months;",
+    )
+    .await?;
+    write::write_rollups(tx, 0, &expected).await?;
+    let mut cursors: Vec<_> = cursors.into_iter().collect();
+    cursors.sort_by_key(|(device, _)| *device);
+    for (device, cursor) in cursors {
+        let library: i64 = tx
+            .query_one("SELECT library FROM devices WHERE id = $1", &[&device])
+            .await?
+            .try_get(0)?;
+        write::write_cursor(tx, library, device, cursor).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! The PostgreSQL store's versioned migrations. Each is applied once, in order, inside
+//! one transaction that holds an advisory lock, so two servers starting together on
+//! the same database cannot apply one twice; `schema_migrations` records what was
+//! applied. A change to the schema is a new entry, never an edit of a released one.
+//!
+//! The tables mean what the SQLite ones mean (see `sqlite/schema.rs`), with two changes
+//! for a sharded PostgreSQL (Citus):
+//!
+//! - Every table that grows with use carries `library` (the library's number) and leads
+//!   or includes it in its key, so that `library` can be the distribution column and a
+//!   batch's whole transaction stays on one shard. `libraries`, `tokens`, `settings` and
+//!   `schema_migrations` are small and would be reference tables.
+//! - `sessions` is partitioned by month (declarative `PARTITION BY RANGE`). The month is
+//!   the one in the session id's UUIDv7 timestamp (made on the PC when the session
+//!   started): unlike the corrected start, it never changes between revisions, so a
+//!   session's row never moves between partitions and the key (library, month, id)
+//!   finds it again on every resend. Ids that are not UUIDv7, or whose month is outside
+//!   2020–2099 (a PC clock reset to 2000), go to the default partition.
+
+/// The migrations, in order: (version, SQL).
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+
+/// The advisory lock key that serialises migrations (an arbitrary constant: "jejak" in
+/// ASCII).
+pub(crate) const MIGRATION_LOCK: i64 = 0x6a_656a_616b;
+
+/// The first and last month (as `year * 12 + month - 1`) that get a partition of their
+/// own; others go to `sessions_default`.
+pub(crate) const FIRST_PARTITION_MONTH: i64 = 2020 * 12;
+/// See [`FIRST_PARTITION_MONTH`].
+pub(crate) const LAST_PARTITION_MONTH: i64 = 2099 * 12 + 11;
+
+const V1: &str = r#"
+CREATE TABLE libraries (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    code       TEXT NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    timezone   TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+
+CREATE TABLE devices (
+    library       BIGINT NOT NULL REFERENCES libraries(id),
+    id            BIGINT GENERATED ALWAYS AS IDENTITY,
+    pc            TEXT NOT NULL,
+    created_ms    BIGINT NOT NULL,
+    last_batch_ms BIGINT,
+    offset_ms             BIGINT,
+    offset_uncertainty_ms BIGINT,
+    offset_at_ms          BIGINT,
+    sessions      BIGINT NOT NULL DEFAULT 0,
+    events        BIGINT NOT NULL DEFAULT 0,
+    rejected      BIGINT NOT NULL DEFAULT 0,
+    event_at_s    BIGINT,
+    event_id      BYTEA,
+    event_kind    BIGINT,
+    event_link_up BOOLEAN,
+    PRIMARY KEY (library, id),
+    UNIQUE (library, pc)
+);
+CREATE INDEX devices_id ON devices (id);
+
+-- At most one active token per device and per staff name, enforced by the database so
+-- that two enrollments racing cannot both win.
+CREATE TABLE tokens (
+    hash       BYTEA PRIMARY KEY,
+    library    BIGINT,
+    device     BIGINT,
+    staff      TEXT,
+    created_ms BIGINT NOT NULL,
+    revoked_ms BIGINT,
+    CHECK ((device IS NULL) <> (staff IS NULL))
+);
+CREATE UNIQUE INDEX tokens_active_device ON tokens (device) WHERE revoked_ms IS NULL AND device IS NOT NULL;
+CREATE UNIQUE INDEX tokens_active_staff ON tokens (staff) WHERE revoked_ms IS NULL AND staff IS NOT NULL;
+CREATE INDEX tokens_device ON tokens (device);
+
+CREATE TABLE epochs (
+    library       BIGINT NOT NULL,
+    device        BIGINT NOT NULL,
+    epoch         BYTEA NOT NULL,
+    held_seq      BIGINT NOT NULL CHECK (held_seq >= 0),
+    first_ms      BIGINT NOT NULL,
+    last_batch_ms BIGINT NOT NULL,
+    PRIMARY KEY (library, device, epoch)
+);
+
+CREATE TABLE runs (
+    library        BIGINT NOT NULL,
+    device         BIGINT NOT NULL,
+    run            BYTEA NOT NULL,
+    boot_ms        BIGINT NOT NULL,
+    uncertainty_ms BIGINT NOT NULL,
+    PRIMARY KEY (library, device, run)
+);
+
+-- Patron keys are HMACs with a per-library secret, so they are per library too.
+CREATE TABLE patron_keys (
+    library BIGINT NOT NULL,
+    key     BYTEA NOT NULL,
+    id      BIGINT GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (library, key)
+);
+CREATE INDEX patron_keys_id ON patron_keys (id);
+
+CREATE TABLE sessions (
+    library    BIGINT NOT NULL,
+    month      BIGINT NOT NULL,
+    id         BYTEA NOT NULL,
+    device     BIGINT NOT NULL,
+    attrs      BIGINT NOT NULL,
+    start_s    BIGINT NOT NULL,
+    skew_ms    BIGINT NOT NULL,
+    duration_s BIGINT NOT NULL,
+    offline_s  BIGINT NOT NULL,
+    group_size BIGINT NOT NULL,
+    patron     BIGINT,
+    rx_kib     BIGINT NOT NULL,
+    tx_kib     BIGINT NOT NULL,
+    PRIMARY KEY (library, month, id)
+) PARTITION BY RANGE (month);
+CREATE TABLE sessions_default PARTITION OF sessions DEFAULT;
+CREATE INDEX sessions_device ON sessions (library, device);
+
+CREATE TABLE pc_events (
+    library        BIGINT NOT NULL,
+    id             BYTEA NOT NULL,
+    device         BIGINT NOT NULL,
+    attrs          BIGINT NOT NULL,
+    at_s           BIGINT NOT NULL,
+    skew_ms        BIGINT NOT NULL,
+    clock_delta_ms BIGINT,
+    PRIMARY KEY (library, id)
+);
+CREATE INDEX pc_events_device ON pc_events (library, device);
+
+CREATE TABLE rejected (
+    library    BIGINT NOT NULL,
+    device     BIGINT NOT NULL,
+    epoch      BYTEA NOT NULL,
+    seq        BIGINT NOT NULL,
+    record_id  BYTEA NOT NULL,
+    code       TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    first_ms   BIGINT NOT NULL,
+    last_ms    BIGINT NOT NULL,
+    times      BIGINT NOT NULL,
+    PRIMARY KEY (library, device, epoch, seq)
+);
+
+CREATE TABLE batches (
+    library          BIGINT NOT NULL,
+    device           BIGINT NOT NULL,
+    batch_id         BYTEA NOT NULL,
+    epoch            BYTEA NOT NULL,
+    first_seq        BIGINT NOT NULL,
+    last_seq         BIGINT NOT NULL,
+    new              BIGINT NOT NULL,
+    duplicates       BIGINT NOT NULL,
+    rejected         BIGINT NOT NULL,
+    received_ms      BIGINT NOT NULL,
+    deliveries       BIGINT NOT NULL,
+    last_received_ms BIGINT NOT NULL,
+    PRIMARY KEY (library, device, batch_id)
+);
+
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- The rollups, packed exactly as in SQLite (rollup.rs), month first: reports read one
+-- month of every library.
+CREATE TABLE day_rollups (
+    month   BIGINT NOT NULL,
+    library BIGINT NOT NULL,
+    device  BIGINT NOT NULL,
+    days    BYTEA NOT NULL,
+    PRIMARY KEY (month, library, device)
+);
+
+CREATE TABLE breakdown_rollups (
+    month   BIGINT NOT NULL,
+    library BIGINT NOT NULL,
+    cells   BYTEA NOT NULL,
+    PRIMARY KEY (month, library)
+);
+
+CREATE TABLE patron_months (
+    month   BIGINT NOT NULL,
+    library BIGINT NOT NULL,
+    patrons BYTEA NOT NULL,
+    PRIMARY KEY (month, library)
+);
+"#;

@@ -1,0 +1,688 @@
+//! One storage suite for both backends: every test here runs against the embedded
+//! SQLite store and against PostgreSQL, through `Arc<dyn ServerStore>` only.
+//!
+//! PostgreSQL tests need `JEJAK_TEST_POSTGRES` (a URL of a server where databases can be
+//! created, as `scripts/pg-test-cluster.sh start` prints). Without it they print a
+//! SKIPPED line and pass, unless `JEJAK_REQUIRE_POSTGRES=1` (CI), when they fail. Each
+//! PostgreSQL test makes its own database with a random name and drops it after, so the
+//! tests run in parallel.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use jejak_domain::{ChangeRecord, LibraryCode, PcCode, RecordBody, WireBatch, Zone};
+use jejak_server::bench::{self, SimLog, SimPc};
+use jejak_server::report::FactsDetail;
+use jejak_server::{
+    AuthError, Delivery, DeviceRef, EnrollError, IngestError, Principal, ServerStore, SqliteStore,
+};
+use uuid::Uuid;
+
+/// A store under test and what must be cleaned up after it.
+struct Harness {
+    store: Arc<dyn ServerStore>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin: String, name: String },
+}
+
+impl Harness {
+    async fn finish(self) {
+        drop(self.store);
+        if let Cleanup::Postgres { admin, name } = self.cleanup {
+            jejak_server::postgres::drop_database(&admin, &name)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn sqlite() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("server.db")).unwrap();
+    Harness {
+        store: Arc::new(store),
+        cleanup: Cleanup::Sqlite(dir),
+    }
+}
+
+/// A store on a fresh PostgreSQL database, or `None` (after a visible notice) when no
+/// server is configured and none is required.
+async fn postgres() -> Option<Harness> {
+    let admin = match std::env::var("JEJAK_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            if std::env::var("JEJAK_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("JEJAK_REQUIRE_POSTGRES=1 but JEJAK_TEST_POSTGRES is not set");
+            }
+            println!(
+                "SKIPPED: PostgreSQL tests need JEJAK_TEST_POSTGRES (scripts/pg-test-cluster.sh start)"
+            );
+            return None;
+        }
+    };
+    let name = format!("jejak_test_{}", Uuid::new_v4().simple());
+    let url = jejak_server::postgres::create_database(&admin, &name)
+        .await
+        .unwrap();
+    let store = jejak_server::PostgresStore::open(&url).await.unwrap();
+    Some(Harness {
+        store: Arc::new(store),
+        cleanup: Cleanup::Postgres { admin, name },
+    })
+}
+
+/// Instantiates a test body `async fn name(store: Arc<dyn ServerStore>)` for both
+/// backends, as `name::sqlite` and `name::postgres`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let h = super::sqlite();
+                super::$name(h.store.clone()).await;
+                h.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(h) = super::postgres().await {
+                    super::$name(h.store.clone()).await;
+                    h.finish().await;
+                }
+            }
+        }
+    )*};
+}
+
+both_backends!(
+    enrollment_and_tokens,
+    the_same_batch_again_and_concurrently_is_stored_once,
+    a_gap_is_refused_with_the_expected_seq,
+    revisions_replace_and_conflicts_and_invalid_records_are_rejected,
+    rollups_equal_a_recount_and_rebuild_repairs_nothing_lost,
+    two_hundred_pcs_ingesting_at_once_lose_nothing,
+    letterhead_and_long_open_sessions,
+);
+
+fn lib(code: &str) -> LibraryCode {
+    LibraryCode::parse(code).unwrap()
+}
+
+fn pc(code: &str) -> PcCode {
+    PcCode::parse(code).unwrap()
+}
+
+fn sim_pc(library: &str, pc_code: &str, seed: u64) -> SimPc {
+    SimPc {
+        library: lib(library),
+        pc: pc(pc_code),
+        epoch: Uuid::from_u64_pair(seed, 1),
+        clock_error_ms: 1_500,
+    }
+}
+
+/// The fixed arrival time of the suite's batches: a week after the simulated month.
+fn arrival() -> DateTime<Utc> {
+    bench::month_start() + Duration::days(38)
+}
+
+fn log_of(pc: &SimPc, sessions: usize, seed: u64) -> SimLog {
+    bench::simulate(pc, sessions, bench::month_start(), seed)
+}
+
+async fn enroll(store: &dyn ServerStore, library: &str, pc_code: &str) -> (String, DeviceRef) {
+    let code = lib(library);
+    if !store
+        .libraries()
+        .await
+        .unwrap()
+        .iter()
+        .any(|l| l.code == code)
+    {
+        store
+            .add_library(&code, "Perpustakaan Desa", Zone::Wib)
+            .await
+            .unwrap();
+    }
+    let token = store.add_device(&code, &pc(pc_code)).await.unwrap();
+    let device = match store.authenticate(token.expose()).await.unwrap() {
+        Principal::Device { .. } => store
+            .authenticate(token.expose())
+            .await
+            .unwrap()
+            .device()
+            .unwrap(),
+        other => panic!("not a device: {other:?}"),
+    };
+    (token.expose().to_string(), device)
+}
+
+async fn ingest(
+    store: &dyn ServerStore,
+    device: &DeviceRef,
+    batch: &WireBatch,
+) -> Result<jejak_domain::BatchAck, IngestError> {
+    store
+        .ingest(device, batch.clone(), arrival(), Delivery::Online)
+        .await
+}
+
+fn session_mut(record: &mut ChangeRecord) -> &mut jejak_domain::Session {
+    match &mut record.body {
+        RecordBody::Session(s) => s,
+        RecordBody::PcEvent(_) => panic!("not a session"),
+    }
+}
+
+/// A batch of the log's record `index` alone, at `seq`.
+fn one_record(pc: &SimPc, log: &SimLog, index: usize, seq: u64) -> WireBatch {
+    let mut record = log.records[index].clone();
+    record.seq = seq;
+    let mut single = log.clone();
+    single.records = vec![record];
+    bench::batches(pc, &single, 10, arrival() - Duration::seconds(1)).remove(0)
+}
+
+async fn enrollment_and_tokens(store: Arc<dyn ServerStore>) {
+    let store = store.as_ref();
+    let dermaji = lib("dermaji");
+    store
+        .add_library(&dermaji, "Perpustakaan Desa Dermaji", Zone::Wib)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.add_library(&dermaji, "again", Zone::Wib).await,
+        Err(EnrollError::LibraryExists(_))
+    ));
+    assert!(matches!(
+        store.add_library(&lib("kosong"), "  ", Zone::Wib).await,
+        Err(EnrollError::InvalidName(_))
+    ));
+    assert!(matches!(
+        store.add_device(&lib("nowhere"), &pc("pc-01")).await,
+        Err(EnrollError::UnknownLibrary(_))
+    ));
+    let token = store.add_device(&dermaji, &pc("pc-01")).await.unwrap();
+    let principal = store.authenticate(token.expose()).await.unwrap();
+    let device = principal.device().unwrap();
+    assert_eq!(
+        (device.library.as_str(), device.pc.as_str()),
+        ("dermaji", "pc-01")
+    );
+    assert!(matches!(
+        store.add_device(&dermaji, &pc("pc-01")).await,
+        Err(EnrollError::DeviceActive { .. })
+    ));
+    assert_eq!(
+        store.find_device(&dermaji, &pc("pc-01")).await.unwrap(),
+        Some(device.clone())
+    );
+    assert_eq!(
+        store.bundle_key(&device).await.unwrap(),
+        Some(jejak_server::token_hash(token.expose()))
+    );
+    let libraries = store.libraries().await.unwrap();
+    assert_eq!(libraries.len(), 1);
+    assert_eq!(libraries[0].active_devices, 1);
+
+    // Revoked: refused as revoked (not unknown); its data and number survive a new token.
+    store.revoke_device(&dermaji, &pc("pc-01")).await.unwrap();
+    assert!(matches!(
+        store.authenticate(token.expose()).await,
+        Err(AuthError::Revoked)
+    ));
+    assert!(matches!(
+        store.revoke_device(&dermaji, &pc("pc-01")).await,
+        Err(EnrollError::AlreadyRevoked { .. })
+    ));
+    assert!(matches!(
+        store.revoke_device(&dermaji, &pc("pc-09")).await,
+        Err(EnrollError::UnknownDevice { .. })
+    ));
+    assert_eq!(
+        store.find_device(&dermaji, &pc("pc-01")).await.unwrap(),
+        None
+    );
+    assert_eq!(store.bundle_key(&device).await.unwrap(), None);
+    let again = store.add_device(&dermaji, &pc("pc-01")).await.unwrap();
+    let renewed = store
+        .authenticate(again.expose())
+        .await
+        .unwrap()
+        .device()
+        .unwrap();
+    assert_eq!(renewed.id, device.id, "a re-enrolled PC keeps its number");
+    let devices = store.devices().await.unwrap();
+    assert_eq!(devices.len(), 1);
+    assert!(devices[0].active);
+
+    // Staff tokens read and never write.
+    let staff = store.add_staff("Ibu Sari").await.unwrap();
+    assert_eq!(
+        store.authenticate(staff.expose()).await.unwrap(),
+        Principal::Staff {
+            name: "Ibu Sari".into()
+        }
+    );
+    assert!(matches!(
+        store.add_staff("Ibu Sari").await,
+        Err(EnrollError::StaffExists(_))
+    ));
+    store.revoke_staff("Ibu Sari").await.unwrap();
+    assert!(matches!(
+        store.authenticate(staff.expose()).await,
+        Err(AuthError::Revoked)
+    ));
+    assert!(matches!(
+        store.revoke_staff("Ibu Sari").await,
+        Err(EnrollError::UnknownStaff(_))
+    ));
+    assert!(matches!(
+        store.authenticate("jejak_dev_0000").await,
+        Err(AuthError::Unknown)
+    ));
+    assert!(matches!(
+        store.authenticate("not a token").await,
+        Err(AuthError::Unknown)
+    ));
+}
+
+async fn the_same_batch_again_and_concurrently_is_stored_once(store: Arc<dyn ServerStore>) {
+    let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
+    let sim = sim_pc("dermaji", "pc-01", 7);
+    let log = log_of(&sim, 40, 7);
+    let batches = bench::batches(&sim, &log, 20, arrival() - Duration::seconds(1));
+    assert_eq!(batches.len(), 2);
+
+    // The first batch eight times at once: stored once, the others are duplicates.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, device, batch) = (store.clone(), device.clone(), batches[0].clone());
+        tasks.push(tokio::spawn(async move {
+            ingest(store.as_ref(), &device, &batch).await.unwrap()
+        }));
+    }
+    let mut new = 0;
+    let mut duplicates = 0;
+    for task in tasks {
+        let ack = task.await.unwrap();
+        assert_eq!(ack.held_seq, 20);
+        new += ack.new;
+        duplicates += ack.duplicates;
+    }
+    assert_eq!((new, duplicates), (20, 7 * 20));
+    let ack = ingest(store.as_ref(), &device, &batches[1]).await.unwrap();
+    assert_eq!((ack.new, ack.held_seq), (20, 40));
+    let facts_before = store
+        .month_facts(
+            bench::month_start().date_naive(),
+            None,
+            FactsDetail::Breakdowns,
+        )
+        .await
+        .unwrap();
+
+    // Both again, "months later": nothing changes.
+    for batch in &batches {
+        let ack = ingest(store.as_ref(), &device, batch).await.unwrap();
+        assert_eq!((ack.new, ack.duplicates), (0, 20));
+    }
+    let state = store.device_state(&device).await.unwrap();
+    assert_eq!((state.sessions, state.epochs.len()), (40, 1));
+    assert_eq!(state.epochs[0].held_seq, 40);
+    let stored = store.sessions(&device).await.unwrap();
+    assert_eq!(stored.len(), 40);
+    for record in &log.records {
+        let RecordBody::Session(s) = &record.body else {
+            continue;
+        };
+        let held = stored.iter().find(|x| x.id == s.id).unwrap();
+        assert!(held.matches(s), "{held:?} vs {s:?}");
+    }
+    assert_eq!(
+        store
+            .month_facts(
+                bench::month_start().date_naive(),
+                None,
+                FactsDetail::Breakdowns
+            )
+            .await
+            .unwrap(),
+        facts_before
+    );
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+}
+
+async fn a_gap_is_refused_with_the_expected_seq(store: Arc<dyn ServerStore>) {
+    let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
+    let sim = sim_pc("dermaji", "pc-01", 4);
+    let log = log_of(&sim, 10, 4);
+    let batches = bench::batches(&sim, &log, 4, arrival() - Duration::seconds(1));
+    match ingest(store.as_ref(), &device, &batches[1]).await {
+        Err(IngestError::SeqGap {
+            expected_seq,
+            first_seq,
+        }) => assert_eq!((expected_seq, first_seq), (1, 5)),
+        other => panic!("expected a gap: {other:?}"),
+    }
+    assert_eq!(store.device_state(&device).await.unwrap().sessions, 0);
+    ingest(store.as_ref(), &device, &batches[0]).await.unwrap();
+    assert!(matches!(
+        ingest(store.as_ref(), &device, &batches[2]).await,
+        Err(IngestError::SeqGap {
+            expected_seq: 5,
+            ..
+        })
+    ));
+    ingest(store.as_ref(), &device, &batches[1]).await.unwrap();
+    let ack = ingest(store.as_ref(), &device, &batches[2]).await.unwrap();
+    assert_eq!(ack.held_seq, 10);
+    assert_eq!(store.device_state(&device).await.unwrap().sessions, 10);
+
+    // A device that is no longer in the store (a forged reference) writes nothing.
+    let ghost = DeviceRef {
+        id: jejak_server::DeviceId(9_999),
+        ..device.clone()
+    };
+    assert!(ingest(store.as_ref(), &ghost, &batches[0]).await.is_err());
+}
+
+async fn revisions_replace_and_conflicts_and_invalid_records_are_rejected(
+    store: Arc<dyn ServerStore>,
+) {
+    let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
+    let sim = sim_pc("dermaji", "pc-01", 3);
+    let mut log = log_of(&sim, 3, 3);
+    session_mut(&mut log.records[0]).revision = 2;
+    let id = session_mut(&mut log.records[0]).id;
+
+    let ack = ingest(store.as_ref(), &device, &one_record(&sim, &log, 0, 1))
+        .await
+        .unwrap();
+    assert_eq!(ack.new, 1);
+    let find =
+        |all: Vec<jejak_server::StoredSession>| all.into_iter().find(|s| s.id == id).unwrap();
+    let original = find(store.sessions(&device).await.unwrap());
+
+    // Same id, same revision, other content: a conflict; the stored one is kept.
+    let mut changed = log.clone();
+    session_mut(&mut changed.records[0]).duration_secs += 600;
+    session_mut(&mut changed.records[0]).ended_at = None;
+    session_mut(&mut changed.records[0]).end_reason = None;
+    let ack = ingest(store.as_ref(), &device, &one_record(&sim, &changed, 0, 2))
+        .await
+        .unwrap();
+    assert_eq!((ack.new, ack.held_seq), (0, 2));
+    assert_eq!(ack.rejected.len(), 1);
+    assert_eq!(
+        (ack.rejected[0].seq, ack.rejected[0].code.as_str()),
+        (2, "conflict")
+    );
+    assert_eq!(find(store.sessions(&device).await.unwrap()), original);
+
+    // The same conflicting change again is counted once.
+    ingest(store.as_ref(), &device, &one_record(&sim, &changed, 0, 2))
+        .await
+        .unwrap();
+    assert_eq!(store.device_state(&device).await.unwrap().rejected, 1);
+
+    // A higher revision replaces it (and its rollup contribution); a lower one after
+    // it is a duplicate.
+    let mut newer = changed.clone();
+    session_mut(&mut newer.records[0]).revision = 3;
+    let ack = ingest(store.as_ref(), &device, &one_record(&sim, &newer, 0, 3))
+        .await
+        .unwrap();
+    assert_eq!(ack.new, 1);
+    let replaced = find(store.sessions(&device).await.unwrap());
+    assert_eq!(replaced.revision, 3);
+    assert_eq!(replaced.end_reason, None);
+    assert_eq!(replaced.duration_secs, original.duration_secs + 600);
+    let ack = ingest(store.as_ref(), &device, &one_record(&sim, &log, 0, 4))
+        .await
+        .unwrap();
+    assert_eq!(ack.duplicates, 1);
+    assert_eq!(find(store.sessions(&device).await.unwrap()), replaced);
+
+    // An invalid record is rejected and kept for review; the rest goes in.
+    let mut invalid = log.clone();
+    session_mut(&mut invalid.records[1]).patron.group_size = 0;
+    let records: Vec<ChangeRecord> = invalid
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ChangeRecord {
+            seq: 5 + i as u64,
+            ..r.clone()
+        })
+        .collect();
+    let mut renumbered = invalid.clone();
+    renumbered.records = records;
+    let batch = bench::batches(&sim, &renumbered, 10, arrival() - Duration::seconds(1)).remove(0);
+    let ack = ingest(store.as_ref(), &device, &batch).await.unwrap();
+    assert_eq!(ack.rejected.len(), 1);
+    assert_eq!(
+        (ack.rejected[0].seq, ack.rejected[0].code.as_str()),
+        (6, "invalid")
+    );
+    assert_eq!(ack.held_seq, 7);
+    let state = store.device_state(&device).await.unwrap();
+    assert_eq!((state.sessions, state.rejected), (2, 2));
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+}
+
+/// A small district's month through both stores: the same facts, the same sessions.
+async fn fill_district(store: &dyn ServerStore, pcs: usize, sessions: usize) -> Vec<DeviceRef> {
+    let sims = bench::district(pcs, 11);
+    let mut devices = Vec::new();
+    for sim in &sims {
+        let (_, device) = enroll(store, sim.library.as_str(), sim.pc.as_str()).await;
+        devices.push(device);
+    }
+    for (i, (sim, device)) in sims.iter().zip(&devices).enumerate() {
+        let log = log_of(sim, sessions, 100 + i as u64);
+        for batch in bench::batches(sim, &log, 25, arrival() - Duration::seconds(1)) {
+            ingest(store, device, &batch).await.unwrap();
+        }
+    }
+    devices
+}
+
+async fn rollups_equal_a_recount_and_rebuild_repairs_nothing_lost(store: Arc<dyn ServerStore>) {
+    let devices = fill_district(store.as_ref(), 7, 60).await;
+    let check = store.check_rollups().await.unwrap();
+    assert!(check.is_consistent(), "{check:?}");
+    assert!(check.rows_checked > 0);
+    let month = bench::month_start().date_naive();
+    let facts = store
+        .month_facts(month, None, FactsDetail::Breakdowns)
+        .await
+        .unwrap();
+    store.rebuild_rollups().await.unwrap();
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+    assert_eq!(
+        store
+            .month_facts(month, None, FactsDetail::Breakdowns)
+            .await
+            .unwrap(),
+        facts
+    );
+
+    // The same batches into a fresh SQLite store give the same facts and sessions: the
+    // backends agree to the byte on what a month was.
+    let reference = sqlite();
+    let reference_devices = fill_district(reference.store.as_ref(), 7, 60).await;
+    assert_eq!(
+        reference
+            .store
+            .month_facts(month, None, FactsDetail::Breakdowns)
+            .await
+            .unwrap(),
+        facts
+    );
+    let one = lib("lib-01");
+    assert_eq!(
+        reference
+            .store
+            .month_facts(month, Some(&one), FactsDetail::Days)
+            .await
+            .unwrap(),
+        store
+            .month_facts(month, Some(&one), FactsDetail::Days)
+            .await
+            .unwrap()
+    );
+    for (mine, theirs) in devices.iter().zip(&reference_devices) {
+        assert_eq!(
+            store.sessions(mine).await.unwrap(),
+            reference.store.sessions(theirs).await.unwrap()
+        );
+        assert_eq!(
+            store.events(mine).await.unwrap(),
+            reference.store.events(theirs).await.unwrap()
+        );
+        let (a, b) = (
+            store.device_state(mine).await.unwrap(),
+            reference.store.device_state(theirs).await.unwrap(),
+        );
+        assert_eq!(
+            (a.sessions, a.events, &a.epochs),
+            (b.sessions, b.events, &b.epochs)
+        );
+    }
+    // Everything but the enrollment instants (the system clock's) is equal.
+    let strip = |mut all: Vec<jejak_server::DeviceInfo>| {
+        all.iter_mut().for_each(|d| d.enrolled_at_ms = 0);
+        all
+    };
+    assert_eq!(
+        strip(store.devices().await.unwrap()),
+        strip(reference.store.devices().await.unwrap())
+    );
+    reference.finish().await;
+}
+
+async fn two_hundred_pcs_ingesting_at_once_lose_nothing(store: Arc<dyn ServerStore>) {
+    const PCS: usize = 200;
+    const SESSIONS: usize = 24;
+    let sims = bench::district(PCS, 21);
+    let mut devices = Vec::new();
+    for sim in &sims {
+        let (_, device) = enroll(store.as_ref(), sim.library.as_str(), sim.pc.as_str()).await;
+        devices.push(device);
+    }
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for (i, (sim, device)) in sims.iter().zip(&devices).enumerate() {
+        let log = log_of(sim, SESSIONS, 500 + i as u64);
+        let batches = bench::batches(sim, &log, 8, arrival() - Duration::seconds(1));
+        let (store, device) = (store.clone(), device.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut new = 0;
+            for batch in &batches {
+                new += ingest(store.as_ref(), &device, batch).await.unwrap().new;
+            }
+            // Every PC resends its first batch at the end (a lost acknowledgement).
+            let again = ingest(store.as_ref(), &device, &batches[0]).await.unwrap();
+            assert_eq!(again.new, 0);
+            new
+        }));
+    }
+    let mut new = 0;
+    for task in tasks {
+        new += task.await.unwrap();
+    }
+    println!(
+        "{PCS} PCs, {} sessions ingested concurrently in {:?}",
+        PCS * SESSIONS,
+        started.elapsed()
+    );
+    assert_eq!(new as usize, PCS * SESSIONS);
+    for device in &devices {
+        let state = store.device_state(device).await.unwrap();
+        assert_eq!(state.sessions as usize, SESSIONS);
+        assert_eq!(state.epochs[0].held_seq as usize, SESSIONS);
+    }
+    let check = store.check_rollups().await.unwrap();
+    assert!(check.is_consistent(), "{check:?}");
+
+    // No lost update in the shared library rows: the facts equal those of the same
+    // batches stored one after the other in SQLite.
+    let reference = sqlite();
+    let mut reference_devices = Vec::new();
+    for sim in &sims {
+        let (_, device) = enroll(
+            reference.store.as_ref(),
+            sim.library.as_str(),
+            sim.pc.as_str(),
+        )
+        .await;
+        reference_devices.push(device);
+    }
+    for (i, (sim, device)) in sims.iter().zip(&reference_devices).enumerate() {
+        let log = log_of(sim, SESSIONS, 500 + i as u64);
+        for batch in bench::batches(sim, &log, 8, arrival() - Duration::seconds(1)) {
+            ingest(reference.store.as_ref(), device, &batch)
+                .await
+                .unwrap();
+        }
+    }
+    let month = bench::month_start().date_naive();
+    let mut ours = store
+        .month_facts(month, None, FactsDetail::Breakdowns)
+        .await
+        .unwrap();
+    let theirs = reference
+        .store
+        .month_facts(month, None, FactsDetail::Breakdowns)
+        .await
+        .unwrap();
+    // The PCs' last batches arrived in another order; everything else is equal.
+    assert_eq!(ours.libraries.len(), theirs.libraries.len());
+    for (a, b) in ours.libraries.iter_mut().zip(&theirs.libraries) {
+        a.last_batch_ms = b.last_batch_ms;
+    }
+    assert_eq!(ours, theirs);
+    reference.finish().await;
+}
+
+async fn letterhead_and_long_open_sessions(store: Arc<dyn ServerStore>) {
+    assert_eq!(store.letterhead().await.unwrap(), None);
+    let letterhead = jejak_server::report::Letterhead {
+        lines: vec![
+            "PEMERINTAH KABUPATEN BANYUMAS".into(),
+            "DINAS ARSIP DAN PERPUSTAKAAN".into(),
+        ],
+        logo: None,
+    };
+    store
+        .set_letterhead(Some(letterhead.clone()))
+        .await
+        .unwrap();
+    assert_eq!(store.letterhead().await.unwrap(), Some(letterhead));
+    store.set_letterhead(None).await.unwrap();
+    assert_eq!(store.letterhead().await.unwrap(), None);
+
+    let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
+    let sim = sim_pc("dermaji", "pc-01", 9);
+    let mut log = log_of(&sim, 4, 9);
+    session_mut(&mut log.records[1]).ended_at = None;
+    session_mut(&mut log.records[1]).end_reason = None;
+    let batch = bench::batches(&sim, &log, 10, arrival() - Duration::seconds(1)).remove(0);
+    ingest(store.as_ref(), &device, &batch).await.unwrap();
+    let open = store.long_open_sessions(arrival()).await.unwrap();
+    assert_eq!(open, vec![(lib("dermaji"), pc("pc-01"), 1)]);
+    assert!(
+        store
+            .long_open_sessions(bench::month_start() - Duration::days(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.is_healthy());
+}
