@@ -434,12 +434,12 @@ fn root_does_not_open_a_store_that_belongs_to_the_service_user() {
     }
     let pc = TestPc::initialised();
     let before = support::file_names(&pc.data_dir);
-    let status = std::process::Command::new("chown")
+    let chown = std::process::Command::new("chown")
         .args(["-R", "65534:65534"])
         .arg(&pc.data_dir)
         .status()
         .unwrap();
-    assert!(status.success());
+    assert!(chown.success());
     let (run, report) = doctor_json(&pc, "en");
     assert_eq!(run.code(), Some(0), "{}", run.stdout);
     let data = check(&report, "data_dir");

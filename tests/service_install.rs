@@ -3,8 +3,9 @@
 //! second run changes nothing; the agent is started from the command line of the unit
 //! file it wrote (as the service's user when the test runs as root, as systemd would)
 //! and must record heartbeats, serve the check-in page the autostart entry opens, and
-//! stop cleanly on SIGTERM; `uninstall-linux.sh` removes what was installed and keeps
-//! the data unless `--purge`.
+//! stop cleanly on SIGTERM (and the server from its unit must answer as the Jejak
+//! server); `uninstall-linux.sh` removes what was installed and keeps the data unless
+//! `--purge`.
 //!
 //! `--root` never runs useradd, systemctl or chown outside the root, so the test is safe
 //! on any machine. Owners are checked by number when the test runs as root (CI does);
@@ -531,6 +532,80 @@ fn start_agent_from_unit(root: &Path, uid: u32, gid: u32) {
     );
 }
 
+/// Starts the district server from its unit the same way: `EnvironmentFile=` read as
+/// systemd reads it, `${JEJAK_LISTEN}` expanded in `ExecStart=`, paths put under the
+/// root; it must answer `/healthz` as the Jejak server, keep its database in the
+/// installed data folder and stop cleanly on SIGTERM.
+fn start_server_from_unit(root: &Path, uid: u32, gid: u32) {
+    let unit =
+        std::fs::read_to_string(at(root, "/etc/systemd/system/jejak-server.service")).unwrap();
+    let env_file = unit_values(&unit, "EnvironmentFile");
+    assert_eq!(env_file.len(), 1, "{unit}");
+    let mut env = BTreeMap::new();
+    for line in std::fs::read_to_string(at(root, &env_file[0]))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (key, value) = line.split_once('=').unwrap();
+        let value = match value.strip_prefix("sqlite:") {
+            Some(path) => format!("sqlite:{}", rooted(root, path)),
+            None => rooted(root, value),
+        };
+        env.insert(key.to_string(), value);
+    }
+    assert!(env.contains_key("JEJAK_DATABASE"), "{env:?}");
+    assert!(env.contains_key("JEJAK_LISTEN"), "{env:?}");
+    // A free port instead of the installed 0.0.0.0:8080.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.insert("JEJAK_LISTEN".into(), format!("127.0.0.1:{port}"));
+    let exec = unit_values(&unit, "ExecStart");
+    assert_eq!(exec.len(), 1, "{exec:?}");
+    let words: Vec<String> = exec[0]
+        .split_whitespace()
+        .map(|w| match w {
+            "${JEJAK_LISTEN}" => env["JEJAK_LISTEN"].clone(),
+            other => rooted(root, other),
+        })
+        .collect();
+    let mut server = as_service_user(&words[0], uid, gid);
+    server.args(&words[1..]);
+    clean_env(&mut server);
+    server
+        .envs(&env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = ChildGuard::spawn(&mut server);
+    let health = poll_until(
+        "the server started from the unit to answer /healthz",
+        Duration::from_secs(30),
+        || {
+            if let Some(status) = child.child_mut().try_wait().unwrap() {
+                panic!("the server started from the unit exited early: {status}");
+            }
+            http_get(port, "/healthz")
+        },
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("\"jejak-server\""), "{health}");
+    child.signal("TERM");
+    let status = child
+        .wait_deadline(COMMAND_DEADLINE)
+        .expect("the server stops on SIGTERM");
+    assert!(status.success(), "a clean stop on SIGTERM: {status}");
+    let db = at(root, "/var/lib/jejak-server/jejak-server.db");
+    let meta = std::fs::metadata(&db).expect("the database is in /var/lib/jejak-server");
+    if is_root() {
+        assert_eq!(meta.uid(), uid, "the server ran as the service's user");
+    }
+}
+
 /// A plain `GET` on 127.0.0.1:`port`; `None` while nothing answers.
 fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
@@ -585,6 +660,7 @@ fn the_install_script_builds_a_throwaway_root_the_agent_runs_from_it_and_uninsta
 
     verify_units(&root);
     start_agent_from_unit(&root, uid, gid);
+    start_server_from_unit(&root, uid, gid);
 
     // Installing again after the PC was set up keeps its configuration.
     install(&root);
