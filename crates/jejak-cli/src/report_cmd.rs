@@ -32,7 +32,7 @@ use jejak_server::report::{
 };
 
 use crate::errors::{EXIT_FAILURE, UsageError};
-use crate::server_cmd::sqlite_path;
+use crate::server_cmd::{is_postgres, open_store, sqlite_path};
 
 /// The formats a report is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The server's database: `sqlite:PATH` (or a plain path).
+    /// The server's database: `sqlite:PATH` (or a plain path), or `postgres://…`.
     #[arg(
         long,
         global = true,
@@ -184,6 +184,14 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
                 .into());
             };
             runtime.block_on(fetch(server, token.trim(), &request, lang))?
+        }
+        None if is_postgres(&args.database) => {
+            let store = runtime.block_on(open_store(&args.database))?;
+            match runtime.block_on(load(store.as_ref(), &request, lang, Utc::now())) {
+                Ok(report) => report,
+                Err(LoadError::UnknownLibrary(code)) => return Err(unknown_library(&code).into()),
+                Err(LoadError::Store(e)) => return Err(e.into()),
+            }
         }
         None => {
             let path = sqlite_path(&args.database)?;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use jejak_domain::{Lang, LibraryCode, PcCode, Zone};
-use jejak_server::{AppState, Delivery, IngestError, ServerConfig, ServerStore, SqliteStore};
+use jejak_server::{
+    AppState, Delivery, IngestError, PostgresStore, ServerConfig, ServerStore, SqliteStore,
+};
 use jejak_sync::bundle::{Bundle, BundleAck};
 
 use crate::errors::UsageError;
@@ -17,7 +19,8 @@ use crate::pc::Context;
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// The server's database: `sqlite:PATH` (or a plain path).
+    /// The server's database: `sqlite:PATH` (or a plain path), or a PostgreSQL URL
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
     #[arg(
         long,
         global = true,
@@ -109,22 +112,50 @@ enum ServerCommand {
     },
 }
 
-/// The database a `--database` value names.
+/// Whether a `--database` value names a PostgreSQL database (`postgres://…` or
+/// `postgresql://…`) rather than a SQLite file.
+pub fn is_postgres(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// The database a `--database` value names (SQLite: `sqlite:PATH` or a plain path).
 pub fn sqlite_path(database: &str) -> anyhow::Result<PathBuf> {
     if let Some(path) = database.strip_prefix("sqlite:") {
         return Ok(PathBuf::from(path));
     }
     if database.contains("://") {
         return Err(UsageError::new(
-            format!("basis data '{database}' belum didukung; pakai sqlite:PATH"),
-            format!("database '{database}' is not supported yet; use sqlite:PATH"),
+            format!("basis data '{database}' belum didukung; pakai sqlite:PATH atau postgres://…"),
+            format!("database '{database}' is not supported; use sqlite:PATH or postgres://…"),
         )
         .into());
     }
     Ok(PathBuf::from(database))
 }
 
-fn open_store(database: &str) -> anyhow::Result<Arc<dyn ServerStore>> {
+/// A database URL without its password, to show to people and logs.
+pub fn redacted(database: &str) -> String {
+    let Some((scheme, rest)) = database.split_once("://") else {
+        return database.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}")
+        }
+        None => database.to_string(),
+    }
+}
+
+/// Opens the store a `--database` value names, choosing the backend once, by its
+/// scheme: PostgreSQL for `postgres://`, else the embedded SQLite file.
+pub async fn open_store(database: &str) -> anyhow::Result<Arc<dyn ServerStore>> {
+    if is_postgres(database) {
+        let store = PostgresStore::open(database)
+            .await
+            .with_context(|| format!("cannot open {}", redacted(database)))?;
+        return Ok(Arc::new(store));
+    }
     let path = sqlite_path(database)?;
     let store =
         SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -140,17 +171,21 @@ pub fn run(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
 
 async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     let lang = ctx.lang;
-    let store = open_store(&args.database)?;
+    let store = open_store(&args.database).await?;
     match args.command {
         ServerCommand::Init => {
-            let path = sqlite_path(&args.database)?;
+            let shown = if is_postgres(&args.database) {
+                redacted(&args.database)
+            } else {
+                sqlite_path(&args.database)?.display().to_string()
+            };
             if ctx.json {
-                return output::print_json(&serde_json::json!({ "database": path }));
+                return output::print_json(&serde_json::json!({ "database": shown }));
             }
             println!(
                 "{} {}",
                 lang.pick("Basis data server siap:", "Server database ready:"),
-                path.display()
+                shown
             );
         }
         ServerCommand::Prune { keep_months } => {

@@ -123,10 +123,11 @@ fn describe(config: &tokio_postgres::Config) -> String {
             tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
         })
         .collect();
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
     format!(
-        "{}:{:?}/{}",
+        "{}:{}/{}",
         hosts.join(","),
-        config.get_ports(),
+        ports.join(","),
         config.get_dbname().unwrap_or("")
     )
 }
@@ -199,6 +200,9 @@ impl PostgresStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // "relation already exists, skipping" is the normal case: not worth a notice.
+        tx.batch_execute("SET LOCAL client_min_messages = warning")
+            .await?;
         tx.execute(
             "SELECT pg_advisory_xact_lock($1)",
             &[&schema::MIGRATION_LOCK],
