@@ -33,8 +33,8 @@ use jejak_domain::{
 };
 use jejak_faultproxy::{FaultProxy, Faults, ProxyStats, ResetAfter};
 use jejak_server::{
-    AppState, DeviceRef, DeviceState, EnrollError, ServerClock, ServerConfig, ServerStore,
-    SqliteOptions, SqliteStore, StoredEvent, StoredSession,
+    AppState, DeviceRef, DeviceState, EnrollError, PostgresOptions, PostgresStore, ServerClock,
+    ServerConfig, ServerStore, SqliteOptions, SqliteStore, StoredEvent, StoredSession,
 };
 use jejak_sync::batching;
 use jejak_sync::{SyncClient, SyncOptions, SyncReport, sync_once};
@@ -73,6 +73,99 @@ fn minutes(n: u64) -> Duration {
 }
 
 // ---------------------------------------------------------------------------------------
+// The district server's database: SQLite, or PostgreSQL with JEJAK_E2E_BACKEND=postgres
+// ---------------------------------------------------------------------------------------
+
+/// Whether this run puts the district server on PostgreSQL (`JEJAK_E2E_BACKEND=postgres`,
+/// with `JEJAK_TEST_POSTGRES` naming a server, as `scripts/pg-test-cluster.sh` prints).
+/// The same tests then run unchanged on the other backend.
+fn postgres_admin() -> Option<String> {
+    if std::env::var("JEJAK_E2E_BACKEND").as_deref() != Ok("postgres") {
+        return None;
+    }
+    match std::env::var("JEJAK_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => panic!("JEJAK_E2E_BACKEND=postgres needs JEJAK_TEST_POSTGRES"),
+    }
+}
+
+/// The server's database as `--database` names it; a PostgreSQL one is made fresh for
+/// the test and dropped when the last clone goes.
+#[derive(Clone)]
+struct ServerDb {
+    url: String,
+    _guard: Arc<DbGuard>,
+}
+
+struct DbGuard {
+    /// (admin URL, database name) of a PostgreSQL database to drop.
+    postgres: Option<(String, String)>,
+}
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.postgres.take() {
+            // On a thread of its own: this may run inside another runtime.
+            let _ = std::thread::spawn(move || {
+                let _ =
+                    client_runtime().block_on(jejak_server::postgres::drop_database(&admin, &name));
+            })
+            .join();
+        }
+    }
+}
+
+impl ServerDb {
+    /// A new database: `dir/jejak-server.db`, or a fresh PostgreSQL database.
+    fn create(dir: &Path) -> ServerDb {
+        let (url, postgres) = match postgres_admin() {
+            Some(admin) => {
+                let name = format!("jejak_e2e_{}", Uuid::new_v4().simple());
+                let url = std::thread::scope(|scope| {
+                    scope
+                        .spawn(|| {
+                            client_runtime()
+                                .block_on(jejak_server::postgres::create_database(&admin, &name))
+                                .unwrap()
+                        })
+                        .join()
+                        .unwrap()
+                });
+                (url, Some((admin, name)))
+            }
+            None => (
+                format!("sqlite:{}", dir.join("jejak-server.db").display()),
+                None,
+            ),
+        };
+        ServerDb {
+            url,
+            _guard: Arc::new(DbGuard { postgres }),
+        }
+    }
+
+    /// Opens the store in this process with `clock`.
+    async fn open(&self, clock: ServerClock) -> Arc<dyn ServerStore> {
+        match self.url.strip_prefix("sqlite:") {
+            Some(path) => {
+                Arc::new(SqliteStore::open_with(Path::new(path), SqliteOptions { clock }).unwrap())
+            }
+            None => Arc::new(
+                PostgresStore::open_with(
+                    &self.url,
+                    PostgresOptions {
+                        clock,
+                        ..PostgresOptions::default()
+                    },
+                )
+                .await
+                .unwrap(),
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The district server in this process
 // ---------------------------------------------------------------------------------------
 
@@ -80,10 +173,10 @@ fn minutes(n: u64) -> Duration {
 /// runtime of its own (as if it were another machine), with a clock the test can move.
 struct TestServer {
     runtime: Option<tokio::runtime::Runtime>,
-    store: SqliteStore,
+    store: Arc<dyn ServerStore>,
     state: AppState,
     addr: SocketAddr,
-    db: PathBuf,
+    db: ServerDb,
     /// Added to the real time on the server's clock.
     skew_ms: Arc<AtomicI64>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -96,7 +189,7 @@ impl TestServer {
             .prefix("jejak-sync-e2e-server-")
             .tempdir()
             .unwrap();
-        let db = dir.path().join("jejak-server.db");
+        let db = ServerDb::create(dir.path());
         let skew_ms = Arc::new(AtomicI64::new(0));
         let skew = skew_ms.clone();
         let clock: ServerClock = Arc::new(move || {
@@ -107,15 +200,9 @@ impl TestServer {
             .enable_all()
             .build()
             .unwrap();
-        let store = SqliteStore::open_with(
-            &db,
-            SqliteOptions {
-                clock: clock.clone(),
-            },
-        )
-        .unwrap();
+        let store = runtime.block_on(db.open(clock.clone()));
         let state = AppState::new(
-            Arc::new(store.clone()),
+            store.clone(),
             ServerConfig {
                 clock,
                 ..ServerConfig::default()
@@ -200,7 +287,7 @@ impl TestServer {
         self.block_on(async {
             let mut out = Vec::new();
             for device in devices {
-                out.push(snapshot(&self.store, device).await);
+                out.push(snapshot(self.store.as_ref(), device).await);
             }
             out
         })
@@ -582,7 +669,12 @@ impl TestServer {
 
     fn assert_conserved_content(&self, content: &PcContent, who: &DeviceIdentity, context: &str) {
         let device = self.device(who.library.as_str(), who.pc.as_str());
-        self.block_on(assert_holds_exactly(&self.store, &device, content, context));
+        self.block_on(assert_holds_exactly(
+            self.store.as_ref(),
+            &device,
+            content,
+            context,
+        ));
         assert_eq!(
             content.acked_seq, content.last_seq,
             "{context}: the PC's queue has not drained"
@@ -701,21 +793,21 @@ fn acked_seq(view: &StoreView) -> u64 {
     view.count("SELECT acked_seq FROM sync_state WHERE id = 1") as u64
 }
 
-/// `jejak --lang en --format json server --database sqlite:DB ARGS`.
-fn server_cmd(db: &Path, args: &[&str]) -> Run {
+/// `jejak --lang en --format json server --database DB ARGS`.
+fn server_cmd(db: &ServerDb, args: &[&str]) -> Run {
     let mut command = bare_command();
     command
         .args(["--lang", "en", "server", "--database"])
-        .arg(format!("sqlite:{}", db.display()))
+        .arg(&db.url)
         .args(args);
     run_command(command, COMMAND_DEADLINE)
 }
 
-fn server_cmd_json(db: &Path, args: &[&str]) -> Run {
+fn server_cmd_json(db: &ServerDb, args: &[&str]) -> Run {
     let mut command = bare_command();
     command
         .args(["--lang", "en", "--format", "json", "server", "--database"])
-        .arg(format!("sqlite:{}", db.display()))
+        .arg(&db.url)
         .args(args);
     run_command(command, COMMAND_DEADLINE)
 }
@@ -728,11 +820,11 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn spawn(db: &Path) -> ServerProcess {
+    fn spawn(db: &ServerDb) -> ServerProcess {
         let mut command = bare_command();
         command
             .args(["--lang", "en", "server", "--database"])
-            .arg(format!("sqlite:{}", db.display()))
+            .arg(&db.url)
             .args(["run", "--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -781,11 +873,11 @@ impl ServerProcess {
 
 /// Opens the server's database in this process (the server process is stopped) and
 /// runs `f` on it.
-fn with_server_db<T>(db: &Path, f: impl AsyncFnOnce(&SqliteStore) -> T) -> T {
+fn with_server_db<T>(db: &ServerDb, f: impl AsyncFnOnce(&dyn ServerStore) -> T) -> T {
     let rt = client_runtime();
     rt.block_on(async {
-        let store = SqliteStore::open(db).unwrap();
-        f(&store).await
+        let store = db.open(jejak_server::system_clock()).await;
+        f(store.as_ref()).await
     })
 }
 
@@ -1204,7 +1296,7 @@ fn conservation_when_answers_are_cut_through_the_binary() {
 #[test]
 fn a_server_killed_mid_ingest_loses_nothing_acknowledged_and_stores_the_retry_once() {
     let work = tempfile::tempdir().unwrap();
-    let db = work.path().join("jejak-server.db");
+    let db = ServerDb::create(work.path());
     server_cmd(&db, &["init"]).ok();
     server_cmd(
         &db,
@@ -2321,7 +2413,7 @@ fn fifty_pcs_syncing_at_once_get_no_errors_and_lose_nothing() {
 // 7. USB bundles with the binary
 // ---------------------------------------------------------------------------------------
 
-fn import(db: &Path, file: &Path) -> Run {
+fn import(db: &ServerDb, file: &Path) -> Run {
     server_cmd_json(db, &["import", file.to_str().unwrap()])
 }
 
@@ -2389,7 +2481,7 @@ fn usb_bundles_go_through_once_and_tampered_or_foreign_ones_are_refused() {
     assert!(ack1.is_file());
     let content = read_pc(&pc.db_path(), "dermaji", "pc-01");
     server.block_on(assert_holds_exactly(
-        &server.store,
+        server.store.as_ref(),
         &device,
         &content,
         "bundle 1",
