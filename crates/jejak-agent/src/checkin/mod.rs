@@ -489,7 +489,9 @@ async fn guard(State(c): State<Checkin>, request: Request, next: Next) -> Respon
     );
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends
+    // `Origin: null` with the page's own form posts, which would then be refused.
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     response
 }
 
@@ -506,6 +508,8 @@ struct Choices {
     gender: Option<String>,
     age: Option<String>,
     group_size: String,
+    /// A member number was typed: the form asks for it again rather than keep it.
+    member_given: bool,
 }
 
 async fn home(
@@ -549,12 +553,13 @@ fn profile_from(
     c: &Checkin,
     form: &Fields,
     lang: Lang,
-) -> Result<PatronProfile, (Choices, Vec<String>)> {
+) -> Result<PatronProfile, Box<(Choices, Vec<String>)>> {
     let choices = Choices {
         purposes: form.all("purpose").iter().map(|p| p.to_string()).collect(),
         gender: form.get("gender").map(str::to_string),
         age: form.get("age").map(str::to_string),
         group_size: form.get("group_size").unwrap_or("1").trim().to_string(),
+        member_given: form.get("member").is_some_and(|m| !m.trim().is_empty()),
     };
     let mut errors = Vec::new();
     let mut purposes = Vec::new();
@@ -644,7 +649,7 @@ fn profile_from(
         None => None,
     };
     let (Some(gender), Some(age_group), true) = (gender, age, errors.is_empty()) else {
-        return Err((choices, errors));
+        return Err(Box::new((choices, errors)));
     };
     // The kind follows from what was given: a member number makes a member, more than
     // one person at the PC a group, anyone else a non-member.
@@ -665,7 +670,7 @@ fn profile_from(
     };
     match profile.validate() {
         Ok(()) => Ok(profile),
-        Err(e) => Err((choices, vec![e.message(lang)])),
+        Err(e) => Err(Box::new((choices, vec![e.message(lang)]))),
     }
 }
 
@@ -676,7 +681,8 @@ async fn start(State(c): State<Checkin>, headers: HeaderMap, Form(form): Form<Fi
     }
     let profile = match profile_from(&c, &form, lang) {
         Ok(profile) => profile,
-        Err((choices, errors)) => {
+        Err(refused) => {
+            let (choices, errors) = *refused;
             let (csrf, csrf_cookie) = c.csrf(&headers);
             let open = c.with_store(|s| s.open_session()).ok().flatten();
             return html(

@@ -22,6 +22,7 @@ legend{font-weight:bold;font-size:20px;margin-bottom:8px}\
 .hint{font-weight:normal;font-size:16px;color:#333}\
 .tiles{display:flex;flex-wrap:wrap;gap:10px}\
 .tile{display:flex;align-items:center;gap:10px;min-width:200px;min-height:60px;flex:1 1 200px;padding:10px 14px;border:2px solid #1f3864;border-radius:10px;background:#fff;cursor:pointer}\
+.tile span{min-width:0;overflow-wrap:anywhere}\
 .tile small{display:block;color:#444;font-size:14px}\
 .tile input{width:30px;height:30px;margin:0;flex:none}\
 input[type=text],input[type=number],input[type=password]{font-size:22px;padding:10px;min-height:56px;width:100%;max-width:360px;border:2px solid #1f3864;border-radius:8px}\
@@ -243,12 +244,23 @@ pub(super) fn checkin_form(
     let _ = write!(
         body,
         "<fieldset><legend><label for=\"member\">{}</label> <span class=\"hint\">{}</span></legend>\
-         <input type=\"text\" id=\"member\" name=\"member\" inputmode=\"numeric\" autocomplete=\"off\" maxlength=\"40\"></fieldset>",
+         {}<input type=\"text\" id=\"member\" name=\"member\" inputmode=\"numeric\" autocomplete=\"off\" maxlength=\"40\"></fieldset>",
         lang.pick("Nomor anggota", "Member number"),
         lang.pick(
             "(boleh kosong; nomornya tidak disimpan, hanya kode acak darinya)",
             "(optional; the number is not stored, only a scrambled code of it)"
-        )
+        ),
+        if choices.member_given {
+            format!(
+                "<p class=\"warn\" id=\"member-again\">{}</p>",
+                lang.pick(
+                    "Nomor anggota tidak disimpan: ketik lagi.",
+                    "The member number was not kept: type it again."
+                )
+            )
+        } else {
+            String::new()
+        }
     );
     let _ = write!(
         body,
@@ -521,7 +533,7 @@ pub(super) fn librarian(lang: Lang, csrf: &str, view: &LibrarianView, zone: Zone
         body,
         "<form class=\"inline\" method=\"post\" action=\"/pustakawan/keluar\">{}<button type=\"submit\" class=\"secondary\" id=\"sign-out\">{}</button></form></div>",
         csrf_field(csrf),
-        lang.pick("Keluar", "Sign out")
+        lang.pick("Tutup layar pustakawan", "Sign out")
     );
 
     // Clock warnings and rejected records, when there are any.

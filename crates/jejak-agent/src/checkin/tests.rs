@@ -368,6 +368,7 @@ async fn more_than_three_purposes_or_missing_answers_are_refused_with_a_clear_me
     // The choices come back (so only one box needs unticking), the number does not.
     assert_eq!(answer.body.matches(" checked>").count(), 6);
     assert!(!answer.body.contains(MEMBER));
+    assert!(answer.body.contains("id=\"member-again\""));
     assert!(page.store().open_session().unwrap().is_none());
 
     // Nothing chosen: each missing answer is named, in English when asked for.

@@ -1,0 +1,637 @@
+//! The patron check-in page and the librarian screen (issue 6, "Must show"), driven in a
+//! real headless Chromium through chromedriver against the real `jejak` binary: `jejak
+//! init --pin`, `jejak agent` serving the page, and a real district server (`jejak
+//! server run`) to sync to.
+//!
+//! A patron checks in (after being told that four purposes are too many), sees the open
+//! session and finishes it; the librarian signs in with the PIN (after a wrong one),
+//! sees the session counted and waiting to sync, presses "Sync now" while the server is
+//! down (no link, data kept) and again once it is up (synced: the server holds the
+//! session and its patron key); a form on another site posting to the page is refused.
+//! Screenshots are kept under `target/test-output/checkin/`. Finally the member number
+//! typed in is searched for, and not found, in the PC's store, the server's store and
+//! the agent's log.
+//!
+//! It needs Debian's `chromium` and `chromium-driver`. Without them it prints a
+//! `SKIPPED:` line and passes, unless `JEJAK_REQUIRE_BROWSER=1` (set by CI), in which
+//! case it fails.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::Value;
+use support::{COMMAND_DEADLINE, ChildGuard, TestPc, bare_command, run_command};
+
+/// Debian's paths; `JEJAK_CHROMIUM` / `JEJAK_CHROMEDRIVER` may point elsewhere.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The librarian's PIN set at `jejak init`.
+const PIN: &str = "2468";
+/// The member number the patron types; it must never be kept anywhere.
+const MEMBER: &str = "90817263";
+/// The most bytes a check-in page may have.
+const MAX_PAGE_BYTES: usize = 30 * 1024;
+
+fn chromium() -> String {
+    std::env::var("JEJAK_CHROMIUM").unwrap_or_else(|_| CHROMIUM.to_string())
+}
+
+fn chromedriver() -> String {
+    std::env::var("JEJAK_CHROMEDRIVER").unwrap_or_else(|_| CHROMEDRIVER.to_string())
+}
+
+/// A free loopback port (free when asked; nothing else in the test takes ports by
+/// number).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `jejak --lang en --format json server --database sqlite:DB ARGS…`.
+fn server_json(db: &Path, args: &[&str]) -> Value {
+    let mut command = bare_command();
+    command
+        .args(["--lang", "en", "--format", "json", "server", "--database"])
+        .arg(format!("sqlite:{}", db.display()))
+        .args(args);
+    run_command(command, COMMAND_DEADLINE).ok().json()
+}
+
+/// Waits (up to `deadline`) until `url` answers 200.
+async fn wait_http_ok(url: &str, deadline: Duration) {
+    let http = reqwest::Client::new();
+    let until = Instant::now() + deadline;
+    loop {
+        if let Ok(response) = http.get(url).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        assert!(Instant::now() < until, "{url} did not answer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `jejak server run` on a chosen port, killed when dropped.
+fn spawn_server(db: &Path, port: u16, log: &Path) -> ChildGuard {
+    let mut command = bare_command();
+    command
+        .args(["--lang", "en", "server", "--database"])
+        .arg(format!("sqlite:{}", db.display()))
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    ChildGuard::spawn(&mut command)
+}
+
+/// A page on another local port whose form posts to the check-in page, as a site the
+/// patron browses to could. It answers every request with the same page.
+fn spawn_foreign_site(target: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let page = format!(
+        "<!DOCTYPE html><html><body><h1>Gratis pulsa!</h1>\
+         <form id=\"evil\" method=\"post\" action=\"{target}/mulai\">\
+         <input type=\"hidden\" name=\"purpose\" value=\"hobi\">\
+         <input type=\"hidden\" name=\"gender\" value=\"L\">\
+         <input type=\"hidden\" name=\"age\" value=\"anak\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{fake}\">\
+         <button type=\"submit\" id=\"go\">Klik di sini</button></form></body></html>",
+        fake = "0".repeat(64)
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    url
+}
+
+// ---------------------------------------------------------------------------------------
+// The browser (as in the dashboard's browser test)
+// ---------------------------------------------------------------------------------------
+
+/// Where screenshots go: `<target>/test-output/checkin/`.
+fn output_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .map(Path::to_path_buf)
+        })
+        .unwrap();
+    let dir = target.join("test-output").join("checkin");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Whether the browser can run here; prints the skip line (or fails under
+/// `JEJAK_REQUIRE_BROWSER=1`) when it cannot.
+fn browser_available() -> bool {
+    let missing: Vec<String> = [chromium(), chromedriver()]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("JEJAK_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        panic!(
+            "JEJAK_REQUIRE_BROWSER=1 but {} missing: apt-get install chromium chromium-driver",
+            missing.join(" and ")
+        );
+    }
+    eprintln!(
+        "SKIPPED: the check-in page's browser test needs Debian's chromium and \
+         chromium-driver (apt-get install chromium chromium-driver); missing: {}",
+        missing.join(", ")
+    );
+    false
+}
+
+/// A chromedriver process on a free loopback port, killed when dropped.
+struct Driver {
+    _child: ChildGuard,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = free_port();
+        let mut command = std::process::Command::new(chromedriver());
+        command
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Driver {
+            _child: ChildGuard::spawn(&mut command),
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+/// A headless Chromium session through the driver, with a phone-to-old-monitor sized
+/// window (the check-in PC's screen).
+async fn browser(driver: &Driver, profile: &Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("browserName".into(), "chrome".into());
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium(),
+            "args": [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--window-size=1024,1300",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&driver.url)
+            .await
+        {
+            Ok(client) => return client,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("chromedriver did not start a Chromium session: {e}"),
+        }
+    }
+}
+
+async fn path(client: &Client) -> String {
+    client.current_url().await.unwrap().path().to_string()
+}
+
+/// Waits (up to `deadline`) until the element's text contains `expected`; returns the
+/// text shown last. A page that refreshes itself or is still loading shows nothing.
+async fn wait_text(client: &Client, css: &str, expected: &str, deadline: Duration) -> String {
+    let until = Instant::now() + deadline;
+    loop {
+        let shown = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if shown.contains(expected) || Instant::now() > until {
+            return shown;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The page's HTML as the browser holds it; checked for size and for the member number.
+async fn source(client: &Client) -> String {
+    let html = client.source().await.unwrap();
+    assert!(html.len() < MAX_PAGE_BYTES, "{} bytes", html.len());
+    assert!(!html.contains(MEMBER), "the member number is shown");
+    html
+}
+
+async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let file = output_dir().join(name);
+    std::fs::write(&file, png).unwrap();
+    eprintln!("screenshot: {}", file.display());
+    file
+}
+
+// ---------------------------------------------------------------------------------------
+// The test
+// ---------------------------------------------------------------------------------------
+
+/// Everything the browsing needs to reach.
+struct Setup {
+    page: String,
+    server_port: u16,
+    server_db: PathBuf,
+    server_log: PathBuf,
+    pc: TestPc,
+}
+
+fn contains_bytes(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Every byte of the files in `dir` whose name contains `part`.
+fn files_bytes(dir: &Path, part: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains(part) && path.is_file() {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkin_and_librarian_screen_in_headless_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+
+    // The district server's database, with the library and this PC enrolled; the
+    // server itself starts later, so the first "Sync now" finds no link.
+    let server_db = scratch.path().join("server.db");
+    server_json(&server_db, &["init"]);
+    server_json(
+        &server_db,
+        &[
+            "add-library",
+            "dermaji",
+            "--name",
+            "Perpustakaan Desa Dermaji",
+        ],
+    );
+    let token = server_json(
+        &server_db,
+        &["add-device", "--library", "dermaji", "--pc", "pc-01"],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server_port = free_port();
+    let page_port = free_port();
+
+    // The PC, set up with its PIN, and its agent serving the page. The probe and the
+    // agent's own sync wait an hour, so only "Sync now" sends anything.
+    let pc = TestPc::new();
+    let server_url = format!("http://127.0.0.1:{server_port}");
+    let init = pc
+        .run(&[
+            "init",
+            "--library",
+            "dermaji",
+            "--pc",
+            "pc-01",
+            "--timezone",
+            "Asia/Jakarta",
+            "--server",
+            &server_url,
+            "--token",
+            &token,
+            "--pin",
+            PIN,
+        ])
+        .ok();
+    assert!(
+        init.stdout.contains("PIN pustakawan disimpan"),
+        "{}",
+        init.stdout
+    );
+    let agent_log = scratch.path().join("agent.log");
+    let mut command = pc.command();
+    command
+        .arg("agent")
+        .env("JEJAK_LOG_FORMAT", "json")
+        .env("JEJAK_CHECKIN_PORT", page_port.to_string())
+        .env("JEJAK_PROBE_SECS", "3600")
+        .env("JEJAK_SYNC_SECS", "3600")
+        .env("JEJAK_SYNC_BACKOFF_BASE_SECS", "0.02")
+        .env("JEJAK_SYNC_BACKOFF_CAP_SECS", "0.2")
+        .env("JEJAK_SYNC_TIMEOUT_SECS", "5")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&agent_log).unwrap());
+    let mut agent = ChildGuard::spawn(&mut command);
+    let page = format!("http://127.0.0.1:{page_port}");
+    wait_http_ok(&format!("{page}/"), Duration::from_secs(30)).await;
+
+    let setup = Setup {
+        page,
+        server_port,
+        server_db: server_db.clone(),
+        server_log: scratch.path().join("server.log"),
+        pc,
+    };
+    let driver = Driver::start();
+    let client = browser(&driver, &scratch.path().join("profile")).await;
+    let mut server = None;
+    let result = browse(&client, &setup, &mut server).await;
+    let _ = client.close().await;
+    drop(driver);
+    if let Err(e) = &result {
+        eprintln!(
+            "agent log:\n{}",
+            std::fs::read_to_string(&agent_log).unwrap_or_default()
+        );
+        panic!("{e}");
+    }
+
+    // The agent stops cleanly on TERM (the page first, then the daemon).
+    agent.signal("TERM");
+    let status = agent
+        .wait_deadline(COMMAND_DEADLINE)
+        .expect("the agent stops");
+    assert!(status.success(), "{status:?}");
+    let log = std::fs::read_to_string(&agent_log).unwrap();
+    assert!(log.contains("check-in page ready"), "{log}");
+    assert!(log.contains("check-in page stopped"), "{log}");
+    assert!(
+        log.contains("foreign_origin"),
+        "the refusal is logged: {log}"
+    );
+    drop(server);
+
+    // The member number is nowhere: not in the PC's store, the server's store or the
+    // agent's log.
+    assert!(!contains_bytes(log.as_bytes(), MEMBER), "agent log");
+    assert!(
+        !contains_bytes(&files_bytes(&setup.pc.data_dir, "jejak.db"), MEMBER),
+        "PC store"
+    );
+    assert!(
+        !contains_bytes(&files_bytes(scratch.path(), "server.db"), MEMBER),
+        "server store"
+    );
+}
+
+async fn browse(
+    client: &Client,
+    setup: &Setup,
+    server: &mut Option<ChildGuard>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let page = &setup.page;
+    let long = Duration::from_secs(60);
+
+    // The check-in form, in Indonesian.
+    client.goto(&format!("{page}/")).await?;
+    assert_eq!(
+        client
+            .find(Locator::Css("html"))
+            .await?
+            .attr("lang")
+            .await?,
+        Some("id".to_string())
+    );
+    assert!(text(client, "h1").await.starts_with("Selamat datang"));
+    source(client).await;
+    screenshot(client, "01-checkin-form.png").await;
+
+    // Four purposes are refused with a clear message; the choices come back.
+    for purpose in ["pendidikan", "ekonomi", "literasi_digital", "hobi"] {
+        click(client, &format!("input[name=purpose][value={purpose}]")).await;
+    }
+    click(client, "input[name=gender][value=P]").await;
+    click(client, "input[name=age][value=pemuda]").await;
+    client
+        .find(Locator::Css("#member"))
+        .await?
+        .send_keys(MEMBER)
+        .await?;
+    click(client, "#start").await;
+    let errors = wait_text(client, "#errors", "Paling banyak 3", long).await;
+    assert!(errors.contains("Paling banyak 3 tujuan"), "{errors}");
+    assert_eq!(
+        text(client, "#member-again").await,
+        "Nomor anggota tidak disimpan: ketik lagi."
+    );
+    assert_eq!(
+        client
+            .find_all(Locator::Css("input[name=purpose]:checked"))
+            .await?
+            .len(),
+        4
+    );
+    source(client).await;
+    screenshot(client, "02-too-many-purposes.png").await;
+
+    // Untick one, type the member number again, start.
+    click(client, "input[name=purpose][value=hobi]").await;
+    client
+        .find(Locator::Css("#member"))
+        .await?
+        .send_keys(MEMBER)
+        .await?;
+    click(client, "#start").await;
+    let used = wait_text(client, "#time-used", "menit", long).await;
+    assert!(used.contains("menit"), "{used:?}");
+    assert_eq!(path(client).await, "/");
+    assert_eq!(text(client, "#finish").await, "Selesai");
+    source(client).await;
+    screenshot(client, "03-session-open.png").await;
+
+    // The session is in the store, as `jejak session start` would have made it.
+    let status = setup.pc.status_json();
+    let open = &status["store"]["open_session"];
+    assert_eq!(open["user_kind"], "anggota", "{status}");
+    assert_eq!(
+        open["purposes"],
+        serde_json::json!(["pendidikan", "ekonomi", "literasi_digital"])
+    );
+    assert_eq!(open["patron_key"].as_str().map(str::len), Some(64));
+
+    // The librarian screen: a wrong PIN first, then the right one.
+    client.goto(&format!("{page}/pustakawan")).await?;
+    client
+        .find(Locator::Css("#pin-input"))
+        .await?
+        .send_keys("1111")
+        .await?;
+    click(client, "#pin-submit").await;
+    let error = wait_text(client, "#pin-error", "PIN salah", long).await;
+    assert_eq!(error, "PIN salah.");
+    screenshot(client, "04-wrong-pin.png").await;
+    client
+        .find(Locator::Css("#pin-input"))
+        .await?
+        .send_keys(PIN)
+        .await?;
+    click(client, "#pin-submit").await;
+    assert_eq!(wait_text(client, "#today-count", "1", long).await, "1");
+    assert!(text(client, "#open-session").await.starts_with("sejak"));
+    let pending = text(client, "#pending").await;
+    assert!(
+        pending.ends_with("perubahan") && !pending.starts_with("0 "),
+        "{pending}"
+    );
+    assert_eq!(text(client, "#last-success").await, "belum pernah");
+    source(client).await;
+    screenshot(client, "05-librarian-session-open.png").await;
+
+    // Back on the patron's page: Finish.
+    client.goto(&format!("{page}/")).await?;
+    click(client, "#finish").await;
+    let thanks = wait_text(client, "#thanks", "Terima kasih", long).await;
+    assert!(thanks.starts_with("Terima kasih"), "{thanks:?}");
+    assert!(client.find(Locator::Css("#checkin")).await.is_ok());
+    screenshot(client, "06-finished.png").await;
+
+    // Counted, ended, waiting to sync; Sync now while the server is down.
+    client.goto(&format!("{page}/pustakawan")).await?;
+    assert_eq!(text(client, "#today-count").await, "1");
+    assert_eq!(text(client, "#open-session").await, "tidak ada");
+    let row = text(client, "#today-sessions tbody tr").await;
+    assert!(row.contains("Anggota") && row.contains("Keluar"), "{row}");
+    click(client, "#sync-now").await;
+    let result = wait_text(client, "#sync-result", "tidak tersambung", long).await;
+    assert!(result.contains("tidak tersambung ke server"), "{result:?}");
+    assert!(
+        !text(client, "#pending").await.starts_with("0 "),
+        "the data stays"
+    );
+    screenshot(client, "07-sync-no-link.png").await;
+
+    // The server comes up: Sync now sends everything.
+    *server = Some(spawn_server(
+        &setup.server_db,
+        setup.server_port,
+        &setup.server_log,
+    ));
+    wait_http_ok(
+        &format!("http://127.0.0.1:{}/healthz", setup.server_port),
+        Duration::from_secs(30),
+    )
+    .await;
+    click(client, "#sync-now").await;
+    let result = wait_text(client, "#sync-result", "Sinkron selesai", long).await;
+    assert!(result.contains("Sinkron selesai"), "{result:?}");
+    assert_eq!(text(client, "#pending").await, "0 perubahan");
+    assert_ne!(text(client, "#last-success").await, "belum pernah");
+    source(client).await;
+    screenshot(client, "08-synced.png").await;
+
+    // The server holds the session with its patron key (never the number).
+    let db = rusqlite::Connection::open_with_flags(
+        &setup.server_db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let sessions: i64 = db.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))?;
+    assert_eq!(sessions, 1);
+    let keys: i64 = db.query_row("SELECT COUNT(*) FROM patron_keys", [], |r| r.get(0))?;
+    assert_eq!(keys, 1);
+    drop(db);
+
+    // The English switch.
+    client.goto(&format!("{page}/pustakawan?lang=en")).await?;
+    assert_eq!(text(client, "h1").await, "Librarian screen");
+    assert!(text(client, "#sync-result").await.contains("Sync done"));
+    assert_eq!(text(client, "#sync-now").await, "Sync now");
+    screenshot(client, "09-librarian-en.png").await;
+    client.goto(&format!("{page}/?lang=id")).await?;
+
+    // A form on another site that posts to the page is refused.
+    let foreign = spawn_foreign_site(page);
+    client.goto(&foreign).await?;
+    click(client, "#go").await;
+    let refused = wait_text(client, "#refused", "situs lain", long).await;
+    assert!(
+        refused.contains("Permintaan dari situs lain ditolak"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        client
+            .find(Locator::Css("#refused"))
+            .await?
+            .attr("data-reason")
+            .await?
+            .as_deref(),
+        Some("foreign_origin")
+    );
+    screenshot(client, "10-foreign-origin-refused.png").await;
+    let status = setup.pc.status_json();
+    assert_eq!(status["store"]["sessions_today"], 1, "nothing was started");
+    assert!(status["store"]["open_session"].is_null());
+    Ok(())
+}
