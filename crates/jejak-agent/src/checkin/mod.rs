@@ -282,6 +282,11 @@ impl Checkin {
     }
 }
 
+/// Whether nobody has said who uses the session yet (a login nobody checked in).
+fn is_unattended(session: &Session) -> bool {
+    session.patron.user_kind == UserKind::Unknown && session.patron.purposes.is_empty()
+}
+
 /// A request's form fields in order (a field may repeat, as `purpose` does).
 type Fields = Vec<(String, String)>;
 
@@ -523,8 +528,9 @@ async fn home(
         Ok(open) => open,
         Err(e) => return store_failure(lang, &e),
     };
+    // A login nobody checked in shows the form, to fill that session in.
     let body = match open {
-        Some(session) if query.baru.is_none() => {
+        Some(session) if query.baru.is_none() && !is_unattended(&session) => {
             pages::session_open(lang, &csrf, &session, c.settings().zone)
         }
         open => pages::checkin_form(
@@ -533,7 +539,8 @@ async fn home(
             &Choices::default(),
             None,
             query.selesai.is_some(),
-            open.is_some(),
+            open.as_ref(),
+            c.settings().zone,
         ),
     };
     html(StatusCode::OK, body, &[lang_cookie, csrf_cookie])
@@ -687,20 +694,38 @@ async fn start(State(c): State<Checkin>, headers: HeaderMap, Form(form): Form<Fi
             let open = c.with_store(|s| s.open_session()).ok().flatten();
             return html(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                pages::checkin_form(lang, &csrf, &choices, Some(&errors), false, open.is_some()),
+                pages::checkin_form(
+                    lang,
+                    &csrf,
+                    &choices,
+                    Some(&errors),
+                    false,
+                    open.as_ref(),
+                    c.settings().zone,
+                ),
                 &[csrf_cookie],
             );
         }
     };
     let net = netdev::read_counters(&c.settings().net_dev_path);
-    match c.with_store(|s| s.start_session(profile.clone(), net)) {
-        Ok(started) => {
+    // A login nobody checked in is filled in (its next revision); otherwise a session
+    // starts, ending one still open as `staff_ended`, as `jejak session start` does.
+    let outcome = c.with_store(|s| {
+        if s.unattended_open_session()?.is_some() {
+            match s.fill_in_open_session(profile.clone()) {
+                Ok(session) => return Ok((session.id, None, true)),
+                // It ended in between (a logout): start a session of its own.
+                Err(StoreError::NoOpenSession) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        s.start_session(profile.clone(), net)
+            .map(|started| (started.session.id, started.replaced.map(|r| r.id), false))
+    });
+    match outcome {
+        Ok((session, replaced, filled_in)) => {
             // Ids only: no categories and no patron key in the log.
-            tracing::info!(
-                session = %started.session.id,
-                replaced = ?started.replaced.as_ref().map(|s| s.id),
-                "session started at the check-in page"
-            );
+            tracing::info!(%session, ?replaced, filled_in, "check-in recorded at the check-in page");
             see_other("/", &[])
         }
         Err(e) => store_failure(lang, &e),

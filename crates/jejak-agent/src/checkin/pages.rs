@@ -148,14 +148,16 @@ fn purpose_hint(purpose: Purpose, lang: Lang) -> &'static str {
 }
 
 /// The check-in form. `choices` are what came back with an error (never the member
-/// number); `thanks` greets the next patron after a Finish.
+/// number); `thanks` greets the next patron after a Finish; `open` is the session open
+/// now, which the check-in fills in (a login nobody checked in) or ends first.
 pub(super) fn checkin_form(
     lang: Lang,
     csrf: &str,
     choices: &Choices,
     errors: Option<&[String]>,
     thanks: bool,
-    replacing: bool,
+    open: Option<&Session>,
+    zone: Zone,
 ) -> String {
     let mut body = String::new();
     if thanks {
@@ -180,7 +182,21 @@ pub(super) fn checkin_form(
             "No names are recorded. This is for the library's reports."
         )
     );
-    if replacing {
+    if let Some(session) = open.filter(|s| super::is_unattended(s)) {
+        let _ = write!(
+            body,
+            "<p class=\"notice\" id=\"filling-in\">{} {}. {}</p>",
+            lang.pick(
+                "Komputer ini sudah dipakai sejak",
+                "This computer has been in use since"
+            ),
+            esc(&clock_time(session.started_at, zone)),
+            lang.pick(
+                "Isi data berikut untuk sesi itu.",
+                "Please fill in the following for that session."
+            )
+        );
+    } else if open.is_some() {
         let _ = write!(
             body,
             "<p class=\"warn\" id=\"replacing\">{}</p>",

@@ -46,6 +46,8 @@ struct TestPage {
     http: reqwest::Client,
     syncs: Arc<AtomicU32>,
     secret: PatronSecret,
+    /// The page's clock: the same boot for every store connection of the test.
+    clock: ManualClock,
     _handle: CheckinHandle,
 }
 
@@ -88,8 +90,12 @@ impl TestPage {
             library: LibraryCode::parse("dermaji").unwrap(),
             pc: PcCode::parse("pc-01").unwrap(),
         };
-        let (store, _) =
-            Store::open(&dir.path().join("jejak.db"), identity, Arc::new(clock)).unwrap();
+        let (store, _) = Store::open(
+            &dir.path().join("jejak.db"),
+            identity,
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
         let secret = PatronSecret::generate();
         secret.save(&dir.path().join(SECRET_FILE)).unwrap();
         PinHash::new(PIN)
@@ -126,6 +132,7 @@ impl TestPage {
             dir,
             syncs,
             secret,
+            clock,
             _handle: handle,
         }
     }
@@ -188,14 +195,13 @@ impl TestPage {
 
     /// A fresh store connection, to see what the page wrote.
     fn store(&self) -> Store {
-        let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2031, 1, 5, 1, 0, 0).unwrap());
         Store::open(
             &self.dir.path().join("jejak.db"),
             DeviceIdentity {
                 library: LibraryCode::parse("dermaji").unwrap(),
                 pc: PcCode::parse("pc-01").unwrap(),
             },
-            Arc::new(clock),
+            Arc::new(self.clock.clone()),
         )
         .unwrap()
         .0
@@ -642,5 +648,47 @@ fn durations_and_escaping_read_well() {
     assert_eq!(
         pages::esc("<a href=\"x\">&'"),
         "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+    );
+}
+
+#[tokio::test]
+async fn a_login_nobody_checked_in_is_filled_in_not_replaced() {
+    let page = TestPage::start(false).await;
+    let login = page
+        .store()
+        .start_unattended_session(None)
+        .unwrap()
+        .expect("a session for the login");
+    let mut jar = Jar::default();
+    let form = page.get("/", &mut jar).await;
+    assert!(form.body.contains("id=\"filling-in\""), "{}", form.body);
+    assert!(form.body.contains("id=\"checkin\""));
+    let csrf = csrf_of(&form.body);
+    let answer = page
+        .post(
+            "/mulai",
+            &mut jar,
+            &[
+                ("csrf", &csrf),
+                ("purpose", "pemerintahan"),
+                ("gender", "L"),
+                ("age", "lansia"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let sessions = page.store().recent_sessions(5).unwrap();
+    assert_eq!(sessions.len(), 1, "the same session, not a second one");
+    assert_eq!(sessions[0].id, login.id);
+    assert!(sessions[0].is_open());
+    assert!(sessions[0].revision > login.revision);
+    assert_eq!(sessions[0].patron.purposes, [Purpose::Pemerintahan]);
+    assert_eq!(sessions[0].patron.user_kind, UserKind::NonAnggota);
+    // Filled in, the page shows the open session with its Finish button.
+    assert!(
+        page.get("/", &mut jar)
+            .await
+            .body
+            .contains("id=\"session-open\"")
     );
 }
