@@ -8,6 +8,10 @@ use jejak_domain::{AgeGroup, Gender, Lang, Purpose, Session, Zone};
 
 use super::{Choices, LibrarianView, Refusal};
 
+/// The most sessions the librarian screen lists, newest first, so the page stays
+/// small on a busy day (the count above the table is always complete).
+const MAX_ROWS: usize = 40;
+
 const STYLE: &str = "\
 *{box-sizing:border-box}\
 body{font-family:'DejaVu Sans',Arial,Helvetica,sans-serif;font-size:18px;color:#111;background:#f4f6fa;margin:0}\
@@ -624,7 +628,7 @@ pub(super) fn librarian(lang: Lang, csrf: &str, view: &LibrarianView, zone: Zone
             lang.pick("Umur", "Age"),
             lang.pick("Alasan berakhir", "End reason"),
         );
-        for s in &view.today {
+        for s in view.today.iter().take(MAX_ROWS) {
             let purposes: Vec<&str> = s.patron.purposes.iter().map(|p| p.label(lang)).collect();
             let _ = write!(
                 body,
@@ -642,6 +646,18 @@ pub(super) fn librarian(lang: Lang, csrf: &str, view: &LibrarianView, zone: Zone
             );
         }
         body.push_str("</tbody></table>");
+        if view.today.len() > MAX_ROWS {
+            let _ = write!(
+                body,
+                "<p class=\"hint\" id=\"more-sessions\">{} {} {}</p>",
+                lang.pick("Dan", "And"),
+                view.today.len() - MAX_ROWS,
+                lang.pick(
+                    "sesi lebih awal (jejak session list menampilkan semuanya).",
+                    "earlier sessions (jejak session list shows them all)."
+                )
+            );
+        }
     }
     body.push_str("</div>");
     // While a sync runs the screen refreshes every 2 s to show its outcome.

@@ -692,3 +692,30 @@ async fn a_login_nobody_checked_in_is_filled_in_not_replaced() {
             .contains("id=\"session-open\"")
     );
 }
+
+#[tokio::test]
+async fn a_busy_day_keeps_the_librarian_screen_small() {
+    let page = TestPage::start(true).await;
+    let mut store = page.store();
+    let profile = jejak_domain::PatronProfile {
+        user_kind: UserKind::Rombongan,
+        purposes: vec![
+            Purpose::Pemerintahan,
+            Purpose::LiterasiDigital,
+            Purpose::Ekonomi,
+        ],
+        gender: Gender::P,
+        age_group: AgeGroup::Madya,
+        group_size: 4,
+        patron_key: None,
+    };
+    for _ in 0..120 {
+        store.start_session(profile.clone(), None).unwrap();
+    }
+    let mut jar = Jar::default();
+    page.sign_in(&mut jar).await;
+    // `answer` checks every page is under 30 KB.
+    let screen = page.get("/pustakawan?lang=en", &mut jar).await;
+    assert_eq!(element(&screen.body, "today-count"), "120");
+    assert!(element(&screen.body, "more-sessions").starts_with("And 80 earlier"));
+}
