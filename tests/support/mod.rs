@@ -311,7 +311,10 @@ impl TestPc {
             .env("JEJAK_NET_DEV_PATH", &self.net_dev)
             // The machine running the tests may have a desktop login: its logins must not
             // become sessions of the test's PC.
-            .env("JEJAK_LOGIN_WATCH", "false");
+            .env("JEJAK_LOGIN_WATCH", "false")
+            // Many test agents run at once: none may hold the check-in page's default
+            // port (the check-in tests give theirs a free one).
+            .env("JEJAK_CHECKIN_PORT", "0");
         command
     }
 
