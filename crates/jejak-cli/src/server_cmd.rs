@@ -110,6 +110,20 @@ enum ServerCommand {
         #[arg(long)]
         ack: Option<PathBuf>,
     },
+    /// Copy a whole SQLite server to an empty PostgreSQL database (stop the server
+    /// first). Resumable: run it again after an interruption. Verified by row counts
+    /// and a rollup check; exits 1 when they disagree.
+    Copy {
+        /// The SQLite server: `sqlite:PATH` (or a plain path).
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database: `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+        #[arg(long)]
+        to: String,
+        /// Rows per chunk (one transaction each).
+        #[arg(long, default_value_t = 5_000)]
+        chunk_rows: usize,
+    },
 }
 
 /// Whether a `--database` value names a PostgreSQL database (`postgres://…` or
@@ -169,8 +183,77 @@ pub fn run(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     runtime.block_on(run_async(ctx, args))
 }
 
+/// `jejak server copy --from sqlite:PATH --to postgres://…`.
+async fn copy(ctx: &Context, from: &str, to: &str, chunk_rows: usize) -> anyhow::Result<()> {
+    let lang = ctx.lang;
+    let path = sqlite_path(from)?;
+    if !path.exists() {
+        return Err(UsageError::new(
+            format!("basis data server {} tidak ada", path.display()),
+            format!("the server database {} does not exist", path.display()),
+        )
+        .into());
+    }
+    if !is_postgres(to) {
+        return Err(UsageError::new(
+            "--to harus basis data PostgreSQL (postgres://…)",
+            "--to must be a PostgreSQL database (postgres://…)",
+        )
+        .into());
+    }
+    let target = PostgresStore::open(to)
+        .await
+        .with_context(|| format!("cannot open {}", redacted(to)))?;
+    let report = jejak_server::postgres::copy_from_sqlite(
+        &path,
+        &target,
+        jejak_server::postgres::CopyOptions {
+            chunk_rows,
+            stop_after_chunks: None,
+        },
+    )
+    .await?;
+    if ctx.json {
+        output::print_json(&report)?;
+    } else {
+        for count in &report.counts {
+            println!(
+                "{:<20} {:>12} {:>12}",
+                count.table, count.source, count.target
+            );
+        }
+        println!(
+            "{}",
+            if report.is_verified() {
+                lang.pick(
+                    "Salinan lengkap: jumlah baris sama dan rollup sesuai hitung ulang.",
+                    "Copy complete: row counts agree and the rollups equal a recount.",
+                )
+            } else {
+                lang.pick(
+                    "Salinan TIDAK cocok: lihat jumlah di atas.",
+                    "The copy does NOT agree: see the counts above.",
+                )
+            }
+        );
+    }
+    if !report.is_verified() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     let lang = ctx.lang;
+    // A copy names its two databases itself and opens no other.
+    if let ServerCommand::Copy {
+        from,
+        to,
+        chunk_rows,
+    } = &args.command
+    {
+        return copy(ctx, from, to, *chunk_rows).await;
+    }
     let store = open_store(&args.database).await?;
     match args.command {
         ServerCommand::Init => {
@@ -334,6 +417,8 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 )
             );
         }
+        // Handled before any store was opened.
+        ServerCommand::Copy { .. } => {}
         ServerCommand::Import { file, ack } => {
             let ack_path = ack.unwrap_or_else(|| with_suffix(&file, ".ack.json"));
             let summary = import_bundle(

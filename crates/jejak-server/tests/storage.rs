@@ -686,3 +686,155 @@ async fn letterhead_and_long_open_sessions(store: Arc<dyn ServerStore>) {
     );
     assert!(store.is_healthy());
 }
+
+/// `jejak server copy`: a district's SQLite server copied to PostgreSQL, interrupted
+/// twice and resumed, ends with the same counts, consistent rollups, the same facts,
+/// sessions and reports, and tokens that still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_from_sqlite_interrupted_and_resumed_gives_identical_reports() {
+    let Some(target) = postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.db");
+    let source: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(&path).unwrap());
+    let devices = fill_district(source.as_ref(), 7, 60).await;
+    // A rejection, a revoked PC, a staff token and a letterhead travel too.
+    let (token, device) = enroll(source.as_ref(), "dermaji", "pc-01").await;
+    let sim = sim_pc("dermaji", "pc-01", 3);
+    let mut log = log_of(&sim, 3, 3);
+    session_mut(&mut log.records[1]).patron.group_size = 0;
+    let batch = bench::batches(&sim, &log, 10, arrival() - Duration::seconds(1)).remove(0);
+    assert_eq!(
+        ingest(source.as_ref(), &device, &batch)
+            .await
+            .unwrap()
+            .rejected
+            .len(),
+        1
+    );
+    source
+        .revoke_device(&lib("lib-00"), &pc("pc-02"))
+        .await
+        .unwrap();
+    let staff = source.add_staff("Ibu Sari").await.unwrap();
+    source
+        .set_letterhead(Some(jejak_server::report::Letterhead {
+            lines: vec!["PEMERINTAH KABUPATEN BANYUMAS".into()],
+            logo: None,
+        }))
+        .await
+        .unwrap();
+
+    let pg_url = match &target.cleanup {
+        Cleanup::Postgres { admin, name } => {
+            let base = admin.rsplit_once('/').unwrap().0;
+            format!("{base}/{name}")
+        }
+        Cleanup::Sqlite(_) => unreachable!(),
+    };
+    let pg = jejak_server::PostgresStore::open(&pg_url).await.unwrap();
+    let options = |stop| jejak_server::postgres::CopyOptions {
+        chunk_rows: 50,
+        stop_after_chunks: stop,
+    };
+    let first = jejak_server::postgres::copy_from_sqlite(&path, &pg, options(Some(5)))
+        .await
+        .unwrap();
+    assert!(!first.complete);
+    assert!(first.rows_written > 0);
+    let second = jejak_server::postgres::copy_from_sqlite(&path, &pg, options(Some(7)))
+        .await
+        .unwrap();
+    assert!(!second.complete);
+    let last = jejak_server::postgres::copy_from_sqlite(&path, &pg, options(None))
+        .await
+        .unwrap();
+    assert!(last.is_verified(), "{last:?}");
+    let sessions = last.counts.iter().find(|c| c.table == "sessions").unwrap();
+    assert_eq!(sessions.target, 7 * 60 + 2);
+    // Nothing was written twice across the interruptions.
+    let total: u64 = last.counts.iter().map(|c| c.target).sum();
+    assert_eq!(
+        first.rows_written + second.rows_written + last.rows_written,
+        total
+    );
+
+    let target_store: Arc<dyn ServerStore> = Arc::new(pg);
+    let month = bench::month_start().date_naive();
+    assert_eq!(
+        target_store
+            .month_facts(month, None, FactsDetail::Breakdowns)
+            .await
+            .unwrap(),
+        source
+            .month_facts(month, None, FactsDetail::Breakdowns)
+            .await
+            .unwrap()
+    );
+    for device in devices.iter().chain([&device]) {
+        assert_eq!(
+            target_store.sessions(device).await.unwrap(),
+            source.sessions(device).await.unwrap()
+        );
+        assert_eq!(
+            target_store.device_state(device).await.unwrap(),
+            source.device_state(device).await.unwrap()
+        );
+    }
+    assert_eq!(
+        target_store.devices().await.unwrap(),
+        source.devices().await.unwrap()
+    );
+    assert_eq!(
+        target_store.libraries().await.unwrap(),
+        source.libraries().await.unwrap()
+    );
+    let now = arrival();
+    for request in [
+        jejak_server::report::ReportRequest::District { month },
+        jejak_server::report::ReportRequest::Village {
+            month,
+            library: lib("lib-01"),
+        },
+    ] {
+        let a = jejak_server::report::load(source.as_ref(), &request, jejak_domain::Lang::En, now)
+            .await
+            .unwrap();
+        let b = jejak_server::report::load(
+            target_store.as_ref(),
+            &request,
+            jejak_domain::Lang::En,
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(a, b);
+    }
+
+    // Tokens still work, and new enrollments get fresh numbers.
+    assert!(target_store.authenticate(&token).await.is_ok());
+    assert!(target_store.authenticate(staff.expose()).await.is_ok());
+    store_new_pc(target_store.as_ref()).await;
+    drop(target_store);
+    target.finish().await;
+}
+
+async fn store_new_pc(store: &dyn ServerStore) {
+    let token = store
+        .add_device(&lib("dermaji"), &pc("pc-02"))
+        .await
+        .unwrap();
+    let device = store
+        .authenticate(token.expose())
+        .await
+        .unwrap()
+        .device()
+        .unwrap();
+    let known: Vec<_> = store.devices().await.unwrap();
+    assert_eq!(
+        known.iter().filter(|d| d.device_id == device.id).count(),
+        1,
+        "a new PC gets a number of its own"
+    );
+}

@@ -10,9 +10,12 @@
 //! every growing table by `library`, the distribution column of a sharded deployment,
 //! and partitions sessions by month.
 
+pub mod copy;
 mod read;
 mod schema;
 mod write;
+
+pub use copy::{CopyOptions, CopyReport, TableCount, copy_from_sqlite};
 
 use std::collections::HashSet;
 use std::fmt;
