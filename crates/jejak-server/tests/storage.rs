@@ -107,6 +107,7 @@ both_backends!(
     rollups_equal_a_recount_and_rebuild_repairs_nothing_lost,
     two_hundred_pcs_ingesting_at_once_lose_nothing,
     letterhead_and_long_open_sessions,
+    one_batch_with_two_revisions_of_a_session_keeps_the_newer,
 );
 
 fn lib(code: &str) -> LibraryCode {
@@ -837,4 +838,26 @@ async fn store_new_pc(store: &dyn ServerStore) {
         1,
         "a new PC gets a number of its own"
     );
+}
+
+async fn one_batch_with_two_revisions_of_a_session_keeps_the_newer(store: Arc<dyn ServerStore>) {
+    let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
+    let sim = sim_pc("dermaji", "pc-01", 12);
+    let mut log = log_of(&sim, 2, 12);
+    // Seq 2 becomes revision 2 of seq 1's session, open and longer.
+    let first = session_mut(&mut log.records[0]).clone();
+    let mut second = first.clone();
+    second.revision = first.revision + 1;
+    second.duration_secs += 300;
+    second.ended_at = None;
+    second.end_reason = None;
+    *session_mut(&mut log.records[1]) = second.clone();
+    let batch = bench::batches(&sim, &log, 10, arrival() - Duration::seconds(1)).remove(0);
+    let ack = ingest(store.as_ref(), &device, &batch).await.unwrap();
+    assert_eq!((ack.new, ack.duplicates, ack.rejected.len()), (2, 0, 0));
+    let stored = store.sessions(&device).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].matches(&second), "{:?}", stored[0]);
+    assert_eq!(store.device_state(&device).await.unwrap().sessions, 1);
+    assert!(store.check_rollups().await.unwrap().is_consistent());
 }

@@ -8,7 +8,7 @@
 //! packed rollup rows in key order (day rows by (month, device), then breakdown rows
 //! by (month, library), then patron rows by (month, library)).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
 use jejak_domain::{EndReason, LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
@@ -268,10 +268,38 @@ pub(crate) async fn ingest(
         rollups: RollupDelta::default(),
         new_events: Vec::new(),
     };
-    for record in &batch.records {
+    // Every new record in two statements (one for sessions, one for events); only the
+    // records already stored are then looked at one by one, in seq order.
+    let mut session_rows = HashMap::new();
+    let mut event_rows = HashMap::new();
+    // Rows by the record's place in the batch (a batch may repeat an id).
+    for (index, record) in batch.records.iter().enumerate() {
         match record {
-            PreparedRecord::Session(s) => ctx.session(s).await?,
-            PreparedRecord::Event(e) => ctx.event(e).await?,
+            PreparedRecord::Session(s) => {
+                session_rows.insert(index, ctx.session_row(s).map_err(IngestError::Store)?);
+            }
+            PreparedRecord::Event(e) => {
+                event_rows.insert(index, ctx.event_row(e));
+            }
+            PreparedRecord::Invalid { .. } => {}
+        }
+    }
+    let mut fresh_sessions = bulk_sessions(tx, library, dev, batch, &session_rows).await?;
+    let mut fresh_events = bulk_events(tx, library, dev, batch, &event_rows).await?;
+    for (index, record) in batch.records.iter().enumerate() {
+        match record {
+            PreparedRecord::Session(s) => {
+                let row = session_rows.get(&index).ok_or_else(|| {
+                    IngestError::Store(StoreError::Internal("a session row is missing".into()))
+                })?;
+                let fresh = fresh_sessions.remove(&s.id);
+                ctx.session(s, row, fresh).await?
+            }
+            PreparedRecord::Event(e) => {
+                let at_s = event_rows.get(&index).map_or(0, |r| r.0);
+                let fresh = fresh_events.remove(&e.id);
+                ctx.event(e, at_s, fresh).await?
+            }
             PreparedRecord::Invalid { seq, id, detail } => {
                 ctx.reject(*seq, id, REJECT_INVALID, detail.clone()).await?
             }
@@ -345,6 +373,135 @@ pub(crate) async fn ingest(
     })
 }
 
+/// A session's row as stored, computed once per batch.
+#[derive(Debug, Clone, Copy)]
+struct SessionRow {
+    patron: Option<i64>,
+    start_s: i64,
+    skew_ms: i64,
+    attrs: i64,
+    month: i64,
+}
+
+/// Inserts the batch's sessions that are not stored yet, in one statement, and returns
+/// the ids it inserted (the first occurrence of each, when a batch repeats an id).
+async fn bulk_sessions(
+    tx: &Transaction<'_>,
+    library: i64,
+    device: i64,
+    batch: &PreparedBatch,
+    rows: &HashMap<usize, SessionRow>,
+) -> Result<HashSet<Uuid>, IngestError> {
+    let mut seen = HashSet::new();
+    let mut list: Vec<(&Uuid, &PreparedSession, &SessionRow)> = Vec::new();
+    for (index, record) in batch.records.iter().enumerate() {
+        if let PreparedRecord::Session(s) = record
+            && seen.insert(s.id)
+            && let Some(row) = rows.get(&index)
+        {
+            list.push((&s.id, s, row));
+        }
+    }
+    if list.is_empty() {
+        return Ok(HashSet::new());
+    }
+    // Key order, so that two transactions meeting the same ids wait in the same order.
+    list.sort_by_key(|(id, ..)| **id);
+    let ids: Vec<&[u8]> = list
+        .iter()
+        .map(|(id, ..)| id.as_bytes().as_slice())
+        .collect();
+    let months: Vec<i64> = list.iter().map(|(.., r)| r.month).collect();
+    let attrs: Vec<i64> = list.iter().map(|(.., r)| r.attrs).collect();
+    let starts: Vec<i64> = list.iter().map(|(.., r)| r.start_s).collect();
+    let skews: Vec<i64> = list.iter().map(|(.., r)| r.skew_ms).collect();
+    let durations: Vec<i64> = list.iter().map(|(_, s, _)| s.fields.duration_s).collect();
+    let offline: Vec<i64> = list.iter().map(|(_, s, _)| s.fields.offline_s).collect();
+    let groups: Vec<i64> = list.iter().map(|(_, s, _)| s.fields.group_size).collect();
+    let patrons: Vec<Option<i64>> = list.iter().map(|(.., r)| r.patron).collect();
+    let rx: Vec<i64> = list.iter().map(|(_, s, _)| s.fields.rx_kib).collect();
+    let tx_kib: Vec<i64> = list.iter().map(|(_, s, _)| s.fields.tx_kib).collect();
+    let inserted = tx
+        .query(
+            "INSERT INTO sessions (library, month, id, device, attrs, start_s, skew_ms,
+                 duration_s, offline_s, group_size, patron, rx_kib, tx_kib)
+             SELECT $1, m, i, $2, a, st, sk, d, o, g, p, r, t
+             FROM unnest($3::int8[], $4::bytea[], $5::int8[], $6::int8[], $7::int8[],
+                 $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[])
+                 WITH ORDINALITY AS u(m, i, a, st, sk, d, o, g, p, r, t, n)
+             ORDER BY n
+             ON CONFLICT (library, month, id) DO NOTHING
+             RETURNING id",
+            &[
+                &library, &device, &months, &ids, &attrs, &starts, &skews, &durations, &offline,
+                &groups, &patrons, &rx, &tx_kib,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    let mut out = HashSet::new();
+    for r in inserted {
+        let id: Vec<u8> = r.try_get(0).map_err(pg)?;
+        if let Ok(id) = Uuid::from_slice(&id) {
+            out.insert(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts the batch's pc events that are not stored yet, in one statement.
+async fn bulk_events(
+    tx: &Transaction<'_>,
+    library: i64,
+    device: i64,
+    batch: &PreparedBatch,
+    rows: &HashMap<usize, (i64, i64, i64)>,
+) -> Result<HashSet<Uuid>, IngestError> {
+    let mut seen = HashSet::new();
+    let mut list: Vec<(&PreparedEvent, (i64, i64, i64))> = Vec::new();
+    for (index, record) in batch.records.iter().enumerate() {
+        if let PreparedRecord::Event(e) = record
+            && seen.insert(e.id)
+            && let Some(row) = rows.get(&index)
+        {
+            list.push((e, *row));
+        }
+    }
+    if list.is_empty() {
+        return Ok(HashSet::new());
+    }
+    list.sort_by_key(|(e, _)| e.id);
+    let ids: Vec<&[u8]> = list
+        .iter()
+        .map(|(e, _)| e.id.as_bytes().as_slice())
+        .collect();
+    let attrs: Vec<i64> = list.iter().map(|(_, r)| r.1).collect();
+    let ats: Vec<i64> = list.iter().map(|(_, r)| r.0).collect();
+    let skews: Vec<i64> = list.iter().map(|(_, r)| r.2).collect();
+    let deltas: Vec<Option<i64>> = list.iter().map(|(e, _)| e.fields.clock_delta_ms).collect();
+    let inserted = tx
+        .query(
+            "INSERT INTO pc_events (library, id, device, attrs, at_s, skew_ms, clock_delta_ms)
+             SELECT $1, i, $2, a, t, s, c
+             FROM unnest($3::bytea[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
+                 WITH ORDINALITY AS u(i, a, t, s, c, n)
+             ORDER BY n
+             ON CONFLICT (library, id) DO NOTHING
+             RETURNING id",
+            &[&library, &device, &ids, &attrs, &ats, &skews, &deltas],
+        )
+        .await
+        .map_err(pg)?;
+    let mut out = HashSet::new();
+    for r in inserted {
+        let id: Vec<u8> = r.try_get(0).map_err(pg)?;
+        if let Ok(id) = Uuid::from_slice(&id) {
+            out.insert(id);
+        }
+    }
+    Ok(out)
+}
+
 /// The per-batch state of the record loop.
 struct RecordContext<'a, 't> {
     tx: &'a Transaction<'t>,
@@ -376,7 +533,8 @@ impl RecordContext<'_, '_> {
         self.runs.get(run).copied().flatten()
     }
 
-    async fn session(&mut self, s: &PreparedSession) -> Result<(), StoreError> {
+    /// How the session is stored: its dated, packed row.
+    fn session_row(&self, s: &PreparedSession) -> Result<SessionRow, StoreError> {
         let patron = match &s.patron {
             Some(key) => Some(*self.patrons.get(key).ok_or_else(|| {
                 StoreError::Inconsistent("a patron key of the batch was not stored".into())
@@ -416,33 +574,33 @@ impl RecordContext<'_, '_> {
             revision: f.revision,
         }
         .pack();
+        Ok(SessionRow {
+            patron,
+            start_s,
+            skew_ms,
+            attrs,
+            month: id_month(&s.id),
+        })
+    }
+
+    /// Stores one session whose row the batch's bulk insert either wrote (`fresh`) or
+    /// found already stored.
+    async fn session(
+        &mut self,
+        s: &PreparedSession,
+        row: &SessionRow,
+        fresh: bool,
+    ) -> Result<(), StoreError> {
+        let f = &s.fields;
+        let SessionRow {
+            patron,
+            start_s,
+            skew_ms,
+            attrs,
+            month,
+        } = *row;
         let id = s.id.as_bytes().as_slice();
-        let month = id_month(&s.id);
         let (lib, dev) = (self.library, self.device.0);
-        let inserted = self
-            .tx
-            .execute(
-                "INSERT INTO sessions (library, month, id, device, attrs, start_s, skew_ms,
-                     duration_s, offline_s, group_size, patron, rx_kib, tx_kib)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                 ON CONFLICT (library, month, id) DO NOTHING",
-                &[
-                    &lib,
-                    &month,
-                    &id,
-                    &dev,
-                    &attrs,
-                    &start_s,
-                    &skew_ms,
-                    &f.duration_s,
-                    &f.offline_s,
-                    &f.group_size,
-                    &patron,
-                    &f.rx_kib,
-                    &f.tx_kib,
-                ],
-            )
-            .await?;
         let facts = SessionFacts {
             start_s,
             duration_s: f.duration_s,
@@ -452,7 +610,7 @@ impl RecordContext<'_, '_> {
             kib: f.rx_kib.saturating_add(f.tx_kib),
             patron,
         };
-        if inserted == 1 {
+        if fresh {
             self.new += 1;
             self.sessions_added += 1;
             self.rollups
@@ -562,7 +720,8 @@ impl RecordContext<'_, '_> {
         }
     }
 
-    async fn event(&mut self, e: &PreparedEvent) -> Result<(), StoreError> {
+    /// How the event is stored: (at_s, attrs, skew_ms).
+    fn event_row(&self, e: &PreparedEvent) -> (i64, i64, i64) {
         let f = &e.fields;
         let dated = ingest::date(
             f.raw_at_ms,
@@ -574,20 +733,20 @@ impl RecordContext<'_, '_> {
             self.received_ms,
         );
         let at_s = whole_s(dated.ms);
+        let attrs = codes::event_attrs(f.kind, codes::time_quality_code(dated.quality));
+        (
+            at_s,
+            attrs,
+            f.raw_at_ms.saturating_sub(at_s.saturating_mul(1000)),
+        )
+    }
+
+    /// Stores one event whose row the bulk insert wrote (`fresh`) or found stored.
+    async fn event(&mut self, e: &PreparedEvent, at_s: i64, fresh: bool) -> Result<(), StoreError> {
+        let f = &e.fields;
         let id = e.id.as_bytes().as_slice();
         let (lib, dev) = (self.library, self.device.0);
-        let attrs = codes::event_attrs(f.kind, codes::time_quality_code(dated.quality));
-        let skew = f.raw_at_ms.saturating_sub(at_s.saturating_mul(1000));
-        let inserted = self
-            .tx
-            .execute(
-                "INSERT INTO pc_events (library, id, device, attrs, at_s, skew_ms, clock_delta_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (library, id) DO NOTHING",
-                &[&lib, &id, &dev, &attrs, &at_s, &skew, &f.clock_delta_ms],
-            )
-            .await?;
-        if inserted == 1 {
+        if fresh {
             self.new += 1;
             self.events_added += 1;
             if f.kind == codes::event_kind_code(jejak_domain::PcEventKind::Boot) {
