@@ -108,6 +108,7 @@ both_backends!(
     two_hundred_pcs_ingesting_at_once_lose_nothing,
     letterhead_and_long_open_sessions,
     one_batch_with_two_revisions_of_a_session_keeps_the_newer,
+    pruned_months_keep_their_reports_and_refuse_old_records,
 );
 
 fn lib(code: &str) -> LibraryCode {
@@ -859,5 +860,59 @@ async fn one_batch_with_two_revisions_of_a_session_keeps_the_newer(store: Arc<dy
     assert_eq!(stored.len(), 1);
     assert!(stored[0].matches(&second), "{:?}", stored[0]);
     assert_eq!(store.device_state(&device).await.unwrap().sessions, 1);
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+}
+
+async fn pruned_months_keep_their_reports_and_refuse_old_records(store: Arc<dyn ServerStore>) {
+    let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
+    let sim = sim_pc("dermaji", "pc-01", 13);
+    let log = log_of(&sim, 40, 13);
+    let batches = bench::batches(&sim, &log, 20, arrival() - Duration::seconds(1));
+    for batch in &batches {
+        ingest(store.as_ref(), &device, batch).await.unwrap();
+    }
+    let october = bench::month_start().date_naive();
+    let before = store
+        .month_facts(october, None, FactsDetail::Breakdowns)
+        .await
+        .unwrap();
+    let november = october + chrono::Months::new(1);
+    let pruned = store.prune_raw(november).await.unwrap();
+    assert_eq!(pruned.sessions, 40);
+    assert_eq!(pruned.kept_from, november);
+    assert!(store.sessions(&device).await.unwrap().is_empty());
+    assert_eq!(store.device_state(&device).await.unwrap().sessions, 0);
+    // October's report does not move, and the check covers the kept months.
+    assert_eq!(
+        store
+            .month_facts(october, None, FactsDetail::Breakdowns)
+            .await
+            .unwrap(),
+        before
+    );
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+    // A resent October batch is refused as beyond retention and counts nothing again.
+    let ack = ingest(store.as_ref(), &device, &batches[0]).await.unwrap();
+    assert_eq!((ack.new, ack.rejected.len()), (0, 20));
+    assert!(
+        ack.rejected
+            .iter()
+            .all(|r| r.code.as_str() == "beyond-retention")
+    );
+    assert_eq!(
+        store
+            .month_facts(october, None, FactsDetail::Breakdowns)
+            .await
+            .unwrap(),
+        before
+    );
+    store.rebuild_rollups().await.unwrap();
+    assert_eq!(
+        store
+            .month_facts(october, None, FactsDetail::Breakdowns)
+            .await
+            .unwrap(),
+        before
+    );
     assert!(store.check_rollups().await.unwrap().is_consistent());
 }

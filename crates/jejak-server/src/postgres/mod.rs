@@ -660,6 +660,27 @@ impl ServerStore for PostgresStore {
         .await
     }
 
+    async fn prune_raw(
+        &self,
+        month: chrono::NaiveDate,
+    ) -> Result<crate::store::PruneOutcome, StoreError> {
+        let number = crate::rollup::month_number(month);
+        let (sessions, events) = self
+            .transact(false, move |tx| Box::pin(write::prune_raw(tx, number)))
+            .await?;
+        let kept_from = self
+            .transact(true, |tx| Box::pin(write::retained_from(tx)))
+            .await?
+            .and_then(crate::rollup::month_first)
+            .unwrap_or(month);
+        tracing::info!(sessions, events, %kept_from, "raw records pruned");
+        Ok(crate::store::PruneOutcome {
+            sessions,
+            events,
+            kept_from,
+        })
+    }
+
     fn is_healthy(&self) -> bool {
         !self.inner.pool.is_closed() && self.inner.healthy.load(Ordering::Relaxed)
     }
@@ -671,10 +692,13 @@ async fn rebuild(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.query("SELECT 1 FROM devices ORDER BY library, id FOR UPDATE", &[])
         .await?;
     let (expected, cursors) = read::recount(tx).await?;
-    tx.batch_execute(
-        "DELETE FROM day_rollups; DELETE FROM breakdown_rollups; DELETE FROM patron_months;",
-    )
-    .await?;
+    // The months before the retention cutoff keep their rollups: their raw rows are gone.
+    let from = write::retained_from(tx).await?.unwrap_or(i64::MIN);
+    let expected = expected.keeping_months_from(from);
+    for table in ["day_rollups", "breakdown_rollups", "patron_months"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE month >= $1"), &[&from])
+            .await?;
+    }
     write::write_rollups(tx, 0, &expected).await?;
     let mut cursors: Vec<_> = cursors.into_iter().collect();
     cursors.sort_by_key(|(device, _)| *device);

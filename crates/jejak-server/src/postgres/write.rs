@@ -284,16 +284,29 @@ pub(crate) async fn ingest(
             PreparedRecord::Invalid { .. } => {}
         }
     }
+    // Records from before the retention cutoff are never inserted anew (see
+    // `ServerStore::prune_raw`): they are left out here and refused below unless stored.
+    let cutoff = retained_from(tx)
+        .await
+        .map_err(IngestError::Store)?
+        .map_or(i64::MIN, |month| month_start_s(month, zone_offset_s));
+    session_rows.retain(|_, r| r.start_s >= cutoff);
+    let kept_events: HashMap<usize, (i64, i64, i64)> = event_rows
+        .iter()
+        .filter(|(_, r)| r.0 >= cutoff)
+        .map(|(i, r)| (*i, *r))
+        .collect();
     let mut fresh_sessions = bulk_sessions(tx, library, dev, batch, &session_rows).await?;
-    let mut fresh_events = bulk_events(tx, library, dev, batch, &event_rows).await?;
+    let mut fresh_events = bulk_events(tx, library, dev, batch, &kept_events).await?;
     for (index, record) in batch.records.iter().enumerate() {
         match record {
             PreparedRecord::Session(s) => {
-                let row = session_rows.get(&index).ok_or_else(|| {
-                    IngestError::Store(StoreError::Internal("a session row is missing".into()))
-                })?;
+                let row = match session_rows.get(&index) {
+                    Some(row) => *row,
+                    None => ctx.session_row(s).map_err(IngestError::Store)?,
+                };
                 let fresh = fresh_sessions.remove(&s.id);
-                ctx.session(s, row, fresh).await?
+                ctx.session(s, &row, fresh).await?
             }
             PreparedRecord::Event(e) => {
                 let at_s = event_rows.get(&index).map_or(0, |r| r.0);
@@ -619,13 +632,26 @@ impl RecordContext<'_, '_> {
         }
         let r = self
             .tx
-            .query_one(
+            .query_opt(
                 "SELECT device, attrs, start_s, skew_ms, duration_s, offline_s, group_size,
                      patron, rx_kib, tx_kib
                  FROM sessions WHERE library = $1 AND month = $2 AND id = $3 FOR UPDATE",
                 &[&lib, &month, &id],
             )
             .await?;
+        // Not new and not stored: from before the retention cutoff (the bulk insert
+        // left it out), so it must not be counted again in rollups that hold it.
+        let Some(r) = r else {
+            return self
+                .reject(
+                    s.seq,
+                    &s.id,
+                    ingest::REJECT_BEYOND_RETENTION,
+                    "this session is older than the server keeps records; its month's report is final"
+                        .into(),
+                )
+                .await;
+        };
         let packed: i64 = r.try_get(1)?;
         let a = codes::SessionAttrs::unpack(packed);
         let stored_device: i64 = r.try_get(0)?;
@@ -761,12 +787,22 @@ impl RecordContext<'_, '_> {
         }
         let r = self
             .tx
-            .query_one(
+            .query_opt(
                 "SELECT device, attrs, at_s, skew_ms, clock_delta_ms FROM pc_events
                  WHERE library = $1 AND id = $2",
                 &[&lib, &id],
             )
             .await?;
+        let Some(r) = r else {
+            return self
+                .reject(
+                    e.seq,
+                    &e.id,
+                    ingest::REJECT_BEYOND_RETENTION,
+                    "this pc event is older than the server keeps records".into(),
+                )
+                .await;
+        };
         let device: i64 = r.try_get(0)?;
         let stored = ingest::EventFields {
             kind: codes::event_attrs_unpack(r.try_get(1)?).0,
@@ -1281,4 +1317,93 @@ pub(crate) async fn set_setting(
         }
     };
     Ok(())
+}
+
+/// The settings key of the retention cutoff (the same as SQLite's, so a copied server
+/// keeps it): the month number (see `rollup.rs`) from which raw records are kept.
+pub(crate) const RETAINED_FROM: &str = "retained_from";
+
+/// The month from which raw records are kept, when anything was ever pruned.
+pub(crate) async fn retained_from(tx: &Transaction<'_>) -> Result<Option<i64>, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT value FROM settings WHERE name = $1",
+            &[&RETAINED_FROM],
+        )
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => {
+            let v: String = r.try_get(0)?;
+            v.parse::<i64>()
+                .map(Some)
+                .map_err(|_| StoreError::Inconsistent(format!("retention month '{v}'")))
+        }
+    }
+}
+
+/// The Unix time at which a month starts in a zone `offset_s` ahead of UTC.
+fn month_start_s(month: i64, offset_s: i64) -> i64 {
+    rollup::month_first(month).map_or(i64::MIN, |d| rollup::date_day(d) * 86_400 - offset_s)
+}
+
+/// Removes the raw sessions that ended, and the pc events that happened, before `month`
+/// began in their library's zone, keeping the rollups, exactly as SQLite's `prune_raw`:
+/// open sessions stay, and so does each PC's latest event before the cutoff (the uptime
+/// fold continues from it); patron keys no kept session refers to go too. Every
+/// device's row is locked first, in key order, so no batch runs meanwhile.
+pub(crate) async fn prune_raw(tx: &Transaction<'_>, month: i64) -> Result<(u64, u64), StoreError> {
+    let devices = tx
+        .query(
+            "SELECT d.library, d.id, l.timezone FROM devices d JOIN libraries l ON l.id = d.library
+             ORDER BY d.library, d.id FOR UPDATE OF d",
+            &[],
+        )
+        .await?;
+    let mut pruned = (0u64, 0u64);
+    for row in devices {
+        let (library, device): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let timezone: String = row.try_get(2)?;
+        let offset = zone_offset(&timezone).map_err(|e| match e {
+            IngestError::Store(e) => e,
+            other => StoreError::Inconsistent(other.to_string()),
+        })?;
+        let cutoff = month_start_s(month, offset);
+        // The end-reason digit is 6 while a session is open (codes.rs).
+        let sessions = tx
+            .execute(
+                "DELETE FROM sessions WHERE library = $1 AND device = $2
+                     AND start_s + duration_s < $3 AND (attrs / 126) % 63 / 9 <> 6",
+                &[&library, &device, &cutoff],
+            )
+            .await?;
+        let events = tx
+            .execute(
+                "DELETE FROM pc_events WHERE library = $1 AND device = $2 AND at_s < $3
+                     AND id IS DISTINCT FROM (
+                         SELECT id FROM pc_events WHERE library = $1 AND device = $2
+                             AND at_s < $3
+                         ORDER BY at_s DESC, id DESC LIMIT 1)",
+                &[&library, &device, &cutoff],
+            )
+            .await?;
+        let (s, e) = (sessions as i64, events as i64);
+        tx.execute(
+            "UPDATE devices SET sessions = sessions - $3, events = events - $4
+             WHERE library = $1 AND id = $2",
+            &[&library, &device, &s, &e],
+        )
+        .await?;
+        pruned.0 += sessions;
+        pruned.1 += events;
+    }
+    tx.execute(
+        "DELETE FROM patron_keys p WHERE NOT EXISTS (
+             SELECT 1 FROM sessions s WHERE s.library = p.library AND s.patron = p.id)",
+        &[],
+    )
+    .await?;
+    let month = retained_from(tx).await?.map_or(month, |m| m.max(month));
+    set_setting(tx, RETAINED_FROM, Some(month.to_string())).await?;
+    Ok(pruned)
 }
