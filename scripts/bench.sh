@@ -3,7 +3,8 @@
 #   {"name": "...", "value": 12.3, "unit": "...", "goal": "<= 8", "ok": true}
 # Everything else (build output, details, warnings) goes to stderr.
 #
-#   scripts/bench.sh           the full run, for the figures (about 4 minutes after the build)
+#   scripts/bench.sh           the full run, for the figures (about 4 minutes after the build,
+#                              and the PostgreSQL section's 6.5 million sessions on top)
 #   scripts/bench.sh --quick   a small run (about 10 s after the build) that CI uses to keep
 #                              this script working
 #
@@ -149,7 +150,8 @@ BENCH_SESSION_WRITE="$TARGET_DIR/pc/examples/bench_session_write"
 BENCH_INGEST="$TARGET_DIR/release/examples/ingest_bench"
 BENCH_SYNC="$TARGET_DIR/release/examples/bench_sync"
 BENCH_REPORT="$TARGET_DIR/release/examples/report_bench"
-for binary in "$JEJAK" "$JEJAK_DISTRICT" "$BENCH_SESSION_WRITE" "$BENCH_INGEST" "$BENCH_SYNC" "$BENCH_REPORT"; do
+BENCH_PG="$TARGET_DIR/release/examples/pg_bench"
+for binary in "$JEJAK" "$JEJAK_DISTRICT" "$BENCH_SESSION_WRITE" "$BENCH_INGEST" "$BENCH_SYNC" "$BENCH_REPORT" "$BENCH_PG"; do
     [[ -x $binary ]] || die "no binary at $binary"
 done
 
@@ -380,6 +382,23 @@ section_sync() {
     relay_figures <<<"$out"
 }
 
+# The PostgreSQL backend: ingest over HTTP against COPY of the same rows into the same
+# database in the same run, and the district matrix over a stress district's year. The
+# section starts its own throwaway cluster (scripts/pg-test-cluster.sh, its state in the
+# work dir so that a cluster the caller runs is left alone) and stops it after.
+section_postgres() {
+    log "PostgreSQL: ingest against COPY, and the district matrix (the full run stores 6.5 million sessions first)"
+    local state="$WORK/pg-cluster.state" line out
+    line="$(JEJAK_PG_STATE="$state" bash scripts/pg-test-cluster.sh start | tail -n 1)" ||
+        die "could not start a PostgreSQL cluster"
+    out="$(env "$line" "$BENCH_PG" $([[ $QUICK == 1 ]] && echo --quick))" || {
+        JEJAK_PG_STATE="$state" bash scripts/pg-test-cluster.sh stop
+        die "pg_bench failed"
+    }
+    JEJAK_PG_STATE="$state" bash scripts/pg-test-cluster.sh stop
+    relay_figures <<<"$out"
+}
+
 # ---------------------------------------------------------------- run
 
 section_session_write
@@ -387,4 +406,5 @@ section_agent_at_rest
 section_sync
 section_ingest
 section_reports
+section_postgres
 log "done"
