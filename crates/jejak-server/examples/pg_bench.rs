@@ -195,6 +195,9 @@ async fn http_round(
     secs
 }
 
+/// A session as COPY sends it: id, the integer fields, end reason and patron.
+type CopyRow = (Vec<u8>, [i64; 15], Option<i64>, Option<i64>);
+
 /// COPY of the batches' sessions (every field the wire carries, as integers) into a
 /// keyed table of the same database, in one transaction; the rows are made before the
 /// clock starts.
@@ -214,7 +217,7 @@ async fn copy_round(url: &str, batches: &[WireBatch]) -> (usize, Duration) {
         )
         .await
         .unwrap();
-    let mut rows: Vec<(Vec<u8>, [i64; 15], Option<i64>, Option<i64>)> = Vec::new();
+    let mut rows: Vec<CopyRow> = Vec::new();
     for (device, batch) in batches.iter().enumerate() {
         let s = &batch.sessions;
         let mut start = 0i64;
