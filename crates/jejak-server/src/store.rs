@@ -2,9 +2,10 @@
 //! takes and returns, its errors, and the tokens it issues.
 //!
 //! The trait is a real boundary: the embedded SQLite implementation
-//! ([`crate::SqliteStore`]) is the default, and a PostgreSQL one follows for districts
-//! that outgrow one machine. Everything a backend must guarantee is said here, so that
-//! both behave the same to the HTTP layer, the USB import and the tests.
+//! ([`crate::SqliteStore`]) is the default, and the PostgreSQL one
+//! ([`crate::PostgresStore`]) serves districts and provinces that outgrow one machine.
+//! Everything a backend must guarantee is said here, so that both behave the same to the
+//! HTTP layer, the USB import and the tests (`tests/storage.rs` runs one suite on both).
 
 use std::fmt;
 use std::sync::Arc;
