@@ -116,18 +116,22 @@ impl WriterHandle {
         let (committed, commits) = std::sync::mpsc::sync_channel::<()>(1);
         let alive = Arc::new(AtomicBool::new(true));
         let flag = alive.clone();
+        // Set by the checkpointer when the WAL has grown past WAL_RESTART_FRAMES; the
+        // writer then empties it itself between two groups (see `checkpointer`).
+        let wal_full = Arc::new(AtomicBool::new(false));
+        let wal_full_seen = wal_full.clone();
         let thread_error = |source| StoreError::Io {
             path: "store thread".into(),
             source,
         };
         std::thread::Builder::new()
             .name("jejak-store-checkpoint".into())
-            .spawn(move || checkpointer(checkpoints, commits))
+            .spawn(move || checkpointer(checkpoints, commits, &wal_full))
             .map_err(thread_error)?;
         std::thread::Builder::new()
             .name("jejak-store-writer".into())
             .spawn(move || {
-                run(conn, rx, committed);
+                run(conn, rx, committed, &wal_full_seen);
                 flag.store(false, Ordering::SeqCst);
             })
             .map_err(thread_error)?;
@@ -189,21 +193,17 @@ impl WriterHandle {
 ///
 /// Under sustained ingest (a province's PCs catching up after an outage) a passive
 /// checkpoint never finds the WAL fully copied, so the WAL would never restart and
-/// would grow without bound (the 6.5-million-session benchmark once left 22 GB of it).
-/// When the WAL holds more than [`WAL_RESTART_FRAMES`], the checkpointer therefore
-/// runs a TRUNCATE checkpoint, which makes the writer wait (within its busy timeout)
-/// while it copies the rest and empties the file.
-fn checkpointer(conn: Connection, commits: std::sync::mpsc::Receiver<()>) {
+/// would grow without bound (the 6.5-million-session benchmark once left 22 GB of it),
+/// and a TRUNCATE checkpoint from this thread rarely wins the write lock from a busy
+/// writer. When the WAL holds more than [`WAL_RESTART_FRAMES`], the checkpointer
+/// therefore raises `wal_full` and the writer empties the WAL itself between two
+/// groups, where it holds no transaction.
+fn checkpointer(conn: Connection, commits: std::sync::mpsc::Receiver<()>, wal_full: &AtomicBool) {
     while commits.recv().is_ok() {
         std::thread::sleep(CHECKPOINT_PAUSE);
         while commits.try_recv().is_ok() {}
-        let frames = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
-        match frames {
-            Ok(frames) if frames > WAL_RESTART_FRAMES => {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, frames, "WAL truncation failed; it is retried after the next commit");
-                }
-            }
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) if frames > WAL_RESTART_FRAMES => wal_full.store(true, Ordering::SeqCst),
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next commit")
@@ -220,6 +220,7 @@ fn run(
     mut conn: Connection,
     mut jobs: mpsc::Receiver<Box<dyn Job>>,
     committed: std::sync::mpsc::SyncSender<()>,
+    wal_full: &AtomicBool,
 ) {
     let mut group: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = jobs.blocking_recv() {
@@ -242,6 +243,13 @@ fn run(
         run_group(&mut conn, &mut group);
         // Wakes the checkpointer; if a wake-up is already pending, that one will do.
         let _ = committed.try_send(());
+        if wal_full.swap(false, Ordering::SeqCst) {
+            // Between groups this thread holds no transaction, so only readers can delay
+            // the truncation (up to the busy timeout); the answers already went out.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL truncation failed; it is retried when the WAL is next found full");
+            }
+        }
         if let Some(job) = alone {
             run_alone(&conn, job);
         }
