@@ -329,13 +329,21 @@ fn init_sets_up_a_private_data_dir_and_refuses_to_take_over_another_pc() {
     );
     assert!(!other.data_dir.join("jejak.db").exists());
 
-    // Re-running init for the same PC keeps the store and the secret.
+    // Re-running init for the same PC keeps the store, the secret and the settings an
+    // administrator added to the file.
+    let path = pc.data_dir.join("agent.toml");
+    let mut edited = std::fs::read_to_string(&path).unwrap();
+    edited.push_str("retention_days = 30\n");
+    std::fs::write(&path, edited).unwrap();
     pc.init();
     assert_eq!(
         std::fs::read_to_string(pc.data_dir.join("patron.key")).unwrap(),
         secret
     );
     assert_eq!(pc.store().open_session_ids(), vec![id]);
+    let config = std::fs::read_to_string(&path).unwrap();
+    assert!(config.contains("retention_days = 30"), "{config}");
+    assert!(config.contains("library = \"dermaji\""), "{config}");
 }
 
 #[test]

@@ -180,7 +180,10 @@ pub fn initialise(
         }
     }
     create_private_dir(data_dir)?;
-    write_atomically(&config_path, config.to_toml().as_bytes())?;
+    write_atomically(
+        &config_path,
+        merged_config(&config_path, &config)?.as_bytes(),
+    )?;
 
     let secret_path = data_dir.join(SECRET_FILE);
     let new_patron_secret = match secret {
@@ -208,6 +211,22 @@ pub fn initialise(
         epoch: store.epoch(),
         new_patron_secret,
     })
+}
+
+/// The configuration file `jejak init` writes: the keys it sets (library, PC, zone,
+/// server, language) over whatever else an existing file holds, so that running it again
+/// keeps an administrator's other settings (the check-in port, retention, …).
+fn merged_config(path: &Path, config: &AgentConfig) -> anyhow::Result<String> {
+    let fresh = config.to_toml();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(fresh);
+    };
+    let mut table: toml::Table = text
+        .parse()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let keys: toml::Table = fresh.parse()?;
+    table.extend(keys);
+    Ok(toml::to_string(&table)?)
 }
 
 /// Sets one key of `agent.toml`, keeping every other key the file has.
