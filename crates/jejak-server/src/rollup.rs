@@ -36,7 +36,7 @@
 //!   `internet_up` until an `internet_down`, a boot or a shutdown. A span belongs to the
 //!   local day of the event that starts it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use chrono::{Datelike, NaiveDate};
 use jejak_domain::PcEventKind;
@@ -139,9 +139,25 @@ pub fn date_day(date: NaiveDate) -> i64 {
     (date - epoch).num_days()
 }
 
-/// A month number (`year * 12 + month - 1`) of a local day number.
+/// A month number (`year * 12 + month - 1`) of a local day number. Ingest asks this
+/// for every session, so it is the civil-from-days arithmetic of the proleptic
+/// Gregorian calendar (H. Hinnant's algorithm) rather than a round trip through a date.
 pub fn day_month(day: i64) -> i64 {
-    day_date(day).map_or(0, month_number)
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months counted from March, so that February's leap day comes last.
+    let from_march = (5 * day_of_year + 2) / 153;
+    let month = if from_march < 10 {
+        from_march + 3
+    } else {
+        from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    year * 12 + month - 1
 }
 
 /// The month number of a date.
@@ -334,11 +350,11 @@ pub fn unpack_patrons(bytes: &[u8]) -> Option<std::collections::BTreeMap<i64, i6
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RollupDelta {
     /// Per (device, local day).
-    pub days: HashMap<(i64, i64), DayTotals>,
+    pub days: FxHashMap<(i64, i64), DayTotals>,
     /// Per breakdown cell: (sessions, persons).
-    pub cells: HashMap<Cell, (i64, i64)>,
+    pub cells: FxHashMap<Cell, (i64, i64)>,
     /// Per (library, month number, patron number): sessions.
-    pub patrons: HashMap<(i64, i64, i64), i64>,
+    pub patrons: FxHashMap<(i64, i64, i64), i64>,
 }
 
 impl RollupDelta {
@@ -354,24 +370,35 @@ impl RollupDelta {
     ) {
         let attrs = SessionAttrs::unpack(s.attrs);
         let start_day = local_day(s.start_s, offset_s);
-        let start = self.days.entry((device, start_day)).or_default();
-        start.all_sessions += sign;
         if attrs.user_kind == codes::user_kind_code(jejak_domain::UserKind::Staf) {
+            self.days
+                .entry((device, start_day))
+                .or_default()
+                .all_sessions += sign;
             return;
         }
-        start.sessions += sign;
-        start.persons += sign * s.group_size;
+        // What the start day counts besides its share of the time: added with that share
+        // below, so a session within one day costs one look-up.
         let complete = attrs.gender != codes::gender_code(jejak_domain::Gender::X)
             && attrs.age_group != codes::age_group_code(jejak_domain::AgeGroup::Unknown)
             && attrs.purposes != 0;
-        if complete {
-            start.complete += sign;
-        }
-        if attrs.gender == codes::gender_code(jejak_domain::Gender::L) {
-            start.men += sign;
-        } else if attrs.gender == codes::gender_code(jejak_domain::Gender::P) {
-            start.women += sign;
-        }
+        let counts = DayTotals {
+            sessions: sign,
+            persons: sign * s.group_size,
+            complete: if complete { sign } else { 0 },
+            men: if attrs.gender == codes::gender_code(jejak_domain::Gender::L) {
+                sign
+            } else {
+                0
+            },
+            women: if attrs.gender == codes::gender_code(jejak_domain::Gender::P) {
+                sign
+            } else {
+                0
+            },
+            all_sessions: sign,
+            ..DayTotals::default()
+        };
         let month = day_month(start_day);
         let mut cell = Cell {
             library,
@@ -418,6 +445,14 @@ impl RollupDelta {
                 )
             };
             let entry = self.days.entry((device, day)).or_default();
+            if day == start_day {
+                entry.sessions += counts.sessions;
+                entry.persons += counts.persons;
+                entry.complete += counts.complete;
+                entry.men += counts.men;
+                entry.women += counts.women;
+                entry.all_sessions += counts.all_sessions;
+            }
             entry.seconds += sign * (until - at);
             entry.online_s += sign * (online_so_far - done_online);
             entry.kib += sign * (kib_so_far - done_kib);
@@ -537,6 +572,20 @@ pub fn fold_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_month_of_a_day_agrees_with_the_calendar() {
+        // Every day from 1900 to 2200, leap years and centuries included.
+        let first = date_day(NaiveDate::from_ymd_opt(1900, 1, 1).unwrap());
+        let last = date_day(NaiveDate::from_ymd_opt(2200, 12, 31).unwrap());
+        for day in first..=last {
+            assert_eq!(
+                day_month(day),
+                month_number(day_date(day).unwrap()),
+                "day {day}"
+            );
+        }
+    }
 
     #[test]
     fn packed_counters_and_cells_round_trip() {
