@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use rusqlite::{Connection, params};
 
 use super::write::{device_events, retained_from, write_rollups};
-use crate::rollup::{self, DayTotals, EventCursor, RollupDelta, SessionFacts, fold_events};
+use crate::recount::{self, Places};
+use crate::rollup::{EventCursor, RollupDelta, SessionFacts};
 use crate::store::{RollupCheck, StoreError};
 
 /// Every device's library and zone offset.
-fn places(conn: &Connection) -> Result<HashMap<i64, (i64, i64)>, StoreError> {
+fn places(conn: &Connection) -> Result<Places, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT d.id, d.library, l.timezone FROM devices d JOIN libraries l ON l.id = d.library",
     )?;
@@ -46,11 +47,6 @@ fn recount(
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let device: i64 = r.get(0)?;
-            let Some(&(library, offset)) = places.get(&device) else {
-                return Err(StoreError::Inconsistent(format!(
-                    "a session of unknown device {device}"
-                )));
-            };
             let facts = SessionFacts {
                 attrs: r.get(1)?,
                 start_s: r.get(2)?,
@@ -60,19 +56,15 @@ fn recount(
                 patron: r.get(6)?,
                 kib: r.get(7)?,
             };
-            delta.session(device, library, offset, &facts, 1);
+            recount::recount_session(&mut delta, &places, device, &facts)?;
         }
     }
-    let boot = crate::codes::event_kind_code(jejak_domain::PcEventKind::Boot);
     let mut cursors = HashMap::new();
     for (&device, &(_, offset)) in &places {
         let events = device_events(conn, device)?;
-        for e in events.iter().filter(|e| e.kind == boot) {
-            delta.boot(device, offset, e.at_s);
-        }
         cursors.insert(
             device,
-            fold_events(&mut delta, device, offset, None, &events),
+            recount::recount_events(&mut delta, device, offset, &events),
         );
     }
     Ok((delta.without_zeros(), cursors))
@@ -80,52 +72,25 @@ fn recount(
 
 /// The rollups as stored, unpacked (entries that count nothing left out).
 fn stored(conn: &Connection) -> Result<RollupDelta, StoreError> {
-    let corrupt = |what: &str, month: i64| {
-        StoreError::Inconsistent(format!("the packed {what} of month {month}"))
-    };
     let mut delta = RollupDelta::default();
-    let mut stmt = conn.prepare("SELECT month, device, days FROM day_rollups")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let (month, device): (i64, i64) = (r.get(0)?, r.get(1)?);
-        let bytes: Vec<u8> = r.get(2)?;
-        let values = rollup::unpack(&bytes).ok_or_else(|| corrupt("days", month))?;
-        let first = rollup::month_first(month).ok_or_else(|| corrupt("days", month))?;
-        for (index, counters) in values.chunks(rollup::DAY_FIELDS).enumerate() {
-            let day = rollup::date_day(first) + index as i64;
-            delta
-                .days
-                .insert((device, day), DayTotals::from_slice(counters));
-        }
-    }
-    let mut stmt = conn.prepare("SELECT month, library, cells FROM breakdown_rollups")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let (month, library): (i64, i64) = (r.get(0)?, r.get(1)?);
-        let bytes: Vec<u8> = r.get(2)?;
-        let values = rollup::unpack(&bytes).ok_or_else(|| corrupt("cells", month))?;
-        for (slot, pair) in values.chunks(2).enumerate() {
-            let counts = (pair[0], pair.get(1).copied().unwrap_or(0));
-            delta
-                .cells
-                .insert(rollup::slot_cell(library, month, slot), counts);
-        }
-    }
-    let mut stmt = conn.prepare("SELECT month, library, patrons FROM patron_months")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let (month, library): (i64, i64) = (r.get(0)?, r.get(1)?);
-        let bytes: Vec<u8> = r.get(2)?;
-        let patrons = rollup::unpack_patrons(&bytes).ok_or_else(|| corrupt("patrons", month))?;
-        for (patron, sessions) in patrons {
-            delta.patrons.insert((library, month, patron), sessions);
+    for (table, column, add) in [
+        (
+            "day_rollups",
+            "device, days",
+            recount::stored_days as fn(&mut RollupDelta, i64, i64, &[u8]) -> Result<(), StoreError>,
+        ),
+        ("breakdown_rollups", "library, cells", recount::stored_cells),
+        ("patron_months", "library, patrons", recount::stored_patrons),
+    ] {
+        let mut stmt = conn.prepare(&format!("SELECT month, {column} FROM {table}"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let bytes: Vec<u8> = r.get(2)?;
+            add(&mut delta, r.get(0)?, r.get(1)?, &bytes)?;
         }
     }
     Ok(delta.without_zeros())
 }
-
-/// At most this many differences are described (the count is always exact).
-const DESCRIBED: usize = 20;
 
 /// Compares the stored rollups with a recount from the raw rows.
 pub(crate) fn check(conn: &Connection) -> Result<RollupCheck, StoreError> {
@@ -136,58 +101,7 @@ pub(crate) fn check(conn: &Connection) -> Result<RollupCheck, StoreError> {
         expected = expected.keeping_months_from(month);
         actual = actual.keeping_months_from(month);
     }
-    let mut differences = Vec::new();
-    let mut count = 0u64;
-    let mut note = |text: String| {
-        count += 1;
-        if differences.len() < DESCRIBED {
-            differences.push(text);
-        }
-    };
-    let mut day_keys: Vec<_> = expected.days.keys().chain(actual.days.keys()).collect();
-    day_keys.sort();
-    day_keys.dedup();
-    for key in day_keys {
-        let (want, have) = (expected.days.get(key), actual.days.get(key));
-        if want != have {
-            note(format!(
-                "day rollup of device {} on day {}: recount {:?}, stored {:?}",
-                key.0, key.1, want, have
-            ));
-        }
-    }
-    let mut keys: Vec<_> = expected.cells.keys().chain(actual.cells.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        let (want, have) = (expected.cells.get(key), actual.cells.get(key));
-        if want != have {
-            note(format!(
-                "breakdown rollup {key:?}: recount {want:?}, stored {have:?}"
-            ));
-        }
-    }
-    let mut keys: Vec<_> = expected
-        .patrons
-        .keys()
-        .chain(actual.patrons.keys())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        let (want, have) = (expected.patrons.get(key), actual.patrons.get(key));
-        if want != have {
-            note(format!(
-                "patron rollup of library {} month {} patron {}: recount {:?}, stored {:?}",
-                key.0, key.1, key.2, want, have
-            ));
-        }
-    }
-    Ok(RollupCheck {
-        rows_checked: (expected.days.len() + expected.cells.len() + expected.patrons.len()) as u64,
-        differences: count,
-        described: differences,
-    })
+    Ok(recount::compare(&expected, &actual))
 }
 
 /// Replaces the stored rollups and event cursors with a recount.
