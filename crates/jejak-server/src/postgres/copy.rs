@@ -171,7 +171,7 @@ const SPECS: &[Spec] = &[
                      s.offline_s AS offline_s, s.group_size AS group_size, s.patron AS patron,
                      s.rx_kib AS rx_kib, s.tx_kib AS tx_kib
                  FROM sessions s JOIN devices d ON d.id = s.device",
-        keys: &["id"],
+        keys: &["device", "id"],
         kinds: "ibiiiiiiiiii",
         insert: "INSERT INTO sessions (library, id, device, attrs, start_s, skew_ms, duration_s,
                      offline_s, group_size, patron, rx_kib, tx_kib, month)
@@ -185,7 +185,7 @@ const SPECS: &[Spec] = &[
         select: "SELECT d.library AS library, e.id AS id, e.device AS device, e.attrs AS attrs,
                      e.at_s AS at_s, e.skew_ms AS skew_ms, e.clock_delta_ms AS clock_delta_ms
                  FROM pc_events e JOIN devices d ON d.id = e.device",
-        keys: &["id"],
+        keys: &["device", "id"],
         kinds: "ibiiiii",
         insert: "INSERT INTO pc_events (library, id, device, attrs, at_s, skew_ms, clock_delta_ms)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",

@@ -182,14 +182,14 @@ pub(crate) fn ingest(
                 "INSERT INTO sessions (id, device, attrs, start_s, skew_ms, duration_s, offline_s,
                      group_size, patron, rx_kib, tx_kib)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (id) DO NOTHING",
+                 ON CONFLICT (device, id) DO NOTHING",
             )
             .map_err(sql)?,
         insert_event: conn
             .prepare_cached(
                 "INSERT INTO pc_events (id, device, attrs, at_s, skew_ms, clock_delta_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (id) DO NOTHING",
+                 ON CONFLICT (device, id) DO NOTHING",
             )
             .map_err(sql)?,
         device,
@@ -459,9 +459,9 @@ impl RecordContext<'_> {
             .prepare_cached(
                 "SELECT device, attrs, start_s, skew_ms, duration_s, offline_s, group_size, patron,
                      rx_kib, tx_kib
-                 FROM sessions WHERE id = ?1",
+                 FROM sessions WHERE device = ?1 AND id = ?2",
             )?
-            .query_row([id], |r| {
+            .query_row(params![self.device.0, id], |r| {
                 let packed: i64 = r.get(1)?;
                 let a = codes::SessionAttrs::unpack(packed);
                 let old = SessionFacts {
@@ -500,14 +500,6 @@ impl RecordContext<'_> {
                 ))
             })?;
         let (old, stored) = stored;
-        if stored.device != self.device.0 {
-            return self.reject(
-                s.seq,
-                &s.id,
-                REJECT_CONFLICT,
-                "this session id is already stored for another PC".into(),
-            );
-        }
         let incoming = StoredSession {
             device: self.device.0,
             patron,
@@ -554,8 +546,8 @@ impl RecordContext<'_> {
     fn session_stored(&self, id: &[u8]) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT 1 FROM sessions WHERE id = ?1")?
-            .exists([id])?)
+            .prepare_cached("SELECT 1 FROM sessions WHERE device = ?1 AND id = ?2")?
+            .exists(params![self.device.0, id])?)
     }
 
     fn event(&mut self, e: &PreparedEvent) -> Result<(), StoreError> {
@@ -574,8 +566,8 @@ impl RecordContext<'_> {
         if at_s < self.retained_from_s {
             let stored = self
                 .conn
-                .prepare_cached("SELECT 1 FROM pc_events WHERE id = ?1")?
-                .exists([id])?;
+                .prepare_cached("SELECT 1 FROM pc_events WHERE device = ?1 AND id = ?2")?
+                .exists(params![self.device.0, id])?;
             if !stored {
                 return self.reject(
                     e.seq,
@@ -606,34 +598,25 @@ impl RecordContext<'_> {
             });
             return Ok(());
         }
-        let (device, stored): (i64, ingest::EventFields) = self
+        let stored: ingest::EventFields = self
             .conn
             .prepare_cached(
-                "SELECT device, attrs, at_s, skew_ms, clock_delta_ms FROM pc_events WHERE id = ?1",
+                "SELECT attrs, at_s, skew_ms, clock_delta_ms FROM pc_events
+                 WHERE device = ?1 AND id = ?2",
             )?
-            .query_row([id], |r| {
-                Ok((
-                    r.get(0)?,
-                    ingest::EventFields {
-                        kind: codes::event_attrs_unpack(r.get(1)?).0,
-                        raw_at_ms: r
-                            .get::<_, i64>(2)?
-                            .saturating_mul(1000)
-                            .saturating_add(r.get(3)?),
-                        clock_delta_ms: r.get(4)?,
-                    },
-                ))
+            .query_row(params![self.device.0, id], |r| {
+                Ok(ingest::EventFields {
+                    kind: codes::event_attrs_unpack(r.get(0)?).0,
+                    raw_at_ms: r
+                        .get::<_, i64>(1)?
+                        .saturating_mul(1000)
+                        .saturating_add(r.get(2)?),
+                    clock_delta_ms: r.get(3)?,
+                })
             })?;
-        if device == self.device.0 && &stored == f {
+        if &stored == f {
             self.duplicates += 1;
             Ok(())
-        } else if device != self.device.0 {
-            self.reject(
-                e.seq,
-                &e.id,
-                REJECT_CONFLICT,
-                "this pc event id is already stored for another PC".into(),
-            )
         } else {
             self.reject(
                 e.seq,
