@@ -184,9 +184,9 @@ impl SqliteStore {
         self.inner
             .writer
             .call_exclusive(move |conn: &Connection| -> Result<u64, StoreError> {
-                conn.execute_batch(
-                    "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
-                )?;
+                truncate_wal(conn)?;
+                conn.execute_batch("VACUUM")?;
+                truncate_wal(conn)?;
                 let size = std::fs::metadata(&path)
                     .map_err(|source| StoreError::Io {
                         path: path.display().to_string(),
@@ -463,4 +463,21 @@ impl ServerStore for SqliteStore {
     fn is_healthy(&self) -> bool {
         self.inner.writer.is_alive()
     }
+}
+
+/// Copies the whole WAL into the database file and empties it. A TRUNCATE checkpoint
+/// that meets a reader (the checkpointer thread's own passive checkpoint) gives up and
+/// says so in its first column instead of failing; the file would then keep the pages
+/// a VACUUM freed, so it is tried again for up to about two seconds.
+fn truncate_wal(conn: &Connection) -> Result<(), StoreError> {
+    for _ in 0..200 {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(StoreError::Internal(
+        "the WAL could not be emptied: a reader kept it busy".into(),
+    ))
 }
