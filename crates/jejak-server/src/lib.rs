@@ -29,6 +29,8 @@ mod rollup;
 mod rollup_tests;
 mod sqlite;
 pub mod store;
+#[cfg(test)]
+mod test_backend;
 
 pub use http::{AppState, Limits, ServerConfig, router, run};
 pub use ingest::{REJECT_CONFLICT, REJECT_INVALID};

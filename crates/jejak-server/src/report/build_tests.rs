@@ -12,8 +12,8 @@ use jejak_domain::{
 use uuid::Uuid;
 
 use super::{Cell, Report, Table, district_monthly, village_monthly};
-use crate::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{Delivery, ServerStore};
+use crate::test_backend::Backend;
 
 /// A time given in WIB (UTC+7).
 fn wib(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
@@ -71,7 +71,7 @@ fn s(
 
 /// One PC's month: runs (id, boot), boot events to record, sessions.
 async fn send(
-    store: &SqliteStore,
+    store: &dyn ServerStore,
     library: &LibraryCode,
     pc: &str,
     runs: &[(Uuid, DateTime<Utc>, bool)],
@@ -199,15 +199,26 @@ fn v(cells: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn golden_month_every_cell() {
+    golden_month_every_cell_on(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn golden_month_every_cell_on_postgres() {
+    if let Some(backend) = Backend::postgres() {
+        golden_month_every_cell_on(backend).await;
+    }
+}
+
+async fn golden_month_every_cell_on(backend: Backend) {
     use AgeGroup as A;
     use Gender::{L, P, X};
     use Purpose as Pu;
     use UserKind as U;
 
-    let dir = tempfile::tempdir().unwrap();
     let sync_at = Utc.with_ymd_and_hms(2026, 11, 2, 3, 0, 0).unwrap();
     let clock: crate::store::ServerClock = Arc::new(move || sync_at);
-    let store = SqliteStore::open_with(&dir.path().join("s.db"), SqliteOptions { clock }).unwrap();
+    let under_test = backend.open(clock).await;
+    let store = under_test.store.as_ref();
     let dermaji = LibraryCode::parse("dermaji").unwrap();
     let silent = LibraryCode::parse("kalisalak").unwrap();
     store
@@ -227,7 +238,7 @@ async fn golden_month_every_cell() {
     // pc-02 booted again on 10 October, a day without sessions that is still open.
     let boot = wib(2026, 9, 30, 23, 0);
     send(
-        &store,
+        store,
         &dermaji,
         "pc-01",
         &[(Uuid::new_v4(), boot, true)],
@@ -288,7 +299,7 @@ async fn golden_month_every_cell() {
     )
     .await;
     send(
-        &store,
+        store,
         &dermaji,
         "pc-02",
         &[
@@ -530,6 +541,7 @@ async fn golden_month_every_cell() {
             .en,
         "Silent for 20 days"
     );
+    under_test.finish().await;
 }
 
 /// The split rule, cell by cell: a session crossing midnight counts once, on its start
@@ -537,10 +549,21 @@ async fn golden_month_every_cell() {
 /// later hours (and data) to the next month's report.
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_across_midnight_and_the_month_end_are_split_by_the_stated_rule() {
-    let dir = tempfile::tempdir().unwrap();
+    split_rule_on(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_across_midnight_and_the_month_end_are_split_by_the_stated_rule_on_postgres() {
+    if let Some(backend) = Backend::postgres() {
+        split_rule_on(backend).await;
+    }
+}
+
+async fn split_rule_on(backend: Backend) {
     let sync_at = Utc.with_ymd_and_hms(2026, 11, 2, 3, 0, 0).unwrap();
     let clock: crate::store::ServerClock = Arc::new(move || sync_at);
-    let store = SqliteStore::open_with(&dir.path().join("s.db"), SqliteOptions { clock }).unwrap();
+    let under_test = backend.open(clock).await;
+    let store = under_test.store.clone();
     let library = LibraryCode::parse("rempoah").unwrap();
     store
         .add_library(&library, "Perpustakaan Desa Rempoah", Zone::Wib)
@@ -562,7 +585,7 @@ async fn sessions_across_midnight_and_the_month_end_are_split_by_the_stated_rule
         )
     };
     send(
-        &store,
+        store.as_ref(),
         &library,
         "pc-01",
         &[(Uuid::new_v4(), boot, false)],
@@ -622,4 +645,6 @@ async fn sessions_across_midnight_and_the_month_end_are_split_by_the_stated_rule
     assert_eq!(cells[4], "1.0000");
     assert_eq!(cells[9], format!("{:.4}", 2000.0 * 1024.0 / 1e6));
     assert!(store.check_rollups().await.unwrap().is_consistent());
+    drop(store);
+    under_test.finish().await;
 }
