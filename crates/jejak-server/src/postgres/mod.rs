@@ -45,9 +45,16 @@ const LETTERHEAD: &str = "letterhead";
 /// How often a transaction that met a serialization failure or a deadlock is tried in
 /// all before the error reaches the client (which then retries the batch later).
 const ATTEMPTS: u32 = 5;
-/// Connections kept by default: enough for a district server's concurrent batches on a
-/// small machine; PostgreSQL itself queues the rest.
-const DEFAULT_POOL: usize = 16;
+/// How many months after the newest one a batch stores get their sessions partition
+/// made ahead of need (as pg_partman's `premake`).
+const PREMAKE_MONTHS: i64 = 3;
+/// Connections kept by default. A batch is a few short round trips and PostgreSQL's
+/// work on it is CPU, so a handful of connections per core keeps a small district
+/// machine busy; more only add backends that compete for the same cores, each with its
+/// own catalog cache and prepared statements to warm up (50 PCs sending at once on 2
+/// cores stored fewer sessions a second through 16 connections than through 8).
+/// Batches beyond the pool wait for a connection in the server, not in PostgreSQL.
+const DEFAULT_POOL: usize = 8;
 
 /// Options of [`PostgresStore::open_with`].
 #[derive(Clone)]
@@ -87,6 +94,12 @@ struct Inner {
     clock: ServerClock,
     /// Months whose sessions partition is known to exist (so ingest asks once).
     partitions: Mutex<HashSet<i64>>,
+    /// Held while this process looks for or makes partitions: batches that meet the
+    /// same new month at once wait here, without holding a pooled connection, and then
+    /// find it in `partitions`.
+    making_partitions: tokio::sync::Mutex<()>,
+    /// True while a background task makes partitions ahead of need.
+    making_ahead: AtomicBool,
     /// False after the pool failed to give a connection, until one is given again.
     healthy: AtomicBool,
     /// Where the store is, without the password (for logs and `Debug`).
@@ -99,6 +112,13 @@ impl fmt::Debug for PostgresStore {
             .field("target", &self.inner.target)
             .finish()
     }
+}
+
+/// The partition names a [`write::PARTITION_NAMES`] query returned.
+fn partition_names(rows: Vec<tokio_postgres::Row>) -> Result<HashSet<String>, StoreError> {
+    rows.iter()
+        .map(|r| r.try_get::<_, String>(0).map_err(StoreError::from))
+        .collect()
 }
 
 /// Whether an error is one a retry of the whole transaction can cure.
@@ -173,6 +193,8 @@ impl PostgresStore {
                 pool,
                 clock: options.clock,
                 partitions: Mutex::new(HashSet::new()),
+                making_partitions: tokio::sync::Mutex::new(()),
+                making_ahead: AtomicBool::new(false),
                 healthy: AtomicBool::new(true),
                 target,
             }),
@@ -288,40 +310,90 @@ impl PostgresStore {
     }
 
     /// Creates the sessions partitions a batch needs, each once, before the batch's
-    /// transaction (DDL in its own short transaction under an advisory lock, so that two
-    /// batches creating the same month do not race).
+    /// transaction, and then, in the background, those of the months that follow the
+    /// newest of them ([`PREMAKE_MONTHS`]): the first batches of a new month then find
+    /// its partition made, instead of all waiting for the one that makes it.
     async fn ensure_partitions(&self, months: HashSet<i64>) -> Result<(), StoreError> {
-        let missing: Vec<i64> = {
-            let known = self
-                .inner
-                .partitions
-                .lock()
-                .map_err(|_| StoreError::Internal("the partition cache is poisoned".into()))?;
-            let mut m: Vec<i64> = months
-                .into_iter()
-                .filter(|m| *m != 0 && !known.contains(m))
-                .collect();
-            m.sort();
-            m
+        self.make_partitions(&months).await?;
+        let Some(newest) = months.iter().copied().filter(|m| *m != 0).max() else {
+            return Ok(());
         };
-        if missing.is_empty() {
+        let ahead: HashSet<i64> = (newest + 1..=newest + PREMAKE_MONTHS)
+            .filter(|m| *m <= schema::LAST_PARTITION_MONTH)
+            .collect();
+        if self.unknown_partitions(&ahead)?.is_empty()
+            || self.inner.making_ahead.swap(true, Ordering::AcqRel)
+        {
+            return Ok(());
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.make_partitions(&ahead).await {
+                // The batch that needs one of them makes it then.
+                tracing::warn!(error = %e, "sessions partitions not made ahead");
+            }
+            store.inner.making_ahead.store(false, Ordering::Release);
+        });
+        Ok(())
+    }
+
+    /// Creates the sessions partitions of `months` that are missing (DDL in its own
+    /// short transaction under an advisory lock, so that two servers creating the same
+    /// month do not race). The partitions are looked for first without the lock: when
+    /// many batches meet a new month at once, only the first makes it and the others
+    /// need not queue for the lock to learn that.
+    async fn make_partitions(&self, months: &HashSet<i64>) -> Result<(), StoreError> {
+        if self.unknown_partitions(months)?.is_empty() {
+            return Ok(());
+        }
+        let _making = self.inner.making_partitions.lock().await;
+        let asked = self.unknown_partitions(months)?;
+        if asked.is_empty() {
             return Ok(());
         }
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            &[&(schema::MIGRATION_LOCK + 1)],
-        )
-        .await?;
-        for month in &missing {
-            tx.batch_execute(&write::partition_sql(*month)).await?;
+        let existing = partition_names(client.query(write::PARTITION_NAMES, &[]).await?)?;
+        let missing: Vec<i64> = asked
+            .iter()
+            .copied()
+            .filter(|m| !existing.contains(&write::partition_name(*m)))
+            .collect();
+        if !missing.is_empty() {
+            let tx = client.transaction().await?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&(schema::MIGRATION_LOCK + 1)],
+            )
+            .await?;
+            // Looked for again under the lock: another server may have made some.
+            let existing = partition_names(tx.query(write::PARTITION_NAMES, &[]).await?)?;
+            for month in &missing {
+                if !existing.contains(&write::partition_name(*month)) {
+                    tx.batch_execute(&write::partition_sql(*month)).await?;
+                }
+            }
+            tx.commit().await?;
         }
-        tx.commit().await?;
         if let Ok(mut known) = self.inner.partitions.lock() {
-            known.extend(missing);
+            known.extend(asked);
         }
         Ok(())
+    }
+
+    /// The months of `months` whose partition this process does not know to exist.
+    fn unknown_partitions(&self, months: &HashSet<i64>) -> Result<Vec<i64>, StoreError> {
+        let known = self
+            .inner
+            .partitions
+            .lock()
+            .map_err(|_| StoreError::Internal("the partition cache is poisoned".into()))?;
+        let mut m: Vec<i64> = months
+            .iter()
+            .copied()
+            .filter(|m| *m != 0 && !known.contains(m))
+            .collect();
+        m.sort();
+        Ok(m)
     }
 
     /// Stores a batch as [`ServerStore::ingest`] does, returning what it did.
@@ -516,12 +588,8 @@ impl ServerStore for PostgresStore {
     }
 
     async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
-        let token = token.to_string();
-        self.transact(true, move |tx| {
-            let token = token.clone();
-            Box::pin(async move { read::authenticate(tx, &token).await })
-        })
-        .await
+        let client = self.client().await?;
+        read::authenticate(&client, token).await
     }
 
     async fn libraries(&self) -> Result<Vec<LibraryInfo>, StoreError> {

@@ -6,12 +6,15 @@
 //! cannot deadlock: the device's row first (it serialises the batches of one PC, as the
 //! SQLite writer serialises everything), then patron keys in key order, then the
 //! packed rollup rows in key order (day rows by (month, device), then breakdown rows
-//! by (month, library), then patron rows by (month, library)).
+//! by (month, library), then patron rows by (month, library)). New sessions and pc
+//! events are inserted in id order.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
 use jejak_domain::{EndReason, LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::codes;
@@ -54,14 +57,23 @@ pub(crate) fn partition_name(month: i64) -> String {
     format!("sessions_m{}{:02}", month / 12, month % 12 + 1)
 }
 
-/// The statement that creates a month's partition when it is missing.
+/// The statements that make a month's partition: a table of the sessions' shape,
+/// attached to `sessions`. Attaching takes only a SHARE UPDATE EXCLUSIVE lock on
+/// `sessions` (`CREATE TABLE … PARTITION OF` takes an ACCESS EXCLUSIVE one), so the
+/// batches storing sessions meanwhile neither wait for it nor make it wait; the indexes
+/// of `sessions` are made on the new, empty table as it is attached.
 pub(crate) fn partition_sql(month: i64) -> String {
+    let name = partition_name(month);
     format!(
-        "CREATE TABLE IF NOT EXISTS {} PARTITION OF sessions FOR VALUES FROM ({month}) TO ({})",
-        partition_name(month),
+        "CREATE TABLE {name} (LIKE sessions INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+         ALTER TABLE sessions ATTACH PARTITION {name} FOR VALUES FROM ({month}) TO ({})",
         month + 1
     )
 }
+
+/// The names of the partitions `sessions` has.
+pub(crate) const PARTITION_NAMES: &str = "SELECT c.relname::text FROM pg_inherits i
+     JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'sessions'::regclass";
 
 /// The offset from UTC of a library's stored zone, seconds.
 fn zone_offset(timezone: &str) -> Result<i64, IngestError> {
@@ -77,42 +89,188 @@ fn pg(e: tokio_postgres::Error) -> IngestError {
     IngestError::Store(StoreError::Postgres(e))
 }
 
+/// Locks the device's row and reads what a batch needs of it and of its library.
+const LOCK_DEVICE: &str = "SELECT d.library, l.timezone, d.offset_ms, d.offset_uncertainty_ms,
+         d.event_at_s, d.event_id, d.event_kind, d.event_link_up
+     FROM devices d JOIN libraries l ON l.id = d.library
+     WHERE d.id = $1 FOR UPDATE OF d";
+/// The epoch's held seq and the retention cutoff, read under the device's lock.
+const SELECT_STATE: &str = "SELECT
+     (SELECT held_seq FROM epochs WHERE library = $1 AND device = $2 AND epoch = $3),
+     (SELECT value FROM settings WHERE name = $4)";
+const UPSERT_RUNS: &str = "INSERT INTO runs (library, device, run, boot_ms, uncertainty_ms)
+     SELECT $1, $2, r, b, u FROM unnest($3::bytea[], $4::int8[], $5::int8[]) AS t(r, b, u)
+     ON CONFLICT (library, device, run) DO UPDATE
+         SET boot_ms = excluded.boot_ms, uncertainty_ms = excluded.uncertainty_ms
+         WHERE excluded.uncertainty_ms < runs.uncertainty_ms";
+const SELECT_RUNS: &str = "SELECT run, boot_ms, uncertainty_ms FROM runs
+     WHERE library = $1 AND device = $2 AND run = ANY($3::bytea[])";
+const INSERT_PATRONS: &str = "INSERT INTO patron_keys (library, key)
+     SELECT $1, k FROM unnest($2::bytea[]) AS t(k)
+     ORDER BY k ON CONFLICT (library, key) DO NOTHING";
+const SELECT_PATRONS: &str =
+    "SELECT key, id FROM patron_keys WHERE library = $1 AND key = ANY($2::bytea[])";
+/// A batch's bookkeeping in one statement: the epoch's row (made by its first batch,
+/// `first_ms`, moved on by every batch); the device's counters, and its clock offset
+/// and event cursor when the batch changed them (`$9`, `$12`); the batch's row.
+const BOOKKEEPING: &str = "WITH epoch AS (
+         INSERT INTO epochs (library, device, epoch, held_seq, first_ms, last_batch_ms)
+         VALUES ($1, $2, $4, $5, $3, $3)
+         ON CONFLICT (library, device, epoch) DO UPDATE
+             SET held_seq = excluded.held_seq, last_batch_ms = excluded.last_batch_ms
+     ), device AS (
+         UPDATE devices SET last_batch_ms = $3, sessions = sessions + $6,
+             events = events + $7, rejected = rejected + $8,
+             offset_ms = CASE WHEN $9 THEN $10 ELSE offset_ms END,
+             offset_uncertainty_ms = CASE WHEN $9 THEN $11 ELSE offset_uncertainty_ms END,
+             offset_at_ms = CASE WHEN $9 THEN $3 ELSE offset_at_ms END,
+             event_at_s = CASE WHEN $12 THEN $13 ELSE event_at_s END,
+             event_id = CASE WHEN $12 THEN $14 ELSE event_id END,
+             event_kind = CASE WHEN $12 THEN $15 ELSE event_kind END,
+             event_link_up = CASE WHEN $12 THEN $16 ELSE event_link_up END
+         WHERE library = $1 AND id = $2
+     )
+     INSERT INTO batches (library, device, batch_id, epoch, first_seq, last_seq, new,
+         duplicates, rejected, received_ms, deliveries, last_received_ms)
+     VALUES ($1, $2, $17, $4, $18, $19, $20, $21, $22, $3, 1, $3)
+     ON CONFLICT (library, device, batch_id) DO UPDATE
+         SET deliveries = batches.deliveries + 1,
+             last_received_ms = excluded.last_received_ms";
+const COPY_SESSIONS: &str = "COPY sessions (library, month, id, device, attrs, start_s, skew_ms,
+         duration_s, offline_s, group_size, patron, rx_kib, tx_kib) FROM STDIN (FORMAT binary)";
+const COPY_EVENTS: &str = "COPY pc_events (library, id, device, attrs, at_s, skew_ms,
+         clock_delta_ms) FROM STDIN (FORMAT binary)";
+/// The savepoint the optimistic COPY of a batch's new records runs under.
+const NEW_RECORDS: &str = "jejak_new_records";
+
 /// Stores one prepared batch (see `ServerStore::ingest` for the contract).
+///
+/// A batch is a handful of round trips, whatever its size: the device's row is locked
+/// first; every read that depends only on that lock goes out in one pipeline; the new
+/// records are copied in bulk; the bookkeeping (one statement) and the reads of the
+/// rollup rows go out in a second pipeline, and the merged rollup rows in one more
+/// statement. Statements are prepared once per connection (deadpool's statement
+/// cache), and the statements of a pipeline (futures joined with `biased;`, so each
+/// sends its request on the first poll, in order) run one after the other in the order
+/// they are written, so the lock order holds.
 pub(crate) async fn ingest(
     tx: &Transaction<'_>,
     device: DeviceId,
     batch: &PreparedBatch,
     received_ms: i64,
 ) -> Result<IngestOutcome, IngestError> {
+    let dev = device.0;
     // The device's row, locked: batches of one PC run one after the other, so the gap
-    // check, the held seq, the counters and the event cursor need no further locks.
-    let place = tx
-        .query_opt(
-            "SELECT d.library, l.timezone FROM devices d JOIN libraries l ON l.id = d.library
-             WHERE d.id = $1 FOR UPDATE OF d",
-            &[&device.0],
-        )
-        .await
-        .map_err(pg)?;
+    // check, the held seq, the counters, the offset and the event cursor (read here,
+    // written at the end) need no further locks.
+    let lock = tx.prepare_cached(LOCK_DEVICE).await.map_err(pg)?;
+    // The batch's statements are all key look-ups and arrays joined on keys, whose best
+    // plan does not depend on the values: planned once per connection (generic plans)
+    // instead of once per batch for a connection's first few batches.
+    let (_, place) = tokio::try_join!(
+        biased;
+        tx.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan"),
+        async { tx.query_opt(&lock, &[&dev]).await },
+    )
+    .map_err(pg)?;
     let Some(place) = place else {
         return Err(IngestError::UnknownDevice);
     };
     let library: i64 = place.try_get(0).map_err(pg)?;
     let timezone: String = place.try_get(1).map_err(pg)?;
     let zone_offset_s = zone_offset(&timezone)?;
-    let dev = device.0;
+    let stored_offset = match place.try_get::<_, Option<i64>>(2).map_err(pg)? {
+        Some(ms) => Some(WallOffset {
+            ms,
+            uncertainty_ms: place.try_get(3).map_err(pg)?,
+        }),
+        None => None,
+    };
+    let cursor = match place.try_get::<_, Option<i64>>(4).map_err(pg)? {
+        Some(at_s) => {
+            let id: Option<Vec<u8>> = place.try_get(5).map_err(pg)?;
+            Some(EventCursor {
+                at_s,
+                id: id.and_then(|id| id.try_into().ok()).unwrap_or([0; 16]),
+                kind: place.try_get::<_, Option<i64>>(6).map_err(pg)?.unwrap_or(0),
+                link_up: place
+                    .try_get::<_, Option<bool>>(7)
+                    .map_err(pg)?
+                    .unwrap_or(false),
+            })
+        }
+        None => None,
+    };
 
+    // Everything else the batch reads, in one pipeline behind the lock: the epoch's
+    // held seq; the batch's anchors written where they beat stored ones, then the best
+    // anchor of every run the batch touches; the patron keys made and read in key order
+    // (two PCs of a library meeting the same new key wait on each other in the same
+    // order); the retention cutoff.
+    let (s_state, s_put_runs, s_runs, s_put_keys, s_keys) = tokio::try_join!(
+        tx.prepare_cached(SELECT_STATE),
+        tx.prepare_cached(UPSERT_RUNS),
+        tx.prepare_cached(SELECT_RUNS),
+        tx.prepare_cached(INSERT_PATRONS),
+        tx.prepare_cached(SELECT_PATRONS),
+    )
+    .map_err(pg)?;
     let epoch_key = batch.epoch.as_bytes().as_slice();
-    let epoch: Option<i64> = tx
-        .query_opt(
-            "SELECT held_seq FROM epochs WHERE library = $1 AND device = $2 AND epoch = $3",
-            &[&library, &dev, &epoch_key],
-        )
-        .await
-        .map_err(pg)?
-        .map(|r| r.try_get(0))
-        .transpose()
-        .map_err(pg)?;
+    let mut anchors: Vec<(&Uuid, &Anchor)> = batch.anchors.iter().collect();
+    anchors.sort_by_key(|(run, _)| **run);
+    let anchor_runs: Vec<&[u8]> = anchors
+        .iter()
+        .map(|(r, _)| r.as_bytes().as_slice())
+        .collect();
+    let boots: Vec<i64> = anchors.iter().map(|(_, a)| a.boot_ms).collect();
+    let doubts: Vec<i64> = anchors.iter().map(|(_, a)| a.uncertainty_ms).collect();
+    let mut wanted: Vec<&Uuid> = batch.runs.iter().chain(batch.anchors.keys()).collect();
+    wanted.push(&batch.sent.run);
+    wanted.sort();
+    wanted.dedup();
+    let run_list: Vec<&[u8]> = wanted.iter().map(|r| r.as_bytes().as_slice()).collect();
+    let keys: BTreeSet<[u8; 32]> = batch
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            PreparedRecord::Session(s) => s.patron,
+            _ => None,
+        })
+        .collect();
+    let key_list: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+    let (state, _, run_rows, _, key_rows) = tokio::try_join!(
+        biased;
+        async {
+            tx.query_one(&s_state, &[&library, &dev, &epoch_key, &RETAINED_FROM])
+                .await
+        },
+        async {
+            if anchors.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(
+                &s_put_runs,
+                &[&library, &dev, &anchor_runs, &boots, &doubts],
+            )
+            .await
+        },
+        async { tx.query(&s_runs, &[&library, &dev, &run_list]).await },
+        async {
+            if key_list.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&s_put_keys, &[&library, &key_list]).await
+        },
+        async {
+            if key_list.is_empty() {
+                return Ok(Vec::new());
+            }
+            tx.query(&s_keys, &[&library, &key_list]).await
+        },
+    )
+    .map_err(pg)?;
+
+    let epoch: Option<i64> = state.try_get(0).map_err(pg)?;
     let held = epoch.unwrap_or(0);
     if batch.first_seq > held.saturating_add(1) {
         return Err(IngestError::SeqGap {
@@ -120,53 +278,8 @@ pub(crate) async fn ingest(
             first_seq: batch.first_seq as u64,
         });
     }
-    if epoch.is_none() {
-        tx.execute(
-            "INSERT INTO epochs (library, device, epoch, held_seq, first_ms, last_batch_ms)
-             VALUES ($1, $2, $3, 0, $4, $4)",
-            &[&library, &dev, &epoch_key, &received_ms],
-        )
-        .await
-        .map_err(pg)?;
-    }
-
-    // The batch's anchors replace stored ones they beat; then the best anchor of every
-    // run the batch touches is read back. One statement each, over arrays.
-    if !batch.anchors.is_empty() {
-        let mut anchors: Vec<(&Uuid, &Anchor)> = batch.anchors.iter().collect();
-        anchors.sort_by_key(|(run, _)| **run);
-        let runs: Vec<&[u8]> = anchors
-            .iter()
-            .map(|(r, _)| r.as_bytes().as_slice())
-            .collect();
-        let boots: Vec<i64> = anchors.iter().map(|(_, a)| a.boot_ms).collect();
-        let doubts: Vec<i64> = anchors.iter().map(|(_, a)| a.uncertainty_ms).collect();
-        tx.execute(
-            "INSERT INTO runs (library, device, run, boot_ms, uncertainty_ms)
-             SELECT $1, $2, r, b, u FROM unnest($3::bytea[], $4::int8[], $5::int8[]) AS t(r, b, u)
-             ON CONFLICT (library, device, run) DO UPDATE
-                 SET boot_ms = excluded.boot_ms, uncertainty_ms = excluded.uncertainty_ms
-                 WHERE excluded.uncertainty_ms < runs.uncertainty_ms",
-            &[&library, &dev, &runs, &boots, &doubts],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    let mut wanted: Vec<&Uuid> = batch.runs.iter().chain(batch.anchors.keys()).collect();
-    wanted.push(&batch.sent.run);
-    wanted.sort();
-    wanted.dedup();
     let mut runs: HashMap<Uuid, Option<Anchor>> = wanted.iter().map(|r| (**r, None)).collect();
-    let list: Vec<&[u8]> = wanted.iter().map(|r| r.as_bytes().as_slice()).collect();
-    for r in tx
-        .query(
-            "SELECT run, boot_ms, uncertainty_ms FROM runs
-             WHERE library = $1 AND device = $2 AND run = ANY($3::bytea[])",
-            &[&library, &dev, &list],
-        )
-        .await
-        .map_err(pg)?
-    {
+    for r in run_rows {
         let run: Vec<u8> = r.try_get(0).map_err(pg)?;
         if let Ok(run) = Uuid::from_slice(&run) {
             runs.insert(
@@ -178,76 +291,31 @@ pub(crate) async fn ingest(
             );
         }
     }
+    let mut patrons = HashMap::new();
+    for r in key_rows {
+        let key: Vec<u8> = r.try_get(0).map_err(pg)?;
+        if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
+            patrons.insert(key, r.try_get::<_, i64>(1).map_err(pg)?);
+        }
+    }
+    let retained = state
+        .try_get::<_, Option<String>>(1)
+        .map_err(pg)?
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                IngestError::Store(StoreError::Inconsistent(format!("retention month '{v}'")))
+            })
+        })
+        .transpose()?;
 
     let sent_anchor = runs.get(&batch.sent.run).copied().flatten();
-    let fresh = ingest::batch_offset(
+    let fresh_offset = ingest::batch_offset(
         &batch.sent,
         sent_anchor.as_ref(),
         received_ms,
         batch.delivery,
     );
-    let offset = match fresh {
-        Some(o) => {
-            tx.execute(
-                "UPDATE devices SET offset_ms = $3, offset_uncertainty_ms = $4, offset_at_ms = $5
-                 WHERE library = $1 AND id = $2",
-                &[&library, &dev, &o.ms, &o.uncertainty_ms, &received_ms],
-            )
-            .await
-            .map_err(pg)?;
-            Some(o)
-        }
-        None => match tx
-            .query_opt(
-                "SELECT offset_ms, offset_uncertainty_ms FROM devices
-                 WHERE library = $1 AND id = $2 AND offset_ms IS NOT NULL",
-                &[&library, &dev],
-            )
-            .await
-            .map_err(pg)?
-        {
-            Some(r) => Some(WallOffset {
-                ms: r.try_get(0).map_err(pg)?,
-                uncertainty_ms: r.try_get(1).map_err(pg)?,
-            }),
-            None => None,
-        },
-    };
-
-    // Patron keys, resolved once per batch in key order (two PCs of a library meeting
-    // the same new key wait on each other in the same order).
-    let keys: BTreeSet<[u8; 32]> = batch
-        .records
-        .iter()
-        .filter_map(|r| match r {
-            PreparedRecord::Session(s) => s.patron,
-            _ => None,
-        })
-        .collect();
-    let mut patrons = HashMap::new();
-    if !keys.is_empty() {
-        let list: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
-        tx.execute(
-            "INSERT INTO patron_keys (library, key) SELECT $1, k FROM unnest($2::bytea[]) AS t(k)
-             ORDER BY k ON CONFLICT (library, key) DO NOTHING",
-            &[&library, &list],
-        )
-        .await
-        .map_err(pg)?;
-        for r in tx
-            .query(
-                "SELECT key, id FROM patron_keys WHERE library = $1 AND key = ANY($2::bytea[])",
-                &[&library, &list],
-            )
-            .await
-            .map_err(pg)?
-        {
-            let key: Vec<u8> = r.try_get(0).map_err(pg)?;
-            if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
-                patrons.insert(key, r.try_get::<_, i64>(1).map_err(pg)?);
-            }
-        }
-    }
+    let offset = fresh_offset.or(stored_offset);
 
     let mut ctx = RecordContext {
         tx,
@@ -268,8 +336,8 @@ pub(crate) async fn ingest(
         rollups: RollupDelta::default(),
         new_events: Vec::new(),
     };
-    // Every new record in two statements (one for sessions, one for events); only the
-    // records already stored are then looked at one by one, in seq order.
+    // Every new record in one COPY per table; only the records already stored are then
+    // looked at one by one, in seq order.
     let mut session_rows = HashMap::new();
     let mut event_rows = HashMap::new();
     // Rows by the record's place in the batch (a batch may repeat an id).
@@ -286,18 +354,15 @@ pub(crate) async fn ingest(
     }
     // Records from before the retention cutoff are never inserted anew (see
     // `ServerStore::prune_raw`): they are left out here and refused below unless stored.
-    let cutoff = retained_from(tx)
-        .await
-        .map_err(IngestError::Store)?
-        .map_or(i64::MIN, |month| month_start_s(month, zone_offset_s));
+    let cutoff = retained.map_or(i64::MIN, |month| month_start_s(month, zone_offset_s));
     session_rows.retain(|_, r| r.start_s >= cutoff);
     let kept_events: HashMap<usize, (i64, i64, i64)> = event_rows
         .iter()
         .filter(|(_, r)| r.0 >= cutoff)
         .map(|(i, r)| (*i, *r))
         .collect();
-    let mut fresh_sessions = bulk_sessions(tx, library, dev, batch, &session_rows).await?;
-    let mut fresh_events = bulk_events(tx, library, dev, batch, &kept_events).await?;
+    let (mut fresh_sessions, mut fresh_events) =
+        insert_new(tx, library, dev, batch, held, &session_rows, &kept_events).await?;
     for (index, record) in batch.records.iter().enumerate() {
         match record {
             PreparedRecord::Session(s) => {
@@ -329,55 +394,65 @@ pub(crate) async fn ingest(
         rejected_added,
         ..
     } = ctx;
-    fold_new_events(tx, library, dev, zone_offset_s, new_events, &mut rollups).await?;
-    write_rollups(tx, library, &rollups.without_zeros()).await?;
+    let new_cursor = fold_new_events(
+        tx,
+        library,
+        dev,
+        zone_offset_s,
+        cursor,
+        new_events,
+        &mut rollups,
+    )
+    .await?;
 
+    // The device's bookkeeping, then the rollup rows (read, merged, written back) last,
+    // so that the library-wide rows are locked for as short a time as possible.
     let held_seq = held.max(batch.last_seq);
-    tx.execute(
-        "UPDATE epochs SET held_seq = $4, last_batch_ms = $5
-         WHERE library = $1 AND device = $2 AND epoch = $3",
-        &[&library, &dev, &epoch_key, &held_seq, &received_ms],
-    )
-    .await
-    .map_err(pg)?;
-    tx.execute(
-        "UPDATE devices SET last_batch_ms = $3, sessions = sessions + $4, events = events + $5,
-             rejected = rejected + $6
-         WHERE library = $1 AND id = $2",
-        &[
-            &library,
-            &dev,
-            &received_ms,
-            &sessions_added,
-            &events_added,
-            &rejected_added,
-        ],
-    )
-    .await
-    .map_err(pg)?;
     let (new_i, dup_i, rej_i) = (i64::from(new), i64::from(duplicates), rejected.len() as i64);
-    tx.execute(
-        "INSERT INTO batches (library, device, batch_id, epoch, first_seq, last_seq, new,
-             duplicates, rejected, received_ms, deliveries, last_received_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $10)
-         ON CONFLICT (library, device, batch_id) DO UPDATE
-             SET deliveries = batches.deliveries + 1,
-                 last_received_ms = excluded.last_received_ms",
-        &[
-            &library,
-            &dev,
-            &batch.batch_id.as_bytes().as_slice(),
-            &epoch_key,
-            &batch.first_seq,
-            &batch.last_seq,
-            &new_i,
-            &dup_i,
-            &rej_i,
-            &received_ms,
-        ],
-    )
-    .await
-    .map_err(pg)?;
+    let s_bookkeeping = tx.prepare_cached(BOOKKEEPING).await.map_err(pg)?;
+    let set_offset = fresh_offset.is_some();
+    let offset_ms = fresh_offset.map(|o| o.ms);
+    let offset_doubt = fresh_offset.and_then(|o| o.uncertainty_ms);
+    let set_cursor = new_cursor.is_some();
+    let cursor_at = new_cursor.map(|c| c.at_s);
+    let cursor_id = new_cursor.map(|c| c.id.to_vec());
+    let cursor_kind = new_cursor.map(|c| c.kind);
+    let cursor_up = new_cursor.map(|c| c.link_up);
+    let batch_id = batch.batch_id.as_bytes().as_slice();
+    let bookkeeping = async {
+        tx.execute(
+            &s_bookkeeping,
+            &[
+                &library,
+                &dev,
+                &received_ms,
+                &epoch_key,
+                &held_seq,
+                &sessions_added,
+                &events_added,
+                &rejected_added,
+                &set_offset,
+                &offset_ms,
+                &offset_doubt,
+                &set_cursor,
+                &cursor_at,
+                &cursor_id,
+                &cursor_kind,
+                &cursor_up,
+                &batch_id,
+                &batch.first_seq,
+                &batch.last_seq,
+                &new_i,
+                &dup_i,
+                &rej_i,
+            ],
+        )
+        .await
+        .map_err(StoreError::from)
+    };
+    let delta = rollups.without_zeros();
+    tokio::try_join!(biased; bookkeeping, write_rollups(tx, library, &delta))
+        .map_err(IngestError::Store)?;
     Ok(IngestOutcome {
         held_seq: held_seq as u64,
         new,
@@ -396,44 +471,209 @@ struct SessionRow {
     month: i64,
 }
 
-/// Inserts the batch's sessions that are not stored yet, in one statement, and returns
-/// the ids it inserted (the first occurrence of each, when a batch repeats an id).
-async fn bulk_sessions(
-    tx: &Transaction<'_>,
-    library: i64,
-    device: i64,
-    batch: &PreparedBatch,
+/// The sessions to insert (the first occurrence of each id, when a batch repeats one),
+/// in key order, so that two transactions meeting the same ids wait in the same order.
+fn new_sessions<'b>(
+    batch: &'b PreparedBatch,
     rows: &HashMap<usize, SessionRow>,
-) -> Result<HashSet<Uuid>, IngestError> {
+) -> Vec<(&'b PreparedSession, SessionRow)> {
     let mut seen = HashSet::new();
-    let mut list: Vec<(&Uuid, &PreparedSession, &SessionRow)> = Vec::new();
+    let mut list = Vec::new();
     for (index, record) in batch.records.iter().enumerate() {
         if let PreparedRecord::Session(s) = record
             && seen.insert(s.id)
             && let Some(row) = rows.get(&index)
         {
-            list.push((&s.id, s, row));
+            list.push((s, *row));
         }
     }
+    list.sort_by_key(|(s, _)| s.id);
+    list
+}
+
+/// The pc events to insert, as [`new_sessions`].
+fn new_events<'b>(
+    batch: &'b PreparedBatch,
+    rows: &HashMap<usize, (i64, i64, i64)>,
+) -> Vec<(&'b PreparedEvent, (i64, i64, i64))> {
+    let mut seen = HashSet::new();
+    let mut list = Vec::new();
+    for (index, record) in batch.records.iter().enumerate() {
+        if let PreparedRecord::Event(e) = record
+            && seen.insert(e.id)
+            && let Some(row) = rows.get(&index)
+        {
+            list.push((e, *row));
+        }
+    }
+    list.sort_by_key(|(e, _)| e.id);
+    list
+}
+
+/// Inserts the batch's records that are not stored yet and returns the ids it inserted
+/// (sessions, events).
+///
+/// Most batches carry only records the server has never seen, so they are first copied
+/// in bulk (`COPY … FROM STDIN (FORMAT binary)`, far cheaper than a row-by-row
+/// `INSERT … ON CONFLICT`) under a savepoint. When one of them is stored already (a
+/// session's new revision, an id of another PC) the copy fails on the primary key as a
+/// whole (PostgreSQL logs that error); it is rolled back to the savepoint and the
+/// records go through `INSERT … ON CONFLICT DO NOTHING RETURNING id` instead, which
+/// tells the new from the stored. A batch whose changes are partly held already (sent
+/// again) goes that way at once. Either way the same rows are inserted and the same
+/// ids returned. (Looking every id up first instead costs a fifth of the ingest rate.)
+async fn insert_new(
+    tx: &Transaction<'_>,
+    library: i64,
+    device: i64,
+    batch: &PreparedBatch,
+    held: i64,
+    session_rows: &HashMap<usize, SessionRow>,
+    event_rows: &HashMap<usize, (i64, i64, i64)>,
+) -> Result<(HashSet<Uuid>, HashSet<Uuid>), IngestError> {
+    let sessions = new_sessions(batch, session_rows);
+    let events = new_events(batch, event_rows);
+    if sessions.is_empty() && events.is_empty() {
+        return Ok((HashSet::new(), HashSet::new()));
+    }
+    if batch.first_seq <= held {
+        // Some of the batch's changes are held already (it is sent again): its records
+        // are known to be stored, so the copy would only fail.
+        let fresh_sessions = bulk_sessions(tx, library, device, &sessions).await?;
+        let fresh_events = bulk_events(tx, library, device, &events).await?;
+        return Ok((fresh_sessions, fresh_events));
+    }
+    let copied = async {
+        if !sessions.is_empty() {
+            copy_sessions(tx, library, device, &sessions).await?;
+        }
+        if !events.is_empty() {
+            copy_events(tx, library, device, &events).await?;
+        }
+        Ok::<(), tokio_postgres::Error>(())
+    };
+    let savepoint = format!("SAVEPOINT {NEW_RECORDS}");
+    match tokio::try_join!(biased; tx.batch_execute(&savepoint), copied) {
+        Ok(_) => {
+            // The savepoint is left in place: releasing it would cost a round trip,
+            // and COMMIT commits what was written under it all the same.
+            let fresh_sessions = sessions.iter().map(|(s, _)| s.id).collect();
+            let fresh_events = events.iter().map(|(e, _)| e.id).collect();
+            Ok((fresh_sessions, fresh_events))
+        }
+        Err(e) if unique_violation(&e) => {
+            tx.batch_execute(&format!("ROLLBACK TO SAVEPOINT {NEW_RECORDS}"))
+                .await
+                .map_err(pg)?;
+            let fresh_sessions = bulk_sessions(tx, library, device, &sessions).await?;
+            let fresh_events = bulk_events(tx, library, device, &events).await?;
+            Ok((fresh_sessions, fresh_events))
+        }
+        Err(e) => Err(pg(e)),
+    }
+}
+
+/// Copies new sessions into `sessions` (routed to their month's partition).
+async fn copy_sessions(
+    tx: &Transaction<'_>,
+    library: i64,
+    device: i64,
+    list: &[(&PreparedSession, SessionRow)],
+) -> PgResult<u64> {
+    let statement = tx.prepare_cached(COPY_SESSIONS).await?;
+    let sink = tx.copy_in(&statement).await?;
+    let mut types = vec![Type::INT8, Type::INT8, Type::BYTEA];
+    types.extend(std::iter::repeat_n(Type::INT8, 10));
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    let mut writer = std::pin::pin!(writer);
+    for (s, r) in list {
+        let f = &s.fields;
+        let id = s.id.as_bytes().as_slice();
+        writer
+            .as_mut()
+            .write(&[
+                &library,
+                &r.month,
+                &id,
+                &device,
+                &r.attrs,
+                &r.start_s,
+                &r.skew_ms,
+                &f.duration_s,
+                &f.offline_s,
+                &f.group_size,
+                &r.patron,
+                &f.rx_kib,
+                &f.tx_kib,
+            ])
+            .await?;
+    }
+    writer.finish().await
+}
+
+/// Copies new pc events into `pc_events`.
+async fn copy_events(
+    tx: &Transaction<'_>,
+    library: i64,
+    device: i64,
+    list: &[(&PreparedEvent, (i64, i64, i64))],
+) -> PgResult<u64> {
+    let statement = tx.prepare_cached(COPY_EVENTS).await?;
+    let sink = tx.copy_in(&statement).await?;
+    let types = [
+        Type::INT8,
+        Type::BYTEA,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    let mut writer = std::pin::pin!(writer);
+    for (e, (at_s, attrs, skew_ms)) in list {
+        let id = e.id.as_bytes().as_slice();
+        writer
+            .as_mut()
+            .write(&[
+                &library,
+                &id,
+                &device,
+                attrs,
+                at_s,
+                skew_ms,
+                &e.fields.clock_delta_ms,
+            ])
+            .await?;
+    }
+    writer.finish().await
+}
+
+/// Inserts the sessions that are not stored yet, in one statement, and returns the ids
+/// it inserted.
+async fn bulk_sessions(
+    tx: &Transaction<'_>,
+    library: i64,
+    device: i64,
+    list: &[(&PreparedSession, SessionRow)],
+) -> Result<HashSet<Uuid>, IngestError> {
     if list.is_empty() {
         return Ok(HashSet::new());
     }
-    // Key order, so that two transactions meeting the same ids wait in the same order.
-    list.sort_by_key(|(id, ..)| **id);
     let ids: Vec<&[u8]> = list
         .iter()
-        .map(|(id, ..)| id.as_bytes().as_slice())
+        .map(|(s, _)| s.id.as_bytes().as_slice())
         .collect();
-    let months: Vec<i64> = list.iter().map(|(.., r)| r.month).collect();
-    let attrs: Vec<i64> = list.iter().map(|(.., r)| r.attrs).collect();
-    let starts: Vec<i64> = list.iter().map(|(.., r)| r.start_s).collect();
-    let skews: Vec<i64> = list.iter().map(|(.., r)| r.skew_ms).collect();
-    let durations: Vec<i64> = list.iter().map(|(_, s, _)| s.fields.duration_s).collect();
-    let offline: Vec<i64> = list.iter().map(|(_, s, _)| s.fields.offline_s).collect();
-    let groups: Vec<i64> = list.iter().map(|(_, s, _)| s.fields.group_size).collect();
-    let patrons: Vec<Option<i64>> = list.iter().map(|(.., r)| r.patron).collect();
-    let rx: Vec<i64> = list.iter().map(|(_, s, _)| s.fields.rx_kib).collect();
-    let tx_kib: Vec<i64> = list.iter().map(|(_, s, _)| s.fields.tx_kib).collect();
+    let months: Vec<i64> = list.iter().map(|(_, r)| r.month).collect();
+    let attrs: Vec<i64> = list.iter().map(|(_, r)| r.attrs).collect();
+    let starts: Vec<i64> = list.iter().map(|(_, r)| r.start_s).collect();
+    let skews: Vec<i64> = list.iter().map(|(_, r)| r.skew_ms).collect();
+    let durations: Vec<i64> = list.iter().map(|(s, _)| s.fields.duration_s).collect();
+    let offline: Vec<i64> = list.iter().map(|(s, _)| s.fields.offline_s).collect();
+    let groups: Vec<i64> = list.iter().map(|(s, _)| s.fields.group_size).collect();
+    let patrons: Vec<Option<i64>> = list.iter().map(|(_, r)| r.patron).collect();
+    let rx: Vec<i64> = list.iter().map(|(s, _)| s.fields.rx_kib).collect();
+    let tx_kib: Vec<i64> = list.iter().map(|(s, _)| s.fields.tx_kib).collect();
     let inserted = tx
         .query(
             "INSERT INTO sessions (library, month, id, device, attrs, start_s, skew_ms,
@@ -462,28 +702,16 @@ async fn bulk_sessions(
     Ok(out)
 }
 
-/// Inserts the batch's pc events that are not stored yet, in one statement.
+/// Inserts the pc events that are not stored yet, in one statement.
 async fn bulk_events(
     tx: &Transaction<'_>,
     library: i64,
     device: i64,
-    batch: &PreparedBatch,
-    rows: &HashMap<usize, (i64, i64, i64)>,
+    list: &[(&PreparedEvent, (i64, i64, i64))],
 ) -> Result<HashSet<Uuid>, IngestError> {
-    let mut seen = HashSet::new();
-    let mut list: Vec<(&PreparedEvent, (i64, i64, i64))> = Vec::new();
-    for (index, record) in batch.records.iter().enumerate() {
-        if let PreparedRecord::Event(e) = record
-            && seen.insert(e.id)
-            && let Some(row) = rows.get(&index)
-        {
-            list.push((e, *row));
-        }
-    }
     if list.is_empty() {
         return Ok(HashSet::new());
     }
-    list.sort_by_key(|(e, _)| e.id);
     let ids: Vec<&[u8]> = list
         .iter()
         .map(|(e, _)| e.id.as_bytes().as_slice())
@@ -514,6 +742,25 @@ async fn bulk_events(
     }
     Ok(out)
 }
+
+/// A stored session, locked, for the records of a batch that are not new.
+const SELECT_SESSION: &str = "SELECT device, attrs, start_s, skew_ms, duration_s, offline_s,
+         group_size, patron, rx_kib, tx_kib
+     FROM sessions WHERE library = $1 AND month = $2 AND id = $3 FOR UPDATE";
+const UPDATE_SESSION: &str = "UPDATE sessions SET attrs = $4, start_s = $5, skew_ms = $6,
+         duration_s = $7, offline_s = $8, group_size = $9, patron = $10, rx_kib = $11,
+         tx_kib = $12
+     WHERE library = $1 AND month = $2 AND id = $3";
+const SELECT_EVENT: &str = "SELECT device, attrs, at_s, skew_ms, clock_delta_ms FROM pc_events
+     WHERE library = $1 AND id = $2";
+const UPSERT_REJECTED: &str = "INSERT INTO rejected (library, device, epoch, seq, record_id,
+         code, detail, first_ms, last_ms, times)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1)
+     ON CONFLICT (library, device, epoch, seq) DO UPDATE
+         SET record_id = excluded.record_id, code = excluded.code,
+             detail = excluded.detail, last_ms = excluded.last_ms,
+             times = rejected.times + 1
+     RETURNING times";
 
 /// The per-batch state of the record loop.
 struct RecordContext<'a, 't> {
@@ -630,15 +877,8 @@ impl RecordContext<'_, '_> {
                 .session(dev, lib, self.zone_offset_s, &facts, 1);
             return Ok(());
         }
-        let r = self
-            .tx
-            .query_opt(
-                "SELECT device, attrs, start_s, skew_ms, duration_s, offline_s, group_size,
-                     patron, rx_kib, tx_kib
-                 FROM sessions WHERE library = $1 AND month = $2 AND id = $3 FOR UPDATE",
-                &[&lib, &month, &id],
-            )
-            .await?;
+        let statement = self.tx.prepare_cached(SELECT_SESSION).await?;
+        let r = self.tx.query_opt(&statement, &[&lib, &month, &id]).await?;
         // Not new and not stored: from before the retention cutoff (the bulk insert
         // left it out), so it must not be counted again in rollups that hold it.
         let Some(r) = r else {
@@ -695,12 +935,10 @@ impl RecordContext<'_, '_> {
         }
         match f.revision.cmp(&stored_fields.revision) {
             std::cmp::Ordering::Greater => {
+                let statement = self.tx.prepare_cached(UPDATE_SESSION).await?;
                 self.tx
                     .execute(
-                        "UPDATE sessions SET attrs = $4, start_s = $5, skew_ms = $6,
-                             duration_s = $7, offline_s = $8, group_size = $9, patron = $10,
-                             rx_kib = $11, tx_kib = $12
-                         WHERE library = $1 AND month = $2 AND id = $3",
+                        &statement,
                         &[
                             &lib,
                             &month,
@@ -785,14 +1023,8 @@ impl RecordContext<'_, '_> {
             });
             return Ok(());
         }
-        let r = self
-            .tx
-            .query_opt(
-                "SELECT device, attrs, at_s, skew_ms, clock_delta_ms FROM pc_events
-                 WHERE library = $1 AND id = $2",
-                &[&lib, &id],
-            )
-            .await?;
+        let statement = self.tx.prepare_cached(SELECT_EVENT).await?;
+        let r = self.tx.query_opt(&statement, &[&lib, &id]).await?;
         let Some(r) = r else {
             return self
                 .reject(
@@ -845,17 +1077,11 @@ impl RecordContext<'_, '_> {
     ) -> Result<(), StoreError> {
         // Seqs were checked to fit when the batch was prepared.
         let seq_i = i64::try_from(seq).unwrap_or(i64::MAX);
+        let statement = self.tx.prepare_cached(UPSERT_REJECTED).await?;
         let times: i64 = self
             .tx
             .query_one(
-                "INSERT INTO rejected (library, device, epoch, seq, record_id, code, detail,
-                     first_ms, last_ms, times)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1)
-                 ON CONFLICT (library, device, epoch, seq) DO UPDATE
-                     SET record_id = excluded.record_id, code = excluded.code,
-                         detail = excluded.detail, last_ms = excluded.last_ms,
-                         times = rejected.times + 1
-                 RETURNING times",
+                &statement,
                 &[
                     &self.library,
                     &self.device.0,
@@ -879,38 +1105,22 @@ impl RecordContext<'_, '_> {
 
 /// Continues the device's uptime fold with the events this batch added; when one sorts
 /// before the device's latest event the device is folded again from all its events
-/// (the rule of `sqlite/write.rs`, so both backends keep equal rollups).
+/// (the rule of `sqlite/write.rs`, so both backends keep equal rollups). `cursor` is the
+/// device's stored one (read under the device's lock); returns the cursor to store,
+/// `None` to leave the stored one as it is.
 async fn fold_new_events(
     tx: &Transaction<'_>,
     library: i64,
     device: i64,
     offset_s: i64,
+    cursor: Option<EventCursor>,
     mut events: Vec<EventPoint>,
     rollups: &mut RollupDelta,
-) -> Result<(), StoreError> {
+) -> Result<Option<EventCursor>, StoreError> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     events.sort();
-    let cursor = match tx
-        .query_opt(
-            "SELECT event_at_s, event_id, event_kind, event_link_up FROM devices
-             WHERE library = $1 AND id = $2 AND event_at_s IS NOT NULL",
-            &[&library, &device],
-        )
-        .await?
-    {
-        Some(r) => {
-            let id: Vec<u8> = r.try_get(1)?;
-            Some(EventCursor {
-                at_s: r.try_get(0)?,
-                id: id.try_into().unwrap_or([0; 16]),
-                kind: r.try_get(2)?,
-                link_up: r.try_get(3)?,
-            })
-        }
-        None => None,
-    };
     let in_order = cursor.is_none_or(|c| (c.at_s, c.id) < (events[0].at_s, events[0].id));
     let cursor = if in_order {
         rollup::fold_events(rollups, device, offset_s, cursor, &events)
@@ -948,10 +1158,7 @@ async fn fold_new_events(
         let all = device_events(tx, library, device).await?;
         rollup::fold_events(rollups, device, offset_s, None, &all)
     };
-    if let Some(c) = cursor {
-        write_cursor(tx, library, device, Some(c)).await?;
-    }
-    Ok(())
+    Ok(cursor)
 }
 
 /// Stores (or clears) a device's event cursor.
@@ -1004,122 +1211,254 @@ pub(crate) async fn device_events(
     Ok(out)
 }
 
-/// Adds a batch's (or a rebuild's) rollup changes to the packed rows, in key order.
-/// A library-wide row (breakdown, patrons) is shared by the library's PCs: a missing
-/// one is first inserted empty (`ON CONFLICT DO NOTHING` waits for a concurrent
-/// inserter), then read `FOR UPDATE`, merged and written back, so no update is lost.
+const LOCK_DAYS: &str = "SELECT d.month, d.library, d.device, d.days FROM day_rollups d
+     JOIN unnest($1::int8[], $2::int8[], $3::int8[]) AS u(m, l, v)
+         ON d.month = u.m AND d.library = u.l AND d.device = u.v
+     ORDER BY d.month, d.library, d.device FOR UPDATE OF d";
+const MAKE_CELLS: &str = "INSERT INTO breakdown_rollups (month, library, cells)
+     SELECT m, l, '\\x'::bytea FROM unnest($1::int8[], $2::int8[]) AS u(m, l)
+     ORDER BY m, l ON CONFLICT (month, library) DO NOTHING";
+const LOCK_CELLS: &str = "SELECT r.month, r.library, r.cells FROM breakdown_rollups r
+     JOIN unnest($1::int8[], $2::int8[]) AS u(m, l) ON r.month = u.m AND r.library = u.l
+     ORDER BY r.month, r.library FOR UPDATE OF r";
+const MAKE_PATRONS: &str = "INSERT INTO patron_months (month, library, patrons)
+     SELECT m, l, '\\x'::bytea FROM unnest($1::int8[], $2::int8[]) AS u(m, l)
+     ORDER BY m, l ON CONFLICT (month, library) DO NOTHING";
+const LOCK_PATRONS: &str = "SELECT r.month, r.library, r.patrons FROM patron_months r
+     JOIN unnest($1::int8[], $2::int8[]) AS u(m, l) ON r.month = u.m AND r.library = u.l
+     ORDER BY r.month, r.library FOR UPDATE OF r";
+/// The merged rollup rows written back in one statement (every row it touches is
+/// locked already, or new and only this device's): day rows put ($1-$4) or removed
+/// ($5-$7), breakdown rows put ($8-$10) or removed ($11-$12), patron rows put
+/// ($13-$15) or removed ($16-$17).
+const WRITE_ROLLUPS: &str = "WITH put_days AS (
+         INSERT INTO day_rollups (month, library, device, days)
+         SELECT m, l, v, b FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bytea[])
+             AS u(m, l, v, b)
+         ON CONFLICT (month, library, device) DO UPDATE SET days = excluded.days
+     ), drop_days AS (
+         DELETE FROM day_rollups d USING unnest($5::int8[], $6::int8[], $7::int8[]) AS u(m, l, v)
+         WHERE d.month = u.m AND d.library = u.l AND d.device = u.v
+     ), put_cells AS (
+         UPDATE breakdown_rollups r SET cells = u.b
+         FROM unnest($8::int8[], $9::int8[], $10::bytea[]) AS u(m, l, b)
+         WHERE r.month = u.m AND r.library = u.l
+     ), drop_cells AS (
+         DELETE FROM breakdown_rollups r USING unnest($11::int8[], $12::int8[]) AS u(m, l)
+         WHERE r.month = u.m AND r.library = u.l
+     ), put_patrons AS (
+         UPDATE patron_months r SET patrons = u.b
+         FROM unnest($13::int8[], $14::int8[], $15::bytea[]) AS u(m, l, b)
+         WHERE r.month = u.m AND r.library = u.l
+     )
+     DELETE FROM patron_months r USING unnest($16::int8[], $17::int8[]) AS u(m, l)
+     WHERE r.month = u.m AND r.library = u.l";
+
+/// Packed rollup rows to write back: the keys' columns and the new bytes.
+#[derive(Default)]
+struct RowWrites {
+    months: Vec<i64>,
+    libraries: Vec<i64>,
+    devices: Vec<i64>,
+    bytes: Vec<Vec<u8>>,
+}
+
+impl RowWrites {
+    fn push(&mut self, month: i64, library: i64, device: i64, bytes: Vec<u8>) {
+        self.months.push(month);
+        self.libraries.push(library);
+        self.devices.push(device);
+        self.bytes.push(bytes);
+    }
+}
+
+/// Stored packed rows by key ((month, library, device) or (month, library)).
+type Stored<K> = HashMap<K, Vec<u8>>;
+
+/// Adds a batch's (or a rebuild's) rollup changes to the packed rows, in key order: day
+/// rows by (month, library, device), then breakdown rows, then patron rows by (month,
+/// library). A library-wide row (breakdown, patrons) is shared by the library's PCs: the
+/// missing ones are first inserted empty (`ON CONFLICT DO NOTHING` waits for a
+/// concurrent inserter), then all are read `FOR UPDATE` (locked in key order: `ORDER
+/// BY` comes before the row locks), merged and written back, so no update is lost.
+/// The reads go out as one pipeline, the writes as one statement.
 pub(crate) async fn write_rollups(
     tx: &Transaction<'_>,
     library: i64,
     delta: &RollupDelta,
 ) -> Result<(), StoreError> {
     let changes = recount::row_changes(delta)?;
-    for ((month, device), days) in &changes.days {
-        let lib = device_library(tx, library, *device).await?;
-        let stored: Option<Vec<u8>> = tx
-            .query_opt(
-                "SELECT days FROM day_rollups WHERE month = $1 AND library = $2 AND device = $3
-                 FOR UPDATE",
-                &[month, &lib, device],
+    if changes.days.is_empty() && changes.cells.is_empty() && changes.patrons.is_empty() {
+        return Ok(());
+    }
+    let (lock_days, make_cells, lock_cells, make_patrons, lock_patrons, write_rows) = tokio::try_join!(
+        tx.prepare_cached(LOCK_DAYS),
+        tx.prepare_cached(MAKE_CELLS),
+        tx.prepare_cached(LOCK_CELLS),
+        tx.prepare_cached(MAKE_PATRONS),
+        tx.prepare_cached(LOCK_PATRONS),
+        tx.prepare_cached(WRITE_ROLLUPS),
+    )?;
+
+    // The library of every device whose days change: the batch's own, or looked up
+    // for a rebuild (library 0).
+    let mut device_libraries: HashMap<i64, i64> = HashMap::new();
+    if library == 0 && !changes.days.is_empty() {
+        let devices: Vec<i64> = changes
+            .days
+            .keys()
+            .map(|(_, device)| *device)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for r in tx
+            .query(
+                "SELECT id, library FROM devices WHERE id = ANY($1::int8[])",
+                &[&devices],
             )
             .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-        let packed = recount::merge_days(stored.as_deref(), days, (*month, *device))?;
-        match packed {
-            Some(bytes) => {
-                tx.execute(
-                    "INSERT INTO day_rollups (month, library, device, days) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (month, library, device) DO UPDATE SET days = excluded.days",
-                    &[month, &lib, device, &bytes],
-                )
-                .await?
-            }
-            None => {
-                tx.execute(
-                    "DELETE FROM day_rollups WHERE month = $1 AND library = $2 AND device = $3",
-                    &[month, &lib, device],
-                )
-                .await?
-            }
+        {
+            device_libraries.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+    }
+    let mut days = Vec::with_capacity(changes.days.len());
+    for ((month, device), totals) in &changes.days {
+        let lib = if library != 0 {
+            library
+        } else {
+            *device_libraries.get(device).ok_or_else(|| {
+                StoreError::Inconsistent(format!("rollups of device {device}, which has no row"))
+            })?
         };
+        days.push(((*month, lib, *device), totals));
     }
+    days.sort_by_key(|(key, _)| *key);
+    let day_months: Vec<i64> = days.iter().map(|((m, _, _), _)| *m).collect();
+    let day_libraries: Vec<i64> = days.iter().map(|((_, l, _), _)| *l).collect();
+    let day_devices: Vec<i64> = days.iter().map(|((_, _, d), _)| *d).collect();
+    let cell_months: Vec<i64> = changes.cells.keys().map(|(m, _)| *m).collect();
+    let cell_libraries: Vec<i64> = changes.cells.keys().map(|(_, l)| *l).collect();
+    let patron_months: Vec<i64> = changes.patrons.keys().map(|(m, _)| *m).collect();
+    let patron_libraries: Vec<i64> = changes.patrons.keys().map(|(_, l)| *l).collect();
+
+    let (day_rows, _, cell_rows, _, patron_rows) = tokio::try_join!(
+        biased;
+        async {
+            if days.is_empty() {
+                return Ok(Vec::new());
+            }
+            tx.query(&lock_days, &[&day_months, &day_libraries, &day_devices])
+                .await
+        },
+        async {
+            if cell_months.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&make_cells, &[&cell_months, &cell_libraries])
+                .await
+        },
+        async {
+            if cell_months.is_empty() {
+                return Ok(Vec::new());
+            }
+            tx.query(&lock_cells, &[&cell_months, &cell_libraries])
+                .await
+        },
+        async {
+            if patron_months.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&make_patrons, &[&patron_months, &patron_libraries])
+                .await
+        },
+        async {
+            if patron_months.is_empty() {
+                return Ok(Vec::new());
+            }
+            tx.query(&lock_patrons, &[&patron_months, &patron_libraries])
+                .await
+        },
+    )?;
+
+    let mut stored_days: Stored<(i64, i64, i64)> = HashMap::new();
+    for r in day_rows {
+        stored_days.insert((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?), r.try_get(3)?);
+    }
+    let mut day_puts = RowWrites::default();
+    let mut day_drops = RowWrites::default();
+    for ((month, lib, device), totals) in &days {
+        let stored = stored_days.get(&(*month, *lib, *device)).map(Vec::as_slice);
+        match recount::merge_days(stored, totals, (*month, *device))? {
+            Some(bytes) => day_puts.push(*month, *lib, *device, bytes),
+            None => day_drops.push(*month, *lib, *device, Vec::new()),
+        }
+    }
+    let stored_cells = library_rows(cell_rows)?;
+    let mut cell_puts = RowWrites::default();
+    let mut cell_drops = RowWrites::default();
     for ((month, lib), cells) in &changes.cells {
-        let stored = lock_library_row(tx, "breakdown_rollups", "cells", *month, *lib).await?;
-        let packed = recount::merge_cells(stored.as_deref(), cells, (*month, *lib))?;
-        put_library_row(tx, "breakdown_rollups", "cells", *month, *lib, packed).await?;
+        let stored = stored_cells.get(&(*month, *lib)).map(Vec::as_slice);
+        match recount::merge_cells(stored, cells, (*month, *lib))? {
+            Some(bytes) => cell_puts.push(*month, *lib, 0, bytes),
+            None => cell_drops.push(*month, *lib, 0, Vec::new()),
+        }
     }
+    let stored_patrons = library_rows(patron_rows)?;
+    let mut patron_puts = RowWrites::default();
+    let mut patron_drops = RowWrites::default();
     for ((month, lib), patrons) in &changes.patrons {
-        let stored = lock_library_row(tx, "patron_months", "patrons", *month, *lib).await?;
-        let packed = recount::merge_patrons(stored.as_deref(), patrons, (*month, *lib))?;
-        put_library_row(tx, "patron_months", "patrons", *month, *lib, packed).await?;
+        let stored = stored_patrons.get(&(*month, *lib)).map(Vec::as_slice);
+        match recount::merge_patrons(stored, patrons, (*month, *lib))? {
+            Some(bytes) => patron_puts.push(*month, *lib, 0, bytes),
+            None => patron_drops.push(*month, *lib, 0, Vec::new()),
+        }
     }
-    Ok(())
-}
 
-/// The library of a device: the batch's own for its device, looked up for a rebuild.
-async fn device_library(tx: &Transaction<'_>, library: i64, device: i64) -> PgResult<i64> {
-    if library != 0 {
-        return Ok(library);
-    }
-    tx.query_one("SELECT library FROM devices WHERE id = $1", &[&device])
-        .await?
-        .try_get(0)
-}
-
-/// Locks a library-wide packed row (making it if missing) and returns its bytes,
-/// `None` for a new (empty) row.
-async fn lock_library_row(
-    tx: &Transaction<'_>,
-    table: &str,
-    column: &str,
-    month: i64,
-    library: i64,
-) -> PgResult<Option<Vec<u8>>> {
+    let (dp, dd, cp, cd, pp, pd) = (
+        &day_puts,
+        &day_drops,
+        &cell_puts,
+        &cell_drops,
+        &patron_puts,
+        &patron_drops,
+    );
     tx.execute(
-        &format!(
-            "INSERT INTO {table} (month, library, {column}) VALUES ($1, $2, '\\x'::bytea)
-             ON CONFLICT (month, library) DO NOTHING"
-        ),
-        &[&month, &library],
+        &write_rows,
+        &[
+            &dp.months,
+            &dp.libraries,
+            &dp.devices,
+            &dp.bytes,
+            &dd.months,
+            &dd.libraries,
+            &dd.devices,
+            &cp.months,
+            &cp.libraries,
+            &cp.bytes,
+            &cd.months,
+            &cd.libraries,
+            &pp.months,
+            &pp.libraries,
+            &pp.bytes,
+            &pd.months,
+            &pd.libraries,
+        ],
     )
     .await?;
-    let bytes: Vec<u8> = tx
-        .query_one(
-            &format!("SELECT {column} FROM {table} WHERE month = $1 AND library = $2 FOR UPDATE"),
-            &[&month, &library],
-        )
-        .await?
-        .try_get(0)?;
-    Ok((!bytes.is_empty()).then_some(bytes))
+    Ok(())
 }
 
-/// Writes a locked library-wide row back, or removes it when it counts nothing.
-async fn put_library_row(
-    tx: &Transaction<'_>,
-    table: &str,
-    column: &str,
-    month: i64,
-    library: i64,
-    packed: Option<Vec<u8>>,
-) -> PgResult<()> {
-    match packed {
-        Some(bytes) => {
-            tx.execute(
-                &format!("UPDATE {table} SET {column} = $3 WHERE month = $1 AND library = $2"),
-                &[&month, &library, &bytes],
-            )
-            .await?
+/// A library-wide packed row read back by (month, library); an empty one (just made
+/// by the `ON CONFLICT DO NOTHING` insert) counts as missing.
+fn library_rows(rows: Vec<tokio_postgres::Row>) -> Result<Stored<(i64, i64)>, StoreError> {
+    let mut out = HashMap::new();
+    for r in rows {
+        let bytes: Vec<u8> = r.try_get(2)?;
+        if !bytes.is_empty() {
+            out.insert((r.try_get(0)?, r.try_get(1)?), bytes);
         }
-        None => {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE month = $1 AND library = $2"),
-                &[&month, &library],
-            )
-            .await?
-        }
-    };
-    Ok(())
+    }
+    Ok(out)
 }
 
 fn unique_violation(e: &tokio_postgres::Error) -> bool {
