@@ -311,6 +311,24 @@ fn report_over_http_is_the_report_from_the_database_with_the_letterhead() {
     );
     assert!(refused.stderr.contains("YYYY"), "{}", refused.stderr);
 
+    // A staff token revoked while the server runs is refused at its next request; the
+    // name cannot be revoked twice.
+    let mut revoked_staff = vec!["report", "--server", &url, "--token", &staff];
+    revoked_staff.extend(district);
+    jejak("en", None, &revoked_staff).ok();
+    let revoked = server_json(&db, &["revoke-staff", "dinas"]);
+    assert_eq!(revoked["revoked"], Value::Bool(true));
+    let refused = jejak("en", None, &revoked_staff).expect_code(2);
+    assert!(refused.stderr.contains("401"), "{}", refused.stderr);
+    let database = format!("sqlite:{}", db.display());
+    let again = jejak(
+        "en",
+        None,
+        &["server", "--database", &database, "revoke-staff", "dinas"],
+    )
+    .expect_code(2);
+    assert!(!again.stderr.is_empty());
+
     server.signal("TERM");
     assert!(
         server

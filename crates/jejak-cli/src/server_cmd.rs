@@ -79,6 +79,9 @@ enum ServerCommand {
     },
     /// Issue a read-only staff token for reports; prints it once.
     AddStaff { name: String },
+    /// Revoke a staff member's token (a lost one, or someone who left): reports and the
+    /// dashboard refuse it at once, dashboard sessions it signed in included.
+    RevokeStaff { name: String },
     /// Set, show or clear the letterhead (kop surat) printed above every report.
     /// Without options it shows the current one. `--line` replaces the lines and
     /// `--logo` the logo; what is not given is kept.
@@ -370,6 +373,16 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 );
             }
             println!("{}", token.expose());
+        }
+        ServerCommand::RevokeStaff { name } => {
+            store.revoke_staff(&name).await.map_err(usage)?;
+            if ctx.json {
+                return output::print_json(&serde_json::json!({ "name": name, "revoked": true }));
+            }
+            println!(
+                "{} {name}",
+                lang.pick("Token staf dicabut:", "Staff token revoked:")
+            );
         }
         ServerCommand::Letterhead { lines, logo, clear } => {
             letterhead(ctx, store.as_ref(), lines, logo.as_deref(), clear).await?;

@@ -535,6 +535,12 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
     /// Who a bearer token belongs to; unknown and revoked tokens are told apart.
     async fn authenticate(&self, token: &str) -> Result<Principal, AuthError>;
 
+    /// Whether the staff token whose SHA-256 ([`token_hash`]) this is is known and not
+    /// revoked. The dashboard asks on every page, so that revoking a staff token (from
+    /// the CLI, another process) ends the sessions it signed in, without the dashboard
+    /// keeping the token itself.
+    async fn staff_token_active(&self, hash: &[u8; 32]) -> Result<bool, StoreError>;
+
     /// Every library, by code.
     async fn libraries(&self) -> Result<Vec<LibraryInfo>, StoreError>;
 

@@ -323,6 +323,22 @@ async fn dashboard_over_http_signs_in_refuses_cross_site_posts_and_keeps_pages_s
     server.clock.advance(chrono::Duration::hours(13));
     let (status, _) = get_page(&http, &format!("{url}/dashboard"), &session).await;
     assert_eq!(status, 303, "expired");
+
+    // Revoking the staff token ends the sessions it signed in at once, pages and
+    // downloads alike; the token then cannot sign in again.
+    let (_, _, set_cookie, _) = post_sign_in(&http, url, &staff, None).await;
+    let session = set_cookie.split(';').next().unwrap().to_string();
+    let (status, _) = get_page(&http, &format!("{url}/dashboard/ops"), &session).await;
+    assert_eq!(status, 200);
+    server.store.revoke_staff("Bu Sri").await.unwrap();
+    for path in ["/dashboard/ops", "/dashboard/download/district/csv"] {
+        let (status, _) = get_page(&http, &format!("{url}{path}"), &session).await;
+        assert_eq!(status, 303, "{path} after the token was revoked");
+    }
+    let (status, _, cookie, body) = post_sign_in(&http, url, &staff, None).await;
+    assert_eq!(status, 401);
+    assert!(cookie.is_empty());
+    assert!(body.contains("sudah dicabut"), "{body}");
 }
 
 /// Where screenshots go: `<target>/test-output/dashboard/`.

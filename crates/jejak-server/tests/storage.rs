@@ -275,11 +275,19 @@ async fn enrollment_and_tokens(store: Arc<dyn ServerStore>) {
         store.add_staff("Ibu Sari").await,
         Err(EnrollError::StaffExists(_))
     ));
+    let staff_hash = jejak_server::token_hash(staff.expose());
+    assert!(store.staff_token_active(&staff_hash).await.unwrap());
+    let device_hash = jejak_server::token_hash(again.expose());
+    assert!(
+        !store.staff_token_active(&device_hash).await.unwrap(),
+        "a device token is no staff token"
+    );
     store.revoke_staff("Ibu Sari").await.unwrap();
     assert!(matches!(
         store.authenticate(staff.expose()).await,
         Err(AuthError::Revoked)
     ));
+    assert!(!store.staff_token_active(&staff_hash).await.unwrap());
     assert!(matches!(
         store.revoke_staff("Ibu Sari").await,
         Err(EnrollError::UnknownStaff(_))

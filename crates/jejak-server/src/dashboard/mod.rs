@@ -19,7 +19,9 @@
 //! Security: a staff token (never a device token) signs in; the token itself is never
 //! kept, put in a cookie, a URL or a log. A sign-in creates a server-side session with a
 //! random 32-byte id, kept in memory for 12 hours, sent as an `HttpOnly; SameSite=Strict`
-//! cookie. Every page but the sign-in page redirects there without a valid session.
+//! cookie. Every page but the sign-in page redirects there without a valid session; a
+//! session is valid while its token, known by its SHA-256, is still active, so revoking
+//! the token (`jejak server revoke-staff`) signs its sessions out at their next page.
 //! State changes are POSTs whose `Origin`, when sent, must name this host. Answers carry
 //! `Cache-Control: no-store` and a content security policy that allows no scripts.
 //! Reports are built only through [`crate::report::load`], so the dashboard shows the
@@ -51,7 +53,7 @@ use crate::report::load::today_wib;
 use crate::report::{
     LoadError, RenderOptions, Report, ReportRequest, load, parse_month, parse_quarter, parse_year,
 };
-use crate::store::{AuthError, Principal};
+use crate::store::{AuthError, Principal, token_hash};
 use pages::{Frame, Nav};
 
 /// How long a sign-in lasts.
@@ -69,6 +71,9 @@ const LANG_COOKIE: &str = "jejak_lang";
 struct StaffSession {
     /// The name the staff token was issued to (shown in the header).
     name: String,
+    /// The SHA-256 of the token that signed in (never the token): every page asks the
+    /// store whether it is still active, so revoking it ends the session.
+    token_hash: [u8; 32],
     /// When the session ends.
     expires: DateTime<Utc>,
 }
@@ -81,23 +86,46 @@ struct Dashboard {
 }
 
 impl Dashboard {
-    /// The staff session of the request's cookie, if it is valid now.
-    fn staff(&self, headers: &HeaderMap) -> Option<StaffSession> {
+    /// The staff session of the request's cookie, if it is valid now: not expired, and
+    /// its token not revoked since (a store error counts as not valid).
+    async fn staff(&self, headers: &HeaderMap) -> Option<StaffSession> {
         let id = cookie(headers, SESSION_COOKIE)?;
         let now = self.app.now();
-        let mut sessions = self.sessions.lock().ok()?;
-        match sessions.get(id) {
-            Some(session) if session.expires > now => Some(session.clone()),
-            Some(_) => {
-                sessions.remove(id);
+        let session = {
+            let mut sessions = self.sessions.lock().ok()?;
+            match sessions.get(id) {
+                Some(session) if session.expires > now => session.clone(),
+                Some(_) => {
+                    sessions.remove(id);
+                    return None;
+                }
+                None => return None,
+            }
+        };
+        match self
+            .app
+            .store()
+            .staff_token_active(&session.token_hash)
+            .await
+        {
+            Ok(true) => Some(session),
+            Ok(false) => {
+                tracing::info!(staff = %session.name, "dashboard: the session's token was revoked; signed out");
+                if let Ok(mut sessions) = self.sessions.lock() {
+                    sessions.remove(id);
+                }
                 None
             }
-            None => None,
+            Err(e) => {
+                tracing::error!(error = %e, "dashboard: the store could not check a session's token");
+                None
+            }
         }
     }
 
-    /// Starts a session for `name`; returns its id.
-    fn start_session(&self, name: String) -> Option<String> {
+    /// Starts a session for `name`, signed in with the token of `token_hash`; returns its
+    /// id.
+    fn start_session(&self, name: String, token_hash: [u8; 32]) -> Option<String> {
         let mut bytes = [0u8; 32];
         // ThreadRng is a cryptographically secure generator seeded from the OS.
         rand::rng().fill(&mut bytes);
@@ -118,6 +146,7 @@ impl Dashboard {
             id.clone(),
             StaffSession {
                 name,
+                token_hash,
                 expires: now + Duration::hours(SESSION_HOURS),
             },
         );
@@ -335,7 +364,7 @@ async fn sign_in_page(
     headers: HeaderMap,
 ) -> Response {
     let (lang, cookie) = language(&query, &headers);
-    if dash.staff(&headers).is_some() {
+    if dash.staff(&headers).await.is_some() {
         return see_other("/dashboard", cookie);
     }
     let frame = Frame {
@@ -382,7 +411,7 @@ async fn sign_in(
     };
     match dash.app.store().authenticate(form.token.trim()).await {
         Ok(Principal::Staff { name }) => {
-            let Some(id) = dash.start_session(name.clone()) else {
+            let Some(id) = dash.start_session(name.clone(), token_hash(&form.token)) else {
                 return refused(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Sesi tidak dapat dibuat.",
@@ -452,7 +481,7 @@ async fn district_page(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(staff) = dash.staff(&headers) else {
+    let Some(staff) = dash.staff(&headers).await else {
         return to_sign_in();
     };
     let (lang, cookie) = language(&query, &headers);
@@ -488,7 +517,7 @@ async fn village_page(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(staff) = dash.staff(&headers) else {
+    let Some(staff) = dash.staff(&headers).await else {
         return to_sign_in();
     };
     let (lang, cookie) = language(&query, &headers);
@@ -537,7 +566,7 @@ async fn period_page(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(staff) = dash.staff(&headers) else {
+    let Some(staff) = dash.staff(&headers).await else {
         return to_sign_in();
     };
     let (lang, cookie) = language(&query, &headers);
@@ -600,7 +629,7 @@ async fn ops_page(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(staff) = dash.staff(&headers) else {
+    let Some(staff) = dash.staff(&headers).await else {
         return to_sign_in();
     };
     let (lang, cookie) = language(&query, &headers);
@@ -651,7 +680,7 @@ async fn download(
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(staff) = dash.staff(&headers) else {
+    let Some(staff) = dash.staff(&headers).await else {
         return to_sign_in();
     };
     let (lang, cookie) = language(&query, &headers);

@@ -592,6 +592,14 @@ impl ServerStore for PostgresStore {
         read::authenticate(&client, token).await
     }
 
+    async fn staff_token_active(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let hash = *hash;
+        self.transact(true, move |tx| {
+            Box::pin(async move { read::staff_token_active(tx, &hash).await })
+        })
+        .await
+    }
+
     async fn libraries(&self) -> Result<Vec<LibraryInfo>, StoreError> {
         self.transact(true, |tx| Box::pin(read::libraries(tx)))
             .await

@@ -49,6 +49,20 @@ fn code<T>(value: Option<T>, what: &str) -> Result<T, StoreError> {
     value.ok_or_else(|| inconsistent(what))
 }
 
+/// See [`crate::ServerStore::staff_token_active`].
+pub(crate) async fn staff_token_active(
+    tx: &Transaction<'_>,
+    hash: &[u8; 32],
+) -> Result<bool, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM tokens WHERE hash = $1 AND staff IS NOT NULL AND revoked_ms IS NULL",
+            &[&hash.as_slice()],
+        )
+        .await?
+        .is_some())
+}
+
 /// Who a token is. One statement, so it runs without a transaction of its own (one
 /// statement sees one snapshot either way): every request is authenticated, and BEGIN
 /// and COMMIT would cost two more round trips each time.

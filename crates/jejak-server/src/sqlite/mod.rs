@@ -326,6 +326,12 @@ impl ServerStore for SqliteStore {
             .await
     }
 
+    async fn staff_token_active(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let hash = *hash;
+        self.read(move |conn| read::staff_token_active(conn, &hash))
+            .await
+    }
+
     async fn libraries(&self) -> Result<Vec<LibraryInfo>, StoreError> {
         self.read(read::libraries).await
     }

@@ -80,6 +80,14 @@ pub(crate) fn authenticate(conn: &Connection, token: &str) -> Result<Principal, 
     }
 }
 
+pub(crate) fn staff_token_active(conn: &Connection, hash: &[u8; 32]) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM tokens WHERE hash = ?1 AND staff IS NOT NULL AND revoked_ms IS NULL",
+        )?
+        .exists([hash.as_slice()])?)
+}
+
 pub(crate) fn libraries(conn: &Connection) -> Result<Vec<LibraryInfo>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT l.code, l.name, l.timezone, l.created_ms,
