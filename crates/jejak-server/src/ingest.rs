@@ -20,8 +20,7 @@ use crate::store::{Delivery, DeviceRef, IngestError};
 /// Rejection code of a record that breaks a domain rule.
 pub const REJECT_INVALID: &str = "invalid";
 /// Rejection code of a record whose id is stored with different content at the same
-/// revision. A record's key is its PC and its id; PostgreSQL, which keys records by
-/// library (its distribution column), also refuses an id another PC of the library used.
+/// revision. A record's key is its PC and its id, on both backends.
 pub const REJECT_CONFLICT: &str = "conflict";
 /// Rejection code of a record older than the server keeps raw records (`jejak server
 /// prune`): its month's rollups are final, so it is refused rather than counted twice

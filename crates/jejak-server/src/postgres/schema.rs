@@ -13,12 +13,12 @@
 //! - `sessions` is partitioned by month (declarative `PARTITION BY RANGE`). The month is
 //!   the one in the session id's UUIDv7 timestamp (made on the PC when the session
 //!   started): unlike the corrected start, it never changes between revisions, so a
-//!   session's row never moves between partitions and the key (library, month, id)
-//!   finds it again on every resend. Ids that are not UUIDv7, or whose month is outside
+//!   session's row never moves between partitions and the key (library, device,
+//!   month, id) since V2 finds it again on every resend. Ids that are not UUIDv7, or whose month is outside
 //!   2020–2099 (a PC clock reset to 2000), go to the default partition.
 
 /// The migrations, in order: (version, SQL).
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 /// The advisory lock key that serialises migrations (an arbitrary constant: "jejak" in
 /// ASCII).
@@ -192,4 +192,19 @@ CREATE TABLE patron_months (
     patrons BYTEA NOT NULL,
     PRIMARY KEY (month, library)
 );
+"#;
+
+/// Version 2: sessions and pc events keyed by their PC after the library, as in SQLite's
+/// V3. A record's key is (PC, id); PostgreSQL needs the partition column in the key too,
+/// so sessions are keyed (library, device, month, id). The key now serves the per-PC
+/// reads (recount, pruning, the event fold), so the (library, device) indexes go, and a
+/// batch's rows, one PC's ids in time order, land side by side in the key's index
+/// instead of all over it: a COPY of a batch touches a few index pages.
+const V2: &str = r#"
+ALTER TABLE sessions DROP CONSTRAINT sessions_pkey;
+ALTER TABLE sessions ADD PRIMARY KEY (library, device, month, id);
+DROP INDEX sessions_device;
+ALTER TABLE pc_events DROP CONSTRAINT pc_events_pkey;
+ALTER TABLE pc_events ADD PRIMARY KEY (library, device, id);
+DROP INDEX pc_events_device;
 "#;

@@ -516,7 +516,7 @@ fn new_events<'b>(
 /// Most batches carry only records the server has never seen, so they are first copied
 /// in bulk (`COPY … FROM STDIN (FORMAT binary)`, far cheaper than a row-by-row
 /// `INSERT … ON CONFLICT`) under a savepoint. When one of them is stored already (a
-/// session's new revision, an id of another PC) the copy fails on the primary key as a
+/// session's new revision, a batch racing its own resend) the copy fails on the primary key as a
 /// whole (PostgreSQL logs that error); it is rolled back to the savepoint and the
 /// records go through `INSERT … ON CONFLICT DO NOTHING RETURNING id` instead, which
 /// tells the new from the stored. A batch whose changes are partly held already (sent
@@ -683,7 +683,7 @@ async fn bulk_sessions(
                  $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[])
                  WITH ORDINALITY AS u(m, i, a, st, sk, d, o, g, p, r, t, n)
              ORDER BY n
-             ON CONFLICT (library, month, id) DO NOTHING
+             ON CONFLICT (library, device, month, id) DO NOTHING
              RETURNING id",
             &[
                 &library, &device, &months, &ids, &attrs, &starts, &skews, &durations, &offline,
@@ -727,7 +727,7 @@ async fn bulk_events(
              FROM unnest($3::bytea[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
                  WITH ORDINALITY AS u(i, a, t, s, c, n)
              ORDER BY n
-             ON CONFLICT (library, id) DO NOTHING
+             ON CONFLICT (library, device, id) DO NOTHING
              RETURNING id",
             &[&library, &device, &ids, &attrs, &ats, &skews, &deltas],
         )
@@ -746,13 +746,13 @@ async fn bulk_events(
 /// A stored session, locked, for the records of a batch that are not new.
 const SELECT_SESSION: &str = "SELECT device, attrs, start_s, skew_ms, duration_s, offline_s,
          group_size, patron, rx_kib, tx_kib
-     FROM sessions WHERE library = $1 AND month = $2 AND id = $3 FOR UPDATE";
+     FROM sessions WHERE library = $1 AND month = $2 AND id = $3 AND device = $4 FOR UPDATE";
 const UPDATE_SESSION: &str = "UPDATE sessions SET attrs = $4, start_s = $5, skew_ms = $6,
          duration_s = $7, offline_s = $8, group_size = $9, patron = $10, rx_kib = $11,
          tx_kib = $12
-     WHERE library = $1 AND month = $2 AND id = $3";
+     WHERE library = $1 AND month = $2 AND id = $3 AND device = $13";
 const SELECT_EVENT: &str = "SELECT device, attrs, at_s, skew_ms, clock_delta_ms FROM pc_events
-     WHERE library = $1 AND id = $2";
+     WHERE library = $1 AND id = $2 AND device = $3";
 const UPSERT_REJECTED: &str = "INSERT INTO rejected (library, device, epoch, seq, record_id,
          code, detail, first_ms, last_ms, times)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1)
@@ -878,7 +878,10 @@ impl RecordContext<'_, '_> {
             return Ok(());
         }
         let statement = self.tx.prepare_cached(SELECT_SESSION).await?;
-        let r = self.tx.query_opt(&statement, &[&lib, &month, &id]).await?;
+        let r = self
+            .tx
+            .query_opt(&statement, &[&lib, &month, &id, &dev])
+            .await?;
         // Not new and not stored: from before the retention cutoff (the bulk insert
         // left it out), so it must not be counted again in rollups that hold it.
         let Some(r) = r else {
@@ -894,7 +897,6 @@ impl RecordContext<'_, '_> {
         };
         let packed: i64 = r.try_get(1)?;
         let a = codes::SessionAttrs::unpack(packed);
-        let stored_device: i64 = r.try_get(0)?;
         let stored_patron: Option<i64> = r.try_get(7)?;
         let old = SessionFacts {
             start_s: r.try_get(2)?,
@@ -923,16 +925,6 @@ impl RecordContext<'_, '_> {
             offline_s: r.try_get(5)?,
             client_quality: a.client_quality,
         };
-        if stored_device != dev {
-            return self
-                .reject(
-                    s.seq,
-                    &s.id,
-                    REJECT_CONFLICT,
-                    "this session id is already stored for another PC".into(),
-                )
-                .await;
-        }
         match f.revision.cmp(&stored_fields.revision) {
             std::cmp::Ordering::Greater => {
                 let statement = self.tx.prepare_cached(UPDATE_SESSION).await?;
@@ -952,6 +944,7 @@ impl RecordContext<'_, '_> {
                             &patron,
                             &f.rx_kib,
                             &f.tx_kib,
+                            &dev,
                         ],
                     )
                     .await?;
@@ -1024,7 +1017,7 @@ impl RecordContext<'_, '_> {
             return Ok(());
         }
         let statement = self.tx.prepare_cached(SELECT_EVENT).await?;
-        let r = self.tx.query_opt(&statement, &[&lib, &id]).await?;
+        let r = self.tx.query_opt(&statement, &[&lib, &id, &dev]).await?;
         let Some(r) = r else {
             return self
                 .reject(
@@ -1035,7 +1028,6 @@ impl RecordContext<'_, '_> {
                 )
                 .await;
         };
-        let device: i64 = r.try_get(0)?;
         let stored = ingest::EventFields {
             kind: codes::event_attrs_unpack(r.try_get(1)?).0,
             raw_at_ms: r
@@ -1044,17 +1036,9 @@ impl RecordContext<'_, '_> {
                 .saturating_add(r.try_get(3)?),
             clock_delta_ms: r.try_get(4)?,
         };
-        if device == dev && &stored == f {
+        if &stored == f {
             self.duplicates += 1;
             Ok(())
-        } else if device != dev {
-            self.reject(
-                e.seq,
-                &e.id,
-                REJECT_CONFLICT,
-                "this pc event id is already stored for another PC".into(),
-            )
-            .await
         } else {
             self.reject(
                 e.seq,
