@@ -543,6 +543,28 @@ async fn insert_new(
         let fresh_events = bulk_events(tx, library, device, &events).await?;
         return Ok((fresh_sessions, fresh_events));
     }
+    // A live batch often carries the end of a session whose start an earlier batch
+    // stored, and the copy would then fail (and PostgreSQL log the error) for almost
+    // every such batch. When only a few sessions can be stored already (not those at
+    // revision 0: a stored one would have its change held), they are looked up first
+    // and left out of the copy. A backlog's many revised sessions are rarely stored, and
+    // looking each up would cost more than the odd fallback.
+    let maybe_stored: Vec<&(&PreparedSession, SessionRow)> = sessions
+        .iter()
+        .filter(|(s, _)| s.fields.revision > 0)
+        .collect();
+    let sessions = if !maybe_stored.is_empty() && maybe_stored.len() <= LOOK_UP_FIRST {
+        let stored = stored_session_ids(tx, library, device, &maybe_stored).await?;
+        sessions
+            .into_iter()
+            .filter(|(s, _)| !stored.contains(&s.id))
+            .collect()
+    } else {
+        sessions
+    };
+    if sessions.is_empty() && events.is_empty() {
+        return Ok((HashSet::new(), HashSet::new()));
+    }
     let copied = async {
         if !sessions.is_empty() {
             copy_sessions(tx, library, device, &sessions).await?;
@@ -571,6 +593,44 @@ async fn insert_new(
         }
         Err(e) => Err(pg(e)),
     }
+}
+
+/// The most sessions that may be stored already which a batch looks up before its copy
+/// (see [`insert_new`]).
+const LOOK_UP_FIRST: usize = 32;
+
+/// Which of `list` are stored already.
+async fn stored_session_ids(
+    tx: &Transaction<'_>,
+    library: i64,
+    device: i64,
+    list: &[&(&PreparedSession, SessionRow)],
+) -> Result<HashSet<Uuid>, IngestError> {
+    let months: Vec<i64> = list.iter().map(|(_, r)| r.month).collect();
+    let ids: Vec<&[u8]> = list
+        .iter()
+        .map(|(s, _)| s.id.as_bytes().as_slice())
+        .collect();
+    let statement = tx
+        .prepare_cached(
+            "SELECT s.id FROM sessions s
+             JOIN unnest($3::int8[], $4::bytea[]) AS u(m, i) ON s.month = u.m AND s.id = u.i
+             WHERE s.library = $1 AND s.device = $2",
+        )
+        .await
+        .map_err(pg)?;
+    let mut out = HashSet::new();
+    for r in tx
+        .query(&statement, &[&library, &device, &months, &ids])
+        .await
+        .map_err(pg)?
+    {
+        let id: Vec<u8> = r.try_get(0).map_err(pg)?;
+        if let Ok(id) = Uuid::from_slice(&id) {
+            out.insert(id);
+        }
+    }
+    Ok(out)
 }
 
 /// Copies new sessions into `sessions` (routed to their month's partition).
