@@ -408,14 +408,23 @@ async fn a_gap_is_refused_with_the_expected_seq(store: Arc<dyn ServerStore>) {
 /// optimistic COPY fails on the key and falls back to `INSERT … ON CONFLICT`; a short one
 /// looks its revised sessions up first.)
 async fn a_long_batch_with_one_stored_session_stores_the_rest_once(store: Arc<dyn ServerStore>) {
-    let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
-    let sim = sim_pc("dermaji", "pc-01", 9);
-    let mut log = log_of(&sim, 60, 9);
-    let sessions = log
-        .records
-        .iter()
-        .filter(|r| matches!(r.body, RecordBody::Session(_)))
-        .count();
+    let sent = repeat_one_stored_session(store.as_ref(), "pc-01", 60).await;
+    assert!(sent > 32, "long enough to be copied optimistically");
+    // And a short batch: two sessions, one stored.
+    repeat_one_stored_session(store.as_ref(), "pc-02", 2).await;
+}
+
+/// Stores the first session of a log of `sessions` revised sessions (revision 1 or
+/// more), then sends the whole log again from seq 2, and checks that only that session
+/// was a duplicate; returns how many sessions the second batch carried.
+async fn repeat_one_stored_session(
+    store: &dyn ServerStore,
+    pc_code: &str,
+    sessions: usize,
+) -> usize {
+    let (_, device) = enroll(store, "dermaji", pc_code).await;
+    let sim = sim_pc("dermaji", pc_code, sessions as u64);
+    let mut log = log_of(&sim, sessions, sessions as u64);
     for record in &mut log.records {
         if let RecordBody::Session(s) = &mut record.body {
             s.revision = s.revision.max(1);
@@ -426,51 +435,29 @@ async fn a_long_batch_with_one_stored_session_stores_the_rest_once(store: Arc<dy
         .iter()
         .position(|r| matches!(r.body, RecordBody::Session(_)))
         .unwrap();
-    let ack = ingest(store.as_ref(), &device, &one_record(&sim, &log, first, 1))
+    let ack = ingest(store, &device, &one_record(&sim, &log, first, 1))
         .await
         .unwrap();
     assert_eq!(ack.new, 1);
-    // The whole log again from seq 2: the stored session is a duplicate, the rest new.
-    let mut rest = log.clone();
-    for (i, record) in rest.records.iter_mut().enumerate() {
-        record.seq = i as u64 + 2;
-    }
-    let batch = bench::batches(&sim, &rest, 1_000, arrival() - Duration::seconds(1)).remove(0);
-    assert!(
-        batch.sessions.id.len() > 32,
-        "long enough to be copied optimistically"
-    );
-    let ack = ingest(store.as_ref(), &device, &batch).await.unwrap();
-    assert_eq!(ack.duplicates, 1);
-    assert_eq!(ack.new as usize, rest.records.len() - 1);
-    assert!(ack.rejected.is_empty(), "{:?}", ack.rejected);
-    assert_eq!(store.sessions(&device).await.unwrap().len(), sessions);
-    assert!(store.check_rollups().await.unwrap().is_consistent());
-    // And the same for a short batch: two sessions, one stored.
-    let (_, other) = enroll(store.as_ref(), "dermaji", "pc-02").await;
-    let sim = sim_pc("dermaji", "pc-02", 10);
-    let mut short = log_of(&sim, 2, 10);
-    for record in &mut short.records {
-        if let RecordBody::Session(s) = &mut record.body {
-            s.revision = s.revision.max(1);
-        }
-    }
-    let first = short
+    let stored_sessions = log
         .records
         .iter()
-        .position(|r| matches!(r.body, RecordBody::Session(_)))
-        .unwrap();
-    ingest(store.as_ref(), &other, &one_record(&sim, &short, first, 1))
-        .await
-        .unwrap();
-    for (i, record) in short.records.iter_mut().enumerate() {
+        .filter(|r| matches!(r.body, RecordBody::Session(_)))
+        .count();
+    for (i, record) in log.records.iter_mut().enumerate() {
         record.seq = i as u64 + 2;
     }
-    let batch = bench::batches(&sim, &short, 100, arrival() - Duration::seconds(1)).remove(0);
-    let ack = ingest(store.as_ref(), &other, &batch).await.unwrap();
+    let batch = bench::batches(&sim, &log, 1_000, arrival() - Duration::seconds(1)).remove(0);
+    let ack = ingest(store, &device, &batch).await.unwrap();
     assert_eq!(ack.duplicates, 1);
-    assert_eq!(ack.new as usize, short.records.len() - 1);
+    assert_eq!(ack.new as usize, log.records.len() - 1);
+    assert!(ack.rejected.is_empty(), "{:?}", ack.rejected);
+    assert_eq!(
+        store.sessions(&device).await.unwrap().len(),
+        stored_sessions
+    );
     assert!(store.check_rollups().await.unwrap().is_consistent());
+    batch.sessions.id.len()
 }
 
 async fn revisions_replace_and_conflicts_and_invalid_records_are_rejected(
