@@ -365,6 +365,34 @@ fn report_over_http_is_the_report_from_the_database_with_the_letterhead() {
     let page = jejak("id", Some("html"), &args).ok().stdout;
     assert!(page.contains(KOP));
 
+    // Compacting the file keeps every report as it was and leaves it no larger.
+    let before = without_time(&jejak("en", Some("json"), &args).ok());
+    let compacted = server_json(&db, &["compact"]);
+    let (was, is) = (
+        compacted["before_bytes"].as_u64().unwrap(),
+        compacted["after_bytes"].as_u64().unwrap(),
+    );
+    assert!(is > 0 && is <= was, "{compacted}");
+    assert_eq!(is, std::fs::metadata(&db).unwrap().len());
+    let after = without_time(&jejak("en", Some("json"), &args).ok());
+    assert_eq!(before, after);
+    let on_postgres = jejak(
+        "en",
+        None,
+        &[
+            "server",
+            "--database",
+            "postgres://nobody@127.0.0.1:1/none",
+            "compact",
+        ],
+    )
+    .expect_code(2);
+    assert!(
+        on_postgres.stderr.contains("autovacuum"),
+        "{}",
+        on_postgres.stderr
+    );
+
     // Cleared, the letterhead leaves the reports.
     assert_eq!(
         server_json(&db, &["letterhead", "--clear"])["letterhead"],

@@ -53,6 +53,10 @@ enum ServerCommand {
         #[arg(long, value_name = "N")]
         keep_months: u32,
     },
+    /// Give the embedded SQLite file's free pages back to the disk (VACUUM), for
+    /// example after `prune`; ingest waits while it runs. PostgreSQL needs no such step
+    /// (autovacuum).
+    Compact,
     /// Add a village library.
     AddLibrary {
         /// The library's code (NPP or the district's code).
@@ -186,10 +190,10 @@ pub fn run(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     runtime.block_on(run_async(ctx, args))
 }
 
-/// `jejak server copy --from sqlite:PATH --to postgres://…`.
-async fn copy(ctx: &Context, from: &str, to: &str, chunk_rows: usize) -> anyhow::Result<()> {
-    let lang = ctx.lang;
-    let path = sqlite_path(from)?;
+/// The SQLite file a `--database` value names, which must exist (a command that only
+/// reads or rewrites it must not create an empty one).
+fn existing_sqlite_path(database: &str) -> anyhow::Result<PathBuf> {
+    let path = sqlite_path(database)?;
     if !path.exists() {
         return Err(UsageError::new(
             format!("basis data server {} tidak ada", path.display()),
@@ -197,6 +201,13 @@ async fn copy(ctx: &Context, from: &str, to: &str, chunk_rows: usize) -> anyhow:
         )
         .into());
     }
+    Ok(path)
+}
+
+/// `jejak server copy --from sqlite:PATH --to postgres://…`.
+async fn copy(ctx: &Context, from: &str, to: &str, chunk_rows: usize) -> anyhow::Result<()> {
+    let lang = ctx.lang;
+    let path = existing_sqlite_path(from)?;
     if !is_postgres(to) {
         return Err(UsageError::new(
             "--to harus basis data PostgreSQL (postgres://…)",
@@ -246,6 +257,44 @@ async fn copy(ctx: &Context, from: &str, to: &str, chunk_rows: usize) -> anyhow:
     Ok(())
 }
 
+/// `jejak server compact`: the SQLite file (its WAL emptied into it) before and after a
+/// VACUUM.
+async fn compact(ctx: &Context, database: &str) -> anyhow::Result<()> {
+    let lang = ctx.lang;
+    if is_postgres(database) {
+        return Err(UsageError::new(
+            "compact hanya untuk basis data SQLite; PostgreSQL merapikan dirinya sendiri (autovacuum)",
+            "compact is for the SQLite database; PostgreSQL reclaims space itself (autovacuum)",
+        )
+        .into());
+    }
+    let path = existing_sqlite_path(database)?;
+    let size = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    let before = size(&path) + size(std::path::Path::new(&wal));
+    let store =
+        SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let after = store.compact().await?;
+    if ctx.json {
+        return output::print_json(
+            &serde_json::json!({ "before_bytes": before, "after_bytes": after }),
+        );
+    }
+    println!(
+        "{} {} → {} MB",
+        lang.pick("Basis data dipadatkan:", "Database compacted:"),
+        format_mb(before),
+        format_mb(after)
+    );
+    Ok(())
+}
+
+/// Bytes as megabytes with one decimal.
+fn format_mb(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1e6)
+}
+
 async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     let lang = ctx.lang;
     // A copy names its two databases itself and opens no other.
@@ -256,6 +305,9 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     } = &args.command
     {
         return copy(ctx, from, to, *chunk_rows).await;
+    }
+    if let ServerCommand::Compact = &args.command {
+        return compact(ctx, &args.database).await;
     }
     let store = open_store(&args.database).await?;
     match args.command {
@@ -431,7 +483,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             );
         }
         // Handled before any store was opened.
-        ServerCommand::Copy { .. } => {}
+        ServerCommand::Copy { .. } | ServerCommand::Compact => {}
         ServerCommand::Import { file, ack } => {
             let ack_path = ack.unwrap_or_else(|| with_suffix(&file, ".ack.json"));
             let summary = import_bundle(
