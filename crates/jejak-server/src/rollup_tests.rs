@@ -244,96 +244,94 @@ async fn check_store(
     order: Vec<u8>,
     skews: Vec<i64>,
 ) {
-    {
-        // A library in WITA (+8), so local days differ from UTC days.
-        let library = LibraryCode::parse("wita-1").unwrap();
-        store
-            .add_library(&library, "Desa Wita", Zone::Wita)
-            .await
-            .unwrap();
-        let pc = PcCode::parse("pc-01").unwrap();
-        store.add_device(&library, &pc).await.unwrap();
-        let device = store.find_device(&library, &pc).await.unwrap().unwrap();
-        // The window straddles a month end: 2026-10-30 to 2026-11-03.
-        let boot = Utc.with_ymd_and_hms(2026, 10, 29, 20, 0, 0).unwrap();
-        let (run, epoch) = (Uuid::new_v4(), Uuid::new_v4());
-        let records = records(&library, &pc, run, boot, &items);
-        if records.is_empty() {
-            return;
-        }
-        // Batches: cut points over the log.
-        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % records.len()).collect();
-        bounds.push(0);
-        bounds.push(records.len());
-        bounds.sort();
-        bounds.dedup();
-        let ranges: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
-        // Arrival: batches in a shuffled order, each delivered possibly twice; those
-        // refused for a gap come back later, until everything is held.
-        let mut queue: Vec<usize> = (0..ranges.len()).collect();
-        for (i, o) in order.iter().enumerate() {
-            let len = queue.len();
-            queue.swap(i % len, usize::from(*o) % len);
-        }
-        let mut accepted = vec![false; ranges.len()];
-        let mut rounds = 0;
-        while accepted.iter().any(|a| !a) {
-            rounds += 1;
-            assert!(rounds < 100, "the batches never all arrived");
-            for (n, &b) in queue.iter().enumerate() {
-                let skew = skews[n % skews.len()];
-                let wire = batch(&library, &pc, epoch, run, boot, &records, ranges[b], skew);
-                let at = boot + chrono::Duration::days(6);
-                match store
-                    .ingest(&device, wire.clone(), at, Delivery::Online)
-                    .await
-                {
-                    Ok(_) => {
-                        accepted[b] = true;
-                        // A duplicate now and then.
-                        if n % 3 == 0 {
-                            store
-                                .ingest(&device, wire, at, Delivery::Online)
-                                .await
-                                .unwrap();
-                        }
+    // A library in WITA (+8), so local days differ from UTC days.
+    let library = LibraryCode::parse("wita-1").unwrap();
+    store
+        .add_library(&library, "Desa Wita", Zone::Wita)
+        .await
+        .unwrap();
+    let pc = PcCode::parse("pc-01").unwrap();
+    store.add_device(&library, &pc).await.unwrap();
+    let device = store.find_device(&library, &pc).await.unwrap().unwrap();
+    // The window straddles a month end: 2026-10-30 to 2026-11-03.
+    let boot = Utc.with_ymd_and_hms(2026, 10, 29, 20, 0, 0).unwrap();
+    let (run, epoch) = (Uuid::new_v4(), Uuid::new_v4());
+    let records = records(&library, &pc, run, boot, &items);
+    if records.is_empty() {
+        return;
+    }
+    // Batches: cut points over the log.
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % records.len()).collect();
+    bounds.push(0);
+    bounds.push(records.len());
+    bounds.sort();
+    bounds.dedup();
+    let ranges: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+    // Arrival: batches in a shuffled order, each delivered possibly twice; those
+    // refused for a gap come back later, until everything is held.
+    let mut queue: Vec<usize> = (0..ranges.len()).collect();
+    for (i, o) in order.iter().enumerate() {
+        let len = queue.len();
+        queue.swap(i % len, usize::from(*o) % len);
+    }
+    let mut accepted = vec![false; ranges.len()];
+    let mut rounds = 0;
+    while accepted.iter().any(|a| !a) {
+        rounds += 1;
+        assert!(rounds < 100, "the batches never all arrived");
+        for (n, &b) in queue.iter().enumerate() {
+            let skew = skews[n % skews.len()];
+            let wire = batch(&library, &pc, epoch, run, boot, &records, ranges[b], skew);
+            let at = boot + chrono::Duration::days(6);
+            match store
+                .ingest(&device, wire.clone(), at, Delivery::Online)
+                .await
+            {
+                Ok(_) => {
+                    accepted[b] = true;
+                    // A duplicate now and then.
+                    if n % 3 == 0 {
+                        store
+                            .ingest(&device, wire, at, Delivery::Online)
+                            .await
+                            .unwrap();
                     }
-                    Err(IngestError::SeqGap { .. }) => {}
-                    Err(e) => panic!("{e}"),
                 }
+                Err(IngestError::SeqGap { .. }) => {}
+                Err(e) => panic!("{e}"),
             }
         }
-        let found = store.check_rollups().await.unwrap();
-        assert!(found.is_consistent(), "{found:#?}");
-
-        // An independent count: the public sessions the month facts hold are the
-        // stored sessions that are not staff.
-        let stored = store.sessions(&device).await.unwrap();
-        let public = stored
-            .iter()
-            .filter(|s| s.patron.user_kind != UserKind::Staf)
-            .count() as u64;
-        let mut counted = 0;
-        for month in [(2026, 10), (2026, 11)] {
-            let first = chrono::NaiveDate::from_ymd_opt(month.0, month.1, 1).unwrap();
-            let facts = store
-                .month_facts(first, None, FactsDetail::Breakdowns)
-                .await
-                .unwrap();
-            let lib = &facts.libraries[0];
-            let by_days: u64 = lib.days.iter().map(|d| d.sessions).sum();
-            let by_age: u64 = lib
-                .breakdowns
-                .iter()
-                .filter(|b| matches!(b.by, crate::report::Breakdown::Age(_)))
-                .map(|b| b.sessions)
-                .sum();
-            assert_eq!(by_days, by_age);
-            counted += by_days;
-        }
-        // Sessions re-dated outside the two months are the only ones not counted.
-        assert!(counted <= public);
     }
+    let found = store.check_rollups().await.unwrap();
+    assert!(found.is_consistent(), "{found:#?}");
+
+    // An independent count: the public sessions the month facts hold are the
+    // stored sessions that are not staff.
+    let stored = store.sessions(&device).await.unwrap();
+    let public = stored
+        .iter()
+        .filter(|s| s.patron.user_kind != UserKind::Staf)
+        .count() as u64;
+    let mut counted = 0;
+    for month in [(2026, 10), (2026, 11)] {
+        let first = chrono::NaiveDate::from_ymd_opt(month.0, month.1, 1).unwrap();
+        let facts = store
+            .month_facts(first, None, FactsDetail::Breakdowns)
+            .await
+            .unwrap();
+        let lib = &facts.libraries[0];
+        let by_days: u64 = lib.days.iter().map(|d| d.sessions).sum();
+        let by_age: u64 = lib
+            .breakdowns
+            .iter()
+            .filter(|b| matches!(b.by, crate::report::Breakdown::Age(_)))
+            .map(|b| b.sessions)
+            .sum();
+        assert_eq!(by_days, by_age);
+        counted += by_days;
+    }
+    // Sessions re-dated outside the two months are the only ones not counted.
+    assert!(counted <= public);
 }
 
 proptest! {

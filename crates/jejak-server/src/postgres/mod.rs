@@ -593,11 +593,8 @@ impl ServerStore for PostgresStore {
     }
 
     async fn staff_token_active(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
-        let hash = *hash;
-        self.transact(true, move |tx| {
-            Box::pin(async move { read::staff_token_active(tx, &hash).await })
-        })
-        .await
+        let client = self.client().await?;
+        read::staff_token_active(&client, hash).await
     }
 
     async fn libraries(&self) -> Result<Vec<LibraryInfo>, StoreError> {

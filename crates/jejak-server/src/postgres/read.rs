@@ -50,15 +50,19 @@ fn code<T>(value: Option<T>, what: &str) -> Result<T, StoreError> {
 }
 
 /// See [`crate::ServerStore::staff_token_active`].
+/// One statement, without a transaction of its own, as [`authenticate`]: the dashboard
+/// asks on every page.
 pub(crate) async fn staff_token_active(
-    tx: &Transaction<'_>,
+    client: &deadpool_postgres::ClientWrapper,
     hash: &[u8; 32],
 ) -> Result<bool, StoreError> {
-    Ok(tx
-        .query_opt(
+    let statement = client
+        .prepare_cached(
             "SELECT 1 FROM tokens WHERE hash = $1 AND staff IS NOT NULL AND revoked_ms IS NULL",
-            &[&hash.as_slice()],
         )
+        .await?;
+    Ok(client
+        .query_opt(&statement, &[&hash.as_slice()])
         .await?
         .is_some())
 }

@@ -804,14 +804,14 @@ async fn bulk_events(
 }
 
 /// A stored session, locked, for the records of a batch that are not new.
-const SELECT_SESSION: &str = "SELECT device, attrs, start_s, skew_ms, duration_s, offline_s,
+const SELECT_SESSION: &str = "SELECT attrs, start_s, skew_ms, duration_s, offline_s,
          group_size, patron, rx_kib, tx_kib
      FROM sessions WHERE library = $1 AND month = $2 AND id = $3 AND device = $4 FOR UPDATE";
 const UPDATE_SESSION: &str = "UPDATE sessions SET attrs = $4, start_s = $5, skew_ms = $6,
          duration_s = $7, offline_s = $8, group_size = $9, patron = $10, rx_kib = $11,
          tx_kib = $12
      WHERE library = $1 AND month = $2 AND id = $3 AND device = $13";
-const SELECT_EVENT: &str = "SELECT device, attrs, at_s, skew_ms, clock_delta_ms FROM pc_events
+const SELECT_EVENT: &str = "SELECT attrs, at_s, skew_ms, clock_delta_ms FROM pc_events
      WHERE library = $1 AND id = $2 AND device = $3";
 const UPSERT_REJECTED: &str = "INSERT INTO rejected (library, device, epoch, seq, record_id,
          code, detail, first_ms, last_ms, times)
@@ -955,34 +955,34 @@ impl RecordContext<'_, '_> {
                 )
                 .await;
         };
-        let packed: i64 = r.try_get(1)?;
+        let packed: i64 = r.try_get(0)?;
         let a = codes::SessionAttrs::unpack(packed);
-        let stored_patron: Option<i64> = r.try_get(7)?;
+        let stored_patron: Option<i64> = r.try_get(6)?;
         let old = SessionFacts {
-            start_s: r.try_get(2)?,
-            duration_s: r.try_get(4)?,
-            offline_s: r.try_get(5)?,
+            start_s: r.try_get(1)?,
+            duration_s: r.try_get(3)?,
+            offline_s: r.try_get(4)?,
             attrs: packed,
-            group_size: r.try_get(6)?,
-            kib: r.try_get::<_, i64>(8)?.saturating_add(r.try_get(9)?),
+            group_size: r.try_get(5)?,
+            kib: r.try_get::<_, i64>(7)?.saturating_add(r.try_get(8)?),
             patron: stored_patron,
         };
         let stored_fields = ingest::SessionFields {
             revision: a.revision,
             raw_start_ms: r
-                .try_get::<_, i64>(2)?
+                .try_get::<_, i64>(1)?
                 .saturating_mul(1000)
-                .saturating_add(r.try_get(3)?),
-            duration_s: r.try_get(4)?,
+                .saturating_add(r.try_get(2)?),
+            duration_s: r.try_get(3)?,
             end_reason: a.end_reason,
             user_kind: a.user_kind,
             purposes: a.purposes,
             gender: a.gender,
             age_group: a.age_group,
-            group_size: r.try_get(6)?,
-            rx_kib: r.try_get(8)?,
-            tx_kib: r.try_get(9)?,
-            offline_s: r.try_get(5)?,
+            group_size: r.try_get(5)?,
+            rx_kib: r.try_get(7)?,
+            tx_kib: r.try_get(8)?,
+            offline_s: r.try_get(4)?,
             client_quality: a.client_quality,
         };
         match f.revision.cmp(&stored_fields.revision) {
@@ -1089,12 +1089,12 @@ impl RecordContext<'_, '_> {
                 .await;
         };
         let stored = ingest::EventFields {
-            kind: codes::event_attrs_unpack(r.try_get(1)?).0,
+            kind: codes::event_attrs_unpack(r.try_get(0)?).0,
             raw_at_ms: r
-                .try_get::<_, i64>(2)?
+                .try_get::<_, i64>(1)?
                 .saturating_mul(1000)
-                .saturating_add(r.try_get(3)?),
-            clock_delta_ms: r.try_get(4)?,
+                .saturating_add(r.try_get(2)?),
+            clock_delta_ms: r.try_get(3)?,
         };
         if &stored == f {
             self.duplicates += 1;
@@ -1437,26 +1437,10 @@ pub(crate) async fn write_rollups(
             None => day_drops.push(*month, *lib, *device, Vec::new()),
         }
     }
-    let stored_cells = library_rows(cell_rows)?;
-    let mut cell_puts = RowWrites::default();
-    let mut cell_drops = RowWrites::default();
-    for ((month, lib), cells) in &changes.cells {
-        let stored = stored_cells.get(&(*month, *lib)).map(Vec::as_slice);
-        match recount::merge_cells(stored, cells, (*month, *lib))? {
-            Some(bytes) => cell_puts.push(*month, *lib, 0, bytes),
-            None => cell_drops.push(*month, *lib, 0, Vec::new()),
-        }
-    }
-    let stored_patrons = library_rows(patron_rows)?;
-    let mut patron_puts = RowWrites::default();
-    let mut patron_drops = RowWrites::default();
-    for ((month, lib), patrons) in &changes.patrons {
-        let stored = stored_patrons.get(&(*month, *lib)).map(Vec::as_slice);
-        match recount::merge_patrons(stored, patrons, (*month, *lib))? {
-            Some(bytes) => patron_puts.push(*month, *lib, 0, bytes),
-            None => patron_drops.push(*month, *lib, 0, Vec::new()),
-        }
-    }
+    let (cell_puts, cell_drops) =
+        merge_library_rows(&changes.cells, cell_rows, recount::merge_cells)?;
+    let (patron_puts, patron_drops) =
+        merge_library_rows(&changes.patrons, patron_rows, recount::merge_patrons)?;
 
     let (dp, dd, cp, cd, pp, pd) = (
         &day_puts,
@@ -1492,17 +1476,31 @@ pub(crate) async fn write_rollups(
     Ok(())
 }
 
-/// A library-wide packed row read back by (month, library); an empty one (just made
-/// by the `ON CONFLICT DO NOTHING` insert) counts as missing.
-fn library_rows(rows: Vec<tokio_postgres::Row>) -> Result<Stored<(i64, i64)>, StoreError> {
-    let mut out = HashMap::new();
+/// Merges a batch's changes to library-wide packed rows (breakdown cells or patrons,
+/// by (month, library)) into the rows read back locked; returns the rows to write and
+/// the rows to remove (those that count nothing any more). An empty row read back (just
+/// made by the `ON CONFLICT DO NOTHING` insert) counts as missing.
+fn merge_library_rows<V: ?Sized, C: std::borrow::Borrow<V>>(
+    changes: &std::collections::BTreeMap<(i64, i64), C>,
+    rows: Vec<tokio_postgres::Row>,
+    merge: impl Fn(Option<&[u8]>, &V, (i64, i64)) -> Result<Option<Vec<u8>>, StoreError>,
+) -> Result<(RowWrites, RowWrites), StoreError> {
+    let mut stored: Stored<(i64, i64)> = HashMap::new();
     for r in rows {
         let bytes: Vec<u8> = r.try_get(2)?;
         if !bytes.is_empty() {
-            out.insert((r.try_get(0)?, r.try_get(1)?), bytes);
+            stored.insert((r.try_get(0)?, r.try_get(1)?), bytes);
         }
     }
-    Ok(out)
+    let (mut puts, mut drops) = (RowWrites::default(), RowWrites::default());
+    for (&(month, library), change) in changes {
+        let row = stored.get(&(month, library)).map(Vec::as_slice);
+        match merge(row, change.borrow(), (month, library))? {
+            Some(bytes) => puts.push(month, library, 0, bytes),
+            None => drops.push(month, library, 0, Vec::new()),
+        }
+    }
+    Ok((puts, drops))
 }
 
 fn unique_violation(e: &tokio_postgres::Error) -> bool {

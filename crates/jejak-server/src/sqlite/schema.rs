@@ -6,10 +6,10 @@
 //! Size matters: a district keeps millions of sessions for years and the brief budgets
 //! 64 bytes of disk per session, everything included. Hence `sessions` is a
 //! `WITHOUT ROWID` table keyed by its PC and the 16-byte id (no second copy of the key in
-//! a rowid index; since V3 the PC leads, see below) with eleven integer columns: the vocabularies and the revision packed into one
-//! (`attrs`, see `codes::SessionAttrs`), the corrected start in whole seconds, the PC's
-//! raw wall start kept exactly as its difference from it in ms (a few bytes for a sane
-//! clock), offline rather than online seconds (usually near zero), kibibytes, and patron
+//! a rowid index; since V3 the PC leads, see below) with eleven integer columns: the
+//! vocabularies and the revision packed into one (`attrs`, see `codes::SessionAttrs`),
+//! the corrected start in whole seconds, the PC's raw wall start kept exactly as its
+//! difference from it in ms (a few bytes for a sane clock), offline rather than online seconds (usually near zero), kibibytes, and patron
 //! keys replaced by small numbers. The run and monotonic start of a session are not
 //! kept (they would cost 7 bytes a row): clock anchors are kept per run instead, and a
 //! session is dated when it arrives. Few tables and no index beyond the keys keep the

@@ -325,7 +325,6 @@ struct RecordContext<'a> {
 /// A stored session's client-given fields, to compare with a resent one.
 #[derive(Debug, PartialEq, Eq)]
 struct StoredSession {
-    device: i64,
     patron: Option<i64>,
     fields: ingest::SessionFields,
 }
@@ -457,43 +456,42 @@ impl RecordContext<'_> {
         let stored = self
             .conn
             .prepare_cached(
-                "SELECT device, attrs, start_s, skew_ms, duration_s, offline_s, group_size, patron,
-                     rx_kib, tx_kib
+                "SELECT attrs, start_s, skew_ms, duration_s, offline_s, group_size, patron, rx_kib,
+                     tx_kib
                  FROM sessions WHERE device = ?1 AND id = ?2",
             )?
             .query_row(params![self.device.0, id], |r| {
-                let packed: i64 = r.get(1)?;
+                let packed: i64 = r.get(0)?;
                 let a = codes::SessionAttrs::unpack(packed);
                 let old = SessionFacts {
-                    start_s: r.get(2)?,
-                    duration_s: r.get(4)?,
-                    offline_s: r.get(5)?,
+                    start_s: r.get(1)?,
+                    duration_s: r.get(3)?,
+                    offline_s: r.get(4)?,
                     attrs: packed,
-                    group_size: r.get(6)?,
-                    kib: r.get::<_, i64>(8)?.saturating_add(r.get(9)?),
-                    patron: r.get(7)?,
+                    group_size: r.get(5)?,
+                    kib: r.get::<_, i64>(7)?.saturating_add(r.get(8)?),
+                    patron: r.get(6)?,
                 };
                 Ok((
                     old,
                     StoredSession {
-                        device: r.get(0)?,
-                        patron: r.get(7)?,
+                        patron: r.get(6)?,
                         fields: ingest::SessionFields {
                             revision: a.revision,
                             raw_start_ms: r
-                                .get::<_, i64>(2)?
+                                .get::<_, i64>(1)?
                                 .saturating_mul(1000)
-                                .saturating_add(r.get(3)?),
-                            duration_s: r.get(4)?,
+                                .saturating_add(r.get(2)?),
+                            duration_s: r.get(3)?,
                             end_reason: a.end_reason,
                             user_kind: a.user_kind,
                             purposes: a.purposes,
                             gender: a.gender,
                             age_group: a.age_group,
-                            group_size: r.get(6)?,
-                            rx_kib: r.get(8)?,
-                            tx_kib: r.get(9)?,
-                            offline_s: r.get(5)?,
+                            group_size: r.get(5)?,
+                            rx_kib: r.get(7)?,
+                            tx_kib: r.get(8)?,
+                            offline_s: r.get(4)?,
                             client_quality: a.client_quality,
                         },
                     },
@@ -501,7 +499,6 @@ impl RecordContext<'_> {
             })?;
         let (old, stored) = stored;
         let incoming = StoredSession {
-            device: self.device.0,
             patron,
             fields: f.clone(),
         };
