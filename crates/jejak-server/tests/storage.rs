@@ -755,6 +755,91 @@ async fn letterhead_and_long_open_sessions(store: Arc<dyn ServerStore>) {
     assert!(store.is_healthy());
 }
 
+/// The names of the partitions of `sessions` in a PostgreSQL database, sorted.
+async fn partitions_of_sessions(url: &str) -> Vec<String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let mut names: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'sessions'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    drop(client);
+    let _ = connection.await;
+    names.sort();
+    names
+}
+
+/// `PostgresStore::make_month_partitions` makes the months' partitions and the three
+/// after them, once however often it is asked, and a batch of those months is stored in
+/// its month's partition, not in the default one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn month_partitions_made_ahead_take_the_months_sessions() {
+    let Some(harness) = postgres().await else {
+        return;
+    };
+    let url = match &harness.cleanup {
+        Cleanup::Postgres { admin, name } => {
+            format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+        }
+        Cleanup::Sqlite(_) => unreachable!("a PostgreSQL harness"),
+    };
+    assert_eq!(partitions_of_sessions(&url).await, ["sessions_default"]);
+    let store = jejak_server::PostgresStore::open(&url).await.unwrap();
+    let first = bench::month_start().date_naive();
+    for _ in 0..2 {
+        store
+            .make_month_partitions(first, first + Duration::days(45))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        partitions_of_sessions(&url).await,
+        [
+            "sessions_default",
+            "sessions_m202610",
+            "sessions_m202611",
+            "sessions_m202612",
+            "sessions_m202701",
+            "sessions_m202702",
+        ]
+    );
+
+    let (_, device) = enroll(&store, "dermaji", "pc-01").await;
+    let sim = sim_pc("dermaji", "pc-01", 5);
+    let log = log_of(&sim, 6, 5);
+    let batch = bench::batches(&sim, &log, 10, arrival()).remove(0);
+    assert_eq!(ingest(&store, &device, &batch).await.unwrap().new, 6);
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let count = |table: &'static str| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        }
+    };
+    assert_eq!(count("sessions_m202610").await, 6);
+    assert_eq!(count("sessions_default").await, 0);
+    drop(client);
+    let _ = connection.await;
+    drop(store);
+    harness.finish().await;
+}
+
 /// `jejak server copy`: a district's SQLite server copied to PostgreSQL, interrupted
 /// twice and resumed, ends with the same counts, consistent rollups, the same facts,
 /// sessions and reports, and tokens that still work.

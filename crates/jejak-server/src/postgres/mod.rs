@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use jejak_domain::{BatchAck, LibraryCode, PcCode, WireBatch, Zone};
 use rand::Rng;
@@ -34,6 +34,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use crate::ingest;
+use crate::rollup;
 use crate::store::{
     AuthError, Delivery, DeviceInfo, DeviceRef, DeviceState, DeviceToken, EnrollError, IngestError,
     LibraryInfo, Principal, RollupCheck, ServerClock, ServerStore, StaffToken, StoreError,
@@ -335,6 +336,22 @@ impl PostgresStore {
             store.inner.making_ahead.store(false, Ordering::Release);
         });
         Ok(())
+    }
+
+    /// Makes the sessions partitions of the months from `first` to `last` (both
+    /// included) and of the [`PREMAKE_MONTHS`] after them that are missing, as batches
+    /// storing sessions of those months would, but at once. For a bulk load, so that
+    /// its batches do not queue behind the DDL of a month each; the benchmark also makes
+    /// its months' partitions before its clock starts, as it makes the COPY round's
+    /// table before that round's clock.
+    pub async fn make_month_partitions(
+        &self,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<(), StoreError> {
+        let from = rollup::month_number(first).max(schema::FIRST_PARTITION_MONTH);
+        let to = (rollup::month_number(last) + PREMAKE_MONTHS).min(schema::LAST_PARTITION_MONTH);
+        self.make_partitions(&(from..=to).collect()).await
     }
 
     /// Creates the sessions partitions of `months` that are missing (DDL in its own
