@@ -31,6 +31,16 @@ enum Cleanup {
 }
 
 impl Harness {
+    /// The URL of the harness's own PostgreSQL database.
+    fn postgres_url(&self) -> String {
+        match &self.cleanup {
+            Cleanup::Postgres { admin, name } => {
+                format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+            }
+            Cleanup::Sqlite(_) => unreachable!("a PostgreSQL harness"),
+        }
+    }
+
     async fn finish(self) {
         drop(self.store);
         if let Cleanup::Postgres { admin, name } = self.cleanup {
@@ -755,25 +765,29 @@ async fn letterhead_and_long_open_sessions(store: Arc<dyn ServerStore>) {
     assert!(store.is_healthy());
 }
 
-/// The names of the partitions of `sessions` in a PostgreSQL database, sorted.
-async fn partitions_of_sessions(url: &str) -> Vec<String> {
+/// The rows of `sql` in the PostgreSQL database at `url`, on a connection of its own.
+async fn pg_rows(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();
     let connection = tokio::spawn(connection);
-    let mut names: Vec<String> = client
-        .query(
-            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = 'sessions'::regclass",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rows = client.query(sql, &[]).await.unwrap();
     drop(client);
     let _ = connection.await;
+    rows
+}
+
+/// The names of the partitions of `sessions` in a PostgreSQL database, sorted.
+async fn partitions_of_sessions(url: &str) -> Vec<String> {
+    let mut names: Vec<String> = pg_rows(
+        url,
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'sessions'::regclass",
+    )
+    .await
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
     names.sort();
     names
 }
@@ -786,12 +800,7 @@ async fn month_partitions_made_ahead_take_the_months_sessions() {
     let Some(harness) = postgres().await else {
         return;
     };
-    let url = match &harness.cleanup {
-        Cleanup::Postgres { admin, name } => {
-            format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
-        }
-        Cleanup::Sqlite(_) => unreachable!("a PostgreSQL harness"),
-    };
+    let url = harness.postgres_url();
     assert_eq!(partitions_of_sessions(&url).await, ["sessions_default"]);
     let store = jejak_server::PostgresStore::open(&url).await.unwrap();
     let first = bench::month_start().date_naive();
@@ -818,24 +827,15 @@ async fn month_partitions_made_ahead_take_the_months_sessions() {
     let log = log_of(&sim, 6, 5);
     let batch = bench::batches(&sim, &log, 10, arrival()).remove(0);
     assert_eq!(ingest(&store, &device, &batch).await.unwrap().new, 6);
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let connection = tokio::spawn(connection);
-    let count = |table: &'static str| {
-        let client = &client;
-        async move {
-            let row = client
-                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-                .await
-                .unwrap();
-            row.get::<_, i64>(0)
-        }
-    };
-    assert_eq!(count("sessions_m202610").await, 6);
-    assert_eq!(count("sessions_default").await, 0);
-    drop(client);
-    let _ = connection.await;
+    let counts = pg_rows(
+        &url,
+        "SELECT (SELECT count(*) FROM sessions_m202610), (SELECT count(*) FROM sessions_default)",
+    )
+    .await;
+    assert_eq!(
+        (counts[0].get::<_, i64>(0), counts[0].get::<_, i64>(1)),
+        (6, 0)
+    );
     drop(store);
     harness.finish().await;
 }
@@ -879,13 +879,7 @@ async fn a_copy_from_sqlite_interrupted_and_resumed_gives_identical_reports() {
         .await
         .unwrap();
 
-    let pg_url = match &target.cleanup {
-        Cleanup::Postgres { admin, name } => {
-            let base = admin.rsplit_once('/').unwrap().0;
-            format!("{base}/{name}")
-        }
-        Cleanup::Sqlite(_) => unreachable!(),
-    };
+    let pg_url = target.postgres_url();
     let pg = jejak_server::PostgresStore::open(&pg_url).await.unwrap();
     let options = |stop| jejak_server::postgres::CopyOptions {
         chunk_rows: 50,
