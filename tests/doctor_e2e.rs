@@ -428,7 +428,7 @@ fn a_pc_not_set_up_is_told_to_run_init() {
 /// would leave behind belong to root and the agent could no longer write.
 #[test]
 fn root_does_not_open_a_store_that_belongs_to_the_service_user() {
-    if !rustix::process::geteuid().is_root() {
+    if !jejak_agent::platform::is_elevated() {
         eprintln!("SKIPPED: needs root to give the data folder to another user");
         return;
     }

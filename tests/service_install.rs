@@ -30,7 +30,7 @@ fn script(name: &str) -> PathBuf {
 }
 
 fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+    jejak_agent::platform::is_elevated()
 }
 
 /// Runs one of the scripts with bash under a deadline.

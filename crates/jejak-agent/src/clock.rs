@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::platform;
+
 /// The earliest wall time that can be right: the build date, less a day.
 pub fn earliest_plausible_wall() -> DateTime<Utc> {
     let secs: i64 = env!("JEJAK_BUILD_EPOCH_SECS").parse().unwrap_or(0);
@@ -23,30 +25,27 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn boot_id(&self) -> String;
 }
 
-/// The operating system's clocks. On Linux the monotonic clock is `CLOCK_BOOTTIME`,
-/// which is shared by every process of one boot (so the CLI and the daemon agree) and
-/// keeps counting through suspend.
+/// The operating system's clocks (see [`crate::platform`]): a monotonic clock shared by
+/// every process of one boot (so the CLI and the daemon agree) that keeps counting
+/// through sleep (Linux `CLOCK_BOOTTIME`, Windows `GetTickCount64`), and the boot's
+/// identity (Linux's `boot_id`; on Windows a volatile registry key).
 #[derive(Debug, Clone)]
 pub struct SystemClock {
     boot_id: String,
 }
 
 impl SystemClock {
-    /// `JEJAK_BOOT_ID` overrides the kernel's boot id, for tests and for systems
+    /// `JEJAK_BOOT_ID` overrides the system's boot id, for tests and for systems
     /// without one.
     pub fn new() -> Self {
         let boot_id = std::env::var("JEJAK_BOOT_ID")
             .ok()
             .filter(|s| !s.trim().is_empty())
-            .or_else(|| {
-                std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                    .ok()
-                    .map(|s| s.trim().to_string())
-            })
+            .or_else(platform::kernel_boot_id)
             .unwrap_or_else(|| {
                 // Without a boot id, the moment of boot (wall now minus uptime, to the
                 // minute) identifies the boot well enough.
-                let boot = Utc::now() - Duration::milliseconds(boottime_ms() as i64);
+                let boot = Utc::now() - Duration::milliseconds(platform::monotonic_ms() as i64);
                 format!("boot-at-{}", boot.format("%Y%m%dT%H%M"))
             });
         SystemClock { boot_id }
@@ -59,29 +58,13 @@ impl Default for SystemClock {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn boottime_ms() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    (ts.tv_sec as u64)
-        .saturating_mul(1000)
-        .saturating_add(ts.tv_nsec as u64 / 1_000_000)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn boottime_ms() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (ts.tv_sec as u64)
-        .saturating_mul(1000)
-        .saturating_add(ts.tv_nsec as u64 / 1_000_000)
-}
-
 impl Clock for SystemClock {
     fn wall(&self) -> DateTime<Utc> {
         Utc::now()
     }
 
     fn mono_ms(&self) -> u64 {
-        boottime_ms()
+        platform::monotonic_ms()
     }
 
     fn boot_id(&self) -> String {

@@ -32,18 +32,7 @@ pub fn config_path(data_dir: &Path) -> PathBuf {
 
 /// Saves the device token readable by its owner only.
 pub fn save_token(data_dir: &Path, token: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = data_dir.join(TOKEN_FILE);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&path)?;
-    file.write_all(token.trim().as_bytes())?;
-    file.sync_all()
+    crate::platform::write_private_file(&data_dir.join(TOKEN_FILE), token.trim().as_bytes())
 }
 
 /// The device token, if this PC has been enrolled.
@@ -109,8 +98,10 @@ pub struct AgentConfig {
     /// How old the last heartbeat of a session left open by a dead agent may be for
     /// the session to continue (same boot); older ones are closed as `crash`.
     pub crash_grace_secs: f64,
-    /// Where the interface counters are read (Linux `/proc/net/dev`).
-    pub net_dev_path: PathBuf,
+    /// A file in `/proc/net/dev`'s format to read the interface counters from instead of
+    /// the system's own source (Linux `/proc/net/dev`, Windows' interface table); for
+    /// tests and unusual systems.
+    pub net_dev_path: Option<PathBuf>,
     /// Seconds between the agent's own syncs while the link is up.
     pub sync_secs: f64,
     /// Seconds one sync exchange (one batch) may take before it is retried.
@@ -148,7 +139,7 @@ impl Default for AgentConfig {
             probe_secs: 60.0,
             probe_timeout_secs: 10.0,
             crash_grace_secs: 90.0,
-            net_dev_path: PathBuf::from("/proc/net/dev"),
+            net_dev_path: None,
             sync_secs: 300.0,
             sync_timeout_secs: 60.0,
             sync_batch_records: 500,

@@ -1,7 +1,8 @@
 //! The village PC side of Jejak: the durable local store ([`store`]) and the background
 //! agent ([`daemon`]) with its collectors ([`collect`]: connectivity probe, interface
 //! counters), its configuration ([`config`]), pseudonymous patron keys ([`patron`]) and
-//! the patron check-in page with the librarian screen ([`checkin`]).
+//! the patron check-in page with the librarian screen ([`checkin`]). What differs between
+//! Linux and Windows sits in one layer, [`platform`].
 
 pub mod checkin;
 pub mod clock;
@@ -11,4 +12,5 @@ pub mod daemon;
 pub mod login;
 pub mod netdev;
 pub mod patron;
+pub mod platform;
 pub mod store;

@@ -8,11 +8,15 @@
 //! ends the open session at the second. Sources are injectable, so tests feed logins,
 //! logouts and idleness without a desktop.
 //!
-//! Privacy: only the session's class, type, state and whether it is remote are read;
-//! user names, seats and displays are never kept or logged.
+//! Each system's source lives in the platform layer: systemd-logind on Linux
+//! ([`crate::platform::logind`]); on Windows the service's console-session
+//! notifications and the per-user part's idle reports, gathered by [`ConsoleSeat`]
+//! (platform-neutral, so its rules are tested everywhere with recorded events).
+//!
+//! Privacy: no source keeps or logs user names, seats or displays; they only say whether
+//! someone is there.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use jejak_domain::EndReason;
@@ -171,162 +175,114 @@ impl Collector for LoginCollector {
     }
 }
 
-/// systemd-logind's view of the seat: the session files under `/run/systemd/sessions`
-/// for logins, and `loginctl show-session` for the idle hint that desktops set. Where
-/// logind is absent the system cannot tell (`None`); where the desktop sets no idle hint,
-/// idleness is unknown and sessions end at logout or shutdown only.
-#[derive(Debug)]
-pub struct LogindSource {
-    sessions_dir: PathBuf,
-    loginctl: Option<PathBuf>,
-    /// When an idle hint without a time was first seen, per session.
-    idle_seen: HashMap<String, Instant>,
+/// What a Windows PC tells the agent about its console: the service's session-change
+/// notifications (logon, logoff, lock, unlock) and the per-user part's reports of how
+/// long the input has been idle (a service in session 0 cannot read that itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleEvent {
+    Logon,
+    Logoff,
+    Lock,
+    Unlock,
+    /// The input at the console has been idle this long (reported from the user's session).
+    InputIdle(Duration),
 }
 
-impl LogindSource {
-    pub fn new() -> Self {
-        LogindSource {
-            sessions_dir: PathBuf::from("/run/systemd/sessions"),
-            loginctl: ["/usr/bin/loginctl", "/bin/loginctl"]
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.is_file()),
-            idle_seen: HashMap::new(),
-        }
-    }
+/// An idle report older than this is not trusted: the per-user part reports every
+/// [`IDLE_REPORT_EVERY`], so three missed reports mean it stopped (the user logged off,
+/// or the part was closed) and idleness is unknown again.
+pub const IDLE_REPORT_STALE_AFTER: Duration = Duration::from_secs(3 * 60);
+/// How often the per-user part reports the input's idle time.
+pub const IDLE_REPORT_EVERY: Duration = Duration::from_secs(60);
 
-    /// Reads session files from `dir` and takes no idle hints (tests, other layouts).
-    pub fn with_sessions_dir(dir: &Path) -> Self {
-        LogindSource {
-            sessions_dir: dir.to_path_buf(),
-            loginctl: None,
-            idle_seen: HashMap::new(),
-        }
-    }
+/// The console's state as its events tell it. Fed with events as they come (any thread)
+/// and asked for a [`SeatSnapshot`] at each look of the [`LoginCollector`].
+#[derive(Debug, Default, Clone)]
+pub struct ConsoleSeat {
+    /// Whether a user is logged on at the console; `None` until an event or a look at the
+    /// system says.
+    logged_on: Option<bool>,
+    /// When the workstation was locked: a locked PC is nobody's, so its idle time runs
+    /// from the lock.
+    locked_since: Option<Instant>,
+    /// The newest idle report and when it came.
+    idle_report: Option<(Duration, Instant)>,
+}
 
-    /// The ids of local user sessions at a screen or console that are in use.
-    fn local_sessions(&self) -> Option<Vec<String>> {
-        let entries = std::fs::read_dir(&self.sessions_dir).ok()?;
-        let mut ids = Vec::new();
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            // `<id>.ref` are FIFOs logind keeps beside the files.
-            if name.contains('.') || !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
+impl ConsoleSeat {
+    pub fn apply(&mut self, event: ConsoleEvent, now: Instant) {
+        match event {
+            ConsoleEvent::Logon => {
+                self.logged_on = Some(true);
+                self.locked_since = None;
+                self.idle_report = None;
             }
-            if let Ok(text) = std::fs::read_to_string(entry.path())
-                && is_local_use(&text)
-            {
-                ids.push(name);
+            ConsoleEvent::Logoff => {
+                self.logged_on = Some(false);
+                self.locked_since = None;
+                self.idle_report = None;
             }
+            ConsoleEvent::Lock => {
+                self.locked_since.get_or_insert(now);
+            }
+            ConsoleEvent::Unlock => {
+                self.logged_on = Some(true);
+                self.locked_since = None;
+                // Unlocking is input.
+                self.idle_report = Some((Duration::ZERO, now));
+            }
+            ConsoleEvent::InputIdle(idle) => self.idle_report = Some((idle, now)),
         }
-        ids.sort();
-        Some(ids)
     }
 
-    /// How long the least idle of `sessions` has been idle: zero if any is in use,
-    /// `None` if the system cannot tell.
-    fn idle_for(&mut self, sessions: &[String]) -> Option<Duration> {
-        let loginctl = self.loginctl.clone()?;
-        self.idle_seen.retain(|id, _| sessions.contains(id));
-        let now_us = monotonic_us();
-        let mut least: Option<Duration> = None;
-        for id in sessions {
-            let output = std::process::Command::new(&loginctl)
-                .args([
-                    "show-session",
-                    id,
-                    "-p",
-                    "IdleHint",
-                    "-p",
-                    "IdleSinceHintMonotonic",
-                ])
-                .stdin(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .output()
-                .ok()
-                .filter(|o| o.status.success())?;
-            let (hint, since_us) = parse_idle(&String::from_utf8_lossy(&output.stdout))?;
-            let idle = if !hint {
-                self.idle_seen.remove(id);
-                Duration::ZERO
-            } else if since_us > 0 && since_us <= now_us {
-                Duration::from_micros(now_us - since_us)
-            } else {
-                self.idle_seen
-                    .entry(id.clone())
-                    .or_insert_with(Instant::now)
-                    .elapsed()
-            };
-            least = Some(least.map_or(idle, |l| l.min(idle)));
+    /// Sets whether someone is logged on, from a look at the system (which wins over
+    /// events: a notification can be missed, for example while the service restarts).
+    pub fn observe_logged_on(&mut self, logged_on: bool) {
+        if self.logged_on != Some(logged_on) {
+            self.apply(
+                if logged_on {
+                    ConsoleEvent::Logon
+                } else {
+                    ConsoleEvent::Logoff
+                },
+                Instant::now(),
+            );
         }
-        least
     }
-}
 
-impl Default for LogindSource {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl LoginSource for LogindSource {
-    fn snapshot(&mut self) -> Option<SeatSnapshot> {
-        let sessions = self.local_sessions()?;
-        let idle_for = if sessions.is_empty() {
+    /// The seat at `now`, or `None` when nothing has said yet whether anyone is there.
+    pub fn snapshot(&self, now: Instant) -> Option<SeatSnapshot> {
+        let logged_in = self.logged_on?;
+        let idle_for = if !logged_in {
             None
+        } else if let Some(locked) = self.locked_since {
+            Some(now.saturating_duration_since(locked))
         } else {
-            self.idle_for(&sessions)
+            self.idle_report.and_then(|(idle, at)| {
+                let age = now.saturating_duration_since(at);
+                (age <= IDLE_REPORT_STALE_AFTER).then_some(idle + age)
+            })
         };
         Some(SeatSnapshot {
-            logged_in: !sessions.is_empty(),
+            logged_in,
             idle_for,
         })
     }
 }
 
-/// Whether a logind session file describes someone using the PC itself: a user session
-/// (not a greeter or a background job), not remote, on a screen or console, not closing.
-fn is_local_use(text: &str) -> bool {
-    let mut class = "";
-    let mut kind = "";
-    let mut state = "";
-    let mut remote = "0";
-    for line in text.lines() {
-        match line.split_once('=') {
-            Some(("CLASS", v)) => class = v.trim(),
-            Some(("TYPE", v)) => kind = v.trim(),
-            Some(("STATE", v)) => state = v.trim(),
-            Some(("REMOTE", v)) => remote = v.trim(),
-            _ => {}
-        }
-    }
-    class == "user"
-        && remote != "1"
-        && matches!(kind, "x11" | "wayland" | "mir" | "tty")
-        && matches!(state, "active" | "online")
+/// The console of this PC, shared by whoever hears about it (the Windows service's
+/// control handler, the check-in page's idle-report route) and the login source that
+/// reads it. One per process, as the console is one per PC.
+pub fn console() -> &'static Arc<Mutex<ConsoleSeat>> {
+    static CONSOLE: OnceLock<Arc<Mutex<ConsoleSeat>>> = OnceLock::new();
+    CONSOLE.get_or_init(|| Arc::new(Mutex::new(ConsoleSeat::default())))
 }
 
-/// `IdleHint=yes|no` and `IdleSinceHintMonotonic=<µs>` from `loginctl show-session`.
-fn parse_idle(text: &str) -> Option<(bool, u64)> {
-    let mut hint = None;
-    let mut since = 0;
-    for line in text.lines() {
-        match line.split_once('=') {
-            Some(("IdleHint", v)) => hint = Some(v.trim() == "yes"),
-            Some(("IdleSinceHintMonotonic", v)) => since = v.trim().parse().unwrap_or(0),
-            _ => {}
-        }
-    }
-    hint.map(|h| (h, since))
-}
-
-/// `CLOCK_MONOTONIC` in microseconds, the clock logind's idle hint is on.
-fn monotonic_us() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000)
-        .saturating_add(ts.tv_nsec as u64 / 1_000)
+/// Records a console event now.
+pub fn console_event(event: ConsoleEvent) {
+    // A poisoned lock only means a thread panicked while holding it; the state is plain data.
+    let mut seat = console().lock().unwrap_or_else(|e| e.into_inner());
+    seat.apply(event, Instant::now());
 }
 
 #[cfg(test)]
@@ -384,57 +340,108 @@ mod tests {
     }
 
     #[test]
-    fn logind_session_files_count_only_local_users_at_a_screen_or_console() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut source = LogindSource::with_sessions_dir(dir.path());
+    fn console_events_become_seat_snapshots() {
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut seat = ConsoleSeat::default();
+        assert_eq!(seat.snapshot(at(0)), None, "nothing said yet: cannot tell");
+        seat.apply(ConsoleEvent::Logon, at(0));
         assert_eq!(
-            source.snapshot(),
+            seat.snapshot(at(10)),
+            Some(SeatSnapshot {
+                logged_in: true,
+                idle_for: None
+            }),
+            "logged on, idleness unknown without reports"
+        );
+        seat.apply(ConsoleEvent::InputIdle(Duration::from_secs(5)), at(60));
+        assert_eq!(
+            seat.snapshot(at(90)).and_then(|s| s.idle_for),
+            Some(Duration::from_secs(35)),
+            "a report ages with the time since it came"
+        );
+        assert_eq!(
+            seat.snapshot(at(60) + IDLE_REPORT_STALE_AFTER + Duration::from_secs(1))
+                .and_then(|s| s.idle_for),
+            None,
+            "a stale report is not trusted"
+        );
+        seat.apply(ConsoleEvent::Lock, at(100));
+        seat.apply(ConsoleEvent::InputIdle(Duration::ZERO), at(110));
+        assert_eq!(
+            seat.snapshot(at(400)).and_then(|s| s.idle_for),
+            Some(Duration::from_secs(300)),
+            "locked: idle since the lock, whatever the reports say"
+        );
+        seat.apply(ConsoleEvent::Unlock, at(500));
+        assert_eq!(
+            seat.snapshot(at(500)).and_then(|s| s.idle_for),
+            Some(Duration::ZERO),
+            "unlocking is input"
+        );
+        seat.apply(ConsoleEvent::Logoff, at(600));
+        assert_eq!(
+            seat.snapshot(at(600)),
             Some(SeatSnapshot {
                 logged_in: false,
                 idle_for: None
             })
         );
-        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
-        write(
-            "c1",
-            "UID=120\nUSER=gdm\nACTIVE=1\nSTATE=active\nREMOTE=0\nTYPE=wayland\nCLASS=greeter\n",
-        );
-        write(
-            "7",
-            "UID=0\nUSER=root\nSTATE=active\nREMOTE=1\nTYPE=tty\nCLASS=user\n",
-        );
-        write(
-            "9",
-            "UID=1000\nUSER=x\nSTATE=closing\nREMOTE=0\nTYPE=x11\nCLASS=user\n",
-        );
-        std::fs::create_dir(dir.path().join("3.ref")).unwrap();
-        assert!(!source.snapshot().unwrap().logged_in);
-        write(
-            "3",
-            "UID=1000\nUSER=pengunjung\nACTIVE=1\nSTATE=active\nREMOTE=0\nTYPE=x11\nCLASS=user\nSEAT=seat0\n",
-        );
-        assert_eq!(
-            source.snapshot(),
-            Some(SeatSnapshot {
-                logged_in: true,
-                idle_for: None
-            })
-        );
-        let missing = LogindSource::with_sessions_dir(&dir.path().join("none")).snapshot();
-        assert_eq!(missing, None, "no logind: the system cannot tell");
+        seat.observe_logged_on(true);
+        assert!(seat.snapshot(Instant::now()).is_some_and(|s| s.logged_in));
     }
 
+    /// A recorded Windows day: the service hears logon, a lock while the patron fetches
+    /// a book, unlock, a long lock (gone), and logoff; the watcher turns it into seat
+    /// changes as the daemon sees them at each look.
     #[test]
-    fn the_idle_hint_is_read_from_loginctl_output() {
+    fn a_recorded_console_day_becomes_sessions_as_on_linux() {
+        let t0 = Instant::now();
+        let at = |mins: u64| t0 + MIN * mins as u32;
+        let mut seat = ConsoleSeat::default();
+        let mut watcher = LoginWatcher::new(MIN * 15);
+        let mut changes = Vec::new();
+        let script: &[(u64, Option<ConsoleEvent>)] = &[
+            (0, Some(ConsoleEvent::Logon)),
+            (1, Some(ConsoleEvent::InputIdle(Duration::ZERO))),
+            (5, Some(ConsoleEvent::Lock)),
+            (8, Some(ConsoleEvent::Unlock)),
+            (9, None),
+            (20, Some(ConsoleEvent::Lock)),
+            (30, None),
+            (40, None),
+            (41, Some(ConsoleEvent::Unlock)),
+            (50, Some(ConsoleEvent::Logoff)),
+        ];
+        for (minute, event) in script {
+            if let Some(event) = event {
+                seat.apply(*event, at(*minute));
+            }
+            changes.extend(watcher.observe(seat.snapshot(at(*minute))));
+        }
         assert_eq!(
-            parse_idle("IdleHint=yes\nIdleSinceHintMonotonic=5000000\n"),
-            Some((true, 5_000_000))
+            changes,
+            vec![
+                SeatChange::Began,
+                SeatChange::Ended(EndReason::Idle),
+                SeatChange::Began,
+                SeatChange::Ended(EndReason::Logout),
+            ],
+            "logon starts; a short lock changes nothing; a lock of 20 minutes ends as \
+             idle; unlock starts again; logoff ends it"
         );
+        let mut seat = ConsoleSeat::default();
+        let mut watcher = LoginWatcher::new(MIN * 15);
+        seat.apply(ConsoleEvent::Logon, at(0));
         assert_eq!(
-            parse_idle("IdleHint=no\nIdleSinceHintMonotonic=0\n"),
-            Some((false, 0))
+            watcher.observe(seat.snapshot(at(0))),
+            vec![SeatChange::Began]
         );
-        assert_eq!(parse_idle("Failed to get session\n"), None);
+        seat.apply(ConsoleEvent::Logoff, at(3));
+        assert_eq!(
+            watcher.observe(seat.snapshot(at(3))),
+            vec![SeatChange::Ended(EndReason::Logout)]
+        );
     }
 
     /// Plays a script of snapshots, moving the manual clock a minute per look.

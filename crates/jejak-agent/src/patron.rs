@@ -2,7 +2,6 @@
 //! that belongs to the library, so the same member gives the same key on every PC of
 //! the library while the number itself is never stored or sent.
 
-use std::io::Write;
 use std::path::Path;
 
 use hmac::{Hmac, Mac};
@@ -51,20 +50,12 @@ impl PatronSecret {
 
     /// Writes the secret readable by its owner only.
     pub fn save(&self, path: &Path) -> Result<(), PatronSecretError> {
-        let io = |source| PatronSecretError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(io)?;
-        file.write_all(self.to_hex().as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)
+        crate::platform::write_private_file(path, self.to_hex().as_bytes()).map_err(|source| {
+            PatronSecretError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self, PatronSecretError> {

@@ -14,7 +14,7 @@ use jejak_agent::store::Store;
 use jejak_domain::{DeviceIdentity, Lang};
 use jejak_sync::{SyncClient, SyncError, SyncOptions, sync_once};
 
-use crate::pc::Context;
+use crate::context::Context;
 use crate::sync_cmd::{manual_sync_options, report_text, sync_error_text};
 
 /// Attempts per exchange of a "Sync now", as `jejak sync` makes by default.

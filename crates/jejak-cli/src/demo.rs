@@ -29,10 +29,10 @@ use jejak_sync::{SyncClient, SyncOptions, sync_once};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::context::Context;
 use crate::errors::UsageError;
 use crate::init::initialise;
 use crate::output;
-use crate::pc::Context;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -245,7 +245,7 @@ async fn serve_dashboard(
     month: NaiveDate,
     lang: Lang,
 ) -> anyhow::Result<()> {
-    let shutdown = crate::pc::shutdown_signal()?;
+    let shutdown = crate::agent_cmd::shutdown_signal()?;
     let store: Arc<dyn ServerStore> = Arc::new(SqliteStore::open(database)?);
     let token = store
         .add_staff(&format!("demo-{}", Utc::now().timestamp()))

@@ -16,13 +16,14 @@ use clap::Args;
 use jejak_agent::clock::{Clock, SystemClock};
 use jejak_agent::collect::SERVER_SERVICE_NAME;
 use jejak_agent::config::{AgentConfig, STORE_FILE, TOKEN_FILE, config_path};
+use jejak_agent::platform;
 use jejak_agent::store::Store;
 use jejak_domain::{Lang, Problem};
 use serde::Serialize;
 
+use crate::context::Context;
 use crate::errors::{EXIT_FAILURE, SilentExit};
 use crate::output;
-use crate::pc::Context;
 
 /// A clock off by more than this is worth a warning: the server corrects times it can
 /// date, but a wrong clock makes the PC's own screens and the local day wrong.
@@ -303,74 +304,84 @@ fn check_data_dir(checks: &mut Checks, dir: &Path) -> bool {
         );
         return false;
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        // Root opening the service's store would leave WAL files the agent's own user
-        // cannot write, and the agent would then fail: look, but do not open it.
-        if rustix::process::geteuid().is_root() && meta.uid() != 0 {
+    let access = match platform::folder_access(dir) {
+        Ok(access) => access,
+        Err(e) => {
             checks.add(
                 "data_dir",
                 Level::Warning,
                 pair(
-                    format!(
-                        "{shown} milik pengguna lain (uid {}); basis data tidak dibuka sebagai root",
-                        meta.uid()
-                    ),
-                    format!(
-                        "{shown} belongs to another user (uid {}); the store is not opened as root",
-                        meta.uid()
-                    ),
+                    format!("{shown}: hak akses tidak bisa dibaca ({e})"),
+                    format!("{shown}: its permissions cannot be read ({e})"),
                 ),
                 Some(run_as_service_user()),
             );
-            return false;
-        }
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            checks.add(
-                "data_dir",
-                Level::Warning,
-                pair(
-                    format!(
-                        "{shown} bisa dibaca pengguna lain (mode {mode:04o}); isinya data pengunjung dan rahasia perpustakaan"
-                    ),
-                    format!(
-                        "{shown} can be read by other users (mode {mode:04o}); it holds patron data and the library's secret"
-                    ),
-                ),
-                Some(pair(
-                    format!("batasi untuk pemiliknya saja: chmod 700 {shown}"),
-                    format!("restrict it to its owner: chmod 700 {shown}"),
-                )),
-            );
             return true;
         }
+    };
+    // Root opening the service's store would leave WAL files the agent's own user cannot
+    // write, and the agent would then fail: look, but do not open it.
+    if let Some(owner) = &access.owned_by_another_user {
         checks.add(
             "data_dir",
-            Level::Ok,
+            Level::Warning,
             pair(
-                format!("{shown}, hanya untuk pemiliknya (mode {mode:04o})"),
-                format!("{shown}, its owner's only (mode {mode:04o})"),
+                format!(
+                    "{shown} milik pengguna lain ({owner}); basis data tidak dibuka sebagai root"
+                ),
+                format!(
+                    "{shown} belongs to another user ({owner}); the store is not opened as root"
+                ),
             ),
-            None,
+            Some(run_as_service_user()),
         );
+        return false;
     }
-    #[cfg(not(unix))]
+    let described = &access.description;
+    if access.others_can_read {
+        let fix = platform::restrict_folder_command(dir);
+        checks.add(
+            "data_dir",
+            Level::Warning,
+            pair(
+                format!(
+                    "{shown} bisa dibaca pengguna lain ({described}); isinya data pengunjung dan rahasia perpustakaan"
+                ),
+                format!(
+                    "{shown} can be read by other users ({described}); it holds patron data and the library's secret"
+                ),
+            ),
+            Some(pair(
+                format!("batasi untuk pemiliknya saja: {fix}"),
+                format!("restrict it to its owner: {fix}"),
+            )),
+        );
+        return true;
+    }
     checks.add(
         "data_dir",
         Level::Ok,
-        pair(format!("{shown} ada"), format!("{shown} exists")),
+        pair(
+            format!("{shown}, hanya untuk pemiliknya ({described})"),
+            format!("{shown}, its owner's only ({described})"),
+        ),
         None,
     );
     true
 }
 
 fn run_as_service_user() -> (String, String) {
-    pair(
-        "jalankan sebagai pengguna agen (pada layanan: sudo jejak-admin doctor)",
-        "run as the agent's user (for the service: sudo jejak-admin doctor)",
-    )
+    if cfg!(windows) {
+        pair(
+            "jalankan dari Command Prompt sebagai Administrator (klik kanan → Run as administrator)",
+            "run it from a Command Prompt opened as Administrator (right-click → Run as administrator)",
+        )
+    } else {
+        pair(
+            "jalankan sebagai pengguna agen (pada layanan: sudo jejak-admin doctor)",
+            "run as the agent's user (for the service: sudo jejak-admin doctor)",
+        )
+    }
 }
 
 /// The configuration parses and names the library and the PC.
@@ -994,30 +1005,19 @@ async fn check_token(
 
 /// The token file is the PC's password to the server: its owner's only.
 fn check_token_file_mode(checks: &mut Checks, path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                let shown = path.display();
-                checks.add(
-                    "token",
-                    Level::Warning,
-                    pair(
-                        format!("{shown} bisa dibaca pengguna lain (mode {mode:04o})"),
-                        format!("{shown} can be read by other users (mode {mode:04o})"),
-                    ),
-                    Some(pair(
-                        format!("chmod 600 {shown}"),
-                        format!("chmod 600 {shown}"),
-                    )),
-                );
-            }
-        }
+    if let Some(described) = platform::file_readable_by_others(path) {
+        let shown = path.display();
+        let fix = platform::restrict_file_command(path);
+        checks.add(
+            "token",
+            Level::Warning,
+            pair(
+                format!("{shown} bisa dibaca pengguna lain ({described})"),
+                format!("{shown} can be read by other users ({described})"),
+            ),
+            Some(pair(fix.clone(), fix)),
+        );
     }
-    #[cfg(not(unix))]
-    let _ = (checks, path);
 }
 
 /// The PC's clock against the server's (`GET /api/v1/time`, NTP's on-wire calculation:
@@ -1104,10 +1104,9 @@ fn check_disk(checks: &mut Checks, data_dir: &Path) {
             break;
         }
     }
-    #[cfg(unix)]
     {
-        let free = match rustix::fs::statvfs(&dir) {
-            Ok(stat) => stat.f_bavail.saturating_mul(stat.f_frsize),
+        let free = match platform::free_disk_bytes(&dir) {
+            Ok(free) => free,
             Err(e) => {
                 checks.add(
                     "disk",
@@ -1138,12 +1137,4 @@ fn check_disk(checks: &mut Checks, data_dir: &Path) {
             checks.add("disk", Level::Ok, detail, None);
         }
     }
-    #[cfg(not(unix))]
-    checks.skip(
-        "disk",
-        (
-            "belum didukung di sistem ini",
-            "not supported on this system yet",
-        ),
-    );
 }

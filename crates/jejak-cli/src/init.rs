@@ -12,9 +12,9 @@ use jejak_agent::patron::{PatronSecret, SECRET_FILE};
 use jejak_agent::store::Store;
 use jejak_domain::{Lang, LibraryCode, PcCode, Zone};
 
+use crate::context::Context;
 use crate::errors::UsageError;
 use crate::output;
-use crate::pc::Context;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -244,16 +244,10 @@ pub fn set_config_key(data_dir: &Path, key: &str, value: &str) -> anyhow::Result
 }
 
 /// The data directory holds patron categories and the patron secret: only the agent's
-/// user may read it.
+/// user (on Windows: SYSTEM and the Administrators) may read it.
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict {}", dir.display()))?;
-    }
-    Ok(())
+    jejak_agent::platform::create_private_dir(dir)
+        .with_context(|| format!("cannot create or restrict {}", dir.display()))
 }
 
 /// Writes a file so that a power cut leaves either the old or the new content.

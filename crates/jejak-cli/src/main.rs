@@ -2,12 +2,15 @@
 //! parts, for the district server. It wires the library crates together and turns
 //! their errors into messages in the user's language.
 
+mod agent_cmd;
 mod checkin_cmd;
+mod context;
 #[cfg(feature = "district")]
 mod demo;
 mod doctor;
 mod errors;
 mod init;
+mod logon_cmd;
 mod output;
 mod pc;
 mod prune_cmd;
@@ -16,6 +19,8 @@ mod report_cmd;
 #[cfg(feature = "district")]
 mod server_cmd;
 mod sync_cmd;
+#[cfg(windows)]
+mod windows_service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +56,14 @@ struct GlobalArgs {
     format: Format,
 }
 
+#[derive(Debug, Clone, Args)]
+struct AgentArgs {
+    /// Run under the Windows service control manager (the service's own command line;
+    /// not for a console).
+    #[arg(long, hide = true)]
+    service: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     /// For people (a table).
@@ -71,7 +84,7 @@ enum Command {
     /// Set up this PC: library, PC code, time zone, server (siapkan komputer ini).
     Init(init::InitArgs),
     /// Run the background agent (heartbeat, probe, recovery).
-    Agent,
+    Agent(AgentArgs),
     /// Start, end or list patron sessions (sesi pengguna).
     #[command(subcommand)]
     Session(pc::SessionCommand),
@@ -87,6 +100,13 @@ enum Command {
     /// Check the data folder, configuration, store, link, token, clock and disk, and
     /// say what to do about each problem (periksa komputer ini).
     Doctor(doctor::DoctorArgs),
+    /// At a desktop logon: open the check-in page and report input idle time to the
+    /// agent (the per-user part; the installer runs it at every logon).
+    Logon(logon_cmd::LogonArgs),
+    /// The Windows service: install, configure, uninstall, status (layanan Windows).
+    #[cfg(windows)]
+    #[command(subcommand)]
+    Service(windows_service::ServiceCommand),
     /// The district server: set up, run, enroll libraries and PCs, import USB bundles.
     #[cfg(feature = "district")]
     Server(server_cmd::ServerArgs),
@@ -118,14 +138,28 @@ fn main() -> ExitCode {
     // The demo replays clock faults on purpose; its summary reports them, so their
     // warnings would only be noise there.
     let default_filter = match cli.command {
-        Command::Agent => "info",
+        Command::Agent(_) => "info",
         #[cfg(feature = "district")]
         Command::Server(_) => "info",
         #[cfg(feature = "district")]
         Command::Demo(_) => "error",
         _ => "warn",
     };
-    output::init_logging(default_filter);
+    let data_dir = cli
+        .global
+        .data_dir
+        .clone()
+        .unwrap_or_else(jejak_agent::platform::default_data_dir);
+    match &cli.command {
+        // A Windows service has no console: its log goes to a file in the data folder,
+        // where an administrator looks.
+        #[cfg(windows)]
+        Command::Agent(AgentArgs { service: true }) => output::init_logging_to_folder(
+            &data_dir.join(windows_service::LOG_FOLDER),
+            default_filter,
+        ),
+        _ => output::init_logging(default_filter),
+    }
     #[cfg(feature = "district")]
     let is_report = matches!(cli.command, Command::Report(_));
     #[cfg(not(feature = "district"))]
@@ -140,20 +174,23 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(errors::EXIT_INVALID_INPUT);
     }
-    let context = pc::Context {
-        data_dir: cli.global.data_dir.clone().unwrap_or_else(default_data_dir),
+    let context = context::Context {
+        data_dir,
         lang,
         json: cli.global.format == Format::Json,
     };
     let result = match cli.command {
         Command::Init(args) => init::run(&context, args),
-        Command::Agent => pc::agent(&context),
+        Command::Agent(args) => agent_cmd::agent(&context, args.service),
         Command::Session(command) => pc::session(&context, command),
         Command::Status => pc::status(&context),
         Command::Prune(args) => prune_cmd::run(&context, args),
         Command::Sync(args) => sync_cmd::sync(&context, args),
         Command::Enroll(args) => sync_cmd::enroll(&context, args),
         Command::Doctor(args) => doctor::run(&context, args),
+        Command::Logon(args) => logon_cmd::run(&context, args),
+        #[cfg(windows)]
+        Command::Service(command) => windows_service::command(&context, command),
         #[cfg(feature = "district")]
         Command::Server(args) => server_cmd::run(&context, args),
         #[cfg(feature = "district")]
@@ -180,19 +217,4 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
-}
-
-/// `/var/lib/jejak` for a system service (root), the user's data directory otherwise.
-fn default_data_dir() -> PathBuf {
-    #[cfg(unix)]
-    if rustix::process::geteuid().is_root() {
-        return PathBuf::from("/var/lib/jejak");
-    }
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(xdg).join("jejak");
-    }
-    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(home).join(".local/share/jejak");
-    }
-    PathBuf::from("jejak-data")
 }

@@ -21,6 +21,31 @@ pub fn init_logging(default_filter: &str) {
     }
 }
 
+/// The Windows service's log: `jejak.log.YYYY-MM-DD` in `folder`, a new file each day,
+/// the last seven kept. If the folder cannot be made the log goes to stderr (which the
+/// service control manager discards), so the service still runs.
+#[cfg(windows)]
+pub fn init_logging_to_folder(folder: &std::path::Path, default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JEJAK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("jejak.log")
+        .max_log_files(7)
+        .build(folder);
+    match appender {
+        Ok(appender) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(appender))
+            .init(),
+        Err(e) => {
+            init_logging(default_filter);
+            tracing::error!(error = %e, folder = %folder.display(), "cannot write the log folder; logging to stderr");
+        }
+    }
+}
+
 /// A table with a header row, as the terminal shows it.
 pub fn table(header: Vec<String>, rows: Vec<Vec<String>>) -> String {
     let mut table = Table::new();

@@ -1,34 +1,15 @@
-//! The PC-side commands: `jejak session …`, `jejak status` and `jejak agent`.
-
-use std::path::PathBuf;
-use std::sync::Arc;
+//! The librarian's PC-side commands: `jejak session …` and `jejak status`.
 
 use clap::Subcommand;
-use jejak_agent::clock::{Clock, SystemClock};
-use jejak_agent::collect::{Collector, ConnectivityProbe, NetCounterCollector};
-use jejak_agent::config::{AgentConfig, STORE_FILE, load_token};
-use jejak_agent::daemon::{self, AgentSettings};
-use jejak_agent::login::{LoginCollector, LogindSource};
 use jejak_agent::netdev;
 use jejak_agent::patron::{PatronSecret, SECRET_FILE};
-use jejak_agent::store::{RejectedChange, Store, StoreStatus, SyncState};
+use jejak_agent::store::{RejectedChange, StoreStatus, SyncState};
 use jejak_domain::{
     AgeGroup, EndReason, Gender, Lang, PatronProfile, Session, UserKind, Zone, parse_purposes,
 };
 
-use jejak_sync::agent::AgentSync;
-use jejak_sync::{SyncClient, SyncOptions};
-
+use crate::context::{Context, Pc};
 use crate::output;
-
-/// What every PC-side command needs to know before it starts.
-#[derive(Debug, Clone)]
-pub struct Context {
-    pub data_dir: PathBuf,
-    pub lang: Lang,
-    /// Print JSON for scripts instead of text for people.
-    pub json: bool,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum SessionCommand {
@@ -65,36 +46,6 @@ pub enum SessionCommand {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
-}
-
-/// The configuration and an open store for this PC.
-pub struct Pc {
-    pub config: AgentConfig,
-    pub store: Store,
-}
-
-impl Context {
-    fn config(&self) -> anyhow::Result<AgentConfig> {
-        Ok(AgentConfig::load(&self.data_dir)?)
-    }
-
-    pub fn open_pc(&self) -> anyhow::Result<Pc> {
-        let config = self.config()?;
-        let identity = config.identity(&self.data_dir)?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-        let (store, report) = Store::open(&self.data_dir.join(STORE_FILE), identity, clock)?;
-        if let Some(moved) = report.quarantined {
-            eprintln!(
-                "{} {}",
-                self.lang.pick(
-                    "PERINGATAN: basis data rusak dan dipindahkan ke",
-                    "WARNING: the store was damaged and was moved to"
-                ),
-                moved.display()
-            );
-        }
-        Ok(Pc { config, store })
-    }
 }
 
 pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
@@ -138,7 +89,7 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
                 let secret = PatronSecret::load(&ctx.data_dir.join(SECRET_FILE))?;
                 profile.patron_key = Some(secret.key_for(member));
             }
-            let net = netdev::read_counters(&pc.config.net_dev_path);
+            let net = netdev::read_counters(pc.config.net_dev_path.as_deref());
             let started = pc.store.start_session(profile, net)?;
             if let Some(replaced) = &started.replaced {
                 eprintln!(
@@ -166,7 +117,7 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
         SessionCommand::End { reason } => {
             let reason = EndReason::parse(&reason)?;
             let mut pc = ctx.open_pc()?;
-            let net = netdev::read_counters(&pc.config.net_dev_path);
+            let net = netdev::read_counters(pc.config.net_dev_path.as_deref());
             let session = pc.store.end_session(reason, net)?;
             if ctx.json {
                 return output::print_json(&session);
@@ -426,114 +377,4 @@ fn print_status(
             .collect(),
     );
     println!("{table}");
-}
-
-pub fn agent(ctx: &Context) -> anyhow::Result<()> {
-    let config = ctx.config()?;
-    let identity = config.identity(&ctx.data_dir)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        // Installed before anything else, so that a SIGTERM during start-up (while the
-        // store opens or recovers) is a clean stop and not the default kill.
-        let mut shutdown = Box::pin(shutdown_signal()?);
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-        let Some(store) = daemon::open_store_patiently(
-            &ctx.data_dir.join(STORE_FILE),
-            identity.clone(),
-            clock,
-            &mut shutdown,
-        )
-        .await
-        else {
-            return Ok(());
-        };
-        let mut collectors: Vec<Box<dyn Collector>> = vec![Box::new(NetCounterCollector::new(
-            config.net_dev_path.clone(),
-            config.heartbeat_interval(),
-        ))];
-        if let Some(server) = &config.server {
-            collectors.push(Box::new(ConnectivityProbe::new(
-                server,
-                config.probe_interval(),
-                config.probe_timeout(),
-            )?));
-        }
-        if config.login_watch {
-            collectors.push(Box::new(LoginCollector::new(
-                Box::new(LogindSource::new()),
-                config.idle_end(),
-                config.heartbeat_interval(),
-            )));
-        }
-        tracing::info!(device = %identity, epoch = %store.epoch(), "agent started");
-        let settings = AgentSettings {
-            heartbeat: config.heartbeat_interval(),
-            heartbeat_event_every: config.heartbeat_event_every,
-            crash_grace: config.crash_grace(),
-            sync_interval: config.sync_interval(),
-            prune: Some(config.prune_policy()),
-        };
-        let background_sync = background_sync(ctx, &config, identity.clone())?;
-        // The check-in page stops before the daemon closes the open session at
-        // shutdown, so no session can start after that.
-        let checkin = crate::checkin_cmd::start(ctx, &config, &store).await;
-        let shutdown = async move {
-            shutdown.await;
-            if let Some(page) = checkin {
-                page.stop().await;
-            }
-        };
-        daemon::run(store, settings, collectors, background_sync, shutdown).await?;
-        Ok(())
-    })
-}
-
-/// The agent's own sync, when this PC is enrolled (a server and a token).
-fn background_sync(
-    ctx: &Context,
-    config: &AgentConfig,
-    identity: jejak_domain::DeviceIdentity,
-) -> anyhow::Result<Option<Box<dyn daemon::BackgroundSync>>> {
-    let (Some(server), Some(token)) = (&config.server, load_token(&ctx.data_dir)?) else {
-        tracing::info!("not enrolled with a server: recording only, no sync");
-        return Ok(None);
-    };
-    let (backoff_base, backoff_cap) = config.sync_backoff();
-    Ok(Some(Box::new(AgentSync {
-        store_path: ctx.data_dir.join(STORE_FILE),
-        identity,
-        clock: Arc::new(SystemClock::new()),
-        client: SyncClient::new(server, &token, config.sync_timeout())?,
-        options: SyncOptions {
-            max_records: config.sync_batch_records,
-            backoff_base,
-            backoff_cap,
-            max_attempts: None,
-            dry_run: false,
-        },
-    })))
-}
-
-/// Completes at SIGTERM (service stop, system shutdown) or SIGINT (Ctrl-C). The
-/// handlers are installed when this is called, not when the future is first polled.
-#[cfg(unix)]
-pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
-}
-
-#[cfg(not(unix))]
-pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
 }

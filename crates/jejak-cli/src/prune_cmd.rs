@@ -6,8 +6,8 @@ use clap::Args;
 use jejak_agent::store::PruneReport;
 use jejak_domain::Lang;
 
+use crate::context::Context;
 use crate::output;
-use crate::pc::Context;
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {

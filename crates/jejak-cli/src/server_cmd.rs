@@ -13,9 +13,9 @@ use jejak_server::{
 };
 use jejak_sync::bundle::{Bundle, BundleAck};
 
+use crate::context::Context;
 use crate::errors::UsageError;
 use crate::output;
-use crate::pc::Context;
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
@@ -354,7 +354,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             listen,
             retain_months,
         } => {
-            let shutdown = crate::pc::shutdown_signal()?;
+            let shutdown = crate::agent_cmd::shutdown_signal()?;
             if retain_months > 0 {
                 tokio::spawn(prune_daily(store.clone(), retain_months));
             }

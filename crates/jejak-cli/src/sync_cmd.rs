@@ -11,9 +11,9 @@ use jejak_domain::Lang;
 use jejak_sync::bundle::{self, BundleError};
 use jejak_sync::{Progress, SyncClient, SyncError, SyncOptions, SyncReport, sync_once};
 
+use crate::context::Context;
 use crate::errors::{SilentExit, UsageError};
 use crate::output;
-use crate::pc::Context;
 
 /// Exit codes of `jejak sync`, so that scripts can tell what happened.
 pub const EXIT_NOTHING_TO_SEND: u8 = 4;

@@ -126,7 +126,7 @@ pub struct CheckinSettings {
     /// The language until the reader picks one.
     pub lang: Lang,
     /// Interface counters, read at start and end of a session as `jejak session` does.
-    pub net_dev_path: PathBuf,
+    pub net_dev_path: Option<PathBuf>,
 }
 
 /// The check-in page's state, shared by its handlers.
@@ -208,6 +208,7 @@ impl Checkin {
             .route("/pustakawan/keluar", post(sign_out))
             .route("/pustakawan/sinkron", post(sync_now))
             .route("/pustakawan/akhiri", post(staff_end))
+            .route(IDLE_REPORT_PATH, post(idle_report))
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(middleware::from_fn_with_state(self.clone(), guard))
@@ -707,7 +708,7 @@ async fn start(State(c): State<Checkin>, headers: HeaderMap, Form(form): Form<Fi
             );
         }
     };
-    let net = netdev::read_counters(&c.settings().net_dev_path);
+    let net = netdev::read_counters(c.settings().net_dev_path.as_deref());
     // A login nobody checked in is filled in (its next revision); otherwise a session
     // starts, ending one still open as `staff_ended`, as `jejak session start` does.
     let outcome = c.with_store(|s| {
@@ -729,6 +730,35 @@ async fn start(State(c): State<Checkin>, headers: HeaderMap, Form(form): Form<Fi
             see_other("/", &[])
         }
         Err(e) => store_failure(lang, &e),
+    }
+}
+
+/// Where the per-user part (`jejak logon`, run at each desktop logon on Windows) reports
+/// how long the input has been idle: a service cannot read that from session 0. The same
+/// guard as every form applies (this PC only, no other site's page).
+pub const IDLE_REPORT_PATH: &str = "/seat/idle";
+
+#[derive(Debug, Deserialize)]
+struct IdleReport {
+    idle_ms: String,
+}
+
+/// An idle report longer than a year is not a reading.
+const MAX_IDLE_REPORT_MS: u64 = 365 * 24 * 3600 * 1000;
+
+async fn idle_report(Form(report): Form<IdleReport>) -> Response {
+    match report.idle_ms.trim().parse::<u64>() {
+        Ok(ms) if ms <= MAX_IDLE_REPORT_MS => {
+            crate::login::console_event(crate::login::ConsoleEvent::InputIdle(
+                Duration::from_millis(ms),
+            ));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "idle_ms: milidetik, 0 sampai satu tahun / milliseconds, 0 to one year\n",
+        )
+            .into_response(),
     }
 }
 
@@ -762,7 +792,7 @@ fn end_open(
     if !c.csrf_ok(headers, form) {
         return refuse(lang, Refusal::MissingCsrf);
     }
-    let net = netdev::read_counters(&c.settings().net_dev_path);
+    let net = netdev::read_counters(c.settings().net_dev_path.as_deref());
     match c.with_store(|s| s.end_session(reason, net)) {
         Ok(session) => {
             tracing::info!(session = %session.id, end_reason = reason.code(),

@@ -5,7 +5,6 @@
 //! leaked file slower; the file's mode and the private data directory keep it from the
 //! patron's account in the first place. `jejak init --pin` writes it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -105,27 +104,15 @@ impl PinHash {
     /// Writes the hash readable by its owner only, replacing any earlier PIN so that
     /// a power cut leaves either the old or the new one.
     pub fn save(&self, path: &Path) -> Result<(), PinError> {
-        let io = |source| PinError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let tmp = path.with_extension("pin.tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp).map_err(io)?;
         let line = format!(
             "{FORMAT} sha256 {ROUNDS} {} {}\n",
             hex::encode(self.salt),
             hex::encode(self.hash)
         );
-        file.write_all(line.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::platform::write_private_file(path, line.as_bytes()).map_err(|source| PinError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Reads the PIN file; `Ok(None)` when no PIN has been set.

@@ -117,7 +117,7 @@ impl TestPage {
                 data_dir: dir.path().to_path_buf(),
                 zone: Zone::Wib,
                 lang: Lang::Id,
-                net_dev_path: dir.path().join("no-such-net-dev"),
+                net_dev_path: Some(dir.path().join("no-such-net-dev")),
             },
             sync,
         );
@@ -718,4 +718,56 @@ async fn a_busy_day_keeps_the_librarian_screen_small() {
     let screen = page.get("/pustakawan?lang=en", &mut jar).await;
     assert_eq!(element(&screen.body, "today-count"), "120");
     assert!(element(&screen.body, "more-sessions").starts_with("And 80 earlier"));
+}
+
+/// The per-user part reports the console's input idle time; the page hands it to the
+/// console's state, which the Windows login source reads. Foreign pages cannot post it,
+/// and a value that is not a reading is refused and changes nothing.
+#[tokio::test]
+async fn idle_reports_reach_the_console_seat_and_nothing_else_can_post_them() {
+    use crate::login::{ConsoleEvent, console, console_event};
+    let page = TestPage::start(false).await;
+    let mut jar = Jar::default();
+    console_event(ConsoleEvent::Logon);
+    let idle = || {
+        console()
+            .lock()
+            .unwrap()
+            .snapshot(std::time::Instant::now())
+            .and_then(|s| s.idle_for)
+    };
+    assert_eq!(idle(), None, "no report yet");
+
+    // As `jejak logon` posts it: no Origin, this page's Host.
+    let response = page
+        .http
+        .post(format!("{}{}", page.url, super::IDLE_REPORT_PATH))
+        .form(&[("idle_ms", "120000")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    let seen = idle().expect("the report is the idle time");
+    assert!(
+        seen >= Duration::from_secs(120) && seen < Duration::from_secs(125),
+        "{seen:?}"
+    );
+
+    for bad in ["-5", "lots", "99999999999999999999", ""] {
+        let answer = page
+            .post(super::IDLE_REPORT_PATH, &mut jar, &[("idle_ms", bad)])
+            .await;
+        assert_eq!(answer.status, 400, "{bad}: {}", answer.body);
+    }
+    let answer = page
+        .post_with(
+            super::IDLE_REPORT_PATH,
+            &mut jar,
+            &[("idle_ms", "0")],
+            &[("Origin", "http://evil.example")],
+        )
+        .await;
+    assert_eq!(answer.status, 403, "a foreign page: {}", answer.body);
+    let still = idle().expect("still the first report");
+    assert!(still >= Duration::from_secs(120), "unchanged: {still:?}");
 }

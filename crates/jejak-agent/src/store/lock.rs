@@ -39,26 +39,10 @@ impl OpenLock {
                 path: path.clone(),
                 source,
             })?;
-        #[cfg(unix)]
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-            StoreError::Io {
-                path: path.clone(),
-                source: e.into(),
-            }
+        crate::platform::lock_exclusive(&file).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
         })?;
         Ok(OpenLock { _file: file })
     }
-}
-
-/// Which file a path names now (device and inode), to notice that the store this
-/// process has open was moved aside by another process.
-#[cfg(unix)]
-pub(crate) fn file_identity(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-#[cfg(not(unix))]
-pub(crate) fn file_identity(_path: &Path) -> Option<(u64, u64)> {
-    None
 }

@@ -160,7 +160,7 @@ impl Store {
             epoch: Uuid::nil(),
             jump_tolerance_ms: DEFAULT_JUMP_TOLERANCE_MS,
             earliest_plausible_wall: earliest_plausible_wall(),
-            file_identity: lock::file_identity(path),
+            file_identity: crate::platform::file_identity(path),
         };
         store.epoch = store.ensure_epoch()?;
         if let Some(moved) = &quarantined {
@@ -257,7 +257,7 @@ impl Store {
         &mut self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, rusqlite::Error>,
     ) -> Result<T, StoreError> {
-        if lock::file_identity(&self.path) != self.file_identity {
+        if crate::platform::file_identity(&self.path) != self.file_identity {
             return Err(StoreError::Replaced {
                 path: self.path.clone(),
             });
