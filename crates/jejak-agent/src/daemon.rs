@@ -121,6 +121,9 @@ pub async fn run(
     drop(observations_tx);
 
     let mut heartbeat = tokio::time::interval(settings.heartbeat);
+    // The monotonic clock at the last heartbeat tick: a much longer gap than the interval
+    // means the process was frozen while the PC slept or hibernated.
+    let mut last_beat_mono: Option<u64> = None;
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut link_up: Option<bool> = None;
     let mut counters: Option<NetCounters> = None;
@@ -183,6 +186,12 @@ pub async fn run(
             }
             _ = heartbeat.tick() => {
                 summary.heartbeats += 1;
+                let mono = store.monotonic_ms();
+                if let Some(last) = last_beat_mono.replace(mono)
+                    && mono.saturating_sub(last) > (settings.heartbeat + settings.crash_grace).as_millis() as u64
+                {
+                    slept(&mut store, mono - last, settings.crash_grace);
+                }
                 // The first heartbeat of a run and every n-th after it become pc events.
                 let write_event =
                     (summary.heartbeats - 1).is_multiple_of(u64::from(settings.heartbeat_event_every.max(1)));
@@ -274,6 +283,23 @@ fn seat_changed(store: &mut Store, change: SeatChange, counters: Option<NetCount
     if let Err(e) = result {
         tracing::error!(error = %e, "seat change not recorded");
         reopen_if_needed(store, &e);
+    }
+}
+
+/// The PC slept (or hibernated) for about `gap_ms`: the session open before it ends at
+/// its last heartbeat, as `idle`.
+fn slept(store: &mut Store, gap_ms: u64, max_silence: Duration) {
+    match store.end_session_after_sleep(max_silence) {
+        Ok(Some(session)) => tracing::info!(
+            session = %session.id,
+            slept_secs = gap_ms / 1000,
+            "the PC slept; the session open before it ended at its last heartbeat"
+        ),
+        Ok(None) => tracing::info!(slept_secs = gap_ms / 1000, "the PC slept"),
+        Err(e) => {
+            tracing::error!(error = %e, "the session open before the PC slept was not closed");
+            reopen_if_needed(store, &e);
+        }
     }
 }
 
@@ -465,6 +491,87 @@ mod tests {
             summary.syncs_started
         );
         count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Moves the manual clock by `gap` (wall and monotonic) at its second look: the PC
+    /// slept that long while the agent was frozen.
+    struct Sleeper {
+        clock: ManualClock,
+        looks: u32,
+        gap: Duration,
+    }
+
+    impl Collector for Sleeper {
+        fn name(&self) -> &'static str {
+            "sleeper"
+        }
+        fn interval(&self) -> Duration {
+            Duration::from_secs(100)
+        }
+        fn collect(&mut self) -> CollectFuture<'_> {
+            Box::pin(async move {
+                self.looks += 1;
+                if self.looks == 2 {
+                    self.clock.advance(self.gap);
+                } else {
+                    self.clock.advance(self.interval());
+                }
+                Vec::new()
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_open_when_the_pc_slept_ends_as_idle_at_its_last_heartbeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2031, 1, 5, 1, 0, 0).unwrap());
+        let identity = DeviceIdentity {
+            library: LibraryCode::parse("adisara").unwrap(),
+            pc: PcCode::parse("pc-01").unwrap(),
+        };
+        let path = dir.path().join("jejak.db");
+        let (mut store, _) = Store::open(&path, identity.clone(), Arc::new(clock.clone())).unwrap();
+        let session = store
+            .start_session(PatronProfile::default(), None)
+            .unwrap()
+            .session;
+        let settings = AgentSettings {
+            heartbeat: Duration::from_secs(30),
+            heartbeat_event_every: 100,
+            crash_grace: Duration::from_secs(90),
+            sync_interval: Duration::from_secs(3600),
+            prune: None,
+        };
+        let sleeper = Sleeper {
+            clock: clock.clone(),
+            looks: 0,
+            gap: Duration::from_secs(3 * 3600),
+        };
+        let summary = run(
+            store,
+            settings,
+            vec![Box::new(sleeper)],
+            None,
+            tokio::time::sleep(Duration::from_secs(150)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            summary.ended_at_shutdown, None,
+            "the sleep ended it, not the stop"
+        );
+        let (store, _) = Store::open(&path, identity, Arc::new(clock)).unwrap();
+        let ended = store.recent_sessions(5).unwrap();
+        assert_eq!(ended.len(), 1);
+        let ended = &ended[0];
+        assert_eq!(ended.id, session.id);
+        assert_eq!(ended.end_reason, Some(EndReason::Idle));
+        assert!(
+            ended.duration_secs < 3600,
+            "the three hours asleep are not use: {} s",
+            ended.duration_secs
+        );
+        assert_eq!(ended.time_quality, jejak_domain::TimeQuality::Estimated);
     }
 
     #[tokio::test(start_paused = true)]

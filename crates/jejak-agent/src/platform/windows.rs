@@ -354,7 +354,13 @@ fn sid_name(sid: &str) -> &str {
 }
 
 fn describe_access(path: &Path) -> std::io::Result<(bool, String)> {
-    Ok(match allowed_sids(path)? {
+    Ok(judge_acl(allowed_sids(path)?.as_deref()))
+}
+
+/// Whether an ACL that allows `sids` (`None`: no DACL at all, so everyone) lets anyone
+/// but SYSTEM and the Administrators in, and the ACL as an administrator reads it.
+fn judge_acl(sids: Option<&[String]>) -> (bool, String) {
+    match sids {
         None => (true, "ACL: (kosong/none) Everyone".to_string()),
         Some(sids) => {
             let others = sids.iter().any(|s| !TRUSTED_SIDS.contains(&s.as_str()));
@@ -362,7 +368,21 @@ fn describe_access(path: &Path) -> std::io::Result<(bool, String)> {
             names.dedup();
             (others, format!("ACL: {}", names.join(", ")))
         }
-    })
+    }
+}
+
+/// Whether this process runs under wine rather than Windows (wine's ntdll exports
+/// `wine_get_version`). Only tests ask: wine keeps no real ACLs on files.
+pub fn running_under_wine() -> bool {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+    let ntdll = wide_str("ntdll.dll");
+    // SAFETY: a NUL-terminated module name; ntdll is loaded in every process.
+    let module = unsafe { GetModuleHandleW(ntdll.as_ptr()) };
+    if module.is_null() {
+        return false;
+    }
+    // SAFETY: a NUL-terminated ANSI name on a loaded module.
+    unsafe { GetProcAddress(module, c"wine_get_version".as_ptr().cast()) }.is_some()
 }
 
 /// Reads who can open `dir`.
@@ -581,4 +601,107 @@ impl LoginSource for ConsoleSource {
 /// Logins and idleness at the console.
 pub fn system_login_source() -> Box<dyn LoginSource> {
     Box::new(ConsoleSource)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boot_id_is_the_same_for_every_process_of_one_boot() {
+        let first = kernel_boot_id().expect("the volatile key can be written");
+        assert!(first.starts_with("win-"), "{first}");
+        assert_eq!(kernel_boot_id().as_deref(), Some(first.as_str()));
+        // What a second process reads: the value in the key, not one it makes.
+        let (key, created) =
+            create_key(HKEY_LOCAL_MACHINE, BOOT_KEY, REG_OPTION_VOLATILE, KEY_READ).unwrap();
+        assert!(!created);
+        assert_eq!(get_string(key, "Id").as_deref(), Some(first.as_str()));
+        close_key(key);
+    }
+
+    #[test]
+    fn the_tick_count_moves_forward() {
+        let a = boottime_ms();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let b = boottime_ms();
+        assert!(b >= a + 30, "{a} then {b}");
+    }
+
+    /// ACLs as Windows 10 gave them: the data folder after `jejak init`, the folder
+    /// left with `%ProgramData%`'s inherited ACL, one with a NULL DACL.
+    #[test]
+    fn recorded_acls_are_judged_by_who_they_let_in() {
+        let sids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let private = sids(&["S-1-5-18", "S-1-5-32-544"]);
+        assert_eq!(
+            judge_acl(Some(&private)),
+            (false, "ACL: SYSTEM, Administrators".to_string())
+        );
+        let inherited = sids(&["S-1-5-18", "S-1-5-32-544", "S-1-3-0", "S-1-5-32-545"]);
+        let (others, text) = judge_acl(Some(&inherited));
+        assert!(others, "Users can read: {text}");
+        assert!(
+            text.contains("Users") && text.contains("CREATOR OWNER"),
+            "{text}"
+        );
+        assert!(judge_acl(None).0, "no DACL lets everyone in");
+    }
+
+    /// Tested only on real Windows: wine keeps no ACLs on files (it reports one made
+    /// from the Unix mode instead), so there the call is only made.
+    #[test]
+    fn a_private_folder_lets_only_system_and_administrators_in() {
+        let dir = tempfile::tempdir().unwrap();
+        if running_under_wine() {
+            create_private_dir(&dir.path().join("Jejak")).unwrap();
+            return;
+        }
+        let data = dir.path().join("Jejak");
+        create_private_dir(&data).unwrap();
+        let access = folder_access(&data).unwrap();
+        assert!(!access.others_can_read, "{access:?}");
+        assert!(access.description.contains("SYSTEM"), "{access:?}");
+        assert!(access.description.contains("Administrators"), "{access:?}");
+        let secret = data.join("patron.key");
+        crate::platform::write_private_file(&secret, b"00").unwrap();
+        assert_eq!(file_readable_by_others(&secret), None, "inherited");
+        assert!(restrict_folder_command(&data).contains("*S-1-5-18"));
+    }
+
+    #[test]
+    fn disk_space_and_file_identity_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_disk_bytes(dir.path()).unwrap() > 0);
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b").unwrap();
+        let id_a = file_identity(&a).unwrap();
+        assert_eq!(file_identity(&a), Some(id_a));
+        assert_ne!(file_identity(&b), Some(id_a));
+        std::fs::rename(&a, dir.path().join("moved")).unwrap();
+        std::fs::rename(&b, &a).unwrap();
+        assert_ne!(
+            file_identity(&a),
+            Some(id_a),
+            "another file under the old name"
+        );
+    }
+
+    #[test]
+    fn the_interface_table_is_read() {
+        // Under wine the table mirrors the host's interfaces; on a PC, its adapters.
+        // Either way the call works and loopback alone never counts.
+        let counters = system_net_counters();
+        if let Some(c) = counters {
+            assert!(c.rx > 0 || c.tx > 0, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn the_data_folder_is_under_program_data() {
+        let dir = default_data_dir();
+        assert!(dir.ends_with("Jejak"), "{}", dir.display());
+    }
 }

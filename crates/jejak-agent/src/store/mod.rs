@@ -194,6 +194,11 @@ impl Store {
         self.epoch
     }
 
+    /// The store's monotonic clock now, in milliseconds since the boot.
+    pub fn monotonic_ms(&self) -> u64 {
+        self.clock.mono_ms()
+    }
+
     pub fn identity(&self) -> &DeviceIdentity {
         &self.identity
     }
@@ -388,6 +393,25 @@ impl Store {
             };
             let closed = w.close_at_last_seen(row, reason)?;
             Ok(Some(Recovery::Closed(closed)))
+        })
+    }
+
+    /// After the PC slept or hibernated (Windows' Fast Startup "shut down" included): the
+    /// open session of this boot, silent for longer than `max_silence`, is closed at its
+    /// last heartbeat as `idle` — nobody uses a sleeping PC — with its end an estimate.
+    /// Returns the closed session, or `None` when nothing was open or it was not silent.
+    pub fn end_session_after_sleep(
+        &mut self,
+        max_silence: Duration,
+    ) -> Result<Option<Session>, StoreError> {
+        self.write(|w| match w.open_row()? {
+            Some(row)
+                if row.boot_id == w.run.boot_id
+                    && w.now.mono_ms - row.last_seen_mono_ms > max_silence.as_millis() as i64 =>
+            {
+                Ok(Some(w.close_at_last_seen(row, EndReason::Idle)?))
+            }
+            _ => Ok(None),
         })
     }
 
