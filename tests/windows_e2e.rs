@@ -7,8 +7,15 @@
 //! that names the boot), and syncs to the Linux district server on 127.0.0.1. The server
 //! then holds every session of the PC exactly once.
 //!
-//! Without `JEJAK_WINDOWS_EXE` the test says SKIPPED and passes, unless
-//! `JEJAK_REQUIRE_WINE=1` (CI), which makes it fail.
+//! The MSI (`scripts/build-windows.sh`, named by `JEJAK_WINDOWS_MSI`) is inspected with
+//! msitools and installed with wine's `msiexec` in a second prefix: the service is
+//! registered and started, waits for `jejak init`, then records, serves the check-in
+//! page and syncs by itself; a stop closes the open session as `shutdown`; uninstalling
+//! removes the service, the program, the logon entry and the PATH entry and keeps the
+//! data folder.
+//!
+//! Without `JEJAK_WINDOWS_EXE` (and `JEJAK_WINDOWS_MSI`) the tests say SKIPPED and pass,
+//! unless `JEJAK_REQUIRE_WINE=1` (CI), which makes them fail.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -26,24 +33,26 @@ use support::{ChildGuard, Run, bare_command, poll_until, run_command};
 /// Commands under wine are slower than native ones, and a cold wine start more so.
 const WINE_DEADLINE: Duration = Duration::from_secs(120);
 
-fn windows_exe() -> Option<PathBuf> {
-    match std::env::var_os("JEJAK_WINDOWS_EXE").filter(|v| !v.is_empty()) {
+/// The file a variable names (`JEJAK_WINDOWS_EXE`, `JEJAK_WINDOWS_MSI`), or `None` (the
+/// test is skipped) unless CI requires it.
+fn given_file(variable: &str) -> Option<PathBuf> {
+    match std::env::var_os(variable).filter(|v| !v.is_empty()) {
         Some(path) => {
             let path = PathBuf::from(path);
             assert!(
                 path.is_file(),
-                "JEJAK_WINDOWS_EXE={} is not a file",
+                "{variable}={} is not a file",
                 path.display()
             );
             Some(path)
         }
         None if std::env::var("JEJAK_REQUIRE_WINE").is_ok_and(|v| v == "1") => {
-            panic!("JEJAK_REQUIRE_WINE=1 but JEJAK_WINDOWS_EXE is not set")
+            panic!("JEJAK_REQUIRE_WINE=1 but {variable} is not set")
         }
         None => {
             eprintln!(
-                "SKIPPED: the Windows end-to-end test needs JEJAK_WINDOWS_EXE (the PC build \
-                 for x86_64-pc-windows-gnu) and wine; .ci/run sets it"
+                "SKIPPED: the Windows end-to-end tests need {variable} (scripts/build-windows.sh \
+                 builds jejak.exe and the MSI) and wine; .ci/run sets it"
             );
             None
         }
@@ -95,6 +104,19 @@ impl WinePc {
         let _ = self.wineserver("-w").status();
         let status = self.wineserver("-p").status().unwrap();
         assert!(status.success(), "wineserver -p: {status:?}");
+        // Wine's own services start with the session's first process and keep its
+        // standard handles: start them here with none of the test's pipes.
+        let status = Command::new("wine")
+            .args(["cmd.exe", "/c", "exit"])
+            .env("WINEPREFIX", &self.prefix)
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "bcryptprimitives=n")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "wine cmd /c exit: {status:?}");
     }
 
     /// The PC restarts: every process of the prefix and its wine server end, and with
@@ -328,7 +350,9 @@ fn end_reasons(sessions: &[Value]) -> Vec<String> {
 
 #[test]
 fn the_windows_build_records_recovers_and_syncs_every_session_once() {
-    let Some(exe) = windows_exe() else { return };
+    let Some(exe) = given_file("JEJAK_WINDOWS_EXE") else {
+        return;
+    };
     let (district, token) = District::start();
     let pc = WinePc::new(exe);
 
@@ -421,8 +445,16 @@ fn the_windows_build_records_recovers_and_syncs_every_session_once() {
     );
     drop(agent);
 
-    // Sync to the Linux district server: every session, once, at its last revision.
-    pc.run(&["sync"]).ok();
+    // Sync to the Linux district server: every session, once, at its last revision. (The
+    // agent, enrolled at init, may have sent some already: then less or nothing is left.)
+    let sync = pc.run(&["sync"]);
+    assert!(
+        matches!(sync.code(), Some(0 | 4)),
+        "sync: {:?} {} {}",
+        sync.code(),
+        sync.stdout,
+        sync.stderr
+    );
     let held = district.sessions();
     let made: BTreeSet<(String, i64)> = after_reboot
         .iter()
@@ -442,4 +474,230 @@ fn the_windows_build_records_recovers_and_syncs_every_session_once() {
     assert_eq!(status["store"]["pending_changes"], 0, "{status}");
     let rollups = District::server_json(&district.db, &["check-rollups"]);
     assert_eq!(rollups["differences"], 0, "{rollups}");
+}
+
+/// `msiinfo export MSI TABLE`: the table's rows (after its three header lines), split
+/// into columns.
+fn msi_table(msi: &Path, table: &str) -> Vec<Vec<String>> {
+    let output = Command::new("msiinfo")
+        .args(["export"])
+        .arg(msi)
+        .arg(table)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "msiinfo export {table}: {output:?}"
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .skip(3)
+        .map(|line| line.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+/// What the MSI holds, as msitools reads it: the program, the service and how it is
+/// controlled and configured, the logon entry, the shortcuts, the PATH entry, and
+/// nothing that would remove the data folder.
+fn inspect_msi(msi: &Path) {
+    let files: Vec<String> = msi_table(msi, "File")
+        .into_iter()
+        .map(|r| r[2].clone())
+        .collect();
+    for name in [
+        "jejak.exe",
+        "Jejak — isi kunjungan.url",
+        "Jejak — pustakawan.url",
+        "BACA-SAYA.txt",
+    ] {
+        assert!(files.iter().any(|f| f == name), "{name} in {files:?}");
+    }
+    let services = msi_table(msi, "ServiceInstall");
+    assert_eq!(services.len(), 1, "{services:?}");
+    let service = &services[0];
+    // Name, type 16 (own process), start 2 (automatic), LocalSystem, the arguments.
+    assert_eq!(service[1], "Jejak");
+    assert_eq!(service[3], "16");
+    assert_eq!(service[4], "2");
+    assert_eq!(service[8], "LocalSystem");
+    assert_eq!(service[10], "agent --service");
+    let control = msi_table(msi, "ServiceControl");
+    // 1 start at install, 2 | 32 stop at install and uninstall, 128 delete at uninstall.
+    assert_eq!(control[0][2], "163", "{control:?}");
+    let delayed = msi_table(msi, "MsiServiceConfig");
+    assert_eq!(
+        &delayed[0][1..5],
+        ["Jejak", "5", "3", "1"],
+        "delayed start: {delayed:?}"
+    );
+    let restart = msi_table(msi, "MsiServiceConfigFailureActions");
+    assert_eq!(
+        restart[0][6], "1[~]1[~]1",
+        "restart three times: {restart:?}"
+    );
+    let registry = msi_table(msi, "Registry");
+    assert!(
+        registry
+            .iter()
+            .any(|r| r[2].ends_with(r"CurrentVersion\Run")
+                && r[3] == "JejakCheckin"
+                && r[4].contains("jejak.exe\" logon")),
+        "the logon entry: {registry:?}"
+    );
+    let environment = msi_table(msi, "Environment");
+    assert_eq!(
+        &environment[0][1..3],
+        ["=-*PATH", "[~];[INSTALLDIR]"],
+        "{environment:?}"
+    );
+    let sequence: Vec<String> = msi_table(msi, "InstallExecuteSequence")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    for action in [
+        "InstallServices",
+        "MsiConfigureServices",
+        "StartServices",
+        "WriteEnvironmentStrings",
+    ] {
+        assert!(
+            sequence.iter().any(|a| a == action),
+            "{action} in {sequence:?}"
+        );
+    }
+    let removes = msi_table(msi, "RemoveFile");
+    assert!(
+        removes.iter().all(|r| !r.join(" ").contains("ProgramData")),
+        "nothing removes the data folder: {removes:?}"
+    );
+}
+
+fn wine_tool(pc: &WinePc, args: &[&str]) -> std::process::Output {
+    Command::new("wine")
+        .args(args)
+        .env("WINEPREFIX", &pc.prefix)
+        .env("WINEDEBUG", "-all")
+        .env("WINEDLLOVERRIDES", "bcryptprimitives=n")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn service_state(pc: &WinePc) -> Option<String> {
+    let query = wine_tool(pc, &["sc", "query", "Jejak"]);
+    let text = String::from_utf8_lossy(&query.stdout).into_owned();
+    text.lines()
+        .find(|l| l.contains("STATE"))
+        .and_then(|l| l.split_whitespace().last())
+        .map(str::to_string)
+}
+
+#[test]
+fn the_msi_installs_a_service_that_waits_for_setup_records_syncs_and_uninstalls_keeping_data() {
+    let Some(msi) = given_file("JEJAK_WINDOWS_MSI") else {
+        return;
+    };
+    let Some(exe) = given_file("JEJAK_WINDOWS_EXE") else {
+        return;
+    };
+    inspect_msi(&msi);
+
+    let (district, token) = District::start();
+    let pc = WinePc::new(exe);
+    let program_data = pc.prefix.join("drive_c/ProgramData/Jejak");
+    // An administrator's settings before setup (kept by `jejak init`): a free port for
+    // the page, and fast timers for the test.
+    let port = free_port();
+    std::fs::create_dir_all(&program_data).unwrap();
+    std::fs::write(
+        program_data.join("agent.toml"),
+        format!(
+            "checkin_port = {port}\nheartbeat_secs = 1\nprobe_secs = 1\nsync_secs = 2\nlogin_watch = false\n"
+        ),
+    )
+    .unwrap();
+
+    let install = wine_tool(&pc, &["msiexec", "/i", msi.to_str().unwrap(), "/qn"]);
+    assert!(install.status.success(), "msiexec /i: {install:?}");
+    let installed = pc.prefix.join("drive_c/Program Files/Jejak/jejak.exe");
+    assert!(installed.is_file(), "the program in Program Files");
+    // Started, and waiting for `jejak init` rather than failing.
+    poll_until("the service to run", WINE_DEADLINE, || {
+        (service_state(&pc).as_deref() == Some("RUNNING")).then_some(())
+    });
+    let logs = program_data.join("logs");
+    let log_text = || {
+        std::fs::read_dir(&logs)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect::<String>()
+            })
+            .unwrap_or_default()
+    };
+    poll_until("the service to wait for setup", WINE_DEADLINE, || {
+        log_text()
+            .contains("waiting for this PC to be set up")
+            .then_some(())
+    });
+
+    // Setup from an administrator's prompt, with the program the MSI installed.
+    let setup = Command::new("wine")
+        .arg(&installed)
+        .args([
+            "init",
+            "--library",
+            "dermaji",
+            "--pc",
+            "pc-01",
+            "--server",
+            &district.url,
+        ])
+        .args(["--token", &token, "--pin", "246810"])
+        .env("WINEPREFIX", &pc.prefix)
+        .env("WINEDEBUG", "-all")
+        .env("WINEDLLOVERRIDES", "bcryptprimitives=n")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(setup.status.success(), "jejak init: {setup:?}");
+    poll_until("the service's agent to start", WINE_DEADLINE, || {
+        log_text().contains("check-in page ready").then_some(())
+    });
+    check_in(port);
+    // The service syncs by itself: the server gets the open session.
+    let held = poll_until("the service to sync the session", WINE_DEADLINE, || {
+        let held = district.sessions();
+        (!held.is_empty()).then_some(held)
+    });
+    assert_eq!(held.len(), 1, "{held:?}");
+
+    // A stop closes the open session as `shutdown`.
+    let stop = wine_tool(&pc, &["sc", "stop", "Jejak"]);
+    assert!(stop.status.success(), "sc stop: {stop:?}");
+    poll_until("the service to stop", WINE_DEADLINE, || {
+        (service_state(&pc).as_deref() == Some("STOPPED")).then_some(())
+    });
+    let sessions = pc.sessions();
+    assert_eq!(end_reasons(&sessions), ["shutdown"], "{sessions:?}");
+
+    // Uninstall: service, program and entries go; the data stays.
+    let remove = wine_tool(&pc, &["msiexec", "/x", msi.to_str().unwrap(), "/qn"]);
+    assert!(remove.status.success(), "msiexec /x: {remove:?}");
+    assert_eq!(service_state(&pc), None, "the service is gone");
+    assert!(!installed.exists(), "the program is gone");
+    let run_key = wine_tool(
+        &pc,
+        &[
+            "reg",
+            "query",
+            r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run",
+        ],
+    );
+    assert!(!String::from_utf8_lossy(&run_key.stdout).contains("JejakCheckin"));
+    for kept in ["jejak.db", "agent.toml", "patron.key", "librarian.pin"] {
+        assert!(program_data.join(kept).is_file(), "{kept} is kept");
+    }
+    assert_eq!(pc.sessions().len(), 1, "the records are kept");
 }

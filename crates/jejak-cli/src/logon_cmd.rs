@@ -30,6 +30,8 @@ pub struct LogonArgs {
 }
 
 pub fn run(_ctx: &Context, args: LogonArgs) -> anyhow::Result<()> {
+    // The patron must not meet a console window; messages go to the (discarded) stderr.
+    platform::detach_console();
     let base = format!("http://127.0.0.1:{}", args.port);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

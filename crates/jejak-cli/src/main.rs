@@ -154,10 +154,15 @@ fn main() -> ExitCode {
         // A Windows service has no console: its log goes to a file in the data folder,
         // where an administrator looks.
         #[cfg(windows)]
-        Command::Agent(AgentArgs { service: true }) => output::init_logging_to_folder(
-            &data_dir.join(windows_service::LOG_FOLDER),
-            default_filter,
-        ),
+        Command::Agent(AgentArgs { service: true }) => {
+            // The service may be the first to make the data folder: it gets its
+            // protected ACL before anything is written into it.
+            let _ = jejak_agent::platform::create_private_dir(&data_dir);
+            output::init_logging_to_folder(
+                &data_dir.join(windows_service::LOG_FOLDER),
+                default_filter,
+            )
+        }
         _ => output::init_logging(default_filter),
     }
     #[cfg(feature = "district")]

@@ -148,15 +148,23 @@ fn run_service() -> anyhow::Result<()> {
         .build()?;
     let mut stop = stop_rx;
     let reported = status_handle;
-    let result = runtime.block_on(crate::agent_cmd::run_agent(&ctx, async move {
-        let _ = stop.wait_for(|stopping| *stopping).await;
-        tracing::info!("the service control manager asked the service to stop");
-        let _ = reported.set_service_status(status(
-            ServiceState::StopPending,
-            ServiceControlAccept::empty(),
-            STOP_WAIT_HINT,
-        ));
-    }));
+    let result = runtime.block_on(async {
+        // Installed before `jejak init`: wait for it rather than fail (and be restarted
+        // over and over by the failure actions).
+        if !wait_until_set_up(&ctx, &mut stop).await {
+            return Ok(());
+        }
+        crate::agent_cmd::run_agent(&ctx, async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+            tracing::info!("the service control manager asked the service to stop");
+            let _ = reported.set_service_status(status(
+                ServiceState::StopPending,
+                ServiceControlAccept::empty(),
+                STOP_WAIT_HINT,
+            ));
+        })
+        .await
+    });
     let exit_code = match &result {
         Ok(()) => ServiceExitCode::Win32(0),
         // A service-specific code makes the SCM treat it as a failure, so the failure
@@ -172,6 +180,30 @@ fn run_service() -> anyhow::Result<()> {
         )
     })?;
     result
+}
+
+/// How often a service installed before `jejak init` looks for the PC's setup.
+const SETUP_POLL: Duration = Duration::from_secs(10);
+
+/// Waits until the PC is set up (`jejak init` wrote the configuration); `false` when the
+/// service is asked to stop first.
+async fn wait_until_set_up(ctx: &Context, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    let mut said = false;
+    loop {
+        match ctx.config().and_then(|c| Ok(c.identity(&ctx.data_dir)?)) {
+            Ok(_) => return true,
+            Err(e) => {
+                if !said {
+                    tracing::warn!(error = %format!("{e:#}"), "waiting for this PC to be set up (jejak init)");
+                    said = true;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SETUP_POLL) => {}
+            _ = stop.wait_for(|stopping| *stopping) => return false,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

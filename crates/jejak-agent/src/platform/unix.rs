@@ -135,6 +135,9 @@ pub fn system_login_source() -> Box<dyn crate::login::LoginSource> {
     Box::new(super::logind::LogindSource::new())
 }
 
+/// A program started at a desktop login has no console window to let go of here.
+pub fn detach_console() {}
+
 /// Opens `url` in the desktop's browser.
 pub fn open_in_browser(url: &str) -> std::io::Result<()> {
     std::process::Command::new("xdg-open")

@@ -461,11 +461,36 @@ pub fn is_elevated() -> bool {
     unsafe { IsUserAnAdmin() != 0 }
 }
 
-/// `%ProgramData%\Jejak`, where the service keeps its data and configuration.
+/// `%ProgramData%\Jejak`, where the service keeps its data and configuration. The
+/// folder comes from the shell's known folder, not the environment: a service's
+/// environment is not a user's, and every process must find the same folder.
 pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("ProgramData")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    use windows_sys::Win32::System::Com::CoTaskMemFree;
+    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramData, SHGetKnownFolderPath};
+    let mut path: *mut u16 = std::ptr::null_mut();
+    // SAFETY: a valid folder id; `path` is an out-pointer freed with CoTaskMemFree.
+    let status =
+        unsafe { SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, std::ptr::null_mut(), &mut path) };
+    let program_data = if status >= 0 && !path.is_null() {
+        let mut len = 0;
+        // SAFETY: the shell returned a NUL-terminated string.
+        while unsafe { *path.add(len) } != 0 {
+            len += 1;
+        }
+        // SAFETY: `len` characters were just read at `path`.
+        let text = String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(path, len) });
+        Some(PathBuf::from(text))
+    } else {
+        None
+    };
+    // SAFETY: allocated by SHGetKnownFolderPath (freeing null is allowed).
+    unsafe { CoTaskMemFree(path.cast()) };
+    program_data
+        .or_else(|| {
+            std::env::var_os("ProgramData")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
         .join("Jejak")
 }
@@ -506,6 +531,13 @@ pub fn console_session_id() -> Option<u32> {
     // SAFETY: no arguments.
     let session = unsafe { WTSGetActiveConsoleSessionId() };
     (session != u32::MAX).then_some(session)
+}
+
+/// Lets go of the console window this process was given (a program run at logon from
+/// the `Run` key gets one), so the per-user part runs unseen.
+pub fn detach_console() {
+    // SAFETY: no arguments; failing (no console) is harmless.
+    unsafe { windows_sys::Win32::System::Console::FreeConsole() };
 }
 
 /// Opens `url` in the user's default browser.
