@@ -402,6 +402,40 @@ section_postgres() {
     relay_figures <<<"$out"
 }
 
+# The Windows PC build: the size of jejak.exe (PC profile, x86_64-pc-windows-gnu) and,
+# under wine, the session write latency (information only: wine is not Windows, and
+# its fsync is Linux's). Skipped, with a log line, where the target or wine is missing.
+section_windows() {
+    if ! rustup target list --installed 2>/dev/null | grep -q '^x86_64-pc-windows-gnu$' ||
+        ! command -v x86_64-w64-mingw32-gcc >/dev/null || ! command -v wine >/dev/null; then
+        log "windows: SKIPPED (needs the rustup target x86_64-pc-windows-gnu, mingw-w64 and wine)"
+        return
+    fi
+    log "windows: the PC build for x86_64-pc-windows-gnu"
+    cargo build --profile pc -p jejak-cli --no-default-features --target x86_64-pc-windows-gnu >&2
+    local exe="$TARGET_DIR/x86_64-pc-windows-gnu/pc/jejak.exe"
+    [[ -f $exe ]] || die "no Windows binary at $exe"
+    check windows_exe_kb "$(($(stat -c %s "$exe") / 1024))" KiB "< 10240"
+    if [[ $QUICK == 1 ]]; then
+        log "windows: the write latency under wine is measured in the full run only"
+        return
+    fi
+    cargo build --profile pc -p jejak-agent --examples --target x86_64-pc-windows-gnu >&2
+    local bench="$TARGET_DIR/x86_64-pc-windows-gnu/pc/examples/bench_session_write.exe" out name value
+    out="$(JEJAK_WINE_PREFIX="$WORK/wine-prefix" bash scripts/wine-run.sh "$bench" \
+        --dir "$WORK/wine-session-write" --ops "$SESSION_OPS" --fsync-samples "$FSYNC_SAMPLES" |
+        tr -d '\r')" || die "bench_session_write.exe failed under wine"
+    declare -A fig=()
+    while read -r name value; do
+        if [[ -n $name ]]; then fig[$name]="$value"; fi
+    done <<<"$out"
+    for name in session_write_p50_ms session_write_p99_ms; do
+        [[ -n ${fig[$name]:-} ]] || die "bench_session_write.exe did not report $name"
+        emit "wine_$name" "${fig[$name]}" ms info true
+    done
+    WINEPREFIX="$WORK/wine-prefix" wineserver -k 2>/dev/null || true
+}
+
 # ---------------------------------------------------------------- run
 
 section_session_write
@@ -410,4 +444,5 @@ section_sync
 section_ingest
 section_reports
 section_postgres
+section_windows
 log "done"
