@@ -160,6 +160,8 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> anyhow::Result<()> {
             }
         }
     }
+    #[cfg(windows)]
+    check_service(&mut checks);
     check_network(&mut checks, &ctx.data_dir, config.as_ref(), timeout)?;
     check_disk(&mut checks, &ctx.data_dir);
 
@@ -234,6 +236,7 @@ fn check_name(check: &str, lang: Lang) -> &'static str {
         "unsynced" => lang.pick("Menunggu sinkron", "Waiting to sync"),
         "rejected" => lang.pick("Ditolak server", "Rejected by the server"),
         "agent" => lang.pick("Agen", "Agent"),
+        "service" => lang.pick("Layanan Windows", "Windows service"),
         "server" => lang.pick("Server kabupaten", "District server"),
         "link" => lang.pick("Sambungan", "Link"),
         "token" => "Token",
@@ -258,8 +261,14 @@ fn check_data_dir(checks: &mut Checks, dir: &Path) -> bool {
                     format!("{shown} does not exist"),
                 ),
                 Some(pair(
-                    "siapkan komputer ini: jejak init --library KODE --pc pc-01 (pada layanan: sudo jejak-admin init …); kalau folder lain yang dipakai, beri --data-dir atau JEJAK_DATA_DIR",
-                    "set this PC up: jejak init --library CODE --pc pc-01 (for the service: sudo jejak-admin init …); if another folder is used, give --data-dir or JEJAK_DATA_DIR",
+                    format!(
+                        "siapkan komputer ini: jejak init --library KODE --pc pc-01 ({}); kalau folder lain yang dipakai, beri --data-dir atau JEJAK_DATA_DIR",
+                        words::AS_SERVICE.0
+                    ),
+                    format!(
+                        "set this PC up: jejak init --library CODE --pc pc-01 ({}); if another folder is used, give --data-dir or JEJAK_DATA_DIR",
+                        words::AS_SERVICE.1
+                    ),
                 )),
             );
             return false;
@@ -370,18 +379,68 @@ fn check_data_dir(checks: &mut Checks, dir: &Path) -> bool {
     true
 }
 
+/// The Windows service: installed and running, as the PC needs it from boot.
+#[cfg(windows)]
+fn check_service(checks: &mut Checks) {
+    use crate::windows_service::{InstalledState, service_state, state_text};
+    use windows_service::service::ServiceState;
+    let state = service_state();
+    let level = match &state {
+        InstalledState::State(ServiceState::Running) => Level::Ok,
+        InstalledState::NotInstalled => Level::Problem,
+        _ => Level::Warning,
+    };
+    let detail = pair(state_text(&state, Lang::Id), state_text(&state, Lang::En));
+    let advice = (level != Level::Ok).then(|| pair(words::START_AGENT.0, words::START_AGENT.1));
+    checks.add("service", level, detail, advice);
+}
+
 fn run_as_service_user() -> (String, String) {
-    if cfg!(windows) {
-        pair(
-            "jalankan dari Command Prompt sebagai Administrator (klik kanan → Run as administrator)",
-            "run it from a Command Prompt opened as Administrator (right-click → Run as administrator)",
-        )
-    } else {
-        pair(
-            "jalankan sebagai pengguna agen (pada layanan: sudo jejak-admin doctor)",
-            "run as the agent's user (for the service: sudo jejak-admin doctor)",
-        )
-    }
+    pair(words::RUN_AS_AGENT.0, words::RUN_AS_AGENT.1)
+}
+
+/// Advice in each system's own terms.
+mod words {
+    #[cfg(not(windows))]
+    pub const AS_SERVICE: (&str, &str) = (
+        "pada layanan: sudo jejak-admin init …",
+        "for the service: sudo jejak-admin init …",
+    );
+    #[cfg(windows)]
+    pub const AS_SERVICE: (&str, &str) = (
+        "dari Command Prompt sebagai Administrator",
+        "from a Command Prompt opened as Administrator",
+    );
+    #[cfg(not(windows))]
+    pub const RUN_AS_AGENT: (&str, &str) = (
+        "jalankan sebagai pengguna agen (pada layanan: sudo jejak-admin doctor)",
+        "run as the agent's user (for the service: sudo jejak-admin doctor)",
+    );
+    #[cfg(windows)]
+    pub const RUN_AS_AGENT: (&str, &str) = (
+        "jalankan dari Command Prompt sebagai Administrator (klik kanan → Run as administrator)",
+        "run it from a Command Prompt opened as Administrator (right-click → Run as administrator)",
+    );
+    #[cfg(not(windows))]
+    pub const START_AGENT: (&str, &str) = (
+        "jalankan agen: sudo systemctl start jejak-agent (lihat log: journalctl -u jejak-agent), atau jejak agent",
+        "start the agent: sudo systemctl start jejak-agent (its log: journalctl -u jejak-agent), or jejak agent",
+    );
+    #[cfg(windows)]
+    pub const START_AGENT: (&str, &str) = (
+        "jalankan layanan: sc start Jejak (lihat log di C:\\ProgramData\\Jejak\\logs), atau pasang ulang MSI",
+        "start the service: sc start Jejak (its log is in C:\\ProgramData\\Jejak\\logs), or install the MSI again",
+    );
+    #[cfg(not(windows))]
+    pub const SET_CLOCK: (&str, &str) = (
+        "sudo timedatectl set-time 'YYYY-MM-DD HH:MM:SS' atau di BIOS",
+        "sudo timedatectl set-time 'YYYY-MM-DD HH:MM:SS' or in the BIOS",
+    );
+    #[cfg(windows)]
+    pub const SET_CLOCK: (&str, &str) = (
+        "Settings → Time & language → Date & time, atau di BIOS",
+        "Settings → Time & language → Date & time, or in the BIOS",
+    );
 }
 
 /// The configuration parses and names the library and the PC.
@@ -426,8 +485,14 @@ fn check_config(checks: &mut Checks, data_dir: &Path) -> Option<AgentConfig> {
                 Level::Problem,
                 pair(e.message(Lang::Id), e.message(Lang::En)),
                 Some(pair(
-                    "jejak init --library KODE --pc pc-01 (pada layanan: sudo jejak-admin init …)",
-                    "jejak init --library CODE --pc pc-01 (for the service: sudo jejak-admin init …)",
+                    format!(
+                        "jejak init --library KODE --pc pc-01 ({})",
+                        words::AS_SERVICE.0
+                    ),
+                    format!(
+                        "jejak init --library CODE --pc pc-01 ({})",
+                        words::AS_SERVICE.1
+                    ),
                 )),
             );
             None
@@ -451,8 +516,14 @@ fn check_store(checks: &mut Checks, data_dir: &Path, config: &AgentConfig) {
                 Level::Problem,
                 pair(e.message(Lang::Id), e.message(Lang::En)),
                 Some(pair(
-                    "lihat pesan di atas; kalau disk penuh, kosongkan ruang; kalau izin ditolak, jalankan sebagai pengguna agen (sudo jejak-admin doctor)",
-                    "see the message above; if the disk is full, free space; if permission is denied, run as the agent's user (sudo jejak-admin doctor)",
+                    format!(
+                        "lihat pesan di atas; kalau disk penuh, kosongkan ruang; kalau izin ditolak, {}",
+                        words::RUN_AS_AGENT.0
+                    ),
+                    format!(
+                        "see the message above; if the disk is full, free space; if permission is denied, {}",
+                        words::RUN_AS_AGENT.1
+                    ),
                 )),
             );
             for name in ["unsynced", "rejected", "agent"] {
@@ -605,10 +676,7 @@ fn check_store(checks: &mut Checks, data_dir: &Path, config: &AgentConfig) {
         .last_heartbeat
         .map(|t| (now - t).num_seconds())
         .filter(|age| *age <= AGENT_SILENT_SECS);
-    let advice = pair(
-        "jalankan agen: sudo systemctl start jejak-agent (lihat log: journalctl -u jejak-agent), atau jejak agent",
-        "start the agent: sudo systemctl start jejak-agent (its log: journalctl -u jejak-agent), or jejak agent",
-    );
+    let advice = pair(words::START_AGENT.0, words::START_AGENT.1);
     match (silent, status.last_heartbeat) {
         (Some(age), _) => checks.add(
             "agent",
@@ -1062,8 +1130,14 @@ async fn check_clock(checks: &mut Checks, http: &reqwest::Client, server: &str) 
         ("lebih lambat", "behind")
     };
     let fix = pair(
-        "atur tanggal dan jam komputer (sudo timedatectl set-time 'YYYY-MM-DD HH:MM:SS' atau di BIOS). Kalau jam salah lagi setiap listrik padam, ganti baterai CMOS (CR2032) di papan induk. Waktu yang sudah tercatat dikoreksi server saat sinkron",
-        "set the PC's date and time (sudo timedatectl set-time 'YYYY-MM-DD HH:MM:SS' or in the BIOS). If it is wrong again after every power cut, replace the CMOS battery (CR2032) on the motherboard. Times already recorded are corrected by the server at sync",
+        format!(
+            "atur tanggal dan jam komputer ({}). Kalau jam salah lagi setiap listrik padam, ganti baterai CMOS (CR2032) di papan induk. Waktu yang sudah tercatat dikoreksi server saat sinkron",
+            words::SET_CLOCK.0
+        ),
+        format!(
+            "set the PC's date and time ({}). If it is wrong again after every power cut, replace the CMOS battery (CR2032) on the motherboard. Times already recorded are corrected by the server at sync",
+            words::SET_CLOCK.1
+        ),
     );
     let level = if offset.abs() > CLOCK_PROBLEM_MS {
         Level::Problem

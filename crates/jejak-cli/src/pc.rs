@@ -335,6 +335,14 @@ fn print_status(
             status.epoch.to_string(),
         ),
     ];
+    #[cfg(windows)]
+    {
+        let state = crate::windows_service::service_state();
+        rows.push((
+            lang.pick("Layanan Windows", "Windows service"),
+            crate::windows_service::state_text(&state, lang),
+        ));
+    }
     for warning in &status.clock_warnings {
         rows.push((
             lang.pick("Peringatan jam", "Clock warning"),
