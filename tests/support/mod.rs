@@ -910,3 +910,126 @@ pub fn file_names(dir: &Path) -> HashSet<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// The district server
+// ---------------------------------------------------------------------------------------
+
+/// `jejak server run` as a child process on a free port of 127.0.0.1, its stderr
+/// collected.
+#[derive(Debug)]
+pub struct DistrictServer {
+    pub child: ChildGuard,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl DistrictServer {
+    /// Starts the server on `database` (`sqlite:PATH` or `postgres://…`) with `args`
+    /// after `run` (timeouts, limits), and waits until it says where it listens.
+    pub fn spawn(database: &str, args: &[&str], env: &[(&str, &str)]) -> DistrictServer {
+        let mut command = bare_command();
+        command
+            .args(["--lang", "en", "server", "--database", database])
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = ChildGuard::spawn(&mut command);
+        let stderr = child.child_mut().stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let collected = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find("http://") {
+                    let addr = line[at + 7..].split_whitespace().next().unwrap_or("");
+                    let _ = tx.send(addr.to_string());
+                }
+                collected.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the server did not say where it listens: {:?}",
+                    lines.lock().unwrap()
+                )
+            });
+        DistrictServer {
+            child,
+            addr,
+            stderr: lines,
+        }
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The peak resident memory (`VmHWM`) of the server process, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+/// An HTTP/1.1 answer read off a raw socket.
+#[derive(Debug, Clone)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+/// Sends `request` (a complete HTTP/1.1 request, `Connection: close`) to `addr` and
+/// reads the whole answer, within `deadline`.
+pub fn raw_request(addr: &str, request: &[u8], deadline: Duration) -> std::io::Result<RawAnswer> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(deadline))?;
+    stream.write_all(request)?;
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes)?;
+    parse_answer(&bytes)
+}
+
+/// Splits raw answer bytes into status, head and body.
+pub fn parse_answer(bytes: &[u8]) -> std::io::Result<RawAnswer> {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("no answer: {text:?}"),
+        )
+    })?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok(RawAnswer {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    })
+}
+
+/// `GET path` on a fresh connection.
+pub fn raw_get(addr: &str, path: &str, deadline: Duration) -> std::io::Result<RawAnswer> {
+    raw_request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        deadline,
+    )
+}

@@ -45,6 +45,8 @@ enum ServerCommand {
         /// everything.
         #[arg(long, env = "JEJAK_RETAIN_MONTHS", default_value_t = 0)]
         retain_months: u32,
+        #[command(flatten)]
+        serving: ServingArgs,
     },
     /// Remove raw sessions and pc events older than the last N whole months (before the
     /// current one); the reports of those months stay as they are.
@@ -131,6 +133,80 @@ enum ServerCommand {
         #[arg(long, default_value_t = 5_000)]
         chunk_rows: usize,
     },
+}
+
+/// How `jejak server run` treats connections (see `jejak_server::Serving`).
+#[derive(Debug, Args)]
+struct ServingArgs {
+    /// Seconds from the first byte of a request's headers to their end; a slower client
+    /// is disconnected.
+    #[arg(
+        long,
+        env = "JEJAK_HEADER_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 20
+    )]
+    header_timeout: u64,
+    /// Seconds a request body may take, plus one second per 1 KiB received (so a slow
+    /// but steady link is never cut off, and a client sending a byte at a time is).
+    #[arg(
+        long,
+        env = "JEJAK_BODY_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 30
+    )]
+    body_timeout: u64,
+    /// Seconds a kept-alive connection may sit idle before it is closed.
+    #[arg(
+        long,
+        env = "JEJAK_IDLE_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 30
+    )]
+    idle_timeout: u64,
+    /// The most connections open at once; more are refused with 503 (keep it well under
+    /// the open-file limit, `LimitNOFILE` in the systemd unit).
+    #[arg(long, env = "JEJAK_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds that requests in flight get to finish after SIGTERM before their
+    /// connections are closed.
+    #[arg(
+        long,
+        env = "JEJAK_SHUTDOWN_GRACE",
+        value_name = "SECS",
+        default_value_t = 10
+    )]
+    shutdown_grace: u64,
+}
+
+impl ServingArgs {
+    fn serving(&self) -> anyhow::Result<jejak_server::Serving> {
+        let positive = |name: &str, value: u64| -> anyhow::Result<std::time::Duration> {
+            if value == 0 {
+                return Err(UsageError::new(
+                    format!("--{name} harus lebih dari 0 detik"),
+                    format!("--{name} must be more than 0 seconds"),
+                )
+                .into());
+            }
+            Ok(std::time::Duration::from_secs(value))
+        };
+        if self.max_connections == 0 {
+            return Err(UsageError::new(
+                "--max-connections harus paling sedikit 1",
+                "--max-connections must be at least 1",
+            )
+            .into());
+        }
+        Ok(jejak_server::Serving {
+            header_timeout: positive("header-timeout", self.header_timeout)?,
+            body_timeout: positive("body-timeout", self.body_timeout)?,
+            idle_timeout: positive("idle-timeout", self.idle_timeout)?,
+            max_connections: self.max_connections,
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace),
+            ..jejak_server::Serving::default()
+        })
+    }
 }
 
 /// Whether a `--database` value names a PostgreSQL database (`postgres://…` or
@@ -353,7 +429,9 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
         ServerCommand::Run {
             listen,
             retain_months,
+            serving,
         } => {
+            let serving = serving.serving()?;
             let shutdown = crate::agent_cmd::shutdown_signal()?;
             if retain_months > 0 {
                 tokio::spawn(prune_daily(store.clone(), retain_months));
@@ -366,7 +444,13 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 lang.pick("Server Jejak berjalan di", "Jejak server listening on"),
                 listener.local_addr()?
             );
-            let state = AppState::new(store, ServerConfig::default());
+            let state = AppState::new(
+                store,
+                ServerConfig {
+                    serving,
+                    ..ServerConfig::default()
+                },
+            );
             jejak_server::run(listener, state, shutdown).await?;
         }
         ServerCommand::AddLibrary {

@@ -25,6 +25,37 @@ pub const WIRE_VERSION: u32 = 1;
 /// The media type of a batch document (before `Content-Encoding`).
 pub const BATCH_MEDIA_TYPE: &str = "application/vnd.jejak.batch.v1+json";
 
+/// The most entries any one array of a batch may hold (each column, `runs`, `anchors`,
+/// `patron_keys`). The parser refuses a longer array as soon as it sees the entry past
+/// this, so a small compressed body cannot grow into millions of entries in memory. A PC
+/// sends at most a few thousand records per batch; a server may allow fewer
+/// (`Limits::max_records`), never more.
+pub const MAX_BATCH_ENTRIES: usize = 10_000;
+/// The most purposes one session's list may carry on the wire: the vocabulary has eight.
+/// (More than [`crate::session::MAX_PURPOSES`] is a broken domain rule, refused for that
+/// record alone; more than this is not a batch any PC writes.)
+pub const MAX_WIRE_PURPOSES: usize = 8;
+
+/// The ranges every number of a batch must lie in. They bound what the server's
+/// arithmetic and storage meet (64-bit signed columns, dates chrono can hold, a session
+/// split over at most a year of days), far beyond what an honest PC sends. A number
+/// outside them refuses the whole batch (422), naming the field.
+pub mod ranges {
+    /// Seqs are stored as signed 64-bit numbers.
+    pub const MAX_SEQ: u64 = i64::MAX as u64;
+    /// Monotonic milliseconds since a boot: a century of uptime.
+    pub const MAX_MONO_MS: u64 = 100 * 366 * 86_400_000;
+    /// Wall times, Unix ms: from 1970-01-01 (a PC clock reset reads 2000 or 1980, never
+    /// before 1970) …
+    pub const MIN_WALL_MS: i64 = 0;
+    /// … to the end of the year 9999.
+    pub const MAX_WALL_MS: i64 = 253_402_300_799_999;
+    /// One session lasts at most a year: its hours are split over the days it spans.
+    pub const MAX_DURATION_S: u64 = 366 * 86_400;
+    /// One session moves at most a tebibyte each way (in KiB).
+    pub const MAX_KIB: u64 = 1 << 30;
+}
+
 /// A UUID written as 32 hex digits: shorter than the hyphenated form and just as exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HexId(pub Uuid);
@@ -104,6 +135,69 @@ impl ClockAnchor {
     }
 }
 
+/// Deserializes an array of at most [`MAX_BATCH_ENTRIES`] entries, refusing a longer one
+/// at the first entry past the limit (before it is allocated).
+fn bounded<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    d.deserialize_seq(BoundedVisitor::<T> {
+        max: MAX_BATCH_ENTRIES,
+        marker: std::marker::PhantomData,
+    })
+}
+
+/// `purposes`: at most [`MAX_BATCH_ENTRIES`] lists of at most [`MAX_WIRE_PURPOSES`].
+fn bounded_purposes<'de, D>(d: D) -> Result<Vec<Vec<Purpose>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct PurposeList(Vec<Purpose>);
+
+    impl<'de> Deserialize<'de> for PurposeList {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_seq(BoundedVisitor::<Purpose> {
+                max: MAX_WIRE_PURPOSES,
+                marker: std::marker::PhantomData,
+            })
+            .map(PurposeList)
+        }
+    }
+
+    let lists: Vec<PurposeList> = bounded(d)?;
+    Ok(lists.into_iter().map(|list| list.0).collect())
+}
+
+struct BoundedVisitor<T> {
+    max: usize,
+    marker: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for BoundedVisitor<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an array of at most {} entries", self.max)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        // JSON gives no length ahead; a hint from another format is trusted only up to
+        // the limit.
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max).min(1024));
+        while let Some(entry) = seq.next_element()? {
+            if out.len() == self.max {
+                return Err(serde::de::Error::custom(format_args!(
+                    "an array holds more than {} entries",
+                    self.max
+                )));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
 /// Sessions, one array per field; entry `i` of every array belongs to the same session.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,28 +205,46 @@ impl ClockAnchor {
 pub struct SessionColumns {
     /// Seq of each entry as the difference from the previous entry's (the first from
     /// `first_seq - 1`).
+    #[serde(deserialize_with = "bounded")]
     pub seq_delta: Vec<u64>,
+    #[serde(deserialize_with = "bounded")]
     pub id: Vec<HexId>,
+    #[serde(deserialize_with = "bounded")]
     pub revision: Vec<u32>,
     /// Index into the batch's `runs`.
+    #[serde(deserialize_with = "bounded")]
     pub run: Vec<u32>,
+    #[serde(deserialize_with = "bounded")]
     pub started_mono_ms: Vec<u64>,
     /// Wall start in Unix ms, as the difference from the previous entry's (the first from 0).
+    #[serde(deserialize_with = "bounded")]
     pub started_at_delta_ms: Vec<i64>,
+    #[serde(deserialize_with = "bounded")]
     pub duration_s: Vec<u64>,
     /// `null` while the session is open.
+    #[serde(deserialize_with = "bounded")]
     pub end_reason: Vec<Option<EndReason>>,
+    #[serde(deserialize_with = "bounded")]
     pub user_kind: Vec<UserKind>,
+    #[serde(deserialize_with = "bounded_purposes")]
     pub purposes: Vec<Vec<Purpose>>,
+    #[serde(deserialize_with = "bounded")]
     pub gender: Vec<Gender>,
+    #[serde(deserialize_with = "bounded")]
     pub age_group: Vec<AgeGroup>,
+    #[serde(deserialize_with = "bounded")]
     pub group_size: Vec<u32>,
     /// Index into the batch's `patron_keys`, or `null`.
+    #[serde(deserialize_with = "bounded")]
     pub patron: Vec<Option<u32>>,
     /// Kibibytes received and sent (rounded up): reports count megabytes.
+    #[serde(deserialize_with = "bounded")]
     pub rx_kib: Vec<u64>,
+    #[serde(deserialize_with = "bounded")]
     pub tx_kib: Vec<u64>,
+    #[serde(deserialize_with = "bounded")]
     pub online_s: Vec<u64>,
+    #[serde(deserialize_with = "bounded")]
     pub time_quality: Vec<TimeQuality>,
 }
 
@@ -141,12 +253,19 @@ pub struct SessionColumns {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventColumns {
+    #[serde(deserialize_with = "bounded")]
     pub seq_delta: Vec<u64>,
+    #[serde(deserialize_with = "bounded")]
     pub id: Vec<HexId>,
+    #[serde(deserialize_with = "bounded")]
     pub kind: Vec<PcEventKind>,
+    #[serde(deserialize_with = "bounded")]
     pub run: Vec<u32>,
+    #[serde(deserialize_with = "bounded")]
     pub mono_ms: Vec<u64>,
+    #[serde(deserialize_with = "bounded")]
     pub at_delta_ms: Vec<i64>,
+    #[serde(deserialize_with = "bounded")]
     pub clock_delta_ms: Vec<Option<i64>>,
 }
 
@@ -167,8 +286,11 @@ pub struct WireBatch {
     pub last_seq: u64,
     /// When the client sent this, by its clocks (t1).
     pub sent: ClientInstant,
+    #[serde(deserialize_with = "bounded")]
     pub runs: Vec<Uuid>,
+    #[serde(deserialize_with = "bounded")]
     pub anchors: Vec<ClockAnchor>,
+    #[serde(deserialize_with = "bounded")]
     pub patron_keys: Vec<PatronKey>,
     pub sessions: SessionColumns,
     pub events: EventColumns,
@@ -210,8 +332,58 @@ pub enum BatchShapeError {
         what: &'static str,
         value: u32,
     },
-    #[error("{table} entry {index}: a number is out of range")]
-    Overflow { table: &'static str, index: usize },
+    /// A number outside [`ranges`]: `field` names it as the document does
+    /// (`sessions.duration_s`), `index` its entry.
+    #[error("{field}{} is {value}, outside the allowed {min} to {max}", index.map(|i| format!("[{i}]")).unwrap_or_default())]
+    OutOfRange {
+        field: &'static str,
+        index: Option<usize>,
+        value: i128,
+        min: i128,
+        max: i128,
+    },
+}
+
+/// Checks that `value` of `field` (entry `index`) lies in `min..=max`.
+fn in_range(
+    field: &'static str,
+    index: Option<usize>,
+    value: impl Into<i128>,
+    min: impl Into<i128>,
+    max: impl Into<i128>,
+) -> Result<(), BatchShapeError> {
+    let (value, min, max) = (value.into(), min.into(), max.into());
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(BatchShapeError::OutOfRange {
+            field,
+            index,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+/// Adds a delta to a running wall time and checks the sum against the wall range,
+/// naming the delta's field when it leaves it.
+fn wall_after(
+    field: &'static str,
+    index: usize,
+    previous: i64,
+    delta: i64,
+) -> Result<i64, BatchShapeError> {
+    let sum = i128::from(previous) + i128::from(delta);
+    in_range(
+        field,
+        Some(index),
+        sum,
+        ranges::MIN_WALL_MS,
+        ranges::MAX_WALL_MS,
+    )?;
+    // In range, so it fits.
+    Ok(i64::try_from(sum).unwrap_or(ranges::MAX_WALL_MS))
 }
 
 fn div_ceil_kib(bytes: u64) -> u64 {
@@ -370,6 +542,8 @@ impl WireBatch {
             ],
         )?;
 
+        self.check_header_ranges()?;
+
         let run = |table: &'static str, index: usize, value: u32| {
             self.runs
                 .get(value as usize)
@@ -381,40 +555,48 @@ impl WireBatch {
                     value,
                 })
         };
-        let time = |table: &'static str, index: usize, ms: i64| {
-            chrono::DateTime::from_timestamp_millis(ms)
-                .ok_or(BatchShapeError::Overflow { table, index })
-        };
+        // Every wall time was checked against `ranges` first, so chrono can hold it.
+        let time = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
         let mut out = Vec::with_capacity(n + m);
         let mut seq = self.first_seq - 1;
         let mut start_ms = 0i64;
         for i in 0..n {
             seq = self.next_seq("sessions", i, seq, s.seq_delta[i])?;
-            start_ms = start_ms.checked_add(s.started_at_delta_ms[i]).ok_or(
-                BatchShapeError::Overflow {
-                    table: "sessions",
-                    index: i,
-                },
+            start_ms = wall_after(
+                "sessions.started_at_delta_ms",
+                i,
+                start_ms,
+                s.started_at_delta_ms[i],
             )?;
-            let started_at = time("sessions", i, start_ms)?;
-            let ended_at = match s.end_reason[i] {
-                Some(_) => Some(
-                    started_at
-                        .checked_add_signed(chrono::Duration::seconds(
-                            i64::try_from(s.duration_s[i]).map_err(|_| {
-                                BatchShapeError::Overflow {
-                                    table: "sessions",
-                                    index: i,
-                                }
-                            })?,
-                        ))
-                        .ok_or(BatchShapeError::Overflow {
-                            table: "sessions",
-                            index: i,
-                        })?,
-                ),
-                None => None,
-            };
+            in_range(
+                "sessions.started_mono_ms",
+                Some(i),
+                s.started_mono_ms[i],
+                0,
+                ranges::MAX_MONO_MS,
+            )?;
+            in_range(
+                "sessions.duration_s",
+                Some(i),
+                s.duration_s[i],
+                0,
+                ranges::MAX_DURATION_S,
+            )?;
+            in_range(
+                "sessions.online_s",
+                Some(i),
+                s.online_s[i],
+                0,
+                ranges::MAX_DURATION_S,
+            )?;
+            in_range("sessions.rx_kib", Some(i), s.rx_kib[i], 0, ranges::MAX_KIB)?;
+            in_range("sessions.tx_kib", Some(i), s.tx_kib[i], 0, ranges::MAX_KIB)?;
+            let started_at = time(start_ms);
+            // A year at most (checked above): the sum stays far inside chrono's range.
+            let ended_at = s.end_reason[i].map(|_| {
+                started_at
+                    + chrono::Duration::seconds(s.duration_s[i].min(ranges::MAX_DURATION_S) as i64)
+            });
             let patron_key = match s.patron[i] {
                 Some(k) => Some(self.patron_keys.get(k as usize).cloned().ok_or(
                     BatchShapeError::Index {
@@ -425,12 +607,6 @@ impl WireBatch {
                     },
                 )?),
                 None => None,
-            };
-            let kib = |v: u64| {
-                v.checked_mul(1024).ok_or(BatchShapeError::Overflow {
-                    table: "sessions",
-                    index: i,
-                })
             };
             out.push(BatchRecord {
                 seq,
@@ -451,8 +627,9 @@ impl WireBatch {
                         group_size: s.group_size[i],
                         patron_key,
                     },
-                    bytes_rx: kib(s.rx_kib[i])?,
-                    bytes_tx: kib(s.tx_kib[i])?,
+                    // At most a TiB in KiB (checked above): the product fits.
+                    bytes_rx: s.rx_kib[i] * 1024,
+                    bytes_tx: s.tx_kib[i] * 1024,
                     online_secs: s.online_s[i],
                     time_quality: s.time_quality[i],
                     run_id: run("sessions", i, s.run[i])?,
@@ -464,12 +641,24 @@ impl WireBatch {
         let mut at_ms = 0i64;
         for i in 0..m {
             seq = self.next_seq("events", i, seq, e.seq_delta[i])?;
-            at_ms = at_ms
-                .checked_add(e.at_delta_ms[i])
-                .ok_or(BatchShapeError::Overflow {
-                    table: "events",
-                    index: i,
-                })?;
+            at_ms = wall_after("events.at_delta_ms", i, at_ms, e.at_delta_ms[i])?;
+            in_range(
+                "events.mono_ms",
+                Some(i),
+                e.mono_ms[i],
+                0,
+                ranges::MAX_MONO_MS,
+            )?;
+            if let Some(delta) = e.clock_delta_ms[i] {
+                // A jump between two wall times of the allowed range.
+                in_range(
+                    "events.clock_delta_ms",
+                    Some(i),
+                    delta,
+                    -ranges::MAX_WALL_MS,
+                    ranges::MAX_WALL_MS,
+                )?;
+            }
             out.push(BatchRecord {
                 seq,
                 body: RecordBody::PcEvent(PcEvent {
@@ -477,7 +666,7 @@ impl WireBatch {
                     library: self.library.clone(),
                     pc: self.pc.clone(),
                     kind: e.kind[i],
-                    at: time("events", i, at_ms)?,
+                    at: time(at_ms),
                     run_id: run("events", i, e.run[i])?,
                     mono_ms: e.mono_ms[i],
                     clock_delta_ms: e.clock_delta_ms[i],
@@ -491,6 +680,50 @@ impl WireBatch {
             }
         }
         Ok(out)
+    }
+
+    /// The numbers outside the columns: the seq range, the send instant and the anchors.
+    fn check_header_ranges(&self) -> Result<(), BatchShapeError> {
+        in_range("first_seq", None, self.first_seq, 1, ranges::MAX_SEQ)?;
+        in_range("last_seq", None, self.last_seq, 1, ranges::MAX_SEQ)?;
+        in_range(
+            "sent.mono_ms",
+            None,
+            self.sent.mono_ms,
+            0,
+            ranges::MAX_MONO_MS,
+        )?;
+        in_range(
+            "sent.wall_ms",
+            None,
+            self.sent.wall_ms,
+            ranges::MIN_WALL_MS,
+            ranges::MAX_WALL_MS,
+        )?;
+        for (i, anchor) in self.anchors.iter().enumerate() {
+            in_range(
+                "anchors.mono_ms",
+                Some(i),
+                anchor.mono_ms,
+                0,
+                ranges::MAX_MONO_MS,
+            )?;
+            in_range(
+                "anchors.server_ms",
+                Some(i),
+                anchor.server_ms,
+                ranges::MIN_WALL_MS,
+                ranges::MAX_WALL_MS,
+            )?;
+            in_range(
+                "anchors.uncertainty_ms",
+                Some(i),
+                anchor.uncertainty_ms,
+                0,
+                ranges::MAX_MONO_MS,
+            )?;
+        }
+        Ok(())
     }
 
     fn next_seq(
@@ -721,6 +954,136 @@ mod tests {
         assert!(
             serde_json::from_str::<WireBatch>(&json.replacen('{', "{\"extra\":1,", 1)).is_err()
         );
+    }
+
+    /// The field an out-of-range error names, or a description of another outcome.
+    fn refusal(wire: &WireBatch) -> String {
+        match wire.decode() {
+            Err(BatchShapeError::OutOfRange { field, .. }) => field.to_string(),
+            other => format!("not an out-of-range refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_number_out_of_range_is_refused_naming_its_field() {
+        let good = batch(&[session(1, 0, Some("a")), event(2)], 1, 2);
+        assert!(good.decode().is_ok());
+        let mut cases: Vec<(&str, WireBatch)> = Vec::new();
+        let mut add = |field: &'static str, change: &dyn Fn(&mut WireBatch)| {
+            let mut wire = good.clone();
+            change(&mut wire);
+            cases.push((field, wire));
+        };
+        // The number from the issue: a panic in chrono before this check existed.
+        add("sessions.duration_s", &|w| {
+            w.sessions.duration_s[0] = 9_223_372_036_854_776
+        });
+        add("sessions.duration_s", &|w| {
+            w.sessions.duration_s[0] = u64::MAX
+        });
+        add("sessions.started_at_delta_ms", &|w| {
+            w.sessions.started_at_delta_ms[0] = i64::MAX
+        });
+        add("sessions.started_at_delta_ms", &|w| {
+            w.sessions.started_at_delta_ms[0] = -1
+        });
+        add("sessions.started_mono_ms", &|w| {
+            w.sessions.started_mono_ms[0] = u64::MAX
+        });
+        add("sessions.online_s", &|w| w.sessions.online_s[0] = u64::MAX);
+        add("sessions.rx_kib", &|w| {
+            w.sessions.rx_kib[0] = u64::MAX / 512
+        });
+        add("sessions.tx_kib", &|w| {
+            w.sessions.tx_kib[0] = ranges::MAX_KIB + 1
+        });
+        add("events.at_delta_ms", &|w| {
+            w.events.at_delta_ms[0] = i64::MIN
+        });
+        add("events.mono_ms", &|w| w.events.mono_ms[0] = u64::MAX);
+        add("events.clock_delta_ms", &|w| {
+            w.events.clock_delta_ms[0] = Some(i64::MIN)
+        });
+        add("first_seq", &|w| {
+            w.first_seq = u64::MAX - 1;
+            w.last_seq = u64::MAX;
+        });
+        add("sent.mono_ms", &|w| w.sent.mono_ms = u64::MAX);
+        add("sent.wall_ms", &|w| w.sent.wall_ms = i64::MIN);
+        let anchor = ClockAnchor {
+            run: Uuid::from_u128(7),
+            mono_ms: 1,
+            server_ms: 1_790_000_000_000,
+            uncertainty_ms: 10,
+        };
+        add("anchors.mono_ms", &|w| {
+            w.anchors = vec![ClockAnchor {
+                mono_ms: u64::MAX,
+                ..anchor
+            }]
+        });
+        add("anchors.server_ms", &|w| {
+            w.anchors = vec![ClockAnchor {
+                server_ms: i64::MAX,
+                ..anchor
+            }]
+        });
+        add("anchors.uncertainty_ms", &|w| {
+            w.anchors = vec![ClockAnchor {
+                uncertainty_ms: u64::MAX,
+                ..anchor
+            }]
+        });
+        for (field, wire) in &cases {
+            assert_eq!(refusal(wire), *field);
+            let message = wire.decode().unwrap_err().to_string();
+            assert!(message.starts_with(field), "{message}");
+        }
+        // The edges themselves are allowed.
+        let mut edge = good.clone();
+        edge.sessions.duration_s[0] = ranges::MAX_DURATION_S;
+        edge.sessions.online_s[0] = ranges::MAX_DURATION_S;
+        edge.sessions.rx_kib[0] = ranges::MAX_KIB;
+        edge.anchors = vec![anchor];
+        let decoded = edge.decode().unwrap();
+        let RecordBody::Session(s) = &decoded[0].body else {
+            panic!("a session first")
+        };
+        assert_eq!(s.bytes_rx, ranges::MAX_KIB * 1024);
+    }
+
+    #[test]
+    fn long_arrays_are_refused_while_parsing() {
+        let json = serde_json::to_string(&batch(&[session(1, 0, None)], 1, 1)).unwrap();
+        let empties = vec!["[]"; MAX_BATCH_ENTRIES + 1].join(",");
+        let bomb = json.replace(
+            "\"purposes\":[[\"pendidikan\",\"ekonomi\"]]",
+            &format!("\"purposes\":[{empties}]"),
+        );
+        assert_ne!(bomb, json, "the purposes column was found");
+        let err = serde_json::from_str::<WireBatch>(&bomb).unwrap_err();
+        assert!(err.to_string().contains("more than 10000 entries"), "{err}");
+        let nine = json.replace(
+            "[\"pendidikan\",\"ekonomi\"]",
+            &format!("[{}]", ["\"hobi\""; MAX_WIRE_PURPOSES + 1].join(",")),
+        );
+        let err = serde_json::from_str::<WireBatch>(&nine).unwrap_err();
+        assert!(err.to_string().contains("more than 8 entries"), "{err}");
+        // At the limit the document still parses (and the server judges its size).
+        let many = json.replace(
+            "\"purposes\":[[\"pendidikan\",\"ekonomi\"]]",
+            &format!("\"purposes\":[{}]", vec!["[]"; MAX_BATCH_ENTRIES].join(",")),
+        );
+        let parsed: WireBatch = serde_json::from_str(&many).unwrap();
+        assert_eq!(parsed.sessions.purposes.len(), MAX_BATCH_ENTRIES);
+    }
+
+    #[test]
+    fn a_library_with_spaces_is_not_a_batch() {
+        let json = serde_json::to_string(&batch(&[], 1, 1)).unwrap();
+        let spaced = json.replace("\"dermaji\"", "\" dermaji\"");
+        assert_ne!(spaced, json);
+        assert!(serde_json::from_str::<WireBatch>(&spaced).is_err());
     }
 
     #[test]

@@ -38,8 +38,15 @@ macro_rules! code_type {
         pub struct $name(Arc<str>);
 
         impl $name {
+            /// Reads a code a person typed: surrounding spaces are forgiven.
             pub fn parse(raw: &str) -> Result<Self, DomainError> {
-                check_code($field, raw.trim()).map(|code| $name(Arc::from(code)))
+                Self::parse_exact(raw.trim())
+            }
+
+            /// Reads a code a program wrote (a batch, a stored row): it must be exact, so
+            /// `" 3302012001"` is refused rather than quietly taken for another spelling.
+            pub fn parse_exact(raw: &str) -> Result<Self, DomainError> {
+                check_code($field, raw).map(|code| $name(Arc::from(code)))
             }
 
             pub fn as_str(&self) -> &str {
@@ -50,7 +57,7 @@ macro_rules! code_type {
         impl TryFrom<String> for $name {
             type Error = DomainError;
             fn try_from(raw: String) -> Result<Self, Self::Error> {
-                Self::parse(&raw)
+                Self::parse_exact(&raw)
             }
         }
 
@@ -111,5 +118,17 @@ mod tests {
             assert!(PcCode::parse(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(serde_json::from_str::<PcCode>("\"../etc\"").is_err());
+    }
+
+    #[test]
+    fn people_may_add_spaces_but_documents_may_not() {
+        assert_eq!(
+            LibraryCode::parse(" 3302012001 ").unwrap().as_str(),
+            "3302012001"
+        );
+        assert!(LibraryCode::parse_exact(" 3302012001").is_err());
+        assert!(serde_json::from_str::<LibraryCode>("\" 3302012001\"").is_err());
+        assert!(serde_json::from_str::<PcCode>("\"pc-01 \"").is_err());
+        assert!(serde_json::from_str::<LibraryCode>("\"3302012001\"").is_ok());
     }
 }

@@ -33,6 +33,8 @@ pub(crate) enum BodyError {
     Encoding(String),
     #[error("the request body could not be read: {0}")]
     Read(String),
+    #[error("the request body did not arrive in time; send it again")]
+    Timeout,
     #[error("the body could not be decompressed as {encoding}: {detail}")]
     Corrupt {
         encoding: &'static str,
@@ -103,6 +105,7 @@ pub(crate) async fn read_limited(
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(BodyError::TooLarge { limit })
         }
+        Err(e) if super::serve::is_body_timeout(e.as_ref()) => Err(BodyError::Timeout),
         Err(e) => Err(BodyError::Read(e.to_string())),
     }
 }

@@ -14,18 +14,21 @@
 //! | 404 | `not-found` | no such route |
 //! | 404 | `unknown-library` | a village report of a library the server does not know |
 //! | 405 | `method-not-allowed` | wrong method for the route |
+//! | 408 | `body-timeout` | the body did not arrive within the body timeout (see [`Serving`]) |
 //! | 409 | `seq-gap` | the batch starts past the held seq; `expected_seq` says where to resume |
 //! | 413 | `payload-too-large` | the body, compressed or decompressed, is over its limit |
 //! | 413 | `too-many-records` | more records than one batch may carry |
 //! | 415 | `unsupported-media-type` | another Content-Type or Content-Encoding |
 //! | 422 | `invalid-batch` | JSON of the wrong shape: wrong types, unknown enum values or fields, inconsistent columns |
 //! | 503 | `store-unavailable` | the store failed; retry the same batch later |
+//! | 503 | `too-many-connections` | the connection cap is reached (sent at accept, before the request is read) |
 //!
 //! A 4xx never changes anything on the server; a 200 is sent only after the commit.
 
 mod body;
 mod openapi;
 pub(crate) mod reports;
+mod serve;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,6 +53,7 @@ use crate::store::{
 use body::BodyError;
 
 pub use openapi::openapi_document;
+pub use serve::Serving;
 
 /// The media type of every error answer.
 pub const PROBLEM_MEDIA_TYPE: &str = "application/problem+json";
@@ -61,7 +65,8 @@ pub const SERVICE_NAME: &str = "jejak-server";
 pub struct Limits {
     /// The most bytes a request body may have as sent (compressed). Default 2 MiB.
     pub max_body_bytes: usize,
-    /// The most bytes it may inflate to. Default 16 MiB.
+    /// The most bytes it may inflate to. Default 4 MiB: a batch of 5,000 records, patron
+    /// keys included, is about 1.1 MB of JSON.
     pub max_decompressed_bytes: usize,
     /// The most records (sessions + pc events) one batch may carry. Default 5,000: a
     /// 90-day backlog of one PC (about 5,400) goes in two batches.
@@ -72,7 +77,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 2 << 20,
-            max_decompressed_bytes: 16 << 20,
+            max_decompressed_bytes: 4 << 20,
             max_records: 5_000,
         }
     }
@@ -86,6 +91,8 @@ pub struct ServerConfig {
     /// The server's clock for t2/t3 of every answer and the arrival time of batches;
     /// tests inject a movable one to replay a batch "weeks later".
     pub clock: ServerClock,
+    /// Timeouts, the connection cap and the shutdown's grace period.
+    pub serving: Serving,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +100,7 @@ impl Default for ServerConfig {
         ServerConfig {
             limits: Limits::default(),
             clock: system_clock(),
+            serving: Serving::default(),
         }
     }
 }
@@ -101,6 +109,7 @@ impl std::fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConfig")
             .field("limits", &self.limits)
+            .field("serving", &self.serving)
             .finish_non_exhaustive()
     }
 }
@@ -112,15 +121,26 @@ pub struct AppState {
     store: Arc<dyn ServerStore>,
     config: Arc<ServerConfig>,
     metrics: Arc<Metrics>,
+    /// Batches being inflated and parsed at once. Each may hold its inflated JSON (up to
+    /// `max_decompressed_bytes`) and the parsed columns; bounding how many do so at once
+    /// bounds what a burst of large or hostile batches can cost together, whatever the
+    /// number of connections.
+    parsing: Arc<tokio::sync::Semaphore>,
 }
+
+/// Batches parsed at once per core: parsing is CPU work, so more would only wait on the
+/// cores while holding their memory.
+const PARSING_PER_CORE: usize = 2;
 
 impl AppState {
     /// The state of a server over `store`.
     pub fn new(store: Arc<dyn ServerStore>, config: ServerConfig) -> AppState {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         AppState {
             store,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
+            parsing: Arc::new(tokio::sync::Semaphore::new(cores * PARSING_PER_CORE)),
         }
     }
 
@@ -168,18 +188,19 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting
-/// connections and waits for the requests in flight to finish (each batch in flight is
-/// committed and answered) before returning.
+/// connections at once and gives the requests in flight (each batch in flight is
+/// committed and answered) up to [`Serving::shutdown_grace`] to finish before closing
+/// what is left and returning. Slow clients are cut off by the timeouts of
+/// [`Serving`], and connections over its cap are refused.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
-    tracing::info!(%address, "jejak server listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let serving = state.config.serving;
+    tracing::info!(%address, max_connections = serving.max_connections, "jejak server listening");
+    serve::serve(listener, router(state), serving, shutdown).await?;
     tracing::info!(%address, "jejak server stopped");
     Ok(())
 }
@@ -272,6 +293,20 @@ impl From<BodyError> for ApiProblem {
                 "Unsupported media type",
                 detail,
             ),
+            BodyError::Timeout => {
+                let mut problem = ApiProblem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body-timeout",
+                    "Request body timeout",
+                    detail,
+                );
+                // The rest of the body may still be on its way: this connection is done.
+                problem.extra = Some((
+                    axum::http::header::CONNECTION,
+                    HeaderValue::from_static("close"),
+                ));
+                problem
+            }
             BodyError::Read(_) | BodyError::Corrupt { .. } => ApiProblem::new(
                 StatusCode::BAD_REQUEST,
                 "malformed-body",
@@ -389,7 +424,10 @@ async fn ingest_request(
     let encoding = body::encoding(headers)?;
     let limits = app.config.limits;
     let raw = body::read_limited(headers, request_body, limits.max_body_bytes).await?;
-    // Inflating and parsing up to 16 MiB is CPU work: off the async workers.
+    // The semaphore is never closed; should that change, parsing goes on unbounded
+    // rather than refusing every batch.
+    let _parsing = app.parsing.clone().acquire_owned().await.ok();
+    // Inflating and parsing a few MiB is CPU work: off the async workers.
     let batch: WireBatch = tokio::task::spawn_blocking(move || -> Result<WireBatch, BodyError> {
         let json = body::inflate(&raw, encoding, limits.max_decompressed_bytes)?;
         body::parse(&json)

@@ -66,6 +66,7 @@ impl TestServer {
             ServerConfig {
                 limits,
                 clock: clock.server_clock(),
+                ..ServerConfig::default()
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
