@@ -269,6 +269,9 @@ RestartPreventExitStatus=2
 # SIGTERM closes the open session as a shutdown; give it time to commit.
 KillSignal=SIGTERM
 TimeoutStopSec=30
+# The check-in page and the sync hold a few sockets; the default soft limit (1,024) is
+# enough, this leaves room and matches the server's unit.
+LimitNOFILE=65536
 UMask=0077
 NoNewPrivileges=yes
 ProtectSystem=strict
@@ -314,7 +317,12 @@ ExecStart=$BIN_PATH server run --listen \${JEJAK_LISTEN}
 Restart=on-failure
 RestartSec=5
 RestartPreventExitStatus=2
+# SIGTERM stops accepting at once and gives requests in flight --shutdown-grace (10 s)
+# to finish, well inside this.
 TimeoutStopSec=30
+# Every connection is a file descriptor: far above the server's --max-connections
+# (1,024), so a burst of PCs meets the server's own 503, never "too many open files".
+LimitNOFILE=65536
 UMask=0077
 NoNewPrivileges=yes
 ProtectSystem=strict

@@ -236,6 +236,7 @@ fn check_installed(root: &Path) -> (u32, u32) {
         "PrivateTmp=yes",
         "ProtectHome=yes",
         "UMask=0077",
+        "LimitNOFILE=65536",
         "WantedBy=multi-user.target",
     ] {
         assert!(
@@ -253,6 +254,7 @@ fn check_installed(root: &Path) -> (u32, u32) {
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ReadWritePaths=/var/lib/jejak-server",
+        "LimitNOFILE=65536",
         "WantedBy=multi-user.target",
     ] {
         assert!(

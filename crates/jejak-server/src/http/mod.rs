@@ -26,6 +26,8 @@
 //! A 4xx never changes anything on the server; a 200 is sent only after the commit.
 
 mod body;
+#[cfg(test)]
+mod fuzz_tests;
 mod openapi;
 pub(crate) mod reports;
 mod serve;
