@@ -7,6 +7,8 @@
 #   scripts/pg-test-cluster.sh start   # prints JEJAK_TEST_POSTGRES=postgres://… (last line)
 #   scripts/pg-test-cluster.sh env     # prints the same line for a running cluster
 #   scripts/pg-test-cluster.sh stop    # stops it and removes its directory
+#   scripts/pg-test-cluster.sh pause   # stops it at once (an outage: pg_ctl -m immediate)
+#   scripts/pg-test-cluster.sh resume  # starts a paused cluster again, same port and data
 #
 # The state file (default /tmp/jejak-pg-test-cluster.state, or $JEJAK_PG_STATE) names the
 # running cluster, so that `env` and `stop` find it from another shell.
@@ -149,6 +151,20 @@ stop() {
     echo "pg-test-cluster: stopped" >&2
 }
 
+# An outage for the tests: the server stops at once, as a crash would, and comes back
+# with its data on the same port.
+pause() {
+    # shellcheck disable=SC1090
+    . "$STATE"
+    as_user "$PGUSER_RUN" "$(find_bin pg_ctl)" -D "$PGDIR/data" -m immediate stop >/dev/null
+}
+
+resume() {
+    # shellcheck disable=SC1090
+    . "$STATE"
+    as_user "$PGUSER_RUN" "$(find_bin pg_ctl)" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 60 start >/dev/null
+}
+
 env_line() {
     [ -f "$STATE" ] || {
         echo "pg-test-cluster: no cluster running" >&2
@@ -162,9 +178,11 @@ env_line() {
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
+pause) pause ;;
+resume) resume ;;
 env) env_line ;;
 *)
-    echo "usage: $0 start|stop|env" >&2
+    echo "usage: $0 start|stop|env|pause|resume" >&2
     exit 2
     ;;
 esac

@@ -12,24 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::{COMMAND_DEADLINE, DistrictServer, bare_command, raw_get, raw_request, run_command};
-
-/// A server database with one library and one enrolled PC; returns its token.
-fn enrolled(db: &str) -> String {
-    let mut add = bare_command();
-    add.args(["server", "--database", db, "add-library", "penuh"])
-        .args(["--name", "Perpustakaan Desa Penuh"]);
-    run_command(add, COMMAND_DEADLINE).ok();
-    let mut device = bare_command();
-    device
-        .args(["server", "--database", db, "add-device"])
-        .args(["--library", "penuh", "--pc", "pc-01"]);
-    run_command(device, COMMAND_DEADLINE)
-        .ok()
-        .stdout
-        .trim()
-        .to_string()
-}
+use support::{DistrictServer, raw_get, raw_request};
 
 /// Rows in a table of the SQLite server database.
 fn count(db_path: &std::path::Path, table: &str) -> i64 {
@@ -95,7 +78,7 @@ impl SlowClients {
 fn healthz_answers_and_sigterm_ends_the_server_within_its_grace_while_200_slow_clients_hold_on() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("server.db").display());
-    let token = enrolled(&db);
+    let token = support::enroll_pc(&db, "penuh", "pc-01");
     // The default header and body timeouts (20 s, 30 s) are longer than this test: the
     // slow clients are still connected when the signal comes.
     let mut server = DistrictServer::spawn(&db, &["--shutdown-grace", "3"], &[]);
@@ -145,7 +128,7 @@ fn slow_headers_slow_bodies_and_idle_connections_are_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("server.db");
     let db = format!("sqlite:{}", db_path.display());
-    let token = enrolled(&db);
+    let token = support::enroll_pc(&db, "penuh", "pc-01");
     let server = DistrictServer::spawn(
         &db,
         &[
@@ -238,7 +221,7 @@ fn a_batch_that_inflates_to_millions_of_empty_arrays_costs_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("server.db");
     let db = format!("sqlite:{}", db_path.display());
-    let token = enrolled(&db);
+    let token = support::enroll_pc(&db, "penuh", "pc-01");
     let server = DistrictServer::spawn(&db, &[], &[]);
     // Warm the server up with one request of each kind, so the baseline includes its
     // steady-state allocations.

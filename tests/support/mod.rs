@@ -984,6 +984,25 @@ impl DistrictServer {
     }
 }
 
+/// Adds `library` to the server database `database` (if new) and enrolls its `pc` with
+/// the real `jejak server` commands; returns the PC's token.
+pub fn enroll_pc(database: &str, library: &str, pc: &str) -> String {
+    let mut add = bare_command();
+    add.args(["server", "--database", database, "add-library", library])
+        .args(["--name", "Perpustakaan Desa Penuh"]);
+    // A library that exists already is refused; the device is what matters.
+    let _ = run_command(add, COMMAND_DEADLINE);
+    let mut device = bare_command();
+    device
+        .args(["server", "--database", database, "add-device"])
+        .args(["--library", library, "--pc", pc]);
+    run_command(device, COMMAND_DEADLINE)
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
 /// An HTTP/1.1 answer read off a raw socket.
 #[derive(Debug, Clone)]
 pub struct RawAnswer {

@@ -177,6 +177,15 @@ struct ServingArgs {
         default_value_t = 10
     )]
     shutdown_grace: u64,
+    /// PostgreSQL only: seconds one statement may run (waiting for a lock included)
+    /// before it is cancelled and the batch answered 503 with Retry-After.
+    #[arg(
+        long,
+        env = "JEJAK_STATEMENT_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 30
+    )]
+    statement_timeout: u64,
 }
 
 impl ServingArgs {
@@ -247,8 +256,17 @@ pub fn redacted(database: &str) -> String {
 /// Opens the store a `--database` value names, choosing the backend once, by its
 /// scheme: PostgreSQL for `postgres://`, else the embedded SQLite file.
 pub async fn open_store(database: &str) -> anyhow::Result<Arc<dyn ServerStore>> {
+    open_store_with(database, jejak_server::PostgresOptions::default()).await
+}
+
+/// [`open_store`] with PostgreSQL's options (`jejak server run` sets a statement
+/// timeout).
+async fn open_store_with(
+    database: &str,
+    options: jejak_server::PostgresOptions,
+) -> anyhow::Result<Arc<dyn ServerStore>> {
     if is_postgres(database) {
-        let store = PostgresStore::open(database)
+        let store = PostgresStore::open_with(database, options)
             .await
             .with_context(|| format!("cannot open {}", redacted(database)))?;
         return Ok(Arc::new(store));
@@ -385,7 +403,18 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     if let ServerCommand::Compact = &args.command {
         return compact(ctx, &args.database).await;
     }
-    let store = open_store(&args.database).await?;
+    let store = match &args.command {
+        ServerCommand::Run { serving, .. } => {
+            let options = jejak_server::PostgresOptions {
+                statement_timeout: Some(std::time::Duration::from_secs(
+                    serving.statement_timeout.max(1),
+                )),
+                ..jejak_server::PostgresOptions::default()
+            };
+            open_store_with(&args.database, options).await?
+        }
+        _ => open_store(&args.database).await?,
+    };
     match args.command {
         ServerCommand::Init => {
             let shown = if is_postgres(&args.database) {
@@ -849,6 +878,14 @@ pub async fn import_bundle(
                         "bundle refused: the server holds up to seq {}, the bundle starts at seq {first_seq}; export a new bundle on that PC",
                         expected_seq - 1
                     ),
+                ));
+            }
+            // A batch no PC writes (a number out of range, a broken shape): refused with
+            // what is wrong, and no acknowledgement is written.
+            Err(e @ (IngestError::Shape(_) | IngestError::OutOfRange(_))) => {
+                return Err(refused(
+                    format!("berkas ditolak: isinya tidak sah ({e})"),
+                    format!("bundle refused: its contents are not valid ({e})"),
                 ));
             }
             Err(e) => return Err(e.into()),

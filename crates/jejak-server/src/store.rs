@@ -367,7 +367,7 @@ pub enum StoreError {
     #[error("database migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
     /// The PostgreSQL server answered with an error (or the connection failed).
-    #[error("PostgreSQL error: {0}")]
+    #[error("PostgreSQL error: {}", postgres_detail(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No PostgreSQL connection could be had (pool, URL or configuration).
     #[error("PostgreSQL is not available: {0}")]
@@ -399,6 +399,30 @@ pub enum StoreError {
     /// Stored data contradicts itself (for example an unknown enum code in a row).
     #[error("stored data is inconsistent: {0}")]
     Inconsistent(String),
+    /// The disk that holds the database has (almost) no room left: writes would fail.
+    #[error("the disk of {path} is full: {free_bytes} bytes free")]
+    DiskFull {
+        /// The database file.
+        path: String,
+        /// Bytes still free for the server's user.
+        free_bytes: u64,
+    },
+    /// The database did not answer in time.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+/// What a PostgreSQL error says, with the server's own message and SQLSTATE: the
+/// driver's `Display` is only "db error", which told an operator nothing (not even "the
+/// database system is starting up").
+pub(crate) fn postgres_detail(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
+    }
 }
 
 /// Why an enrollment command was refused.
@@ -635,6 +659,63 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
         ))
     }
 
-    /// Whether the store can still write (for `/healthz`): cheap, no disk access.
-    fn is_healthy(&self) -> bool;
+    /// Whether the store can write now, found out rather than remembered: a write that
+    /// committed moments ago says so, else a tiny write is committed as a batch's would
+    /// be (the embedded store also needs room left on its disk). `/healthz` asks this
+    /// (at most every few seconds), so a store that recovers by itself — a database
+    /// back after an outage, a disk with room again — is seen as soon as it does.
+    async fn check_health(&self) -> Result<(), StoreError>;
 }
+
+/// What a store remembers of its latest writes, so that a health check during steady
+/// ingest costs nothing and one after a failure tries again.
+#[derive(Debug)]
+pub(crate) struct WriteMemory {
+    origin: std::time::Instant,
+    /// Milliseconds since `origin` of the last committed write (0: none yet).
+    last_ok_ms: std::sync::atomic::AtomicU64,
+    /// … and of the last write that failed for the store's own reasons.
+    last_failed_ms: std::sync::atomic::AtomicU64,
+}
+
+/// A write committed this recently, with no failure since, says the store can write.
+const RECENT_WRITE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl WriteMemory {
+    pub(crate) fn new() -> WriteMemory {
+        WriteMemory {
+            origin: std::time::Instant::now(),
+            last_ok_ms: std::sync::atomic::AtomicU64::new(0),
+            last_failed_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        // Never 0, which means "never".
+        u64::try_from(self.origin.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// Notes the outcome of a write.
+    pub(crate) fn note(&self, committed: bool) {
+        let slot = if committed {
+            &self.last_ok_ms
+        } else {
+            &self.last_failed_ms
+        };
+        slot.store(self.now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a write committed within [`RECENT_WRITE`] and none failed since.
+    pub(crate) fn wrote_recently(&self) -> bool {
+        let ok = self.last_ok_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let failed = self
+            .last_failed_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        ok != 0 && ok > failed && self.now_ms() - ok <= RECENT_WRITE.as_millis() as u64
+    }
+}
+
+/// The settings key the health check writes (the time of the check), on both backends.
+pub(crate) const HEALTH_PROBE: &str = "health_probe";

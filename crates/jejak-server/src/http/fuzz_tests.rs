@@ -274,24 +274,22 @@ fn the_real_batches_are_stored_and_the_issues_batch_is_a_422() {
     }
     hostile["batch_id"] = Value::from(uuid::Uuid::now_v7().to_string());
     let json = serde_json::to_vec(&hostile).unwrap_or_default();
-    let problem = body::parse(&json)
-        .map_err(ApiProblem::from)
-        .and_then(|batch| {
-            target.runtime.block_on(async {
-                target
-                    .store
-                    .ingest(&target.device, batch, target.now, Delivery::Online)
-                    .await
-                    .map_err(ApiProblem::from)
-            })
-        })
+    let batch = body::parse(&json).unwrap_or_else(|e| panic!("it parses: {e}"));
+    let refused = target
+        .runtime
+        .block_on(
+            target
+                .store
+                .ingest(&target.device, batch, target.now, Delivery::Online),
+        )
         .err()
         .unwrap_or_else(|| panic!("the batch was accepted"));
-    assert_eq!(problem.problem.status, 422);
+    let problem = ApiProblem::from(refused).problem;
+    assert_eq!(problem.status, 422);
     assert!(
-        problem.problem.detail.contains("sessions.duration_s[0]"),
+        problem.detail.contains("sessions.duration_s[0]"),
         "{}",
-        problem.problem.detail
+        problem.detail
     );
     documents.clear();
 }

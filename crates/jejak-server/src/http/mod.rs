@@ -61,6 +61,9 @@ pub use serve::Serving;
 pub const PROBLEM_MEDIA_TYPE: &str = "application/problem+json";
 /// The `service` the health answer names; the PC agent's connectivity probe requires it.
 pub const SERVICE_NAME: &str = "jejak-server";
+/// The `Retry-After` of every 503 (store unavailable, unhealthy, too many connections):
+/// the PC waits this long before trying again.
+pub const RETRY_AFTER_SECS: &str = "10";
 
 /// Size limits of a batch request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +131,59 @@ pub struct AppState {
     /// bounds what a burst of large or hostile batches can cost together, whatever the
     /// number of connections.
     parsing: Arc<tokio::sync::Semaphore>,
+    /// The latest health check's outcome (see [`healthz`]).
+    health: Arc<HealthCache>,
+}
+
+/// `/healthz` answers from a check at most this old: 1,050 PCs probing must not each
+/// cost the store a write.
+const HEALTH_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+/// A store that has not answered the health check after this is unavailable.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The latest health check, and a lock so that only one runs at a time.
+#[derive(Debug, Default)]
+struct HealthCache {
+    last: std::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    checking: tokio::sync::Mutex<()>,
+}
+
+impl HealthCache {
+    fn fresh(&self) -> Option<Result<(), String>> {
+        let last = self.last.lock().ok()?;
+        match &*last {
+            Some((at, outcome)) if at.elapsed() < HEALTH_FRESH => Some(outcome.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether the store can write, checked at most every [`HEALTH_FRESH`]; `Err` says
+    /// why not.
+    async fn check(&self, store: &dyn ServerStore) -> Result<(), String> {
+        if let Some(outcome) = self.fresh() {
+            return outcome;
+        }
+        let _checking = self.checking.lock().await;
+        // Another request may have checked while this one waited.
+        if let Some(outcome) = self.fresh() {
+            return outcome;
+        }
+        let outcome = match tokio::time::timeout(HEALTH_TIMEOUT, store.check_health()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "the store did not answer within {} s",
+                HEALTH_TIMEOUT.as_secs()
+            )),
+        };
+        if let Err(why) = &outcome {
+            tracing::warn!(problem = %why, "health check: the store cannot write");
+        }
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((Instant::now(), outcome.clone()));
+        }
+        outcome
+    }
 }
 
 /// Batches parsed at once per core: parsing is CPU work, so more would only wait on the
@@ -143,6 +199,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             parsing: Arc::new(tokio::sync::Semaphore::new(cores * PARSING_PER_CORE)),
+            health: Arc::new(HealthCache::default()),
         }
     }
 
@@ -221,7 +278,9 @@ impl ApiProblem {
             StatusCode::UNAUTHORIZED => {
                 Some((WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))
             }
-            StatusCode::SERVICE_UNAVAILABLE => Some((RETRY_AFTER, HeaderValue::from_static("10"))),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                Some((RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS)))
+            }
             _ => None,
         };
         ApiProblem {
@@ -576,38 +635,50 @@ async fn server_time(State(app): State<AppState>) -> Json<TimeAnswer> {
 /// The health answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Health {
-    /// `ok`, or `unavailable` when the store cannot write.
+    /// `ok`, or `unavailable` when the store cannot write (the answer is then 503 with
+    /// `Retry-After`).
     pub status: String,
     /// Always `jejak-server`: the PC's connectivity probe checks it, so that a captive
-    /// portal's page is not taken for the server.
+    /// portal's page is not taken for the server. A 503 with this service means "the
+    /// server is reachable, its store is not", not "no link".
     pub service: String,
     /// This server's version.
     pub version: String,
+    /// Why the store cannot write (a full disk, a database that does not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
-/// Liveness for people, load balancers and the PCs' connectivity probe.
+/// Health for people, load balancers and the PCs' connectivity probe: the store is
+/// asked (a recent commit, or a small write of its own, at most every 5 s), so a full
+/// disk or a database that is down shows here, and a store that recovers shows as soon
+/// as it does.
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "operations",
     responses(
         (status = 200, description = "The server can take batches", body = Health),
-        (status = 503, description = "The store cannot write", body = Health),
+        (status = 503, description = "The server answers but its store cannot write (full disk, database down); retry after `Retry-After` seconds", body = Health,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
     )
 )]
 async fn healthz(State(app): State<AppState>) -> Response {
-    let healthy = app.store.is_healthy();
+    let outcome = app.health.check(app.store.as_ref()).await;
     let body = Health {
-        status: if healthy { "ok" } else { "unavailable" }.to_string(),
+        status: if outcome.is_ok() { "ok" } else { "unavailable" }.to_string(),
         service: SERVICE_NAME.to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        problem: outcome.err(),
     };
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    if body.problem.is_none() {
+        return (StatusCode::OK, Json(body)).into_response();
+    }
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    response
 }
 
 /// Prometheus metrics.

@@ -57,6 +57,10 @@ const PREMAKE_MONTHS: i64 = 3;
 /// Batches beyond the pool wait for a connection in the server, not in PostgreSQL.
 const DEFAULT_POOL: usize = 8;
 
+/// How long a request waits for a pooled connection before it is answered 503: the
+/// pool's connections are all busy (a burst of PCs) or the database is down.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
 /// Options of [`PostgresStore::open_with`].
 #[derive(Clone)]
 pub struct PostgresOptions {
@@ -64,6 +68,16 @@ pub struct PostgresOptions {
     pub clock: ServerClock,
     /// The most connections the store opens at once.
     pub pool_size: usize,
+    /// How long making a connection may take, the server's first answer included: a
+    /// host that accepts connections and then says nothing is given up on after this
+    /// (TCP's own connect timeout does not cover it). Default 10 s.
+    pub connect_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` for every statement of the store's connections
+    /// (lock waits included): a batch blocked by a lock fails after it with 503 and
+    /// `Retry-After` instead of waiting for ever. `None` (the default, for the
+    /// maintenance commands that read everything) leaves the database's own setting;
+    /// `jejak server run` sets 30 s.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for PostgresOptions {
@@ -71,6 +85,8 @@ impl Default for PostgresOptions {
         PostgresOptions {
             clock: system_clock(),
             pool_size: DEFAULT_POOL,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: None,
         }
     }
 }
@@ -79,6 +95,8 @@ impl fmt::Debug for PostgresOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresOptions")
             .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -101,8 +119,10 @@ struct Inner {
     making_partitions: tokio::sync::Mutex<()>,
     /// True while a background task makes partitions ahead of need.
     making_ahead: AtomicBool,
-    /// False after the pool failed to give a connection, until one is given again.
-    healthy: AtomicBool,
+    /// The outcomes of the latest writes, for the health check.
+    writes: crate::store::WriteMemory,
+    /// How long making a connection may take (for messages).
+    connect_timeout: Duration,
     /// Where the store is, without the password (for logs and `Debug`).
     target: String,
 }
@@ -130,9 +150,20 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+fn pool_error(e: deadpool_postgres::PoolError, target: &str, connect: Duration) -> StoreError {
+    use deadpool_postgres::{PoolError, TimeoutType};
     match e {
-        deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),
+        PoolError::Backend(e) => StoreError::Postgres(e),
+        PoolError::Timeout(TimeoutType::Create | TimeoutType::Recycle) => {
+            StoreError::Timeout(format!(
+                "PostgreSQL at {target} did not answer within {} s (is it running, and is that its address?)",
+                connect.as_secs()
+            ))
+        }
+        PoolError::Timeout(TimeoutType::Wait) => StoreError::Timeout(format!(
+            "no PostgreSQL connection to {target} became free within {} s",
+            POOL_WAIT.as_secs()
+        )),
         other => StoreError::PostgresPool(other.to_string()),
     }
 }
@@ -176,8 +207,16 @@ impl PostgresStore {
         url: &str,
         options: PostgresOptions,
     ) -> Result<PostgresStore, StoreError> {
-        let config = parse_url(url)?;
+        let mut config = parse_url(url)?;
         let target = describe(&config);
+        config.connect_timeout(options.connect_timeout);
+        if let Some(timeout) = options.statement_timeout {
+            // Sent with the connection's startup, so every pooled connection has it
+            // without a round trip of its own; options of the URL are kept.
+            let mut startup = config.get_options().unwrap_or("").to_string();
+            startup.push_str(&format!(" -c statement_timeout={}", timeout.as_millis()));
+            config.options(startup.trim());
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -187,6 +226,10 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .wait_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| StoreError::PostgresPool(e.to_string()))?;
         let store = PostgresStore {
@@ -196,7 +239,8 @@ impl PostgresStore {
                 partitions: Mutex::new(HashSet::new()),
                 making_partitions: tokio::sync::Mutex::new(()),
                 making_ahead: AtomicBool::new(false),
-                healthy: AtomicBool::new(true),
+                writes: crate::store::WriteMemory::new(),
+                connect_timeout: options.connect_timeout,
                 target,
             }),
         };
@@ -210,16 +254,10 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        match self.inner.pool.get().await {
-            Ok(c) => {
-                self.inner.healthy.store(true, Ordering::Relaxed);
-                Ok(c)
-            }
-            Err(e) => {
-                self.inner.healthy.store(false, Ordering::Relaxed);
-                Err(pool_error(e))
-            }
-        }
+        self.inner.pool.get().await.map_err(|e| {
+            self.inner.writes.note(false);
+            pool_error(e, &self.inner.target, self.inner.connect_timeout)
+        })
     }
 
     /// Applies pending migrations in one transaction under an advisory lock.
@@ -287,8 +325,16 @@ impl PostgresStore {
             let result = work(&tx).await;
             let outcome = match result {
                 Ok(value) => match tx.commit().await {
-                    Ok(()) => return Ok(value),
-                    Err(e) => E::from(StoreError::Postgres(e)),
+                    Ok(()) => {
+                        if !read_only {
+                            self.inner.writes.note(true);
+                        }
+                        return Ok(value);
+                    }
+                    Err(e) => {
+                        self.inner.writes.note(false);
+                        E::from(StoreError::Postgres(e))
+                    }
                 },
                 Err(e) => {
                     // Dropping the transaction rolls it back; saying so explicitly
@@ -756,7 +802,14 @@ impl ServerStore for PostgresStore {
     ) -> Result<crate::store::PruneOutcome, StoreError> {
         let number = crate::rollup::month_number(month);
         let (sessions, events) = self
-            .transact(false, move |tx| Box::pin(write::prune_raw(tx, number)))
+            .transact(false, move |tx| {
+                Box::pin(async move {
+                    // Pruning years of rows may take longer than a request's statement
+                    // timeout; it is no request.
+                    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
+                    write::prune_raw(tx, number).await
+                })
+            })
             .await?;
         let kept_from = self
             .transact(true, |tx| Box::pin(write::retained_from(tx)))
@@ -771,8 +824,20 @@ impl ServerStore for PostgresStore {
         })
     }
 
-    fn is_healthy(&self) -> bool {
-        !self.inner.pool.is_closed() && self.inner.healthy.load(Ordering::Relaxed)
+    async fn check_health(&self) -> Result<(), StoreError> {
+        if self.inner.writes.wrote_recently() {
+            return Ok(());
+        }
+        let now = self.now().timestamp_millis().to_string();
+        self.transact(false, move |tx| {
+            let now = now.clone();
+            Box::pin(async move {
+                write::set_setting(tx, crate::store::HEALTH_PROBE, Some(now))
+                    .await
+                    .map_err(StoreError::from)
+            })
+        })
+        .await
     }
 }
 

@@ -36,6 +36,9 @@ pub(crate) use write::{IngestOutcome, clean_name};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle read connections kept open.
 const READ_POOL: usize = 8;
+/// Below this much free space on the database's disk the store reports itself unable
+/// to write: one batch's WAL frames and a checkpoint need about this much.
+const MIN_FREE_BYTES: u64 = 1 << 20;
 
 /// Options of [`SqliteStore::open_with`].
 #[derive(Clone)]
@@ -72,6 +75,8 @@ struct Inner {
     /// Idle read-only connections.
     readers: Mutex<Vec<Connection>>,
     clock: ServerClock,
+    /// The outcomes of the writer's latest commits, for the health check.
+    writes: Arc<crate::store::WriteMemory>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -130,7 +135,8 @@ impl SqliteStore {
         let conn = open_writer(path)?;
         let checkpoints = Connection::open(path)?;
         checkpoints.busy_timeout(BUSY_TIMEOUT)?;
-        let writer = writer::WriterHandle::spawn(conn, checkpoints)?;
+        let writes = Arc::new(crate::store::WriteMemory::new());
+        let writer = writer::WriterHandle::spawn(conn, checkpoints, writes.clone())?;
         tracing::info!(path = %path.display(), "server store open");
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -138,6 +144,7 @@ impl SqliteStore {
                 writer,
                 readers: Mutex::new(Vec::new()),
                 clock: options.clock,
+                writes,
             }),
         })
     }
@@ -196,6 +203,31 @@ impl SqliteStore {
                 Ok(size)
             })
             .await
+    }
+
+    /// Refuses when the database's disk has less than [`MIN_FREE_BYTES`] left for this
+    /// user: SQLite would fail the next commits that need new pages.
+    fn check_free_space(&self) -> Result<(), StoreError> {
+        #[cfg(unix)]
+        {
+            let path = &self.inner.path;
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            let stat = rustix::fs::statvfs(dir).map_err(|e| StoreError::Io {
+                path: dir.display().to_string(),
+                source: e.into(),
+            })?;
+            let free_bytes = stat.f_bavail.saturating_mul(stat.f_frsize);
+            if free_bytes < MIN_FREE_BYTES {
+                return Err(StoreError::DiskFull {
+                    path: path.display().to_string(),
+                    free_bytes,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Stores a batch as [`ServerStore::ingest`] does, returning what it did without
@@ -466,8 +498,21 @@ impl ServerStore for SqliteStore {
             .await
     }
 
-    fn is_healthy(&self) -> bool {
-        self.inner.writer.is_alive()
+    async fn check_health(&self) -> Result<(), StoreError> {
+        if !self.inner.writer.is_alive() {
+            return Err(StoreError::Stopped);
+        }
+        self.check_free_space()?;
+        if self.inner.writes.wrote_recently() {
+            return Ok(());
+        }
+        let now = self.now().timestamp_millis().to_string();
+        self.inner
+            .writer
+            .call(move |conn: &Connection| {
+                write::set_setting(conn, crate::store::HEALTH_PROBE, Some(now))
+            })
+            .await
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, WriteMemory};
 
 /// The most jobs one transaction takes. Bounds the latency of the first job of a group
 /// and the size of the WAL one commit writes.
@@ -110,6 +110,7 @@ impl WriterHandle {
     pub(super) fn spawn(
         conn: Connection,
         checkpoints: Connection,
+        memory: Arc<WriteMemory>,
     ) -> Result<WriterHandle, StoreError> {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -131,7 +132,7 @@ impl WriterHandle {
         std::thread::Builder::new()
             .name("jejak-store-writer".into())
             .spawn(move || {
-                run(conn, rx, committed, &wal_full_seen);
+                run(conn, rx, committed, &wal_full_seen, &memory);
                 flag.store(false, Ordering::SeqCst);
             })
             .map_err(thread_error)?;
@@ -221,6 +222,7 @@ fn run(
     mut jobs: mpsc::Receiver<Box<dyn Job>>,
     committed: std::sync::mpsc::SyncSender<()>,
     wal_full: &AtomicBool,
+    memory: &WriteMemory,
 ) {
     let mut group: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = jobs.blocking_recv() {
@@ -240,7 +242,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        run_group(&mut conn, &mut group);
+        memory.note(run_group(&mut conn, &mut group));
         // Wakes the checkpointer; if a wake-up is already pending, that one will do.
         let _ = committed.try_send(());
         if wal_full.swap(false, Ordering::SeqCst) {
@@ -263,7 +265,8 @@ fn run_alone(conn: &Connection, mut job: Box<dyn Job>) {
     job.finish(Ok(()));
 }
 
-fn run_group(conn: &mut Connection, group: &mut Vec<Box<dyn Job>>) {
+/// Runs a group in one transaction; `true` when it committed.
+fn run_group(conn: &mut Connection, group: &mut Vec<Box<dyn Job>>) -> bool {
     let count = group.len();
     // IMMEDIATE takes the write lock at once: another process (the CLI enrolling a PC
     // while the server runs) then waits on busy_timeout instead of failing mid-way.
@@ -275,7 +278,7 @@ fn run_group(conn: &mut Connection, group: &mut Vec<Box<dyn Job>>) {
             for job in group.drain(..) {
                 job.finish(Err(why.clone()));
             }
-            return;
+            return false;
         }
     };
     let mut done: Vec<Box<dyn Job>> = Vec::with_capacity(count);
@@ -297,7 +300,9 @@ fn run_group(conn: &mut Connection, group: &mut Vec<Box<dyn Job>>) {
         tracing::error!(error = %e, jobs = count, "commit failed; the group's work is lost and will be retried by its clients");
         e.to_string()
     });
+    let ok = committed.is_ok();
     for job in done {
         job.finish(committed.clone());
     }
+    ok
 }
