@@ -186,6 +186,20 @@ struct ServingArgs {
         default_value_t = 30
     )]
     statement_timeout: u64,
+    /// A host name the dashboard answers to, e.g. perpusda.example.go.id (repeat for
+    /// more). IP addresses and localhost always work; a name not listed is refused (421),
+    /// so another site pointed at this server cannot show it.
+    #[arg(
+        long = "dashboard-host",
+        env = "JEJAK_DASHBOARD_HOSTS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    dashboard_hosts: Vec<String>,
+    /// The server is reached over HTTPS through a proxy (nginx, Caddy) in front of it:
+    /// the dashboard's cookies are then marked Secure.
+    #[arg(long, env = "JEJAK_BEHIND_TLS_PROXY")]
+    behind_tls_proxy: bool,
 }
 
 impl ServingArgs {
@@ -460,7 +474,11 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             retain_months,
             serving,
         } => {
-            let serving = serving.serving()?;
+            let dashboard = jejak_server::DashboardSettings {
+                hosts: serving.dashboard_hosts.clone(),
+                secure_cookies: serving.behind_tls_proxy,
+            };
+            let serving_settings = serving.serving()?;
             let shutdown = crate::agent_cmd::shutdown_signal()?;
             if retain_months > 0 {
                 tokio::spawn(prune_daily(store.clone(), retain_months));
@@ -476,7 +494,8 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             let state = AppState::new(
                 store,
                 ServerConfig {
-                    serving,
+                    serving: serving_settings,
+                    dashboard,
                     ..ServerConfig::default()
                 },
             );

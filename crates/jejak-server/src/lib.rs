@@ -32,7 +32,7 @@ pub mod store;
 #[cfg(test)]
 mod test_backend;
 
-pub use http::{AppState, Limits, ServerConfig, Serving, router, run};
+pub use http::{AppState, DashboardSettings, Limits, ServerConfig, Serving, router, run};
 pub use ingest::{REJECT_CONFLICT, REJECT_INVALID};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};

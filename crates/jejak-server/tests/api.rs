@@ -891,3 +891,100 @@ async fn anchors_are_kept_per_run_and_the_best_one_wins() {
         }
     }
 }
+
+/// The dashboard answers only IP addresses, `localhost` and the names it is given (a
+/// page of another site pointed at this server by DNS rebinding names its own host);
+/// behind TLS its cookies are `Secure`. The API, which PCs reach by the district's
+/// name, is not restricted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_answers_only_its_hosts_and_marks_cookies_secure_behind_tls() {
+    let server = TestServer::start_configured(
+        jejak_server::Limits::default(),
+        jejak_server::DashboardSettings {
+            hosts: vec!["perpusda.example.go.id".into()],
+            secure_cookies: true,
+        },
+    )
+    .await;
+    let staff = server.store.add_staff("dinas").await.unwrap();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let sign_in = |host: &'static str| {
+        no_redirects
+            .post(format!("{}/dashboard/login", server.url))
+            .header("Host", host)
+            .form(&[("token", staff.expose())])
+            .send()
+    };
+    let refused = sign_in("evil.example").await.unwrap();
+    assert_eq!(refused.status().as_u16(), 421);
+    assert!(refused.headers().get("set-cookie").is_none());
+    let page = no_redirects
+        .get(format!("{}/dashboard/login", server.url))
+        .header("Host", "evil.example:8080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 421);
+
+    for host in ["perpusda.example.go.id", "127.0.0.1"] {
+        let signed_in = sign_in(host).await.unwrap();
+        assert_eq!(signed_in.status().as_u16(), 303, "{host}");
+        let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+        assert!(cookie.starts_with("jejak_session="), "{cookie}");
+        assert!(cookie.ends_with("; Secure"), "{cookie}");
+        assert!(cookie.contains("HttpOnly"), "{cookie}");
+    }
+    // PCs reach the API under the district's name, configured or not.
+    let health = server
+        .http
+        .get(format!("{}/healthz", server.url))
+        .header("Host", "any-name.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+
+    // Without the setting, no Secure (plain HTTP on a LAN must keep working).
+    let plain = TestServer::start().await;
+    let staff = plain.store.add_staff("dinas").await.unwrap();
+    let signed_in = no_redirects
+        .post(format!("{}/dashboard/login", plain.url))
+        .form(&[("token", staff.expose())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    assert!(!cookie.contains("Secure"), "{cookie}");
+}
+
+/// A batch whose library or PC is spelled with spaces is refused as a whole (422), not
+/// taken for the token's own: the wire is exact, whatever people may type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_library_or_pc_with_spaces_is_refused_and_nothing_is_stored() {
+    let server = TestServer::start().await;
+    let (token, _) = server.enroll("3302012001", "pc-01").await;
+    let pc = sim_pc("3302012001", "pc-01", 0);
+    let (log, now) = week(&pc, 3, Utc::now(), 5);
+    let batch = bench::batches(&pc, &log, 10, now).remove(0);
+    for (field, spelled) in [("library", " 3302012001"), ("pc", "pc-01 ")] {
+        let mut document = serde_json::to_value(&batch).unwrap();
+        document[field] = serde_json::Value::from(spelled);
+        let (status, kind, problem) = server
+            .post_raw(
+                Some(&token),
+                "application/json",
+                None,
+                serde_json::to_vec(&document).unwrap(),
+            )
+            .await;
+        assert_eq!(status, 422, "{field}: {problem}");
+        assert_eq!(kind, "application/problem+json");
+        assert_eq!(problem["type"], "invalid-batch");
+    }
+    assert_eq!(server.count_rows(), (0, 0, 0), "nothing was stored");
+    let (status, _) = server.post(&token, &batch).await;
+    assert_eq!(status, 200, "the same batch, spelled exactly, is stored");
+}

@@ -179,7 +179,85 @@ pub(crate) fn routes(app: &AppState) -> Router<AppState> {
         .route("/dashboard/period", get(period_page))
         .route("/dashboard/ops", get(ops_page))
         .route("/dashboard/download/{kind}/{format}", get(download))
+        .route_layer(axum::middleware::from_fn_with_state(
+            dashboard.clone(),
+            guard,
+        ))
         .with_state(dashboard)
+}
+
+/// In front of every dashboard route: refuses a `Host` the dashboard does not answer to
+/// (421), and marks the answer's cookies `Secure` when the server is reached over TLS.
+async fn guard(
+    State(dash): State<Dashboard>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let settings = &dash.app.config().dashboard;
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !host_allowed(host, &settings.hosts) {
+        tracing::warn!("dashboard: a request for a host it does not answer to was refused");
+        let mut response = (
+            StatusCode::MISDIRECTED_REQUEST,
+            "Host tidak dilayani dasbor ini / this dashboard does not answer to that host name \
+             (jejak server run --dashboard-host NAME)",
+        )
+            .into_response();
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return secure(response);
+    }
+    let mut response = next.run(request).await;
+    if settings.secure_cookies {
+        mark_cookies_secure(response.headers_mut());
+    }
+    response
+}
+
+/// Whether the dashboard answers to `host` (a `Host` header, port and all): IP
+/// addresses and `localhost` always, names only when configured.
+fn host_allowed(host: &str, configured: &[String]) -> bool {
+    let host = host.trim();
+    // `[::1]:8080`, `127.0.0.1:8080`, `name:8080`, or any of them without a port.
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inside, _)) => inside,
+            None => return false,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    if name.is_empty() {
+        return false;
+    }
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || configured
+            .iter()
+            .any(|allowed| allowed.trim().eq_ignore_ascii_case(name))
+}
+
+/// Adds `Secure` to every cookie the answer sets.
+fn mark_cookies_secure(headers: &mut HeaderMap) {
+    let cookies: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
+    if cookies.is_empty() {
+        return;
+    }
+    headers.remove(SET_COOKIE);
+    for cookie in cookies {
+        let marked = cookie
+            .to_str()
+            .ok()
+            .and_then(|c| HeaderValue::from_str(&format!("{c}; Secure")).ok())
+            .unwrap_or(cookie);
+        headers.append(SET_COOKIE, marked);
+    }
 }
 
 /// The query parameters the pages take; all optional.
@@ -795,6 +873,54 @@ mod tests {
             "origin",
             "http://127.0.0.1:8080"
         )])));
+    }
+
+    #[test]
+    fn the_dashboard_answers_ip_addresses_localhost_and_configured_names() {
+        let configured = vec!["perpusda.example.go.id".to_string()];
+        for host in [
+            "127.0.0.1:8080",
+            "192.168.1.10",
+            "[::1]:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "perpusda.example.go.id",
+            "Perpusda.Example.go.id:443",
+        ] {
+            assert!(host_allowed(host, &configured), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "",
+            "[::1",
+            "perpusda.example.go.id.evil",
+        ] {
+            assert!(!host_allowed(host, &configured), "{host}");
+        }
+        assert!(!host_allowed("perpusda.example.go.id", &[]));
+    }
+
+    #[test]
+    fn secure_marks_every_cookie() {
+        let mut h = headers(&[
+            (
+                "set-cookie",
+                "jejak_session=abc; HttpOnly; SameSite=Strict; Path=/",
+            ),
+            ("set-cookie", "jejak_lang=en; Path=/"),
+        ]);
+        mark_cookies_secure(&mut h);
+        let cookies: Vec<&str> = h
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(cookies.len(), 2);
+        assert!(
+            cookies.iter().all(|c| c.ends_with("; Secure")),
+            "{cookies:?}"
+        );
     }
 
     #[test]

@@ -98,6 +98,22 @@ pub struct ServerConfig {
     pub clock: ServerClock,
     /// Timeouts, the connection cap and the shutdown's grace period.
     pub serving: Serving,
+    /// Who may reach the dashboard and how its cookies are marked.
+    pub dashboard: DashboardSettings,
+}
+
+/// The dashboard's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DashboardSettings {
+    /// Host names (without port) the dashboard answers to, besides `localhost` and IP
+    /// addresses, which it always answers: a page of another site whose name was made
+    /// to point at this server (DNS rebinding) names its own host and is refused.
+    /// `jejak server run --dashboard-host perpusda.example.go.id`.
+    pub hosts: Vec<String>,
+    /// Marks the session and language cookies `Secure` (sent over HTTPS only): set when
+    /// the server is reached over TLS, its own or a proxy's in front of it
+    /// (`--behind-tls-proxy`). A setting, never guessed from a request header.
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +122,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             clock: system_clock(),
             serving: Serving::default(),
+            dashboard: DashboardSettings::default(),
         }
     }
 }
@@ -115,6 +132,7 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("limits", &self.limits)
             .field("serving", &self.serving)
+            .field("dashboard", &self.dashboard)
             .finish_non_exhaustive()
     }
 }
@@ -547,7 +565,7 @@ async fn ingest_request(
             Send it compressed with `Content-Encoding: zstd` (or `gzip`)."
     ),
     params(
-        ("Content-Encoding" = Option<String>, Header, description = "`zstd`, `gzip`, or absent"),
+        ("Content-Encoding" = inline(Option<openapi::EncodingName>), Header, description = "`zstd` (what PCs send), `gzip`, `identity`, or absent"),
     ),
     responses(
         (status = 200, description = "Stored and committed; the answer says what was new, duplicate or rejected", body = BatchAck),

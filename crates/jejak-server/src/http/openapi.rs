@@ -10,6 +10,36 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use super::{Health, TimeAnswer};
 use crate::store::{DeviceState, EpochState};
 
+/// The `Content-Encoding`s a batch may be sent with (any other is a 415).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[expect(dead_code, reason = "only its schema is used, to document the accepted values")]
+pub(crate) enum EncodingName {
+    Zstd,
+    Gzip,
+    Identity,
+}
+
+/// The formats a report is served in (any other is a 400 `invalid-parameter`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[expect(dead_code, reason = "only its schema is used, to document the accepted values")]
+pub(crate) enum FormatName {
+    Json,
+    Csv,
+    Xlsx,
+    Html,
+}
+
+/// The languages of a report.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[expect(dead_code, reason = "only its schema is used, to document the accepted values")]
+pub(crate) enum LangName {
+    Id,
+    En,
+}
+
 /// Declares the bearer schemes the paths refer to.
 struct BearerTokens;
 
@@ -37,7 +67,18 @@ impl Modify for BearerTokens {
         title = "Jejak district server",
         description = "The API village library PCs sync their usage logs to. Every error is an \
             RFC 9457 problem document (`application/problem+json`) with a stable `type`; a batch \
-            is answered only after its transaction committed, and sending it again changes nothing."
+            is answered only after its transaction committed, and sending it again changes nothing.\n\n\
+            Problem types, stable for clients to branch on: `malformed-body`, `malformed-json`, \
+            `invalid-parameter` (400); `unauthorized`, `token-revoked` (401); `forbidden` (403); \
+            `not-found`, `unknown-library` (404); `method-not-allowed` (405); `body-timeout` (408: \
+            the body did not arrive in time, send it again); `seq-gap` (409, with `expected_seq`); \
+            `payload-too-large`, `too-many-records` (413); `unsupported-media-type` (415); \
+            `invalid-batch` (422: the detail names the field, e.g. `sessions.duration_s[3]`); \
+            `store-unavailable` (503: the server is up but its store cannot write or read just now) \
+            and `too-many-connections` (503: sent before the request is read). Every 503, \
+            `/healthz`'s included, carries `Retry-After: 10`; a client waits that long before \
+            trying again. A 503 from `/healthz` whose body names `service: jejak-server` means \
+            the server is reachable and its store is not: it is not a missing link."
     ),
     paths(
         super::post_batch,
@@ -65,4 +106,60 @@ struct ApiDoc;
 /// The OpenAPI document as served at `GET /api/v1/openapi.json`.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The values of the enum schema of a parameter of a path, by its name.
+    fn parameter_enum(document: &serde_json::Value, path: &str, name: &str) -> Vec<String> {
+        let operations = &document["paths"][path];
+        let operation = operations
+            .get("get")
+            .or_else(|| operations.get("post"))
+            .unwrap_or(&serde_json::Value::Null);
+        let parameter = operation["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .unwrap_or_else(|| panic!("{path} has no parameter {name}"));
+        let schema = &parameter["schema"];
+        // `Option<…>` of an inline enum may come as `oneOf: [null, {enum}]`.
+        let values = schema["enum"].as_array().cloned().or_else(|| {
+            schema["oneOf"]
+                .as_array()
+                .and_then(|alts| alts.iter().find_map(|a| a["enum"].as_array().cloned()))
+        });
+        values
+            .unwrap_or_else(|| panic!("{name} of {path} is no enum: {schema}"))
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn the_document_declares_the_accepted_encodings_and_formats_as_enums() {
+        let document = serde_json::to_value(openapi_document()).unwrap_or_default();
+        assert_eq!(
+            parameter_enum(&document, "/api/v1/batches", "Content-Encoding"),
+            ["zstd", "gzip", "identity"]
+        );
+        for report in ["village", "district", "quarter", "year", "ops"] {
+            let path = format!("/api/v1/reports/{report}");
+            assert_eq!(
+                parameter_enum(&document, &path, "format"),
+                ["json", "csv", "xlsx", "html"]
+            );
+            assert_eq!(parameter_enum(&document, &path, "lang"), ["id", "en"]);
+        }
+        let description = document["info"]["description"].as_str().unwrap_or_default();
+        for code in [
+            "body-timeout",
+            "too-many-connections",
+            "store-unavailable",
+            "Retry-After",
+        ] {
+            assert!(description.contains(code), "{code}");
+        }
+    }
 }

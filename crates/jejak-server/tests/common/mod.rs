@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use chrono::{DateTime, Utc};
 use jejak_domain::{LibraryCode, PcCode, WireBatch, Zone};
 use jejak_server::{
-    AppState, DeviceRef, Limits, ServerConfig, ServerStore, SqliteOptions, SqliteStore,
+    AppState, DashboardSettings, DeviceRef, Limits, ServerConfig, ServerStore, SqliteOptions,
+    SqliteStore,
 };
 
 /// The server's clock: the real one moved by `skew` (tests move it "weeks later").
@@ -52,6 +53,12 @@ impl TestServer {
     }
 
     pub async fn start_with(limits: Limits) -> TestServer {
+        Self::start_configured(limits, DashboardSettings::default()).await
+    }
+
+    /// A server whose dashboard answers to `dashboard.hosts` and marks its cookies as
+    /// `dashboard.secure_cookies` says.
+    pub async fn start_configured(limits: Limits, dashboard: DashboardSettings) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let clock = TestClock::default();
         let store = SqliteStore::open_with(
@@ -66,6 +73,7 @@ impl TestServer {
             ServerConfig {
                 limits,
                 clock: clock.server_clock(),
+                dashboard,
                 ..ServerConfig::default()
             },
         );
