@@ -27,6 +27,52 @@ pub const REJECT_CONFLICT: &str = "conflict";
 /// or lost silently; the PC keeps it and shows it.
 pub const REJECT_BEYOND_RETENTION: &str = "beyond-retention";
 
+/// A PC opens a new epoch (a change log starting again at seq 1) only when its store was
+/// damaged and replaced: rare. At most this many new epochs of one device are taken in
+/// [`NEW_EPOCH_WINDOW_MS`]; past it a batch of yet another new epoch is refused (429,
+/// `Retry-After`), so a leaked or buggy token cannot pour unlimited "fresh" change logs
+/// in. Every new epoch is logged, and the operations view counts them per PC.
+pub const MAX_NEW_EPOCHS: usize = 3;
+/// The window of [`MAX_NEW_EPOCHS`]: a day.
+pub const NEW_EPOCH_WINDOW_MS: i64 = 86_400_000;
+
+/// Decides on a batch that opens a new epoch, given when the device's epochs opened
+/// within the last [`NEW_EPOCH_WINDOW_MS`] (any order): refused when there are
+/// [`MAX_NEW_EPOCHS`] already, with the seconds until the oldest leaves the window.
+pub(crate) fn check_new_epoch(
+    device: crate::store::DeviceId,
+    recent_opened_ms: &[i64],
+    received_ms: i64,
+) -> Result<(), IngestError> {
+    if recent_opened_ms.len() >= MAX_NEW_EPOCHS {
+        let oldest = recent_opened_ms
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(received_ms);
+        let retry_after_s = ((oldest + NEW_EPOCH_WINDOW_MS - received_ms) / 1000).max(60);
+        tracing::warn!(
+            device = device.0,
+            opened = recent_opened_ms.len(),
+            "a new epoch was refused: this PC opened too many in a day"
+        );
+        return Err(IngestError::TooManyEpochs {
+            opened: recent_opened_ms.len(),
+            retry_after_s: u64::try_from(retry_after_s).unwrap_or(60),
+        });
+    }
+    if recent_opened_ms.is_empty() {
+        tracing::info!(device = device.0, "a PC opened a new epoch");
+    } else {
+        tracing::warn!(
+            device = device.0,
+            opened_today = recent_opened_ms.len() + 1,
+            "a PC opened another new epoch (its store started again at seq 1)"
+        );
+    }
+    Ok(())
+}
+
 /// No anchor is believed whose server time lies before this (2024-01-01 UTC): the
 /// server's clock never read such a time for this software.
 const EARLIEST_ANCHOR_MS: i64 = 1_704_067_200_000;

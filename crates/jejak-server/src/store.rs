@@ -213,6 +213,8 @@ pub struct EpochState {
     pub held_seq: u64,
     /// When a batch of this epoch last arrived, Unix ms.
     pub last_batch_at_ms: Option<i64>,
+    /// When its first batch arrived, Unix ms.
+    pub opened_at_ms: Option<i64>,
 }
 
 /// What the server holds for one device (`GET /api/v1/devices/me`).
@@ -516,6 +518,16 @@ pub enum IngestError {
     /// The device is not (or no longer) in the store.
     #[error("the device is not enrolled")]
     UnknownDevice,
+    /// The batch opens a new epoch, and the device opened too many in a day (429).
+    #[error(
+        "this PC opened {opened} new change logs (epochs) in the last day; another is taken in {retry_after_s} s"
+    )]
+    TooManyEpochs {
+        /// New epochs opened within the window.
+        opened: usize,
+        /// Seconds until one more is taken.
+        retry_after_s: u64,
+    },
     /// The storage failed (5xx; the client retries).
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -120,6 +120,7 @@ both_backends!(
     letterhead_and_long_open_sessions,
     one_batch_with_two_revisions_of_a_session_keeps_the_newer,
     pruned_months_keep_their_reports_and_refuse_old_records,
+    new_epochs_at_seq_1_are_counted_and_limited_per_day,
 );
 
 fn lib(code: &str) -> LibraryCode {
@@ -1060,4 +1061,57 @@ async fn pruned_months_keep_their_reports_and_refuse_old_records(store: Arc<dyn 
         before
     );
     assert!(store.check_rollups().await.unwrap().is_consistent());
+}
+
+/// A PC may start its change log again (a new epoch at seq 1) when its store was
+/// replaced; a token that does so over and over is refused past three a day (the batch
+/// stores nothing), and every epoch's opening time is kept for the operations view.
+async fn new_epochs_at_seq_1_are_counted_and_limited_per_day(store: Arc<dyn ServerStore>) {
+    let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
+    let log = log_of(&sim_pc("dermaji", "pc-01", 9), 4, 9);
+    let epoch_batch = |n: u128| {
+        let mut sim = sim_pc("dermaji", "pc-01", 9);
+        sim.epoch = uuid::Uuid::from_u128(1000 + n);
+        bench::batches(&sim, &log, 4, arrival() - Duration::seconds(1)).remove(0)
+    };
+    for n in 0..3 {
+        ingest(store.as_ref(), &device, &epoch_batch(n))
+            .await
+            .unwrap();
+    }
+    let before = store.device_state(&device).await.unwrap();
+    assert_eq!(before.epochs.len(), 3);
+    assert!(
+        before
+            .epochs
+            .iter()
+            .all(|e| e.opened_at_ms == Some(arrival().timestamp_millis()))
+    );
+    match ingest(store.as_ref(), &device, &epoch_batch(3)).await {
+        Err(IngestError::TooManyEpochs {
+            opened,
+            retry_after_s,
+        }) => {
+            assert_eq!(opened, 3);
+            assert_eq!(retry_after_s, 86_400);
+        }
+        other => panic!("a fourth epoch in a day is refused: {other:?}"),
+    }
+    let after = store.device_state(&device).await.unwrap();
+    assert_eq!(after.epochs.len(), 3, "nothing of it was stored");
+    assert_eq!(after.sessions, before.sessions);
+    // An epoch the server knows goes on as usual, and a day later a new one is taken.
+    ingest(store.as_ref(), &device, &epoch_batch(1))
+        .await
+        .unwrap();
+    store
+        .ingest(
+            &device,
+            epoch_batch(3),
+            arrival() + Duration::days(1) + Duration::seconds(1),
+            Delivery::Online,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.device_state(&device).await.unwrap().epochs.len(), 4);
 }

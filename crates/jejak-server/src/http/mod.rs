@@ -19,6 +19,7 @@
 //! | 413 | `payload-too-large` | the body, compressed or decompressed, is over its limit |
 //! | 413 | `too-many-records` | more records than one batch may carry |
 //! | 415 | `unsupported-media-type` | another Content-Type or Content-Encoding |
+//! | 429 | `too-many-epochs` | the batch opens a new epoch (seq 1 again) and the PC opened 3 in the last day; `Retry-After` says when another is taken |
 //! | 422 | `invalid-batch` | JSON of the wrong shape: wrong types, unknown enum values or fields, inconsistent columns |
 //! | 503 | `store-unavailable` | the store failed; retry the same batch later |
 //! | 503 | `too-many-connections` | the connection cap is reached (sent at accept, before the request is read) |
@@ -427,6 +428,18 @@ impl From<IngestError> for ApiProblem {
                 p.problem.expected_seq = Some(expected_seq);
                 p
             }
+            IngestError::TooManyEpochs { retry_after_s, .. } => {
+                let mut problem = ApiProblem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-epochs",
+                    "Too many new change logs",
+                    detail,
+                );
+                problem.extra = HeaderValue::from_str(&retry_after_s.to_string())
+                    .ok()
+                    .map(|v| (RETRY_AFTER, v));
+                problem
+            }
             IngestError::UnknownDevice => ApiProblem::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -575,7 +588,9 @@ async fn ingest_request(
         (status = 409, description = "`seq-gap`: resend from `expected_seq`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload-too-large` or `too-many-records`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported-media-type`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid-batch`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too-many-epochs`: a new change log (seq 1 of a new epoch) beyond the PC's allowance of a day; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "`body-timeout`: the body did not arrive in time; send it again", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid-batch`: the detail names what is wrong, e.g. `sessions.duration_s[3] is … outside the allowed 0 to 31622400`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store-unavailable`: retry the same batch later", body = Problem, content_type = "application/problem+json"),
     ),
     security(("device_token" = []))

@@ -13,7 +13,10 @@ use crate::store::{DeviceState, EpochState};
 /// The `Content-Encoding`s a batch may be sent with (any other is a 415).
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[expect(dead_code, reason = "only its schema is used, to document the accepted values")]
+#[expect(
+    dead_code,
+    reason = "only its schema is used, to document the accepted values"
+)]
 pub(crate) enum EncodingName {
     Zstd,
     Gzip,
@@ -23,7 +26,10 @@ pub(crate) enum EncodingName {
 /// The formats a report is served in (any other is a 400 `invalid-parameter`).
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[expect(dead_code, reason = "only its schema is used, to document the accepted values")]
+#[expect(
+    dead_code,
+    reason = "only its schema is used, to document the accepted values"
+)]
 pub(crate) enum FormatName {
     Json,
     Csv,
@@ -34,7 +40,10 @@ pub(crate) enum FormatName {
 /// The languages of a report.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[expect(dead_code, reason = "only its schema is used, to document the accepted values")]
+#[expect(
+    dead_code,
+    reason = "only its schema is used, to document the accepted values"
+)]
 pub(crate) enum LangName {
     Id,
     En,
@@ -72,7 +81,7 @@ impl Modify for BearerTokens {
             `invalid-parameter` (400); `unauthorized`, `token-revoked` (401); `forbidden` (403); \
             `not-found`, `unknown-library` (404); `method-not-allowed` (405); `body-timeout` (408: \
             the body did not arrive in time, send it again); `seq-gap` (409, with `expected_seq`); \
-            `payload-too-large`, `too-many-records` (413); `unsupported-media-type` (415); \
+            `payload-too-large`, `too-many-records` (413); `unsupported-media-type` (415); `too-many-epochs` (429, with `Retry-After`); \
             `invalid-batch` (422: the detail names the field, e.g. `sessions.duration_s[3]`); \
             `store-unavailable` (503: the server is up but its store cannot write or read just now) \
             and `too-many-connections` (503: sent before the request is read). Every 503, \

@@ -239,7 +239,7 @@ pub(crate) async fn device_state(
     let mut epochs = Vec::new();
     for e in tx
         .query(
-            "SELECT epoch, held_seq, last_batch_ms FROM epochs
+            "SELECT epoch, held_seq, last_batch_ms, first_ms FROM epochs
              WHERE library = $1 AND device = $2 ORDER BY first_ms",
             &[&library, &device.id.0],
         )
@@ -249,6 +249,7 @@ pub(crate) async fn device_state(
             epoch: uuid(&e.try_get::<_, Vec<u8>>(0)?, "epoch")?,
             held_seq: to_u64(e.try_get(1)?),
             last_batch_at_ms: Some(e.try_get(2)?),
+            opened_at_ms: Some(e.try_get(3)?),
         });
     }
     let uncertainty: Option<i64> = r.try_get(5)?;

@@ -286,6 +286,21 @@ pub(crate) async fn ingest(
             first_seq: batch.first_seq as u64,
         });
     }
+    if epoch.is_none() {
+        // A new epoch: rare, so its one extra look-up costs nothing in the common case.
+        let recent: Vec<i64> = tx
+            .query(
+                "SELECT first_ms FROM epochs WHERE library = $1 AND device = $2 AND first_ms > $3",
+                &[&library, &dev, &(received_ms - ingest::NEW_EPOCH_WINDOW_MS)],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(pg)?;
+        ingest::check_new_epoch(device, &recent, received_ms)?;
+    }
     let mut runs: HashMap<Uuid, Option<Anchor>> = wanted.iter().map(|r| (**r, None)).collect();
     for r in run_rows {
         let run: Vec<u8> = r.try_get(0).map_err(pg)?;

@@ -931,6 +931,9 @@ pub struct OpsRow {
     pub long_open_sessions: u64,
     /// Records the server refused.
     pub rejected: u64,
+    /// New epochs (change logs started again at seq 1) in the last 30 days: more than
+    /// one means the PC's store was replaced, or a token is misused.
+    pub new_epochs_30d: u64,
 }
 
 /// A clock further off than this is worth a visit (or a word on the phone).
@@ -962,6 +965,7 @@ pub fn operations_report(
                 .map_or(Cell::Empty, |ms| Cell::number((ms as f64 / 1000.0).round())),
             count(r.long_open_sessions),
             count(r.rejected),
+            count(r.new_epochs_30d),
         ]);
         let flag = if !r.active {
             None
@@ -980,6 +984,11 @@ pub fn operations_report(
             Some(Flag::warning(Text::new(
                 "Ada sesi terbuka lebih dari 12 jam",
                 "Sessions open for more than 12 hours",
+            )))
+        } else if r.new_epochs_30d > 1 {
+            Some(Flag::warning(Text::new(
+                "Penyimpanan data PC dimulai ulang berulang kali",
+                "The PC's store started again more than once",
             )))
         } else if r.rejected > 0 {
             Some(Flag::warning(Text::new(
@@ -1042,6 +1051,12 @@ pub fn operations_report(
                     ColumnKind::Count,
                 ),
                 col("rejected", "Ditolak", "Rejected", ColumnKind::Count),
+                col(
+                    "new_epochs_30d",
+                    "Penyimpanan baru (30 hari)",
+                    "New stores (30 days)",
+                    ColumnKind::Count,
+                ),
             ],
             rows: table_rows,
         }],
@@ -1068,7 +1083,10 @@ mod ops_tests {
                 clock_offset_ms: offset,
                 long_open_sessions: open,
                 rejected,
+                new_epochs_30d: 1,
             };
+        let mut replaced = row("pc-07", Some(yesterday_ms), None, 0, 0);
+        replaced.new_epochs_30d = 3;
         let rows = [
             row("pc-01", Some(yesterday_ms), Some(1_000), 0, 0),
             row("pc-02", None, None, 0, 0),
@@ -1082,6 +1100,7 @@ mod ops_tests {
                 0,
                 0,
             ),
+            replaced,
         ];
         let report = operations_report(&rows, today, Zone::Wib, Utc::now());
         let reasons: Vec<Option<String>> = report.sections[0]
@@ -1098,8 +1117,10 @@ mod ops_tests {
                 Some("Sessions open for more than 12 hours".into()),
                 Some("Records were rejected".into()),
                 Some("PC clock is wrong".into()),
+                Some("The PC's store started again more than once".into()),
             ]
         );
+        assert_eq!(report.sections[0].rows[6].cells[8], Cell::number(3.0));
         assert_eq!(report.sections[0].rows[0].cells[5], Cell::number(1.0));
         assert_eq!(report.sections[0].rows[0].cells[4], Cell::number(1.0));
     }

@@ -124,12 +124,19 @@ async fn operations_rows(
                 .find(|(l, p, _)| l == &device.library && p == &device.pc)
                 .map_or(0, |(_, _, n)| *n),
             rejected: 0,
+            new_epochs_30d: 0,
         };
         if let Some(found) = store.find_device(&device.library, &device.pc).await? {
             let state = store.device_state(&found).await?;
             row.last_batch_ms = state.last_batch_at_ms;
             row.clock_offset_ms = state.clock_offset_ms;
             row.rejected = state.rejected;
+            let since = (now - chrono::Duration::days(30)).timestamp_millis();
+            row.new_epochs_30d = state
+                .epochs
+                .iter()
+                .filter(|e| e.opened_at_ms.is_some_and(|at| at >= since))
+                .count() as u64;
         }
         rows.push(row);
     }

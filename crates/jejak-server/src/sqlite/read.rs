@@ -215,7 +215,8 @@ pub(crate) fn device_state(
         .optional()?
         .ok_or_else(|| StoreError::Inconsistent(format!("device {device} is not stored")))?;
     let mut stmt = conn.prepare_cached(
-        "SELECT epoch, held_seq, last_batch_ms FROM epochs WHERE device = ?1 ORDER BY first_ms",
+        "SELECT epoch, held_seq, last_batch_ms, first_ms FROM epochs WHERE device = ?1
+         ORDER BY first_ms",
     )?;
     let epochs = stmt
         .query_map([device.id.0], |r| {
@@ -223,15 +224,17 @@ pub(crate) fn device_state(
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
             ))
         })?
         .map(|row| {
-            let (epoch, held, last) = row?;
+            let (epoch, held, last, first) = row?;
             Ok(EpochState {
                 epoch: Uuid::from_slice(&epoch)
                     .map_err(|_| StoreError::Inconsistent("a stored epoch is not a UUID".into()))?,
                 held_seq: to_u64(held),
                 last_batch_at_ms: Some(last),
+                opened_at_ms: Some(first),
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

@@ -73,6 +73,17 @@ pub(crate) fn ingest(
         });
     }
     if epoch.is_none() {
+        let recent = conn
+            .prepare_cached("SELECT first_ms FROM epochs WHERE device = ?1 AND first_ms > ?2")
+            .and_then(|mut s| {
+                s.query_map(
+                    params![device.0, received_ms - ingest::NEW_EPOCH_WINDOW_MS],
+                    |r| r.get::<_, i64>(0),
+                )?
+                .collect::<Result<Vec<i64>, _>>()
+            })
+            .map_err(sql)?;
+        ingest::check_new_epoch(device, &recent, received_ms)?;
         conn.prepare_cached(
             "INSERT INTO epochs (device, epoch, held_seq, first_ms, last_batch_ms)
              VALUES (?1, ?2, 0, ?3, ?3)",
