@@ -255,7 +255,8 @@ async fn dashboard_over_http_signs_in_refuses_cross_site_posts_and_keeps_pages_s
         eprintln!("page size: {path} {size} bytes");
     }
     let (_, matrix) = get_page(&http, &format!("{url}/dashboard"), &session).await;
-    assert!(matrix.contains("Perpustakaan Desa &quot;Dermaji&quot; &lt;Maju &amp; Jaya&gt;"));
+    // Escaped by askama, with numeric character references.
+    assert!(matrix.contains("Perpustakaan Desa &#34;Dermaji&#34; &#60;Maju &#38; Jaya&#62;"));
     assert!(matrix.contains("<tr class=\"alert\">"));
     assert!(matrix.contains("Tidak sinkron 21 hari"));
 

@@ -2,33 +2,26 @@
 //!
 //! Pages are plain server-rendered HTML with one inline style sheet: no scripts, no
 //! external files, nothing to build. Forms and links do everything, so the pages work
-//! on an old office PC's browser and with scripts off. Every text from the store or the
-//! request is escaped here.
+//! on an old office PC's browser and with scripts off. Every piece is an askama
+//! template (`templates/dashboard/`), which escapes every value it is given; pieces
+//! rendered by one template go into another as markup (`|safe`) and nothing else does.
 
 use std::fmt::Write as _;
 
+use askama::Template;
 use jejak_domain::Lang;
 
 use super::charts;
-use crate::report::{Cell, ColumnKind, Report, Severity, Table, format_number};
+use crate::report::html::TableView;
+use crate::report::{Cell, Report, Table};
 
 /// The dashboard's style sheet, inlined into every page (about 2 KB).
 const STYLE: &str = include_str!("style.css");
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(ch),
-        }
-    }
-    out
+/// Renders a template; rendering into a String fails only if a value's `Display` does,
+/// which none of these do.
+fn render(template: &impl Template) -> String {
+    template.render().unwrap_or_default()
 }
 
 /// Percent-encodes a query value or path segment (everything but unreserved
@@ -73,22 +66,37 @@ pub(crate) struct Frame<'a> {
     pub nav: Nav,
 }
 
-/// A whole page around `body`.
-pub(crate) fn layout(frame: &Frame<'_>, title: &str, body: &str) -> String {
+/// One entry of the navigation.
+#[derive(Debug)]
+struct NavItem {
+    href: &'static str,
+    label: &'static str,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/layout.html")]
+struct Layout<'a> {
+    lang: &'a str,
+    title: &'a str,
+    style: &'a str,
+    nav: Vec<NavItem>,
+    other_lang: &'a str,
+    other_name: &'a str,
+    switch_href: String,
+    staff: Option<&'a str>,
+    sign_out: &'a str,
+    /// The page's body: markup rendered by the other templates.
+    body: &'a str,
+}
+
+/// A whole page around `body` (markup from this module's templates).
+fn layout(frame: &Frame<'_>, title: &str, body: &str) -> String {
     let lang = frame.lang;
-    let mut out = String::with_capacity(body.len() + STYLE.len() + 1500);
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{} — Jejak</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n<header class=\"top\">\n\
-         <a class=\"brand\" href=\"/dashboard\">Jejak</a>\n",
-        lang.code(),
-        escape(title)
-    );
-    if frame.nav != Nav::SignIn {
-        out.push_str("<nav>");
-        for (nav, href, id, en) in [
+    let nav = if frame.nav == Nav::SignIn {
+        Vec::new()
+    } else {
+        [
             (
                 Nav::District,
                 "/dashboard",
@@ -107,104 +115,89 @@ pub(crate) fn layout(frame: &Frame<'_>, title: &str, body: &str) -> String {
                 "Operasional",
                 "Operations",
             ),
-        ] {
-            let current = if nav == frame.nav {
-                " aria-current=\"page\""
-            } else {
-                ""
-            };
-            let _ = write!(out, "<a href=\"{href}\"{current}>{}</a>", lang.pick(id, en));
-        }
-        out.push_str("</nav>\n");
-    }
+        ]
+        .into_iter()
+        .map(|(nav, href, id, en)| NavItem {
+            href,
+            label: lang.pick(id, en),
+            current: nav == frame.nav,
+        })
+        .collect()
+    };
     let separator = if frame.self_url.contains('?') {
         '&'
     } else {
         '?'
     };
-    let (other, other_name) = match lang {
+    let (other_lang, other_name) = match lang {
         Lang::Id => ("en", "English"),
         Lang::En => ("id", "Bahasa Indonesia"),
     };
-    let _ = write!(
-        out,
-        "<span class=\"right\"><a id=\"lang-switch\" lang=\"{other}\" href=\"{}\">{other_name}</a>",
-        escape(&format!("{}{separator}lang={other}", frame.self_url))
-    );
-    if let Some(staff) = frame.staff {
-        let _ = write!(
-            out,
-            "<span class=\"who\">{}</span><form method=\"post\" action=\"/dashboard/logout\" class=\"inline\">\
-             <button type=\"submit\" id=\"sign-out\">{}</button></form>",
-            escape(staff),
-            lang.pick("Keluar", "Sign out")
-        );
-    }
-    out.push_str("</span>\n</header>\n<main>\n");
-    out.push_str(body);
-    out.push_str("</main>\n</body>\n</html>\n");
-    out
+    render(&Layout {
+        lang: lang.code(),
+        title,
+        style: STYLE,
+        nav,
+        other_lang,
+        other_name,
+        switch_href: format!("{}{separator}lang={other_lang}", frame.self_url),
+        staff: frame.staff,
+        sign_out: lang.pick("Keluar", "Sign out"),
+        body,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/sign_in.html")]
+struct SignIn<'a> {
+    heading: &'a str,
+    help: &'a str,
+    error: Option<&'a str>,
+    label: &'a str,
+    button: &'a str,
 }
 
 /// The sign-in page, with an error message when the last attempt failed.
 pub(crate) fn sign_in(frame: &Frame<'_>, error: Option<&str>) -> String {
     let lang = frame.lang;
-    let mut body = String::with_capacity(1200);
-    let _ = write!(
-        body,
-        "<h1>{}</h1>\n<p>{}</p>\n",
-        lang.pick("Masuk dasbor kabupaten", "Sign in to the district dashboard"),
-        lang.pick(
+    let body = render(&SignIn {
+        heading: lang.pick("Masuk dasbor kabupaten", "Sign in to the district dashboard"),
+        help: lang.pick(
             "Tempel token petugas Anda (jejak_staff_…), yang dibuat dengan perintah jejak server add-staff.",
-            "Paste your staff token (jejak_staff_…), issued with the command jejak server add-staff."
-        )
-    );
-    if let Some(error) = error {
-        let _ = writeln!(
-            body,
-            "<p class=\"error\" role=\"alert\" id=\"sign-in-error\">{}</p>",
-            escape(error)
-        );
-    }
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"/dashboard/login\" class=\"sign-in\">\n\
-         <label for=\"token\">{}</label>\n\
-         <input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"off\" required size=\"60\">\n\
-         <button type=\"submit\" id=\"sign-in\">{}</button>\n</form>\n",
-        lang.pick("Token petugas", "Staff token"),
-        lang.pick("Masuk", "Sign in")
-    );
+            "Paste your staff token (jejak_staff_…), issued with the command jejak server add-staff.",
+        ),
+        error,
+        label: lang.pick("Token petugas", "Staff token"),
+        button: lang.pick("Masuk", "Sign in"),
+    });
     layout(frame, lang.pick("Masuk", "Sign in"), &body)
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/message.html")]
+struct Message<'a> {
+    title: &'a str,
+    text: &'a str,
+    back: &'a str,
 }
 
 /// A short page with one message (not found, bad request, store down).
 pub(crate) fn message(frame: &Frame<'_>, title: &str, text: &str) -> String {
-    let body = format!(
-        "<h1>{}</h1>\n<p class=\"error\" role=\"alert\">{}</p>\n<p><a href=\"/dashboard\">{}</a></p>\n",
-        escape(title),
-        escape(text),
-        frame
+    let body = render(&Message {
+        title,
+        text,
+        back: frame
             .lang
-            .pick("Kembali ke rekap bulanan", "Back to the monthly summary")
-    );
+            .pick("Kembali ke rekap bulanan", "Back to the monthly summary"),
+    });
     layout(frame, title, &body)
 }
 
-/// A cell as people read it: id-ID or English numbers, percentages with `%`.
-pub(crate) fn human_cell(cell: &Cell, kind: ColumnKind, lang: Lang) -> String {
-    match (cell, kind) {
-        (Cell::Text(text), _) => text.clone(),
-        (Cell::Empty, _) => String::new(),
-        (Cell::Number(n), ColumnKind::Count) => format_number(*n, 0, lang),
-        (Cell::Number(n), ColumnKind::Decimal(places)) => format_number(*n, places, lang),
-        (Cell::Number(n), ColumnKind::Percent(places)) => {
-            format!("{}%", format_number(n * 100.0, places, lang))
-        }
-        (Cell::Number(n), ColumnKind::Text | ColumnKind::Date) => {
-            format_number(*n, if n.fract() == 0.0 { 0 } else { 2 }, lang)
-        }
-    }
+#[derive(Template)]
+#[template(path = "dashboard/table.html")]
+struct TableSection<'a> {
+    table: TableView,
+    csv_href: Option<&'a str>,
 }
 
 /// A report table as HTML. `link` may turn a row's first cell into a link (the
@@ -217,155 +210,99 @@ pub(crate) fn table_html(
     link: &dyn Fn(&crate::report::Row) -> Option<String>,
     csv_href: Option<&str>,
 ) -> String {
-    let mut out = String::with_capacity(256 + table.rows.len() * table.columns.len() * 40);
-    let _ = write!(
-        out,
-        "<section class=\"table\" id=\"table-{}\">\n<h2>{}",
-        escape(&table.id),
-        escape(table.title.get(lang))
-    );
-    if let Some(href) = csv_href {
-        let _ = write!(out, " <a class=\"small\" href=\"{}\">CSV</a>", escape(href));
-    }
-    out.push_str("</h2>\n<div class=\"scroll\"><table>\n<thead><tr>");
-    for label in table.header(lang) {
-        let _ = write!(out, "<th scope=\"col\">{}</th>", escape(&label));
-    }
-    out.push_str("</tr></thead>\n<tbody>\n");
-    let flags = table.has_flags();
-    for row in &table.rows {
-        let mut classes = Vec::new();
-        if row.is_total {
-            classes.push("total");
-        }
-        match row.emphasis.as_ref().map(|flag| flag.severity) {
-            Some(Severity::Alert) => classes.push("alert"),
-            Some(Severity::Warning) => classes.push("warning"),
-            None => {}
-        }
-        if classes.is_empty() {
-            out.push_str("<tr>");
-        } else {
-            let _ = write!(out, "<tr class=\"{}\">", classes.join(" "));
-        }
-        for (i, (column, cell)) in table.columns.iter().zip(&row.cells).enumerate() {
-            let text = escape(&human_cell(cell, column.kind, lang));
-            let class = if column.kind.is_numeric() {
-                " class=\"n\""
-            } else {
-                ""
-            };
-            match (i, link(row)) {
-                (0, Some(href)) => {
-                    let _ = write!(
-                        out,
-                        "<td{class}><a href=\"{}\">{text}</a></td>",
-                        escape(&href)
-                    );
-                }
-                _ => {
-                    let _ = write!(out, "<td{class}>{text}</td>");
-                }
-            }
-        }
-        if flags {
-            match &row.emphasis {
-                Some(flag) => {
-                    let sign = match flag.severity {
-                        Severity::Alert => "⚠",
-                        Severity::Warning => "!",
-                    };
-                    let _ = write!(
-                        out,
-                        "<td class=\"flag\"><span aria-hidden=\"true\">{sign}</span> {}</td>",
-                        escape(flag.reason.get(lang))
-                    );
-                }
-                None => out.push_str("<td></td>"),
-            }
-        }
-        out.push_str("</tr>\n");
-    }
-    out.push_str("</tbody>\n</table></div>\n</section>\n");
-    out
-}
-
-/// The report's title and subtitle lines.
-fn heading(report: &Report, lang: Lang) -> String {
-    let mut out = format!("<h1>{}</h1>\n", escape(report.title.get(lang)));
-    for line in &report.subtitle {
-        let _ = writeln!(out, "<p class=\"sub\">{}</p>", escape(line.get(lang)));
-    }
-    out
-}
-
-/// The download links of a report: CSV (every table, one after another), XLSX and the
-/// printable page. Multi-table reports also offer CSV beside each table.
-fn downloads(base: &str, query: &str, lang: Lang) -> String {
-    let mut out = String::from("<p class=\"downloads\">");
-    let _ = write!(out, "{} ", lang.pick("Unduh:", "Download:"));
-    let _ = write!(
-        out,
-        "<a class=\"button\" id=\"download-csv\" href=\"{}\">CSV</a> ",
-        escape(&format!("{base}/csv?{query}"))
-    );
-    let _ = writeln!(
-        out,
-        "<a class=\"button\" id=\"download-xlsx\" href=\"{}\">XLSX (Excel)</a> \
-         <a class=\"button\" id=\"download-html\" href=\"{}\">{}</a></p>",
-        escape(&format!("{base}/xlsx?{query}")),
-        escape(&format!("{base}/html?{query}")),
-        lang.pick("Laporan cetak (A4)", "Printable report (A4)")
-    );
-    out
+    render(&TableSection {
+        table: TableView::new(table, lang, link),
+        csv_href,
+    })
 }
 
 /// A GET form choosing the period: `name=value` in an input of `kind`.
-fn period_form(
-    action: &str,
-    name: &str,
-    kind: &str,
-    value: &str,
-    label: &str,
+#[derive(Debug)]
+struct PeriodForm<'a> {
+    action: String,
+    name: &'a str,
+    kind: &'a str,
+    value: &'a str,
+    label: &'a str,
+    button: &'a str,
+}
+
+/// What comes above a report's tables: where the page came from, the period form, a
+/// notice, the title and subtitle lines, and the download links (CSV of every table,
+/// XLSX and the printable page).
+#[derive(Template)]
+#[template(path = "dashboard/report_top.html")]
+struct ReportTop<'a> {
+    crumbs: Option<(String, &'a str)>,
+    form: Option<PeriodForm<'a>>,
+    notice: Option<&'a str>,
+    title: &'a str,
+    subtitles: Vec<&'a str>,
+    download_label: &'a str,
+    base: &'a str,
+    query: &'a str,
+    printable: &'a str,
+}
+
+impl<'a> ReportTop<'a> {
+    fn new(report: &'a Report, lang: Lang, base: &'a str, query: &'a str) -> ReportTop<'a> {
+        ReportTop {
+            crumbs: None,
+            form: None,
+            notice: None,
+            title: report.title.get(lang),
+            subtitles: report.subtitle.iter().map(|line| line.get(lang)).collect(),
+            download_label: lang.pick("Unduh:", "Download:"),
+            base,
+            query,
+            printable: lang.pick("Laporan cetak (A4)", "Printable report (A4)"),
+        }
+    }
+}
+
+fn period_form<'a>(
+    action: String,
+    name: &'a str,
+    kind: &'a str,
+    value: &'a str,
+    label: &'a str,
     lang: Lang,
-) -> String {
-    format!(
-        "<form method=\"get\" action=\"{}\" class=\"period\">\
-         <label for=\"{name}\">{}</label> \
-         <input type=\"{kind}\" id=\"{name}\" name=\"{name}\" value=\"{}\" required> \
-         <button type=\"submit\">{}</button></form>\n",
-        escape(action),
-        escape(label),
-        escape(value),
-        lang.pick("Tampilkan", "Show")
-    )
+) -> PeriodForm<'a> {
+    PeriodForm {
+        action,
+        name,
+        kind,
+        value,
+        label,
+        button: lang.pick("Tampilkan", "Show"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/flag_summary.html")]
+struct FlagSummary {
+    flagged: bool,
+    text: String,
 }
 
 /// How many rows of the matrix are flagged, as a sentence above it.
 fn flag_summary(table: &Table, lang: Lang) -> String {
     let flagged = table.rows.iter().filter(|r| r.emphasis.is_some()).count();
     let libraries = table.rows.iter().filter(|r| !r.is_total).count();
-    if flagged == 0 {
-        format!(
-            "<p class=\"ok\">{}</p>\n",
-            match lang {
-                Lang::Id => format!("{libraries} perpustakaan; tidak ada yang ditandai."),
-                Lang::En => format!("{libraries} libraries; none flagged."),
-            }
-        )
-    } else {
-        format!(
-            "<p class=\"attention\" id=\"flag-summary\">{}</p>\n",
-            match lang {
-                Lang::Id => format!(
-                    "{flagged} dari {libraries} perpustakaan perlu perhatian (tidak sinkron lebih dari 14 hari atau internet aktif di bawah 50%)."
-                ),
-                Lang::En => format!(
-                    "{flagged} of {libraries} libraries need attention (silent for over 14 days or internet up under 50%)."
-                ),
-            }
-        )
-    }
+    let text = match (flagged, lang) {
+        (0, Lang::Id) => format!("{libraries} perpustakaan; tidak ada yang ditandai."),
+        (0, Lang::En) => format!("{libraries} libraries; none flagged."),
+        (_, Lang::Id) => format!(
+            "{flagged} dari {libraries} perpustakaan perlu perhatian (tidak sinkron lebih dari 14 hari atau internet aktif di bawah 50%)."
+        ),
+        (_, Lang::En) => format!(
+            "{flagged} of {libraries} libraries need attention (silent for over 14 days or internet up under 50%)."
+        ),
+    };
+    render(&FlagSummary {
+        flagged: flagged > 0,
+        text,
+    })
 }
 
 /// The district matrix page: month chooser, flagged-library summary, the matrix with
@@ -377,25 +314,18 @@ pub(crate) fn district(
     notice: Option<&str>,
 ) -> String {
     let lang = frame.lang;
-    let mut body = String::with_capacity(16_384);
-    body.push_str(&period_form(
-        "/dashboard",
+    let query = format!("month={}", url_encode(month));
+    let mut top = ReportTop::new(report, lang, "/dashboard/download/district", &query);
+    top.form = Some(period_form(
+        "/dashboard".into(),
         "month",
         "month",
         month,
         lang.pick("Bulan (TTTT-BB)", "Month (YYYY-MM)"),
         lang,
     ));
-    if let Some(notice) = notice {
-        let _ = writeln!(
-            body,
-            "<p class=\"error\" role=\"alert\">{}</p>",
-            escape(notice)
-        );
-    }
-    body.push_str(&heading(report, lang));
-    let query = format!("month={}", url_encode(month));
-    body.push_str(&downloads("/dashboard/download/district", &query, lang));
+    top.notice = notice;
+    let mut body = render(&top);
     for table in &report.sections {
         if table.id == "libraries" {
             body.push_str(&flag_summary(table, lang));
@@ -419,28 +349,33 @@ pub(crate) fn district(
     layout(frame, report.title.get(lang), &body)
 }
 
+#[derive(Template)]
+#[template(path = "dashboard/charts.html")]
+struct Charts<'a> {
+    heading: &'a str,
+    /// Each chart's SVG is markup rendered by `charts.rs`.
+    charts: Vec<charts::Chart>,
+}
+
 /// A village page: the report's identity and summary, the charts, then the other
 /// tables, with downloads.
 pub(crate) fn village(frame: &Frame<'_>, report: &Report, code: &str, month: &str) -> String {
     let lang = frame.lang;
-    let mut body = String::with_capacity(32_768);
-    let _ = writeln!(
-        body,
-        "<p class=\"crumbs\"><a href=\"/dashboard?month={}\">← {}</a></p>",
-        url_encode(month),
-        lang.pick("Rekap bulanan kabupaten", "District monthly summary")
-    );
-    body.push_str(&period_form(
-        &format!("/dashboard/village/{}", url_encode(code)),
+    let query = format!("library={}&month={}", url_encode(code), url_encode(month));
+    let mut top = ReportTop::new(report, lang, "/dashboard/download/village", &query);
+    top.crumbs = Some((
+        format!("/dashboard?month={}", url_encode(month)),
+        lang.pick("Rekap bulanan kabupaten", "District monthly summary"),
+    ));
+    top.form = Some(period_form(
+        format!("/dashboard/village/{}", url_encode(code)),
         "month",
         "month",
         month,
         lang.pick("Bulan (TTTT-BB)", "Month (YYYY-MM)"),
         lang,
     ));
-    body.push_str(&heading(report, lang));
-    let query = format!("library={}&month={}", url_encode(code), url_encode(month));
-    body.push_str(&downloads("/dashboard/download/village", &query, lang));
+    let mut body = render(&top);
     let no_link = |_: &crate::report::Row| None;
     let csv = |table: &Table| {
         format!(
@@ -455,27 +390,17 @@ pub(crate) fn village(frame: &Frame<'_>, report: &Report, code: &str, month: &st
     for table in first {
         body.push_str(&table_html(table, lang, &no_link, Some(&csv(table))));
     }
-    let _ = write!(
-        body,
-        "<section class=\"charts\" id=\"charts\">\n<h2>{}</h2>\n",
-        lang.pick("Grafik", "Charts")
-    );
-    for chart in [
-        charts::daily_chart(report, lang),
-        charts::purpose_chart(report, lang),
-        charts::age_gender_chart(report, lang),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let _ = writeln!(
-            body,
-            "<figure><figcaption>{}</figcaption>{}</figure>",
-            escape(&chart.caption),
-            chart.svg
-        );
-    }
-    body.push_str("</section>\n");
+    body.push_str(&render(&Charts {
+        heading: lang.pick("Grafik", "Charts"),
+        charts: [
+            charts::daily_chart(report, lang),
+            charts::purpose_chart(report, lang),
+            charts::age_gender_chart(report, lang),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    }));
     for table in rest {
         body.push_str(&table_html(table, lang, &no_link, Some(&csv(table))));
     }
@@ -492,10 +417,10 @@ pub(crate) fn plain_report(
     query: &str,
 ) -> String {
     let lang = frame.lang;
-    let mut body = String::with_capacity(16_384);
-    if let Some((name, value)) = chooser {
-        body.push_str(&period_form(
-            "/dashboard/period",
+    let mut top = ReportTop::new(report, lang, download_base, query);
+    top.form = chooser.map(|(name, value)| {
+        period_form(
+            "/dashboard/period".into(),
             name,
             "text",
             value,
@@ -504,10 +429,9 @@ pub(crate) fn plain_report(
                 "Quarter (YYYY-Qn) or year (YYYY)",
             ),
             lang,
-        ));
-    }
-    body.push_str(&heading(report, lang));
-    body.push_str(&downloads(download_base, query, lang));
+        )
+    });
+    let mut body = render(&top);
     let no_link = |_: &crate::report::Row| None;
     for table in &report.sections {
         let csv = format!(
@@ -525,7 +449,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::report::{Column, Flag, Row, Text};
+    use crate::report::{Column, ColumnKind, Flag, Row, Text};
 
     fn matrix(name: &str) -> Table {
         Table {
@@ -577,8 +501,9 @@ mod tests {
         let table = matrix("Desa <b>\"Maju\" & Jaya</b>");
         let html = table_html(&table, Lang::Id, &|_| Some("/x?a=1&b=2".into()), None);
         assert!(!html.contains("<b>"));
-        assert!(html.contains("Desa &lt;b&gt;&quot;Maju&quot; &amp; Jaya&lt;/b&gt;"));
-        assert!(html.contains("href=\"/x?a=1&amp;b=2\""));
+        // askama's numeric references: `<` `&#60;`, `>` `&#62;`, `"` `&#34;`, `&` `&#38;`.
+        assert!(html.contains("Desa &#60;b&#62;&#34;Maju&#34; &#38; Jaya&#60;/b&#62;"));
+        assert!(html.contains("href=\"/x?a=1&#38;b=2\""));
     }
 
     #[test]
@@ -613,8 +538,8 @@ mod tests {
         };
         let page = layout(&frame, "Rekap", "<p>isi</p>");
         assert!(!page.contains("<script"));
-        assert!(page.contains("href=\"/dashboard?month=2026-10&amp;lang=en\""));
-        assert!(page.contains("Sari &lt;admin&gt;"));
+        assert!(page.contains("href=\"/dashboard?month=2026-10&#38;lang=en\""));
+        assert!(page.contains("Sari &#60;admin&#62;"));
         assert!(page.contains("action=\"/dashboard/logout\""));
         assert!(page.contains("<html lang=\"id\">"));
     }

@@ -5,9 +5,10 @@
 //! so). The letterhead (kop) is centered with a double rule under it, then the title,
 //! subtitle lines and the tables with numbers in the chosen language's style; total
 //! rows bold, flagged rows filled and their reason in a "Catatan"/"Note" column; a
-//! footer with the generation time. Every text from the model is HTML-escaped.
+//! footer with the generation time. The page is an askama template
+//! (`templates/report.html`), which escapes every value from the model.
 
-use std::fmt::Write as _;
+use askama::Template as _;
 
 use super::model::{generated_text, human_cell};
 use super::{RenderOptions, Report, Severity};
@@ -44,121 +45,145 @@ footer { margin-top: 8mm; font-size: 8pt; color: #333; border-top: 1px solid #99
 pub fn render_html(report: &Report, options: &RenderOptions) -> String {
     let lang = options.lang;
     let report = report.for_export(options);
-    let mut out = String::with_capacity(8192);
     let orientation = if report.landscape {
         "landscape"
     } else {
         "portrait"
     };
-    let title = report.title.get(lang);
-    out.push_str("<!DOCTYPE html>\n");
-    let _ = write!(
-        out,
-        "<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<style>\n{}</style>\n</head>\n<body>\n",
-        lang.code(),
-        escape(title),
-        STYLE.replace("PORTRAIT_OR_LANDSCAPE", orientation)
-    );
-
     let letterhead = &report.letterhead;
-    if !letterhead.lines.is_empty() || letterhead.logo.is_some() {
-        out.push_str("<header class=\"kop\">\n");
-        if let Some(logo) = &letterhead.logo {
-            let _ = writeln!(
-                out,
-                "<img alt=\"logo\" src=\"data:{};base64,{}\">",
-                escape(&logo.media_type),
-                base64(&logo.bytes)
-            );
-        }
-        out.push_str("<div class=\"lines\">\n");
-        for line in &letterhead.lines {
-            let _ = writeln!(out, "<div>{}</div>", escape(line));
-        }
-        out.push_str("</div>\n</header>\n");
-    }
-
-    let _ = writeln!(out, "<h1>{}</h1>", escape(title));
-    for line in &report.subtitle {
-        let _ = writeln!(out, "<p class=\"sub\">{}</p>", escape(line.get(lang)));
-    }
-
-    for table in &report.sections {
-        let _ = writeln!(
-            out,
-            "<section id=\"{}\">\n<h2>{}</h2>\n<table>\n<thead><tr>",
-            escape(&table.id),
-            escape(table.title.get(lang))
-        );
-        for label in table.header(lang) {
-            let _ = write!(out, "<th scope=\"col\">{}</th>", escape(&label));
-        }
-        out.push_str("</tr></thead>\n<tbody>\n");
-        let flags = table.has_flags();
-        for row in &table.rows {
-            let mut classes = Vec::new();
-            if row.is_total {
-                classes.push("total");
-            }
-            match row.emphasis.as_ref().map(|flag| flag.severity) {
-                Some(Severity::Alert) => classes.push("alert"),
-                Some(Severity::Warning) => classes.push("warning"),
-                None => {}
-            }
-            if classes.is_empty() {
-                out.push_str("<tr>");
-            } else {
-                let _ = write!(out, "<tr class=\"{}\">", classes.join(" "));
-            }
-            for (column, cell) in table.columns.iter().zip(&row.cells) {
-                let text = escape(&human_cell(cell, column.kind, lang));
-                if column.kind.is_numeric() {
-                    let _ = write!(out, "<td class=\"n\">{text}</td>");
-                } else {
-                    let _ = write!(out, "<td>{text}</td>");
-                }
-            }
-            if flags {
-                let reason = row
-                    .emphasis
-                    .as_ref()
-                    .map(|flag| flag.reason.get(lang))
-                    .unwrap_or_default();
-                let _ = write!(out, "<td>{}</td>", escape(reason));
-            }
-            out.push_str("</tr>\n");
-        }
-        out.push_str("</tbody>\n</table>\n</section>\n");
-    }
-
-    if let Some(note) = report.suppression_note(lang) {
-        let _ = writeln!(out, "<p class=\"note\">{}</p>", escape(&note));
-    }
-    let _ = write!(
-        out,
-        "<footer>{} {} — Jejak</footer>\n</body>\n</html>\n",
-        lang.pick("Dibuat", "Generated"),
-        escape(&generated_text(&report.generated_at))
-    );
-    out
+    let page = PrintablePage {
+        lang: lang.code(),
+        title: report.title.get(lang),
+        style: STYLE.replace("PORTRAIT_OR_LANDSCAPE", orientation),
+        letterhead: !letterhead.lines.is_empty() || letterhead.logo.is_some(),
+        logo: letterhead
+            .logo
+            .as_ref()
+            .map(|logo| (logo.media_type.as_str(), base64(&logo.bytes))),
+        lines: &letterhead.lines,
+        subtitles: report.subtitle.iter().map(|line| line.get(lang)).collect(),
+        tables: report
+            .sections
+            .iter()
+            .map(|table| TableView::new(table, lang, &|_| None))
+            .collect(),
+        note: report.suppression_note(lang),
+        generated_label: lang.pick("Dibuat", "Generated"),
+        generated: generated_text(&report.generated_at),
+    };
+    // Rendering into a String fails only if a value's Display fails, which none here do.
+    page.render().unwrap_or_default()
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
+/// The printable page's template (`templates/report.html`): every value is escaped by
+/// askama unless marked safe (only the style sheet, a constant of this file).
+#[derive(askama::Template)]
+#[template(path = "report.html")]
+struct PrintablePage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    style: String,
+    letterhead: bool,
+    logo: Option<(&'a str, String)>,
+    lines: &'a [String],
+    subtitles: Vec<&'a str>,
+    tables: Vec<TableView>,
+    note: Option<String>,
+    generated_label: &'a str,
+    generated: String,
+}
+
+/// A report table ready for a template, shared by the printable page and the
+/// dashboard: the labels, and each row's cells as people read them.
+#[derive(Debug, Clone)]
+pub(crate) struct TableView {
+    pub id: String,
+    pub title: String,
+    pub header: Vec<String>,
+    /// Whether the table has the note column of flagged rows.
+    pub flags: bool,
+    pub rows: Vec<RowView>,
+}
+
+/// One row of a [`TableView`].
+#[derive(Debug, Clone)]
+pub(crate) struct RowView {
+    /// `total`, `alert`, `warning`, both, or empty.
+    pub class: String,
+    pub cells: Vec<CellView>,
+    pub flag: Option<FlagView>,
+}
+
+/// One cell of a [`RowView`].
+#[derive(Debug, Clone)]
+pub(crate) struct CellView {
+    pub numeric: bool,
+    pub text: String,
+    /// Where the cell links to (the dashboard's library names), if anywhere.
+    pub link: Option<String>,
+}
+
+/// Why a row is flagged, with the sign that marks it in black and white too.
+#[derive(Debug, Clone)]
+pub(crate) struct FlagView {
+    pub sign: &'static str,
+    pub reason: String,
+}
+
+impl TableView {
+    /// `table` in `lang`; `link` may give a row's first cell a link.
+    pub(crate) fn new(
+        table: &super::Table,
+        lang: jejak_domain::Lang,
+        link: &dyn Fn(&super::Row) -> Option<String>,
+    ) -> TableView {
+        let flags = table.has_flags();
+        let rows = table
+            .rows
+            .iter()
+            .map(|row| {
+                let mut classes = Vec::new();
+                if row.is_total {
+                    classes.push("total");
+                }
+                match row.emphasis.as_ref().map(|flag| flag.severity) {
+                    Some(Severity::Alert) => classes.push("alert"),
+                    Some(Severity::Warning) => classes.push("warning"),
+                    None => {}
+                }
+                let href = link(row);
+                let cells = table
+                    .columns
+                    .iter()
+                    .zip(&row.cells)
+                    .enumerate()
+                    .map(|(i, (column, cell))| CellView {
+                        numeric: column.kind.is_numeric(),
+                        text: human_cell(cell, column.kind, lang),
+                        link: if i == 0 { href.clone() } else { None },
+                    })
+                    .collect();
+                RowView {
+                    class: classes.join(" "),
+                    cells,
+                    flag: row.emphasis.as_ref().map(|flag| FlagView {
+                        sign: match flag.severity {
+                            Severity::Alert => "⚠",
+                            Severity::Warning => "!",
+                        },
+                        reason: flag.reason.get(lang).to_string(),
+                    }),
+                }
+            })
+            .collect();
+        TableView {
+            id: table.id.clone(),
+            title: table.title.get(lang).to_string(),
+            header: table.header(lang),
+            flags,
+            rows,
         }
     }
-    out
 }
 
 /// Standard base64 with padding (for the embedded logo).

@@ -38,7 +38,7 @@
 mod build;
 mod csv;
 pub mod facts;
-mod html;
+pub(crate) mod html;
 pub mod load;
 mod model;
 mod number;
