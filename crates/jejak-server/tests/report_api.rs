@@ -363,7 +363,10 @@ async fn suppression_hides_small_counts_in_every_format() {
     )
     .await
     .text();
-    assert!(html.contains("&#60;5"), "HTML escapes the < (askama: &#60;)");
+    assert!(
+        html.contains("&#60;5"),
+        "HTML escapes the < (askama: &#60;)"
+    );
     let xlsx = get(
         &d.server,
         Some(&d.staff),

@@ -4,20 +4,13 @@
 //! Every chart is accessible without colour or scripts: `role="img"` with a `<title>`
 //! and a `<desc>` that reads the data out, a text label with the number on each bar,
 //! and a `<title>` on each bar for a tooltip. Coordinates are rounded to one decimal to
-//! keep pages small for slow office PCs.
+//! keep pages small for slow office PCs. Each chart is an askama template
+//! (`templates/dashboard/charts/`) filled with the coordinates computed here, so its
+//! labels are escaped like every other text of the dashboard.
 
-use std::fmt::Write as _;
-
+use askama::Template;
 use jejak_domain::Lang;
 
-/// Text escaped for SVG (XML) content and attribute values by askama's own HTML
-/// escaper, as the page templates escape theirs: the charts' coordinates are numbers
-/// this module computes, and only their labels come from data.
-fn escape(text: &str) -> String {
-    askama::filters::escape(text, askama::filters::Html)
-        .map(|safe| safe.to_string())
-        .unwrap_or_default()
-}
 use crate::report::{Cell, Report, Table, format_number};
 
 /// The colours of the three genders (L/M, P/F, X), dark enough to print in grey.
@@ -77,25 +70,82 @@ fn c(value: f64) -> String {
     }
 }
 
-/// The opening of an accessible SVG with its title and description.
-fn open_svg(out: &mut String, id: &str, width: f64, height: f64, title: &str, desc: &str) {
-    let _ = write!(
-        out,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" id=\"{id}\" role=\"img\" \
-         aria-labelledby=\"{id}-t {id}-d\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" \
-         font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"11\">\
-         <title id=\"{id}-t\">{title}</title><desc id=\"{id}-d\">{desc}</desc>",
-        id = escape(id),
-        w = c(width),
-        h = c(height),
-        title = escape(title),
-        desc = escape(desc),
-    );
+/// What every chart's `<svg>` opens with: its size, and a title and description that
+/// read the data out (`templates/dashboard/charts/open.html`).
+#[derive(Debug)]
+struct SvgHead {
+    id: String,
+    width: String,
+    height: String,
+    title: String,
+    desc: String,
+}
+
+impl SvgHead {
+    fn new(id: &str, width: f64, height: f64, title: String, desc: String) -> SvgHead {
+        SvgHead {
+            id: id.to_string(),
+            width: c(width),
+            height: c(height),
+            title,
+            desc,
+        }
+    }
+}
+
+/// Renders a chart's template; rendering into a String fails only if a value's
+/// `Display` does, which none of these do.
+fn render(template: &impl Template) -> String {
+    template.render().unwrap_or_default()
 }
 
 /// The largest value, at least 1 so an empty chart still draws its axis.
 fn scale_max(values: impl Iterator<Item = f64>) -> f64 {
     values.fold(1.0_f64, f64::max)
+}
+
+/// The bars' values read out, for the chart's description.
+fn read_out(bars: &[Bar], lang: Lang) -> String {
+    bars.iter()
+        .map(|b| format!("{}: {}", b.label, n(b.value, lang)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/charts/vertical.html")]
+struct Vertical {
+    head: SvgHead,
+    axis: Axis,
+    colour: &'static str,
+    label_y: String,
+    bars: Vec<VerticalBar>,
+}
+
+#[derive(Debug)]
+struct Axis {
+    left: String,
+    right: String,
+    base: String,
+    top: String,
+    label_x: String,
+    zero_y: String,
+    max_y: String,
+    max: String,
+}
+
+#[derive(Debug)]
+struct VerticalBar {
+    value: f64,
+    x: String,
+    y: String,
+    width: String,
+    height: String,
+    label: String,
+    shown: String,
+    middle: String,
+    show_value: bool,
+    value_y: String,
 }
 
 /// A vertical bar chart (sessions per day): one bar per entry, its number above it
@@ -107,84 +157,72 @@ pub(crate) fn vertical_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -> 
     let plot_h = height - top - bottom;
     let max = scale_max(bars.iter().map(|b| b.value));
     let total: f64 = bars.iter().map(|b| b.value).sum();
-    let desc = bars
-        .iter()
-        .map(|b| format!("{}: {}", b.label, n(b.value, lang)))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let mut out = String::with_capacity(bars.len() * 160 + 600);
-    open_svg(
-        &mut out,
-        id,
-        width,
-        height,
-        &format!(
-            "{title} ({} {})",
-            lang.pick("jumlah", "total"),
-            n(total, lang)
-        ),
-        &desc,
-    );
-    // The axis: zero and the maximum, labelled.
     let base = top + plot_h;
-    let _ = write!(
-        out,
-        "<g class=\"axis\" stroke=\"#999\"><line x1=\"{l}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\"/>\
-         <line x1=\"{l}\" y1=\"{t}\" x2=\"{r}\" y2=\"{t}\" stroke-dasharray=\"2 3\"/></g>\
-         <g text-anchor=\"end\" fill=\"#333\"><text x=\"{lx}\" y=\"{by}\">0</text>\
-         <text x=\"{lx}\" y=\"{ty}\">{max}</text></g>",
-        l = c(left),
-        r = c(width - right),
-        b = c(base),
-        t = c(top),
-        lx = c(left - 4.0),
-        by = c(base + 4.0),
-        ty = c(top + 4.0),
-        max = n(max, lang),
-    );
     let slot = plot_w / bars.len().max(1) as f64;
     let bar_w = (slot * 0.7).max(1.0);
-    out.push_str("<g class=\"bars\">");
-    for (i, bar) in bars.iter().enumerate() {
-        let h = bar.value.max(0.0) / max * plot_h;
-        let x = left + slot * i as f64 + (slot - bar_w) / 2.0;
-        let _ = write!(
-            out,
-            "<rect class=\"bar\" data-value=\"{v}\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" fill=\"{BAR_COLOUR}\"><title>{label}: {shown}</title></rect>",
-            v = bar.value,
-            x = c(x),
-            y = c(base - h),
-            w = c(bar_w),
-            h = c(h),
-            label = escape(&bar.label),
-            shown = n(bar.value, lang),
-        );
-    }
-    out.push_str("</g><g class=\"values\" text-anchor=\"middle\" font-size=\"9\">");
-    for (i, bar) in bars.iter().enumerate() {
-        if bar.value > 0.0 {
-            let h = bar.value / max * plot_h;
-            let _ = write!(
-                out,
-                "<text x=\"{}\" y=\"{}\">{}</text>",
-                c(left + slot * (i as f64 + 0.5)),
-                c(base - h - 3.0),
-                n(bar.value, lang)
-            );
-        }
-    }
-    out.push_str("</g><g class=\"labels\" text-anchor=\"middle\" font-size=\"9\" fill=\"#333\">");
-    for (i, bar) in bars.iter().enumerate() {
-        let _ = write!(
-            out,
-            "<text x=\"{}\" y=\"{}\">{}</text>",
-            c(left + slot * (i as f64 + 0.5)),
-            c(base + 14.0),
-            escape(&bar.label)
-        );
-    }
-    out.push_str("</g></svg>");
-    out
+    render(&Vertical {
+        head: SvgHead::new(
+            id,
+            width,
+            height,
+            with_total(title, total, lang),
+            read_out(bars, lang),
+        ),
+        axis: Axis {
+            left: c(left),
+            right: c(width - right),
+            base: c(base),
+            top: c(top),
+            label_x: c(left - 4.0),
+            zero_y: c(base + 4.0),
+            max_y: c(top + 4.0),
+            max: n(max, lang),
+        },
+        colour: BAR_COLOUR,
+        label_y: c(base + 14.0),
+        bars: bars
+            .iter()
+            .enumerate()
+            .map(|(i, bar)| {
+                let h = bar.value.max(0.0) / max * plot_h;
+                let x = left + slot * i as f64 + (slot - bar_w) / 2.0;
+                VerticalBar {
+                    value: bar.value,
+                    x: c(x),
+                    y: c(base - h),
+                    width: c(bar_w),
+                    height: c(h),
+                    label: bar.label.clone(),
+                    shown: n(bar.value, lang),
+                    middle: c(left + slot * (i as f64 + 0.5)),
+                    show_value: bar.value > 0.0,
+                    value_y: c(base - h - 3.0),
+                }
+            })
+            .collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/charts/horizontal.html")]
+struct Horizontal {
+    head: SvgHead,
+    colour: &'static str,
+    label_x: String,
+    bar_x: String,
+    bar_height: String,
+    bars: Vec<HorizontalBar>,
+}
+
+#[derive(Debug)]
+struct HorizontalBar {
+    value: f64,
+    label: String,
+    shown: String,
+    y: String,
+    text_y: String,
+    width: String,
+    value_x: String,
 }
 
 /// A horizontal bar chart (purposes): one row per entry, its label on the left and its
@@ -194,35 +232,70 @@ pub(crate) fn horizontal_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -
     let width = label_w + bar_area + 70.0;
     let height = top * 2.0 + row_h * bars.len() as f64;
     let max = scale_max(bars.iter().map(|b| b.value));
-    let desc = bars
-        .iter()
-        .map(|b| format!("{}: {}", b.label, n(b.value, lang)))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let mut out = String::with_capacity(bars.len() * 220 + 500);
-    open_svg(&mut out, id, width, height, title, &desc);
-    for (i, bar) in bars.iter().enumerate() {
-        let y = top + row_h * i as f64;
-        let w = bar.value.max(0.0) / max * bar_area;
-        let _ = write!(
-            out,
-            "<text x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{label}</text>\
-             <rect class=\"bar\" data-value=\"{v}\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" fill=\"{BAR_COLOUR}\"><title>{label}: {shown}</title></rect>\
-             <text class=\"value\" x=\"{vx}\" y=\"{ty}\">{shown}</text>",
-            lx = c(label_w - 6.0),
-            ty = c(y + row_h * 0.65),
-            label = escape(&bar.label),
-            v = bar.value,
-            x = c(label_w),
-            y = c(y + 3.0),
-            w = c(w),
-            h = c(row_h - 6.0),
-            vx = c(label_w + w + 4.0),
-            shown = n(bar.value, lang),
-        );
-    }
-    out.push_str("</svg>");
-    out
+    render(&Horizontal {
+        head: SvgHead::new(id, width, height, title.to_string(), read_out(bars, lang)),
+        colour: BAR_COLOUR,
+        label_x: c(label_w - 6.0),
+        bar_x: c(label_w),
+        bar_height: c(row_h - 6.0),
+        bars: bars
+            .iter()
+            .enumerate()
+            .map(|(i, bar)| {
+                let y = top + row_h * i as f64;
+                let w = bar.value.max(0.0) / max * bar_area;
+                HorizontalBar {
+                    value: bar.value,
+                    label: bar.label.clone(),
+                    shown: n(bar.value, lang),
+                    y: c(y + 3.0),
+                    text_y: c(y + row_h * 0.65),
+                    width: c(w),
+                    value_x: c(label_w + w + 4.0),
+                }
+            })
+            .collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/charts/stacked.html")]
+struct Stacked {
+    head: SvgHead,
+    legend: Vec<LegendEntry>,
+    label_x: String,
+    bar_height: String,
+    rows: Vec<StackRow>,
+}
+
+#[derive(Debug)]
+struct LegendEntry {
+    x: String,
+    text_x: String,
+    colour: &'static str,
+    name: String,
+}
+
+#[derive(Debug)]
+struct StackRow {
+    label: String,
+    y: String,
+    text_y: String,
+    segments: Vec<Segment>,
+    total_x: String,
+    total: String,
+}
+
+#[derive(Debug)]
+struct Segment {
+    value: f64,
+    x: String,
+    width: String,
+    colour: &'static str,
+    name: String,
+    shown: String,
+    /// Where the number goes inside the segment, when it fits.
+    inside_x: Option<String>,
 }
 
 /// A stacked horizontal bar chart by gender (age groups): a legend, one row per entry
@@ -255,67 +328,63 @@ pub(crate) fn stacked_bars(
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let mut out = String::with_capacity(stacks.len() * 600 + 800);
-    open_svg(&mut out, id, width, height, title, &desc);
-    out.push_str("<g class=\"legend\">");
-    for (i, (name, colour)) in series.iter().zip(GENDER_COLOURS).enumerate() {
-        let x = label_w + 150.0 * i as f64;
-        let _ = write!(
-            out,
-            "<rect x=\"{}\" y=\"6\" width=\"12\" height=\"12\" fill=\"{colour}\"/><text x=\"{}\" y=\"16\">{}</text>",
-            c(x),
-            c(x + 16.0),
-            escape(name)
-        );
-    }
-    out.push_str("</g>");
-    for (i, stack) in stacks.iter().enumerate() {
-        let y = top + row_h * i as f64;
-        let ty = c(y + row_h * 0.65);
-        let _ = write!(
-            out,
-            "<text x=\"{}\" y=\"{ty}\" text-anchor=\"end\">{}</text>",
-            c(label_w - 6.0),
-            escape(&stack.label)
-        );
-        let mut x = label_w;
-        for ((value, colour), name) in stack.values.iter().zip(GENDER_COLOURS).zip(series) {
-            let w = value.max(0.0) / max * bar_area;
-            if w <= 0.0 {
-                continue;
+    let legend = series
+        .iter()
+        .zip(GENDER_COLOURS)
+        .enumerate()
+        .map(|(i, (name, colour))| {
+            let x = label_w + 150.0 * i as f64;
+            LegendEntry {
+                x: c(x),
+                text_x: c(x + 16.0),
+                colour,
+                name: name.clone(),
             }
-            let _ = write!(
-                out,
-                "<rect class=\"seg\" data-value=\"{value}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{colour}\"><title>{}, {}: {}</title></rect>",
-                c(x),
-                c(y + 3.0),
-                c(w),
-                c(row_h - 6.0),
-                escape(&stack.label),
-                escape(name),
-                n(*value, lang)
-            );
-            // A number inside its segment only where it fits; the total always shows.
-            let shown = n(*value, lang);
-            if w >= 8.0 * shown.len() as f64 + 4.0 {
-                let _ = write!(
-                    out,
-                    "<text x=\"{}\" y=\"{ty}\" text-anchor=\"middle\" fill=\"#fff\" font-size=\"10\">{shown}</text>",
-                    c(x + w / 2.0)
-                );
+        })
+        .collect();
+    let rows = stacks
+        .iter()
+        .enumerate()
+        .map(|(i, stack)| {
+            let y = top + row_h * i as f64;
+            let mut x = label_w;
+            let mut segments = Vec::new();
+            for ((value, colour), name) in stack.values.iter().zip(GENDER_COLOURS).zip(series) {
+                let w = value.max(0.0) / max * bar_area;
+                if w <= 0.0 {
+                    continue;
+                }
+                let shown = n(*value, lang);
+                // A number inside its segment only where it fits; the total always shows.
+                let fits = w >= 8.0 * shown.len() as f64 + 4.0;
+                segments.push(Segment {
+                    value: *value,
+                    x: c(x),
+                    width: c(w),
+                    colour,
+                    name: name.clone(),
+                    inside_x: fits.then(|| c(x + w / 2.0)),
+                    shown,
+                });
+                x += w;
             }
-            x += w;
-        }
-        let total: f64 = stack.values.iter().sum();
-        let _ = write!(
-            out,
-            "<text class=\"value\" x=\"{}\" y=\"{ty}\">{}</text>",
-            c(x + 4.0),
-            n(total, lang)
-        );
-    }
-    out.push_str("</svg>");
-    out
+            StackRow {
+                label: stack.label.clone(),
+                y: c(y + 3.0),
+                text_y: c(y + row_h * 0.65),
+                segments,
+                total_x: c(x + 4.0),
+                total: n(stack.values.iter().sum(), lang),
+            }
+        })
+        .collect();
+    render(&Stacked {
+        head: SvgHead::new(id, width, height, title.to_string(), desc),
+        legend,
+        label_x: c(label_w - 6.0),
+        bar_height: c(row_h - 6.0),
+        rows,
+    })
 }
 
 /// The number in a cell (suppressed or empty cells count as zero in a chart).
