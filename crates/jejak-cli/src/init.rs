@@ -39,9 +39,9 @@ pub struct InitArgs {
     /// with `jejak enroll`).
     #[arg(long, env = "JEJAK_TOKEN", hide_env_values = true, requires = "server")]
     token: Option<String>,
-    /// The librarian's PIN for the librarian screen of the check-in page (4 to 64
-    /// characters; only a salted hash is kept, in librarian.pin). Run init again with a
-    /// new --pin to change it.
+    /// The librarian's PIN for the librarian screen of the check-in page (6 to 64
+    /// characters, at least 6 digits; only an Argon2id hash is kept, in librarian.pin).
+    /// Run init again with a new --pin to change it.
     #[arg(long, env = "JEJAK_PIN", hide_env_values = true)]
     pin: Option<String>,
     /// Set up again even if this data directory belongs to another library or PC.
