@@ -222,6 +222,24 @@ impl Bundle {
         parts.join("\n").into_bytes()
     }
 
+    /// Signs the bundle as it stands with `key` and sets its HMAC under `token_hash`
+    /// (the SHA-256 of the device token, [`device_key`]). `export` seals every bundle it
+    /// writes; the content digest must already be set.
+    pub fn seal(&mut self, key: &DeviceKey, token_hash: &[u8; 32]) {
+        self.public_key = Some(key.public_hex());
+        self.signature = Some(key.sign(&self.signed_message()));
+        self.mac = mac_hex(token_hash, &self.signed_parts());
+    }
+
+    /// Sets `payload_sha256` from the content (after the content was changed).
+    pub fn update_checksum(&mut self) {
+        self.payload_sha256 = if self.version == LEGACY_VERSION {
+            hex::encode(Sha256::digest(self.payload.as_bytes()))
+        } else {
+            batches_digest(&self.batches)
+        };
+    }
+
     /// Parses a bundle and checks its checksum (not yet who made it: that needs the
     /// device's keys, which the reader looks up from `library` and `pc`).
     pub fn parse(bytes: &[u8]) -> Result<Bundle, BundleError> {
@@ -373,8 +391,7 @@ pub fn export(
         signature: None,
         mac: String::new(),
     };
-    bundle.signature = Some(key.sign(&bundle.signed_message()));
-    bundle.mac = mac_hex(&device_key(token), &bundle.signed_parts());
+    bundle.seal(key, &device_key(token));
     let bytes =
         serde_json::to_vec_pretty(&bundle).map_err(|e| BundleError::NotABundle(e.to_string()))?;
     // A USB stick may be pulled right after the command ends: the file is on the disk
@@ -615,9 +632,7 @@ mod tests {
         let forger = DeviceKey::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
         let mut forged = genuine.clone();
         forged.records += 1;
-        forged.public_key = Some(forger.public_hex());
-        forged.signature = Some(forger.sign(&forged.signed_message()));
-        forged.mac = mac_hex(&stolen_hash, &forged.signed_parts());
+        forged.seal(&forger, &stolen_hash);
         let forged = Bundle::parse(&serde_json::to_vec(&forged).unwrap()).unwrap();
         assert!(matches!(
             forged.authenticate(Some(&key(&dir).public_key()), &stolen_hash),
