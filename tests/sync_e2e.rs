@@ -49,6 +49,7 @@ const EXIT_INVALID: i32 = 2;
 const EXIT_NOTHING_TO_SEND: i32 = 4;
 const EXIT_NO_LINK: i32 = 5;
 const EXIT_REFUSED: i32 = 6;
+const EXIT_SERVER_UNAVAILABLE: i32 = 7;
 
 /// Fast back-off and small batches for the binary (they override agent.toml).
 const FAST_SYNC: [(&str, &str); 4] = [
@@ -3128,4 +3129,148 @@ fn a_captive_portal_is_no_link_and_marks_nothing_synced() {
             "{status}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. A server that is up but cannot store
+// ---------------------------------------------------------------------------------------
+
+/// Answers as the district server does while its store cannot write (a full disk, its
+/// database down): the clock probe works, every batch gets 503 `store-unavailable` with
+/// `Retry-After`. It notes when each batch arrived.
+struct StoreDown {
+    addr: SocketAddr,
+    batches: Arc<std::sync::Mutex<Vec<Instant>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StoreDown {
+    fn start(retry_after_secs: u64) -> StoreDown {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen, done) = (batches.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).to_string();
+                let length = text
+                    .to_ascii_lowercase()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:").map(str::to_string))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                let _ = std::io::copy(&mut (&mut conn).take(length), &mut std::io::sink());
+                let answer = if text.starts_with("GET /api/v1/time") {
+                    let now = Utc::now().timestamp_millis();
+                    let body = format!("{{\"received_at_ms\":{now},\"sent_at_ms\":{now}}}");
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    if text.starts_with("POST /api/v1/batches") {
+                        seen.lock().unwrap().push(Instant::now());
+                    }
+                    let body = "{\"type\":\"store-unavailable\",\"title\":\"Store unavailable\",\"status\":503,\"detail\":\"the server could not store or read data just now; nothing was changed, retry later\"}";
+                    format!(
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nRetry-After: {retry_after_secs}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = conn.write_all(answer.as_bytes());
+            }
+        });
+        StoreDown {
+            addr,
+            batches,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn batch_times(&self) -> Vec<Instant> {
+        self.batches.lock().unwrap().clone()
+    }
+}
+
+impl Drop for StoreDown {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Issue 13, item 10: with the server up but unable to store, `jejak sync` says so
+/// (not "no link"), waits at least what `Retry-After` asks between tries, and counts
+/// its tries right ("after 3 attempts" for three, "after 1 attempt" for one).
+#[test]
+fn a_server_that_cannot_store_is_told_from_no_link_and_its_retry_after_is_honoured() {
+    let server = StoreDown::start(2);
+    let pc = binary_pc(
+        "dermaji",
+        "pc-01",
+        &server.url(),
+        &format!("jejak_dev_{}", "ab".repeat(32)),
+    );
+    pc.start_session(&["--purpose", "pendidikan"]);
+    let before = pc.store().count_and_max();
+    let run = jejak_sync(&pc, &["--attempts", "3"], "40").expect_code(EXIT_SERVER_UNAVAILABLE);
+    assert!(
+        run.stderr
+            .contains("reachable but cannot store data right now"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("after 3 attempts"), "{}", run.stderr);
+    assert!(run.stderr.contains("retry in 2 s"), "{}", run.stderr);
+    assert!(!run.stderr.contains("no link"), "{}", run.stderr);
+    let times = server.batch_times();
+    assert_eq!(times.len(), 3, "three tries of the batch");
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(1_950),
+            "a try {gap:?} after the one before, though the server asked for 2 s"
+        );
+    }
+    let run = jejak_sync(&pc, &["--attempts", "1"], "40").expect_code(EXIT_SERVER_UNAVAILABLE);
+    assert!(run.stderr.contains("after 1 attempt:"), "{}", run.stderr);
+    assert_eq!(server.batch_times().len(), 4, "one try is one request");
+    assert_eq!(acked_seq(&pc.store()), 0, "nothing is marked synced");
+    assert_eq!(pc.store().count_and_max(), before);
+
+    // No link at all still reads as no link, with its tries counted the same way.
+    let offline = binary_pc(
+        "dermaji",
+        "pc-01",
+        "http://127.0.0.1:9",
+        &format!("jejak_dev_{}", "ab".repeat(32)),
+    );
+    offline.start_session(&["--purpose", "pendidikan"]);
+    let run = jejak_sync(&offline, &["--attempts", "3"], "40").expect_code(EXIT_NO_LINK);
+    assert!(
+        run.stderr
+            .contains("no link to the server after 3 attempts"),
+        "{}",
+        run.stderr
+    );
 }
