@@ -3136,8 +3136,9 @@ fn a_captive_portal_is_no_link_and_marks_nothing_synced() {
 // ---------------------------------------------------------------------------------------
 
 /// Answers as the district server does while its store cannot write (a full disk, its
-/// database down): the clock probe works, every batch gets 503 `store-unavailable` with
-/// `Retry-After`. It notes when each batch arrived.
+/// database down): `/healthz` says `unavailable` (503), the clock probe works, every
+/// batch gets 503 `store-unavailable` with `Retry-After`. It notes when each batch
+/// arrived.
 struct StoreDown {
     addr: SocketAddr,
     batches: Arc<std::sync::Mutex<Vec<Instant>>>,
@@ -3172,7 +3173,13 @@ impl StoreDown {
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .unwrap_or(0);
                 let _ = std::io::copy(&mut (&mut conn).take(length), &mut std::io::sink());
-                let answer = if text.starts_with("GET /api/v1/time") {
+                let answer = if text.starts_with("GET /healthz") {
+                    let body = "{\"status\":\"unavailable\",\"service\":\"jejak-server\",\"version\":\"0.1.0\"}";
+                    format!(
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else if text.starts_with("GET /api/v1/time") {
                     let now = Utc::now().timestamp_millis();
                     let body = format!("{{\"received_at_ms\":{now},\"sent_at_ms\":{now}}}");
                     format!(
@@ -3273,4 +3280,59 @@ fn a_server_that_cannot_store_is_told_from_no_link_and_its_retry_after_is_honour
         "{}",
         run.stderr
     );
+}
+
+/// Issue 13, item 12 (the agent's part): the real agent facing a server that answers
+/// but cannot store records no internet outage (the reports' internet uptime comes from
+/// these events), says what it is, and keeps trying to sync on its own schedule although
+/// its probe says the server cannot take data.
+#[test]
+fn an_agent_facing_a_server_that_cannot_store_records_no_outage_and_keeps_trying() {
+    use std::io::Write as _;
+    use support::AgentOptions;
+    let server = StoreDown::start(1);
+    let pc = binary_pc(
+        "dermaji",
+        "pc-01",
+        &server.url(),
+        &format!("jejak_dev_{}", "ef".repeat(32)),
+    );
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(pc.data_dir.join("agent.toml"))
+        .unwrap();
+    writeln!(
+        config,
+        "probe_secs = 0.3\nsync_secs = 0.5\nsync_backoff_base_secs = 0.05\nsync_backoff_cap_secs = 0.2\ncheckin_port = 0"
+    )
+    .unwrap();
+    drop(config);
+    pc.start_session(&["--purpose", "pendidikan"]);
+    let mut agent = pc.spawn_agent(AgentOptions::fast(0.5));
+    agent.wait_for_message(
+        "the district server is reachable but cannot store right now; syncs go on on their own schedule",
+    );
+    support::poll_until("three tries of a batch", Duration::from_secs(30), || {
+        (server.batch_times().len() >= 3).then_some(())
+    });
+    let times = server.batch_times();
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(950),
+            "the agent sent sooner than the server's Retry-After of 1 s"
+        );
+    }
+    assert!(agent.stop_with("TERM").success());
+    let kinds: Vec<String> = pc
+        .store()
+        .changes()
+        .iter()
+        .filter_map(|c| c.event_kind().map(str::to_string))
+        .collect();
+    assert!(kinds.iter().any(|k| k == "internet_up"), "{kinds:?}");
+    assert!(
+        !kinds.iter().any(|k| k == "internet_down"),
+        "a store outage recorded as an internet outage: {kinds:?}"
+    );
+    assert_eq!(acked_seq(&pc.store()), 0, "nothing is marked synced");
 }
