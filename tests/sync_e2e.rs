@@ -773,10 +773,21 @@ fn binary_pc(library: &str, pc: &str, server: &str, token: &str) -> TestPc {
         run.stdout
     );
     // `init --token` should do this too, but does not save the token (see
-    // `init_with_a_token_enrolls_the_pc`).
-    test_pc
-        .run(&["enroll", "--server", server, "--token", token])
-        .ok();
+    // `init_with_a_token_enrolls_the_pc`). Enrolling registers the PC's signing key, so a
+    // server that refuses the token says so at once (exit 6), keeping the token all the
+    // same: the tests of a wrong token go on from there.
+    let run = test_pc.run(&[
+        "--lang", "en", "enroll", "--server", server, "--token", token,
+    ]);
+    match run.code() {
+        Some(0) => {}
+        Some(6) => assert!(
+            run.stderr.contains("the server refused this PC's token"),
+            "{}",
+            run.stderr
+        ),
+        other => panic!("enroll exited {other:?}: {}", run.stderr),
+    }
     test_pc
 }
 
