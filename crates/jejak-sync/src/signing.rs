@@ -9,7 +9,8 @@
 //! /api/v1/devices/me/key`) at enrollment, and again at the start of every sync until the
 //! server has confirmed it under the current token and server: `signing.registered`
 //! holds a digest of (server, token, public key) once it has, so a new token or
-//! another server registers again.
+//! another server registers again; so does a confirmation older than a week (a server
+//! restored from an older backup may have lost the key).
 
 use std::path::{Path, PathBuf};
 
@@ -149,10 +150,21 @@ fn registration_digest(server: &str, token: &str, key: &DeviceKey) -> String {
     hex::encode(hash.finalize())
 }
 
-/// Whether `key` is known to be registered with `server` under `token`.
+/// How long a confirmed registration is trusted before a sync sends it again: a
+/// server restored from a backup older than the registration no longer holds the key,
+/// and the PC would not know otherwise. Once a week costs one small request.
+const REGISTRATION_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Whether `key` is known to be registered with `server` under `token` (confirmed in
+/// the last week).
 pub fn is_registered(data_dir: &Path, server: &str, token: &str, key: &DeviceKey) -> bool {
-    std::fs::read_to_string(data_dir.join(REGISTERED_FILE))
-        .is_ok_and(|text| text.trim() == registration_digest(server, token, key))
+    let path = data_dir.join(REGISTERED_FILE);
+    let fresh = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age < REGISTRATION_FRESH_FOR));
+    fresh
+        && std::fs::read_to_string(&path)
+            .is_ok_and(|text| text.trim() == registration_digest(server, token, key))
 }
 
 /// Notes that the server confirmed `key` under `token`.
@@ -221,6 +233,15 @@ mod tests {
         );
         let text = std::fs::read_to_string(dir.path().join(REGISTERED_FILE)).unwrap();
         assert!(!text.contains("tok-1"));
+        // A week later it is sent again (a server restored from an older backup may
+        // have lost it).
+        let file = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(REGISTERED_FILE))
+            .unwrap();
+        file.set_modified(std::time::SystemTime::now() - REGISTRATION_FRESH_FOR)
+            .unwrap();
+        assert!(!is_registered(dir.path(), "http://a", "tok-1", &key));
     }
 
     #[test]
