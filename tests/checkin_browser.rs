@@ -32,7 +32,7 @@ use support::{COMMAND_DEADLINE, ChildGuard, TestPc, bare_command, run_command};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The librarian's PIN set at `jejak init`.
-const PIN: &str = "2468";
+const PIN: &str = "246810";
 /// The member number the patron types; it must never be kept anywhere.
 const MEMBER: &str = "90817263";
 /// The most bytes a check-in page may have.

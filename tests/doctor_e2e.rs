@@ -329,8 +329,26 @@ fn a_revoked_token_is_a_token_problem_that_says_to_enroll_again() {
     );
     assert_eq!(token_check["label"], "PROBLEM");
 
-    // An unknown token is refused too, with the same way out.
-    let other = pc_with_server(&server.url, Some("not-a-token-the-server-issued"));
+    // An unknown token is refused too, with the same way out. `jejak enroll` already
+    // says so (it registers the PC's signing key with the server), and keeps the token
+    // it was given, as it always did, for doctor to judge.
+    let other = pc_with_server(&server.url, None);
+    let run = other
+        .run(&[
+            "--lang",
+            "en",
+            "enroll",
+            "--server",
+            &server.url,
+            "--token",
+            "not-a-token-the-server-issued",
+        ])
+        .expect_code(6);
+    assert!(
+        run.stderr.contains("the server refused this PC's token"),
+        "{}",
+        run.stderr
+    );
     let (_, report) = doctor_json(&other, "en");
     let token_check = check(&report, "token");
     assert_eq!(token_check["status"], "problem");

@@ -49,6 +49,7 @@ const EXIT_INVALID: i32 = 2;
 const EXIT_NOTHING_TO_SEND: i32 = 4;
 const EXIT_NO_LINK: i32 = 5;
 const EXIT_REFUSED: i32 = 6;
+const EXIT_SERVER_UNAVAILABLE: i32 = 7;
 
 /// Fast back-off and small batches for the binary (they override agent.toml).
 const FAST_SYNC: [(&str, &str); 4] = [
@@ -772,10 +773,21 @@ fn binary_pc(library: &str, pc: &str, server: &str, token: &str) -> TestPc {
         run.stdout
     );
     // `init --token` should do this too, but does not save the token (see
-    // `init_with_a_token_enrolls_the_pc`).
-    test_pc
-        .run(&["enroll", "--server", server, "--token", token])
-        .ok();
+    // `init_with_a_token_enrolls_the_pc`). Enrolling registers the PC's signing key, so a
+    // server that refuses the token says so at once (exit 6), keeping the token all the
+    // same: the tests of a wrong token go on from there.
+    let run = test_pc.run(&[
+        "--lang", "en", "enroll", "--server", server, "--token", token,
+    ]);
+    match run.code() {
+        Some(0) => {}
+        Some(6) => assert!(
+            run.stderr.contains("the server refused this PC's token"),
+            "{}",
+            run.stderr
+        ),
+        other => panic!("enroll exited {other:?}: {}", run.stderr),
+    }
     test_pc
 }
 
@@ -2467,7 +2479,22 @@ fn usb_bundles_go_through_once_and_tampered_or_foreign_ones_are_refused() {
     let records = exported["records"].as_u64().unwrap();
 
     // At the district office.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&bundle1).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "a bundle is readable by its owner only"
+        );
+    }
     let imported = import(&db, &bundle1).ok().json();
+    assert_eq!(
+        imported["trust"], "signed",
+        "enrolled online, the PC registered its key: {imported}"
+    );
+    assert_eq!(imported["key_fingerprint"], exported["key_fingerprint"]);
     assert_eq!(
         (
             imported["new"].as_u64(),
@@ -2557,35 +2584,9 @@ fn usb_bundles_go_through_once_and_tampered_or_foreign_ones_are_refused() {
     let (bundle3, _) = export("bundle-3.json");
     let original = std::fs::read(&bundle3).unwrap();
     let text = String::from_utf8(original.clone()).unwrap();
-    let before = on_server();
-    let refused = |file: &Path, expect: &str| {
-        let run = import(&db, file);
-        assert_ne!(
-            run.code(),
-            Some(0),
-            "{} was accepted: {}",
-            file.display(),
-            run.stdout
-        );
-        assert!(
-            run.stderr.contains(expect),
-            "{}: expected '{expect}' in: {}",
-            file.display(),
-            run.stderr
-        );
-        assert!(
-            !with_suffix(file, ".ack.json").exists(),
-            "an acknowledgement was written"
-        );
-        assert_eq!(
-            on_server(),
-            before,
-            "{}: a refused bundle changed the server",
-            file.display()
-        );
-    };
-    // One byte of the payload.
-    let at = text.find("\"payload\"").unwrap() + "\"payload\": \"".len() + 20;
+    let refused = |file: &Path, expect: &str| assert_import_refused(&server, &device, file, expect);
+    // One byte of a batch.
+    let at = text.find("\"batches\"").unwrap() + "\"batches\": [\n    \"".len() + 20;
     let mut bytes = original.clone();
     bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
     let payload_byte = usb.join("tampered-payload.json");
@@ -2608,7 +2609,10 @@ fn usb_bundles_go_through_once_and_tampered_or_foreign_ones_are_refused() {
     other
         .run(&["sync", "--export", other_server.to_str().unwrap()])
         .ok();
-    refused(&other_server, "signature does not match");
+    refused(
+        &other_server,
+        "not signed with the key dermaji/pc-01 registered",
+    );
     // Another PC's bundle relabelled as this PC's.
     let token2 = server.enroll("dermaji", "pc-02");
     let pc2 = binary_pc("dermaji", "pc-02", &server.url(), &token2);
@@ -2622,7 +2626,10 @@ fn usb_bundles_go_through_once_and_tampered_or_foreign_ones_are_refused() {
     value["pc"] = json!("pc-01");
     let relabelled = usb.join("relabelled.json");
     std::fs::write(&relabelled, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
-    refused(&relabelled, "signature does not match");
+    refused(
+        &relabelled,
+        "not signed with the key dermaji/pc-01 registered",
+    );
     // A PC this server never enrolled.
     let stranger = binary_pc("karanganyar", "pc-01", "http://127.0.0.1:9", &foreign_token);
     let mut sim = SimPc::create(&stranger.db_path(), "karanganyar", "pc-01", 76, 3);
@@ -2709,6 +2716,308 @@ fn a_bundle_of_a_revoked_pc_is_refused_as_revoked() {
     assert_ne!(run.code(), Some(0), "{}", run.stdout);
     assert_eq!(server.snapshot(std::slice::from_ref(&device)), before);
     assert!(run.stderr.contains("revoked"), "{}", run.stderr);
+}
+
+/// A bundle file as JSON, to change it as an attacker (or a broken PC) would.
+fn bundle_file(path: &Path) -> jejak_sync::bundle::Bundle {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn write_bundle(path: &Path, bundle: &jejak_sync::bundle::Bundle) {
+    std::fs::write(path, serde_json::to_vec_pretty(bundle).unwrap()).unwrap();
+}
+
+/// `jejak server import FILE` must refuse `file` with `expect` in its message, write no
+/// acknowledgement and change nothing on the server.
+fn assert_import_refused(server: &TestServer, device: &DeviceRef, file: &Path, expect: &str) {
+    let before = server.snapshot(std::slice::from_ref(device));
+    let run = import(&server.db, file);
+    assert_ne!(
+        run.code(),
+        Some(0),
+        "{} was accepted: {}",
+        file.display(),
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains(expect),
+        "{}: expected '{expect}' in: {}",
+        file.display(),
+        run.stderr
+    );
+    assert!(
+        !with_suffix(file, ".ack.json").exists(),
+        "{}: an acknowledgement was written",
+        file.display()
+    );
+    assert_eq!(
+        server.snapshot(std::slice::from_ref(device)),
+        before,
+        "{}: a refused bundle changed the server",
+        file.display()
+    );
+}
+
+/// A PC enrolled online (its key registered) with `sessions` simulated sessions, and
+/// the bundle of all of it it exported: (server, device, token, PC, USB folder, bundle).
+fn enrolled_pc_with_bundle(
+    pc_code: &str,
+    seed: u64,
+    sessions: usize,
+) -> (TestServer, DeviceRef, String, TestPc, PathBuf, PathBuf) {
+    let server = TestServer::start();
+    let token = server.enroll("dermaji", pc_code);
+    let device = server.device("dermaji", pc_code);
+    let pc = binary_pc("dermaji", pc_code, &server.url(), &token);
+    let mut sim = SimPc::create(&pc.db_path(), "dermaji", pc_code, seed, sessions);
+    sim.fill(sessions);
+    drop(sim);
+    let usb = pc.dir.path().join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    let genuine = usb.join("genuine.json");
+    pc.run(&["sync", "--export", genuine.to_str().unwrap()])
+        .ok();
+    (server, device, token, pc, usb, genuine)
+}
+
+/// Issue 13, item 4: the server's database holds each token's SHA-256, which was the
+/// bundles' only key. A PC that registered its Ed25519 key can no longer be written for
+/// with anything a copy of the database holds.
+#[test]
+fn a_bundle_forged_from_a_copy_of_the_server_database_is_refused() {
+    let (server, device, _token, _pc, usb, genuine) = enrolled_pc_with_bundle("pc-01", 91, 12);
+
+    // What the copy of the database gives: the token's hash and the public key.
+    let stolen = server
+        .block_on(server.store.device_keys(&device))
+        .unwrap()
+        .unwrap();
+    assert!(
+        stolen.public_key.is_some(),
+        "enrollment registered the PC's key"
+    );
+    let forger_dir = tempfile::tempdir().unwrap();
+    let forger = jejak_sync::signing::DeviceKey::load_or_create(forger_dir.path()).unwrap();
+
+    // Records of the attacker's own making, sealed with the stolen hash and their key.
+    let mut forged = bundle_file(&genuine);
+    forged.records += 1;
+    forged.seal(&forger, &stolen.token_hash);
+    let forged_path = usb.join("forged.json");
+    write_bundle(&forged_path, &forged);
+    assert_import_refused(
+        &server,
+        &device,
+        &forged_path,
+        "not signed with the key dermaji/pc-01 registered",
+    );
+    // The same with the PC's own public key written in (the signature cannot match).
+    let mut claimed = bundle_file(&forged_path);
+    claimed.public_key = Some(hex::encode(stolen.public_key.unwrap()));
+    let claimed_path = usb.join("claimed.json");
+    write_bundle(&claimed_path, &claimed);
+    assert_import_refused(&server, &device, &claimed_path, "signature does not match");
+    // An old-style file, with the stolen HMAC only.
+    let mut unsigned = bundle_file(&genuine);
+    unsigned.public_key = None;
+    unsigned.signature = None;
+    let unsigned_path = usb.join("unsigned.json");
+    write_bundle(&unsigned_path, &unsigned);
+    assert_import_refused(&server, &device, &unsigned_path, "not signed with the key");
+
+    // The PC's own bundle goes through.
+    let imported = import(&server.db, &genuine).ok().json();
+    assert_eq!(imported["trust"], "signed", "{imported}");
+    assert!(imported["new"].as_u64().unwrap() > 0, "{imported}");
+}
+
+/// A PC enrolled while the server was out of reach (or before this version) has no
+/// registered key: its bundles are accepted by their token-hash HMAC, and the import
+/// says so. Its next sync over HTTP registers the key, after which only signed bundles
+/// count.
+#[test]
+fn a_pc_without_a_registered_key_is_taken_by_its_token_hash_until_it_syncs_once() {
+    let server = TestServer::start();
+    let token = server.enroll("dermaji", "pc-03");
+    let device = server.device("dermaji", "pc-03");
+    // Enrolled against a server out of reach: the key is made, not registered.
+    let pc = TestPc::new();
+    pc.run(&["init", "--library", "dermaji", "--pc", "pc-03"])
+        .ok();
+    let run = pc
+        .run(&[
+            "--lang",
+            "en",
+            "enroll",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            &token,
+        ])
+        .ok();
+    assert!(
+        run.stdout.contains("not registered with the server yet"),
+        "{}",
+        run.stdout
+    );
+    let mut sim = SimPc::create(&pc.db_path(), "dermaji", "pc-03", 92, 6);
+    sim.fill(6);
+    drop(sim);
+    let usb = pc.dir.path().join("usb");
+    std::fs::create_dir_all(&usb).unwrap();
+    let first = usb.join("first.json");
+    pc.run(&["sync", "--export", first.to_str().unwrap()]).ok();
+    let run = import(&server.db, &first).ok();
+    assert_eq!(run.json()["trust"], "token_hash", "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("has not registered its signing key yet"),
+        "{}",
+        run.stderr
+    );
+    pc.run(&[
+        "sync",
+        "--import-ack",
+        with_suffix(&first, ".ack.json").to_str().unwrap(),
+    ])
+    .ok();
+
+    // The link comes: the next sync registers the key.
+    pc.run(&["enroll", "--server", &server.url(), "--token", &token])
+        .ok();
+    let mut sim = SimPc::create(&pc.db_path(), "dermaji", "pc-03", 93, 4);
+    sim.fill(4);
+    drop(sim);
+    let keys = server
+        .block_on(server.store.device_keys(&device))
+        .unwrap()
+        .unwrap();
+    let registered = keys
+        .public_key
+        .expect("enrolling online registered the key");
+    let pc_key = jejak_sync::signing::DeviceKey::load(&pc.data_dir)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        registered,
+        pc_key.public_key(),
+        "the key made offline, not a new one"
+    );
+    let second = usb.join("second.json");
+    pc.run(&["sync", "--export", second.to_str().unwrap()]).ok();
+    // From now on the token's hash alone is worth nothing.
+    let mut forged = bundle_file(&second);
+    let forger_dir = tempfile::tempdir().unwrap();
+    let forger = jejak_sync::signing::DeviceKey::load_or_create(forger_dir.path()).unwrap();
+    forged.seal(&forger, &keys.token_hash);
+    let forged_path = usb.join("forged.json");
+    write_bundle(&forged_path, &forged);
+    assert_import_refused(&server, &device, &forged_path, "not signed with the key");
+    let imported = import(&server.db, &second).ok().json();
+    assert_eq!(imported["trust"], "signed", "{imported}");
+}
+
+/// Issue 13, item 5: a bundle gets the HTTP path's limits, batch by batch, and one
+/// whose batches disagree with its header is refused before anything is stored, with
+/// no acknowledgement file. Every file here is validly signed by the PC's own key (a
+/// broken or hostile PC), so only the content checks stand in the way.
+#[test]
+fn bundles_over_the_limits_or_disagreeing_with_their_header_are_refused_and_store_nothing() {
+    use std::io::Write as _;
+    // Enough for several batches of 500 records.
+    let (server, device, token, pc, usb, genuine) = enrolled_pc_with_bundle("pc-04", 94, 700);
+    let key = jejak_sync::signing::DeviceKey::load(&pc.data_dir)
+        .unwrap()
+        .unwrap();
+    let token_hash = jejak_sync::bundle::device_key(&token);
+    let original = bundle_file(&genuine);
+    assert!(
+        original.batches.len() >= 2,
+        "{} batches",
+        original.batches.len()
+    );
+    let variant = |name: &str, change: &dyn Fn(&mut jejak_sync::bundle::Bundle)| -> PathBuf {
+        let mut bundle = original.clone();
+        change(&mut bundle);
+        bundle.update_checksum();
+        bundle.seal(&key, &token_hash);
+        let path = usb.join(name);
+        write_bundle(&path, &bundle);
+        path
+    };
+    // Whitespace that inflates past one batch's limit (16 MiB), from a few kB.
+    let mut encoder = zstd::stream::Encoder::new(Vec::new(), 19).unwrap();
+    let spaces = vec![b' '; 1 << 20];
+    for _ in 0..17 {
+        encoder.write_all(&spaces).unwrap();
+    }
+    let bomb = encoder.finish().unwrap();
+    assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+    let bomb_hex = hex::encode(&bomb);
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (
+            variant("bomb.json", &|b| b.batches[1] = bomb_hex.clone()),
+            "batch 2: the decompressed body is larger than 16777216 bytes",
+        ),
+        (
+            variant("more-records.json", &|b| b.records += 4),
+            "the batches hold",
+        ),
+        (
+            variant("longer-range.json", &|b| b.last_seq += 5),
+            "the batches end at seq",
+        ),
+        (
+            variant("missing-batch.json", &|b| {
+                b.batches.remove(1);
+            }),
+            "batch 2 covers seq",
+        ),
+        (
+            variant("no-batches.json", &|b| b.batches.clear()),
+            "0 batches for",
+        ),
+        (
+            variant("other-epoch.json", &|b| b.epoch = Uuid::new_v4()),
+            "is of epoch",
+        ),
+    ];
+    for (path, expect) in &cases {
+        assert_import_refused(&server, &device, path, expect);
+    }
+    // A version 1 file (one stream) of whitespace: the same limit, for the stream.
+    let mut legacy = original.clone();
+    legacy.version = 1;
+    legacy.batches.clear();
+    legacy.payload = bomb_hex.clone();
+    legacy.update_checksum();
+    legacy.seal(&key, &token_hash);
+    let legacy_path = usb.join("legacy-bomb.json");
+    write_bundle(&legacy_path, &legacy);
+    assert_import_refused(
+        &server,
+        &device,
+        &legacy_path,
+        "the decompressed body is larger than 16777216 bytes",
+    );
+    // A file too large to be a bundle is refused before it is read.
+    let huge = usb.join("huge.json");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len(33 << 20).unwrap();
+    assert_import_refused(&server, &device, &huge, "larger than 32 MB");
+
+    // The PC's own file, untouched, goes through in full.
+    let imported = import(&server.db, &genuine).ok().json();
+    assert_eq!(
+        imported["new"].as_u64(),
+        Some(original.records),
+        "{imported}"
+    );
+    assert_eq!(
+        imported["held_seq"].as_u64(),
+        Some(original.last_seq),
+        "{imported}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2831,4 +3140,210 @@ fn a_captive_portal_is_no_link_and_marks_nothing_synced() {
             "{status}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. A server that is up but cannot store
+// ---------------------------------------------------------------------------------------
+
+/// Answers as the district server does while its store cannot write (a full disk, its
+/// database down): `/healthz` says `unavailable` (503), the clock probe works, every
+/// batch gets 503 `store-unavailable` with `Retry-After`. It notes when each batch
+/// arrived.
+struct StoreDown {
+    addr: SocketAddr,
+    batches: Arc<std::sync::Mutex<Vec<Instant>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StoreDown {
+    fn start(retry_after_secs: u64) -> StoreDown {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen, done) = (batches.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).to_string();
+                let length = text
+                    .to_ascii_lowercase()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:").map(str::to_string))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                let _ = std::io::copy(&mut (&mut conn).take(length), &mut std::io::sink());
+                let answer = if text.starts_with("GET /healthz") {
+                    let body = "{\"status\":\"unavailable\",\"service\":\"jejak-server\",\"version\":\"0.1.0\"}";
+                    format!(
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else if text.starts_with("GET /api/v1/time") {
+                    let now = Utc::now().timestamp_millis();
+                    let body = format!("{{\"received_at_ms\":{now},\"sent_at_ms\":{now}}}");
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    if text.starts_with("POST /api/v1/batches") {
+                        seen.lock().unwrap().push(Instant::now());
+                    }
+                    let body = "{\"type\":\"store-unavailable\",\"title\":\"Store unavailable\",\"status\":503,\"detail\":\"the server could not store or read data just now; nothing was changed, retry later\"}";
+                    format!(
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nRetry-After: {retry_after_secs}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = conn.write_all(answer.as_bytes());
+            }
+        });
+        StoreDown {
+            addr,
+            batches,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn batch_times(&self) -> Vec<Instant> {
+        self.batches.lock().unwrap().clone()
+    }
+}
+
+impl Drop for StoreDown {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Issue 13, item 10: with the server up but unable to store, `jejak sync` says so
+/// (not "no link"), waits at least what `Retry-After` asks between tries, and counts
+/// its tries right ("after 3 attempts" for three, "after 1 attempt" for one).
+#[test]
+fn a_server_that_cannot_store_is_told_from_no_link_and_its_retry_after_is_honoured() {
+    let server = StoreDown::start(2);
+    let pc = binary_pc(
+        "dermaji",
+        "pc-01",
+        &server.url(),
+        &format!("jejak_dev_{}", "ab".repeat(32)),
+    );
+    pc.start_session(&["--purpose", "pendidikan"]);
+    let before = pc.store().count_and_max();
+    let run = jejak_sync(&pc, &["--attempts", "3"], "40").expect_code(EXIT_SERVER_UNAVAILABLE);
+    assert!(
+        run.stderr
+            .contains("reachable but cannot store data right now"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("after 3 attempts"), "{}", run.stderr);
+    assert!(run.stderr.contains("retry in 2 s"), "{}", run.stderr);
+    assert!(!run.stderr.contains("no link"), "{}", run.stderr);
+    let times = server.batch_times();
+    assert_eq!(times.len(), 3, "three tries of the batch");
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(1_950),
+            "a try {gap:?} after the one before, though the server asked for 2 s"
+        );
+    }
+    let run = jejak_sync(&pc, &["--attempts", "1"], "40").expect_code(EXIT_SERVER_UNAVAILABLE);
+    assert!(run.stderr.contains("after 1 attempt:"), "{}", run.stderr);
+    assert_eq!(server.batch_times().len(), 4, "one try is one request");
+    assert_eq!(acked_seq(&pc.store()), 0, "nothing is marked synced");
+    assert_eq!(pc.store().count_and_max(), before);
+
+    // No link at all still reads as no link, with its tries counted the same way.
+    let offline = binary_pc(
+        "dermaji",
+        "pc-01",
+        "http://127.0.0.1:9",
+        &format!("jejak_dev_{}", "ab".repeat(32)),
+    );
+    offline.start_session(&["--purpose", "pendidikan"]);
+    let run = jejak_sync(&offline, &["--attempts", "3"], "40").expect_code(EXIT_NO_LINK);
+    assert!(
+        run.stderr
+            .contains("no link to the server after 3 attempts"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Issue 13, item 12 (the agent's part): the real agent facing a server that answers
+/// but cannot store records no internet outage (the reports' internet uptime comes from
+/// these events), says what it is, and keeps trying to sync on its own schedule although
+/// its probe says the server cannot take data.
+#[test]
+fn an_agent_facing_a_server_that_cannot_store_records_no_outage_and_keeps_trying() {
+    use std::io::Write as _;
+    use support::AgentOptions;
+    let server = StoreDown::start(1);
+    let pc = binary_pc(
+        "dermaji",
+        "pc-01",
+        &server.url(),
+        &format!("jejak_dev_{}", "ef".repeat(32)),
+    );
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(pc.data_dir.join("agent.toml"))
+        .unwrap();
+    writeln!(
+        config,
+        "probe_secs = 0.3\nsync_secs = 0.5\nsync_backoff_base_secs = 0.05\nsync_backoff_cap_secs = 0.2\ncheckin_port = 0"
+    )
+    .unwrap();
+    drop(config);
+    pc.start_session(&["--purpose", "pendidikan"]);
+    let mut agent = pc.spawn_agent(AgentOptions::fast(0.5));
+    agent.wait_for_message(
+        "the district server is reachable but cannot store right now; syncs go on on their own schedule",
+    );
+    support::poll_until("three tries of a batch", Duration::from_secs(30), || {
+        (server.batch_times().len() >= 3).then_some(())
+    });
+    let times = server.batch_times();
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(950),
+            "the agent sent sooner than the server's Retry-After of 1 s"
+        );
+    }
+    assert!(agent.stop_with("TERM").success());
+    let kinds: Vec<String> = pc
+        .store()
+        .changes()
+        .iter()
+        .filter_map(|c| c.event_kind().map(str::to_string))
+        .collect();
+    assert!(kinds.iter().any(|k| k == "internet_up"), "{kinds:?}");
+    assert!(
+        !kinds.iter().any(|k| k == "internet_down"),
+        "a store outage recorded as an internet outage: {kinds:?}"
+    );
+    assert_eq!(acked_seq(&pc.store()), 0, "nothing is marked synced");
 }

@@ -10,11 +10,31 @@ use std::time::Duration;
 use crate::netdev;
 use crate::store::NetCounters;
 
+/// What the connectivity probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// The district server answered and can store.
+    Up,
+    /// The district server answered (so the internet works) but says it cannot store
+    /// just now (its `/healthz` is `unavailable`: a full disk, its database down). Not an
+    /// internet outage: no `internet_down` event is written for it.
+    ServerUnavailable,
+    /// No answer from the server: no link, a timeout, a captive portal's page.
+    Down,
+}
+
+impl LinkState {
+    /// Whether the internet (the way to the server) works.
+    pub fn internet_up(self) -> bool {
+        self != LinkState::Down
+    }
+}
+
 /// Something a collector saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
-    /// The connectivity probe's verdict: a well-formed answer from the server, or not.
-    Link { up: bool },
+    /// The connectivity probe's verdict.
+    Link(LinkState),
     /// The interface byte counters (sum over non-loopback interfaces).
     Counters(NetCounters),
     /// Someone logged in or began using the input again, or left the seat
@@ -96,22 +116,31 @@ impl ConnectivityProbe {
         })
     }
 
-    /// One probe: `true` only for a well-formed answer from a Jejak server.
-    pub async fn probe(&self) -> bool {
+    /// One probe: [`LinkState::Up`] only for a 2xx well-formed answer from a Jejak
+    /// server, [`LinkState::ServerUnavailable`] for its answer that it cannot store
+    /// (any other status, still JSON naming the service), [`LinkState::Down`] for
+    /// anything else.
+    pub async fn probe(&self) -> LinkState {
         let Ok(response) = self.client.get(&self.url).send().await else {
-            return false;
+            return LinkState::Down;
         };
+        let status = response.status();
         let is_json = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
-        if !response.status().is_success() || !is_json {
-            return false;
+        if !is_json {
+            return LinkState::Down;
         }
-        match response.json::<serde_json::Value>().await {
+        let from_jejak = match response.json::<serde_json::Value>().await {
             Ok(body) => body.get("service").and_then(|s| s.as_str()) == Some(SERVER_SERVICE_NAME),
             Err(_) => false,
+        };
+        match (from_jejak, status.is_success()) {
+            (true, true) => LinkState::Up,
+            (true, false) => LinkState::ServerUnavailable,
+            (false, _) => LinkState::Down,
         }
     }
 }
@@ -126,11 +155,7 @@ impl Collector for ConnectivityProbe {
     }
 
     fn collect(&mut self) -> CollectFuture<'_> {
-        Box::pin(async move {
-            vec![Observation::Link {
-                up: self.probe().await,
-            }]
-        })
+        Box::pin(async move { vec![Observation::Link(self.probe().await)] })
     }
 }
 
@@ -168,7 +193,22 @@ mod tests {
             )
             .into_boxed_str(),
         );
-        assert!(probe(&serve(response).await).probe().await);
+        assert_eq!(probe(&serve(response).await).probe().await, LinkState::Up);
+    }
+
+    #[tokio::test]
+    async fn a_jejak_server_that_cannot_store_is_reached_not_down() {
+        let body = r#"{"status":"unavailable","service":"jejak-server","version":"0.1.0"}"#;
+        let response: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_boxed_str(),
+        );
+        let state = probe(&serve(response).await).probe().await;
+        assert_eq!(state, LinkState::ServerUnavailable);
+        assert!(state.internet_up(), "a store outage is no internet outage");
     }
 
     #[tokio::test]
@@ -177,7 +217,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 13\r\nconnection: close\r\n\r\n<html>x</html",
         )
         .await;
-        assert!(!probe(&url).probe().await);
+        assert_eq!(probe(&url).probe().await, LinkState::Down);
     }
 
     #[tokio::test]
@@ -186,7 +226,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}",
         )
         .await;
-        assert!(!probe(&url).probe().await);
+        assert_eq!(probe(&url).probe().await, LinkState::Down);
     }
 
     #[tokio::test]
@@ -195,7 +235,10 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        assert!(!probe(&format!("http://{addr}")).probe().await);
+        assert_eq!(
+            probe(&format!("http://{addr}")).probe().await,
+            LinkState::Down
+        );
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use crate::clock::Clock;
-use crate::collect::{Collector, Observation};
+use crate::collect::{Collector, LinkState, Observation};
 use crate::login::SeatChange;
 use crate::store::{NetCounters, PrunePolicy, Recovery, Store, StoreError};
 
@@ -125,7 +125,10 @@ pub async fn run(
     // means the process was frozen while the PC slept or hibernated.
     let mut last_beat_mono: Option<u64> = None;
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Whether the internet works (for internet_up/down events and heartbeats), and the
+    // probe's last verdict about the server itself.
     let mut link_up: Option<bool> = None;
+    let mut last_probe: Option<LinkState> = None;
     let mut counters: Option<NetCounters> = None;
     // The first periodic sync waits one interval: at start the probe's first verdict
     // (which starts a sync when the link is up) comes sooner.
@@ -162,10 +165,10 @@ pub async fn run(
                 }
             }
             _ = sync_tick.tick(), if idle_sync.is_some() => {
-                // Unknown (not probed yet) is worth a try; a link known to be down is not.
-                if link_up != Some(false) {
-                    start_sync(&mut idle_sync, &mut running_sync);
-                }
+                // Whatever the probe said last: a probe can be wrong or stale (a store
+                // outage that just ended, one probe lost on a bad link), and a sync's
+                // own retries are bounded by its back-off and the server's Retry-After.
+                start_sync(&mut idle_sync, &mut running_sync);
             }
             finished = async {
                 match running_sync.as_mut() {
@@ -212,22 +215,39 @@ pub async fn run(
             Some(observation) = observations.recv() => match observation {
                 Observation::Counters(c) => counters = Some(c),
                 Observation::Seat(change) => seat_changed(&mut store, change, counters),
-                Observation::Link { up } => {
+                Observation::Link(state) => {
+                    // The events say whether the internet works: a server that answers
+                    // but cannot store is reached, so it is no internet outage (the
+                    // reports' internet uptime comes from these events).
+                    let up = state.internet_up();
                     if link_up != Some(up) {
                         let kind = if up { PcEventKind::InternetUp } else { PcEventKind::InternetDown };
                         match store.record_event(kind) {
                             Ok(seq) => {
                                 link_up = Some(up);
                                 tracing::info!(seq, event = kind.code(), "link changed");
-                                if up {
-                                    start_sync(&mut idle_sync, &mut running_sync);
-                                }
                             }
                             Err(e) => {
                                 tracing::error!(error = %e, "link change not recorded");
                                 reopen_if_needed(&mut store, &e);
                             }
                         }
+                    }
+                    if last_probe != Some(state) {
+                        match state {
+                            LinkState::ServerUnavailable => tracing::warn!(
+                                "the district server is reachable but cannot store right now; syncs go on on their own schedule"
+                            ),
+                            LinkState::Up if last_probe == Some(LinkState::ServerUnavailable) => {
+                                tracing::info!("the district server can store again")
+                            }
+                            _ => {}
+                        }
+                        // A server newly able to take data gets it at once.
+                        if state == LinkState::Up {
+                            start_sync(&mut idle_sync, &mut running_sync);
+                        }
+                        last_probe = Some(state);
                     }
                 }
             },
@@ -350,8 +370,8 @@ mod tests {
     use chrono::TimeZone;
     use jejak_domain::{LibraryCode, PatronProfile, PcCode, RecordBody};
 
-    /// Reports the link up, then down, then nothing more.
-    struct ScriptedLink(Vec<bool>);
+    /// Reports the probe's verdicts in turn, then nothing more.
+    struct ScriptedLink(Vec<LinkState>);
 
     impl Collector for ScriptedLink {
         fn name(&self) -> &'static str {
@@ -365,9 +385,7 @@ mod tests {
                 if self.0.is_empty() {
                     Vec::new()
                 } else {
-                    vec![Observation::Link {
-                        up: self.0.remove(0),
-                    }]
+                    vec![Observation::Link(self.0.remove(0))]
                 }
             })
         }
@@ -402,7 +420,11 @@ mod tests {
         let summary = run(
             store,
             settings,
-            vec![Box::new(ScriptedLink(vec![true, false]))],
+            vec![Box::new(ScriptedLink(vec![
+                LinkState::Up,
+                LinkState::ServerUnavailable,
+                LinkState::Down,
+            ]))],
             None,
             shutdown,
         )
@@ -438,11 +460,14 @@ mod tests {
             3,
             "every second heartbeat: {kinds:?}"
         );
-        assert!(
-            kinds.contains(&"internet_up".to_string())
-                && kinds.contains(&"internet_down".to_string()),
-            "{kinds:?}"
-        );
+        // Up, then a server that answers but cannot store (the internet works: no
+        // event), then no answer at all.
+        let link_events: Vec<&str> = kinds
+            .iter()
+            .map(String::as_str)
+            .filter(|k| k.starts_with("internet_"))
+            .collect();
+        assert_eq!(link_events, ["internet_up", "internet_down"], "{kinds:?}");
         assert_eq!(kinds.last().map(String::as_str), Some("shutdown"));
         assert_eq!(kinds[kinds.len() - 2], "session:shutdown");
     }
@@ -459,7 +484,7 @@ mod tests {
         }
     }
 
-    async fn syncs_with_link(link: Vec<bool>) -> u32 {
+    async fn syncs_with_link(link: Vec<LinkState>) -> u32 {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2031, 1, 5, 1, 0, 0).unwrap());
         let identity = DeviceIdentity {
@@ -575,15 +600,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_agent_syncs_while_the_link_is_up_and_not_while_it_is_down() {
+    async fn the_agent_syncs_on_its_schedule_whatever_the_probe_says() {
         // Link up at once: a sync at start (tick or link-up, whichever is first), then at
         // 100, 200 and 300 s; never two at a time.
-        let up = syncs_with_link(vec![true]).await;
+        let up = syncs_with_link(vec![LinkState::Up]).await;
         assert!((3..=5).contains(&up), "{up} syncs with the link up");
-        assert_eq!(
-            syncs_with_link(vec![false]).await,
-            0,
-            "no sync while the link is down"
-        );
+        // A probe that says down (or a server that cannot store) does not stop the
+        // schedule: a sync is tried at 100, 200 and 300 s all the same, so a probe that
+        // is wrong, or a store outage that ended, cannot stop syncing for good.
+        for verdict in [LinkState::Down, LinkState::ServerUnavailable] {
+            assert_eq!(
+                syncs_with_link(vec![verdict]).await,
+                3,
+                "syncs tried on schedule after {verdict:?}"
+            );
+        }
     }
 }

@@ -118,7 +118,8 @@ fn background_sync(
         store_path: ctx.data_dir.join(STORE_FILE),
         identity,
         clock: Arc::new(SystemClock::new()),
-        client: SyncClient::new(server, &token, config.sync_timeout())?,
+        client: SyncClient::new(server, &token, config.sync_timeout())?
+            .with_signing_key(&ctx.data_dir)?,
         options: SyncOptions {
             max_records: config.sync_batch_records,
             backoff_base,

@@ -79,7 +79,8 @@ fn page_sync(
     Ok(Some(Arc::new(PageSync(Arc::new(PageSyncInner {
         store_path: ctx.data_dir.join(STORE_FILE),
         identity,
-        client: SyncClient::new(server, &token, config.sync_timeout())?,
+        client: SyncClient::new(server, &token, config.sync_timeout())?
+            .with_signing_key(&ctx.data_dir)?,
         options: manual_sync_options(config, SYNC_NOW_ATTEMPTS, false),
     })))))
 }

@@ -801,7 +801,7 @@ async fn sync_pc(
     month: NaiveDate,
 ) -> anyhow::Result<(u64, u64, u64)> {
     let mut store = open_demo_pc(dir, month)?;
-    let client = SyncClient::new(url, token, StdDuration::from_secs(20))?;
+    let client = SyncClient::new(url, token, StdDuration::from_secs(20))?.with_signing_key(dir)?;
     let options = SyncOptions {
         backoff_base: StdDuration::from_millis(100),
         backoff_cap: StdDuration::from_secs(1),
@@ -827,7 +827,8 @@ async fn carry_usb_bundle(
     let mut store = open_demo_pc(dir, month)?;
     let bundle_path = dir.join("usb-bundle.json");
     let ack_path = dir.join("usb-bundle.ack.json");
-    let exported = bundle::export(&mut store, token, &bundle_path)?;
+    let key = jejak_sync::signing::DeviceKey::load_or_create(dir)?;
+    let exported = bundle::export(&mut store, token, &key, &bundle_path)?;
     crate::server_cmd::import_bundle(server, &bundle_path, &ack_path, clock).await?;
     bundle::import_ack(&mut store, token, &std::fs::read(&ack_path)?)?;
     Ok((exported.batches as u64, 0, exported.bytes))

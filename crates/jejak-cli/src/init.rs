@@ -39,9 +39,9 @@ pub struct InitArgs {
     /// with `jejak enroll`).
     #[arg(long, env = "JEJAK_TOKEN", hide_env_values = true, requires = "server")]
     token: Option<String>,
-    /// The librarian's PIN for the librarian screen of the check-in page (4 to 64
-    /// characters; only a salted hash is kept, in librarian.pin). Run init again with a
-    /// new --pin to change it.
+    /// The librarian's PIN for the librarian screen of the check-in page (6 to 64
+    /// characters, at least 6 digits; only an Argon2id hash is kept, in librarian.pin).
+    /// Run init again with a new --pin to change it.
     #[arg(long, env = "JEJAK_PIN", hide_env_values = true)]
     pin: Option<String>,
     /// Set up again even if this data directory belongs to another library or PC.
@@ -97,14 +97,25 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
         args.force,
         Arc::new(SystemClock::new()),
     )?;
-    if let Some(token) = &args.token {
-        jejak_agent::config::save_token(&ctx.data_dir, token)?;
-    }
+    let key = match (&args.token, &args.server) {
+        (Some(token), Some(server)) => {
+            jejak_agent::config::save_token(&ctx.data_dir, token)?;
+            let timeout = AgentConfig::load(&ctx.data_dir)?.sync_timeout();
+            Some(crate::sync_cmd::register_signing_key(
+                ctx, server, token, timeout,
+            )?)
+        }
+        _ => None,
+    };
     if let Some(pin) = &pin {
         pin.save(&ctx.data_dir.join(PIN_FILE))?;
     }
     if ctx.json {
-        return output::print_json(&done);
+        let mut value = serde_json::to_value(&done)?;
+        if let Some(key) = &key {
+            value["signing_key"] = serde_json::to_value(key)?;
+        }
+        return output::print_json(&value);
     }
     let lang = ctx.lang;
     println!(
@@ -119,6 +130,9 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
         lang.pick("Folder data:", "Data folder:"),
         done.data_dir.display()
     );
+    if let Some(key) = &key {
+        key.print(lang);
+    }
     if pin.is_some() {
         let port = AgentConfig::load(&ctx.data_dir)
             .map(|c| c.checkin_port)

@@ -9,9 +9,9 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use jejak_domain::{Lang, LibraryCode, PcCode, Zone};
 use jejak_server::{
-    AppState, Delivery, IngestError, PostgresStore, ServerConfig, ServerStore, SqliteStore,
+    AppState, Delivery, IngestError, Limits, PostgresStore, ServerConfig, ServerStore, SqliteStore,
 };
-use jejak_sync::bundle::{Bundle, BundleAck};
+use jejak_sync::bundle::{Bundle, BundleAck, BundleError, BundleTrust, Carried};
 
 use crate::context::Context;
 use crate::errors::UsageError;
@@ -628,6 +628,15 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             if ctx.json {
                 return output::print_json(&summary);
             }
+            if summary.trust == BundleTrust::TokenHash {
+                eprintln!(
+                    "{}",
+                    lang.pick(
+                        "Peringatan: komputer ini belum mendaftarkan kunci tanda tangannya, jadi berkas diperiksa dengan cara lama (hash token), yang bisa dipalsukan oleh siapa pun yang memegang salinan basis data server. Kunci terdaftar otomatis saat komputer itu sinkron lewat internet sekali.",
+                        "Warning: this PC has not registered its signing key yet, so the bundle was checked the old way (the token's hash), which anyone holding a copy of the server's database could forge. The key is registered by itself the first time that PC syncs over the internet."
+                    )
+                );
+            }
             println!(
                 "{} {}/{}: {} {}, {} {}, {} {}. {} {}",
                 lang.pick("Berkas diterima dari", "Bundle imported from"),
@@ -813,11 +822,29 @@ pub struct ImportSummary {
     pub duplicates: u64,
     pub rejected: u64,
     pub ack_file: PathBuf,
+    /// What vouched for the bundle: `signed` (the PC's registered key) or `token_hash`
+    /// (the PC has registered no key yet; see ARCHITECTURE.md).
+    pub trust: BundleTrust,
+    /// The fingerprint of the PC's registered key, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<String>,
 }
 
+/// The largest bundle file read. A PC's 90-day backlog is well under a megabyte; a
+/// larger file is a mistake or an attack, refused before it is read.
+const MAX_BUNDLE_FILE_BYTES: u64 = 32 << 20;
+/// The most records one bundle may claim (a year of a busy PC is about 20,000).
+const MAX_BUNDLE_RECORDS: u64 = 200_000;
+/// What all of a bundle's batches may inflate to together, per record it claims
+/// (a realistic record is a few hundred bytes of JSON), on top of one batch's limit.
+const INFLATE_BUDGET_PER_RECORD: usize = 4 << 10;
+
 /// Ingests a bundle through the same idempotent path as HTTP and writes the signed
-/// acknowledgement. Refuses a damaged bundle, a bundle of a PC this server does not
-/// know, and one whose signature is not the PC's.
+/// acknowledgement. Refuses a file too large to be a bundle, a damaged bundle, a bundle
+/// of a PC this server does not know, one not made by that PC (its registered key's
+/// signature, or before it registered one the HMAC under its token's hash), one with a
+/// batch over the HTTP path's limits, and one whose batches disagree with its header.
+/// A refused bundle stores nothing and gets no acknowledgement file.
 pub async fn import_bundle(
     store: &dyn ServerStore,
     file: &Path,
@@ -825,13 +852,15 @@ pub async fn import_bundle(
     clock: &jejak_server::ServerClock,
 ) -> anyhow::Result<ImportSummary> {
     let refused = |id: String, en: String| -> anyhow::Error { UsageError::new(id, en).into() };
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let bundle = Bundle::parse(&bytes).map_err(|e| {
+    let bundle_refused = |e: BundleError| {
         refused(
             format!("berkas ditolak: {}", e.message(Lang::Id)),
             format!("bundle refused: {}", e.message(Lang::En)),
         )
-    })?;
+    };
+    let bytes = read_bundle_file(file)?;
+    let bundle = Bundle::parse(&bytes).map_err(bundle_refused)?;
+    drop(bytes);
     let Some(device) = store.find_device(&bundle.library, &bundle.pc).await? else {
         let revoked = store
             .devices()
@@ -861,26 +890,25 @@ pub async fn import_bundle(
             ),
         ));
     };
-    let Some(key) = store.bundle_key(&device).await? else {
+    let Some(keys) = store.device_keys(&device).await? else {
         return Err(refused(
             format!("berkas ditolak: token komputer {device} sudah dicabut"),
             format!("bundle refused: the token of PC {device} is revoked"),
         ));
     };
-    bundle.verify(&key).map_err(|e| {
-        refused(
-            format!("berkas ditolak: {}", e.message(Lang::Id)),
-            format!("bundle refused: {}", e.message(Lang::En)),
-        )
-    })?;
-    let batches = bundle.batches().map_err(|e| {
-        refused(
-            format!("berkas ditolak: {}", e.message(Lang::Id)),
-            format!("bundle refused: {}", e.message(Lang::En)),
-        )
-    })?;
+    let trust = bundle
+        .authenticate(keys.public_key.as_ref(), &keys.token_hash)
+        .map_err(bundle_refused)?;
+    let bodies = carried_bodies(&bundle).map_err(|(id, en)| refused(id, en))?;
+    // Every batch is decoded and checked against the header before any is stored, then
+    // decoded again to be stored one at a time (memory holds one batch, not all).
+    check_contents(&bundle, &bodies).map_err(|(id, en)| refused(id, en))?;
     let mut acks = Vec::new();
-    for batch in batches {
+    for (body, compressed) in &bodies {
+        let (batch, _) = jejak_server::decode_carried_batch(body, *compressed, Limits::default())
+            .map_err(|problem| {
+            anyhow::anyhow!("a checked batch no longer decodes: {}", problem.detail)
+        })?;
         let now = clock();
         match store.ingest(&device, batch, now, Delivery::Carried).await {
             Ok(ack) => acks.push(ack),
@@ -910,6 +938,9 @@ pub async fn import_bundle(
             Err(e) => return Err(e.into()),
         }
     }
+    if trust == BundleTrust::TokenHash {
+        tracing::warn!(device = %device, "a bundle was accepted by its token-hash HMAC: the PC has not registered its signing key yet");
+    }
     let summary = ImportSummary {
         library: bundle.library.to_string(),
         pc: bundle.pc.to_string(),
@@ -919,11 +950,145 @@ pub async fn import_bundle(
         duplicates: acks.iter().map(|a| u64::from(a.duplicates)).sum(),
         rejected: acks.iter().map(|a| a.rejected.len() as u64).sum(),
         ack_file: ack_path.to_path_buf(),
+        trust,
+        key_fingerprint: keys
+            .public_key
+            .as_ref()
+            .map(jejak_sync::signing::fingerprint),
     };
-    let ack = BundleAck::new(&bundle, acks, &key);
-    std::fs::write(ack_path, ack.to_bytes())
+    let ack = BundleAck::new(&bundle, acks, &keys.token_hash);
+    jejak_agent::platform::write_private_file(ack_path, &ack.to_bytes())
         .with_context(|| format!("cannot write {}", ack_path.display()))?;
     Ok(summary)
+}
+
+/// A bundle file's bytes, refusing one too large to be a bundle before reading it.
+fn read_bundle_file(file: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let opened =
+        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut bytes = Vec::new();
+    opened
+        .take(MAX_BUNDLE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    if bytes.len() as u64 > MAX_BUNDLE_FILE_BYTES {
+        let mb = MAX_BUNDLE_FILE_BYTES >> 20;
+        return Err(UsageError::new(
+            format!("berkas ditolak: lebih besar dari {mb} MB, terlalu besar untuk berkas sinkron satu komputer"),
+            format!("bundle refused: larger than {mb} MB, too large for one PC's bundle"),
+        )
+        .into());
+    }
+    Ok(bytes)
+}
+
+/// Why a bundle's contents are refused, in Indonesian and English.
+type Refusal = (String, String);
+
+/// A bundle's batches as HTTP bodies: (body, whether zstd-compressed). A version 1
+/// bundle's single stream is inflated (within one batch's limit) and split.
+fn carried_bodies(bundle: &Bundle) -> Result<Vec<(Vec<u8>, bool)>, Refusal> {
+    let problem = |detail: String| -> Refusal {
+        (
+            format!("berkas ditolak: {detail}"),
+            format!("bundle refused: {detail}"),
+        )
+    };
+    let not_a_bundle = |e: BundleError| {
+        (
+            format!("berkas ditolak: {}", e.message(Lang::Id)),
+            format!("bundle refused: {}", e.message(Lang::En)),
+        )
+    };
+    match bundle.carried().map_err(not_a_bundle)? {
+        Carried::Batches(bodies) => Ok(bodies.into_iter().map(|b| (b, true)).collect()),
+        Carried::LegacyStream(stream) => {
+            let json =
+                jejak_server::inflate_carried(&stream, Limits::default().max_decompressed_bytes)
+                    .map_err(|p| problem(p.detail))?;
+            let batches = jejak_sync::bundle::split_legacy_batches(&json).map_err(not_a_bundle)?;
+            Ok(batches.into_iter().map(|b| (b.to_vec(), false)).collect())
+        }
+    }
+}
+
+/// Decodes every batch within the HTTP path's limits (and all of them within a budget
+/// in proportion to the records the header claims) and checks them against the
+/// header: the same library, PC and epoch, seq ranges that follow each other from
+/// `first_seq` to `last_seq`, and as many records as it says.
+fn check_contents(bundle: &Bundle, bodies: &[(Vec<u8>, bool)]) -> Result<(), Refusal> {
+    let disagree = |detail: String| -> Refusal {
+        let e = BundleError::Inconsistent(detail);
+        (
+            format!("berkas ditolak: {}", e.message(Lang::Id)),
+            format!("bundle refused: {}", e.message(Lang::En)),
+        )
+    };
+    if bundle.records > MAX_BUNDLE_RECORDS {
+        return Err(disagree(format!(
+            "it claims {} records; one bundle may carry at most {MAX_BUNDLE_RECORDS}",
+            bundle.records
+        )));
+    }
+    if bodies.is_empty() || bodies.len() as u64 > bundle.records.max(1) {
+        return Err(disagree(format!(
+            "{} batches for {} records",
+            bodies.len(),
+            bundle.records
+        )));
+    }
+    let limits = Limits::default();
+    let mut budget = limits.max_decompressed_bytes.saturating_add(
+        usize::try_from(bundle.records)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(INFLATE_BUDGET_PER_RECORD),
+    );
+    let (mut next_seq, mut records) = (bundle.first_seq, 0u64);
+    for (index, (body, compressed)) in bodies.iter().enumerate() {
+        let number = index + 1;
+        let batch_limits = Limits {
+            max_decompressed_bytes: limits.max_decompressed_bytes.min(budget),
+            ..limits
+        };
+        let (batch, size) = jejak_server::decode_carried_batch(body, *compressed, batch_limits)
+            .map_err(|p| disagree(format!("batch {number}: {}", p.detail)))?;
+        budget = budget.saturating_sub(size);
+        if batch.library != bundle.library || batch.pc != bundle.pc {
+            return Err(disagree(format!(
+                "batch {number} is of {}/{}, the header says {}/{}",
+                batch.library, batch.pc, bundle.library, bundle.pc
+            )));
+        }
+        if batch.epoch != bundle.epoch {
+            return Err(disagree(format!(
+                "batch {number} is of epoch {}, the header says {}",
+                batch.epoch, bundle.epoch
+            )));
+        }
+        if batch.first_seq != next_seq || batch.last_seq < batch.first_seq {
+            return Err(disagree(format!(
+                "batch {number} covers seq {}–{}, expected a range from seq {next_seq}",
+                batch.first_seq, batch.last_seq
+            )));
+        }
+        next_seq = batch.last_seq.saturating_add(1);
+        records += batch.len() as u64;
+    }
+    if next_seq != bundle.last_seq.saturating_add(1) {
+        return Err(disagree(format!(
+            "the batches end at seq {}, the header says {}",
+            next_seq.saturating_sub(1),
+            bundle.last_seq
+        )));
+    }
+    if records != bundle.records {
+        return Err(disagree(format!(
+            "the batches hold {records} records, the header says {}",
+            bundle.records
+        )));
+    }
+    Ok(())
 }
 
 /// `jejak server check-rollups [--repair]`.

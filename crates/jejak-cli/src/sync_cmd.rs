@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jejak_agent::config::{AgentConfig, config_path, load_token, save_token};
 use jejak_domain::Lang;
 use jejak_sync::bundle::{self, BundleError};
+use jejak_sync::signing::DeviceKey;
 use jejak_sync::{Progress, SyncClient, SyncError, SyncOptions, SyncReport, sync_once};
 
 use crate::context::Context;
@@ -19,6 +20,9 @@ use crate::output;
 pub const EXIT_NOTHING_TO_SEND: u8 = 4;
 pub const EXIT_NO_LINK: u8 = 5;
 pub const EXIT_REFUSED: u8 = 6;
+/// The server answered but could not take the data now (5xx, such as its database
+/// being down or its disk full): the link is fine, try again later.
+pub const EXIT_SERVER_UNAVAILABLE: u8 = 7;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -86,15 +90,95 @@ pub fn enroll(ctx: &Context, args: EnrollArgs) -> anyhow::Result<()> {
     let server = args.server.trim_end_matches('/').to_string();
     crate::init::set_config_key(&ctx.data_dir, "server", &server)?;
     save_token(&ctx.data_dir, &args.token)?;
+    let key = register_signing_key(ctx, &server, &args.token, config.sync_timeout())?;
     if ctx.json {
-        return output::print_json(&serde_json::json!({ "server": server, "enrolled": true }));
+        return output::print_json(
+            &serde_json::json!({ "server": server, "enrolled": true, "signing_key": key }),
+        );
     }
     println!(
         "{} {server}",
         ctx.lang
             .pick("Terdaftar ke server:", "Enrolled with server:"),
     );
+    key.print(ctx.lang);
     Ok(())
+}
+
+/// What became of the PC's signing key at enrollment.
+#[derive(Debug, serde::Serialize)]
+pub struct KeyAtEnrollment {
+    pub fingerprint: String,
+    /// The server now holds it.
+    pub registered: bool,
+    /// Why not, when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl KeyAtEnrollment {
+    pub fn print(&self, lang: Lang) {
+        if self.registered {
+            println!(
+                "{} {}",
+                lang.pick(
+                    "Kunci tanda tangan berkas USB terdaftar di server, sidik jari",
+                    "The USB bundles' signing key is registered with the server, fingerprint"
+                ),
+                self.fingerprint
+            );
+        } else {
+            println!(
+                "{} {} ({}). {}",
+                lang.pick(
+                    "Kunci tanda tangan berkas USB belum terdaftar di server, sidik jari",
+                    "The USB bundles' signing key is not registered with the server yet, fingerprint"
+                ),
+                self.fingerprint,
+                self.detail.as_deref().unwrap_or_default(),
+                lang.pick(
+                    "Kunci didaftarkan otomatis pada sinkron berikutnya; sampai itu kabupaten memeriksa berkas USB dari komputer ini dengan cara lama (hash token).",
+                    "It is registered at the next sync by itself; until then the district checks this PC's USB bundles the old way (by the token's hash)."
+                )
+            );
+        }
+    }
+}
+
+/// Makes this PC's signing key if it has none and registers it with `server` under
+/// `token` now. Offline first: a server out of reach is no error (the next sync
+/// registers it); a server that refuses the token is.
+pub fn register_signing_key(
+    ctx: &Context,
+    server: &str,
+    token: &str,
+    timeout: Duration,
+) -> anyhow::Result<KeyAtEnrollment> {
+    let client = SyncClient::new(server, token, timeout)?;
+    let key = DeviceKey::load_or_create(&ctx.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let registered = runtime.block_on(client.register_key(&key));
+    let fingerprint = key.fingerprint();
+    match registered {
+        Ok(_) => {
+            jejak_sync::signing::mark_registered(&ctx.data_dir, server, token, &key)?;
+            Ok(KeyAtEnrollment {
+                fingerprint,
+                registered: true,
+                detail: None,
+            })
+        }
+        Err(jejak_sync::PushError::Unauthorized { revoked, detail }) => {
+            Err(sync_error(SyncError::Unauthorized { revoked, detail }))
+        }
+        Err(e) => Ok(KeyAtEnrollment {
+            fingerprint,
+            registered: false,
+            detail: Some(e.to_string()),
+        }),
+    }
 }
 
 pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
@@ -102,7 +186,8 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     let lang = ctx.lang;
     if let Some(path) = &args.export {
         let token = token(ctx)?;
-        return match bundle::export(&mut pc.store, &token, path) {
+        let key = DeviceKey::load_or_create(&ctx.data_dir)?;
+        return match bundle::export(&mut pc.store, &token, &key, path) {
             Ok(summary) => {
                 if ctx.json {
                     return output::print_json(&summary);
@@ -116,6 +201,11 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
                     summary.first_seq,
                     summary.last_seq,
                     output::number(summary.bytes as f64 / 1000.0, 1, lang)
+                );
+                println!(
+                    "{} {}",
+                    lang.pick("Ditandatangani dengan kunci", "Signed with key"),
+                    summary.key_fingerprint
                 );
                 println!(
                     "{}",
@@ -157,7 +247,8 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     let server = server(ctx, &pc.config)?;
     let token = token(ctx)?;
     let options = manual_sync_options(&pc.config, args.attempts, args.dry_run);
-    let client = SyncClient::new(&server, &token, pc.config.sync_timeout())?;
+    let client = SyncClient::new(&server, &token, pc.config.sync_timeout())?
+        .with_signing_key(&ctx.data_dir)?;
     let pending = pc.store.sync_state()?.pending();
     let bar =
         (!ctx.json && std::io::stderr().is_terminal() && pending > 0 && !args.dry_run).then(|| {
@@ -333,10 +424,28 @@ fn sync_error(e: SyncError) -> anyhow::Error {
 /// `None` for a store error, which is reported as the store's own error.
 pub fn sync_error_text(e: &SyncError) -> Option<(String, String, u8)> {
     let (id, en, code) = match e {
-        SyncError::NoLink { .. } => (
-            format!("tidak tersambung ke server ({e}); data tetap aman di komputer ini, coba lagi saat modem menyala"),
+        SyncError::NoLink { attempts, last_error } => (
+            format!("tidak tersambung ke server setelah {attempts} kali mencoba ({last_error}); data tetap aman di komputer ini, coba lagi saat modem menyala"),
             format!("no link to the server ({e}); the data is safe on this PC, try again when the modem is on"),
             EXIT_NO_LINK,
+        ),
+        SyncError::ServerUnavailable {
+            attempts,
+            store_unavailable: true,
+            retry_after,
+            ..
+        } => (
+            format!(
+                "server kabupaten tersambung, tetapi belum bisa menyimpan data sekarang (dicoba {attempts} kali{}); data tetap aman di komputer ini. Coba lagi nanti atau beri tahu petugas kabupaten",
+                retry_after.map(|d| format!(", server minta tunggu {} detik", d.as_secs())).unwrap_or_default()
+            ),
+            format!("the district server is reachable but cannot store data right now ({e}); the data is safe on this PC. Try again later or tell the district office"),
+            EXIT_SERVER_UNAVAILABLE,
+        ),
+        SyncError::ServerUnavailable { attempts, last_error, .. } => (
+            format!("server kabupaten tersambung, tetapi sedang bermasalah (dicoba {attempts} kali: {last_error}); data tetap aman di komputer ini. Coba lagi nanti"),
+            format!("the district server is reachable but failing ({e}); the data is safe on this PC. Try again later"),
+            EXIT_SERVER_UNAVAILABLE,
         ),
         SyncError::Unauthorized { revoked: true, .. } => (
             "token komputer ini sudah dicabut di server; data tetap disimpan. Minta token baru ke kabupaten lalu jalankan jejak enroll".to_string(),

@@ -4,6 +4,7 @@
 //! This crate does no IO: no files, no clocks, no network. Callers pass times in.
 
 mod batch;
+mod device_key;
 mod error;
 mod event;
 mod identity;
@@ -18,6 +19,7 @@ pub use batch::{
     BATCH_MEDIA_TYPE, BatchAck, BatchRecord, BatchShapeError, ClientInstant, ClockAnchor,
     EventColumns, HexId, Problem, RejectedRecord, SessionColumns, WIRE_VERSION, WireBatch,
 };
+pub use device_key::{KeyRegistrationAnswer, KeyRegistrationRequest};
 pub use error::{DomainError, Field};
 pub use event::PcEvent;
 pub use identity::{DeviceIdentity, LibraryCode, PcCode};

@@ -32,12 +32,16 @@ pub mod store;
 #[cfg(test)]
 mod test_backend;
 
-pub use http::{AppState, DashboardSettings, Limits, ServerConfig, Serving, router, run};
+pub use http::{
+    AppState, DashboardSettings, Limits, ServerConfig, Serving, decode_carried_batch,
+    inflate_carried, router, run,
+};
 pub use ingest::{REJECT_CONFLICT, REJECT_INVALID};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
-    AuthError, Delivery, DeviceId, DeviceInfo, DeviceRef, DeviceState, DeviceToken, EnrollError,
-    EpochState, IngestError, LibraryInfo, Principal, PruneOutcome, RollupCheck, ServerClock,
-    ServerStore, StaffToken, StoreError, StoredEvent, StoredSession, system_clock, token_hash,
+    AuthError, Delivery, DeviceId, DeviceInfo, DeviceKeys, DeviceRef, DeviceState, DeviceToken,
+    EnrollError, EpochState, IngestError, KeyRegistration, LibraryInfo, Principal, PruneOutcome,
+    RollupCheck, ServerClock, ServerStore, StaffToken, StoreError, StoredEvent, StoredSession,
+    system_clock, token_hash,
 };

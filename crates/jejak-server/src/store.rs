@@ -36,9 +36,9 @@ pub const DEVICE_TOKEN_PREFIX: &str = "jejak_dev_";
 /// Every staff token starts with this.
 pub const STAFF_TOKEN_PREFIX: &str = "jejak_staff_";
 
-/// The SHA-256 of a token, which is all the server keeps of it. It is also the key a PC
-/// authenticates its USB bundles with (`jejak_sync::bundle::device_key` computes the same
-/// from the token), so the server can check a bundle without ever holding the token.
+/// The SHA-256 of a token, which is all the server keeps of it. It is also the key of a
+/// USB bundle's HMAC (`jejak_sync::bundle::device_key` computes the same from the
+/// token), which is checked only for a PC that has not registered its signing key yet.
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.trim().as_bytes()).into()
 }
@@ -202,6 +202,69 @@ pub struct DeviceInfo {
     pub last_batch_at_ms: Option<i64>,
     /// Sessions stored for it.
     pub sessions: u64,
+}
+
+/// What authenticates a device's USB bundles.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceKeys {
+    /// The SHA-256 of its active token: the key of a bundle's HMAC, which is all that
+    /// can be checked until the PC registers a public key.
+    pub token_hash: [u8; 32],
+    /// The Ed25519 public key the PC registered under that token, once it has.
+    pub public_key: Option<[u8; 32]>,
+}
+
+impl fmt::Debug for DeviceKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token's hash is what a bundle's HMAC is keyed with: never in a log.
+        f.debug_struct("DeviceKeys")
+            .field("public_key", &self.public_key.map(hex::encode))
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceKeys {
+    /// The keys from a token row as both backends store them (32-byte blobs).
+    pub(crate) fn from_stored(
+        token_hash: &[u8],
+        public_key: Option<&[u8]>,
+    ) -> Result<DeviceKeys, StoreError> {
+        let bytes32 = |bytes: &[u8], what: &str| {
+            <[u8; 32]>::try_from(bytes)
+                .map_err(|_| StoreError::Inconsistent(format!("a stored {what} is not 32 bytes")))
+        };
+        Ok(DeviceKeys {
+            token_hash: bytes32(token_hash, "token hash")?,
+            public_key: public_key.map(|k| bytes32(k, "public key")).transpose()?,
+        })
+    }
+}
+
+/// What registering `new` means for a token row found as `stored` (`None`: no active
+/// device token; `Some(None)`: no key yet): the outcome, and whether to write the key.
+pub(crate) fn key_registration(
+    stored: Option<Option<&[u8]>>,
+    new: &[u8; 32],
+) -> (KeyRegistration, bool) {
+    match stored {
+        None => (KeyRegistration::NoActiveToken, false),
+        Some(None) => (KeyRegistration::Registered, true),
+        Some(Some(key)) if key == new.as_slice() => (KeyRegistration::AlreadyRegistered, false),
+        Some(Some(_)) => (KeyRegistration::OtherKeyRegistered, false),
+    }
+}
+
+/// What [`ServerStore::register_device_key`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRegistration {
+    /// The key is now the device's.
+    Registered,
+    /// The same key was registered already: nothing changed.
+    AlreadyRegistered,
+    /// Another key is registered under this token: nothing changed.
+    OtherKeyRegistered,
+    /// The token is not an active device token (revoked in between): nothing changed.
+    NoActiveToken,
 }
 
 /// What the server holds for one epoch of a device's change log.
@@ -584,16 +647,29 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
     async fn devices(&self) -> Result<Vec<DeviceInfo>, StoreError>;
 
     /// An enrolled PC with an active token, by its codes: the USB import names the
-    /// device from the bundle and then checks the bundle with [`ServerStore::bundle_key`].
+    /// device from the bundle and then checks the bundle with
+    /// [`ServerStore::device_keys`].
     async fn find_device(
         &self,
         library: &LibraryCode,
         pc: &PcCode,
     ) -> Result<Option<DeviceRef>, StoreError>;
 
-    /// The key the device's USB bundles are authenticated with: the SHA-256 of its
-    /// active token (see [`token_hash`]). `None` when it has no active token.
-    async fn bundle_key(&self, device: &DeviceRef) -> Result<Option<[u8; 32]>, StoreError>;
+    /// What the device's USB bundles are checked with: the public key it registered
+    /// under its active token, if it has, and that token's SHA-256. `None` when it has
+    /// no active token.
+    async fn device_keys(&self, device: &DeviceRef) -> Result<Option<DeviceKeys>, StoreError>;
+
+    /// Registers `public_key` (Ed25519, checked by the caller) as the signing key of
+    /// the device whose active token has the SHA-256 `token_hash`. A token holds one key
+    /// for its life: the same key again changes nothing, another one is refused (a new
+    /// key comes with a new token, that is a new enrollment).
+    async fn register_device_key(
+        &self,
+        token_hash: &[u8; 32],
+        public_key: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<KeyRegistration, StoreError>;
 
     /// Stores one batch of `device` in one transaction and answers only after the
     /// commit: the records upserted by id and revision, the held seq of the batch's

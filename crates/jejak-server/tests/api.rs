@@ -988,3 +988,136 @@ async fn a_library_or_pc_with_spaces_is_refused_and_nothing_is_stored() {
     let (status, _) = server.post(&token, &batch).await;
     assert_eq!(status, 200, "the same batch, spelled exactly, is stored");
 }
+
+/// `PUT /api/v1/devices/me/key`: a device token registers its PC's Ed25519 public key
+/// once; anything that is not such a key, a staff token, no token and a second key are
+/// refused with their problem, and none of them changes what is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pc_registers_its_signing_key_once_and_bad_registrations_change_nothing() {
+    let server = TestServer::start().await;
+    let (token, device) = server.enroll("dermaji", "pc-01").await;
+    let staff = server.store.add_staff("Bu Sri").await.unwrap();
+    let url = format!("{}/api/v1/devices/me/key", server.url);
+    let put = async |bearer: Option<&str>, body: String| {
+        let mut request = server
+            .http
+            .put(&url)
+            .header("Content-Type", "application/json")
+            .body(body);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        (status, kind, body)
+    };
+    let key_of = |seed: u8| ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
+    let json = |hex_key: &str| format!("{{\"public_key\":\"{hex_key}\"}}");
+    let stored = async || {
+        server
+            .store
+            .device_keys(&device)
+            .await
+            .unwrap()
+            .unwrap()
+            .public_key
+    };
+
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let refusals = [
+        (
+            Some(token.as_str()),
+            json(&"zz".repeat(32)),
+            422,
+            "invalid-key",
+        ),
+        (
+            Some(token.as_str()),
+            json(&"ab".repeat(31)),
+            422,
+            "invalid-key",
+        ),
+        // The identity point: a weak key anyone can sign for.
+        (
+            Some(token.as_str()),
+            json(&hex::encode(identity)),
+            422,
+            "invalid-key",
+        ),
+        (
+            Some(token.as_str()),
+            "{\"key\":1}".to_string(),
+            400,
+            "malformed-json",
+        ),
+        (
+            Some(token.as_str()),
+            "x".repeat(5000),
+            413,
+            "payload-too-large",
+        ),
+        (
+            Some(staff.expose()),
+            json(&hex::encode(key_of(1).to_bytes())),
+            403,
+            "forbidden",
+        ),
+        (
+            None,
+            json(&hex::encode(key_of(1).to_bytes())),
+            401,
+            "unauthorized",
+        ),
+        (
+            Some("jejak_dev_nobody"),
+            json(&hex::encode(key_of(1).to_bytes())),
+            401,
+            "unauthorized",
+        ),
+    ];
+    for (bearer, body, status, kind) in refusals {
+        let (got, content_type, problem) = put(bearer, body.clone()).await;
+        assert_eq!(
+            (got, problem["type"].as_str()),
+            (status, Some(kind)),
+            "{body:.80}: {problem}"
+        );
+        assert_eq!(content_type, "application/problem+json");
+        assert_eq!(stored().await, None, "{body:.80}: nothing was stored");
+    }
+
+    let key = hex::encode(key_of(1).to_bytes());
+    let (status, _, answer) = put(Some(&token), json(&key)).await;
+    assert_eq!(
+        (status, answer["new"].as_bool()),
+        (200, Some(true)),
+        "{answer}"
+    );
+    assert_eq!(answer["public_key"], key.as_str());
+    assert_eq!(stored().await, Some(key_of(1).to_bytes()));
+    let (status, _, answer) = put(Some(&token), json(&key.to_uppercase())).await;
+    assert_eq!(
+        (status, answer["new"].as_bool()),
+        (200, Some(false)),
+        "the same key again"
+    );
+    let (status, _, problem) = put(Some(&token), json(&hex::encode(key_of(2).to_bytes()))).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (409, Some("key-conflict")),
+        "{problem}"
+    );
+    assert_eq!(
+        stored().await,
+        Some(key_of(1).to_bytes()),
+        "the first key stays"
+    );
+    server.assert_healthy().await;
+}

@@ -111,6 +111,7 @@ macro_rules! both_backends {
 
 both_backends!(
     enrollment_and_tokens,
+    a_signing_key_is_registered_once_per_token,
     a_long_batch_with_one_stored_session_stores_the_rest_once,
     the_same_batch_again_and_concurrently_is_stored_once,
     a_gap_is_refused_with_the_expected_seq,
@@ -237,8 +238,11 @@ async fn enrollment_and_tokens(store: Arc<dyn ServerStore>) {
         Some(device.clone())
     );
     assert_eq!(
-        store.bundle_key(&device).await.unwrap(),
-        Some(jejak_server::token_hash(token.expose()))
+        store.device_keys(&device).await.unwrap(),
+        Some(jejak_server::DeviceKeys {
+            token_hash: jejak_server::token_hash(token.expose()),
+            public_key: None,
+        })
     );
     let libraries = store.libraries().await.unwrap();
     assert_eq!(libraries.len(), 1);
@@ -262,7 +266,7 @@ async fn enrollment_and_tokens(store: Arc<dyn ServerStore>) {
         store.find_device(&dermaji, &pc("pc-01")).await.unwrap(),
         None
     );
-    assert_eq!(store.bundle_key(&device).await.unwrap(), None);
+    assert_eq!(store.device_keys(&device).await.unwrap(), None);
     let again = store.add_device(&dermaji, &pc("pc-01")).await.unwrap();
     let renewed = store
         .authenticate(again.expose())
@@ -312,6 +316,81 @@ async fn enrollment_and_tokens(store: Arc<dyn ServerStore>) {
         store.authenticate("not a token").await,
         Err(AuthError::Unknown)
     ));
+}
+
+/// A PC's signing key: registered under its token, the same key again changes nothing,
+/// another key is refused, a revoked token registers nothing, and a new token (a new
+/// enrollment) starts without a key.
+async fn a_signing_key_is_registered_once_per_token(store: Arc<dyn ServerStore>) {
+    use jejak_server::KeyRegistration;
+    let (token, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
+    let hash = jejak_server::token_hash(&token);
+    let (key, other) = ([7u8; 32], [8u8; 32]);
+    let keys = async || store.device_keys(&device).await.unwrap().unwrap();
+    assert_eq!(keys().await.public_key, None);
+    assert_eq!(
+        store
+            .register_device_key(&hash, &key, arrival())
+            .await
+            .unwrap(),
+        KeyRegistration::Registered
+    );
+    assert_eq!(keys().await.public_key, Some(key));
+    assert_eq!(keys().await.token_hash, hash);
+    assert_eq!(
+        store
+            .register_device_key(&hash, &key, arrival())
+            .await
+            .unwrap(),
+        KeyRegistration::AlreadyRegistered
+    );
+    assert_eq!(
+        store
+            .register_device_key(&hash, &other, arrival())
+            .await
+            .unwrap(),
+        KeyRegistration::OtherKeyRegistered
+    );
+    assert_eq!(keys().await.public_key, Some(key), "the first key stays");
+    assert_eq!(
+        store
+            .register_device_key(&[1u8; 32], &other, arrival())
+            .await
+            .unwrap(),
+        KeyRegistration::NoActiveToken,
+        "an unknown token registers nothing"
+    );
+    store
+        .revoke_device(&lib("dermaji"), &pc("pc-01"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .register_device_key(&hash, &other, arrival())
+            .await
+            .unwrap(),
+        KeyRegistration::NoActiveToken
+    );
+    let renewed = store
+        .add_device(&lib("dermaji"), &pc("pc-01"))
+        .await
+        .unwrap();
+    assert_eq!(
+        keys().await,
+        jejak_server::DeviceKeys {
+            token_hash: jejak_server::token_hash(renewed.expose()),
+            public_key: None,
+        },
+        "a new token starts without a key"
+    );
+    assert_eq!(
+        store
+            .register_device_key(&renewed.hash(), &other, arrival())
+            .await
+            .unwrap(),
+        KeyRegistration::Registered
+    );
+    assert_eq!(keys().await.public_key, Some(other));
 }
 
 async fn the_same_batch_again_and_concurrently_is_stored_once(store: Arc<dyn ServerStore>) {

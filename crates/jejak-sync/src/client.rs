@@ -2,13 +2,18 @@
 //! Only a well-formed acknowledgement that echoes the batch id counts: a captive
 //! portal's `200 text/html`, an empty body or someone else's JSON is a failed attempt.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use jejak_domain::{BATCH_MEDIA_TYPE, BatchAck, Problem};
+use jejak_domain::{
+    BATCH_MEDIA_TYPE, BatchAck, KeyRegistrationAnswer, KeyRegistrationRequest, Problem,
+};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::batching::PreparedBatch;
+use crate::signing::{DeviceKey, KeyError};
 
 /// Talks to one district server with one device token.
 #[derive(Debug, Clone)]
@@ -17,6 +22,15 @@ pub struct SyncClient {
     base: String,
     /// The device token; sent as a bearer token, never logged.
     token: String,
+    /// The PC's signing key, for sync runs to register until the server has it.
+    signing: Option<Arc<Signing>>,
+}
+
+/// The PC's signing key and the data folder that remembers its registration.
+#[derive(Debug)]
+pub struct Signing {
+    pub data_dir: PathBuf,
+    pub key: DeviceKey,
 }
 
 /// Why an exchange did not produce an acknowledgement.
@@ -25,9 +39,15 @@ pub enum PushError {
     /// No connection, a timeout, a reset: the link is down or bad. Retry.
     #[error("network: {0}")]
     Network(String),
-    /// The server failed (5xx). Retry.
-    #[error("server error {0}")]
-    Server(u16),
+    /// The server failed (5xx). Retry, but not before `retry_after` when it said so.
+    /// `kind` is the problem's type when it sent one (`store-unavailable`: it is up but
+    /// cannot store just now).
+    #[error("server error {status}{}", .kind.as_deref().map(|k| format!(" ({k})")).unwrap_or_default())]
+    Server {
+        status: u16,
+        kind: Option<String>,
+        retry_after: Option<Duration>,
+    },
     /// Something answered, but not a Jejak acknowledgement of this batch (a captive
     /// portal, a proxy's page). Retry: the link is not really up.
     #[error("not an acknowledgement: {0}")]
@@ -48,8 +68,22 @@ impl PushError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            PushError::Network(_) | PushError::Server(_) | PushError::NotAnAnswer(_)
+            PushError::Network(_) | PushError::Server { .. } | PushError::NotAnAnswer(_)
         )
+    }
+
+    /// How long the server asked to wait before the next try (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PushError::Server { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether the server is up but cannot store just now (503 `store-unavailable`):
+    /// not a link problem.
+    pub fn is_store_unavailable(&self) -> bool {
+        matches!(self, PushError::Server { status: 503, kind: Some(kind), .. } if kind == "store-unavailable")
     }
 }
 
@@ -73,7 +107,72 @@ impl SyncClient {
             http,
             base: server.trim_end_matches('/').to_string(),
             token: token.trim().to_string(),
+            signing: None,
         })
+    }
+
+    /// The same client, registering the PC's signing key (made in `data_dir` if there
+    /// is none yet) at the start of each sync run until the server has it.
+    pub fn with_signing_key(mut self, data_dir: &Path) -> Result<Self, KeyError> {
+        let key = DeviceKey::load_or_create(data_dir)?;
+        self.signing = Some(Arc::new(Signing {
+            data_dir: data_dir.to_path_buf(),
+            key,
+        }));
+        Ok(self)
+    }
+
+    /// The signing key this client registers, if any.
+    pub fn signing(&self) -> Option<&Signing> {
+        self.signing.as_deref()
+    }
+
+    /// The device token (to remember under which token a key was registered).
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// `PUT /api/v1/devices/me/key`: registers `key`'s public half under this token.
+    pub async fn register_key(&self, key: &DeviceKey) -> Result<KeyRegistrationAnswer, PushError> {
+        let response = self
+            .http
+            .put(format!("{}/api/v1/devices/me/key", self.base))
+            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+            .json(&KeyRegistrationRequest {
+                public_key: key.public_hex(),
+            })
+            .send()
+            .await
+            .map_err(network)?;
+        let status = response.status();
+        if status == StatusCode::OK && is_json(&response) {
+            let answer: KeyRegistrationAnswer = response.json().await.map_err(|e| {
+                PushError::NotAnAnswer(format!("unreadable key registration answer: {e}"))
+            })?;
+            if answer.public_key != key.public_hex() {
+                return Err(PushError::NotAnAnswer(
+                    "the answer names another key".to_string(),
+                ));
+            }
+            return Ok(answer);
+        }
+        if status.is_server_error() {
+            return Err(server_error(response).await);
+        }
+        if status.is_success() {
+            return Err(PushError::NotAnAnswer(format!(
+                "{status} with {}",
+                content_type(&response)
+            )));
+        }
+        let problem = read_problem(response, status).await?;
+        match status {
+            StatusCode::UNAUTHORIZED => Err(PushError::Unauthorized {
+                revoked: problem.kind.contains("revoked"),
+                detail: problem.detail,
+            }),
+            _ => Err(PushError::Refused { problem }),
+        }
     }
 
     pub fn server(&self) -> &str {
@@ -90,7 +189,7 @@ impl SyncClient {
             .map_err(network)?;
         let status = response.status();
         if status.is_server_error() {
-            return Err(PushError::Server(status.as_u16()));
+            return Err(server_error(response).await);
         }
         if !status.is_success() || !is_json(&response) {
             return Err(PushError::NotAnAnswer(format!(
@@ -137,7 +236,7 @@ impl SyncClient {
             return Ok(ack);
         }
         if status.is_server_error() {
-            return Err(PushError::Server(status.as_u16()));
+            return Err(server_error(response).await);
         }
         let problem = read_problem(response, status).await?;
         match status {
@@ -164,6 +263,47 @@ fn network(e: reqwest::Error) -> PushError {
         source = inner.source();
     }
     PushError::Network(message)
+}
+
+/// The longest `Retry-After` taken at its word: a server (or a box in between) asking
+/// for more is waited on for this long.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A 5xx answer: its status, its problem type if it sent one, and its `Retry-After`
+/// (seconds or an HTTP date).
+async fn server_error(response: reqwest::Response) -> PushError {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+    let kind = if content_type(&response).starts_with("application/problem+json") {
+        response.json::<Problem>().await.ok().map(|p| p.kind)
+    } else {
+        None
+    };
+    PushError::Server {
+        status,
+        kind,
+        retry_after,
+    }
+}
+
+/// `Retry-After` as a delay: delta-seconds, or an HTTP date (RFC 9110) relative to
+/// `now`, at most [`MAX_RETRY_AFTER`].
+fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            (at.with_timezone(&chrono::Utc) - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
 }
 
 fn content_type(response: &reqwest::Response) -> String {
@@ -193,4 +333,29 @@ async fn read_problem(
         .json::<Problem>()
         .await
         .map_err(|e| PushError::NotAnAnswer(format!("{status} with an unreadable problem: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates_and_is_capped() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after("10", now), Some(Duration::from_secs(10)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Tue, 01 Dec 2026 08:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 01 Dec 2026 07:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past: retry now"
+        );
+        assert_eq!(parse_retry_after("999999", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 }

@@ -8,6 +8,7 @@
 //! - [`session`]: one sync run: probe the clock, push batches until nothing is left.
 //! - [`agent`]: the agent's background sync.
 //! - [`bundle`]: USB bundles and their acknowledgement files, for offices without a link.
+//! - [`signing`]: the PC's Ed25519 key that signs its bundles, and its registration.
 
 pub mod agent;
 pub mod backoff;
@@ -15,6 +16,7 @@ pub mod batching;
 pub mod bundle;
 pub mod client;
 pub mod session;
+pub mod signing;
 
 pub use client::{PushError, SyncClient};
 pub use session::{Progress, SyncError, SyncOptions, SyncReport, sync_once};

@@ -78,8 +78,21 @@ pub struct SyncReport {
 /// Why a sync run stopped without finishing. The data stays on the PC in every case.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("no link to the server after {attempts} attempts: {last_error}")]
+    #[error("no link to the server after {attempts} {}: {last_error}", tries(*.attempts))]
     NoLink { attempts: u32, last_error: String },
+    /// The server answered, but failed (5xx): with `store_unavailable` it is up and
+    /// cannot store just now (its database is down or its disk full), which is no
+    /// link problem.
+    #[error("the server {} after {attempts} {}: {last_error}{}",
+        if *.store_unavailable { "cannot store right now" } else { "failed" },
+        tries(*.attempts),
+        .retry_after.map(|d| format!(" (it asks to retry in {} s)", d.as_secs())).unwrap_or_default())]
+    ServerUnavailable {
+        attempts: u32,
+        store_unavailable: bool,
+        retry_after: Option<Duration>,
+        last_error: String,
+    },
     #[error("the server refused the token{}: {detail}", if *.revoked { " (revoked)" } else { "" })]
     Unauthorized { revoked: bool, detail: String },
     #[error("the server refused the batch ({}): {}", .problem.status, .problem.detail)]
@@ -88,6 +101,89 @@ pub enum SyncError {
     NoProgress(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn tries(n: u32) -> &'static str {
+    if n == 1 { "attempt" } else { "attempts" }
+}
+
+impl SyncError {
+    /// Why a retryable exchange gave up after `attempts` tries.
+    fn gave_up(error: &PushError, attempts: u32) -> SyncError {
+        match error {
+            PushError::Server { retry_after, .. } => SyncError::ServerUnavailable {
+                attempts,
+                store_unavailable: error.is_store_unavailable(),
+                retry_after: *retry_after,
+                last_error: error.to_string(),
+            },
+            other => SyncError::NoLink {
+                attempts,
+                last_error: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The longest `Retry-After` a sync someone waits for (`jejak sync`, "Sync now")
+/// sleeps through; when the server asks for more, it stops and says so instead. The
+/// agent's own sync waits as long as it is asked.
+const MANUAL_RETRY_AFTER_LIMIT: Duration = Duration::from_secs(60);
+
+/// After a failed try of a retryable exchange: whether to try again, having waited
+/// the back-off's pause or, when longer, what the server asked for (`Retry-After`), so
+/// the PC never sends sooner than the server asks.
+async fn wait_before_retry(
+    error: &PushError,
+    attempts: u32,
+    options: &SyncOptions,
+    backoff: &mut Backoff,
+    report: &mut SyncReport,
+) -> bool {
+    if options.max_attempts.is_some_and(|max| attempts >= max) {
+        return false;
+    }
+    let asked = error.retry_after();
+    if options.max_attempts.is_some() && asked.is_some_and(|d| d > MANUAL_RETRY_AFTER_LIMIT) {
+        return false;
+    }
+    let pause = backoff.next_pause().max(asked.unwrap_or_default());
+    report.retries += 1;
+    tracing::warn!(error = %error, attempt = attempts, pause_ms = pause.as_millis() as u64,
+        retry_after_secs = asked.map(|d| d.as_secs()), "not acknowledged; retrying");
+    tokio::time::sleep(pause).await;
+    true
+}
+
+/// Registers the PC's signing key with the server when it is not known to be
+/// registered under this token and server. A failure never stops the sync: the data
+/// goes over HTTP all the same, and the next sync tries again.
+async fn register_signing_key(client: &SyncClient) {
+    let Some(signing) = client.signing() else {
+        return;
+    };
+    let (data_dir, key) = (&signing.data_dir, &signing.key);
+    if crate::signing::is_registered(data_dir, client.server(), client.token(), key) {
+        return;
+    }
+    match client.register_key(key).await {
+        Ok(answer) => {
+            tracing::info!(fingerprint = %key.fingerprint(), new = answer.new,
+                "the server holds this PC's signing key");
+            if let Err(e) =
+                crate::signing::mark_registered(data_dir, client.server(), client.token(), key)
+            {
+                tracing::warn!(error = %e, "could not note the signing key's registration; it is sent again next time");
+            }
+        }
+        Err(PushError::Refused { problem }) if problem.kind == "key-conflict" => {
+            tracing::error!(fingerprint = %key.fingerprint(),
+                "the server holds another signing key for this token; USB bundles of this PC will be refused until the district enrolls it again");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the signing key could not be registered; tried again at the next sync")
+        }
+    }
 }
 
 /// Runs one sync: everything not yet acknowledged, in order.
@@ -166,6 +262,7 @@ async fn run(
     // boot, so the server can date its records whatever the wall clock says.
     let anchor = measure_clock(store, client, options, backoff, report).await?;
     store.save_anchor(anchor.0)?;
+    register_signing_key(client).await;
     report.clock_offset_ms = Some(anchor.1);
     report.clock_uncertainty_ms = Some(anchor.0.uncertainty_ms);
     tracing::info!(
@@ -182,7 +279,9 @@ async fn run(
         let Some(batch) = batching::prepare(store, cursor, max_records, sent)? else {
             return Ok(());
         };
-        match push_with_retries(store, client, options, backoff, report, &batch).await {
+        let (pushed, attempts) =
+            push_with_retries(store, client, options, backoff, report, &batch).await;
+        match pushed {
             Ok(ack) => {
                 store.record_ack(ack.epoch, ack.held_seq, &ack.rejected)?;
                 report.batches += 1;
@@ -249,18 +348,14 @@ async fn run(
             Err(PushError::Unauthorized { revoked, detail }) => {
                 return Err(SyncError::Unauthorized { revoked, detail });
             }
-            Err(other) => {
-                return Err(SyncError::NoLink {
-                    attempts: backoff.attempts(),
-                    last_error: other.to_string(),
-                });
-            }
+            Err(other) => return Err(SyncError::gave_up(&other, attempts)),
         }
     }
 }
 
 /// Pushes one batch, retrying the same bytes under the same batch id while the error
 /// is one that waiting can cure. Each acknowledged exchange also refines the anchor.
+/// Returns the outcome and how many tries it took.
 async fn push_with_retries(
     store: &mut Store,
     client: &SyncClient,
@@ -268,7 +363,7 @@ async fn push_with_retries(
     backoff: &mut Backoff,
     report: &mut SyncReport,
     batch: &PreparedBatch,
-) -> Result<jejak_domain::BatchAck, PushError> {
+) -> (Result<jejak_domain::BatchAck, PushError>, u32) {
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -287,18 +382,14 @@ async fn push_with_retries(
                 if let Err(e) = store.save_anchor(anchor) {
                     tracing::warn!(error = %e, "could not keep the clock anchor");
                 }
-                return Ok(ack);
+                return (Ok(ack), attempts);
             }
             Err(e) if e.is_retryable() => {
-                if options.max_attempts.is_some_and(|max| attempts >= max) {
-                    return Err(e);
+                if !wait_before_retry(&e, attempts, options, backoff, report).await {
+                    return (Err(e), attempts);
                 }
-                let pause = backoff.next_pause();
-                report.retries += 1;
-                tracing::warn!(error = %e, attempt = attempts, pause_ms = pause.as_millis() as u64, "batch not acknowledged; retrying");
-                tokio::time::sleep(pause).await;
             }
-            Err(e) => return Err(e),
+            Err(e) => return (Err(e), attempts),
         }
     }
 }
@@ -328,16 +419,9 @@ async fn measure_clock(
                 return Ok((anchor, wall_at_anchor - anchor.server_ms));
             }
             Err(e) if e.is_retryable() => {
-                if options.max_attempts.is_some_and(|max| attempts >= max) {
-                    return Err(SyncError::NoLink {
-                        attempts,
-                        last_error: e.to_string(),
-                    });
+                if !wait_before_retry(&e, attempts, options, backoff, report).await {
+                    return Err(SyncError::gave_up(&e, attempts));
                 }
-                let pause = backoff.next_pause();
-                report.retries += 1;
-                tracing::warn!(error = %e, attempt = attempts, "server not reachable; retrying");
-                tokio::time::sleep(pause).await;
             }
             Err(PushError::Unauthorized { revoked, detail }) => {
                 return Err(SyncError::Unauthorized { revoked, detail });

@@ -52,7 +52,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Query, Request, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN,
-    REFERRER_POLICY, SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    REFERRER_POLICY, RETRY_AFTER, SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -77,14 +77,22 @@ pub const DEFAULT_PORT: u16 = 7878;
 /// How long a librarian's PIN sign-in lasts. Short: the PC is a public one and the
 /// next patron sits down at the same browser.
 const LIBRARIAN_TTL: Duration = Duration::from_secs(15 * 60);
-/// Wrong PINs in a row before PIN attempts pause.
-const MAX_WRONG_PINS: u32 = 5;
-/// How long PIN attempts pause after too many wrong ones.
-const PIN_LOCKOUT: Duration = Duration::from_secs(60);
+/// Wrong PINs in a row that cost no wait (typing mistakes).
+const FREE_WRONG_PINS: u32 = 3;
+/// The wait after the first wrong PIN past the free ones; each further wrong PIN
+/// doubles it.
+const FIRST_PIN_WAIT: Duration = Duration::from_secs(5);
+/// The longest wait: a patron typing wrong PINs can keep the librarian waiting a few
+/// minutes at most, never locked out. At one guess per five minutes a six-digit PIN
+/// takes years to find.
+const MAX_PIN_WAIT: Duration = Duration::from_secs(5 * 60);
+/// A streak of wrong PINs is forgotten after this long without one.
+const PIN_STREAK_FORGOTTEN: Duration = Duration::from_secs(60 * 60);
 /// The largest form accepted; the real ones are a few hundred bytes.
 const MAX_BODY_BYTES: usize = 16 * 1024;
-/// How long stopping waits for requests in flight.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The longest member number accepted (the form's `maxlength` says the same, but the
+/// page does not rely on the browser).
+pub(crate) const MAX_MEMBER_CHARS: usize = 40;
 
 const CSRF_COOKIE: &str = "jejak_csrf";
 const LANG_COOKIE: &str = "jejak_lang";
@@ -144,7 +152,11 @@ struct Inner {
     csrf_key: [u8; 32],
     /// Signed-in librarians: cookie value → when the sign-in ends.
     librarians: Mutex<HashMap<String, Instant>>,
-    pins: Mutex<PinAttempts>,
+    /// Wrong PINs and the wait they impose. An async lock held across the check, so that
+    /// PIN attempts are tried one at a time (parallel requests cannot skip a wait).
+    pins: tokio::sync::Mutex<PinAttempts>,
+    /// The PIN last signed in with is shorter than new PINs may be: the screen says so.
+    short_pin: std::sync::atomic::AtomicBool,
     sync_run: Mutex<SyncRun>,
 }
 
@@ -158,10 +170,63 @@ impl std::fmt::Debug for Checkin {
     }
 }
 
+/// Wrong PINs in a row and the wait they impose: none for the first few (typing
+/// mistakes), then 5 s, doubling with each further wrong PIN up to 5 minutes. During a
+/// wait no PIN is checked, the right one included, but the wait is never longer than
+/// [`MAX_PIN_WAIT`], so the librarian is never locked out for long whatever a patron
+/// types; the screen says when to try again.
 #[derive(Debug, Default)]
 struct PinAttempts {
     wrong: u32,
-    paused_until: Option<Instant>,
+    last_wrong: Option<Instant>,
+    next_try: Option<Instant>,
+}
+
+impl PinAttempts {
+    /// How long until a PIN may be tried again; `None` when it may be now.
+    fn wait(&self, now: Instant) -> Option<Duration> {
+        self.next_try
+            .and_then(|at| at.checked_duration_since(now))
+            .filter(|wait| !wait.is_zero())
+    }
+
+    /// Records a wrong PIN at `now`; returns the wait it imposes.
+    fn wrong_pin(&mut self, now: Instant) -> Option<Duration> {
+        if self
+            .last_wrong
+            .is_some_and(|at| now.saturating_duration_since(at) >= PIN_STREAK_FORGOTTEN)
+        {
+            self.wrong = 0;
+        }
+        self.wrong = self.wrong.saturating_add(1);
+        self.last_wrong = Some(now);
+        let wait = pin_wait(self.wrong);
+        self.next_try = wait.map(|wait| now + wait);
+        wait
+    }
+}
+
+/// The wait after the `wrong`-th wrong PIN in a row.
+fn pin_wait(wrong: u32) -> Option<Duration> {
+    let past_free = wrong.checked_sub(FREE_WRONG_PINS).filter(|n| *n > 0)?;
+    let doublings = (past_free - 1).min(16);
+    Some(
+        FIRST_PIN_WAIT
+            .saturating_mul(1 << doublings)
+            .min(MAX_PIN_WAIT),
+    )
+}
+
+/// "Try again at 10:32:15 (in 40 seconds)", in the library's zone.
+fn pin_wait_text(lang: Lang, wait: Duration, wall_now: DateTime<Utc>, zone: Zone) -> String {
+    // Whole seconds, rounded up, so that trying at the time shown always works.
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let at = wall_now + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+    let at = at.with_timezone(&zone.offset()).format("%H:%M:%S");
+    match lang {
+        Lang::Id => format!("Terlalu banyak PIN salah. Coba lagi pukul {at} (dalam {secs} detik)."),
+        Lang::En => format!("Too many wrong PINs. Try again at {at} (in {secs} seconds)."),
+    }
 }
 
 /// The librarian's "sync now": running or not, and how the last one ended.
@@ -189,7 +254,8 @@ impl Checkin {
                 sync,
                 csrf_key: rand::random(),
                 librarians: Mutex::new(HashMap::new()),
-                pins: Mutex::new(PinAttempts::default()),
+                pins: tokio::sync::Mutex::new(PinAttempts::default()),
+                short_pin: std::sync::atomic::AtomicBool::new(false),
                 sync_run: Mutex::new(SyncRun::default()),
             }),
         }
@@ -199,6 +265,10 @@ impl Checkin {
     /// `into_make_service_with_connect_info::<SocketAddr>()` (as [`spawn`] does):
     /// a request without its peer address is refused.
     pub fn router(&self) -> Router {
+        self.router_with_body_timeout(ServeLimits::default().body_timeout)
+    }
+
+    fn router_with_body_timeout(&self, body_timeout: Duration) -> Router {
         Router::new()
             .route("/", get(home))
             .route("/mulai", post(start))
@@ -211,6 +281,10 @@ impl Checkin {
             .route(IDLE_REPORT_PATH, post(idle_report))
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(middleware::from_fn_with_state(
+                (self.clone(), body_timeout),
+                read_body_in_time,
+            ))
             .layer(middleware::from_fn_with_state(self.clone(), guard))
             .with_state(self.clone())
     }
@@ -234,6 +308,12 @@ impl Checkin {
             }
             other => other,
         }
+    }
+
+    /// The PC's wall clock as the store reads it (the tests' clock is a manual one).
+    fn wall_now(&self) -> DateTime<Utc> {
+        self.with_store(|store| Ok(store.clock().wall()))
+            .unwrap_or_else(|_| Utc::now())
     }
 
     fn csrf_token(&self, nonce: &str) -> String {
@@ -638,6 +718,21 @@ fn profile_from(
         }
     };
     let member = form.get("member").map(str::trim).filter(|m| !m.is_empty());
+    // Bounded here, not only by the form's `maxlength`: anything can post to the page.
+    let member = match member {
+        Some(number) if number.chars().count() > MAX_MEMBER_CHARS => {
+            errors.push(format!(
+                "{} {MAX_MEMBER_CHARS} {}",
+                lang.pick(
+                    "Nomor anggota terlalu panjang: paling banyak",
+                    "The member number is too long: at most"
+                ),
+                lang.pick("karakter.", "characters.")
+            ));
+            None
+        }
+        other => other,
+    };
     let patron_key = match member {
         Some(number) => match PatronSecret::load(&c.settings().data_dir.join(SECRET_FILE)) {
             Ok(secret) => Some(secret.key_for(number)),
@@ -817,6 +912,8 @@ struct LibrarianView {
     clock_suspect_now: bool,
     enrolled: bool,
     run: SyncRun,
+    /// The PIN signed in with is shorter than new PINs may be.
+    short_pin: bool,
 }
 
 fn librarian_view(c: &Checkin) -> Result<LibrarianView, StoreError> {
@@ -846,6 +943,7 @@ fn librarian_view(c: &Checkin) -> Result<LibrarianView, StoreError> {
             clock_suspect_now: status.clock_suspect_now,
             enrolled: c.inner.sync.is_some(),
             run: lock(&c.inner.sync_run).clone(),
+            short_pin: c.inner.short_pin.load(std::sync::atomic::Ordering::Relaxed),
         })
     })
 }
@@ -862,9 +960,17 @@ async fn librarian(
             PinHash::load(&c.settings().data_dir.join(PIN_FILE)),
             Ok(Some(_))
         );
+        // A wait after wrong PINs is shown before anyone types again.
+        let wait = c
+            .inner
+            .pins
+            .try_lock()
+            .ok()
+            .and_then(|attempts| attempts.wait(Instant::now()))
+            .map(|wait| pin_wait_text(lang, wait, c.wall_now(), c.settings().zone));
         return html(
             StatusCode::OK,
-            pages::pin_form(lang, &csrf, None, pin_set),
+            pages::pin_form(lang, &csrf, None, pin_set, wait.as_deref()),
             &[lang_cookie, csrf_cookie],
         );
     }
@@ -888,60 +994,98 @@ async fn sign_in(
         return refuse(lang, Refusal::MissingCsrf);
     }
     let (csrf, _) = c.csrf(&headers);
-    let now = Instant::now();
-    let paused = {
-        let attempts = lock(&c.inner.pins);
-        attempts.paused_until.is_some_and(|until| until > now)
-    };
-    let error = |status: StatusCode, message: &str, pin_set: bool| {
-        html(
+    let zone = c.settings().zone;
+    let page = |status: StatusCode, message: &str, pin_set: bool, wait: Option<Duration>| {
+        let wait_text = wait.map(|wait| pin_wait_text(lang, wait, c.wall_now(), zone));
+        let mut response = html(
             status,
-            pages::pin_form(lang, &csrf, Some(message), pin_set),
+            pages::pin_form(lang, &csrf, Some(message), pin_set, wait_text.as_deref()),
             &[],
-        )
+        );
+        if let Some(wait) = wait
+            && let Ok(value) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string())
+        {
+            response.headers_mut().insert(RETRY_AFTER, value);
+        }
+        response
     };
-    if paused {
-        return error(
+    // One attempt at a time: the lock is held until this attempt is counted.
+    let mut attempts = c.inner.pins.lock().await;
+    let now = Instant::now();
+    if let Some(wait) = attempts.wait(now) {
+        return page(
             StatusCode::TOO_MANY_REQUESTS,
             lang.pick(
-                "Terlalu banyak PIN salah. Tunggu satu menit lalu coba lagi.",
-                "Too many wrong PINs. Wait a minute, then try again.",
+                "Tunggu dulu: PIN belum diperiksa.",
+                "Please wait: the PIN was not checked.",
             ),
             true,
+            Some(wait),
         );
     }
     let pin = match PinHash::load(&c.settings().data_dir.join(PIN_FILE)) {
         Ok(Some(pin)) => pin,
         Ok(None) => {
-            return error(
+            return page(
                 StatusCode::FORBIDDEN,
                 lang.pick(
                     "PIN pustakawan belum diatur. Jalankan: jejak init … --pin PIN",
                     "No librarian PIN is set. Run: jejak init … --pin PIN",
                 ),
                 false,
+                None,
             );
         }
         Err(e) => {
             tracing::error!(error = %e, "check-in page: the PIN file cannot be read");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, &e.message(lang), false);
+            return page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &e.message(lang),
+                false,
+                None,
+            );
         }
     };
-    if !pin.verify(form.get("pin").unwrap_or_default()) {
-        let mut attempts = lock(&c.inner.pins);
-        attempts.wrong += 1;
-        tracing::warn!(wrong_in_a_row = attempts.wrong, "wrong librarian PIN");
-        if attempts.wrong >= MAX_WRONG_PINS {
-            attempts.wrong = 0;
-            attempts.paused_until = Some(now + PIN_LOCKOUT);
-        }
-        return error(
+    let typed = form.get("pin").unwrap_or_default().to_string();
+    // Argon2 takes a noticeable fraction of a second by design: off the async thread.
+    // Anything longer than a PIN may be is wrong without hashing it.
+    let checked = if typed.chars().count() <= pin::MAX_PIN_CHARS {
+        let typed = typed.clone();
+        tokio::task::spawn_blocking(move || (pin.verify(&typed), pin))
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let Some((true, pin)) = checked else {
+        let wait = attempts.wrong_pin(now);
+        tracing::warn!(
+            wrong_in_a_row = attempts.wrong,
+            wait_secs = wait.map(|w| w.as_secs()),
+            "wrong librarian PIN"
+        );
+        return page(
             StatusCode::UNAUTHORIZED,
             lang.pick("PIN salah.", "Wrong PIN."),
             true,
+            wait,
         );
+    };
+    *attempts = PinAttempts::default();
+    drop(attempts);
+    // A PIN kept the old way is hashed again with Argon2id now that it is known.
+    if let Some(upgraded) = pin.upgraded(&typed) {
+        match upgraded.and_then(|new| new.save(&c.settings().data_dir.join(PIN_FILE))) {
+            Ok(()) => tracing::info!("the librarian PIN's stored hash was upgraded to Argon2id"),
+            Err(e) => {
+                tracing::error!(error = %e, "the librarian PIN's hash could not be upgraded; it is tried again at the next sign-in")
+            }
+        }
     }
-    *lock(&c.inner.pins) = PinAttempts::default();
+    c.inner.short_pin.store(
+        typed.chars().count() < pin::MIN_PIN_CHARS,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let id = random_id();
     lock(&c.inner.librarians).insert(id.clone(), now + LIBRARIAN_TTL);
     tracing::info!("librarian signed in at the check-in page");
@@ -1014,42 +1158,195 @@ pub async fn bind(port: u16) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).await
 }
 
-/// The running page; [`CheckinHandle::stop`] ends it gracefully.
+/// How the page is served: timeouts, the connection cap and the stop's grace period.
+/// The defaults suit one PC's browser; tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// A request's headers must arrive within this (counted from when the connection
+    /// waits for them, so it is also how long a kept-alive connection may sit idle).
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this once its headers are in (408 if not).
+    pub body_timeout: Duration,
+    /// Connections served at once; more are answered 503 at once and closed.
+    pub max_connections: usize,
+    /// How long stopping waits for requests in flight before cutting them off.
+    pub stop_grace: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 64,
+            stop_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a connection over the cap gets before it is closed: no page, no work.
+const BUSY_ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 56\r\n\r\nSibuk, coba lagi sebentar. / Busy, try again shortly.\r\n\r\n";
+
+/// Reads the whole body (at most [`MAX_BODY_BYTES`]) within `timeout` before the
+/// handler runs, so a client that sends its form a byte at a time is answered 408
+/// instead of holding the request open.
+async fn read_body_in_time(
+    State((c, timeout)): State<(Checkin, Duration)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let lang = cookie_lang(&c, &parts.headers);
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(_)) => html(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            pages::store_failure(
+                lang,
+                lang.pick("Isian terlalu besar.", "The form is too large."),
+            ),
+            &[],
+        ),
+        Err(_) => {
+            tracing::warn!("check-in page: a request body did not arrive in time");
+            html(
+                StatusCode::REQUEST_TIMEOUT,
+                pages::store_failure(
+                    lang,
+                    lang.pick(
+                        "Isian tidak terkirim utuh tepat waktu.",
+                        "The form did not arrive in time.",
+                    ),
+                ),
+                &[],
+            )
+        }
+    }
+}
+
+/// The running page; [`CheckinHandle::stop`] ends it.
 #[derive(Debug)]
 pub struct CheckinHandle {
-    stop: tokio::sync::oneshot::Sender<()>,
+    stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    grace: Duration,
 }
 
 impl CheckinHandle {
-    /// Stops taking new requests, lets those in flight finish (for a few seconds at
-    /// most) and returns. The daemon calls it before it closes the open session at
-    /// shutdown, so no session can start after that.
+    /// Stops accepting connections at once, lets requests in flight finish within the
+    /// grace period (cutting off the rest) and returns. The daemon calls it before it
+    /// closes the open session at shutdown, so no session can start after that.
     pub async fn stop(self) {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(true);
         let mut task = self.task;
-        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+        // The serving task bounds itself; this is a second fence.
+        if tokio::time::timeout(self.grace + Duration::from_secs(1), &mut task)
+            .await
+            .is_err()
+        {
             task.abort();
         }
         tracing::info!("check-in page stopped");
     }
 }
 
-/// Serves `checkin` on `listener` until [`CheckinHandle::stop`].
+/// Serves `checkin` on `listener` until [`CheckinHandle::stop`], with the default
+/// [`ServeLimits`].
 pub fn spawn(listener: tokio::net::TcpListener, checkin: Checkin) -> CheckinHandle {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = checkin
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "check-in page stopped with an error");
+    spawn_with_limits(listener, checkin, ServeLimits::default())
+}
+
+/// Serves `checkin` on `listener` with `limits`: HTTP/1 over hyper with a header
+/// timeout, a body timeout (in the router), at most `max_connections` at once, and a
+/// stop that stops accepting at once and waits at most `stop_grace`.
+pub fn spawn_with_limits(
+    listener: tokio::net::TcpListener,
+    checkin: Checkin,
+    limits: ServeLimits,
+) -> CheckinHandle {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let router = checkin.router_with_body_timeout(limits.body_timeout);
+    let task = tokio::spawn(serve(listener, router, limits, stopped));
+    CheckinHandle {
+        stop,
+        task,
+        grace: limits.stop_grace,
+    }
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors, for instance: wait a moment rather
+                        // than spin, and keep serving the connections already open.
+                        tracing::warn!(error = %e, "check-in page: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    // Over the cap: a fixed answer written without waiting, then closed.
+                    let _ = stream.try_write(BUSY_ANSWER);
+                    tracing::warn!("check-in page: too many connections; one refused");
+                    continue;
+                };
+                let router = router.clone();
+                let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let mut router = router.clone();
+                    async move { tower_service::Service::call(&mut router, request).await }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(limits.header_timeout)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let mut stop = stopped.clone();
+                connections.spawn(async move {
+                    let _permit = permit;
+                    tokio::pin!(connection);
+                    tokio::select! {
+                        served = connection.as_mut() => {
+                            if let Err(e) = served {
+                                tracing::debug!(error = %e, "check-in page: connection ended");
+                            }
+                        }
+                        _ = stop.changed() => {
+                            // Finish the request in flight, take no further one.
+                            connection.as_mut().graceful_shutdown();
+                            let _ = connection.await;
+                        }
+                    }
+                });
+            }
         }
-    });
-    CheckinHandle { stop, task }
+    }
+    // Nothing more is accepted from here on.
+    drop(listener);
+    let finished = tokio::time::timeout(limits.stop_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            cut_off = connections.len(),
+            "check-in page: requests still in flight after the grace period were cut off"
+        );
+        connections.abort_all();
+    }
 }

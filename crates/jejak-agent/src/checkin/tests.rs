@@ -16,7 +16,7 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::patron::PatronSecret;
 
-const PIN: &str = "2468";
+const PIN: &str = "246810";
 const MEMBER: &str = "90817263";
 const MAX_PAGE_BYTES: usize = 30 * 1024;
 
@@ -48,7 +48,8 @@ struct TestPage {
     secret: PatronSecret,
     /// The page's clock: the same boot for every store connection of the test.
     clock: ManualClock,
-    _handle: CheckinHandle,
+    checkin: Checkin,
+    handle: Option<CheckinHandle>,
 }
 
 /// A browser's cookies, kept by hand (the client has no cookie store).
@@ -84,6 +85,10 @@ struct Answer {
 
 impl TestPage {
     async fn start(enrolled: bool) -> TestPage {
+        Self::start_with(enrolled, ServeLimits::default()).await
+    }
+
+    async fn start_with(enrolled: bool, limits: ServeLimits) -> TestPage {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2031, 1, 5, 1, 0, 0).unwrap());
         let identity = DeviceIdentity {
@@ -121,7 +126,7 @@ impl TestPage {
             },
             sync,
         );
-        let handle = spawn(listener, checkin);
+        let handle = Some(spawn_with_limits(listener, checkin.clone(), limits));
         TestPage {
             url: format!("http://127.0.0.1:{port}"),
             port,
@@ -133,7 +138,8 @@ impl TestPage {
             syncs,
             secret,
             clock,
-            _handle: handle,
+            checkin,
+            handle,
         }
     }
 
@@ -208,6 +214,11 @@ impl TestPage {
     }
 
     /// Every byte of the store's files.
+    /// Wrong PINs in a row as the page counts them.
+    async fn inner_wrong_pins(&self) -> u32 {
+        self.checkin.inner.pins.lock().await.wrong
+    }
+
     fn store_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::new();
         for entry in std::fs::read_dir(self.dir.path()).unwrap() {
@@ -522,7 +533,7 @@ async fn the_librarian_screen_needs_the_pin_and_runs_sync_now() {
         .post(
             "/pustakawan/masuk",
             &mut jar,
-            &[("csrf", &csrf), ("pin", "1357")],
+            &[("csrf", &csrf), ("pin", "135799")],
         )
         .await;
     assert_eq!(wrong.status, 401);
@@ -581,20 +592,34 @@ async fn the_librarian_screen_needs_the_pin_and_runs_sync_now() {
 }
 
 #[tokio::test]
-async fn too_many_wrong_pins_pause_pin_attempts() {
+async fn wrong_pins_cost_a_growing_wait_that_the_screen_states_and_the_right_pin_then_works() {
     let page = TestPage::start(false).await;
     let mut jar = Jar::default();
     let csrf = csrf_of(&page.get("/pustakawan", &mut jar).await.body);
-    for _ in 0..MAX_WRONG_PINS {
-        let answer = page
-            .post(
-                "/pustakawan/masuk",
-                &mut jar,
-                &[("csrf", &csrf), ("pin", "0000")],
-            )
-            .await;
+    let wrong = async |jar: &mut Jar| {
+        page.post(
+            "/pustakawan/masuk",
+            jar,
+            &[("csrf", &csrf), ("pin", "000000")],
+        )
+        .await
+    };
+    // Typing mistakes cost nothing.
+    for _ in 0..FREE_WRONG_PINS {
+        let answer = wrong(&mut jar).await;
         assert_eq!(answer.status, 401);
+        assert!(!answer.body.contains("id=\"pin-wait\""), "{}", answer.body);
     }
+    // The next wrong PIN imposes a wait, and the screen says until when (08:00 WIB is
+    // the test clock's time).
+    let answer = wrong(&mut jar).await;
+    assert_eq!(answer.status, 401);
+    let wait = element(&answer.body, "pin-wait");
+    assert!(
+        wait.starts_with("Terlalu banyak PIN salah. Coba lagi pukul 08:00:05 (dalam 5 detik)"),
+        "{wait}"
+    );
+    // During the wait even the right PIN is not checked; the answer says when to retry.
     let answer = page
         .post(
             "/pustakawan/masuk",
@@ -602,8 +627,70 @@ async fn too_many_wrong_pins_pause_pin_attempts() {
             &[("csrf", &csrf), ("pin", PIN)],
         )
         .await;
-    assert_eq!(answer.status, 429, "even the right PIN waits");
-    assert!(answer.body.contains("Tunggu satu menit"));
+    assert_eq!(answer.status, 429, "{}", answer.body);
+    assert!(answer.body.contains("id=\"pin-wait\""));
+    assert!(!jar.0.contains_key(LIBRARIAN_COOKIE));
+    // The PIN form shows the wait too, before anyone types.
+    let form = page.get("/pustakawan?lang=en", &mut jar).await;
+    assert!(
+        element(&form.body, "pin-wait").starts_with("Too many wrong PINs. Try again at 08:00:0"),
+        "{}",
+        form.body
+    );
+    // Once the wait is over, the right PIN signs in and the streak is forgotten.
+    tokio::time::sleep(FIRST_PIN_WAIT + Duration::from_millis(200)).await;
+    page.sign_in(&mut jar).await;
+    assert_eq!(page.inner_wrong_pins().await, 0);
+}
+
+#[test]
+fn the_pin_wait_doubles_and_never_exceeds_five_minutes() {
+    let waits: Vec<u64> = (1..=12)
+        .map(|n| pin_wait(n).map_or(0, |w| w.as_secs()))
+        .collect();
+    assert_eq!(waits, [0, 0, 0, 5, 10, 20, 40, 80, 160, 300, 300, 300]);
+    assert!((1..10_000).all(|n| pin_wait(n).is_none_or(|w| w <= MAX_PIN_WAIT)));
+    assert_eq!(pin_wait(u32::MAX), Some(MAX_PIN_WAIT));
+
+    // A streak is forgotten after an hour without a wrong PIN.
+    let start = Instant::now();
+    let mut attempts = PinAttempts::default();
+    for _ in 0..5 {
+        attempts.wrong_pin(start);
+    }
+    assert_eq!(attempts.wait(start), Some(Duration::from_secs(10)));
+    assert_eq!(attempts.wait(start + Duration::from_secs(10)), None);
+    let later = start + PIN_STREAK_FORGOTTEN;
+    assert_eq!(attempts.wrong_pin(later), None, "a new streak starts free");
+    assert_eq!(attempts.wrong, 1);
+}
+
+#[tokio::test]
+async fn a_pin_kept_the_old_way_is_upgraded_to_argon2id_at_the_next_sign_in() {
+    let page = TestPage::start(false).await;
+    let path = page.dir.path().join(PIN_FILE);
+    pin::PinHash::legacy_for_tests("2468").save(&path).unwrap();
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("jejak-pin-v1 ")
+    );
+    let mut jar = Jar::default();
+    let csrf = csrf_of(&page.get("/pustakawan", &mut jar).await.body);
+    let answer = page
+        .post(
+            "/pustakawan/masuk",
+            &mut jar,
+            &[("csrf", &csrf), ("pin", "2468")],
+        )
+        .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("jejak-pin-v2 $argon2id$"), "{text}");
+    assert!(PinHash::load(&path).unwrap().unwrap().verify("2468"));
+    // The four-digit PIN still works, and the screen asks for a longer one.
+    let screen = page.get("/pustakawan", &mut jar).await;
+    assert!(screen.body.contains("id=\"short-pin\""), "{}", screen.body);
 }
 
 #[tokio::test]
@@ -645,9 +732,12 @@ fn durations_and_escaping_read_well() {
     assert_eq!(pages::duration(59, Lang::Id), "kurang dari 1 menit");
     assert_eq!(pages::duration(65 * 60, Lang::Id), "1 jam 5 menit");
     assert_eq!(pages::duration(7 * 60, Lang::En), "7 min");
-    assert_eq!(
-        pages::esc("<a href=\"x\">&'"),
-        "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+    // The templates escape what they are given.
+    let page = pages::store_failure(Lang::En, "<script>alert('x')</script> & \"q\"");
+    assert!(!page.contains("<script>"), "{page}");
+    assert!(
+        page.contains("&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#38; &#34;q&#34;"),
+        "{page}"
     );
 }
 
@@ -770,4 +860,208 @@ async fn idle_reports_reach_the_console_seat_and_nothing_else_can_post_them() {
     assert_eq!(answer.status, 403, "a foreign page: {}", answer.body);
     let still = idle().expect("still the first report");
     assert!(still >= Duration::from_secs(120), "unchanged: {still:?}");
+}
+
+#[tokio::test]
+async fn a_member_number_longer_than_the_form_allows_is_refused_and_nothing_is_stored() {
+    let page = TestPage::start(false).await;
+    let mut jar = Jar::default();
+    let csrf = csrf_of(&page.get("/?lang=en", &mut jar).await.body);
+    let long = "9".repeat(15_000);
+    let check_in = async |jar: &mut Jar, member: &str| {
+        page.post(
+            "/mulai",
+            jar,
+            &[
+                ("csrf", &csrf),
+                ("purpose", "pendidikan"),
+                ("gender", "P"),
+                ("age", "remaja"),
+                ("member", member),
+            ],
+        )
+        .await
+    };
+    let answer = check_in(&mut jar, &long).await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert!(
+        element(&answer.body, "errors").contains("The member number is too long: at most 40"),
+        "{}",
+        answer.body
+    );
+    assert!(!answer.body.contains(&long[..100]));
+    assert!(
+        page.store().recent_sessions(5).unwrap().is_empty(),
+        "nothing stored"
+    );
+    assert!(!contains(&page.store_bytes(), &long[..100]));
+    // Forty characters are still fine.
+    let answer = check_in(&mut jar, &"9".repeat(MAX_MEMBER_CHARS)).await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+}
+
+/// Short limits, so that the slow-client tests take seconds.
+fn short_limits() -> ServeLimits {
+    ServeLimits {
+        header_timeout: Duration::from_millis(700),
+        body_timeout: Duration::from_millis(700),
+        max_connections: 16,
+        stop_grace: Duration::from_secs(2),
+    }
+}
+
+/// Reads from `stream` until it closes (or `deadline`); returns what came and whether
+/// it closed.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    deadline: Duration,
+) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(deadline, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+#[tokio::test]
+async fn slow_headers_slow_bodies_and_idle_connections_are_dropped_in_time() {
+    use tokio::io::AsyncWriteExt;
+    let page = TestPage::start_with(false, short_limits()).await;
+    let addr = format!("127.0.0.1:{}", page.port);
+
+    // Headers a byte at a time, slower than the header timeout: the page hangs up.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let started = Instant::now();
+    let head = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n", page.port);
+    let mut cut = false;
+    for byte in head.bytes() {
+        if slow.write_all(&[byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(3)).await;
+    assert!(
+        cut || closed,
+        "a client sending headers slowly was not dropped"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A body a byte at a time: 408, and nothing stored.
+    let mut jar = Jar::default();
+    let csrf = csrf_of(&page.get("/", &mut jar).await.body);
+    let form = format!("csrf={csrf}&purpose=pendidikan&gender=L&age=anak");
+    let mut body_slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    body_slow
+        .write_all(
+            format!(
+                "POST /mulai HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\nCookie: {cookies}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {len}\r\n\r\n",
+                port = page.port,
+                cookies = jar.header(),
+                len = form.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    body_slow.write_all(&form.as_bytes()[..3]).await.unwrap();
+    let (answer, _) = read_until_closed(&mut body_slow, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        page.store().recent_sessions(5).unwrap().is_empty(),
+        "nothing stored"
+    );
+
+    // A kept-alive connection that asks nothing more is closed after the same timeout.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(
+        format!(
+            "GET /pustakawan HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            page.port
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (answer, closed) = read_until_closed(&mut idle, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "an idle kept-alive connection stayed open");
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_refused_at_once_and_the_page_stops_in_its_grace_period() {
+    use tokio::io::AsyncWriteExt;
+    // Bodies may take long here, so that requests in flight really outlast the grace
+    // period when the page stops.
+    let limits = ServeLimits {
+        body_timeout: Duration::from_secs(60),
+        ..short_limits()
+    };
+    let mut page = TestPage::start_with(false, limits).await;
+    let addr = format!("127.0.0.1:{}", page.port);
+    // 200 slow clients: each sends part of a request head and then nothing.
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let _ = stream.write_all(b"GET / HTTP/1.1\r\nHo").await;
+        slow.push(stream);
+    }
+    // Those past the cap were answered 503 and closed without waiting.
+    let mut refused = 0;
+    for stream in slow.iter_mut().skip(16) {
+        let (answer, closed) = read_until_closed(stream, Duration::from_millis(500)).await;
+        if closed && answer.starts_with("HTTP/1.1 503") {
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        refused,
+        200 - 16,
+        "every connection over the cap is refused at once"
+    );
+    // The slow ones are dropped at their header timeout, and the page answers again.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let mut jar = Jar::default();
+    assert_eq!(page.get("/", &mut jar).await.status, 200);
+
+    // Stopping while slow clients hold connections (new ones, opened just now) takes no
+    // longer than the grace period.
+    let mut holding = Vec::new();
+    for _ in 0..16 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /mulai HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 100\r\n\r\nab",
+            page.port
+        );
+        let _ = stream.write_all(head.as_bytes()).await;
+        holding.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    page.handle.take().unwrap().stop().await;
+    assert!(
+        started.elapsed() <= limits.stop_grace + Duration::from_millis(500),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() >= limits.stop_grace - Duration::from_millis(100),
+        "the requests in flight were given their grace period"
+    );
+    // Nothing is accepted any more.
+    assert!(reqwest::get(format!("http://{addr}/")).await.is_err());
 }

@@ -16,11 +16,13 @@
 //! | 405 | `method-not-allowed` | wrong method for the route |
 //! | 408 | `body-timeout` | the body did not arrive within the body timeout (see [`Serving`]) |
 //! | 409 | `seq-gap` | the batch starts past the held seq; `expected_seq` says where to resume |
+//! | 409 | `key-conflict` | another signing key is registered under the token |
 //! | 413 | `payload-too-large` | the body, compressed or decompressed, is over its limit |
 //! | 413 | `too-many-records` | more records than one batch may carry |
 //! | 415 | `unsupported-media-type` | another Content-Type or Content-Encoding |
 //! | 429 | `too-many-epochs` | the batch opens a new epoch (seq 1 again) and the PC opened 3 in the last day; `Retry-After` says when another is taken |
 //! | 422 | `invalid-batch` | JSON of the wrong shape: wrong types, unknown enum values or fields, inconsistent columns |
+//! | 422 | `invalid-key` | a signing key that is not an Ed25519 public key |
 //! | 503 | `store-unavailable` | the store failed; retry the same batch later |
 //! | 503 | `too-many-connections` | the connection cap is reached (sent at accept, before the request is read) |
 //!
@@ -44,14 +46,15 @@ use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
-use jejak_domain::{BatchAck, Problem, WireBatch};
+use jejak_domain::{BatchAck, KeyRegistrationAnswer, KeyRegistrationRequest, Problem, WireBatch};
 use serde::Serialize;
 
 use crate::metrics::{BatchResult, Metrics};
 use crate::store::{
-    AuthError, Delivery, DeviceRef, IngestError, Principal, ServerClock, ServerStore, system_clock,
+    AuthError, Delivery, DeviceRef, IngestError, KeyRegistration, Principal, ServerClock,
+    ServerStore, system_clock, token_hash,
 };
 use body::BodyError;
 
@@ -250,6 +253,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/batches", post(post_batch))
         .route("/api/v1/devices/me", get(device_me))
+        .route("/api/v1/devices/me/key", put(register_key))
         .route("/api/v1/time", get(server_time))
         .route("/api/v1/reports/village", get(reports::village_report))
         .route("/api/v1/reports/district", get(reports::district_report))
@@ -533,17 +537,8 @@ async fn ingest_request(
             format!("the batch could not be parsed: {e}"),
         )
     })??;
-    if batch.len() > limits.max_records {
-        return Err(ApiProblem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-many-records",
-            "Too many records",
-            format!(
-                "the batch carries {} records; at most {} are accepted in one batch",
-                batch.len(),
-                limits.max_records
-            ),
-        ));
+    if let Some(refusal) = too_many_records(&batch, limits) {
+        return Err(refusal);
     }
     let started = Instant::now();
     let ack = app
@@ -564,6 +559,54 @@ async fn ingest_request(
         ack.rejected.len() as u64,
     );
     Ok(ack)
+}
+
+/// The refusal of a batch with more records than one batch may carry.
+fn too_many_records(batch: &WireBatch, limits: Limits) -> Option<ApiProblem> {
+    if batch.len() > limits.max_records {
+        return Some(ApiProblem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-many-records",
+            "Too many records",
+            format!(
+                "the batch carries {} records; at most {} are accepted in one batch",
+                batch.len(),
+                limits.max_records
+            ),
+        ));
+    }
+    None
+}
+
+/// Decodes a batch carried on a USB stick as the HTTP path decodes a request's body:
+/// inflated (zstd when `compressed`) within the same limit, parsed by the same parser,
+/// its records counted against the same limit. The problem says why one is refused.
+/// Returns the batch and the size of its JSON.
+pub fn decode_carried_batch(
+    body: &[u8],
+    compressed: bool,
+    limits: Limits,
+) -> Result<(WireBatch, usize), Problem> {
+    let encoding = if compressed {
+        body::Encoding::Zstd
+    } else {
+        body::Encoding::Identity
+    };
+    let (batch, size) = body::inflate(body, encoding, limits.max_decompressed_bytes)
+        .and_then(|json| body::parse(&json).map(|batch| (batch, json.len())))
+        .map_err(|e| ApiProblem::from(e).problem)?;
+    match too_many_records(&batch, limits) {
+        Some(refusal) => Err(refusal.problem),
+        None => Ok((batch, size)),
+    }
+}
+
+/// Inflates a zstd stream carried on a USB stick (a version 1 bundle's batches) to at
+/// most `limit` bytes, as the HTTP path inflates a body.
+pub fn inflate_carried(body: &[u8], limit: usize) -> Result<Vec<u8>, Problem> {
+    body::inflate(body, body::Encoding::Zstd, limit)
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|e| ApiProblem::from(e).problem)
 }
 
 /// Stores one batch of the token's device; answers after the commit.
@@ -637,6 +680,109 @@ async fn device_me(State(app): State<AppState>, headers: HeaderMap) -> Response 
     match app.store.device_state(&device).await {
         Ok(state) => Json(state).into_response(),
         Err(e) => store_unavailable(&e).into_response(),
+    }
+}
+
+/// The largest key registration accepted: the real one is under 100 bytes.
+const MAX_KEY_REQUEST_BYTES: usize = 1024;
+
+/// Registers the PC's Ed25519 public key, with which it signs its USB bundles, under
+/// the token of the request. A token holds one key for its life; a new key comes with
+/// a new token (a new enrollment).
+#[utoipa::path(
+    put,
+    path = "/api/v1/devices/me/key",
+    tag = "sync",
+    request_body(content = KeyRegistrationRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The key is the device's (`new` says whether this request registered it)", body = KeyRegistrationAnswer),
+        (status = 400, description = "`malformed-json`: the body is not the request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized` or `token-revoked`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: not a device token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`key-conflict`: another key is registered under this token; enroll the PC again to change it", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload-too-large`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid-key`: not an Ed25519 public key", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`store-unavailable`: retry later", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("device_token" = []))
+)]
+async fn register_key(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match register_key_request(&app, &headers, body).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn register_key_request(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<KeyRegistrationAnswer, ApiProblem> {
+    let device = authenticate_device(app, headers).await?;
+    let hash = bearer(headers).map(token_hash).ok_or_else(|| {
+        ApiProblem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            "send the device token as 'Authorization: Bearer <token>'",
+        )
+    })?;
+    let bytes = axum::body::to_bytes(body, MAX_KEY_REQUEST_BYTES)
+        .await
+        .map_err(|_| BodyError::TooLarge {
+            limit: MAX_KEY_REQUEST_BYTES,
+        })?;
+    let request: KeyRegistrationRequest =
+        serde_json::from_slice(&bytes).map_err(|e| BodyError::Syntax(e.to_string()))?;
+    let invalid = |why: &str| {
+        ApiProblem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-key",
+            "Invalid key",
+            format!("public_key must be an Ed25519 public key as 64 hexadecimal digits: {why}"),
+        )
+    };
+    let key: [u8; 32] = hex::decode(request.public_key.trim())
+        .map_err(|_| invalid("not hexadecimal"))?
+        .try_into()
+        .map_err(|_| invalid("not 32 bytes"))?;
+    if !ed25519_dalek::VerifyingKey::from_bytes(&key).is_ok_and(|k| !k.is_weak()) {
+        return Err(invalid("not a point of the curve, or a weak one"));
+    }
+    let outcome = app
+        .store
+        .register_device_key(&hash, &key, app.now())
+        .await
+        .map_err(|e| store_unavailable(&e))?;
+    let answer = |new| KeyRegistrationAnswer {
+        public_key: hex::encode(key),
+        new,
+    };
+    match outcome {
+        KeyRegistration::Registered => {
+            tracing::info!(device = device.id.0, "a PC registered its signing key");
+            Ok(answer(true))
+        }
+        KeyRegistration::AlreadyRegistered => Ok(answer(false)),
+        KeyRegistration::OtherKeyRegistered => {
+            tracing::warn!(
+                device = device.id.0,
+                "a PC sent another signing key than the one registered under its token"
+            );
+            Err(ApiProblem::new(
+                StatusCode::CONFLICT,
+                "key-conflict",
+                "Another key is registered",
+                "another signing key is registered under this token; to change it, the district \
+                 revokes the PC's token and enrolls it again (jejak server revoke-device, add-device)",
+            ))
+        }
+        KeyRegistration::NoActiveToken => Err(ApiProblem::new(
+            StatusCode::UNAUTHORIZED,
+            "token-revoked",
+            "Token revoked",
+            "this device's token has been revoked; the PC keeps its data until it is enrolled again",
+        )),
     }
 }
 

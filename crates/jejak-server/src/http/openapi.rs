@@ -2,7 +2,7 @@
 //! types' derives (the domain's wire types through its `openapi` feature), so that it
 //! cannot drift from the code.
 
-use jejak_domain::{BatchAck, Problem, WireBatch};
+use jejak_domain::{BatchAck, KeyRegistrationAnswer, KeyRegistrationRequest, Problem, WireBatch};
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -92,6 +92,7 @@ impl Modify for BearerTokens {
     paths(
         super::post_batch,
         super::device_me,
+        super::register_key,
         super::server_time,
         super::healthz,
         super::metrics,
@@ -102,7 +103,17 @@ impl Modify for BearerTokens {
         super::reports::year_report,
         super::reports::ops_report
     ),
-    components(schemas(WireBatch, BatchAck, Problem, DeviceState, EpochState, TimeAnswer, Health)),
+    components(schemas(
+        WireBatch,
+        BatchAck,
+        Problem,
+        DeviceState,
+        EpochState,
+        TimeAnswer,
+        Health,
+        KeyRegistrationRequest,
+        KeyRegistrationAnswer
+    )),
     modifiers(&BearerTokens),
     tags(
         (name = "sync", description = "What the PCs use"),

@@ -115,12 +115,14 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "tokens",
         select: "SELECT t.hash AS hash, d.library AS library, t.device AS device, t.staff AS staff,
-                     t.created_ms AS created_ms, t.revoked_ms AS revoked_ms
+                     t.created_ms AS created_ms, t.revoked_ms AS revoked_ms,
+                     t.public_key AS public_key, t.key_registered_ms AS key_registered_ms
                  FROM tokens t LEFT JOIN devices d ON d.id = t.device",
         keys: &["hash"],
-        kinds: "biitii",
-        insert: "INSERT INTO tokens (hash, library, device, staff, created_ms, revoked_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        kinds: "biitiibi",
+        insert: "INSERT INTO tokens (hash, library, device, staff, created_ms, revoked_ms,
+                     public_key, key_registered_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         month_of: None,
         count: "SELECT COUNT(*) FROM tokens",
     },

@@ -36,9 +36,9 @@ use tokio_postgres::error::SqlState;
 use crate::ingest;
 use crate::rollup;
 use crate::store::{
-    AuthError, Delivery, DeviceInfo, DeviceRef, DeviceState, DeviceToken, EnrollError, IngestError,
-    LibraryInfo, Principal, RollupCheck, ServerClock, ServerStore, StaffToken, StoreError,
-    StoredEvent, StoredSession, system_clock,
+    AuthError, Delivery, DeviceInfo, DeviceKeys, DeviceRef, DeviceState, DeviceToken, EnrollError,
+    IngestError, KeyRegistration, LibraryInfo, Principal, RollupCheck, ServerClock, ServerStore,
+    StaffToken, StoreError, StoredEvent, StoredSession, system_clock,
 };
 
 /// The settings key of the letterhead (JSON of `report::Letterhead`), as in SQLite.
@@ -682,10 +682,23 @@ impl ServerStore for PostgresStore {
         .await
     }
 
-    async fn bundle_key(&self, device: &DeviceRef) -> Result<Option<[u8; 32]>, StoreError> {
+    async fn device_keys(&self, device: &DeviceRef) -> Result<Option<DeviceKeys>, StoreError> {
         let id = device.id;
-        self.transact(true, move |tx| Box::pin(read::bundle_key(tx, id)))
+        self.transact(true, move |tx| Box::pin(read::device_keys(tx, id)))
             .await
+    }
+
+    async fn register_device_key(
+        &self,
+        token_hash: &[u8; 32],
+        public_key: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<KeyRegistration, StoreError> {
+        let (hash, key, now_ms) = (*token_hash, *public_key, now.timestamp_millis());
+        self.transact(false, move |tx| {
+            Box::pin(async move { write::register_device_key(tx, &hash, &key, now_ms).await })
+        })
+        .await
     }
 
     async fn ingest(

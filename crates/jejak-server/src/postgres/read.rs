@@ -16,8 +16,8 @@ use crate::report::facts::{
 };
 use crate::rollup::{self, DayTotals, EventCursor, RollupDelta, SessionFacts};
 use crate::store::{
-    AuthError, DEVICE_TOKEN_PREFIX, DeviceId, DeviceInfo, DeviceRef, DeviceState, EpochState,
-    LibraryInfo, Principal, RollupCheck, STAFF_TOKEN_PREFIX, StoreError, StoredEvent,
+    AuthError, DEVICE_TOKEN_PREFIX, DeviceId, DeviceInfo, DeviceKeys, DeviceRef, DeviceState,
+    EpochState, LibraryInfo, Principal, RollupCheck, STAFF_TOKEN_PREFIX, StoreError, StoredEvent,
     StoredSession, token_hash,
 };
 
@@ -201,23 +201,22 @@ pub(crate) async fn find_device(
     })
 }
 
-pub(crate) async fn bundle_key(
+pub(crate) async fn device_keys(
     tx: &Transaction<'_>,
     device: DeviceId,
-) -> Result<Option<[u8; 32]>, StoreError> {
+) -> Result<Option<DeviceKeys>, StoreError> {
     let row = tx
         .query_opt(
-            "SELECT hash FROM tokens WHERE device = $1 AND revoked_ms IS NULL",
+            "SELECT hash, public_key FROM tokens WHERE device = $1 AND revoked_ms IS NULL",
             &[&device.0],
         )
         .await?;
     match row {
         None => Ok(None),
         Some(r) => {
-            let bytes: Vec<u8> = r.try_get(0)?;
-            <[u8; 32]>::try_from(bytes.as_slice())
-                .map(Some)
-                .map_err(|_| inconsistent("token hash"))
+            let hash: Vec<u8> = r.try_get(0)?;
+            let public_key: Option<Vec<u8>> = r.try_get(1)?;
+            DeviceKeys::from_stored(&hash, public_key.as_deref()).map(Some)
         }
     }
 }

@@ -18,7 +18,7 @@
 //!   2020–2099 (a PC clock reset to 2000), go to the default partition.
 
 /// The migrations, in order: (version, SQL).
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The advisory lock key that serialises migrations (an arbitrary constant: "jejak" in
 /// ASCII).
@@ -207,4 +207,11 @@ DROP INDEX sessions_device;
 ALTER TABLE pc_events DROP CONSTRAINT pc_events_pkey;
 ALTER TABLE pc_events ADD PRIMARY KEY (library, device, id);
 DROP INDEX pc_events_device;
+"#;
+
+/// Version 3: the Ed25519 public key a PC registered under its token, and when (see the
+/// SQLite store's V4, which adds the same).
+const V3: &str = r#"
+ALTER TABLE tokens ADD COLUMN public_key BYTEA CHECK (public_key IS NULL OR octet_length(public_key) = 32);
+ALTER TABLE tokens ADD COLUMN key_registered_ms BIGINT;
 "#;

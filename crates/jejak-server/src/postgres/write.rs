@@ -25,7 +25,9 @@ use crate::ingest::{
 use crate::recount;
 use crate::rollup::{self, DayTotals, EventCursor, EventPoint, RollupDelta, SessionFacts};
 use crate::sqlite::IngestOutcome;
-use crate::store::{DeviceId, EnrollError, IngestError, StoreError};
+use crate::store::{
+    DeviceId, EnrollError, IngestError, KeyRegistration, StoreError, key_registration,
+};
 
 use super::schema::{FIRST_PARTITION_MONTH, LAST_PARTITION_MONTH};
 
@@ -1651,6 +1653,34 @@ pub(crate) async fn revoke_device(
         });
     }
     Ok(DeviceId(id))
+}
+
+pub(crate) async fn register_device_key(
+    tx: &Transaction<'_>,
+    token_hash: &[u8; 32],
+    public_key: &[u8; 32],
+    now_ms: i64,
+) -> Result<KeyRegistration, StoreError> {
+    // FOR UPDATE: two registrations racing for one token see each other's key.
+    let stored: Option<Option<Vec<u8>>> = tx
+        .query_opt(
+            "SELECT public_key FROM tokens
+             WHERE hash = $1 AND device IS NOT NULL AND revoked_ms IS NULL FOR UPDATE",
+            &[&token_hash.as_slice()],
+        )
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    let (outcome, write) = key_registration(stored.as_ref().map(|k| k.as_deref()), public_key);
+    if write {
+        tx.execute(
+            "UPDATE tokens SET public_key = $2, key_registered_ms = $3
+             WHERE hash = $1 AND public_key IS NULL",
+            &[&token_hash.as_slice(), &public_key.as_slice(), &now_ms],
+        )
+        .await?;
+    }
+    Ok(outcome)
 }
 
 pub(crate) async fn add_staff(

@@ -26,7 +26,7 @@ use crate::store::{
     AuthError, Delivery, DeviceRef, DeviceState, DeviceToken, EnrollError, IngestError,
     LibraryInfo, Principal, ServerClock, ServerStore, StaffToken, StoreError, system_clock,
 };
-use crate::store::{DeviceInfo, StoredEvent, StoredSession};
+use crate::store::{DeviceInfo, DeviceKeys, KeyRegistration, StoredEvent, StoredSession};
 
 pub(crate) use write::{IngestOutcome, clean_name};
 
@@ -382,9 +382,22 @@ impl ServerStore for SqliteStore {
             .await
     }
 
-    async fn bundle_key(&self, device: &DeviceRef) -> Result<Option<[u8; 32]>, StoreError> {
+    async fn device_keys(&self, device: &DeviceRef) -> Result<Option<DeviceKeys>, StoreError> {
         let id = device.id;
-        self.read(move |conn| read::bundle_key(conn, id)).await
+        self.read(move |conn| read::device_keys(conn, id)).await
+    }
+
+    async fn register_device_key(
+        &self,
+        token_hash: &[u8; 32],
+        public_key: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<KeyRegistration, StoreError> {
+        let (hash, key, now_ms) = (*token_hash, *public_key, now.timestamp_millis());
+        self.inner
+            .writer
+            .call(move |conn: &Connection| write::register_device_key(conn, &hash, &key, now_ms))
+            .await
     }
 
     async fn ingest(

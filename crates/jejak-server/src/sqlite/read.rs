@@ -15,8 +15,9 @@ use crate::report::facts::{
 };
 use crate::rollup::{self, DayTotals};
 use crate::store::{
-    AuthError, DEVICE_TOKEN_PREFIX, DeviceId, DeviceInfo, DeviceRef, DeviceState, EpochState,
-    LibraryInfo, Principal, STAFF_TOKEN_PREFIX, StoreError, StoredEvent, StoredSession, token_hash,
+    AuthError, DEVICE_TOKEN_PREFIX, DeviceId, DeviceInfo, DeviceKeys, DeviceRef, DeviceState,
+    EpochState, LibraryInfo, Principal, STAFF_TOKEN_PREFIX, StoreError, StoredEvent, StoredSession,
+    token_hash,
 };
 
 fn library_code(raw: String) -> Result<LibraryCode, StoreError> {
@@ -175,20 +176,18 @@ pub(crate) fn find_device(
     }))
 }
 
-pub(crate) fn bundle_key(
+pub(crate) fn device_keys(
     conn: &Connection,
     device: DeviceId,
-) -> Result<Option<[u8; 32]>, StoreError> {
-    let hash: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT hash FROM tokens WHERE device = ?1 AND revoked_ms IS NULL")?
-        .query_row([device.0], |r| r.get(0))
+) -> Result<Option<DeviceKeys>, StoreError> {
+    let row: Option<(Vec<u8>, Option<Vec<u8>>)> = conn
+        .prepare_cached(
+            "SELECT hash, public_key FROM tokens WHERE device = ?1 AND revoked_ms IS NULL",
+        )?
+        .query_row([device.0], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    match hash {
-        None => Ok(None),
-        Some(bytes) => <[u8; 32]>::try_from(bytes.as_slice())
-            .map(Some)
-            .map_err(|_| StoreError::Inconsistent("a stored token hash is not 32 bytes".into())),
-    }
+    row.map(|(hash, public_key)| DeviceKeys::from_stored(&hash, public_key.as_deref()))
+        .transpose()
 }
 
 pub(crate) fn device_state(

@@ -35,8 +35,19 @@ pub(crate) fn migrations() -> Migrations<'static> {
             super::rollups::rebuild(tx).map_err(|e| HookError::Hook(e.to_string()))
         }),
         M::up(V3),
+        M::up(V4),
     ])
 }
+
+/// V4. The Ed25519 public key a PC registered under its token (`PUT
+/// /api/v1/devices/me/key`), and when. USB bundles are signed with the private half,
+/// which never leaves the PC, so nothing in this file suffices to sign for a PC; a
+/// token without a key (enrolled before V4, or not yet in touch) is checked by the
+/// HMAC under its hash until the PC registers one.
+const V4: &str = r#"
+ALTER TABLE tokens ADD COLUMN public_key BLOB CHECK (public_key IS NULL OR length(public_key) = 32);
+ALTER TABLE tokens ADD COLUMN key_registered_ms INTEGER;
+"#;
 
 const V1: &str = r#"
 CREATE TABLE libraries (

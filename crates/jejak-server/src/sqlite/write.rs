@@ -18,7 +18,9 @@ use crate::ingest::{
 use crate::rollup::{
     self, DayTotals, EventCursor, EventPoint, RollupDelta, SessionFacts, fold_events,
 };
-use crate::store::{DeviceId, EnrollError, IngestError, StoreError};
+use crate::store::{
+    DeviceId, EnrollError, IngestError, KeyRegistration, StoreError, key_registration,
+};
 
 /// What storing one batch did, before the answer is stamped with its send time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1165,6 +1167,34 @@ pub(crate) fn revoke_device(
         });
     }
     Ok(DeviceId(id))
+}
+
+pub(crate) fn register_device_key(
+    conn: &Connection,
+    token_hash: &[u8; 32],
+    public_key: &[u8; 32],
+    now_ms: i64,
+) -> Result<KeyRegistration, StoreError> {
+    let stored: Option<Option<Vec<u8>>> = conn
+        .prepare_cached(
+            "SELECT public_key FROM tokens
+             WHERE hash = ?1 AND device IS NOT NULL AND revoked_ms IS NULL",
+        )?
+        .query_row([token_hash.as_slice()], |r| r.get(0))
+        .optional()?;
+    let (outcome, write) = key_registration(stored.as_ref().map(|k| k.as_deref()), public_key);
+    if write {
+        conn.prepare_cached(
+            "UPDATE tokens SET public_key = ?2, key_registered_ms = ?3
+             WHERE hash = ?1 AND public_key IS NULL",
+        )?
+        .execute(params![
+            token_hash.as_slice(),
+            public_key.as_slice(),
+            now_ms
+        ])?;
+    }
+    Ok(outcome)
 }
 
 pub(crate) fn add_staff(
