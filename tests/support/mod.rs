@@ -910,3 +910,31 @@ pub fn file_names(dir: &Path) -> HashSet<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect()
 }
+
+/// `jejak server run --listen 127.0.0.1:0` as a child process, and its URL.
+pub fn spawn_server(db: &Path) -> (ChildGuard, String) {
+    let mut command = bare_command();
+    command
+        .args(["--lang", "en", "server", "--database"])
+        .arg(format!("sqlite:{}", db.display()))
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard::spawn(&mut command);
+    let stderr = child.child_mut().stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(at) = line.find("http://") {
+                let url = line[at..].split_whitespace().next().unwrap().to_string();
+                let _ = tx.send(url);
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server says where it listens");
+    (child, url)
+}

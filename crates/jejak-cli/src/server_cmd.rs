@@ -45,6 +45,31 @@ enum ServerCommand {
         /// everything.
         #[arg(long, env = "JEJAK_RETAIN_MONTHS", default_value_t = 0)]
         retain_months: u32,
+        /// Write a backup of the SQLite database into this folder at start and then
+        /// every `--backup-every`, keeping the newest `--backup-keep`.
+        #[arg(long, env = "JEJAK_BACKUP_DIR", value_name = "DIR")]
+        backup_dir: Option<PathBuf>,
+        /// How often to back up: 24h, 12h, 90m, 1d…
+        #[arg(long, env = "JEJAK_BACKUP_EVERY", default_value = "24h", value_parser = crate::backup_cmd::parse_interval)]
+        backup_every: std::time::Duration,
+        /// How many backups to keep in `--backup-dir` (the oldest go first).
+        #[arg(long, env = "JEJAK_BACKUP_KEEP", default_value_t = 7)]
+        backup_keep: usize,
+    },
+    /// Write a consistent copy of the SQLite database to FILE while the server runs
+    /// (PostgreSQL: use pg_dump, see the README).
+    Backup {
+        /// The new backup file (it must not exist).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Replace the (stopped) server's SQLite database with a backup, after checking it
+    /// (a sound SQLite file, a Jejak server's, not from a newer jejak). The database it
+    /// replaces is kept beside it. The PCs then send again what the backup lacks.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
     },
     /// Remove raw sessions and pc events older than the last N whole months (before the
     /// current one); the reports of those months stay as they are.
@@ -309,6 +334,13 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     if let ServerCommand::Compact = &args.command {
         return compact(ctx, &args.database).await;
     }
+    // A backup reads the file beside a running server; a restore must not open it.
+    if let ServerCommand::Backup { to } = &args.command {
+        return crate::backup_cmd::backup_to(ctx, &args.database, to);
+    }
+    if let ServerCommand::Restore { from } = &args.command {
+        return crate::backup_cmd::restore_from(ctx, &args.database, from);
+    }
     let store = open_store(&args.database).await?;
     match args.command {
         ServerCommand::Init => {
@@ -353,10 +385,30 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
         ServerCommand::Run {
             listen,
             retain_months,
+            backup_dir,
+            backup_every,
+            backup_keep,
         } => {
             let shutdown = crate::agent_cmd::shutdown_signal()?;
             if retain_months > 0 {
                 tokio::spawn(prune_daily(store.clone(), retain_months));
+            }
+            if let Some(dir) = backup_dir {
+                if is_postgres(&args.database) {
+                    return Err(UsageError::new(
+                        "--backup-dir hanya untuk SQLite; PostgreSQL dicadangkan dengan pg_dump atau pg_basebackup",
+                        "--backup-dir is for SQLite; back PostgreSQL up with pg_dump or pg_basebackup",
+                    )
+                    .into());
+                }
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                tokio::spawn(crate::backup_cmd::backup_periodically(
+                    store.clone(),
+                    dir,
+                    backup_every,
+                    backup_keep,
+                ));
             }
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -483,7 +535,10 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             );
         }
         // Handled before any store was opened.
-        ServerCommand::Copy { .. } | ServerCommand::Compact => {}
+        ServerCommand::Copy { .. }
+        | ServerCommand::Compact
+        | ServerCommand::Backup { .. }
+        | ServerCommand::Restore { .. } => {}
         ServerCommand::Import { file, ack } => {
             let ack_path = ack.unwrap_or_else(|| with_suffix(&file, ".ack.json"));
             let summary = import_bundle(

@@ -158,6 +158,15 @@ pub(crate) struct PreparedBatch {
     pub records: Vec<PreparedRecord>,
     pub sessions: usize,
     pub events: usize,
+    /// Seq ranges the PC declared lost (pruned before the server lost them).
+    pub lost: Vec<LostSeqs>,
+}
+
+/// A lost seq range, in the store's integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LostSeqs {
+    pub first_seq: i64,
+    pub last_seq: i64,
 }
 
 fn to_i64(value: u64) -> Option<i64> {
@@ -204,6 +213,20 @@ pub(crate) fn prepare(
             batch.last_seq
         )));
     };
+    let lost = batch
+        .lost
+        .iter()
+        .map(|r| match (to_i64(r.first), to_i64(r.last)) {
+            (Some(first_seq), Some(last_seq)) => Ok(LostSeqs {
+                first_seq,
+                last_seq,
+            }),
+            _ => Err(IngestError::OutOfRange(format!(
+                "lost seq {} is beyond what the server can store",
+                r.last
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut anchors: HashMap<Uuid, Anchor> = HashMap::new();
     let mut ignored_anchors = 0;
     for anchor in &batch.anchors {
@@ -286,6 +309,7 @@ pub(crate) fn prepare(
         records,
         sessions,
         events,
+        lost,
     })
 }
 

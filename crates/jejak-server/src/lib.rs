@@ -35,6 +35,8 @@ mod test_backend;
 pub use http::{AppState, Limits, ServerConfig, router, run};
 pub use ingest::{REJECT_CONFLICT, REJECT_INVALID};
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use sqlite::backup;
+pub use sqlite::backup::{BackupError, BackupInfo, RestoreOutcome};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
     AuthError, Delivery, DeviceId, DeviceInfo, DeviceRef, DeviceState, DeviceToken, EnrollError,

@@ -60,6 +60,29 @@ pub struct ServerTime {
     pub sent_at_ms: i64,
 }
 
+/// What the server says it holds of one epoch of this PC's change log.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct HeldEpoch {
+    pub epoch: uuid::Uuid,
+    pub held_seq: u64,
+}
+
+/// The part of `GET /api/v1/devices/me` the sync reads.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct HeldState {
+    pub epochs: Vec<HeldEpoch>,
+}
+
+impl HeldState {
+    /// The held seq of `epoch`: 0 when the server has never seen it (or lost it).
+    pub fn held_seq(&self, epoch: uuid::Uuid) -> u64 {
+        self.epochs
+            .iter()
+            .find(|e| e.epoch == epoch)
+            .map_or(0, |e| e.held_seq)
+    }
+}
+
 impl SyncClient {
     /// `timeout` bounds each whole exchange; a batch is sized so one fits in it even
     /// at 64 kbit/s.
@@ -104,6 +127,35 @@ impl SyncClient {
             .map_err(|e| PushError::NotAnAnswer(format!("time probe: {e}")))
     }
 
+    /// `GET /api/v1/devices/me`: what the server holds of this PC, so that a PC with
+    /// nothing new to send still notices a server restored from an older backup.
+    pub async fn held_state(&self) -> Result<HeldState, PushError> {
+        let response = self
+            .http
+            .get(format!("{}/api/v1/devices/me", self.base))
+            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+            .send()
+            .await
+            .map_err(network)?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(PushError::Server(status.as_u16()));
+        }
+        if status == StatusCode::OK && is_json(&response) {
+            return response
+                .json::<HeldState>()
+                .await
+                .map_err(|e| PushError::NotAnAnswer(format!("device state: {e}")));
+        }
+        if status.is_success() {
+            return Err(PushError::NotAnAnswer(format!(
+                "device state answered {status} {}",
+                content_type(&response)
+            )));
+        }
+        Err(refusal(status, read_problem(response, status).await?))
+    }
+
     /// `POST /api/v1/batches` with the prepared (compressed) body.
     pub async fn push(&self, batch: &PreparedBatch) -> Result<BatchAck, PushError> {
         let response = self
@@ -145,12 +197,20 @@ impl SyncClient {
                 Some(expected_seq) => Err(PushError::Gap { expected_seq }),
                 None => Err(PushError::Refused { problem }),
             },
-            StatusCode::UNAUTHORIZED => Err(PushError::Unauthorized {
-                revoked: problem.kind.contains("revoked"),
-                detail: problem.detail,
-            }),
-            _ => Err(PushError::Refused { problem }),
+            _ => Err(refusal(status, problem)),
         }
+    }
+}
+
+/// A 4xx problem other than a seq gap: a refused token, or a refusal of the request.
+fn refusal(status: StatusCode, problem: Problem) -> PushError {
+    if status == StatusCode::UNAUTHORIZED {
+        PushError::Unauthorized {
+            revoked: problem.kind.contains("revoked"),
+            detail: problem.detail,
+        }
+    } else {
+        PushError::Refused { problem }
     }
 }
 

@@ -18,7 +18,7 @@
 //!   2020–2099 (a PC clock reset to 2000), go to the default partition.
 
 /// The migrations, in order: (version, SQL).
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The advisory lock key that serialises migrations (an arbitrary constant: "jejak" in
 /// ASCII).
@@ -207,4 +207,18 @@ DROP INDEX sessions_device;
 ALTER TABLE pc_events DROP CONSTRAINT pc_events_pkey;
 ALTER TABLE pc_events ADD PRIMARY KEY (library, device, id);
 DROP INDEX pc_events_device;
+"#;
+
+/// Version 3: seq ranges a PC could not send again after the server was restored from an
+/// older backup (it had pruned them), kept so that the operations view names them.
+const V3: &str = r#"
+CREATE TABLE lost_ranges (
+    library     BIGINT NOT NULL,
+    device      BIGINT NOT NULL,
+    epoch       BYTEA NOT NULL,
+    first_seq   BIGINT NOT NULL,
+    last_seq    BIGINT NOT NULL,
+    reported_ms BIGINT NOT NULL,
+    PRIMARY KEY (library, device, epoch, first_seq)
+);
 "#;

@@ -461,6 +461,23 @@ pub(crate) async fn ingest(
     let delta = rollups.without_zeros();
     tokio::try_join!(biased; bookkeeping, write_rollups(tx, library, &delta))
         .map_err(IngestError::Store)?;
+    // Seqs the PC pruned before the server lost them: recorded, never silently held.
+    for range in &batch.lost {
+        tx.execute(
+            "INSERT INTO lost_ranges (library, device, epoch, first_seq, last_seq, reported_ms)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &library,
+                &dev,
+                &epoch_key,
+                &range.first_seq,
+                &range.last_seq,
+                &received_ms,
+            ],
+        )
+        .await
+        .map_err(StoreError::from)?;
+    }
     Ok(IngestOutcome {
         held_seq: held_seq as u64,
         new,

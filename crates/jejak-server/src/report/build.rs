@@ -931,6 +931,8 @@ pub struct OpsRow {
     pub long_open_sessions: u64,
     /// Records the server refused.
     pub rejected: u64,
+    /// Ranges of the PC's change log lost after a restore from an older backup.
+    pub lost: Vec<crate::store::LostRange>,
 }
 
 /// A clock further off than this is worth a visit (or a word on the phone).
@@ -945,7 +947,20 @@ pub fn operations_report(
     generated_at: DateTime<Utc>,
 ) -> Report {
     let mut table_rows = Vec::new();
+    let mut lost_rows = Vec::new();
     for r in rows {
+        for range in &r.lost {
+            lost_rows.push(Row::new(vec![
+                Cell::text(r.library.as_str()),
+                Cell::text(r.pc.as_str()),
+                Cell::text(range.epoch.simple().to_string()[..8].to_string()),
+                Cell::number(range.first_seq as f64),
+                Cell::number(range.last_seq as f64),
+                count(range.changes()),
+                date_cell(date_of_ms(Some(range.reported_at_ms), zone)),
+            ]));
+        }
+        let lost: u64 = r.lost.iter().map(|l| l.changes()).sum();
         let last = date_of_ms(r.last_batch_ms, zone);
         let silent = last.map(|d| (today - d).num_days());
         let mut row = Row::new(vec![
@@ -962,8 +977,14 @@ pub fn operations_report(
                 .map_or(Cell::Empty, |ms| Cell::number((ms as f64 / 1000.0).round())),
             count(r.long_open_sessions),
             count(r.rejected),
+            count(lost),
         ]);
-        let flag = if !r.active {
+        let flag = if lost > 0 {
+            Some(Flag::alert(Text::new(
+                format!("{lost} perubahan hilang setelah pemulihan server"),
+                format!("{lost} changes lost after the server was restored"),
+            )))
+        } else if !r.active {
             None
         } else if last.is_none() {
             Some(Flag::alert(Text::new(
@@ -1042,9 +1063,34 @@ pub fn operations_report(
                     ColumnKind::Count,
                 ),
                 col("rejected", "Ditolak", "Rejected", ColumnKind::Count),
+                col(
+                    "lost",
+                    "Hilang setelah pemulihan",
+                    "Lost after restore",
+                    ColumnKind::Count,
+                ),
             ],
             rows: table_rows,
-        }],
+        }]
+        .into_iter()
+        .chain((!lost_rows.is_empty()).then(|| Table {
+            id: "lost".into(),
+            title: Text::new(
+                "Perubahan yang hilang setelah server dipulihkan dari cadangan lama (PC sudah menghapusnya)",
+                "Changes lost after the server was restored from an older backup (the PC had pruned them)",
+            ),
+            columns: vec![
+                col("library", "Perpustakaan", "Library", ColumnKind::Text),
+                col("pc", "Komputer", "PC", ColumnKind::Text),
+                col("epoch", "Epoch", "Epoch", ColumnKind::Text),
+                col("first_seq", "Seq awal", "First seq", ColumnKind::Decimal(0)),
+                col("last_seq", "Seq akhir", "Last seq", ColumnKind::Decimal(0)),
+                col("changes", "Perubahan", "Changes", ColumnKind::Count),
+                col("reported", "Dilaporkan", "Reported", ColumnKind::Date),
+            ],
+            rows: lost_rows,
+        }))
+        .collect(),
         generated_at: generated_at.with_timezone(&zone.offset()),
         landscape: true,
         suppressed_below: None,
@@ -1068,6 +1114,7 @@ mod ops_tests {
                 clock_offset_ms: offset,
                 long_open_sessions: open,
                 rejected,
+                lost: Vec::new(),
             };
         let rows = [
             row("pc-01", Some(yesterday_ms), Some(1_000), 0, 0),

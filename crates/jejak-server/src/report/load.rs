@@ -124,12 +124,14 @@ async fn operations_rows(
                 .find(|(l, p, _)| l == &device.library && p == &device.pc)
                 .map_or(0, |(_, _, n)| *n),
             rejected: 0,
+            lost: Vec::new(),
         };
         if let Some(found) = store.find_device(&device.library, &device.pc).await? {
             let state = store.device_state(&found).await?;
             row.last_batch_ms = state.last_batch_at_ms;
             row.clock_offset_ms = state.clock_offset_ms;
             row.rejected = state.rejected;
+            row.lost = state.lost;
         }
         rows.push(row);
     }

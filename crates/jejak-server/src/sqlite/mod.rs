@@ -5,6 +5,7 @@
 //! read-only connections on tokio's blocking threads. The SQL lives in this module only
 //! (`schema.rs`, `write.rs`, `read.rs`), so the PostgreSQL backend writes its own.
 
+pub mod backup;
 mod read;
 mod rollups;
 mod schema;
@@ -464,6 +465,14 @@ impl ServerStore for SqliteStore {
             .writer
             .call(move |conn: &Connection| write::set_setting(conn, write::LETTERHEAD, json))
             .await
+    }
+
+    async fn backup(&self, to: &Path) -> Result<crate::BackupInfo, StoreError> {
+        let (db, to) = (self.inner.path.clone(), to.to_path_buf());
+        tokio::task::spawn_blocking(move || backup::backup(&db, &to))
+            .await
+            .map_err(|e| StoreError::Internal(format!("the backup task failed: {e}")))?
+            .map_err(StoreError::from)
     }
 
     fn is_healthy(&self) -> bool {

@@ -80,6 +80,23 @@ pub(crate) fn ingest(
         .and_then(|mut s| s.execute(params![device.0, epoch_key, received_ms]))
         .map_err(sql)?;
     }
+    // Seqs the PC pruned before the server lost them: recorded, never silently held.
+    for range in &batch.lost {
+        conn.prepare_cached(
+            "INSERT INTO lost_ranges (device, epoch, first_seq, last_seq, reported_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                device.0,
+                epoch_key,
+                range.first_seq,
+                range.last_seq,
+                received_ms
+            ])
+        })
+        .map_err(sql)?;
+    }
 
     // The best anchor of every run the batch touches: stored ones, replaced by the
     // batch's own where those are better.
