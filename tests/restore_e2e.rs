@@ -17,18 +17,12 @@ use jejak_agent::store::{PrunePolicy, Store};
 use jejak_domain::{DeviceIdentity, LibraryCode, PcCode};
 use jejak_server::{ServerStore, SqliteStore};
 use serde_json::Value;
-use support::{COMMAND_DEADLINE, ChildGuard, Run, TestPc, bare_command, run_command, spawn_server};
+use support::{
+    COMMAND_DEADLINE, ChildGuard, Run, TestPc, bare_command, district_server, run_command,
+    server_cli, spawn_server,
+};
 
 const LIBRARY: &str = "dermaji";
-
-fn server(db: &Path, args: &[&str]) -> Run {
-    let mut command = bare_command();
-    command
-        .args(["--lang", "en", "--format", "json", "server", "--database"])
-        .arg(format!("sqlite:{}", db.display()))
-        .args(args);
-    run_command(command, COMMAND_DEADLINE)
-}
 
 fn stop(mut child: ChildGuard) {
     child.signal("TERM");
@@ -157,39 +151,21 @@ fn after_a_restore_the_pcs_send_again_what_the_server_lost_and_pruned_changes_ar
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("jejak-server.db");
     let backup = dir.path().join("backup-old.db");
-    server(&db, &["init"]).ok();
-    server(
-        &db,
-        &[
-            "add-library",
-            LIBRARY,
-            "--name",
-            "Perpustakaan Desa Dermaji",
-        ],
-    )
-    .ok();
-    let token = |code: &str| {
-        server(&db, &["add-device", "--library", LIBRARY, "--pc", code])
-            .ok()
-            .json()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let (token1, token2) = (token("pc-01"), token("pc-02"));
+    let tokens = district_server(&db, LIBRARY, &["pc-01", "pc-02"]);
+    let (token1, token2) = (&tokens[0], &tokens[1]);
 
     let (running, url) = spawn_server(&db);
-    let pc1 = pc("pc-01", &url, &token1);
-    let pc2 = pc("pc-02", &url, &token2);
+    let pc1 = pc("pc-01", &url, token1);
+    let pc2 = pc("pc-02", &url, token2);
     sessions(&pc1, 3);
     sync(&pc1, &url).ok();
 
     // The backup, taken while the server runs.
-    let taken = server(&db, &["backup", "--to", backup.to_str().unwrap()])
+    let taken = server_cli(&db, &["backup", "--to", backup.to_str().unwrap()])
         .ok()
         .json();
     assert!(taken["sessions"].as_u64().unwrap() >= 3, "{taken}");
-    let again = server(&db, &["backup", "--to", backup.to_str().unwrap()]);
+    let again = server_cli(&db, &["backup", "--to", backup.to_str().unwrap()]);
     assert_eq!(
         again.code(),
         Some(2),
@@ -210,14 +186,14 @@ fn after_a_restore_the_pcs_send_again_what_the_server_lost_and_pruned_changes_ar
     );
 
     // A restore is refused while the server has the database open, and changes nothing.
-    let refused = server(&db, &["restore", "--from", backup.to_str().unwrap()]);
+    let refused = server_cli(&db, &["restore", "--from", backup.to_str().unwrap()]);
     assert_eq!(refused.code(), Some(2), "{refused:?}");
     assert!(refused.stderr.contains("in use"), "{}", refused.stderr);
     stop(running);
     let before_restore = stored(&db, "pc-01");
     assert_eq!(before_restore, made(&pc1));
 
-    let restored = server(&db, &["restore", "--from", backup.to_str().unwrap()])
+    let restored = server_cli(&db, &["restore", "--from", backup.to_str().unwrap()])
         .ok()
         .json();
     assert!(restored["previous_moved_to"].is_string(), "{restored}");
@@ -241,7 +217,7 @@ fn after_a_restore_the_pcs_send_again_what_the_server_lost_and_pruned_changes_ar
     for session in &pc2_stored {
         assert!(pc2_made.contains(session), "{session:?} was never made");
     }
-    server(&db, &["check-rollups"]).ok();
+    server_cli(&db, &["check-rollups"]).ok();
 
     // What pc-02 pruned before the restore is named, by PC and seq range.
     let mut command = bare_command();

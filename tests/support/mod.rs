@@ -913,11 +913,22 @@ pub fn file_names(dir: &Path) -> HashSet<String> {
 
 /// `jejak server run --listen 127.0.0.1:0` as a child process, and its URL.
 pub fn spawn_server(db: &Path) -> (ChildGuard, String) {
+    let (child, url, _) = spawn_server_with(db, &[]);
+    (child, url)
+}
+
+/// `jejak server run --listen 127.0.0.1:0 EXTRA…` as a child process: its URL (`http://`
+/// or `https://`) and the rest of its stderr, line by line.
+pub fn spawn_server_with(
+    db: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> (ChildGuard, String, mpsc::Receiver<String>) {
     let mut command = bare_command();
     command
         .args(["--lang", "en", "server", "--database"])
         .arg(format!("sqlite:{}", db.display()))
         .args(["run", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -927,14 +938,42 @@ pub fn spawn_server(db: &Path) -> (ChildGuard, String) {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if let Some(at) = line.find("http://") {
-                let url = line[at..].split_whitespace().next().unwrap().to_string();
-                let _ = tx.send(url);
-            }
+            let _ = tx.send(line);
         }
     });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server says where it listens");
-    (child, url)
+    let url = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server says where it listens");
+        if let Some(at) = line.find("http") {
+            break line[at..].split_whitespace().next().unwrap().to_string();
+        }
+    };
+    (child, url, rx)
+}
+
+/// `jejak server --database sqlite:DB ARGS…`, in English with JSON output.
+pub fn server_cli(db: &Path, args: &[&str]) -> Run {
+    let mut command = bare_command();
+    command
+        .args(["--lang", "en", "--format", "json", "server", "--database"])
+        .arg(format!("sqlite:{}", db.display()))
+        .args(args);
+    run_command(command, COMMAND_DEADLINE)
+}
+
+/// A new district server database with `library` and its `pcs` enrolled; their tokens.
+pub fn district_server(db: &Path, library: &str, pcs: &[&str]) -> Vec<String> {
+    server_cli(db, &["init"]).ok();
+    server_cli(db, &["add-library", library, "--name", "Perpustakaan Desa"]).ok();
+    pcs.iter()
+        .map(|pc| {
+            server_cli(db, &["add-device", "--library", library, "--pc", pc])
+                .ok()
+                .json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
 }

@@ -13,7 +13,7 @@ use jejak_agent::daemon::{self, AgentSettings};
 use jejak_agent::login::LoginCollector;
 use jejak_agent::platform;
 use jejak_sync::agent::AgentSync;
-use jejak_sync::{SyncClient, SyncOptions};
+use jejak_sync::SyncOptions;
 
 use crate::context::Context;
 
@@ -68,11 +68,18 @@ pub async fn run_agent(
         config.heartbeat_interval(),
     ))];
     if let Some(server) = &config.server {
-        collectors.push(Box::new(ConnectivityProbe::new(
-            server,
-            config.probe_interval(),
-            config.probe_timeout(),
-        )?));
+        collectors.push(Box::new(
+            match crate::sync_cmd::probe_client(&config, server)? {
+                Some(client) => {
+                    ConnectivityProbe::with_client(server, config.probe_interval(), client)
+                }
+                None => ConnectivityProbe::new(
+                    server,
+                    config.probe_interval(),
+                    config.probe_timeout(),
+                )?,
+            },
+        ));
     }
     if config.login_watch {
         collectors.push(Box::new(LoginCollector::new(
@@ -118,7 +125,7 @@ fn background_sync(
         store_path: ctx.data_dir.join(STORE_FILE),
         identity,
         clock: Arc::new(SystemClock::new()),
-        client: SyncClient::new(server, &token, config.sync_timeout())?,
+        client: crate::sync_cmd::sync_client(config, server, &token)?,
         options: SyncOptions {
             max_records: config.sync_batch_records,
             backoff_base,

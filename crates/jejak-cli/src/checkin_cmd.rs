@@ -79,7 +79,7 @@ fn page_sync(
     Ok(Some(Arc::new(PageSync(Arc::new(PageSyncInner {
         store_path: ctx.data_dir.join(STORE_FILE),
         identity,
-        client: SyncClient::new(server, &token, config.sync_timeout())?,
+        client: crate::sync_cmd::sync_client(config, server, &token)?,
         options: manual_sync_options(config, SYNC_NOW_ATTEMPTS, false),
     })))))
 }

@@ -55,6 +55,23 @@ enum ServerCommand {
         /// How many backups to keep in `--backup-dir` (the oldest go first).
         #[arg(long, env = "JEJAK_BACKUP_KEEP", default_value_t = 7)]
         backup_keep: usize,
+        /// Serve HTTPS with this PEM certificate chain (the server's certificate first),
+        /// for districts without a reverse proxy; needs `--tls-key`.
+        #[arg(
+            long,
+            env = "JEJAK_TLS_CERT",
+            value_name = "FILE.pem",
+            requires = "tls_key"
+        )]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of `--tls-cert`.
+        #[arg(
+            long,
+            env = "JEJAK_TLS_KEY",
+            value_name = "FILE.pem",
+            requires = "tls_cert"
+        )]
+        tls_key: Option<PathBuf>,
     },
     /// Write a consistent copy of the SQLite database to FILE while the server runs
     /// (PostgreSQL: use pg_dump, see the README).
@@ -388,6 +405,8 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             backup_dir,
             backup_every,
             backup_keep,
+            tls_cert,
+            tls_key,
         } => {
             let shutdown = crate::agent_cmd::shutdown_signal()?;
             if retain_months > 0 {
@@ -410,16 +429,41 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     backup_keep,
                 ));
             }
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some((
+                    jejak_server::http::tls::load_server_config(cert, key).map_err(|e| {
+                        UsageError::new(
+                            format!("sertifikat atau kunci TLS tidak dapat dipakai: {e}"),
+                            format!("the TLS certificate or key cannot be used: {e}"),
+                        )
+                    })?,
+                    server_key_pin(cert)?,
+                )),
+                _ => None,
+            };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
             eprintln!(
-                "{} http://{}",
+                "{} {scheme}://{}",
                 lang.pick("Server Jejak berjalan di", "Jejak server listening on"),
                 listener.local_addr()?
             );
             let state = AppState::new(store, ServerConfig::default());
-            jejak_server::run(listener, state, shutdown).await?;
+            match tls {
+                Some((config, pin)) => {
+                    eprintln!(
+                        "{} {pin}",
+                        lang.pick(
+                            "Kunci server (untuk jejak enroll --server-key):",
+                            "Server key (for jejak enroll --server-key):"
+                        )
+                    );
+                    jejak_server::run_tls(listener, config, state, shutdown).await?;
+                }
+                None => jejak_server::run(listener, state, shutdown).await?,
+            }
         }
         ServerCommand::AddLibrary {
             library,
@@ -914,6 +958,16 @@ fn retention_cutoff(now: chrono::DateTime<chrono::Utc>, keep_months: u32) -> chr
     this_month
         .checked_sub_months(chrono::Months::new(keep_months))
         .unwrap_or(this_month)
+}
+
+/// The pin the PCs record for this certificate's key (`jejak enroll --server-key`).
+fn server_key_pin(cert: &std::path::Path) -> anyhow::Result<String> {
+    let chain = jejak_sync::tls::read_ca(cert)?;
+    chain
+        .first()
+        .and_then(jejak_sync::tls::key_pin)
+        .map(|pin| jejak_sync::tls::format_pin(&pin))
+        .ok_or_else(|| anyhow::anyhow!("{}: the certificate cannot be read", cert.display()))
 }
 
 /// `jejak server run --retain-months N`: prunes at start and then once a day. A failure

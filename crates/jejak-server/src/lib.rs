@@ -32,7 +32,7 @@ pub mod store;
 #[cfg(test)]
 mod test_backend;
 
-pub use http::{AppState, Limits, ServerConfig, router, run};
+pub use http::{AppState, Limits, ServerConfig, router, run, run_tls};
 pub use ingest::{REJECT_CONFLICT, REJECT_INVALID};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::backup;

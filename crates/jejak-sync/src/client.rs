@@ -2,6 +2,7 @@
 //! Only a well-formed acknowledgement that echoes the batch id counts: a captive
 //! portal's `200 text/html`, an empty body or someone else's JSON is a failed attempt.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jejak_domain::{BATCH_MEDIA_TYPE, BatchAck, Problem};
@@ -9,6 +10,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::batching::PreparedBatch;
+use crate::tls::{PinningVerifier, ServerTrust, TrustError};
 
 /// Talks to one district server with one device token.
 #[derive(Debug, Clone)]
@@ -17,6 +19,8 @@ pub struct SyncClient {
     base: String,
     /// The device token; sent as a bearer token, never logged.
     token: String,
+    /// The certificate check, when built with [`SyncClient::with_trust`].
+    verifier: Option<Arc<PinningVerifier>>,
 }
 
 /// Why an exchange did not produce an acknowledgement.
@@ -96,7 +100,36 @@ impl SyncClient {
             http,
             base: server.trim_end_matches('/').to_string(),
             token: token.trim().to_string(),
+            verifier: None,
         })
+    }
+
+    /// Like [`SyncClient::new`], with the PC's own certificate check: the server's key
+    /// pinned at enrolment is accepted whatever the PC's clock says (see `tls.rs`).
+    pub fn with_trust(
+        server: &str,
+        token: &str,
+        timeout: Duration,
+        trust: &ServerTrust,
+    ) -> Result<Self, TrustError> {
+        let verifier = Arc::new(PinningVerifier::new(trust)?);
+        let http = verifier
+            .http_client(timeout, timeout.min(Duration::from_secs(30)))
+            .map_err(|e| TrustError::Rustls(e.to_string()))?;
+        Ok(SyncClient {
+            http,
+            base: server.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+            verifier: Some(verifier),
+        })
+    }
+
+    /// The key (see `tls::key_pin`) of the last server this client's certificate check
+    /// accepted: after a successful exchange over HTTPS, the server's.
+    pub fn server_key_seen(&self) -> Option<[u8; 32]> {
+        self.verifier
+            .as_ref()
+            .and_then(|v| v.seen.lock().ok().and_then(|seen| *seen))
     }
 
     pub fn server(&self) -> &str {

@@ -26,6 +26,7 @@
 mod body;
 mod openapi;
 pub(crate) mod reports;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -178,6 +179,23 @@ pub async fn run(
     let address = listener.local_addr()?;
     tracing::info!(%address, "jejak server listening");
     axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!(%address, "jejak server stopped");
+    Ok(())
+}
+
+/// [`run`] over HTTPS: the same API, TLS terminated here with `tls`
+/// ([`tls::load_server_config`]).
+pub async fn run_tls(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "jejak server listening (HTTPS)");
+    axum::serve(tls::TlsListener::new(listener, tls)?, router(state))
         .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!(%address, "jejak server stopped");
