@@ -814,7 +814,7 @@ struct LibrarianView {
     sync: crate::store::SyncState,
     rejected: Vec<crate::store::RejectedChange>,
     clock_warnings: Vec<crate::store::ClockWarning>,
-    clock_suspect_now: bool,
+    clock: crate::store::ClockState,
     enrolled: bool,
     run: SyncRun,
 }
@@ -843,7 +843,7 @@ fn librarian_view(c: &Checkin) -> Result<LibrarianView, StoreError> {
             sync,
             rejected,
             clock_warnings: status.clock_warnings,
-            clock_suspect_now: status.clock_suspect_now,
+            clock: status.clock,
             enrolled: c.inner.sync.is_some(),
             run: lock(&c.inner.sync_run).clone(),
         })

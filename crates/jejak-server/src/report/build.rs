@@ -925,7 +925,8 @@ pub struct OpsRow {
     pub active: bool,
     /// Its latest batch, Unix ms.
     pub last_batch_ms: Option<i64>,
-    /// Its clock minus the server's, as last measured (ms).
+    /// The server's clock minus the PC's, as last measured (ms): negative when the
+    /// PC's clock is ahead.
     pub clock_offset_ms: Option<i64>,
     /// Sessions open for more than 12 hours.
     pub long_open_sessions: u64,
@@ -937,6 +938,57 @@ pub struct OpsRow {
 
 /// A clock further off than this is worth a visit (or a word on the phone).
 pub const CLOCK_WARNING_MS: i64 = 5 * 60 * 1000;
+
+/// What the operations view says of a PC's clock, when it needs attention: a short
+/// cell in both languages and the flag with the evidence. Off by more than
+/// [`CLOCK_WARNING_MS`] at the last measurement, or never measured although the PC sends
+/// data (it syncs only by USB, so its records are dated by estimate). `None` for a clock
+/// measured right, or a PC that never sent anything.
+fn clock_evidence(offset_ms: Option<i64>, has_synced: bool) -> Option<(String, Text)> {
+    match offset_ms {
+        Some(ms) if ms.abs() > CLOCK_WARNING_MS => {
+            let (id, en) = span_words(ms.abs());
+            let (ahead_id, ahead_en) = if ms < 0 {
+                ("lebih cepat", "ahead")
+            } else {
+                ("terlambat", "behind")
+            };
+            Some((
+                format!("{id} {ahead_id} / {en} {ahead_en}"),
+                Text::new(
+                    format!(
+                        "Jam komputer salah: {id} {ahead_id} dari server (diukur saat sinkron)"
+                    ),
+                    format!("PC clock is wrong: {en} {ahead_en} of the server (measured at sync)"),
+                ),
+            ))
+        }
+        Some(_) => None,
+        None if has_synced => Some((
+            "tidak diketahui / unknown".to_string(),
+            Text::new(
+                "Jam komputer tidak diketahui: belum pernah diukur (hanya sinkron lewat USB?); waktu catatannya diperkirakan",
+                "PC clock unknown: never measured (syncs by USB only?); its records are dated by estimate",
+            ),
+        )),
+        None => None,
+    }
+}
+
+/// A duration in the largest whole unit that fits, in both languages.
+fn span_words(ms: i64) -> (String, String) {
+    let minutes = ms / 60_000;
+    let (n, id, en) = if minutes >= 2 * 365 * 1440 {
+        (minutes / (365 * 1440), "tahun", "years")
+    } else if minutes >= 2 * 1440 {
+        (minutes / 1440, "hari", "days")
+    } else if minutes >= 120 {
+        (minutes / 60, "jam", "hours")
+    } else {
+        (minutes, "menit", "minutes")
+    };
+    (format!("{n} {id}"), format!("{n} {en}"))
+}
 
 /// The operations view: last sync per library and PC, clock offsets, sessions open for
 /// more than 12 hours and rejected records, with the rows that need attention flagged.
@@ -961,6 +1013,7 @@ pub fn operations_report(
             ]));
         }
         let lost: u64 = r.lost.iter().map(|l| l.changes()).sum();
+        let clock = clock_evidence(r.clock_offset_ms, r.last_batch_ms.is_some());
         let last = date_of_ms(r.last_batch_ms, zone);
         let silent = last.map(|d| (today - d).num_days());
         let mut row = Row::new(vec![
@@ -975,6 +1028,9 @@ pub fn operations_report(
             silent.map_or(Cell::Empty, |d| Cell::number(d as f64)),
             r.clock_offset_ms
                 .map_or(Cell::Empty, |ms| Cell::number((ms as f64 / 1000.0).round())),
+            clock
+                .as_ref()
+                .map_or(Cell::Empty, |(cell, _)| Cell::text(cell.as_str())),
             count(r.long_open_sessions),
             count(r.rejected),
             count(lost),
@@ -1007,14 +1063,8 @@ pub fn operations_report(
                 "Ada catatan ditolak",
                 "Records were rejected",
             )))
-        } else if r
-            .clock_offset_ms
-            .is_some_and(|ms| ms.abs() > CLOCK_WARNING_MS)
-        {
-            Some(Flag::warning(Text::new(
-                "Jam komputer salah",
-                "PC clock is wrong",
-            )))
+        } else if let Some((_, evidence)) = clock {
+            Some(Flag::warning(evidence))
         } else {
             None
         };
@@ -1056,6 +1106,7 @@ pub fn operations_report(
                     "Clock offset (s)",
                     ColumnKind::Decimal(0),
                 ),
+                col("clock", "Jam komputer", "PC clock", ColumnKind::Text),
                 col(
                     "open_over_12h",
                     "Sesi terbuka > 12 jam",
@@ -1129,6 +1180,8 @@ mod ops_tests {
                 0,
                 0,
             ),
+            // Syncs (by USB) but its clock was never measured.
+            row("pc-07", Some(yesterday_ms), None, 0, 0),
         ];
         let report = operations_report(&rows, today, Zone::Wib, Utc::now());
         let reasons: Vec<Option<String>> = report.sections[0]
@@ -1144,8 +1197,22 @@ mod ops_tests {
                 Some("Silent for 21 days".into()),
                 Some("Sessions open for more than 12 hours".into()),
                 Some("Records were rejected".into()),
-                Some("PC clock is wrong".into()),
+                Some("PC clock is wrong: 3 years ahead of the server (measured at sync)".into()),
+                Some(
+                    "PC clock unknown: never measured (syncs by USB only?); its records are dated by estimate"
+                        .into()
+                ),
             ]
+        );
+        let clock = report.sections[0]
+            .columns
+            .iter()
+            .position(|c| c.key == "clock")
+            .unwrap();
+        assert_eq!(report.sections[0].rows[0].cells[clock], Cell::Empty);
+        assert_eq!(
+            report.sections[0].rows[5].cells[clock],
+            Cell::text("3 tahun lebih cepat / 3 years ahead")
         );
         assert_eq!(report.sections[0].rows[0].cells[5], Cell::number(1.0));
         assert_eq!(report.sections[0].rows[0].cells[4], Cell::number(1.0));
