@@ -49,20 +49,6 @@ fn pc(code: &str, url: &str, token: &str) -> TestPc {
     pc
 }
 
-fn sessions(pc: &TestPc, n: usize) {
-    for _ in 0..n {
-        pc.start_session(&[
-            "--purpose",
-            "pendidikan",
-            "--gender",
-            "P",
-            "--age",
-            "pemuda",
-        ]);
-        pc.run(&["session", "end", "--reason", "logout"]).ok();
-    }
-}
-
 fn sync(pc: &TestPc, url: &str) -> Run {
     pc.run_env(
         &["--format", "json", "sync"],
@@ -157,7 +143,7 @@ fn after_a_restore_the_pcs_send_again_what_the_server_lost_and_pruned_changes_ar
     let (running, url) = spawn_server(&db);
     let pc1 = pc("pc-01", &url, token1);
     let pc2 = pc("pc-02", &url, token2);
-    sessions(&pc1, 3);
+    pc1.record_sessions(3);
     sync(&pc1, &url).ok();
 
     // The backup, taken while the server runs.
@@ -174,9 +160,9 @@ fn after_a_restore_the_pcs_send_again_what_the_server_lost_and_pruned_changes_ar
 
     // After the backup: more from pc-01, and pc-02's first sync, which it then prunes
     // at once (retention 0 days).
-    sessions(&pc1, 4);
+    pc1.record_sessions(4);
     sync(&pc1, &url).ok();
-    sessions(&pc2, 5);
+    pc2.record_sessions(5);
     sync(&pc2, &url).ok();
     prune_as_if_days_later(&pc2, "pc-02", 3);
     let kept_from = pc2.store().count("SELECT MIN(seq) FROM changes") as u64;

@@ -340,6 +340,22 @@ impl TestPc {
             .unwrap_or_else(|| panic!("session start printed no id: {:?}", run.stdout))
     }
 
+    /// Starts and ends `n` sessions (a woman of 16–30, for education), as a librarian
+    /// would with `jejak session start/end`.
+    pub fn record_sessions(&self, n: usize) {
+        for _ in 0..n {
+            self.start_session(&[
+                "--purpose",
+                "pendidikan",
+                "--gender",
+                "P",
+                "--age",
+                "pemuda",
+            ]);
+            self.run(&["session", "end", "--reason", "logout"]).ok();
+        }
+    }
+
     pub fn status_json(&self) -> Value {
         self.run(&["--format", "json", "status"]).ok().json()
     }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use jejak_server::{BackupError, ServerStore, backup};
 
+use crate::context::Context;
 use crate::errors::UsageError;
 use crate::output;
-use crate::context::Context;
 use crate::server_cmd::{is_postgres, sqlite_path};
 
 /// The PostgreSQL answer to `backup` and `restore`: its own tools do it better.

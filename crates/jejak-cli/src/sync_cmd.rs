@@ -171,6 +171,18 @@ pub fn enroll(ctx: &Context, args: EnrollArgs) -> anyhow::Result<()> {
             )
         );
     }
+    let minutes = (config.sync_interval().as_secs() / 60).max(1);
+    println!(
+        "{}",
+        ctx.lang.pick(
+            &format!(
+                "Agen yang sedang berjalan memakainya tanpa dimulai ulang: ia memeriksa sambungan dalam satu menit dan sinkron paling lambat {minutes} menit lagi (atau tekan Sinkron sekarang)."
+            ),
+            &format!(
+                "A running agent uses it without a restart: it checks the link within a minute and syncs within {minutes} minutes at the latest (or press Sync now)."
+            ),
+        )
+    );
     Ok(())
 }
 

@@ -67,6 +67,11 @@ pub struct Limits {
     /// The most records (sessions + pc events) one batch may carry. Default 5,000: a
     /// 90-day backlog of one PC (about 5,400) goes in two batches.
     pub max_records: usize,
+    /// The most batches read, decoded and stored at once. Default 32. A batch waits
+    /// for its turn before its body is read, so a storm of PCs (every PC resending
+    /// after a restore) holds memory for this many batches, not for one per
+    /// connection; the store's single writer takes them one group at a time anyway.
+    pub max_concurrent_batches: usize,
 }
 
 impl Default for Limits {
@@ -75,6 +80,7 @@ impl Default for Limits {
             max_body_bytes: 2 << 20,
             max_decompressed_bytes: 16 << 20,
             max_records: 5_000,
+            max_concurrent_batches: 32,
         }
     }
 }
@@ -113,15 +119,19 @@ pub struct AppState {
     store: Arc<dyn ServerStore>,
     config: Arc<ServerConfig>,
     metrics: Arc<Metrics>,
+    /// Turns for batches ([`Limits::max_concurrent_batches`]).
+    batch_turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     /// The state of a server over `store`.
     pub fn new(store: Arc<dyn ServerStore>, config: ServerConfig) -> AppState {
+        let turns = config.limits.max_concurrent_batches.max(1);
         AppState {
             store,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
+            batch_turns: Arc::new(tokio::sync::Semaphore::new(turns)),
         }
     }
 
@@ -406,6 +416,9 @@ async fn ingest_request(
     body::check_media_type(headers)?;
     let encoding = body::encoding(headers)?;
     let limits = app.config.limits;
+    // The turn is taken before the body is read and held until the batch is stored.
+    // The semaphore is never closed, so acquiring cannot fail.
+    let _turn = app.batch_turns.acquire().await.ok();
     let raw = body::read_limited(headers, request_body, limits.max_body_bytes).await?;
     // Inflating and parsing up to 16 MiB is CPU work: off the async workers.
     let batch: WireBatch = tokio::task::spawn_blocking(move || -> Result<WireBatch, BodyError> {
