@@ -151,7 +151,8 @@ BENCH_INGEST="$TARGET_DIR/release/examples/ingest_bench"
 BENCH_SYNC="$TARGET_DIR/release/examples/bench_sync"
 BENCH_REPORT="$TARGET_DIR/release/examples/report_bench"
 BENCH_PG="$TARGET_DIR/release/examples/pg_bench"
-for binary in "$JEJAK" "$JEJAK_DISTRICT" "$BENCH_SESSION_WRITE" "$BENCH_INGEST" "$BENCH_SYNC" "$BENCH_REPORT" "$BENCH_PG"; do
+BENCH_RESTORE="$TARGET_DIR/release/examples/restore_bench"
+for binary in "$JEJAK" "$JEJAK_DISTRICT" "$BENCH_SESSION_WRITE" "$BENCH_INGEST" "$BENCH_SYNC" "$BENCH_REPORT" "$BENCH_PG" "$BENCH_RESTORE"; do
     [[ -x $binary ]] || die "no binary at $binary"
 done
 
@@ -436,6 +437,39 @@ section_windows() {
     WINEPREFIX="$WORK/wine-prefix" wineserver -k 2>/dev/null || true
 }
 
+# After a restore from a backup 30 days old, a stress district's 1,050 PCs all send again
+# what the backup lacks (1,600 records each), each over its own connection, to the real
+# `jejak server run` (SQLite); the time until the server holds everything again, and the
+# server's peak resident memory. --quick: 60 PCs of 200 records.
+section_restore_storm() {
+    log "restore storm: $([[ $QUICK == 1 ]] && echo "60 PCs" || echo "1,050 PCs") resend after a restore (preparing the backup takes a while in the full run)"
+    local dir="$WORK/restore" quick="" port_file="$WORK/restore/server.log" url="" i out
+    [[ $QUICK == 1 ]] && quick="--quick"
+    mkdir -p "$dir"
+    "$BENCH_RESTORE" prepare "$dir" $quick || die "restore_bench prepare failed"
+    # One socket per PC on each side.
+    ulimit -n 8192 2>/dev/null || log "WARNING: could not raise the open files limit"
+    "$JEJAK_DISTRICT" --lang en server --database "sqlite:$dir/server.db" run --listen 127.0.0.1:0 \
+        2>"$port_file" &
+    SERVER_PID=$!
+    for i in $(seq 1 100); do
+        url="$(grep -o 'http://[0-9.:]*' "$port_file" | head -n 1 || true)"
+        [[ -n $url ]] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || die "the server died: $(cat "$port_file")"
+        sleep 0.1
+    done
+    [[ -n $url ]] || die "the server did not say where it listens"
+    out="$("$BENCH_RESTORE" storm "$dir" "$url" $quick)" || die "restore_bench storm failed"
+    local hwm_kib
+    hwm_kib="$(status_kib "$SERVER_PID" VmHWM)"
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    SERVER_PID=""
+    relay_figures <<<"$out"
+    check restore_storm_server_peak_rss_mb "$(awk -v k="$hwm_kib" 'BEGIN { printf "%.1f", k / 1024 }')" MB "< 256"
+    rm -rf "$dir"
+}
+
 # ---------------------------------------------------------------- run
 
 section_session_write
@@ -443,6 +477,7 @@ section_agent_at_rest
 section_sync
 section_ingest
 section_reports
+section_restore_storm
 section_postgres
 section_windows
 log "done"

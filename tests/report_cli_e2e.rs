@@ -11,17 +11,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use chrono::{Datelike, Months, NaiveDate, TimeZone, Utc};
 use jejak_domain::{LibraryCode, PcCode};
 use jejak_server::bench::{self, SimPc};
 use serde_json::Value;
-use support::{COMMAND_DEADLINE, ChildGuard, Run, bare_command, run_command};
+use support::{COMMAND_DEADLINE, Run, bare_command, run_command, spawn_server};
 use uuid::Uuid;
 
 const KOP: &str = "PEMERINTAH KABUPATEN BANYUMAS";
@@ -47,34 +43,6 @@ fn server_json(db: &Path, args: &[&str]) -> Value {
     let mut all = vec!["server", "--database", &database];
     all.extend(args);
     jejak("en", Some("json"), &all).ok().json()
-}
-
-/// `jejak server run --listen 127.0.0.1:0` as a child process, and its URL.
-fn spawn_server(db: &Path) -> (ChildGuard, String) {
-    let mut command = bare_command();
-    command
-        .args(["--lang", "en", "server", "--database"])
-        .arg(format!("sqlite:{}", db.display()))
-        .args(["run", "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard::spawn(&mut command);
-    let stderr = child.child_mut().stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(at) = line.find("http://") {
-                let url = line[at..].split_whitespace().next().unwrap().to_string();
-                let _ = tx.send(url);
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server says where it listens");
-    (child, url)
 }
 
 /// Posts `sessions` simulated sessions of one PC from the first day of `month` on,

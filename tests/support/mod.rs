@@ -340,6 +340,22 @@ impl TestPc {
             .unwrap_or_else(|| panic!("session start printed no id: {:?}", run.stdout))
     }
 
+    /// Starts and ends `n` sessions (a woman of 16–30, for education), as a librarian
+    /// would with `jejak session start/end`.
+    pub fn record_sessions(&self, n: usize) {
+        for _ in 0..n {
+            self.start_session(&[
+                "--purpose",
+                "pendidikan",
+                "--gender",
+                "P",
+                "--age",
+                "pemuda",
+            ]);
+            self.run(&["session", "end", "--reason", "logout"]).ok();
+        }
+    }
+
     pub fn status_json(&self) -> Value {
         self.run(&["--format", "json", "status"]).ok().json()
     }
@@ -1051,4 +1067,71 @@ pub fn raw_get(addr: &str, path: &str, deadline: Duration) -> std::io::Result<Ra
         format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
         deadline,
     )
+}
+
+/// `jejak server run --listen 127.0.0.1:0` as a child process, and its URL.
+pub fn spawn_server(db: &Path) -> (ChildGuard, String) {
+    let (child, url, _) = spawn_server_with(db, &[]);
+    (child, url)
+}
+
+/// `jejak server run --listen 127.0.0.1:0 EXTRA…` as a child process: its URL (`http://`
+/// or `https://`) and the rest of its stderr, line by line.
+pub fn spawn_server_with(
+    db: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> (ChildGuard, String, mpsc::Receiver<String>) {
+    let mut command = bare_command();
+    command
+        .args(["--lang", "en", "server", "--database"])
+        .arg(format!("sqlite:{}", db.display()))
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard::spawn(&mut command);
+    let stderr = child.child_mut().stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let url = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server says where it listens");
+        if let Some(at) = line.find("http") {
+            break line[at..].split_whitespace().next().unwrap().to_string();
+        }
+    };
+    (child, url, rx)
+}
+
+/// `jejak server --database sqlite:DB ARGS…`, in English with JSON output.
+pub fn server_cli(db: &Path, args: &[&str]) -> Run {
+    let mut command = bare_command();
+    command
+        .args(["--lang", "en", "--format", "json", "server", "--database"])
+        .arg(format!("sqlite:{}", db.display()))
+        .args(args);
+    run_command(command, COMMAND_DEADLINE)
+}
+
+/// A new district server database with `library` and its `pcs` enrolled; their tokens.
+pub fn district_server(db: &Path, library: &str, pcs: &[&str]) -> Vec<String> {
+    server_cli(db, &["init"]).ok();
+    server_cli(db, &["add-library", library, "--name", "Perpustakaan Desa"]).ok();
+    pcs.iter()
+        .map(|pc| {
+            server_cli(db, &["add-device", "--library", library, "--pc", pc])
+                .ok()
+                .json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
 }

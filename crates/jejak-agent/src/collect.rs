@@ -109,11 +109,18 @@ impl ConnectivityProbe {
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(ConnectivityProbe {
+        Ok(Self::with_client(server, interval, client))
+    }
+
+    /// A probe over a client built elsewhere: over HTTPS, the sync's own certificate
+    /// check (the server's pinned key), so that a PC whose clock is wrong does not take
+    /// a sound link for a broken one. The client must not follow redirects.
+    pub fn with_client(server: &str, interval: Duration, client: reqwest::Client) -> Self {
+        ConnectivityProbe {
             client,
             url: format!("{}/healthz", server.trim_end_matches('/')),
             interval,
-        })
+        }
     }
 
     /// One probe: [`LinkState::Up`] only for a 2xx well-formed answer from a Jejak

@@ -53,6 +53,8 @@ const ENV_KEYS: &[&str] = &[
     "pc",
     "timezone",
     "server",
+    "server_key",
+    "server_ca",
     "lang",
     "heartbeat_secs",
     "heartbeat_event_every",
@@ -85,6 +87,13 @@ pub struct AgentConfig {
     pub timezone: String,
     /// The district server's base URL; without it the agent records but does not probe.
     pub server: Option<String>,
+    /// The SHA-256 of the HTTPS server's public key (`sha256:` and 64 hex digits),
+    /// recorded by `jejak enroll` after a verified first contact: a server with this key
+    /// is trusted whatever this PC's clock says.
+    pub server_key: Option<String>,
+    /// A PEM file of extra trust anchors for the server's certificate (a district's own
+    /// CA, or its self-signed certificate), set by `jejak enroll --server-ca`.
+    pub server_ca: Option<PathBuf>,
     /// The language of messages: `id` (default) or `en`.
     pub lang: String,
     /// Seconds between heartbeats that keep the open session's last-seen time.
@@ -133,6 +142,8 @@ impl Default for AgentConfig {
             pc: None,
             timezone: Zone::Wib.code().to_string(),
             server: None,
+            server_key: None,
+            server_ca: None,
             lang: "id".to_string(),
             heartbeat_secs: 30.0,
             heartbeat_event_every: 30,
@@ -316,6 +327,18 @@ impl AgentConfig {
                 source_name,
                 "must start with http:// or https://",
             ));
+        }
+        if let Some(key) = &self.server_key {
+            let well_formed = key.strip_prefix("sha256:").is_some_and(|digits| {
+                digits.len() == 64 && digits.bytes().all(|b| b.is_ascii_hexdigit())
+            });
+            if !well_formed {
+                return Err(bad_key(
+                    "server_key",
+                    source_name,
+                    "must be sha256: followed by 64 hex digits (run jejak enroll again to record it)",
+                ));
+            }
         }
         Ok(())
     }

@@ -12,8 +12,8 @@ use jejak_agent::config::{AgentConfig, STORE_FILE, load_token};
 use jejak_agent::daemon::{self, AgentSettings};
 use jejak_agent::login::LoginCollector;
 use jejak_agent::platform;
+use jejak_sync::SyncOptions;
 use jejak_sync::agent::AgentSync;
-use jejak_sync::{SyncClient, SyncOptions};
 
 use crate::context::Context;
 
@@ -67,13 +67,13 @@ pub async fn run_agent(
         config.net_dev_path.clone(),
         config.heartbeat_interval(),
     ))];
-    if let Some(server) = &config.server {
-        collectors.push(Box::new(ConnectivityProbe::new(
-            server,
-            config.probe_interval(),
-            config.probe_timeout(),
-        )?));
-    }
+    // The probe and the sync read the enrolment again each time, so that `jejak enroll`
+    // (or a new token or server URL) takes effect without restarting the agent.
+    collectors.push(Box::new(EnrolledProbe {
+        ctx: ctx.clone(),
+        interval: config.probe_interval(),
+        current: None,
+    }));
     if config.login_watch {
         collectors.push(Box::new(LoginCollector::new(
             platform::system_login_source(),
@@ -103,31 +103,144 @@ pub async fn run_agent(
     Ok(())
 }
 
-/// The agent's own sync, when this PC is enrolled (a server and a token).
+/// The agent's own sync. It is there from the start, enrolled or not: it reads the
+/// enrolment before every run (see [`EnrolledSync`]).
 fn background_sync(
     ctx: &Context,
-    config: &AgentConfig,
+    _config: &AgentConfig,
     identity: jejak_domain::DeviceIdentity,
 ) -> anyhow::Result<Option<Box<dyn daemon::BackgroundSync>>> {
-    let (Some(server), Some(token)) = (&config.server, load_token(&ctx.data_dir)?) else {
-        tracing::info!("not enrolled with a server: recording only, no sync");
-        return Ok(None);
-    };
-    let (backoff_base, backoff_cap) = config.sync_backoff();
-    Ok(Some(Box::new(AgentSync {
-        store_path: ctx.data_dir.join(STORE_FILE),
+    Ok(Some(Box::new(EnrolledSync {
+        ctx: ctx.clone(),
         identity,
-        clock: Arc::new(SystemClock::new()),
-        client: SyncClient::new(server, &token, config.sync_timeout())?
-            .with_signing_key(&ctx.data_dir)?,
-        options: SyncOptions {
-            max_records: config.sync_batch_records,
-            backoff_base,
-            backoff_cap,
-            max_attempts: None,
-            dry_run: false,
-        },
+        current: None,
     })))
+}
+
+/// This PC's enrolment as it stands now: its configuration, server URL and token, or
+/// `None` while it is not enrolled. Read from agent.toml and the token file each time
+/// (two small files), so that the agent, the check-in page and `jejak doctor` all go by
+/// what `jejak enroll` last wrote.
+pub fn current_enrolment(ctx: &Context) -> anyhow::Result<Option<(AgentConfig, String, String)>> {
+    let config = ctx.config()?;
+    let token = load_token(&ctx.data_dir)?;
+    Ok(match (config.server.clone(), token) {
+        (Some(server), Some(token)) => Some((config, server, token)),
+        _ => None,
+    })
+}
+
+/// The agent's sync over the enrolment as it stands at each run: not enrolled, it only
+/// records; enrolled (or enrolled again, with a new token, server URL or server key),
+/// it syncs with that from the next run on, without a restart.
+#[derive(Debug)]
+struct EnrolledSync {
+    ctx: Context,
+    identity: jejak_domain::DeviceIdentity,
+    /// The enrolment the current sync was built for, and that sync.
+    current: Option<(AgentConfig, String, AgentSync)>,
+}
+
+impl EnrolledSync {
+    fn refresh(&mut self) -> anyhow::Result<Option<&mut AgentSync>> {
+        let Some((config, server, token)) = current_enrolment(&self.ctx)? else {
+            if self.current.take().is_some() {
+                tracing::warn!("no longer enrolled: recording only, no sync");
+            }
+            return Ok(None);
+        };
+        let unchanged = self
+            .current
+            .as_ref()
+            .is_some_and(|(c, t, _)| *c == config && *t == token);
+        if !unchanged {
+            let (backoff_base, backoff_cap) = config.sync_backoff();
+            let sync = AgentSync {
+                store_path: self.ctx.data_dir.join(STORE_FILE),
+                identity: self.identity.clone(),
+                clock: Arc::new(SystemClock::new()),
+                client: crate::sync_cmd::sync_client(&config, &server, &token)?
+                    .with_signing_key(&self.ctx.data_dir)?,
+                options: SyncOptions {
+                    max_records: config.sync_batch_records,
+                    backoff_base,
+                    backoff_cap,
+                    max_attempts: None,
+                    dry_run: false,
+                },
+            };
+            tracing::info!(server = %server, "enrolment read: syncing with this server");
+            self.current = Some((config, token, sync));
+        }
+        Ok(self.current.as_mut().map(|(_, _, sync)| sync))
+    }
+}
+
+impl daemon::BackgroundSync for EnrolledSync {
+    fn sync(&mut self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            match self.refresh() {
+                Ok(Some(sync)) => sync.sync().await,
+                Ok(None) => tracing::debug!("not enrolled with a server: recording only"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "the enrolment cannot be read; the next sync reads it again"
+                ),
+            }
+        })
+    }
+}
+
+/// The link probe over the enrolment as it stands: no server, no probe (and no
+/// verdict); a new server URL or key is probed from the next round on.
+struct EnrolledProbe {
+    ctx: Context,
+    interval: std::time::Duration,
+    /// The enrolment the probe was built for, and that probe.
+    current: Option<(AgentConfig, ConnectivityProbe)>,
+}
+
+impl EnrolledProbe {
+    fn refresh(&mut self) -> anyhow::Result<Option<&ConnectivityProbe>> {
+        let config = self.ctx.config()?;
+        let Some(server) = config.server.clone() else {
+            self.current = None;
+            return Ok(None);
+        };
+        if !self.current.as_ref().is_some_and(|(c, _)| *c == config) {
+            let probe = match crate::sync_cmd::probe_client(&config, &server)? {
+                Some(client) => ConnectivityProbe::with_client(&server, self.interval, client),
+                None => ConnectivityProbe::new(&server, self.interval, config.probe_timeout())?,
+            };
+            self.current = Some((config, probe));
+        }
+        Ok(self.current.as_ref().map(|(_, probe)| probe))
+    }
+}
+
+impl Collector for EnrolledProbe {
+    fn name(&self) -> &'static str {
+        "connectivity_probe"
+    }
+
+    fn interval(&self) -> std::time::Duration {
+        self.interval
+    }
+
+    fn collect(&mut self) -> jejak_agent::collect::CollectFuture<'_> {
+        Box::pin(async move {
+            match self.refresh() {
+                Ok(Some(probe)) => {
+                    vec![jejak_agent::collect::Observation::Link(probe.probe().await)]
+                }
+                Ok(None) => Vec::new(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the configuration cannot be read; probing later");
+                    Vec::new()
+                }
+            }
+        })
+    }
 }
 
 /// Completes at SIGTERM (service stop, system shutdown) or SIGINT (Ctrl-C). The

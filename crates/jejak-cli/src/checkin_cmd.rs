@@ -2,17 +2,16 @@
 //! `checkin_port`, over its own store connection, with the librarian's "Sync now" wired
 //! to the same `sync_once` and the same messages as `jejak sync`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use jejak_agent::checkin::{
     self, Checkin, CheckinHandle, CheckinSettings, SyncFuture, SyncNow, SyncOutcome,
 };
 use jejak_agent::clock::SystemClock;
-use jejak_agent::config::{AgentConfig, STORE_FILE, load_token};
+use jejak_agent::config::{AgentConfig, STORE_FILE};
 use jejak_agent::store::Store;
 use jejak_domain::{DeviceIdentity, Lang};
-use jejak_sync::{SyncClient, SyncError, SyncOptions, sync_once};
+use jejak_sync::{SyncError, sync_once};
 
 use crate::context::Context;
 use crate::sync_cmd::{manual_sync_options, report_text, sync_error_text};
@@ -67,21 +66,17 @@ pub async fn start(ctx: &Context, config: &AgentConfig, store: &Store) -> Option
     ))
 }
 
-/// The "Sync now" of an enrolled PC.
+/// The "Sync now" of the librarian screen. It reads the enrolment at each use, as the
+/// agent's own sync does, so that an enrolment made while the agent runs is used (and
+/// shown) without a restart.
 fn page_sync(
     ctx: &Context,
-    config: &AgentConfig,
+    _config: &AgentConfig,
     identity: DeviceIdentity,
 ) -> anyhow::Result<Option<Arc<dyn SyncNow>>> {
-    let (Some(server), Some(token)) = (&config.server, load_token(&ctx.data_dir)?) else {
-        return Ok(None);
-    };
     Ok(Some(Arc::new(PageSync(Arc::new(PageSyncInner {
-        store_path: ctx.data_dir.join(STORE_FILE),
+        ctx: ctx.clone(),
         identity,
-        client: SyncClient::new(server, &token, config.sync_timeout())?
-            .with_signing_key(&ctx.data_dir)?,
-        options: manual_sync_options(config, SYNC_NOW_ATTEMPTS, false),
     })))))
 }
 
@@ -90,10 +85,8 @@ struct PageSync(Arc<PageSyncInner>);
 
 #[derive(Debug)]
 struct PageSyncInner {
-    store_path: PathBuf,
+    ctx: Context,
     identity: DeviceIdentity,
-    client: SyncClient,
-    options: SyncOptions,
 }
 
 impl SyncNow for PageSync {
@@ -101,14 +94,38 @@ impl SyncNow for PageSync {
         let inner = self.0.clone();
         Box::pin(async move { inner.run().await })
     }
+
+    fn enrolled(&self) -> bool {
+        matches!(
+            crate::agent_cmd::current_enrolment(&self.0.ctx),
+            Ok(Some(_))
+        )
+    }
 }
 
 impl PageSyncInner {
     /// One sync on its own store connection, as `jejak sync` runs it.
     async fn run(&self) -> SyncOutcome {
         let failed = |id: String, en: String| SyncOutcome { ok: false, id, en };
+        let (config, server, token) = match crate::agent_cmd::current_enrolment(&self.ctx) {
+            Ok(Some(enrolment)) => enrolment,
+            Ok(None) => {
+                return failed(
+                    "Komputer ini belum terdaftar di server kabupaten (jejak enroll).".into(),
+                    "This PC is not enrolled with the district server (jejak enroll).".into(),
+                );
+            }
+            Err(e) => return failed(e.to_string(), e.to_string()),
+        };
+        let client = match crate::sync_cmd::sync_client(&config, &server, &token)
+            .and_then(|client| Ok(client.with_signing_key(&self.ctx.data_dir)?))
+        {
+            Ok(client) => client,
+            Err(e) => return failed(e.to_string(), e.to_string()),
+        };
+        let options = manual_sync_options(&config, SYNC_NOW_ATTEMPTS, false);
         let opened = Store::open(
-            &self.store_path,
+            &self.ctx.data_dir.join(STORE_FILE),
             self.identity.clone(),
             Arc::new(SystemClock::new()),
         );
@@ -116,7 +133,7 @@ impl PageSyncInner {
             Ok((store, _)) => store,
             Err(e) => return failed(e.message(Lang::Id), e.message(Lang::En)),
         };
-        match sync_once(&mut store, &self.client, &self.options, &mut |_| {}).await {
+        match sync_once(&mut store, &client, &options, &mut |_| {}).await {
             Ok(report) if report.nothing_to_send => SyncOutcome {
                 ok: true,
                 id: "Tidak ada yang perlu dikirim.".into(),

@@ -772,11 +772,16 @@ fn check_network(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    // Over HTTPS, the agent's own certificate check (the key pinned at enrolment): the
+    // doctor judges the link as the agent sees it, a wrong clock included.
+    let http = match crate::sync_cmd::probe_client(config, server)? {
+        Some(client) => client,
+        None => reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
+    };
     runtime.block_on(async {
         if !check_link(checks, &http, server).await {
             for name in ["token", "clock"] {

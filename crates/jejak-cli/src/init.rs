@@ -100,10 +100,7 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
     let key = match (&args.token, &args.server) {
         (Some(token), Some(server)) => {
             jejak_agent::config::save_token(&ctx.data_dir, token)?;
-            let timeout = AgentConfig::load(&ctx.data_dir)?.sync_timeout();
-            Some(crate::sync_cmd::register_signing_key(
-                ctx, server, token, timeout,
-            )?)
+            Some(crate::sync_cmd::register_signing_key(ctx, server, token)?)
         }
         _ => None,
     };

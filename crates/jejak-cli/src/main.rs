@@ -3,6 +3,8 @@
 //! their errors into messages in the user's language.
 
 mod agent_cmd;
+#[cfg(feature = "district")]
+mod backup_cmd;
 mod checkin_cmd;
 mod context;
 #[cfg(feature = "district")]

@@ -236,12 +236,6 @@ fn print_status(
     lang: Lang,
 ) {
     let zone = pc.config.zone();
-    let yes_no = |ok: bool| {
-        lang.pick(
-            if ok { "ya" } else { "tidak" },
-            if ok { "yes" } else { "no" },
-        )
-    };
     let mut rows = vec![
         (
             lang.pick("Perpustakaan / komputer", "Library / PC"),
@@ -323,8 +317,8 @@ fn print_status(
                 }),
         ),
         (
-            lang.pick("Jam komputer mencurigakan", "Clock looks wrong"),
-            yes_no(status.clock_suspect_now).to_string(),
+            lang.pick("Jam komputer", "PC clock"),
+            status.clock.advice(lang),
         ),
         (
             lang.pick("Kesehatan basis data", "Store health"),

@@ -47,6 +47,48 @@ enum ServerCommand {
         retain_months: u32,
         #[command(flatten)]
         serving: ServingArgs,
+        /// Write a backup of the SQLite database into this folder at start and then
+        /// every `--backup-every`, keeping the newest `--backup-keep`.
+        #[arg(long, env = "JEJAK_BACKUP_DIR", value_name = "DIR")]
+        backup_dir: Option<PathBuf>,
+        /// How often to back up: 24h, 12h, 90m, 1d…
+        #[arg(long, env = "JEJAK_BACKUP_EVERY", default_value = "24h", value_parser = crate::backup_cmd::parse_interval)]
+        backup_every: std::time::Duration,
+        /// How many backups to keep in `--backup-dir` (the oldest go first).
+        #[arg(long, env = "JEJAK_BACKUP_KEEP", default_value_t = 7)]
+        backup_keep: usize,
+        /// Serve HTTPS with this PEM certificate chain (the server's certificate first),
+        /// for districts without a reverse proxy; needs `--tls-key`.
+        #[arg(
+            long,
+            env = "JEJAK_TLS_CERT",
+            value_name = "FILE.pem",
+            requires = "tls_key"
+        )]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of `--tls-cert`.
+        #[arg(
+            long,
+            env = "JEJAK_TLS_KEY",
+            value_name = "FILE.pem",
+            requires = "tls_cert"
+        )]
+        tls_key: Option<PathBuf>,
+    },
+    /// Write a consistent copy of the SQLite database to FILE while the server runs
+    /// (PostgreSQL: use pg_dump, see the README).
+    Backup {
+        /// The new backup file (it must not exist).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Replace the (stopped) server's SQLite database with a backup, after checking it
+    /// (a sound SQLite file, a Jejak server's, not from a newer jejak). The database it
+    /// replaces is kept beside it. The PCs then send again what the backup lacks.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
     },
     /// Remove raw sessions and pc events older than the last N whole months (before the
     /// current one); the reports of those months stay as they are.
@@ -417,6 +459,13 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     if let ServerCommand::Compact = &args.command {
         return compact(ctx, &args.database).await;
     }
+    // A backup reads the file beside a running server; a restore must not open it.
+    if let ServerCommand::Backup { to } = &args.command {
+        return crate::backup_cmd::backup_to(ctx, &args.database, to);
+    }
+    if let ServerCommand::Restore { from } = &args.command {
+        return crate::backup_cmd::restore_from(ctx, &args.database, from);
+    }
     let store = match &args.command {
         ServerCommand::Run { serving, .. } => {
             let options = jejak_server::PostgresOptions {
@@ -473,6 +522,11 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             listen,
             retain_months,
             serving,
+            backup_dir,
+            backup_every,
+            backup_keep,
+            tls_cert,
+            tls_key,
         } => {
             let dashboard = jejak_server::DashboardSettings {
                 hosts: serving.dashboard_hosts.clone(),
@@ -483,11 +537,41 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             if retain_months > 0 {
                 tokio::spawn(prune_daily(store.clone(), retain_months));
             }
+            if let Some(dir) = backup_dir {
+                if is_postgres(&args.database) {
+                    return Err(UsageError::new(
+                        "--backup-dir hanya untuk SQLite; PostgreSQL dicadangkan dengan pg_dump atau pg_basebackup",
+                        "--backup-dir is for SQLite; back PostgreSQL up with pg_dump or pg_basebackup",
+                    )
+                    .into());
+                }
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                tokio::spawn(crate::backup_cmd::backup_periodically(
+                    store.clone(),
+                    dir,
+                    backup_every,
+                    backup_keep,
+                ));
+            }
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some((
+                    jejak_server::http::tls::load_server_config(cert, key).map_err(|e| {
+                        UsageError::new(
+                            format!("sertifikat atau kunci TLS tidak dapat dipakai: {e}"),
+                            format!("the TLS certificate or key cannot be used: {e}"),
+                        )
+                    })?,
+                    server_key_pin(cert)?,
+                )),
+                _ => None,
+            };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
             eprintln!(
-                "{} http://{}",
+                "{} {scheme}://{}",
                 lang.pick("Server Jejak berjalan di", "Jejak server listening on"),
                 listener.local_addr()?
             );
@@ -495,11 +579,27 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 store,
                 ServerConfig {
                     serving: serving_settings,
-                    dashboard,
+                    dashboard: jejak_server::DashboardSettings {
+                        // The server's own TLS makes its cookies Secure as a proxy's does.
+                        secure_cookies: dashboard.secure_cookies || tls.is_some(),
+                        ..dashboard
+                    },
                     ..ServerConfig::default()
                 },
             );
-            jejak_server::run(listener, state, shutdown).await?;
+            match tls {
+                Some((config, pin)) => {
+                    eprintln!(
+                        "{} {pin}",
+                        lang.pick(
+                            "Kunci server (untuk jejak enroll --server-key):",
+                            "Server key (for jejak enroll --server-key):"
+                        )
+                    );
+                    jejak_server::run_tls(listener, config, state, shutdown).await?;
+                }
+                None => jejak_server::run(listener, state, shutdown).await?,
+            }
         }
         ServerCommand::AddLibrary {
             library,
@@ -615,7 +715,10 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             );
         }
         // Handled before any store was opened.
-        ServerCommand::Copy { .. } | ServerCommand::Compact => {}
+        ServerCommand::Copy { .. }
+        | ServerCommand::Compact
+        | ServerCommand::Backup { .. }
+        | ServerCommand::Restore { .. } => {}
         ServerCommand::Import { file, ack } => {
             let ack_path = ack.unwrap_or_else(|| with_suffix(&file, ".ack.json"));
             let summary = import_bundle(
@@ -1164,6 +1267,16 @@ fn retention_cutoff(now: chrono::DateTime<chrono::Utc>, keep_months: u32) -> chr
     this_month
         .checked_sub_months(chrono::Months::new(keep_months))
         .unwrap_or(this_month)
+}
+
+/// The pin the PCs record for this certificate's key (`jejak enroll --server-key`).
+fn server_key_pin(cert: &std::path::Path) -> anyhow::Result<String> {
+    let chain = jejak_sync::tls::read_ca(cert)?;
+    chain
+        .first()
+        .and_then(jejak_sync::tls::key_pin)
+        .map(|pin| jejak_sync::tls::format_pin(&pin))
+        .ok_or_else(|| anyhow::anyhow!("{}: the certificate cannot be read", cert.display()))
 }
 
 /// `jejak server run --retain-months N`: prunes at start and then once a day. A failure

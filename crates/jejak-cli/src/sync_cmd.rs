@@ -2,15 +2,20 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use jejak_agent::clock::SystemClock;
 use jejak_agent::config::{AgentConfig, config_path, load_token, save_token};
 use jejak_domain::Lang;
 use jejak_sync::bundle::{self, BundleError};
 use jejak_sync::signing::DeviceKey;
-use jejak_sync::{Progress, SyncClient, SyncError, SyncOptions, SyncReport, sync_once};
+use jejak_sync::tls;
+use jejak_sync::{
+    Progress, ServerTrust, SyncClient, SyncError, SyncOptions, SyncReport, sync_once,
+};
 
 use crate::context::Context;
 use crate::errors::{SilentExit, UsageError};
@@ -49,6 +54,55 @@ pub struct EnrollArgs {
     /// The device token printed by `jejak server add-device`.
     #[arg(long, env = "JEJAK_TOKEN", hide_env_values = true)]
     token: String,
+    /// For an https:// server with the district's own certificate: the certificate (or
+    /// its CA) as a PEM file, trusted beside the system's roots.
+    #[arg(long, value_name = "FILE.pem")]
+    server_ca: Option<PathBuf>,
+    /// For an https:// server: the key the district office printed (`sha256:…`, shown
+    /// by `jejak server run --tls-cert`), when this PC cannot verify the server itself
+    /// (its clock is wrong, or no trust root is at hand).
+    #[arg(long, value_name = "sha256:HEX")]
+    server_key: Option<String>,
+}
+
+/// The PC's trust in an https:// server as its configuration states it: the key pinned
+/// at enrolment and the district's own trust anchors, judged with the PC's clock.
+fn server_trust(
+    pinned_key: Option<&str>,
+    server_ca: Option<&std::path::Path>,
+) -> anyhow::Result<ServerTrust> {
+    Ok(ServerTrust {
+        pinned_key: pinned_key.map(tls::parse_pin).transpose()?,
+        extra_roots: match server_ca {
+            Some(path) => tls::read_ca(path)?,
+            None => Vec::new(),
+        },
+        clock: Arc::new(SystemClock::new()),
+    })
+}
+
+/// The sync client for this PC's settings: over HTTPS with the PC's own certificate
+/// check (the key pinned at enrolment, the district's CA).
+pub fn sync_client(config: &AgentConfig, server: &str, token: &str) -> anyhow::Result<SyncClient> {
+    if !server.starts_with("https://") {
+        return Ok(SyncClient::new(server, token, config.sync_timeout())?);
+    }
+    let trust = server_trust(config.server_key.as_deref(), config.server_ca.as_deref())?;
+    Ok(SyncClient::with_trust(
+        server,
+        token,
+        config.sync_timeout(),
+        &trust,
+    )?)
+}
+
+/// The HTTP client of the agent's connectivity probe, checked as the sync checks it.
+pub fn probe_client(config: &AgentConfig, server: &str) -> anyhow::Result<Option<reqwest::Client>> {
+    if !server.starts_with("https://") {
+        return Ok(None);
+    }
+    let trust = server_trust(config.server_key.as_deref(), config.server_ca.as_deref())?;
+    Ok(Some(tls::http_client(&trust, config.probe_timeout())?))
 }
 
 fn token(ctx: &Context) -> anyhow::Result<String> {
@@ -88,12 +142,24 @@ pub fn enroll(ctx: &Context, args: EnrollArgs) -> anyhow::Result<()> {
         .into());
     }
     let server = args.server.trim_end_matches('/').to_string();
+    let pinned = if server.starts_with("https://") {
+        first_contact(ctx, &server, &args)?
+    } else {
+        None
+    };
     crate::init::set_config_key(&ctx.data_dir, "server", &server)?;
+    if let Some(ca) = &args.server_ca {
+        let ca = std::fs::canonicalize(ca)?;
+        crate::init::set_config_key(&ctx.data_dir, "server_ca", &ca.display().to_string())?;
+    }
+    if let Some(key) = &pinned {
+        crate::init::set_config_key(&ctx.data_dir, "server_key", key)?;
+    }
     save_token(&ctx.data_dir, &args.token)?;
-    let key = register_signing_key(ctx, &server, &args.token, config.sync_timeout())?;
+    let key = register_signing_key(ctx, &server, &args.token)?;
     if ctx.json {
         return output::print_json(
-            &serde_json::json!({ "server": server, "enrolled": true, "signing_key": key }),
+            &serde_json::json!({ "server": server, "enrolled": true, "signing_key": key, "server_key": pinned }),
         );
     }
     println!(
@@ -102,6 +168,27 @@ pub fn enroll(ctx: &Context, args: EnrollArgs) -> anyhow::Result<()> {
             .pick("Terdaftar ke server:", "Enrolled with server:"),
     );
     key.print(ctx.lang);
+    if let Some(key) = &pinned {
+        println!(
+            "{} {key}",
+            ctx.lang.pick(
+                "Kunci server dicatat (dipercaya walau jam komputer ini salah):",
+                "Server key recorded (trusted even when this PC's clock is wrong):"
+            )
+        );
+    }
+    let minutes = (config.sync_interval().as_secs() / 60).max(1);
+    println!(
+        "{}",
+        ctx.lang.pick(
+            &format!(
+                "Agen yang sedang berjalan memakainya tanpa dimulai ulang: ia memeriksa sambungan dalam satu menit dan sinkron paling lambat {minutes} menit lagi (atau tekan Sinkron sekarang)."
+            ),
+            &format!(
+                "A running agent uses it without a restart: it checks the link within a minute and syncs within {minutes} minutes at the latest (or press Sync now)."
+            ),
+        )
+    );
     Ok(())
 }
 
@@ -152,9 +239,10 @@ pub fn register_signing_key(
     ctx: &Context,
     server: &str,
     token: &str,
-    timeout: Duration,
 ) -> anyhow::Result<KeyAtEnrollment> {
-    let client = SyncClient::new(server, token, timeout)?;
+    // The configuration as enrolment just wrote it: over HTTPS the server's pinned key.
+    let config = AgentConfig::load(&ctx.data_dir)?;
+    let client = sync_client(&config, server, token)?;
     let key = DeviceKey::load_or_create(&ctx.data_dir)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -178,6 +266,64 @@ pub fn register_signing_key(
             registered: false,
             detail: Some(e.to_string()),
         }),
+    }
+}
+
+/// The verified first contact with an https:// server: an ordinary certificate check
+/// (system roots and `--server-ca`, validity by this PC's clock), or the key the
+/// district gave (`--server-key`). Returns the server's key to pin; `None` when the
+/// server cannot be reached now (enrolment goes on; the key is recorded when
+/// `jejak enroll` runs again with the link up). A certificate that fails the check
+/// refuses the enrolment, with what to do.
+fn first_contact(ctx: &Context, server: &str, args: &EnrollArgs) -> anyhow::Result<Option<String>> {
+    let lang = ctx.lang;
+    let given = args.server_key.as_deref().map(tls::parse_pin).transpose()?;
+    let trust = server_trust(args.server_key.as_deref(), args.server_ca.as_deref())?;
+    let client = SyncClient::with_trust(server, &args.token, Duration::from_secs(30), &trust)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(client.server_time()) {
+        Ok(_) => {
+            let Some(seen) = client.server_key_seen() else {
+                return Ok(None);
+            };
+            if given.is_some_and(|key| key != seen) {
+                return Err(UsageError::new(
+                    format!(
+                        "kunci server ini ({}) bukan kunci yang diberikan dengan --server-key; tanyakan kantor kabupaten",
+                        tls::format_pin(&seen)
+                    ),
+                    format!(
+                        "this server's key ({}) is not the one given with --server-key; ask the district office",
+                        tls::format_pin(&seen)
+                    ),
+                )
+                .into());
+            }
+            Ok(Some(tls::format_pin(&seen)))
+        }
+        Err(e) if e.to_string().contains("certificate") => Err(UsageError::new(
+            format!(
+                "sertifikat server tidak dapat diperiksa ({e}). Periksa jam komputer ini (jam {} UTC; jika tahunnya salah, ganti baterai CMOS), atau berikan sertifikat kabupaten dengan --server-ca FILE, atau kunci server dengan --server-key sha256:… dari kantor kabupaten",
+                chrono::Utc::now().format("%Y-%m-%d %H:%M")
+            ),
+            format!(
+                "the server's certificate cannot be verified ({e}). Check this PC's clock (it reads {} UTC; if the year is wrong, replace the CMOS battery), or give the district's certificate with --server-ca FILE, or the server's key with --server-key sha256:… from the district office",
+                chrono::Utc::now().format("%Y-%m-%d %H:%M")
+            ),
+        )
+        .into()),
+        Err(e) => {
+            eprintln!(
+                "{} ({e})",
+                lang.pick(
+                    "PERINGATAN: server belum dapat dihubungi, jadi kuncinya belum dicatat; jalankan jejak enroll lagi saat ada sinyal",
+                    "WARNING: the server cannot be reached now, so its key is not recorded yet; run jejak enroll again when the link is up"
+                )
+            );
+            Ok(given.map(|key| tls::format_pin(&key)))
+        }
     }
 }
 
@@ -247,8 +393,7 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     let server = server(ctx, &pc.config)?;
     let token = token(ctx)?;
     let options = manual_sync_options(&pc.config, args.attempts, args.dry_run);
-    let client = SyncClient::new(&server, &token, pc.config.sync_timeout())?
-        .with_signing_key(&ctx.data_dir)?;
+    let client = sync_client(&pc.config, &server, &token)?.with_signing_key(&ctx.data_dir)?;
     let pending = pc.store.sync_state()?.pending();
     let bar =
         (!ctx.json && std::io::stderr().is_terminal() && pending > 0 && !args.dry_run).then(|| {

@@ -198,6 +198,29 @@ impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for BoundedVisitor<T> {
     }
 }
 
+/// Seqs `first..=last` of the batch's epoch that the PC no longer has: it pruned them
+/// after an earlier acknowledgement, and the server has since lost them (it was restored
+/// from an older backup). The batch covers them, so that the rest can be stored, and the
+/// server records them as lost instead of counting them as held silently.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeqRange {
+    pub first: u64,
+    pub last: u64,
+}
+
+impl SeqRange {
+    /// How many seqs the range holds.
+    pub fn len(&self) -> u64 {
+        self.last.saturating_sub(self.first).saturating_add(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last < self.first
+    }
+}
+
 /// Sessions, one array per field; entry `i` of every array belongs to the same session.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,6 +317,10 @@ pub struct WireBatch {
     pub patron_keys: Vec<PatronKey>,
     pub sessions: SessionColumns,
     pub events: EventColumns,
+    /// Seqs of the range that the PC pruned and the server no longer holds (after a
+    /// restore from a backup); absent in every ordinary batch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<SeqRange>,
 }
 
 /// A record of a batch, back in row form, with the seq it had in the change log.
@@ -342,6 +369,10 @@ pub enum BatchShapeError {
         min: i128,
         max: i128,
     },
+    #[error(
+        "lost range {first}..={last} is empty, outside first_seq..=last_seq, or overlaps a record or another lost range"
+    )]
+    LostRange { first: u64, last: u64 },
 }
 
 /// Checks that `value` of `field` (entry `index`) lies in `min..=max`.
@@ -481,6 +512,7 @@ impl WireBatch {
             patron_keys,
             sessions,
             events,
+            lost: Vec::new(),
         }
     }
 
@@ -679,6 +711,7 @@ impl WireBatch {
                 return Err(BatchShapeError::DuplicateSeq(pair[0].seq));
             }
         }
+        self.check_lost(&out)?;
         Ok(out)
     }
 
@@ -722,6 +755,29 @@ impl WireBatch {
                 0,
                 ranges::MAX_MONO_MS,
             )?;
+        }
+        Ok(())
+    }
+
+    /// Lost ranges must lie inside the batch, apart from each other and from every
+    /// record: a seq is either sent or declared lost, never both.
+    fn check_lost(&self, records: &[BatchRecord]) -> Result<(), BatchShapeError> {
+        let mut ranges = self.lost.clone();
+        ranges.sort_by_key(|r| r.first);
+        let mut previous_last = self.first_seq - 1;
+        for r in &ranges {
+            let bad = BatchShapeError::LostRange {
+                first: r.first,
+                last: r.last,
+            };
+            if r.is_empty() || r.first <= previous_last || r.last > self.last_seq {
+                return Err(bad);
+            }
+            let at = records.partition_point(|rec| rec.seq < r.first);
+            if records.get(at).is_some_and(|rec| rec.seq <= r.last) {
+                return Err(bad);
+            }
+            previous_last = r.last;
         }
         Ok(())
     }

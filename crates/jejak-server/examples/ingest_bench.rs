@@ -148,23 +148,9 @@ async fn enroll(
     store: &SqliteStore,
     district: &[bench::SimPc],
 ) -> (Vec<String>, Vec<jejak_server::DeviceRef>) {
-    let mut tokens = Vec::new();
+    let tokens = bench::enroll_district(store, district).await.unwrap();
     let mut devices = Vec::new();
-    for (i, pc) in district.iter().enumerate() {
-        if i % 3 == 0 {
-            store
-                .add_library(&pc.library, "Perpustakaan Desa", jejak_domain::Zone::Wib)
-                .await
-                .unwrap();
-        }
-        tokens.push(
-            store
-                .add_device(&pc.library, &pc.pc)
-                .await
-                .unwrap()
-                .expose()
-                .to_string(),
-        );
+    for pc in district {
         devices.push(
             store
                 .find_device(&pc.library, &pc.pc)

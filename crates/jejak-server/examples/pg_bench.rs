@@ -135,28 +135,6 @@ async fn main() {
     );
 }
 
-/// Enrolls the district; returns the tokens.
-async fn enroll(store: &dyn ServerStore, district: &[bench::SimPc]) -> Vec<String> {
-    let mut tokens = Vec::new();
-    for (i, pc) in district.iter().enumerate() {
-        if i % 3 == 0 {
-            store
-                .add_library(&pc.library, "Perpustakaan Desa", Zone::Wib)
-                .await
-                .unwrap();
-        }
-        tokens.push(
-            store
-                .add_device(&pc.library, &pc.pc)
-                .await
-                .unwrap()
-                .expose()
-                .to_string(),
-        );
-    }
-    tokens
-}
-
 /// Serves a PostgreSQL store on loopback and sends every PC's batches with `clients`
 /// concurrent clients, each PC's in seq order; returns the seconds from the first
 /// request to the last answer. The sessions partitions of `months` are made before the
@@ -176,7 +154,11 @@ async fn http_round(
         .await
         .unwrap();
     let store: Arc<dyn ServerStore> = Arc::new(postgres);
-    let tokens = Arc::new(enroll(store.as_ref(), district).await);
+    let tokens = Arc::new(
+        bench::enroll_district(store.as_ref(), district)
+            .await
+            .unwrap(),
+    );
     let state = AppState::new(store.clone(), ServerConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}/api/v1/batches", listener.local_addr().unwrap());

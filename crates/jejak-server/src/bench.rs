@@ -266,6 +266,30 @@ pub fn district(count: usize, seed: u64) -> Vec<SimPc> {
         .collect()
 }
 
+/// Enrolls a district made by [`district`] in `store` (a library for every three PCs)
+/// and returns each PC's token, in the district's order.
+pub async fn enroll_district(
+    store: &dyn ServerStore,
+    district: &[SimPc],
+) -> Result<Vec<String>, crate::store::EnrollError> {
+    let mut tokens = Vec::new();
+    for (i, pc) in district.iter().enumerate() {
+        if i % 3 == 0 {
+            store
+                .add_library(&pc.library, "Perpustakaan Desa", Zone::Wib)
+                .await?;
+        }
+        tokens.push(
+            store
+                .add_device(&pc.library, &pc.pc)
+                .await?
+                .expose()
+                .to_string(),
+        );
+    }
+    Ok(tokens)
+}
+
 /// The start of the simulated month: 2026-10-01 00:00 UTC.
 pub fn month_start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0)

@@ -34,10 +34,12 @@ mod test_backend;
 
 pub use http::{
     AppState, DashboardSettings, Limits, ServerConfig, Serving, decode_carried_batch,
-    inflate_carried, router, run,
+    inflate_carried, router, run, run_tls,
 };
 pub use ingest::{REJECT_CONFLICT, REJECT_INVALID};
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use sqlite::backup;
+pub use sqlite::backup::{BackupError, BackupInfo, RestoreOutcome};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
     AuthError, Delivery, DeviceId, DeviceInfo, DeviceKeys, DeviceRef, DeviceState, DeviceToken,

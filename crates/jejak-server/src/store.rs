@@ -280,6 +280,29 @@ pub struct EpochState {
     pub opened_at_ms: Option<i64>,
 }
 
+/// Changes of a device's log that are lost: the server was restored from a backup older
+/// than their acknowledgement, and the PC had pruned them by the time it noticed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LostRange {
+    /// The epoch of the device's change log.
+    pub epoch: Uuid,
+    /// The first seq lost.
+    pub first_seq: u64,
+    /// The last seq lost.
+    pub last_seq: u64,
+    /// When the PC reported them, Unix ms (server clock).
+    pub reported_at_ms: i64,
+}
+
+impl LostRange {
+    /// How many changes the range held.
+    pub fn changes(&self) -> u64 {
+        self.last_seq
+            .saturating_sub(self.first_seq)
+            .saturating_add(1)
+    }
+}
+
 /// What the server holds for one device (`GET /api/v1/devices/me`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeviceState {
@@ -304,6 +327,8 @@ pub struct DeviceState {
     pub clock_uncertainty_ms: Option<u64>,
     /// When that offset was established, Unix ms (server clock).
     pub clock_offset_at_ms: Option<i64>,
+    /// Ranges of the change log the PC could not send again after a restore.
+    pub lost: Vec<LostRange>,
 }
 
 /// A session as the server holds it: what the PC sent at the highest revision (less its
@@ -458,6 +483,9 @@ pub enum StoreError {
     /// rolled back.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A backup was refused or failed (nothing was written under its name).
+    #[error("backup: {0}")]
+    Backup(#[from] crate::BackupError),
     /// The backend cannot do this (yet).
     #[error("not supported: {0}")]
     Unsupported(String),
@@ -753,6 +781,17 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
     /// (at most every few seconds), so a store that recovers by itself — a database
     /// back after an outage, a disk with room again — is seen as soon as it does.
     async fn check_health(&self) -> Result<(), StoreError>;
+
+    /// Writes a consistent copy of the whole store to the file `to` while ingest goes
+    /// on (`jejak server backup`, `run --backup-dir`). `to` must not exist. A backend
+    /// whose database is backed up by its own tools (PostgreSQL: `pg_dump`, base
+    /// backups and WAL archiving) says so with [`StoreError::Unsupported`].
+    async fn backup(&self, to: &std::path::Path) -> Result<crate::BackupInfo, StoreError> {
+        let _ = to;
+        Err(StoreError::Unsupported(
+            "this backend is backed up with its own tools (PostgreSQL: pg_dump or a base backup with WAL archiving)".into(),
+        ))
+    }
 }
 
 /// What a store remembers of its latest writes, so that a health check during steady

@@ -122,6 +122,7 @@ both_backends!(
     one_batch_with_two_revisions_of_a_session_keeps_the_newer,
     pruned_months_keep_their_reports_and_refuse_old_records,
     new_epochs_at_seq_1_are_counted_and_limited_per_day,
+    seqs_a_pc_declares_lost_are_kept_once_and_never_overlap_a_record,
 );
 
 fn lib(code: &str) -> LibraryCode {
@@ -1193,4 +1194,111 @@ async fn new_epochs_at_seq_1_are_counted_and_limited_per_day(store: Arc<dyn Serv
         .await
         .unwrap();
     assert_eq!(store.device_state(&device).await.unwrap().epochs.len(), 4);
+}
+
+/// After a restore from an older backup, a PC that pruned part of what the server lost
+/// sends the rest with the pruned seqs declared lost: the server stores the records,
+/// holds the whole range, keeps the lost range once however often it is sent, and
+/// refuses (storing nothing) a batch that declares a seq lost and sends it too.
+async fn seqs_a_pc_declares_lost_are_kept_once_and_never_overlap_a_record(
+    store: Arc<dyn ServerStore>,
+) {
+    let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
+    let sim = sim_pc("dermaji", "pc-01", 21);
+    let log = log_of(&sim, 10, 21);
+    let batches = bench::batches(&sim, &log, 4, arrival() - Duration::seconds(1));
+    let mut resent = batches[1].clone();
+    assert_eq!(resent.first_seq, 5);
+    // The same records at the same seqs (each column's first seq counts from first_seq).
+    resent.first_seq = 1;
+    for first_delta in [
+        resent.sessions.seq_delta.first_mut(),
+        resent.events.seq_delta.first_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *first_delta += 4;
+    }
+    resent.lost = vec![jejak_domain::SeqRange { first: 1, last: 4 }];
+    for _ in 0..2 {
+        let ack = ingest(store.as_ref(), &device, &resent).await.unwrap();
+        assert_eq!(ack.held_seq, 8);
+    }
+    let state = store.device_state(&device).await.unwrap();
+    assert_eq!(state.sessions, 4);
+    assert_eq!(state.lost.len(), 1, "{:?}", state.lost);
+    let lost = &state.lost[0];
+    assert_eq!(
+        (lost.epoch, lost.first_seq, lost.last_seq, lost.changes()),
+        (sim.epoch, 1, 4, 4)
+    );
+
+    let mut overlapping = batches[2].clone();
+    overlapping.lost = vec![jejak_domain::SeqRange {
+        first: overlapping.first_seq,
+        last: overlapping.first_seq,
+    }];
+    assert!(matches!(
+        ingest(store.as_ref(), &device, &overlapping).await,
+        Err(IngestError::Shape(_))
+    ));
+    let state = store.device_state(&device).await.unwrap();
+    assert_eq!((state.sessions, state.lost.len()), (4, 1));
+    assert_eq!(state.epochs[0].held_seq, 8);
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+}
+
+/// PostgreSQL is backed up with its own tools (README, "Backups"): a `pg_dump -Fc` taken
+/// while the store is open, restored with `pg_restore` into an empty database, gives a
+/// store with every record, the same held seqs and rollups equal to a recount, which
+/// takes the next batch where the PC left off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pg_dump_restored_into_an_empty_database_holds_everything() {
+    let Some(harness) = postgres().await else {
+        return;
+    };
+    let devices = fill_district(harness.store.as_ref(), 3, 40).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("jejak.dump");
+    let status = std::process::Command::new("pg_dump")
+        .args(["--format=custom", "--file"])
+        .arg(&dump)
+        .arg(harness.postgres_url())
+        .status()
+        .expect("pg_dump (Debian's postgresql-client) is installed");
+    assert!(status.success(), "pg_dump: {status}");
+
+    let Cleanup::Postgres { admin, .. } = &harness.cleanup else {
+        unreachable!("a PostgreSQL harness")
+    };
+    let name = format!("jejak_restored_{}", Uuid::new_v4().simple());
+    let url = jejak_server::postgres::create_database(admin, &name)
+        .await
+        .unwrap();
+    let status = std::process::Command::new("pg_restore")
+        .args(["--no-owner", "--exit-on-error", "--dbname", &url])
+        .arg(&dump)
+        .status()
+        .expect("pg_restore is installed");
+    assert!(status.success(), "pg_restore: {status}");
+
+    let restored = jejak_server::PostgresStore::open(&url).await.unwrap();
+    for device in &devices {
+        let (before, after) = (
+            harness.store.device_state(device).await.unwrap(),
+            restored.device_state(device).await.unwrap(),
+        );
+        assert_eq!(before, after);
+        assert_eq!(
+            harness.store.sessions(device).await.unwrap(),
+            restored.sessions(device).await.unwrap()
+        );
+    }
+    assert!(restored.check_rollups().await.unwrap().is_consistent());
+    drop(restored);
+    jejak_server::postgres::drop_database(admin, &name)
+        .await
+        .unwrap();
+    harness.finish().await;
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use jejak_agent::store::{Store, StoreError};
-use jejak_domain::{ChangeRecord, ClientInstant, RecordBody, WireBatch};
+use jejak_domain::{ChangeRecord, ClientInstant, RecordBody, SeqRange, WireBatch};
 use uuid::Uuid;
 
 /// zstd level for batches: the highest levels cost tens of milliseconds on a 20 KB
@@ -57,6 +57,7 @@ pub fn prepare(
         return Ok(None);
     };
     let first = after + 1;
+    let lost = pruned_ranges(first, &changes);
     let records = newest_revisions(changes);
     let mut runs: Vec<Uuid> = records.iter().map(|r| record_run(&r.body)).collect();
     // The current run's anchor too: it dates the batch's own send time, so the server
@@ -66,7 +67,7 @@ pub fn prepare(
     runs.dedup();
     let anchors = store.anchors_for(&runs)?;
     let identity = store.identity();
-    let wire = WireBatch::encode(
+    let mut wire = WireBatch::encode(
         Uuid::now_v7(),
         identity.library.clone(),
         identity.pc.clone(),
@@ -77,7 +78,33 @@ pub fn prepare(
         anchors,
         &records,
     );
+    if !lost.is_empty() {
+        tracing::warn!(
+            lost = lost.iter().map(SeqRange::len).sum::<u64>(),
+            "the server lacks changes this PC already pruned; they are reported as lost"
+        );
+    }
+    wire.lost = lost;
     Ok(Some(compress(wire)))
+}
+
+/// The seqs from `first` on that the change log no longer has. Only acknowledged
+/// changes are ever pruned, so such a hole means the server acknowledged them once and
+/// has lost them since (it was restored from an older backup): they cannot be sent
+/// again and are declared lost instead of passing silently.
+fn pruned_ranges(first: u64, changes: &[ChangeRecord]) -> Vec<SeqRange> {
+    let mut lost = Vec::new();
+    let mut expected = first;
+    for change in changes {
+        if change.seq > expected {
+            lost.push(SeqRange {
+                first: expected,
+                last: change.seq - 1,
+            });
+        }
+        expected = change.seq.saturating_add(1);
+    }
+    lost
 }
 
 fn record_run(body: &RecordBody) -> Uuid {

@@ -14,6 +14,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 
 use crate::batching::PreparedBatch;
 use crate::signing::{DeviceKey, KeyError};
+use crate::tls::{PinningVerifier, ServerTrust, TrustError};
 
 /// Talks to one district server with one device token.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct SyncClient {
     token: String,
     /// The PC's signing key, for sync runs to register until the server has it.
     signing: Option<Arc<Signing>>,
+    /// The certificate check, when built with [`SyncClient::with_trust`].
+    verifier: Option<Arc<PinningVerifier>>,
 }
 
 /// The PC's signing key and the data folder that remembers its registration.
@@ -94,6 +97,29 @@ pub struct ServerTime {
     pub sent_at_ms: i64,
 }
 
+/// What the server says it holds of one epoch of this PC's change log.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct HeldEpoch {
+    pub epoch: uuid::Uuid,
+    pub held_seq: u64,
+}
+
+/// The part of `GET /api/v1/devices/me` the sync reads.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct HeldState {
+    pub epochs: Vec<HeldEpoch>,
+}
+
+impl HeldState {
+    /// The held seq of `epoch`: 0 when the server has never seen it (or lost it).
+    pub fn held_seq(&self, epoch: uuid::Uuid) -> u64 {
+        self.epochs
+            .iter()
+            .find(|e| e.epoch == epoch)
+            .map_or(0, |e| e.held_seq)
+    }
+}
+
 impl SyncClient {
     /// `timeout` bounds each whole exchange; a batch is sized so one fits in it even
     /// at 64 kbit/s.
@@ -108,6 +134,7 @@ impl SyncClient {
             base: server.trim_end_matches('/').to_string(),
             token: token.trim().to_string(),
             signing: None,
+            verifier: None,
         })
     }
 
@@ -175,6 +202,35 @@ impl SyncClient {
         }
     }
 
+    /// Like [`SyncClient::new`], with the PC's own certificate check: the server's key
+    /// pinned at enrolment is accepted whatever the PC's clock says (see `tls.rs`).
+    pub fn with_trust(
+        server: &str,
+        token: &str,
+        timeout: Duration,
+        trust: &ServerTrust,
+    ) -> Result<Self, TrustError> {
+        let verifier = Arc::new(PinningVerifier::new(trust)?);
+        let http = verifier
+            .http_client(timeout, timeout.min(Duration::from_secs(30)))
+            .map_err(|e| TrustError::Rustls(e.to_string()))?;
+        Ok(SyncClient {
+            http,
+            base: server.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+            signing: None,
+            verifier: Some(verifier),
+        })
+    }
+
+    /// The key (see `tls::key_pin`) of the last server this client's certificate check
+    /// accepted: after a successful exchange over HTTPS, the server's.
+    pub fn server_key_seen(&self) -> Option<[u8; 32]> {
+        self.verifier
+            .as_ref()
+            .and_then(|v| v.seen.lock().ok().and_then(|seen| *seen))
+    }
+
     pub fn server(&self) -> &str {
         &self.base
     }
@@ -201,6 +257,35 @@ impl SyncClient {
             .json::<ServerTime>()
             .await
             .map_err(|e| PushError::NotAnAnswer(format!("time probe: {e}")))
+    }
+
+    /// `GET /api/v1/devices/me`: what the server holds of this PC, so that a PC with
+    /// nothing new to send still notices a server restored from an older backup.
+    pub async fn held_state(&self) -> Result<HeldState, PushError> {
+        let response = self
+            .http
+            .get(format!("{}/api/v1/devices/me", self.base))
+            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+            .send()
+            .await
+            .map_err(network)?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(server_error(response).await);
+        }
+        if status == StatusCode::OK && is_json(&response) {
+            return response
+                .json::<HeldState>()
+                .await
+                .map_err(|e| PushError::NotAnAnswer(format!("device state: {e}")));
+        }
+        if status.is_success() {
+            return Err(PushError::NotAnAnswer(format!(
+                "device state answered {status} {}",
+                content_type(&response)
+            )));
+        }
+        Err(refusal(status, read_problem(response, status).await?))
     }
 
     /// `POST /api/v1/batches` with the prepared (compressed) body.
@@ -244,12 +329,20 @@ impl SyncClient {
                 Some(expected_seq) => Err(PushError::Gap { expected_seq }),
                 None => Err(PushError::Refused { problem }),
             },
-            StatusCode::UNAUTHORIZED => Err(PushError::Unauthorized {
-                revoked: problem.kind.contains("revoked"),
-                detail: problem.detail,
-            }),
-            _ => Err(PushError::Refused { problem }),
+            _ => Err(refusal(status, problem)),
         }
+    }
+}
+
+/// A 4xx problem other than a seq gap: a refused token, or a refusal of the request.
+fn refusal(status: StatusCode, problem: Problem) -> PushError {
+    if status == StatusCode::UNAUTHORIZED {
+        PushError::Unauthorized {
+            revoked: problem.kind.contains("revoked"),
+            detail: problem.detail,
+        }
+    } else {
+        PushError::Refused { problem }
     }
 }
 

@@ -17,6 +17,8 @@ pub mod bundle;
 pub mod client;
 pub mod session;
 pub mod signing;
+pub mod tls;
 
 pub use client::{PushError, SyncClient};
 pub use session::{Progress, SyncError, SyncOptions, SyncReport, sync_once};
+pub use tls::{ServerTrust, TrustError};

@@ -201,10 +201,11 @@ pub async fn sync_once(
         held_seq: state.acked_seq,
         ..SyncReport::default()
     };
-    if state.pending() == 0 {
+    if state.pending() == 0 && (options.dry_run || !server_lost_changes(store, client).await?) {
         report.nothing_to_send = true;
         return Ok(report);
     }
+    let state = store.sync_state()?;
     if options.dry_run {
         let sent = store.client_instant()?;
         let mut cursor = state.acked_seq;
@@ -245,6 +246,27 @@ pub async fn sync_once(
                 store.record_sync_failure(&e.to_string())?;
             }
             Err(e)
+        }
+    }
+}
+
+/// With nothing new to send, asks the server what it holds of this store's epoch: a
+/// server restored from an older backup (or one that lost the epoch) holds less than it
+/// acknowledged, and the PC must send the difference again. Returns whether it does.
+/// A server that cannot be asked leaves things as they are (the next sync asks again).
+async fn server_lost_changes(store: &mut Store, client: &SyncClient) -> Result<bool, SyncError> {
+    let acked = store.sync_state()?.acked_seq;
+    if acked == 0 {
+        return Ok(false);
+    }
+    match client.held_state().await {
+        Ok(held) => {
+            let held_seq = held.held_seq(store.epoch());
+            Ok(store.rewind_ack(store.epoch(), held_seq)?.is_some())
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "could not ask the server what it holds");
+            Ok(false)
         }
     }
 }
@@ -334,6 +356,11 @@ async fn run(
                 if held > cursor {
                     // The server holds more than this PC knew: an acknowledgement was lost.
                     store.record_ack(batch.wire.epoch, held, &[])?;
+                } else if held < cursor {
+                    // The server holds less than it acknowledged (restored from an older
+                    // backup): what it lost counts as unsent again, so it is kept and
+                    // sent from what this PC still has.
+                    store.rewind_ack(batch.wire.epoch, held)?;
                 }
                 cursor = held;
             }

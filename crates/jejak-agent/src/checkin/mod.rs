@@ -120,6 +120,13 @@ pub type SyncFuture = Pin<Box<dyn Future<Output = SyncOutcome> + Send + 'static>
 /// binary implements it with the sync crate.
 pub trait SyncNow: Send + Sync + std::fmt::Debug + 'static {
     fn sync_now(&self) -> SyncFuture;
+
+    /// Whether the PC is enrolled now. Asked at every view of the librarian screen, so
+    /// that it says what the agent does: an enrolment made while the agent runs shows at
+    /// once (and the agent syncs with it from its next round).
+    fn enrolled(&self) -> bool {
+        true
+    }
 }
 
 /// Where the page finds what it needs.
@@ -909,7 +916,7 @@ struct LibrarianView {
     sync: crate::store::SyncState,
     rejected: Vec<crate::store::RejectedChange>,
     clock_warnings: Vec<crate::store::ClockWarning>,
-    clock_suspect_now: bool,
+    clock: crate::store::ClockState,
     enrolled: bool,
     run: SyncRun,
     /// The PIN signed in with is shorter than new PINs may be.
@@ -940,8 +947,8 @@ fn librarian_view(c: &Checkin) -> Result<LibrarianView, StoreError> {
             sync,
             rejected,
             clock_warnings: status.clock_warnings,
-            clock_suspect_now: status.clock_suspect_now,
-            enrolled: c.inner.sync.is_some(),
+            clock: status.clock,
+            enrolled: c.inner.sync.as_ref().is_some_and(|sync| sync.enrolled()),
             run: lock(&c.inner.sync_run).clone(),
             short_pin: c.inner.short_pin.load(std::sync::atomic::Ordering::Relaxed),
         })
@@ -1128,7 +1135,7 @@ async fn sync_now(
     if !c.is_librarian(&headers) {
         return see_other("/pustakawan", &[]);
     }
-    let Some(sync) = c.inner.sync.clone() else {
+    let Some(sync) = c.inner.sync.clone().filter(|sync| sync.enrolled()) else {
         // The screen says the PC is not enrolled; nothing to start.
         return see_other("/pustakawan", &[]);
     };

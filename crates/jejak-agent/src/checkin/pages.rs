@@ -345,15 +345,7 @@ pub(super) fn librarian(lang: Lang, csrf: &str, view: &LibrarianView, zone: Zone
         (
             "clock",
             lang.pick("Jam komputer", "PC clock"),
-            if view.clock_suspect_now {
-                lang.pick(
-                    "TIDAK MASUK AKAL — periksa tanggal dan jam komputer",
-                    "IMPLAUSIBLE — check the PC's date and time",
-                )
-                .to_string()
-            } else {
-                lang.pick("wajar", "plausible").to_string()
-            },
+            view.clock.advice(lang),
         ),
     ];
     let clock_warnings = view

@@ -87,6 +87,69 @@ pub struct ClockWarning {
     pub delta_ms: Option<i64>,
 }
 
+/// A wall-clock jump beyond this (a day) is no drift correction: the clock had been
+/// reset (a dead CMOS battery resets it at every power cut) and was set right.
+pub const CLOCK_RESET_JUMP_MS: i64 = 86_400_000;
+
+/// What the librarian is told about this PC's clock (`jejak status`, the librarian
+/// screen): the same judgement in both places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ClockState {
+    /// The clock reads a time that cannot be right (before this software was built).
+    WrongNow,
+    /// The clock is plausible now but was wrong recently: it jumped by `jump_ms` at
+    /// `at`, or read an impossible time, as a reset clock does after a power cut.
+    WasWrong {
+        at: DateTime<Utc>,
+        jump_ms: Option<i64>,
+    },
+    /// Nothing points to a wrong clock.
+    Plausible,
+}
+
+impl ClockState {
+    /// Whether the librarian must act.
+    pub fn is_wrong(&self) -> bool {
+        !matches!(self, ClockState::Plausible)
+    }
+
+    /// What to say, plainly, with what to do.
+    pub fn advice(&self, lang: jejak_domain::Lang) -> String {
+        match self {
+            ClockState::WrongNow => lang
+                .pick(
+                    "SALAH — tanggal atau jam komputer ini tidak mungkin benar. Setel tanggal dan jamnya sekarang; jika jam kembali salah setiap listrik padam, ganti baterai CMOS (baterai kancing di papan induk).",
+                    "WRONG — this PC's date or time cannot be right. Set the date and time now; if the clock goes wrong after every power cut, replace the CMOS battery (the coin battery on the motherboard).",
+                )
+                .to_string(),
+            ClockState::WasWrong { at, jump_ms } => {
+                let jump = jump_ms.map(describe_jump).unwrap_or_default();
+                let when = at.format("%Y-%m-%d %H:%M UTC");
+                match lang {
+                    jejak_domain::Lang::Id => format!(
+                        "PERNAH SALAH — jam komputer ini baru-baru ini salah lalu disetel ulang{jump} ({when}). Biasanya baterai CMOS sudah habis: ganti baterainya, dan sampai itu, periksa tanggal dan jam setiap kali komputer menyala setelah listrik padam."
+                    ),
+                    jejak_domain::Lang::En => format!(
+                        "WAS WRONG — this PC's clock was wrong recently and was set again{jump} ({when}). Usually the CMOS battery is dead: replace it, and until then check the date and time whenever the PC starts after a power cut."
+                    ),
+                }
+            }
+            ClockState::Plausible => lang.pick("wajar", "plausible").to_string(),
+        }
+    }
+}
+
+/// A clock jump as people read it: `, +27 years`, `, -3 days`.
+fn describe_jump(ms: i64) -> String {
+    let days = ms / 86_400_000;
+    if days.abs() >= 365 {
+        format!(", {:+} y", days / 365)
+    } else {
+        format!(", {days:+} d")
+    }
+}
+
 /// Everything `jejak status` shows about the store.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoreStatus {
@@ -100,6 +163,8 @@ pub struct StoreStatus {
     pub last_heartbeat: Option<DateTime<Utc>>,
     pub clock_suspect_now: bool,
     pub clock_warnings: Vec<ClockWarning>,
+    /// The judgement the librarian is told (from the two fields above).
+    pub clock: ClockState,
     pub quick_check: String,
     pub recovered_from: Option<String>,
     pub file_bytes: u64,
@@ -551,7 +616,7 @@ impl Store {
                  ORDER BY seq DESC LIMIT 5",
             )
             .map_err(sqlite)?;
-        let clock_warnings = stmt
+        let clock_warnings: Vec<ClockWarning> = stmt
             .query_map([], |r| r.get::<_, String>(0))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(sqlite)?
@@ -582,6 +647,9 @@ impl Store {
                 std::fs::metadata(p).ok().map(|m| m.len())
             })
             .sum();
+        let wall_impossible = self.clock.wall() < self.earliest_plausible_wall;
+        let clock_suspect_now = run.map(|(_, s)| s).unwrap_or(false) || wall_impossible;
+        let clock = clock_state(wall_impossible, &clock_warnings);
         Ok(StoreStatus {
             epoch: self.epoch,
             path: self.path.clone(),
@@ -591,14 +659,33 @@ impl Store {
             pending_changes: (last_seq - acked_seq).max(0) as u64,
             sessions_today: sessions_today as u64,
             last_heartbeat: last_heartbeat.map(millis_to_time),
-            clock_suspect_now: run.map(|(_, s)| s).unwrap_or(false)
-                || self.clock.wall() < self.earliest_plausible_wall,
+            clock_suspect_now,
             clock_warnings,
+            clock,
             quick_check: self.pragma_check("quick_check")?,
             recovered_from,
             file_bytes,
         })
     }
+}
+
+/// The librarian's judgement of the clock: wrong now (it reads an impossible time),
+/// wrong recently (an impossible reading, or a jump of more than a day, among the latest
+/// warnings), or plausible.
+fn clock_state(wall_impossible: bool, warnings: &[ClockWarning]) -> ClockState {
+    if wall_impossible {
+        return ClockState::WrongNow;
+    }
+    warnings
+        .iter()
+        .find(|w| {
+            w.kind == PcEventKind::ClockSuspect
+                || w.delta_ms.is_some_and(|d| d.abs() > CLOCK_RESET_JUMP_MS)
+        })
+        .map_or(ClockState::Plausible, |w| ClockState::WasWrong {
+            at: w.at,
+            jump_ms: w.delta_ms,
+        })
 }
 
 /// Wraps a store error so that it can travel through a rusqlite-typed closure.

@@ -178,6 +178,44 @@ impl Store {
         tx.commit().map_err(sqlite)
     }
 
+    /// The server holds less of this store's epoch than it once acknowledged (it was
+    /// restored from an older backup, or never saw this epoch): everything after
+    /// `held_seq` counts as unsent again, so it is kept from pruning and sent again
+    /// from what the change log still has. Returns the acknowledged seq before, when it
+    /// moved back. The acknowledgement times above `held_seq` go too, so retention
+    /// starts again from the new acknowledgement.
+    pub fn rewind_ack(&mut self, epoch: Uuid, held_seq: u64) -> Result<Option<u64>, StoreError> {
+        if epoch != self.epoch {
+            return Ok(None);
+        }
+        let path = self.path.clone();
+        let sqlite = |e| StoreError::from_sqlite(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
+        let before: i64 = tx
+            .query_row("SELECT acked_seq FROM sync_state WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .map_err(sqlite)?;
+        let held = i64::try_from(held_seq).unwrap_or(i64::MAX);
+        if held >= before {
+            return Ok(None);
+        }
+        tx.execute("UPDATE sync_state SET acked_seq = ?1 WHERE id = 1", [held])
+            .map_err(sqlite)?;
+        tx.execute("DELETE FROM ack_history WHERE acked_seq > ?1", [held])
+            .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+        tracing::warn!(
+            acked_before = before,
+            held_seq,
+            "the server holds less than it acknowledged; resending from what this PC keeps"
+        );
+        Ok(Some(before.max(0) as u64))
+    }
+
     /// Records a sync attempt that did not get an acknowledgement (no link, refused…).
     pub fn record_sync_failure(&mut self, result: &str) -> Result<(), StoreError> {
         let now = self.clock.wall().timestamp_millis();

@@ -496,3 +496,50 @@ proptest! {
         prop_assert_eq!(store.integrity_check().unwrap(), "ok");
     }
 }
+
+/// The librarian is told plainly: a clock that reads 2000 is wrong now; once set right
+/// (a jump of decades), it was wrong and the CMOS battery is the likely cause; a jump of
+/// hours (a drift correction) is no reason to worry. `jejak status` and the librarian
+/// screen show this same judgement.
+#[test]
+fn the_clock_state_says_wrong_now_then_was_wrong_after_it_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let reset = chrono::Utc
+        .with_ymd_and_hms(2000, 1, 1, 1, 0, 0)
+        .single()
+        .unwrap();
+    let clock = ManualClock::new(reset);
+    let mut store = open_store(&dir, &clock);
+    store.start_session(profile(), None).unwrap();
+    let status = store.status(jejak_domain::Zone::Wib).unwrap();
+    assert_eq!(status.clock, super::ClockState::WrongNow);
+    assert!(
+        status
+            .clock
+            .advice(jejak_domain::Lang::Id)
+            .contains("baterai CMOS")
+    );
+
+    clock.advance(Duration::from_secs(3_600));
+    clock.set_wall(start_time());
+    store.heartbeat(None, None, false).unwrap();
+    let status = store.status(jejak_domain::Zone::Wib).unwrap();
+    match status.clock {
+        super::ClockState::WasWrong { jump_ms, .. } => {
+            assert!(jump_ms.unwrap() > 20 * 365 * 86_400_000)
+        }
+        other => panic!("the clock was wrong: {other:?}"),
+    }
+    let advice = status.clock.advice(jejak_domain::Lang::En);
+    assert!(advice.contains("CMOS battery"), "{advice}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(start_time());
+    let mut store = open_store(&dir, &clock);
+    store.start_session(profile(), None).unwrap();
+    clock.set_wall(start_time() + chrono::Duration::hours(3));
+    store.heartbeat(None, None, false).unwrap();
+    let status = store.status(jejak_domain::Zone::Wib).unwrap();
+    assert_eq!(status.clock_warnings.len(), 1);
+    assert_eq!(status.clock, super::ClockState::Plausible);
+}

@@ -34,6 +34,7 @@ mod fuzz_tests;
 mod openapi;
 pub(crate) mod reports;
 mod serve;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -80,6 +81,11 @@ pub struct Limits {
     /// The most records (sessions + pc events) one batch may carry. Default 5,000: a
     /// 90-day backlog of one PC (about 5,400) goes in two batches.
     pub max_records: usize,
+    /// The most batches read, decoded and stored at once. Default 32. A batch waits
+    /// for its turn before its body is read, so a storm of PCs (every PC resending
+    /// after a restore) holds memory for this many batches, not for one per
+    /// connection; the store's single writer takes them one group at a time anyway.
+    pub max_concurrent_batches: usize,
 }
 
 impl Default for Limits {
@@ -88,6 +94,7 @@ impl Default for Limits {
             max_body_bytes: 2 << 20,
             max_decompressed_bytes: 4 << 20,
             max_records: 5_000,
+            max_concurrent_batches: 32,
         }
     }
 }
@@ -155,6 +162,8 @@ pub struct AppState {
     parsing: Arc<tokio::sync::Semaphore>,
     /// The latest health check's outcome (see [`healthz`]).
     health: Arc<HealthCache>,
+    /// Turns for batches ([`Limits::max_concurrent_batches`]).
+    batch_turns: Arc<tokio::sync::Semaphore>,
 }
 
 /// `/healthz` answers from a check at most this old: 1,050 PCs probing must not each
@@ -216,12 +225,14 @@ impl AppState {
     /// The state of a server over `store`.
     pub fn new(store: Arc<dyn ServerStore>, config: ServerConfig) -> AppState {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let turns = config.limits.max_concurrent_batches.max(1);
         AppState {
             store,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             parsing: Arc::new(tokio::sync::Semaphore::new(cores * PARSING_PER_CORE)),
             health: Arc::new(HealthCache::default()),
+            batch_turns: Arc::new(tokio::sync::Semaphore::new(turns)),
         }
     }
 
@@ -283,6 +294,23 @@ pub async fn run(
     let serving = state.config.serving;
     tracing::info!(%address, max_connections = serving.max_connections, "jejak server listening");
     serve::serve(listener, router(state), serving, shutdown).await?;
+    tracing::info!(%address, "jejak server stopped");
+    Ok(())
+}
+
+/// [`run`] over HTTPS: the same API, TLS terminated here with `tls`
+/// ([`tls::load_server_config`]).
+pub async fn run_tls(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "jejak server listening (HTTPS)");
+    axum::serve(tls::TlsListener::new(listener, tls)?, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     tracing::info!(%address, "jejak server stopped");
     Ok(())
 }
@@ -519,6 +547,9 @@ async fn ingest_request(
     body::check_media_type(headers)?;
     let encoding = body::encoding(headers)?;
     let limits = app.config.limits;
+    // The turn is taken before the body is read and held until the batch is stored.
+    // The semaphore is never closed, so acquiring cannot fail.
+    let _turn = app.batch_turns.acquire().await.ok();
     let raw = body::read_limited(headers, request_body, limits.max_body_bytes).await?;
     // The semaphore is never closed; should that change, parsing goes on unbounded
     // rather than refusing every batch.

@@ -226,6 +226,18 @@ const SPECS: &[Spec] = &[
         count: "SELECT COUNT(*) FROM batches",
     },
     Spec {
+        name: "lost_ranges",
+        select: "SELECT d.library AS library, l.device AS device, l.epoch AS epoch,
+                     l.first_seq AS first_seq, l.last_seq AS last_seq, l.reported_ms AS reported_ms
+                 FROM lost_ranges l JOIN devices d ON d.id = l.device",
+        keys: &["device", "epoch", "first_seq"],
+        kinds: "iibiii",
+        insert: "INSERT INTO lost_ranges (library, device, epoch, first_seq, last_seq, reported_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        month_of: None,
+        count: "SELECT COUNT(*) FROM lost_ranges",
+    },
+    Spec {
         name: "settings",
         select: "SELECT name, value FROM settings",
         keys: &["name"],

@@ -17,8 +17,8 @@ use crate::report::facts::{
 use crate::rollup::{self, DayTotals, EventCursor, RollupDelta, SessionFacts};
 use crate::store::{
     AuthError, DEVICE_TOKEN_PREFIX, DeviceId, DeviceInfo, DeviceKeys, DeviceRef, DeviceState,
-    EpochState, LibraryInfo, Principal, RollupCheck, STAFF_TOKEN_PREFIX, StoreError, StoredEvent,
-    StoredSession, token_hash,
+    EpochState, LibraryInfo, LostRange, Principal, RollupCheck, STAFF_TOKEN_PREFIX, StoreError,
+    StoredEvent, StoredSession, token_hash,
 };
 
 fn inconsistent(what: &str) -> StoreError {
@@ -251,6 +251,22 @@ pub(crate) async fn device_state(
             opened_at_ms: Some(e.try_get(3)?),
         });
     }
+    let mut lost = Vec::new();
+    for l in tx
+        .query(
+            "SELECT epoch, first_seq, last_seq, reported_ms FROM lost_ranges
+             WHERE library = $1 AND device = $2 ORDER BY reported_ms, first_seq",
+            &[&library, &device.id.0],
+        )
+        .await?
+    {
+        lost.push(LostRange {
+            epoch: uuid(&l.try_get::<_, Vec<u8>>(0)?, "epoch")?,
+            first_seq: to_u64(l.try_get(1)?),
+            last_seq: to_u64(l.try_get(2)?),
+            reported_at_ms: l.try_get(3)?,
+        });
+    }
     let uncertainty: Option<i64> = r.try_get(5)?;
     Ok(DeviceState {
         library: device.library.clone(),
@@ -263,6 +279,7 @@ pub(crate) async fn device_state(
         clock_offset_ms: r.try_get(4)?,
         clock_uncertainty_ms: uncertainty.map(to_u64),
         clock_offset_at_ms: r.try_get(6)?,
+        lost,
     })
 }
 

@@ -18,7 +18,7 @@
 //!   2020–2099 (a PC clock reset to 2000), go to the default partition.
 
 /// The migrations, in order: (version, SQL).
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// The advisory lock key that serialises migrations (an arbitrary constant: "jejak" in
 /// ASCII).
@@ -214,4 +214,18 @@ DROP INDEX pc_events_device;
 const V3: &str = r#"
 ALTER TABLE tokens ADD COLUMN public_key BYTEA CHECK (public_key IS NULL OR octet_length(public_key) = 32);
 ALTER TABLE tokens ADD COLUMN key_registered_ms BIGINT;
+"#;
+
+/// Version 4: seq ranges a PC could not send again after the server was restored from an
+/// older backup (it had pruned them), kept so that the operations view names them.
+const V4: &str = r#"
+CREATE TABLE lost_ranges (
+    library     BIGINT NOT NULL,
+    device      BIGINT NOT NULL,
+    epoch       BYTEA NOT NULL,
+    first_seq   BIGINT NOT NULL,
+    last_seq    BIGINT NOT NULL,
+    reported_ms BIGINT NOT NULL,
+    PRIMARY KEY (library, device, epoch, first_seq)
+);
 "#;

@@ -349,6 +349,7 @@ pub(crate) async fn ingest(
         epoch: epoch_key,
         received_ms,
         runs: &runs,
+        estimates: &batch.estimates,
         offset,
         patrons,
         new: 0,
@@ -478,6 +479,23 @@ pub(crate) async fn ingest(
     let delta = rollups.without_zeros();
     tokio::try_join!(biased; bookkeeping, write_rollups(tx, library, &delta))
         .map_err(IngestError::Store)?;
+    // Seqs the PC pruned before the server lost them: recorded, never silently held.
+    for range in &batch.lost {
+        tx.execute(
+            "INSERT INTO lost_ranges (library, device, epoch, first_seq, last_seq, reported_ms)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &library,
+                &dev,
+                &epoch_key,
+                &range.first_seq,
+                &range.last_seq,
+                &received_ms,
+            ],
+        )
+        .await
+        .map_err(StoreError::from)?;
+    }
     Ok(IngestOutcome {
         held_seq: held_seq as u64,
         new,
@@ -855,6 +873,8 @@ struct RecordContext<'a, 't> {
     epoch: &'a [u8],
     received_ms: i64,
     runs: &'a HashMap<Uuid, Option<Anchor>>,
+    /// The batch's estimated boots for runs without an anchor (`ingest::estimate_boots`).
+    estimates: &'a HashMap<Uuid, Anchor>,
     offset: Option<WallOffset>,
     patrons: HashMap<[u8; 32], i64>,
     new: u32,
@@ -874,8 +894,11 @@ fn whole_s(ms: i64) -> i64 {
 }
 
 impl RecordContext<'_, '_> {
-    fn anchor(&self, run: &Uuid) -> Option<Anchor> {
-        self.runs.get(run).copied().flatten()
+    fn run_time(&self, run: &Uuid) -> ingest::RunTime<'_> {
+        ingest::RunTime::of(
+            self.runs.get(run).and_then(Option::as_ref),
+            self.estimates.get(run),
+        )
     }
 
     /// How the session is stored: its dated, packed row.
@@ -902,7 +925,7 @@ impl RecordContext<'_, '_> {
             s.mono_ms,
             f.duration_s.saturating_mul(1000),
             client_quality,
-            self.anchor(&s.run).as_ref(),
+            self.run_time(&s.run),
             self.offset.as_ref(),
             self.received_ms,
         );
@@ -1070,7 +1093,7 @@ impl RecordContext<'_, '_> {
             e.mono_ms,
             0,
             TimeQuality::Trusted,
-            self.anchor(&e.run).as_ref(),
+            self.run_time(&e.run),
             self.offset.as_ref(),
             self.received_ms,
         );

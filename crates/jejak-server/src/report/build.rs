@@ -925,7 +925,8 @@ pub struct OpsRow {
     pub active: bool,
     /// Its latest batch, Unix ms.
     pub last_batch_ms: Option<i64>,
-    /// Its clock minus the server's, as last measured (ms).
+    /// The server's clock minus the PC's, as last measured (ms): negative when the
+    /// PC's clock is ahead.
     pub clock_offset_ms: Option<i64>,
     /// Sessions open for more than 12 hours.
     pub long_open_sessions: u64,
@@ -934,10 +935,63 @@ pub struct OpsRow {
     /// New epochs (change logs started again at seq 1) in the last 30 days: more than
     /// one means the PC's store was replaced, or a token is misused.
     pub new_epochs_30d: u64,
+    /// Ranges of the PC's change log lost after a restore from an older backup.
+    pub lost: Vec<crate::store::LostRange>,
 }
 
 /// A clock further off than this is worth a visit (or a word on the phone).
 pub const CLOCK_WARNING_MS: i64 = 5 * 60 * 1000;
+
+/// What the operations view says of a PC's clock, when it needs attention: a short
+/// cell in both languages and the flag with the evidence. Off by more than
+/// [`CLOCK_WARNING_MS`] at the last measurement, or never measured although the PC sends
+/// data (it syncs only by USB, so its records are dated by estimate). `None` for a clock
+/// measured right, or a PC that never sent anything.
+fn clock_evidence(offset_ms: Option<i64>, has_synced: bool) -> Option<(String, Text)> {
+    match offset_ms {
+        Some(ms) if ms.abs() > CLOCK_WARNING_MS => {
+            let (id, en) = span_words(ms.abs());
+            let (ahead_id, ahead_en) = if ms < 0 {
+                ("lebih cepat", "ahead")
+            } else {
+                ("terlambat", "behind")
+            };
+            Some((
+                format!("{id} {ahead_id} / {en} {ahead_en}"),
+                Text::new(
+                    format!(
+                        "Jam komputer salah: {id} {ahead_id} dari server (diukur saat sinkron)"
+                    ),
+                    format!("PC clock is wrong: {en} {ahead_en} of the server (measured at sync)"),
+                ),
+            ))
+        }
+        Some(_) => None,
+        None if has_synced => Some((
+            "tidak diketahui / unknown".to_string(),
+            Text::new(
+                "Jam komputer tidak diketahui: belum pernah diukur (hanya sinkron lewat USB?); waktu catatannya diperkirakan",
+                "PC clock unknown: never measured (syncs by USB only?); its records are dated by estimate",
+            ),
+        )),
+        None => None,
+    }
+}
+
+/// A duration in the largest whole unit that fits, in both languages.
+fn span_words(ms: i64) -> (String, String) {
+    let minutes = ms / 60_000;
+    let (n, id, en) = if minutes >= 2 * 365 * 1440 {
+        (minutes / (365 * 1440), "tahun", "years")
+    } else if minutes >= 2 * 1440 {
+        (minutes / 1440, "hari", "days")
+    } else if minutes >= 120 {
+        (minutes / 60, "jam", "hours")
+    } else {
+        (minutes, "menit", "minutes")
+    };
+    (format!("{n} {id}"), format!("{n} {en}"))
+}
 
 /// The operations view: last sync per library and PC, clock offsets, sessions open for
 /// more than 12 hours and rejected records, with the rows that need attention flagged.
@@ -948,7 +1002,21 @@ pub fn operations_report(
     generated_at: DateTime<Utc>,
 ) -> Report {
     let mut table_rows = Vec::new();
+    let mut lost_rows = Vec::new();
     for r in rows {
+        for range in &r.lost {
+            lost_rows.push(Row::new(vec![
+                Cell::text(r.library.as_str()),
+                Cell::text(r.pc.as_str()),
+                Cell::text(range.epoch.simple().to_string()[..8].to_string()),
+                Cell::number(range.first_seq as f64),
+                Cell::number(range.last_seq as f64),
+                count(range.changes()),
+                date_cell(date_of_ms(Some(range.reported_at_ms), zone)),
+            ]));
+        }
+        let lost: u64 = r.lost.iter().map(|l| l.changes()).sum();
+        let clock = clock_evidence(r.clock_offset_ms, r.last_batch_ms.is_some());
         let last = date_of_ms(r.last_batch_ms, zone);
         let silent = last.map(|d| (today - d).num_days());
         let mut row = Row::new(vec![
@@ -963,11 +1031,20 @@ pub fn operations_report(
             silent.map_or(Cell::Empty, |d| Cell::number(d as f64)),
             r.clock_offset_ms
                 .map_or(Cell::Empty, |ms| Cell::number((ms as f64 / 1000.0).round())),
+            clock
+                .as_ref()
+                .map_or(Cell::Empty, |(cell, _)| Cell::text(cell.as_str())),
             count(r.long_open_sessions),
             count(r.rejected),
             count(r.new_epochs_30d),
+            count(lost),
         ]);
-        let flag = if !r.active {
+        let flag = if lost > 0 {
+            Some(Flag::alert(Text::new(
+                format!("{lost} perubahan hilang setelah pemulihan server"),
+                format!("{lost} changes lost after the server was restored"),
+            )))
+        } else if !r.active {
             None
         } else if last.is_none() {
             Some(Flag::alert(Text::new(
@@ -995,14 +1072,8 @@ pub fn operations_report(
                 "Ada catatan ditolak",
                 "Records were rejected",
             )))
-        } else if r
-            .clock_offset_ms
-            .is_some_and(|ms| ms.abs() > CLOCK_WARNING_MS)
-        {
-            Some(Flag::warning(Text::new(
-                "Jam komputer salah",
-                "PC clock is wrong",
-            )))
+        } else if let Some((_, evidence)) = clock {
+            Some(Flag::warning(evidence))
         } else {
             None
         };
@@ -1044,6 +1115,7 @@ pub fn operations_report(
                     "Clock offset (s)",
                     ColumnKind::Decimal(0),
                 ),
+                col("clock", "Jam komputer", "PC clock", ColumnKind::Text),
                 col(
                     "open_over_12h",
                     "Sesi terbuka > 12 jam",
@@ -1057,9 +1129,34 @@ pub fn operations_report(
                     "New stores (30 days)",
                     ColumnKind::Count,
                 ),
+                col(
+                    "lost",
+                    "Hilang setelah pemulihan",
+                    "Lost after restore",
+                    ColumnKind::Count,
+                ),
             ],
             rows: table_rows,
-        }],
+        }]
+        .into_iter()
+        .chain((!lost_rows.is_empty()).then(|| Table {
+            id: "lost".into(),
+            title: Text::new(
+                "Perubahan yang hilang setelah server dipulihkan dari cadangan lama (PC sudah menghapusnya)",
+                "Changes lost after the server was restored from an older backup (the PC had pruned them)",
+            ),
+            columns: vec![
+                col("library", "Perpustakaan", "Library", ColumnKind::Text),
+                col("pc", "Komputer", "PC", ColumnKind::Text),
+                col("epoch", "Epoch", "Epoch", ColumnKind::Text),
+                col("first_seq", "Seq awal", "First seq", ColumnKind::Decimal(0)),
+                col("last_seq", "Seq akhir", "Last seq", ColumnKind::Decimal(0)),
+                col("changes", "Perubahan", "Changes", ColumnKind::Count),
+                col("reported", "Dilaporkan", "Reported", ColumnKind::Date),
+            ],
+            rows: lost_rows,
+        }))
+        .collect(),
         generated_at: generated_at.with_timezone(&zone.offset()),
         landscape: true,
         suppressed_below: None,
@@ -1084,6 +1181,7 @@ mod ops_tests {
                 long_open_sessions: open,
                 rejected,
                 new_epochs_30d: 1,
+                lost: Vec::new(),
             };
         let mut replaced = row("pc-07", Some(yesterday_ms), None, 0, 0);
         replaced.new_epochs_30d = 3;
@@ -1101,6 +1199,8 @@ mod ops_tests {
                 0,
             ),
             replaced,
+            // Syncs (by USB) but its clock was never measured.
+            row("pc-08", Some(yesterday_ms), None, 0, 0),
         ];
         let report = operations_report(&rows, today, Zone::Wib, Utc::now());
         let reasons: Vec<Option<String>> = report.sections[0]
@@ -1116,11 +1216,31 @@ mod ops_tests {
                 Some("Silent for 21 days".into()),
                 Some("Sessions open for more than 12 hours".into()),
                 Some("Records were rejected".into()),
-                Some("PC clock is wrong".into()),
+                Some("PC clock is wrong: 3 years ahead of the server (measured at sync)".into()),
                 Some("The PC's store started again more than once".into()),
+                Some(
+                    "PC clock unknown: never measured (syncs by USB only?); its records are dated by estimate"
+                        .into()
+                ),
             ]
         );
-        assert_eq!(report.sections[0].rows[6].cells[8], Cell::number(3.0));
+        let column = |key: &str| {
+            report.sections[0]
+                .columns
+                .iter()
+                .position(|c| c.key == key)
+                .unwrap()
+        };
+        assert_eq!(
+            report.sections[0].rows[6].cells[column("new_epochs_30d")],
+            Cell::number(3.0)
+        );
+        let clock = column("clock");
+        assert_eq!(report.sections[0].rows[0].cells[clock], Cell::Empty);
+        assert_eq!(
+            report.sections[0].rows[5].cells[clock],
+            Cell::text("3 tahun lebih cepat / 3 years ahead")
+        );
         assert_eq!(report.sections[0].rows[0].cells[5], Cell::number(1.0));
         assert_eq!(report.sections[0].rows[0].cells[4], Cell::number(1.0));
     }

@@ -125,6 +125,7 @@ async fn operations_rows(
                 .map_or(0, |(_, _, n)| *n),
             rejected: 0,
             new_epochs_30d: 0,
+            lost: Vec::new(),
         };
         if let Some(found) = store.find_device(&device.library, &device.pc).await? {
             let state = store.device_state(&found).await?;
@@ -137,6 +138,7 @@ async fn operations_rows(
                 .iter()
                 .filter(|e| e.opened_at_ms.is_some_and(|at| at >= since))
                 .count() as u64;
+            row.lost = state.lost;
         }
         rows.push(row);
     }

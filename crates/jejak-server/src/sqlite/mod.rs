@@ -5,6 +5,7 @@
 //! read-only connections on tokio's blocking threads. The SQL lives in this module only
 //! (`schema.rs`, `write.rs`, `read.rs`), so the PostgreSQL backend writes its own.
 
+pub mod backup;
 mod read;
 mod rollups;
 mod schema;
@@ -526,6 +527,14 @@ impl ServerStore for SqliteStore {
                 write::set_setting(conn, crate::store::HEALTH_PROBE, Some(now))
             })
             .await
+    }
+
+    async fn backup(&self, to: &Path) -> Result<crate::BackupInfo, StoreError> {
+        let (db, to) = (self.inner.path.clone(), to.to_path_buf());
+        tokio::task::spawn_blocking(move || backup::backup(&db, &to))
+            .await
+            .map_err(|e| StoreError::Internal(format!("the backup task failed: {e}")))?
+            .map_err(StoreError::from)
     }
 }
 

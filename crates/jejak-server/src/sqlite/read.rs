@@ -16,8 +16,8 @@ use crate::report::facts::{
 use crate::rollup::{self, DayTotals};
 use crate::store::{
     AuthError, DEVICE_TOKEN_PREFIX, DeviceId, DeviceInfo, DeviceKeys, DeviceRef, DeviceState,
-    EpochState, LibraryInfo, Principal, STAFF_TOKEN_PREFIX, StoreError, StoredEvent, StoredSession,
-    token_hash,
+    EpochState, LibraryInfo, LostRange, Principal, STAFF_TOKEN_PREFIX, StoreError, StoredEvent,
+    StoredSession, token_hash,
 };
 
 fn library_code(raw: String) -> Result<LibraryCode, StoreError> {
@@ -237,6 +237,30 @@ pub(crate) fn device_state(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT epoch, first_seq, last_seq, reported_ms FROM lost_ranges WHERE device = ?1
+         ORDER BY reported_ms, first_seq",
+    )?;
+    let lost = stmt
+        .query_map([device.id.0], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .map(|row| {
+            let (epoch, first, last, reported) = row?;
+            Ok(LostRange {
+                epoch: Uuid::from_slice(&epoch)
+                    .map_err(|_| StoreError::Inconsistent("a stored epoch is not a UUID".into()))?,
+                first_seq: to_u64(first),
+                last_seq: to_u64(last),
+                reported_at_ms: reported,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
     let (last_batch_at_ms, sessions, events, rejected, offset, uncertainty, offset_at) = row;
     Ok(DeviceState {
         library: device.library.clone(),
@@ -249,6 +273,7 @@ pub(crate) fn device_state(
         clock_offset_ms: offset,
         clock_uncertainty_ms: uncertainty.map(to_u64),
         clock_offset_at_ms: offset_at,
+        lost,
     })
 }
 

@@ -28,7 +28,11 @@
 use rusqlite_migration::{HookError, M, Migrations};
 
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
+    Migrations::new(steps())
+}
+
+fn steps() -> Vec<M<'static>> {
+    vec![
         M::up(V1),
         // The rollups of a store that already holds sessions are counted from them.
         M::up_with_hook(V2, |tx: &rusqlite::Transaction| {
@@ -36,7 +40,13 @@ pub(crate) fn migrations() -> Migrations<'static> {
         }),
         M::up(V3),
         M::up(V4),
-    ])
+        M::up(V5),
+    ]
+}
+
+/// The schema version (SQLite's `user_version`) this build brings a store to.
+pub(crate) fn latest_version() -> i64 {
+    steps().len() as i64
 }
 
 /// V4. The Ed25519 public key a PC registered under its token (`PUT
@@ -310,6 +320,19 @@ SELECT lower(hex(e.id)) AS id, l.code AS library, d.pc AS pc, e.attrs & 15 AS ki
     e.at_s * 1000 AS at_ms, e.at_s * 1000 + e.skew_ms AS raw_at_ms, e.clock_delta_ms,
     (e.attrs >> 4) & 3 AS time_quality
 FROM pc_events e JOIN devices d ON d.id = e.device JOIN libraries l ON l.id = d.library;
+"#;
+
+/// Version 5: seq ranges a PC could not send again after the server was restored from
+/// an older backup (it had pruned them), kept so that the operations view names them.
+const V5: &str = r#"
+CREATE TABLE lost_ranges (
+    device      INTEGER NOT NULL,
+    epoch       BLOB NOT NULL,
+    first_seq   INTEGER NOT NULL,
+    last_seq    INTEGER NOT NULL,
+    reported_ms INTEGER NOT NULL,
+    PRIMARY KEY (device, epoch, first_seq)
+) STRICT, WITHOUT ROWID;
 "#;
 
 #[cfg(test)]

@@ -93,6 +93,23 @@ pub(crate) fn ingest(
         .and_then(|mut s| s.execute(params![device.0, epoch_key, received_ms]))
         .map_err(sql)?;
     }
+    // Seqs the PC pruned before the server lost them: recorded, never silently held.
+    for range in &batch.lost {
+        conn.prepare_cached(
+            "INSERT INTO lost_ranges (device, epoch, first_seq, last_seq, reported_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                device.0,
+                epoch_key,
+                range.first_seq,
+                range.last_seq,
+                received_ms
+            ])
+        })
+        .map_err(sql)?;
+    }
 
     // The best anchor of every run the batch touches: stored ones, replaced by the
     // batch's own where those are better.
@@ -209,6 +226,7 @@ pub(crate) fn ingest(
         epoch: epoch_key,
         received_ms,
         runs: &runs,
+        estimates: &batch.estimates,
         offset,
         patrons: HashMap::new(),
         new: 0,
@@ -313,6 +331,8 @@ struct RecordContext<'a> {
     epoch: &'a [u8],
     received_ms: i64,
     runs: &'a HashMap<Uuid, Option<Anchor>>,
+    /// The batch's estimated boots for runs without an anchor (`ingest::estimate_boots`).
+    estimates: &'a HashMap<Uuid, Anchor>,
     offset: Option<WallOffset>,
     /// Patron keys already resolved in this batch.
     patrons: HashMap<[u8; 32], i64>,
@@ -348,9 +368,12 @@ fn split_ms(ms: i64) -> (i64, i64) {
 }
 
 impl RecordContext<'_> {
-    fn anchor(&self, run: &Uuid) -> Option<Anchor> {
+    fn run_time(&self, run: &Uuid) -> ingest::RunTime<'_> {
         // Every run a record uses was looked up before the loop.
-        self.runs.get(run).copied().flatten()
+        ingest::RunTime::of(
+            self.runs.get(run).and_then(Option::as_ref),
+            self.estimates.get(run),
+        )
     }
 
     fn patron(&mut self, key: &[u8; 32]) -> Result<i64, StoreError> {
@@ -406,7 +429,7 @@ impl RecordContext<'_> {
             s.mono_ms,
             f.duration_s.saturating_mul(1000),
             client_quality,
-            self.anchor(&s.run).as_ref(),
+            self.run_time(&s.run),
             self.offset.as_ref(),
             self.received_ms,
         );
@@ -567,7 +590,7 @@ impl RecordContext<'_> {
             e.mono_ms,
             0,
             TimeQuality::Trusted,
-            self.anchor(&e.run).as_ref(),
+            self.run_time(&e.run),
             self.offset.as_ref(),
             self.received_ms,
         );
