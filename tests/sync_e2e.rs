@@ -2945,7 +2945,11 @@ fn bundles_over_the_limits_or_disagreeing_with_their_header_are_refused_and_stor
         write_bundle(&path, &bundle);
         path
     };
-    // Whitespace that inflates past one batch's limit (16 MiB), from a few kB.
+    // Whitespace that inflates past one batch's limit (the HTTP path's), from a few kB.
+    let too_large = format!(
+        "the decompressed body is larger than {} bytes",
+        jejak_server::Limits::default().max_decompressed_bytes
+    );
     let mut encoder = zstd::stream::Encoder::new(Vec::new(), 19).unwrap();
     let spaces = vec![b' '; 1 << 20];
     for _ in 0..17 {
@@ -2957,7 +2961,7 @@ fn bundles_over_the_limits_or_disagreeing_with_their_header_are_refused_and_stor
     let cases: Vec<(PathBuf, &str)> = vec![
         (
             variant("bomb.json", &|b| b.batches[1] = bomb_hex.clone()),
-            "batch 2: the decompressed body is larger than 16777216 bytes",
+            &too_large,
         ),
         (
             variant("more-records.json", &|b| b.records += 4),
@@ -2994,12 +2998,7 @@ fn bundles_over_the_limits_or_disagreeing_with_their_header_are_refused_and_stor
     legacy.seal(&key, &token_hash);
     let legacy_path = usb.join("legacy-bomb.json");
     write_bundle(&legacy_path, &legacy);
-    assert_import_refused(
-        &server,
-        &device,
-        &legacy_path,
-        "the decompressed body is larger than 16777216 bytes",
-    );
+    assert_import_refused(&server, &device, &legacy_path, &too_large);
     // A file too large to be a bundle is refused before it is read.
     let huge = usb.join("huge.json");
     let file = std::fs::File::create(&huge).unwrap();

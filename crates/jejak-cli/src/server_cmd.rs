@@ -1089,6 +1089,11 @@ fn read_bundle_file(file: &Path) -> anyhow::Result<Vec<u8>> {
 /// Why a bundle's contents are refused, in Indonesian and English.
 type Refusal = (String, String);
 
+/// Inflated bytes a version 1 bundle's stream may take per record its header claims.
+const LEGACY_BYTES_PER_RECORD: usize = 512;
+/// The most a version 1 bundle's stream may inflate to, whatever its header claims.
+const LEGACY_MAX_INFLATED: usize = 128 << 20;
+
 /// A bundle's batches as HTTP bodies: (body, whether zstd-compressed). A version 1
 /// bundle's single stream is inflated (within one batch's limit) and split.
 fn carried_bodies(bundle: &Bundle) -> Result<Vec<(Vec<u8>, bool)>, Refusal> {
@@ -1107,9 +1112,20 @@ fn carried_bodies(bundle: &Bundle) -> Result<Vec<(Vec<u8>, bool)>, Refusal> {
     match bundle.carried().map_err(not_a_bundle)? {
         Carried::Batches(bodies) => Ok(bodies.into_iter().map(|b| (b, true)).collect()),
         Carried::LegacyStream(stream) => {
+            // One stream holds every batch of a version 1 bundle: its inflated size is
+            // bounded in proportion to the records the header claims (a record is about
+            // 220 bytes of JSON; twice that is allowed), never below one batch's limit
+            // and never above LEGACY_MAX_INFLATED.
+            let limit = Limits::default()
+                .max_decompressed_bytes
+                .max(
+                    usize::try_from(bundle.records)
+                        .unwrap_or(usize::MAX)
+                        .saturating_mul(LEGACY_BYTES_PER_RECORD),
+                )
+                .min(LEGACY_MAX_INFLATED);
             let json =
-                jejak_server::inflate_carried(&stream, Limits::default().max_decompressed_bytes)
-                    .map_err(|p| problem(p.detail))?;
+                jejak_server::inflate_carried(&stream, limit).map_err(|p| problem(p.detail))?;
             let batches = jejak_sync::bundle::split_legacy_batches(&json).map_err(not_a_bundle)?;
             Ok(batches.into_iter().map(|b| (b.to_vec(), false)).collect())
         }

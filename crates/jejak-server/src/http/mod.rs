@@ -293,13 +293,13 @@ pub async fn run(
     let address = listener.local_addr()?;
     let serving = state.config.serving;
     tracing::info!(%address, max_connections = serving.max_connections, "jejak server listening");
-    serve::serve(listener, router(state), serving, shutdown).await?;
+    serve::serve(listener, router(state), serving, None, shutdown).await?;
     tracing::info!(%address, "jejak server stopped");
     Ok(())
 }
 
-/// [`run`] over HTTPS: the same API, TLS terminated here with `tls`
-/// ([`tls::load_server_config`]).
+/// [`run`] over HTTPS: the same API and the same serving loop (timeouts, connection cap,
+/// bounded shutdown), TLS terminated here with `tls` ([`tls::load_server_config`]).
 pub async fn run_tls(
     listener: tokio::net::TcpListener,
     tls: std::sync::Arc<rustls::ServerConfig>,
@@ -307,10 +307,9 @@ pub async fn run_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
-    tracing::info!(%address, "jejak server listening (HTTPS)");
-    axum::serve(tls::TlsListener::new(listener, tls)?, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let serving = state.config.serving;
+    tracing::info!(%address, max_connections = serving.max_connections, "jejak server listening (HTTPS)");
+    serve::serve(listener, router(state), serving, Some(tls), shutdown).await?;
     tracing::info!(%address, "jejak server stopped");
     Ok(())
 }

@@ -23,6 +23,11 @@
 //! Connections over `max_connections` are refused at accept with a fixed 503 written
 //! without reading the request (no parsing, no task), so a flood cannot starve the
 //! server of descriptors or memory.
+//!
+//! Over HTTPS (`jejak server run --tls-cert/--tls-key`) the same loop serves: the TLS
+//! handshake runs in the connection's own task, counts against the cap and must end
+//! within the header timeout; a connection over the cap is closed without an answer (a
+//! plain-text 503 would mean nothing to a TLS client).
 
 use std::future::Future;
 use std::io;
@@ -105,13 +110,16 @@ static OVER_CAPACITY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(||
     .into_bytes()
 });
 
-/// Serves `app` on `listener` until `shutdown` completes; see the module's docs.
+/// Serves `app` on `listener` until `shutdown` completes, over TLS when `tls` is given;
+/// see the module's docs.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     serving: Serving,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let permits = Arc::new(Semaphore::new(serving.max_connections.max(1)));
     let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     let (stop, stopping) = watch::channel(false);
@@ -124,13 +132,31 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        connections.spawn(connection(
-                            stream,
-                            app.clone(),
-                            serving,
-                            stopping.clone(),
-                            permit,
-                        ));
+                        let _ = stream.set_nodelay(true);
+                        let (app, stopping) = (app.clone(), stopping.clone());
+                        match acceptor.clone() {
+                            None => {
+                                connections.spawn(connection(stream, app, serving, stopping, permit));
+                            }
+                            Some(acceptor) => {
+                                connections.spawn(async move {
+                                    let handshake = tokio::time::timeout(
+                                        serving.header_timeout,
+                                        acceptor.accept(stream),
+                                    );
+                                    match handshake.await {
+                                        Ok(Ok(tls)) => {
+                                            connection(tls, app, serving, stopping, permit).await
+                                        }
+                                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                                        Err(_) => tracing::info!("connection closed: the TLS handshake did not end in time"),
+                                    }
+                                });
+                            }
+                        }
+                    }
+                    Err(_) if acceptor.is_some() => {
+                        tracing::warn!("connection closed: too many open connections");
                     }
                     Err(_) => refuse(stream, &refusals),
                 },
@@ -194,15 +220,17 @@ fn refuse(stream: TcpStream, refusals: &Arc<Semaphore>) {
     });
 }
 
-/// Serves one connection until it closes, times out, or the grace period ends.
-async fn connection(
-    stream: TcpStream,
+/// Serves one connection (plain TCP or TLS) until it closes, times out, or the grace
+/// period ends.
+async fn connection<S>(
+    stream: S,
     app: Router,
     serving: Serving,
     mut stopping: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         inner: stream,
@@ -356,12 +384,12 @@ impl Drop for InFlight {
 }
 
 /// A socket whose reads and writes feed its connection's [`Activity`].
-struct Watched {
-    inner: TcpStream,
+struct Watched<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -376,7 +404,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
