@@ -2831,12 +2831,15 @@ fn a_bundle_forged_from_a_copy_of_the_server_database_is_refused() {
     assert!(imported["new"].as_u64().unwrap() > 0, "{imported}");
 }
 
-/// A PC enrolled while the server was out of reach (or before this version) has no
-/// registered key: its bundles are accepted by their token-hash HMAC, and the import
-/// says so. Its next sync over HTTP registers the key, after which only signed bundles
-/// count.
+/// A PC enrolled without a link never registered its key online. Its signed bundle is
+/// refused until the district confirms the key's fingerprint as the PC itself shows it
+/// (`--trust-key`): then the key is registered, and from there on only that key counts —
+/// a bundle forged with a copy of the server's database (the token's hash) and another
+/// key is refused. An unsigned bundle (an older jejak) is refused unless the district
+/// accepts it explicitly (`--accept-unsigned`). Every refusal stores nothing and writes
+/// no acknowledgement.
 #[test]
-fn a_pc_without_a_registered_key_is_taken_by_its_token_hash_until_it_syncs_once() {
+fn a_pc_that_never_registered_its_key_is_trusted_by_the_fingerprint_read_on_it() {
     let server = TestServer::start();
     let token = server.enroll("dermaji", "pc-03");
     let device = server.device("dermaji", "pc-03");
@@ -2866,14 +2869,56 @@ fn a_pc_without_a_registered_key_is_taken_by_its_token_hash_until_it_syncs_once(
     let usb = pc.dir.path().join("usb");
     std::fs::create_dir_all(&usb).unwrap();
     let first = usb.join("first.json");
-    pc.run(&["sync", "--export", first.to_str().unwrap()]).ok();
-    let run = import(&server.db, &first).ok();
-    assert_eq!(run.json()["trust"], "token_hash", "{}", run.stdout);
+    let exported = pc
+        .run(&["--lang", "en", "sync", "--export", first.to_str().unwrap()])
+        .ok();
+    let pc_key = jejak_sync::signing::DeviceKey::load(&pc.data_dir)
+        .unwrap()
+        .unwrap();
+    let fingerprint = pc_key.fingerprint();
     assert!(
-        run.stderr
-            .contains("has not registered its signing key yet"),
+        exported.stdout.contains(&fingerprint),
+        "the PC shows its fingerprint at export: {}",
+        exported.stdout
+    );
+
+    // Not vouched for: refused, naming the fingerprint to compare and the flag.
+    assert_import_refused(&server, &device, &first, &fingerprint);
+    assert_import_refused(&server, &device, &first, "--trust-key");
+    // A fingerprint that is not the signer's: refused.
+    let wrong = server_cmd_json(
+        &server.db,
+        &[
+            "import",
+            first.to_str().unwrap(),
+            "--trust-key",
+            "0000-1111-2222-3333",
+        ],
+    );
+    assert_ne!(wrong.code(), Some(0), "{}", wrong.stdout);
+    assert!(
+        wrong.stderr.contains("not 0000-1111-2222-3333"),
         "{}",
-        run.stderr
+        wrong.stderr
+    );
+    assert!(!with_suffix(&first, ".ack.json").exists());
+
+    // Vouched for (as typed by a person: capitals, spaces): taken, and the key kept.
+    let typed = fingerprint.to_uppercase().replace('-', " ");
+    let run = server_cmd_json(
+        &server.db,
+        &["import", first.to_str().unwrap(), "--trust-key", &typed],
+    )
+    .ok();
+    assert_eq!(run.json()["trust"], "signed", "{}", run.stdout);
+    let keys = server
+        .block_on(server.store.device_keys(&device))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        keys.public_key,
+        Some(pc_key.public_key()),
+        "the key confirmed at the import is registered"
     );
     pc.run(&[
         "sync",
@@ -2882,30 +2927,13 @@ fn a_pc_without_a_registered_key_is_taken_by_its_token_hash_until_it_syncs_once(
     ])
     .ok();
 
-    // The link comes: the next sync registers the key.
-    pc.run(&["enroll", "--server", &server.url(), "--token", &token])
-        .ok();
+    // From now on a bundle forged with the token's hash and another key is refused,
+    // whatever fingerprint is given with it.
     let mut sim = SimPc::create(&pc.db_path(), "dermaji", "pc-03", 93, 4);
     sim.fill(4);
     drop(sim);
-    let keys = server
-        .block_on(server.store.device_keys(&device))
-        .unwrap()
-        .unwrap();
-    let registered = keys
-        .public_key
-        .expect("enrolling online registered the key");
-    let pc_key = jejak_sync::signing::DeviceKey::load(&pc.data_dir)
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        registered,
-        pc_key.public_key(),
-        "the key made offline, not a new one"
-    );
     let second = usb.join("second.json");
     pc.run(&["sync", "--export", second.to_str().unwrap()]).ok();
-    // From now on the token's hash alone is worth nothing.
     let mut forged = bundle_file(&second);
     let forger_dir = tempfile::tempdir().unwrap();
     let forger = jejak_sync::signing::DeviceKey::load_or_create(forger_dir.path()).unwrap();
@@ -2915,6 +2943,62 @@ fn a_pc_without_a_registered_key_is_taken_by_its_token_hash_until_it_syncs_once(
     assert_import_refused(&server, &device, &forged_path, "not signed with the key");
     let imported = import(&server.db, &second).ok().json();
     assert_eq!(imported["trust"], "signed", "{imported}");
+
+    // An unsigned bundle (as an older jejak made them), from a PC without a registered
+    // key: its own genuine export with the signature taken off (the token-hash MAC does
+    // not cover it).
+    let other_token = server.enroll("dermaji", "pc-09");
+    let other_device = server.device("dermaji", "pc-09");
+    let other = TestPc::new();
+    other
+        .run(&["init", "--library", "dermaji", "--pc", "pc-09"])
+        .ok();
+    other
+        .run(&[
+            "enroll",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            &other_token,
+        ])
+        .ok();
+    let mut sim = SimPc::create(&other.db_path(), "dermaji", "pc-09", 95, 3);
+    sim.fill(3);
+    drop(sim);
+    let unsigned_path = usb.join("unsigned.json");
+    other
+        .run(&["sync", "--export", unsigned_path.to_str().unwrap()])
+        .ok();
+    let mut unsigned = bundle_file(&unsigned_path);
+    unsigned.public_key = None;
+    unsigned.signature = None;
+    write_bundle(&unsigned_path, &unsigned);
+    assert_import_refused(&server, &other_device, &unsigned_path, "--accept-unsigned");
+    let accepted = server_cmd_json(
+        &server.db,
+        &[
+            "import",
+            unsigned_path.to_str().unwrap(),
+            "--accept-unsigned",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        accepted.json()["trust"],
+        "token_hash",
+        "{}",
+        accepted.stdout
+    );
+    assert!(
+        accepted.stderr.contains("--accept-unsigned"),
+        "the warning names what was accepted: {}",
+        accepted.stderr
+    );
+    assert!(
+        accepted.json()["new"].as_u64().is_some_and(|n| n > 0),
+        "{}",
+        accepted.stdout
+    );
 }
 
 /// Issue 13, item 5: a bundle gets the HTTP path's limits, batch by batch, and one

@@ -829,7 +829,12 @@ async fn carry_usb_bundle(
     let ack_path = dir.join("usb-bundle.ack.json");
     let key = jejak_sync::signing::DeviceKey::load_or_create(dir)?;
     let exported = bundle::export(&mut store, token, &key, &bundle_path)?;
-    crate::server_cmd::import_bundle(server, &bundle_path, &ack_path, clock).await?;
+    // The district officer checks the fingerprint on the PC's screen, as the README says.
+    let trust = crate::server_cmd::ImportTrust {
+        key_fingerprint: Some(key.fingerprint()),
+        accept_unsigned: false,
+    };
+    crate::server_cmd::import_bundle(server, &bundle_path, &ack_path, &trust, clock).await?;
     bundle::import_ack(&mut store, token, &std::fs::read(&ack_path)?)?;
     Ok((exported.batches as u64, 0, exported.bytes))
 }

@@ -188,6 +188,12 @@ fn sessions_table(sessions: &[Session], zone: Zone, lang: Lang) -> String {
 
 pub fn status(ctx: &Context) -> anyhow::Result<()> {
     let pc = ctx.open_pc()?;
+    // The key that signs this PC's USB bundles: the district compares its fingerprint
+    // with the one a bundle carries when the PC never registered the key online.
+    let key_fingerprint = jejak_sync::signing::DeviceKey::load(&ctx.data_dir)
+        .ok()
+        .flatten()
+        .map(|key| key.fingerprint());
     let status = pc.store.status(pc.config.zone())?;
     let sync = pc.store.sync_state()?;
     let rejected = pc.store.rejected_changes(10)?;
@@ -208,9 +214,17 @@ pub fn status(ctx: &Context) -> anyhow::Result<()> {
             "store": status,
             "sync": sync,
             "rejected": rejected,
+            "signing_key_fingerprint": key_fingerprint,
         }));
     }
-    print_status(&pc, &status, &sync, &rejected, ctx.lang);
+    print_status(
+        &pc,
+        &status,
+        &sync,
+        &rejected,
+        key_fingerprint.as_deref(),
+        ctx.lang,
+    );
     println!(
         "{} {} / {} ({} {})",
         ctx.lang.pick("Ukuran basis data:", "Store size:"),
@@ -233,6 +247,7 @@ fn print_status(
     status: &StoreStatus,
     sync: &SyncState,
     rejected: &[RejectedChange],
+    key_fingerprint: Option<&str>,
     lang: Lang,
 ) {
     let zone = pc.config.zone();
@@ -323,6 +338,19 @@ fn print_status(
         (
             lang.pick("Kesehatan basis data", "Store health"),
             format!("quick_check: {}", status.quick_check),
+        ),
+        (
+            lang.pick(
+                "Sidik jari kunci berkas USB",
+                "USB bundles' key fingerprint",
+            ),
+            key_fingerprint.map(str::to_string).unwrap_or_else(|| {
+                lang.pick(
+                    "belum dibuat (dibuat saat jejak enroll)",
+                    "not made yet (made at jejak enroll)",
+                )
+                .to_string()
+            }),
         ),
         (
             lang.pick("Epoch basis data", "Store epoch"),

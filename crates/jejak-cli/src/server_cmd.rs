@@ -160,6 +160,15 @@ enum ServerCommand {
         /// Where to write the acknowledgement (default: FILE.ack.json).
         #[arg(long)]
         ack: Option<PathBuf>,
+        /// The fingerprint of the PC's signing key, read on the PC itself (`jejak status`,
+        /// or what `jejak sync --export` printed): needed once, for a PC that has not
+        /// registered its key online. The key is then registered with the server.
+        #[arg(long, value_name = "FINGERPRINT")]
+        trust_key: Option<String>,
+        /// Accept a bundle that is not signed (made by an older jejak), checked only by
+        /// the token's hash, which anyone holding a copy of this database could forge.
+        #[arg(long)]
+        accept_unsigned: bool,
     },
     /// Copy a whole SQLite server to an empty PostgreSQL database (stop the server
     /// first). Resumable: run it again after an interruption. Verified by row counts
@@ -719,26 +728,37 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
         | ServerCommand::Compact
         | ServerCommand::Backup { .. }
         | ServerCommand::Restore { .. } => {}
-        ServerCommand::Import { file, ack } => {
+        ServerCommand::Import {
+            file,
+            ack,
+            trust_key,
+            accept_unsigned,
+        } => {
             let ack_path = ack.unwrap_or_else(|| with_suffix(&file, ".ack.json"));
+            let trust = ImportTrust {
+                key_fingerprint: trust_key,
+                accept_unsigned,
+            };
             let summary = import_bundle(
                 store.as_ref(),
                 &file,
                 &ack_path,
+                &trust,
                 &jejak_server::system_clock(),
             )
             .await?;
-            if ctx.json {
-                return output::print_json(&summary);
-            }
+            // On stderr, so that it reaches a person in JSON mode too.
             if summary.trust == BundleTrust::TokenHash {
                 eprintln!(
                     "{}",
                     lang.pick(
-                        "Peringatan: komputer ini belum mendaftarkan kunci tanda tangannya, jadi berkas diperiksa dengan cara lama (hash token), yang bisa dipalsukan oleh siapa pun yang memegang salinan basis data server. Kunci terdaftar otomatis saat komputer itu sinkron lewat internet sekali.",
-                        "Warning: this PC has not registered its signing key yet, so the bundle was checked the old way (the token's hash), which anyone holding a copy of the server's database could forge. The key is registered by itself the first time that PC syncs over the internet."
+                        "Peringatan: berkas tanpa tanda tangan diterima (--accept-unsigned); hanya diperiksa dengan hash token, yang bisa dipalsukan oleh siapa pun yang memegang salinan basis data server. Perbarui jejak di komputer itu supaya berkasnya ditandatangani.",
+                        "Warning: an unsigned bundle was accepted (--accept-unsigned); it was checked only by the token's hash, which anyone holding a copy of the server's database could forge. Update jejak on that PC so that its bundles are signed."
                     )
                 );
+            }
+            if ctx.json {
+                return output::print_json(&summary);
             }
             println!(
                 "{} {}/{}: {} {}, {} {}, {} {}. {} {}",
@@ -948,10 +968,21 @@ const INFLATE_BUDGET_PER_RECORD: usize = 4 << 10;
 /// signature, or before it registered one the HMAC under its token's hash), one with a
 /// batch over the HTTP path's limits, and one whose batches disagree with its header.
 /// A refused bundle stores nothing and gets no acknowledgement file.
+/// What the district office vouches for at an import, beyond what the server holds.
+#[derive(Debug, Clone, Default)]
+pub struct ImportTrust {
+    /// The fingerprint of the PC's key as the PC itself shows it: lets a PC that has not
+    /// registered its key online have it registered by its signed bundle.
+    pub key_fingerprint: Option<String>,
+    /// Take an unsigned bundle (older jejak) on the token's hash alone.
+    pub accept_unsigned: bool,
+}
+
 pub async fn import_bundle(
     store: &dyn ServerStore,
     file: &Path,
     ack_path: &Path,
+    trust: &ImportTrust,
     clock: &jejak_server::ServerClock,
 ) -> anyhow::Result<ImportSummary> {
     let refused = |id: String, en: String| -> anyhow::Error { UsageError::new(id, en).into() };
@@ -999,13 +1030,64 @@ pub async fn import_bundle(
             format!("bundle refused: the token of PC {device} is revoked"),
         ));
     };
+    // Nothing the server stores suffices to sign for a PC: a bundle counts when it is
+    // signed with the key the PC registered online, or with a key whose fingerprint the
+    // district read off the PC itself (then registered here), or — only when asked for
+    // explicitly — when it is an older jejak's unsigned bundle, on the token's hash.
+    let (registered, key_to_register) = match (keys.public_key, bundle.signer_key()) {
+        (Some(key), _) => (Some(key), None),
+        (None, Some(key)) => {
+            let fingerprint = jejak_sync::signing::fingerprint(&key);
+            match trust.key_fingerprint.as_deref().map(normalise_fingerprint) {
+                Some(given) if given == fingerprint => (Some(key), Some(key)),
+                Some(given) => {
+                    return Err(refused(
+                        format!(
+                            "berkas ditolak: berkas ditandatangani kunci {fingerprint}, bukan {given}; periksa lagi sidik jari di komputer {device} (jejak status)"
+                        ),
+                        format!(
+                            "bundle refused: it is signed with key {fingerprint}, not {given}; read the fingerprint on PC {device} again (jejak status)"
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(refused(
+                        format!(
+                            "berkas ditolak: komputer {device} belum mendaftarkan kuncinya ke server. Cocokkan sidik jari kunci berkas ini, {fingerprint}, dengan yang ditampilkan komputer itu (jejak status, atau saat berkas dibuat), lalu jalankan lagi dengan --trust-key {fingerprint}"
+                        ),
+                        format!(
+                            "bundle refused: PC {device} has not registered its key with the server. Compare this bundle's key fingerprint, {fingerprint}, with the one that PC shows (jejak status, or when the bundle was made), then run again with --trust-key {fingerprint}"
+                        ),
+                    ));
+                }
+            }
+        }
+        (None, None) if trust.accept_unsigned => (None, None),
+        (None, None) => {
+            return Err(refused(
+                format!(
+                    "berkas ditolak: berkas dari {device} tidak ditandatangani (jejak versi lama di komputer itu). Perbarui jejak di komputer itu lalu buat berkas baru; hanya bila berkas ini pasti dari komputer itu, terima dengan --accept-unsigned"
+                ),
+                format!(
+                    "bundle refused: the bundle from {device} is not signed (an older jejak on that PC). Update jejak there and make a new bundle; only if this file surely comes from that PC, accept it with --accept-unsigned"
+                ),
+            ));
+        }
+    };
     let trust = bundle
-        .authenticate(keys.public_key.as_ref(), &keys.token_hash)
+        .authenticate(registered.as_ref(), &keys.token_hash)
         .map_err(bundle_refused)?;
     let bodies = carried_bodies(&bundle).map_err(|(id, en)| refused(id, en))?;
     // Every batch is decoded and checked against the header before any is stored, then
     // decoded again to be stored one at a time (memory holds one batch, not all).
     check_contents(&bundle, &bodies).map_err(|(id, en)| refused(id, en))?;
+    if let Some(key) = key_to_register {
+        store
+            .register_device_key(&keys.token_hash, &key, clock())
+            .await?;
+        tracing::info!(device = %device, fingerprint = %jejak_sync::signing::fingerprint(&key),
+            "the PC's signing key was registered from its bundle, by the fingerprint the district confirmed");
+    }
     let mut acks = Vec::new();
     for (body, compressed) in &bodies {
         let (batch, _) = jejak_server::decode_carried_batch(body, *compressed, Limits::default())
@@ -1042,7 +1124,7 @@ pub async fn import_bundle(
         }
     }
     if trust == BundleTrust::TokenHash {
-        tracing::warn!(device = %device, "a bundle was accepted by its token-hash HMAC: the PC has not registered its signing key yet");
+        tracing::warn!(device = %device, "an unsigned bundle was accepted on its token-hash HMAC (--accept-unsigned)");
     }
     let summary = ImportSummary {
         library: bundle.library.to_string(),
@@ -1054,15 +1136,26 @@ pub async fn import_bundle(
         rejected: acks.iter().map(|a| a.rejected.len() as u64).sum(),
         ack_file: ack_path.to_path_buf(),
         trust,
-        key_fingerprint: keys
-            .public_key
-            .as_ref()
-            .map(jejak_sync::signing::fingerprint),
+        key_fingerprint: registered.as_ref().map(jejak_sync::signing::fingerprint),
     };
     let ack = BundleAck::new(&bundle, acks, &keys.token_hash);
     jejak_agent::platform::write_private_file(ack_path, &ack.to_bytes())
         .with_context(|| format!("cannot write {}", ack_path.display()))?;
     Ok(summary)
+}
+
+/// A fingerprint as typed: case, spaces and separators do not matter.
+fn normalise_fingerprint(text: &str) -> String {
+    let hex: String = text
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    hex.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// A bundle file's bytes, refusing one too large to be a bundle before reading it.

@@ -265,6 +265,13 @@ impl Bundle {
         Ok(bundle)
     }
 
+    /// The public key the bundle names as its signer, if it names a well-formed one
+    /// (whether it really signed is [`Bundle::authenticate`]'s to check).
+    pub fn signer_key(&self) -> Option<[u8; 32]> {
+        let bytes = hex::decode(self.public_key.as_deref()?).ok()?;
+        bytes.try_into().ok()
+    }
+
     /// Checks who made the bundle. With `registered_key` (the public key the PC
     /// registered), only a signature under that key is accepted, whatever else the file
     /// carries. Without one, the HMAC under `token_hash` (the SHA-256 of the PC's active
