@@ -12,11 +12,20 @@
 //! typed in is searched for, and not found, in the PC's store, the server's store and
 //! the agent's log.
 //!
+//! What a patron meets (issue 15): the form fits a 1024×768 monitor with its browser
+//! (the Start button visible without scrolling) and a 360×640 phone (no sideways
+//! scrolling); no word breaks in the middle; age groups say "tahun" and "not stated"
+//! reads as declining to say; a patron's English ends with their session; no page
+//! reloads itself; axe-core finds nothing on any page and the W3C Nu HTML checker
+//! nothing in any page's markup (see `support/checkers.rs`).
+//!
 //! It needs Debian's `chromium` and `chromium-driver`. Without them it prints a
 //! `SKIPPED:` line and passes, unless `JEJAK_REQUIRE_BROWSER=1` (set by CI), in which
 //! case it fails.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/checkers.rs"]
+mod checkers;
 mod support;
 
 use std::io::{Read, Write};
@@ -293,6 +302,167 @@ async fn screenshot(client: &Client, name: &str) -> PathBuf {
     file
 }
 
+/// Sets the page's viewport (not the window, which has a border of its own) to
+/// `width`×`height` CSS pixels.
+async fn set_viewport(client: &Client, width: u32, height: u32) {
+    client.set_window_size(width, height).await.unwrap();
+    let inner = client
+        .execute("return [window.innerWidth, window.innerHeight]", vec![])
+        .await
+        .unwrap();
+    let (w, h) = (inner[0].as_u64().unwrap(), inner[1].as_u64().unwrap());
+    let (dw, dh) = (u64::from(width) - w, u64::from(height) - h);
+    if dw > 0 || dh > 0 {
+        client
+            .set_window_size(width + dw as u32, height + dh as u32)
+            .await
+            .unwrap();
+    }
+    let inner = client
+        .execute("return [window.innerWidth, window.innerHeight]", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        (inner[0].as_u64(), inner[1].as_u64()),
+        (Some(u64::from(width)), Some(u64::from(height)))
+    );
+}
+
+/// How the form lies out in the viewport: the Start button's bottom edge, the page's
+/// and each tile's overflow sideways, the tiles' smallest height, and every tile text as
+/// the lines the browser broke it into.
+#[derive(Debug, serde::Deserialize)]
+struct FormLayout {
+    viewport_height: f64,
+    start_bottom: f64,
+    page_overflow: f64,
+    tiles_overflowing: Vec<String>,
+    smallest_tile: f64,
+    texts: Vec<Vec<String>>,
+}
+
+async fn form_layout(client: &Client) -> FormLayout {
+    let script = r#"
+        const start = document.querySelector('#start').getBoundingClientRect();
+        const tiles = [...document.querySelectorAll('.tile')];
+        const texts = [];
+        for (const span of document.querySelectorAll('.tile span')) {
+            const walker = document.createTreeWalker(span, NodeFilter.SHOW_TEXT);
+            let node;
+            while ((node = walker.nextNode())) {
+                const lines = [];
+                let text = '', top = null;
+                for (let i = 0; i < node.length; i++) {
+                    const range = document.createRange();
+                    range.setStart(node, i);
+                    range.setEnd(node, i + 1);
+                    const rects = range.getClientRects();
+                    if (rects.length > 0) {
+                        const t = Math.round(rects[0].top);
+                        if (top !== null && Math.abs(t - top) > 3) { lines.push(text); text = ''; }
+                        top = t;
+                    }
+                    text += node.data[i];
+                }
+                lines.push(text);
+                texts.push(lines);
+            }
+        }
+        return {
+            viewport_height: window.innerHeight,
+            start_bottom: start.bottom,
+            page_overflow: document.documentElement.scrollWidth - window.innerWidth,
+            tiles_overflowing: tiles.filter(t => t.scrollWidth > t.clientWidth + 1).map(t => t.textContent),
+            smallest_tile: Math.min(...tiles.map(t => t.getBoundingClientRect().height)),
+            texts,
+        };
+    "#;
+    serde_json::from_value(client.execute(script, vec![]).await.unwrap()).unwrap()
+}
+
+/// Asserts that no tile text was broken inside a word: every line but the last ends at
+/// a space, a slash or a hyphen.
+fn assert_whole_words(layout: &FormLayout, at: &str) {
+    for lines in &layout.texts {
+        for line in &lines[..lines.len() - 1] {
+            assert!(
+                line.ends_with([' ', '/', '-']),
+                "at {at} the browser broke {lines:?} inside a word"
+            );
+        }
+    }
+}
+
+/// The browser's cookies for the page, as a `Cookie` header.
+async fn browser_cookies(client: &Client) -> String {
+    let cookies: Vec<String> = client
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}={}", c.name(), c.value()))
+        .collect();
+    cookies.join("; ")
+}
+
+/// The page at `path` as the agent sends it (not as the browser holds it), with the
+/// browser's cookies, for the markup check.
+async fn raw_page(client: &Client, page: &str, path: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{page}{path}"))
+        .header("Cookie", browser_cookies(client).await)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The answer to a form posted as the browser would (its cookies, the form's CSRF
+/// token, `origin`), as the agent sends it, for the markup check.
+async fn raw_post(client: &Client, page: &str, path: &str, origin: &str) -> String {
+    let csrf = client
+        .find(Locator::Css("input[name=csrf]"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    reqwest::Client::new()
+        .post(format!("{page}{path}"))
+        .header("Cookie", browser_cookies(client).await)
+        .header("Origin", origin)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits (up to `deadline`) for the librarian screen's sync result to contain
+/// `expected`, pressing Refresh while the sync is still running (the screen never
+/// reloads itself).
+async fn wait_sync_result(client: &Client, expected: &str, deadline: Duration) -> String {
+    let until = Instant::now() + deadline;
+    loop {
+        let shown = match client.find(Locator::Css("#sync-result")).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if shown.contains(expected) || Instant::now() > until {
+            return shown;
+        }
+        if let Ok(refresh) = client.find(Locator::Css("#refresh-screen")).await {
+            let _ = refresh.click().await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The test
 // ---------------------------------------------------------------------------------------
@@ -454,6 +624,10 @@ async fn browse(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let page = &setup.page;
     let long = Duration::from_secs(60);
+    let axe = checkers::axe_script();
+    let axe = axe.as_deref();
+    // Every page as the agent sent it, for the markup check at the end.
+    let mut pages: Vec<(String, String)> = Vec::new();
 
     // The check-in form, in Indonesian.
     client.goto(&format!("{page}/")).await?;
@@ -467,7 +641,65 @@ async fn browse(
     );
     assert!(text(client, "h1").await.starts_with("Selamat datang"));
     source(client).await;
-    screenshot(client, "01-checkin-form.png").await;
+    checkers::assert_accessible(client, axe, "the check-in form").await;
+    pages.push((
+        "the check-in form".into(),
+        raw_page(client, page, "/").await,
+    ));
+
+    // A patron answers about themselves: age groups in years, and "not stated" as
+    // declining to say, for gender and age alike.
+    let mut ages = Vec::new();
+    for tile in client.find_all(Locator::Css(".ages .tile")).await? {
+        ages.push(tile.text().await?);
+    }
+    assert_eq!(ages.len(), 7, "{ages:?}");
+    assert!(
+        ages[0].contains("Anak") && ages[0].contains("≤ 12 tahun"),
+        "{ages:?}"
+    );
+    assert!(ages[..6].iter().all(|a| a.contains(" tahun")), "{ages:?}");
+    assert_eq!(ages[6], "Tidak ingin menyebutkan");
+    assert_eq!(
+        text(client, ".genders .tile:last-child").await,
+        "Tidak ingin menyebutkan"
+    );
+    assert!(!source(client).await.contains("Tidak diketahui"));
+
+    // A 1024×768 monitor, less the taskbar and the browser's tab strip and address
+    // bar: the whole form, Start included, is on the screen without scrolling.
+    set_viewport(client, 1024, 640).await;
+    screenshot(client, "01-checkin-form-1024x640.png").await;
+    let layout = form_layout(client).await;
+    assert!(
+        layout.start_bottom <= layout.viewport_height,
+        "the Start button ends at {} px, below the {} px on screen",
+        layout.start_bottom,
+        layout.viewport_height
+    );
+    assert!(layout.page_overflow <= 0.0, "{layout:?}");
+    assert!(layout.tiles_overflowing.is_empty(), "{layout:?}");
+    assert_whole_words(&layout, "1024×640");
+    let governance = layout
+        .texts
+        .iter()
+        .find(|lines| lines.concat().starts_with("Pemerintahan"))
+        .unwrap();
+    assert!(
+        governance.first().unwrap() != "Pemerintah",
+        "{governance:?}"
+    );
+
+    // A phone, 360×640: everything fits sideways and every choice is a finger's width.
+    set_viewport(client, 360, 640).await;
+    screenshot(client, "01-checkin-form-360x640.png").await;
+    let layout = form_layout(client).await;
+    assert!(layout.page_overflow <= 0.0, "{layout:?}");
+    assert!(layout.tiles_overflowing.is_empty(), "{layout:?}");
+    assert!(layout.smallest_tile >= 44.0, "{layout:?}");
+    assert_whole_words(&layout, "360×640");
+    checkers::assert_accessible(client, axe, "the check-in form on a phone").await;
+    client.set_window_size(1024, 1300).await?;
 
     // Four purposes are refused with a clear message; the choices come back.
     for purpose in ["pendidikan", "ekonomi", "literasi_digital", "hobi"] {
@@ -496,6 +728,11 @@ async fn browse(
     );
     source(client).await;
     screenshot(client, "02-too-many-purposes.png").await;
+    checkers::assert_accessible(client, axe, "the form with errors").await;
+    pages.push((
+        "the form with errors".into(),
+        raw_post(client, page, "/mulai", page).await,
+    ));
 
     // Untick one, type the member number again, start.
     click(client, "input[name=purpose][value=hobi]").await;
@@ -509,8 +746,23 @@ async fn browse(
     assert!(used.contains("menit"), "{used:?}");
     assert_eq!(path(client).await, "/");
     assert_eq!(text(client, "#finish").await, "Selesai");
-    source(client).await;
+    // The page shows when the session started and never reloads itself: no refresh
+    // in its markup or its headers, and a mark left in the page stays.
+    assert!(!source(client).await.contains("http-equiv"));
+    assert!(text(client, "#started-at").await.contains(':'));
+    let head = reqwest::get(format!("{page}/")).await?;
+    assert!(head.headers().get("refresh").is_none());
+    client
+        .execute("window.jejakMark = 'still here'; return null", vec![])
+        .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        client.execute("return window.jejakMark", vec![]).await?,
+        serde_json::json!("still here")
+    );
     screenshot(client, "03-session-open.png").await;
+    checkers::assert_accessible(client, axe, "the open session").await;
+    pages.push(("the open session".into(), raw_page(client, page, "/").await));
 
     // The session is in the store, as `jejak session start` would have made it.
     let status = setup.pc.status_json();
@@ -533,6 +785,11 @@ async fn browse(
     let error = wait_text(client, "#pin-error", "PIN salah", long).await;
     assert_eq!(error, "PIN salah.");
     screenshot(client, "04-wrong-pin.png").await;
+    checkers::assert_accessible(client, axe, "a wrong PIN").await;
+    pages.push((
+        "the PIN form".into(),
+        raw_page(client, page, "/pustakawan").await,
+    ));
     client
         .find(Locator::Css("#pin-input"))
         .await?
@@ -543,12 +800,20 @@ async fn browse(
     assert!(text(client, "#open-session").await.starts_with("sejak"));
     let pending = text(client, "#pending").await;
     assert!(
-        pending.ends_with("perubahan") && !pending.starts_with("0 "),
+        pending.ends_with(" catatan") && !pending.starts_with("0 "),
         "{pending}"
     );
     assert_eq!(text(client, "#last-success").await, "belum pernah");
-    source(client).await;
+    let screen = source(client).await;
+    for jargon in ["seq", "perubahan", "Epoch"] {
+        assert!(!screen.contains(jargon), "{jargon} on the librarian screen");
+    }
     screenshot(client, "05-librarian-session-open.png").await;
+    checkers::assert_accessible(client, axe, "the librarian screen").await;
+    pages.push((
+        "the librarian screen".into(),
+        raw_page(client, page, "/pustakawan").await,
+    ));
 
     // Back on the patron's page: Finish.
     client.goto(&format!("{page}/")).await?;
@@ -557,6 +822,7 @@ async fn browse(
     assert!(thanks.starts_with("Terima kasih"), "{thanks:?}");
     assert!(client.find(Locator::Css("#checkin")).await.is_ok());
     screenshot(client, "06-finished.png").await;
+    checkers::assert_accessible(client, axe, "the thanks").await;
 
     // Counted, ended, waiting to sync; Sync now while the server is down.
     client.goto(&format!("{page}/pustakawan")).await?;
@@ -565,7 +831,7 @@ async fn browse(
     let row = text(client, "#today-sessions tbody tr").await;
     assert!(row.contains("Anggota") && row.contains("Keluar"), "{row}");
     click(client, "#sync-now").await;
-    let result = wait_text(client, "#sync-result", "tidak tersambung", long).await;
+    let result = wait_sync_result(client, "tidak tersambung", long).await;
     assert!(result.contains("tidak tersambung ke server"), "{result:?}");
     assert!(
         !text(client, "#pending").await.starts_with("0 "),
@@ -585,9 +851,9 @@ async fn browse(
     )
     .await;
     click(client, "#sync-now").await;
-    let result = wait_text(client, "#sync-result", "Sinkron selesai", long).await;
+    let result = wait_sync_result(client, "Sinkron selesai", long).await;
     assert!(result.contains("Sinkron selesai"), "{result:?}");
-    assert_eq!(text(client, "#pending").await, "0 perubahan");
+    assert_eq!(text(client, "#pending").await, "0 catatan");
     assert_ne!(text(client, "#last-success").await, "belum pernah");
     source(client).await;
     screenshot(client, "08-synced.png").await;
@@ -609,6 +875,11 @@ async fn browse(
     assert!(text(client, "#sync-result").await.contains("Sync done"));
     assert_eq!(text(client, "#sync-now").await, "Sync now");
     screenshot(client, "09-librarian-en.png").await;
+    checkers::assert_accessible(client, axe, "the librarian screen in English").await;
+    pages.push((
+        "the librarian screen in English".into(),
+        raw_page(client, page, "/pustakawan").await,
+    ));
     client.goto(&format!("{page}/?lang=id")).await?;
 
     // A form on another site that posts to the page is refused.
@@ -630,8 +901,54 @@ async fn browse(
         Some("foreign_origin")
     );
     screenshot(client, "10-foreign-origin-refused.png").await;
+    checkers::assert_accessible(client, axe, "the refusal page").await;
+    client.goto(&format!("{page}/")).await?;
+    pages.push((
+        "the refusal page".into(),
+        raw_post(client, page, "/mulai", "http://evil.example").await,
+    ));
+    pages.push((
+        "a page that does not exist".into(),
+        raw_page(client, page, "/tidak-ada").await,
+    ));
     let status = setup.pc.status_json();
     assert_eq!(status["store"]["sessions_today"], 1, "nothing was started");
     assert!(status["store"]["open_session"].is_null());
+
+    // A patron reads English, and their English ends with their session: the thanks
+    // are in English, the page after them is Indonesian for the next patron.
+    client.goto(&format!("{page}/?lang=en")).await?;
+    assert!(text(client, "h1").await.starts_with("Welcome"));
+    click(client, "input[name=purpose][value=komunikasi]").await;
+    click(client, "input[name=gender][value=X]").await;
+    click(client, "input[name=age][value=unknown]").await;
+    click(client, "#start").await;
+    assert_eq!(wait_text(client, "#finish", "Finish", long).await, "Finish");
+    assert_eq!(text(client, "h1").await, "Session in progress");
+    pages.push((
+        "the open session in English".into(),
+        raw_page(client, page, "/").await,
+    ));
+    click(client, "#finish").await;
+    let thanks = wait_text(client, "#thanks", "Thank you", long).await;
+    assert!(thanks.starts_with("Thank you"), "{thanks:?}");
+    assert!(text(client, "h1").await.starts_with("Selamat datang"));
+    assert_eq!(
+        client
+            .find(Locator::Css("html"))
+            .await?
+            .attr("lang")
+            .await?
+            .as_deref(),
+        Some("id")
+    );
+    screenshot(client, "11-next-patron-in-indonesian.png").await;
+    checkers::assert_accessible(client, axe, "the thanks in English").await;
+    client.goto(&format!("{page}/")).await?;
+    assert!(text(client, "h1").await.starts_with("Selamat datang"));
+    assert_eq!(setup.pc.status_json()["store"]["sessions_today"], 2);
+
+    // Every page's markup, as the agent sent it.
+    checkers::assert_valid_markup(&pages);
     Ok(())
 }

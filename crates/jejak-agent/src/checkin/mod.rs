@@ -94,6 +94,10 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 /// page does not rely on the browser).
 pub(crate) const MAX_MEMBER_CHARS: usize = 40;
 
+/// How long the answer to "Sync now" waits for the sync before showing the screen
+/// with the sync still in progress.
+const SYNC_ANSWER_WAIT: Duration = Duration::from_secs(20);
+
 const CSRF_COOKIE: &str = "jejak_csrf";
 const LANG_COOKIE: &str = "jejak_lang";
 const LIBRARIAN_COOKIE: &str = "jejak_pustakawan";
@@ -424,25 +428,98 @@ struct PageQuery {
     lang: Option<String>,
     /// `1`: show the check-in form even though a session is open.
     baru: Option<String>,
-    /// `1`: the patron just finished; thank them.
+    /// The patron just finished: thank them, in the language given (`id`, `en`).
     selesai: Option<String>,
 }
 
-/// The reader's language: `?lang=` (then remembered in a cookie), the cookie, or the
-/// agent's language.
-fn language(c: &Checkin, query: &PageQuery, headers: &HeaderMap) -> (Lang, Option<HeaderValue>) {
-    if let Some(lang) = query.lang.as_deref().and_then(|l| l.parse::<Lang>().ok()) {
-        let set = HeaderValue::from_str(&format!(
-            "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Strict",
-            lang.code()
-        ))
-        .ok();
-        return (lang, set);
+/// How long a language chosen while no session is open holds: long enough to fill the
+/// form in, short enough that a patron who walked away before starting does not leave
+/// their language to the next one.
+const LANG_WITHOUT_SESSION_SECS: u32 = 10 * 60;
+/// The cookie's own lifetime when the choice belongs to a session (it ends with the
+/// session anyway; this only clears old cookies).
+const LANG_WITH_SESSION_SECS: u32 = 24 * 3600;
+
+/// A language chosen with `?lang=`, as the language cookie keeps it: the language and
+/// the session open when it was chosen (`en.<session id>`, or `en` with none). The
+/// choice holds only while that same session is open (or, for `en`, while none is), so
+/// a patron's English ends with their session and the next patron gets the page's own
+/// language again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LangChoice {
+    lang: Lang,
+    session: Option<uuid::Uuid>,
+}
+
+impl LangChoice {
+    fn parse(value: &str) -> Option<LangChoice> {
+        let (lang, session) = match value.split_once('.') {
+            Some((lang, session)) => (lang, Some(uuid::Uuid::parse_str(session).ok()?)),
+            None => (value, None),
+        };
+        Some(LangChoice {
+            lang: lang.parse().ok()?,
+            session,
+        })
     }
-    let lang = cookie(headers, LANG_COOKIE)
-        .and_then(|l| l.parse::<Lang>().ok())
-        .unwrap_or(c.settings().lang);
-    (lang, None)
+
+    /// Whether the choice still holds with `open` the session open now.
+    fn holds(self, open: Option<uuid::Uuid>) -> bool {
+        self.session == open
+    }
+
+    fn cookie(self) -> Option<HeaderValue> {
+        let (value, max_age) = match self.session {
+            Some(id) => (
+                format!("{}.{}", self.lang.code(), id.simple()),
+                LANG_WITH_SESSION_SECS,
+            ),
+            None => (self.lang.code().to_string(), LANG_WITHOUT_SESSION_SECS),
+        };
+        HeaderValue::from_str(&format!(
+            "{LANG_COOKIE}={value}; Path=/; Max-Age={max_age}; SameSite=Strict"
+        ))
+        .ok()
+    }
+
+    /// The cookie that forgets the choice.
+    fn forget() -> Option<HeaderValue> {
+        HeaderValue::from_str(&format!(
+            "{LANG_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict"
+        ))
+        .ok()
+    }
+}
+
+impl Checkin {
+    /// The id of the session open now (none when the store cannot say).
+    fn open_session_id(&self) -> Option<uuid::Uuid> {
+        self.with_store(|s| s.open_session())
+            .ok()
+            .flatten()
+            .map(|s| s.id)
+    }
+}
+
+/// The reader's language: `?lang=` (then remembered in a cookie for the session open
+/// now), the cookie while its session is still the open one, or the agent's language;
+/// with the cookie to set (a new choice, or forgetting one whose session ended).
+fn language(c: &Checkin, query: &PageQuery, headers: &HeaderMap) -> (Lang, Option<HeaderValue>) {
+    let open = c.open_session_id();
+    if let Some(lang) = query.lang.as_deref().and_then(|l| l.parse::<Lang>().ok()) {
+        let choice = LangChoice {
+            lang,
+            session: open,
+        };
+        return (lang, choice.cookie());
+    }
+    match cookie(headers, LANG_COOKIE).map(LangChoice::parse) {
+        None => (c.settings().lang, None),
+        Some(Some(choice)) if choice.holds(open) => (choice.lang, None),
+        // Its session ended (or the cookie is unreadable): the page's own language, and
+        // the cookie is forgotten.
+        Some(_) => (c.settings().lang, LangChoice::forget()),
+    }
 }
 
 fn cookie_lang(c: &Checkin, headers: &HeaderMap) -> Lang {
@@ -539,7 +616,6 @@ fn origin_allowed(origin: &str, port: u16) -> bool {
 /// anything but GET and HEAD no foreign `Origin`; plus headers that keep the pages out
 /// of caches and frames and allow no scripts.
 async fn guard(State(c): State<Checkin>, request: Request, next: Next) -> Response {
-    let lang = cookie_lang(&c, request.headers());
     let port = c.settings().port;
     let peer = request
         .extensions()
@@ -568,7 +644,7 @@ async fn guard(State(c): State<Checkin>, request: Request, next: Next) -> Respon
         None
     };
     let mut response = match refusal {
-        Some(refusal) => refuse(lang, refusal),
+        Some(refusal) => refuse(cookie_lang(&c, request.headers()), refusal),
         None => next.run(request).await,
     };
     let headers = response.headers_mut();
@@ -619,14 +695,17 @@ async fn home(
     // A login nobody checked in shows the form, to fill that session in.
     let body = match open {
         Some(session) if query.baru.is_none() && !is_unattended(&session) => {
-            pages::session_open(lang, &csrf, &session, c.settings().zone)
+            pages::session_open(lang, &csrf, &session, c.wall_now(), c.settings().zone)
         }
         open => pages::checkin_form(
             lang,
             &csrf,
             &Choices::default(),
             None,
-            query.selesai.is_some(),
+            query
+                .selesai
+                .as_deref()
+                .map(|said| said.parse::<Lang>().unwrap_or(lang)),
             open.as_ref(),
             c.settings().zone,
         ),
@@ -802,7 +881,7 @@ async fn start(State(c): State<Checkin>, headers: HeaderMap, Form(form): Form<Fi
                     &csrf,
                     &choices,
                     Some(&errors),
-                    false,
+                    None,
                     open.as_ref(),
                     c.settings().zone,
                 ),
@@ -810,6 +889,7 @@ async fn start(State(c): State<Checkin>, headers: HeaderMap, Form(form): Form<Fi
             );
         }
     };
+    let open_before = c.open_session_id();
     let net = netdev::read_counters(c.settings().net_dev_path.as_deref());
     // A login nobody checked in is filled in (its next revision); otherwise a session
     // starts, ending one still open as `staff_ended`, as `jejak session start` does.
@@ -829,7 +909,19 @@ async fn start(State(c): State<Checkin>, headers: HeaderMap, Form(form): Form<Fi
         Ok((session, replaced, filled_in)) => {
             // Ids only: no categories and no patron key in the log.
             tracing::info!(%session, ?replaced, filled_in, "check-in recorded at the check-in page");
-            see_other("/", &[])
+            // A language the patron chose on the form now belongs to their session, and
+            // ends with it.
+            let chosen = cookie(&headers, LANG_COOKIE)
+                .and_then(LangChoice::parse)
+                .filter(|choice| choice.holds(open_before))
+                .and_then(|choice| {
+                    LangChoice {
+                        lang: choice.lang,
+                        session: Some(session),
+                    }
+                    .cookie()
+                });
+            see_other("/", &[chosen])
         }
         Err(e) => store_failure(lang, &e),
     }
@@ -864,12 +956,28 @@ async fn idle_report(Form(report): Form<IdleReport>) -> Response {
     }
 }
 
+/// Finish: the session ends, and so does the patron's language choice (the thanks are
+/// said in it, the page after them is in the page's own language for the next patron).
 async fn finish(
     State(c): State<Checkin>,
     headers: HeaderMap,
     Form(form): Form<Fields>,
 ) -> Response {
-    end_open(&c, &headers, &form, EndReason::Logout, "/?selesai=1")
+    let lang = cookie_lang(&c, &headers);
+    let mut response = end_open(
+        &c,
+        &headers,
+        &form,
+        EndReason::Logout,
+        &format!("/?selesai={}", lang.code()),
+    );
+    if response.status() == StatusCode::SEE_OTHER
+        && cookie(&headers, LANG_COOKIE).is_some()
+        && let Some(forget) = LangChoice::forget()
+    {
+        response.headers_mut().append(SET_COOKIE, forget);
+    }
+    response
 }
 
 async fn staff_end(
@@ -1148,15 +1256,22 @@ async fn sync_now(
     }
     tracing::info!("sync started from the librarian screen");
     let state = c.clone();
-    // The sync runs on its own (a slow link may take minutes); the screen refreshes
-    // itself until it is done, so the browser never waits on a long request.
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    // The sync runs on its own task (a slow link may take minutes). The answer waits for
+    // it a little, so that a quick sync shows its outcome on the next page; a longer one
+    // shows "in progress" with a button to look again. The screen never reloads itself
+    // (a reload restarts a screen reader and is WCAG 2.2.1's failure).
     tokio::spawn(async move {
         let outcome = sync.sync_now().await;
         tracing::info!(ok = outcome.ok, "sync from the librarian screen finished");
-        let mut run = lock(&state.inner.sync_run);
-        run.running = false;
-        run.last = Some((Utc::now(), outcome));
+        {
+            let mut run = lock(&state.inner.sync_run);
+            run.running = false;
+            run.last = Some((Utc::now(), outcome));
+        }
+        let _ = done.send(());
     });
+    let _ = tokio::time::timeout(SYNC_ANSWER_WAIT, finished).await;
     see_other("/pustakawan", &[])
 }
 
@@ -1203,22 +1318,25 @@ async fn read_body_in_time(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let lang = cookie_lang(&c, &parts.headers);
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await
         }
-        Ok(Err(_)) => html(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            pages::store_failure(
-                lang,
-                lang.pick("Isian terlalu besar.", "The form is too large."),
-            ),
-            &[],
-        ),
+        Ok(Err(_)) => {
+            let lang = cookie_lang(&c, &parts.headers);
+            html(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                pages::store_failure(
+                    lang,
+                    lang.pick("Isian terlalu besar.", "The form is too large."),
+                ),
+                &[],
+            )
+        }
         Err(_) => {
             tracing::warn!("check-in page: a request body did not arrive in time");
+            let lang = cookie_lang(&c, &parts.headers);
             html(
                 StatusCode::REQUEST_TIMEOUT,
                 pages::store_failure(

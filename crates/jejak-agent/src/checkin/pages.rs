@@ -13,18 +13,18 @@ use super::{Choices, LibrarianView, MAX_MEMBER_CHARS, Refusal};
 /// small on a busy day (the count above the table is always complete).
 const MAX_ROWS: usize = 40;
 
-/// What every page shows around its body: the title, the language switch and an
-/// optional refresh.
+/// What every page shows around its body: the title and the language switch. No page
+/// reloads itself: a reload restarts a screen reader (WCAG 2.2.1), so pages that show
+/// something changing offer a button to look again instead.
 struct Frame {
     lang: Lang,
     other_lang: Lang,
     title: &'static str,
     path: &'static str,
-    refresh_secs: Option<u32>,
 }
 
 impl Frame {
-    fn new(lang: Lang, title: &'static str, path: &'static str, refresh_secs: Option<u32>) -> Self {
+    fn new(lang: Lang, title: &'static str, path: &'static str) -> Self {
         let other_lang = match lang {
             Lang::Id => Lang::En,
             Lang::En => Lang::Id,
@@ -34,7 +34,6 @@ impl Frame {
             other_lang,
             title,
             path,
-            refresh_secs,
         }
     }
 }
@@ -77,38 +76,78 @@ fn date_time(at: DateTime<Utc>, zone: Zone) -> String {
     )
 }
 
-/// A few words about each purpose, so the choice is clear without an icon.
+/// A few words about each purpose, so the choice is clear without an icon. Short, so
+/// that each fits one line of a tile on a 1024-pixel-wide screen.
 fn purpose_hint(purpose: Purpose, lang: Lang) -> &'static str {
     match purpose {
-        Purpose::Pendidikan => {
-            lang.pick("belajar, tugas sekolah, kursus", "study, homework, courses")
-        }
-        Purpose::Ekonomi => lang.pick("usaha, jualan, cari kerja", "business, selling, job search"),
+        Purpose::Pendidikan => lang.pick("sekolah, kursus, tugas", "study, homework, courses"),
+        Purpose::Ekonomi => lang.pick("usaha, jualan, lowongan", "business, selling, jobs"),
         Purpose::Kesehatan => lang.pick("info kesehatan, BPJS", "health information"),
-        Purpose::Komunikasi => lang.pick(
-            "surel, pesan, media sosial",
-            "e-mail, messages, social media",
-        ),
-        Purpose::Hobi => lang.pick(
-            "hiburan, musik, video, game",
-            "leisure, music, video, games",
-        ),
-        Purpose::Pemerintahan => lang.pick(
-            "KTP, pajak, layanan desa",
-            "ID card, taxes, public services",
-        ),
-        Purpose::LiterasiDigital => lang.pick(
-            "belajar komputer & internet",
-            "learning computers & the internet",
-        ),
+        Purpose::Komunikasi => lang.pick("surel, pesan, medsos", "e-mail, chat, social media"),
+        Purpose::Hobi => lang.pick("musik, video, game", "music, video, games"),
+        Purpose::Pemerintahan => lang.pick("KTP, pajak, urusan desa", "ID card, taxes, services"),
+        Purpose::LiterasiDigital => lang.pick("belajar komputer", "learning computers"),
         Purpose::Lainnya => lang.pick("keperluan lain", "something else"),
     }
+}
+
+/// A label cut after each slash ("Pemerintahan/" "layanan publik"), so that the
+/// template can let a line break there (`<wbr>`): browsers do not break after a slash
+/// on their own, and a tile too narrow for the whole would otherwise cut a word.
+fn after_slashes(label: &str) -> Vec<&str> {
+    label.split_inclusive('/').collect()
+}
+
+/// The check-in form's words for an age group: the group's name and its ages in years
+/// (the reports' labels, "Anak (≤12)", are for tables; a patron reads a sentence).
+/// "Unknown" is an answer about oneself here, so it reads as declining to say.
+fn age_tile(age: AgeGroup, lang: Lang) -> (&'static str, &'static str) {
+    match age {
+        AgeGroup::Anak => (
+            lang.pick("Anak", "Child"),
+            lang.pick("≤ 12 tahun", "≤ 12 years"),
+        ),
+        AgeGroup::Remaja => (
+            lang.pick("Remaja", "Teen"),
+            lang.pick("13–15 tahun", "13–15 years"),
+        ),
+        AgeGroup::Pemuda => (
+            lang.pick("Pemuda", "Youth"),
+            lang.pick("16–30 tahun", "16–30 years"),
+        ),
+        AgeGroup::Dewasa => (
+            lang.pick("Dewasa", "Adult"),
+            lang.pick("31–45 tahun", "31–45 years"),
+        ),
+        AgeGroup::Madya => (
+            lang.pick("Dewasa madya", "Middle age"),
+            lang.pick("46–59 tahun", "46–59 years"),
+        ),
+        AgeGroup::Lansia => (
+            lang.pick("Lansia", "Senior"),
+            lang.pick("≥ 60 tahun", "≥ 60 years"),
+        ),
+        AgeGroup::Unknown => (prefer_not_to_say(lang), ""),
+    }
+}
+
+/// The form's words for a gender: "not stated" is an answer about oneself here.
+fn gender_tile(gender: Gender, lang: Lang) -> &'static str {
+    match gender {
+        Gender::X => prefer_not_to_say(lang),
+        other => other.label(lang),
+    }
+}
+
+fn prefer_not_to_say(lang: Lang) -> &'static str {
+    lang.pick("Tidak ingin menyebutkan", "Prefer not to say")
 }
 
 /// One choice on the check-in form.
 struct Tile {
     code: &'static str,
-    label: &'static str,
+    /// The label, in pieces that may each start a line.
+    label: Vec<&'static str>,
     hint: &'static str,
     checked: bool,
 }
@@ -118,7 +157,9 @@ struct Tile {
 struct CheckinForm<'a> {
     f: Frame,
     csrf: &'a str,
-    thanks: bool,
+    /// The patron who just finished, thanked in their language (which may not be the
+    /// page's: the page is the next patron's).
+    thanks: Option<Lang>,
     filling_in_since: Option<String>,
     replacing: bool,
     errors: &'a [String],
@@ -132,14 +173,14 @@ struct CheckinForm<'a> {
 }
 
 /// The check-in form. `choices` are what came back with an error (never the member
-/// number); `thanks` greets the next patron after a Finish; `open` is the session open
+/// number); `thanks` thanks the patron who just finished, in their language; `open` is the session open
 /// now, which the check-in fills in (a login nobody checked in) or ends first.
 pub(super) fn checkin_form(
     lang: Lang,
     csrf: &str,
     choices: &Choices,
     errors: Option<&[String]>,
-    thanks: bool,
+    thanks: Option<Lang>,
     open: Option<&Session>,
     zone: Zone,
 ) -> String {
@@ -148,7 +189,7 @@ pub(super) fn checkin_form(
         .iter()
         .map(|p| Tile {
             code: p.code(),
-            label: p.label(lang),
+            label: after_slashes(p.label(lang)),
             hint: purpose_hint(*p, lang),
             checked: choices.purposes.iter().any(|c| c == p.code()),
         })
@@ -157,18 +198,21 @@ pub(super) fn checkin_form(
         .iter()
         .map(|g| Tile {
             code: g.code(),
-            label: g.label(lang),
+            label: after_slashes(gender_tile(*g, lang)),
             hint: "",
             checked: choices.gender.as_deref() == Some(g.code()),
         })
         .collect();
     let ages = AgeGroup::ALL
         .iter()
-        .map(|a| Tile {
-            code: a.code(),
-            label: a.label(lang),
-            hint: "",
-            checked: choices.age.as_deref() == Some(a.code()),
+        .map(|a| {
+            let (label, hint) = age_tile(*a, lang);
+            Tile {
+                code: a.code(),
+                label: after_slashes(label),
+                hint,
+                checked: choices.age.as_deref() == Some(a.code()),
+            }
         })
         .collect();
     render(&CheckinForm {
@@ -176,7 +220,6 @@ pub(super) fn checkin_form(
             lang,
             lang.pick("Mulai memakai komputer", "Start using the computer"),
             "/",
-            None,
         ),
         csrf,
         thanks,
@@ -204,20 +247,25 @@ struct SessionOpen<'a> {
     csrf: &'a str,
     started: String,
     used: String,
+    now: String,
 }
 
-/// The open session: time used and the Finish button. Refreshes every minute.
-pub(super) fn session_open(lang: Lang, csrf: &str, session: &Session, zone: Zone) -> String {
+/// The open session: when it started (which stays true however long the page stays
+/// open, so the page never reloads itself), the time used when the page was drawn, and
+/// the Finish button.
+pub(super) fn session_open(
+    lang: Lang,
+    csrf: &str,
+    session: &Session,
+    now: DateTime<Utc>,
+    zone: Zone,
+) -> String {
     render(&SessionOpen {
-        f: Frame::new(
-            lang,
-            lang.pick("Sesi berjalan", "Session in progress"),
-            "/",
-            Some(60),
-        ),
+        f: Frame::new(lang, lang.pick("Sesi berjalan", "Session in progress"), "/"),
         csrf,
         started: clock_time(session.started_at, zone),
         used: duration(session.duration_secs, lang),
+        now: clock_time(now, zone),
     })
 }
 
@@ -246,7 +294,6 @@ pub(super) fn pin_form(
             lang,
             lang.pick("Layar pustakawan", "Librarian screen"),
             "/pustakawan",
-            None,
         ),
         csrf,
         error,
@@ -309,7 +356,8 @@ pub(super) fn librarian(lang: Lang, csrf: &str, view: &LibrarianView, zone: Zone
         (
             "pending",
             lang.pick("Menunggu sinkron", "Waiting to sync"),
-            format!("{} {}", view.pending, lang.pick("perubahan", "changes")),
+            // The word `jejak status` and `jejak sync` use for the same count.
+            format!("{} {}", view.pending, lang.pick("catatan", "records")),
         ),
         (
             "last-success",
@@ -365,7 +413,14 @@ pub(super) fn librarian(lang: Lang, csrf: &str, view: &LibrarianView, zone: Zone
     let rejected = view
         .rejected
         .iter()
-        .map(|r| format!("seq {} · {} · {}", r.seq, r.code, r.detail))
+        .map(|r| {
+            format!(
+                "{} · {} ({})",
+                date_time(r.rejected_at, zone),
+                r.detail,
+                r.code
+            )
+        })
         .collect();
     let sessions = view
         .today
@@ -390,14 +445,11 @@ pub(super) fn librarian(lang: Lang, csrf: &str, view: &LibrarianView, zone: Zone
                 .unwrap_or(lang.pick("(berjalan)", "(open)")),
         })
         .collect();
-    // While a sync runs the screen refreshes every 2 s to show its outcome.
-    let refresh = view.run.running.then_some(2);
     render(&LibrarianScreen {
         f: Frame::new(
             lang,
             lang.pick("Layar pustakawan", "Librarian screen"),
             "/pustakawan",
-            refresh,
         ),
         csrf,
         running: view.run.running,
@@ -453,7 +505,6 @@ pub(super) fn refused(lang: Lang, refusal: Refusal) -> String {
             lang,
             lang.pick("Permintaan ditolak", "Request refused"),
             "/",
-            None,
         ),
         refusal: Some(refusal.code()),
         store_failure: false,
@@ -464,12 +515,7 @@ pub(super) fn refused(lang: Lang, refusal: Refusal) -> String {
 
 pub(super) fn not_found(lang: Lang) -> String {
     render(&Message {
-        f: Frame::new(
-            lang,
-            lang.pick("Halaman tidak ada", "No such page"),
-            "/",
-            None,
-        ),
+        f: Frame::new(lang, lang.pick("Halaman tidak ada", "No such page"), "/"),
         refusal: None,
         store_failure: false,
         text: "",
@@ -483,7 +529,6 @@ pub(super) fn store_failure(lang: Lang, message: &str) -> String {
             lang,
             lang.pick("Belum bisa mencatat", "Cannot record right now"),
             "/",
-            Some(30),
         ),
         refusal: None,
         store_failure: true,

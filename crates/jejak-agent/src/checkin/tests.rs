@@ -319,12 +319,14 @@ async fn a_patron_checks_in_sees_the_session_counted_and_finishes() {
         "the member number's HMAC under the library's secret"
     );
 
-    // The open session: time used and the Finish button, refreshing every minute.
+    // The open session: its start, the time used so far and the Finish button. The
+    // page never reloads itself (a screen reader would start over every time).
     let open = page.get("/", &mut jar).await;
     assert!(open.body.contains("id=\"session-open\""), "{}", open.body);
+    assert_eq!(element(&open.body, "started-at"), "08:00");
     assert_eq!(element(&open.body, "time-used"), "kurang dari 1 menit");
     assert!(open.body.contains("id=\"finish\""));
-    assert!(open.body.contains("http-equiv=\"refresh\" content=\"60\""));
+    assert!(!open.body.contains("http-equiv"), "{}", open.body);
     assert!(!open.body.contains(MEMBER));
 
     // Counted on the librarian screen, waiting to sync.
@@ -339,23 +341,151 @@ async fn a_patron_checks_in_sees_the_session_counted_and_finishes() {
     );
     assert!(screen.body.contains("(berjalan)"));
     assert!(!screen.body.contains(MEMBER));
+    // Plain words, the same `jejak status` uses: records waiting, no seq or epoch.
+    assert!(
+        element(&screen.body, "pending").ends_with(" catatan"),
+        "{}",
+        element(&screen.body, "pending")
+    );
+    for jargon in ["seq", "perubahan", "Epoch", "epoch"] {
+        assert!(!screen.body.contains(jargon), "{jargon}");
+    }
 
     // Finish.
     let csrf = csrf_of(&open.body);
     let finished = page.post("/selesai", &mut jar, &[("csrf", &csrf)]).await;
     assert_eq!(finished.status, 303);
-    assert_eq!(finished.location, "/?selesai=1");
+    assert_eq!(finished.location, "/?selesai=id");
     let store = page.store();
     assert!(store.open_session().unwrap().is_none());
     let ended = &store.recent_sessions(5).unwrap()[0];
     assert_eq!(ended.id, session.id);
     assert_eq!(ended.end_reason, Some(EndReason::Logout));
-    let thanks = page.get("/?selesai=1", &mut jar).await;
+    let thanks = page.get("/?selesai=id", &mut jar).await;
     assert!(thanks.body.contains("id=\"thanks\""));
     assert!(thanks.body.contains("id=\"checkin\""));
 
     // The number itself is nowhere in the store's files.
     assert!(!contains(&page.store_bytes(), MEMBER));
+}
+
+/// The form that starts a session, with the page's CSRF token.
+fn a_checkin(csrf: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("csrf", csrf),
+        ("purpose", "komunikasi"),
+        ("gender", "L"),
+        ("age", "remaja"),
+    ]
+}
+
+#[tokio::test]
+async fn a_patrons_language_ends_with_their_session() {
+    let page = TestPage::start(false).await;
+    let mut jar = Jar::default();
+
+    // English chosen on the form holds for a short while without a session, and
+    // carries into the session the patron starts.
+    let form = page.get("/?lang=en", &mut jar).await;
+    assert!(form.body.contains("<html lang=\"en\">"));
+    assert_eq!(jar.0.get(LANG_COOKIE).map(String::as_str), Some("en"));
+    let csrf = csrf_of(&form.body);
+    let started = page.post("/mulai", &mut jar, &a_checkin(&csrf)).await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let session = page.store().open_session().unwrap().unwrap();
+    assert_eq!(
+        jar.0.get(LANG_COOKIE),
+        Some(&format!("en.{}", session.id.simple())),
+        "the choice now belongs to the session"
+    );
+    let open = page.get("/", &mut jar).await;
+    assert!(open.body.contains("<html lang=\"en\">"));
+    assert!(open.body.contains("Time used at"));
+
+    // Finish: thanked in English, and the page after it is Indonesian again, for the
+    // next patron.
+    let finished = page
+        .post("/selesai", &mut jar, &[("csrf", &csrf_of(&open.body))])
+        .await;
+    assert_eq!(finished.location, "/?selesai=en");
+    assert!(!jar.0.contains_key(LANG_COOKIE), "the choice is forgotten");
+    let next = page.get(&finished.location, &mut jar).await;
+    assert!(next.body.contains("<html lang=\"id\">"), "{}", next.body);
+    assert!(
+        next.body
+            .contains("<p class=\"notice\" id=\"thanks\" lang=\"en\">Thank you!")
+    );
+    assert!(next.body.contains("Selamat datang"));
+
+    // English chosen during a session that then ends another way (idle, a logout, the
+    // librarian, the command line): the next patron still gets Indonesian.
+    let csrf = csrf_of(&next.body);
+    page.post("/mulai", &mut jar, &a_checkin(&csrf)).await;
+    let english = page.get("/?lang=en", &mut jar).await;
+    assert!(english.body.contains("<html lang=\"en\">"));
+    page.store().end_session(EndReason::Idle, None).unwrap();
+    let after = page.get("/", &mut jar).await;
+    assert!(after.body.contains("<html lang=\"id\">"), "{}", after.body);
+    assert!(
+        !jar.0.contains_key(LANG_COOKIE),
+        "the stale choice is forgotten"
+    );
+
+    // A choice made with no session open does not hold for a session someone else
+    // started meanwhile.
+    page.get("/?lang=en", &mut jar).await;
+    page.store()
+        .start_session(
+            PatronProfile {
+                user_kind: UserKind::NonAnggota,
+                purposes: vec![Purpose::Hobi],
+                gender: Gender::P,
+                age_group: AgeGroup::Dewasa,
+                group_size: 1,
+                patron_key: None,
+            },
+            None,
+        )
+        .unwrap();
+    let other = page.get("/", &mut jar).await;
+    assert!(other.body.contains("<html lang=\"id\">"));
+}
+
+#[test]
+fn a_language_choice_names_its_session() {
+    let id = uuid::Uuid::now_v7();
+    let tagged = LangChoice {
+        lang: Lang::En,
+        session: Some(id),
+    };
+    let cookie = tagged.cookie().unwrap();
+    let value = cookie.to_str().unwrap();
+    assert!(
+        value.starts_with(&format!("jejak_lang=en.{};", id.simple())),
+        "{value}"
+    );
+    assert!(value.contains("Max-Age=86400"));
+    assert_eq!(
+        LangChoice::parse(&format!("en.{}", id.simple())),
+        Some(tagged)
+    );
+    assert!(tagged.holds(Some(id)));
+    assert!(!tagged.holds(None));
+    assert!(!tagged.holds(Some(uuid::Uuid::now_v7())));
+    let untagged = LangChoice::parse("en").unwrap();
+    assert!(untagged.holds(None));
+    assert!(!untagged.holds(Some(id)));
+    assert!(
+        untagged
+            .cookie()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=600")
+    );
+    for bad in ["fr", "en.nope", "", "en.", "."] {
+        assert_eq!(LangChoice::parse(bad), None, "{bad}");
+    }
 }
 
 #[tokio::test]
