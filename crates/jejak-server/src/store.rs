@@ -753,6 +753,11 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
     /// (`jejak server check-rollups --repair`).
     async fn rebuild_rollups(&self) -> Result<(), StoreError>;
 
+    /// The latest month whose rollups hold any session, or `None` before the first: the
+    /// month the dashboard opens on when none is asked for (the current month is all
+    /// zeros in its first days). A read of the breakdown rollups' first key column.
+    async fn latest_session_month(&self) -> Result<Option<chrono::NaiveDate>, StoreError>;
+
     /// The district's letterhead (kop) for printed reports, when one was set.
     async fn letterhead(&self) -> Result<Option<crate::report::Letterhead>, StoreError>;
 

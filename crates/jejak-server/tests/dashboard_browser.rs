@@ -4,11 +4,20 @@
 //! its flagged library, a village page with its charts, the English switch and the
 //! XLSX download, with screenshots kept under `target/test-output/dashboard/`.
 //!
+//! Also what a district officer meets (issue 15): a sign-in leads back to the page
+//! (and month) asked for, and otherwise opens on the latest month with data; the
+//! operations view names the libraries; cells are in one language at a time; every
+//! report page and printable report explains its terms; axe-core finds nothing on any
+//! page, and the W3C Nu HTML checker nothing in any page's or printable report's markup
+//! (`tests/support/checkers.rs`).
+//!
 //! The browser test needs Debian's `chromium` and `chromium-driver`. Without them it
 //! prints a `SKIPPED:` line and passes, unless `JEJAK_REQUIRE_BROWSER=1` (set by CI),
 //! in which case it fails.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../../tests/support/checkers.rs"]
+mod checkers;
 mod common;
 
 use std::io::Cursor;
@@ -183,22 +192,49 @@ async fn dashboard_over_http_signs_in_refuses_cross_site_posts_and_keeps_pages_s
     let http = plain_http();
     let url = &server.url;
 
-    // The root and every page lead to the sign-in page without a session.
-    for path in [
-        "/",
-        "/dashboard",
-        "/dashboard/village/dermaji",
-        "/dashboard/download/district/xlsx",
+    // The root and every page lead to the sign-in page without a session, which leads
+    // back to the page asked for.
+    for (path, expected) in [
+        ("/", "/dashboard"),
+        ("/dashboard", "/dashboard/login"),
+        (
+            "/dashboard/village/dermaji?month=2026-09",
+            "/dashboard/login?next=%2Fdashboard%2Fvillage%2Fdermaji%3Fmonth%3D2026-09",
+        ),
+        (
+            "/dashboard/download/district/xlsx",
+            "/dashboard/login?next=%2Fdashboard%2Fdownload%2Fdistrict%2Fxlsx",
+        ),
     ] {
         let response = http.get(format!("{url}{path}")).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 303, "{path}");
         let location = response.headers()["location"].to_str().unwrap();
-        let expected = if path == "/" {
-            "/dashboard"
-        } else {
-            "/dashboard/login"
-        };
         assert_eq!(location, expected, "{path}");
+    }
+    // The sign-in page carries the page to go back to; a sign-in posted with it goes
+    // there, one posted with another site's address goes to the dashboard.
+    let (_, login) = get_page(
+        &http,
+        &format!("{url}/dashboard/login?next=%2Fdashboard%3Fmonth%3D2026-09"),
+        "",
+    )
+    .await;
+    assert!(
+        login.contains("name=\"next\" value=\"/dashboard?month=2026-09\""),
+        "{login}"
+    );
+    for (next, expected) in [
+        ("/dashboard?month=2026-09", "/dashboard?month=2026-09"),
+        ("https://evil.example/", "/dashboard"),
+    ] {
+        let response = http
+            .post(format!("{url}/dashboard/login"))
+            .form(&[("token", staff.as_str()), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 303);
+        assert_eq!(response.headers()["location"], expected, "{next}");
     }
 
     // Refused tokens: a device's (403), an unknown one (401). The page says why and
@@ -254,6 +290,50 @@ async fn dashboard_over_http_signs_in_refuses_cross_site_posts_and_keeps_pages_s
     for (path, size) in &sizes {
         eprintln!("page size: {path} {size} bytes");
     }
+
+    // Every page and printable report, as the server sends them, is valid HTML.
+    let mut pages = Vec::new();
+    for path in [
+        "/dashboard",
+        "/dashboard/village/dermaji?month=2026-10",
+        "/dashboard/period?period=2026-Q4",
+        "/dashboard/ops",
+        "/dashboard/village/nowhere",
+        "/dashboard?lang=en",
+        "/dashboard/download/district/html?month=2026-10",
+        "/dashboard/download/village/html?library=dermaji&month=2026-10",
+        "/dashboard/download/period/html?period=2026-Q4",
+        "/dashboard/download/ops/html",
+    ] {
+        let (_, body) = get_page(&http, &format!("{url}{path}"), &session).await;
+        pages.push((path.to_string(), body));
+    }
+    let (_, body) = get_page(&http, &format!("{url}/dashboard/login"), "").await;
+    pages.push(("/dashboard/login".into(), body));
+    let (_, _, _, body) = post_sign_in(&http, url, "jejak_staff_nope", None).await;
+    pages.push(("a refused sign-in".into(), body));
+    checkers::assert_valid_markup(&pages);
+
+    // The printable report and the page explain their terms.
+    for (path, body) in &pages[..4] {
+        assert!(body.contains("id=\"glossary\""), "{path}");
+    }
+    let printable = &pages[7].1;
+    assert!(printable.contains("Keterangan istilah"), "{printable}");
+    assert!(printable.contains("<dt>Waktu daring</dt>"));
+    assert!(printable.contains("<dt>Kelengkapan data</dt>"));
+
+    // The operations view names each library, and no cell mixes the two languages.
+    let (_, ops) = get_page(&http, &format!("{url}/dashboard/ops"), &session).await;
+    assert!(
+        ops.contains("<td>Perpustakaan Desa Karangsari</td>"),
+        "{ops}"
+    );
+    for page in [&ops, &pages[0].1] {
+        assert!(!page.contains(" / Total"));
+        assert!(!page.contains("aktif / active"));
+    }
+    assert!(ops.contains("<td>aktif</td>"));
     let (_, matrix) = get_page(&http, &format!("{url}/dashboard"), &session).await;
     // Escaped by askama, with numeric character references.
     assert!(matrix.contains("Perpustakaan Desa &#34;Dermaji&#34; &#60;Maju &#38; Jaya&#62;"));
@@ -502,6 +582,17 @@ async fn wait_text(client: &Client, css: &str, expected: &str) -> String {
     }
 }
 
+/// The month the page's month chooser shows.
+async fn month_shown(client: &Client) -> Option<String> {
+    client
+        .find(Locator::Css("input[name=month]"))
+        .await
+        .ok()?
+        .prop("value")
+        .await
+        .ok()?
+}
+
 async fn text(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
@@ -567,10 +658,17 @@ async fn browse(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let server = &district.server;
     let url = &server.url;
+    let axe = checkers::axe_script();
+    let axe = axe.as_deref();
+    // It is 3 November: the current month has no data yet, October has.
+    server
+        .clock
+        .advance(Utc.with_ymd_and_hms(2026, 11, 3, 2, 0, 0).unwrap() - server.clock.now());
 
     // Not signed in: the dashboard leads to the sign-in page.
     client.goto(&format!("{url}/dashboard")).await?;
     assert_eq!(path(client).await, "/dashboard/login");
+    checkers::assert_accessible(client, axe, "the sign-in page").await;
     assert_eq!(
         client
             .find(Locator::Css("html"))
@@ -593,22 +691,16 @@ async fn browse(
         .await?;
     assert_eq!(path(client).await, "/dashboard/login");
     assert!(error.contains("token PC perpustakaan"), "{error}");
+    checkers::assert_accessible(client, axe, "a refused sign-in").await;
 
-    // The staff token signs in and lands on the district matrix of October (the
-    // current month in WIB by the server's clock).
+    // The staff token signs in and lands on the district matrix of October: the latest
+    // month with data, not November's empty first days.
     let form = client.form(Locator::Css("form.sign-in")).await?;
     form.set_by_name("token", &district.staff).await?;
     form.submit().await?;
     assert_eq!(wait_path(client, "/dashboard").await, "/dashboard");
     assert_eq!(text(client, "h1").await, "Rekap Bulanan Kabupaten");
-    assert_eq!(
-        client
-            .find(Locator::Css("input[name=month]"))
-            .await?
-            .prop("value")
-            .await?,
-        Some("2026-10".to_string())
-    );
+    assert_eq!(month_shown(client).await.as_deref(), Some("2026-10"));
     let rows = client
         .find_all(Locator::Css("#table-libraries tbody tr"))
         .await?;
@@ -623,7 +715,7 @@ async fn browse(
             TRICKY_NAME,
             "Perpustakaan Desa Karangsari",
             "Perpustakaan Desa Sepi",
-            "Jumlah / Total"
+            "Jumlah"
         ],
         "names shown literally, markup characters included"
     );
@@ -636,7 +728,7 @@ async fn browse(
         "{flagged_text}"
     );
     assert!(
-        flagged_text.contains("Tidak sinkron 21 hari"),
+        flagged_text.contains("Tidak sinkron 24 hari"),
         "{flagged_text}"
     );
     // The highlight is really drawn: the flagged row's cells are filled.
@@ -651,7 +743,17 @@ async fn browse(
         .to_string();
     assert_eq!(background, "rgb(248, 203, 173)");
     assert!(text(client, "#flag-summary").await.starts_with("1 dari 3"));
+    let glossary = text(client, "#glossary").await;
+    for term in [
+        "Internet aktif",
+        "Kelengkapan",
+        "Pemanfaatan",
+        "Pengguna unik",
+    ] {
+        assert!(glossary.contains(term), "{term}: {glossary}");
+    }
     screenshot(client, "matrix.png").await;
+    checkers::assert_accessible(client, axe, "the district matrix").await;
 
     // Open the village page from the matrix.
     client
@@ -712,9 +814,14 @@ async fn browse(
             .await?
             .is_empty()
     );
+    let glossary = text(client, "#glossary").await;
+    for term in ["Waktu daring", "Internet aktif", "Kelengkapan data"] {
+        assert!(glossary.contains(term), "{term}: {glossary}");
+    }
     client.set_window_size(1280, 2200).await?;
     screenshot(client, "village.png").await;
     client.set_window_size(1280, 1400).await?;
+    checkers::assert_accessible(client, axe, "a village page").await;
 
     // English, remembered across pages.
     client
@@ -747,9 +854,15 @@ async fn browse(
     assert!(
         text(client, "#table-libraries tr.alert")
             .await
-            .contains("Silent for 21 days")
+            .contains("Silent for 24 days")
+    );
+    assert_eq!(
+        text(client, "#table-libraries tr.total td").await,
+        "Total",
+        "one language at a time"
     );
     screenshot(client, "matrix-en.png").await;
+    checkers::assert_accessible(client, axe, "the district matrix in English").await;
 
     // Download the village's XLSX from its page and read it back.
     client
@@ -786,6 +899,17 @@ async fn browse(
         .collect();
     assert_eq!(workbook.sheet_names(), expected);
 
+    // The quarter and the operations view, which names the libraries.
+    client
+        .goto(&format!("{url}/dashboard/period?period=2026-Q4&lang=id"))
+        .await?;
+    checkers::assert_accessible(client, axe, "the quarter").await;
+    client.goto(&format!("{url}/dashboard/ops")).await?;
+    let first = text(client, "#table-pcs tbody tr td").await;
+    assert!(first.starts_with("Perpustakaan Desa"), "{first}");
+    checkers::assert_accessible(client, axe, "the operations view").await;
+    screenshot(client, "ops.png").await;
+
     // Sign out with the button: back to the sign-in page, and the dashboard is closed.
     client.goto(&format!("{url}/dashboard")).await?;
     client
@@ -799,5 +923,20 @@ async fn browse(
     );
     client.goto(&format!("{url}/dashboard")).await?;
     assert_eq!(path(client).await, "/dashboard/login");
+
+    // A page asked for while signed out (a bookmark, a link in an e-mail) is where the
+    // sign-in leads, its month and all.
+    client
+        .goto(&format!("{url}/dashboard/village/karangsari?month=2026-09"))
+        .await?;
+    assert_eq!(path(client).await, "/dashboard/login");
+    let form = client.form(Locator::Css("form.sign-in")).await?;
+    form.set_by_name("token", &district.staff).await?;
+    form.submit().await?;
+    assert_eq!(
+        wait_path(client, "/dashboard/village/karangsari").await,
+        "/dashboard/village/karangsari"
+    );
+    assert_eq!(month_shown(client).await.as_deref(), Some("2026-09"));
     Ok(())
 }

@@ -118,7 +118,7 @@ both_backends!(
     revisions_replace_and_conflicts_and_invalid_records_are_rejected,
     rollups_equal_a_recount_and_rebuild_repairs_nothing_lost,
     two_hundred_pcs_ingesting_at_once_lose_nothing,
-    letterhead_and_long_open_sessions,
+    letterhead_long_open_sessions_and_the_latest_month,
     one_batch_with_two_revisions_of_a_session_keeps_the_newer,
     pruned_months_keep_their_reports_and_refuse_old_records,
     new_epochs_at_seq_1_are_counted_and_limited_per_day,
@@ -810,7 +810,7 @@ async fn two_hundred_pcs_ingesting_at_once_lose_nothing(store: Arc<dyn ServerSto
     reference.finish().await;
 }
 
-async fn letterhead_and_long_open_sessions(store: Arc<dyn ServerStore>) {
+async fn letterhead_long_open_sessions_and_the_latest_month(store: Arc<dyn ServerStore>) {
     assert_eq!(store.letterhead().await.unwrap(), None);
     let letterhead = jejak_server::report::Letterhead {
         lines: vec![
@@ -827,6 +827,8 @@ async fn letterhead_and_long_open_sessions(store: Arc<dyn ServerStore>) {
     store.set_letterhead(None).await.unwrap();
     assert_eq!(store.letterhead().await.unwrap(), None);
 
+    // No session yet: no month with data (the dashboard then opens on the current one).
+    assert_eq!(store.latest_session_month().await.unwrap(), None);
     let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
     let sim = sim_pc("dermaji", "pc-01", 9);
     let mut log = log_of(&sim, 4, 9);
@@ -834,6 +836,12 @@ async fn letterhead_and_long_open_sessions(store: Arc<dyn ServerStore>) {
     session_mut(&mut log.records[1]).end_reason = None;
     let batch = bench::batches(&sim, &log, 10, arrival() - Duration::seconds(1)).remove(0);
     ingest(store.as_ref(), &device, &batch).await.unwrap();
+    // The four sessions start in the first days of October 2026, the batch arrives in
+    // November: October is the latest month with data.
+    assert_eq!(
+        store.latest_session_month().await.unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2026, 10, 1)
+    );
     let open = store.long_open_sessions(arrival()).await.unwrap();
     assert_eq!(open, vec![(lib("dermaji"), pc("pc-01"), 1)]);
     assert!(

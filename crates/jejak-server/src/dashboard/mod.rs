@@ -39,7 +39,7 @@ use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN,
     REFERRER_POLICY, SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
@@ -268,12 +268,17 @@ struct PageQuery {
     period: Option<String>,
     library: Option<String>,
     table: Option<String>,
+    /// On the sign-in page: the page to go back to (see [`safe_next`]).
+    next: Option<String>,
 }
 
 /// The sign-in form.
 #[derive(Debug, Deserialize)]
 struct SignInForm {
     token: String,
+    /// The page to go back to (see [`safe_next`]).
+    #[serde(default)]
+    next: Option<String>,
 }
 
 /// A cookie's value from the request.
@@ -413,23 +418,52 @@ fn load_failed(frame: &Frame<'_>, error: &LoadError, cookie: Option<HeaderValue>
     }
 }
 
-/// A month from the query, or the current month in WIB; with a notice when the query's
-/// month could not be read.
-fn month_of(query: &PageQuery, now: DateTime<Utc>, lang: Lang) -> (NaiveDate, Option<String>) {
-    let current = today_wib(now).with_day(1).unwrap_or_else(|| today_wib(now));
+/// A month from the query, or `default`; with a notice when the query's month could
+/// not be read.
+fn month_of(query: &PageQuery, default: NaiveDate, lang: Lang) -> (NaiveDate, Option<String>) {
     match query.month.as_deref().filter(|m| !m.trim().is_empty()) {
-        None => (current, None),
+        None => (default, None),
         Some(raw) => match parse_month(raw) {
             Some(month) => (month, None),
             None => (
-                current,
+                default,
                 Some(match lang {
-                    Lang::Id => "Bulan tidak dikenali; gunakan TTTT-BB, misalnya 2026-10. Bulan ini ditampilkan.".to_string(),
-                    Lang::En => "Month not recognised; use YYYY-MM, e.g. 2026-10. The current month is shown.".to_string(),
+                    Lang::Id => "Bulan tidak dikenali; gunakan TTTT-BB, misalnya 2026-10. Bulan terakhir yang berisi data ditampilkan.".to_string(),
+                    Lang::En => "Month not recognised; use YYYY-MM, e.g. 2026-10. The latest month with data is shown.".to_string(),
                 }),
             ),
         },
     }
+}
+
+/// The month a page shows when none is asked for: the latest month with sessions (the
+/// current month is all zeros in its first days, and a district whose PCs sync late
+/// has nothing in it yet), never past the current month in WIB, which is also the
+/// answer before the first session or when the store cannot say.
+async fn default_month(dash: &Dashboard, now: DateTime<Utc>) -> NaiveDate {
+    let current = today_wib(now).with_day(1).unwrap_or_else(|| today_wib(now));
+    match dash.app.store().latest_session_month().await {
+        Ok(Some(latest)) => latest.min(current),
+        Ok(None) => current,
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: the latest month with data could not be read");
+            current
+        }
+    }
+}
+
+/// Where a sign-in may lead back to: a dashboard page of this server (its path and
+/// query), never another site (`//host`, a scheme) or a header-breaking character.
+fn safe_next(raw: &str) -> Option<&str> {
+    let raw = raw.trim();
+    (raw.starts_with("/dashboard")
+        && !raw.starts_with("/dashboard/login")
+        && !raw.starts_with("/dashboard/logout")
+        && raw.len() <= 512
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '\\' && c != '"'))
+    .then_some(raw)
 }
 
 async fn root() -> Response {
@@ -442,16 +476,17 @@ async fn sign_in_page(
     headers: HeaderMap,
 ) -> Response {
     let (lang, cookie) = language(&query, &headers);
+    let next = query.next.as_deref().and_then(safe_next);
     if dash.staff(&headers).await.is_some() {
-        return see_other("/dashboard", cookie);
+        return see_other(next.unwrap_or("/dashboard"), cookie);
     }
     let frame = Frame {
         lang,
         staff: None,
-        self_url: "/dashboard/login".into(),
+        self_url: self_url("/dashboard/login", &[("next", next)]),
         nav: Nav::SignIn,
     };
-    html(StatusCode::OK, pages::sign_in(&frame, None), cookie)
+    html(StatusCode::OK, pages::sign_in(&frame, None, next), cookie)
 }
 
 async fn sign_in(
@@ -460,10 +495,11 @@ async fn sign_in(
     axum::Form(form): axum::Form<SignInForm>,
 ) -> Response {
     let (lang, _) = language(&PageQuery::default(), &headers);
+    let next = form.next.as_deref().and_then(safe_next);
     let frame = Frame {
         lang,
         staff: None,
-        self_url: "/dashboard/login".into(),
+        self_url: self_url("/dashboard/login", &[("next", next)]),
         nav: Nav::SignIn,
     };
     if !same_origin(&headers) {
@@ -476,6 +512,7 @@ async fn sign_in(
                     "Permintaan dari situs lain ditolak.",
                     "A request from another site was refused.",
                 )),
+                next,
             ),
             None,
         );
@@ -483,7 +520,7 @@ async fn sign_in(
     let refused = |status: StatusCode, id: &str, en: &str| {
         html(
             status,
-            pages::sign_in(&frame, Some(lang.pick(id, en))),
+            pages::sign_in(&frame, Some(lang.pick(id, en)), next),
             None,
         )
     };
@@ -502,7 +539,8 @@ async fn sign_in(
                 SESSION_HOURS * 3600
             ))
             .ok();
-            see_other("/dashboard", cookie)
+            // Back to the page that asked for the sign-in, its month and all.
+            see_other(next.unwrap_or("/dashboard"), cookie)
         }
         Ok(Principal::Device { .. }) => {
             tracing::warn!("dashboard: a device token was used to sign in");
@@ -549,22 +587,31 @@ async fn sign_out(State(dash): State<Dashboard>, headers: HeaderMap) -> Response
     see_other("/dashboard/login", expired)
 }
 
-/// The answer to a request without a valid session: the sign-in page.
-fn to_sign_in() -> Response {
-    see_other("/dashboard/login", [])
+/// The answer to a request without a valid session: the sign-in page, which leads
+/// back to `uri` (its month and all) once signed in.
+fn to_sign_in(uri: &Uri) -> Response {
+    let back = uri.path_and_query().map_or("/dashboard", |pq| pq.as_str());
+    match safe_next(back) {
+        Some(back) if back != "/dashboard" => see_other(
+            &format!("/dashboard/login?next={}", pages::url_encode(back)),
+            [],
+        ),
+        _ => see_other("/dashboard/login", []),
+    }
 }
 
 async fn district_page(
     State(dash): State<Dashboard>,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
     let Some(staff) = dash.staff(&headers).await else {
-        return to_sign_in();
+        return to_sign_in(&uri);
     };
     let (lang, cookie) = language(&query, &headers);
     let now = dash.app.now();
-    let (month, notice) = month_of(&query, now, lang);
+    let (month, notice) = month_of(&query, default_month(&dash, now).await, lang);
     let month_text = month.format("%Y-%m").to_string();
     let frame = Frame {
         lang,
@@ -594,13 +641,14 @@ async fn village_page(
     Path(code): Path<String>,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
     let Some(staff) = dash.staff(&headers).await else {
-        return to_sign_in();
+        return to_sign_in(&uri);
     };
     let (lang, cookie) = language(&query, &headers);
     let now = dash.app.now();
-    let (month, _) = month_of(&query, now, lang);
+    let (month, _) = month_of(&query, default_month(&dash, now).await, lang);
     let month_text = month.format("%Y-%m").to_string();
     let frame = Frame {
         lang,
@@ -643,9 +691,10 @@ async fn period_page(
     State(dash): State<Dashboard>,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
     let Some(staff) = dash.staff(&headers).await else {
-        return to_sign_in();
+        return to_sign_in(&uri);
     };
     let (lang, cookie) = language(&query, &headers);
     let now = dash.app.now();
@@ -706,9 +755,10 @@ async fn ops_page(
     State(dash): State<Dashboard>,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
     let Some(staff) = dash.staff(&headers).await else {
-        return to_sign_in();
+        return to_sign_in(&uri);
     };
     let (lang, cookie) = language(&query, &headers);
     let now = dash.app.now();
@@ -757,9 +807,10 @@ async fn download(
     Path((kind, format)): Path<(String, String)>,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
     let Some(staff) = dash.staff(&headers).await else {
-        return to_sign_in();
+        return to_sign_in(&uri);
     };
     let (lang, cookie) = language(&query, &headers);
     let now = dash.app.now();
@@ -789,7 +840,7 @@ async fn download(
     };
     let request = match kind.as_str() {
         "district" => ReportRequest::District {
-            month: month_of(&query, now, lang).0,
+            month: month_of(&query, default_month(&dash, now).await, lang).0,
         },
         "village" => {
             let Some(library) = query
@@ -804,7 +855,7 @@ async fn download(
                 );
             };
             ReportRequest::Village {
-                month: month_of(&query, now, lang).0,
+                month: month_of(&query, default_month(&dash, now).await, lang).0,
                 library,
             }
         }
@@ -950,18 +1001,59 @@ mod tests {
     }
 
     #[test]
-    fn the_default_month_is_the_current_month_in_wib() {
-        // 2026-10-31 20:00 UTC is already 1 November in WIB.
-        let now = DateTime::parse_from_rfc3339("2026-10-31T20:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let (month, notice) = month_of(&PageQuery::default(), now, Lang::Id);
-        assert_eq!(month, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
+    fn a_month_comes_from_the_query_else_the_default_with_a_notice_when_unreadable() {
+        let default = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+        let (month, notice) = month_of(&PageQuery::default(), default, Lang::Id);
+        assert_eq!(month, default);
         assert!(notice.is_none());
+        let asked = PageQuery {
+            month: Some("2026-10".into()),
+            ..PageQuery::default()
+        };
+        assert_eq!(
+            month_of(&asked, default, Lang::Id),
+            (NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(), None)
+        );
         let bad = PageQuery {
             month: Some("Oktober".into()),
             ..PageQuery::default()
         };
-        assert!(month_of(&bad, now, Lang::Id).1.is_some());
+        let (month, notice) = month_of(&bad, default, Lang::Id);
+        assert_eq!(month, default);
+        assert!(notice.unwrap().contains("Bulan tidak dikenali"));
+    }
+
+    #[test]
+    fn a_sign_in_leads_back_only_to_a_dashboard_page() {
+        for good in [
+            "/dashboard",
+            "/dashboard?month=2026-09",
+            "/dashboard/village/dermaji?month=2026-09&lang=en",
+            "/dashboard/period?period=2026-Q3",
+        ] {
+            assert_eq!(safe_next(good), Some(good), "{good}");
+        }
+        for bad in [
+            "https://evil.example/dashboard",
+            "//evil.example/dashboard",
+            "/dashboardx\\evil",
+            "/dashboard/login?next=/dashboard",
+            "/dashboard/logout",
+            "/api/v1/reports/ops",
+            "/dashboard?a=\"b",
+            "/dashboard\r\nSet-Cookie: x=1",
+            "",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad}");
+        }
+        assert_eq!(safe_next(&format!("/dashboard?{}", "a".repeat(600))), None);
+        let uri: Uri = "/dashboard/village/dermaji?month=2026-09".parse().unwrap();
+        let answer = to_sign_in(&uri);
+        assert_eq!(
+            answer.headers()[LOCATION],
+            "/dashboard/login?next=%2Fdashboard%2Fvillage%2Fdermaji%3Fmonth%3D2026-09"
+        );
+        let plain = to_sign_in(&"/dashboard".parse().unwrap());
+        assert_eq!(plain.headers()[LOCATION], "/dashboard/login");
     }
 }

@@ -12,6 +12,7 @@ use askama::Template;
 use jejak_domain::Lang;
 
 use super::charts;
+use crate::report::glossary::GlossarySection;
 use crate::report::html::TableView;
 use crate::report::{Cell, Report, Table};
 
@@ -155,10 +156,13 @@ struct SignIn<'a> {
     error: Option<&'a str>,
     label: &'a str,
     button: &'a str,
+    /// The page to go back to after signing in.
+    next: Option<&'a str>,
 }
 
-/// The sign-in page, with an error message when the last attempt failed.
-pub(crate) fn sign_in(frame: &Frame<'_>, error: Option<&str>) -> String {
+/// The sign-in page, with an error message when the last attempt failed; `next` is the
+/// page it leads back to.
+pub(crate) fn sign_in(frame: &Frame<'_>, error: Option<&str>, next: Option<&str>) -> String {
     let lang = frame.lang;
     let body = render(&SignIn {
         heading: lang.pick("Masuk dasbor kabupaten", "Sign in to the district dashboard"),
@@ -169,6 +173,7 @@ pub(crate) fn sign_in(frame: &Frame<'_>, error: Option<&str>) -> String {
         error,
         label: lang.pick("Token petugas", "Staff token"),
         button: lang.pick("Masuk", "Sign in"),
+        next,
     });
     layout(frame, lang.pick("Masuk", "Sign in"), &body)
 }
@@ -346,6 +351,7 @@ pub(crate) fn district(
         };
         body.push_str(&table_html(table, lang, &link, None));
     }
+    body.push_str(&render(&GlossarySection::new(report, lang)));
     layout(frame, report.title.get(lang), &body)
 }
 
@@ -404,6 +410,7 @@ pub(crate) fn village(frame: &Frame<'_>, report: &Report, code: &str, month: &st
     for table in rest {
         body.push_str(&table_html(table, lang, &no_link, Some(&csv(table))));
     }
+    body.push_str(&render(&GlossarySection::new(report, lang)));
     layout(frame, report.title.get(lang), &body)
 }
 
@@ -441,6 +448,7 @@ pub(crate) fn plain_report(
         let csv = (report.sections.len() > 1).then_some(csv);
         body.push_str(&table_html(table, lang, &no_link, csv.as_deref()));
     }
+    body.push_str(&render(&GlossarySection::new(report, lang)));
     layout(frame, report.title.get(lang), &body)
 }
 
@@ -487,7 +495,7 @@ mod tests {
                     "Silent for 21 days",
                 ))),
                 Row::total(vec![
-                    Cell::text("Jumlah / Total"),
+                    Cell::text("Jumlah"),
                     Cell::Empty,
                     Cell::number(1237.0),
                     Cell::Empty,

@@ -785,6 +785,11 @@ impl ServerStore for PostgresStore {
         self.transact(false, |tx| Box::pin(rebuild(tx))).await
     }
 
+    async fn latest_session_month(&self) -> Result<Option<chrono::NaiveDate>, StoreError> {
+        self.transact(true, |tx| Box::pin(read::latest_session_month(tx)))
+            .await
+    }
+
     async fn letterhead(&self) -> Result<Option<crate::report::Letterhead>, StoreError> {
         self.transact(true, |tx| Box::pin(read::letterhead(tx)))
             .await

@@ -581,6 +581,17 @@ pub(crate) async fn month_facts(
 }
 
 /// The district's letterhead, when set.
+/// The latest month with a breakdown rollup row (every session adds to one).
+pub(crate) async fn latest_session_month(
+    tx: &Transaction<'_>,
+) -> Result<Option<chrono::NaiveDate>, StoreError> {
+    let row = tx
+        .query_one("SELECT MAX(month) FROM breakdown_rollups", &[])
+        .await?;
+    let month: Option<i64> = row.try_get(0)?;
+    Ok(month.and_then(crate::rollup::month_first))
+}
+
 pub(crate) async fn letterhead(
     tx: &Transaction<'_>,
 ) -> Result<Option<crate::report::Letterhead>, StoreError> {

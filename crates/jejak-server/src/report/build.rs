@@ -508,6 +508,7 @@ pub fn village_monthly(
 pub fn district_monthly(
     facts: &MonthFacts,
     today: NaiveDate,
+    lang: Lang,
     generated_at: DateTime<Utc>,
 ) -> Report {
     let (first, _) = month_bounds(facts.month);
@@ -574,7 +575,7 @@ pub fn district_monthly(
         rows.push(row);
     }
     rows.push(Row::total(vec![
-        Cell::text("Jumlah / Total"),
+        Cell::text(lang.pick("Jumlah", "Total")),
         Cell::Empty,
         Cell::number(t_pcs as f64),
         Cell::Empty,
@@ -746,6 +747,7 @@ pub fn period_report(
     period: Period,
     current: &[MonthFacts],
     previous: &[MonthFacts],
+    lang: Lang,
     generated_at: DateTime<Utc>,
 ) -> Report {
     let mut libraries: Vec<(LibraryCode, String, Zone)> = Vec::new();
@@ -817,7 +819,7 @@ pub fn period_report(
         }
         group_rows.push(Row::new(target_cells(Cell::text(name.clone()), target)));
     }
-    let mut total = vec![Cell::text("Jumlah / Total")];
+    let mut total = vec![Cell::text(lang.pick("Jumlah", "Total"))];
     total.extend(month_totals.iter().map(|n| count(*n)));
     total.extend([
         count(all_now),
@@ -826,7 +828,7 @@ pub fn period_report(
     ]);
     month_rows.push(Row::total(total));
     group_rows.push(Row::total(target_cells(
-        Cell::text("Jumlah / Total"),
+        Cell::text(lang.pick("Jumlah", "Total")),
         group_totals,
     )));
 
@@ -919,6 +921,8 @@ pub fn period_report(
 pub struct OpsRow {
     /// The PC's library.
     pub library: LibraryCode,
+    /// The library's name, as registered.
+    pub library_name: String,
     /// The PC.
     pub pc: jejak_domain::PcCode,
     /// Whether its token is active.
@@ -947,7 +951,7 @@ pub const CLOCK_WARNING_MS: i64 = 5 * 60 * 1000;
 /// [`CLOCK_WARNING_MS`] at the last measurement, or never measured although the PC sends
 /// data (it syncs only by USB, so its records are dated by estimate). `None` for a clock
 /// measured right, or a PC that never sent anything.
-fn clock_evidence(offset_ms: Option<i64>, has_synced: bool) -> Option<(String, Text)> {
+fn clock_evidence(offset_ms: Option<i64>, has_synced: bool, lang: Lang) -> Option<(String, Text)> {
     match offset_ms {
         Some(ms) if ms.abs() > CLOCK_WARNING_MS => {
             let (id, en) = span_words(ms.abs());
@@ -957,7 +961,10 @@ fn clock_evidence(offset_ms: Option<i64>, has_synced: bool) -> Option<(String, T
                 ("terlambat", "behind")
             };
             Some((
-                format!("{id} {ahead_id} / {en} {ahead_en}"),
+                match lang {
+                    Lang::Id => format!("{id} {ahead_id}"),
+                    Lang::En => format!("{en} {ahead_en}"),
+                },
                 Text::new(
                     format!(
                         "Jam komputer salah: {id} {ahead_id} dari server (diukur saat sinkron)"
@@ -968,7 +975,7 @@ fn clock_evidence(offset_ms: Option<i64>, has_synced: bool) -> Option<(String, T
         }
         Some(_) => None,
         None if has_synced => Some((
-            "tidak diketahui / unknown".to_string(),
+            lang.pick("tidak diketahui", "unknown").to_string(),
             Text::new(
                 "Jam komputer tidak diketahui: belum pernah diukur (hanya sinkron lewat USB?); waktu catatannya diperkirakan",
                 "PC clock unknown: never measured (syncs by USB only?); its records are dated by estimate",
@@ -999,6 +1006,7 @@ pub fn operations_report(
     rows: &[OpsRow],
     today: NaiveDate,
     zone: Zone,
+    lang: Lang,
     generated_at: DateTime<Utc>,
 ) -> Report {
     let mut table_rows = Vec::new();
@@ -1006,6 +1014,7 @@ pub fn operations_report(
     for r in rows {
         for range in &r.lost {
             lost_rows.push(Row::new(vec![
+                Cell::text(r.library_name.as_str()),
                 Cell::text(r.library.as_str()),
                 Cell::text(r.pc.as_str()),
                 Cell::text(range.epoch.simple().to_string()[..8].to_string()),
@@ -1016,16 +1025,17 @@ pub fn operations_report(
             ]));
         }
         let lost: u64 = r.lost.iter().map(|l| l.changes()).sum();
-        let clock = clock_evidence(r.clock_offset_ms, r.last_batch_ms.is_some());
+        let clock = clock_evidence(r.clock_offset_ms, r.last_batch_ms.is_some(), lang);
         let last = date_of_ms(r.last_batch_ms, zone);
         let silent = last.map(|d| (today - d).num_days());
         let mut row = Row::new(vec![
+            Cell::text(r.library_name.as_str()),
             Cell::text(r.library.as_str()),
             Cell::text(r.pc.as_str()),
             Cell::text(if r.active {
-                "aktif / active"
+                lang.pick("aktif", "active")
             } else {
-                "dicabut / revoked"
+                lang.pick("dicabut", "revoked")
             }),
             date_cell(last),
             silent.map_or(Cell::Empty, |d| Cell::number(d as f64)),
@@ -1095,6 +1105,7 @@ pub fn operations_report(
             title: Text::new("Komputer", "PCs"),
             columns: vec![
                 col("library", "Perpustakaan", "Library", ColumnKind::Text),
+                col("code", "Kode", "Code", ColumnKind::Text),
                 col("pc", "Komputer", "PC", ColumnKind::Text),
                 col("token", "Token", "Token", ColumnKind::Text),
                 col(
@@ -1147,6 +1158,7 @@ pub fn operations_report(
             ),
             columns: vec![
                 col("library", "Perpustakaan", "Library", ColumnKind::Text),
+                col("code", "Kode", "Code", ColumnKind::Text),
                 col("pc", "Komputer", "PC", ColumnKind::Text),
                 col("epoch", "Epoch", "Epoch", ColumnKind::Text),
                 col("first_seq", "Seq awal", "First seq", ColumnKind::Decimal(0)),
@@ -1174,6 +1186,7 @@ mod ops_tests {
         let row =
             |pc: &str, last: Option<i64>, offset: Option<i64>, open: u64, rejected: u64| OpsRow {
                 library: LibraryCode::parse("dermaji").unwrap(),
+                library_name: "Desa Dermaji".into(),
                 pc: jejak_domain::PcCode::parse(pc).unwrap(),
                 active: true,
                 last_batch_ms: last,
@@ -1202,7 +1215,7 @@ mod ops_tests {
             // Syncs (by USB) but its clock was never measured.
             row("pc-08", Some(yesterday_ms), None, 0, 0),
         ];
-        let report = operations_report(&rows, today, Zone::Wib, Utc::now());
+        let report = operations_report(&rows, today, Zone::Wib, Lang::Id, Utc::now());
         let reasons: Vec<Option<String>> = report.sections[0]
             .rows
             .iter()
@@ -1239,10 +1252,28 @@ mod ops_tests {
         assert_eq!(report.sections[0].rows[0].cells[clock], Cell::Empty);
         assert_eq!(
             report.sections[0].rows[5].cells[clock],
-            Cell::text("3 tahun lebih cepat / 3 years ahead")
+            Cell::text("3 tahun lebih cepat")
         );
-        assert_eq!(report.sections[0].rows[0].cells[5], Cell::number(1.0));
-        assert_eq!(report.sections[0].rows[0].cells[4], Cell::number(1.0));
+        assert_eq!(
+            report.sections[0].rows[0].cells[0],
+            Cell::text("Desa Dermaji")
+        );
+        assert_eq!(report.sections[0].rows[0].cells[3], Cell::text("aktif"));
+        assert_eq!(
+            report.sections[0].rows[0].cells[column("clock_offset_s")],
+            Cell::number(1.0)
+        );
+        assert_eq!(
+            report.sections[0].rows[0].cells[column("days_silent")],
+            Cell::number(1.0)
+        );
+        // One language at a time, English too.
+        let english = operations_report(&rows, today, Zone::Wib, Lang::En, Utc::now());
+        assert_eq!(
+            english.sections[0].rows[5].cells[clock],
+            Cell::text("3 years ahead")
+        );
+        assert_eq!(english.sections[0].rows[0].cells[3], Cell::text("active"));
     }
 }
 
@@ -1343,7 +1374,7 @@ mod period_tests {
             facts((2025, 11), &[]),
             facts((2025, 12), &[]),
         ];
-        let report = period_report(period, &current, &previous, Utc::now());
+        let report = period_report(period, &current, &previous, Lang::Id, Utc::now());
         assert_eq!(report.id, "laporan-triwulan-2026-Q1");
         let months = &report.sections[0];
         assert_eq!(months.columns.len(), 1 + 3 + 3);
@@ -1409,7 +1440,7 @@ mod uptime_flag_tests {
             month,
             libraries: vec![library("lemah", 400), library("kuat", 900)],
         };
-        let report = district_monthly(&facts, today, Utc::now());
+        let report = district_monthly(&facts, today, Lang::Id, Utc::now());
         let rows = &report.sections[0].rows;
         let flag = rows[0].emphasis.as_ref().expect("40 % uptime is flagged");
         assert_eq!(flag.reason.en, "Internet up only 40%");

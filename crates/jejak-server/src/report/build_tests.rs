@@ -495,7 +495,7 @@ async fn golden_month_every_cell_on(backend: Backend) {
         .unwrap();
     assert_eq!(all.libraries.len(), 2);
     let today = NaiveDate::from_ymd_opt(2026, 11, 5).unwrap();
-    let matrix = district_monthly(&all, today, sync_at);
+    let matrix = district_monthly(&all, today, Lang::Id, sync_at);
     let libs = table(&matrix, "libraries");
     assert_eq!(libs.rows.len(), 3);
     assert_eq!(
@@ -530,6 +530,7 @@ async fn golden_month_every_cell_on(backend: Backend) {
     let later = district_monthly(
         &all,
         NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+        Lang::Id,
         sync_at,
     );
     assert_eq!(

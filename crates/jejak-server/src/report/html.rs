@@ -5,7 +5,8 @@
 //! so). The letterhead (kop) is centered with a double rule under it, then the title,
 //! subtitle lines and the tables with numbers in the chosen language's style; total
 //! rows bold, flagged rows filled and their reason in a "Catatan"/"Note" column; a
-//! footer with the generation time. The page is an askama template
+//! glossary of the terms its columns use ([`super::glossary`]); a footer with the
+//! generation time. The page is an askama template
 //! (`templates/report.html`), which escapes every value from the model.
 
 use askama::Template as _;
@@ -38,6 +39,11 @@ tr.alert td { background: #f8cbad; }
 tr.warning td { background: #fff2cc; }
 * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 .note { font-style: italic; margin-top: 3mm; }
+.glossary { margin-top: 6mm; font-size: 8.5pt; page-break-inside: avoid; break-inside: avoid; }
+.glossary h2 { font-size: 10pt; margin: 0 0 1mm; }
+.glossary dl { margin: 0; display: grid; grid-template-columns: max-content 1fr; gap: 0.5mm 3mm; }
+.glossary dt { font-weight: bold; }
+.glossary dd { margin: 0; }
 footer { margin-top: 8mm; font-size: 8pt; color: #333; border-top: 1px solid #999; padding-top: 1mm; }
 ";
 
@@ -68,6 +74,9 @@ pub fn render_html(report: &Report, options: &RenderOptions) -> String {
             .map(|table| TableView::new(table, lang, &|_| None))
             .collect(),
         note: report.suppression_note(lang),
+        glossary: super::glossary::GlossarySection::new(&report, lang)
+            .render()
+            .unwrap_or_default(),
         generated_label: lang.pick("Dibuat", "Generated"),
         generated: generated_text(&report.generated_at),
     };
@@ -89,6 +98,8 @@ struct PrintablePage<'a> {
     subtitles: Vec<&'a str>,
     tables: Vec<TableView>,
     note: Option<String>,
+    /// The glossary's markup (`templates/glossary.html`, escaped there).
+    glossary: String,
     generated_label: &'a str,
     generated: String,
 }

@@ -50,8 +50,9 @@ pub fn today_wib(now: DateTime<Utc>) -> NaiveDate {
     now.with_timezone(&Zone::Wib.offset()).date_naive()
 }
 
-/// Builds a report from the store. `lang` only matters where a builder writes text
-/// that is not a bilingual label (the village report's identity lines); `now` dates it.
+/// Builds a report from the store. `lang` is the language of the text a builder writes
+/// into cells (row labels such as "Jumlah", the identity lines, the operations view's
+/// words), which hold one text; titles and column labels carry both; `now` dates it.
 /// The store's letterhead (kop) is put on top.
 pub async fn load(
     store: &dyn ServerStore,
@@ -69,16 +70,16 @@ pub async fn load(
         }
         ReportRequest::District { month } => {
             let facts = store.month_facts(*month, None, FactsDetail::Days).await?;
-            district_monthly(&facts, today_wib(now), now)
+            district_monthly(&facts, today_wib(now), lang, now)
         }
         ReportRequest::Period(period) => {
             let current = period_facts(store, *period).await?;
             let previous = period_facts(store, period.previous()).await?;
-            period_report(*period, &current, &previous, now)
+            period_report(*period, &current, &previous, lang, now)
         }
         ReportRequest::Operations => {
             let rows = operations_rows(store, now).await?;
-            operations_report(&rows, today_wib(now), Zone::Wib, now)
+            operations_report(&rows, today_wib(now), Zone::Wib, lang, now)
         }
     };
     if let Some(letterhead) = store.letterhead().await? {
@@ -111,10 +112,16 @@ async fn operations_rows(
     let long_open = store
         .long_open_sessions(now - chrono::Duration::hours(12))
         .await?;
+    let libraries = store.libraries().await?;
     let mut rows = Vec::new();
     for device in store.devices().await? {
+        let library_name = libraries
+            .iter()
+            .find(|l| l.code == device.library)
+            .map_or_else(|| device.library.as_str().to_string(), |l| l.name.clone());
         let mut row = OpsRow {
             library: device.library.clone(),
+            library_name,
             pc: device.pc.clone(),
             active: device.active,
             last_batch_ms: None,

@@ -38,6 +38,7 @@
 mod build;
 mod csv;
 pub mod facts;
+pub(crate) mod glossary;
 pub(crate) mod html;
 pub mod load;
 mod model;

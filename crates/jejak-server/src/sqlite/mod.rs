@@ -494,6 +494,10 @@ impl ServerStore for SqliteStore {
         })
     }
 
+    async fn latest_session_month(&self) -> Result<Option<chrono::NaiveDate>, StoreError> {
+        self.read(read::latest_session_month).await
+    }
+
     async fn letterhead(&self) -> Result<Option<crate::report::Letterhead>, StoreError> {
         self.read(read::letterhead).await
     }

@@ -589,6 +589,16 @@ pub(crate) fn month_facts(
 }
 
 /// The district's letterhead, when set.
+/// The latest month with a breakdown rollup row (every session adds to one).
+pub(crate) fn latest_session_month(
+    conn: &Connection,
+) -> Result<Option<chrono::NaiveDate>, StoreError> {
+    let month: Option<i64> = conn
+        .prepare_cached("SELECT MAX(month) FROM breakdown_rollups")?
+        .query_row([], |r| r.get(0))?;
+    Ok(month.and_then(crate::rollup::month_first))
+}
+
 pub(crate) fn letterhead(
     conn: &Connection,
 ) -> Result<Option<crate::report::Letterhead>, StoreError> {
