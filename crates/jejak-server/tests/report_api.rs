@@ -11,13 +11,11 @@ use std::io::Cursor;
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
 use common::TestServer;
-use jejak_domain::{Lang, LibraryCode, PcCode};
+use jejak_domain::{Lang, LibraryCode};
 use jejak_server::ServerStore;
-use jejak_server::bench::{self, SimPc};
 use jejak_server::report::{
     Cell, ColumnKind, Letterhead, Report, ReportRequest, Table, load, parse_month,
 };
-use uuid::Uuid;
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
@@ -34,30 +32,16 @@ async fn district() -> District {
     // Move the server's clock to 2026-11-03 05:00 UTC: October is the last full month.
     let target = Utc.with_ymd_and_hms(2026, 11, 3, 5, 0, 0).unwrap();
     server.clock.advance(target - server.clock.now());
-    let mut device = String::new();
-    for (i, (library, pc, sessions)) in [
-        ("dermaji", "pc-01", 40),
-        ("dermaji", "pc-02", 25),
-        ("karangsari", "pc-01", 30),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let (token, _) = server.enroll(library, pc).await;
-        device = token.clone();
-        let sim = SimPc {
-            library: LibraryCode::parse(library).unwrap(),
-            pc: PcCode::parse(pc).unwrap(),
-            epoch: Uuid::new_v4(),
-            clock_error_ms: 0,
-        };
-        let log = bench::simulate(&sim, sessions, bench::month_start(), i as u64 + 7);
-        let sync_at = server.clock.now() - chrono::Duration::seconds(1);
-        for batch in bench::batches(&sim, &log, 100, sync_at) {
-            let (status, ack) = server.post(&token, &batch).await;
-            assert_eq!(status, 200, "{ack}");
-        }
-    }
+    let device = server
+        .sync_simulated(
+            &[
+                ("dermaji", "pc-01", 40),
+                ("dermaji", "pc-02", 25),
+                ("karangsari", "pc-01", 30),
+            ],
+            7,
+        )
+        .await;
     server
         .store
         .set_letterhead(Some(Letterhead {

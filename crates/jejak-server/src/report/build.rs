@@ -216,6 +216,38 @@ fn gender_index(g: Gender) -> usize {
     }
 }
 
+/// The name of a table's XLSX sheet, when its title is longer than a sheet name may be
+/// (31 characters): a deliberate short form rather than a title cut mid-word. Every
+/// other table's sheet is named by its title (a test holds every report to it).
+pub(crate) fn sheet_title(table: &Table) -> Option<Text> {
+    let (id, en) = match table.id.as_str() {
+        "age_by_gender" => ("C. Umur × Jenis Kelamin", "C. Age group × Gender"),
+        "purpose_by_gender" => ("D. Tujuan × Jenis Kelamin", "D. Purpose × Gender"),
+        "lost" => ("Hilang setelah pemulihan", "Lost after a restore"),
+        _ => return None,
+    };
+    Some(Text::new(id, en))
+}
+
+/// Asserts that every sheet of `report` is named in full, in both languages: by its
+/// title, or by the short form [`sheet_title`] chose, never cut at 31 characters.
+#[cfg(test)]
+pub(crate) fn assert_sheets_named_in_full(report: &Report) {
+    for table in &report.sections {
+        let title = sheet_title(table).unwrap_or_else(|| table.title.clone());
+        for lang in [Lang::Id, Lang::En] {
+            let name = title.get(lang);
+            let mut used = std::collections::HashSet::new();
+            assert_eq!(
+                super::xlsx::sheet_name(name, &table.id, &mut used),
+                name,
+                "table {}: the sheet name {name:?} would be cut or changed; give it a short form in sheet_title",
+                table.id
+            );
+        }
+    }
+}
+
 /// The village monthly report (Laporan Bulanan Layanan TIK) of `library`, or `None`
 /// when the facts do not hold it.
 pub fn village_monthly(
@@ -235,26 +267,34 @@ pub fn village_monthly(
     let identity = Table {
         id: "identity".into(),
         title: Text::new("A. Identitas", "A. Identity"),
+        // The values keep their types (the PCs a number, the last sync a date), so a
+        // spreadsheet reads them as such; a `Date` column shows other text as text.
         columns: vec![
             col("item", "Keterangan", "Item", ColumnKind::Text),
-            col("value", "Isi", "Value", ColumnKind::Text),
+            col("value", "Isi", "Value", ColumnKind::Date),
         ],
         rows: [
-            (lang.pick("Perpustakaan", "Library"), lib.name.clone()),
-            (lang.pick("Kode", "Code"), lib.code.as_str().to_string()),
-            (lang.pick("Bulan", "Month"), month.get(lang).to_string()),
+            (
+                lang.pick("Perpustakaan", "Library"),
+                Cell::text(lib.name.clone()),
+            ),
+            (lang.pick("Kode", "Code"), Cell::text(lib.code.as_str())),
+            (lang.pick("Bulan", "Month"), Cell::text(month.get(lang))),
             (
                 lang.pick("Zona waktu", "Time zone"),
-                lib.timezone.label(lang).to_string(),
+                Cell::text(lib.timezone.label(lang)),
             ),
-            (lang.pick("Jumlah PC", "PCs"), pcs.len().to_string()),
+            (
+                lang.pick("Jumlah PC", "PCs"),
+                Cell::number(pcs.len() as f64),
+            ),
             (
                 lang.pick("Sinkron terakhir", "Last sync"),
-                last_sync.map_or_else(|| "-".into(), |d| d.format("%Y-%m-%d").to_string()),
+                last_sync.map_or_else(|| Cell::text("-"), |d| date_cell(Some(d))),
             ),
         ]
         .into_iter()
-        .map(|(k, v)| Row::new(vec![Cell::text(k), Cell::text(v)]))
+        .map(|(k, v)| Row::new(vec![Cell::text(k), v]))
         .collect(),
     };
 
@@ -1198,6 +1238,13 @@ mod ops_tests {
             };
         let mut replaced = row("pc-07", Some(yesterday_ms), None, 0, 0);
         replaced.new_epochs_30d = 3;
+        let mut restored = row("pc-09", Some(yesterday_ms), Some(0), 0, 0);
+        restored.lost = vec![crate::store::LostRange {
+            epoch: uuid::Uuid::nil(),
+            first_seq: 5,
+            last_seq: 9,
+            reported_at_ms: yesterday_ms,
+        }];
         let rows = [
             row("pc-01", Some(yesterday_ms), Some(1_000), 0, 0),
             row("pc-02", None, None, 0, 0),
@@ -1214,8 +1261,11 @@ mod ops_tests {
             replaced,
             // Syncs (by USB) but its clock was never measured.
             row("pc-08", Some(yesterday_ms), None, 0, 0),
+            restored,
         ];
         let report = operations_report(&rows, today, Zone::Wib, Lang::Id, Utc::now());
+        assert_sheets_named_in_full(&report);
+        assert_eq!(report.sections[1].id, "lost");
         let reasons: Vec<Option<String>> = report.sections[0]
             .rows
             .iter()
@@ -1235,6 +1285,7 @@ mod ops_tests {
                     "PC clock unknown: never measured (syncs by USB only?); its records are dated by estimate"
                         .into()
                 ),
+                Some("5 changes lost after the server was restored".into()),
             ]
         );
         let column = |key: &str| {
@@ -1376,6 +1427,7 @@ mod period_tests {
         ];
         let report = period_report(period, &current, &previous, Lang::Id, Utc::now());
         assert_eq!(report.id, "laporan-triwulan-2026-Q1");
+        assert_sheets_named_in_full(&report);
         let months = &report.sections[0];
         assert_eq!(months.columns.len(), 1 + 3 + 3);
         let a = &months.rows[0].cells;

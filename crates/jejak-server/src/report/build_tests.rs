@@ -365,7 +365,7 @@ async fn golden_month_every_cell_on(backend: Backend) {
 
     let identity = table(&report, "identity");
     assert_eq!(row(identity, 2), v(&["Bulan", "Oktober 2026"]));
-    assert_eq!(row(identity, 4), v(&["Jumlah PC", "2"]));
+    assert_eq!(row(identity, 4), v(&["Jumlah PC", "2.0000"]), "a number");
     assert_eq!(row(identity, 5), v(&["Sinkron terakhir", "2026-11-02"]));
 
     // Days open: 1, 5, 6 (sessions) and 10 (a boot). Sessions 5, persons 1+1+1+1+4,
@@ -496,6 +496,8 @@ async fn golden_month_every_cell_on(backend: Backend) {
     assert_eq!(all.libraries.len(), 2);
     let today = NaiveDate::from_ymd_opt(2026, 11, 5).unwrap();
     let matrix = district_monthly(&all, today, Lang::Id, sync_at);
+    crate::report::build::assert_sheets_named_in_full(&report);
+    crate::report::build::assert_sheets_named_in_full(&matrix);
     let libs = table(&matrix, "libraries");
     assert_eq!(libs.rows.len(), 3);
     assert_eq!(

@@ -2,11 +2,15 @@
 //!
 //! Each sheet starts with the letterhead lines (merged across the table's width,
 //! centered, the first bold), the report title (bold, larger), the subtitle lines and
-//! the table title, then a blank row, the header row (bold on a blue-grey fill, frozen
-//! and repeated on printed pages), and the rows. Numbers are real number cells with
-//! formats (`#,##0`, `#,##0.0`, `0.0%`); Excel shows them in the reader's own locale, so
-//! an Indonesian Excel shows `1.234,5`. Suppressed counts are text cells (`<5`). Dates
-//! that parse are real dates (`yyyy-mm-dd`). Total rows are bold with a top border;
+//! the table title (a line longer than the table is wide wraps inside its width, in a
+//! row tall enough for it, so printing cuts nothing off), then a blank row, the header
+//! row (bold on a blue-grey fill, frozen and repeated on printed pages), and the rows.
+//! Numbers are real number cells with formats (`#,##0`, `#,##0.0`, `0.0%`) wherever
+//! they are, the identity sheet's included; Excel shows them in the reader's own locale,
+//! so an Indonesian Excel shows `1.234,5`. Suppressed counts are text cells (`<5`). The
+//! cells of a date column that are ISO dates are real dates (`yyyy-mm-dd`). Sheets are
+//! named by their table's title, or by a short form chosen for titles longer than
+//! Excel's 31 characters (`build::sheet_title`). Total rows are bold with a top border;
 //! flagged rows are filled (alert light red, warning light yellow) and carry their
 //! reason in a last "Catatan"/"Note" column. Sheets print A4, fitted to one page wide,
 //! landscape when the report says so. The letterhead logo is not placed in XLSX.
@@ -16,6 +20,8 @@ use std::collections::HashSet;
 use rust_xlsxwriter::{
     ExcelDateTime, Format, FormatAlign, FormatBorder, FormatPattern, Workbook, Worksheet,
 };
+
+use chrono::Datelike;
 
 use super::model::{Cell, generated_text, human_cell};
 use super::{ColumnKind, RenderError, RenderOptions, Report, Severity, Table};
@@ -33,7 +39,8 @@ pub fn render_xlsx(report: &Report, options: &RenderOptions) -> Result<Vec<u8>, 
     let mut workbook = Workbook::new();
     let mut used = HashSet::new();
     for table in &report.sections {
-        let name = sheet_name(table.title.get(lang), &table.id, &mut used);
+        let title = super::build::sheet_title(table).unwrap_or_else(|| table.title.clone());
+        let name = sheet_name(title.get(lang), &table.id, &mut used);
         let sheet = workbook.add_worksheet();
         sheet.set_name(name)?;
         write_sheet(sheet, &report, table, options)?;
@@ -56,8 +63,39 @@ fn write_sheet(
     let flags = table.has_flags();
     let width = (table.columns.len() + usize::from(flags)).max(1);
     let last_col = u16::try_from(width - 1).unwrap_or(u16::MAX);
-    let mut row: u32 = 0;
+    let header = table.header(lang);
 
+    // The columns' widths first: the lines above the table wrap within them.
+    let mut widths: Vec<usize> = header
+        .iter()
+        .map(|label| label.chars().count().min(24))
+        .collect();
+    for data in &table.rows {
+        for (col, (column, cell)) in table.columns.iter().zip(&data.cells).enumerate() {
+            let shown = human_cell(cell, column.kind, lang).chars().count();
+            if let Some(w) = widths.get_mut(col) {
+                *w = (*w).max(shown);
+            }
+        }
+        if flags && let Some(w) = widths.last_mut() {
+            let reason = data.emphasis.as_ref().map(|f| f.reason.get(lang));
+            *w = (*w).max(reason.map_or(0, |r| r.chars().count()));
+        }
+    }
+    let widths: Vec<f64> = widths
+        .iter()
+        .map(|w| {
+            #[allow(clippy::cast_precision_loss)]
+            let w = *w as f64;
+            (w + 2.0).clamp(8.0, 50.0)
+        })
+        .collect();
+    for (col, w) in widths.iter().enumerate() {
+        sheet.set_column_width(col_num(col), *w)?;
+    }
+    let span: f64 = widths.iter().sum();
+
+    let mut row: u32 = 0;
     let mut top_lines: Vec<(String, Format)> = Vec::new();
     for (i, line) in report.letterhead.lines.iter().enumerate() {
         let format = Format::new().set_align(FormatAlign::Center);
@@ -86,10 +124,20 @@ fn write_sheet(
         top_lines.push((note, Format::new().set_italic()));
     }
     for (text, format) in &top_lines {
-        if last_col > 0 {
-            sheet.merge_range(row, 0, row, last_col, text, format)?;
+        // A line longer than the table is wide (the village report's note on how it
+        // counts) wraps inside the table's width, in a row made tall enough for it, so
+        // a printed page shows all of it instead of cutting it off on both sides.
+        let lines = wrapped_lines(text, span);
+        let format = if lines > 1 {
+            sheet.set_row_height(row, LINE_HEIGHT * f64::from(lines))?;
+            format.clone().set_text_wrap().set_align(FormatAlign::Top)
         } else {
-            sheet.write_string_with_format(row, 0, text, format)?;
+            format.clone()
+        };
+        if last_col > 0 {
+            sheet.merge_range(row, 0, row, last_col, text, &format)?;
+        } else {
+            sheet.write_string_with_format(row, 0, text, &format)?;
         }
         row += 1;
     }
@@ -104,17 +152,12 @@ fn write_sheet(
         .set_pattern(FormatPattern::Solid)
         .set_background_color(HEADER_FILL)
         .set_border(FormatBorder::Thin);
-    for (col, label) in table.header(lang).iter().enumerate() {
+    for (col, label) in header.iter().enumerate() {
         sheet.write_string_with_format(header_row, col_num(col), label, &header_format)?;
     }
     sheet.set_freeze_panes(header_row + 1, 0)?;
     sheet.set_repeat_rows(header_row, header_row)?;
 
-    let mut widths: Vec<usize> = table
-        .header(lang)
-        .iter()
-        .map(|label| label.chars().count().min(24))
-        .collect();
     for data in &table.rows {
         row += 1;
         for (col, (column, cell)) in table.columns.iter().zip(&data.cells).enumerate() {
@@ -124,21 +167,19 @@ fn write_sheet(
                 Cell::Number(n) => {
                     sheet.write_number_with_format(row, c, *n, &format)?;
                 }
-                Cell::Text(text) if column.kind == ColumnKind::Date => {
-                    match ExcelDateTime::parse_from_str(text) {
-                        Ok(date) => {
-                            sheet.write_datetime_with_format(
-                                row,
-                                c,
-                                &date,
-                                &format.set_num_format("yyyy-mm-dd"),
-                            )?;
-                        }
-                        Err(_) => {
-                            sheet.write_string_with_format(row, c, text, &format)?;
-                        }
+                Cell::Text(text) if column.kind == ColumnKind::Date => match iso_date(text) {
+                    Some(date) => {
+                        sheet.write_datetime_with_format(
+                            row,
+                            c,
+                            &date,
+                            &format.set_num_format("yyyy-mm-dd"),
+                        )?;
                     }
-                }
+                    None => {
+                        sheet.write_string_with_format(row, c, text, &format)?;
+                    }
+                },
                 Cell::Text(text) => {
                     let format = if column.kind.is_numeric() {
                         format.set_align(FormatAlign::Right)
@@ -151,10 +192,6 @@ fn write_sheet(
                     sheet.write_blank(row, c, &format)?;
                 }
             }
-            let shown = human_cell(cell, column.kind, lang).chars().count();
-            if let Some(w) = widths.get_mut(col) {
-                *w = (*w).max(shown);
-            }
         }
         if flags {
             let reason = data
@@ -165,9 +202,6 @@ fn write_sheet(
             let format = cell_format(ColumnKind::Text, data.is_total, data.emphasis.as_ref());
             let c = col_num(table.columns.len());
             sheet.write_string_with_format(row, c, &reason, &format)?;
-            if let Some(w) = widths.last_mut() {
-                *w = (*w).max(reason.chars().count());
-            }
         }
     }
     row += 2;
@@ -182,17 +216,49 @@ fn write_sheet(
         &Format::new().set_italic().set_font_size(9),
     )?;
 
-    for (col, w) in widths.iter().enumerate() {
-        #[allow(clippy::cast_precision_loss)]
-        let width = (*w as f64 + 2.0).clamp(8.0, 50.0);
-        sheet.set_column_width(col_num(col), width)?;
-    }
     sheet.set_paper_size(PAPER_A4);
     if report.landscape {
         sheet.set_landscape();
     }
     sheet.set_print_fit_to_pages(1, 0);
     Ok(())
+}
+
+/// A row's height per line of text, in points (Calibri 11's default is 15).
+const LINE_HEIGHT: f64 = 15.0;
+
+/// How many lines `text` takes wrapped in a merged range `span` characters wide (Excel's
+/// column widths count characters of the default font): breaking at spaces, with a
+/// little room for wider letters, bold and larger fonts.
+fn wrapped_lines(text: &str, span: f64) -> u32 {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let room = ((span * 0.9).floor() as usize).max(10);
+    let mut lines = 1u32;
+    let mut used = 0usize;
+    for word in text.split_whitespace() {
+        let length = word.chars().count();
+        if used > 0 && used + 1 + length > room {
+            lines += 1;
+            used = length;
+        } else {
+            used += length + usize::from(used > 0);
+        }
+    }
+    lines
+}
+
+/// A cell text that is exactly an ISO date (`2026-10-31`), as a spreadsheet date.
+fn iso_date(text: &str) -> Option<ExcelDateTime> {
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    if text.len() != 10 {
+        return None;
+    }
+    ExcelDateTime::from_ymd(
+        u16::try_from(date.year()).ok()?,
+        u8::try_from(date.month()).ok()?,
+        u8::try_from(date.day()).ok()?,
+    )
+    .ok()
 }
 
 fn title_format() -> Format {

@@ -154,6 +154,30 @@ impl TestServer {
     }
 
     /// Posts a batch as the sync client does: zstd-compressed batch JSON.
+    /// Enrolls each `(library, pc, sessions)`, simulates that many sessions from
+    /// October 2026 (`bench::simulate`, seeded from `seed` on) and syncs them, dated a
+    /// second before the server's clock; returns the last device token.
+    pub async fn sync_simulated(&self, pcs: &[(&str, &str, usize)], seed: u64) -> String {
+        let mut token = String::new();
+        for (i, (library, pc, sessions)) in pcs.iter().enumerate() {
+            token = self.enroll(library, pc).await.0;
+            let sim = jejak_server::bench::SimPc {
+                library: LibraryCode::parse(library).unwrap(),
+                pc: PcCode::parse(pc).unwrap(),
+                epoch: uuid::Uuid::new_v4(),
+                clock_error_ms: 0,
+            };
+            let month = jejak_server::bench::month_start();
+            let log = jejak_server::bench::simulate(&sim, *sessions, month, seed + i as u64);
+            let sync_at = self.clock.now() - chrono::Duration::seconds(1);
+            for batch in jejak_server::bench::batches(&sim, &log, 100, sync_at) {
+                let (status, ack) = self.post(&token, &batch).await;
+                assert_eq!(status, 200, "{ack}");
+            }
+        }
+        token
+    }
+
     pub async fn post(&self, token: &str, batch: &WireBatch) -> (u16, serde_json::Value) {
         let json = serde_json::to_vec(batch).unwrap();
         let body = zstd::encode_all(json.as_slice(), 3).unwrap();
