@@ -333,6 +333,27 @@ fn report_over_http_is_the_report_from_the_database_with_the_letterhead() {
     let page = jejak("id", Some("html"), &args).ok().stdout;
     assert!(page.contains(KOP));
 
+    // CSV for Indonesian Excel: a byte-order mark, semicolons, decimal commas; the
+    // dialect is refused (before any work) with another format, saying what to write.
+    let mut dialect = args.clone();
+    dialect.extend(["--csv-dialect", "id"]);
+    let csv = jejak("id", Some("csv"), &dialect).ok().stdout;
+    assert!(csv.starts_with('\u{feff}'), "{csv}");
+    let header = csv.lines().nth(1).unwrap();
+    assert!(header.contains(';') && !header.contains(','), "{csv}");
+    let refused = jejak("id", Some("json"), &dialect).expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("--csv-dialect hanya untuk --format csv"),
+        "{}",
+        refused.stderr
+    );
+    let mut unknown = args.clone();
+    unknown.extend(["--csv-dialect", "titik-koma"]);
+    let refused = jejak("id", Some("csv"), &unknown).expect_code(2);
+    assert!(refused.stderr.contains("standard"), "{}", refused.stderr);
+
     // Compacting the file keeps every report as it was and leaves it no larger.
     let before = without_time(&jejak("en", Some("json"), &args).ok());
     let compacted = server_json(&db, &["compact"]);

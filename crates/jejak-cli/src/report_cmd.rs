@@ -12,7 +12,8 @@
 //! - `csv`: one file per table. With `--out DIR` (an existing folder) the files get
 //!   their own names (`<report id>-<table id>.csv`) in it; with `--out FILE.csv` they are
 //!   written beside it as `FILE-<table id>.csv`. Without `--out` they are printed one
-//!   after another with a blank line between.
+//!   after another, each under its title, with a blank line between. `--csv-dialect id`
+//!   writes `;` and decimal commas, for Indonesian Excel (see the server's `report::csv`).
 //! - `xlsx`, `html`: need `--out`, unless stdout is not a terminal (a pipe or a
 //!   redirection), where the bytes are written to stdout.
 //!
@@ -27,8 +28,8 @@ use clap::{Args, Subcommand};
 use jejak_domain::{Lang, LibraryCode, Problem};
 use jejak_server::SqliteStore;
 use jejak_server::report::{
-    LoadError, Period, RenderOptions, Report, ReportRequest, load, render_csv, render_html,
-    render_json, render_terminal, render_xlsx,
+    CsvDialect, LoadError, Period, RenderOptions, Report, ReportRequest, load, render_csv,
+    render_csv_combined, render_html, render_json, render_terminal, render_xlsx,
 };
 
 use crate::errors::{EXIT_FAILURE, UsageError};
@@ -80,6 +81,15 @@ struct Output {
     /// Show counts from 1 to K-1 as "<K" (for exports that leave the office).
     #[arg(long, value_name = "K")]
     suppress_below: Option<u32>,
+    /// CSV: `standard` (commas, decimal points) or `id` (semicolons, decimal commas:
+    /// for Excel and LibreOffice under an Indonesian locale).
+    #[arg(long, value_name = "DIALECT", value_parser = parse_csv_dialect)]
+    csv_dialect: Option<CsvDialect>,
+}
+
+fn parse_csv_dialect(raw: &str) -> Result<CsvDialect, String> {
+    raw.parse()
+        .map_err(|e: jejak_server::report::UnknownCsvDialect| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +179,14 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
         ReportCommand::Ops { output } => (ReportRequest::Operations, output),
         ReportCommand::Year { year, output } => (ReportRequest::Period(Period::Year(year)), output),
     };
+    // Checked before any work: a dialect only shapes CSV.
+    if output.csv_dialect.is_some() && format != ReportFormat::Csv {
+        return Err(UsageError::new(
+            "--csv-dialect hanya untuk --format csv (contoh: jejak report district --month 2026-10 --format csv --csv-dialect id)",
+            "--csv-dialect is for --format csv only (e.g. jejak report district --month 2026-10 --format csv --csv-dialect id)",
+        )
+        .into());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -214,6 +232,9 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
     let mut options = RenderOptions::new(lang);
     if let Some(k) = output.suppress_below {
         options = options.suppressing_below(k);
+    }
+    if let Some(dialect) = output.csv_dialect {
+        options = options.with_csv_dialect(dialect);
     }
     write_report(&report, format, &options, output.out.as_deref())
 }
@@ -362,10 +383,7 @@ fn write_report(
         ReportFormat::Csv => {
             let files = render_csv(report, options);
             match out {
-                None => {
-                    let text: Vec<String> = files.into_iter().map(|f| f.content).collect();
-                    write_to(None, text.join("\n").as_bytes())
-                }
+                None => write_to(None, render_csv_combined(report, options).as_bytes()),
                 Some(out) => {
                     for (file, table) in files.iter().zip(&report.sections) {
                         let path = if out.is_dir() {

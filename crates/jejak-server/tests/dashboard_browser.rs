@@ -372,7 +372,34 @@ async fn dashboard_over_http_signs_in_refuses_cross_site_posts_and_keeps_pages_s
             .contains("laporan-bulanan-dermaji-2026-10-daily.csv")
     );
     let csv = response.text().await.unwrap();
-    assert_eq!(csv.lines().count(), 1 + 31 + 1, "header, 31 days, total");
+    assert!(csv.starts_with('\u{feff}'), "a byte-order mark for Excel");
+    assert_eq!(
+        csv.lines().count(),
+        1 + 31 + 1 + 1,
+        "header, 31 days, a blank line, the total"
+    );
+    // The same table for Indonesian Excel: semicolons and decimal commas.
+    let (status, csv) = get_page(
+        &http,
+        &format!(
+            "{url}/dashboard/download/village/csv?library=dermaji&month=2026-10&table=daily&csv_dialect=id"
+        ),
+        &session,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        csv.starts_with("\u{feff}Tanggal;Buka;Sesi;Jam\r\n"),
+        "{csv}"
+    );
+    assert!(csv.lines().nth(1).unwrap().contains(','), "{csv}");
+    let (status, _) = get_page(
+        &http,
+        &format!("{url}/dashboard/download/district/csv?month=2026-10&csv_dialect=tab"),
+        &session,
+    )
+    .await;
+    assert_eq!(status, 400);
 
     // Signing out from another site is refused; from this one it ends the session.
     let response = http

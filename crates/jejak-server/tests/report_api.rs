@@ -158,9 +158,16 @@ async fn a_staff_token_gets_every_report_in_every_format() {
             csv.disposition,
             format!("attachment; filename=\"{}.csv\"", report.id)
         );
-        // Every table, one after another, separated by a blank line.
-        let blocks: Vec<&str> = csv.text().leak().split("\r\n\n").collect();
-        assert_eq!(blocks.len(), report.sections.len(), "{endpoint}");
+        // Every table, one after another, each under its title (the tables' own
+        // contents are checked in the_csv_of_a_table_holds_the_json_rows).
+        let records = parse_csv(&csv.text());
+        for table in &report.sections {
+            assert!(
+                records.contains(&vec![table.title.get(Lang::Id).to_string()]),
+                "{endpoint}: {}",
+                table.id
+            );
+        }
 
         let xlsx = get(&d.server, Some(&d.staff), &with(endpoint, "format=xlsx")).await;
         assert_eq!(xlsx.status, 200, "{endpoint}");
@@ -507,8 +514,13 @@ fn assert_sheet_equals(sheet: &calamine::Range<Data>, report: &Report, table: &T
     );
 }
 
-/// RFC 4180 records: quoted fields with doubled quotes, CRLF line ends.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
+/// RFC 4180 records separated by `delimiter`: quoted fields with doubled quotes, CRLF
+/// line ends, after the UTF-8 byte-order mark every CSV file starts with. A blank line
+/// is a record of one empty field.
+fn parse_csv_with(text: &str, delimiter: char) -> Vec<Vec<String>> {
+    let text = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or_else(|| panic!("no byte-order mark: {text}"));
     let mut records = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();
@@ -523,7 +535,7 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
             (true, '"') => quoted = false,
             (true, c) => field.push(c),
             (false, '"') => quoted = true,
-            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, c) if c == delimiter => record.push(std::mem::take(&mut field)),
             (false, '\r') => {}
             (false, '\n') => {
                 record.push(std::mem::take(&mut field));
@@ -539,22 +551,65 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
     records
 }
 
-fn assert_csv_equals(records: &[Vec<String>], table: &Table, lang: Lang) {
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    parse_csv_with(text, ',')
+}
+
+/// The CSV records of a table are its JSON rows as the report shows them: the labels
+/// (a share's with `(%)`), the data rows, a blank line, the total rows; each number
+/// rounded to its column's places, shares as percentages, with `decimal` as the point.
+fn assert_csv_equals(records: &[Vec<String>], table: &Table, lang: Lang, decimal: char) {
     let flags = table.rows.iter().any(|r| r.emphasis.is_some());
     let mut header: Vec<String> = table
         .columns
         .iter()
-        .map(|c| c.label.get(lang).to_string())
+        .map(|c| match c.kind {
+            ColumnKind::Percent(_) if !c.label.get(lang).contains('%') => {
+                format!("{} (%)", c.label.get(lang))
+            }
+            _ => c.label.get(lang).to_string(),
+        })
         .collect();
     if flags {
         header.push(lang.pick("Catatan", "Note").to_string());
     }
     assert_eq!(records[0], header, "{}", table.id);
-    assert_eq!(records.len(), table.rows.len() + 1, "{}", table.id);
-    for (record, row) in records[1..].iter().zip(&table.rows) {
-        for (field, cell) in record.iter().zip(&row.cells) {
+    let totals = table.rows.iter().filter(|r| r.is_total).count();
+    let apart = usize::from(totals > 0 && totals < table.rows.len());
+    assert_eq!(records.len(), 1 + table.rows.len() + apart, "{}", table.id);
+    let data = table.rows.len() - totals;
+    if apart == 1 {
+        assert_eq!(
+            records[1 + data],
+            [""],
+            "{}: a blank line before the total",
+            table.id
+        );
+    }
+    let shown = records[1..1 + data]
+        .iter()
+        .chain(&records[1 + data + apart..]);
+    for (record, row) in shown.zip(&table.rows) {
+        for ((field, cell), column) in record.iter().zip(&row.cells).zip(&table.columns) {
             match cell {
-                Cell::Number(n) => assert_eq!(field.parse::<f64>().unwrap(), *n, "{}", table.id),
+                Cell::Number(n) => {
+                    let (value, places) = match column.kind {
+                        ColumnKind::Count => (*n, 0),
+                        ColumnKind::Decimal(p) => (*n, p),
+                        ColumnKind::Percent(p) => (n * 100.0, p),
+                        _ => (*n, if n.fract() == 0.0 { 0 } else { 2 }),
+                    };
+                    let (whole, fraction) = field.split_once(decimal).unwrap_or((field, ""));
+                    assert_eq!(fraction.len(), usize::from(places), "{}: {field}", table.id);
+                    assert!(!whole.contains(['.', ',']), "{}: {field}", table.id);
+                    let read: f64 = field.replace(decimal, ".").parse().unwrap();
+                    let scale = 10f64.powi(i32::from(places));
+                    assert!(
+                        (read - value).abs() <= 0.5 / scale + 1e-9,
+                        "{}: {field} is not {value}",
+                        table.id
+                    );
+                }
                 Cell::Text(text) => assert_eq!(field, text),
                 Cell::Empty => assert_eq!(field, ""),
             }
@@ -564,8 +619,9 @@ fn assert_csv_equals(records: &[Vec<String>], table: &Table, lang: Lang) {
     }
 }
 
-/// `table=` gives one table's CSV, and it holds the JSON rows; without it the tables
-/// come one after another.
+/// `table=` gives one table's CSV, and it holds the JSON rows as the report shows them;
+/// without it the tables come one after another, each under its title. `csv_dialect=id`
+/// gives the same with `;` and decimal commas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_csv_of_a_table_holds_the_json_rows() {
     let d = district().await;
@@ -574,7 +630,11 @@ async fn the_csv_of_a_table_holds_the_json_rows() {
         "district?month=2026-10",
         "quarter?quarter=2026-Q4",
     ] {
-        for lang in [Lang::Id, Lang::En] {
+        for (lang, dialect, delimiter, decimal) in [
+            (Lang::Id, "standard", ',', '.'),
+            (Lang::En, "standard", ',', '.'),
+            (Lang::Id, "id", ';', ','),
+        ] {
             let report = get(
                 &d.server,
                 Some(&d.staff),
@@ -589,7 +649,10 @@ async fn the_csv_of_a_table_holds_the_json_rows() {
                     Some(&d.staff),
                     &with(
                         endpoint,
-                        &format!("lang={lang}&format=csv&table={}", table.id),
+                        &format!(
+                            "lang={lang}&format=csv&csv_dialect={dialect}&table={}",
+                            table.id
+                        ),
                     ),
                 )
                 .await;
@@ -598,19 +661,38 @@ async fn the_csv_of_a_table_holds_the_json_rows() {
                     answer.disposition,
                     format!("attachment; filename=\"{}-{}.csv\"", report.id, table.id)
                 );
-                let text = answer.text();
-                assert_csv_equals(&parse_csv(&text), table, lang);
-                all.push(text);
+                let records = parse_csv_with(&answer.text(), delimiter);
+                assert_csv_equals(&records, table, lang, decimal);
+                all.push(vec![table.title.get(lang).to_string()]);
+                all.extend(records);
+                all.push(vec![String::new()]);
             }
+            all.pop();
             let every = get(
                 &d.server,
                 Some(&d.staff),
-                &with(endpoint, &format!("lang={lang}&format=csv")),
+                &with(
+                    endpoint,
+                    &format!("lang={lang}&format=csv&csv_dialect={dialect}"),
+                ),
             )
             .await
             .text();
-            assert_eq!(every, all.join("\n"), "{endpoint}");
+            assert_eq!(parse_csv_with(&every, delimiter), all, "{endpoint}");
         }
+    }
+    // A dialect that is not one, or one for another format, is refused and says why.
+    for (query, expected) in [
+        ("format=csv&csv_dialect=semicolon", "choose standard"),
+        ("format=xlsx&csv_dialect=id", "format=csv only"),
+    ] {
+        let answer = get(
+            &d.server,
+            Some(&d.staff),
+            &with("district?month=2026-10", query),
+        )
+        .await;
+        assert!(answer.problem(400, "invalid-parameter").contains(expected));
     }
 }
 

@@ -5,6 +5,10 @@
 //! - The village workbook printed to PDF keeps the long note under the title whole on
 //!   every sheet (it wraps inside the table's width instead of being cut off on both
 //!   sides).
+//! - The CSV files opened as a spreadsheet under an Indonesian locale (`csv_dialect=id`)
+//!   and under an English one (the standard dialect): every number is a number cell
+//!   with the value the report shows, and "Anak (≤12)" arrives intact (the byte-order
+//!   mark names UTF-8; nothing tells LibreOffice the character set otherwise).
 //!
 //! Without LibreOffice (or `pdftotext`, Debian's `poppler-utils`) the tests print a
 //! `SKIPPED:` line and pass, unless `JEJAK_REQUIRE_CHECKERS=1` (set by CI).
@@ -17,9 +21,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{TimeZone, Utc};
 use common::TestServer;
 use jejak_server::ServerStore;
+use jejak_server::report::{Cell, ColumnKind, Report};
 
 /// A server whose October 2026 is synced for two libraries, and a staff token.
 async fn district() -> (TestServer, String) {
@@ -149,4 +155,126 @@ async fn a_printed_village_workbook_keeps_the_long_note_whole() {
         "the note printed whole on {whole} of {} sheets; the printed text:\n{text}",
         report.sections.len()
     );
+}
+
+/// LibreOffice's CSV import options: field separator, text delimiter (`"`), character
+/// set left to the file (the byte-order mark), first line 1, no column formats, and
+/// the locale numbers are read in (an LCID: 1057 is id-ID, 1033 en-US).
+fn csv_filter(separator: char, locale: u32) -> String {
+    format!("CSV:{},34,,1,,{locale}", u32::from(separator))
+}
+
+/// Opens the CSV `bytes` in LibreOffice as `csv_filter` says, saves the sheet as XLSX
+/// and reads it back: what a person sees after opening the file.
+fn open_as_spreadsheet(
+    soffice: &Path,
+    bytes: &[u8],
+    separator: char,
+    locale: u32,
+    dir: &Path,
+) -> calamine::Range<Data> {
+    let csv = dir.join(format!("sheet-{locale}.csv"));
+    std::fs::write(&csv, bytes).unwrap();
+    let xlsx = convert(
+        soffice,
+        &csv,
+        "xlsx:Calc MS Excel 2007 XML",
+        Some(&csv_filter(separator, locale)),
+        dir,
+    );
+    let mut book: Xlsx<_> =
+        open_workbook_from_rs(std::io::Cursor::new(std::fs::read(xlsx).unwrap())).unwrap();
+    let name = book.sheet_names()[0].clone();
+    book.worksheet_range(&name).unwrap()
+}
+
+/// Every cell of `table` as the spreadsheet holds it: labels as text, numbers as
+/// numbers equal to what the report shows (shares in percent), totals after a blank row.
+fn assert_spreadsheet_holds(sheet: &calamine::Range<Data>, report: &Report, table_id: &str) {
+    let table = report.sections.iter().find(|t| t.id == table_id).unwrap();
+    let rows: Vec<&[Data]> = sheet.rows().collect();
+    let label = |data: &Data| match data {
+        Data::String(s) => s.clone(),
+        other => panic!("{table_id}: a label read as {other:?}"),
+    };
+    assert_eq!(label(&rows[0][0]), table.columns[0].label.id, "{table_id}");
+    let data_rows = table.rows.iter().filter(|r| !r.is_total).count();
+    let mut numbers = 0;
+    for (i, row) in table.rows.iter().enumerate() {
+        // The total comes after a blank row.
+        let at = 1 + i + usize::from(row.is_total);
+        if row.is_total {
+            assert!(
+                rows[1 + data_rows].iter().all(|d| matches!(d, Data::Empty)),
+                "{table_id}: no blank row before the total"
+            );
+        }
+        for ((cell, column), read) in row.cells.iter().zip(&table.columns).zip(rows[at].iter()) {
+            match cell {
+                Cell::Number(n) => {
+                    let (value, places) = match column.kind {
+                        ColumnKind::Percent(p) => (n * 100.0, p),
+                        ColumnKind::Decimal(p) => (*n, p),
+                        _ => (*n, 0),
+                    };
+                    let read = match read {
+                        Data::Float(f) => *f,
+                        Data::Int(i) => *i as f64,
+                        other => panic!(
+                            "{table_id} row {at}, {}: {value} read as {other:?}",
+                            column.key
+                        ),
+                    };
+                    let scale = 10f64.powi(i32::from(places));
+                    assert!(
+                        (read - (value * scale).round() / scale).abs() < 1e-9,
+                        "{table_id} row {at}, {}: {read} is not {value} to {places} places",
+                        column.key
+                    );
+                    numbers += 1;
+                }
+                Cell::Text(text) if column.kind == ColumnKind::Text => {
+                    assert_eq!(&label(read), text, "{table_id} row {at}")
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(numbers >= 8, "{table_id}: {numbers} numbers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_reads_as_numbers_in_an_indonesian_and_an_english_spreadsheet() {
+    let Some((soffice, _)) = office_tools() else {
+        return;
+    };
+    let (server, staff) = district().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (endpoint, table) in [
+        ("district?month=2026-10", "libraries"),
+        ("village?month=2026-10&library=dermaji", "age_by_gender"),
+        ("village?month=2026-10&library=dermaji", "summary"),
+        ("quarter?quarter=2026-Q4", "sessions_by_month"),
+    ] {
+        let report: Report =
+            serde_json::from_slice(&fetch(&server, &staff, endpoint).await).unwrap();
+        // Indonesian Excel or LibreOffice: `;` and decimal commas.
+        let bytes = fetch(
+            &server,
+            &staff,
+            &format!("{endpoint}&format=csv&table={table}&csv_dialect=id"),
+        )
+        .await;
+        let sheet = open_as_spreadsheet(&soffice, &bytes, ';', 1057, dir.path());
+        assert_spreadsheet_holds(&sheet, &report, table);
+        // The standard dialect in an English one.
+        let bytes = fetch(
+            &server,
+            &staff,
+            &format!("{endpoint}&format=csv&table={table}"),
+        )
+        .await;
+        let sheet = open_as_spreadsheet(&soffice, &bytes, ',', 1033, dir.path());
+        assert_spreadsheet_holds(&sheet, &report, table);
+    }
 }

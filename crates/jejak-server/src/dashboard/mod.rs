@@ -51,7 +51,8 @@ use crate::http::AppState;
 use crate::http::reports::{ReportFormat, report_response};
 use crate::report::load::today_wib;
 use crate::report::{
-    LoadError, RenderOptions, Report, ReportRequest, load, parse_month, parse_quarter, parse_year,
+    CsvDialect, LoadError, RenderOptions, Report, ReportRequest, load, parse_month, parse_quarter,
+    parse_year,
 };
 use crate::store::{AuthError, Principal, token_hash};
 use pages::{Frame, Nav};
@@ -270,6 +271,8 @@ struct PageQuery {
     table: Option<String>,
     /// On the sign-in page: the page to go back to (see [`safe_next`]).
     next: Option<String>,
+    /// A CSV download's dialect (`standard` or `id`).
+    csv_dialect: Option<String>,
 }
 
 /// The sign-in form.
@@ -791,15 +794,10 @@ async fn ops_page(
 fn render_download(
     report: &Report,
     format: ReportFormat,
-    lang: Lang,
+    options: &RenderOptions,
     table: Option<&str>,
 ) -> Response {
-    secure(report_response(
-        report,
-        format,
-        &RenderOptions::new(lang),
-        table,
-    ))
+    secure(report_response(report, format, options, table))
 }
 
 async fn download(
@@ -838,6 +836,19 @@ async fn download(
             "Unknown format; choose csv, xlsx or html.",
         );
     };
+    let mut options = RenderOptions::new(lang);
+    if let Some(raw) = query.csv_dialect.as_deref() {
+        match raw.parse::<CsvDialect>() {
+            Ok(dialect) => options = options.with_csv_dialect(dialect),
+            Err(_) => {
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    "Dialek CSV tidak dikenal; pilih standard atau id.",
+                    "Unknown CSV dialect; choose standard or id.",
+                );
+            }
+        }
+    }
     let request = match kind.as_str() {
         "district" => ReportRequest::District {
             month: month_of(&query, default_month(&dash, now).await, lang).0,
@@ -885,7 +896,7 @@ async fn download(
         Ok(report) => report,
         Err(e) => return load_failed(&frame, &e, cookie),
     };
-    render_download(&report, format, lang, query.table.as_deref())
+    render_download(&report, format, &options, query.table.as_deref())
 }
 
 #[cfg(test)]

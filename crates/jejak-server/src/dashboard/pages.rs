@@ -244,6 +244,8 @@ struct ReportTop<'a> {
     title: &'a str,
     subtitles: Vec<&'a str>,
     download_label: &'a str,
+    /// The label of the CSV in the Indonesian dialect (`;`, decimal commas).
+    csv_id: &'a str,
     base: &'a str,
     query: &'a str,
     printable: &'a str,
@@ -258,6 +260,7 @@ impl<'a> ReportTop<'a> {
             title: report.title.get(lang),
             subtitles: report.subtitle.iter().map(|line| line.get(lang)).collect(),
             download_label: lang.pick("Unduh:", "Download:"),
+            csv_id: lang.pick("CSV (Excel Indonesia)", "CSV (Indonesian Excel)"),
             base,
             query,
             printable: lang.pick("Laporan cetak (A4)", "Printable report (A4)"),

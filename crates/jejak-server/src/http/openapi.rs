@@ -37,6 +37,18 @@ pub(crate) enum FormatName {
     Html,
 }
 
+/// The dialects of a CSV report.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[expect(
+    dead_code,
+    reason = "only its schema is used, to document the accepted values"
+)]
+pub(crate) enum CsvDialectName {
+    Standard,
+    Id,
+}
+
 /// The languages of a report.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

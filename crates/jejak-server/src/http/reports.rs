@@ -25,8 +25,8 @@ use jejak_domain::{Lang, LibraryCode};
 
 use super::{ApiProblem, AppState, bearer, store_unavailable};
 use crate::report::{
-    LoadError, RenderOptions, Report, ReportRequest, load, parse_month, parse_quarter, parse_year,
-    render_csv, render_html, render_json, render_xlsx, table_csv,
+    CsvDialect, LoadError, RenderOptions, Report, ReportRequest, load, parse_month, parse_quarter,
+    parse_year, render_csv_combined, render_html, render_json, render_xlsx, table_csv,
 };
 use crate::store::{AuthError, Principal};
 
@@ -181,8 +181,8 @@ fn safe_file_name(stem: &str, extension: &str) -> String {
 /// The answer carrying a rendered report: status 200, its `Content-Type`, and a
 /// `Content-Disposition` naming the file (`attachment` for CSV and XLSX, `inline` for
 /// JSON and HTML). `table` picks one table of a CSV export; without it every table
-/// comes one after another separated by a blank line, as `jejak report --format csv`
-/// prints them. An unknown table id, or `table` with another format, is a 400
+/// comes one after another, each under its title and separated by a blank line, as
+/// `jejak report --format csv` prints them. An unknown table id, or `table` with another format, is a 400
 /// `invalid-parameter` problem.
 pub(crate) fn report_response(
     report: &Report,
@@ -223,13 +223,10 @@ pub(crate) fn report_response(
                     .unwrap_or_default();
                 Ok((text.into_bytes(), format!("{}-{id}", report.id)))
             }
-            None => {
-                let files: Vec<String> = render_csv(report, options)
-                    .into_iter()
-                    .map(|f| f.content)
-                    .collect();
-                Ok((files.join("\n").into_bytes(), report.id.clone()))
-            }
+            None => Ok((
+                render_csv_combined(report, options).into_bytes(),
+                report.id.clone(),
+            )),
         },
         ReportFormat::Xlsx => render_xlsx(report, options)
             .map(|bytes| (bytes, report.id.clone()))
@@ -288,7 +285,7 @@ struct ReportParams {
 }
 
 /// Parameters every report endpoint takes.
-const COMMON_PARAMS: [&str; 4] = ["format", "lang", "suppress_below", "table"];
+const COMMON_PARAMS: [&str; 5] = ["format", "lang", "suppress_below", "table", "csv_dialect"];
 
 impl ReportParams {
     /// Reads the query: no parameter twice, none the endpoint does not know (a typo
@@ -343,6 +340,18 @@ impl ReportParams {
                     ))
                 })?;
             options = options.suppressing_below(k);
+        }
+        if let Some(raw) = values.get("csv_dialect") {
+            if format != ReportFormat::Csv {
+                return Err(Invalid(
+                    "csv_dialect hanya untuk format=csv / csv_dialect is for format=csv only"
+                        .to_string(),
+                ));
+            }
+            options = options.with_csv_dialect(
+                raw.parse::<CsvDialect>()
+                    .map_err(|e| Invalid(e.to_string()))?,
+            );
         }
         let table = values.get("table").cloned();
         Ok(ReportParams {
@@ -418,7 +427,8 @@ async fn serve_report(
         ("format" = inline(Option<super::openapi::FormatName>), Query, description = "`json` (default), `csv`, `xlsx` or `html`"),
         ("lang" = inline(Option<super::openapi::LangName>), Query, description = "`id` (default) or `en`"),
         ("suppress_below" = Option<u32>, Query, description = "Show counts from 1 to K-1 as `<K` (2–1000)"),
-        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, separated by a blank line"),
+        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, each under its title, separated by a blank line"),
+        ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
     ),
     responses(
         (status = 200, description = "The report", content(
@@ -463,7 +473,8 @@ pub(crate) async fn village_report(
         ("format" = inline(Option<super::openapi::FormatName>), Query, description = "`json` (default), `csv`, `xlsx` or `html`"),
         ("lang" = inline(Option<super::openapi::LangName>), Query, description = "`id` (default) or `en`"),
         ("suppress_below" = Option<u32>, Query, description = "Show counts from 1 to K-1 as `<K` (2–1000)"),
-        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, separated by a blank line"),
+        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, each under its title, separated by a blank line"),
+        ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
     ),
     responses(
         (status = 200, description = "The report", content(
@@ -503,7 +514,8 @@ pub(crate) async fn district_report(
         ("format" = inline(Option<super::openapi::FormatName>), Query, description = "`json` (default), `csv`, `xlsx` or `html`"),
         ("lang" = inline(Option<super::openapi::LangName>), Query, description = "`id` (default) or `en`"),
         ("suppress_below" = Option<u32>, Query, description = "Show counts from 1 to K-1 as `<K` (2–1000)"),
-        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, separated by a blank line"),
+        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, each under its title, separated by a blank line"),
+        ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
     ),
     responses(
         (status = 200, description = "The report", content(
@@ -548,7 +560,8 @@ pub(crate) async fn quarter_report(
         ("format" = inline(Option<super::openapi::FormatName>), Query, description = "`json` (default), `csv`, `xlsx` or `html`"),
         ("lang" = inline(Option<super::openapi::LangName>), Query, description = "`id` (default) or `en`"),
         ("suppress_below" = Option<u32>, Query, description = "Show counts from 1 to K-1 as `<K` (2–1000)"),
-        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, separated by a blank line"),
+        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, each under its title, separated by a blank line"),
+        ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
     ),
     responses(
         (status = 200, description = "The report", content(
@@ -591,7 +604,8 @@ pub(crate) async fn year_report(
         ("format" = inline(Option<super::openapi::FormatName>), Query, description = "`json` (default), `csv`, `xlsx` or `html`"),
         ("lang" = inline(Option<super::openapi::LangName>), Query, description = "`id` (default) or `en`"),
         ("suppress_below" = Option<u32>, Query, description = "Show counts from 1 to K-1 as `<K` (2–1000)"),
-        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, separated by a blank line"),
+        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, each under its title, separated by a blank line"),
+        ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
     ),
     responses(
         (status = 200, description = "The report", content(

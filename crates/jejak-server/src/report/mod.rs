@@ -5,7 +5,7 @@
 //! | Renderer | Function | Numbers |
 //! |---|---|---|
 //! | terminal table | [`render_terminal`] | `1.234,5` (id) / `1,234.5` (en) |
-//! | CSV, one file per table | [`render_csv`], [`table_csv`] | plain, `.` decimals |
+//! | CSV, one file per table | [`render_csv`], [`table_csv`] | as shown, `.` or `,` decimals ([`CsvDialect`]) |
 //! | JSON (the model itself) | [`render_json`] | JSON numbers |
 //! | XLSX workbook, one sheet per table | [`render_xlsx`] | real number cells with formats |
 //! | printable A4 HTML page | [`render_html`] | `1.234,5` (id) / `1,234.5` (en) |
@@ -13,7 +13,8 @@
 //! Conventions of the model:
 //!
 //! - A [`ColumnKind::Percent`] cell holds a *fraction* (`0.5` is 50 %), so the XLSX
-//!   `0.0%` format shows it right and CSV/JSON carry the same value.
+//!   `0.0%` format shows it right and JSON carries the same value; CSV writes what the
+//!   report shows (`50.0` under a `%` header), rounded like every CSV number.
 //! - A [`ColumnKind::Date`] cell holds an ISO date text (`2026-11-02`); XLSX writes it
 //!   as a real date when it parses.
 //! - Labels come in both languages ([`Text`]); [`RenderOptions::lang`] picks one.
@@ -55,7 +56,9 @@ pub use build::{
     CLOCK_WARNING_MS, LOW_UPTIME, OpsRow, Period, district_monthly, operations_report,
     period_report, village_monthly,
 };
-pub use csv::{CsvFile, render_csv, table_csv};
+pub use csv::{
+    CsvDialect, CsvFile, UTF8_BOM, UnknownCsvDialect, render_csv, render_csv_combined, table_csv,
+};
 pub use facts::{
     Breakdown, BreakdownFacts, DayFacts, FactsDetail, LibraryFacts, MAX_SILENCE_MS, MonthFacts,
     PcFacts,
@@ -79,6 +82,8 @@ pub struct RenderOptions {
     pub lang: Lang,
     /// Counts `1..k` are shown as the text `<k` in every format.
     pub suppress_below: Option<u32>,
+    /// How CSV separates fields and writes decimals.
+    pub csv_dialect: CsvDialect,
 }
 
 impl RenderOptions {
@@ -87,7 +92,14 @@ impl RenderOptions {
         RenderOptions {
             lang,
             suppress_below: None,
+            csv_dialect: CsvDialect::Standard,
         }
+    }
+
+    /// The same options with CSV in `dialect`.
+    pub fn with_csv_dialect(mut self, dialect: CsvDialect) -> Self {
+        self.csv_dialect = dialect;
+        self
     }
 
     /// The same options with small-cell suppression below `k`.

@@ -38,15 +38,3 @@ pub fn format_number(value: f64, places: u8, lang: Lang) -> String {
     }
     out
 }
-
-/// A number as CSV carries it: the model's value exactly, plain (`.` decimals, no
-/// grouping, whole numbers without `.0`; Rust's shortest round-trip form).
-pub(crate) fn plain_number(value: f64) -> String {
-    if !value.is_finite() {
-        return String::new();
-    }
-    if value == 0.0 {
-        return "0".to_string();
-    }
-    value.to_string()
-}

@@ -159,9 +159,9 @@ fn suppression_hides_small_counts_in_every_format() {
     let csv = render_csv(&report, &options);
     let matrix = &csv[0].content;
     assert!(matrix.contains(",<5,"), "{matrix}");
-    // Zero and large counts stay; hours are not counts.
+    // Zero and large counts stay; hours are not counts (shown to one place).
     assert!(matrix.contains(",0,"), "{matrix}");
-    assert!(matrix.contains(",2.25,"), "{matrix}");
+    assert!(matrix.contains(",2.3,"), "{matrix}");
 
     let html = render_html(&report, &options);
     // askama escapes with numeric character references (`<` is `&#60;`).
@@ -198,31 +198,78 @@ fn suppression_hides_small_counts_in_every_format() {
 }
 
 #[test]
-fn csv_follows_rfc_4180() {
+fn csv_follows_rfc_4180_and_shows_what_the_report_shows() {
     let files = render_csv(&sample(), &en());
     assert_eq!(files.len(), 2);
     assert_eq!(files[0].name, "rekap-2026-11-matrix.csv");
     assert_eq!(files[1].name, "rekap-2026-11-gender.csv");
-    let lines: Vec<&str> = files[0].content.split("\r\n").collect();
+    // A UTF-8 byte-order mark first, for Excel.
+    let content = files[0].content.strip_prefix(UTF8_BOM).expect("a BOM");
+    let lines: Vec<&str> = content.split("\r\n").collect();
+    // The share is a percentage now, and its header says so.
     assert_eq!(
         lines[0],
-        "Library,Sessions,Hours,Internet uptime,Last sync,Note"
+        "Library,Sessions,Hours,Internet uptime (%),Last sync,Note"
     );
+    // Numbers rounded to the places the report shows.
     assert_eq!(
         lines[1],
-        "\"Perpus Desa Karangsari, \"\"Sekar\"\"\",1234,1234.5,0.875,2026-11-28,"
+        "\"Perpus Desa Karangsari, \"\"Sekar\"\"\",1234,1234.5,87.5,2026-11-28,"
     );
     assert_eq!(
         lines[2],
-        "Desa <script>alert(1)</script>,3,2.25,0.42,2026-11-02,Uptime below 50%"
+        "Desa <script>alert(1)</script>,3,2.3,42.0,2026-11-02,Uptime below 50%"
     );
     // A newline inside a field keeps the field quoted across lines.
     assert_eq!(lines[3], "\"Desa Baru\nbaris dua\",0,,,,");
-    assert_eq!(lines[4], "Jumlah,1237,1236.75,0.6475,,");
+    // The total apart from the data rows.
+    assert_eq!(lines[4], "");
+    assert_eq!(lines[5], "Jumlah,1237,1236.8,64.8,,");
     assert!(files[0].content.ends_with("\r\n"));
     // Indonesian labels by default.
     let files = render_csv(&sample(), &RenderOptions::default());
-    assert!(files[1].content.starts_with("Jenis kelamin,Sesi\r\n"));
+    assert!(
+        files[1]
+            .content
+            .starts_with("\u{feff}Jenis kelamin,Sesi\r\n")
+    );
+}
+
+#[test]
+fn the_indonesian_csv_dialect_has_semicolons_and_decimal_commas() {
+    let options = id().with_csv_dialect(CsvDialect::Indonesian);
+    let files = render_csv(&sample(), &options);
+    let content = files[0].content.strip_prefix(UTF8_BOM).expect("a BOM");
+    let lines: Vec<&str> = content.split("\r\n").collect();
+    assert_eq!(
+        lines[0],
+        "Perpustakaan;Sesi;Jam;Uptime internet (%);Sinkron terakhir;Catatan"
+    );
+    // The decimals are commas; fields are still quoted as RFC 4180 says.
+    assert_eq!(
+        lines[1],
+        "\"Perpus Desa Karangsari, \"\"Sekar\"\"\";1234;1234,5;87,5;2026-11-28;"
+    );
+    assert_eq!(lines[4], "");
+    assert_eq!(lines[5], "Jumlah;1237;1236,8;64,8;;");
+
+    // Every table in one file, for people: one BOM, each table under its title.
+    let combined = render_csv_combined(&sample(), &options);
+    assert_eq!(combined.matches(UTF8_BOM).count(), 1);
+    assert!(
+        combined.starts_with(
+            "\u{feff}Rekap per perpustakaan desa [bulanan]: November 2026\r\nPerpustakaan;Sesi;"
+        ),
+        "{combined}"
+    );
+    let second = &sample().sections[1];
+    assert!(
+        combined.contains(&format!(
+            "\r\n\r\n{}\r\nJenis kelamin;Sesi\r\n",
+            second.title.id
+        )),
+        "{combined}"
+    );
 }
 
 #[test]
