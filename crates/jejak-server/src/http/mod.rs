@@ -44,7 +44,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -52,7 +52,7 @@ use chrono::{DateTime, Utc};
 use jejak_domain::{BatchAck, KeyRegistrationAnswer, KeyRegistrationRequest, Problem, WireBatch};
 use serde::Serialize;
 
-use crate::metrics::{BatchResult, Metrics};
+use crate::metrics::{BatchResult, Exposition, Metrics};
 use crate::store::{
     AuthError, Delivery, DeviceRef, IngestError, KeyRegistration, Principal, ServerClock,
     ServerStore, system_clock, token_hash,
@@ -890,18 +890,25 @@ async fn healthz(State(app): State<AppState>) -> Response {
     response
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics: the classic text format 0.0.4 by default, OpenMetrics when the
+/// `Accept` header prefers it (as Prometheus does).
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "OpenMetrics text exposition", body = String, content_type = "application/openmetrics-text"))
+    params(("Accept" = Option<String>, Header, description = "`application/openmetrics-text` for OpenMetrics 1.0.0; anything else (or nothing) gives the classic text format 0.0.4")),
+    responses((status = 200, description = "The metrics, in the exposition the `Accept` header asks for", content(
+        (String = "text/plain; version=0.0.4"),
+        (String = "application/openmetrics-text; version=1.0.0"),
+    )))
 )]
-async fn metrics(State(app): State<AppState>) -> Response {
-    let mut response = app.metrics.render().into_response();
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Exposition::for_accept(accept);
+    let mut response = app.metrics.render(format).into_response();
     response.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        HeaderValue::from_static(format.content_type()),
     );
     response
 }
