@@ -106,3 +106,59 @@ async fn promtool_finds_nothing_to_say_about_the_metrics() {
         assert!(said.trim().is_empty(), "promtool: {said}");
     }
 }
+
+/// The server's OpenAPI document, in a file.
+async fn openapi_file(server: &TestServer, dir: &std::path::Path) -> std::path::PathBuf {
+    let response = server
+        .http
+        .get(format!("{}/api/v1/openapi.json", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let file = dir.join("openapi.json");
+    std::fs::write(&file, response.bytes().await.unwrap()).unwrap();
+    file
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redocly_and_openapi_spec_validator_find_nothing_to_say_about_the_openapi_document() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let document = openapi_file(&server, dir.path()).await;
+    let document = document.to_str().unwrap();
+    if let Some(redocly) = checkers::installed(
+        "linting the OpenAPI document (Redocly)",
+        "node_modules/.bin/redocly",
+    ) {
+        // The recommended rules; a warning counts as much as an error.
+        let output = Command::new(&redocly)
+            .args([
+                "lint",
+                "--format",
+                "json",
+                "--max-problems",
+                "100",
+                document,
+            ])
+            .output()
+            .unwrap();
+        let said: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "redocly lint ({e}): {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert!(output.status.success(), "redocly lint: {said:#}");
+        assert_eq!(said["totals"]["errors"], 0, "redocly lint: {said:#}");
+        assert_eq!(said["totals"]["warnings"], 0, "redocly lint: {said:#}");
+    }
+    if let Some(validator) = checkers::installed(
+        "validating the OpenAPI document (openapi-spec-validator)",
+        "venv/bin/openapi-spec-validator",
+    ) {
+        let (ok, said) = checkers::run(&validator, &[document]);
+        assert!(ok && said.contains("OK"), "openapi-spec-validator:\n{said}");
+    }
+}

@@ -831,7 +831,10 @@ pub struct TimeAnswer {
     get,
     path = "/api/v1/time",
     tag = "sync",
-    responses((status = 200, description = "The server clock's readings", body = TimeAnswer))
+    responses(
+        (status = 200, description = "The server clock's readings", body = TimeAnswer),
+        (status = "4XX", description = "The request itself was refused (malformed, or its headers over the limit): a problem document when it could be read", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 async fn server_time(State(app): State<AppState>) -> Json<TimeAnswer> {
     let received_at_ms = app.now().timestamp_millis();
@@ -870,6 +873,7 @@ pub struct Health {
         (status = 200, description = "The server can take batches", body = Health),
         (status = 503, description = "The server answers but its store cannot write (full disk, database down); retry after `Retry-After` seconds", body = Health,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+        (status = "4XX", description = "The request itself was refused (malformed, or its headers over the limit): a problem document when it could be read", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn healthz(State(app): State<AppState>) -> Response {
@@ -897,10 +901,13 @@ async fn healthz(State(app): State<AppState>) -> Response {
     path = "/metrics",
     tag = "operations",
     params(("Accept" = Option<String>, Header, description = "`application/openmetrics-text` for OpenMetrics 1.0.0; anything else (or nothing) gives the classic text format 0.0.4")),
-    responses((status = 200, description = "The metrics, in the exposition the `Accept` header asks for", content(
-        (String = "text/plain; version=0.0.4"),
-        (String = "application/openmetrics-text; version=1.0.0"),
-    )))
+    responses(
+        (status = 200, description = "The metrics, in the exposition the `Accept` header asks for", content(
+            (String = "text/plain; version=0.0.4"),
+            (String = "application/openmetrics-text; version=1.0.0"),
+        )),
+        (status = "4XX", description = "The request itself was refused (malformed, or its headers over the limit): a problem document when it could be read", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
@@ -918,7 +925,10 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     get,
     path = "/api/v1/openapi.json",
     tag = "operations",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+    responses(
+        (status = 200, description = "The OpenAPI document", body = Object, content_type = "application/json"),
+        (status = "4XX", description = "The request itself was refused (malformed, or its headers over the limit): a problem document when it could be read", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 async fn openapi_json() -> Response {
     Json(openapi_document()).into_response()

@@ -61,11 +61,39 @@ pub(crate) enum LangName {
     En,
 }
 
-/// Declares the bearer schemes the paths refer to.
+/// An XLSX workbook's bytes, as the report endpoints serve them.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[expect(
+    dead_code,
+    reason = "only its schema is used, to document the binary answer"
+)]
+pub(crate) struct Workbook(Vec<u8>);
+
+/// Declares the bearer schemes the paths refer to, and says of every operation that
+/// names none that it needs no token (`security: []`: the document itself, the time,
+/// the health check and the metrics), so that a reader never has to guess.
 struct BearerTokens;
 
 impl Modify for BearerTokens {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation.security.get_or_insert_with(Vec::new);
+            }
+        }
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut device = Http::new(HttpAuthScheme::Bearer);
         device.description = Some(
@@ -126,6 +154,7 @@ impl Modify for BearerTokens {
         KeyRegistrationRequest,
         KeyRegistrationAnswer
     )),
+    servers((url = "/", description = "The server this document came from (its own address, or the path a reverse proxy gives it)")),
     modifiers(&BearerTokens),
     tags(
         (name = "sync", description = "What the PCs use"),
@@ -183,6 +212,51 @@ mod tests {
                 ["json", "csv", "xlsx", "html"]
             );
             assert_eq!(parameter_enum(&document, &path, "lang"), ["id", "en"]);
+            assert_eq!(
+                parameter_enum(&document, &path, "csv_dialect"),
+                ["standard", "id"]
+            );
+            // The JSON answer has the report model's schema; XLSX is binary.
+            let content = &document["paths"][path.as_str()]["get"]["responses"]["200"]["content"];
+            assert_eq!(
+                content["application/json"]["schema"]["$ref"],
+                "#/components/schemas/Report"
+            );
+            let xlsx =
+                &content["application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"];
+            assert_eq!(xlsx["schema"]["$ref"], "#/components/schemas/Workbook");
+        }
+        assert_eq!(
+            document["components"]["schemas"]["Workbook"]["format"],
+            "binary"
+        );
+        assert!(document["components"]["schemas"]["Report"]["properties"]["sections"].is_object());
+        assert!(
+            !document["servers"]
+                .as_array()
+                .unwrap_or(&Vec::new())
+                .is_empty()
+        );
+        // Every operation says who may call it (`[]`: anyone) and what a refusal is.
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let security = operation["security"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{method} {path} does not say who may call it"));
+                let public = [
+                    "/api/v1/time",
+                    "/healthz",
+                    "/metrics",
+                    "/api/v1/openapi.json",
+                ]
+                .contains(&path.as_str());
+                assert_eq!(security.is_empty(), public, "{method} {path}: {security:?}");
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(
+                    responses.keys().any(|status| status.starts_with('4')),
+                    "{method} {path} declares no 4XX answer"
+                );
+            }
         }
         let description = document["info"]["description"].as_str().unwrap_or_default();
         for code in [

@@ -431,11 +431,11 @@ async fn serve_report(
         ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
     ),
     responses(
-        (status = 200, description = "The report", content(
-            ("application/json"),
-            ("text/csv; charset=utf-8"),
-            ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            ("text/html; charset=utf-8"),
+        (status = 200, description = "The report in the `format` asked for: the report model (JSON), CSV (one table with `table`, else every table under its title), an XLSX workbook (a sheet per table) or a printable A4 page", content(
+            (crate::report::Report = "application/json"),
+            (String = "text/csv; charset=utf-8"),
+            (super::openapi::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "text/html; charset=utf-8"),
         )),
         (status = 400, description = "`invalid-parameter`: the detail says what to write", body = jejak_domain::Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized` (no token, or an unknown one) or `token-revoked`", body = jejak_domain::Problem, content_type = "application/problem+json"),
@@ -477,11 +477,11 @@ pub(crate) async fn village_report(
         ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
     ),
     responses(
-        (status = 200, description = "The report", content(
-            ("application/json"),
-            ("text/csv; charset=utf-8"),
-            ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            ("text/html; charset=utf-8"),
+        (status = 200, description = "The report in the `format` asked for: the report model (JSON), CSV (one table with `table`, else every table under its title), an XLSX workbook (a sheet per table) or a printable A4 page", content(
+            (crate::report::Report = "application/json"),
+            (String = "text/csv; charset=utf-8"),
+            (super::openapi::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "text/html; charset=utf-8"),
         )),
         (status = 400, description = "`invalid-parameter`: the detail says what to write", body = jejak_domain::Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized` (no token, or an unknown one) or `token-revoked`", body = jejak_domain::Problem, content_type = "application/problem+json"),
@@ -518,11 +518,11 @@ pub(crate) async fn district_report(
         ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
     ),
     responses(
-        (status = 200, description = "The report", content(
-            ("application/json"),
-            ("text/csv; charset=utf-8"),
-            ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            ("text/html; charset=utf-8"),
+        (status = 200, description = "The report in the `format` asked for: the report model (JSON), CSV (one table with `table`, else every table under its title), an XLSX workbook (a sheet per table) or a printable A4 page", content(
+            (crate::report::Report = "application/json"),
+            (String = "text/csv; charset=utf-8"),
+            (super::openapi::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "text/html; charset=utf-8"),
         )),
         (status = 400, description = "`invalid-parameter`: the detail says what to write", body = jejak_domain::Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized` (no token, or an unknown one) or `token-revoked`", body = jejak_domain::Problem, content_type = "application/problem+json"),
@@ -564,11 +564,11 @@ pub(crate) async fn quarter_report(
         ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
     ),
     responses(
-        (status = 200, description = "The report", content(
-            ("application/json"),
-            ("text/csv; charset=utf-8"),
-            ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            ("text/html; charset=utf-8"),
+        (status = 200, description = "The report in the `format` asked for: the report model (JSON), CSV (one table with `table`, else every table under its title), an XLSX workbook (a sheet per table) or a printable A4 page", content(
+            (crate::report::Report = "application/json"),
+            (String = "text/csv; charset=utf-8"),
+            (super::openapi::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "text/html; charset=utf-8"),
         )),
         (status = 400, description = "`invalid-parameter`: the detail says what to write", body = jejak_domain::Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized` (no token, or an unknown one) or `token-revoked`", body = jejak_domain::Problem, content_type = "application/problem+json"),
@@ -608,11 +608,11 @@ pub(crate) async fn year_report(
         ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
     ),
     responses(
-        (status = 200, description = "The report", content(
-            ("application/json"),
-            ("text/csv; charset=utf-8"),
-            ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            ("text/html; charset=utf-8"),
+        (status = 200, description = "The report in the `format` asked for: the report model (JSON), CSV (one table with `table`, else every table under its title), an XLSX workbook (a sheet per table) or a printable A4 page", content(
+            (crate::report::Report = "application/json"),
+            (String = "text/csv; charset=utf-8"),
+            (super::openapi::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "text/html; charset=utf-8"),
         )),
         (status = 400, description = "`invalid-parameter`: the detail says what to write", body = jejak_domain::Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized` (no token, or an unknown one) or `token-revoked`", body = jejak_domain::Problem, content_type = "application/problem+json"),

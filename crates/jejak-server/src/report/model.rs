@@ -10,7 +10,7 @@ use super::RenderOptions;
 use super::number::format_number;
 
 /// A text in Indonesian and English.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Text {
     /// Indonesian.
     pub id: String,
@@ -43,7 +43,7 @@ impl Text {
 }
 
 /// A logo image for the letterhead (kop), e.g. the regency's coat of arms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Logo {
     /// The image's media type, e.g. `image/png`.
     pub media_type: String,
@@ -54,7 +54,7 @@ pub struct Logo {
 /// The letterhead (kop surat) printed above a report, centered, one line each, e.g.
 /// `PEMERINTAH KABUPATEN BANYUMAS` / `DINAS ARSIP DAN PERPUSTAKAAN` / `Jl. …`. The first
 /// line is the most prominent. Configured per district.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Letterhead {
     /// The lines, top to bottom.
     pub lines: Vec<String>,
@@ -64,7 +64,7 @@ pub struct Letterhead {
 }
 
 /// A report: a title, subtitle lines, a letterhead and its tables.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Report {
     /// A stable identifier used in file names, e.g. `rekap-bulanan-2026-11`.
     pub id: String,
@@ -79,6 +79,7 @@ pub struct Report {
     /// The tables, in order.
     pub sections: Vec<Table>,
     /// When the report was generated, in the district's offset (shown in footers).
+    #[schema(value_type = String, format = DateTime)]
     pub generated_at: DateTime<FixedOffset>,
     /// Wide tables (district matrices) print in A4 landscape.
     #[serde(default)]
@@ -89,7 +90,7 @@ pub struct Report {
 }
 
 /// One table of a report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Table {
     /// A stable identifier, e.g. `purpose_by_gender` (used in CSV file names).
     pub id: String,
@@ -102,7 +103,7 @@ pub struct Table {
 }
 
 /// A column: a key for machines, a label for people, and how its numbers read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Column {
     /// A stable identifier, e.g. `sessions`.
     pub key: String,
@@ -124,7 +125,7 @@ impl Column {
 }
 
 /// How a column's cells are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "type", content = "places")]
 pub enum ColumnKind {
     /// Free text (names, codes).
@@ -150,7 +151,7 @@ impl ColumnKind {
 }
 
 /// One row of a table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Row {
     /// One cell per column.
     pub cells: Vec<Cell>,
@@ -188,7 +189,7 @@ impl Row {
 }
 
 /// Why a row is highlighted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Flag {
     /// How strong the highlight is.
     pub severity: Severity,
@@ -215,7 +216,7 @@ impl Flag {
 }
 
 /// The strength of a row highlight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Light yellow.
@@ -225,7 +226,7 @@ pub enum Severity {
 }
 
 /// A cell. In JSON: a string, a number (whole numbers without `.0`) or `null`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Cell {
     /// Text, or a suppressed count (`<5`).
