@@ -46,7 +46,9 @@ if [ ! -x promtool ]; then
     debs="$(mktemp -d)"
     # apt-get download writes into the current folder as the _apt user when it can.
     chmod 0777 "$debs"
-    (cd "$debs" && apt-get download prometheus >&2)
+    # A machine whose package lists were never fetched needs them first.
+    (cd "$debs" && { apt-get download prometheus >&2 2>/dev/null ||
+        { apt-get update -qq >&2 && apt-get download prometheus >&2; }; })
     dpkg-deb --fsys-tarfile "$debs"/prometheus_*.deb | tar -x -O ./usr/bin/promtool >promtool.part
     chmod 0755 promtool.part
     mv promtool.part promtool
