@@ -952,6 +952,27 @@ async fn browse(
     assert!(first.starts_with("Perpustakaan Desa"), "{first}");
     checkers::assert_accessible(client, axe, "the operations view").await;
     screenshot(client, "ops.png").await;
+    // A page that cannot be shown, and the printable reports.
+    client
+        .goto(&format!("{url}/dashboard/village/nowhere"))
+        .await?;
+    checkers::assert_accessible(client, axe, "a library that does not exist").await;
+    for (what, path) in [
+        ("the printable matrix", "district/html?month=2026-10"),
+        (
+            "the printable village report",
+            "village/html?library=dermaji&month=2026-10",
+        ),
+    ] {
+        client
+            .goto(&format!("{url}/dashboard/download/{path}"))
+            .await?;
+        assert!(
+            text(client, "#glossary").await.contains("Internet"),
+            "{what}"
+        );
+        checkers::assert_accessible(client, axe, what).await;
+    }
 
     // Sign out with the button: back to the sign-in page, and the dashboard is closed.
     client.goto(&format!("{url}/dashboard")).await?;
