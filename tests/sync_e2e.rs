@@ -298,15 +298,21 @@ impl TestServer {
         self.block_on(FaultProxy::start(self.addr, faults)).unwrap()
     }
 
-    /// `batches_total` by result, from `/metrics` as the server counted them.
+    /// `batches_total` by result, from `/metrics` as the server counted them: the
+    /// results that happened (every series exists from the start, at zero; those are
+    /// left out).
     fn batch_results(&self) -> BTreeMap<String, u64> {
-        let text = self.state.metrics().render();
+        let text = self
+            .state
+            .metrics()
+            .render(jejak_server::metrics::Exposition::Classic);
         text.lines()
             .filter_map(|line| {
                 let rest = line.strip_prefix("jejak_batches_total{result=\"")?;
                 let (result, count) = rest.split_once("\"} ")?;
                 Some((result.to_string(), count.trim().parse().ok()?))
             })
+            .filter(|(_, count)| *count > 0)
             .collect()
     }
 
