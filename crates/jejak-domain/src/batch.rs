@@ -25,6 +25,11 @@ pub const WIRE_VERSION: u32 = 1;
 /// The media type of a batch document (before `Content-Encoding`).
 pub const BATCH_MEDIA_TYPE: &str = "application/vnd.jejak.batch.v1+json";
 
+/// No server's clock ever read a time before this (2024-01-01 UTC, before this software
+/// existed): a time before it that claims to be the server's is refused, and a PC wall
+/// time before it is a clock reset (a dead CMOS battery's 2000).
+pub const EARLIEST_SERVER_MS: i64 = 1_704_067_200_000;
+
 /// The most entries any one array of a batch may hold (each column, `runs`, `anchors`,
 /// `patron_keys`). The parser refuses a longer array as soon as it sees the entry past
 /// this, so a small compressed body cannot grow into millions of entries in memory. A PC
@@ -133,6 +138,23 @@ impl ClockAnchor {
     pub fn server_time_of(&self, mono_ms: u64) -> i64 {
         self.server_ms + (mono_ms as i64 - self.mono_ms as i64)
     }
+}
+
+/// A one-sided fact about the PC's clock: at monotonic time `mono_ms` of `run`, the
+/// server's clock read *at least* `server_ms`. The PC learns it from a USB
+/// acknowledgement file: the server wrote the file at `server_ms` (its latest answer
+/// time), and the PC read it later, at `mono_ms`. So it bounds the run from below only:
+/// the run booted no earlier than `server_ms - mono_ms`. Together with the bundle's own
+/// upper bound (it was exported before it was imported) it brackets a run that was still
+/// going when the acknowledgement came back; for a later run it is a lower bound that
+/// also holds for every run after it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockBound {
+    pub run: Uuid,
+    pub mono_ms: u64,
+    pub server_ms: i64,
 }
 
 /// Deserializes an array of at most [`MAX_BATCH_ENTRIES`] entries, refusing a longer one
@@ -321,6 +343,14 @@ pub struct WireBatch {
     /// restore from a backup); absent in every ordinary batch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<SeqRange>,
+    /// Lower bounds on the server's clock that the PC learnt from USB acknowledgement
+    /// files ([`ClockBound`]); absent unless the PC imported one.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "bounded"
+    )]
+    pub bounds: Vec<ClockBound>,
 }
 
 /// A record of a batch, back in row form, with the seq it had in the change log.
@@ -513,6 +543,7 @@ impl WireBatch {
             sessions,
             events,
             lost: Vec::new(),
+            bounds: Vec::new(),
         }
     }
 
@@ -754,6 +785,22 @@ impl WireBatch {
                 anchor.uncertainty_ms,
                 0,
                 ranges::MAX_MONO_MS,
+            )?;
+        }
+        for (i, bound) in self.bounds.iter().enumerate() {
+            in_range(
+                "bounds.mono_ms",
+                Some(i),
+                bound.mono_ms,
+                0,
+                ranges::MAX_MONO_MS,
+            )?;
+            in_range(
+                "bounds.server_ms",
+                Some(i),
+                bound.server_ms,
+                ranges::MIN_WALL_MS,
+                ranges::MAX_WALL_MS,
             )?;
         }
         Ok(())

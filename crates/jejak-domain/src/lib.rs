@@ -17,8 +17,8 @@ mod wire;
 
 pub use batch::{
     BATCH_MEDIA_TYPE, BatchAck, BatchRecord, BatchShapeError, ClientInstant, ClockAnchor,
-    EventColumns, HexId, Problem, RejectedRecord, SeqRange, SessionColumns, WIRE_VERSION,
-    WireBatch,
+    ClockBound, EARLIEST_SERVER_MS, EventColumns, HexId, Problem, RejectedRecord, SeqRange,
+    SessionColumns, WIRE_VERSION, WireBatch,
 };
 pub use device_key::{KeyRegistrationAnswer, KeyRegistrationRequest};
 pub use error::{DomainError, Field};

@@ -9,12 +9,13 @@
 use std::collections::HashMap;
 
 use jejak_domain::{
-    BatchRecord, ClientInstant, ClockAnchor, Lang, PatronKey, RecordBody, RejectedRecord,
-    TimeQuality, WireBatch,
+    BatchRecord, ClientInstant, ClockAnchor, ClockBound, EARLIEST_SERVER_MS, Lang, PatronKey,
+    RecordBody, RejectedRecord, WireBatch,
 };
 use uuid::Uuid;
 
 use crate::codes;
+use crate::dating::{RunEvidence, RunRecord};
 use crate::store::{Delivery, DeviceRef, IngestError};
 
 /// Rejection code of a record that breaks a domain rule.
@@ -73,18 +74,11 @@ pub(crate) fn check_new_epoch(
     Ok(())
 }
 
-/// No anchor is believed whose server time lies before this (2024-01-01 UTC): the
-/// server's clock never read such a time for this software.
-const EARLIEST_ANCHOR_MS: i64 = 1_704_067_200_000;
 /// An anchor may lie this far in the future of the arrival time (clock steps on the
 /// server between the probe and the batch) before it is ignored.
 const ANCHOR_FUTURE_SLACK_MS: i64 = 60_000;
 /// Anchors measured over a round trip this slow are too vague to date anything.
 const MAX_ANCHOR_UNCERTAINTY_MS: i64 = 3_600_000;
-/// A corrected time this far in the future of the arrival is not an honest rounding
-/// error: it is clamped *and* flagged `estimated`. Smaller excesses (within the
-/// anchor's uncertainty) are only clamped.
-const FUTURE_TOLERANCE_MS: i64 = 2_000;
 
 /// Where a run's monotonic clock stands on the server's clock: it read zero at server
 /// time `boot_ms`, give or take `uncertainty_ms`. An anchor (`at mono m the server read
@@ -206,9 +200,44 @@ pub(crate) struct PreparedBatch {
     pub events: usize,
     /// Seq ranges the PC declared lost (pruned before the server lost them).
     pub lost: Vec<LostSeqs>,
-    /// Estimated boots of the batch's runs whose wall clock cannot be believed and that
-    /// have no anchor in the batch ([`estimate_boots`]); an anchor stored earlier wins.
-    pub estimates: HashMap<Uuid, Anchor>,
+    /// What the batch shows of each run it touches, in the order the runs first appear
+    /// (for `dating::plan`).
+    pub evidence: Vec<RunEvidence>,
+    /// Lower bounds on runs' boots (server ms) from the batch's clock bounds, the
+    /// tightest per run.
+    pub not_before: HashMap<Uuid, i64>,
+}
+
+impl PreparedBatch {
+    /// Dates the batch's runs with the PC's kept runs (`dating::plan`): `anchors` the best
+    /// known per run, `held_seq` the epoch's before this batch, `offset` the PC's clock
+    /// offset, `dated_until` the PC's stored one.
+    pub fn plan_dating(
+        &self,
+        kept: Vec<crate::dating::KeptRun>,
+        anchors: &HashMap<Uuid, Option<Anchor>>,
+        held_seq: i64,
+        offset: Option<WallOffset>,
+        received_ms: i64,
+        dated_until: Option<i64>,
+    ) -> crate::dating::Plan {
+        crate::dating::plan(
+            kept,
+            &self.evidence,
+            &crate::dating::BatchClock {
+                anchors,
+                not_before: &self.not_before,
+                sent: (
+                    self.sent.run,
+                    i64::try_from(self.sent.mono_ms).unwrap_or(i64::MAX),
+                ),
+                held_seq,
+                offset,
+                received_ms,
+            },
+            dated_until,
+        )
+    }
 }
 
 /// A lost seq range, in the store's integers.
@@ -227,13 +256,23 @@ fn to_i64(value: u64) -> Option<i64> {
 pub(crate) fn usable_anchor(anchor: &ClockAnchor, received_ms: i64) -> Option<Anchor> {
     let mono_ms = to_i64(anchor.mono_ms)?;
     let uncertainty_ms = to_i64(anchor.uncertainty_ms)?;
-    let plausible = anchor.server_ms >= EARLIEST_ANCHOR_MS
+    let plausible = anchor.server_ms >= EARLIEST_SERVER_MS
         && anchor.server_ms <= received_ms.saturating_add(ANCHOR_FUTURE_SLACK_MS)
         && uncertainty_ms <= MAX_ANCHOR_UNCERTAINTY_MS;
     plausible.then_some(Anchor {
         boot_ms: anchor.server_ms.saturating_sub(mono_ms),
         uncertainty_ms,
     })
+}
+
+/// A lower bound on a run's boot from a clock bound the PC carried back from an
+/// acknowledgement file; `None` when the server's time in it cannot be one (before any
+/// server's time, or later than this arrival).
+pub(crate) fn usable_bound(bound: &ClockBound, received_ms: i64) -> Option<i64> {
+    let mono_ms = to_i64(bound.mono_ms)?;
+    let plausible = bound.server_ms >= EARLIEST_SERVER_MS
+        && bound.server_ms <= received_ms.saturating_add(ANCHOR_FUTURE_SLACK_MS);
+    plausible.then(|| bound.server_ms.saturating_sub(mono_ms))
 }
 
 /// Checks a batch against its token and converts it. Refuses the whole batch (nothing
@@ -284,6 +323,16 @@ pub(crate) fn prepare(
                 if a.better_than(anchors.get(&anchor.run)) {
                     anchors.insert(anchor.run, a);
                 }
+            }
+            None => ignored_anchors += 1,
+        }
+    }
+    let mut not_before: HashMap<Uuid, i64> = HashMap::new();
+    for bound in &batch.bounds {
+        match usable_bound(bound, received_ms) {
+            Some(boot) => {
+                let entry = not_before.entry(bound.run).or_insert(boot);
+                *entry = (*entry).max(boot);
             }
             None => ignored_anchors += 1,
         }
@@ -345,7 +394,7 @@ pub(crate) fn prepare(
             None => records.push(out_of_range(seq, id)),
         }
     }
-    let estimates = estimate_boots(&records, &anchors, received_ms);
+    let evidence = run_evidence(&records, received_ms);
     Ok(PreparedBatch {
         batch_id: batch.batch_id,
         epoch: batch.epoch,
@@ -360,140 +409,48 @@ pub(crate) fn prepare(
         sessions,
         events,
         lost,
-        estimates,
+        evidence,
+        not_before,
     })
 }
 
-/// Whether a wall time can be right: not before this software's time (2024), not in
-/// the future of the arrival.
-fn plausible_ms(ms: i64, received_ms: i64) -> bool {
-    ms >= EARLIEST_ANCHOR_MS && ms <= received_ms.saturating_add(ANCHOR_FUTURE_SLACK_MS)
-}
-
-/// A run as one batch shows it: the seqs, monotonic readings and wall readings of its
-/// records.
-#[derive(Debug, Clone)]
-struct RunSpan {
-    run: Uuid,
-    min_mono: i64,
-    max_mono: i64,
-    /// Some wall reading of the run is impossible (before 2024, or after the arrival):
-    /// a dead CMOS battery's 2000, or a clock years ahead.
-    implausible: bool,
-    /// The plausible wall reading with the highest monotonic time (raw ms, mono ms):
-    /// after the clock was set right, if it was.
-    latest_plausible: Option<(i64, i64)>,
-}
-
-/// Where the runs of a batch stand on the server's clock when their wall clock cannot
-/// be believed and no anchor dates them, from the rest of the batch's evidence:
-///
-/// 1. the run's own latest plausible wall reading (the clock was set right during the
-///    run: a librarian fixing a reset clock leaves a `clock_jump`, and every reading
-///    after it is true): the run booted at that reading less its monotonic time;
-/// 2. otherwise its neighbours in seq order (a run that starts after another ends after
-///    it): it booted after the previous dated run's last record, less its own first
-///    monotonic reading, and before the next dated run's first record (or the arrival,
-///    an upper bound for everything, a USB bundle's import included), less its last
-///    reading. The estimate is the middle of that interval, and its half width its
-///    uncertainty; without a lower bound it is the upper bound.
-///
-/// Runs with a believable wall clock are left to the PC's measured offset, and runs
-/// with an anchor to the anchor.
-pub(crate) fn estimate_boots(
-    records: &[PreparedRecord],
-    anchors: &HashMap<Uuid, Anchor>,
-    received_ms: i64,
-) -> HashMap<Uuid, Anchor> {
-    let plausible = |raw: i64| plausible_ms(raw, received_ms);
-    let mut spans: Vec<RunSpan> = Vec::new();
+/// What the batch shows of each run, in the order the runs first appear.
+fn run_evidence(records: &[PreparedRecord], received_ms: i64) -> Vec<RunEvidence> {
+    let mut evidence: Vec<RunEvidence> = Vec::new();
+    let mut index: HashMap<Uuid, usize> = HashMap::new();
     for record in records {
-        let (run, mono, raw) = match record {
-            PreparedRecord::Session(s) => (s.run, s.mono_ms, s.fields.raw_start_ms),
-            PreparedRecord::Event(e) => (e.run, e.mono_ms, e.fields.raw_at_ms),
+        let (run, record, raw, seq) = match record {
+            PreparedRecord::Session(s) => (
+                s.run,
+                RunRecord {
+                    id: s.id,
+                    mono_ms: s.mono_ms,
+                    event: false,
+                },
+                s.fields.raw_start_ms,
+                s.seq,
+            ),
+            PreparedRecord::Event(e) => (
+                e.run,
+                RunRecord {
+                    id: e.id,
+                    mono_ms: e.mono_ms,
+                    event: true,
+                },
+                e.fields.raw_at_ms,
+                e.seq,
+            ),
             PreparedRecord::Invalid { .. } => continue,
         };
-        let index = match spans.iter().position(|span| span.run == run) {
-            Some(index) => index,
-            None => {
-                spans.push(RunSpan {
-                    run,
-                    min_mono: mono,
-                    max_mono: mono,
-                    implausible: false,
-                    latest_plausible: None,
-                });
-                spans.len() - 1
-            }
-        };
-        let span = &mut spans[index];
-        span.min_mono = span.min_mono.min(mono);
-        span.max_mono = span.max_mono.max(mono);
-        if plausible(raw) {
-            if span.latest_plausible.is_none_or(|(_, m)| mono >= m) {
-                span.latest_plausible = Some((raw, mono));
-            }
-        } else {
-            span.implausible = true;
-        }
-    }
-    // Each run's boot where the batch tells it: its anchor, or its own plausible
-    // readings (also for runs whose clock was right throughout: they bound neighbours).
-    let known: Vec<Option<i64>> = spans
-        .iter()
-        .map(|span| match anchors.get(&span.run) {
-            Some(a) => Some(a.boot_ms),
-            None => span
-                .latest_plausible
-                .map(|(raw, mono)| raw.saturating_sub(mono)),
-        })
-        .collect();
-    let mut estimates = HashMap::new();
-    for (i, span) in spans.iter().enumerate() {
-        if !span.implausible || anchors.contains_key(&span.run) {
-            continue;
-        }
-        if let Some(boot) = known[i] {
-            // From the run's own clock once set right: no uncertainty beyond the PC's
-            // offset, which `date` leaves aside for it.
-            estimates.insert(
-                span.run,
-                Anchor {
-                    boot_ms: boot,
-                    uncertainty_ms: 0,
-                },
-            );
-            continue;
-        }
-        let lower = (0..i).rev().find_map(|j| {
-            known[j].map(|boot| {
-                boot.saturating_add(spans[j].max_mono)
-                    .saturating_sub(span.min_mono)
-            })
+        let i = *index.entry(run).or_insert_with(|| {
+            evidence.push(RunEvidence::new(run, record.mono_ms));
+            evidence.len() - 1
         });
-        let upper = (i + 1..spans.len())
-            .find_map(|j| {
-                known[j].map(|boot| {
-                    boot.saturating_add(spans[j].min_mono)
-                        .saturating_sub(span.max_mono)
-                })
-            })
-            .unwrap_or(received_ms.saturating_sub(span.max_mono));
-        let (boot_ms, uncertainty_ms) = match lower {
-            Some(lower) if lower <= upper => (lower + (upper - lower) / 2, (upper - lower) / 2),
-            // No lower bound, or contradicting ones (a neighbour itself misdated): the
-            // upper bound, which at least never dates a record in the future.
-            _ => (upper, i64::MAX),
-        };
-        estimates.insert(
-            span.run,
-            Anchor {
-                boot_ms,
-                uncertainty_ms,
-            },
-        );
+        // Seqs were checked to fit when the batch was decoded.
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        evidence[i].add(record, raw, seq, received_ms);
     }
-    estimates
+    evidence
 }
 
 fn out_of_range(seq: u64, id: Uuid) -> PreparedRecord {
@@ -565,90 +522,6 @@ pub(crate) fn batch_offset(
     }
 }
 
-/// A record's corrected time and how far to trust it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Dated {
-    /// Corrected start (or instant), Unix ms by the server's clock.
-    pub ms: i64,
-    pub quality: TimeQuality,
-}
-
-/// What is known of where a run's monotonic clock stands on the server's clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RunTime<'a> {
-    /// Measured against the server (an anchor): records are `corrected`.
-    Anchored(&'a Anchor),
-    /// Estimated from other evidence ([`estimate_boots`]): records are `estimated`.
-    Estimated(&'a Anchor),
-    /// Nothing beyond the PC's own wall clock.
-    Unknown,
-}
-
-impl<'a> RunTime<'a> {
-    /// The run's time from a measured anchor, else from an estimate.
-    pub fn of(anchor: Option<&'a Anchor>, estimate: Option<&'a Anchor>) -> RunTime<'a> {
-        match (anchor, estimate) {
-            (Some(a), _) => RunTime::Anchored(a),
-            (None, Some(e)) => RunTime::Estimated(e),
-            (None, None) => RunTime::Unknown,
-        }
-    }
-}
-
-/// Dates a record: from its run's anchor when there is one (`corrected`, unless the PC
-/// itself called the time `estimated`), else from the run's estimated boot, else its
-/// raw wall time moved by the PC's latest known offset (both `estimated`). A record
-/// whose end (`start + span_ms`) would lie after `now_ms` is pulled back to end at
-/// `now_ms`, and flagged `estimated` when the excess is more than a rounding error.
-pub(crate) fn date(
-    raw_ms: i64,
-    mono_ms: i64,
-    span_ms: i64,
-    client_quality: TimeQuality,
-    run: RunTime<'_>,
-    offset: Option<&WallOffset>,
-    now_ms: i64,
-) -> Dated {
-    let (mut ms, mut quality, tolerance) = match run {
-        RunTime::Anchored(a) => (
-            a.server_time_of(mono_ms),
-            if client_quality == TimeQuality::Estimated {
-                TimeQuality::Estimated
-            } else {
-                TimeQuality::Corrected
-            },
-            FUTURE_TOLERANCE_MS.max(a.uncertainty_ms),
-        ),
-        RunTime::Estimated(e) => {
-            // The PC's measured offset dates a clock that is consistently wrong more
-            // closely than neighbours do, as long as it puts the record at a possible
-            // time; an estimate from the run's own clock set right (no uncertainty)
-            // is exact for the whole run.
-            let by_offset = offset
-                .map(|o| raw_ms.saturating_add(o.ms))
-                .filter(|ms| plausible_ms(*ms, now_ms));
-            let ms = match by_offset {
-                Some(ms) if e.uncertainty_ms > 0 => ms,
-                _ => e.server_time_of(mono_ms),
-            };
-            (ms, TimeQuality::Estimated, FUTURE_TOLERANCE_MS)
-        }
-        RunTime::Unknown => (
-            raw_ms.saturating_add(offset.map_or(0, |o| o.ms)),
-            TimeQuality::Estimated,
-            FUTURE_TOLERANCE_MS,
-        ),
-    };
-    let end = ms.saturating_add(span_ms);
-    if end > now_ms {
-        if end - now_ms > tolerance {
-            quality = TimeQuality::Estimated;
-        }
-        ms = now_ms.saturating_sub(span_ms);
-    }
-    Dated { ms, quality }
-}
-
 /// A record refused with a reason, as the answer lists it.
 pub(crate) fn rejected(seq: u64, code: &str, detail: impl Into<String>) -> RejectedRecord {
     RejectedRecord {
@@ -669,126 +542,6 @@ mod tests {
             boot_ms: server - mono,
             uncertainty_ms: unc,
         }
-    }
-
-    #[test]
-    fn an_anchor_dates_a_record_whatever_the_wall_clock_said() {
-        let a = anchor(10_000_000, NOW - 1_000, 150);
-        // Started 2 hours of monotonic time before the anchor, on a clock 3 years behind.
-        let raw = NOW - 3 * 365 * 86_400_000;
-        let d = date(
-            raw,
-            10_000_000 - 7_200_000,
-            1_800_000,
-            TimeQuality::Estimated,
-            RunTime::Anchored(&a),
-            None,
-            NOW,
-        );
-        assert_eq!(d.ms, NOW - 1_000 - 7_200_000);
-        assert_eq!(
-            d.quality,
-            TimeQuality::Estimated,
-            "the PC's own doubt stays"
-        );
-        let d = date(
-            raw,
-            9_000_000,
-            0,
-            TimeQuality::Trusted,
-            RunTime::Anchored(&a),
-            None,
-            NOW,
-        );
-        assert_eq!(d.quality, TimeQuality::Corrected);
-    }
-
-    #[test]
-    fn without_an_anchor_the_offset_applies_and_the_time_is_estimated() {
-        let off = WallOffset {
-            ms: 60_000,
-            uncertainty_ms: None,
-        };
-        let d = date(
-            NOW - 3_600_000,
-            5,
-            0,
-            TimeQuality::Trusted,
-            RunTime::Unknown,
-            Some(&off),
-            NOW,
-        );
-        assert_eq!(d.ms, NOW - 3_540_000);
-        assert_eq!(d.quality, TimeQuality::Estimated);
-        let d = date(
-            NOW - 10,
-            5,
-            0,
-            TimeQuality::Trusted,
-            RunTime::Unknown,
-            None,
-            NOW,
-        );
-        assert_eq!(d.ms, NOW - 10);
-    }
-
-    #[test]
-    fn future_times_are_clamped_and_flagged() {
-        // A clock one day ahead with no offset known: the session would end tomorrow.
-        let d = date(
-            NOW + 86_400_000,
-            5,
-            600_000,
-            TimeQuality::Trusted,
-            RunTime::Unknown,
-            None,
-            NOW,
-        );
-        assert_eq!(d.ms, NOW - 600_000);
-        assert_eq!(d.quality, TimeQuality::Estimated);
-        // Within the anchor's uncertainty: clamped, still corrected.
-        let a = anchor(1_000, NOW, 500);
-        let d = date(
-            0,
-            1_300,
-            0,
-            TimeQuality::Trusted,
-            RunTime::Anchored(&a),
-            None,
-            NOW,
-        );
-        assert_eq!((d.ms, d.quality), (NOW, TimeQuality::Corrected));
-    }
-
-    #[test]
-    fn hostile_numbers_saturate_instead_of_panicking() {
-        let a = Anchor {
-            boot_ms: i64::MAX - 5,
-            uncertainty_ms: 0,
-        };
-        let d = date(
-            i64::MIN,
-            i64::MAX,
-            i64::MAX,
-            TimeQuality::Trusted,
-            RunTime::Anchored(&a),
-            None,
-            NOW,
-        );
-        assert_eq!(d.quality, TimeQuality::Estimated);
-        let off = WallOffset {
-            ms: i64::MAX,
-            uncertainty_ms: None,
-        };
-        let _ = date(
-            i64::MAX,
-            0,
-            0,
-            TimeQuality::Trusted,
-            RunTime::Unknown,
-            Some(&off),
-            NOW,
-        );
     }
 
     #[test]
@@ -839,175 +592,32 @@ mod tests {
         assert!(batch_offset(&sent, None, NOW, Delivery::Carried).is_none());
     }
 
-    /// A session of `run` at monotonic `mono` whose PC wall clock read `raw`.
-    fn record(seq: u64, run: Uuid, mono: i64, raw: i64) -> PreparedRecord {
-        PreparedRecord::Session(PreparedSession {
-            seq,
-            id: Uuid::from_u64_pair(seq, 7),
-            run,
-            patron: None,
-            mono_ms: mono,
-            fields: SessionFields {
-                revision: 1,
-                raw_start_ms: raw,
-                duration_s: 600,
-                end_reason: None,
-                user_kind: 0,
-                purposes: 1,
-                gender: 0,
-                age_group: 0,
-                group_size: 1,
-                rx_kib: 0,
-                tx_kib: 0,
-                offline_s: 0,
-                client_quality: 0,
-            },
-        })
-    }
-
-    const Y2000: i64 = 946_684_800_000;
-    const HOUR: i64 = 3_600_000;
-    const DAY: i64 = 86_400_000;
-
-    fn dated(run: RunTime<'_>, raw: i64, mono: i64, offset: Option<&WallOffset>) -> i64 {
-        date(raw, mono, 0, TimeQuality::Trusted, run, offset, NOW).ms
-    }
-
     #[test]
-    fn a_clock_reset_to_2000_and_set_right_at_noon_dates_the_whole_run() {
-        let run = Uuid::from_u64_pair(1, 1);
-        let boot = NOW - 10 * HOUR;
-        let records = [
-            record(1, run, HOUR, Y2000 + HOUR),
-            record(2, run, 3 * HOUR, Y2000 + 3 * HOUR),
-            // Set right: the readings from here on are true.
-            record(3, run, 6 * HOUR, boot + 6 * HOUR),
-        ];
-        let estimates = estimate_boots(&records, &HashMap::new(), NOW);
-        let e = estimates.get(&run).expect("an estimate");
-        assert_eq!(e.boot_ms, boot);
-        let at = dated(RunTime::Estimated(e), Y2000 + HOUR, HOUR, None);
-        assert_eq!(at, boot + HOUR);
-        // A measured offset does not pull the morning back to 2000.
-        let off = WallOffset {
-            ms: 0,
-            uncertainty_ms: Some(20),
+    fn a_clock_bound_bounds_the_boot_from_below_unless_it_cannot_be_a_servers() {
+        let bound = ClockBound {
+            run: Uuid::nil(),
+            mono_ms: 3_600_000,
+            server_ms: NOW - 86_400_000,
         };
         assert_eq!(
-            dated(RunTime::Estimated(e), Y2000 + HOUR, HOUR, Some(&off)),
-            boot + HOUR
+            usable_bound(&bound, NOW),
+            Some(NOW - 86_400_000 - 3_600_000)
         );
-    }
-
-    #[test]
-    fn a_run_that_never_had_a_right_clock_lies_between_its_neighbours() {
-        let (before, lost, after) = (
-            Uuid::from_u64_pair(2, 1),
-            Uuid::from_u64_pair(2, 2),
-            Uuid::from_u64_pair(2, 3),
-        );
-        let day = NOW - 10 * DAY;
-        let records = [
-            record(1, before, HOUR, day + HOUR),
-            record(2, before, 8 * HOUR, day + 8 * HOUR),
-            // The next day, the clock reads 2000 all day (power cut before noon).
-            record(3, lost, HOUR, Y2000 + HOUR),
-            record(4, lost, 2 * HOUR, Y2000 + 2 * HOUR),
-            record(5, after, HOUR, day + 2 * DAY + HOUR),
-        ];
-        let estimates = estimate_boots(&records, &HashMap::new(), NOW);
-        assert_eq!(estimates.len(), 1, "only the run with an impossible clock");
-        let e = estimates[&lost];
-        let start = dated(RunTime::Estimated(&e), Y2000 + HOUR, HOUR, None);
-        assert!(
-            start > day + 8 * HOUR && start < day + 2 * DAY + HOUR,
-            "{start}"
-        );
-        assert_eq!(
-            e.uncertainty_ms,
-            (2 * DAY + HOUR - 2 * HOUR - (8 * HOUR - HOUR)) / 2
-        );
-
-        // With nothing after it, the arrival bounds it: never in the future.
-        let alone = [record(1, lost, HOUR, Y2000 + HOUR)];
-        let e = estimate_boots(&alone, &HashMap::new(), NOW)[&lost];
-        assert_eq!(e.boot_ms, NOW - HOUR);
-    }
-
-    #[test]
-    fn anchored_and_believable_runs_get_no_estimate() {
-        let (anchored, right) = (Uuid::from_u64_pair(3, 1), Uuid::from_u64_pair(3, 2));
-        let records = [
-            record(1, anchored, HOUR, Y2000),
-            record(2, right, HOUR, NOW - DAY),
-        ];
-        let anchors = HashMap::from([(anchored, anchor(HOUR, NOW - 2 * DAY, 50))]);
-        assert!(estimate_boots(&records, &anchors, NOW).is_empty());
-    }
-
-    proptest::proptest! {
-        /// Random days of one PC (one run a day, boots at random hours), each run's
-        /// clock right, reset to 2000 and set right later, reset and never set right, or
-        /// years ahead, all arriving in one batch (a USB bundle) at a random time after:
-        /// every record is dated somewhere possible (none in 2000, none in the future),
-        /// and a record of a run that was never dated by its own clock lands in its true
-        /// month whenever both neighbouring dated runs lie in that same month (the
-        /// evidence bounds it within the month). A run with a clock set right is exact.
-        #[test]
-        fn records_land_in_the_month_their_evidence_bounds(
-            days in proptest::collection::vec((0i64..10, 0u8..4, 1usize..4), 3..40),
-            late_days in 0i64..20,
-        ) {
-            let first_day = NOW - 120 * DAY;
-            let mut records = Vec::new();
-            let mut truth = Vec::new();
-            let mut kinds = Vec::new();
-            let mut seq = 0;
-            for (i, (boot_hour, clock, count)) in days.iter().enumerate() {
-                let run = Uuid::from_u64_pair(9, i as u64);
-                let boot = first_day + i as i64 * 3 * DAY + boot_hour * HOUR;
-                for k in 0..*count {
-                    seq += 1;
-                    let mono = (k as i64 + 1) * HOUR;
-                    let true_ms = boot + mono;
-                    let raw = match clock {
-                        0 => true_ms,
-                        1 if k + 1 == *count && *count > 1 => true_ms,
-                        1 | 2 => Y2000 + mono,
-                        _ => true_ms + 5 * 365 * DAY,
-                    };
-                    records.push(record(seq, run, mono, raw));
-                    truth.push((run, mono, raw, true_ms));
-                }
-                kinds.push((run, *clock == 0 || (*clock == 1 && *count > 1)));
-            }
-            let arrival = first_day + (days.len() as i64 * 3 + late_days) * DAY;
-            let estimates = estimate_boots(&records, &HashMap::new(), arrival);
-            let month = |ms: i64| {
-                let d = chrono::DateTime::from_timestamp_millis(ms).unwrap();
-                (chrono::Datelike::year(&d), chrono::Datelike::month(&d))
-            };
-            for (index, (run, mono, raw, true_ms)) in truth.iter().enumerate() {
-                let run_time = RunTime::of(None, estimates.get(run));
-                let at = date(*raw, *mono, 0, TimeQuality::Trusted, run_time, None, arrival).ms;
-                proptest::prop_assert!(at >= EARLIEST_ANCHOR_MS && at <= arrival, "{at}");
-                let self_dated = kinds.iter().any(|(r, ok)| r == run && *ok);
-                if self_dated {
-                    proptest::prop_assert_eq!(at, *true_ms);
-                    continue;
-                }
-                let run_index = kinds.iter().position(|(r, _)| r == run).unwrap();
-                let previous = kinds[..run_index].iter().rposition(|(_, ok)| *ok);
-                let next = kinds[run_index + 1..].iter().position(|(_, ok)| *ok);
-                if let (Some(p), Some(n)) = (previous, next) {
-                    let first_of = |r: usize| truth.iter().find(|t| t.0 == kinds[r].0).unwrap().3;
-                    let last_of = |r: usize| truth.iter().rev().find(|t| t.0 == kinds[r].0).unwrap().3;
-                    let (lo, hi) = (last_of(p), first_of(run_index + 1 + n));
-                    if month(lo) == month(hi) {
-                        proptest::prop_assert_eq!(month(at), month(*true_ms), "record {}", index);
-                    }
-                }
-            }
+        for bad in [
+            ClockBound {
+                server_ms: 946_684_800_000,
+                ..bound
+            },
+            ClockBound {
+                server_ms: NOW + 3_600_000,
+                ..bound
+            },
+            ClockBound {
+                mono_ms: u64::MAX,
+                ..bound
+            },
+        ] {
+            assert_eq!(usable_bound(&bad, NOW), None, "{bad:?}");
         }
     }
 }

@@ -18,6 +18,7 @@
 pub mod bench;
 mod codes;
 mod dashboard;
+mod dating;
 pub mod http;
 mod ingest;
 pub mod metrics;

@@ -45,7 +45,7 @@ pub(crate) fn recount_events(
 ) -> Option<EventCursor> {
     let boot = crate::codes::event_kind_code(jejak_domain::PcEventKind::Boot);
     for e in events.iter().filter(|e| e.kind == boot) {
-        delta.boot(device, offset, e.at_s);
+        delta.boot(device, offset, e.at_s, 1);
     }
     rollup::fold_events(delta, device, offset, None, events)
 }
@@ -57,7 +57,7 @@ pub(crate) fn stored_days(
     device: i64,
     bytes: &[u8],
 ) -> Result<(), StoreError> {
-    let values = rollup::unpack(bytes).ok_or_else(|| corrupt("days", month, device))?;
+    let values = rollup::unpack_days(bytes).ok_or_else(|| corrupt("days", month, device))?;
     let first = rollup::month_first(month).ok_or_else(|| corrupt("days", month, device))?;
     for (index, counters) in values.chunks(rollup::DAY_FIELDS).enumerate() {
         let day = rollup::date_day(first) + index as i64;
@@ -205,7 +205,7 @@ pub(crate) fn merge_days(
     (month, device): (i64, i64),
 ) -> Result<Option<Vec<u8>>, StoreError> {
     let mut values = match stored {
-        Some(bytes) => rollup::unpack(bytes).ok_or_else(|| corrupt("days", month, device))?,
+        Some(bytes) => rollup::unpack_days(bytes).ok_or_else(|| corrupt("days", month, device))?,
         None => Vec::new(),
     };
     values.resize(rollup::MONTH_DAYS * rollup::DAY_FIELDS, 0);

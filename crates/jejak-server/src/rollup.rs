@@ -75,6 +75,9 @@ pub struct DayTotals {
     pub powered_s: i64,
     /// Of those, seconds with the internet up.
     pub internet_s: i64,
+    /// Public sessions started on the day whose time is an estimate (no anchor dated
+    /// their run): the reports say how many.
+    pub estimated: i64,
 }
 
 impl DayTotals {
@@ -185,9 +188,28 @@ pub fn month_first(month: i64) -> Option<NaiveDate> {
 // 450 bytes on disk instead of ~35 bytes per day row.
 
 /// Counters per day, in this order: the fields of [`DayTotals`] as declared.
-pub const DAY_FIELDS: usize = 12;
+pub const DAY_FIELDS: usize = 13;
 /// Day slots in a month's blob.
 pub const MONTH_DAYS: usize = 31;
+/// Counters per day of rows written before `estimated` was counted (read as if it
+/// were zero; a row is written in the current layout the next time a batch touches it).
+const LEGACY_DAY_FIELDS: usize = 12;
+
+/// Unpacks a month's day row ([`pack`]) in the current layout, whatever layout it was
+/// written in; `None` when it is neither.
+pub fn unpack_days(bytes: &[u8]) -> Option<Vec<i64>> {
+    let values = unpack(bytes)?;
+    match values.len() {
+        n if n == MONTH_DAYS * DAY_FIELDS => Some(values),
+        n if n == MONTH_DAYS * LEGACY_DAY_FIELDS => Some(
+            values
+                .chunks(LEGACY_DAY_FIELDS)
+                .flat_map(|day| day.iter().copied().chain(std::iter::once(0)))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
 
 impl DayTotals {
     /// The counters in blob order.
@@ -205,6 +227,7 @@ impl DayTotals {
             self.boots,
             self.powered_s,
             self.internet_s,
+            self.estimated,
         ]
     }
 
@@ -224,6 +247,7 @@ impl DayTotals {
             boots: at(9),
             powered_s: at(10),
             internet_s: at(11),
+            estimated: at(12),
         }
     }
 }
@@ -382,8 +406,11 @@ impl RollupDelta {
         let complete = attrs.gender != codes::gender_code(jejak_domain::Gender::X)
             && attrs.age_group != codes::age_group_code(jejak_domain::AgeGroup::Unknown)
             && attrs.purposes != 0;
+        let estimated =
+            attrs.quality == codes::time_quality_code(jejak_domain::TimeQuality::Estimated);
         let counts = DayTotals {
             sessions: sign,
+            estimated: if estimated { sign } else { 0 },
             persons: sign * s.group_size,
             complete: if complete { sign } else { 0 },
             men: if attrs.gender == codes::gender_code(jejak_domain::Gender::L) {
@@ -452,6 +479,7 @@ impl RollupDelta {
                 entry.men += counts.men;
                 entry.women += counts.women;
                 entry.all_sessions += counts.all_sessions;
+                entry.estimated += counts.estimated;
             }
             entry.seconds += sign * (until - at);
             entry.online_s += sign * (online_so_far - done_online);
@@ -465,12 +493,36 @@ impl RollupDelta {
         }
     }
 
-    /// Adds a boot on its local day.
-    pub fn boot(&mut self, device: i64, offset_s: i64, at_s: i64) {
+    /// Moves a session's contribution: a stored session dated again, or replaced by a
+    /// higher revision.
+    pub fn moved_session(
+        &mut self,
+        device: i64,
+        library: i64,
+        offset_s: i64,
+        old: &SessionFacts,
+        new: &SessionFacts,
+    ) {
+        self.session(device, library, offset_s, old, -1);
+        self.session(device, library, offset_s, new, 1);
+    }
+
+    /// Moves a stored pc event of kind `kind` from `old_s` to `new_s` (dated again):
+    /// a boot counts on its new day. (Uptime is folded again by the caller.)
+    pub fn moved_event(&mut self, device: i64, offset_s: i64, kind: i64, old_s: i64, new_s: i64) {
+        if kind == codes::event_kind_code(PcEventKind::Boot) && old_s != new_s {
+            self.boot(device, offset_s, old_s, -1);
+            self.boot(device, offset_s, new_s, 1);
+        }
+    }
+
+    /// Adds (`sign = 1`) or takes away (`sign = -1`, a boot dated again) a boot on its
+    /// local day.
+    pub fn boot(&mut self, device: i64, offset_s: i64, at_s: i64, sign: i64) {
         self.days
             .entry((device, local_day(at_s, offset_s)))
             .or_default()
-            .boots += 1;
+            .boots += sign;
     }
 
     /// Adds a span of powered time (and of internet, if `internet`) starting at `at_s`.
@@ -485,11 +537,13 @@ impl RollupDelta {
         }
     }
 
-    /// The same delta with only the entries of `month` (a month number) and later.
+    /// The same delta with only the entries of `month` (a month number) and later, and
+    /// those of undated records (which retention never removes: they may be dated yet).
     pub fn keeping_months_from(mut self, month: i64) -> RollupDelta {
-        self.days.retain(|(_, day), _| day_month(*day) >= month);
-        self.cells.retain(|cell, _| cell.month >= month);
-        self.patrons.retain(|(_, m, _), _| *m >= month);
+        let kept = |m: i64| m >= month || crate::dating::is_undated_month(m);
+        self.days.retain(|(_, day), _| kept(day_month(*day)));
+        self.cells.retain(|cell, _| kept(cell.month));
+        self.patrons.retain(|(_, m, _), _| kept(*m));
         self
     }
 
@@ -614,6 +668,7 @@ mod tests {
             boots: 10,
             powered_s: 11,
             internet_s: 12,
+            estimated: 13,
         };
         assert_eq!(DayTotals::from_slice(&day.to_array()), day);
         assert_eq!(

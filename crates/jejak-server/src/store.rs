@@ -769,9 +769,10 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
 
     /// Removes the raw sessions that ended, and the pc events that happened, before
     /// `month` began (in each library's zone), keeping the rollups: the reports of those
-    /// months stay as they were. From then on, records from before `month` that the
-    /// store does not hold are refused (`beyond-retention`), and `check_rollups`
-    /// compares the months from `month` on. A backend that cannot prune says so with
+    /// months stay as they were. Undated records (whose month cannot be told) stay, as
+    /// they may be dated yet. From then on, records from before `month` that the store
+    /// does not hold are refused (`beyond-retention`), and `check_rollups` compares the
+    /// months from `month` on (and the undated ones). A backend that cannot prune says so with
     /// [`StoreError::Unsupported`].
     async fn prune_raw(&self, month: chrono::NaiveDate) -> Result<PruneOutcome, StoreError> {
         let _ = month;

@@ -66,6 +66,9 @@ pub fn prepare(
     runs.sort();
     runs.dedup();
     let anchors = store.anchors_for(&runs)?;
+    // What USB acknowledgement files told about this PC's clock (nothing, for a PC that
+    // never carried a bundle): lower bounds that date its runs where no anchor does.
+    let bounds = store.bounds_for(&runs)?;
     let identity = store.identity();
     let mut wire = WireBatch::encode(
         Uuid::now_v7(),
@@ -85,6 +88,7 @@ pub fn prepare(
         );
     }
     wire.lost = lost;
+    wire.bounds = bounds;
     Ok(Some(compress(wire)))
 }
 

@@ -500,6 +500,20 @@ pub fn import_ack(
         duplicates: 0,
         rejected: 0,
     };
+    // The server wrote this file after its last answer: now, as the PC reads it, the
+    // server's clock reads at least that time. Kept as a lower bound for the run that is
+    // going now (see `ClockBound`), so that the next bundle or sync dates this run, and
+    // the runs after it, better than a clock reset to 2000 can. A file whose times are
+    // not a server's (before 2024) teaches nothing.
+    if let Some(server_ms) = ack
+        .acks
+        .iter()
+        .map(|a| a.sent_at_ms.max(a.received_at_ms))
+        .max()
+        .filter(|ms| *ms >= jejak_domain::EARLIEST_SERVER_MS)
+    {
+        store.save_bound(server_ms)?;
+    }
     for batch_ack in &ack.acks {
         store.record_ack(batch_ack.epoch, batch_ack.held_seq, &batch_ack.rejected)?;
         summary.held_seq = summary.held_seq.max(batch_ack.held_seq);

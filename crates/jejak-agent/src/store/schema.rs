@@ -4,7 +4,7 @@
 use rusqlite_migration::{M, Migrations};
 
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
 }
 
 const V1: &str = r#"
@@ -149,6 +149,20 @@ WHEN OLD.seq >= (SELECT MAX(seq) FROM changes)
 BEGIN
     SELECT RAISE(ABORT, 'the newest change is never pruned: the next seq follows it');
 END;
+"#;
+
+/// Lower bounds on the server's clock learnt from USB acknowledgement files: at
+/// `mono_ms` of the run the server's clock read at least `server_ms` (the time the server
+/// wrote the file). One row per run, the tightest (the highest `server_ms - mono_ms`);
+/// batches carry them to the server, which dates the run's records with them. `learnt`
+/// orders them (1, 2, 3 …): the PC's wall clock cannot, since it is what is in doubt.
+const V4: &str = r#"
+CREATE TABLE clock_bounds (
+    run_id    TEXT PRIMARY KEY REFERENCES runs(run_id),
+    mono_ms   INTEGER NOT NULL,
+    server_ms INTEGER NOT NULL,
+    learnt    INTEGER NOT NULL
+) STRICT;
 "#;
 
 #[cfg(test)]

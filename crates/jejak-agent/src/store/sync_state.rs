@@ -4,7 +4,7 @@
 //! network exchange.
 
 use chrono::{DateTime, Utc};
-use jejak_domain::{ClientInstant, ClockAnchor, RejectedRecord};
+use jejak_domain::{ClientInstant, ClockAnchor, ClockBound, RejectedRecord};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
@@ -108,6 +108,77 @@ impl Store {
             )
             .map_err(sqlite)?;
         Ok(())
+    }
+
+    /// Keeps what a USB acknowledgement file tells about this PC's clock: the server
+    /// wrote the file at `server_ms`, so now, when the PC reads it, the server's clock
+    /// reads at least that. The bound is kept for the current run (the tightest one per
+    /// run) and returned; batches carry it to the server ([`ClockBound`]).
+    pub fn save_bound(&mut self, server_ms: i64) -> Result<ClockBound, StoreError> {
+        self.write(|w| {
+            let bound = ClockBound {
+                run: w.run.run_id,
+                mono_ms: w.now.mono_ms.max(0) as u64,
+                server_ms,
+            };
+            w.tx.execute(
+                "INSERT INTO clock_bounds (run_id, mono_ms, server_ms, learnt)
+                 VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(learnt), 0) + 1 FROM clock_bounds))
+                 ON CONFLICT (run_id) DO UPDATE SET mono_ms = excluded.mono_ms,
+                   server_ms = excluded.server_ms, learnt = excluded.learnt
+                 WHERE excluded.server_ms - excluded.mono_ms
+                     > clock_bounds.server_ms - clock_bounds.mono_ms",
+                params![bound.run.to_string(), bound.mono_ms as i64, bound.server_ms],
+            )?;
+            Ok(bound)
+        })
+    }
+
+    /// The clock bounds known for these runs, and the newest one whatever its run (the
+    /// run that was going when the last acknowledgement file came back may have nothing
+    /// left to send, yet its bound still dates the runs after it).
+    pub fn bounds_for(&self, runs: &[Uuid]) -> Result<Vec<ClockBound>, StoreError> {
+        let sqlite = self.sqlite();
+        let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(String, i64, i64)> {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        };
+        let mut found: Vec<(String, i64, i64)> = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT run_id, mono_ms, server_ms FROM clock_bounds WHERE run_id = ?1")
+            .map_err(&sqlite)?;
+        for run in runs {
+            found.extend(
+                stmt.query_row([run.to_string()], read)
+                    .optional()
+                    .map_err(&sqlite)?,
+            );
+        }
+        let newest = self
+            .conn
+            .prepare_cached(
+                "SELECT run_id, mono_ms, server_ms FROM clock_bounds
+                 ORDER BY learnt DESC LIMIT 1",
+            )
+            .map_err(&sqlite)?
+            .query_row([], read)
+            .optional()
+            .map_err(&sqlite)?;
+        found.extend(newest);
+        let mut out: Vec<ClockBound> = Vec::new();
+        for (run, mono_ms, server_ms) in found {
+            let Ok(run) = Uuid::parse_str(&run) else {
+                continue;
+            };
+            if out.iter().all(|b| b.run != run) {
+                out.push(ClockBound {
+                    run,
+                    mono_ms: mono_ms.max(0) as u64,
+                    server_ms,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The anchors known for these runs.

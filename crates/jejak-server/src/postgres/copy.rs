@@ -101,13 +101,13 @@ const SPECS: &[Spec] = &[
         name: "devices",
         select: "SELECT library, id, pc, created_ms, last_batch_ms, offset_ms,
                      offset_uncertainty_ms, offset_at_ms, sessions, events, rejected, event_at_s,
-                     event_id, event_kind, event_link_up FROM devices",
+                     event_id, event_kind, event_link_up, dated_until_ms FROM devices",
         keys: &["id"],
-        kinds: "iitiiiiiiiiibio",
+        kinds: "iitiiiiiiiiibioi",
         insert: "INSERT INTO devices (library, id, pc, created_ms, last_batch_ms, offset_ms,
                      offset_uncertainty_ms, offset_at_ms, sessions, events, rejected, event_at_s,
-                     event_id, event_kind, event_link_up) OVERRIDING SYSTEM VALUE
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                     event_id, event_kind, event_link_up, dated_until_ms) OVERRIDING SYSTEM VALUE
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                  ON CONFLICT DO NOTHING",
         month_of: None,
         count: "SELECT COUNT(*) FROM devices",
@@ -149,6 +149,18 @@ const SPECS: &[Spec] = &[
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         month_of: None,
         count: "SELECT COUNT(*) FROM runs",
+    },
+    Spec {
+        name: "kept_runs",
+        select: "SELECT d.library AS library, k.device AS device, k.run AS run,
+                     k.ordinal AS ordinal, k.open AS open, k.state AS state, k.records AS records
+                 FROM kept_runs k JOIN devices d ON d.id = k.device",
+        keys: &["device", "run"],
+        kinds: "iibiobb",
+        insert: "INSERT INTO kept_runs (library, device, run, ordinal, open, state, records)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        month_of: None,
+        count: "SELECT COUNT(*) FROM kept_runs",
     },
     // Patron keys are per library in PostgreSQL: each key goes to the libraries whose
     // sessions use it, with its number (a key no session uses is not needed).

@@ -865,12 +865,17 @@ async fn rebuild(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.query("SELECT 1 FROM devices ORDER BY library, id FOR UPDATE", &[])
         .await?;
     let (expected, cursors) = read::recount(tx).await?;
-    // The months before the retention cutoff keep their rollups: their raw rows are gone.
+    // The months before the retention cutoff keep their rollups: their raw rows are gone
+    // (but for the undated records', which retention keeps).
     let from = write::retained_from(tx).await?.unwrap_or(i64::MIN);
     let expected = expected.keeping_months_from(from);
+    let undated = crate::dating::FIRST_DATED_MONTH;
     for table in ["day_rollups", "breakdown_rollups", "patron_months"] {
-        tx.execute(&format!("DELETE FROM {table} WHERE month >= $1"), &[&from])
-            .await?;
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE month >= $1 OR month < $2"),
+            &[&from, &undated],
+        )
+        .await?;
     }
     write::write_rollups(tx, 0, &expected).await?;
     let mut cursors: Vec<_> = cursors.into_iter().collect();

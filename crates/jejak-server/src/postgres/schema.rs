@@ -18,7 +18,7 @@
 //!   2020–2099 (a PC clock reset to 2000), go to the default partition.
 
 /// The migrations, in order: (version, SQL).
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// The advisory lock key that serialises migrations (an arbitrary constant: "jejak" in
 /// ASCII).
@@ -228,4 +228,21 @@ CREATE TABLE lost_ranges (
     reported_ms BIGINT NOT NULL,
     PRIMARY KEY (library, device, epoch, first_seq)
 );
+"#;
+
+/// Version 5: the runs whose dating can still move when later evidence arrives, and the
+/// least end of each PC's latest run dated for certain (see the SQLite store's V6 and
+/// `dating.rs`).
+const V5: &str = r#"
+CREATE TABLE kept_runs (
+    library BIGINT NOT NULL,
+    device  BIGINT NOT NULL,
+    run     BYTEA NOT NULL,
+    ordinal BIGINT NOT NULL,
+    open    BOOLEAN NOT NULL,
+    state   BYTEA NOT NULL,
+    records BYTEA NOT NULL,
+    PRIMARY KEY (library, device, run)
+);
+ALTER TABLE devices ADD COLUMN dated_until_ms BIGINT;
 "#;

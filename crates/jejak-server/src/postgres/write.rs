@@ -12,12 +12,13 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
-use jejak_domain::{EndReason, LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
+use jejak_domain::{LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::codes;
+use crate::dating::{self, KeptRun, RunDating, StoredTime};
 use crate::ingest::{
     self, Anchor, PreparedBatch, PreparedEvent, PreparedRecord, PreparedSession, REJECT_CONFLICT,
     REJECT_INVALID, WallOffset,
@@ -93,7 +94,7 @@ fn pg(e: tokio_postgres::Error) -> IngestError {
 
 /// Locks the device's row and reads what a batch needs of it and of its library.
 const LOCK_DEVICE: &str = "SELECT d.library, l.timezone, d.offset_ms, d.offset_uncertainty_ms,
-         d.event_at_s, d.event_id, d.event_kind, d.event_link_up
+         d.event_at_s, d.event_id, d.event_kind, d.event_link_up, d.dated_until_ms
      FROM devices d JOIN libraries l ON l.id = d.library
      WHERE d.id = $1 FOR UPDATE OF d";
 /// The epoch's held seq and the retention cutoff, read under the device's lock.
@@ -107,6 +108,16 @@ const UPSERT_RUNS: &str = "INSERT INTO runs (library, device, run, boot_ms, unce
          WHERE excluded.uncertainty_ms < runs.uncertainty_ms";
 const SELECT_RUNS: &str = "SELECT run, boot_ms, uncertainty_ms FROM runs
      WHERE library = $1 AND device = $2 AND run = ANY($3::bytea[])";
+/// The PC's open kept runs and the settled ones the batch's runs name (`dating.rs`).
+const SELECT_KEPT_RUNS: &str = "SELECT run, ordinal, open, state, records FROM kept_runs
+     WHERE library = $1 AND device = $2 AND (open OR run = ANY($3::bytea[]))";
+const UPSERT_KEPT_RUN: &str = "INSERT INTO kept_runs (library, device, run, ordinal, open,
+         state, records)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (library, device, run) DO UPDATE SET ordinal = excluded.ordinal,
+         open = excluded.open, state = excluded.state, records = excluded.records";
+const DELETE_KEPT_RUN: &str =
+    "DELETE FROM kept_runs WHERE library = $1 AND device = $2 AND run = $3";
 const INSERT_PATRONS: &str = "INSERT INTO patron_keys (library, key)
      SELECT $1, k FROM unnest($2::bytea[]) AS t(k)
      ORDER BY k ON CONFLICT (library, key) DO NOTHING";
@@ -129,7 +140,8 @@ const BOOKKEEPING: &str = "WITH epoch AS (
              event_at_s = CASE WHEN $12 THEN $13 ELSE event_at_s END,
              event_id = CASE WHEN $12 THEN $14 ELSE event_id END,
              event_kind = CASE WHEN $12 THEN $15 ELSE event_kind END,
-             event_link_up = CASE WHEN $12 THEN $16 ELSE event_link_up END
+             event_link_up = CASE WHEN $12 THEN $16 ELSE event_link_up END,
+             dated_until_ms = coalesce($23, dated_until_ms)
          WHERE library = $1 AND id = $2
      )
      INSERT INTO batches (library, device, batch_id, epoch, first_seq, last_seq, new,
@@ -211,20 +223,23 @@ pub(crate) async fn ingest(
         }
         None => None,
     };
+    let dated_until: Option<i64> = place.try_get(8).map_err(pg)?;
 
     // Everything else the batch reads, in one pipeline behind the lock: the epoch's
     // held seq; the batch's anchors written where they beat stored ones, then the best
     // anchor of every run the batch touches; the patron keys made and read in key order
     // (two PCs of a library meeting the same new key wait on each other in the same
     // order); the retention cutoff.
-    let (s_state, s_put_runs, s_runs, s_put_keys, s_keys) = tokio::try_join!(
+    let (s_state, s_put_runs, s_runs, s_put_keys, s_keys, s_kept) = tokio::try_join!(
         tx.prepare_cached(SELECT_STATE),
         tx.prepare_cached(UPSERT_RUNS),
         tx.prepare_cached(SELECT_RUNS),
         tx.prepare_cached(INSERT_PATRONS),
         tx.prepare_cached(SELECT_PATRONS),
+        tx.prepare_cached(SELECT_KEPT_RUNS),
     )
     .map_err(pg)?;
+    let batch_runs: Vec<&[u8]> = batch.runs.iter().map(|r| r.as_bytes().as_slice()).collect();
     let epoch_key = batch.epoch.as_bytes().as_slice();
     let mut anchors: Vec<(&Uuid, &Anchor)> = batch.anchors.iter().collect();
     anchors.sort_by_key(|(run, _)| **run);
@@ -248,7 +263,7 @@ pub(crate) async fn ingest(
         })
         .collect();
     let key_list: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
-    let (state, _, run_rows, _, key_rows) = tokio::try_join!(
+    let (state, _, run_rows, _, key_rows, kept_rows) = tokio::try_join!(
         biased;
         async {
             tx.query_one(&s_state, &[&library, &dev, &epoch_key, &RETAINED_FROM])
@@ -277,6 +292,7 @@ pub(crate) async fn ingest(
             }
             tx.query(&s_keys, &[&library, &key_list]).await
         },
+        async { tx.query(&s_kept, &[&library, &dev, &batch_runs]).await },
     )
     .map_err(pg)?;
 
@@ -342,14 +358,31 @@ pub(crate) async fn ingest(
     );
     let offset = fresh_offset.or(stored_offset);
 
+    // Date the runs the batch touches together with the PC's kept runs, and see which
+    // stored records the new evidence moves.
+    let mut kept = Vec::with_capacity(kept_rows.len());
+    for r in kept_rows {
+        let run: Vec<u8> = r.try_get(0).map_err(pg)?;
+        let state: Vec<u8> = r.try_get(3).map_err(pg)?;
+        let records: Vec<u8> = r.try_get(4).map_err(pg)?;
+        kept.push(KeptRun::from_row(
+            dev,
+            &run,
+            r.try_get(1).map_err(pg)?,
+            r.try_get(2).map_err(pg)?,
+            &state,
+            &records,
+        )?);
+    }
+    let plan = batch.plan_dating(kept, &runs, held, offset, received_ms, dated_until);
+
     let mut ctx = RecordContext {
         tx,
         device,
         library,
         epoch: epoch_key,
         received_ms,
-        runs: &runs,
-        estimates: &batch.estimates,
+        datings: &plan.datings,
         offset,
         patrons,
         new: 0,
@@ -362,6 +395,15 @@ pub(crate) async fn ingest(
         rollups: RollupDelta::default(),
         new_events: Vec::new(),
     };
+    let mut refold = false;
+    for (record, run_dating) in plan.redated_records(dev) {
+        if record.event {
+            refold |= ctx.redate_event(record, run_dating).await?;
+        } else {
+            ctx.redate_session(record, run_dating).await?;
+        }
+    }
+    write_kept_runs(tx, library, dev, &plan).await?;
     // Every new record in one COPY per table; only the records already stored are then
     // looked at one by one, in seq order.
     let mut session_rows = HashMap::new();
@@ -381,10 +423,10 @@ pub(crate) async fn ingest(
     // Records from before the retention cutoff are never inserted anew (see
     // `ServerStore::prune_raw`): they are left out here and refused below unless stored.
     let cutoff = retained.map_or(i64::MIN, |month| month_start_s(month, zone_offset_s));
-    session_rows.retain(|_, r| r.start_s >= cutoff);
+    session_rows.retain(|_, r| r.start_s >= cutoff || dating::is_undated_s(r.start_s));
     let kept_events: HashMap<usize, (i64, i64, i64)> = event_rows
         .iter()
-        .filter(|(_, r)| r.0 >= cutoff)
+        .filter(|(_, r)| r.0 >= cutoff || dating::is_undated_s(r.0))
         .map(|(i, r)| (*i, *r))
         .collect();
     let (mut fresh_sessions, mut fresh_events) =
@@ -426,7 +468,7 @@ pub(crate) async fn ingest(
         dev,
         zone_offset_s,
         cursor,
-        new_events,
+        (new_events, refold),
         &mut rollups,
     )
     .await?;
@@ -471,6 +513,7 @@ pub(crate) async fn ingest(
                 &new_i,
                 &dup_i,
                 &rej_i,
+                &plan.dated_until,
             ],
         )
         .await
@@ -872,9 +915,8 @@ struct RecordContext<'a, 't> {
     library: i64,
     epoch: &'a [u8],
     received_ms: i64,
-    runs: &'a HashMap<Uuid, Option<Anchor>>,
-    /// The batch's estimated boots for runs without an anchor (`ingest::estimate_boots`).
-    estimates: &'a HashMap<Uuid, Anchor>,
+    /// How each run of the batch is dated (`dating::plan`).
+    datings: &'a HashMap<Uuid, RunDating>,
     offset: Option<WallOffset>,
     patrons: HashMap<[u8; 32], i64>,
     new: u32,
@@ -894,11 +936,115 @@ fn whole_s(ms: i64) -> i64 {
 }
 
 impl RecordContext<'_, '_> {
-    fn run_time(&self, run: &Uuid) -> ingest::RunTime<'_> {
-        ingest::RunTime::of(
-            self.runs.get(run).and_then(Option::as_ref),
-            self.estimates.get(run),
-        )
+    fn run_dating(&self, run: &Uuid) -> RunDating {
+        // The plan dates every run a valid record of the batch uses.
+        self.datings
+            .get(run)
+            .copied()
+            .unwrap_or(RunDating::OwnClock)
+    }
+
+    /// Dates a stored session again (its run's dating moved): the row and its rollups.
+    async fn redate_session(
+        &mut self,
+        record: &dating::RunRecord,
+        run: &RunDating,
+    ) -> Result<(), StoreError> {
+        let id = record.id.as_bytes().as_slice();
+        let (lib, dev, month) = (self.library, self.device.0, id_month(&record.id));
+        let statement = self.tx.prepare_cached(SELECT_SESSION).await?;
+        // A record the server refused (or pruned) has nothing to date.
+        let Some(r) = self
+            .tx
+            .query_opt(&statement, &[&lib, &month, &id, &dev])
+            .await?
+        else {
+            return Ok(());
+        };
+        let old = SessionFacts {
+            attrs: r.try_get(0)?,
+            start_s: r.try_get(1)?,
+            duration_s: r.try_get(3)?,
+            offline_s: r.try_get(4)?,
+            group_size: r.try_get(5)?,
+            patron: r.try_get(6)?,
+            kib: r.try_get::<_, i64>(7)?.saturating_add(r.try_get(8)?),
+        };
+        let offset = self.offset.as_ref();
+        let moved = dating::redate_session(
+            &old,
+            r.try_get(2)?,
+            record.mono_ms,
+            run,
+            offset,
+            self.received_ms,
+        );
+        let Some((after, new)) = moved else {
+            return Ok(());
+        };
+        self.tx
+            .execute(
+                "UPDATE sessions SET start_s = $5, skew_ms = $6, attrs = $7
+                 WHERE library = $1 AND month = $2 AND id = $3 AND device = $4",
+                &[
+                    &lib,
+                    &month,
+                    &id,
+                    &dev,
+                    &after.start_s,
+                    &after.skew_ms,
+                    &after.attrs,
+                ],
+            )
+            .await?;
+        let zone = self.zone_offset_s;
+        self.rollups.moved_session(dev, lib, zone, &old, &new);
+        Ok(())
+    }
+
+    /// Dates a stored pc event again; whether it moved (the PC's uptime is then folded
+    /// again from all its events).
+    async fn redate_event(
+        &mut self,
+        record: &dating::RunRecord,
+        run: &RunDating,
+    ) -> Result<bool, StoreError> {
+        let id = record.id.as_bytes().as_slice();
+        let (lib, dev) = (self.library, self.device.0);
+        let statement = self.tx.prepare_cached(SELECT_EVENT).await?;
+        let Some(r) = self.tx.query_opt(&statement, &[&lib, &id, &dev]).await? else {
+            return Ok(false);
+        };
+        let before = StoredTime {
+            attrs: r.try_get(0)?,
+            start_s: r.try_get(1)?,
+            skew_ms: r.try_get(2)?,
+        };
+        let offset = self.offset.as_ref();
+        let Some(after) =
+            dating::redate_event(before, record.mono_ms, run, offset, self.received_ms)
+        else {
+            return Ok(false);
+        };
+        self.tx
+            .execute(
+                "UPDATE pc_events SET at_s = $4, skew_ms = $5, attrs = $6
+                 WHERE library = $1 AND id = $2 AND device = $3",
+                &[
+                    &lib,
+                    &id,
+                    &dev,
+                    &after.start_s,
+                    &after.skew_ms,
+                    &after.attrs,
+                ],
+            )
+            .await?;
+        let kind = codes::event_attrs_unpack(before.attrs).0;
+        let zone = self.zone_offset_s;
+        self.rollups
+            .moved_event(dev, zone, kind, before.start_s, after.start_s);
+        Ok(before.start_s != after.start_s)
     }
 
     /// How the session is stored: its dated, packed row.
@@ -910,22 +1056,12 @@ impl RecordContext<'_, '_> {
             None => None,
         };
         let f = &s.fields;
-        // As in SQLite: an end taken from the last heartbeat stays an estimate.
-        let ends_at_heartbeat = matches!(
-            f.end_reason.and_then(codes::end_reason_from),
-            Some(EndReason::PowerLoss | EndReason::Crash)
-        );
-        let client_quality = if ends_at_heartbeat {
-            TimeQuality::Estimated
-        } else {
-            TimeQuality::Trusted
-        };
-        let dated = ingest::date(
+        let dated = dating::date(
             f.raw_start_ms,
             s.mono_ms,
             f.duration_s.saturating_mul(1000),
-            client_quality,
-            self.run_time(&s.run),
+            dating::session_doubt(f.end_reason),
+            &self.run_dating(&s.run),
             self.offset.as_ref(),
             self.received_ms,
         );
@@ -1058,8 +1194,7 @@ impl RecordContext<'_, '_> {
                     .await?;
                 self.new += 1;
                 let offset = self.zone_offset_s;
-                self.rollups.session(dev, lib, offset, &old, -1);
-                self.rollups.session(dev, lib, offset, &facts, 1);
+                self.rollups.moved_session(dev, lib, offset, &old, &facts);
                 Ok(())
             }
             std::cmp::Ordering::Equal if patron == stored_patron && *f == stored_fields => {
@@ -1088,12 +1223,12 @@ impl RecordContext<'_, '_> {
     /// How the event is stored: (at_s, attrs, skew_ms).
     fn event_row(&self, e: &PreparedEvent) -> (i64, i64, i64) {
         let f = &e.fields;
-        let dated = ingest::date(
+        let dated = dating::date(
             f.raw_at_ms,
             e.mono_ms,
             0,
             TimeQuality::Trusted,
-            self.run_time(&e.run),
+            &self.run_dating(&e.run),
             self.offset.as_ref(),
             self.received_ms,
         );
@@ -1115,7 +1250,7 @@ impl RecordContext<'_, '_> {
             self.new += 1;
             self.events_added += 1;
             if f.kind == codes::event_kind_code(jejak_domain::PcEventKind::Boot) {
-                self.rollups.boot(dev, self.zone_offset_s, at_s);
+                self.rollups.boot(dev, self.zone_offset_s, at_s, 1);
             }
             self.new_events.push(EventPoint {
                 at_s,
@@ -1206,14 +1341,15 @@ async fn fold_new_events(
     device: i64,
     offset_s: i64,
     cursor: Option<EventCursor>,
-    mut events: Vec<EventPoint>,
+    (mut events, refold): (Vec<EventPoint>, bool),
     rollups: &mut RollupDelta,
 ) -> Result<Option<EventCursor>, StoreError> {
-    if events.is_empty() {
+    if events.is_empty() && !refold {
         return Ok(None);
     }
     events.sort();
-    let in_order = cursor.is_none_or(|c| (c.at_s, c.id) < (events[0].at_s, events[0].id));
+    let in_order =
+        !refold && cursor.is_none_or(|c| (c.at_s, c.id) < (events[0].at_s, events[0].id));
     let cursor = if in_order {
         rollup::fold_events(rollups, device, offset_s, cursor, &events)
     } else {
@@ -1227,7 +1363,7 @@ async fn fold_new_events(
         {
             let month: i64 = r.try_get(0)?;
             let bytes: Vec<u8> = r.try_get(1)?;
-            let values = rollup::unpack(&bytes).ok_or_else(|| {
+            let values = rollup::unpack_days(&bytes).ok_or_else(|| {
                 StoreError::Inconsistent(format!("the packed days of month {month}"))
             })?;
             let first = rollup::month_first(month).ok_or_else(|| {
@@ -1251,6 +1387,42 @@ async fn fold_new_events(
         rollup::fold_events(rollups, device, offset_s, None, &all)
     };
     Ok(cursor)
+}
+
+/// Writes what the plan keeps of the PC's runs, and forgets the rest.
+async fn write_kept_runs(
+    tx: &Transaction<'_>,
+    library: i64,
+    device: i64,
+    plan: &dating::Plan,
+) -> Result<(), StoreError> {
+    if plan.keep.is_empty() && plan.forget.is_empty() {
+        return Ok(());
+    }
+    let (upsert, delete) = tokio::try_join!(
+        tx.prepare_cached(UPSERT_KEPT_RUN),
+        tx.prepare_cached(DELETE_KEPT_RUN)
+    )?;
+    for k in &plan.keep {
+        tx.execute(
+            &upsert,
+            &[
+                &library,
+                &device,
+                &k.run.as_bytes().as_slice(),
+                &k.ordinal,
+                &k.open,
+                &k.state(),
+                &k.record_ids(),
+            ],
+        )
+        .await?;
+    }
+    for run in &plan.forget {
+        tx.execute(&delete, &[&library, &device, &run.as_bytes().as_slice()])
+            .await?;
+    }
+    Ok(())
 }
 
 /// Stores (or clears) a device's event cursor.
@@ -1826,22 +1998,26 @@ pub(crate) async fn prune_raw(tx: &Transaction<'_>, month: i64) -> Result<(u64, 
             other => StoreError::Inconsistent(other.to_string()),
         })?;
         let cutoff = month_start_s(month, offset);
-        // The end-reason digit is 6 while a session is open (codes.rs).
+        // The end-reason digit is 6 while a session is open (codes.rs). Undated records
+        // stay: they may be dated yet, and no month's report has counted them.
+        let undated = dating::UNDATED_BEFORE_MS / 1000;
         let sessions = tx
             .execute(
                 "DELETE FROM sessions WHERE library = $1 AND device = $2
-                     AND start_s + duration_s < $3 AND (attrs / 126) % 63 / 9 <> 6",
-                &[&library, &device, &cutoff],
+                     AND start_s + duration_s < $3 AND (attrs / 126) % 63 / 9 <> 6
+                     AND start_s >= $4",
+                &[&library, &device, &cutoff, &undated],
             )
             .await?;
         let events = tx
             .execute(
                 "DELETE FROM pc_events WHERE library = $1 AND device = $2 AND at_s < $3
+                     AND at_s >= $4
                      AND id IS DISTINCT FROM (
                          SELECT id FROM pc_events WHERE library = $1 AND device = $2
                              AND at_s < $3
                          ORDER BY at_s DESC, id DESC LIMIT 1)",
-                &[&library, &device, &cutoff],
+                &[&library, &device, &cutoff, &undated],
             )
             .await?;
         let (s, e) = (sessions as i64, events as i64);

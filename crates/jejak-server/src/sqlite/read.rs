@@ -496,7 +496,7 @@ pub(crate) fn month_facts(
                 continue;
             };
             let bytes: Vec<u8> = r.get(1)?;
-            let values = rollup::unpack(&bytes).ok_or_else(|| corrupt("days"))?;
+            let values = rollup::unpack_days(&bytes).ok_or_else(|| corrupt("days"))?;
             let lib = &mut libs[i];
             for (index, counters) in values.chunks(rollup::DAY_FIELDS).enumerate() {
                 let t = DayTotals::from_slice(counters);

@@ -107,12 +107,17 @@ pub(crate) fn check(conn: &Connection) -> Result<RollupCheck, StoreError> {
 /// Replaces the stored rollups and event cursors with a recount.
 pub(crate) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
     let (mut expected, cursors) = recount(conn)?;
-    // The months before the retention cutoff keep their rollups: their raw rows are gone.
+    // The months before the retention cutoff keep their rollups: their raw rows are gone
+    // (but for the undated records', which retention keeps).
     let from = retained_from(conn)?.unwrap_or(i64::MIN);
     expected = expected.keeping_months_from(from);
-    conn.execute("DELETE FROM day_rollups WHERE month >= ?1", [from])?;
-    conn.execute("DELETE FROM breakdown_rollups WHERE month >= ?1", [from])?;
-    conn.execute("DELETE FROM patron_months WHERE month >= ?1", [from])?;
+    let undated = crate::dating::FIRST_DATED_MONTH;
+    for table in ["day_rollups", "breakdown_rollups", "patron_months"] {
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE month >= ?1 OR month < ?2"),
+            [from, undated],
+        )?;
+    }
     write_rollups(conn, &expected)?;
     let mut update = conn.prepare(
         "UPDATE devices SET event_at_s = ?2, event_id = ?3, event_kind = ?4, event_link_up = ?5

@@ -41,6 +41,7 @@ fn steps() -> Vec<M<'static>> {
         M::up(V3),
         M::up(V4),
         M::up(V5),
+        M::up(V6),
     ]
 }
 
@@ -333,6 +334,25 @@ CREATE TABLE lost_ranges (
     reported_ms INTEGER NOT NULL,
     PRIMARY KEY (device, epoch, first_seq)
 ) STRICT, WITHOUT ROWID;
+"#;
+
+/// Version 6: the runs whose dating can still move when later evidence arrives, and
+/// the least end of each PC's latest run dated for certain (see `dating.rs`). A kept
+/// run's `state` packs its monotonic span, its bounds and how its records are dated;
+/// `records` holds their ids (16 bytes each) while the run is `open`. Day rollups gain
+/// a counter (sessions dated by estimate); rows written before it are read as if it
+/// were zero and rewritten in the new layout when a batch next touches them.
+const V6: &str = r#"
+CREATE TABLE kept_runs (
+    device  INTEGER NOT NULL,
+    run     BLOB NOT NULL,
+    ordinal INTEGER NOT NULL,
+    open    INTEGER NOT NULL,
+    state   BLOB NOT NULL,
+    records BLOB NOT NULL,
+    PRIMARY KEY (device, run)
+) STRICT, WITHOUT ROWID;
+ALTER TABLE devices ADD COLUMN dated_until_ms INTEGER;
 "#;
 
 #[cfg(test)]

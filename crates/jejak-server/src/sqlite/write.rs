@@ -6,11 +6,12 @@ use std::collections::HashMap;
 
 use chrono::Datelike;
 
-use jejak_domain::{EndReason, LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
+use jejak_domain::{LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 use crate::codes;
+use crate::dating::{self, KeptRun, RunDating, StoredTime};
 use crate::ingest::{
     self, Anchor, PreparedBatch, PreparedEvent, PreparedRecord, PreparedSession, REJECT_CONFLICT,
     REJECT_INVALID, WallOffset,
@@ -140,13 +141,7 @@ pub(crate) fn ingest(
     wanted.sort();
     wanted.dedup();
     let mut runs: HashMap<Uuid, Option<Anchor>> = wanted.iter().map(|r| (**r, None)).collect();
-    let list = serde_json::to_string(
-        &wanted
-            .iter()
-            .map(|r| hex::encode(r.as_bytes()))
-            .collect::<Vec<_>>(),
-    )
-    .map_err(|e| IngestError::Store(StoreError::Internal(e.to_string())))?;
+    let list = run_list(wanted.iter().copied())?;
     {
         let mut stmt = conn
             .prepare_cached(
@@ -205,6 +200,15 @@ pub(crate) fn ingest(
             .map_err(sql)?,
     };
 
+    // Date the runs the batch touches together with the PC's kept runs, and see which
+    // stored records the new evidence moves.
+    let kept = kept_runs(conn, device.0, &batch.runs)?;
+    let dated_until: Option<i64> = conn
+        .prepare_cached("SELECT dated_until_ms FROM devices WHERE id = ?1")
+        .and_then(|mut s| s.query_row([device.0], |r| r.get(0)))
+        .map_err(sql)?;
+    let plan = batch.plan_dating(kept, &runs, held, offset, received_ms, dated_until);
+
     let mut ctx = RecordContext {
         conn,
         insert_session: conn
@@ -225,8 +229,7 @@ pub(crate) fn ingest(
         device,
         epoch: epoch_key,
         received_ms,
-        runs: &runs,
-        estimates: &batch.estimates,
+        datings: &plan.datings,
         offset,
         patrons: HashMap::new(),
         new: 0,
@@ -242,6 +245,15 @@ pub(crate) fn ingest(
         retained_from_s: retained_from(conn)?
             .map_or(i64::MIN, |month| month_start_s(month, zone_offset_s)),
     };
+    let mut refold = false;
+    for (record, run_dating) in plan.redated_records(device.0) {
+        if record.event {
+            refold |= ctx.redate_event(record, run_dating)?;
+        } else {
+            ctx.redate_session(record, run_dating)?;
+        }
+    }
+    write_kept_runs(conn, device.0, &plan)?;
     for record in &batch.records {
         match record {
             PreparedRecord::Session(s) => ctx.session(s)?,
@@ -264,7 +276,14 @@ pub(crate) fn ingest(
         ..
     } = ctx;
     let mut rollups = rollups;
-    fold_new_events(conn, device.0, zone_offset_s, new_events, &mut rollups)?;
+    fold_new_events(
+        conn,
+        device.0,
+        zone_offset_s,
+        new_events,
+        refold,
+        &mut rollups,
+    )?;
     write_rollups(conn, &rollups.without_zeros())?;
 
     // The batch covers its whole range (superseded revisions were left out by the
@@ -277,7 +296,7 @@ pub(crate) fn ingest(
     .map_err(sql)?;
     conn.prepare_cached(
         "UPDATE devices SET last_batch_ms = ?2, sessions = sessions + ?3, events = events + ?4,
-             rejected = rejected + ?5
+             rejected = rejected + ?5, dated_until_ms = coalesce(?6, dated_until_ms)
          WHERE id = ?1",
     )
     .and_then(|mut s| {
@@ -286,7 +305,8 @@ pub(crate) fn ingest(
             received_ms,
             sessions_added,
             events_added,
-            rejected_added
+            rejected_added,
+            plan.dated_until
         ])
     })
     .map_err(sql)?;
@@ -330,9 +350,8 @@ struct RecordContext<'a> {
     device: DeviceId,
     epoch: &'a [u8],
     received_ms: i64,
-    runs: &'a HashMap<Uuid, Option<Anchor>>,
-    /// The batch's estimated boots for runs without an anchor (`ingest::estimate_boots`).
-    estimates: &'a HashMap<Uuid, Anchor>,
+    /// How each run of the batch is dated (`dating::plan`).
+    datings: &'a HashMap<Uuid, RunDating>,
     offset: Option<WallOffset>,
     /// Patron keys already resolved in this batch.
     patrons: HashMap<[u8; 32], i64>,
@@ -368,12 +387,116 @@ fn split_ms(ms: i64) -> (i64, i64) {
 }
 
 impl RecordContext<'_> {
-    fn run_time(&self, run: &Uuid) -> ingest::RunTime<'_> {
-        // Every run a record uses was looked up before the loop.
-        ingest::RunTime::of(
-            self.runs.get(run).and_then(Option::as_ref),
-            self.estimates.get(run),
-        )
+    fn run_dating(&self, run: &Uuid) -> RunDating {
+        // The plan dates every run a valid record of the batch uses.
+        self.datings
+            .get(run)
+            .copied()
+            .unwrap_or(RunDating::OwnClock)
+    }
+
+    /// Dates a stored session again (its run's dating moved): the row and its rollups.
+    fn redate_session(
+        &mut self,
+        record: &dating::RunRecord,
+        run: &RunDating,
+    ) -> Result<(), StoreError> {
+        let id = record.id.as_bytes().as_slice();
+        let stored = self
+            .conn
+            .prepare_cached(
+                "SELECT attrs, start_s, skew_ms, duration_s, offline_s, group_size, patron,
+                     rx_kib, tx_kib
+                 FROM sessions WHERE device = ?1 AND id = ?2",
+            )?
+            .query_row(params![self.device.0, id], |r| {
+                let facts = SessionFacts {
+                    attrs: r.get(0)?,
+                    start_s: r.get(1)?,
+                    duration_s: r.get(3)?,
+                    offline_s: r.get(4)?,
+                    group_size: r.get(5)?,
+                    patron: r.get(6)?,
+                    kib: r.get::<_, i64>(7)?.saturating_add(r.get(8)?),
+                };
+                Ok((facts, r.get::<_, i64>(2)?))
+            })
+            .optional()?;
+        // A record the server refused (or pruned) has nothing to date.
+        let Some((old, skew_ms)) = stored else {
+            return Ok(());
+        };
+        let offset = self.offset.as_ref();
+        let moved =
+            dating::redate_session(&old, skew_ms, record.mono_ms, run, offset, self.received_ms);
+        let Some((after, new)) = moved else {
+            return Ok(());
+        };
+        self.update_time("sessions", id, after)?;
+        let (device, library, zone) = (self.device.0, self.library, self.zone_offset_s);
+        self.rollups
+            .moved_session(device, library, zone, &old, &new);
+        Ok(())
+    }
+
+    /// Dates a stored pc event again; whether it moved (the PC's uptime is then folded
+    /// again from all its events).
+    fn redate_event(
+        &mut self,
+        record: &dating::RunRecord,
+        run: &RunDating,
+    ) -> Result<bool, StoreError> {
+        let id = record.id.as_bytes().as_slice();
+        let stored = self
+            .conn
+            .prepare_cached(
+                "SELECT attrs, at_s, skew_ms FROM pc_events WHERE device = ?1 AND id = ?2",
+            )?
+            .query_row(params![self.device.0, id], |r| {
+                Ok(StoredTime {
+                    attrs: r.get(0)?,
+                    start_s: r.get(1)?,
+                    skew_ms: r.get(2)?,
+                })
+            })
+            .optional()?;
+        let Some(before) = stored else {
+            return Ok(false);
+        };
+        let offset = self.offset.as_ref();
+        let Some(after) =
+            dating::redate_event(before, record.mono_ms, run, offset, self.received_ms)
+        else {
+            return Ok(false);
+        };
+        self.update_time("pc_events", id, after)?;
+        let kind = codes::event_attrs_unpack(before.attrs).0;
+        let (device, zone) = (self.device.0, self.zone_offset_s);
+        self.rollups
+            .moved_event(device, zone, kind, before.start_s, after.start_s);
+        Ok(before.start_s != after.start_s)
+    }
+
+    /// Writes a record's new stored time (`sessions` or `pc_events`).
+    fn update_time(&self, table: &str, id: &[u8], time: StoredTime) -> Result<(), StoreError> {
+        let at = if table == "sessions" {
+            "start_s"
+        } else {
+            "at_s"
+        };
+        self.conn
+            .prepare_cached(&format!(
+                "UPDATE {table} SET {at} = ?3, skew_ms = ?4, attrs = ?5
+                 WHERE device = ?1 AND id = ?2"
+            ))?
+            .execute(params![
+                self.device.0,
+                id,
+                time.start_s,
+                time.skew_ms,
+                time.attrs
+            ])?;
+        Ok(())
     }
 
     fn patron(&mut self, key: &[u8; 32]) -> Result<i64, StoreError> {
@@ -411,25 +534,12 @@ impl RecordContext<'_> {
             None => None,
         };
         let f = &s.fields;
-        // An anchor dates the session from the monotonic clock, which a wrong or jumping
-        // wall clock does not touch, so the PC's doubt about its wall clock is cured by
-        // it; only an end taken from the last heartbeat (power loss, crash) stays an
-        // estimate whatever the anchor says.
-        let ends_at_heartbeat = matches!(
-            f.end_reason.and_then(codes::end_reason_from),
-            Some(EndReason::PowerLoss | EndReason::Crash)
-        );
-        let client_quality = if ends_at_heartbeat {
-            TimeQuality::Estimated
-        } else {
-            TimeQuality::Trusted
-        };
-        let dated = ingest::date(
+        let dated = dating::date(
             f.raw_start_ms,
             s.mono_ms,
             f.duration_s.saturating_mul(1000),
-            client_quality,
-            self.run_time(&s.run),
+            dating::session_doubt(f.end_reason),
+            &self.run_dating(&s.run),
             self.offset.as_ref(),
             self.received_ms,
         );
@@ -462,7 +572,10 @@ impl RecordContext<'_> {
         ];
         // A session before the retention cutoff that is not stored any more must not be
         // counted again in rollups that already hold it (or that are final).
-        if start_s < self.retained_from_s && !self.session_stored(id)? {
+        if start_s < self.retained_from_s
+            && !dating::is_undated_s(start_s)
+            && !self.session_stored(id)?
+        {
             return self.reject(
                 s.seq,
                 &s.id,
@@ -551,8 +664,8 @@ impl RecordContext<'_> {
                 self.new += 1;
                 // The new revision replaces the old one's contribution.
                 let (device, library, offset) = (self.device.0, self.library, self.zone_offset_s);
-                self.rollups.session(device, library, offset, &old, -1);
-                self.rollups.session(device, library, offset, &facts, 1);
+                self.rollups
+                    .moved_session(device, library, offset, &old, &facts);
                 Ok(())
             }
             std::cmp::Ordering::Equal if incoming == stored => {
@@ -585,18 +698,18 @@ impl RecordContext<'_> {
 
     fn event(&mut self, e: &PreparedEvent) -> Result<(), StoreError> {
         let f = &e.fields;
-        let dated = ingest::date(
+        let dated = dating::date(
             f.raw_at_ms,
             e.mono_ms,
             0,
             TimeQuality::Trusted,
-            self.run_time(&e.run),
+            &self.run_dating(&e.run),
             self.offset.as_ref(),
             self.received_ms,
         );
         let (at_s, _) = split_ms(dated.ms);
         let id = e.id.as_bytes().as_slice();
-        if at_s < self.retained_from_s {
+        if at_s < self.retained_from_s && !dating::is_undated_s(at_s) {
             let stored = self
                 .conn
                 .prepare_cached("SELECT 1 FROM pc_events WHERE device = ?1 AND id = ?2")?
@@ -622,7 +735,8 @@ impl RecordContext<'_> {
             self.new += 1;
             self.events_added += 1;
             if f.kind == codes::event_kind_code(jejak_domain::PcEventKind::Boot) {
-                self.rollups.boot(self.device.0, self.zone_offset_s, at_s);
+                self.rollups
+                    .boot(self.device.0, self.zone_offset_s, at_s, 1);
             }
             self.new_events.push(EventPoint {
                 at_s,
@@ -746,17 +860,19 @@ pub(crate) fn prune_raw(conn: &Connection, month: i64) -> Result<(u64, u64), Sto
                 other => StoreError::Inconsistent(other.to_string()),
             })?,
         );
-        // The end-reason digit is 6 while a session is open (codes.rs).
+        // The end-reason digit is 6 while a session is open (codes.rs). Undated records
+        // stay: they may be dated yet, and no month's report has counted them.
+        let undated = dating::UNDATED_BEFORE_MS / 1000;
         let sessions = conn.execute(
             "DELETE FROM sessions WHERE device = ?1 AND start_s + duration_s < ?2
-                 AND (attrs / 126) % 63 / 9 <> 6",
-            params![device, cutoff],
+                 AND (attrs / 126) % 63 / 9 <> 6 AND start_s >= ?3",
+            params![device, cutoff, undated],
         )?;
         let events = conn.execute(
-            "DELETE FROM pc_events WHERE device = ?1 AND at_s < ?2 AND id IS NOT (
+            "DELETE FROM pc_events WHERE device = ?1 AND at_s < ?2 AND at_s >= ?3 AND id IS NOT (
                  SELECT id FROM pc_events WHERE device = ?1 AND at_s < ?2
                  ORDER BY at_s DESC, id DESC LIMIT 1)",
-            params![device, cutoff],
+            params![device, cutoff, undated],
         )?;
         conn.execute(
             "UPDATE devices SET sessions = sessions - ?2, events = events - ?3 WHERE id = ?1",
@@ -793,18 +909,23 @@ fn fold_new_events(
     device: i64,
     offset_s: i64,
     mut events: Vec<EventPoint>,
+    refold: bool,
     rollups: &mut RollupDelta,
 ) -> Result<(), StoreError> {
-    if events.is_empty() {
+    if events.is_empty() && !refold {
         return Ok(());
     }
     events.sort();
     let cursor = read_cursor(conn, device)?;
-    let in_order = cursor.is_none_or(|c| (c.at_s, c.id) < (events[0].at_s, events[0].id));
+    let in_order =
+        !refold && cursor.is_none_or(|c| (c.at_s, c.id) < (events[0].at_s, events[0].id));
     let cursor = if in_order {
         fold_events(rollups, device, offset_s, cursor, &events)
     } else {
-        tracing::debug!(device, "pc events out of time order: uptime folded again");
+        tracing::debug!(
+            device,
+            "pc events out of time order, or dated again: uptime folded again"
+        );
         // Take the stored spans away (as a negative delta), then fold everything again.
         for (month, values) in device_day_rollups(conn, device)? {
             let first = rollup::month_first(month).ok_or_else(|| corrupt("days", month, device))?;
@@ -832,6 +953,65 @@ fn fold_new_events(
              WHERE id = ?1",
         )?
         .execute(params![device, c.at_s, c.id.as_slice(), c.kind, c.link_up])?;
+    }
+    Ok(())
+}
+
+/// Runs as a JSON list of hex ids, for one statement over them all (`json_each`).
+fn run_list<'a>(runs: impl Iterator<Item = &'a Uuid>) -> Result<String, IngestError> {
+    serde_json::to_string(&runs.map(|r| hex::encode(r.as_bytes())).collect::<Vec<_>>())
+        .map_err(|e| IngestError::Store(StoreError::Internal(e.to_string())))
+}
+
+/// The PC's open kept runs and the settled ones the batch's runs name.
+fn kept_runs(conn: &Connection, device: i64, runs: &[Uuid]) -> Result<Vec<KeptRun>, IngestError> {
+    let list = run_list(runs.iter())?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT run, ordinal, open, state, records FROM kept_runs
+             WHERE device = ?1
+                 AND (open = 1 OR run IN (SELECT unhex(value) FROM json_each(?2)))",
+        )
+        .map_err(sql)?;
+    let mut rows = stmt.query(params![device, list]).map_err(sql)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(sql)? {
+        let run: Vec<u8> = r.get(0).map_err(sql)?;
+        let state: Vec<u8> = r.get(3).map_err(sql)?;
+        let records: Vec<u8> = r.get(4).map_err(sql)?;
+        out.push(KeptRun::from_row(
+            device,
+            &run,
+            r.get(1).map_err(sql)?,
+            r.get::<_, i64>(2).map_err(sql)? != 0,
+            &state,
+            &records,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Writes what the plan keeps of the PC's runs, and forgets the rest.
+fn write_kept_runs(conn: &Connection, device: i64, plan: &dating::Plan) -> Result<(), StoreError> {
+    for k in &plan.keep {
+        conn.prepare_cached(
+            "INSERT INTO kept_runs (device, run, ordinal, open, state, records)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (device, run) DO UPDATE SET ordinal = excluded.ordinal,
+                 open = excluded.open, state = excluded.state, records = excluded.records",
+        )?
+        .execute(params![
+            device,
+            k.run.as_bytes().as_slice(),
+            k.ordinal,
+            i64::from(k.open),
+            k.state(),
+            k.record_ids()
+        ])?;
+    }
+    for run in &plan.forget {
+        conn.prepare_cached("DELETE FROM kept_runs WHERE device = ?1 AND run = ?2")?
+            .execute(params![device, run.as_bytes().as_slice()])?;
     }
     Ok(())
 }
@@ -937,7 +1117,9 @@ pub(crate) fn write_rollups(conn: &Connection, delta: &RollupDelta) -> Result<()
             month,
             device,
         )? {
-            Some(bytes) => rollup::unpack(&bytes).ok_or_else(|| corrupt("days", month, device))?,
+            Some(bytes) => {
+                rollup::unpack_days(&bytes).ok_or_else(|| corrupt("days", month, device))?
+            }
             None => Vec::new(),
         };
         values.resize(rollup::MONTH_DAYS * rollup::DAY_FIELDS, 0);
@@ -1053,7 +1235,7 @@ pub(crate) fn device_day_rollups(
         let bytes: Vec<u8> = r.get(1)?;
         out.push((
             month,
-            rollup::unpack(&bytes).ok_or_else(|| corrupt("days", month, device))?,
+            rollup::unpack_days(&bytes).ok_or_else(|| corrupt("days", month, device))?,
         ));
     }
     Ok(out)
