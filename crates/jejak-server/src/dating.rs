@@ -644,17 +644,67 @@ fn fixed(
             hi: boot,
         });
     }
-    // A clock that is consistently wrong by the PC's measured offset.
+    None
+}
+
+/// Where the PC's measured offset would put a run whose clock reads impossible times
+/// (its boot): right for a clock that runs consistently wrong, wrong for one that resets
+/// at every boot (the offset measured in one run would date the next as if it booted
+/// at the same time). So it is only taken where the order of runs allows it.
+fn by_offset(k: &KeptRun, offset: Option<&WallOffset>, received_ms: i64) -> Option<i64> {
     let (raw, mono) = k.latest_reading;
-    let by_offset = offset
+    offset
         .map(|o| raw.saturating_add(o.ms))
-        .filter(|ms| plausible_ms(*ms, received_ms))?;
-    let boot = by_offset.saturating_sub(mono);
-    Some(Place::Fixed {
-        dating: RunDating::OwnClock,
-        lo: boot,
-        hi: boot,
-    })
+        .filter(|ms| plausible_ms(*ms, received_ms))
+        .map(|ms| ms.saturating_sub(mono))
+}
+
+/// The least and greatest boot of each run from the runs around it: a run starts after
+/// the one before it ends (forward, from the PC's `dated_until`), and ends before the
+/// next one starts and before every arrival (backward). `None` as the least: nothing but
+/// "after 2024" bounds it from below.
+fn bounds(
+    entries: &[Entry],
+    places: &[Place],
+    dated_until: Option<i64>,
+    received_ms: i64,
+) -> (Vec<Option<i64>>, Vec<i64>) {
+    let mut lows = Vec::with_capacity(entries.len());
+    let mut end_lo: Option<i64> = dated_until;
+    for (entry, place) in entries.iter().zip(places) {
+        let k = &entry.kept;
+        let lo = match place {
+            Place::Fixed { lo, .. } => Some(*lo),
+            Place::Between => {
+                let from_before = end_lo.map(|end| end.saturating_sub(k.min_mono));
+                match (from_before, k.not_before) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+        };
+        lows.push(lo);
+        if let Some(lo) = lo {
+            let end = lo.saturating_add(k.max_mono);
+            end_lo = Some(end_lo.map_or(end, |e| e.max(end)));
+        }
+    }
+    let mut highs = vec![i64::MAX; entries.len()];
+    let mut start_hi = i64::MAX;
+    for i in (0..entries.len()).rev() {
+        let k = &entries[i].kept;
+        let hi = match places[i] {
+            Place::Fixed { hi, .. } => hi,
+            Place::Between => k
+                .not_after
+                .unwrap_or(i64::MAX)
+                .min(received_ms.saturating_sub(k.max_mono))
+                .min(start_hi.saturating_sub(k.max_mono)),
+        };
+        highs[i] = hi;
+        start_hi = start_hi.min(hi.saturating_add(k.min_mono));
+    }
+    (lows, highs)
 }
 
 /// Dates the runs of one PC's batch together with its kept runs, and says which stored
@@ -720,49 +770,32 @@ pub(crate) fn plan(
         }
     }
 
-    // Each run's place: fixed by its own evidence, or between its neighbours.
-    let places: Vec<Place> = entries
+    // Each run's place: fixed by its own evidence, or between its neighbours; then a run
+    // the PC's offset dates where its neighbours allow it is fixed there too.
+    let mut places: Vec<Place> = entries
         .iter()
         .map(|e| fixed(e.anchor, &e.kept, offset, received_ms).unwrap_or(Place::Between))
         .collect();
-    // Forward: the least boot of each run, from the runs before it (a run starts after
-    // the one before it ends) and its own lower bounds; `bounded` says whether any real
-    // evidence (not just "after 2024") bounds it from below.
-    let mut lows = Vec::with_capacity(entries.len());
-    let mut end_lo: Option<i64> = dated_until;
-    for (entry, place) in entries.iter().zip(&places) {
-        let k = &entry.kept;
-        let lo = match place {
-            Place::Fixed { lo, .. } => Some(*lo),
-            Place::Between => {
-                let from_before = end_lo.map(|end| end.saturating_sub(k.min_mono));
-                match (from_before, k.not_before) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                }
-            }
-        };
-        lows.push(lo);
-        if let Some(lo) = lo {
-            let end = lo.saturating_add(k.max_mono);
-            end_lo = Some(end_lo.map_or(end, |e| e.max(end)));
+    let (mut lows, mut highs) = bounds(&entries, &places, dated_until, received_ms);
+    let mut by_offset_taken = false;
+    for (i, entry) in entries.iter().enumerate() {
+        if !matches!(places[i], Place::Between) {
+            continue;
+        }
+        if let Some(boot) = by_offset(&entry.kept, offset, received_ms)
+            && lows[i].is_none_or(|lo| boot >= lo)
+            && boot <= highs[i]
+        {
+            places[i] = Place::Fixed {
+                dating: RunDating::OwnClock,
+                lo: boot,
+                hi: boot,
+            };
+            by_offset_taken = true;
         }
     }
-    // Backward: the greatest boot of each run, from the runs after it and its arrivals.
-    let mut highs = vec![i64::MAX; entries.len()];
-    let mut start_hi = i64::MAX;
-    for i in (0..entries.len()).rev() {
-        let k = &entries[i].kept;
-        let hi = match places[i] {
-            Place::Fixed { hi, .. } => hi,
-            Place::Between => k
-                .not_after
-                .unwrap_or(i64::MAX)
-                .min(received_ms.saturating_sub(k.max_mono))
-                .min(start_hi.saturating_sub(k.max_mono)),
-        };
-        highs[i] = hi;
-        start_hi = start_hi.min(hi.saturating_add(k.min_mono));
+    if by_offset_taken {
+        (lows, highs) = bounds(&entries, &places, dated_until, received_ms);
     }
     let has_fixed_after: Vec<bool> = (0..entries.len())
         .map(|i| {
@@ -869,6 +902,7 @@ pub(crate) fn plan(
                 }
                 dating
             }
+            _ if by_offset(&alone, offset, received_ms).is_some() => RunDating::OwnClock,
             _ => RunDating::Undated,
         };
         out.datings.insert(e.run, dating);

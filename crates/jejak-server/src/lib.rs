@@ -19,6 +19,8 @@ pub mod bench;
 mod codes;
 mod dashboard;
 mod dating;
+#[cfg(test)]
+mod dating_props;
 pub mod http;
 mod ingest;
 pub mod metrics;

@@ -196,19 +196,19 @@ pub const MONTH_DAYS: usize = 31;
 const LEGACY_DAY_FIELDS: usize = 12;
 
 /// Unpacks a month's day row ([`pack`]) in the current layout, whatever layout it was
-/// written in; `None` when it is neither.
+/// written in; `None` when it is not varints. (A row of another length is read as it is,
+/// so that `check-rollups` reports it as a difference and `--repair` replaces it.)
 pub fn unpack_days(bytes: &[u8]) -> Option<Vec<i64>> {
     let values = unpack(bytes)?;
-    match values.len() {
-        n if n == MONTH_DAYS * DAY_FIELDS => Some(values),
-        n if n == MONTH_DAYS * LEGACY_DAY_FIELDS => Some(
+    if values.len() == MONTH_DAYS * LEGACY_DAY_FIELDS {
+        return Some(
             values
                 .chunks(LEGACY_DAY_FIELDS)
                 .flat_map(|day| day.iter().copied().chain(std::iter::once(0)))
                 .collect(),
-        ),
-        _ => None,
+        );
     }
+    Some(values)
 }
 
 impl DayTotals {
@@ -250,6 +250,14 @@ impl DayTotals {
             estimated: at(12),
         }
     }
+}
+
+/// The public sessions a month's day row (as [`unpack_days`] gives it) counts.
+pub fn row_sessions(values: &[i64]) -> i64 {
+    values
+        .chunks(DAY_FIELDS)
+        .map(|day| day.first().copied().unwrap_or(0))
+        .sum()
 }
 
 /// User kind codes a cell can hold (all six, staff never filled).
@@ -676,6 +684,24 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 10, 1)
         );
     }
+    #[test]
+    fn a_day_row_of_the_older_layout_reads_as_if_nothing_was_estimated() {
+        // The layout before `estimated`: 12 counters a day.
+        let legacy: Vec<i64> = (0..MONTH_DAYS * LEGACY_DAY_FIELDS)
+            .map(|i| i as i64 + 1)
+            .collect();
+        let days = unpack_days(&pack(&legacy)).unwrap();
+        assert_eq!(days.len(), MONTH_DAYS * DAY_FIELDS);
+        for (day, values) in days.chunks(DAY_FIELDS).enumerate() {
+            let old = &legacy[day * LEGACY_DAY_FIELDS..(day + 1) * LEGACY_DAY_FIELDS];
+            assert_eq!(&values[..LEGACY_DAY_FIELDS], old);
+            assert_eq!(DayTotals::from_slice(values).estimated, 0);
+        }
+        // The current layout reads as written.
+        let current: Vec<i64> = (0..(MONTH_DAYS * DAY_FIELDS) as i64).collect();
+        assert_eq!(unpack_days(&pack(&current)).unwrap(), current);
+    }
+
     use jejak_domain::{AgeGroup, Gender, Purpose, UserKind};
 
     fn attrs(kind: UserKind, purposes: &[Purpose]) -> i64 {

@@ -123,6 +123,10 @@ both_backends!(
     pruned_months_keep_their_reports_and_refuse_old_records,
     new_epochs_at_seq_1_are_counted_and_limited_per_day,
     seqs_a_pc_declares_lost_are_kept_once_and_never_overlap_a_record,
+    a_run_the_next_right_clock_bounds_is_dated_again_and_its_month_follows,
+    an_anchor_from_a_later_http_sync_dates_what_a_bundle_carried,
+    an_acknowledgements_time_dates_the_run_it_came_back_in,
+    retention_keeps_the_sessions_whose_month_cannot_be_told,
 );
 
 fn lib(code: &str) -> LibraryCode {
@@ -1309,4 +1313,313 @@ async fn a_pg_dump_restored_into_an_empty_database_holds_everything() {
         .await
         .unwrap();
     harness.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Dating again when later evidence arrives (`dating.rs`)
+// ---------------------------------------------------------------------------------------
+
+use jejak_server::bench::clocks::{self, History, SimClock, SimRun};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// A WIB wall time as Unix ms.
+fn wib_ms(month: u32, day: u32, hour: u32) -> i64 {
+    use chrono::TimeZone;
+    Zone::Wib
+        .offset()
+        .with_ymd_and_hms(2026, month, day, hour, 0, 0)
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// Stores a batch that reached the server at `received_ms`.
+async fn arrive(
+    store: &dyn ServerStore,
+    device: &DeviceRef,
+    batch: &WireBatch,
+    received_ms: i64,
+    delivery: Delivery,
+) {
+    let received = DateTime::from_timestamp_millis(received_ms).unwrap();
+    store
+        .ingest(device, batch.clone(), received, delivery)
+        .await
+        .unwrap();
+}
+
+fn sim_run(n: u64, boot_ms: i64, hours: i64, sessions: usize, clock: SimClock) -> SimRun {
+    SimRun {
+        run: Uuid::from_u64_pair(31, n),
+        boot_ms,
+        length_ms: hours * HOUR_MS,
+        sessions,
+        clock,
+        cut: false,
+    }
+}
+
+/// What a month's facts say of one library: (sessions, of which estimated, undated).
+async fn month_counts(
+    store: &dyn ServerStore,
+    library: &LibraryCode,
+    month: u32,
+) -> (u64, u64, u64) {
+    let facts = store
+        .month_facts(
+            chrono::NaiveDate::from_ymd_opt(2026, month, 1).unwrap(),
+            Some(library),
+            FactsDetail::Days,
+        )
+        .await
+        .unwrap();
+    let l = &facts.libraries[0];
+    (
+        l.days.iter().map(|d| d.sessions).sum(),
+        l.days.iter().map(|d| d.estimated).sum(),
+        l.pcs.iter().map(|p| p.undated_sessions).sum(),
+    )
+}
+
+/// The stored start (ms) and quality of every session of `run`.
+async fn starts_of(
+    store: &dyn ServerStore,
+    device: &DeviceRef,
+    h: &History,
+    run: usize,
+) -> Vec<(i64, i64, jejak_domain::TimeQuality)> {
+    let stored = store.sessions(device).await.unwrap();
+    h.true_starts
+        .iter()
+        .filter(|(_, _, r)| *r == run)
+        .filter_map(|(id, truth, _)| {
+            let s = stored.iter().find(|s| s.id == *id)?;
+            Some((*truth, s.corrected_start.timestamp_millis(), s.time_quality))
+        })
+        .collect()
+}
+
+async fn history_pc(store: &dyn ServerStore, runs: Vec<SimRun>) -> (History, DeviceRef) {
+    let (_, device) = enroll(store, "wektu", "pc-01").await;
+    let h = clocks::history(&sim_pc("wektu", "pc-01", 31), runs, 5);
+    (h, device)
+}
+
+/// A USB bundle carries a right day (28 October) and a day whose clock read 2000 (31
+/// October), and reaches the district forty days later: nothing bounds the second day
+/// within a month, so its sessions are listed as undated, counted in no month. The next
+/// bundle starts with a right day (1 November): the 2000 day lies between the two, its
+/// sessions move to October in the same transaction, and the rollups follow.
+async fn a_run_the_next_right_clock_bounds_is_dated_again_and_its_month_follows(
+    store: Arc<dyn ServerStore>,
+) {
+    let store = store.as_ref();
+    let (h, device) = history_pc(
+        store,
+        vec![
+            sim_run(0, wib_ms(10, 28, 8), 8, 3, SimClock::Right),
+            sim_run(1, wib_ms(10, 31, 8), 8, 4, SimClock::Reset),
+            sim_run(2, wib_ms(11, 1, 8), 8, 2, SimClock::Right),
+        ],
+    )
+    .await;
+    let library = lib("wektu");
+    // A minute before the day's shutdown: every session of the day is in the bundle.
+    let export1 = wib_ms(10, 31, 16) - 60_000;
+    let first = h.batch((1, h.seq_at(export1)), (1, export1), &[], &[]);
+    arrive(
+        store,
+        &device,
+        &first,
+        export1 + 40 * 24 * HOUR_MS,
+        Delivery::Carried,
+    )
+    .await;
+    assert_eq!(month_counts(store, &library, 10).await, (3, 3, 4));
+    for (_, stored, quality) in starts_of(store, &device, &h, 1).await {
+        assert!(
+            stored < wib_ms(1, 1, 0) - 365 * 24 * HOUR_MS,
+            "undated, before 2024"
+        );
+        assert_eq!(quality, jejak_domain::TimeQuality::Estimated);
+    }
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+
+    let export2 = wib_ms(11, 1, 16) - 60_000;
+    let second = h.batch(
+        (first.last_seq + 1, h.seq_at(export2)),
+        (2, export2),
+        &[],
+        &[],
+    );
+    arrive(
+        store,
+        &device,
+        &second,
+        export2 + 41 * 24 * HOUR_MS,
+        Delivery::Carried,
+    )
+    .await;
+    // The 2000 day's four sessions are October's now, dated by estimate.
+    assert_eq!(month_counts(store, &library, 10).await, (7, 7, 0));
+    assert_eq!(month_counts(store, &library, 11).await, (2, 2, 0));
+    let (after_first, before_third) = (wib_ms(10, 28, 16), wib_ms(11, 1, 8));
+    for (truth, stored, _) in starts_of(store, &device, &h, 1).await {
+        assert!(
+            stored > after_first && stored < before_third,
+            "{stored} for {truth}"
+        );
+    }
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+
+    // The first bundle again, weeks later: nothing moves.
+    arrive(
+        store,
+        &device,
+        &first,
+        export2 + 60 * 24 * HOUR_MS,
+        Delivery::Carried,
+    )
+    .await;
+    assert_eq!(month_counts(store, &library, 10).await, (7, 7, 0));
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+}
+
+/// A PC that stays on for days with its clock at 2000 exports a bundle, then gets a
+/// link: the HTTP sync measures an anchor for the same run, and every record the bundle
+/// carried is dated by it, exactly and `corrected`.
+async fn an_anchor_from_a_later_http_sync_dates_what_a_bundle_carried(store: Arc<dyn ServerStore>) {
+    let store = store.as_ref();
+    let (h, device) = history_pc(
+        store,
+        vec![sim_run(0, wib_ms(11, 3, 8), 72, 6, SimClock::Reset)],
+    )
+    .await;
+    let library = lib("wektu");
+    let export = wib_ms(11, 4, 20);
+    let bundle = h.batch((1, h.seq_at(export)), (0, export), &[], &[]);
+    let carried = h.true_starts.iter().filter(|(_, t, _)| *t < export).count() as u64;
+    assert!(carried >= 2);
+    arrive(
+        store,
+        &device,
+        &bundle,
+        export + 2 * HOUR_MS,
+        Delivery::Carried,
+    )
+    .await;
+    assert_eq!(
+        month_counts(store, &library, 11).await.2,
+        carried,
+        "undated"
+    );
+
+    let sync = wib_ms(11, 5, 20);
+    let anchor = h.anchor_at(0, sync);
+    let batch = h.batch(
+        (bundle.last_seq + 1, h.seq_at(sync)),
+        (0, sync),
+        &[anchor],
+        &[],
+    );
+    arrive(store, &device, &batch, sync, Delivery::Online).await;
+    for (truth, stored, quality) in starts_of(store, &device, &h, 0).await {
+        if truth < sync {
+            assert!((stored - truth).abs() < 1_000, "{stored} for {truth}");
+            assert_eq!(quality, jejak_domain::TimeQuality::Corrected);
+        }
+    }
+    let made = h.true_starts.iter().filter(|(_, t, _)| *t < sync).count() as u64;
+    assert_eq!(month_counts(store, &library, 11).await, (made, 0, 0));
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+}
+
+/// A PC whose clock was never right exports at 14:00; the district imports the bundle at
+/// 18:00; the operator brings the acknowledgement back at 09:00 the next day, the PC
+/// still on. The next bundle carries the server's time of that acknowledgement: the run
+/// lies between it and the first import, and its sessions get their month.
+async fn an_acknowledgements_time_dates_the_run_it_came_back_in(store: Arc<dyn ServerStore>) {
+    let store = store.as_ref();
+    let (h, device) = history_pc(
+        store,
+        vec![sim_run(0, wib_ms(11, 10, 8), 30, 5, SimClock::Reset)],
+    )
+    .await;
+    let library = lib("wektu");
+    let export = wib_ms(11, 10, 14);
+    let imported = wib_ms(11, 10, 18);
+    let first = h.batch((1, h.seq_at(export)), (0, export), &[], &[]);
+    arrive(store, &device, &first, imported, Delivery::Carried).await;
+    let (_, _, undated) = month_counts(store, &library, 11).await;
+    assert!(undated >= 1, "nothing bounds it from below yet");
+
+    let back = wib_ms(11, 11, 9);
+    let bound = jejak_domain::ClockBound {
+        run: h.runs[0].run,
+        mono_ms: (back - h.runs[0].boot_ms) as u64,
+        server_ms: imported,
+    };
+    let export2 = wib_ms(11, 11, 12);
+    let second = h.batch(
+        (first.last_seq + 1, h.seq_at(export2)),
+        (0, export2),
+        &[],
+        &[bound],
+    );
+    assert_eq!(second.bounds, vec![bound]);
+    arrive(
+        store,
+        &device,
+        &second,
+        wib_ms(11, 12, 9),
+        Delivery::Carried,
+    )
+    .await;
+    let made = h
+        .true_starts
+        .iter()
+        .filter(|(_, t, _)| *t < export2)
+        .count() as u64;
+    assert_eq!(month_counts(store, &library, 11).await, (made, made, 0));
+    // Booted no earlier than 18:00 less the 25 h the PC had been on at 09:00, no later
+    // than 18:00 less the 6 h it had been on at the export.
+    for (truth, stored, quality) in starts_of(store, &device, &h, 0).await {
+        let mono = truth - h.runs[0].boot_ms;
+        assert!(stored >= imported - 25 * HOUR_MS + mono - 1_000, "{stored}");
+        assert!(stored <= imported - 6 * HOUR_MS + mono + 1_000, "{stored}");
+        assert_eq!(quality, jejak_domain::TimeQuality::Estimated);
+    }
+    assert!(store.check_rollups().await.unwrap().is_consistent());
+}
+
+/// Pruning the raw records of past months leaves the undated ones (no month counted
+/// them, and a later bundle may date them yet); the rollups still equal a recount.
+async fn retention_keeps_the_sessions_whose_month_cannot_be_told(store: Arc<dyn ServerStore>) {
+    let store = store.as_ref();
+    let (h, device) = history_pc(
+        store,
+        vec![
+            sim_run(0, wib_ms(10, 28, 8), 8, 3, SimClock::Right),
+            sim_run(1, wib_ms(10, 31, 8), 8, 4, SimClock::Reset),
+        ],
+    )
+    .await;
+    let export = wib_ms(10, 31, 16) - 60_000;
+    let bundle = h.batch((1, h.seq_at(export)), (1, export), &[], &[]);
+    arrive(
+        store,
+        &device,
+        &bundle,
+        export + 40 * 24 * HOUR_MS,
+        Delivery::Carried,
+    )
+    .await;
+    let pruned = store
+        .prune_raw(chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(pruned.sessions, 3, "October's three dated sessions");
+    assert_eq!(starts_of(store, &device, &h, 1).await.len(), 4);
+    assert_eq!(month_counts(store, &lib("wektu"), 10).await, (3, 3, 4));
+    assert!(store.check_rollups().await.unwrap().is_consistent());
 }

@@ -232,6 +232,15 @@ struct Batch<'a> {
 }
 
 fn plan_of(kept: Vec<KeptRun>, b: &Batch<'_>, dated_until: Option<i64>) -> Plan {
+    plan_with(kept, b, dated_until, None)
+}
+
+fn plan_with(
+    kept: Vec<KeptRun>,
+    b: &Batch<'_>,
+    dated_until: Option<i64>,
+    offset: Option<WallOffset>,
+) -> Plan {
     plan(
         kept,
         b.evidence,
@@ -240,7 +249,7 @@ fn plan_of(kept: Vec<KeptRun>, b: &Batch<'_>, dated_until: Option<i64>) -> Plan 
             not_before: &b.not_before,
             sent: b.sent,
             held_seq: b.held,
-            offset: None,
+            offset,
             received_ms: b.received_ms,
         },
         dated_until,
@@ -606,4 +615,64 @@ fn a_kept_run_round_trips_its_stored_form() {
     }
     assert!(KeptRun::from_stored(k.run, 7, true, &k.state(), &[1, 2, 3]).is_none());
     assert!(KeptRun::from_stored(k.run, 7, true, &[0xff], &[]).is_none());
+}
+
+#[test]
+fn the_offset_dates_a_clock_that_runs_wrong_but_not_one_that_resets_at_every_boot() {
+    let first = NOW - 10 * DAY;
+    let five_years = 5 * 365 * DAY;
+    let (before, wrong, after) = (run_id(1), run_id(2), run_id(3));
+    // A clock five years ahead all along, its offset measured at an earlier sync: the
+    // offset dates the run between two right ones exactly.
+    let mut pc = Pc::new();
+    let evidence = [
+        pc.run(before, &day(first, first, 8), NOW),
+        pc.run(wrong, &day(first + DAY, first + DAY + five_years, 6), NOW),
+        pc.run(after, &day(first + 2 * DAY, first + 2 * DAY, 4), NOW),
+    ];
+    let batch = Batch {
+        evidence: &evidence,
+        anchors: HashMap::new(),
+        not_before: HashMap::new(),
+        sent: (after, 5 * HOUR),
+        held: 0,
+        received_ms: NOW,
+    };
+    let ahead = WallOffset {
+        ms: -five_years,
+        uncertainty_ms: Some(30),
+    };
+    let p = plan_with(Vec::new(), &batch, None, Some(ahead));
+    assert_eq!(p.datings[&wrong], RunDating::OwnClock);
+    let at = date(
+        first + DAY + five_years + HOUR,
+        HOUR,
+        0,
+        TimeQuality::Trusted,
+        &p.datings[&wrong],
+        Some(&ahead),
+        NOW,
+    );
+    assert_eq!(at.ms, first + DAY + HOUR);
+
+    // A clock that reads 2000 at every boot, its offset measured in an earlier run:
+    // that offset would put this run at the earlier run's boot, before the run that
+    // precedes it, so the run is dated between its neighbours instead.
+    let mut pc = Pc::new();
+    let evidence = [
+        pc.run(before, &day(first, first, 8), NOW),
+        pc.run(wrong, &day(first + DAY, Y2000, 6), NOW),
+        pc.run(after, &day(first + 2 * DAY, first + 2 * DAY, 4), NOW),
+    ];
+    let reset = WallOffset {
+        ms: first - 20 * DAY - Y2000,
+        uncertainty_ms: Some(30),
+    };
+    let batch = Batch {
+        evidence: &evidence,
+        ..batch
+    };
+    let p = plan_with(Vec::new(), &batch, None, Some(reset));
+    let (boot, _) = boot_of(&p.datings[&wrong]).expect("between its neighbours");
+    assert!(boot > first + 8 * HOUR && boot < first + 2 * DAY, "{boot}");
 }

@@ -471,6 +471,7 @@ pub(crate) async fn month_facts(
             last_batch_ms: last,
             powered_seconds: 0,
             internet_up_seconds: 0,
+            undated_sessions: 0,
         });
         device_index.insert(r.try_get(0)?, (i, libs[i].pcs.len() - 1));
     }
@@ -516,9 +517,26 @@ pub(crate) async fn month_facts(
                     complete: to_u64(t.complete),
                     men: to_u64(t.men),
                     women: to_u64(t.women),
+                    estimated: to_u64(t.estimated),
                 });
             }
         }
+    }
+    // Sessions whose month cannot be told, whenever they happened (the months before
+    // any real one hold them; `dating.rs`).
+    for r in tx
+        .query(
+            "SELECT device, days FROM day_rollups WHERE month < $1",
+            &[&crate::dating::FIRST_DATED_MONTH],
+        )
+        .await?
+    {
+        let Some(&(i, p)) = device_index.get(&r.try_get::<_, i64>(0)?) else {
+            continue;
+        };
+        let bytes: Vec<u8> = r.try_get(1)?;
+        let values = rollup::unpack_days(&bytes).ok_or_else(|| corrupt("days"))?;
+        libs[i].pcs[p].undated_sessions += to_u64(rollup::row_sessions(&values));
     }
     for lib in &mut libs {
         lib.open_days.sort();

@@ -19,7 +19,11 @@
 //!   group and at least one purpose.
 //! - A library is flagged in the district matrix when its last batch is more than 14
 //!   days before `today` (in its zone), or when it never sent one, and otherwise when
-//!   its internet was up less than half of its PCs' powered time.
+//!   it has sessions whose month cannot be told, or else when its internet was up less
+//!   than half of its PCs' powered time.
+//! - The summary and the matrix say how many of the month's sessions are dated by
+//!   estimate (counted in the month) and how many sessions' month cannot be told at all
+//!   (whenever they happened: counted in no month, never in January 2000).
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use jejak_domain::{AgeGroup, Gender, Lang, LibraryCode, Purpose, Zone};
@@ -41,6 +45,7 @@ struct Sum {
     kib: u64,
     online: u64,
     complete: u64,
+    estimated: u64,
 }
 
 impl Sum {
@@ -51,6 +56,7 @@ impl Sum {
         self.kib += d.kib;
         self.online += d.online_seconds;
         self.complete += d.complete;
+        self.estimated += d.estimated;
     }
 
     fn of<'a>(groups: impl IntoIterator<Item = &'a DayFacts>) -> Sum {
@@ -109,6 +115,30 @@ pub const LOW_UPTIME: f64 = 0.5;
 
 fn count(n: u64) -> Cell {
     Cell::number(n as f64)
+}
+
+/// A library's public sessions whose month cannot be told (see `facts.rs`).
+fn undated(lib: &LibraryFacts) -> u64 {
+    lib.pcs.iter().map(|p| p.undated_sessions).sum()
+}
+
+/// The two columns that say how well the sessions are dated: those of the month dated
+/// by estimate (counted in it), and those whose month cannot be told (counted in none).
+fn dating_columns() -> [Column; 2] {
+    [
+        col(
+            "estimated",
+            "Sesi bertanggal perkiraan",
+            "Sessions dated by estimate",
+            ColumnKind::Count,
+        ),
+        col(
+            "undated",
+            "Sesi tanggal tidak diketahui",
+            "Sessions, date unknown",
+            ColumnKind::Count,
+        ),
+    ]
 }
 
 fn col(key: &str, id: &str, en: &str, kind: ColumnKind) -> Column {
@@ -353,7 +383,10 @@ pub fn village_monthly(
                 "Data completeness",
                 ColumnKind::Percent(1),
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(dating_columns())
+        .collect(),
         rows: vec![Row::new(vec![
             Cell::number(days as f64),
             count(all.sessions),
@@ -366,6 +399,8 @@ pub fn village_monthly(
             internet_uptime(&lib.pcs),
             Cell::number(all.mb()),
             all.completeness(),
+            count(all.estimated),
+            count(undated(lib)),
         ])],
     };
 
@@ -556,6 +591,7 @@ pub fn district_monthly(
     let (mut t_pcs, mut t_pc_days) = (0usize, 0usize);
     let mut t_sum = Sum::default();
     let mut t_gender = [0u64; 3];
+    let mut t_undated = 0u64;
     for lib in &facts.libraries {
         let pcs = counted_pcs(lib).len();
         let days = lib.open_days.len();
@@ -573,6 +609,8 @@ pub fn district_monthly(
             t_sum.add(d);
         }
         let last = date_of_ms(lib.last_batch_ms, lib.timezone);
+        let lib_undated = undated(lib);
+        t_undated += lib_undated;
         let row = Row::new(vec![
             Cell::text(lib.name.clone()),
             Cell::text(lib.code.as_str()),
@@ -590,6 +628,8 @@ pub fn district_monthly(
             Cell::number(sum.mb()),
             date_cell(last),
             sum.completeness(),
+            count(sum.estimated),
+            count(lib_undated),
         ]);
         let uptime = match internet_uptime(&lib.pcs) {
             Cell::Number(share) => Some(share),
@@ -603,6 +643,12 @@ pub fn district_monthly(
             Some(d) if (today - d).num_days() > SILENT_DAYS => row.flagged(Flag::alert(Text::new(
                 format!("Tidak sinkron {} hari", (today - d).num_days()),
                 format!("Silent for {} days", (today - d).num_days()),
+            ))),
+            // Sessions that no month counts: the PC's clock needs looking at (the
+            // uptime column shows a low uptime by itself).
+            Some(_) if lib_undated > 0 => row.flagged(Flag::warning(Text::new(
+                format!("{lib_undated} sesi tanggal tidak diketahui (jam PC salah)"),
+                format!("{lib_undated} sessions, date unknown (PC clock wrong)"),
             ))),
             Some(_) => match uptime {
                 Some(share) if share < LOW_UPTIME => row.flagged(Flag::warning(Text::new(
@@ -637,6 +683,8 @@ pub fn district_monthly(
         Cell::number(t_sum.mb()),
         Cell::Empty,
         t_sum.completeness(),
+        count(t_sum.estimated),
+        count(t_undated),
     ]));
     let zone = facts.libraries.first().map_or(Zone::Wib, |l| l.timezone);
     let month = month_text(first);
@@ -711,7 +759,10 @@ pub fn district_monthly(
                     "Completeness",
                     ColumnKind::Percent(1),
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(dating_columns())
+            .collect(),
             rows,
         }],
         generated_at: generated_at.with_timezone(&zone.offset()),
@@ -1372,6 +1423,7 @@ mod period_tests {
                         complete: *sessions,
                         men: 0,
                         women: *sessions,
+                        estimated: 0,
                     }],
                     breakdowns: vec![
                         BreakdownFacts {
@@ -1481,6 +1533,7 @@ mod uptime_flag_tests {
                 last_batch_ms: Some(1_793_500_000_000),
                 powered_seconds: 1_000,
                 internet_up_seconds: up,
+                undated_sessions: 0,
             }],
             open_days: vec![month],
             unique_users: 0,

@@ -380,7 +380,9 @@ async fn golden_month_every_cell_on(backend: Backend) {
             "4.0000", "5.0000", "8.0000", "2.0000", "3.5000", "42.0000", "0.0625", "0.7857",
             // Internet uptime: the dataset's only pc events are boots, so no powered time
             // is known and the cell stays empty (`uptime` has its own unit test).
-            "-", "3.6700", "0.8000"
+            "-", "3.6700", "0.8000",
+            // Every run has an anchor: none dated by estimate, none undated.
+            "0.0000", "0.0000"
         ])
     );
 
@@ -518,7 +520,9 @@ async fn golden_month_every_cell_on(backend: Backend) {
             "-",
             "3.6700",
             "2026-11-02",
-            "0.8000"
+            "0.8000",
+            "0.0000",
+            "0.0000"
         ])
     );
     assert!(libs.rows[0].emphasis.is_none());
@@ -649,5 +653,98 @@ async fn split_rule_on(backend: Backend) {
     assert_eq!(cells[9], format!("{:.4}", 2000.0 * 1024.0 / 1e6));
     assert!(store.check_rollups().await.unwrap().is_consistent());
     drop(store);
+    under_test.finish().await;
+}
+
+/// The new cells: a PC that syncs by USB only has its sessions of the month dated by
+/// estimate (its clock is believable, but no anchor checks it), and a day whose clock
+/// read 2000 with nothing to bound it within a month is listed as undated, in the
+/// summary, the matrix and the matrix's flag, and in no month's sessions.
+#[tokio::test(flavor = "multi_thread")]
+async fn estimated_and_undated_sessions_are_counted_and_shown() {
+    estimated_and_undated_on(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn estimated_and_undated_sessions_are_counted_and_shown_on_postgres() {
+    if let Some(backend) = Backend::postgres() {
+        estimated_and_undated_on(backend).await;
+    }
+}
+
+async fn estimated_and_undated_on(backend: Backend) {
+    use crate::bench::clocks::{SimClock, SimRun, history};
+    let now = wib(2026, 12, 20, 9, 0);
+    let clock: crate::store::ServerClock = Arc::new(move || now);
+    let under_test = backend.open(clock).await;
+    let store = under_test.store.as_ref();
+    let adisara = LibraryCode::parse("adisara").unwrap();
+    store
+        .add_library(&adisara, "Perpustakaan Desa Adisara", Zone::Wib)
+        .await
+        .unwrap();
+    let pc = PcCode::parse("pc-03").unwrap();
+    store.add_device(&adisara, &pc).await.unwrap();
+    let device = store.find_device(&adisara, &pc).await.unwrap().unwrap();
+    let run = |n: u64, boot: DateTime<Utc>, sessions: usize, clock: SimClock| SimRun {
+        run: Uuid::from_u64_pair(9, n),
+        boot_ms: boot.timestamp_millis(),
+        length_ms: 8 * 3_600_000,
+        sessions,
+        clock,
+        cut: false,
+    };
+    let sim = crate::bench::SimPc {
+        library: adisara.clone(),
+        pc: pc.clone(),
+        epoch: Uuid::from_u64_pair(9, 9),
+        clock_error_ms: 0,
+    };
+    let h = history(
+        &sim,
+        vec![
+            run(0, wib(2026, 10, 27, 8, 0), 3, SimClock::Right),
+            run(1, wib(2026, 10, 29, 8, 0), 2, SimClock::Reset),
+        ],
+        3,
+    );
+    let export = wib(2026, 10, 29, 15, 59).timestamp_millis();
+    let bundle = h.batch((1, h.seq_at(export)), (1, export), &[], &[]);
+    store
+        .ingest(&device, bundle, now, Delivery::Carried)
+        .await
+        .unwrap();
+    let month = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+    let facts = store
+        .month_facts(
+            month,
+            Some(&adisara),
+            crate::report::FactsDetail::Breakdowns,
+        )
+        .await
+        .unwrap();
+    let report = village_monthly(&facts, &adisara, Lang::Id, now).unwrap();
+    let summary = table(&report, "summary");
+    let keys: Vec<&str> = summary.columns.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys[11..], ["estimated", "undated"]);
+    let cells = row(summary, 0);
+    // Three sessions in October, all dated by estimate; two whose month is unknown.
+    assert_eq!(cells[1], "3.0000");
+    assert_eq!(cells[11..], v(&["3.0000", "2.0000"]));
+
+    let matrix = district_monthly(&facts, NaiveDate::from_ymd_opt(2026, 12, 20).unwrap(), now);
+    let libs = table(&matrix, "libraries");
+    let cells = row(libs, 0);
+    assert_eq!(cells[4], "3.0000");
+    assert_eq!(cells[16..], v(&["3.0000", "2.0000"]));
+    assert_eq!(
+        libs.rows[0].emphasis.as_ref().unwrap().reason.en,
+        "2 sessions, date unknown (PC clock wrong)"
+    );
+    assert_eq!(
+        row(libs, 1)[16..],
+        v(&["3.0000", "2.0000"]),
+        "the total row"
+    );
     under_test.finish().await;
 }

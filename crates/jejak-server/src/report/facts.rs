@@ -11,6 +11,9 @@
 //! - A day is open when a session (of anyone) started or a PC booted on it.
 //! - Unique users are the distinct patron keys of the month's public sessions: sessions
 //!   without a key are not in that count.
+//! - A session dated by estimate counts in the month its estimate points to (and is
+//!   counted as estimated); one whose month cannot be told counts in no month and is
+//!   listed per PC as undated, whatever month is asked for.
 
 use chrono::NaiveDate;
 use jejak_domain::{AgeGroup, Gender, LibraryCode, PcCode, Purpose, UserKind, Zone};
@@ -78,6 +81,10 @@ pub struct PcFacts {
     pub powered_seconds: u64,
     /// Of those, the seconds the connectivity probe found the internet up.
     pub internet_up_seconds: u64,
+    /// Its public sessions whose month cannot be told at all (its clock was wrong and
+    /// nothing else dates them closely enough), whenever they happened: counted in no
+    /// month, listed as "date unknown".
+    pub undated_sessions: u64,
 }
 
 /// The longest silence that still counts as "on": the agent writes a heartbeat event
@@ -108,6 +115,9 @@ pub struct DayFacts {
     pub men: u64,
     /// Sessions started by women (P).
     pub women: u64,
+    /// Of the sessions, those whose time is an estimate (no anchor measured against the
+    /// server dates their run: a PC that syncs by USB only, or whose clock was wrong).
+    pub estimated: u64,
 }
 
 /// Which cross table a [`BreakdownFacts`] belongs to.

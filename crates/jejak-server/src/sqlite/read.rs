@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 use crate::codes;
+use crate::dating;
 use crate::report::facts::{
     Breakdown, BreakdownFacts, DayFacts, FactsDetail, LibraryFacts, MonthFacts, PcFacts,
     month_bounds,
@@ -479,6 +480,7 @@ pub(crate) fn month_facts(
                 last_batch_ms: last,
                 powered_seconds: 0,
                 internet_up_seconds: 0,
+                undated_sessions: 0,
             });
             device_index.insert(r.get(0)?, (i, libs[i].pcs.len() - 1));
         }
@@ -524,9 +526,25 @@ pub(crate) fn month_facts(
                         complete: to_u64(t.complete),
                         men: to_u64(t.men),
                         women: to_u64(t.women),
+                        estimated: to_u64(t.estimated),
                     });
                 }
             }
+        }
+    }
+    // Sessions whose month cannot be told, whenever they happened (the months before
+    // any real one hold them; `dating.rs`).
+    {
+        let mut stmt =
+            conn.prepare_cached("SELECT device, days FROM day_rollups WHERE month < ?1")?;
+        let mut rows = stmt.query([dating::FIRST_DATED_MONTH])?;
+        while let Some(r) = rows.next()? {
+            let Some(&(i, p)) = device_index.get(&r.get::<_, i64>(0)?) else {
+                continue;
+            };
+            let bytes: Vec<u8> = r.get(1)?;
+            let values = rollup::unpack_days(&bytes).ok_or_else(|| corrupt("days"))?;
+            libs[i].pcs[p].undated_sessions += to_u64(rollup::row_sessions(&values));
         }
     }
     for lib in &mut libs {

@@ -21,6 +21,8 @@ use uuid::Uuid;
 
 use crate::codes;
 use crate::sqlite::SqliteStore;
+
+pub mod clocks;
 use crate::store::{Delivery, ServerStore};
 
 /// One simulated PC and its clock.
