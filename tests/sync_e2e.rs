@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use jejak_agent::clock::ManualClock;
 use jejak_agent::store::{NetCounters, Store};
 use jejak_domain::{
@@ -2439,6 +2439,125 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// A PC whose clock says 2000 and that syncs by USB only (issue 14): its first bundle
+/// cannot be dated (nothing bounds its run from below, so its sessions are listed as
+/// undated, in no month), the acknowledgement file brings the server's time back to the
+/// PC, which keeps it for the run still going, and the next bundle carries it: the
+/// server dates the run between that time and the first import, the first bundle's
+/// sessions included.
+#[test]
+fn a_usb_only_pc_in_2000_is_dated_by_the_time_its_acknowledgement_brought_back() {
+    let server = TestServer::start();
+    let db = server.db.clone();
+    let token = server.enroll("adisara", "pc-03");
+    let device = server.device("adisara", "pc-03");
+    let dir = tempfile::tempdir().unwrap();
+    let y2000 = Utc.with_ymd_and_hms(2000, 1, 1, 8, 0, 0).unwrap();
+    // The PC booted 30 hours ago (true time) with its clock at 1 January 2000.
+    let boot = Utc::now() - chrono::Duration::hours(30);
+    let clock = ManualClock::new(y2000);
+    let base_mono = jejak_agent::clock::Clock::mono_ms(&clock) as i64;
+    let (mut store, _) = Store::open(
+        &dir.path().join("jejak.db"),
+        identity("adisara", "pc-03"),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    let key = jejak_sync::signing::DeviceKey::load_or_create(dir.path()).unwrap();
+    let profile = PatronProfile {
+        user_kind: UserKind::NonAnggota,
+        purposes: vec![Purpose::Pendidikan],
+        gender: Gender::P,
+        age_group: AgeGroup::Pemuda,
+        group_size: 1,
+        patron_key: None,
+    };
+    let session = |store: &mut Store, gap: Duration| {
+        clock.advance(gap);
+        let id = store
+            .start_session(profile.clone(), None)
+            .unwrap()
+            .session
+            .id;
+        clock.advance(gap);
+        store.end_session(EndReason::Logout, None).unwrap();
+        id
+    };
+    let hour = Duration::from_secs(3_600);
+    let first: Vec<Uuid> = (0..3).map(|_| session(&mut store, hour)).collect();
+    let exported_mono = jejak_agent::clock::Clock::mono_ms(&clock) as i64;
+    let bundle1 = dir.path().join("bundle-1.json");
+    jejak_sync::bundle::export(&mut store, &token, &key, &bundle1).unwrap();
+    // The district imports it (a day after the export, by the story's clock).
+    import(&db, &bundle1).ok();
+    let imported_by = Utc::now();
+    let stored = |ids: &[Uuid]| -> Vec<StoredSession> {
+        let all = server.block_on(server.store.sessions(&device)).unwrap();
+        ids.iter()
+            .map(|id| all.iter().find(|s| s.id == *id).unwrap().clone())
+            .collect()
+    };
+    let year_2024 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    for s in stored(&first) {
+        assert!(
+            s.corrected_start < year_2024,
+            "undated: {}",
+            s.corrected_start
+        );
+    }
+
+    // Back on the PC, still the same boot, now: the acknowledgement is read.
+    let since_boot = (imported_by - boot).num_milliseconds() + 100;
+    let mono_now = jejak_agent::clock::Clock::mono_ms(&clock) as i64 - base_mono;
+    clock.advance(Duration::from_millis((since_boot - mono_now) as u64));
+    let ack_mono = jejak_agent::clock::Clock::mono_ms(&clock) as i64;
+    let ack = std::fs::read(with_suffix(&bundle1, ".ack.json")).unwrap();
+    jejak_sync::bundle::import_ack(&mut store, &token, &ack).unwrap();
+    let bound = store.bounds_for(&[]).unwrap();
+    assert_eq!(bound.len(), 1, "the server's time is kept as a bound");
+    assert_eq!(bound[0].mono_ms as i64, ack_mono);
+    assert!(
+        bound[0].server_ms <= imported_by.timestamp_millis(),
+        "{bound:?}"
+    );
+    let second = session(&mut store, Duration::from_millis(100));
+    let bundle2 = dir.path().join("bundle-2.json");
+    jejak_sync::bundle::export(&mut store, &token, &key, &bundle2).unwrap();
+    let jejak_sync::bundle::Carried::Batches(carried) = bundle_file(&bundle2).carried().unwrap()
+    else {
+        panic!("a bundle of this version carries batches");
+    };
+    let batch: jejak_domain::WireBatch =
+        serde_json::from_slice(&zstd::decode_all(carried[0].as_slice()).unwrap()).unwrap();
+    assert_eq!(batch.bounds, bound, "the next bundle carries it");
+    std::thread::sleep(Duration::from_millis(500));
+    import(&db, &bundle2).ok();
+
+    // The run booted after the acknowledgement's time less the PC's monotonic time
+    // when it read it, and before the first import less its monotonic time at the first
+    // export: every session of it is dated in between (by estimate), none undated.
+    let (lowest_boot, highest_boot) = (
+        bound[0].server_ms - ack_mono,
+        imported_by.timestamp_millis() - exported_mono,
+    );
+    assert!(lowest_boot <= highest_boot);
+    for s in stored(&first).into_iter().chain(stored(&[second])) {
+        let mono = s.raw_start.timestamp_millis() - y2000.timestamp_millis() + base_mono;
+        let at = s.corrected_start.timestamp_millis();
+        let (lowest, highest) = (lowest_boot + mono, highest_boot + mono);
+        assert!(
+            at >= lowest - 1_000 && at <= highest + 1_000,
+            "{at} not in {lowest}..{highest}"
+        );
+        assert_eq!(s.time_quality, TimeQuality::Estimated);
+    }
+    let ack = std::fs::read(with_suffix(&bundle2, ".ack.json")).unwrap();
+    jejak_sync::bundle::import_ack(&mut store, &token, &ack).unwrap();
+    drop(store);
+    let content = read_pc(&dir.path().join("jejak.db"), "adisara", "pc-03");
+    server.assert_conserved_content(&content, &identity("adisara", "pc-03"), "two bundles");
 }
 
 #[test]

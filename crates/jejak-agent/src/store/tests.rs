@@ -543,3 +543,35 @@ fn the_clock_state_says_wrong_now_then_was_wrong_after_it_is_set() {
     assert_eq!(status.clock_warnings.len(), 1);
     assert_eq!(status.clock, super::ClockState::Plausible);
 }
+
+#[test]
+fn an_acknowledgements_time_is_kept_as_a_bound_for_the_run_it_came_back_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2000, 1, 1, 8, 0, 0).unwrap());
+    let mut store = open_store(&dir, &clock);
+    let server = start_time().timestamp_millis();
+    clock.advance(Duration::from_secs(3_600));
+    let first = store.save_bound(server).unwrap();
+    assert_eq!(first.mono_ms, clock.mono_ms());
+    assert_eq!(first.server_ms, server);
+    // A weaker bound for the same run (an older file read later) does not replace it; a
+    // tighter one does.
+    clock.advance(Duration::from_secs(3_600));
+    store.save_bound(server).unwrap();
+    assert_eq!(store.bounds_for(&[first.run]).unwrap(), vec![first]);
+    let tighter = store.save_bound(server + 7_200_000).unwrap();
+    assert_eq!(store.bounds_for(&[first.run]).unwrap(), vec![tighter]);
+
+    // After a reboot the newest bound travels with every batch, whatever runs it holds.
+    clock.reboot(Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 30).unwrap());
+    let now = store.client_instant().unwrap();
+    assert_ne!(now.run, first.run);
+    assert_eq!(store.bounds_for(&[now.run]).unwrap(), vec![tighter]);
+    let later = store.save_bound(server + 9_000_000).unwrap();
+    assert_eq!(later.run, now.run);
+    assert_eq!(
+        store.bounds_for(&[first.run, now.run]).unwrap(),
+        vec![tighter, later]
+    );
+    assert_eq!(store.bounds_for(&[]).unwrap(), vec![later]);
+}

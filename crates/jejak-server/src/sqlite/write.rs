@@ -43,18 +43,20 @@ pub(crate) fn ingest(
     batch: &PreparedBatch,
     received_ms: i64,
 ) -> Result<IngestOutcome, IngestError> {
-    // The device's library and its zone: rollups count days in the library's zone.
-    let place: Option<(i64, String)> = conn
+    // The device's library and its zone (rollups count days in the library's zone), and
+    // where its runs dated for certain end (`dating.rs`).
+    let place: Option<(i64, String, Option<i64>)> = conn
         .prepare_cached(
-            "SELECT d.library, l.timezone FROM devices d JOIN libraries l ON l.id = d.library
+            "SELECT d.library, l.timezone, d.dated_until_ms
+             FROM devices d JOIN libraries l ON l.id = d.library
              WHERE d.id = ?1",
         )
         .and_then(|mut s| {
-            s.query_row([device.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            s.query_row([device.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
         })
         .map_err(sql)?;
-    let Some((library, timezone)) = place else {
+    let Some((library, timezone, dated_until)) = place else {
         return Err(IngestError::UnknownDevice);
     };
     let zone_offset_s = zone_offset(&timezone)?;
@@ -203,10 +205,6 @@ pub(crate) fn ingest(
     // Date the runs the batch touches together with the PC's kept runs, and see which
     // stored records the new evidence moves.
     let kept = kept_runs(conn, device.0, &batch.runs)?;
-    let dated_until: Option<i64> = conn
-        .prepare_cached("SELECT dated_until_ms FROM devices WHERE id = ?1")
-        .and_then(|mut s| s.query_row([device.0], |r| r.get(0)))
-        .map_err(sql)?;
     let plan = batch.plan_dating(kept, &runs, held, offset, received_ms, dated_until);
 
     let mut ctx = RecordContext {
