@@ -879,8 +879,8 @@ pub(crate) fn plan(
     }
 
     // Settled kept runs the batch touches keep their dating; the other runs of the batch
-    // (an anchored run going on, a run of a revision alone) are dated by their own
-    // evidence.
+    // (a run of a session's revision alone, a batch sent again) are dated by their own
+    // evidence. (Every run with new pc events was placed above.)
     for k in &settled {
         out.datings.insert(k.run, k.dating);
     }
@@ -890,18 +890,7 @@ pub(crate) fn plan(
         }
         let alone = KeptRun::from_evidence(e, 0);
         let dating = match fixed(anchor_of(&e.run), &alone, offset, received_ms) {
-            Some(Place::Fixed { dating, lo, .. }) => {
-                // A run going on (an HTTP PC's current run) moves the PC's
-                // `dated_until` with its new records.
-                if e.event_seqs.is_some_and(|(_, last)| last > clock.held_seq) {
-                    let end = lo.saturating_add(e.max_mono);
-                    let until = out.dated_until.or(dated_until);
-                    if until.is_none_or(|u| end > u) {
-                        out.dated_until = Some(end);
-                    }
-                }
-                dating
-            }
+            Some(Place::Fixed { dating, .. }) => dating,
             _ if by_offset(&alone, offset, received_ms).is_some() => RunDating::OwnClock,
             _ => RunDating::Undated,
         };

@@ -6,8 +6,10 @@
 //!
 //! - **Per PC and local day** ([`DayTotals`]): public sessions started, persons, seconds
 //!   of use, online seconds and KiB falling on the day, sessions with a complete
-//!   profile, sessions by men and by women; every session started (staff too: it makes the day "open"); boots; and
-//!   the powered and internet-up seconds from the pc events.
+//!   profile, sessions by men and by women; every session started (staff too: it makes the day "open"); boots;
+//!   the powered and internet-up seconds from the pc events; and the public sessions
+//!   dated by estimate. (Records whose month cannot be told are stored before 2024, so
+//!   they fall in months no report asks for; `dating.rs`.)
 //! - **Per library, local month, user kind and gender, by age group and by purpose**
 //!   ([`Cell`]): public sessions and persons, a session counting once per purpose it
 //!   names. These are the village report's cross tables (and the target groups'
