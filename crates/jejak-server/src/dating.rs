@@ -726,7 +726,7 @@ pub(crate) fn plan(
     // places — those with new pc events, in the order of their first event.
     let (mut open, settled): (Vec<KeptRun>, Vec<KeptRun>) = kept.into_iter().partition(|k| k.open);
     open.sort_by_key(|k| k.ordinal);
-    let mut next_ordinal = open.last().map_or(1, |k| k.ordinal + 1);
+    let next_ordinal = open.last().map_or(1, |k| k.ordinal + 1);
     let mut entries: Vec<Entry> = open
         .into_iter()
         .map(|k| Entry {
@@ -746,13 +746,12 @@ pub(crate) fn plan(
         .filter(|e| e.event_seqs.is_some_and(|(_, last)| last > clock.held_seq))
         .collect();
     placed.sort_by_key(|e| e.event_seqs.map_or(i64::MAX, |(first, _)| first));
-    for e in placed {
+    for (ordinal, e) in (next_ordinal..).zip(placed) {
         entries.push(Entry {
-            kept: KeptRun::from_evidence(e, next_ordinal),
+            kept: KeptRun::from_evidence(e, ordinal),
             stored: false,
             anchor: anchor_of(&e.run),
         });
-        next_ordinal += 1;
     }
     // What the batch adds to the runs in the order: their readings and records, the
     // arrival as an upper bound, the acknowledgements' lower bounds.
