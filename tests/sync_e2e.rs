@@ -798,8 +798,10 @@ fn binary_pc(library: &str, pc: &str, server: &str, token: &str) -> TestPc {
 }
 
 /// `jejak --lang en --format json sync ARGS` with fast back-off.
+/// `jejak sync` in English with JSON output and `-v`, so that a failure shows its
+/// technical detail (attempts, the server's answer) below the plain sentence.
 fn jejak_sync(pc: &TestPc, args: &[&str], batch_records: &str) -> Run {
-    let mut all = vec!["--lang", "en", "--format", "json", "sync"];
+    let mut all = vec!["-v", "--lang", "en", "--format", "json", "sync"];
     all.extend_from_slice(args);
     let mut env: Vec<(&str, &str)> = FAST_SYNC.to_vec();
     env.retain(|(k, _)| *k != "JEJAK_SYNC_BATCH_RECORDS");

@@ -399,11 +399,19 @@ pub fn bare_command() -> Command {
     command
 }
 
-/// The first line of `stdout` if it is a UUIDv7 (what `session start` prints).
+/// The session id `session start` printed: the UUIDv7 that ends its `ID sesi:` /
+/// `Session ID:` line (the line before it says who the session is for). `None` unless
+/// there is exactly one such line and it is complete (a process killed mid-write).
 pub fn parse_session_id(stdout: &str) -> Option<String> {
-    let line = stdout.lines().next()?.trim();
-    let id = uuid::Uuid::parse_str(line).ok()?;
-    (id.get_version_num() == 7 && stdout.trim() == line).then(|| id.to_string())
+    let mut ids = stdout.lines().filter_map(|line| {
+        let rest = line
+            .strip_prefix("ID sesi: ")
+            .or_else(|| line.strip_prefix("Session ID: "))?;
+        let id = uuid::Uuid::parse_str(rest.trim()).ok()?;
+        (id.get_version_num() == 7).then(|| id.to_string())
+    });
+    let id = ids.next()?;
+    (ids.next().is_none() && stdout.ends_with('\n')).then_some(id)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ use jejak_server::{BackupError, ServerStore, backup};
 use crate::context::Context;
 use crate::errors::UsageError;
 use crate::output;
+use crate::output::outln;
 use crate::server_cmd::{is_postgres, sqlite_path};
 
 /// The PostgreSQL answer to `backup` and `restore`: its own tools do it better.
@@ -76,7 +77,7 @@ pub fn backup_to(ctx: &Context, database: &str, to: &Path) -> anyhow::Result<()>
     if ctx.json {
         return output::print_json(&info);
     }
-    println!(
+    outln!(
         "{}",
         ctx.lang.pick(
             &format!(
@@ -94,7 +95,7 @@ pub fn backup_to(ctx: &Context, database: &str, to: &Path) -> anyhow::Result<()>
                 info.devices
             ),
         )
-    );
+    )?;
     Ok(())
 }
 
@@ -114,7 +115,7 @@ pub fn restore_from(ctx: &Context, database: &str, from: &Path) -> anyhow::Resul
         return output::print_json(&outcome);
     }
     let lang = ctx.lang;
-    println!(
+    outln!(
         "{}",
         lang.pick(
             &format!(
@@ -130,44 +131,53 @@ pub fn restore_from(ctx: &Context, database: &str, from: &Path) -> anyhow::Resul
                 outcome.restored.devices
             ),
         )
-    );
+    )?;
     if let Some(aside) = &outcome.previous_moved_to {
-        println!(
+        outln!(
             "{}",
             lang.pick(
                 &format!("Basis data sebelumnya disimpan di {}", aside.display()),
                 &format!("The previous database was kept as {}", aside.display()),
             )
-        );
+        )?;
     }
-    println!(
+    outln!(
         "{}",
         lang.pick(
             "Setiap komputer perpustakaan akan mengirim ulang yang hilang pada sinkron berikutnya; yang sudah dihapus di komputer tampil di tampilan operasional.",
             "Every library PC sends again what the server lost at its next sync; what a PC had already pruned is listed on the operations view.",
         )
-    );
+    )?;
     Ok(())
 }
 
 /// `--backup-every`: `24h`, `90m`, `1d`, `3600s` (or plain seconds).
-pub fn parse_interval(raw: &str) -> Result<Duration, String> {
+pub fn parse_interval(raw: &str) -> Result<Duration, UsageError> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (number, unit) = raw.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("'{raw}' is not a duration such as 24h, 90m or 1d"))?;
+    let n: u64 = number.parse().map_err(|_| {
+        UsageError::new(
+            format!("'{raw}' bukan lama waktu; tulis mis. 24h, 90m atau 1d"),
+            format!("'{raw}' is not a duration such as 24h, 90m or 1d"),
+        )
+    })?;
     let seconds = match unit {
         "" | "s" => n,
         "m" => n.saturating_mul(60),
         "h" => n.saturating_mul(3600),
         "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("'{raw}': use s, m, h or d (for example 24h)")),
+        _ => {
+            return Err(UsageError::new(
+                format!("'{raw}': pakai satuan s, m, h atau d (mis. 24h)"),
+                format!("'{raw}': use s, m, h or d (for example 24h)"),
+            ));
+        }
     };
     if seconds < 60 {
-        return Err(format!(
-            "'{raw}' is too short; back up at most once a minute"
+        return Err(UsageError::new(
+            format!("'{raw}' terlalu sering; cadangkan paling sering sekali semenit"),
+            format!("'{raw}' is too short; back up at most once a minute"),
         ));
     }
     Ok(Duration::from_secs(seconds))
@@ -217,10 +227,16 @@ mod tests {
 
     #[test]
     fn intervals_read_as_people_write_them() {
-        assert_eq!(parse_interval("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_interval("90m"), Ok(Duration::from_secs(5_400)));
-        assert_eq!(parse_interval("1d"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_interval("3600"), Ok(Duration::from_secs(3_600)));
+        assert_eq!(
+            parse_interval("24h").ok(),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(parse_interval("90m").ok(), Some(Duration::from_secs(5_400)));
+        assert_eq!(parse_interval("1d").ok(), Some(Duration::from_secs(86_400)));
+        assert_eq!(
+            parse_interval("3600").ok(),
+            Some(Duration::from_secs(3_600))
+        );
         assert!(parse_interval("10s").is_err());
         assert!(parse_interval("daily").is_err());
         assert!(parse_interval("5w").is_err());

@@ -37,14 +37,27 @@ pub fn explain(err: &anyhow::Error, lang: Lang) -> (String, u8) {
     (format!("{err:#}"), EXIT_FAILURE)
 }
 
+/// What `-v` adds below the message: the technical detail behind it (the underlying
+/// error's own words), when there is any.
+pub fn detail(err: &anyhow::Error) -> Option<String> {
+    if let Some(e) = err.downcast_ref::<UsageError>() {
+        return e.detail.clone();
+    }
+    // Errors without a sentence of their own already show their whole chain.
+    None
+}
+
 /// A command that cannot do its job, with what to do in both languages and the exit
-/// code (by default "invalid input").
+/// code (by default "invalid input"). Its `Display` is the English text (what a log line
+/// or a parser's error shows); people get [`UsageError::message`] in their language.
 #[derive(Debug, thiserror::Error)]
-#[error("{id}")]
+#[error("{en}")]
 pub struct UsageError {
     pub id: String,
     pub en: String,
     pub code: u8,
+    /// The technical detail (an OS error, a server's answer) shown only with `-v`.
+    pub detail: Option<String>,
 }
 
 /// An outcome already reported on stdout that still needs its own exit code (such as
@@ -59,7 +72,14 @@ impl UsageError {
             id: id.into(),
             en: en.into(),
             code: EXIT_INVALID_INPUT,
+            detail: None,
         }
+    }
+
+    /// Keeps `detail` for `-v`.
+    pub fn with_detail(mut self, detail: impl std::fmt::Display) -> Self {
+        self.detail = Some(detail.to_string());
+        self
     }
 
     pub fn exit_code(mut self, code: u8) -> Self {

@@ -16,20 +16,52 @@ use jejak_sync::bundle::{Bundle, BundleAck, BundleError, BundleTrust, Carried};
 use crate::context::Context;
 use crate::errors::UsageError;
 use crate::output;
+use crate::output::{errln, outln};
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// The server's database: `sqlite:PATH` (or a plain path), or a PostgreSQL URL
-    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
-    #[arg(
-        long,
-        global = true,
-        env = "JEJAK_DATABASE",
-        default_value = "sqlite:jejak-server.db"
-    )]
-    database: String,
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`. By default the file the systemd
+    /// service uses, /var/lib/jejak-server/jejak-server.db, when run as root, and
+    /// ~/.local/share/jejak-server/jejak-server.db otherwise.
+    #[arg(long, global = true, env = "JEJAK_DATABASE", value_name = "DATABASE")]
+    database: Option<String>,
     #[command(subcommand)]
     command: ServerCommand,
+}
+
+/// The server's database when neither `--database` nor `JEJAK_DATABASE` names one: the
+/// file the systemd service keeps (`scripts/install-linux.sh`: `/var/lib/jejak-server`)
+/// for root or an administrator, else the user's data folder (`$XDG_DATA_HOME` or
+/// `~/.local/share`), beside where a PC's agent would keep its own data. Never a path
+/// relative to wherever the command happens to run.
+pub fn default_database() -> String {
+    let folder = jejak_agent::platform::default_data_dir().with_file_name("jejak-server");
+    format!("sqlite:{}", folder.join("jejak-server.db").display())
+}
+
+/// The refusal for a SQLite database file that does not exist, naming the ways to
+/// point at the right one.
+pub fn missing_database(path: &Path) -> UsageError {
+    UsageError::new(
+        format!(
+            "basis data server {} tidak ada. Tunjuk basis datanya dengan --database sqlite:PATH (atau JEJAK_DATABASE), mis. --database {}",
+            path.display(),
+            default_database()
+        ),
+        format!(
+            "the server database {} does not exist. Point at it with --database sqlite:PATH (or JEJAK_DATABASE), e.g. --database {}",
+            path.display(),
+            default_database()
+        ),
+    )
+}
+
+impl ServerArgs {
+    /// Whether the command serves (`run`), and so logs what it does like a daemon.
+    pub fn serves(&self) -> bool {
+        matches!(self.command, ServerCommand::Run { .. })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,6 +369,14 @@ async fn open_store_with(
         return Ok(Arc::new(store));
     }
     let path = sqlite_path(database)?;
+    // The default database's folder (~/.local/share/jejak-server) may not exist yet.
+    if let Some(folder) = path
+        .parent()
+        .filter(|f| !f.as_os_str().is_empty() && !f.exists())
+    {
+        jejak_agent::platform::create_private_dir(folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+    }
     let store =
         SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Arc::new(store))
@@ -354,11 +394,7 @@ pub fn run(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
 fn existing_sqlite_path(database: &str) -> anyhow::Result<PathBuf> {
     let path = sqlite_path(database)?;
     if !path.exists() {
-        return Err(UsageError::new(
-            format!("basis data server {} tidak ada", path.display()),
-            format!("the server database {} does not exist", path.display()),
-        )
-        .into());
+        return Err(missing_database(&path).into());
     }
     Ok(path)
 }
@@ -390,12 +426,14 @@ async fn copy(ctx: &Context, from: &str, to: &str, chunk_rows: usize) -> anyhow:
         output::print_json(&report)?;
     } else {
         for count in &report.counts {
-            println!(
+            outln!(
                 "{:<20} {:>12} {:>12}",
-                count.table, count.source, count.target
-            );
+                count.table,
+                count.source,
+                count.target
+            )?;
         }
-        println!(
+        outln!(
             "{}",
             if report.is_verified() {
                 lang.pick(
@@ -408,7 +446,7 @@ async fn copy(ctx: &Context, from: &str, to: &str, chunk_rows: usize) -> anyhow:
                     "The copy does NOT agree: see the counts above.",
                 )
             }
-        );
+        )?;
     }
     if !report.is_verified() {
         std::process::exit(1);
@@ -440,12 +478,12 @@ async fn compact(ctx: &Context, database: &str) -> anyhow::Result<()> {
             &serde_json::json!({ "before_bytes": before, "after_bytes": after }),
         );
     }
-    println!(
+    outln!(
         "{} {} → {} MB",
         lang.pick("Basis data dipadatkan:", "Database compacted:"),
         format_mb(before),
         format_mb(after)
-    );
+    )?;
     Ok(())
 }
 
@@ -456,26 +494,28 @@ fn format_mb(bytes: u64) -> String {
 
 async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     let lang = ctx.lang;
+    let ServerArgs { database, command } = args;
+    let database = database.unwrap_or_else(default_database);
     // A copy names its two databases itself and opens no other.
     if let ServerCommand::Copy {
         from,
         to,
         chunk_rows,
-    } = &args.command
+    } = &command
     {
         return copy(ctx, from, to, *chunk_rows).await;
     }
-    if let ServerCommand::Compact = &args.command {
-        return compact(ctx, &args.database).await;
+    if let ServerCommand::Compact = &command {
+        return compact(ctx, &database).await;
     }
     // A backup reads the file beside a running server; a restore must not open it.
-    if let ServerCommand::Backup { to } = &args.command {
-        return crate::backup_cmd::backup_to(ctx, &args.database, to);
+    if let ServerCommand::Backup { to } = &command {
+        return crate::backup_cmd::backup_to(ctx, &database, to);
     }
-    if let ServerCommand::Restore { from } = &args.command {
-        return crate::backup_cmd::restore_from(ctx, &args.database, from);
+    if let ServerCommand::Restore { from } = &command {
+        return crate::backup_cmd::restore_from(ctx, &database, from);
     }
-    let store = match &args.command {
+    let store = match &command {
         ServerCommand::Run { serving, .. } => {
             let options = jejak_server::PostgresOptions {
                 statement_timeout: Some(std::time::Duration::from_secs(
@@ -483,25 +523,25 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 )),
                 ..jejak_server::PostgresOptions::default()
             };
-            open_store_with(&args.database, options).await?
+            open_store_with(&database, options).await?
         }
-        _ => open_store(&args.database).await?,
+        _ => open_store(&database).await?,
     };
-    match args.command {
+    match command {
         ServerCommand::Init => {
-            let shown = if is_postgres(&args.database) {
-                redacted(&args.database)
+            let shown = if is_postgres(&database) {
+                redacted(&database)
             } else {
-                sqlite_path(&args.database)?.display().to_string()
+                sqlite_path(&database)?.display().to_string()
             };
             if ctx.json {
                 return output::print_json(&serde_json::json!({ "database": shown }));
             }
-            println!(
+            outln!(
                 "{} {}",
                 lang.pick("Basis data server siap:", "Server database ready:"),
                 shown
-            );
+            )?;
         }
         ServerCommand::Prune { keep_months } => {
             let month = retention_cutoff(chrono::Utc::now(), keep_months);
@@ -509,7 +549,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             if ctx.json {
                 return output::print_json(&pruned);
             }
-            println!(
+            outln!(
                 "{}",
                 lang.pick(
                     &format!(
@@ -525,7 +565,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                         pruned.kept_from.format("%Y-%m")
                     ),
                 )
-            );
+            )?;
         }
         ServerCommand::Run {
             listen,
@@ -547,7 +587,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 tokio::spawn(prune_daily(store.clone(), retain_months));
             }
             if let Some(dir) = backup_dir {
-                if is_postgres(&args.database) {
+                if is_postgres(&database) {
                     return Err(UsageError::new(
                         "--backup-dir hanya untuk SQLite; PostgreSQL dicadangkan dengan pg_dump atau pg_basebackup",
                         "--backup-dir is for SQLite; back PostgreSQL up with pg_dump or pg_basebackup",
@@ -579,7 +619,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let scheme = if tls.is_some() { "https" } else { "http" };
-            eprintln!(
+            errln!(
                 "{} {scheme}://{}",
                 lang.pick("Server Jejak berjalan di", "Jejak server listening on"),
                 listener.local_addr()?
@@ -598,7 +638,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             );
             match tls {
                 Some((config, pin)) => {
-                    eprintln!(
+                    errln!(
                         "{} {pin}",
                         lang.pick(
                             "Kunci server (untuk jejak enroll --server-key):",
@@ -623,10 +663,10 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     &serde_json::json!({ "library": code, "name": name, "timezone": zone.code() }),
                 );
             }
-            println!(
+            outln!(
                 "{} {code} ({name})",
                 lang.pick("Perpustakaan ditambahkan:", "Library added:")
-            );
+            )?;
         }
         ServerCommand::AddDevice { library, pc } => {
             let (library, pc) = (LibraryCode::parse(&library)?, PcCode::parse(&pc)?);
@@ -636,8 +676,8 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     &serde_json::json!({ "library": library, "pc": pc, "token": token.expose() }),
                 );
             }
-            println!("{}", token.expose());
-            eprintln!(
+            outln!("{}", token.expose())?;
+            errln!(
                 "{}",
                 lang.pick(
                     "Token ini hanya ditampilkan sekali. Di komputer perpustakaan: jejak enroll --server URL --token TOKEN",
@@ -653,10 +693,10 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     &serde_json::json!({ "library": library, "pc": pc, "revoked": true }),
                 );
             }
-            println!(
+            outln!(
                 "{} {library}/{pc}",
                 lang.pick("Token dicabut:", "Token revoked:")
-            );
+            )?;
         }
         ServerCommand::AddStaff { name } => {
             let token = store.add_staff(&name).await.map_err(usage)?;
@@ -665,17 +705,17 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     &serde_json::json!({ "name": name, "token": token.expose() }),
                 );
             }
-            println!("{}", token.expose());
+            outln!("{}", token.expose())?;
         }
         ServerCommand::RevokeStaff { name } => {
             store.revoke_staff(&name).await.map_err(usage)?;
             if ctx.json {
                 return output::print_json(&serde_json::json!({ "name": name, "revoked": true }));
             }
-            println!(
+            outln!(
                 "{} {name}",
                 lang.pick("Token staf dicabut:", "Staff token revoked:")
-            );
+            )?;
         }
         ServerCommand::Letterhead { lines, logo, clear } => {
             letterhead(ctx, store.as_ref(), lines, logo.as_deref(), clear).await?;
@@ -706,12 +746,12 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            println!(
+            outln!(
                 "{} {}",
                 libraries.len(),
                 lang.pick("perpustakaan", "libraries")
-            );
-            println!(
+            )?;
+            outln!(
                 "{}",
                 output::table(
                     vec![
@@ -721,7 +761,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     ],
                     rows
                 )
-            );
+            )?;
         }
         // Handled before any store was opened.
         ServerCommand::Copy { .. }
@@ -749,7 +789,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             .await?;
             // On stderr, so that it reaches a person in JSON mode too.
             if summary.trust == BundleTrust::TokenHash {
-                eprintln!(
+                errln!(
                     "{}",
                     lang.pick(
                         "Peringatan: berkas tanpa tanda tangan diterima (--accept-unsigned); hanya diperiksa dengan hash token, yang bisa dipalsukan oleh siapa pun yang memegang salinan basis data server. Perbarui jejak di komputer itu supaya berkasnya ditandatangani.",
@@ -760,7 +800,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             if ctx.json {
                 return output::print_json(&summary);
             }
-            println!(
+            outln!(
                 "{} {}/{}: {} {}, {} {}, {} {}. {} {}",
                 lang.pick("Berkas diterima dari", "Bundle imported from"),
                 summary.library,
@@ -773,7 +813,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 lang.pick("ditolak", "rejected"),
                 lang.pick("Tanda terima:", "Acknowledgement:"),
                 ack_path.display()
-            );
+            )?;
         }
     }
     Ok(())
@@ -800,7 +840,7 @@ async fn letterhead(
         if ctx.json {
             return output::print_json(&serde_json::json!({ "letterhead": null }));
         }
-        println!("{}", lang.pick("Kop surat dihapus.", "Letterhead removed."));
+        outln!("{}", lang.pick("Kop surat dihapus.", "Letterhead removed."))?;
         return Ok(());
     }
     let mut current = store.letterhead().await?;
@@ -828,26 +868,26 @@ async fn letterhead(
         return output::print_json(&serde_json::json!({ "letterhead": shown }));
     }
     match current {
-        None => println!(
+        None => outln!(
             "{}",
             lang.pick(
                 "Belum ada kop surat. Atur dengan: jejak server letterhead --line \"PEMERINTAH KABUPATEN …\"",
                 "No letterhead yet. Set one with: jejak server letterhead --line \"PEMERINTAH KABUPATEN …\""
             )
-        ),
+        )?,
         Some(letterhead) => {
-            println!("{}", lang.pick("Kop surat:", "Letterhead:"));
+            outln!("{}", lang.pick("Kop surat:", "Letterhead:"))?;
             for line in &letterhead.lines {
-                println!("  {line}");
+                outln!("  {line}")?;
             }
             if let Some(logo) = &letterhead.logo {
-                println!(
+                outln!(
                     "  {} {}, {} {}",
                     lang.pick("Logo:", "Logo:"),
                     logo.media_type,
                     logo.bytes.len(),
                     lang.pick("bita", "bytes")
-                );
+                )?;
             }
         }
     }
@@ -921,11 +961,84 @@ fn read_logo(path: &Path) -> anyhow::Result<jejak_server::report::Logo> {
     })
 }
 
+/// An enrolment refusal in the user's language, with the next step.
 fn usage(e: jejak_server::EnrollError) -> anyhow::Error {
-    match e {
-        jejak_server::EnrollError::Store(inner) => inner.into(),
-        other => UsageError::new(other.to_string(), other.to_string()).into(),
-    }
+    use jejak_server::EnrollError;
+    let (id, en) = match e {
+        EnrollError::Store(inner) => return inner.into(),
+        EnrollError::LibraryExists(ref code) => (
+            format!(
+                "perpustakaan '{code}' sudah terdaftar; lihat daftarnya dengan jejak server list, atau pakai kode lain"
+            ),
+            format!(
+                "library '{code}' is already registered; see the list with jejak server list, or use another code"
+            ),
+        ),
+        EnrollError::UnknownLibrary(ref code) => (
+            format!(
+                "perpustakaan '{code}' belum terdaftar; tambahkan dulu: jejak server add-library {code} --name \"Perpustakaan Desa …\""
+            ),
+            format!(
+                "library '{code}' is not registered; add it first: jejak server add-library {code} --name \"Perpustakaan Desa …\""
+            ),
+        ),
+        EnrollError::DeviceActive {
+            ref library,
+            ref pc,
+        } => (
+            format!(
+                "komputer {library}/{pc} sudah terdaftar dengan token aktif. Untuk memberinya token baru (tokennya hilang atau komputernya diganti), cabut dulu yang lama: jejak server revoke-device --library {library} --pc {pc}, lalu jalankan add-device lagi"
+            ),
+            format!(
+                "PC {library}/{pc} is already enrolled with an active token. To give it a new token (the old one was lost, or the PC replaced), revoke the old one first: jejak server revoke-device --library {library} --pc {pc}, then run add-device again"
+            ),
+        ),
+        EnrollError::UnknownDevice {
+            ref library,
+            ref pc,
+        } => (
+            format!(
+                "komputer {library}/{pc} belum pernah didaftarkan; lihat yang terdaftar dengan jejak server list"
+            ),
+            format!(
+                "PC {library}/{pc} was never enrolled; see the enrolled PCs with jejak server list"
+            ),
+        ),
+        EnrollError::AlreadyRevoked {
+            ref library,
+            ref pc,
+        } => (
+            format!(
+                "token komputer {library}/{pc} sudah dicabut sebelumnya, tidak ada yang perlu dicabut lagi; untuk mendaftarkannya lagi: jejak server add-device --library {library} --pc {pc}"
+            ),
+            format!(
+                "the token of PC {library}/{pc} is already revoked, there is nothing left to revoke; to enroll it again: jejak server add-device --library {library} --pc {pc}"
+            ),
+        ),
+        EnrollError::StaffExists(ref name) => (
+            format!(
+                "petugas '{name}' sudah punya token aktif. Token hanya ditampilkan sekali; jika hilang, cabut dulu: jejak server revoke-staff \"{name}\", lalu jalankan add-staff lagi"
+            ),
+            format!(
+                "staff member '{name}' already has an active token. A token is shown only once; if it was lost, revoke it first: jejak server revoke-staff \"{name}\", then run add-staff again"
+            ),
+        ),
+        EnrollError::UnknownStaff(ref name) => (
+            format!(
+                "petugas '{name}' tidak punya token aktif (belum pernah dibuat, atau sudah dicabut); periksa ejaan nama persis seperti saat add-staff"
+            ),
+            format!(
+                "staff member '{name}' has no active token (never issued, or already revoked); check the name's spelling exactly as given to add-staff"
+            ),
+        ),
+        EnrollError::InvalidName(_) => (
+            "nama harus berisi 1 sampai 200 karakter, tanpa karakter kendali (baris baru, tab)"
+                .to_string(),
+            "a name must have 1 to 200 characters and no control characters (line breaks, tabs)"
+                .to_string(),
+        ),
+    };
+    UsageError::new(id, en).with_detail(&e).into()
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -1311,10 +1424,10 @@ async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> 
         output::print_json(&found)?;
     } else {
         for difference in &found.described {
-            println!("  {difference}");
+            outln!("  {difference}")?;
         }
         if found.is_consistent() {
-            println!(
+            outln!(
                 "{}",
                 lang.pick(
                     &format!(
@@ -1326,9 +1439,9 @@ async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> 
                         found.rows_checked
                     ),
                 )
-            );
+            )?;
         } else {
-            println!(
+            outln!(
                 "{}",
                 lang.pick(
                     &format!(
@@ -1337,7 +1450,7 @@ async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> 
                     ),
                     &format!("{} rollup rows differ from the recount.", found.differences),
                 )
-            );
+            )?;
         }
     }
     if found.is_consistent() {
@@ -1347,7 +1460,7 @@ async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> 
         store.rebuild_rollups().await?;
         let again = store.check_rollups().await?;
         if again.is_consistent() {
-            eprintln!(
+            errln!(
                 "{}",
                 lang.pick(
                     "Rollup diganti dengan hitung ulang.",
@@ -1357,7 +1470,7 @@ async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> 
             return Ok(());
         }
     } else if !ctx.json {
-        eprintln!(
+        errln!(
             "{}",
             lang.pick(
                 "Jalankan `jejak server check-rollups --repair` untuk menggantinya dengan hitung ulang.",
