@@ -788,7 +788,7 @@ fn binary_pc(library: &str, pc: &str, server: &str, token: &str) -> TestPc {
     match run.code() {
         Some(0) => {}
         Some(6) => assert!(
-            run.stderr.contains("the server refused this PC's token"),
+            run.stderr.contains("does not recognise this PC's token"),
             "{}",
             run.stderr
         ),
@@ -2081,11 +2081,15 @@ fn a_wrong_forged_or_revoked_token_exits_6_and_the_pc_keeps_everything() {
     let (count, last) = pc.store().count_and_max();
     let run = jejak_sync(&pc, &[], "40").expect_code(EXIT_REFUSED);
     assert!(
-        run.stderr.contains("refused this PC's token"),
+        run.stderr.contains("does not recognise this PC's token"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("all data is kept"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("The data is safe on this PC"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(acked_seq(&pc.store()), 0);
 
     // Another library's valid token: the batch names dermaji/pc-01, the token says
@@ -2098,7 +2102,11 @@ fn a_wrong_forged_or_revoked_token_exits_6_and_the_pc_keeps_everything() {
         .ok();
     let run = jejak_sync(&pc, &[], "40").expect_code(EXIT_REFUSED);
     assert!(run.stderr.contains("(403)"), "{}", run.stderr);
-    assert!(run.stderr.contains("all data is kept"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("The data is safe on this PC"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         server.snapshot(&both),
         empty,
@@ -2135,7 +2143,11 @@ fn a_wrong_forged_or_revoked_token_exits_6_and_the_pc_keeps_everything() {
     let acked = acked_seq(&pc.store());
     let run = jejak_sync(&pc, &[], "40").expect_code(EXIT_REFUSED);
     assert!(run.stderr.contains("revoked"), "{}", run.stderr);
-    assert!(run.stderr.contains("all data is kept"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("The data is safe on this PC"),
+        "{}",
+        run.stderr
+    );
     // The PC keeps every change and its queue; the server has nothing new.
     let view = pc.store();
     view.assert_sound("after the refusal");
