@@ -10,7 +10,7 @@ use std::time::Duration;
 use jejak_server::{BackupError, ServerStore, backup};
 
 use crate::context::Context;
-use crate::errors::UsageError;
+use crate::errors::{UsageError, file_error};
 use crate::output;
 use crate::output::outln;
 use crate::server_cmd::{is_postgres, sqlite_path};
@@ -23,8 +23,12 @@ fn postgres_refusal() -> UsageError {
     )
 }
 
-/// A refusal the operator can act on, in both languages.
-fn refusal(e: BackupError) -> anyhow::Error {
+/// A refusal the operator can act on, in both languages. `writing`: the file the
+/// operator named is written (a backup) rather than read (a restore).
+fn refusal(e: BackupError, writing: bool) -> anyhow::Error {
+    if let BackupError::Io { path, source } = e {
+        return file_error(&path, writing, source).into();
+    }
     let (id, en) = match &e {
         BackupError::Exists(path) => (
             format!(
@@ -73,7 +77,7 @@ pub fn backup_to(ctx: &Context, database: &str, to: &Path) -> anyhow::Result<()>
         return Err(postgres_refusal().into());
     }
     let db = sqlite_path(database)?;
-    let info = backup::backup(&db, to).map_err(refusal)?;
+    let info = backup::backup(&db, to).map_err(|e| refusal(e, true))?;
     if ctx.json {
         return output::print_json(&info);
     }
@@ -107,7 +111,7 @@ pub fn restore_from(ctx: &Context, database: &str, from: &Path) -> anyhow::Resul
     }
     let db = sqlite_path(database)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let outcome = backup::restore(from, &db, &stamp).map_err(refusal)?;
+    let outcome = backup::restore(from, &db, &stamp).map_err(|e| refusal(e, false))?;
     // Brings a backup made by an older jejak up to this one's schema now, not at the
     // first batch.
     drop(jejak_server::SqliteStore::open(&db)?);

@@ -91,3 +91,49 @@ impl UsageError {
         lang.pick(&self.id, &self.en).to_string()
     }
 }
+
+/// A file the user named could not be read or written: what went wrong in the user's
+/// words and what to do, the OS's own error kept for `-v`. A file that is not there is
+/// invalid input (exit 2); anything else a failure (exit 1).
+pub fn file_error(path: &std::path::Path, writing: bool, e: std::io::Error) -> UsageError {
+    use std::io::ErrorKind;
+    let shown = path.display();
+    let (id, en, code) = match (e.kind(), writing) {
+        (ErrorKind::NotFound, false) => (
+            format!("berkas {shown} tidak ada; periksa nama dan foldernya"),
+            format!("{shown} does not exist; check its name and folder"),
+            EXIT_INVALID_INPUT,
+        ),
+        (ErrorKind::NotFound, true) => (
+            format!("folder untuk {shown} tidak ada; buat foldernya dulu atau pilih tempat lain"),
+            format!("the folder for {shown} does not exist; create it first or choose another place"),
+            EXIT_INVALID_INPUT,
+        ),
+        (ErrorKind::PermissionDenied, false) => (
+            format!("{shown} tidak boleh dibaca oleh pengguna ini; periksa izinnya, atau jalankan sebagai pemiliknya"),
+            format!("this user may not read {shown}; check its permissions, or run as its owner"),
+            EXIT_FAILURE,
+        ),
+        (ErrorKind::PermissionDenied, true) => (
+            format!("{shown} tidak boleh ditulis oleh pengguna ini; pilih folder lain atau periksa izinnya"),
+            format!("this user may not write {shown}; choose another folder or check its permissions"),
+            EXIT_FAILURE,
+        ),
+        (ErrorKind::StorageFull, _) => (
+            format!("disk penuh saat menulis {shown}; kosongkan ruang lalu coba lagi"),
+            format!("the disk is full writing {shown}; free some space and try again"),
+            EXIT_FAILURE,
+        ),
+        (_, false) => (
+            format!("{shown} tidak dapat dibaca"),
+            format!("{shown} cannot be read"),
+            EXIT_FAILURE,
+        ),
+        (_, true) => (
+            format!("{shown} tidak dapat ditulis"),
+            format!("{shown} cannot be written"),
+            EXIT_FAILURE,
+        ),
+    };
+    UsageError::new(id, en).exit_code(code).with_detail(e)
+}

@@ -32,7 +32,7 @@ use jejak_server::report::{
     render_csv_combined, render_html, render_json, render_terminal, render_xlsx,
 };
 
-use crate::errors::{EXIT_FAILURE, UsageError};
+use crate::errors::{EXIT_FAILURE, UsageError, file_error};
 use crate::output::errln;
 use crate::server_cmd::{default_database, is_postgres, missing_database, open_store, sqlite_path};
 
@@ -312,8 +312,12 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
 
 fn unknown_library(code: &impl std::fmt::Display) -> UsageError {
     UsageError::new(
-        format!("perpustakaan '{code}' tidak terdaftar"),
-        format!("library '{code}' is not registered"),
+        format!(
+            "perpustakaan '{code}' tidak terdaftar di server ini; lihat kode yang terdaftar dengan jejak server list"
+        ),
+        format!(
+            "library '{code}' is not registered on this server; see the registered codes with jejak server list"
+        ),
     )
 }
 
@@ -366,10 +370,11 @@ async fn fetch(
         .build()?;
     let unreachable = |e: &reqwest::Error| {
         UsageError::new(
-            format!("server {base} tidak dapat dihubungi: {e}"),
-            format!("the server {base} cannot be reached: {e}"),
+            format!("server {base} tidak dapat dihubungi; periksa alamatnya dan sambungan ke sana, lalu coba lagi"),
+            format!("the server {base} cannot be reached; check its address and the link to it, then try again"),
         )
         .exit_code(EXIT_FAILURE)
+        .with_detail(e)
     };
     let response = client
         .get(&url)
@@ -383,10 +388,11 @@ async fn fetch(
     if status.is_success() {
         return serde_json::from_slice::<Report>(&body).map_err(|e| {
             UsageError::new(
-                format!("jawaban {url} bukan laporan Jejak: {e}"),
-                format!("the answer of {url} is not a Jejak report: {e}"),
+                format!("jawaban {url} bukan laporan Jejak; periksa bahwa --server menunjuk server Jejak kabupaten"),
+                format!("the answer of {url} is not a Jejak report; check that --server points at the district's Jejak server"),
             )
             .exit_code(EXIT_FAILURE)
+            .with_detail(e)
             .into()
         });
     }
@@ -427,7 +433,7 @@ async fn fetch(
 fn write_to(out: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
     match out {
         Some(path) => {
-            std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+            Ok(std::fs::write(path, bytes).map_err(|e| file_error(path, true, e))?)
         }
         None => {
             let mut stdout = std::io::stdout().lock();

@@ -14,7 +14,7 @@ use jejak_server::{
 use jejak_sync::bundle::{Bundle, BundleAck, BundleError, BundleTrust, Carried};
 
 use crate::context::Context;
-use crate::errors::UsageError;
+use crate::errors::{UsageError, file_error};
 use crate::output;
 use crate::output::{errln, outln};
 
@@ -43,19 +43,29 @@ pub fn default_database() -> String {
 /// The refusal for a SQLite database file that does not exist, naming the ways to
 /// point at the right one.
 pub fn missing_database(path: &Path) -> UsageError {
+    let service = Path::new(SERVICE_DATABASE);
+    let (id_hint, en_hint) = if path == service {
+        (String::new(), String::new())
+    } else {
+        (
+            format!(" (layanan jejak-server memakai sqlite:{SERVICE_DATABASE})"),
+            format!(" (the jejak-server service uses sqlite:{SERVICE_DATABASE})"),
+        )
+    };
     UsageError::new(
         format!(
-            "basis data server {} tidak ada. Tunjuk basis datanya dengan --database sqlite:PATH (atau JEJAK_DATABASE), mis. --database {}",
-            path.display(),
-            default_database()
+            "basis data server {} tidak ada. Tunjuk basis datanya dengan --database sqlite:PATH atau JEJAK_DATABASE{id_hint}",
+            path.display()
         ),
         format!(
-            "the server database {} does not exist. Point at it with --database sqlite:PATH (or JEJAK_DATABASE), e.g. --database {}",
-            path.display(),
-            default_database()
+            "the server database {} does not exist. Point at it with --database sqlite:PATH or JEJAK_DATABASE{en_hint}",
+            path.display()
         ),
     )
 }
+
+/// Where `scripts/install-linux.sh` has the jejak-server service keep its database.
+const SERVICE_DATABASE: &str = "/var/lib/jejak-server/jejak-server.db";
 
 impl ServerArgs {
     /// Whether the command serves (`run`), and so logs what it does like a daemon.
@@ -607,9 +617,10 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 (Some(cert), Some(key)) => Some((
                     jejak_server::http::tls::load_server_config(cert, key).map_err(|e| {
                         UsageError::new(
-                            format!("sertifikat atau kunci TLS tidak dapat dipakai: {e}"),
-                            format!("the TLS certificate or key cannot be used: {e}"),
+                            "sertifikat atau kunci TLS tidak dapat dipakai; --tls-cert harus berkas PEM berisi sertifikat (server lebih dulu) dan --tls-key kunci pribadinya dalam PEM",
+                            "the TLS certificate or key cannot be used; --tls-cert must be a PEM file of the certificate chain (the server's first) and --tls-key its private key in PEM",
                         )
+                        .with_detail(e)
                     })?,
                     server_key_pin(cert)?,
                 )),
@@ -921,12 +932,7 @@ fn letterhead_lines(lines: Vec<String>) -> anyhow::Result<Vec<String>> {
 
 /// Reads a logo file; its media type comes from its first bytes, not its name.
 fn read_logo(path: &Path) -> anyhow::Result<jejak_server::report::Logo> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        UsageError::new(
-            format!("logo {} tidak dapat dibaca: {e}", path.display()),
-            format!("cannot read the logo {}: {e}", path.display()),
-        )
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| file_error(path, false, e))?;
     let media_type = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         "image/png"
     } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -1253,7 +1259,7 @@ pub async fn import_bundle(
     };
     let ack = BundleAck::new(&bundle, acks, &keys.token_hash);
     jejak_agent::platform::write_private_file(ack_path, &ack.to_bytes())
-        .with_context(|| format!("cannot write {}", ack_path.display()))?;
+        .map_err(|e| file_error(ack_path, true, e))?;
     Ok(summary)
 }
 
@@ -1274,13 +1280,12 @@ fn normalise_fingerprint(text: &str) -> String {
 /// A bundle file's bytes, refusing one too large to be a bundle before reading it.
 fn read_bundle_file(file: &Path) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
-    let opened =
-        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let opened = std::fs::File::open(file).map_err(|e| file_error(file, false, e))?;
     let mut bytes = Vec::new();
     opened
         .take(MAX_BUNDLE_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+        .map_err(|e| file_error(file, false, e))?;
     if bytes.len() as u64 > MAX_BUNDLE_FILE_BYTES {
         let mb = MAX_BUNDLE_FILE_BYTES >> 20;
         return Err(UsageError::new(

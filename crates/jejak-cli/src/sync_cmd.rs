@@ -19,7 +19,7 @@ use jejak_sync::{
 };
 
 use crate::context::Context;
-use crate::errors::{SilentExit, UsageError};
+use crate::errors::{SilentExit, UsageError, file_error};
 use crate::output;
 use crate::output::{errln, outln};
 
@@ -381,7 +381,7 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.import_ack {
         let token = token(ctx)?;
-        let bytes = std::fs::read(path)?;
+        let bytes = std::fs::read(path).map_err(|e| file_error(path, false, e))?;
         let imported = bundle::import_ack(&mut pc.store, &token, &bytes).map_err(bundle_error)?;
         if ctx.json {
             return output::print_json(&imported);
