@@ -189,10 +189,11 @@ fn why_invalid(source: &(dyn std::error::Error + 'static)) -> Option<String> {
     }
     // clap's own range checks say "N is not in MIN..=MAX".
     let english = source.to_string();
-    if let Some((value, range)) = english.split_once(" is not in ") {
-        return Some(format!("{value} di luar rentang {range}"));
-    }
-    None
+    let (_, range) = english.split_once(" is not in ")?;
+    Some(match range.split_once("..=") {
+        Some((min, max)) => format!("harus antara {min} dan {max}"),
+        None => format!("harus dalam rentang {range}"),
+    })
 }
 
 #[cfg(test)]

@@ -106,17 +106,25 @@ pub fn file_error(path: &std::path::Path, writing: bool, e: std::io::Error) -> U
         ),
         (ErrorKind::NotFound, true) => (
             format!("folder untuk {shown} tidak ada; buat foldernya dulu atau pilih tempat lain"),
-            format!("the folder for {shown} does not exist; create it first or choose another place"),
+            format!(
+                "the folder for {shown} does not exist; create it first or choose another place"
+            ),
             EXIT_INVALID_INPUT,
         ),
         (ErrorKind::PermissionDenied, false) => (
-            format!("{shown} tidak boleh dibaca oleh pengguna ini; periksa izinnya, atau jalankan sebagai pemiliknya"),
+            format!(
+                "{shown} tidak boleh dibaca oleh pengguna ini; periksa izinnya, atau jalankan sebagai pemiliknya"
+            ),
             format!("this user may not read {shown}; check its permissions, or run as its owner"),
             EXIT_FAILURE,
         ),
         (ErrorKind::PermissionDenied, true) => (
-            format!("{shown} tidak boleh ditulis oleh pengguna ini; pilih folder lain atau periksa izinnya"),
-            format!("this user may not write {shown}; choose another folder or check its permissions"),
+            format!(
+                "{shown} tidak boleh ditulis oleh pengguna ini; pilih folder lain atau periksa izinnya"
+            ),
+            format!(
+                "this user may not write {shown}; choose another folder or check its permissions"
+            ),
             EXIT_FAILURE,
         ),
         (ErrorKind::StorageFull, _) => (

@@ -220,7 +220,7 @@ fn main() -> ExitCode {
     {
         Ok(lang) => lang.unwrap_or_default(),
         Err(e) => {
-            errln!("{e}");
+            errln!("jejak: {e}");
             return ExitCode::from(errors::EXIT_INVALID_INPUT);
         }
     };

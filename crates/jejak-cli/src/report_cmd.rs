@@ -432,9 +432,7 @@ async fn fetch(
 
 fn write_to(out: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
     match out {
-        Some(path) => {
-            Ok(std::fs::write(path, bytes).map_err(|e| file_error(path, true, e))?)
-        }
+        Some(path) => Ok(std::fs::write(path, bytes).map_err(|e| file_error(path, true, e))?),
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(bytes)?;

@@ -70,7 +70,7 @@ const SERVICE_DATABASE: &str = "/var/lib/jejak-server/jejak-server.db";
 impl ServerArgs {
     /// Whether the command serves (`run`), and so logs what it does like a daemon.
     pub fn serves(&self) -> bool {
-        matches!(self.command, ServerCommand::Run { .. })
+        matches!(self.command, ServerCommand::Run(_))
     }
 }
 
@@ -79,44 +79,7 @@ enum ServerCommand {
     /// Create the server's database (and apply migrations to an existing one).
     Init,
     /// Serve the HTTP API until SIGTERM or Ctrl-C.
-    Run {
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Keep raw sessions and pc events for this many whole months before the current
-        /// one, pruning older ones once a day (the reports' rollups are kept); 0 keeps
-        /// everything.
-        #[arg(long, env = "JEJAK_RETAIN_MONTHS", default_value_t = 0)]
-        retain_months: u32,
-        #[command(flatten)]
-        serving: ServingArgs,
-        /// Write a backup of the SQLite database into this folder at start and then
-        /// every `--backup-every`, keeping the newest `--backup-keep`.
-        #[arg(long, env = "JEJAK_BACKUP_DIR", value_name = "DIR")]
-        backup_dir: Option<PathBuf>,
-        /// How often to back up: 24h, 12h, 90m, 1d…
-        #[arg(long, env = "JEJAK_BACKUP_EVERY", default_value = "24h", value_parser = crate::backup_cmd::parse_interval)]
-        backup_every: std::time::Duration,
-        /// How many backups to keep in `--backup-dir` (the oldest go first).
-        #[arg(long, env = "JEJAK_BACKUP_KEEP", default_value_t = 7)]
-        backup_keep: usize,
-        /// Serve HTTPS with this PEM certificate chain (the server's certificate first),
-        /// for districts without a reverse proxy; needs `--tls-key`.
-        #[arg(
-            long,
-            env = "JEJAK_TLS_CERT",
-            value_name = "FILE.pem",
-            requires = "tls_key"
-        )]
-        tls_cert: Option<PathBuf>,
-        /// The PEM private key of `--tls-cert`.
-        #[arg(
-            long,
-            env = "JEJAK_TLS_KEY",
-            value_name = "FILE.pem",
-            requires = "tls_cert"
-        )]
-        tls_key: Option<PathBuf>,
-    },
+    Run(RunArgs),
     /// Write a consistent copy of the SQLite database to FILE while the server runs
     /// (PostgreSQL: use pg_dump, see the README).
     Backup {
@@ -226,6 +189,47 @@ enum ServerCommand {
         #[arg(long, default_value_t = 5_000)]
         chunk_rows: usize,
     },
+}
+
+/// `jejak server run`'s options.
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Keep raw sessions and pc events for this many whole months before the current
+    /// one, pruning older ones once a day (the reports' rollups are kept); 0 keeps
+    /// everything.
+    #[arg(long, env = "JEJAK_RETAIN_MONTHS", default_value_t = 0)]
+    retain_months: u32,
+    #[command(flatten)]
+    serving: ServingArgs,
+    /// Write a backup of the SQLite database into this folder at start and then
+    /// every `--backup-every`, keeping the newest `--backup-keep`.
+    #[arg(long, env = "JEJAK_BACKUP_DIR", value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
+    /// How often to back up: 24h, 12h, 90m, 1d…
+    #[arg(long, env = "JEJAK_BACKUP_EVERY", default_value = "24h", value_parser = crate::backup_cmd::parse_interval)]
+    backup_every: std::time::Duration,
+    /// How many backups to keep in `--backup-dir` (the oldest go first).
+    #[arg(long, env = "JEJAK_BACKUP_KEEP", default_value_t = 7)]
+    backup_keep: usize,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first),
+    /// for districts without a reverse proxy; needs `--tls-key`.
+    #[arg(
+        long,
+        env = "JEJAK_TLS_CERT",
+        value_name = "FILE.pem",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(
+        long,
+        env = "JEJAK_TLS_KEY",
+        value_name = "FILE.pem",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
 }
 
 /// How `jejak server run` treats connections (see `jejak_server::Serving`).
@@ -525,18 +529,11 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     if let ServerCommand::Restore { from } = &command {
         return crate::backup_cmd::restore_from(ctx, &database, from);
     }
-    let store = match &command {
-        ServerCommand::Run { serving, .. } => {
-            let options = jejak_server::PostgresOptions {
-                statement_timeout: Some(std::time::Duration::from_secs(
-                    serving.statement_timeout.max(1),
-                )),
-                ..jejak_server::PostgresOptions::default()
-            };
-            open_store_with(&database, options).await?
-        }
-        _ => open_store(&database).await?,
+    let command = match command {
+        ServerCommand::Run(args) => return serve(ctx, &database, args).await,
+        other => other,
     };
+    let store = open_store(&database).await?;
     match command {
         ServerCommand::Init => {
             let shown = if is_postgres(&database) {
@@ -576,90 +573,6 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     ),
                 )
             )?;
-        }
-        ServerCommand::Run {
-            listen,
-            retain_months,
-            serving,
-            backup_dir,
-            backup_every,
-            backup_keep,
-            tls_cert,
-            tls_key,
-        } => {
-            let dashboard = jejak_server::DashboardSettings {
-                hosts: serving.dashboard_hosts.clone(),
-                secure_cookies: serving.behind_tls_proxy,
-            };
-            let serving_settings = serving.serving()?;
-            let shutdown = crate::agent_cmd::shutdown_signal()?;
-            if retain_months > 0 {
-                tokio::spawn(prune_daily(store.clone(), retain_months));
-            }
-            if let Some(dir) = backup_dir {
-                if is_postgres(&database) {
-                    return Err(UsageError::new(
-                        "--backup-dir hanya untuk SQLite; PostgreSQL dicadangkan dengan pg_dump atau pg_basebackup",
-                        "--backup-dir is for SQLite; back PostgreSQL up with pg_dump or pg_basebackup",
-                    )
-                    .into());
-                }
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                tokio::spawn(crate::backup_cmd::backup_periodically(
-                    store.clone(),
-                    dir,
-                    backup_every,
-                    backup_keep,
-                ));
-            }
-            let tls = match (&tls_cert, &tls_key) {
-                (Some(cert), Some(key)) => Some((
-                    jejak_server::http::tls::load_server_config(cert, key).map_err(|e| {
-                        UsageError::new(
-                            "sertifikat atau kunci TLS tidak dapat dipakai; --tls-cert harus berkas PEM berisi sertifikat (server lebih dulu) dan --tls-key kunci pribadinya dalam PEM",
-                            "the TLS certificate or key cannot be used; --tls-cert must be a PEM file of the certificate chain (the server's first) and --tls-key its private key in PEM",
-                        )
-                        .with_detail(e)
-                    })?,
-                    server_key_pin(cert)?,
-                )),
-                _ => None,
-            };
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            errln!(
-                "{} {scheme}://{}",
-                lang.pick("Server Jejak berjalan di", "Jejak server listening on"),
-                listener.local_addr()?
-            );
-            let state = AppState::new(
-                store,
-                ServerConfig {
-                    serving: serving_settings,
-                    dashboard: jejak_server::DashboardSettings {
-                        // The server's own TLS makes its cookies Secure as a proxy's does.
-                        secure_cookies: dashboard.secure_cookies || tls.is_some(),
-                        ..dashboard
-                    },
-                    ..ServerConfig::default()
-                },
-            );
-            match tls {
-                Some((config, pin)) => {
-                    errln!(
-                        "{} {pin}",
-                        lang.pick(
-                            "Kunci server (untuk jejak enroll --server-key):",
-                            "Server key (for jejak enroll --server-key):"
-                        )
-                    );
-                    jejak_server::run_tls(listener, config, state, shutdown).await?;
-                }
-                None => jejak_server::run(listener, state, shutdown).await?,
-            }
         }
         ServerCommand::AddLibrary {
             library,
@@ -775,7 +688,8 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             )?;
         }
         // Handled before any store was opened.
-        ServerCommand::Copy { .. }
+        ServerCommand::Run(_)
+        | ServerCommand::Copy { .. }
         | ServerCommand::Compact
         | ServerCommand::Backup { .. }
         | ServerCommand::Restore { .. } => {}
@@ -826,6 +740,110 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 ack_path.display()
             )?;
         }
+    }
+    Ok(())
+}
+
+/// `jejak server run`: everything given is checked (the serving limits, the TLS files,
+/// the backup folder, the address, which is taken at once) before the store is opened,
+/// then the API is served until SIGTERM or Ctrl-C.
+async fn serve(ctx: &Context, database: &str, args: RunArgs) -> anyhow::Result<()> {
+    let lang = ctx.lang;
+    let RunArgs {
+        listen,
+        retain_months,
+        serving,
+        backup_dir,
+        backup_every,
+        backup_keep,
+        tls_cert,
+        tls_key,
+    } = args;
+    let serving_settings = serving.serving()?;
+    if backup_dir.is_some() && is_postgres(database) {
+        return Err(UsageError::new(
+            "--backup-dir hanya untuk SQLite; PostgreSQL dicadangkan dengan pg_dump atau pg_basebackup",
+            "--backup-dir is for SQLite; back PostgreSQL up with pg_dump or pg_basebackup",
+        )
+        .into());
+    }
+    let tls = match (&tls_cert, &tls_key) {
+        (Some(cert), Some(key)) => Some((
+            jejak_server::http::tls::load_server_config(cert, key).map_err(|e| {
+                UsageError::new(
+                    "sertifikat atau kunci TLS tidak dapat dipakai; --tls-cert harus berkas PEM berisi sertifikat (server lebih dulu) dan --tls-key kunci pribadinya dalam PEM",
+                    "the TLS certificate or key cannot be used; --tls-cert must be a PEM file of the certificate chain (the server's first) and --tls-key its private key in PEM",
+                )
+                .with_detail(e)
+            })?,
+            server_key_pin(cert)?,
+        )),
+        _ => None,
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        let (id, en) = if e.kind() == std::io::ErrorKind::AddrInUse {
+            (
+                format!("{listen} sudah dipakai program lain (server lain masih berjalan?); hentikan program itu atau pilih --listen lain"),
+                format!("{listen} is already in use by another program (another server still running?); stop it or choose another --listen"),
+            )
+        } else {
+            (
+                format!("server tidak bisa mendengarkan di {listen}; pilih --listen lain, mis. 0.0.0.0:8080"),
+                format!("the server cannot listen on {listen}; choose another --listen, e.g. 0.0.0.0:8080"),
+            )
+        };
+        UsageError::new(id, en).exit_code(crate::errors::EXIT_FAILURE).with_detail(e)
+    })?;
+    let shutdown = crate::agent_cmd::shutdown_signal()?;
+    let options = jejak_server::PostgresOptions {
+        statement_timeout: Some(std::time::Duration::from_secs(
+            serving.statement_timeout.max(1),
+        )),
+        ..jejak_server::PostgresOptions::default()
+    };
+    let store = open_store_with(database, options).await?;
+    if retain_months > 0 {
+        tokio::spawn(prune_daily(store.clone(), retain_months));
+    }
+    if let Some(dir) = backup_dir {
+        std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, true, e))?;
+        tokio::spawn(crate::backup_cmd::backup_periodically(
+            store.clone(),
+            dir,
+            backup_every,
+            backup_keep,
+        ));
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    errln!(
+        "{} {scheme}://{}",
+        lang.pick("Server Jejak berjalan di", "Jejak server listening on"),
+        listener.local_addr()?
+    );
+    let state = AppState::new(
+        store,
+        ServerConfig {
+            serving: serving_settings,
+            dashboard: jejak_server::DashboardSettings {
+                hosts: serving.dashboard_hosts.clone(),
+                // The server's own TLS makes its cookies Secure as a proxy's does.
+                secure_cookies: serving.behind_tls_proxy || tls.is_some(),
+            },
+            ..ServerConfig::default()
+        },
+    );
+    match tls {
+        Some((config, pin)) => {
+            errln!(
+                "{} {pin}",
+                lang.pick(
+                    "Kunci server (untuk jejak enroll --server-key):",
+                    "Server key (for jejak enroll --server-key):"
+                )
+            );
+            jejak_server::run_tls(listener, config, state, shutdown).await?;
+        }
+        None => jejak_server::run(listener, state, shutdown).await?,
     }
     Ok(())
 }
