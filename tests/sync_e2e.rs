@@ -41,23 +41,11 @@ use jejak_sync::{SyncClient, SyncOptions, SyncReport, sync_once};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use support::{COMMAND_DEADLINE, ChildGuard, Run, StoreView, TestPc, bare_command, run_command};
+use support::{
+    COMMAND_DEADLINE, ChildGuard, EXIT_INVALID, EXIT_NO_LINK, EXIT_NOTHING_TO_SEND, EXIT_REFUSED,
+    EXIT_SERVER_UNAVAILABLE, FAST_SYNC, Run, StoreView, TestPc, bare_command, run_command,
+};
 use uuid::Uuid;
-
-/// Exit codes `jejak sync` promises to scripts.
-const EXIT_INVALID: i32 = 2;
-const EXIT_NOTHING_TO_SEND: i32 = 4;
-const EXIT_NO_LINK: i32 = 5;
-const EXIT_REFUSED: i32 = 6;
-const EXIT_SERVER_UNAVAILABLE: i32 = 7;
-
-/// Fast back-off and small batches for the binary (they override agent.toml).
-const FAST_SYNC: [(&str, &str); 4] = [
-    ("JEJAK_SYNC_BACKOFF_BASE_SECS", "0.02"),
-    ("JEJAK_SYNC_BACKOFF_CAP_SECS", "0.2"),
-    ("JEJAK_SYNC_TIMEOUT_SECS", "5"),
-    ("JEJAK_SYNC_BATCH_RECORDS", "40"),
-];
 
 /// How long one library sync may take before the test calls it stuck.
 const SYNC_DEADLINE: Duration = Duration::from_secs(45);

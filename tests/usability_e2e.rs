@@ -17,21 +17,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::{
-    COMMAND_DEADLINE, ChildGuard, DistrictServer, Run, TestPc, bare_command, enroll_pc,
-    parse_session_id, run_command,
+    COMMAND_DEADLINE, ChildGuard, DistrictServer, EXIT_INVALID, EXIT_NO_LINK, EXIT_REFUSED,
+    FAST_SYNC, Run, TestPc, bare_command, enroll_pc, parse_session_id, run_command,
 };
-
-/// Exit codes of the CLI.
-const EXIT_INVALID: i32 = 2;
-const EXIT_NO_LINK: i32 = 5;
-const EXIT_REFUSED: i32 = 6;
-
-/// A sync that retries quickly.
-const FAST_SYNC: [(&str, &str); 3] = [
-    ("JEJAK_SYNC_BACKOFF_BASE_SECS", "0.02"),
-    ("JEJAK_SYNC_BACKOFF_CAP_SECS", "0.1"),
-    ("JEJAK_SYNC_TIMEOUT_SECS", "5"),
-];
 
 /// `jejak ARGS` with a clean environment.
 fn jejak(args: &[&str]) -> Run {
@@ -80,18 +68,6 @@ fn pending(pc: &TestPc) -> u64 {
     pc.status_json()["store"]["pending_changes"]
         .as_u64()
         .unwrap()
-}
-
-/// Everything a failed PC command could have written.
-fn footprint(pc: &TestPc) -> (i64, i64, Vec<support::SessionRow>, i64) {
-    let store = pc.store();
-    let (count, max) = store.count_and_max();
-    (
-        count,
-        max,
-        store.sessions(),
-        store.count("SELECT COUNT(*) FROM runs"),
-    )
 }
 
 /// Every table of a server database with its row count: what a refused command must
@@ -148,7 +124,7 @@ fn a_sync_without_a_link_says_one_plain_sentence_and_the_detail_only_with_v() {
     let pc = enrolled_pc(&url, &format!("jejak_dev_{}", "ab".repeat(32)));
     pc.record_sessions(2);
     let waiting = pending(&pc);
-    let before = footprint(&pc);
+    let before = pc.footprint();
 
     let run = pc
         .run_env(&["sync", "--attempts", "2"], &FAST_SYNC)
@@ -163,7 +139,7 @@ fn a_sync_without_a_link_says_one_plain_sentence_and_the_detail_only_with_v() {
         "no log lines, one sentence"
     );
     assert!(run.stdout.is_empty(), "{}", run.stdout);
-    assert_eq!(footprint(&pc), before, "nothing marked synced or written");
+    assert_eq!(pc.footprint(), before, "nothing marked synced or written");
 
     // -v adds the technical detail below the same sentence.
     let run = pc
@@ -226,7 +202,7 @@ fn refused_syncs_are_plain_sentences_in_one_language() {
     // A token the server never issued.
     let forged = enrolled_pc(&url, &format!("jejak_dev_{}", "cd".repeat(32)));
     forged.record_sessions(1);
-    let before = footprint(&forged);
+    let before = forged.footprint();
     let run = forged
         .run_env(&["sync"], &FAST_SYNC)
         .expect_code(EXIT_REFUSED);
@@ -235,12 +211,12 @@ fn refused_syncs_are_plain_sentences_in_one_language() {
         "jejak: Server kabupaten tidak mengenali token komputer ini. Data aman di komputer ini; periksa token bersama petugas kabupaten, lalu jalankan jejak enroll."
     );
     assert_no_technical_detail(&run.stderr);
-    assert_eq!(footprint(&forged), before);
+    assert_eq!(forged.footprint(), before);
 
     // Another PC's token: the server refuses the batch (403); no English, no status code.
     let borrowed = enrolled_pc(&url, &other_pcs_token);
     borrowed.record_sessions(1);
-    let before = footprint(&borrowed);
+    let before = borrowed.footprint();
     let run = borrowed
         .run_env(&["sync"], &FAST_SYNC)
         .expect_code(EXIT_REFUSED);
@@ -249,7 +225,7 @@ fn refused_syncs_are_plain_sentences_in_one_language() {
         "jejak: Server kabupaten menolak kiriman dari komputer ini. Data aman di komputer ini; jalankan jejak doctor dan beri tahu petugas kabupaten."
     );
     assert_no_technical_detail(&run.stderr);
-    assert_eq!(footprint(&borrowed), before);
+    assert_eq!(borrowed.footprint(), before);
     let run = borrowed
         .run_env(&["-v", "sync"], &FAST_SYNC)
         .expect_code(EXIT_REFUSED);
@@ -288,6 +264,7 @@ fn status_dry_run_progress_and_result_count_the_same_catatan() {
 
     // Small batches, so that there is progress to show (a pipe gets lines, not a bar).
     let mut env = FAST_SYNC.to_vec();
+    env.retain(|(key, _)| *key != "JEJAK_SYNC_BATCH_RECORDS");
     env.push(("JEJAK_SYNC_BATCH_RECORDS", "3"));
     let run = pc.run_env(&["sync"], &env).ok();
     let lines: Vec<&str> = run.stderr.lines().collect();
@@ -586,7 +563,7 @@ fn admin_commands_log_nothing_and_their_refusals_say_what_to_do_next() {
 #[test]
 fn usage_errors_are_indonesian_by_default_and_name_the_fix() {
     let pc = TestPc::initialised();
-    let before = footprint(&pc);
+    let before = pc.footprint();
     let cases: &[(&[&str], &[&str])] = &[
         (
             &["session", "start", "--gendr", "P"],
@@ -643,7 +620,7 @@ fn usage_errors_are_indonesian_by_default_and_name_the_fix() {
         }
         assert!(!run.stderr.contains("error:"), "{}", run.stderr);
         assert!(run.stdout.is_empty());
-        assert_eq!(footprint(&pc), before, "{args:?} wrote something");
+        assert_eq!(pc.footprint(), before, "{args:?} wrote something");
     }
     // English stays clap's own, by flag or by environment.
     let run = pc
@@ -983,12 +960,12 @@ fn every_readme_command_with_a_bad_value_says_in_indonesian_what_to_do_and_store
             ],
         ),
     ];
-    let pc_before = footprint(&pc);
+    let pc_before = pc.footprint();
     for (args, parts) in pc_cases {
         let run = pc.run(args);
         check_refusal(&run, parts);
         assert_eq!(
-            footprint(&pc),
+            pc.footprint(),
             pc_before,
             "{args:?} wrote to the PC's store"
         );
