@@ -1150,6 +1150,14 @@ fn every_readme_command_with_a_bad_value_says_in_indonesian_what_to_do_and_store
         );
     }
     assert!(!Path::new("/tmp/lain.db").exists());
+
+    // A database in a folder that is not there is a typo, not a new database.
+    let typo = format!("sqlite:{missing}/jejak-server.db");
+    check_refusal(
+        &jejak(&["server", "--database", &typo, "list"]),
+        &["untuk basis data server tidak ada; periksa --database (atau JEJAK_DATABASE)"],
+    );
+    assert!(!Path::new(missing).exists(), "no folder made for a typo");
 }
 
 /// A refusal as the issue wants it: not a crash, a nonzero exit (2 for a bad value), the

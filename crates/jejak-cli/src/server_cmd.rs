@@ -383,13 +383,27 @@ async fn open_store_with(
         return Ok(Arc::new(store));
     }
     let path = sqlite_path(database)?;
-    // The default database's folder (~/.local/share/jejak-server) may not exist yet.
     if let Some(folder) = path
         .parent()
         .filter(|f| !f.as_os_str().is_empty() && !f.exists())
     {
+        // The default database's folder (~/.local/share/jejak-server) is made, private,
+        // the first time; a folder the user named that is not there is more likely a typo.
+        if database != default_database() {
+            return Err(UsageError::new(
+                format!(
+                    "folder {} untuk basis data server tidak ada; periksa --database (atau JEJAK_DATABASE), atau buat foldernya dulu",
+                    folder.display()
+                ),
+                format!(
+                    "the folder {} for the server database does not exist; check --database (or JEJAK_DATABASE), or create the folder first",
+                    folder.display()
+                ),
+            )
+            .into());
+        }
         jejak_agent::platform::create_private_dir(folder)
-            .with_context(|| format!("cannot create {}", folder.display()))?;
+            .map_err(|e| file_error(folder, true, e))?;
     }
     let store =
         SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
