@@ -602,6 +602,13 @@ fn usage_errors_are_indonesian_by_default_and_name_the_fix() {
             &["jejak: --dry-run tidak dapat dipakai bersama --export <FILE>; pilih salah satu"],
         ),
         (
+            &["session"],
+            &[
+                "jejak: perintah ini belum lengkap; pilih salah satu perintah di bawah",
+                "  start ",
+            ],
+        ),
+        (
             &["init", "--pc", "pc-01"],
             &[
                 "jejak: opsi wajib belum diberikan: --library <LIBRARY>",

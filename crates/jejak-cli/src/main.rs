@@ -176,6 +176,17 @@ fn usage_error(error: &clap::Error, lang: Lang) -> ExitCode {
             output::write_stderr(format_args!("{text}"));
             ExitCode::from(errors::EXIT_INVALID_INPUT)
         }
+        // A command given without its subcommand (`jejak session`): clap lists the
+        // choices, under a sentence saying so.
+        (Lang::Id, None)
+            if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            errln!(
+                "jejak: perintah ini belum lengkap; pilih salah satu perintah di bawah (penjelasannya dalam bahasa Inggris):\n"
+            );
+            let _ = error.print();
+            ExitCode::from(errors::EXIT_INVALID_INPUT)
+        }
         // English, help and version: clap's own words, on stdout or stderr as clap
         // chooses, with clap's exit code (0 for help, 2 for an error).
         _ => {

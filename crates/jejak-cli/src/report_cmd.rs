@@ -405,14 +405,17 @@ async fn fetch(
     let error = match (status.as_u16(), kind) {
         (401 | 403, _) => UsageError::new(
             format!(
-                "server menolak token ({status}): pakai token staf dari `jejak server add-staff` \
-                 ({detail})"
+                "server menolak token ({}): pakai token staf dari `jejak server add-staff` \
+                 (token yang dicabut atau token komputer tidak bisa dipakai untuk laporan)",
+                status.as_u16()
             ),
             format!(
-                "the server refused the token ({status}): use a staff token from \
-                 `jejak server add-staff` ({detail})"
+                "the server refused the token ({}): use a staff token from \
+                 `jejak server add-staff` (a revoked token or a PC's token cannot read reports)",
+                status.as_u16()
             ),
-        ),
+        )
+        .with_detail(&detail),
         (404, "unknown-library") => match request {
             ReportRequest::Village { library, .. } => unknown_library(library),
             _ => unknown_library(&"?"),
