@@ -167,7 +167,8 @@ pub fn indonesian(error: &clap::Error) -> Option<String> {
 }
 
 /// Why a value parser refused a value, in Indonesian, for the parsers this command
-/// uses: numbers, socket addresses, and its own ([`UsageError`]).
+/// uses: numbers, socket addresses, and its own ([`UsageError`]); any other parser's
+/// message is passed on as it is (better its words than none).
 fn why_invalid(source: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(e) = source.downcast_ref::<UsageError>() {
         return Some(e.message(Lang::Id));
@@ -188,8 +189,10 @@ fn why_invalid(source: &(dyn std::error::Error + 'static)) -> Option<String> {
         return Some("tulis alamat dan port, mis. 127.0.0.1:8080".to_string());
     }
     // clap's own range checks say "N is not in MIN..=MAX".
-    let english = source.to_string();
-    let (_, range) = english.split_once(" is not in ")?;
+    let said = source.to_string();
+    let Some((_, range)) = said.split_once(" is not in ") else {
+        return Some(said);
+    };
     Some(match range.split_once("..=") {
         Some((min, max)) => format!("harus antara {min} dan {max}"),
         None => format!("harus dalam rentang {range}"),
