@@ -831,8 +831,11 @@ async fn browse(
     let row = text(client, "#today-sessions tbody tr").await;
     assert!(row.contains("Anggota") && row.contains("Keluar"), "{row}");
     click(client, "#sync-now").await;
-    let result = wait_sync_result(client, "tidak tersambung", long).await;
-    assert!(result.contains("tidak tersambung ke server"), "{result:?}");
+    let result = wait_sync_result(client, "Tidak tersambung", long).await;
+    assert!(
+        result.contains("Tidak tersambung ke server kabupaten"),
+        "{result:?}"
+    );
     assert!(
         !text(client, "#pending").await.starts_with("0 "),
         "the data stays"

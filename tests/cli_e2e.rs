@@ -7,24 +7,10 @@ mod support;
 
 use std::collections::HashSet;
 
-use support::{AgentOptions, TestPc, bare_command, parse_session_id, run_command};
-
-/// Exit codes the CLI promises to scripts.
-const EXIT_INVALID: i32 = 2;
-const EXIT_NO_OPEN_SESSION: i32 = 3;
-
-/// Everything a failed command could have written: the change log, the sessions and the
-/// runs (a write transaction would have created this boot's run).
-fn footprint(pc: &TestPc) -> (i64, i64, Vec<support::SessionRow>, i64) {
-    let store = pc.store();
-    let (count, max) = store.count_and_max();
-    (
-        count,
-        max,
-        store.sessions(),
-        store.count("SELECT COUNT(*) FROM runs"),
-    )
-}
+use support::{
+    AgentOptions, EXIT_INVALID, EXIT_NO_OPEN_SESSION, TestPc, bare_command, parse_session_id,
+    run_command,
+};
 
 // ---------------------------------------------------------------------------------------
 // 6. Invalid input, exit codes, languages
@@ -34,7 +20,7 @@ fn footprint(pc: &TestPc) -> (i64, i64, Vec<support::SessionRow>, i64) {
 fn invalid_values_exit_2_list_the_allowed_values_in_the_users_language_and_write_nothing() {
     let pc = TestPc::initialised();
     let open = pc.start_session(&["--purpose", "pendidikan"]);
-    let before = footprint(&pc);
+    let before = pc.footprint();
 
     // (arguments, Indonesian text, English text)
     let cases: &[(&[&str], &str, &str)] = &[
@@ -117,7 +103,7 @@ fn invalid_values_exit_2_list_the_allowed_values_in_the_users_language_and_write
         assert_eq!(run.stderr.trim(), format!("jejak: {english}"), "{args:?}");
 
         assert_eq!(
-            footprint(&pc),
+            pc.footprint(),
             before,
             "invalid input wrote something: {args:?}"
         );
@@ -139,14 +125,14 @@ fn invalid_values_exit_2_list_the_allowed_values_in_the_users_language_and_write
         "{}",
         run.stderr
     );
-    assert_eq!(footprint(&pc), before);
+    assert_eq!(pc.footprint(), before);
 }
 
 #[test]
 fn ending_without_an_open_session_exits_3_and_writes_nothing() {
     let pc = TestPc::initialised();
     // Not even the run of this boot may be created by a command that fails.
-    let before = footprint(&pc);
+    let before = pc.footprint();
     assert_eq!(before.0, 0, "init writes no change");
     let run = pc
         .run(&["session", "end"])
@@ -156,11 +142,11 @@ fn ending_without_an_open_session_exits_3_and_writes_nothing() {
         "jejak: tidak ada sesi yang sedang berjalan di komputer ini; mulai sesi dengan 'jejak session start'"
     );
     assert!(run.stdout.is_empty());
-    assert_eq!(footprint(&pc), before);
+    assert_eq!(pc.footprint(), before);
 
     let id = pc.start_session(&[]);
     pc.run(&["session", "end", "--reason", "idle"]).ok();
-    let before = footprint(&pc);
+    let before = pc.footprint();
     let run = pc
         .run(&["--lang", "en", "--format", "json", "session", "end"])
         .expect_code(EXIT_NO_OPEN_SESSION);
@@ -169,7 +155,7 @@ fn ending_without_an_open_session_exits_3_and_writes_nothing() {
         "jejak: there is no open session on this PC; start one with 'jejak session start'"
     );
     assert!(run.stdout.is_empty(), "no JSON for a failure");
-    assert_eq!(footprint(&pc), before);
+    assert_eq!(pc.footprint(), before);
     assert_eq!(
         pc.store().session(&id).unwrap().end_reason.as_deref(),
         Some("idle")
@@ -281,7 +267,7 @@ fn init_sets_up_a_private_data_dir_and_refuses_to_take_over_another_pc() {
     assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
 
     let id = pc.start_session(&[]);
-    let before = footprint(&pc);
+    let before = pc.footprint();
     let run = pc
         .run(&["init", "--library", "pesawahan", "--pc", "pc-02"])
         .expect_code(EXIT_INVALID);
@@ -298,7 +284,7 @@ fn init_sets_up_a_private_data_dir_and_refuses_to_take_over_another_pc() {
         std::fs::read_to_string(pc.data_dir.join("patron.key")).unwrap(),
         secret
     );
-    assert_eq!(footprint(&pc), before);
+    assert_eq!(pc.footprint(), before);
 
     // Invalid codes at init are invalid input too.
     let other = TestPc::new();

@@ -161,6 +161,58 @@ fn the_demo_writes_its_reports_and_its_rollups_equal_a_recount() {
     assert!(check_rollups(&database, false).status.success());
 }
 
+/// Issue 15, item 10: every table the demo prints has a title, and its three session
+/// totals are explained, with numbers that add up: all sessions on the server = staff +
+/// patron sessions (table 1), and the patron sessions are those the matrix (table 3)
+/// counts plus those dated in another month.
+fn assert_tables_are_titled_and_totals_explained(printed: &[String]) {
+    let text = printed.join("\n");
+    let position = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} is not in the demo's output:\n{text}"))
+    };
+    let titles = [
+        "1. What the village PCs recorded in October 2026",
+        "2. The sync to the district server",
+        "3. The district's monthly summary from the server's data",
+        "Why the session totals differ:",
+    ];
+    let at: Vec<usize> = titles.iter().map(|t| position(t)).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "titles out of order");
+    // Each table follows its title.
+    for title in &titles[..3] {
+        let after = &text[position(title)..];
+        let next_line = after.lines().nth(1).unwrap_or("");
+        assert!(
+            next_line.starts_with('┌') || next_line.starts_with("District"),
+            "no table under {title:?}: {next_line:?}"
+        );
+    }
+    let number = |prefix: &str, suffix: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.contains(prefix) && l.contains(suffix))
+            .unwrap_or_else(|| panic!("no line with {prefix:?} … {suffix:?}:\n{text}"));
+        let start = line.find(prefix).unwrap() + prefix.len();
+        let digits: String = line[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .filter(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    let total = number("• ", " sessions were made on the village PCs");
+    let staff = number("• ", " of them are staff sessions");
+    let patrons = number("which reports do not count: ", " patron sessions (table 1)");
+    let in_month = number("• ", " are dated in October 2026");
+    assert!(staff > 0, "the demo's PCs record staff sessions too");
+    assert_eq!(total, staff + patrons);
+    assert!(in_month <= patrons && in_month > 0);
+    // The server's line and table 1's total row say the same.
+    let server_line = number("made: ", " sessions and");
+    assert_eq!(server_line, total);
+}
+
 #[test]
 fn the_demo_serves_its_dashboard_with_a_staff_token() {
     let dir = tempfile::tempdir().unwrap();
@@ -190,10 +242,12 @@ fn the_demo_serves_its_dashboard_with_a_staff_token() {
         }
     });
     let (mut url, mut token) = (None, None);
+    let mut printed = Vec::new();
     while url.is_none() || token.is_none() {
         let line = received
             .recv_timeout(Duration::from_secs(120))
             .expect("the demo printed no dashboard address");
+        printed.push(line.clone());
         if let Some(rest) = line.strip_prefix("Dashboard: ") {
             url = Some(rest.trim().to_string());
         }
@@ -203,6 +257,7 @@ fn the_demo_serves_its_dashboard_with_a_staff_token() {
     }
     let (url, token) = (url.unwrap(), token.unwrap());
     assert!(url.ends_with("/dashboard?month=2026-10"), "{url}");
+    assert_tables_are_titled_and_totals_explained(&printed);
     let base = url.split("/dashboard").next().unwrap().to_string();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();

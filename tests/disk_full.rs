@@ -15,8 +15,8 @@ mount -t tmpfs -o size=600k tmpfs "$D" || { echo "NO_MOUNT"; exit 0; }
 head -c 380000 /dev/zero > "$D/filler"
 i=0
 while [ $i -lt 5000 ]; do
-  if id=$("$JEJAK" --data-dir "$D" session start --purpose pendidikan --gender P 2> "$OUT/err.txt"); then
-    echo "$id" >> "$OUT/acks.txt"
+  if said=$("$JEJAK" --data-dir "$D" session start --purpose pendidikan --gender P 2> "$OUT/err.txt"); then
+    echo "$said" | sed -n 's/^ID sesi: //p' >> "$OUT/acks.txt"
   else
     echo "$?" > "$OUT/rc.txt"
     break
@@ -98,7 +98,10 @@ fn a_full_disk_gives_a_clear_error_loses_nothing_and_recovers() {
 
     let after = std::fs::read_to_string(out.join("after.txt")).unwrap();
     assert!(
-        uuid::Uuid::parse_str(after.trim()).is_ok(),
+        after
+            .lines()
+            .filter_map(|line| line.strip_prefix("ID sesi: "))
+            .any(|id| uuid::Uuid::parse_str(id.trim()).is_ok()),
         "recording works again once space is freed: {after}"
     );
     let status: serde_json::Value =

@@ -345,7 +345,8 @@ fn a_revoked_token_is_a_token_problem_that_says_to_enroll_again() {
         ])
         .expect_code(6);
     assert!(
-        run.stderr.contains("the server refused this PC's token"),
+        run.stderr.contains("does not recognise this PC's token")
+            && run.stderr.contains("run jejak enroll"),
         "{}",
         run.stderr
     );

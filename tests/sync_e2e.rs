@@ -41,23 +41,11 @@ use jejak_sync::{SyncClient, SyncOptions, SyncReport, sync_once};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use support::{COMMAND_DEADLINE, ChildGuard, Run, StoreView, TestPc, bare_command, run_command};
+use support::{
+    COMMAND_DEADLINE, ChildGuard, EXIT_INVALID, EXIT_NO_LINK, EXIT_NOTHING_TO_SEND, EXIT_REFUSED,
+    EXIT_SERVER_UNAVAILABLE, FAST_SYNC, Run, StoreView, TestPc, bare_command, run_command,
+};
 use uuid::Uuid;
-
-/// Exit codes `jejak sync` promises to scripts.
-const EXIT_INVALID: i32 = 2;
-const EXIT_NOTHING_TO_SEND: i32 = 4;
-const EXIT_NO_LINK: i32 = 5;
-const EXIT_REFUSED: i32 = 6;
-const EXIT_SERVER_UNAVAILABLE: i32 = 7;
-
-/// Fast back-off and small batches for the binary (they override agent.toml).
-const FAST_SYNC: [(&str, &str); 4] = [
-    ("JEJAK_SYNC_BACKOFF_BASE_SECS", "0.02"),
-    ("JEJAK_SYNC_BACKOFF_CAP_SECS", "0.2"),
-    ("JEJAK_SYNC_TIMEOUT_SECS", "5"),
-    ("JEJAK_SYNC_BATCH_RECORDS", "40"),
-];
 
 /// How long one library sync may take before the test calls it stuck.
 const SYNC_DEADLINE: Duration = Duration::from_secs(45);
@@ -788,7 +776,7 @@ fn binary_pc(library: &str, pc: &str, server: &str, token: &str) -> TestPc {
     match run.code() {
         Some(0) => {}
         Some(6) => assert!(
-            run.stderr.contains("the server refused this PC's token"),
+            run.stderr.contains("does not recognise this PC's token"),
             "{}",
             run.stderr
         ),
@@ -798,8 +786,10 @@ fn binary_pc(library: &str, pc: &str, server: &str, token: &str) -> TestPc {
 }
 
 /// `jejak --lang en --format json sync ARGS` with fast back-off.
+/// `jejak sync` in English with JSON output and `-v`, so that a failure shows its
+/// technical detail (attempts, the server's answer) below the plain sentence.
 fn jejak_sync(pc: &TestPc, args: &[&str], batch_records: &str) -> Run {
-    let mut all = vec!["--lang", "en", "--format", "json", "sync"];
+    let mut all = vec!["-v", "--lang", "en", "--format", "json", "sync"];
     all.extend_from_slice(args);
     let mut env: Vec<(&str, &str)> = FAST_SYNC.to_vec();
     env.retain(|(k, _)| *k != "JEJAK_SYNC_BATCH_RECORDS");
@@ -2079,11 +2069,15 @@ fn a_wrong_forged_or_revoked_token_exits_6_and_the_pc_keeps_everything() {
     let (count, last) = pc.store().count_and_max();
     let run = jejak_sync(&pc, &[], "40").expect_code(EXIT_REFUSED);
     assert!(
-        run.stderr.contains("refused this PC's token"),
+        run.stderr.contains("does not recognise this PC's token"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("all data is kept"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("The data is safe on this PC"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(acked_seq(&pc.store()), 0);
 
     // Another library's valid token: the batch names dermaji/pc-01, the token says
@@ -2096,7 +2090,11 @@ fn a_wrong_forged_or_revoked_token_exits_6_and_the_pc_keeps_everything() {
         .ok();
     let run = jejak_sync(&pc, &[], "40").expect_code(EXIT_REFUSED);
     assert!(run.stderr.contains("(403)"), "{}", run.stderr);
-    assert!(run.stderr.contains("all data is kept"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("The data is safe on this PC"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         server.snapshot(&both),
         empty,
@@ -2133,7 +2131,11 @@ fn a_wrong_forged_or_revoked_token_exits_6_and_the_pc_keeps_everything() {
     let acked = acked_seq(&pc.store());
     let run = jejak_sync(&pc, &[], "40").expect_code(EXIT_REFUSED);
     assert!(run.stderr.contains("revoked"), "{}", run.stderr);
-    assert!(run.stderr.contains("all data is kept"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("The data is safe on this PC"),
+        "{}",
+        run.stderr
+    );
     // The PC keeps every change and its queue; the server has nothing new.
     let view = pc.store();
     view.assert_sound("after the refusal");

@@ -32,6 +32,22 @@ pub const LOG_DEADLINE: Duration = Duration::from_secs(20);
 pub const LIBRARY: &str = "dermaji";
 pub const PC: &str = "pc-01";
 
+/// Exit codes the CLI promises to scripts.
+pub const EXIT_INVALID: i32 = 2;
+pub const EXIT_NO_OPEN_SESSION: i32 = 3;
+pub const EXIT_NOTHING_TO_SEND: i32 = 4;
+pub const EXIT_NO_LINK: i32 = 5;
+pub const EXIT_REFUSED: i32 = 6;
+pub const EXIT_SERVER_UNAVAILABLE: i32 = 7;
+
+/// Fast back-off and small batches for `jejak sync` (they override agent.toml).
+pub const FAST_SYNC: [(&str, &str); 4] = [
+    ("JEJAK_SYNC_BACKOFF_BASE_SECS", "0.02"),
+    ("JEJAK_SYNC_BACKOFF_CAP_SECS", "0.2"),
+    ("JEJAK_SYNC_TIMEOUT_SECS", "5"),
+    ("JEJAK_SYNC_BATCH_RECORDS", "40"),
+];
+
 /// Wall-clock milliseconds since the Unix epoch, as the store records wall times.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -356,6 +372,19 @@ impl TestPc {
         }
     }
 
+    /// Everything a failed command could have written: the change log, the sessions and
+    /// the runs (a write transaction would have created this boot's run).
+    pub fn footprint(&self) -> (i64, i64, Vec<SessionRow>, i64) {
+        let store = self.store();
+        let (count, max) = store.count_and_max();
+        (
+            count,
+            max,
+            store.sessions(),
+            store.count("SELECT COUNT(*) FROM runs"),
+        )
+    }
+
     pub fn status_json(&self) -> Value {
         self.run(&["--format", "json", "status"]).ok().json()
     }
@@ -399,11 +428,19 @@ pub fn bare_command() -> Command {
     command
 }
 
-/// The first line of `stdout` if it is a UUIDv7 (what `session start` prints).
+/// The session id `session start` printed: the UUIDv7 that ends its `ID sesi:` /
+/// `Session ID:` line (the line before it says who the session is for). `None` unless
+/// there is exactly one such line and it is complete (a process killed mid-write).
 pub fn parse_session_id(stdout: &str) -> Option<String> {
-    let line = stdout.lines().next()?.trim();
-    let id = uuid::Uuid::parse_str(line).ok()?;
-    (id.get_version_num() == 7 && stdout.trim() == line).then(|| id.to_string())
+    let mut ids = stdout.lines().filter_map(|line| {
+        let rest = line
+            .strip_prefix("ID sesi: ")
+            .or_else(|| line.strip_prefix("Session ID: "))?;
+        let id = uuid::Uuid::parse_str(rest.trim()).ok()?;
+        (id.get_version_num() == 7).then(|| id.to_string())
+    });
+    let id = ids.next()?;
+    (ids.next().is_none() && stdout.ends_with('\n')).then_some(id)
 }
 
 // ---------------------------------------------------------------------------------------

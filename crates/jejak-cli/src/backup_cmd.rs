@@ -10,8 +10,9 @@ use std::time::Duration;
 use jejak_server::{BackupError, ServerStore, backup};
 
 use crate::context::Context;
-use crate::errors::UsageError;
+use crate::errors::{UsageError, file_error};
 use crate::output;
+use crate::output::outln;
 use crate::server_cmd::{is_postgres, sqlite_path};
 
 /// The PostgreSQL answer to `backup` and `restore`: its own tools do it better.
@@ -22,8 +23,12 @@ fn postgres_refusal() -> UsageError {
     )
 }
 
-/// A refusal the operator can act on, in both languages.
-fn refusal(e: BackupError) -> anyhow::Error {
+/// A refusal the operator can act on, in both languages. `writing`: the file the
+/// operator named is written (a backup) rather than read (a restore).
+fn refusal(e: BackupError, writing: bool) -> anyhow::Error {
+    if let BackupError::Io { path, source } = e {
+        return file_error(&path, writing, source).into();
+    }
     let (id, en) = match &e {
         BackupError::Exists(path) => (
             format!(
@@ -72,11 +77,11 @@ pub fn backup_to(ctx: &Context, database: &str, to: &Path) -> anyhow::Result<()>
         return Err(postgres_refusal().into());
     }
     let db = sqlite_path(database)?;
-    let info = backup::backup(&db, to).map_err(refusal)?;
+    let info = backup::backup(&db, to).map_err(|e| refusal(e, true))?;
     if ctx.json {
         return output::print_json(&info);
     }
-    println!(
+    outln!(
         "{}",
         ctx.lang.pick(
             &format!(
@@ -94,7 +99,7 @@ pub fn backup_to(ctx: &Context, database: &str, to: &Path) -> anyhow::Result<()>
                 info.devices
             ),
         )
-    );
+    )?;
     Ok(())
 }
 
@@ -106,7 +111,7 @@ pub fn restore_from(ctx: &Context, database: &str, from: &Path) -> anyhow::Resul
     }
     let db = sqlite_path(database)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let outcome = backup::restore(from, &db, &stamp).map_err(refusal)?;
+    let outcome = backup::restore(from, &db, &stamp).map_err(|e| refusal(e, false))?;
     // Brings a backup made by an older jejak up to this one's schema now, not at the
     // first batch.
     drop(jejak_server::SqliteStore::open(&db)?);
@@ -114,7 +119,7 @@ pub fn restore_from(ctx: &Context, database: &str, from: &Path) -> anyhow::Resul
         return output::print_json(&outcome);
     }
     let lang = ctx.lang;
-    println!(
+    outln!(
         "{}",
         lang.pick(
             &format!(
@@ -130,44 +135,53 @@ pub fn restore_from(ctx: &Context, database: &str, from: &Path) -> anyhow::Resul
                 outcome.restored.devices
             ),
         )
-    );
+    )?;
     if let Some(aside) = &outcome.previous_moved_to {
-        println!(
+        outln!(
             "{}",
             lang.pick(
                 &format!("Basis data sebelumnya disimpan di {}", aside.display()),
                 &format!("The previous database was kept as {}", aside.display()),
             )
-        );
+        )?;
     }
-    println!(
+    outln!(
         "{}",
         lang.pick(
             "Setiap komputer perpustakaan akan mengirim ulang yang hilang pada sinkron berikutnya; yang sudah dihapus di komputer tampil di tampilan operasional.",
             "Every library PC sends again what the server lost at its next sync; what a PC had already pruned is listed on the operations view.",
         )
-    );
+    )?;
     Ok(())
 }
 
 /// `--backup-every`: `24h`, `90m`, `1d`, `3600s` (or plain seconds).
-pub fn parse_interval(raw: &str) -> Result<Duration, String> {
+pub fn parse_interval(raw: &str) -> Result<Duration, UsageError> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (number, unit) = raw.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("'{raw}' is not a duration such as 24h, 90m or 1d"))?;
+    let n: u64 = number.parse().map_err(|_| {
+        UsageError::new(
+            format!("'{raw}' bukan lama waktu; tulis mis. 24h, 90m atau 1d"),
+            format!("'{raw}' is not a duration such as 24h, 90m or 1d"),
+        )
+    })?;
     let seconds = match unit {
         "" | "s" => n,
         "m" => n.saturating_mul(60),
         "h" => n.saturating_mul(3600),
         "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("'{raw}': use s, m, h or d (for example 24h)")),
+        _ => {
+            return Err(UsageError::new(
+                format!("'{raw}': pakai satuan s, m, h atau d (mis. 24h)"),
+                format!("'{raw}': use s, m, h or d (for example 24h)"),
+            ));
+        }
     };
     if seconds < 60 {
-        return Err(format!(
-            "'{raw}' is too short; back up at most once a minute"
+        return Err(UsageError::new(
+            format!("'{raw}' terlalu sering; cadangkan paling sering sekali semenit"),
+            format!("'{raw}' is too short; back up at most once a minute"),
         ));
     }
     Ok(Duration::from_secs(seconds))
@@ -217,10 +231,16 @@ mod tests {
 
     #[test]
     fn intervals_read_as_people_write_them() {
-        assert_eq!(parse_interval("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_interval("90m"), Ok(Duration::from_secs(5_400)));
-        assert_eq!(parse_interval("1d"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_interval("3600"), Ok(Duration::from_secs(3_600)));
+        assert_eq!(
+            parse_interval("24h").ok(),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(parse_interval("90m").ok(), Some(Duration::from_secs(5_400)));
+        assert_eq!(parse_interval("1d").ok(), Some(Duration::from_secs(86_400)));
+        assert_eq!(
+            parse_interval("3600").ok(),
+            Some(Duration::from_secs(3_600))
+        );
         assert!(parse_interval("10s").is_err());
         assert!(parse_interval("daily").is_err());
         assert!(parse_interval("5w").is_err());

@@ -14,7 +14,8 @@ use jejak_domain::{DeviceIdentity, Lang};
 use jejak_sync::{SyncError, sync_once};
 
 use crate::context::Context;
-use crate::sync_cmd::{manual_sync_options, report_text, sync_error_text};
+use crate::errors::explain;
+use crate::sync_cmd::{NOTHING_WAITING, manual_sync_options, report_text, sync_error_text};
 
 /// Attempts per exchange of a "Sync now", as `jejak sync` makes by default.
 const SYNC_NOW_ATTEMPTS: u32 = 5;
@@ -115,13 +116,13 @@ impl PageSyncInner {
                     "This PC is not enrolled with the district server (jejak enroll).".into(),
                 );
             }
-            Err(e) => return failed(e.to_string(), e.to_string()),
+            Err(e) => return failed(explain(&e, Lang::Id).0, explain(&e, Lang::En).0),
         };
         let client = match crate::sync_cmd::sync_client(&config, &server, &token)
             .and_then(|client| Ok(client.with_signing_key(&self.ctx.data_dir)?))
         {
             Ok(client) => client,
-            Err(e) => return failed(e.to_string(), e.to_string()),
+            Err(e) => return failed(explain(&e, Lang::Id).0, explain(&e, Lang::En).0),
         };
         let options = manual_sync_options(&config, SYNC_NOW_ATTEMPTS, false);
         let opened = Store::open(
@@ -136,19 +137,24 @@ impl PageSyncInner {
         match sync_once(&mut store, &client, &options, &mut |_| {}).await {
             Ok(report) if report.nothing_to_send => SyncOutcome {
                 ok: true,
-                id: "Tidak ada yang perlu dikirim.".into(),
-                en: "Nothing to send.".into(),
+                id: NOTHING_WAITING.0.into(),
+                en: NOTHING_WAITING.1.into(),
             },
             Ok(report) => SyncOutcome {
                 ok: true,
-                id: report_text(&report, Lang::Id).trim().to_string(),
-                en: report_text(&report, Lang::En).trim().to_string(),
+                id: report_text(&report, Lang::Id, false).trim().to_string(),
+                en: report_text(&report, Lang::En, false).trim().to_string(),
             },
             Err(SyncError::Store(e)) => failed(e.message(Lang::Id), e.message(Lang::En)),
-            Err(e) => match sync_error_text(&e) {
-                Some((id, en, _)) => failed(id, en),
-                None => failed(e.to_string(), e.to_string()),
-            },
+            Err(e) => {
+                // The screen tells the librarian what happened and what to do; the
+                // technical detail is for the log.
+                tracing::warn!(error = %e, "Sync now did not finish; the data is kept");
+                match sync_error_text(&e) {
+                    Some((id, en, _)) => failed(id, en),
+                    None => failed(e.to_string(), e.to_string()),
+                }
+            }
         }
     }
 }

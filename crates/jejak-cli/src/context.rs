@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::output::errln;
 use jejak_agent::clock::{Clock, SystemClock};
 use jejak_agent::config::{AgentConfig, STORE_FILE};
 use jejak_agent::store::Store;
@@ -16,6 +17,8 @@ pub struct Context {
     pub lang: Lang,
     /// Print JSON for scripts instead of text for people.
     pub json: bool,
+    /// `-v`: show the technical detail behind messages.
+    pub verbose: bool,
 }
 
 /// The configuration and an open store for this PC.
@@ -35,7 +38,7 @@ impl Context {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let (store, report) = Store::open(&self.data_dir.join(STORE_FILE), identity, clock)?;
         if let Some(moved) = report.quarantined {
-            eprintln!(
+            errln!(
                 "{} {}",
                 self.lang.pick(
                     "PERINGATAN: basis data rusak dan dipindahkan ke",

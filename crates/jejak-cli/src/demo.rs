@@ -33,6 +33,7 @@ use crate::context::Context;
 use crate::errors::UsageError;
 use crate::init::initialise;
 use crate::output;
+use crate::output::outln;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -46,11 +47,13 @@ pub struct DemoArgs {
     /// Seed of the simulation: the same seed gives the same month.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
-    /// Afterwards, keep the district server running at this address (default
-    /// 127.0.0.1:8080) with a staff token for the web dashboard, until Ctrl-C.
+    /// Afterwards, keep the district server running with a staff token for the web
+    /// dashboard, until Ctrl-C: on a port of 127.0.0.1 (`--serve 8081`) or an address
+    /// (`--serve 0.0.0.0:8080`); 127.0.0.1:8080 when no value is given. The address is
+    /// taken before the simulation starts, so a port in use fails at once.
     #[arg(
         long,
-        value_name = "ADDR",
+        value_name = "PORT|ADDR",
         num_args = 0..=1,
         default_missing_value = "127.0.0.1:8080"
     )]
@@ -126,14 +129,17 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         Some(text) => parse_month(text)?,
         None => previous_month(Utc::now().date_naive()),
     };
+    // Everything the user gave is checked before the month is simulated: a port in use
+    // must not cost the whole simulation first.
+    let dashboard = args.serve.as_deref().map(bind_dashboard).transpose()?;
     let out = prepare_out_dir(args.out)?;
     if !ctx.json {
-        println!(
+        outln!(
             "{} {} — {}",
             lang.pick("Simulasi satu bulan", "Simulating one month"),
             month.format("%Y-%m"),
             out.display()
-        );
+        )?;
     }
 
     let mut threads = Vec::new();
@@ -163,19 +169,18 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
     }
 
     if !ctx.json {
-        println!(
+        outln!(
             "{}",
             lang.pick(
                 "Sinkron ke server kabupaten (di komputer ini, lewat jalur yang dibuat buruk)…",
                 "Syncing to the district server (on this machine, through deliberately bad links)…"
             )
-        );
+        )?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let district = runtime.block_on(sync_to_district(&out, month, ctx.lang))?;
-    let serve = args.serve.clone();
 
     let summaries = VILLAGES
         .iter()
@@ -189,31 +194,64 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
             "district": district,
         }));
     }
-    println!("{}", summary_table(&summaries, lang));
-    println!("{}", district_table(&district, lang));
-    println!(
+    let month_name = jejak_server::report::month_text(month)
+        .get(lang)
+        .to_string();
+    outln!(
+        "\n1. {} {month_name} ({})",
+        lang.pick(
+            "Yang dicatat komputer desa selama",
+            "What the village PCs recorded in"
+        ),
+        lang.pick(
+            "dibaca dari basis data tiap komputer; tanpa sesi petugas",
+            "read from each PC's own store; staff sessions left out"
+        )
+    )?;
+    outln!("{}", summary_table(&summaries, lang))?;
+    outln!(
+        "\n2. {} ({})",
+        lang.pick(
+            "Sinkron ke server kabupaten lewat jalur yang sengaja dibuat buruk",
+            "The sync to the district server over deliberately bad links"
+        ),
+        lang.pick(
+            "yang diterima server, termasuk sesi petugas",
+            "what the server received, staff sessions included"
+        )
+    )?;
+    outln!("{}", district_table(&district, lang))?;
+    outln!(
+        "\n3. {}",
+        lang.pick(
+            "Rekap bulanan kabupaten dari data server, seperti dicetak kantor kabupaten:",
+            "The district's monthly summary from the server's data, as the district office prints it:"
+        )
+    )?;
+    outln!(
         "{}",
         jejak_server::report::render_terminal(
             &district.matrix,
             &jejak_server::report::RenderOptions::new(lang)
         )
-    );
+    )?;
+    let counts = district.session_counts();
+    outln!("{}", totals_explained(&counts, &month_name, lang))?;
     for path in &district.reports {
-        println!(
+        outln!(
             "{} {}",
             lang.pick("Laporan ditulis:", "Report written:"),
             path.display()
-        );
+        )?;
     }
-    let sessions: u64 = district.villages.iter().map(|v| v.sessions_on_server).sum();
     let events: u64 = district.villages.iter().map(|v| v.events_on_server).sum();
-    println!(
+    outln!(
         "{} {} {} {} {} {}",
         lang.pick(
             "✓ Server kabupaten memegang persis catatan yang dibuat komputer desa:",
             "✓ The district server holds exactly the records the village PCs made:"
         ),
-        output::number(sessions as f64, 0, lang),
+        output::number(counts.total as f64, 0, lang),
         lang.pick("sesi dan", "sessions and"),
         output::number(events as f64, 0, lang),
         lang.pick(
@@ -221,18 +259,82 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
             "pc events. Server database:"
         ),
         district.database.display()
-    );
-    println!(
+    )?;
+    outln!(
         "{}",
         lang.pick(
-            "Sesi petugas tidak dihitung. Data tiap komputer ada di folder di atas; coba: jejak --data-dir <folder>/dermaji/pc-01 status",
-            "Staff sessions are not counted. Each PC's data is in the folder above; try: jejak --data-dir <folder>/dermaji/pc-01 status"
+            "Data tiap komputer ada di folder di atas; coba: jejak --data-dir <folder>/dermaji/pc-01 status",
+            "Each PC's data is in the folder above; try: jejak --data-dir <folder>/dermaji/pc-01 status"
         )
-    );
-    if let Some(address) = serve {
-        runtime.block_on(serve_dashboard(&district.database, &address, month, lang))?;
+    )?;
+    if let Some(listener) = dashboard {
+        runtime.block_on(serve_dashboard(&district.database, listener, month, lang))?;
     }
     Ok(())
+}
+
+/// The sessions the district matrix counts: the "sessions" column of its library rows.
+fn matrix_sessions(matrix: &jejak_server::report::Report) -> u64 {
+    let Some(table) = matrix.sections.first() else {
+        return 0;
+    };
+    let Some(column) = table.columns.iter().position(|c| c.key == "sessions") else {
+        return 0;
+    };
+    table
+        .rows
+        .iter()
+        .filter(|row| !row.is_total)
+        .filter_map(|row| match row.cells.get(column) {
+            Some(jejak_server::report::Cell::Number(n)) => Some(*n as u64),
+            _ => None,
+        })
+        .sum()
+}
+
+/// Why the three tables count different numbers of sessions: the server holds every
+/// session (staff ones included); the PCs' table and the matrix leave staff out; the
+/// matrix counts a session in the month the server dates it in, which for a PC whose
+/// clock was wrong is an estimate and may be another month.
+fn totals_explained(counts: &SessionCounts, month: &str, lang: Lang) -> String {
+    let n = |v: u64| output::number(v as f64, 0, lang);
+    let (total, staff, public) = (
+        n(counts.total),
+        n(counts.staff),
+        n(counts.total - counts.staff),
+    );
+    let (in_month, estimated, other) = (
+        n(counts.in_month),
+        n(counts.estimated_in_month),
+        n(counts.other_months),
+    );
+    let other_months = if counts.other_months > 0 {
+        lang.pick(
+            &format!(
+                "; {other} lainnya bertanggal di bulan lain (perkiraan server) dan masuk rekap bulan itu"
+            ),
+            &format!(
+                "; {other} more are dated in another month (the server's estimate) and count in that month's summary"
+            ),
+        )
+        .to_string()
+    } else {
+        String::new()
+    };
+    match lang {
+        Lang::Id => format!(
+            "Mengapa jumlah sesinya berbeda:\n  \
+             • {total} sesi dibuat komputer desa, dan semuanya ada di server (tabel 2);\n  \
+             • {staff} di antaranya sesi petugas, yang tidak dihitung dalam laporan: {public} sesi pengguna (tabel 1);\n  \
+             • {in_month} bertanggal {month} dan dihitung di rekap (tabel 3); tanggal {estimated} di antaranya perkiraan server dari jam komputer, karena jam itu belum diukur saat sesinya berlangsung (komputer baru sinkron sesudahnya){other_months}."
+        ),
+        Lang::En => format!(
+            "Why the session totals differ:\n  \
+             • {total} sessions were made on the village PCs, and the server holds them all (table 2);\n  \
+             • {staff} of them are staff sessions, which reports do not count: {public} patron sessions (table 1);\n  \
+             • {in_month} are dated in {month} and counted in the summary (table 3); {estimated} of them dated by the server's estimate from the PC's clock, which was not measured while they happened (the PC synced afterwards){other_months}."
+        ),
+    }
 }
 
 /// `jejak demo --serve`: the district server on `address` over the demo's database,
@@ -241,7 +343,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
 /// until Ctrl-C or SIGTERM.
 async fn serve_dashboard(
     database: &Path,
-    address: &str,
+    listener: std::net::TcpListener,
     month: NaiveDate,
     lang: Lang,
 ) -> anyhow::Result<()> {
@@ -261,38 +363,76 @@ async fn serve_dashboard(
             ..ServerConfig::default()
         },
     );
-    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
-        UsageError::new(
-            format!(
-                "tidak bisa mendengarkan di {address}: {e}; pilih alamat lain dengan --serve ALAMAT"
-            ),
-            format!("cannot listen on {address}: {e}; choose another address with --serve ADDR"),
-        )
-    })?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let bound = listener.local_addr()?;
-    println!(
+    outln!(
         "{} http://{bound}/dashboard?month={}",
         lang.pick("Dasbor:", "Dashboard:"),
         month.format("%Y-%m")
-    );
-    println!(
+    )?;
+    outln!(
         "{} {}",
         lang.pick("Token petugas untuk masuk:", "Staff token to sign in:"),
         token.expose()
-    );
-    println!(
+    )?;
+    outln!(
         "{}",
         lang.pick("Tekan Ctrl-C untuk berhenti.", "Press Ctrl-C to stop.")
-    );
+    )?;
     jejak_server::run(listener, state, shutdown).await?;
     Ok(())
 }
 
+/// Takes the dashboard's address for `--serve`: a bare port means that port on
+/// 127.0.0.1 (this machine only); anything else is an address such as 0.0.0.0:8080.
+fn bind_dashboard(given: &str) -> anyhow::Result<std::net::TcpListener> {
+    let given = given.trim();
+    let address = match given.parse::<u16>() {
+        Ok(port) => std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Err(_) => given.parse().map_err(|_| {
+            UsageError::new(
+                format!(
+                    "--serve '{given}' bukan port atau alamat; tulis port (mis. --serve 8081) atau alamat:port (mis. --serve 0.0.0.0:8080)"
+                ),
+                format!(
+                    "--serve '{given}' is not a port or an address; give a port (e.g. --serve 8081) or address:port (e.g. --serve 0.0.0.0:8080)"
+                ),
+            )
+        })?,
+    };
+    let listener = std::net::TcpListener::bind(address).map_err(|e| {
+        let (id, en) = if e.kind() == std::io::ErrorKind::AddrInUse {
+            (
+                format!(
+                    "port {} sudah dipakai program lain; pilih port lain, mis. --serve {}",
+                    address.port(),
+                    address.port().wrapping_add(1).max(1024)
+                ),
+                format!(
+                    "port {} is already in use by another program; choose another, e.g. --serve {}",
+                    address.port(),
+                    address.port().wrapping_add(1).max(1024)
+                ),
+            )
+        } else {
+            (
+                format!("dasbor tidak bisa memakai {address}; pilih alamat lain dengan --serve"),
+                format!("the dashboard cannot use {address}; choose another address with --serve"),
+            )
+        };
+        UsageError::new(id, en).with_detail(e)
+    })?;
+    // Tokio takes it over later, inside the runtime.
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The month to simulate, as the reports read months (a four-digit year from 2000).
 fn parse_month(text: &str) -> anyhow::Result<NaiveDate> {
-    NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").map_err(|_| {
+    jejak_server::report::parse_month(text).ok_or_else(|| {
         UsageError::new(
-            format!("bulan '{text}' tidak sah; tulis seperti 2026-10"),
-            format!("month '{text}' is not valid; write it like 2026-10"),
+            format!("bulan '{text}' tidak sah; tulis tahun empat angka dan bulan 01–12, mis. 2026-10"),
+            format!("month '{text}' is not valid; write a four-digit year and the month 01–12, e.g. 2026-10"),
         )
         .into()
     })
@@ -598,6 +738,32 @@ struct VillageSync {
     bytes_sent: u64,
     sessions_on_server: u64,
     events_on_server: u64,
+    /// The village's sessions on the server, by what the reports make of them.
+    sessions: SessionCounts,
+}
+
+/// Sessions the server holds, as the reports count them.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+struct SessionCounts {
+    total: u64,
+    /// Staff sessions: recorded, never counted in reports.
+    staff: u64,
+    /// Patron sessions the server dates in the month (those the matrix counts).
+    in_month: u64,
+    /// …of which dated by an estimate (a wrong clock, a power cut).
+    estimated_in_month: u64,
+    /// Patron sessions the server dates in another month.
+    other_months: u64,
+}
+
+impl SessionCounts {
+    fn add(&mut self, other: SessionCounts) {
+        self.total += other.total;
+        self.staff += other.staff;
+        self.in_month += other.in_month;
+        self.estimated_in_month += other.estimated_in_month;
+        self.other_months += other.other_months;
+    }
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -609,6 +775,16 @@ struct District {
     matrix: jejak_server::report::Report,
     /// The printable and spreadsheet reports written into the output folder.
     reports: Vec<PathBuf>,
+}
+
+impl District {
+    fn session_counts(&self) -> SessionCounts {
+        let mut counts = SessionCounts::default();
+        for village in &self.villages {
+            counts.add(village.sessions);
+        }
+        counts
+    }
 }
 
 /// Starts the district server in this process (embedded SQLite, 127.0.0.1), enrolls
@@ -698,7 +874,7 @@ async fn sync_to_district(out: &Path, month: NaiveDate, lang: Lang) -> anyhow::R
 
     let mut villages = Vec::new();
     for village in VILLAGES {
-        let (sessions_on_server, events_on_server) =
+        let (sessions, events_on_server) =
             verify_village(village, out, store.as_ref(), month).await?;
         let (batches, retries, bytes_sent) = totals.get(village.code).copied().unwrap_or_default();
         villages.push(VillageSync {
@@ -707,8 +883,9 @@ async fn sync_to_district(out: &Path, month: NaiveDate, lang: Lang) -> anyhow::R
             batches,
             retries,
             bytes_sent,
-            sessions_on_server,
+            sessions_on_server: sessions.total,
             events_on_server,
+            sessions,
         });
     }
     let _ = stop.send(());
@@ -722,12 +899,20 @@ async fn sync_to_district(out: &Path, month: NaiveDate, lang: Lang) -> anyhow::R
         );
     }
     let (matrix, reports) = write_reports(store.as_ref(), out, month, lang).await?;
-    Ok(District {
+    let district = District {
         database,
         villages,
         matrix,
         reports,
-    })
+    };
+    // What the demo says about the totals must be what the matrix shows.
+    let counted = district.session_counts().in_month;
+    anyhow::ensure!(
+        matrix_sessions(&district.matrix) == counted,
+        "the district matrix counts {} sessions, the server dates {counted} patron sessions in the month",
+        matrix_sessions(&district.matrix)
+    );
+    Ok(district)
 }
 
 /// The month's reports from the district server's data: the district matrix (XLSX and
@@ -846,8 +1031,9 @@ async fn verify_village(
     out: &Path,
     server: &dyn ServerStore,
     month: NaiveDate,
-) -> anyhow::Result<(u64, u64)> {
-    let (mut sessions, mut events) = (0u64, 0u64);
+) -> anyhow::Result<(SessionCounts, u64)> {
+    let (mut sessions, mut events) = (SessionCounts::default(), 0u64);
+    let month_end = month + Duration::days(days_in_month(month) as i64);
     for pc in PCS {
         let dir = out.join(village.code).join(pc);
         let store = open_demo_pc(&dir, month)?;
@@ -867,12 +1053,28 @@ async fn verify_village(
             .into_iter()
             .map(|s| (s.id, s.revision))
             .collect();
-        let remote: BTreeMap<uuid::Uuid, u32> = server
-            .sessions(&device)
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s.revision))
-            .collect();
+        let stored = server.sessions(&device).await?;
+        for session in &stored {
+            sessions.total += 1;
+            if !session.patron.user_kind.counts_publicly() {
+                sessions.staff += 1;
+                continue;
+            }
+            // The day the reports count it on: its start as the server dates it, in the
+            // library's zone (all five are in WIB).
+            let day = session
+                .corrected_start
+                .with_timezone(&Zone::Wib.offset())
+                .date_naive();
+            if (month..month_end).contains(&day) {
+                sessions.in_month += 1;
+                sessions.estimated_in_month +=
+                    u64::from(session.time_quality == jejak_domain::TimeQuality::Estimated);
+            } else {
+                sessions.other_months += 1;
+            }
+        }
+        let remote: BTreeMap<uuid::Uuid, u32> = stored.iter().map(|s| (s.id, s.revision)).collect();
         anyhow::ensure!(
             local == remote,
             "{}/{pc}: the server's sessions differ from the PC's",
@@ -897,7 +1099,6 @@ async fn verify_village(
             "{}/{pc}: the server's pc events differ from the PC's",
             village.code
         );
-        sessions += remote.len() as u64;
         events += remote_events.len() as u64;
     }
     Ok((sessions, events))

@@ -17,13 +17,14 @@ use jejak_agent::clock::{Clock, SystemClock};
 use jejak_agent::collect::SERVER_SERVICE_NAME;
 use jejak_agent::config::{AgentConfig, STORE_FILE, TOKEN_FILE, config_path};
 use jejak_agent::platform;
-use jejak_agent::store::Store;
+use jejak_agent::store::{Store, waiting_text};
 use jejak_domain::{Lang, Problem};
 use serde::Serialize;
 
 use crate::context::Context;
 use crate::errors::{EXIT_FAILURE, SilentExit};
 use crate::output;
+use crate::output::outln;
 
 /// A clock off by more than this is worth a warning: the server corrects times it can
 /// date, but a wrong clock makes the PC's own screens and the local day wrong.
@@ -177,7 +178,7 @@ pub fn run(ctx: &Context, args: DoctorArgs) -> anyhow::Result<()> {
             "checks": checks.list,
         }))?;
     } else {
-        print_text(ctx, &checks.list, problems, warnings);
+        print_text(ctx, &checks.list, problems, warnings)?;
     }
     if problems > 0 {
         return Err(SilentExit(EXIT_FAILURE).into());
@@ -189,30 +190,35 @@ fn count(list: &[Check], level: Level) -> usize {
     list.iter().filter(|c| c.status == level).count()
 }
 
-fn print_text(ctx: &Context, list: &[Check], problems: usize, warnings: usize) {
+fn print_text(
+    ctx: &Context,
+    list: &[Check],
+    problems: usize,
+    warnings: usize,
+) -> std::io::Result<()> {
     let lang = ctx.lang;
-    println!(
+    outln!(
         "{} {}",
         lang.pick(
             "Pemeriksaan komputer ini (jejak doctor), folder data",
             "Checking this PC (jejak doctor), data folder"
         ),
         ctx.data_dir.display()
-    );
+    )?;
     let width = list
         .iter()
         .map(|c| c.label.chars().count())
         .max()
         .unwrap_or(2);
     for check in list {
-        println!(
+        outln!(
             "{:<width$}  {}: {}",
             check.label,
             check_name(check.check, lang),
             check.detail
-        );
+        )?;
         if let Some(advice) = &check.advice {
-            println!("{:<width$}  → {}", "", advice);
+            outln!("{:<width$}  → {}", "", advice)?;
         }
     }
     let summary = match (problems, warnings) {
@@ -225,7 +231,7 @@ fn print_text(ctx: &Context, list: &[Check], problems: usize, warnings: usize) {
             lang.pick("peringatan", "warning(s)")
         ),
     };
-    println!("{summary}");
+    outln!("{summary}")
 }
 
 fn check_name(check: &str, lang: Lang) -> &'static str {
@@ -610,8 +616,8 @@ fn check_store(checks: &mut Checks, data_dir: &Path, config: &AgentConfig) {
             "unsynced",
             Level::Ok,
             pair(
-                "tidak ada yang menunggu dikirim",
-                "nothing is waiting to be sent",
+                "tidak ada catatan yang menunggu dikirim",
+                "no records are waiting to be sent",
             ),
             None,
         ),
@@ -620,12 +626,12 @@ fn check_store(checks: &mut Checks, data_dir: &Path, config: &AgentConfig) {
             let (id_age, en_age) = (age_text(age, Lang::Id), age_text(age, Lang::En));
             let detail = pair(
                 format!(
-                    "{} perubahan menunggu, yang tertua {id_age} lalu",
-                    status.pending_changes
+                    "{}, yang tertua {id_age} lalu",
+                    waiting_text(status.pending_changes, Lang::Id)
                 ),
                 format!(
-                    "{} changes waiting, the oldest from {en_age} ago",
-                    status.pending_changes
+                    "{}, the oldest from {en_age} ago",
+                    waiting_text(status.pending_changes, Lang::En)
                 ),
             );
             if age > UNSYNCED_WARN_SECS {

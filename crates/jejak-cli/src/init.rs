@@ -15,6 +15,7 @@ use jejak_domain::{Lang, LibraryCode, PcCode, Zone};
 use crate::context::Context;
 use crate::errors::UsageError;
 use crate::output;
+use crate::output::outln;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -115,41 +116,41 @@ pub fn run(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
         return output::print_json(&value);
     }
     let lang = ctx.lang;
-    println!(
+    outln!(
         "{} {}/{} ({})",
         lang.pick("Komputer siap:", "PC ready:"),
         done.library,
         done.pc,
         done.timezone
-    );
-    println!(
+    )?;
+    outln!(
         "{} {}",
         lang.pick("Folder data:", "Data folder:"),
         done.data_dir.display()
-    );
+    )?;
     if let Some(key) = &key {
-        key.print(lang);
+        key.print(lang, ctx.verbose)?;
     }
     if pin.is_some() {
         let port = AgentConfig::load(&ctx.data_dir)
             .map(|c| c.checkin_port)
             .unwrap_or(jejak_agent::checkin::DEFAULT_PORT);
-        println!(
+        outln!(
             "{} http://127.0.0.1:{port}/pustakawan",
             lang.pick(
                 "PIN pustakawan disimpan (hanya hash-nya). Layar pustakawan:",
                 "Librarian PIN saved (only its hash). Librarian screen:"
             )
-        );
+        )?;
     }
     if done.new_patron_secret {
-        println!(
+        outln!(
             "{}",
             lang.pick(
                 "Rahasia pengguna baru dibuat (patron.key). Pakai isi berkas itu dengan --patron-secret di komputer lain perpustakaan ini.",
                 "A new patron secret was made (patron.key). Use its content with --patron-secret on the library's other PCs."
             )
-        );
+        )?;
     }
     Ok(())
 }

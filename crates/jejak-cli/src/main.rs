@@ -6,6 +6,7 @@ mod agent_cmd;
 #[cfg(feature = "district")]
 mod backup_cmd;
 mod checkin_cmd;
+mod clap_lang;
 mod context;
 #[cfg(feature = "district")]
 mod demo;
@@ -27,8 +28,10 @@ mod windows_service;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use jejak_domain::Lang;
+use output::errln;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,6 +59,10 @@ struct GlobalArgs {
     /// csv, xlsx and html.
     #[arg(long, global = true, value_enum, default_value = "text")]
     format: Format,
+    /// Show the technical detail behind a message (the underlying error, log lines);
+    /// -vv for more.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -122,8 +129,99 @@ enum Command {
     Report(report_cmd::ReportArgs),
 }
 
+/// The log filter a command starts from (`JEJAK_LOG` overrides it). The agent and a
+/// running server log what they do; a command a person types logs errors only, since
+/// its outcome is told in a sentence in their language and log lines are English.
+/// `-v` shows the info lines, `-vv` the debug lines.
+fn log_filter(command: &Command, verbose: u8) -> &'static str {
+    const LEVELS: [&str; 5] = ["off", "error", "warn", "info", "debug"];
+    let base = match command {
+        Command::Agent(_) => 3,
+        #[cfg(feature = "district")]
+        Command::Server(args) if args.serves() => 3,
+        // The per-user part at a desktop logon has no terminal: its warnings are the
+        // only trace of a problem.
+        Command::Logon(_) => 2,
+        _ => 1,
+    };
+    let wanted = match verbose {
+        0 => base,
+        1 => base.max(3),
+        _ => 4,
+    };
+    LEVELS[wanted]
+}
+
+/// Parses the command line. A usage error is printed in the user's language and becomes
+/// the exit code (2); help and version are printed as clap prints them.
+fn parse_command_line() -> Result<(Cli, bool), ExitCode> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = match Cli::command().try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        Err(e) => return Err(usage_error(&e, clap_lang::lang_from_args(&args))),
+    };
+    let data_dir_typed = matches.value_source("data_dir") == Some(ValueSource::CommandLine)
+        || matches
+            .subcommand()
+            .is_some_and(|(_, sub)| sub.value_source("data_dir") == Some(ValueSource::CommandLine));
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => Ok((cli, data_dir_typed)),
+        Err(e) => Err(usage_error(&e, clap_lang::lang_from_args(&args))),
+    }
+}
+
+fn usage_error(error: &clap::Error, lang: Lang) -> ExitCode {
+    match (lang, clap_lang::indonesian(error)) {
+        (Lang::Id, Some(text)) => {
+            output::write_stderr(format_args!("{text}"));
+            ExitCode::from(errors::EXIT_INVALID_INPUT)
+        }
+        // A command given without its subcommand (`jejak session`): clap lists the
+        // choices, under a sentence saying so.
+        (Lang::Id, None)
+            if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            errln!(
+                "jejak: perintah ini belum lengkap; pilih salah satu perintah di bawah (penjelasannya dalam bahasa Inggris):\n"
+            );
+            let _ = error.print();
+            ExitCode::from(errors::EXIT_INVALID_INPUT)
+        }
+        // English, help and version: clap's own words, on stdout or stderr as clap
+        // chooses, with clap's exit code (0 for help, 2 for an error).
+        _ => {
+            let _ = error.print();
+            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(errors::EXIT_INVALID_INPUT))
+        }
+    }
+}
+
+/// `--data-dir` is the village PC's data folder; the district's commands keep their
+/// data elsewhere and say where instead of ignoring it.
+fn refuse_pc_options(command: &Command, data_dir_typed: bool) -> Option<errors::UsageError> {
+    if !data_dir_typed {
+        return None;
+    }
+    match command {
+        #[cfg(feature = "district")]
+        Command::Server(_) | Command::Report(_) => Some(errors::UsageError::new(
+            "--data-dir adalah folder data komputer perpustakaan (untuk perintah PC seperti jejak status); perintah server dan laporan memakai basis data server: --database sqlite:PATH (atau JEJAK_DATABASE)",
+            "--data-dir is a library PC's data folder (for PC commands such as jejak status); server and report commands use the server's database: --database sqlite:PATH (or JEJAK_DATABASE)",
+        )),
+        #[cfg(feature = "district")]
+        Command::Demo(_) => Some(errors::UsageError::new(
+            "--data-dir adalah folder data komputer perpustakaan; jejak demo menaruh data komputer simulasinya di --out FOLDER",
+            "--data-dir is a library PC's data folder; jejak demo puts its simulated PCs' data in --out FOLDER",
+        )),
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, data_dir_typed) = match parse_command_line() {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
     let lang = match cli
         .global
         .lang
@@ -133,20 +231,16 @@ fn main() -> ExitCode {
     {
         Ok(lang) => lang.unwrap_or_default(),
         Err(e) => {
-            eprintln!("{e}");
+            errln!("jejak: {e}");
             return ExitCode::from(errors::EXIT_INVALID_INPUT);
         }
     };
-    // The demo replays clock faults on purpose; its summary reports them, so their
-    // warnings would only be noise there.
-    let default_filter = match cli.command {
-        Command::Agent(_) => "info",
-        #[cfg(feature = "district")]
-        Command::Server(_) => "info",
-        #[cfg(feature = "district")]
-        Command::Demo(_) => "error",
-        _ => "warn",
-    };
+    let verbose = cli.global.verbose;
+    if let Some(refusal) = refuse_pc_options(&cli.command, data_dir_typed) {
+        errln!("jejak: {}", refusal.message(lang));
+        return ExitCode::from(refusal.code);
+    }
+    let default_filter = log_filter(&cli.command, verbose);
     let data_dir = cli
         .global
         .data_dir
@@ -172,7 +266,7 @@ fn main() -> ExitCode {
     #[cfg(not(feature = "district"))]
     let is_report = false;
     if !is_report && matches!(cli.global.format, Format::Csv | Format::Xlsx | Format::Html) {
-        eprintln!(
+        errln!(
             "jejak: {}",
             lang.pick(
                 "--format csv/xlsx/html hanya untuk `jejak report`",
@@ -185,6 +279,7 @@ fn main() -> ExitCode {
         data_dir,
         lang,
         json: cli.global.format == Format::Json,
+        verbose: verbose > 0,
     };
     let result = match cli.command {
         Command::Init(args) => init::run(&context, args),
@@ -216,10 +311,18 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader stopped reading (`| head`): what it wanted is printed, and nothing
+        // is left to say to it.
+        Err(err) if output::is_closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let (message, code) = errors::explain(&err, lang);
             if !message.is_empty() {
-                eprintln!("jejak: {message}");
+                errln!("jejak: {message}");
+            }
+            if verbose > 0
+                && let Some(detail) = errors::detail(&err)
+            {
+                errln!("  ({detail})");
             }
             ExitCode::from(code)
         }

@@ -1,9 +1,57 @@
 //! How the CLI shows things: logs on stderr, tables and numbers for people, JSON for
 //! scripts.
+//!
+//! Everything a command prints goes through [`outln!`] (stdout) and [`errln!`] (stderr)
+//! rather than `println!`, which panics when the reader has gone: `jejak status --format
+//! json | head` closes the pipe after ten lines, and the next write fails with EPIPE.
+//! `outln!` returns that error, the command stops at the next `?`, and `main` ends it
+//! quietly ([`is_closed_pipe`]). A failed write to stderr is dropped: there is nowhere
+//! left to say anything.
 
 use chrono::{DateTime, Utc};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use jejak_domain::{Lang, Zone};
+
+/// `println!` that returns the write's error instead of panicking on a closed pipe.
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
+/// `eprintln!` that never panics: a message that cannot be written is dropped.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use errln;
+
+/// Writes to stdout; the error of a closed pipe is returned, not a panic.
+pub fn write_stdout(text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    std::io::stdout().lock().write_fmt(text)
+}
+
+/// Writes to stderr, dropping any error.
+pub fn write_stderr(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_fmt(text);
+}
+
+/// Whether an error comes from writing to a reader that has gone (EPIPE): the command
+/// then stops quietly, its work done, as `head` asked.
+pub fn is_closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 /// Logs go to stderr so that stdout stays clean for what scripts read. `JEJAK_LOG`
 /// sets the filter (e.g. `debug`), `JEJAK_LOG_FORMAT=json` gives one JSON object per line.
@@ -112,7 +160,7 @@ pub fn duration(secs: u64, lang: Lang) -> String {
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 

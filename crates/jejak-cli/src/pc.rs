@@ -3,17 +3,18 @@
 use clap::Subcommand;
 use jejak_agent::netdev;
 use jejak_agent::patron::{PatronSecret, SECRET_FILE};
-use jejak_agent::store::{RejectedChange, StoreStatus, SyncState};
+use jejak_agent::store::{RejectedChange, StoreStatus, SyncState, waiting_text};
 use jejak_domain::{
     AgeGroup, EndReason, Gender, Lang, PatronProfile, Session, UserKind, Zone, parse_purposes,
 };
 
 use crate::context::{Context, Pc};
 use crate::output;
+use crate::output::{errln, outln};
 
 #[derive(Debug, Subcommand)]
 pub enum SessionCommand {
-    /// Start a session; prints the new session id (mulai sesi).
+    /// Start a session; says who it is for (in categories) and its id (mulai sesi).
     Start {
         /// One to three purposes, comma-separated: pendidikan, ekonomi, kesehatan,
         /// komunikasi, hobi, pemerintahan, literasi_digital, lainnya.
@@ -92,7 +93,7 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
             let net = netdev::read_counters(pc.config.net_dev_path.as_deref());
             let started = pc.store.start_session(profile, net)?;
             if let Some(replaced) = &started.replaced {
-                eprintln!(
+                errln!(
                     "{} {} ({})",
                     ctx.lang.pick(
                         "Sesi yang masih terbuka diakhiri dulu:",
@@ -111,7 +112,10 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
                     "replaced": started.replaced,
                 }));
             }
-            println!("{}", started.session.id);
+            outln!(
+                "{}",
+                started_text(&started.session, pc.config.zone(), ctx.lang)
+            )?;
             Ok(())
         }
         SessionCommand::End { reason } => {
@@ -122,7 +126,7 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
             if ctx.json {
                 return output::print_json(&session);
             }
-            println!(
+            outln!(
                 "{} {} · {} · {}",
                 ctx.lang.pick("Sesi selesai:", "Session ended:"),
                 session.id,
@@ -131,7 +135,7 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
                     .end_reason
                     .map(|r| r.label(ctx.lang))
                     .unwrap_or_default()
-            );
+            )?;
             Ok(())
         }
         SessionCommand::List { limit } => {
@@ -140,10 +144,59 @@ pub fn session(ctx: &Context, command: SessionCommand) -> anyhow::Result<()> {
             if ctx.json {
                 return output::print_json(&sessions);
             }
-            println!("{}", sessions_table(&sessions, pc.config.zone(), ctx.lang));
+            outln!("{}", sessions_table(&sessions, pc.config.zone(), ctx.lang))?;
             Ok(())
         }
     }
+}
+
+/// What `jejak session start` says: who the session is for, in categories (never the
+/// member number), when it started, and its id on a line of its own for scripts
+/// (`--format json` gives all of it).
+fn started_text(session: &Session, zone: Zone, lang: Lang) -> String {
+    let patron = &session.patron;
+    let purposes = if patron.purposes.is_empty() {
+        lang.pick("belum diisi", "not given").to_string()
+    } else {
+        patron
+            .purposes
+            .iter()
+            .map(|p| p.label(lang))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let people = match lang {
+        Lang::Id => format!("{} orang", patron.group_size),
+        Lang::En if patron.group_size == 1 => "1 person".to_string(),
+        Lang::En => format!("{} people", patron.group_size),
+    };
+    let mut text = format!(
+        "{} {} {}: {}, {}, {}, {people}; {} {purposes}.",
+        lang.pick("Sesi dimulai", "Session started"),
+        output::local_time(session.started_at, zone),
+        lang.pick("untuk", "for"),
+        patron.user_kind.label(lang),
+        patron.gender.label(lang),
+        patron.age_group.label(lang),
+        lang.pick("tujuan:", "purposes:"),
+    );
+    if patron.patron_key.is_some() {
+        text.push_str(lang.pick(
+            " Nomor anggota tidak disimpan, hanya kunci samarannya (untuk menghitung pengguna unik).",
+            " The member number is not kept, only its keyed hash (to count unique users).",
+        ));
+    }
+    if !patron.user_kind.counts_publicly() {
+        text.push_str(lang.pick(
+            " Sesi petugas tidak dihitung dalam laporan.",
+            " Staff sessions are not counted in the reports.",
+        ));
+    }
+    format!(
+        "{text}\n{} {}",
+        lang.pick("ID sesi:", "Session ID:"),
+        session.id
+    )
 }
 
 fn sessions_table(sessions: &[Session], zone: Zone, lang: Lang) -> String {
@@ -200,7 +253,7 @@ pub fn status(ctx: &Context) -> anyhow::Result<()> {
     let usage = pc.store.usage(pc.config.prune_policy().budget_bytes)?;
     if usage.unsynced_over_budget() {
         // Loud on purpose: data that cannot be pruned is filling the store.
-        eprintln!(
+        errln!(
             "{}",
             crate::prune_cmd::over_budget_warning(usage.budget_bytes, ctx.lang)
         );
@@ -224,8 +277,9 @@ pub fn status(ctx: &Context) -> anyhow::Result<()> {
         &rejected,
         key_fingerprint.as_deref(),
         ctx.lang,
-    );
-    println!(
+        ctx.verbose,
+    )?;
+    outln!(
         "{} {} / {} ({} {})",
         ctx.lang.pick("Ukuran basis data:", "Store size:"),
         crate::prune_cmd::mb(usage.used_bytes, ctx.lang),
@@ -238,7 +292,7 @@ pub fn status(ctx: &Context) -> anyhow::Result<()> {
                 pc.config.retention_days
             ),
         }
-    );
+    )?;
     Ok(())
 }
 
@@ -249,7 +303,8 @@ fn print_status(
     rejected: &[RejectedChange],
     key_fingerprint: Option<&str>,
     lang: Lang,
-) {
+    verbose: bool,
+) -> std::io::Result<()> {
     let zone = pc.config.zone();
     let mut rows = vec![
         (
@@ -274,14 +329,17 @@ fn print_status(
             status.sessions_today.to_string(),
         ),
         (
-            lang.pick("Menunggu sinkron", "Waiting to sync"),
-            format!(
-                "{} {} (seq {}/{})",
-                status.pending_changes,
-                lang.pick("perubahan", "changes"),
-                status.acked_seq,
-                status.last_seq
-            ),
+            lang.pick("Pengiriman ke server", "Sending to the server"),
+            if verbose {
+                format!(
+                    "{} (seq {}/{})",
+                    waiting_text(status.pending_changes, lang),
+                    status.acked_seq,
+                    status.last_seq
+                )
+            } else {
+                waiting_text(status.pending_changes, lang)
+            },
         ),
         (
             lang.pick("Server kabupaten", "District server"),
@@ -298,12 +356,8 @@ fn print_status(
         ),
         (
             lang.pick("Hasil sinkron terakhir", "Last sync result"),
-            match (&sync.last_attempt, &sync.last_result) {
-                (Some(at), Some(result)) => {
-                    // The full text is in `--format json`; the table keeps to one line.
-                    let short: String = result.chars().take(90).collect();
-                    format!("{} · {short}", output::local_time(*at, zone))
-                }
+            match (&sync.last_attempt, sync.last_result_text(lang)) {
+                (Some(at), Some(result)) => format!("{} · {result}", output::local_time(*at, zone)),
                 _ => "-".to_string(),
             },
         ),
@@ -337,7 +391,15 @@ fn print_status(
         ),
         (
             lang.pick("Kesehatan basis data", "Store health"),
-            format!("quick_check: {}", status.quick_check),
+            if status.quick_check == "ok" {
+                lang.pick("baik", "sound").to_string()
+            } else {
+                format!(
+                    "{} ({})",
+                    lang.pick("RUSAK; jalankan jejak doctor", "DAMAGED; run jejak doctor"),
+                    status.quick_check
+                )
+            },
         ),
         (
             lang.pick(
@@ -352,11 +414,20 @@ fn print_status(
                 .to_string()
             }),
         ),
-        (
+    ];
+    if verbose {
+        // What support asks for; a librarian needs none of it.
+        rows.push((
             lang.pick("Epoch basis data", "Store epoch"),
             status.epoch.to_string(),
-        ),
-    ];
+        ));
+        if let Some(stored) = &sync.last_result {
+            rows.push((
+                lang.pick("Rincian sinkron terakhir", "Last sync detail"),
+                stored.clone(),
+            ));
+        }
+    }
     #[cfg(windows)]
     {
         let state = crate::windows_service::service_state();
@@ -406,5 +477,5 @@ fn print_status(
             .map(|(k, v)| vec![k.to_string(), v])
             .collect(),
     );
-    println!("{table}");
+    outln!("{table}")
 }

@@ -8,6 +8,7 @@ use jejak_domain::Lang;
 
 use crate::context::Context;
 use crate::output;
+use crate::output::{errln, outln};
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
@@ -20,15 +21,15 @@ pub fn run(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
     let mut pc = ctx.open_pc()?;
     let report = pc.store.prune(&pc.config.prune_policy(), args.dry_run)?;
     if report.unsynced_over_budget {
-        eprintln!("{}", over_budget_warning(report.budget_bytes, ctx.lang));
+        errln!("{}", over_budget_warning(report.budget_bytes, ctx.lang));
     }
     if ctx.json {
         return output::print_json(&report);
     }
-    println!(
+    outln!(
         "{}",
         report_table(&report, pc.config.retention_days, ctx.lang)
-    );
+    )?;
     Ok(())
 }
 

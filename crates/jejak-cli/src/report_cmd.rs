@@ -23,7 +23,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use chrono::{NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 use jejak_domain::{Lang, LibraryCode, Problem};
 use jejak_server::SqliteStore;
@@ -32,8 +32,9 @@ use jejak_server::report::{
     render_csv_combined, render_html, render_json, render_terminal, render_xlsx,
 };
 
-use crate::errors::{EXIT_FAILURE, UsageError};
-use crate::server_cmd::{is_postgres, open_store, sqlite_path};
+use crate::errors::{EXIT_FAILURE, UsageError, file_error};
+use crate::output::errln;
+use crate::server_cmd::{default_database, is_postgres, missing_database, open_store, sqlite_path};
 
 /// The formats a report is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,14 +48,11 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The server's database: `sqlite:PATH` (or a plain path), or `postgres://…`.
-    #[arg(
-        long,
-        global = true,
-        env = "JEJAK_DATABASE",
-        default_value = "sqlite:jejak-server.db"
-    )]
-    database: String,
+    /// The server's database: `sqlite:PATH` (or a plain path), or `postgres://…`; by
+    /// default the one `jejak server` uses (/var/lib/jejak-server/jejak-server.db as
+    /// root, ~/.local/share/jejak-server/jejak-server.db otherwise).
+    #[arg(long, global = true, env = "JEJAK_DATABASE", value_name = "DATABASE")]
+    database: Option<String>,
     /// Fetch the report from this server's report API instead of reading a database,
     /// e.g. http://dinas.example:8080.
     #[arg(long, global = true, env = "JEJAK_SERVER_URL", value_name = "URL")]
@@ -132,52 +130,117 @@ enum ReportCommand {
     Year {
         /// The year, e.g. 2026.
         #[arg(long)]
-        year: i32,
+        year: String,
         #[command(flatten)]
         output: Output,
     },
 }
 
-fn parse_quarter(raw: &str) -> anyhow::Result<Period> {
-    jejak_server::report::parse_quarter(raw).ok_or_else(|| {
+fn parse_quarter(raw: &str, today: NaiveDate) -> anyhow::Result<Period> {
+    let period = jejak_server::report::parse_quarter(raw).ok_or_else(|| {
         UsageError::new(
-            format!("triwulan '{raw}' tidak dikenali; tulis YYYY-Qn, mis. 2026-Q4"),
-            format!("quarter '{raw}' is not understood; write YYYY-Qn, e.g. 2026-Q4"),
+            format!(
+                "triwulan '{raw}' tidak dikenali; tulis tahun empat angka, -Q dan nomor triwulan 1–4, mis. {}",
+                example_quarter(today)
+            ),
+            format!(
+                "quarter '{raw}' is not understood; write a four-digit year, -Q and the quarter 1–4, e.g. {}",
+                example_quarter(today)
+            ),
         )
-        .into()
-    })
+    })?;
+    let Period::Quarter { year, quarter } = period else {
+        return Ok(period);
+    };
+    let first_month = NaiveDate::from_ymd_opt(year, (quarter - 1) * 3 + 1, 1).unwrap_or(today);
+    not_after_today(first_month, today, &format!("{year}-Q{quarter}"))?;
+    Ok(period)
 }
 
-fn parse_month(raw: &str) -> anyhow::Result<NaiveDate> {
-    jejak_server::report::parse_month(raw).ok_or_else(|| {
+fn parse_month(raw: &str, today: NaiveDate) -> anyhow::Result<NaiveDate> {
+    let example = today.format("%Y-%m");
+    let month = jejak_server::report::parse_month(raw).ok_or_else(|| {
         UsageError::new(
-            format!("bulan '{raw}' tidak dikenali; tulis YYYY-MM, mis. 2026-10"),
-            format!("month '{raw}' is not understood; write YYYY-MM, e.g. 2026-10"),
+            format!(
+                "bulan '{raw}' tidak dikenali; tulis tahun empat angka dan bulan 01–12, mis. {example}"
+            ),
+            format!(
+                "month '{raw}' is not understood; write a four-digit year and the month 01–12, e.g. {example}"
+            ),
         )
-        .into()
-    })
+    })?;
+    not_after_today(month, today, &month.format("%Y-%m").to_string())?;
+    Ok(month)
+}
+
+fn parse_year(raw: &str, today: NaiveDate) -> anyhow::Result<Period> {
+    let period = jejak_server::report::parse_year(raw).ok_or_else(|| {
+        UsageError::new(
+            format!(
+                "tahun '{raw}' tidak masuk akal; tulis tahun empat angka dari 2000, mis. {}",
+                today.year()
+            ),
+            format!(
+                "year '{raw}' is not plausible; write a four-digit year from 2000 on, e.g. {}",
+                today.year()
+            ),
+        )
+    })?;
+    if let Period::Year(year) = period {
+        let first = NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(today);
+        not_after_today(first, today, &year.to_string())?;
+    }
+    Ok(period)
+}
+
+/// A report of a period that has not begun can only be empty: it is a typo (2062 for
+/// 2026), refused with the period that is running now.
+fn not_after_today(first_day: NaiveDate, today: NaiveDate, shown: &str) -> anyhow::Result<()> {
+    if first_day <= today {
+        return Ok(());
+    }
+    Err(UsageError::new(
+        format!(
+            "{shown} belum dimulai (hari ini {today}), jadi laporannya pasti kosong; periksa angkanya"
+        ),
+        format!(
+            "{shown} has not begun (today is {today}), so its report can only be empty; check the number"
+        ),
+    )
+    .into())
+}
+
+fn example_quarter(today: NaiveDate) -> String {
+    format!("{}-Q{}", today.year(), today.month0() / 3 + 1)
 }
 
 pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result<()> {
+    // Periods are checked against the district's calendar (WIB, where most are).
+    let today = Utc::now()
+        .with_timezone(&jejak_domain::Zone::Wib.offset())
+        .date_naive();
     let (request, output) = match args.command {
         ReportCommand::Village {
             month,
             library,
             output,
         } => {
-            let month = parse_month(&month)?;
+            let month = parse_month(&month, today)?;
             let library = LibraryCode::parse(&library)?;
             (ReportRequest::Village { month, library }, output)
         }
         ReportCommand::District { month, output } => {
-            let month = parse_month(&month)?;
+            let month = parse_month(&month, today)?;
             (ReportRequest::District { month }, output)
         }
-        ReportCommand::Quarter { quarter, output } => {
-            (ReportRequest::Period(parse_quarter(&quarter)?), output)
-        }
+        ReportCommand::Quarter { quarter, output } => (
+            ReportRequest::Period(parse_quarter(&quarter, today)?),
+            output,
+        ),
         ReportCommand::Ops { output } => (ReportRequest::Operations, output),
-        ReportCommand::Year { year, output } => (ReportRequest::Period(Period::Year(year)), output),
+        ReportCommand::Year { year, output } => {
+            (ReportRequest::Period(parse_year(&year, today)?), output)
+        }
     };
     // Checked before any work: a dialect only shapes CSV.
     if output.csv_dialect.is_some() && format != ReportFormat::Csv {
@@ -187,6 +250,7 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
         )
         .into());
     }
+    let database = args.database.unwrap_or_else(default_database);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -203,8 +267,8 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
             };
             runtime.block_on(fetch(server, token.trim(), &request, lang))?
         }
-        None if is_postgres(&args.database) => {
-            let store = runtime.block_on(open_store(&args.database))?;
+        None if is_postgres(&database) => {
+            let store = runtime.block_on(open_store(&database))?;
             match runtime.block_on(load(store.as_ref(), &request, lang, Utc::now())) {
                 Ok(report) => report,
                 Err(LoadError::UnknownLibrary(code)) => return Err(unknown_library(&code).into()),
@@ -212,11 +276,18 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
             }
         }
         None => {
-            let path = sqlite_path(&args.database)?;
+            let path = sqlite_path(&database)?;
             if !path.exists() {
+                let missing = missing_database(&path);
                 return Err(UsageError::new(
-                    format!("basis data server {} tidak ada", path.display()),
-                    format!("the server database {} does not exist", path.display()),
+                    format!(
+                        "{}; atau ambil laporan dari server yang berjalan dengan --server URL --token TOKEN (token staf dari jejak server add-staff)",
+                        missing.id
+                    ),
+                    format!(
+                        "{}; or fetch the report from a running server with --server URL --token TOKEN (a staff token from jejak server add-staff)",
+                        missing.en
+                    ),
                 )
                 .into());
             }
@@ -241,8 +312,12 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
 
 fn unknown_library(code: &impl std::fmt::Display) -> UsageError {
     UsageError::new(
-        format!("perpustakaan '{code}' tidak terdaftar"),
-        format!("library '{code}' is not registered"),
+        format!(
+            "perpustakaan '{code}' tidak terdaftar di server ini; lihat kode yang terdaftar dengan jejak server list"
+        ),
+        format!(
+            "library '{code}' is not registered on this server; see the registered codes with jejak server list"
+        ),
     )
 }
 
@@ -295,10 +370,11 @@ async fn fetch(
         .build()?;
     let unreachable = |e: &reqwest::Error| {
         UsageError::new(
-            format!("server {base} tidak dapat dihubungi: {e}"),
-            format!("the server {base} cannot be reached: {e}"),
+            format!("server {base} tidak dapat dihubungi; periksa alamatnya dan sambungan ke sana, lalu coba lagi"),
+            format!("the server {base} cannot be reached; check its address and the link to it, then try again"),
         )
         .exit_code(EXIT_FAILURE)
+        .with_detail(e)
     };
     let response = client
         .get(&url)
@@ -312,10 +388,11 @@ async fn fetch(
     if status.is_success() {
         return serde_json::from_slice::<Report>(&body).map_err(|e| {
             UsageError::new(
-                format!("jawaban {url} bukan laporan Jejak: {e}"),
-                format!("the answer of {url} is not a Jejak report: {e}"),
+                format!("jawaban {url} bukan laporan Jejak; periksa bahwa --server menunjuk server Jejak kabupaten"),
+                format!("the answer of {url} is not a Jejak report; check that --server points at the district's Jejak server"),
             )
             .exit_code(EXIT_FAILURE)
+            .with_detail(e)
             .into()
         });
     }
@@ -328,14 +405,17 @@ async fn fetch(
     let error = match (status.as_u16(), kind) {
         (401 | 403, _) => UsageError::new(
             format!(
-                "server menolak token ({status}): pakai token staf dari `jejak server add-staff` \
-                 ({detail})"
+                "server menolak token ({}): pakai token staf dari `jejak server add-staff` \
+                 (token yang dicabut atau token komputer tidak bisa dipakai untuk laporan)",
+                status.as_u16()
             ),
             format!(
-                "the server refused the token ({status}): use a staff token from \
-                 `jejak server add-staff` ({detail})"
+                "the server refused the token ({}): use a staff token from \
+                 `jejak server add-staff` (a revoked token or a PC's token cannot read reports)",
+                status.as_u16()
             ),
-        ),
+        )
+        .with_detail(&detail),
         (404, "unknown-library") => match request {
             ReportRequest::Village { library, .. } => unknown_library(library),
             _ => unknown_library(&"?"),
@@ -355,9 +435,7 @@ async fn fetch(
 
 fn write_to(out: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
     match out {
-        Some(path) => {
-            std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
-        }
+        Some(path) => Ok(std::fs::write(path, bytes).map_err(|e| file_error(path, true, e))?),
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(bytes)?;
@@ -395,7 +473,7 @@ fn write_report(
                             out.with_file_name(format!("{stem}-{}.csv", table.id))
                         };
                         write_to(Some(&path), file.content.as_bytes())?;
-                        eprintln!("{}", path.display());
+                        errln!("{}", path.display());
                     }
                     Ok(())
                 }

@@ -14,22 +14,64 @@ use jejak_server::{
 use jejak_sync::bundle::{Bundle, BundleAck, BundleError, BundleTrust, Carried};
 
 use crate::context::Context;
-use crate::errors::UsageError;
+use crate::errors::{UsageError, file_error};
 use crate::output;
+use crate::output::{errln, outln};
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// The server's database: `sqlite:PATH` (or a plain path), or a PostgreSQL URL
-    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
-    #[arg(
-        long,
-        global = true,
-        env = "JEJAK_DATABASE",
-        default_value = "sqlite:jejak-server.db"
-    )]
-    database: String,
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`. By default the file the systemd
+    /// service uses, /var/lib/jejak-server/jejak-server.db, when run as root, and
+    /// ~/.local/share/jejak-server/jejak-server.db otherwise.
+    #[arg(long, global = true, env = "JEJAK_DATABASE", value_name = "DATABASE")]
+    database: Option<String>,
     #[command(subcommand)]
     command: ServerCommand,
+}
+
+/// The server's database when neither `--database` nor `JEJAK_DATABASE` names one: the
+/// file the systemd service keeps (`scripts/install-linux.sh`: `/var/lib/jejak-server`)
+/// for root or an administrator, else the user's data folder (`$XDG_DATA_HOME` or
+/// `~/.local/share`), beside where a PC's agent would keep its own data. Never a path
+/// relative to wherever the command happens to run.
+pub fn default_database() -> String {
+    let folder = jejak_agent::platform::default_data_dir().with_file_name("jejak-server");
+    format!("sqlite:{}", folder.join("jejak-server.db").display())
+}
+
+/// The refusal for a SQLite database file that does not exist, naming the ways to
+/// point at the right one.
+pub fn missing_database(path: &Path) -> UsageError {
+    let service = Path::new(SERVICE_DATABASE);
+    let (id_hint, en_hint) = if path == service {
+        (String::new(), String::new())
+    } else {
+        (
+            format!(" (layanan jejak-server memakai sqlite:{SERVICE_DATABASE})"),
+            format!(" (the jejak-server service uses sqlite:{SERVICE_DATABASE})"),
+        )
+    };
+    UsageError::new(
+        format!(
+            "basis data server {} tidak ada. Tunjuk basis datanya dengan --database sqlite:PATH atau JEJAK_DATABASE{id_hint}",
+            path.display()
+        ),
+        format!(
+            "the server database {} does not exist. Point at it with --database sqlite:PATH or JEJAK_DATABASE{en_hint}",
+            path.display()
+        ),
+    )
+}
+
+/// Where `scripts/install-linux.sh` has the jejak-server service keep its database.
+const SERVICE_DATABASE: &str = "/var/lib/jejak-server/jejak-server.db";
+
+impl ServerArgs {
+    /// Whether the command serves (`run`), and so logs what it does like a daemon.
+    pub fn serves(&self) -> bool {
+        matches!(self.command, ServerCommand::Run(_))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,44 +79,7 @@ enum ServerCommand {
     /// Create the server's database (and apply migrations to an existing one).
     Init,
     /// Serve the HTTP API until SIGTERM or Ctrl-C.
-    Run {
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Keep raw sessions and pc events for this many whole months before the current
-        /// one, pruning older ones once a day (the reports' rollups are kept); 0 keeps
-        /// everything.
-        #[arg(long, env = "JEJAK_RETAIN_MONTHS", default_value_t = 0)]
-        retain_months: u32,
-        #[command(flatten)]
-        serving: ServingArgs,
-        /// Write a backup of the SQLite database into this folder at start and then
-        /// every `--backup-every`, keeping the newest `--backup-keep`.
-        #[arg(long, env = "JEJAK_BACKUP_DIR", value_name = "DIR")]
-        backup_dir: Option<PathBuf>,
-        /// How often to back up: 24h, 12h, 90m, 1d…
-        #[arg(long, env = "JEJAK_BACKUP_EVERY", default_value = "24h", value_parser = crate::backup_cmd::parse_interval)]
-        backup_every: std::time::Duration,
-        /// How many backups to keep in `--backup-dir` (the oldest go first).
-        #[arg(long, env = "JEJAK_BACKUP_KEEP", default_value_t = 7)]
-        backup_keep: usize,
-        /// Serve HTTPS with this PEM certificate chain (the server's certificate first),
-        /// for districts without a reverse proxy; needs `--tls-key`.
-        #[arg(
-            long,
-            env = "JEJAK_TLS_CERT",
-            value_name = "FILE.pem",
-            requires = "tls_key"
-        )]
-        tls_cert: Option<PathBuf>,
-        /// The PEM private key of `--tls-cert`.
-        #[arg(
-            long,
-            env = "JEJAK_TLS_KEY",
-            value_name = "FILE.pem",
-            requires = "tls_cert"
-        )]
-        tls_key: Option<PathBuf>,
-    },
+    Run(RunArgs),
     /// Write a consistent copy of the SQLite database to FILE while the server runs
     /// (PostgreSQL: use pg_dump, see the README).
     Backup {
@@ -184,6 +189,47 @@ enum ServerCommand {
         #[arg(long, default_value_t = 5_000)]
         chunk_rows: usize,
     },
+}
+
+/// `jejak server run`'s options.
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Keep raw sessions and pc events for this many whole months before the current
+    /// one, pruning older ones once a day (the reports' rollups are kept); 0 keeps
+    /// everything.
+    #[arg(long, env = "JEJAK_RETAIN_MONTHS", default_value_t = 0)]
+    retain_months: u32,
+    #[command(flatten)]
+    serving: ServingArgs,
+    /// Write a backup of the SQLite database into this folder at start and then
+    /// every `--backup-every`, keeping the newest `--backup-keep`.
+    #[arg(long, env = "JEJAK_BACKUP_DIR", value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
+    /// How often to back up: 24h, 12h, 90m, 1d…
+    #[arg(long, env = "JEJAK_BACKUP_EVERY", default_value = "24h", value_parser = crate::backup_cmd::parse_interval)]
+    backup_every: std::time::Duration,
+    /// How many backups to keep in `--backup-dir` (the oldest go first).
+    #[arg(long, env = "JEJAK_BACKUP_KEEP", default_value_t = 7)]
+    backup_keep: usize,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first),
+    /// for districts without a reverse proxy; needs `--tls-key`.
+    #[arg(
+        long,
+        env = "JEJAK_TLS_CERT",
+        value_name = "FILE.pem",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(
+        long,
+        env = "JEJAK_TLS_KEY",
+        value_name = "FILE.pem",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
 }
 
 /// How `jejak server run` treats connections (see `jejak_server::Serving`).
@@ -337,6 +383,28 @@ async fn open_store_with(
         return Ok(Arc::new(store));
     }
     let path = sqlite_path(database)?;
+    if let Some(folder) = path
+        .parent()
+        .filter(|f| !f.as_os_str().is_empty() && !f.exists())
+    {
+        // The default database's folder (~/.local/share/jejak-server) is made, private,
+        // the first time; a folder the user named that is not there is more likely a typo.
+        if database != default_database() {
+            return Err(UsageError::new(
+                format!(
+                    "folder {} untuk basis data server tidak ada; periksa --database (atau JEJAK_DATABASE), atau buat foldernya dulu",
+                    folder.display()
+                ),
+                format!(
+                    "the folder {} for the server database does not exist; check --database (or JEJAK_DATABASE), or create the folder first",
+                    folder.display()
+                ),
+            )
+            .into());
+        }
+        jejak_agent::platform::create_private_dir(folder)
+            .map_err(|e| file_error(folder, true, e))?;
+    }
     let store =
         SqliteStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(Arc::new(store))
@@ -354,11 +422,7 @@ pub fn run(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
 fn existing_sqlite_path(database: &str) -> anyhow::Result<PathBuf> {
     let path = sqlite_path(database)?;
     if !path.exists() {
-        return Err(UsageError::new(
-            format!("basis data server {} tidak ada", path.display()),
-            format!("the server database {} does not exist", path.display()),
-        )
-        .into());
+        return Err(missing_database(&path).into());
     }
     Ok(path)
 }
@@ -390,12 +454,14 @@ async fn copy(ctx: &Context, from: &str, to: &str, chunk_rows: usize) -> anyhow:
         output::print_json(&report)?;
     } else {
         for count in &report.counts {
-            println!(
+            outln!(
                 "{:<20} {:>12} {:>12}",
-                count.table, count.source, count.target
-            );
+                count.table,
+                count.source,
+                count.target
+            )?;
         }
-        println!(
+        outln!(
             "{}",
             if report.is_verified() {
                 lang.pick(
@@ -408,7 +474,7 @@ async fn copy(ctx: &Context, from: &str, to: &str, chunk_rows: usize) -> anyhow:
                     "The copy does NOT agree: see the counts above.",
                 )
             }
-        );
+        )?;
     }
     if !report.is_verified() {
         std::process::exit(1);
@@ -440,12 +506,12 @@ async fn compact(ctx: &Context, database: &str) -> anyhow::Result<()> {
             &serde_json::json!({ "before_bytes": before, "after_bytes": after }),
         );
     }
-    println!(
+    outln!(
         "{} {} → {} MB",
         lang.pick("Basis data dipadatkan:", "Database compacted:"),
         format_mb(before),
         format_mb(after)
-    );
+    )?;
     Ok(())
 }
 
@@ -456,52 +522,47 @@ fn format_mb(bytes: u64) -> String {
 
 async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     let lang = ctx.lang;
+    let ServerArgs { database, command } = args;
+    let database = database.unwrap_or_else(default_database);
     // A copy names its two databases itself and opens no other.
     if let ServerCommand::Copy {
         from,
         to,
         chunk_rows,
-    } = &args.command
+    } = &command
     {
         return copy(ctx, from, to, *chunk_rows).await;
     }
-    if let ServerCommand::Compact = &args.command {
-        return compact(ctx, &args.database).await;
+    if let ServerCommand::Compact = &command {
+        return compact(ctx, &database).await;
     }
     // A backup reads the file beside a running server; a restore must not open it.
-    if let ServerCommand::Backup { to } = &args.command {
-        return crate::backup_cmd::backup_to(ctx, &args.database, to);
+    if let ServerCommand::Backup { to } = &command {
+        return crate::backup_cmd::backup_to(ctx, &database, to);
     }
-    if let ServerCommand::Restore { from } = &args.command {
-        return crate::backup_cmd::restore_from(ctx, &args.database, from);
+    if let ServerCommand::Restore { from } = &command {
+        return crate::backup_cmd::restore_from(ctx, &database, from);
     }
-    let store = match &args.command {
-        ServerCommand::Run { serving, .. } => {
-            let options = jejak_server::PostgresOptions {
-                statement_timeout: Some(std::time::Duration::from_secs(
-                    serving.statement_timeout.max(1),
-                )),
-                ..jejak_server::PostgresOptions::default()
-            };
-            open_store_with(&args.database, options).await?
-        }
-        _ => open_store(&args.database).await?,
+    let command = match command {
+        ServerCommand::Run(args) => return serve(ctx, &database, args).await,
+        other => other,
     };
-    match args.command {
+    let store = open_store(&database).await?;
+    match command {
         ServerCommand::Init => {
-            let shown = if is_postgres(&args.database) {
-                redacted(&args.database)
+            let shown = if is_postgres(&database) {
+                redacted(&database)
             } else {
-                sqlite_path(&args.database)?.display().to_string()
+                sqlite_path(&database)?.display().to_string()
             };
             if ctx.json {
                 return output::print_json(&serde_json::json!({ "database": shown }));
             }
-            println!(
+            outln!(
                 "{} {}",
                 lang.pick("Basis data server siap:", "Server database ready:"),
                 shown
-            );
+            )?;
         }
         ServerCommand::Prune { keep_months } => {
             let month = retention_cutoff(chrono::Utc::now(), keep_months);
@@ -509,7 +570,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             if ctx.json {
                 return output::print_json(&pruned);
             }
-            println!(
+            outln!(
                 "{}",
                 lang.pick(
                     &format!(
@@ -525,90 +586,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                         pruned.kept_from.format("%Y-%m")
                     ),
                 )
-            );
-        }
-        ServerCommand::Run {
-            listen,
-            retain_months,
-            serving,
-            backup_dir,
-            backup_every,
-            backup_keep,
-            tls_cert,
-            tls_key,
-        } => {
-            let dashboard = jejak_server::DashboardSettings {
-                hosts: serving.dashboard_hosts.clone(),
-                secure_cookies: serving.behind_tls_proxy,
-            };
-            let serving_settings = serving.serving()?;
-            let shutdown = crate::agent_cmd::shutdown_signal()?;
-            if retain_months > 0 {
-                tokio::spawn(prune_daily(store.clone(), retain_months));
-            }
-            if let Some(dir) = backup_dir {
-                if is_postgres(&args.database) {
-                    return Err(UsageError::new(
-                        "--backup-dir hanya untuk SQLite; PostgreSQL dicadangkan dengan pg_dump atau pg_basebackup",
-                        "--backup-dir is for SQLite; back PostgreSQL up with pg_dump or pg_basebackup",
-                    )
-                    .into());
-                }
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                tokio::spawn(crate::backup_cmd::backup_periodically(
-                    store.clone(),
-                    dir,
-                    backup_every,
-                    backup_keep,
-                ));
-            }
-            let tls = match (&tls_cert, &tls_key) {
-                (Some(cert), Some(key)) => Some((
-                    jejak_server::http::tls::load_server_config(cert, key).map_err(|e| {
-                        UsageError::new(
-                            format!("sertifikat atau kunci TLS tidak dapat dipakai: {e}"),
-                            format!("the TLS certificate or key cannot be used: {e}"),
-                        )
-                    })?,
-                    server_key_pin(cert)?,
-                )),
-                _ => None,
-            };
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            eprintln!(
-                "{} {scheme}://{}",
-                lang.pick("Server Jejak berjalan di", "Jejak server listening on"),
-                listener.local_addr()?
-            );
-            let state = AppState::new(
-                store,
-                ServerConfig {
-                    serving: serving_settings,
-                    dashboard: jejak_server::DashboardSettings {
-                        // The server's own TLS makes its cookies Secure as a proxy's does.
-                        secure_cookies: dashboard.secure_cookies || tls.is_some(),
-                        ..dashboard
-                    },
-                    ..ServerConfig::default()
-                },
-            );
-            match tls {
-                Some((config, pin)) => {
-                    eprintln!(
-                        "{} {pin}",
-                        lang.pick(
-                            "Kunci server (untuk jejak enroll --server-key):",
-                            "Server key (for jejak enroll --server-key):"
-                        )
-                    );
-                    jejak_server::run_tls(listener, config, state, shutdown).await?;
-                }
-                None => jejak_server::run(listener, state, shutdown).await?,
-            }
+            )?;
         }
         ServerCommand::AddLibrary {
             library,
@@ -623,10 +601,10 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     &serde_json::json!({ "library": code, "name": name, "timezone": zone.code() }),
                 );
             }
-            println!(
+            outln!(
                 "{} {code} ({name})",
                 lang.pick("Perpustakaan ditambahkan:", "Library added:")
-            );
+            )?;
         }
         ServerCommand::AddDevice { library, pc } => {
             let (library, pc) = (LibraryCode::parse(&library)?, PcCode::parse(&pc)?);
@@ -636,8 +614,8 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     &serde_json::json!({ "library": library, "pc": pc, "token": token.expose() }),
                 );
             }
-            println!("{}", token.expose());
-            eprintln!(
+            outln!("{}", token.expose())?;
+            errln!(
                 "{}",
                 lang.pick(
                     "Token ini hanya ditampilkan sekali. Di komputer perpustakaan: jejak enroll --server URL --token TOKEN",
@@ -653,10 +631,10 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     &serde_json::json!({ "library": library, "pc": pc, "revoked": true }),
                 );
             }
-            println!(
+            outln!(
                 "{} {library}/{pc}",
                 lang.pick("Token dicabut:", "Token revoked:")
-            );
+            )?;
         }
         ServerCommand::AddStaff { name } => {
             let token = store.add_staff(&name).await.map_err(usage)?;
@@ -665,17 +643,17 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     &serde_json::json!({ "name": name, "token": token.expose() }),
                 );
             }
-            println!("{}", token.expose());
+            outln!("{}", token.expose())?;
         }
         ServerCommand::RevokeStaff { name } => {
             store.revoke_staff(&name).await.map_err(usage)?;
             if ctx.json {
                 return output::print_json(&serde_json::json!({ "name": name, "revoked": true }));
             }
-            println!(
+            outln!(
                 "{} {name}",
                 lang.pick("Token staf dicabut:", "Staff token revoked:")
-            );
+            )?;
         }
         ServerCommand::Letterhead { lines, logo, clear } => {
             letterhead(ctx, store.as_ref(), lines, logo.as_deref(), clear).await?;
@@ -706,12 +684,12 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            println!(
+            outln!(
                 "{} {}",
                 libraries.len(),
                 lang.pick("perpustakaan", "libraries")
-            );
-            println!(
+            )?;
+            outln!(
                 "{}",
                 output::table(
                     vec![
@@ -721,10 +699,11 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                     ],
                     rows
                 )
-            );
+            )?;
         }
         // Handled before any store was opened.
-        ServerCommand::Copy { .. }
+        ServerCommand::Run(_)
+        | ServerCommand::Copy { .. }
         | ServerCommand::Compact
         | ServerCommand::Backup { .. }
         | ServerCommand::Restore { .. } => {}
@@ -749,7 +728,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             .await?;
             // On stderr, so that it reaches a person in JSON mode too.
             if summary.trust == BundleTrust::TokenHash {
-                eprintln!(
+                errln!(
                     "{}",
                     lang.pick(
                         "Peringatan: berkas tanpa tanda tangan diterima (--accept-unsigned); hanya diperiksa dengan hash token, yang bisa dipalsukan oleh siapa pun yang memegang salinan basis data server. Perbarui jejak di komputer itu supaya berkasnya ditandatangani.",
@@ -760,7 +739,7 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             if ctx.json {
                 return output::print_json(&summary);
             }
-            println!(
+            outln!(
                 "{} {}/{}: {} {}, {} {}, {} {}. {} {}",
                 lang.pick("Berkas diterima dari", "Bundle imported from"),
                 summary.library,
@@ -773,8 +752,112 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 lang.pick("ditolak", "rejected"),
                 lang.pick("Tanda terima:", "Acknowledgement:"),
                 ack_path.display()
-            );
+            )?;
         }
+    }
+    Ok(())
+}
+
+/// `jejak server run`: everything given is checked (the serving limits, the TLS files,
+/// the backup folder, the address, which is taken at once) before the store is opened,
+/// then the API is served until SIGTERM or Ctrl-C.
+async fn serve(ctx: &Context, database: &str, args: RunArgs) -> anyhow::Result<()> {
+    let lang = ctx.lang;
+    let RunArgs {
+        listen,
+        retain_months,
+        serving,
+        backup_dir,
+        backup_every,
+        backup_keep,
+        tls_cert,
+        tls_key,
+    } = args;
+    let serving_settings = serving.serving()?;
+    if backup_dir.is_some() && is_postgres(database) {
+        return Err(UsageError::new(
+            "--backup-dir hanya untuk SQLite; PostgreSQL dicadangkan dengan pg_dump atau pg_basebackup",
+            "--backup-dir is for SQLite; back PostgreSQL up with pg_dump or pg_basebackup",
+        )
+        .into());
+    }
+    let tls = match (&tls_cert, &tls_key) {
+        (Some(cert), Some(key)) => Some((
+            jejak_server::http::tls::load_server_config(cert, key).map_err(|e| {
+                UsageError::new(
+                    "sertifikat atau kunci TLS tidak dapat dipakai; --tls-cert harus berkas PEM berisi sertifikat (server lebih dulu) dan --tls-key kunci pribadinya dalam PEM",
+                    "the TLS certificate or key cannot be used; --tls-cert must be a PEM file of the certificate chain (the server's first) and --tls-key its private key in PEM",
+                )
+                .with_detail(e)
+            })?,
+            server_key_pin(cert)?,
+        )),
+        _ => None,
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        let (id, en) = if e.kind() == std::io::ErrorKind::AddrInUse {
+            (
+                format!("{listen} sudah dipakai program lain (server lain masih berjalan?); hentikan program itu atau pilih --listen lain"),
+                format!("{listen} is already in use by another program (another server still running?); stop it or choose another --listen"),
+            )
+        } else {
+            (
+                format!("server tidak bisa mendengarkan di {listen}; pilih --listen lain, mis. 0.0.0.0:8080"),
+                format!("the server cannot listen on {listen}; choose another --listen, e.g. 0.0.0.0:8080"),
+            )
+        };
+        UsageError::new(id, en).exit_code(crate::errors::EXIT_FAILURE).with_detail(e)
+    })?;
+    let shutdown = crate::agent_cmd::shutdown_signal()?;
+    let options = jejak_server::PostgresOptions {
+        statement_timeout: Some(std::time::Duration::from_secs(
+            serving.statement_timeout.max(1),
+        )),
+        ..jejak_server::PostgresOptions::default()
+    };
+    let store = open_store_with(database, options).await?;
+    if retain_months > 0 {
+        tokio::spawn(prune_daily(store.clone(), retain_months));
+    }
+    if let Some(dir) = backup_dir {
+        std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, true, e))?;
+        tokio::spawn(crate::backup_cmd::backup_periodically(
+            store.clone(),
+            dir,
+            backup_every,
+            backup_keep,
+        ));
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    errln!(
+        "{} {scheme}://{}",
+        lang.pick("Server Jejak berjalan di", "Jejak server listening on"),
+        listener.local_addr()?
+    );
+    let state = AppState::new(
+        store,
+        ServerConfig {
+            serving: serving_settings,
+            dashboard: jejak_server::DashboardSettings {
+                hosts: serving.dashboard_hosts.clone(),
+                // The server's own TLS makes its cookies Secure as a proxy's does.
+                secure_cookies: serving.behind_tls_proxy || tls.is_some(),
+            },
+            ..ServerConfig::default()
+        },
+    );
+    match tls {
+        Some((config, pin)) => {
+            errln!(
+                "{} {pin}",
+                lang.pick(
+                    "Kunci server (untuk jejak enroll --server-key):",
+                    "Server key (for jejak enroll --server-key):"
+                )
+            );
+            jejak_server::run_tls(listener, config, state, shutdown).await?;
+        }
+        None => jejak_server::run(listener, state, shutdown).await?,
     }
     Ok(())
 }
@@ -800,7 +883,7 @@ async fn letterhead(
         if ctx.json {
             return output::print_json(&serde_json::json!({ "letterhead": null }));
         }
-        println!("{}", lang.pick("Kop surat dihapus.", "Letterhead removed."));
+        outln!("{}", lang.pick("Kop surat dihapus.", "Letterhead removed."))?;
         return Ok(());
     }
     let mut current = store.letterhead().await?;
@@ -828,26 +911,26 @@ async fn letterhead(
         return output::print_json(&serde_json::json!({ "letterhead": shown }));
     }
     match current {
-        None => println!(
+        None => outln!(
             "{}",
             lang.pick(
                 "Belum ada kop surat. Atur dengan: jejak server letterhead --line \"PEMERINTAH KABUPATEN …\"",
                 "No letterhead yet. Set one with: jejak server letterhead --line \"PEMERINTAH KABUPATEN …\""
             )
-        ),
+        )?,
         Some(letterhead) => {
-            println!("{}", lang.pick("Kop surat:", "Letterhead:"));
+            outln!("{}", lang.pick("Kop surat:", "Letterhead:"))?;
             for line in &letterhead.lines {
-                println!("  {line}");
+                outln!("  {line}")?;
             }
             if let Some(logo) = &letterhead.logo {
-                println!(
+                outln!(
                     "  {} {}, {} {}",
                     lang.pick("Logo:", "Logo:"),
                     logo.media_type,
                     logo.bytes.len(),
                     lang.pick("bita", "bytes")
-                );
+                )?;
             }
         }
     }
@@ -881,12 +964,7 @@ fn letterhead_lines(lines: Vec<String>) -> anyhow::Result<Vec<String>> {
 
 /// Reads a logo file; its media type comes from its first bytes, not its name.
 fn read_logo(path: &Path) -> anyhow::Result<jejak_server::report::Logo> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        UsageError::new(
-            format!("logo {} tidak dapat dibaca: {e}", path.display()),
-            format!("cannot read the logo {}: {e}", path.display()),
-        )
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| file_error(path, false, e))?;
     let media_type = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         "image/png"
     } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -921,11 +999,84 @@ fn read_logo(path: &Path) -> anyhow::Result<jejak_server::report::Logo> {
     })
 }
 
+/// An enrolment refusal in the user's language, with the next step.
 fn usage(e: jejak_server::EnrollError) -> anyhow::Error {
-    match e {
-        jejak_server::EnrollError::Store(inner) => inner.into(),
-        other => UsageError::new(other.to_string(), other.to_string()).into(),
-    }
+    use jejak_server::EnrollError;
+    let (id, en) = match e {
+        EnrollError::Store(inner) => return inner.into(),
+        EnrollError::LibraryExists(ref code) => (
+            format!(
+                "perpustakaan '{code}' sudah terdaftar; lihat daftarnya dengan jejak server list, atau pakai kode lain"
+            ),
+            format!(
+                "library '{code}' is already registered; see the list with jejak server list, or use another code"
+            ),
+        ),
+        EnrollError::UnknownLibrary(ref code) => (
+            format!(
+                "perpustakaan '{code}' belum terdaftar; tambahkan dulu: jejak server add-library {code} --name \"Perpustakaan Desa …\""
+            ),
+            format!(
+                "library '{code}' is not registered; add it first: jejak server add-library {code} --name \"Perpustakaan Desa …\""
+            ),
+        ),
+        EnrollError::DeviceActive {
+            ref library,
+            ref pc,
+        } => (
+            format!(
+                "komputer {library}/{pc} sudah terdaftar dengan token aktif. Untuk memberinya token baru (tokennya hilang atau komputernya diganti), cabut dulu yang lama: jejak server revoke-device --library {library} --pc {pc}, lalu jalankan add-device lagi"
+            ),
+            format!(
+                "PC {library}/{pc} is already enrolled with an active token. To give it a new token (the old one was lost, or the PC replaced), revoke the old one first: jejak server revoke-device --library {library} --pc {pc}, then run add-device again"
+            ),
+        ),
+        EnrollError::UnknownDevice {
+            ref library,
+            ref pc,
+        } => (
+            format!(
+                "komputer {library}/{pc} belum pernah didaftarkan; lihat yang terdaftar dengan jejak server list"
+            ),
+            format!(
+                "PC {library}/{pc} was never enrolled; see the enrolled PCs with jejak server list"
+            ),
+        ),
+        EnrollError::AlreadyRevoked {
+            ref library,
+            ref pc,
+        } => (
+            format!(
+                "token komputer {library}/{pc} sudah dicabut sebelumnya, tidak ada yang perlu dicabut lagi; untuk mendaftarkannya lagi: jejak server add-device --library {library} --pc {pc}"
+            ),
+            format!(
+                "the token of PC {library}/{pc} is already revoked, there is nothing left to revoke; to enroll it again: jejak server add-device --library {library} --pc {pc}"
+            ),
+        ),
+        EnrollError::StaffExists(ref name) => (
+            format!(
+                "petugas '{name}' sudah punya token aktif. Token hanya ditampilkan sekali; jika hilang, cabut dulu: jejak server revoke-staff \"{name}\", lalu jalankan add-staff lagi"
+            ),
+            format!(
+                "staff member '{name}' already has an active token. A token is shown only once; if it was lost, revoke it first: jejak server revoke-staff \"{name}\", then run add-staff again"
+            ),
+        ),
+        EnrollError::UnknownStaff(ref name) => (
+            format!(
+                "petugas '{name}' tidak punya token aktif (belum pernah dibuat, atau sudah dicabut); periksa ejaan nama persis seperti saat add-staff"
+            ),
+            format!(
+                "staff member '{name}' has no active token (never issued, or already revoked); check the name's spelling exactly as given to add-staff"
+            ),
+        ),
+        EnrollError::InvalidName(_) => (
+            "nama harus berisi 1 sampai 200 karakter, tanpa karakter kendali (baris baru, tab)"
+                .to_string(),
+            "a name must have 1 to 200 characters and no control characters (line breaks, tabs)"
+                .to_string(),
+        ),
+    };
+    UsageError::new(id, en).with_detail(&e).into()
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -1140,7 +1291,7 @@ pub async fn import_bundle(
     };
     let ack = BundleAck::new(&bundle, acks, &keys.token_hash);
     jejak_agent::platform::write_private_file(ack_path, &ack.to_bytes())
-        .with_context(|| format!("cannot write {}", ack_path.display()))?;
+        .map_err(|e| file_error(ack_path, true, e))?;
     Ok(summary)
 }
 
@@ -1161,13 +1312,12 @@ fn normalise_fingerprint(text: &str) -> String {
 /// A bundle file's bytes, refusing one too large to be a bundle before reading it.
 fn read_bundle_file(file: &Path) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
-    let opened =
-        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let opened = std::fs::File::open(file).map_err(|e| file_error(file, false, e))?;
     let mut bytes = Vec::new();
     opened
         .take(MAX_BUNDLE_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+        .map_err(|e| file_error(file, false, e))?;
     if bytes.len() as u64 > MAX_BUNDLE_FILE_BYTES {
         let mb = MAX_BUNDLE_FILE_BYTES >> 20;
         return Err(UsageError::new(
@@ -1311,10 +1461,10 @@ async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> 
         output::print_json(&found)?;
     } else {
         for difference in &found.described {
-            println!("  {difference}");
+            outln!("  {difference}")?;
         }
         if found.is_consistent() {
-            println!(
+            outln!(
                 "{}",
                 lang.pick(
                     &format!(
@@ -1326,9 +1476,9 @@ async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> 
                         found.rows_checked
                     ),
                 )
-            );
+            )?;
         } else {
-            println!(
+            outln!(
                 "{}",
                 lang.pick(
                     &format!(
@@ -1337,7 +1487,7 @@ async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> 
                     ),
                     &format!("{} rollup rows differ from the recount.", found.differences),
                 )
-            );
+            )?;
         }
     }
     if found.is_consistent() {
@@ -1347,7 +1497,7 @@ async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> 
         store.rebuild_rollups().await?;
         let again = store.check_rollups().await?;
         if again.is_consistent() {
-            eprintln!(
+            errln!(
                 "{}",
                 lang.pick(
                     "Rollup diganti dengan hitung ulang.",
@@ -1357,7 +1507,7 @@ async fn check_rollups(ctx: &Context, store: &dyn ServerStore, repair: bool) -> 
             return Ok(());
         }
     } else if !ctx.json {
-        eprintln!(
+        errln!(
             "{}",
             lang.pick(
                 "Jalankan `jejak server check-rollups --repair` untuk menggantinya dengan hitung ulang.",

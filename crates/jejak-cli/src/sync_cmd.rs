@@ -9,6 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use jejak_agent::clock::SystemClock;
 use jejak_agent::config::{AgentConfig, config_path, load_token, save_token};
+use jejak_agent::store::{SyncProblem, waiting_text};
 use jejak_domain::Lang;
 use jejak_sync::bundle::{self, BundleError};
 use jejak_sync::signing::DeviceKey;
@@ -18,8 +19,9 @@ use jejak_sync::{
 };
 
 use crate::context::Context;
-use crate::errors::{SilentExit, UsageError};
+use crate::errors::{SilentExit, UsageError, file_error};
 use crate::output;
+use crate::output::{errln, outln};
 
 /// Exit codes of `jejak sync`, so that scripts can tell what happened.
 pub const EXIT_NOTHING_TO_SEND: u8 = 4;
@@ -162,23 +164,23 @@ pub fn enroll(ctx: &Context, args: EnrollArgs) -> anyhow::Result<()> {
             &serde_json::json!({ "server": server, "enrolled": true, "signing_key": key, "server_key": pinned }),
         );
     }
-    println!(
+    outln!(
         "{} {server}",
         ctx.lang
             .pick("Terdaftar ke server:", "Enrolled with server:"),
-    );
-    key.print(ctx.lang);
+    )?;
+    key.print(ctx.lang, ctx.verbose)?;
     if let Some(key) = &pinned {
-        println!(
+        outln!(
             "{} {key}",
             ctx.lang.pick(
                 "Kunci server dicatat (dipercaya walau jam komputer ini salah):",
                 "Server key recorded (trusted even when this PC's clock is wrong):"
             )
-        );
+        )?;
     }
     let minutes = (config.sync_interval().as_secs() / 60).max(1);
-    println!(
+    outln!(
         "{}",
         ctx.lang.pick(
             &format!(
@@ -188,7 +190,7 @@ pub fn enroll(ctx: &Context, args: EnrollArgs) -> anyhow::Result<()> {
                 "A running agent uses it without a restart: it checks the link within a minute and syncs within {minutes} minutes at the latest (or press Sync now)."
             ),
         )
-    );
+    )?;
     Ok(())
 }
 
@@ -204,31 +206,36 @@ pub struct KeyAtEnrollment {
 }
 
 impl KeyAtEnrollment {
-    pub fn print(&self, lang: Lang) {
+    /// Prints what became of the key; `verbose` adds why it is not registered.
+    pub fn print(&self, lang: Lang, verbose: bool) -> std::io::Result<()> {
         if self.registered {
-            println!(
+            outln!(
                 "{} {}",
                 lang.pick(
                     "Kunci tanda tangan berkas USB terdaftar di server, sidik jari",
                     "The USB bundles' signing key is registered with the server, fingerprint"
                 ),
                 self.fingerprint
-            );
+            )?;
         } else {
-            println!(
-                "{} {} ({}). {}",
+            let why = match (&self.detail, verbose) {
+                (Some(detail), true) => format!(" ({detail})"),
+                _ => String::new(),
+            };
+            outln!(
+                "{} {}{why}. {}",
                 lang.pick(
                     "Kunci tanda tangan berkas USB belum terdaftar di server, sidik jari",
                     "The USB bundles' signing key is not registered with the server yet, fingerprint"
                 ),
                 self.fingerprint,
-                self.detail.as_deref().unwrap_or_default(),
                 lang.pick(
                     "Kunci didaftarkan otomatis pada sinkron berikutnya; sampai itu kabupaten memeriksa berkas USB dari komputer ini dengan cara lama (hash token).",
                     "It is registered at the next sync by itself; until then the district checks this PC's USB bundles the old way (by the token's hash)."
                 )
-            );
+            )?;
         }
+        Ok(())
     }
 }
 
@@ -305,18 +312,24 @@ fn first_contact(ctx: &Context, server: &str, args: &EnrollArgs) -> anyhow::Resu
         }
         Err(e) if e.to_string().contains("certificate") => Err(UsageError::new(
             format!(
-                "sertifikat server tidak dapat diperiksa ({e}). Periksa jam komputer ini (jam {} UTC; jika tahunnya salah, ganti baterai CMOS), atau berikan sertifikat kabupaten dengan --server-ca FILE, atau kunci server dengan --server-key sha256:… dari kantor kabupaten",
+                "sertifikat server tidak dapat diperiksa. Periksa jam komputer ini (jam {} UTC; jika tahunnya salah, ganti baterai CMOS), atau berikan sertifikat kabupaten dengan --server-ca FILE, atau kunci server dengan --server-key sha256:… dari kantor kabupaten",
                 chrono::Utc::now().format("%Y-%m-%d %H:%M")
             ),
             format!(
-                "the server's certificate cannot be verified ({e}). Check this PC's clock (it reads {} UTC; if the year is wrong, replace the CMOS battery), or give the district's certificate with --server-ca FILE, or the server's key with --server-key sha256:… from the district office",
+                "the server's certificate cannot be verified. Check this PC's clock (it reads {} UTC; if the year is wrong, replace the CMOS battery), or give the district's certificate with --server-ca FILE, or the server's key with --server-key sha256:… from the district office",
                 chrono::Utc::now().format("%Y-%m-%d %H:%M")
             ),
         )
+        .with_detail(e)
         .into()),
         Err(e) => {
-            eprintln!(
-                "{} ({e})",
+            let why = if ctx.verbose {
+                format!(" ({e})")
+            } else {
+                String::new()
+            };
+            errln!(
+                "{}{why}",
                 lang.pick(
                     "PERINGATAN: server belum dapat dihubungi, jadi kuncinya belum dicatat; jalankan jejak enroll lagi saat ada sinyal",
                     "WARNING: the server cannot be reached now, so its key is not recorded yet; run jejak enroll again when the link is up"
@@ -338,7 +351,7 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
                 if ctx.json {
                     return output::print_json(&summary);
                 }
-                println!(
+                outln!(
                     "{} {} ({} {}, seq {}–{}, {} KB)",
                     lang.pick("Berkas sinkron ditulis:", "Sync bundle written:"),
                     summary.path.display(),
@@ -347,19 +360,19 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
                     summary.first_seq,
                     summary.last_seq,
                     output::number(summary.bytes as f64 / 1000.0, 1, lang)
-                );
-                println!(
+                )?;
+                outln!(
                     "{} {}",
                     lang.pick("Ditandatangani dengan kunci", "Signed with key"),
                     summary.key_fingerprint
-                );
-                println!(
+                )?;
+                outln!(
                     "{}",
                     lang.pick(
                         "Bawa berkas ini ke kantor kabupaten. Data tetap disimpan di komputer ini sampai berkas tanda terima dimasukkan (jejak sync --import-ack).",
                         "Take this file to the district office. The data stays on this PC until the acknowledgement file is read in (jejak sync --import-ack)."
                     )
-                );
+                )?;
                 Ok(())
             }
             Err(BundleError::NothingToExport) => nothing_to_send(ctx),
@@ -368,12 +381,12 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.import_ack {
         let token = token(ctx)?;
-        let bytes = std::fs::read(path)?;
+        let bytes = std::fs::read(path).map_err(|e| file_error(path, false, e))?;
         let imported = bundle::import_ack(&mut pc.store, &token, &bytes).map_err(bundle_error)?;
         if ctx.json {
             return output::print_json(&imported);
         }
-        println!(
+        outln!(
             "{} seq {} ({} {}, {} {}, {} {})",
             lang.pick(
                 "Tanda terima dibaca: server menyimpan sampai",
@@ -386,7 +399,7 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
             lang.pick("sudah ada", "already there"),
             imported.rejected,
             lang.pick("ditolak", "rejected"),
-        );
+        )?;
         return Ok(());
     }
 
@@ -395,13 +408,19 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     let options = manual_sync_options(&pc.config, args.attempts, args.dry_run);
     let client = sync_client(&pc.config, &server, &token)?.with_signing_key(&ctx.data_dir)?;
     let pending = pc.store.sync_state()?.pending();
+    if !ctx.json && !args.dry_run && pending > 0 {
+        errln!("{} …", waiting_text(pending, lang));
+    }
+    let sent_label = lang.pick("catatan terkirim", "records sent");
     let bar =
         (!ctx.json && std::io::stderr().is_terminal() && pending > 0 && !args.dry_run).then(|| {
             let bar = ProgressBar::new(pending);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(&format!(
+                    "{{spinner}} [{{bar:30}}] {{pos}}/{{len}} {sent_label} · {{msg}}"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar
         });
@@ -409,25 +428,19 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
     let json = ctx.json;
     let mut on_progress = |p: &Progress| {
         let rate = p.bytes_sent as f64 / p.elapsed.as_secs_f64().max(0.001) / 1000.0;
+        // Counted as `jejak status` counts what waits: changes of the change log.
+        let sent = p.held_seq.saturating_sub(start_seq);
+        let kb = output::number(p.bytes_sent as f64 / 1000.0, 1, lang);
+        let rate = output::number(rate, 1, lang);
         match &bar {
             Some(bar) => {
-                bar.set_position(p.held_seq.saturating_sub(start_seq));
-                bar.set_message(format!(
-                    "{} KB · {} KB/s",
-                    output::number(p.bytes_sent as f64 / 1000.0, 1, lang),
-                    output::number(rate, 1, lang)
-                ));
+                bar.set_length(pending.max(sent));
+                bar.set_position(sent);
+                bar.set_message(format!("{kb} KB · {rate} KB/s"));
             }
-            None if !json => eprintln!(
-                "{} {}: seq {}/{}, {} {}, {} KB, {} KB/s",
-                lang.pick("batch", "batch"),
-                p.batches,
-                p.held_seq,
-                p.last_seq,
-                p.records_sent,
-                lang.pick("catatan", "records"),
-                output::number(p.bytes_sent as f64 / 1000.0, 1, lang),
-                output::number(rate, 1, lang)
+            None if !json => errln!(
+                "{sent}/{} {sent_label} · {kb} KB · {rate} KB/s",
+                pending.max(sent)
             ),
             None => {}
         }
@@ -450,7 +463,7 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
             if ctx.json {
                 output::print_json(&report)?;
             } else {
-                print_report(&report, lang);
+                outln!("{}", report_text(&report, lang, ctx.verbose).trim_end())?;
             }
             Ok(())
         }
@@ -472,144 +485,153 @@ pub fn manual_sync_options(config: &AgentConfig, attempts: u32, dry_run: bool) -
     }
 }
 
+/// What a sync with nothing to send says (Indonesian, English).
+pub const NOTHING_WAITING: (&str, &str) = (
+    "Tidak ada catatan yang menunggu dikirim.",
+    "No records are waiting to be sent.",
+);
+
 fn nothing_to_send(ctx: &Context) -> anyhow::Result<()> {
     if ctx.json {
         output::print_json(&serde_json::json!({ "nothing_to_send": true }))?;
     } else {
-        println!(
-            "{}",
-            ctx.lang
-                .pick("Tidak ada yang perlu dikirim.", "Nothing to send.")
-        );
+        outln!("{}", ctx.lang.pick(NOTHING_WAITING.0, NOTHING_WAITING.1))?;
     }
     Err(SilentExit(EXIT_NOTHING_TO_SEND).into())
 }
 
-fn print_report(report: &SyncReport, lang: Lang) {
-    print!("{}", report_text(report, lang));
-}
-
 /// What a sync did, in the reader's language: what `jejak sync` prints and the
-/// librarian screen's "Sync now" shows. One line per fact, each ending in a newline.
-pub fn report_text(report: &SyncReport, lang: Lang) -> String {
+/// librarian screen's "Sync now" shows. Records are counted as `jejak status` counts
+/// what waits (changes of the change log, "catatan"); `verbose` adds the technical
+/// detail (batches, bytes, seqs, each rejected record). One line per fact, each ending
+/// in a newline.
+pub fn report_text(report: &SyncReport, lang: Lang, verbose: bool) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let kb = |b: u64| output::number(b as f64 / 1000.0, 1, lang);
     if report.dry_run {
         let _ = writeln!(
             out,
-            "{} {} {} {} batch, {} KB ({} KB {}).",
-            lang.pick("Akan dikirim:", "Would send:"),
-            report.records_sent,
-            lang.pick("catatan dalam", "records in"),
+            "{}: {} {} {}, {} KB ({} KB {}). {}",
+            waiting_text(report.changes_sent, lang),
+            lang.pick("akan dikirim dalam", "they would go in"),
             report.batches,
+            lang.pick(
+                "kiriman",
+                if report.batches == 1 {
+                    "batch"
+                } else {
+                    "batches"
+                }
+            ),
             kb(report.bytes_sent),
             kb(report.json_bytes),
             lang.pick("sebelum dipadatkan", "before compression"),
+            lang.pick("Belum ada yang dikirim.", "Nothing was sent."),
         );
         return out;
     }
+    let sent = match lang {
+        Lang::Id => format!("{} catatan terkirim", report.changes_sent),
+        Lang::En if report.changes_sent == 1 => "1 record sent".to_string(),
+        Lang::En => format!("{} records sent", report.changes_sent),
+    };
+    let left = if report.pending_after == 0 {
+        lang.pick(
+            "server kabupaten sudah menyimpan semuanya",
+            "the district server holds them all",
+        )
+        .to_string()
+    } else {
+        waiting_text(report.pending_after, lang)
+    };
     let _ = writeln!(
         out,
-        "{} {} {} ({} batch, {} KB), {} {}, {} {}, {} {}. {} seq {}; {} {}.",
-        lang.pick("Sinkron selesai:", "Sync done:"),
-        report.records_sent,
-        lang.pick("catatan", "records"),
-        report.batches,
-        kb(report.bytes_sent),
-        report.new,
-        lang.pick("baru", "new"),
-        report.duplicates,
-        lang.pick("sudah ada", "already there"),
-        report.rejected.len(),
-        lang.pick("ditolak", "rejected"),
-        lang.pick("Server menyimpan sampai", "The server holds up to"),
-        report.held_seq,
-        report.pending_after,
-        lang.pick("masih menunggu", "still waiting"),
+        "{} {sent}; {left}.",
+        lang.pick("Sinkron selesai:", "Sync done:")
     );
+    if !report.rejected.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} {}",
+            report.rejected.len(),
+            lang.pick(
+                "catatan ditolak server; catatan itu tetap disimpan di komputer ini (lihat jejak status) dan tidak menghalangi yang lain.",
+                "records were refused by the server; they stay on this PC (see jejak status) and do not hold the others back."
+            )
+        );
+    }
     if let Some(offset) = report.clock_offset_ms
         && offset.abs() > 60_000
     {
         let _ = writeln!(
             out,
             "{} {} {}",
-            lang.pick(
-                "Peringatan: jam komputer ini selisih",
-                "Warning: this PC's clock is off by"
-            ),
+            lang.pick("Jam komputer ini selisih", "This PC's clock is off by"),
             output::duration(offset.unsigned_abs() / 1000, lang),
             lang.pick(
-                "dari server; waktu sudah dikoreksi di server.",
-                "from the server; the server corrects the times."
+                "dari server; waktu catatan dikoreksi di server. Setel jam komputer ini.",
+                "from the server; the server corrects the records' times. Set this PC's clock."
             ),
         );
     }
-    for r in &report.rejected {
+    if verbose {
         let _ = writeln!(
             out,
-            "  {} seq {}: {} ({})",
-            lang.pick("ditolak", "rejected"),
-            r.seq,
-            r.code,
-            r.detail
+            "  ({} batch, {} KB, {} {}, {} {}, {} {}; {} seq {})",
+            report.batches,
+            kb(report.bytes_sent),
+            report.records_sent,
+            lang.pick("entri", "entries"),
+            report.new,
+            lang.pick("baru", "new"),
+            report.duplicates,
+            lang.pick("sudah ada", "already there"),
+            lang.pick("server menyimpan sampai", "the server holds up to"),
+            report.held_seq,
         );
+        for r in &report.rejected {
+            let _ = writeln!(
+                out,
+                "  {} seq {}: {} ({})",
+                lang.pick("ditolak", "rejected"),
+                r.seq,
+                r.code,
+                r.detail
+            );
+        }
     }
     out
 }
 
 fn sync_error(e: SyncError) -> anyhow::Error {
     match sync_error_text(&e) {
-        Some((id, en, code)) => UsageError::new(id, en).exit_code(code).into(),
+        Some((id, en, code)) => UsageError::new(id, en)
+            .exit_code(code)
+            .with_detail(&e)
+            .into(),
         None => e.into(),
     }
 }
 
-/// Why a sync stopped, in Indonesian and English, with the exit code of `jejak sync`;
-/// `None` for a store error, which is reported as the store's own error.
+/// Why a sync stopped, in one plain sentence in Indonesian and in English, with the
+/// exit code of `jejak sync`; `None` for a store error, which is reported as the
+/// store's own error. The technical detail is the error's `Display`.
 pub fn sync_error_text(e: &SyncError) -> Option<(String, String, u8)> {
-    let (id, en, code) = match e {
-        SyncError::NoLink { attempts, last_error } => (
-            format!("tidak tersambung ke server setelah {attempts} kali mencoba ({last_error}); data tetap aman di komputer ini, coba lagi saat modem menyala"),
-            format!("no link to the server ({e}); the data is safe on this PC, try again when the modem is on"),
-            EXIT_NO_LINK,
-        ),
-        SyncError::ServerUnavailable {
-            attempts,
-            store_unavailable: true,
-            retry_after,
-            ..
-        } => (
-            format!(
-                "server kabupaten tersambung, tetapi belum bisa menyimpan data sekarang (dicoba {attempts} kali{}); data tetap aman di komputer ini. Coba lagi nanti atau beri tahu petugas kabupaten",
-                retry_after.map(|d| format!(", server minta tunggu {} detik", d.as_secs())).unwrap_or_default()
-            ),
-            format!("the district server is reachable but cannot store data right now ({e}); the data is safe on this PC. Try again later or tell the district office"),
-            EXIT_SERVER_UNAVAILABLE,
-        ),
-        SyncError::ServerUnavailable { attempts, last_error, .. } => (
-            format!("server kabupaten tersambung, tetapi sedang bermasalah (dicoba {attempts} kali: {last_error}); data tetap aman di komputer ini. Coba lagi nanti"),
-            format!("the district server is reachable but failing ({e}); the data is safe on this PC. Try again later"),
-            EXIT_SERVER_UNAVAILABLE,
-        ),
-        SyncError::Unauthorized { revoked: true, .. } => (
-            "token komputer ini sudah dicabut di server; data tetap disimpan. Minta token baru ke kabupaten lalu jalankan jejak enroll".to_string(),
-            "this PC's token was revoked at the server; all data is kept. Ask the district for a new token, then run jejak enroll".to_string(),
-            EXIT_REFUSED,
-        ),
-        SyncError::Unauthorized { .. } => (
-            "server menolak token komputer ini; data tetap disimpan. Periksa token dengan jejak enroll".to_string(),
-            "the server refused this PC's token; all data is kept. Check the token with jejak enroll".to_string(),
-            EXIT_REFUSED,
-        ),
-        SyncError::Refused { .. } | SyncError::NoProgress(_) => (
-            format!("server menolak kiriman: {e}; data tetap disimpan"),
-            format!("the server refused the batch: {e}; all data is kept"),
-            EXIT_REFUSED,
-        ),
-        SyncError::Store(_) => return None,
+    let problem = e.problem()?;
+    let code = match problem {
+        SyncProblem::NoLink => EXIT_NO_LINK,
+        SyncProblem::ServerCannotStore | SyncProblem::ServerFailing => EXIT_SERVER_UNAVAILABLE,
+        SyncProblem::TokenRevoked
+        | SyncProblem::TokenRefused
+        | SyncProblem::Refused
+        | SyncProblem::OutOfStep => EXIT_REFUSED,
     };
-    Some((id, en, code))
+    Some((
+        problem.sentence(Lang::Id).to_string(),
+        problem.sentence(Lang::En).to_string(),
+        code,
+    ))
 }
 
 fn bundle_error(e: BundleError) -> anyhow::Error {

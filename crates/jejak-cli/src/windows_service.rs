@@ -29,6 +29,7 @@ use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use windows_service::{define_windows_service, service_dispatcher};
 
 use crate::context::Context;
+use crate::output::outln;
 
 /// The service's name for the service control manager (`sc query Jejak`).
 pub const SERVICE_NAME: &str = "Jejak";
@@ -227,7 +228,7 @@ pub fn command(ctx: &Context, command: ServiceCommand) -> anyhow::Result<()> {
         ServiceCommand::Uninstall => uninstall(ctx),
         ServiceCommand::Status => {
             let state = service_state();
-            println!("{}", state_text(&state, ctx.lang));
+            outln!("{}", state_text(&state, ctx.lang))?;
             Ok(())
         }
     }
@@ -255,13 +256,13 @@ fn install(ctx: &Context) -> anyhow::Result<()> {
     configure(true)?;
     let service = manager.open_service(SERVICE_NAME, ServiceAccess::START)?;
     service.start::<&str>(&[])?;
-    println!(
+    outln!(
         "{}",
         ctx.lang.pick(
             "Layanan Jejak terpasang dan berjalan.",
             "The Jejak service is installed and running."
         )
-    );
+    )?;
     Ok(())
 }
 
@@ -324,14 +325,14 @@ fn uninstall(ctx: &Context) -> anyhow::Result<()> {
         }
     }
     service.delete()?;
-    println!(
+    outln!(
         "{} {}",
         ctx.lang.pick(
             "Layanan Jejak dihapus. Data tetap disimpan di",
             "The Jejak service was removed. The data is kept in"
         ),
         ctx.data_dir.display()
-    );
+    )?;
     Ok(())
 }
 

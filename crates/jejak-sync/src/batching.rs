@@ -24,6 +24,13 @@ impl PreparedBatch {
     pub fn records(&self) -> usize {
         self.wire.len()
     }
+
+    /// The changes (seqs) the batch covers, less those declared lost.
+    pub fn changes(&self) -> u64 {
+        let range = (self.wire.last_seq + 1).saturating_sub(self.wire.first_seq);
+        let lost: u64 = self.wire.lost.iter().map(SeqRange::len).sum();
+        range.saturating_sub(lost)
+    }
 }
 
 /// Leaves out session revisions that a later change in the same range supersedes.

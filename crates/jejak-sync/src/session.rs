@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use jejak_agent::store::{Store, StoreError};
+use jejak_agent::store::{Store, StoreError, SyncProblem};
 use jejak_domain::{ClockAnchor, Problem, RejectedRecord};
 
 use crate::backoff::Backoff;
@@ -58,7 +58,11 @@ pub struct SyncReport {
     pub nothing_to_send: bool,
     pub dry_run: bool,
     pub batches: u32,
+    /// Records in the batches: the newest revision of each session and every pc event.
     pub records_sent: u64,
+    /// Changes of the change log the batches cover (seqs), what people are told as
+    /// "catatan": a session started and ended is two changes and one record.
+    pub changes_sent: u64,
     /// Compressed bytes of the batch bodies (each attempt counted).
     pub bytes_sent: u64,
     /// Bytes of the batches' JSON before compression.
@@ -108,6 +112,24 @@ fn tries(n: u32) -> &'static str {
 }
 
 impl SyncError {
+    /// Why the sync stopped, as people are told (`None` for a store error, which is
+    /// reported as the store's own error).
+    pub fn problem(&self) -> Option<SyncProblem> {
+        Some(match self {
+            SyncError::NoLink { .. } => SyncProblem::NoLink,
+            SyncError::ServerUnavailable {
+                store_unavailable: true,
+                ..
+            } => SyncProblem::ServerCannotStore,
+            SyncError::ServerUnavailable { .. } => SyncProblem::ServerFailing,
+            SyncError::Unauthorized { revoked: true, .. } => SyncProblem::TokenRevoked,
+            SyncError::Unauthorized { .. } => SyncProblem::TokenRefused,
+            SyncError::Refused { .. } => SyncProblem::Refused,
+            SyncError::NoProgress(_) => SyncProblem::OutOfStep,
+            SyncError::Store(_) => return None,
+        })
+    }
+
     /// Why a retryable exchange gave up after `attempts` tries.
     fn gave_up(error: &PushError, attempts: u32) -> SyncError {
         match error {
@@ -212,6 +234,7 @@ pub async fn sync_once(
         while let Some(batch) = batching::prepare(store, cursor, options.max_records, sent)? {
             report.batches += 1;
             report.records_sent += batch.records() as u64;
+            report.changes_sent += batch.changes();
             report.bytes_sent += batch.body.len() as u64;
             report.json_bytes += batch.json_bytes as u64;
             cursor = batch.wire.last_seq;
@@ -242,8 +265,8 @@ pub async fn sync_once(
             Ok(report)
         }
         Err(e) => {
-            if !matches!(e, SyncError::Store(_)) {
-                store.record_sync_failure(&e.to_string())?;
+            if let Some(problem) = e.problem() {
+                store.record_sync_failure(problem, &e.to_string())?;
             }
             Err(e)
         }
@@ -308,6 +331,7 @@ async fn run(
                 store.record_ack(ack.epoch, ack.held_seq, &ack.rejected)?;
                 report.batches += 1;
                 report.records_sent += batch.records() as u64;
+                report.changes_sent += batch.changes();
                 report.json_bytes += batch.json_bytes as u64;
                 report.new += u64::from(ack.new);
                 report.duplicates += u64::from(ack.duplicates);

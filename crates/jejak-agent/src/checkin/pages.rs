@@ -370,9 +370,10 @@ pub(super) fn librarian(lang: Lang, csrf: &str, view: &LibrarianView, zone: Zone
         (
             "last-result",
             lang.pick("Hasil sinkron terakhir", "Last sync result"),
-            match (&view.sync.last_attempt, &view.sync.last_result) {
+            // The sentence `jejak sync` says; the technical detail stays in the store.
+            match (&view.sync.last_attempt, view.sync.last_result_text(lang)) {
                 (Some(at), Some(result)) => {
-                    let short: String = result.chars().take(160).collect();
+                    let short: String = result.chars().take(240).collect();
                     format!("{} · {short}", date_time(*at, zone))
                 }
                 _ => "-".to_string(),

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 pub use error::StoreError;
 pub use prune::{PrunePolicy, PruneReport, StoreUsage};
-pub use sync_state::{RejectedChange, SyncState};
+pub use sync_state::{RejectedChange, SyncProblem, SyncState, waiting_text};
 
 use crate::clock::{Clock, earliest_plausible_wall};
 

@@ -4,7 +4,7 @@
 //! network exchange.
 
 use chrono::{DateTime, Utc};
-use jejak_domain::{ClientInstant, ClockAnchor, ClockBound, RejectedRecord};
+use jejak_domain::{ClientInstant, ClockAnchor, ClockBound, Lang, RejectedRecord};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
@@ -27,6 +27,122 @@ pub struct SyncState {
 impl SyncState {
     pub fn pending(&self) -> u64 {
         self.last_seq.saturating_sub(self.acked_seq)
+    }
+
+    /// Why the last sync failed, when it did and the store knows the reason's code.
+    pub fn last_problem(&self) -> Option<SyncProblem> {
+        let (code, _) = self.last_result.as_deref()?.split_once(": ")?;
+        SyncProblem::from_code(code)
+    }
+
+    /// The last sync's outcome for people: "berhasil" / "succeeded", the sentence of
+    /// its problem, or (from a version that stored no code) the text as stored.
+    pub fn last_result_text(&self, lang: Lang) -> Option<String> {
+        let stored = self.last_result.as_deref()?;
+        if stored == "ok" {
+            return Some(lang.pick("berhasil", "succeeded").to_string());
+        }
+        Some(match self.last_problem() {
+            Some(problem) => problem.sentence(lang).to_string(),
+            None => stored.to_string(),
+        })
+    }
+}
+
+/// How many changes wait to be sent, in the words every screen uses: `5 catatan
+/// menunggu dikirim` (a change of the change log is a "catatan", a record, for people).
+pub fn waiting_text(pending: u64, lang: Lang) -> String {
+    match lang {
+        Lang::Id => format!("{pending} catatan menunggu dikirim"),
+        Lang::En if pending == 1 => "1 record waiting to be sent".to_string(),
+        Lang::En => format!("{pending} records waiting to be sent"),
+    }
+}
+
+/// Why a sync stopped without finishing, as people are told and as the store keeps it
+/// (`last_result` is `"<code>: <technical detail>"`, the detail in English for logs and
+/// `jejak status --format json`). The data stays on the PC in every case, and each
+/// sentence says so and what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncProblem {
+    /// No answer from the server: no link, a timeout, a captive portal's page.
+    NoLink,
+    /// The server answered that it cannot store now (its database is down, its disk full).
+    ServerCannotStore,
+    /// The server answered with another failure (5xx).
+    ServerFailing,
+    /// The server revoked this PC's token.
+    TokenRevoked,
+    /// The server does not accept this PC's token.
+    TokenRefused,
+    /// The server refused a batch (4xx other than the token).
+    Refused,
+    /// The server and the PC disagree about the change log and made no progress.
+    OutOfStep,
+}
+
+impl SyncProblem {
+    const ALL: [SyncProblem; 7] = [
+        SyncProblem::NoLink,
+        SyncProblem::ServerCannotStore,
+        SyncProblem::ServerFailing,
+        SyncProblem::TokenRevoked,
+        SyncProblem::TokenRefused,
+        SyncProblem::Refused,
+        SyncProblem::OutOfStep,
+    ];
+
+    /// The code kept in the store, stable across versions.
+    pub fn code(self) -> &'static str {
+        match self {
+            SyncProblem::NoLink => "no-link",
+            SyncProblem::ServerCannotStore => "server-cannot-store",
+            SyncProblem::ServerFailing => "server-failing",
+            SyncProblem::TokenRevoked => "token-revoked",
+            SyncProblem::TokenRefused => "token-refused",
+            SyncProblem::Refused => "refused",
+            SyncProblem::OutOfStep => "out-of-step",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<SyncProblem> {
+        Self::ALL.into_iter().find(|p| p.code() == code)
+    }
+
+    /// One plain sentence for the librarian: what happened, that the data is safe, and
+    /// what to do.
+    pub fn sentence(self, lang: Lang) -> &'static str {
+        match self {
+            SyncProblem::NoLink => lang.pick(
+                "Tidak tersambung ke server kabupaten. Data aman di komputer ini; nyalakan modem atau periksa paket data, lalu coba lagi.",
+                "No connection to the district server. The data is safe on this PC; turn the modem on or check the data package, then try again.",
+            ),
+            SyncProblem::ServerCannotStore => lang.pick(
+                "Server kabupaten tersambung, tetapi belum bisa menyimpan data sekarang. Data aman di komputer ini; coba lagi nanti, dan beri tahu petugas kabupaten jika masih begini.",
+                "The district server is reachable but cannot store data right now. The data is safe on this PC; try again later, and tell the district office if it stays so.",
+            ),
+            SyncProblem::ServerFailing => lang.pick(
+                "Server kabupaten tersambung, tetapi sedang bermasalah. Data aman di komputer ini; coba lagi nanti, dan beri tahu petugas kabupaten jika masih begini.",
+                "The district server is reachable but failing. The data is safe on this PC; try again later, and tell the district office if it stays so.",
+            ),
+            SyncProblem::TokenRevoked => lang.pick(
+                "Server kabupaten tidak menerima komputer ini lagi: tokennya sudah dicabut. Data aman di komputer ini; minta token baru ke petugas kabupaten, lalu jalankan jejak enroll.",
+                "The district server no longer accepts this PC: its token was revoked. The data is safe on this PC; ask the district office for a new token, then run jejak enroll.",
+            ),
+            SyncProblem::TokenRefused => lang.pick(
+                "Server kabupaten tidak mengenali token komputer ini. Data aman di komputer ini; periksa token bersama petugas kabupaten, lalu jalankan jejak enroll.",
+                "The district server does not recognise this PC's token. The data is safe on this PC; check the token with the district office, then run jejak enroll.",
+            ),
+            SyncProblem::Refused => lang.pick(
+                "Server kabupaten menolak kiriman dari komputer ini. Data aman di komputer ini; jalankan jejak doctor dan beri tahu petugas kabupaten.",
+                "The district server refused what this PC sent. The data is safe on this PC; run jejak doctor and tell the district office.",
+            ),
+            SyncProblem::OutOfStep => lang.pick(
+                "Server kabupaten dan komputer ini tidak sepakat tentang apa yang sudah terkirim. Data aman di komputer ini; coba lagi, dan beri tahu petugas kabupaten jika masih begini.",
+                "The district server and this PC disagree about what was already sent. The data is safe on this PC; try again, and tell the district office if it stays so.",
+            ),
+        }
     }
 }
 
@@ -287,10 +403,16 @@ impl Store {
         Ok(Some(before.max(0) as u64))
     }
 
-    /// Records a sync attempt that did not get an acknowledgement (no link, refused…).
-    pub fn record_sync_failure(&mut self, result: &str) -> Result<(), StoreError> {
+    /// Records a sync attempt that did not get an acknowledgement (no link, refused…):
+    /// why, and the technical detail.
+    pub fn record_sync_failure(
+        &mut self,
+        problem: SyncProblem,
+        detail: &str,
+    ) -> Result<(), StoreError> {
         let now = self.clock.wall().timestamp_millis();
         let sqlite = self.sqlite();
+        let result = format!("{}: {detail}", problem.code());
         self.conn
             .execute(
                 "UPDATE sync_state SET last_attempt_wall_ms = ?1, last_result = ?2 WHERE id = 1",
@@ -320,5 +442,69 @@ impl Store {
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(&sqlite)?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(last_result: Option<&str>) -> SyncState {
+        SyncState {
+            epoch: Uuid::nil(),
+            acked_seq: 3,
+            last_seq: 8,
+            rejected: 0,
+            last_attempt: None,
+            last_success: None,
+            last_result: last_result.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn every_problem_code_reads_back_as_its_problem() {
+        for problem in SyncProblem::ALL {
+            assert_eq!(SyncProblem::from_code(problem.code()), Some(problem));
+            for lang in [Lang::Id, Lang::En] {
+                // One sentence that says the data is safe.
+                assert!(
+                    problem
+                        .sentence(lang)
+                        .contains(lang.pick("Data aman", "data is safe")),
+                    "{problem:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_result_reads_as_a_sentence_and_keeps_its_detail_for_json() {
+        let failed = state(Some(
+            "no-link: no link to the server after 5 attempts: tcp connect error",
+        ));
+        assert_eq!(failed.last_problem(), Some(SyncProblem::NoLink));
+        assert_eq!(
+            failed.last_result_text(Lang::Id).as_deref(),
+            Some(SyncProblem::NoLink.sentence(Lang::Id))
+        );
+        assert_eq!(
+            state(Some("ok")).last_result_text(Lang::Id).as_deref(),
+            Some("berhasil")
+        );
+        // A result stored by an earlier version is shown as it is.
+        let older = state(Some("the server refused the batch (403): wrong library"));
+        assert_eq!(older.last_problem(), None);
+        assert_eq!(
+            older.last_result_text(Lang::En).as_deref(),
+            Some("the server refused the batch (403): wrong library")
+        );
+        assert_eq!(state(None).last_result_text(Lang::Id), None);
+    }
+
+    #[test]
+    fn what_waits_is_counted_in_records_in_both_languages() {
+        assert_eq!(waiting_text(5, Lang::Id), "5 catatan menunggu dikirim");
+        assert_eq!(waiting_text(1, Lang::En), "1 record waiting to be sent");
+        assert_eq!(waiting_text(5, Lang::En), "5 records waiting to be sent");
     }
 }

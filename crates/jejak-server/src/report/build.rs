@@ -145,7 +145,8 @@ fn col(key: &str, id: &str, en: &str, kind: ColumnKind) -> Column {
     Column::new(key, Text::new(id, en), kind)
 }
 
-fn month_text(month: NaiveDate) -> Text {
+/// A month as people name it: "Oktober 2026" / "October 2026".
+pub fn month_text(month: NaiveDate) -> Text {
     const ID: [&str; 12] = [
         "Januari",
         "Februari",

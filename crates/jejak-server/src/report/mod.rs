@@ -53,7 +53,7 @@ mod build_tests;
 mod tests;
 
 pub use build::{
-    CLOCK_WARNING_MS, LOW_UPTIME, OpsRow, Period, district_monthly, operations_report,
+    CLOCK_WARNING_MS, LOW_UPTIME, OpsRow, Period, district_monthly, month_text, operations_report,
     period_report, village_monthly,
 };
 pub use csv::{
