@@ -732,7 +732,12 @@ async fn estimated_and_undated_on(backend: Backend) {
     assert_eq!(cells[1], "3.0000");
     assert_eq!(cells[11..], v(&["3.0000", "2.0000"]));
 
-    let matrix = district_monthly(&facts, NaiveDate::from_ymd_opt(2026, 12, 20).unwrap(), now);
+    let matrix = district_monthly(
+        &facts,
+        NaiveDate::from_ymd_opt(2026, 12, 20).unwrap(),
+        Lang::Id,
+        now,
+    );
     let libs = table(&matrix, "libraries");
     let cells = row(libs, 0);
     assert_eq!(cells[4], "3.0000");
