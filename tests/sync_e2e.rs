@@ -2492,8 +2492,19 @@ fn a_usb_only_pc_in_2000_is_dated_by_the_time_its_acknowledgement_brought_back()
     let exported_mono = jejak_agent::clock::Clock::mono_ms(&clock) as i64;
     let bundle1 = dir.path().join("bundle-1.json");
     jejak_sync::bundle::export(&mut store, &token, &key, &bundle1).unwrap();
-    // The district imports it (a day after the export, by the story's clock).
-    import(&db, &bundle1).ok();
+    // The district imports it (a day after the export, by the story's clock), vouching
+    // for the PC's key by the fingerprint the PC shows, as a PC that never synced over
+    // HTTP must be.
+    server_cmd_json(
+        &db,
+        &[
+            "import",
+            bundle1.to_str().unwrap(),
+            "--trust-key",
+            &key.fingerprint(),
+        ],
+    )
+    .ok();
     let imported_by = Utc::now();
     let stored = |ids: &[Uuid]| -> Vec<StoredSession> {
         let all = server.block_on(server.store.sessions(&device)).unwrap();
