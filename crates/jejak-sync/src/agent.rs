@@ -12,7 +12,7 @@ use jejak_agent::store::Store;
 use jejak_domain::DeviceIdentity;
 
 use crate::client::SyncClient;
-use crate::session::{SyncError, SyncOptions, sync_once};
+use crate::sync_run::{SyncError, SyncOptions, sync_once};
 
 #[derive(Debug)]
 pub struct AgentSync {

@@ -5,7 +5,7 @@
 //! - [`batching`]: change log → wire batch (newest revision per session only) → zstd.
 //! - [`client`]: the HTTP exchanges (time probe, batch push) and how answers are read.
 //! - [`backoff`]: exponential back-off with full jitter, capped.
-//! - [`session`]: one sync run: probe the clock, push batches until nothing is left.
+//! - [`sync_run`]: one sync run: probe the clock, push batches until nothing is left.
 //! - [`agent`]: the agent's background sync.
 //! - [`bundle`]: USB bundles and their acknowledgement files, for offices without a link.
 //! - [`signing`]: the PC's Ed25519 key that signs its bundles, and its registration.
@@ -15,10 +15,10 @@ pub mod backoff;
 pub mod batching;
 pub mod bundle;
 pub mod client;
-pub mod session;
 pub mod signing;
+pub mod sync_run;
 pub mod tls;
 
 pub use client::{PushError, SyncClient};
-pub use session::{Progress, SyncError, SyncOptions, SyncReport, sync_once};
+pub use sync_run::{Progress, SyncError, SyncOptions, SyncReport, sync_once};
 pub use tls::{ServerTrust, TrustError};

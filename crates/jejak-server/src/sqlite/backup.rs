@@ -12,7 +12,7 @@
 //! database aside (never deleted: it is the newest data there is, however damaged), and
 //! puts a copy of the backup in its place. The server then holds less than the PCs were
 //! told; each PC notices at its next sync and sends the difference again (see
-//! `jejak_sync::session`).
+//! `jejak_sync::sync_run`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
