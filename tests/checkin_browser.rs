@@ -33,27 +33,17 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
+use jejak_testkit::browser::{self as headless, Driver, path, text};
 use serde_json::Value;
 use support::{COMMAND_DEADLINE, ChildGuard, TestPc, bare_command, run_command};
 
-/// Debian's paths; `JEJAK_CHROMIUM` / `JEJAK_CHROMEDRIVER` may point elsewhere.
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The librarian's PIN set at `jejak init`.
 const PIN: &str = "246810";
 /// The member number the patron types; it must never be kept anywhere.
 const MEMBER: &str = "90817263";
 /// The most bytes a check-in page may have.
 const MAX_PAGE_BYTES: usize = 30 * 1024;
-
-fn chromium() -> String {
-    std::env::var("JEJAK_CHROMIUM").unwrap_or_else(|_| CHROMIUM.to_string())
-}
-
-fn chromedriver() -> String {
-    std::env::var("JEJAK_CHROMEDRIVER").unwrap_or_else(|_| CHROMEDRIVER.to_string())
-}
 
 /// A free loopback port (free when asked; nothing else in the test takes ports by
 /// number).
@@ -140,113 +130,17 @@ fn spawn_foreign_site(target: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
-// The browser (as in the dashboard's browser test)
+// The browser (`jejak_testkit::browser`, as in the dashboard's browser test)
 // ---------------------------------------------------------------------------------------
 
-/// Where screenshots go: `<target>/test-output/checkin/`.
-fn output_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .parent()
-                .map(Path::to_path_buf)
-        })
-        .unwrap();
-    let dir = target.join("test-output").join("checkin");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Whether the browser can run here; prints the skip line (or fails under
-/// `JEJAK_REQUIRE_BROWSER=1`) when it cannot.
 fn browser_available() -> bool {
-    let missing: Vec<String> = [chromium(), chromedriver()]
-        .into_iter()
-        .filter(|p| !Path::new(p).exists())
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("JEJAK_REQUIRE_BROWSER").as_deref() == Ok("1") {
-        panic!(
-            "JEJAK_REQUIRE_BROWSER=1 but {} missing: apt-get install chromium chromium-driver",
-            missing.join(" and ")
-        );
-    }
-    eprintln!(
-        "SKIPPED: the check-in page's browser test needs Debian's chromium and \
-         chromium-driver (apt-get install chromium chromium-driver); missing: {}",
-        missing.join(", ")
-    );
-    false
+    headless::available("the check-in page's browser test")
 }
 
-/// A chromedriver process on a free loopback port, killed when dropped.
-struct Driver {
-    _child: ChildGuard,
-    url: String,
-}
-
-impl Driver {
-    fn start() -> Driver {
-        let port = free_port();
-        let mut command = std::process::Command::new(chromedriver());
-        command
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        Driver {
-            _child: ChildGuard::spawn(&mut command),
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-/// A headless Chromium session through the driver, with a phone-to-old-monitor sized
-/// window (the check-in PC's screen).
-async fn browser(driver: &Driver, profile: &Path) -> Client {
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert("browserName".into(), "chrome".into());
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium(),
-            "args": [
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                "--window-size=1024,1300",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(capabilities.clone())
-            .connect(&driver.url)
-            .await
-        {
-            Ok(client) => return client,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("chromedriver did not start a Chromium session: {e}"),
-        }
-    }
-}
-
-async fn path(client: &Client) -> String {
-    client.current_url().await.unwrap().path().to_string()
+/// Saves a screenshot under `target/test-output/checkin/`.
+async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    let dir = headless::output_dir(env!("CARGO_TARGET_TMPDIR"), "checkin");
+    headless::screenshot(client, &dir, name).await
 }
 
 /// Waits (up to `deadline`) until the element's text contains `expected`; returns the
@@ -265,16 +159,6 @@ async fn wait_text(client: &Client, css: &str, expected: &str, deadline: Duratio
     }
 }
 
-async fn text(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 async fn click(client: &Client, css: &str) {
     client
         .find(Locator::Css(css))
@@ -291,15 +175,6 @@ async fn source(client: &Client) -> String {
     assert!(html.len() < MAX_PAGE_BYTES, "{} bytes", html.len());
     assert!(!html.contains(MEMBER), "the member number is shown");
     html
-}
-
-async fn screenshot(client: &Client, name: &str) -> PathBuf {
-    let png = client.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let file = output_dir().join(name);
-    std::fs::write(&file, png).unwrap();
-    eprintln!("screenshot: {}", file.display());
-    file
 }
 
 /// Sets the page's viewport (not the window, which has a border of its own) to
@@ -576,7 +451,10 @@ async fn checkin_and_librarian_screen_in_headless_chromium() {
         pc,
     };
     let driver = Driver::start();
-    let client = browser(&driver, &scratch.path().join("profile")).await;
+    // A phone-to-old-monitor sized window: the check-in PC's screen.
+    let client = driver
+        .browser(&scratch.path().join("profile"), "1024,1300", None)
+        .await;
     let mut server = None;
     let result = browse(&client, &setup, &mut server).await;
     let _ = client.close().await;

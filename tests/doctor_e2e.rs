@@ -10,23 +10,17 @@ mod support;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::Utc;
-use jejak_domain::{LibraryCode, PcCode, Zone};
-use jejak_server::{
-    AppState, EnrollError, ServerClock, ServerConfig, ServerStore, SqliteOptions, SqliteStore,
-};
+use jejak_domain::{LibraryCode, PcCode};
+use jejak_server::{ServerStore, SqliteOptions, SqliteStore};
+use jejak_testkit::server::ServerOnOwnRuntime;
 use serde_json::Value;
 use support::{AgentOptions, Run, TestPc};
 
-/// A district server in this process, whose clock runs `skew_ms` ahead of real time.
+/// A district server in this process, whose clock the test can set ahead of real time.
 struct Server {
-    runtime: Option<tokio::runtime::Runtime>,
-    store: SqliteStore,
+    server: ServerOnOwnRuntime,
     url: String,
-    skew_ms: Arc<AtomicI64>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -36,91 +30,35 @@ impl Server {
             .prefix("jejak-doctor-server-")
             .tempdir()
             .unwrap();
-        let skew_ms = Arc::new(AtomicI64::new(0));
-        let skew = skew_ms.clone();
-        let clock: ServerClock = Arc::new(move || {
-            Utc::now() + chrono::Duration::milliseconds(skew.load(Ordering::SeqCst))
+        let db = dir.path().join("jejak-server.db");
+        let server = ServerOnOwnRuntime::start(|clock| async move {
+            Arc::new(SqliteStore::open_with(&db, SqliteOptions { clock }).unwrap())
+                as Arc<dyn ServerStore>
         });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let store = SqliteStore::open_with(
-            &dir.path().join("jejak-server.db"),
-            SqliteOptions {
-                clock: clock.clone(),
-            },
-        )
-        .unwrap();
-        let state = AppState::new(
-            Arc::new(store.clone()),
-            ServerConfig {
-                clock,
-                ..ServerConfig::default()
-            },
-        );
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(jejak_server::run(listener, state, async {
-            let _ = stopped.await;
-        }));
         Server {
-            runtime: Some(runtime),
-            store,
-            url,
-            skew_ms,
-            stop: Some(stop),
+            url: server.url(),
+            server,
             _dir: dir,
         }
     }
 
-    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.as_ref().unwrap().block_on(future)
-    }
-
     /// Adds the library (once) and the PC; returns the PC's token.
     fn add_device(&self, library: &str, pc: &str) -> String {
-        let lib = LibraryCode::parse(library).unwrap();
-        let pc = PcCode::parse(pc).unwrap();
-        self.block_on(async {
-            match self
-                .store
-                .add_library(&lib, "Perpustakaan Desa", Zone::Wib)
-                .await
-            {
-                Ok(()) | Err(EnrollError::LibraryExists(_)) => {}
-                Err(e) => panic!("add_library: {e}"),
-            }
-            self.store
-                .add_device(&lib, &pc)
-                .await
-                .unwrap()
-                .expose()
-                .to_string()
-        })
+        self.server.enroll(library, "Perpustakaan Desa", pc)
     }
 
     fn revoke(&self, library: &str, pc: &str) {
-        self.block_on(self.store.revoke_device(
-            &LibraryCode::parse(library).unwrap(),
-            &PcCode::parse(pc).unwrap(),
-        ))
-        .unwrap();
+        self.server
+            .block_on(self.server.store.revoke_device(
+                &LibraryCode::parse(library).unwrap(),
+                &PcCode::parse(pc).unwrap(),
+            ))
+            .unwrap();
     }
-}
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+    /// Sets the server's clock `skew` ahead of real time.
+    fn set_skew(&self, skew: chrono::Duration) {
+        self.server.clock.set_skew(skew);
     }
 }
 
@@ -368,11 +306,11 @@ fn a_wrong_clock_is_a_warning_then_a_problem_with_the_cmos_battery_named() {
     let token = server.add_device(support::LIBRARY, support::PC);
     let pc = pc_with_server(&server.url, Some(&token));
 
-    server.skew_ms.store(5 * 60 * 1000, Ordering::SeqCst);
+    server.set_skew(chrono::Duration::minutes(5));
     let (_, report) = doctor_json(&pc, "id");
     assert_eq!(status(&report, "clock"), "warning", "{report:#}");
 
-    server.skew_ms.store(3 * 3600 * 1000, Ordering::SeqCst);
+    server.set_skew(chrono::Duration::hours(3));
     let (run, report) = doctor_json(&pc, "en");
     assert_eq!(run.code(), Some(1));
     let clock = check(&report, "clock");

@@ -13,19 +13,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use jejak_faultproxy::{Direction, FaultProxy, Faults};
 use sha2::{Digest, Sha256};
 use support::{
-    AgentOptions, COMMAND_DEADLINE, ChildGuard, Run, TestPc, bare_command, files_under, poll_until,
-    run_command,
+    AgentOptions, COMMAND_DEADLINE, Run, TestPc, bare_command, files_under, poll_until, run_command,
 };
 
 /// Member numbers as a librarian might type them: a NIK-like number, a card number with
@@ -138,65 +133,6 @@ fn server_cmd(db: &Path, args: &[&str], outputs: &mut Vec<(String, String)>) -> 
     run
 }
 
-/// `jejak server run` as a child process whose every log line is kept.
-struct Server {
-    child: ChildGuard,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn spawn(db: &Path) -> Server {
-        let mut command = bare_command();
-        command
-            .args(["--lang", "en", "server", "--database"])
-            .arg(format!("sqlite:{}", db.display()))
-            .args(["run", "--listen", "127.0.0.1:0"])
-            .envs(TRACE)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = ChildGuard::spawn(&mut command);
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        for pipe in [
-            Box::new(child.child_mut().stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.child_mut().stdout.take().unwrap()),
-        ] {
-            let (tx, lines) = (tx.clone(), log.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(at) = line.find("http://") {
-                        let addr: String = line[at + 7..]
-                            .chars()
-                            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                            .collect();
-                        let _ = tx.send(addr);
-                    }
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("the server did not say where it listens"))
-            .parse()
-            .unwrap();
-        Server { child, addr, log }
-    }
-
-    fn stop(&mut self) {
-        self.child.signal("TERM");
-        assert!(
-            self.child
-                .wait_deadline(COMMAND_DEADLINE)
-                .is_some_and(|s| s.success()),
-            "the server did not stop cleanly"
-        );
-    }
-}
-
 /// The HTTP messages in one direction of one connection: (head, body), with zstd or
 /// gzip bodies inflated.
 fn http_bodies(stream: &[u8]) -> Vec<(String, Vec<u8>)> {
@@ -261,7 +197,8 @@ fn member_numbers_are_nowhere_on_the_pc_the_server_the_logs_or_the_wire() {
     .stdout
     .trim()
     .to_string();
-    let mut server = Server::spawn(&db);
+    // A child process whose every log line is kept.
+    let mut server = support::spawn_district(&format!("sqlite:{}", db.display()), &[], &TRACE);
 
     // The fault proxy between them, keeping a copy of every byte.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -270,7 +207,10 @@ fn member_numbers_are_nowhere_on_the_pc_the_server_the_logs_or_the_wire() {
         .build()
         .unwrap();
     let proxy = runtime
-        .block_on(FaultProxy::start(server.addr, Faults::pass()))
+        .block_on(FaultProxy::start(
+            server.addr.parse().unwrap(),
+            Faults::pass(),
+        ))
         .unwrap();
     proxy.start_capture();
     let url = format!("http://{}", proxy.local_addr());
@@ -378,8 +318,8 @@ fn member_numbers_are_nowhere_on_the_pc_the_server_the_logs_or_the_wire() {
         scanned.iter().any(|n| n == "jejak-server.db-wal"),
         "the server's WAL was scanned: {scanned:?}"
     );
-    server.stop();
-    outputs.push(("server log".into(), server.log.lock().unwrap().join("\n")));
+    server.stop(COMMAND_DEADLINE);
+    outputs.push(("server log".into(), server.log_lines().join("\n")));
     for path in files_under(server_dir.path()) {
         leaks.extend(needles.leaks(&std::fs::read(&path).unwrap(), &path.display().to_string()));
     }

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use chrono::{Datelike, Months, NaiveDate, TimeZone, Utc};
 use jejak_domain::{LibraryCode, PcCode};
-use jejak_server::bench::{self, SimPc};
+use jejak_testkit::sim::{self, SimPc};
 use serde_json::Value;
 use support::{COMMAND_DEADLINE, Run, bare_command, run_command, spawn_server};
 use uuid::Uuid;
@@ -57,8 +57,8 @@ fn post_month(url: &str, token: &str, library: &str, pc: &str, month: NaiveDate,
     let first_day = Utc
         .from_utc_datetime(&month.and_hms_opt(0, 0, 0).unwrap())
         .to_utc();
-    let log = bench::simulate(&sim, 30, first_day, seed);
-    let batches = bench::batches(&sim, &log, 100, Utc::now());
+    let log = sim::simulate(&sim, 30, first_day, seed);
+    let batches = sim::batches(&sim, &log, 100, Utc::now());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use jejak_domain::{LibraryCode, PcCode, WireBatch};
+use jejak_testkit::postgres::TestDatabase;
 use support::{
-    ChildGuard, DistrictServer, RawAnswer, bare_command, poll_until, raw_get, raw_request,
-    run_command,
+    ChildGuard, RawAnswer, bare_command, poll_until, raw_get, raw_request, run_command,
+    spawn_district,
 };
 
 /// The PC's change log as batches of 5 records (30 records in all).
 fn batches() -> Vec<WireBatch> {
-    let pc = jejak_server::bench::SimPc {
+    let pc = jejak_testkit::sim::SimPc {
         library: LibraryCode::parse("penuh").unwrap(),
         pc: PcCode::parse("pc-01").unwrap(),
         epoch: uuid::Uuid::new_v4(),
@@ -32,8 +33,8 @@ fn batches() -> Vec<WireBatch> {
         .and_hms_opt(0, 0, 0)
         .unwrap()
         .and_utc();
-    let log = jejak_server::bench::simulate(&pc, 20, first_day, 3);
-    jejak_server::bench::batches(&pc, &log, 5, Utc::now() - chrono::Duration::seconds(5))
+    let log = jejak_testkit::sim::simulate(&pc, 20, first_day, 3);
+    jejak_testkit::sim::batches(&pc, &log, 5, Utc::now() - chrono::Duration::seconds(5))
 }
 
 /// Posts a batch as plain JSON.
@@ -203,21 +204,6 @@ fn health_reports_a_full_disk_and_the_server_recovers_when_room_is_made() {
 // PostgreSQL
 // ---------------------------------------------------------------------------------------
 
-/// The PostgreSQL server the tests use, or `None` (after saying so) when there is none.
-fn postgres_admin() -> Option<String> {
-    match std::env::var("JEJAK_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("JEJAK_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "JEJAK_REQUIRE_POSTGRES=1 but JEJAK_TEST_POSTGRES is not set"
-            );
-            eprintln!("SKIPPED: PostgreSQL tests need JEJAK_TEST_POSTGRES");
-            None
-        }
-    }
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -278,12 +264,12 @@ impl Drop for OwnCluster {
 
 #[test]
 fn after_a_postgresql_outage_health_and_batches_recover_by_themselves() {
-    if postgres_admin().is_none() {
+    if jejak_testkit::postgres::admin_or_skip().is_none() {
         return;
     }
     let cluster = OwnCluster::start();
     let token = support::enroll_pc(&cluster.url, "penuh", "pc-01");
-    let server = DistrictServer::spawn(&cluster.url, &[], &[("JEJAK_LOG", "info")]);
+    let server = spawn_district(&cluster.url, &[], &[("JEJAK_LOG", "info")]);
     let batches = batches();
     assert_eq!(health(&server.addr).status, 200);
     assert_eq!(post(&server.addr, &token, &batches[0]).status, 200);
@@ -307,7 +293,7 @@ fn after_a_postgresql_outage_health_and_batches_recover_by_themselves() {
         let answer = post(&server.addr, &token, batch);
         assert_eq!(answer.status, 200, "{answer:?}");
     }
-    let logs = server.stderr_lines().join("\n");
+    let logs = server.log_lines().join("\n");
     assert!(
         !logs.contains("PostgreSQL error: db error"),
         "errors name what PostgreSQL said: {logs}"
@@ -362,15 +348,13 @@ fn a_database_host_that_never_answers_is_a_clear_error_at_start() {
 
 #[test]
 fn a_lock_on_the_sessions_table_fails_a_batch_within_the_statement_timeout() {
-    let Some(admin) = postgres_admin() else {
+    let Some(admin) = jejak_testkit::postgres::admin_or_skip() else {
         return;
     };
-    let name = format!("jejak_lock_{}", uuid::Uuid::new_v4().simple());
-    let url = runtime()
-        .block_on(jejak_server::postgres::create_database(&admin, &name))
-        .unwrap();
+    let database = runtime().block_on(TestDatabase::create(&admin, "jejak_lock"));
+    let url = database.url.clone();
     let token = support::enroll_pc(&url, "penuh", "pc-01");
-    let server = DistrictServer::spawn(&url, &["--statement-timeout", "2"], &[]);
+    let server = spawn_district(&url, &["--statement-timeout", "2"], &[]);
     let batches = batches();
     assert_eq!(post(&server.addr, &token, &batches[0]).status, 200);
 
@@ -397,7 +381,5 @@ fn a_lock_on_the_sessions_table_fails_a_batch_within_the_statement_timeout() {
     assert_eq!(answer.status, 200, "{answer:?}");
     assert!(answer.body.contains("\"new\":5"), "{answer:?}");
     drop(server);
-    runtime()
-        .block_on(jejak_server::postgres::drop_database(&admin, &name))
-        .unwrap();
+    runtime().block_on(database.remove());
 }

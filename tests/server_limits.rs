@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::{DistrictServer, raw_get, raw_request};
+use support::{raw_get, raw_request, spawn_district};
 
 /// Rows in a table of the SQLite server database.
 fn count(db_path: &std::path::Path, table: &str) -> i64 {
@@ -81,7 +81,7 @@ fn healthz_answers_and_sigterm_ends_the_server_within_its_grace_while_200_slow_c
     let token = support::enroll_pc(&db, "penuh", "pc-01");
     // The default header and body timeouts (20 s, 30 s) are longer than this test: the
     // slow clients are still connected when the signal comes.
-    let mut server = DistrictServer::spawn(&db, &["--shutdown-grace", "3"], &[]);
+    let mut server = spawn_district(&db, &["--shutdown-grace", "3"], &[]);
     let slow = SlowClients::start(&server.addr, &token, 200, Duration::from_millis(500));
 
     std::thread::sleep(Duration::from_secs(1));
@@ -100,12 +100,7 @@ fn healthz_answers_and_sigterm_ends_the_server_within_its_grace_while_200_slow_c
     let status = server
         .child
         .wait_deadline(Duration::from_secs(10))
-        .unwrap_or_else(|| {
-            panic!(
-                "still running 10 s after SIGTERM: {:?}",
-                server.stderr_lines()
-            )
-        });
+        .unwrap_or_else(|| panic!("still running 10 s after SIGTERM: {:?}", server.log_lines()));
     let took = signalled.elapsed();
     assert!(status.success(), "{status:?}");
     // The grace period (3 s) and a little for the exit itself.
@@ -129,7 +124,7 @@ fn slow_headers_slow_bodies_and_idle_connections_are_cut_off() {
     let db_path = dir.path().join("server.db");
     let db = format!("sqlite:{}", db_path.display());
     let token = support::enroll_pc(&db, "penuh", "pc-01");
-    let server = DistrictServer::spawn(
+    let server = spawn_district(
         &db,
         &[
             "--header-timeout",
@@ -192,7 +187,7 @@ fn slow_headers_slow_bodies_and_idle_connections_are_cut_off() {
 fn connections_over_the_cap_are_refused_at_once_and_the_server_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("server.db").display());
-    let server = DistrictServer::spawn(&db, &["--max-connections", "30"], &[]);
+    let server = spawn_district(&db, &["--max-connections", "30"], &[]);
     let held: Vec<TcpStream> = (0..30)
         .map(|_| TcpStream::connect(&server.addr).unwrap())
         .collect();
@@ -222,7 +217,7 @@ fn a_batch_that_inflates_to_millions_of_empty_arrays_costs_bounded_memory() {
     let db_path = dir.path().join("server.db");
     let db = format!("sqlite:{}", db_path.display());
     let token = support::enroll_pc(&db, "penuh", "pc-01");
-    let server = DistrictServer::spawn(&db, &[], &[]);
+    let server = spawn_district(&db, &[], &[]);
     // Warm the server up with one request of each kind, so the baseline includes its
     // steady-state allocations.
     let health = raw_get(&server.addr, "/healthz", Duration::from_secs(5)).unwrap();

@@ -15,12 +15,12 @@
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -29,15 +29,17 @@ use jejak_agent::store::{NetCounters, Store};
 use jejak_domain::{
     AgeGroup, BATCH_MEDIA_TYPE, ClockAnchor, DeviceIdentity, EndReason, Gender, LibraryCode,
     PatronKey, PatronProfile, PcCode, PcEvent, PcEventKind, Purpose, RecordBody, Session,
-    TimeQuality, UserKind, Zone,
+    TimeQuality, UserKind,
 };
 use jejak_faultproxy::{FaultProxy, Faults, ProxyStats, ResetAfter};
 use jejak_server::{
-    AppState, DeviceRef, DeviceState, EnrollError, PostgresOptions, PostgresStore, ServerClock,
-    ServerConfig, ServerStore, SqliteOptions, SqliteStore, StoredEvent, StoredSession,
+    AppState, DeviceRef, DeviceState, PostgresOptions, PostgresStore, ServerClock, ServerStore,
+    SqliteOptions, SqliteStore, StoredEvent, StoredSession,
 };
 use jejak_sync::batching;
 use jejak_sync::{SyncClient, SyncOptions, SyncReport, sync_once};
+use jejak_testkit::postgres::TestDatabase;
+use jejak_testkit::server::ServerOnOwnRuntime;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -72,9 +74,9 @@ fn postgres_admin() -> Option<String> {
     if std::env::var("JEJAK_E2E_BACKEND").as_deref() != Ok("postgres") {
         return None;
     }
-    match std::env::var("JEJAK_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => panic!("JEJAK_E2E_BACKEND=postgres needs JEJAK_TEST_POSTGRES"),
+    match jejak_testkit::postgres::configured() {
+        Some(url) => Some(url),
+        None => panic!("JEJAK_E2E_BACKEND=postgres needs JEJAK_TEST_POSTGRES"),
     }
 }
 
@@ -87,19 +89,15 @@ struct ServerDb {
 }
 
 struct DbGuard {
-    /// (admin URL, database name) of a PostgreSQL database to drop.
-    postgres: Option<(String, String)>,
+    /// A PostgreSQL database to drop.
+    postgres: Option<TestDatabase>,
 }
 
 impl Drop for DbGuard {
     fn drop(&mut self) {
-        if let Some((admin, name)) = self.postgres.take() {
+        if let Some(database) = self.postgres.take() {
             // On a thread of its own: this may run inside another runtime.
-            let _ = std::thread::spawn(move || {
-                let _ =
-                    client_runtime().block_on(jejak_server::postgres::drop_database(&admin, &name));
-            })
-            .join();
+            let _ = std::thread::spawn(move || client_runtime().block_on(database.remove())).join();
         }
     }
 }
@@ -109,18 +107,15 @@ impl ServerDb {
     fn create(dir: &Path) -> ServerDb {
         let (url, postgres) = match postgres_admin() {
             Some(admin) => {
-                let name = format!("jejak_e2e_{}", Uuid::new_v4().simple());
-                let url = std::thread::scope(|scope| {
+                let database = std::thread::scope(|scope| {
                     scope
                         .spawn(|| {
-                            client_runtime()
-                                .block_on(jejak_server::postgres::create_database(&admin, &name))
-                                .unwrap()
+                            client_runtime().block_on(TestDatabase::create(&admin, "jejak_e2e"))
                         })
                         .join()
                         .unwrap()
                 });
-                (url, Some((admin, name)))
+                (database.url.clone(), Some(database))
             }
             None => (
                 format!("sqlite:{}", dir.join("jejak-server.db").display()),
@@ -158,17 +153,15 @@ impl ServerDb {
 // The district server in this process
 // ---------------------------------------------------------------------------------------
 
-/// The real server (`jejak_server::run` over a `SqliteStore` file) on 127.0.0.1:0, on a
-/// runtime of its own (as if it were another machine), with a clock the test can move.
+/// The real server (`jejak_server::run` over a `SqliteStore` file, or PostgreSQL) on
+/// 127.0.0.1:0, on a runtime of its own (as if it were another machine), with a clock
+/// the test can move.
 struct TestServer {
-    runtime: Option<tokio::runtime::Runtime>,
+    server: ServerOnOwnRuntime,
     store: Arc<dyn ServerStore>,
     state: AppState,
     addr: SocketAddr,
     db: ServerDb,
-    /// Added to the real time on the server's clock.
-    skew_ms: Arc<AtomicI64>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -179,56 +172,28 @@ impl TestServer {
             .tempdir()
             .unwrap();
         let db = ServerDb::create(dir.path());
-        let skew_ms = Arc::new(AtomicI64::new(0));
-        let skew = skew_ms.clone();
-        let clock: ServerClock = Arc::new(move || {
-            Utc::now() + chrono::Duration::milliseconds(skew.load(Ordering::SeqCst))
-        });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let store = runtime.block_on(db.open(clock.clone()));
-        let state = AppState::new(
-            store.clone(),
-            ServerConfig {
-                clock,
-                ..ServerConfig::default()
-            },
-        );
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(jejak_server::run(listener, state.clone(), async {
-            let _ = stopped.await;
-        }));
+        let server = ServerOnOwnRuntime::start(|clock| db.open(clock));
         TestServer {
-            runtime: Some(runtime),
-            store,
-            state,
-            addr,
+            store: server.store.clone(),
+            state: server.state.clone(),
+            addr: server.addr(),
+            server,
             db,
-            skew_ms,
-            stop: Some(stop),
             _dir: dir,
         }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.as_ref().unwrap().block_on(future)
+        self.server.block_on(future)
     }
 
     /// Moves the server's clock (the store's and the HTTP layer's) forward.
     fn advance_clock(&self, by: chrono::Duration) {
-        self.skew_ms
-            .fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+        self.server.clock.advance(by);
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -237,24 +202,8 @@ impl TestServer {
 
     /// `add-library` (once) and `add-device`; returns the device token.
     fn enroll(&self, library: &str, pc: &str) -> String {
-        let lib = LibraryCode::parse(library).unwrap();
-        let pc = PcCode::parse(pc).unwrap();
-        self.block_on(async {
-            match self
-                .store
-                .add_library(&lib, &format!("Perpustakaan Desa {library}"), Zone::Wib)
-                .await
-            {
-                Ok(()) | Err(EnrollError::LibraryExists(_)) => {}
-                Err(e) => panic!("add_library {library}: {e}"),
-            }
-            self.store
-                .add_device(&lib, &pc)
-                .await
-                .unwrap()
-                .expose()
-                .to_string()
-        })
+        self.server
+            .enroll(library, &format!("Perpustakaan Desa {library}"), pc)
     }
 
     /// The enrolled device (with an active token).
@@ -320,19 +269,6 @@ impl TestServer {
         assert!(kind.starts_with("application/json"), "{context}: {kind}");
         assert_eq!(health["service"], "jejak-server", "{context}: {body}");
         assert_eq!(health["status"], "ok", "{context}: {body}");
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(runtime) = self.runtime.take() {
-            // Never blocks, so a failing test that drops this inside async code still
-            // reports its own panic.
-            runtime.shutdown_background();
-        }
     }
 }
 
@@ -820,65 +756,6 @@ fn server_cmd_json(db: &ServerDb, args: &[&str]) -> Run {
     run_command(command, COMMAND_DEADLINE)
 }
 
-/// `jejak server run --listen 127.0.0.1:0` as a child process.
-struct ServerProcess {
-    child: ChildGuard,
-    url: String,
-    log: Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl ServerProcess {
-    fn spawn(db: &ServerDb) -> ServerProcess {
-        let mut command = bare_command();
-        command
-            .args(["--lang", "en", "server", "--database"])
-            .arg(&db.url)
-            .args(["run", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = ChildGuard::spawn(&mut command);
-        let stderr = child.child_mut().stderr.take().unwrap();
-        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find("http://") {
-                    let url: String = line[at..].split_whitespace().next().unwrap().to_string();
-                    let _ = tx.send(url);
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the server did not say where it listens; its log:\n{}",
-                    log.lock().unwrap().join("\n")
-                )
-            });
-        ServerProcess { child, url, log }
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill9();
-    }
-
-    /// SIGTERM: a graceful stop.
-    fn stop(&mut self) {
-        self.child.signal("TERM");
-        let status = self.child.wait_deadline(COMMAND_DEADLINE);
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "the server did not stop cleanly: {status:?}\n{}",
-            self.log.lock().unwrap().join("\n")
-        );
-    }
-}
-
 /// Opens the server's database in this process (the server process is stopped) and
 /// runs `f` on it.
 fn with_server_db<T>(db: &ServerDb, f: impl AsyncFnOnce(&dyn ServerStore) -> T) -> T {
@@ -1341,7 +1218,7 @@ fn a_server_killed_mid_ingest_loses_nothing_acknowledged_and_stores_the_retry_on
     let mut committed_unacked = false;
     let mut finished_early = false;
     for round in 0..5 {
-        let mut server = ServerProcess::spawn(&db);
+        let mut server = support::spawn_district(&db.url, &[], &[]);
         pc.run(&["enroll", "--server", &server.url, "--token", &token])
             .ok();
         let out = std::fs::File::create(work.path().join(format!("sync-{round}.out"))).unwrap();
@@ -1367,7 +1244,7 @@ fn a_server_killed_mid_ingest_loses_nothing_acknowledged_and_stores_the_retry_on
             (moved || exited).then_some(())
         });
         std::thread::sleep(Duration::from_millis(rng.random_range(0..60)));
-        server.kill9();
+        server.child.kill9();
         let status = sync
             .wait_deadline(Duration::from_secs(30))
             .expect("jejak sync did not give up after the server died");
@@ -1407,7 +1284,7 @@ fn a_server_killed_mid_ingest_loses_nothing_acknowledged_and_stores_the_retry_on
     }
 
     // The sync finishes against a restarted server on the same database.
-    let mut server = ServerProcess::spawn(&db);
+    let mut server = support::spawn_district(&db.url, &[], &[]);
     pc.run(&["enroll", "--server", &server.url, "--token", &token])
         .ok();
     let mut duplicates = 0;
@@ -1422,7 +1299,7 @@ fn a_server_killed_mid_ingest_loses_nothing_acknowledged_and_stores_the_retry_on
             break;
         }
     }
-    server.stop();
+    server.stop(COMMAND_DEADLINE);
     if committed_unacked && !finished_early {
         // The batch in flight at the last kill was committed but never acknowledged: it
         // came again, and the server said so.

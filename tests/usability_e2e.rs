@@ -17,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::{
-    COMMAND_DEADLINE, ChildGuard, DistrictServer, EXIT_INVALID, EXIT_NO_LINK, EXIT_REFUSED,
-    FAST_SYNC, Run, TestPc, bare_command, enroll_pc, parse_session_id, run_command,
+    COMMAND_DEADLINE, ChildGuard, EXIT_INVALID, EXIT_NO_LINK, EXIT_REFUSED, FAST_SYNC, Run, TestPc,
+    bare_command, enroll_pc, parse_session_id, run_command, spawn_district,
 };
 
 /// `jejak ARGS` with a clean environment.
@@ -195,7 +195,7 @@ fn a_sync_without_a_link_says_one_plain_sentence_and_the_detail_only_with_v() {
 fn refused_syncs_are_plain_sentences_in_one_language() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("server.db").display());
-    let server = DistrictServer::spawn(&db, &[], &[]);
+    let server = spawn_district(&db, &[], &[]);
     let url = format!("http://{}", server.addr);
     let other_pcs_token = enroll_pc(&db, "dermaji", "pc-02");
 
@@ -236,7 +236,7 @@ fn refused_syncs_are_plain_sentences_in_one_language() {
 fn status_dry_run_progress_and_result_count_the_same_catatan() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("server.db").display());
-    let server = DistrictServer::spawn(&db, &[], &[]);
+    let server = spawn_district(&db, &[], &[]);
     let token = enroll_pc(&db, "dermaji", "pc-01");
     let pc = enrolled_pc(&format!("http://{}", server.addr), &token);
     // Sessions started and ended: two changes each, one record each in a batch.
@@ -546,13 +546,13 @@ fn admin_commands_log_nothing_and_their_refusals_say_what_to_do_next() {
     );
 
     // `jejak server run` is a daemon: it still logs what it does.
-    let running = DistrictServer::spawn(&format!("sqlite:{}", db.display()), &[], &[]);
+    let running = spawn_district(&format!("sqlite:{}", db.display()), &[], &[]);
     let logged = support::poll_until(
         "an INFO line of jejak server run",
         Duration::from_secs(20),
         || {
             running
-                .stderr_lines()
+                .log_lines()
                 .into_iter()
                 .find(|line| line.contains(" INFO "))
         },

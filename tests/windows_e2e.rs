@@ -21,10 +21,8 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -240,29 +238,7 @@ impl District {
             .as_str()
             .unwrap()
             .to_string();
-        let mut command = bare_command();
-        command
-            .args(["--lang", "en", "server", "--database"])
-            .arg(format!("sqlite:{}", db.display()))
-            .args(["run", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut server = ChildGuard::spawn(&mut command);
-        let stderr = server.child_mut().stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find("http://") {
-                    let url = line[at..].split_whitespace().next().unwrap().to_string();
-                    let _ = tx.send(url);
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server listens");
+        let (server, url) = support::spawn_server(&db);
         (
             District {
                 db,

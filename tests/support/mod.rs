@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -76,74 +76,7 @@ pub fn poll_until<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> 
 // Child processes
 // ---------------------------------------------------------------------------------------
 
-/// A child process that is killed with SIGKILL and reaped when dropped.
-#[derive(Debug)]
-pub struct ChildGuard {
-    child: Option<Child>,
-}
-
-impl ChildGuard {
-    pub fn spawn(command: &mut Command) -> ChildGuard {
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        ChildGuard { child: Some(child) }
-    }
-
-    pub fn id(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
-    }
-
-    pub fn child_mut(&mut self) -> &mut Child {
-        self.child.as_mut().unwrap()
-    }
-
-    /// SIGKILL, then reap. Returns the exit status (a signal, normally).
-    pub fn kill9(&mut self) -> ExitStatus {
-        let child = self.child_mut();
-        // An error here means the process has already exited; `wait` still reaps it.
-        let _ = child.kill();
-        child.wait().unwrap()
-    }
-
-    /// Sends a signal by name (`TERM`, `INT`) with the system's `kill` command, so the
-    /// tests need no `unsafe` or libc. The child is not reaped until waited for, so its
-    /// pid cannot have been reused.
-    pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.id().to_string())
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
-        assert!(status.success(), "kill -{name} {} failed", self.id());
-    }
-
-    /// Waits for the process to exit, for at most `deadline`.
-    pub fn wait_deadline(&mut self, deadline: Duration) -> Option<ExitStatus> {
-        let child = self.child_mut();
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(1);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if start.elapsed() > deadline {
-                return None;
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+pub use jejak_testkit::process::{ChildGuard, DistrictProcess};
 
 /// What one finished CLI command did.
 #[derive(Debug, Clone)]
@@ -968,73 +901,17 @@ pub fn file_names(dir: &Path) -> HashSet<String> {
 // The district server
 // ---------------------------------------------------------------------------------------
 
-/// `jejak server run` as a child process on a free port of 127.0.0.1, its stderr
-/// collected.
-#[derive(Debug)]
-pub struct DistrictServer {
-    pub child: ChildGuard,
-    /// `127.0.0.1:PORT`.
-    pub addr: String,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl DistrictServer {
-    /// Starts the server on `database` (`sqlite:PATH` or `postgres://…`) with `args`
-    /// after `run` (timeouts, limits), and waits until it says where it listens.
-    pub fn spawn(database: &str, args: &[&str], env: &[(&str, &str)]) -> DistrictServer {
-        let mut command = bare_command();
-        command
-            .args(["--lang", "en", "server", "--database", database])
-            .args(["run", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = ChildGuard::spawn(&mut command);
-        let stderr = child.child_mut().stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let collected = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find("http://") {
-                    let addr = line[at + 7..].split_whitespace().next().unwrap_or("");
-                    let _ = tx.send(addr.to_string());
-                }
-                collected.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the server did not say where it listens: {:?}",
-                    lines.lock().unwrap()
-                )
-            });
-        DistrictServer {
-            child,
-            addr,
-            stderr: lines,
-        }
-    }
-
-    /// What the server wrote to stderr so far.
-    pub fn stderr_lines(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// The peak resident memory (`VmHWM`) of the server process, in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    }
+/// `jejak server run` on a free port of 127.0.0.1 on `database` (`sqlite:PATH` or
+/// `postgres://…`) with `args` after `run` (timeouts, limits) and `env`, once it says
+/// where it listens.
+pub fn spawn_district(database: &str, args: &[&str], env: &[(&str, &str)]) -> DistrictProcess {
+    let mut command = bare_command();
+    command
+        .args(["--lang", "en", "server", "--database", database])
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied());
+    DistrictProcess::start(command)
 }
 
 /// Adds `library` to the server database `database` (if new) and enrolls its `pc` with
@@ -1113,7 +990,7 @@ pub fn spawn_server(db: &Path) -> (ChildGuard, String) {
 }
 
 /// `jejak server run --listen 127.0.0.1:0 EXTRA…` as a child process: its URL (`http://`
-/// or `https://`) and the rest of its stderr, line by line.
+/// or `https://`) and the rest of its log, line by line.
 pub fn spawn_server_with(
     db: &Path,
     extra: &[&std::ffi::OsStr],
@@ -1123,28 +1000,8 @@ pub fn spawn_server_with(
         .args(["--lang", "en", "server", "--database"])
         .arg(format!("sqlite:{}", db.display()))
         .args(["run", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard::spawn(&mut command);
-    let stderr = child.child_mut().stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let url = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server says where it listens");
-        if let Some(at) = line.find("http") {
-            break line[at..].split_whitespace().next().unwrap().to_string();
-        }
-    };
-    (child, url, rx)
+        .args(extra);
+    DistrictProcess::start(command).into_parts()
 }
 
 /// `jejak server --database sqlite:DB ARGS…`, in English with JSON output.

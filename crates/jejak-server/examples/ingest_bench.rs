@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use jejak_server::bench;
 use jejak_server::{AppState, Delivery, ServerConfig, ServerStore, SqliteStore};
+use jejak_testkit::{bench, sim};
 
 fn emit(name: &str, value: f64, unit: &str, goal: &str) {
     println!(r#"{{"name": "{name}", "value": {value:.3}, "unit": "{unit}", "goal": "{goal}"}}"#);
@@ -36,14 +36,14 @@ async fn main() {
     let dir = tempfile::tempdir_in(&base).unwrap();
 
     // The district and its batches, encoded as the sync client sends them.
-    let district = bench::district(pcs, 42);
-    let sync_at = bench::month_start() + chrono::Duration::days(400);
+    let district = sim::district(pcs, 42);
+    let sync_at = sim::month_start() + chrono::Duration::days(400);
     let mut work = Vec::new();
     let mut all_batches = Vec::new();
     let mut wire_bytes = 0usize;
     for (i, pc) in district.iter().enumerate() {
-        let log = bench::simulate(pc, per_pc, bench::month_start(), i as u64);
-        for batch in bench::batches(pc, &log, per_batch, sync_at) {
+        let log = sim::simulate(pc, per_pc, sim::month_start(), i as u64);
+        for batch in sim::batches(pc, &log, per_batch, sync_at) {
             let body = zstd::encode_all(serde_json::to_vec(&batch).unwrap().as_slice(), 3).unwrap();
             wire_bytes += body.len();
             work.push((i, body));
@@ -119,7 +119,7 @@ async fn main() {
     );
 
     let disk_dir = tempfile::tempdir_in(&base).unwrap();
-    let figure = bench::disk_bytes_per_session(disk_dir.path(), 15, 20_000, bench::Pace::STRESS)
+    let figure = bench::disk_bytes_per_session(disk_dir.path(), 15, 20_000, sim::Pace::STRESS)
         .await
         .unwrap();
     emit(
@@ -131,10 +131,9 @@ async fn main() {
     // A quieter district pays the fixed costs per PC (rollups, run anchors) over fewer
     // sessions: shown for information.
     let typical_dir = tempfile::tempdir_in(&base).unwrap();
-    let typical =
-        bench::disk_bytes_per_session(typical_dir.path(), 15, 20_000, bench::Pace::TYPICAL)
-            .await
-            .unwrap();
+    let typical = bench::disk_bytes_per_session(typical_dir.path(), 15, 20_000, sim::Pace::TYPICAL)
+        .await
+        .unwrap();
     emit(
         "server_disk_bytes_per_session_typical_pace",
         typical.bytes_per_session,
@@ -146,7 +145,7 @@ async fn main() {
 /// Enrolls the district in `store`; returns the tokens and devices.
 async fn enroll(
     store: &SqliteStore,
-    district: &[bench::SimPc],
+    district: &[sim::SimPc],
 ) -> (Vec<String>, Vec<jejak_server::DeviceRef>) {
     let tokens = bench::enroll_district(store, district).await.unwrap();
     let mut devices = Vec::new();
@@ -167,7 +166,7 @@ async fn enroll(
 /// PC does); returns the seconds from the first request to the last answer.
 async fn http_round(
     dir: &std::path::Path,
-    district: &[bench::SimPc],
+    district: &[sim::SimPc],
     per_device: &[Vec<Vec<u8>>],
     clients: usize,
     sessions: usize,

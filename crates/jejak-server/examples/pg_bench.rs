@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use jejak_domain::{Lang, WireBatch, Zone};
-use jejak_server::bench::{self, Pace};
-use jejak_server::postgres::{create_database, drop_database};
 use jejak_server::report::{ReportRequest, load};
 use jejak_server::{AppState, Delivery, PostgresStore, ServerConfig, ServerStore};
+use jejak_testkit::bench;
+use jejak_testkit::postgres::TestDatabase;
+use jejak_testkit::sim::{self, Pace};
 use tokio_postgres::NoTls;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -36,14 +37,10 @@ fn emit(name: &str, value: f64, unit: &str, goal: &str) {
     println!(r#"{{"name": "{name}", "value": {value:.3}, "unit": "{unit}", "goal": "{goal}"}}"#);
 }
 
-fn fresh_name(what: &str) -> String {
-    format!("jejak_bench_{what}_{}", uuid::Uuid::new_v4().simple())
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let admin = std::env::var("JEJAK_TEST_POSTGRES")
+    let admin = jejak_testkit::postgres::configured()
         .expect("pg_bench needs JEJAK_TEST_POSTGRES (scripts/pg-test-cluster.sh start)");
     let (pcs, per_pc, per_batch, clients) = if quick {
         (10, 500, 500, 10)
@@ -52,13 +49,13 @@ async fn main() {
     };
 
     // The district and its batches, encoded as the sync client sends them.
-    let district = bench::district(pcs, 42);
-    let sync_at = bench::month_start() + chrono::Duration::days(400);
+    let district = sim::district(pcs, 42);
+    let sync_at = sim::month_start() + chrono::Duration::days(400);
     let mut per_device: Vec<Vec<Vec<u8>>> = vec![Vec::new(); pcs];
     let mut all_batches = Vec::new();
     for (i, pc) in district.iter().enumerate() {
-        let log = bench::simulate(pc, per_pc, bench::month_start(), i as u64);
-        for batch in bench::batches(pc, &log, per_batch, sync_at) {
+        let log = sim::simulate(pc, per_pc, sim::month_start(), i as u64);
+        for batch in sim::batches(pc, &log, per_batch, sync_at) {
             let body = zstd::encode_all(serde_json::to_vec(&batch).unwrap().as_slice(), 3).unwrap();
             per_device[i].push(body);
             all_batches.push(batch);
@@ -85,10 +82,9 @@ async fn main() {
     let (warm_up_rounds, rounds) = if quick { (0, 1) } else { (1, 3) };
     let mut results = Vec::new();
     for round in 0..warm_up_rounds + rounds {
-        let name = fresh_name("ingest");
-        let url = create_database(&admin, &name).await.unwrap();
+        let database = TestDatabase::create(&admin, "jejak_bench_ingest").await;
         let http_secs = http_round(
-            &url,
+            &database.url,
             &district,
             &per_device,
             clients,
@@ -96,8 +92,8 @@ async fn main() {
             (first_month, last_month),
         )
         .await;
-        let (rows, copy) = copy_round(&url, &all_batches).await;
-        drop_database(&admin, &name).await.unwrap();
+        let (rows, copy) = copy_round(&database.url, &all_batches).await;
+        database.remove().await;
         assert_eq!(rows, sessions);
         let ingest_rate = sessions as f64 / http_secs;
         let copy_rate = rows as f64 / copy.as_secs_f64();
@@ -123,10 +119,9 @@ async fn main() {
     emit("pg_copy_rows_per_s", copy_rate, "rows/s", "info");
     emit("pg_ingest_ratio_vs_copy", ratio, "ratio", ">= 0.5");
 
-    let name = fresh_name("reports");
-    let url = create_database(&admin, &name).await.unwrap();
-    let matrix = matrix_round(&url, quick).await;
-    drop_database(&admin, &name).await.unwrap();
+    let database = TestDatabase::create(&admin, "jejak_bench_reports").await;
+    let matrix = matrix_round(&database.url, quick).await;
+    database.remove().await;
     emit(
         "pg_district_matrix_ms",
         matrix.as_secs_f64() * 1000.0,
@@ -142,7 +137,7 @@ async fn main() {
 /// partition once, ahead of need, not while a district's batches wait for it.
 async fn http_round(
     url: &str,
-    district: &[bench::SimPc],
+    district: &[sim::SimPc],
     per_device: &[Vec<Vec<u8>>],
     clients: usize,
     sessions: usize,
@@ -235,7 +230,7 @@ const WARM_UP_PCS: usize = 8;
 async fn warm_up(store: &dyn ServerStore, http: &reqwest::Client, endpoint: &str) {
     let mut tasks = Vec::new();
     for i in 0..WARM_UP_PCS {
-        let pc = bench::SimPc {
+        let pc = sim::SimPc {
             library: jejak_domain::LibraryCode::parse(&format!("warm-{i:02}")).unwrap(),
             pc: jejak_domain::PcCode::parse("pc-01").unwrap(),
             epoch: uuid::Uuid::from_u64_pair(7, i as u64),
@@ -251,9 +246,9 @@ async fn warm_up(store: &dyn ServerStore, http: &reqwest::Client, endpoint: &str
             .unwrap()
             .expose()
             .to_string();
-        let sync_at = bench::month_start() + chrono::Duration::days(400);
-        let log = bench::simulate(&pc, 500, bench::month_start(), 1_000 + i as u64);
-        let batch = bench::batches(&pc, &log, 500, sync_at).remove(0);
+        let sync_at = sim::month_start() + chrono::Duration::days(400);
+        let log = sim::simulate(&pc, 500, sim::month_start(), 1_000 + i as u64);
+        let batch = sim::batches(&pc, &log, 500, sync_at).remove(0);
         let body = zstd::encode_all(serde_json::to_vec(&batch).unwrap().as_slice(), 3).unwrap();
         let (http, endpoint) = (http.clone(), endpoint.to_string());
         tasks.push(tokio::spawn(async move {
@@ -364,7 +359,7 @@ async fn matrix_round(url: &str, quick: bool) -> Duration {
         .unwrap()
         .with_timezone(&Utc);
     let sync_at = first_day + chrono::Duration::days(366);
-    let district = bench::district(libraries * 3, 11);
+    let district = sim::district(libraries * 3, 11);
     let started = Instant::now();
     for pc in district.iter().filter(|pc| pc.pc.as_str() == "pc-01") {
         store
@@ -386,8 +381,8 @@ async fn matrix_round(url: &str, quick: bool) -> Duration {
                     .await
                     .unwrap()
                     .unwrap();
-                let log = bench::simulate_at(&pc, per_pc, first_day, seed, Pace::STRESS);
-                for batch in bench::batches(&pc, &log, 500, sync_at) {
+                let log = sim::simulate_at(&pc, per_pc, first_day, seed, Pace::STRESS);
+                for batch in sim::batches(&pc, &log, 500, sync_at) {
                     store
                         .ingest(&device, batch, sync_at, Delivery::Online)
                         .await

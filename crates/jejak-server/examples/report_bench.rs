@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use jejak_domain::{Lang, Zone};
-use jejak_server::bench::{self, Pace};
 use jejak_server::report::{ReportRequest, load};
 use jejak_server::{Delivery, ServerStore, SqliteStore};
+use jejak_testkit::sim::{self, Pace};
 
 fn emit(name: &str, value: f64, unit: &str, goal: &str) {
     println!(r#"{{"name": "{name}", "value": {value:.3}, "unit": "{unit}", "goal": "{goal}"}}"#);
@@ -69,7 +69,7 @@ async fn main() {
         .unwrap()
         .with_timezone(&Utc);
     let sync_at = first_day + chrono::Duration::days(366);
-    let district = bench::district(libraries * 3, 11);
+    let district = sim::district(libraries * 3, 11);
     let started = Instant::now();
     for pc in district
         .iter()
@@ -110,8 +110,8 @@ async fn main() {
                     .await
                     .unwrap()
                     .unwrap();
-                let log = bench::simulate_at(&pc, per_pc, first_day, seed, Pace::STRESS);
-                for batch in bench::batches(&pc, &log, 500, sync_at) {
+                let log = sim::simulate_at(&pc, per_pc, first_day, seed, Pace::STRESS);
+                for batch in sim::batches(&pc, &log, 500, sync_at) {
                     store
                         .ingest(&device, batch, sync_at, Delivery::Online)
                         .await

@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use jejak_domain::BatchAck;
-use jejak_server::bench::{self, Pace, SimLog, SimPc};
 use jejak_server::{Delivery, ServerStore, SqliteStore, backup};
+use jejak_testkit::bench;
+use jejak_testkit::sim::{self, Pace, SimLog, SimPc};
 
 /// The district and how much each PC holds and resends.
 struct Shape {
@@ -62,7 +63,7 @@ fn first_day(now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 fn log_of(pc: &SimPc, i: usize, shape: &Shape, now: DateTime<Utc>) -> SimLog {
-    bench::simulate_at(
+    sim::simulate_at(
         pc,
         shape.history + shape.resend,
         first_day(now),
@@ -86,7 +87,7 @@ async fn prepare(dir: &Path, shape: &Shape) {
     std::fs::write(now_path(dir), now.to_rfc3339()).unwrap();
     let live = dir.join("live.db");
     let store = SqliteStore::open(&live).unwrap();
-    let district = bench::district(shape.pcs, 14);
+    let district = sim::district(shape.pcs, 14);
     let tokens = bench::enroll_district(&store, &district).await.unwrap();
     for (i, pc) in district.iter().enumerate() {
         let device = store
@@ -96,7 +97,7 @@ async fn prepare(dir: &Path, shape: &Shape) {
             .unwrap();
         let mut log = log_of(pc, i, shape, now);
         log.records.truncate(shape.history);
-        for batch in bench::batches(pc, &log, PER_BATCH, now) {
+        for batch in sim::batches(pc, &log, PER_BATCH, now) {
             store
                 .ingest(&device, batch, now, Delivery::Online)
                 .await
@@ -122,13 +123,13 @@ async fn storm(dir: &Path, url: &str, shape: &Shape) -> bool {
         .with_timezone(&Utc);
     let tokens: Vec<String> =
         serde_json::from_slice(&std::fs::read(tokens_path(dir)).unwrap()).unwrap();
-    let district = bench::district(shape.pcs, 14);
+    let district = sim::district(shape.pcs, 14);
     // Every PC's resend, compressed, before the clock starts: the figure is the server's.
     let mut resends: Vec<Vec<(Vec<u8>, u64)>> = Vec::with_capacity(district.len());
     for (i, pc) in district.iter().enumerate() {
         let mut log = log_of(pc, i, shape, now);
         log.records.drain(..shape.history);
-        let batches = bench::batches(pc, &log, PER_BATCH, now)
+        let batches = sim::batches(pc, &log, PER_BATCH, now)
             .into_iter()
             .map(|b| {
                 let json = serde_json::to_vec(&b).unwrap();

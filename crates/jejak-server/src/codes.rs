@@ -15,14 +15,14 @@ use jejak_domain::{AgeGroup, EndReason, Gender, PcEventKind, Purpose, TimeQualit
 macro_rules! mapping {
     ($to:ident, $from:ident, $ty:ident { $($variant:ident = $code:literal,)+ }) => {
         /// The stored code of a value.
-        pub(crate) fn $to(value: $ty) -> i64 {
+        pub fn $to(value: $ty) -> i64 {
             match value {
                 $($ty::$variant => $code,)+
             }
         }
 
         /// The value of a stored code; `None` for a code this build does not know.
-        pub(crate) fn $from(code: i64) -> Option<$ty> {
+        pub fn $from(code: i64) -> Option<$ty> {
             match code {
                 $($code => Some($ty::$variant),)+
                 _ => None,
@@ -98,7 +98,7 @@ pub(crate) fn purpose_bit(purpose: Purpose) -> i64 {
 
 /// The stored mask of a session's purposes. The server keeps purposes as a set: the
 /// domain forbids repeating one, and reports count each purpose once per session.
-pub(crate) fn purposes_mask(purposes: &[Purpose]) -> i64 {
+pub fn purposes_mask(purposes: &[Purpose]) -> i64 {
     purposes.iter().fold(0, |mask, p| mask | purpose_bit(*p))
 }
 

@@ -19,12 +19,12 @@ use jejak_domain::{ClockAnchor, ClockBound, LibraryCode, PcCode, WireBatch, Zone
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use crate::bench::SimPc;
-use crate::bench::clocks::{History, SimClock, SimRun, history};
 use crate::dating::UNDATED_BEFORE_MS;
 use crate::report::FactsDetail;
 use crate::store::{Delivery, ServerStore};
 use crate::test_backend::Backend;
+use jejak_testkit::sim::SimPc;
+use jejak_testkit::sim::clocks::{History, SimClock, SimRun, history};
 
 const HOUR: i64 = 3_600_000;
 

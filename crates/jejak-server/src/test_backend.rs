@@ -1,14 +1,14 @@
 //! The two storage backends for the crate's own tests (the rollup property, the golden
 //! reports): a fresh SQLite file, or a fresh PostgreSQL database on the server
-//! `JEJAK_TEST_POSTGRES` names, dropped after. As in `tests/storage.rs`, PostgreSQL tests
+//! `JEJAK_TEST_POSTGRES` names, dropped after (`jejak_testkit::postgres`: PostgreSQL tests
 //! print a SKIPPED line and pass when no server is configured, unless
-//! `JEJAK_REQUIRE_POSTGRES=1` (CI), when they fail.
+//! `JEJAK_REQUIRE_POSTGRES=1` (CI), when they fail).
 
 use std::sync::Arc;
 
-use uuid::Uuid;
+use jejak_testkit::postgres::TestDatabase;
 
-use crate::postgres::{PostgresOptions, PostgresStore, create_database, drop_database};
+use crate::postgres::{PostgresOptions, PostgresStore};
 use crate::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{ServerClock, ServerStore};
 
@@ -25,19 +25,7 @@ pub(crate) enum Backend {
 impl Backend {
     /// PostgreSQL, or `None` after a visible notice when no server is configured.
     pub(crate) fn postgres() -> Option<Backend> {
-        match std::env::var("JEJAK_TEST_POSTGRES") {
-            Ok(url) if !url.is_empty() => Some(Backend::Postgres { admin: url }),
-            _ => {
-                assert!(
-                    std::env::var("JEJAK_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                    "JEJAK_REQUIRE_POSTGRES=1 but JEJAK_TEST_POSTGRES is not set"
-                );
-                println!(
-                    "SKIPPED: PostgreSQL tests need JEJAK_TEST_POSTGRES (scripts/pg-test-cluster.sh start)"
-                );
-                None
-            }
-        }
+        jejak_testkit::postgres::admin_or_skip().map(|admin| Backend::Postgres { admin })
     }
 
     /// A fresh, empty store with the given clock.
@@ -55,10 +43,9 @@ impl Backend {
                 }
             }
             Backend::Postgres { admin } => {
-                let name = format!("jejak_test_{}", Uuid::new_v4().simple());
-                let url = create_database(admin, &name).await.unwrap();
+                let database = TestDatabase::create(admin, "jejak_test").await;
                 let store = PostgresStore::open_with(
-                    &url,
+                    &database.url,
                     PostgresOptions {
                         clock,
                         ..PostgresOptions::default()
@@ -69,7 +56,7 @@ impl Backend {
                 TestStore {
                     store: Arc::new(store),
                     dir: None,
-                    database: Some((admin.clone(), name)),
+                    database: Some(database),
                 }
             }
         }
@@ -81,8 +68,8 @@ pub(crate) struct TestStore {
     pub(crate) store: Arc<dyn ServerStore>,
     /// The SQLite file's folder, removed when dropped.
     dir: Option<tempfile::TempDir>,
-    /// The PostgreSQL admin URL and database name, dropped by `finish`.
-    database: Option<(String, String)>,
+    /// The PostgreSQL database, dropped by `finish`.
+    database: Option<TestDatabase>,
 }
 
 impl TestStore {
@@ -90,8 +77,8 @@ impl TestStore {
     pub(crate) async fn finish(self) {
         drop(self.store);
         drop(self.dir);
-        if let Some((admin, name)) = self.database {
-            drop_database(&admin, &name).await.unwrap();
+        if let Some(database) = self.database {
+            database.remove().await;
         }
     }
 }

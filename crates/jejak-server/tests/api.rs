@@ -9,8 +9,8 @@ use jejak_domain::{
     ChangeRecord, ClientInstant, ClockAnchor, EndReason, LibraryCode, PcCode, PcEvent, PcEventKind,
     RecordBody, TimeQuality, WireBatch,
 };
-use jejak_server::bench::{self, SimLog, SimPc};
 use jejak_server::{ServerStore, StoredSession};
+use jejak_testkit::sim::{self, SimLog, SimPc};
 use uuid::Uuid;
 
 fn sim_pc(library: &str, pc: &str, clock_error_ms: i64) -> SimPc {
@@ -28,7 +28,7 @@ fn week(pc: &SimPc, sessions: usize, now: DateTime<Utc>, seed: u64) -> (SimLog, 
     let first_day = (now - chrono::Duration::days(days))
         .duration_trunc(chrono::Duration::days(1))
         .unwrap();
-    let log = bench::simulate(pc, sessions, first_day, seed);
+    let log = sim::simulate(pc, sessions, first_day, seed);
     (log, now - chrono::Duration::seconds(1))
 }
 
@@ -62,7 +62,7 @@ async fn a_batch_is_stored_with_corrected_times_and_acknowledged() {
             clock_delta_ms: None,
         }),
     });
-    let batch = bench::batches(&pc, &log, 100, sync_at).remove(0);
+    let batch = sim::batches(&pc, &log, 100, sync_at).remove(0);
     assert_eq!((batch.first_seq, batch.last_seq), (1, 13));
 
     let before = server.clock.now().timestamp_millis();
@@ -131,7 +131,7 @@ async fn the_same_batch_twice_at_once_and_weeks_later_is_stored_once() {
     let (token, device) = server.enroll("dermaji", "pc-01").await;
     let pc = sim_pc("dermaji", "pc-01", 0);
     let (log, sync_at) = week(&pc, 30, server.clock.now(), 2);
-    let batch = bench::batches(&pc, &log, 100, sync_at).remove(0);
+    let batch = sim::batches(&pc, &log, 100, sync_at).remove(0);
 
     let (a, b) = tokio::join!(server.post(&token, &batch), server.post(&token, &batch));
     assert_eq!((a.0, b.0), (200, 200), "{} {}", a.1, b.1);
@@ -163,7 +163,7 @@ fn one_session_batch(pc: &SimPc, log: &SimLog, index: usize, seq: u64) -> WireBa
     let sync_at = Utc::now() - chrono::Duration::seconds(1);
     let mut single = log.clone();
     single.records = vec![record];
-    let mut batch = bench::batches(pc, &single, 10, sync_at).remove(0);
+    let mut batch = sim::batches(pc, &single, 10, sync_at).remove(0);
     batch.first_seq = seq;
     batch.last_seq = seq;
     batch
@@ -239,7 +239,7 @@ async fn conflicts_are_reported_and_higher_revisions_replace() {
     // An invalid record is rejected and stored for review; the rest goes in.
     let mut invalid = log.clone();
     session_mut(&mut invalid.records[1]).patron.group_size = 0;
-    let mut batch = bench::batches(&pc, &invalid, 10, Utc::now()).remove(0);
+    let mut batch = sim::batches(&pc, &invalid, 10, Utc::now()).remove(0);
     batch.first_seq = 5;
     batch.last_seq = 7;
     let batch = reseq(batch, &invalid, 5);
@@ -283,7 +283,7 @@ async fn a_gap_is_refused_with_the_expected_seq_and_a_forged_device_with_403() {
     let (other_token, _) = server.enroll("kalisari", "pc-02").await;
     let pc = sim_pc("dermaji", "pc-01", 0);
     let (log, sync_at) = week(&pc, 10, server.clock.now(), 4);
-    let batches = bench::batches(&pc, &log, 4, sync_at);
+    let batches = sim::batches(&pc, &log, 4, sync_at);
 
     let (status, problem) = server.post(&token, &batches[1]).await;
     assert_eq!(status, 409, "{problem}");
@@ -303,7 +303,7 @@ async fn a_gap_is_refused_with_the_expected_seq_and_a_forged_device_with_403() {
     let before = server.count_rows();
     let other_pc = sim_pc("dermaji", "pc-01", 0);
     let (log, sync_at) = week(&other_pc, 5, server.clock.now(), 5);
-    let forged = bench::batches(&other_pc, &log, 10, sync_at).remove(0);
+    let forged = sim::batches(&other_pc, &log, 10, sync_at).remove(0);
     let (status, problem) = server.post(&other_token, &forged).await;
     assert_eq!(status, 403, "{problem}");
     assert_eq!(problem["type"], "forbidden");
@@ -318,7 +318,7 @@ async fn tokens_are_checked_before_anything_is_read() {
     let staff = server.store.add_staff("Bu Sri").await.unwrap();
     let pc = sim_pc("dermaji", "pc-01", 0);
     let (log, sync_at) = week(&pc, 3, server.clock.now(), 6);
-    let batch = bench::batches(&pc, &log, 10, sync_at).remove(0);
+    let batch = sim::batches(&pc, &log, 10, sync_at).remove(0);
 
     let (status, problem) = server.post("jejak_dev_not-a-real-token", &batch).await;
     assert_eq!(
@@ -372,7 +372,7 @@ async fn malformed_bodies_get_the_right_4xx_and_change_nothing() {
     let (token, _) = server.enroll("dermaji", "pc-01").await;
     let pc = sim_pc("dermaji", "pc-01", 0);
     let (log, sync_at) = week(&pc, 3, server.clock.now(), 7);
-    let batch = bench::batches(&pc, &log, 10, sync_at).remove(0);
+    let batch = sim::batches(&pc, &log, 10, sync_at).remove(0);
     let json = serde_json::to_string(&batch).unwrap();
     let media = jejak_domain::BATCH_MEDIA_TYPE;
 
@@ -543,7 +543,7 @@ async fn oversized_bodies_bombs_and_long_batches_are_refused_with_413() {
     // 5,001 records: one more than a batch may carry.
     let pc = sim_pc("dermaji", "pc-01", 0);
     let (log, sync_at) = week(&pc, 5_001, server.clock.now(), 8);
-    let batch = bench::batches(&pc, &log, 6_000, sync_at).remove(0);
+    let batch = sim::batches(&pc, &log, 6_000, sync_at).remove(0);
     let (status, problem) = server.post(&token, &batch).await;
     assert_eq!(
         (status, problem["type"].as_str()),
@@ -594,7 +594,7 @@ async fn a_clock_three_years_behind_is_corrected_by_the_anchor() {
         // The agent flags times from a clock before its build date.
         session_mut(record).time_quality = TimeQuality::Estimated;
     }
-    let batch = bench::batches(&pc, &log, 10, sync_at).remove(0);
+    let batch = sim::batches(&pc, &log, 10, sync_at).remove(0);
     let (status, ack) = server.post(&token, &batch).await;
     assert_eq!(status, 200, "{ack}");
     let sessions = server.store.sessions(&device).await.unwrap();
@@ -612,7 +612,7 @@ async fn a_clock_three_years_behind_is_corrected_by_the_anchor() {
 
     // Without an anchor, the offset measured at send time corrects the next batch (and
     // flags it estimated).
-    let mut late = bench::simulate(
+    let mut late = sim::simulate(
         &pc,
         3,
         sync_at.duration_trunc(chrono::Duration::days(1)).unwrap() - chrono::Duration::days(1),
@@ -621,7 +621,7 @@ async fn a_clock_three_years_behind_is_corrected_by_the_anchor() {
     for (i, record) in late.records.iter_mut().enumerate() {
         record.seq = 9 + i as u64;
     }
-    let mut batch = bench::batches(&pc, &late, 10, sync_at).remove(0);
+    let mut batch = sim::batches(&pc, &late, 10, sync_at).remove(0);
     batch.anchors.clear();
     let batch = WireBatch {
         sent: ClientInstant {
@@ -655,7 +655,7 @@ async fn fifty_pcs_syncing_at_once_lose_nothing() {
     let mut tasks = Vec::new();
     for (i, (token, _, pc)) in pcs.iter().enumerate() {
         let (log, sync_at) = week(pc, 60, now, 100 + i as u64);
-        let batches = bench::batches(pc, &log, 20, sync_at);
+        let batches = sim::batches(pc, &log, 20, sync_at);
         let http = server.http.clone();
         let url = format!("{}/api/v1/batches", server.url);
         let token = token.clone();
@@ -697,7 +697,7 @@ async fn an_acknowledged_batch_is_already_committed() {
     let (token, _) = server.enroll("dermaji", "pc-01").await;
     let pc = sim_pc("dermaji", "pc-01", 0);
     let (log, sync_at) = week(&pc, 40, server.clock.now(), 11);
-    for (i, batch) in bench::batches(&pc, &log, 10, sync_at).iter().enumerate() {
+    for (i, batch) in sim::batches(&pc, &log, 10, sync_at).iter().enumerate() {
         let (status, ack) = server.post(&token, batch).await;
         assert_eq!(status, 200, "{ack}");
         // A connection of another process's kind sees it the moment the answer arrives.
@@ -726,7 +726,7 @@ async fn the_operational_endpoints_answer_as_documented() {
 
     let pc = sim_pc("dermaji", "pc-01", 0);
     let (log, sync_at) = week(&pc, 5, server.clock.now(), 12);
-    let batch = bench::batches(&pc, &log, 10, sync_at).remove(0);
+    let batch = sim::batches(&pc, &log, 10, sync_at).remove(0);
     assert_eq!(server.post(&token, &batch).await.0, 200);
     assert_eq!(server.post("jejak_dev_x", &batch).await.0, 401);
     let metrics = server
@@ -871,7 +871,7 @@ async fn anchors_are_kept_per_run_and_the_best_one_wins() {
     let (token, device) = server.enroll("dermaji", "pc-01").await;
     let pc = sim_pc("dermaji", "pc-01", 45_000);
     let (log, sync_at) = week(&pc, 6, server.clock.now(), 13);
-    let mut batches = bench::batches(&pc, &log, 3, sync_at);
+    let mut batches = sim::batches(&pc, &log, 3, sync_at);
     // The first batch carries the anchors; the second none: the stored ones date it.
     let anchors: Vec<ClockAnchor> = batches[0].anchors.clone();
     batches[1].anchors.clear();
@@ -968,7 +968,7 @@ async fn a_library_or_pc_with_spaces_is_refused_and_nothing_is_stored() {
     let (token, _) = server.enroll("3302012001", "pc-01").await;
     let pc = sim_pc("3302012001", "pc-01", 0);
     let (log, now) = week(&pc, 3, Utc::now(), 5);
-    let batch = bench::batches(&pc, &log, 10, now).remove(0);
+    let batch = sim::batches(&pc, &log, 10, now).remove(0);
     for (field, spelled) in [("library", " 3302012001"), ("pc", "pc-01 ")] {
         let mut document = serde_json::to_value(&batch).unwrap();
         document[field] = serde_json::Value::from(spelled);

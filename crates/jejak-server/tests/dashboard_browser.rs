@@ -27,24 +27,24 @@ use std::time::{Duration, Instant};
 use calamine::{Reader, Xlsx, open_workbook_from_rs};
 use chrono::{NaiveDate, TimeZone, Utc};
 use common::TestServer;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use jejak_domain::{Lang, LibraryCode, PcCode, Zone};
 use jejak_server::ServerStore;
-use jejak_server::bench::{self, SimPc};
 use jejak_server::report::{Cell, Report, ReportRequest, format_number, load};
+use jejak_testkit::browser::{self as headless, Driver, path, text};
+use jejak_testkit::sim::{self, SimPc};
 use uuid::Uuid;
 
-/// Debian's paths; `JEJAK_CHROMIUM` / `JEJAK_CHROMEDRIVER` may point elsewhere.
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-fn chromium() -> String {
-    std::env::var("JEJAK_CHROMIUM").unwrap_or_else(|_| CHROMIUM.to_string())
+fn browser_available() -> bool {
+    headless::available("dashboard browser tests")
 }
 
-fn chromedriver() -> String {
-    std::env::var("JEJAK_CHROMEDRIVER").unwrap_or_else(|_| CHROMEDRIVER.to_string())
+/// Saves a screenshot under `target/test-output/dashboard/`.
+async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    let dir = headless::output_dir(env!("CARGO_TARGET_TMPDIR"), "dashboard");
+    headless::screenshot(client, &dir, name).await
 }
+
 /// A library name with every character HTML escapes, to see it shown literally.
 const TRICKY_NAME: &str = "Perpustakaan Desa \"Dermaji\" <Maju & Jaya>";
 /// The most bytes a dashboard page may have: small enough for a slow office PC.
@@ -94,9 +94,9 @@ async fn district() -> District {
             epoch: Uuid::new_v4(),
             clock_error_ms: 0,
         };
-        let log = bench::simulate(&sim, sessions, bench::month_start(), i as u64 + 11);
+        let log = sim::simulate(&sim, sessions, sim::month_start(), i as u64 + 11);
         let sync_at = server.clock.now() - chrono::Duration::seconds(1);
-        for batch in bench::batches(&sim, &log, 100, sync_at) {
+        for batch in sim::batches(&sim, &log, 100, sync_at) {
             let (status, ack) = server.post(&token, &batch).await;
             assert_eq!(status, 200, "{ack}");
         }
@@ -449,131 +449,6 @@ async fn dashboard_over_http_signs_in_refuses_cross_site_posts_and_keeps_pages_s
     assert!(body.contains("sudah dicabut"), "{body}");
 }
 
-/// Where screenshots go: `<target>/test-output/dashboard/`.
-fn output_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .parent()
-                .map(Path::to_path_buf)
-        })
-        .unwrap();
-    let dir = target.join("test-output").join("dashboard");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Whether the browser can run here; prints the skip line (or fails under
-/// `JEJAK_REQUIRE_BROWSER=1`) when it cannot.
-fn browser_available() -> bool {
-    let missing: Vec<String> = [chromium(), chromedriver()]
-        .into_iter()
-        .filter(|p| !Path::new(p).exists())
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("JEJAK_REQUIRE_BROWSER").as_deref() == Ok("1") {
-        panic!(
-            "JEJAK_REQUIRE_BROWSER=1 but {} missing: apt-get install chromium chromium-driver",
-            missing.join(" and ")
-        );
-    }
-    eprintln!(
-        "SKIPPED: dashboard browser tests need Debian's chromium and chromium-driver \
-         (apt-get install chromium chromium-driver); missing: {}",
-        missing.join(", ")
-    );
-    false
-}
-
-/// A chromedriver process on a free loopback port, killed when dropped.
-struct Driver {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Driver {
-    fn start() -> Driver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(chromedriver())
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A headless Chromium session through the driver, downloading into `downloads`.
-async fn browser(driver: &Driver, profile: &Path, downloads: &Path) -> Client {
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert("browserName".into(), "chrome".into());
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium(),
-            "args": [
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                "--window-size=1280,1400",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-            "prefs": {
-                "download.default_directory": downloads.display().to_string(),
-                "download.prompt_for_download": false,
-                "download.directory_upgrade": true,
-                "safebrowsing.enabled": false,
-            },
-        }),
-    );
-    // chromedriver takes a moment to listen.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(capabilities.clone())
-            .connect(&driver.url)
-            .await
-        {
-            Ok(client) => return client,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("chromedriver did not start a Chromium session: {e}"),
-        }
-    }
-}
-
-/// The path of the page the browser shows.
-async fn path(client: &Client) -> String {
-    client.current_url().await.unwrap().path().to_string()
-}
-
 /// Waits (up to 10 s) until the browser shows `expected`, since a form's submission
 /// returns before the next page has loaded; returns the path shown last.
 async fn wait_path(client: &Client, expected: &str) -> String {
@@ -620,25 +495,6 @@ async fn month_shown(client: &Client) -> Option<String> {
         .ok()?
 }
 
-async fn text(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-async fn screenshot(client: &Client, name: &str) -> PathBuf {
-    let png = client.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let file = output_dir().join(name);
-    std::fs::write(&file, png).unwrap();
-    eprintln!("screenshot: {}", file.display());
-    file
-}
-
 /// The finished download whose name ends with `suffix`, waiting up to 30 s.
 async fn downloaded(dir: &Path, suffix: &str) -> PathBuf {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -670,7 +526,13 @@ async fn dashboard_in_headless_chromium_signs_in_shows_matrix_village_charts_and
     let (profile, downloads) = (scratch.path().join("profile"), scratch.path().join("dl"));
     std::fs::create_dir_all(&downloads).unwrap();
     let driver = Driver::start();
-    let client = browser(&driver, &profile, &downloads).await;
+    let prefs = serde_json::json!({
+        "download.default_directory": downloads.display().to_string(),
+        "download.prompt_for_download": false,
+        "download.directory_upgrade": true,
+        "safebrowsing.enabled": false,
+    });
+    let client = driver.browser(&profile, "1280,1400", Some(prefs)).await;
     let result = browse(&client, &district, &downloads).await;
     // The browser is closed whatever happened, then the outcome is reported.
     let _ = client.close().await;

@@ -6,11 +6,11 @@
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_sessions_fit_the_disk_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let figure = jejak_server::bench::disk_bytes_per_session(
+    let figure = jejak_testkit::bench::disk_bytes_per_session(
         dir.path(),
         15,
         20_000,
-        jejak_server::bench::Pace::STRESS,
+        jejak_testkit::sim::Pace::STRESS,
     )
     .await
     .unwrap();

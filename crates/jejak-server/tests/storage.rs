@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use jejak_domain::{ChangeRecord, LibraryCode, PcCode, RecordBody, WireBatch, Zone};
-use jejak_server::bench::{self, SimLog, SimPc};
 use jejak_server::report::FactsDetail;
 use jejak_server::{
     AuthError, Delivery, DeviceRef, EnrollError, IngestError, Principal, ServerStore, SqliteStore,
 };
+use jejak_testkit::postgres::TestDatabase;
+use jejak_testkit::sim::{self, SimLog, SimPc};
 use uuid::Uuid;
 
 /// A store under test and what must be cleaned up after it.
@@ -27,26 +28,22 @@ struct Harness {
 
 enum Cleanup {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin: String, name: String },
+    Postgres(TestDatabase),
 }
 
 impl Harness {
     /// The URL of the harness's own PostgreSQL database.
     fn postgres_url(&self) -> String {
         match &self.cleanup {
-            Cleanup::Postgres { admin, name } => {
-                format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
-            }
+            Cleanup::Postgres(database) => database.url.clone(),
             Cleanup::Sqlite(_) => unreachable!("a PostgreSQL harness"),
         }
     }
 
     async fn finish(self) {
         drop(self.store);
-        if let Cleanup::Postgres { admin, name } = self.cleanup {
-            jejak_server::postgres::drop_database(&admin, &name)
-                .await
-                .unwrap();
+        if let Cleanup::Postgres(database) = self.cleanup {
+            database.remove().await;
         }
     }
 }
@@ -63,26 +60,14 @@ fn sqlite() -> Harness {
 /// A store on a fresh PostgreSQL database, or `None` (after a visible notice) when no
 /// server is configured and none is required.
 async fn postgres() -> Option<Harness> {
-    let admin = match std::env::var("JEJAK_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            if std::env::var("JEJAK_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!("JEJAK_REQUIRE_POSTGRES=1 but JEJAK_TEST_POSTGRES is not set");
-            }
-            println!(
-                "SKIPPED: PostgreSQL tests need JEJAK_TEST_POSTGRES (scripts/pg-test-cluster.sh start)"
-            );
-            return None;
-        }
-    };
-    let name = format!("jejak_test_{}", Uuid::new_v4().simple());
-    let url = jejak_server::postgres::create_database(&admin, &name)
+    let admin = jejak_testkit::postgres::admin_or_skip()?;
+    let database = TestDatabase::create(&admin, "jejak_test").await;
+    let store = jejak_server::PostgresStore::open(&database.url)
         .await
         .unwrap();
-    let store = jejak_server::PostgresStore::open(&url).await.unwrap();
     Some(Harness {
         store: Arc::new(store),
-        cleanup: Cleanup::Postgres { admin, name },
+        cleanup: Cleanup::Postgres(database),
     })
 }
 
@@ -148,11 +133,11 @@ fn sim_pc(library: &str, pc_code: &str, seed: u64) -> SimPc {
 
 /// The fixed arrival time of the suite's batches: a week after the simulated month.
 fn arrival() -> DateTime<Utc> {
-    bench::month_start() + Duration::days(38)
+    sim::month_start() + Duration::days(38)
 }
 
 fn log_of(pc: &SimPc, sessions: usize, seed: u64) -> SimLog {
-    bench::simulate(pc, sessions, bench::month_start(), seed)
+    sim::simulate(pc, sessions, sim::month_start(), seed)
 }
 
 async fn enroll(store: &dyn ServerStore, library: &str, pc_code: &str) -> (String, DeviceRef) {
@@ -205,7 +190,7 @@ fn one_record(pc: &SimPc, log: &SimLog, index: usize, seq: u64) -> WireBatch {
     record.seq = seq;
     let mut single = log.clone();
     single.records = vec![record];
-    bench::batches(pc, &single, 10, arrival() - Duration::seconds(1)).remove(0)
+    sim::batches(pc, &single, 10, arrival() - Duration::seconds(1)).remove(0)
 }
 
 async fn enrollment_and_tokens(store: Arc<dyn ServerStore>) {
@@ -402,7 +387,7 @@ async fn the_same_batch_again_and_concurrently_is_stored_once(store: Arc<dyn Ser
     let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
     let sim = sim_pc("dermaji", "pc-01", 7);
     let log = log_of(&sim, 40, 7);
-    let batches = bench::batches(&sim, &log, 20, arrival() - Duration::seconds(1));
+    let batches = sim::batches(&sim, &log, 20, arrival() - Duration::seconds(1));
     assert_eq!(batches.len(), 2);
 
     // The first batch eight times at once: stored once, the others are duplicates.
@@ -426,7 +411,7 @@ async fn the_same_batch_again_and_concurrently_is_stored_once(store: Arc<dyn Ser
     assert_eq!((ack.new, ack.held_seq), (20, 40));
     let facts_before = store
         .month_facts(
-            bench::month_start().date_naive(),
+            sim::month_start().date_naive(),
             None,
             FactsDetail::Breakdowns,
         )
@@ -453,7 +438,7 @@ async fn the_same_batch_again_and_concurrently_is_stored_once(store: Arc<dyn Ser
     assert_eq!(
         store
             .month_facts(
-                bench::month_start().date_naive(),
+                sim::month_start().date_naive(),
                 None,
                 FactsDetail::Breakdowns
             )
@@ -468,7 +453,7 @@ async fn a_gap_is_refused_with_the_expected_seq(store: Arc<dyn ServerStore>) {
     let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
     let sim = sim_pc("dermaji", "pc-01", 4);
     let log = log_of(&sim, 10, 4);
-    let batches = bench::batches(&sim, &log, 4, arrival() - Duration::seconds(1));
+    let batches = sim::batches(&sim, &log, 4, arrival() - Duration::seconds(1));
     match ingest(store.as_ref(), &device, &batches[1]).await {
         Err(IngestError::SeqGap {
             expected_seq,
@@ -542,7 +527,7 @@ async fn repeat_one_stored_session(
     for (i, record) in log.records.iter_mut().enumerate() {
         record.seq = i as u64 + 2;
     }
-    let batch = bench::batches(&sim, &log, 1_000, arrival() - Duration::seconds(1)).remove(0);
+    let batch = sim::batches(&sim, &log, 1_000, arrival() - Duration::seconds(1)).remove(0);
     let ack = ingest(store, &device, &batch).await.unwrap();
     assert_eq!(ack.duplicates, 1);
     assert_eq!(ack.new as usize, log.records.len() - 1);
@@ -626,7 +611,7 @@ async fn revisions_replace_and_conflicts_and_invalid_records_are_rejected(
         .collect();
     let mut renumbered = invalid.clone();
     renumbered.records = records;
-    let batch = bench::batches(&sim, &renumbered, 10, arrival() - Duration::seconds(1)).remove(0);
+    let batch = sim::batches(&sim, &renumbered, 10, arrival() - Duration::seconds(1)).remove(0);
     let ack = ingest(store.as_ref(), &device, &batch).await.unwrap();
     assert_eq!(ack.rejected.len(), 1);
     assert_eq!(
@@ -641,7 +626,7 @@ async fn revisions_replace_and_conflicts_and_invalid_records_are_rejected(
 
 /// A small district's month through both stores: the same facts, the same sessions.
 async fn fill_district(store: &dyn ServerStore, pcs: usize, sessions: usize) -> Vec<DeviceRef> {
-    let sims = bench::district(pcs, 11);
+    let sims = sim::district(pcs, 11);
     let mut devices = Vec::new();
     for sim in &sims {
         let (_, device) = enroll(store, sim.library.as_str(), sim.pc.as_str()).await;
@@ -649,7 +634,7 @@ async fn fill_district(store: &dyn ServerStore, pcs: usize, sessions: usize) -> 
     }
     for (i, (sim, device)) in sims.iter().zip(&devices).enumerate() {
         let log = log_of(sim, sessions, 100 + i as u64);
-        for batch in bench::batches(sim, &log, 25, arrival() - Duration::seconds(1)) {
+        for batch in sim::batches(sim, &log, 25, arrival() - Duration::seconds(1)) {
             ingest(store, device, &batch).await.unwrap();
         }
     }
@@ -661,7 +646,7 @@ async fn rollups_equal_a_recount_and_rebuild_repairs_nothing_lost(store: Arc<dyn
     let check = store.check_rollups().await.unwrap();
     assert!(check.is_consistent(), "{check:?}");
     assert!(check.rows_checked > 0);
-    let month = bench::month_start().date_naive();
+    let month = sim::month_start().date_naive();
     let facts = store
         .month_facts(month, None, FactsDetail::Breakdowns)
         .await
@@ -733,7 +718,7 @@ async fn rollups_equal_a_recount_and_rebuild_repairs_nothing_lost(store: Arc<dyn
 async fn two_hundred_pcs_ingesting_at_once_lose_nothing(store: Arc<dyn ServerStore>) {
     const PCS: usize = 200;
     const SESSIONS: usize = 24;
-    let sims = bench::district(PCS, 21);
+    let sims = sim::district(PCS, 21);
     let mut devices = Vec::new();
     for sim in &sims {
         let (_, device) = enroll(store.as_ref(), sim.library.as_str(), sim.pc.as_str()).await;
@@ -743,7 +728,7 @@ async fn two_hundred_pcs_ingesting_at_once_lose_nothing(store: Arc<dyn ServerSto
     let mut tasks = Vec::new();
     for (i, (sim, device)) in sims.iter().zip(&devices).enumerate() {
         let log = log_of(sim, SESSIONS, 500 + i as u64);
-        let batches = bench::batches(sim, &log, 8, arrival() - Duration::seconds(1));
+        let batches = sim::batches(sim, &log, 8, arrival() - Duration::seconds(1));
         let (store, device) = (store.clone(), device.clone());
         tasks.push(tokio::spawn(async move {
             let mut new = 0;
@@ -789,13 +774,13 @@ async fn two_hundred_pcs_ingesting_at_once_lose_nothing(store: Arc<dyn ServerSto
     }
     for (i, (sim, device)) in sims.iter().zip(&reference_devices).enumerate() {
         let log = log_of(sim, SESSIONS, 500 + i as u64);
-        for batch in bench::batches(sim, &log, 8, arrival() - Duration::seconds(1)) {
+        for batch in sim::batches(sim, &log, 8, arrival() - Duration::seconds(1)) {
             ingest(reference.store.as_ref(), device, &batch)
                 .await
                 .unwrap();
         }
     }
-    let month = bench::month_start().date_naive();
+    let month = sim::month_start().date_naive();
     let mut ours = store
         .month_facts(month, None, FactsDetail::Breakdowns)
         .await
@@ -838,7 +823,7 @@ async fn letterhead_long_open_sessions_and_the_latest_month(store: Arc<dyn Serve
     let mut log = log_of(&sim, 4, 9);
     session_mut(&mut log.records[1]).ended_at = None;
     session_mut(&mut log.records[1]).end_reason = None;
-    let batch = bench::batches(&sim, &log, 10, arrival() - Duration::seconds(1)).remove(0);
+    let batch = sim::batches(&sim, &log, 10, arrival() - Duration::seconds(1)).remove(0);
     ingest(store.as_ref(), &device, &batch).await.unwrap();
     // The four sessions start in the first days of October 2026, the batch arrives in
     // November: October is the latest month with data.
@@ -850,7 +835,7 @@ async fn letterhead_long_open_sessions_and_the_latest_month(store: Arc<dyn Serve
     assert_eq!(open, vec![(lib("dermaji"), pc("pc-01"), 1)]);
     assert!(
         store
-            .long_open_sessions(bench::month_start() - Duration::days(1))
+            .long_open_sessions(sim::month_start() - Duration::days(1))
             .await
             .unwrap()
             .is_empty()
@@ -896,7 +881,7 @@ async fn month_partitions_made_ahead_take_the_months_sessions() {
     let url = harness.postgres_url();
     assert_eq!(partitions_of_sessions(&url).await, ["sessions_default"]);
     let store = jejak_server::PostgresStore::open(&url).await.unwrap();
-    let first = bench::month_start().date_naive();
+    let first = sim::month_start().date_naive();
     for _ in 0..2 {
         store
             .make_month_partitions(first, first + Duration::days(45))
@@ -918,7 +903,7 @@ async fn month_partitions_made_ahead_take_the_months_sessions() {
     let (_, device) = enroll(&store, "dermaji", "pc-01").await;
     let sim = sim_pc("dermaji", "pc-01", 5);
     let log = log_of(&sim, 6, 5);
-    let batch = bench::batches(&sim, &log, 10, arrival()).remove(0);
+    let batch = sim::batches(&sim, &log, 10, arrival()).remove(0);
     assert_eq!(ingest(&store, &device, &batch).await.unwrap().new, 6);
     let counts = pg_rows(
         &url,
@@ -950,7 +935,7 @@ async fn a_copy_from_sqlite_interrupted_and_resumed_gives_identical_reports() {
     let sim = sim_pc("dermaji", "pc-01", 3);
     let mut log = log_of(&sim, 3, 3);
     session_mut(&mut log.records[1]).patron.group_size = 0;
-    let batch = bench::batches(&sim, &log, 10, arrival() - Duration::seconds(1)).remove(0);
+    let batch = sim::batches(&sim, &log, 10, arrival() - Duration::seconds(1)).remove(0);
     assert_eq!(
         ingest(source.as_ref(), &device, &batch)
             .await
@@ -1001,7 +986,7 @@ async fn a_copy_from_sqlite_interrupted_and_resumed_gives_identical_reports() {
     );
 
     let target_store: Arc<dyn ServerStore> = Arc::new(pg);
-    let month = bench::month_start().date_naive();
+    let month = sim::month_start().date_naive();
     assert_eq!(
         target_store
             .month_facts(month, None, FactsDetail::Breakdowns)
@@ -1091,7 +1076,7 @@ async fn one_batch_with_two_revisions_of_a_session_keeps_the_newer(store: Arc<dy
     second.ended_at = None;
     second.end_reason = None;
     *session_mut(&mut log.records[1]) = second.clone();
-    let batch = bench::batches(&sim, &log, 10, arrival() - Duration::seconds(1)).remove(0);
+    let batch = sim::batches(&sim, &log, 10, arrival() - Duration::seconds(1)).remove(0);
     let ack = ingest(store.as_ref(), &device, &batch).await.unwrap();
     assert_eq!((ack.new, ack.duplicates, ack.rejected.len()), (2, 0, 0));
     let stored = store.sessions(&device).await.unwrap();
@@ -1105,11 +1090,11 @@ async fn pruned_months_keep_their_reports_and_refuse_old_records(store: Arc<dyn 
     let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
     let sim = sim_pc("dermaji", "pc-01", 13);
     let log = log_of(&sim, 40, 13);
-    let batches = bench::batches(&sim, &log, 20, arrival() - Duration::seconds(1));
+    let batches = sim::batches(&sim, &log, 20, arrival() - Duration::seconds(1));
     for batch in &batches {
         ingest(store.as_ref(), &device, batch).await.unwrap();
     }
-    let october = bench::month_start().date_naive();
+    let october = sim::month_start().date_naive();
     let before = store
         .month_facts(october, None, FactsDetail::Breakdowns)
         .await
@@ -1164,7 +1149,7 @@ async fn new_epochs_at_seq_1_are_counted_and_limited_per_day(store: Arc<dyn Serv
     let epoch_batch = |n: u128| {
         let mut sim = sim_pc("dermaji", "pc-01", 9);
         sim.epoch = uuid::Uuid::from_u128(1000 + n);
-        bench::batches(&sim, &log, 4, arrival() - Duration::seconds(1)).remove(0)
+        sim::batches(&sim, &log, 4, arrival() - Duration::seconds(1)).remove(0)
     };
     for n in 0..3 {
         ingest(store.as_ref(), &device, &epoch_batch(n))
@@ -1218,7 +1203,7 @@ async fn seqs_a_pc_declares_lost_are_kept_once_and_never_overlap_a_record(
     let (_, device) = enroll(store.as_ref(), "dermaji", "pc-01").await;
     let sim = sim_pc("dermaji", "pc-01", 21);
     let log = log_of(&sim, 10, 21);
-    let batches = bench::batches(&sim, &log, 4, arrival() - Duration::seconds(1));
+    let batches = sim::batches(&sim, &log, 4, arrival() - Duration::seconds(1));
     let mut resent = batches[1].clone();
     assert_eq!(resent.first_seq, 5);
     // The same records at the same seqs (each column's first seq counts from first_seq).
@@ -1281,13 +1266,11 @@ async fn a_pg_dump_restored_into_an_empty_database_holds_everything() {
         .expect("pg_dump (Debian's postgresql-client) is installed");
     assert!(status.success(), "pg_dump: {status}");
 
-    let Cleanup::Postgres { admin, .. } = &harness.cleanup else {
+    let Cleanup::Postgres(database) = &harness.cleanup else {
         unreachable!("a PostgreSQL harness")
     };
-    let name = format!("jejak_restored_{}", Uuid::new_v4().simple());
-    let url = jejak_server::postgres::create_database(admin, &name)
-        .await
-        .unwrap();
+    let target = TestDatabase::create(&database.admin, "jejak_restored").await;
+    let url = target.url.clone();
     let status = std::process::Command::new("pg_restore")
         .args(["--no-owner", "--exit-on-error", "--dbname", &url])
         .arg(&dump)
@@ -1309,9 +1292,7 @@ async fn a_pg_dump_restored_into_an_empty_database_holds_everything() {
     }
     assert!(restored.check_rollups().await.unwrap().is_consistent());
     drop(restored);
-    jejak_server::postgres::drop_database(admin, &name)
-        .await
-        .unwrap();
+    target.remove().await;
     harness.finish().await;
 }
 
@@ -1319,7 +1300,7 @@ async fn a_pg_dump_restored_into_an_empty_database_holds_everything() {
 // Dating again when later evidence arrives (`dating.rs`)
 // ---------------------------------------------------------------------------------------
 
-use jejak_server::bench::clocks::{self, History, SimClock, SimRun};
+use jejak_testkit::sim::clocks::{self, History, SimClock, SimRun};
 
 const HOUR_MS: i64 = 3_600_000;
 

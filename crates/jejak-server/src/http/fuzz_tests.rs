@@ -17,9 +17,9 @@ use serde_json::{Map, Number, Value};
 
 use super::body;
 use super::{ApiProblem, Limits};
-use crate::bench::{SimPc, batches, simulate};
 use crate::store::{Delivery, DeviceRef, ServerStore};
 use crate::{SqliteOptions, SqliteStore};
+use jejak_testkit::sim::{SimPc, batches, simulate};
 
 /// A store with the one PC every batch here names.
 struct Target {

@@ -673,7 +673,7 @@ async fn estimated_and_undated_sessions_are_counted_and_shown_on_postgres() {
 }
 
 async fn estimated_and_undated_on(backend: Backend) {
-    use crate::bench::clocks::{SimClock, SimRun, history};
+    use jejak_testkit::sim::clocks::{SimClock, SimRun, history};
     let now = wib(2026, 12, 20, 9, 0);
     let clock: crate::store::ServerClock = Arc::new(move || now);
     let under_test = backend.open(clock).await;
@@ -694,7 +694,7 @@ async fn estimated_and_undated_on(backend: Backend) {
         clock,
         cut: false,
     };
-    let sim = crate::bench::SimPc {
+    let sim = jejak_testkit::sim::SimPc {
         library: adisara.clone(),
         pc: pc.clone(),
         epoch: Uuid::from_u64_pair(9, 9),

@@ -5,36 +5,15 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, Utc};
-use jejak_domain::{LibraryCode, PcCode, WireBatch, Zone};
+use jejak_domain::{LibraryCode, PcCode, WireBatch};
 use jejak_server::{
     AppState, DashboardSettings, DeviceRef, Limits, ServerConfig, ServerStore, SqliteOptions,
     SqliteStore,
 };
 
-/// The server's clock: the real one moved by `skew` (tests move it "weeks later").
-#[derive(Clone, Default)]
-pub struct TestClock {
-    skew_ms: Arc<AtomicI64>,
-}
-
-impl TestClock {
-    pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::milliseconds(self.skew_ms.load(Ordering::SeqCst))
-    }
-
-    pub fn advance(&self, by: chrono::Duration) {
-        self.skew_ms
-            .fetch_add(by.num_milliseconds(), Ordering::SeqCst);
-    }
-
-    pub fn server_clock(&self) -> jejak_server::ServerClock {
-        let me = self.clone();
-        Arc::new(move || me.now())
-    }
-}
+use jejak_testkit::server::InProcessServer;
+pub use jejak_testkit::server::TestClock;
 
 pub struct TestServer {
     pub url: String,
@@ -43,8 +22,7 @@ pub struct TestServer {
     pub clock: TestClock,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    serving: InProcessServer,
 }
 
 impl TestServer {
@@ -77,21 +55,15 @@ impl TestServer {
                 ..ServerConfig::default()
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(jejak_server::run(listener, state, async {
-            let _ = rx.await;
-        }));
+        let serving = InProcessServer::start(state).await;
         TestServer {
-            url: format!("http://{addr}"),
-            addr,
+            url: serving.url(),
+            addr: serving.addr,
             store,
             clock,
             dir,
             http: reqwest::Client::new(),
-            shutdown: Some(tx),
-            task: Some(task),
+            serving,
         }
     }
 
@@ -101,26 +73,18 @@ impl TestServer {
 
     /// Stops the server and waits for `run` to return.
     pub async fn stop(&mut self) -> std::io::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await.unwrap(),
-            None => Ok(()),
-        }
+        self.serving.stop().await
     }
 
     /// Adds the library (if new) and enrolls the PC; returns its token and device.
     pub async fn enroll(&self, library: &str, pc: &str) -> (String, DeviceRef) {
         let lib = LibraryCode::parse(library).unwrap();
         let pc = PcCode::parse(pc).unwrap();
-        let _ = self
-            .store
-            .add_library(&lib, "Perpustakaan Desa", Zone::Wib)
-            .await;
-        let token = self.store.add_device(&lib, &pc).await.unwrap();
+        let token =
+            jejak_testkit::server::enroll(&self.store, library, "Perpustakaan Desa", pc.as_str())
+                .await;
         let device = self.store.find_device(&lib, &pc).await.unwrap().unwrap();
-        (token.expose().to_string(), device)
+        (token, device)
     }
 
     pub async fn post_raw(
@@ -155,22 +119,22 @@ impl TestServer {
 
     /// Posts a batch as the sync client does: zstd-compressed batch JSON.
     /// Enrolls each `(library, pc, sessions)`, simulates that many sessions from
-    /// October 2026 (`bench::simulate`, seeded from `seed` on) and syncs them, dated a
+    /// October 2026 (`sim::simulate`, seeded from `seed` on) and syncs them, dated a
     /// second before the server's clock; returns the last device token.
     pub async fn sync_simulated(&self, pcs: &[(&str, &str, usize)], seed: u64) -> String {
         let mut token = String::new();
         for (i, (library, pc, sessions)) in pcs.iter().enumerate() {
             token = self.enroll(library, pc).await.0;
-            let sim = jejak_server::bench::SimPc {
+            let sim = jejak_testkit::sim::SimPc {
                 library: LibraryCode::parse(library).unwrap(),
                 pc: PcCode::parse(pc).unwrap(),
                 epoch: uuid::Uuid::new_v4(),
                 clock_error_ms: 0,
             };
-            let month = jejak_server::bench::month_start();
-            let log = jejak_server::bench::simulate(&sim, *sessions, month, seed + i as u64);
+            let month = jejak_testkit::sim::month_start();
+            let log = jejak_testkit::sim::simulate(&sim, *sessions, month, seed + i as u64);
             let sync_at = self.clock.now() - chrono::Duration::seconds(1);
-            for batch in jejak_server::bench::batches(&sim, &log, 100, sync_at) {
+            for batch in jejak_testkit::sim::batches(&sim, &log, 100, sync_at) {
                 let (status, ack) = self.post(&token, &batch).await;
                 assert_eq!(status, 200, "{ack}");
             }

@@ -1,29 +1,20 @@
-//! What the benchmark (and the tests) need to measure the server: realistic sessions and
-//! batches, the bytes each session costs on disk, and the baseline of a bare rusqlite
-//! bulk insert of the same rows.
+//! Simulated village PCs for the tests and the benchmarks: realistic sessions and the
+//! batches a PC would send of them, and (in [`clocks`]) a PC whose clock lies.
 //!
 //! The sessions follow the brief's village library: a PC boots in the morning, serves a
 //! handful of patrons for 15 minutes to 2 hours each, with one to three purposes, about
 //! a third of them members with a patron key, and tens of megabytes of traffic.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
 use chrono::{DateTime, TimeZone, Utc};
 use jejak_domain::{
     AgeGroup, ChangeRecord, ClientInstant, ClockAnchor, EndReason, Gender, LibraryCode, PatronKey,
-    PatronProfile, PcCode, Purpose, RecordBody, Session, TimeQuality, UserKind, WireBatch, Zone,
+    PatronProfile, PcCode, Purpose, RecordBody, Session, TimeQuality, UserKind, WireBatch,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rusqlite::{Connection, params};
 use uuid::Uuid;
 
-use crate::codes;
-use crate::sqlite::SqliteStore;
-
 pub mod clocks;
-use crate::store::{Delivery, ServerStore};
 
 /// One simulated PC and its clock.
 #[derive(Debug, Clone)]
@@ -268,181 +259,9 @@ pub fn district(count: usize, seed: u64) -> Vec<SimPc> {
         .collect()
 }
 
-/// Enrolls a district made by [`district`] in `store` (a library for every three PCs)
-/// and returns each PC's token, in the district's order.
-pub async fn enroll_district(
-    store: &dyn ServerStore,
-    district: &[SimPc],
-) -> Result<Vec<String>, crate::store::EnrollError> {
-    let mut tokens = Vec::new();
-    for (i, pc) in district.iter().enumerate() {
-        if i % 3 == 0 {
-            store
-                .add_library(&pc.library, "Perpustakaan Desa", Zone::Wib)
-                .await?;
-        }
-        tokens.push(
-            store
-                .add_device(&pc.library, &pc.pc)
-                .await?
-                .expose()
-                .to_string(),
-        );
-    }
-    Ok(tokens)
-}
-
 /// The start of the simulated month: 2026-10-01 00:00 UTC.
 pub fn month_start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0)
         .single()
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
-}
-
-/// The result of [`disk_bytes_per_session`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DiskFigure {
-    /// Sessions stored.
-    pub sessions: usize,
-    /// The database file's size after `VACUUM`.
-    pub file_bytes: u64,
-    /// `file_bytes / sessions`.
-    pub bytes_per_session: f64,
-}
-
-/// Enrolls a district of `pcs` PCs in a new store in `dir`, stores `sessions` realistic
-/// sessions through `ingest` (batches of 500), compacts the file and divides its size by
-/// the sessions. The brief's goal is at most 64 bytes.
-///
-/// The budget is judged at the brief's stress district's pace ([`Pace::STRESS`], about
-/// 17 sessions a PC a day), the scale it is for. The rollups and the clock anchors of
-/// runs cost a fixed amount per PC and day or month, so a quieter PC pays more per
-/// session: at [`Pace::TYPICAL`] (5.5 a day) the figure is several bytes higher.
-pub async fn disk_bytes_per_session(
-    dir: &Path,
-    pcs: usize,
-    sessions: usize,
-    pace: Pace,
-) -> Result<DiskFigure, Box<dyn std::error::Error + Send + Sync>> {
-    let store = SqliteStore::open(&dir.join("disk-bench.db"))?;
-    let district = district(pcs.max(1), 7);
-    let per_pc = sessions.div_ceil(district.len());
-    let mut stored = 0;
-    for (i, pc) in district.iter().enumerate() {
-        if store.find_device(&pc.library, &pc.pc).await?.is_none() {
-            if i % 3 == 0 {
-                store
-                    .add_library(&pc.library, "Perpustakaan Desa", Zone::Wib)
-                    .await?;
-            }
-            store.add_device(&pc.library, &pc.pc).await?;
-        }
-        let device = store
-            .find_device(&pc.library, &pc.pc)
-            .await?
-            .ok_or("the device just enrolled is missing")?;
-        let n = per_pc.min(sessions - stored);
-        let log = simulate_at(pc, n, month_start(), i as u64, pace);
-        let sync_at = month_start() + chrono::Duration::days(120);
-        for batch in batches(pc, &log, 500, sync_at) {
-            store
-                .ingest(&device, batch, sync_at, Delivery::Online)
-                .await?;
-        }
-        stored += n;
-        if stored >= sessions {
-            break;
-        }
-    }
-    let file_bytes = store.compact().await?;
-    Ok(DiskFigure {
-        sessions: stored,
-        file_bytes,
-        bytes_per_session: file_bytes as f64 / stored.max(1) as f64,
-    })
-}
-
-/// The baseline of the ingest benchmark: inserts the sessions of `batches` into a fresh
-/// database at `path` with a bare rusqlite bulk insert (one prepared statement, one
-/// transaction, WAL with `synchronous=FULL`, the server's own `sessions` table layout
-/// and the server's page cache size), and returns the rows inserted and the time from
-/// `BEGIN` to after `COMMIT`.
-pub fn bare_rusqlite_insert(
-    path: &Path,
-    batches: &[WireBatch],
-) -> Result<(usize, Duration), rusqlite::Error> {
-    let mut conn = Connection::open(path)?;
-    conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))?;
-    conn.execute_batch(
-        "PRAGMA synchronous=FULL;
-         PRAGMA cache_size=-32768;
-         CREATE TABLE IF NOT EXISTS sessions (
-             id BLOB PRIMARY KEY, device INTEGER NOT NULL, revision INTEGER NOT NULL,
-             run INTEGER NOT NULL, mono_ms INTEGER NOT NULL, start_ms INTEGER NOT NULL,
-             skew_ms INTEGER NOT NULL, duration_s INTEGER NOT NULL, end_reason INTEGER,
-             user_kind INTEGER NOT NULL, purposes INTEGER NOT NULL, gender INTEGER NOT NULL,
-             age_group INTEGER NOT NULL, group_size INTEGER NOT NULL, patron INTEGER,
-             rx_kib INTEGER NOT NULL, tx_kib INTEGER NOT NULL, online_s INTEGER NOT NULL,
-             quality INTEGER NOT NULL, client_quality INTEGER NOT NULL
-         ) STRICT, WITHOUT ROWID;",
-    )?;
-    // The rows are made before the clock starts: the baseline is the database's work.
-    let mut rows = Vec::new();
-    for (device, batch) in batches.iter().enumerate() {
-        let s = &batch.sessions;
-        let mut start = 0i64;
-        for i in 0..s.id.len() {
-            start += s.started_at_delta_ms[i];
-            rows.push((
-                s.id[i].0,
-                device as i64,
-                s.revision[i],
-                s.run[i],
-                s.started_mono_ms[i] as i64,
-                start,
-                s.duration_s[i] as i64,
-                s.end_reason[i].map(codes::end_reason_code),
-                codes::user_kind_code(s.user_kind[i]),
-                codes::purposes_mask(&s.purposes[i]),
-                codes::gender_code(s.gender[i]),
-                codes::age_group_code(s.age_group[i]),
-                s.group_size[i],
-                s.patron[i],
-                (s.rx_kib[i] as i64, s.tx_kib[i] as i64, s.online_s[i] as i64),
-                codes::time_quality_code(s.time_quality[i]),
-            ));
-        }
-    }
-    let started = Instant::now();
-    let tx = conn.transaction()?;
-    {
-        let mut insert = tx.prepare(
-            "INSERT INTO sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12,
-                 ?13, ?14, ?15, ?16, ?17, 1, ?18)",
-        )?;
-        for r in &rows {
-            insert.execute(params![
-                r.0.as_bytes().as_slice(),
-                r.1,
-                r.2,
-                r.3,
-                r.4,
-                r.5,
-                r.6,
-                r.7,
-                r.8,
-                r.9,
-                r.10,
-                r.11,
-                r.12,
-                r.13,
-                r.14.0,
-                r.14.1,
-                r.14.2,
-                r.15
-            ])?;
-        }
-    }
-    tx.commit()?;
-    Ok((rows.len(), started.elapsed()))
 }
