@@ -6,6 +6,7 @@
 //! - [`PostgresStore`]: the PostgreSQL backend for a province or a country (sessions
 //!   partitioned by month, every table keyed by library).
 //! - [`router`] and [`run`]: the axum application and its serving loop.
+//! - [`bundle_import`]: `jejak server import`, a PC's USB bundle through the same ingest.
 //!
 //! Invariants this crate keeps (see the brief, section 4): a batch is answered only
 //! after its transaction commits; ingest is idempotent forever (record keys never
@@ -17,6 +18,7 @@
 
 // Public so that the ingest benchmark's bare-rusqlite baseline (in `jejak-testkit`) stores
 // the same small integers the server does.
+pub mod bundle_import;
 pub mod codes;
 mod dashboard;
 mod dating;

@@ -416,6 +416,12 @@ pub fn export(
 }
 
 impl BundleAck {
+    /// Writes the acknowledgement to `path`, on the disk before it returns and readable
+    /// by its owner only, as a bundle is written.
+    pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
+        jejak_agent::platform::write_private_file(path, &self.to_bytes())
+    }
+
     fn signed_parts(&self) -> Vec<String> {
         let acks = serde_json::to_string(&self.acks).unwrap_or_default();
         vec![
