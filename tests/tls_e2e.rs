@@ -21,6 +21,7 @@ use jejak_agent::store::Store;
 use jejak_domain::{DeviceIdentity, LibraryCode, PatronProfile, PcCode, TimeQuality};
 use jejak_server::{ServerStore, SqliteStore};
 use jejak_sync::{ServerTrust, SyncClient, SyncError, SyncOptions, sync_once, tls};
+use jejak_testkit::server::InProcessServer;
 use support::{ChildGuard, TestPc, district_server, spawn_server_with};
 
 const LIBRARY: &str = "dermaji";
@@ -183,20 +184,15 @@ fn a_pc_whose_clock_says_2000_syncs_over_https_with_the_pinned_key_and_refuses_a
     let (other_cert, other_key) = certificate(dir.path(), "other");
     let other_dir = tempfile::tempdir().unwrap();
     let other_store = SqliteStore::open(&other_dir.path().join("other.db")).unwrap();
-    let (other_url, stop_other) = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://{}", listener.local_addr().unwrap());
+    let other = runtime.block_on(async {
         let config = jejak_server::http::tls::load_server_config(&other_cert, &other_key).unwrap();
         let state = jejak_server::AppState::new(
             Arc::new(other_store.clone()),
             jejak_server::ServerConfig::default(),
         );
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(jejak_server::run_tls(listener, config, state, async {
-            let _ = stopped.await;
-        }));
-        (url, stop)
+        InProcessServer::start_tls(state, config).await
     });
+    let other_url = other.url();
     store.start_session(PatronProfile::default(), None).unwrap();
     let pending = store.sync_state().unwrap().pending();
     let impostor =
@@ -209,7 +205,7 @@ fn a_pc_whose_clock_says_2000_syncs_over_https_with_the_pinned_key_and_refuses_a
     }
     assert_eq!(store.sync_state().unwrap().pending(), pending);
     assert!(runtime.block_on(other_store.devices()).unwrap().is_empty());
-    let _ = stop_other.send(());
+    drop(other);
     drop(store);
 
     // The district server holds both sessions, the one made in "2000" dated by the

@@ -45,37 +45,61 @@ impl TestClock {
     }
 }
 
-/// `jejak_server::run` serving `state` on `127.0.0.1:0`, in the runtime it was started
-/// in. Dropping it asks the server to stop; [`InProcessServer::stop`] also waits for it.
+/// `jejak_server::run` (or `run_tls`) serving `state` on `127.0.0.1:0`, in the runtime
+/// it was started in. Dropping it asks the server to stop; [`InProcessServer::stop`] also
+/// waits for it.
 #[derive(Debug)]
 pub struct InProcessServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl InProcessServer {
-    /// Binds a free loopback port and serves `state` on it.
+    /// Binds a free loopback port and serves `state` on it over plain HTTP.
     pub async fn start(state: AppState) -> InProcessServer {
+        Self::serve(state, None).await
+    }
+
+    /// Binds a free loopback port and serves `state` on it over HTTPS with `tls`, as
+    /// `jejak server run --tls-cert/--tls-key` does.
+    pub async fn start_tls(state: AppState, tls: Arc<rustls::ServerConfig>) -> InProcessServer {
+        Self::serve(state, Some(tls)).await
+    }
+
+    async fn serve(state: AppState, tls: Option<Arc<rustls::ServerConfig>>) -> InProcessServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free loopback port");
         let addr = listener.local_addr().expect("the listener's address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(jejak_server::run(listener, state, async {
+        let shutdown = async {
             let _ = stopped.await;
-        }));
+        };
+        let (scheme, task) = match tls {
+            None => (
+                "http",
+                tokio::spawn(jejak_server::run(listener, state, shutdown)),
+            ),
+            Some(tls) => (
+                "https",
+                tokio::spawn(jejak_server::run_tls(listener, tls, state, shutdown)),
+            ),
+        };
         InProcessServer {
             addr,
+            scheme,
             stop: Some(stop),
             task: Some(task),
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (or `https://`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Stops the server and waits for `run` to return what it returned.
