@@ -9,6 +9,44 @@ use crate::error::DomainError;
 use crate::event::PcEvent;
 use crate::session::Session;
 
+/// The kinds of record the change log holds: a closed list, so that the compiler finds
+/// every place a new kind must be handled (ARCHITECTURE.md, "How to add a record kind").
+///
+/// A server says which kinds it stores (`accepts` in `GET /api/v1/devices/me`); a PC
+/// sends a server only those, and holds back the rest until the server takes them, so a
+/// server older than a kind never stalls a PC's queue and never drops a record it does
+/// not know.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Session,
+    PcEvent,
+}
+
+impl RecordKind {
+    /// Every kind this build knows, in the order of the wire format.
+    pub const ALL: [RecordKind; 2] = [RecordKind::Session, RecordKind::PcEvent];
+
+    /// The kinds of wire format v1, which every server takes: what a PC assumes of a
+    /// server that does not say.
+    pub const WIRE_V1: [RecordKind; 2] = [RecordKind::Session, RecordKind::PcEvent];
+
+    /// The kind's code, on the wire and in the PC's change log.
+    pub fn code(self) -> &'static str {
+        match self {
+            RecordKind::Session => "session",
+            RecordKind::PcEvent => "pc_event",
+        }
+    }
+
+    /// The kind of a code; `None` for a kind this build does not know (a newer server
+    /// may advertise one).
+    pub fn from_code(code: &str) -> Option<RecordKind> {
+        RecordKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
 /// The thing a change wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
@@ -34,11 +72,15 @@ impl RecordBody {
         }
     }
 
-    pub fn kind_code(&self) -> &'static str {
+    pub fn kind(&self) -> RecordKind {
         match self {
-            RecordBody::Session(_) => "session",
-            RecordBody::PcEvent(_) => "pc_event",
+            RecordBody::Session(_) => RecordKind::Session,
+            RecordBody::PcEvent(_) => RecordKind::PcEvent,
         }
+    }
+
+    pub fn kind_code(&self) -> &'static str {
+        self.kind().code()
     }
 
     pub fn validate(&self) -> Result<(), DomainError> {
@@ -60,4 +102,21 @@ pub struct ChangeRecord {
     pub run_id: Uuid,
     pub mono_ms: u64,
     pub body: RecordBody,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_code_is_its_serde_name_and_unknown_codes_are_none() {
+        for kind in RecordKind::ALL {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::Value::String(kind.code().to_string())
+            );
+            assert_eq!(RecordKind::from_code(kind.code()), Some(kind));
+        }
+        assert_eq!(RecordKind::from_code("visit"), None);
+    }
 }
