@@ -8,6 +8,10 @@
 //! packed rollup rows in key order (day rows by (month, device), then breakdown rows
 //! by (month, library), then patron rows by (month, library)). New sessions and pc
 //! events are inserted in id order.
+//!
+//! A library-wide rollup row is inserted empty (`ON CONFLICT DO NOTHING`), then read
+//! `FOR UPDATE`, merged and written back, so two PCs of a library never lose each
+//! other's update. New records are copied in bulk (see [`insert_new`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
