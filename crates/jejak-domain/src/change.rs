@@ -1,6 +1,8 @@
 //! The PC's change log entries: every change on a PC is one `ChangeRecord` with the
 //! device's next sequence number. `wire` turns them into the sync's wire format.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -65,6 +67,15 @@ impl RecordBody {
         }
     }
 
+    /// The run (boot) the record belongs to: a session's revisions all name the run
+    /// it started in.
+    pub fn run_id(&self) -> Uuid {
+        match self {
+            RecordBody::Session(s) => s.run_id,
+            RecordBody::PcEvent(e) => e.run_id,
+        }
+    }
+
     pub fn revision(&self) -> u32 {
         match self {
             RecordBody::Session(s) => s.revision,
@@ -89,6 +100,22 @@ impl RecordBody {
             RecordBody::PcEvent(_) => Ok(()),
         }
     }
+}
+
+/// Leaves out the revisions that a later change of the same record supersedes, as a
+/// batch carries only the newest revision of each record of its range.
+pub fn newest_revisions(records: Vec<ChangeRecord>) -> Vec<ChangeRecord> {
+    let mut newest: HashMap<(RecordKind, Uuid), u64> = HashMap::new();
+    for r in &records {
+        let seq = newest
+            .entry((r.body.kind(), r.body.record_id()))
+            .or_insert(r.seq);
+        *seq = (*seq).max(r.seq);
+    }
+    records
+        .into_iter()
+        .filter(|r| newest.get(&(r.body.kind(), r.body.record_id())) == Some(&r.seq))
+        .collect()
 }
 
 /// One entry of a device's append-only change log.

@@ -15,7 +15,7 @@ mod session;
 mod vocab;
 mod wire;
 
-pub use change::{ChangeRecord, RecordBody, RecordKind};
+pub use change::{ChangeRecord, RecordBody, RecordKind, newest_revisions};
 pub use device_key::{KeyRegistrationAnswer, KeyRegistrationRequest};
 pub use error::{DomainError, Field};
 pub use event::PcEvent;

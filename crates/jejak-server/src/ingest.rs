@@ -464,10 +464,7 @@ pub(crate) fn prepare(
             });
             continue;
         }
-        let run = match &body {
-            RecordBody::Session(s) => s.run_id,
-            RecordBody::PcEvent(e) => e.run_id,
-        };
+        let run = body.run_id();
         let converted = match body {
             RecordBody::Session(s) => session_fields(&s).map(|(mono_ms, fields, patron)| {
                 PreparedRecord::Session(PreparedSession {
