@@ -1345,6 +1345,20 @@ fn measure_clock_like_the_client(store: &mut Store, client: &Client) {
         .unwrap();
 }
 
+/// The real client reads, from the real server, the record kinds it stores: every kind
+/// this build knows.
+#[test]
+fn the_client_reads_the_record_kinds_the_server_stores() {
+    let server = TestServer::start();
+    let token = server.enroll("pesawahan", "pc-03");
+    let client = Client::new(&server.url(), &token, Duration::from_secs(10));
+    let held = client.rt.block_on(client.sync.held_state()).unwrap();
+    assert_eq!(
+        held.accepted_kinds(),
+        jejak_domain::RecordKind::ALL.to_vec()
+    );
+}
+
 #[test]
 fn the_same_batch_twice_at_once_and_30_days_later_is_stored_once() {
     let server = TestServer::start();

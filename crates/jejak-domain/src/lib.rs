@@ -3,7 +3,7 @@
 //!
 //! This crate does no IO: no files, no clocks, no network. Callers pass times in.
 
-mod batch;
+mod change;
 mod device_key;
 mod error;
 mod event;
@@ -15,11 +15,7 @@ mod session;
 mod vocab;
 mod wire;
 
-pub use batch::{
-    BATCH_MEDIA_TYPE, BatchAck, BatchRecord, BatchShapeError, ClientInstant, ClockAnchor,
-    ClockBound, EARLIEST_SERVER_MS, EventColumns, HexId, Problem, RejectedRecord, SeqRange,
-    SessionColumns, WIRE_VERSION, WireBatch,
-};
+pub use change::{ChangeRecord, RecordBody, RecordKind, newest_revisions};
 pub use device_key::{KeyRegistrationAnswer, KeyRegistrationRequest};
 pub use error::{DomainError, Field};
 pub use event::PcEvent;
@@ -29,4 +25,8 @@ pub use session::{
     MAX_GROUP_SIZE, MAX_PURPOSES, PatronKey, PatronProfile, Session, parse_purposes,
 };
 pub use vocab::{AgeGroup, EndReason, Gender, PcEventKind, Purpose, TimeQuality, UserKind, Zone};
-pub use wire::{ChangeRecord, RecordBody};
+pub use wire::{
+    BATCH_MEDIA_TYPE, BatchAck, BatchRecord, BatchShapeError, ClientInstant, ClockAnchor,
+    ClockBound, EARLIEST_SERVER_MS, EventColumns, HexId, Problem, RejectedRecord, SeqRange,
+    SessionColumns, WIRE_VERSION, WireBatch,
+};

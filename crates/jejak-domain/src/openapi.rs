@@ -9,12 +9,12 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::batch::HexId;
 use crate::identity::{LibraryCode, PcCode};
 use crate::session::PatronKey;
 use crate::vocab::{
     AgeGroup, EndReason, Gender, PcEventKind, Purpose, TimeQuality, UserKind, Zone,
 };
+use crate::wire::HexId;
 
 fn string_schema(
     description: &str,

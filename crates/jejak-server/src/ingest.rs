@@ -3,20 +3,26 @@
 //! the per-record validation, the conversion of records into the compact form the store
 //! keeps, and the clock correction.
 //!
-//! Preparing happens on the caller's task, in parallel with other batches; the backend's
-//! single writer then only looks up and writes.
+//! [`ingest`] is the one flow every batch takes, whichever the backend: the batch is
+//! prepared ([`prepare`]: identity, decoding, validation, conversion) on a blocking
+//! thread, in parallel with other batches; the backend stores the prepared batch in one
+//! transaction ([`ServerStore::store_batch`](crate::store::ServerStore::store_batch)),
+//! deciding with the rules here ([`check_gap`], [`check_new_epoch`], [`batch_offset`],
+//! [`PreparedBatch::plan_dating`], [`held_after`]); and the acknowledgement is built
+//! from what it stored, after the commit. A backend only looks up and writes.
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use jejak_domain::{
-    BatchRecord, ClientInstant, ClockAnchor, ClockBound, EARLIEST_SERVER_MS, Lang, PatronKey,
-    RecordBody, RejectedRecord, WireBatch,
+    BatchAck, BatchRecord, ClientInstant, ClockAnchor, ClockBound, EARLIEST_SERVER_MS, Lang,
+    PatronKey, RecordBody, RejectedRecord, WireBatch,
 };
 use uuid::Uuid;
 
 use crate::codes;
 use crate::dating::{RunEvidence, RunRecord};
-use crate::store::{Delivery, DeviceRef, IngestError};
+use crate::store::{Delivery, DeviceRef, IngestError, ServerStore, StoreError};
 
 /// Rejection code of a record that breaks a domain rule.
 pub const REJECT_INVALID: &str = "invalid";
@@ -36,6 +42,91 @@ pub const REJECT_BEYOND_RETENTION: &str = "beyond-retention";
 pub const MAX_NEW_EPOCHS: usize = 3;
 /// The window of [`MAX_NEW_EPOCHS`]: a day.
 pub const NEW_EPOCH_WINDOW_MS: i64 = 86_400_000;
+
+/// Stores one batch of `device` (see [`ServerStore::ingest`] for the contract): the one
+/// ingest flow of both backends.
+pub(crate) async fn ingest<S: ServerStore + ?Sized>(
+    store: &S,
+    device: &DeviceRef,
+    batch: WireBatch,
+    received_at: DateTime<Utc>,
+    delivery: Delivery,
+) -> Result<BatchAck, IngestError> {
+    let (batch_id, epoch) = (batch.batch_id, batch.epoch);
+    let received_ms = received_at.timestamp_millis();
+    let owner = device.clone();
+    // Decoding and converting a batch of thousands of records is CPU work: it runs on a
+    // blocking thread, in parallel with other batches, so the store only looks up and
+    // writes.
+    let prepared =
+        tokio::task::spawn_blocking(move || prepare(&owner, batch, received_ms, delivery))
+            .await
+            .map_err(|e| StoreError::Internal(format!("a preparation task failed: {e}")))??;
+    if prepared.ignored_anchors > 0 {
+        tracing::warn!(
+            device = device.id.0,
+            ignored = prepared.ignored_anchors,
+            "clock anchors with implausible values were ignored"
+        );
+    }
+    let (records, sessions, events) = (prepared.records.len(), prepared.sessions, prepared.events);
+    let started = std::time::Instant::now();
+    let outcome = store.store_batch(device, prepared, received_ms).await;
+    match &outcome {
+        Ok(o) => tracing::debug!(
+            device = device.id.0,
+            records,
+            sessions,
+            events,
+            new = o.new,
+            duplicates = o.duplicates,
+            rejected = o.rejected.len(),
+            held_seq = o.held_seq,
+            micros = started.elapsed().as_micros() as u64,
+            "batch stored"
+        ),
+        Err(e) => tracing::info!(device = device.id.0, records, error = %e, "batch refused"),
+    }
+    let outcome = outcome?;
+    Ok(BatchAck {
+        batch_id,
+        epoch,
+        held_seq: outcome.held_seq,
+        new: outcome.new,
+        duplicates: outcome.duplicates,
+        rejected: outcome.rejected,
+        received_at_ms: received_ms,
+        sent_at_ms: store.now().timestamp_millis(),
+    })
+}
+
+/// What storing one prepared batch did, before the answer is stamped with its send
+/// time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub(crate) held_seq: u64,
+    pub(crate) new: u32,
+    pub(crate) duplicates: u32,
+    pub(crate) rejected: Vec<RejectedRecord>,
+}
+
+/// The gap check: a batch must start at or before the first seq the server lacks of its
+/// epoch (`held_seq` is what the server holds, 0 for an epoch it has not seen).
+pub(crate) fn check_gap(held_seq: i64, first_seq: i64) -> Result<(), IngestError> {
+    if first_seq > held_seq.saturating_add(1) {
+        return Err(IngestError::SeqGap {
+            expected_seq: (held_seq as u64).saturating_add(1),
+            first_seq: first_seq as u64,
+        });
+    }
+    Ok(())
+}
+
+/// The epoch's held seq once a batch is stored: the batch covers its whole range
+/// (superseded revisions were left out by the client), so it moves to its end.
+pub(crate) fn held_after(held_seq: i64, batch: &PreparedBatch) -> i64 {
+    held_seq.max(batch.last_seq)
+}
 
 /// Decides on a batch that opens a new epoch, given when the device's epochs opened
 /// within the last [`NEW_EPOCH_WINDOW_MS`] (any order): refused when there are
@@ -180,39 +271,62 @@ pub(crate) enum PreparedRecord {
     },
 }
 
-/// A batch checked and converted, ready for the writer.
+/// A batch checked and converted, ready for the store
+/// ([`ServerStore::store_batch`](crate::store::ServerStore::store_batch)).
 #[derive(Debug, Clone)]
-pub(crate) struct PreparedBatch {
-    pub batch_id: Uuid,
-    pub epoch: Uuid,
-    pub first_seq: i64,
-    pub last_seq: i64,
-    pub sent: ClientInstant,
-    pub delivery: Delivery,
+pub struct PreparedBatch {
+    pub(crate) batch_id: Uuid,
+    pub(crate) epoch: Uuid,
+    pub(crate) first_seq: i64,
+    pub(crate) last_seq: i64,
+    pub(crate) sent: ClientInstant,
+    pub(crate) delivery: Delivery,
     /// The runs the records use, in first-use order.
-    pub runs: Vec<Uuid>,
+    pub(crate) runs: Vec<Uuid>,
     /// Usable anchors, the best per run.
-    pub anchors: HashMap<Uuid, Anchor>,
+    pub(crate) anchors: HashMap<Uuid, Anchor>,
     /// Anchors that were ignored as implausible (logged as a count).
-    pub ignored_anchors: usize,
-    pub records: Vec<PreparedRecord>,
-    pub sessions: usize,
-    pub events: usize,
+    pub(crate) ignored_anchors: usize,
+    pub(crate) records: Vec<PreparedRecord>,
+    pub(crate) sessions: usize,
+    pub(crate) events: usize,
     /// Seq ranges the PC declared lost (pruned before the server lost them).
-    pub lost: Vec<LostSeqs>,
+    pub(crate) lost: Vec<LostSeqs>,
     /// What the batch shows of each run it touches, in the order the runs first appear
     /// (for `dating::plan`).
-    pub evidence: Vec<RunEvidence>,
+    pub(crate) evidence: Vec<RunEvidence>,
     /// Lower bounds on runs' boots (server ms) from the batch's clock bounds, the
     /// tightest per run.
-    pub not_before: HashMap<Uuid, i64>,
+    pub(crate) not_before: HashMap<Uuid, i64>,
 }
 
 impl PreparedBatch {
+    /// Every run whose anchor the batch's dating needs: the runs its records use, the
+    /// runs it carries anchors for and the run it was sent in, sorted, each once.
+    pub(crate) fn runs_wanted(&self) -> Vec<&Uuid> {
+        let mut wanted: Vec<&Uuid> = self.runs.iter().chain(self.anchors.keys()).collect();
+        wanted.push(&self.sent.run);
+        wanted.sort();
+        wanted.dedup();
+        wanted
+    }
+
+    /// The PC's wall clock offset for records whose run has no anchor: what this batch
+    /// establishes (`fresh`, see [`batch_offset`]; the store keeps it as the device's
+    /// latest), else the latest the device established before (`stored`).
+    pub(crate) fn fresh_offset(
+        &self,
+        anchors: &HashMap<Uuid, Option<Anchor>>,
+        received_ms: i64,
+    ) -> Option<WallOffset> {
+        let sent_anchor = anchors.get(&self.sent.run).copied().flatten();
+        batch_offset(&self.sent, sent_anchor.as_ref(), received_ms, self.delivery)
+    }
+
     /// Dates the batch's runs with the PC's kept runs (`dating::plan`): `anchors` the best
     /// known per run, `held_seq` the epoch's before this batch, `offset` the PC's clock
     /// offset, `dated_until` the PC's stored one.
-    pub fn plan_dating(
+    pub(crate) fn plan_dating(
         &self,
         kept: Vec<crate::dating::KeptRun>,
         anchors: &HashMap<Uuid, Option<Anchor>>,
@@ -350,10 +464,7 @@ pub(crate) fn prepare(
             });
             continue;
         }
-        let run = match &body {
-            RecordBody::Session(s) => s.run_id,
-            RecordBody::PcEvent(e) => e.run_id,
-        };
+        let run = body.run_id();
         let converted = match body {
             RecordBody::Session(s) => session_fields(&s).map(|(mono_ms, fields, patron)| {
                 PreparedRecord::Session(PreparedSession {

@@ -706,13 +706,36 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
     /// `received_at` is the server time when the request arrived (t2); the answer's
     /// `sent_at_ms` is the store's time after the commit (the HTTP layer refreshes it
     /// just before replying).
+    ///
+    /// The flow is the same for every backend ([`crate::ingest`]): a backend provides
+    /// only [`ServerStore::store_batch`].
     async fn ingest(
         &self,
         device: &DeviceRef,
         batch: WireBatch,
         received_at: DateTime<Utc>,
         delivery: Delivery,
-    ) -> Result<BatchAck, IngestError>;
+    ) -> Result<BatchAck, IngestError> {
+        crate::ingest::ingest(self, device, batch, received_at, delivery).await
+    }
+
+    /// Stores one batch that [`ServerStore::ingest`] prepared (identity checked,
+    /// decoded, validated, converted), in one transaction, answering after the commit:
+    /// the gap check and a new epoch's allowance against the stored held seq, the lost
+    /// ranges, the anchors, the clock offset, the dating of the batch's runs with the
+    /// PC's kept runs (and the stored records whose dating moved, dated again), the
+    /// records by id and revision with their rollups, the held seq and the batch's row.
+    /// The decisions are `crate::ingest`'s and `crate::dating`'s; a backend looks up and
+    /// writes. `received_ms` is the arrival time.
+    async fn store_batch(
+        &self,
+        device: &DeviceRef,
+        batch: crate::ingest::PreparedBatch,
+        received_ms: i64,
+    ) -> Result<crate::ingest::IngestOutcome, IngestError>;
+
+    /// The store's clock (injected: tests and the demo replay time).
+    fn now(&self) -> DateTime<Utc>;
 
     /// Every session stored for a device, by id. Meant for checks (the demo's "the
     /// server holds exactly what the PCs made", tests, support), not for reports: it

@@ -122,6 +122,8 @@ async fn a_batch_is_stored_with_corrected_times_and_acknowledged() {
     assert_eq!(me["events"], 1);
     let offset = me["clock_offset_ms"].as_i64().unwrap();
     assert!((offset + 90_000).abs() < 1_000, "offset {offset}");
+    // The record kinds this server stores, so a PC holds back only what it cannot take.
+    assert_eq!(me["accepts"], serde_json::json!(["session", "pc_event"]));
     server.assert_healthy().await;
 }
 
@@ -774,6 +776,10 @@ async fn the_operational_endpoints_answer_as_documented() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
+    assert_eq!(
+        doc["components"]["schemas"]["RecordKind"]["enum"],
+        serde_json::json!(["session", "pc_event"])
+    );
     // The report endpoints: staff token, every media type, every refusal documented.
     assert!(doc["components"]["securitySchemes"]["staff_token"].is_object());
     for path in [

@@ -1,9 +1,7 @@
 //! From the change log to a compressed batch.
 
-use std::collections::HashMap;
-
 use jejak_agent::store::{Store, StoreError};
-use jejak_domain::{ChangeRecord, ClientInstant, RecordBody, SeqRange, WireBatch};
+use jejak_domain::{ChangeRecord, ClientInstant, SeqRange, WireBatch};
 use uuid::Uuid;
 
 /// zstd level for batches: the highest levels cost tens of milliseconds on a 20 KB
@@ -33,23 +31,7 @@ impl PreparedBatch {
     }
 }
 
-/// Leaves out session revisions that a later change in the same range supersedes.
-pub fn newest_revisions(records: Vec<ChangeRecord>) -> Vec<ChangeRecord> {
-    let mut newest: HashMap<Uuid, u64> = HashMap::new();
-    for r in &records {
-        if let RecordBody::Session(s) = &r.body {
-            let seq = newest.entry(s.id).or_insert(r.seq);
-            *seq = (*seq).max(r.seq);
-        }
-    }
-    records
-        .into_iter()
-        .filter(|r| match &r.body {
-            RecordBody::Session(s) => newest.get(&s.id) == Some(&r.seq),
-            RecordBody::PcEvent(_) => true,
-        })
-        .collect()
-}
+pub use jejak_domain::newest_revisions;
 
 /// Reads up to `max_seqs` changes after `after` and builds the batch covering them.
 /// `None` when nothing is waiting.
@@ -66,7 +48,7 @@ pub fn prepare(
     let first = after + 1;
     let lost = pruned_ranges(first, &changes);
     let records = newest_revisions(changes);
-    let mut runs: Vec<Uuid> = records.iter().map(|r| record_run(&r.body)).collect();
+    let mut runs: Vec<Uuid> = records.iter().map(|r| r.body.run_id()).collect();
     // The current run's anchor too: it dates the batch's own send time, so the server
     // never has to fall back on a one-way estimate for this PC's clock.
     runs.push(sent.run);
@@ -118,13 +100,6 @@ fn pruned_ranges(first: u64, changes: &[ChangeRecord]) -> Vec<SeqRange> {
     lost
 }
 
-fn record_run(body: &RecordBody) -> Uuid {
-    match body {
-        RecordBody::Session(s) => s.run_id,
-        RecordBody::PcEvent(e) => e.run_id,
-    }
-}
-
 /// Serializes and compresses a batch.
 pub fn compress(wire: WireBatch) -> PreparedBatch {
     // Serializing plain data to a Vec cannot fail.
@@ -141,7 +116,7 @@ pub fn compress(wire: WireBatch) -> PreparedBatch {
 mod tests {
     use super::*;
     use jejak_agent::clock::ManualClock;
-    use jejak_domain::{DeviceIdentity, EndReason, LibraryCode, PatronProfile, PcCode};
+    use jejak_domain::{DeviceIdentity, EndReason, LibraryCode, PatronProfile, PcCode, RecordBody};
     use std::sync::Arc;
     use std::time::Duration;
 

@@ -108,9 +108,32 @@ pub struct HeldEpoch {
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct HeldState {
     pub epochs: Vec<HeldEpoch>,
+    /// The record kinds the server stores, as codes: read as text, so that a newer
+    /// server naming a kind this PC does not know is still understood. `None` from a
+    /// server older than the list.
+    #[serde(default)]
+    accepts: Option<Vec<String>>,
 }
 
 impl HeldState {
+    /// The kinds of record this PC may send the server: those it advertises (kinds this
+    /// PC does not know are left out), or those of wire format v1 when it does not say.
+    /// The PC holds back records of any other kind, and sends the rest.
+    pub fn accepted_kinds(&self) -> Vec<jejak_domain::RecordKind> {
+        match &self.accepts {
+            Some(codes) => {
+                let mut kinds: Vec<_> = codes
+                    .iter()
+                    .filter_map(|c| jejak_domain::RecordKind::from_code(c))
+                    .collect();
+                kinds.sort();
+                kinds.dedup();
+                kinds
+            }
+            None => jejak_domain::RecordKind::WIRE_V1.to_vec(),
+        }
+    }
+
     /// The held seq of `epoch`: 0 when the server has never seen it (or lost it).
     pub fn held_seq(&self, epoch: uuid::Uuid) -> u64 {
         self.epochs
@@ -431,6 +454,29 @@ async fn read_problem(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jejak_domain::RecordKind;
+
+    #[test]
+    fn the_kinds_a_server_takes_are_its_list_or_the_v1_kinds_when_it_does_not_say() {
+        let state = |json: &str| serde_json::from_str::<HeldState>(json).unwrap();
+        // A server older than the list takes what wire format v1 carries.
+        assert_eq!(
+            state(r#"{"epochs": []}"#).accepted_kinds(),
+            RecordKind::WIRE_V1.to_vec()
+        );
+        // A newer server may name kinds this PC does not know: still an answer, and
+        // only the kinds both know count.
+        assert_eq!(
+            state(r#"{"epochs": [], "accepts": ["visit", "pc_event", "session"]}"#)
+                .accepted_kinds(),
+            vec![RecordKind::Session, RecordKind::PcEvent]
+        );
+        // A server that stores fewer kinds is taken at its word: the rest is held back.
+        assert_eq!(
+            state(r#"{"epochs": [], "accepts": ["session"]}"#).accepted_kinds(),
+            vec![RecordKind::Session]
+        );
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates_and_is_capped() {

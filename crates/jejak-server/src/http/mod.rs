@@ -690,13 +690,24 @@ async fn post_batch(
     }
 }
 
+/// The answer of `GET /api/v1/devices/me`: what the server holds for the token's
+/// device, and the record kinds it stores.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DeviceMe {
+    #[serde(flatten)]
+    state: crate::store::DeviceState,
+    /// The record kinds this server stores. A PC sends only these and holds the rest
+    /// back; a server that does not say takes the kinds of wire format v1.
+    accepts: Vec<jejak_domain::RecordKind>,
+}
+
 /// What the server holds for the token's device.
 #[utoipa::path(
     get,
     path = "/api/v1/devices/me",
     tag = "sync",
     responses(
-        (status = 200, description = "The device's held seqs, counts and clock offset", body = crate::store::DeviceState),
+        (status = 200, description = "The device's held seqs, counts and clock offset, and the record kinds the server stores", body = DeviceMe),
         (status = 401, description = "`unauthorized` or `token-revoked`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not a device token", body = Problem, content_type = "application/problem+json"),
     ),
@@ -708,7 +719,11 @@ async fn device_me(State(app): State<AppState>, headers: HeaderMap) -> Response 
         Err(problem) => return problem.into_response(),
     };
     match app.store.device_state(&device).await {
-        Ok(state) => Json(state).into_response(),
+        Ok(state) => Json(DeviceMe {
+            state,
+            accepts: jejak_domain::RecordKind::ALL.to_vec(),
+        })
+        .into_response(),
         Err(e) => store_unavailable(&e).into_response(),
     }
 }

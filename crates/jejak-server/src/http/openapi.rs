@@ -148,6 +148,8 @@ impl Modify for BearerTokens {
         BatchAck,
         Problem,
         DeviceState,
+        super::DeviceMe,
+        jejak_domain::RecordKind,
         EpochState,
         TimeAnswer,
         Health,

@@ -28,15 +28,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
-use jejak_domain::{BatchAck, LibraryCode, PcCode, WireBatch, Zone};
+use jejak_domain::{LibraryCode, PcCode, Zone};
 use rand::Rng;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use crate::ingest;
+use crate::ingest::{IngestOutcome, PreparedBatch, PreparedRecord};
 use crate::rollup;
 use crate::store::{
-    AuthError, Delivery, DeviceInfo, DeviceKeys, DeviceRef, DeviceState, DeviceToken, EnrollError,
+    AuthError, DeviceInfo, DeviceKeys, DeviceRef, DeviceState, DeviceToken, EnrollError,
     IngestError, KeyRegistration, LibraryInfo, Principal, RollupCheck, ServerClock, ServerStore,
     StaffToken, StoreError, StoredEvent, StoredSession, system_clock,
 };
@@ -249,10 +249,6 @@ impl PostgresStore {
         Ok(store)
     }
 
-    fn now(&self) -> DateTime<Utc> {
-        (self.inner.clock)()
-    }
-
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.inner.pool.get().await.map_err(|e| {
             self.inner.writes.note(false);
@@ -458,52 +454,6 @@ impl PostgresStore {
         m.sort();
         Ok(m)
     }
-
-    /// Stores a batch as [`ServerStore::ingest`] does, returning what it did.
-    pub(crate) async fn ingest_outcome(
-        &self,
-        device: &DeviceRef,
-        batch: WireBatch,
-        received_at: DateTime<Utc>,
-        delivery: Delivery,
-    ) -> Result<crate::sqlite::IngestOutcome, IngestError> {
-        let received_ms = received_at.timestamp_millis();
-        let owner = device.clone();
-        let prepared = tokio::task::spawn_blocking(move || {
-            ingest::prepare(&owner, batch, received_ms, delivery)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("a preparation task failed: {e}")))??;
-        let months: HashSet<i64> = prepared
-            .records
-            .iter()
-            .filter_map(|r| match r {
-                ingest::PreparedRecord::Session(s) => Some(write::id_month(&s.id)),
-                _ => None,
-            })
-            .collect();
-        self.ensure_partitions(months).await?;
-        let device_id = device.id;
-        let prepared = std::sync::Arc::new(prepared);
-        let outcome = self
-            .transact(false, move |tx| {
-                let prepared = prepared.clone();
-                Box::pin(async move { write::ingest(tx, device_id, &prepared, received_ms).await })
-            })
-            .await;
-        match &outcome {
-            Ok(o) => tracing::debug!(
-                device = device_id.0,
-                new = o.new,
-                duplicates = o.duplicates,
-                rejected = o.rejected.len(),
-                held_seq = o.held_seq,
-                "batch stored"
-            ),
-            Err(e) => tracing::info!(device = device_id.0, error = %e, "batch refused"),
-        }
-        outcome
-    }
 }
 
 /// Whether an error is worth retrying the transaction for.
@@ -701,27 +651,33 @@ impl ServerStore for PostgresStore {
         .await
     }
 
-    async fn ingest(
+    async fn store_batch(
         &self,
         device: &DeviceRef,
-        batch: WireBatch,
-        received_at: DateTime<Utc>,
-        delivery: Delivery,
-    ) -> Result<BatchAck, IngestError> {
-        let (batch_id, epoch) = (batch.batch_id, batch.epoch);
-        let outcome = self
-            .ingest_outcome(device, batch, received_at, delivery)
-            .await?;
-        Ok(BatchAck {
-            batch_id,
-            epoch,
-            held_seq: outcome.held_seq,
-            new: outcome.new,
-            duplicates: outcome.duplicates,
-            rejected: outcome.rejected,
-            received_at_ms: received_at.timestamp_millis(),
-            sent_at_ms: self.now().timestamp_millis(),
+        batch: PreparedBatch,
+        received_ms: i64,
+    ) -> Result<IngestOutcome, IngestError> {
+        // The sessions partitions the batch needs are made before its transaction.
+        let months: HashSet<i64> = batch
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                PreparedRecord::Session(s) => Some(write::id_month(&s.id)),
+                _ => None,
+            })
+            .collect();
+        self.ensure_partitions(months).await?;
+        let device_id = device.id;
+        let batch = std::sync::Arc::new(batch);
+        self.transact(false, move |tx| {
+            let batch = batch.clone();
+            Box::pin(async move { write::ingest(tx, device_id, &batch, received_ms).await })
         })
+        .await
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.inner.clock)()
     }
 
     async fn sessions(&self, device: &DeviceRef) -> Result<Vec<StoredSession>, StoreError> {

@@ -8,6 +8,10 @@
 //! packed rollup rows in key order (day rows by (month, device), then breakdown rows
 //! by (month, library), then patron rows by (month, library)). New sessions and pc
 //! events are inserted in id order.
+//!
+//! A library-wide rollup row is inserted empty (`ON CONFLICT DO NOTHING`), then read
+//! `FOR UPDATE`, merged and written back, so two PCs of a library never lose each
+//! other's update. New records are copied in bulk (see [`insert_new`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -20,12 +24,11 @@ use uuid::Uuid;
 use crate::codes;
 use crate::dating::{self, KeptRun, RunDating, StoredTime};
 use crate::ingest::{
-    self, Anchor, PreparedBatch, PreparedEvent, PreparedRecord, PreparedSession, REJECT_CONFLICT,
-    REJECT_INVALID, WallOffset,
+    self, Anchor, IngestOutcome, PreparedBatch, PreparedEvent, PreparedRecord, PreparedSession,
+    REJECT_CONFLICT, REJECT_INVALID, WallOffset,
 };
 use crate::recount;
 use crate::rollup::{self, DayTotals, EventCursor, EventPoint, RollupDelta, SessionFacts};
-use crate::sqlite::IngestOutcome;
 use crate::store::{
     DeviceId, EnrollError, IngestError, KeyRegistration, StoreError, key_registration,
 };
@@ -249,10 +252,7 @@ pub(crate) async fn ingest(
         .collect();
     let boots: Vec<i64> = anchors.iter().map(|(_, a)| a.boot_ms).collect();
     let doubts: Vec<i64> = anchors.iter().map(|(_, a)| a.uncertainty_ms).collect();
-    let mut wanted: Vec<&Uuid> = batch.runs.iter().chain(batch.anchors.keys()).collect();
-    wanted.push(&batch.sent.run);
-    wanted.sort();
-    wanted.dedup();
+    let wanted = batch.runs_wanted();
     let run_list: Vec<&[u8]> = wanted.iter().map(|r| r.as_bytes().as_slice()).collect();
     let keys: BTreeSet<[u8; 32]> = batch
         .records
@@ -298,12 +298,7 @@ pub(crate) async fn ingest(
 
     let epoch: Option<i64> = state.try_get(0).map_err(pg)?;
     let held = epoch.unwrap_or(0);
-    if batch.first_seq > held.saturating_add(1) {
-        return Err(IngestError::SeqGap {
-            expected_seq: (held as u64).saturating_add(1),
-            first_seq: batch.first_seq as u64,
-        });
-    }
+    ingest::check_gap(held, batch.first_seq)?;
     if epoch.is_none() {
         // A new epoch: rare, so its one extra look-up costs nothing in the common case.
         let recent: Vec<i64> = tx
@@ -349,13 +344,7 @@ pub(crate) async fn ingest(
         })
         .transpose()?;
 
-    let sent_anchor = runs.get(&batch.sent.run).copied().flatten();
-    let fresh_offset = ingest::batch_offset(
-        &batch.sent,
-        sent_anchor.as_ref(),
-        received_ms,
-        batch.delivery,
-    );
+    let fresh_offset = batch.fresh_offset(&runs, received_ms);
     let offset = fresh_offset.or(stored_offset);
 
     // Date the runs the batch touches together with the PC's kept runs, and see which
@@ -475,7 +464,7 @@ pub(crate) async fn ingest(
 
     // The device's bookkeeping, then the rollup rows (read, merged, written back) last,
     // so that the library-wide rows are locked for as short a time as possible.
-    let held_seq = held.max(batch.last_seq);
+    let held_seq = ingest::held_after(held, batch);
     let (new_i, dup_i, rej_i) = (i64::from(new), i64::from(duplicates), rejected.len() as i64);
     let s_bookkeeping = tx.prepare_cached(BOOKKEEPING).await.map_err(pg)?;
     let set_offset = fresh_offset.is_some();

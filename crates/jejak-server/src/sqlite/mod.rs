@@ -15,21 +15,21 @@ mod writer;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jejak_domain::{BatchAck, LibraryCode, PcCode, WireBatch, Zone};
+use jejak_domain::{LibraryCode, PcCode, Zone};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::ingest;
+use crate::ingest::{IngestOutcome, PreparedBatch};
 use crate::store::{
-    AuthError, Delivery, DeviceRef, DeviceState, DeviceToken, EnrollError, IngestError,
-    LibraryInfo, Principal, ServerClock, ServerStore, StaffToken, StoreError, system_clock,
+    AuthError, DeviceRef, DeviceState, DeviceToken, EnrollError, IngestError, LibraryInfo,
+    Principal, ServerClock, ServerStore, StaffToken, StoreError, system_clock,
 };
 use crate::store::{DeviceInfo, DeviceKeys, KeyRegistration, StoredEvent, StoredSession};
 
-pub(crate) use write::{IngestOutcome, clean_name};
+pub(crate) use write::clean_name;
 
 /// How long a connection waits for a lock held by another process (the CLI enrolling a
 /// PC while the server runs) before it gives up. Inside the server there is one writer,
@@ -155,10 +155,6 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    fn now(&self) -> DateTime<Utc> {
-        (self.inner.clock)()
-    }
-
     /// Runs a read on a pooled read-only connection, on a blocking thread.
     async fn read<T, E, F>(&self, work: F) -> Result<T, E>
     where
@@ -229,59 +225,6 @@ impl SqliteStore {
             }
         }
         Ok(())
-    }
-
-    /// Stores a batch as [`ServerStore::ingest`] does, returning what it did without
-    /// the answer's send time.
-    pub(crate) async fn ingest_outcome(
-        &self,
-        device: &DeviceRef,
-        batch: WireBatch,
-        received_at: DateTime<Utc>,
-        delivery: Delivery,
-    ) -> Result<IngestOutcome, IngestError> {
-        let received_ms = received_at.timestamp_millis();
-        let owner = device.clone();
-        // Decoding and converting a batch of thousands of records is CPU work: it runs on
-        // a blocking thread, in parallel with other batches, so the single writer only
-        // looks up and writes.
-        let prepared = tokio::task::spawn_blocking(move || {
-            ingest::prepare(&owner, batch, received_ms, delivery)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("a preparation task failed: {e}")))??;
-        let device_id = device.id;
-        let records = prepared.records.len();
-        let (sessions, events) = (prepared.sessions, prepared.events);
-        if prepared.ignored_anchors > 0 {
-            tracing::warn!(
-                device = device_id.0,
-                ignored = prepared.ignored_anchors,
-                "clock anchors with implausible values were ignored"
-            );
-        }
-        let started = Instant::now();
-        let outcome = self
-            .inner
-            .writer
-            .call(move |conn: &Connection| write::ingest(conn, device_id, &prepared, received_ms))
-            .await;
-        match &outcome {
-            Ok(o) => tracing::debug!(
-                device = device_id.0,
-                records,
-                sessions,
-                events,
-                new = o.new,
-                duplicates = o.duplicates,
-                rejected = o.rejected.len(),
-                held_seq = o.held_seq,
-                micros = started.elapsed().as_micros() as u64,
-                "batch stored"
-            ),
-            Err(e) => tracing::info!(device = device_id.0, records, error = %e, "batch refused"),
-        }
-        outcome
     }
 }
 
@@ -401,27 +344,21 @@ impl ServerStore for SqliteStore {
             .await
     }
 
-    async fn ingest(
+    async fn store_batch(
         &self,
         device: &DeviceRef,
-        batch: WireBatch,
-        received_at: DateTime<Utc>,
-        delivery: Delivery,
-    ) -> Result<BatchAck, IngestError> {
-        let (batch_id, epoch) = (batch.batch_id, batch.epoch);
-        let outcome = self
-            .ingest_outcome(device, batch, received_at, delivery)
-            .await?;
-        Ok(BatchAck {
-            batch_id,
-            epoch,
-            held_seq: outcome.held_seq,
-            new: outcome.new,
-            duplicates: outcome.duplicates,
-            rejected: outcome.rejected,
-            received_at_ms: received_at.timestamp_millis(),
-            sent_at_ms: self.now().timestamp_millis(),
-        })
+        batch: PreparedBatch,
+        received_ms: i64,
+    ) -> Result<IngestOutcome, IngestError> {
+        let device_id = device.id;
+        self.inner
+            .writer
+            .call(move |conn: &Connection| write::ingest(conn, device_id, &batch, received_ms))
+            .await
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.inner.clock)()
     }
 
     async fn sessions(&self, device: &DeviceRef) -> Result<Vec<StoredSession>, StoreError> {

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use crate::codes;
 use crate::dating::{self, KeptRun, RunDating, StoredTime};
 use crate::ingest::{
-    self, Anchor, PreparedBatch, PreparedEvent, PreparedRecord, PreparedSession, REJECT_CONFLICT,
-    REJECT_INVALID, WallOffset,
+    self, Anchor, IngestOutcome, PreparedBatch, PreparedEvent, PreparedRecord, PreparedSession,
+    REJECT_CONFLICT, REJECT_INVALID, WallOffset,
 };
 use crate::rollup::{
     self, DayTotals, EventCursor, EventPoint, RollupDelta, SessionFacts, fold_events,
@@ -22,15 +22,6 @@ use crate::rollup::{
 use crate::store::{
     DeviceId, EnrollError, IngestError, KeyRegistration, StoreError, key_registration,
 };
-
-/// What storing one batch did, before the answer is stamped with its send time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IngestOutcome {
-    pub held_seq: u64,
-    pub new: u32,
-    pub duplicates: u32,
-    pub rejected: Vec<RejectedRecord>,
-}
 
 fn sql(e: rusqlite::Error) -> IngestError {
     IngestError::Store(StoreError::Sqlite(e))
@@ -71,12 +62,7 @@ pub(crate) fn ingest(
         })
         .map_err(sql)?;
     let held = epoch.unwrap_or(0);
-    if batch.first_seq > held.saturating_add(1) {
-        return Err(IngestError::SeqGap {
-            expected_seq: (held as u64).saturating_add(1),
-            first_seq: batch.first_seq as u64,
-        });
-    }
+    ingest::check_gap(held, batch.first_seq)?;
     if epoch.is_none() {
         let recent = conn
             .prepare_cached("SELECT first_ms FROM epochs WHERE device = ?1 AND first_ms > ?2")
@@ -138,10 +124,7 @@ pub(crate) fn ingest(
         .and_then(|mut s| s.execute(params![device.0, list]))
         .map_err(sql)?;
     }
-    let mut wanted: Vec<&Uuid> = batch.runs.iter().chain(batch.anchors.keys()).collect();
-    wanted.push(&batch.sent.run);
-    wanted.sort();
-    wanted.dedup();
+    let wanted = batch.runs_wanted();
     let mut runs: HashMap<Uuid, Option<Anchor>> = wanted.iter().map(|r| (**r, None)).collect();
     let list = run_list(wanted.iter().copied())?;
     {
@@ -168,14 +151,7 @@ pub(crate) fn ingest(
 
     // The wall clock's offset for records whose run has no anchor: what this batch
     // establishes, else the latest the device established before.
-    let sent_anchor = runs.get(&batch.sent.run).copied().flatten();
-    let fresh = ingest::batch_offset(
-        &batch.sent,
-        sent_anchor.as_ref(),
-        received_ms,
-        batch.delivery,
-    );
-    let offset = match fresh {
+    let offset = match batch.fresh_offset(&runs, received_ms) {
         Some(o) => {
             conn.prepare_cached(
                 "UPDATE devices SET offset_ms = ?2, offset_uncertainty_ms = ?3, offset_at_ms = ?4
@@ -284,9 +260,7 @@ pub(crate) fn ingest(
     )?;
     write_rollups(conn, &rollups.without_zeros())?;
 
-    // The batch covers its whole range (superseded revisions were left out by the
-    // client), so the held seq moves to its end.
-    let held_seq = held.max(batch.last_seq);
+    let held_seq = ingest::held_after(held, batch);
     conn.prepare_cached(
         "UPDATE epochs SET held_seq = ?3, last_batch_ms = ?4 WHERE device = ?1 AND epoch = ?2",
     )

@@ -303,36 +303,16 @@ impl History {
         anchors: &[ClockAnchor],
         bounds: &[ClockBound],
     ) -> WireBatch {
-        let records: Vec<ChangeRecord> = self
-            .changes
-            .iter()
-            .filter(|c| (first..=last).contains(&c.record.seq))
-            .map(|c| c.record.clone())
-            .collect();
-        // The newest revision of each session only, as the sync sends them.
-        let newest: std::collections::HashMap<Uuid, u64> =
-            records.iter().fold(Default::default(), |mut newest, r| {
-                if let RecordBody::Session(s) = &r.body {
-                    let seq = newest.entry(s.id).or_insert(r.seq);
-                    *seq = (*seq).max(r.seq);
-                }
-                newest
-            });
-        let records: Vec<ChangeRecord> = records
-            .into_iter()
-            .filter(|r| match &r.body {
-                RecordBody::Session(s) => newest.get(&s.id) == Some(&r.seq),
-                RecordBody::PcEvent(_) => true,
-            })
-            .collect();
+        // The newest revision of each record only, as the sync sends them.
+        let records: Vec<ChangeRecord> = jejak_domain::newest_revisions(
+            self.changes
+                .iter()
+                .filter(|c| (first..=last).contains(&c.record.seq))
+                .map(|c| c.record.clone())
+                .collect(),
+        );
         // A session's revision names the run it started in.
-        let mut runs: Vec<Uuid> = records
-            .iter()
-            .map(|r| match &r.body {
-                RecordBody::Session(s) => s.run_id,
-                RecordBody::PcEvent(e) => e.run_id,
-            })
-            .collect();
+        let mut runs: Vec<Uuid> = records.iter().map(|r| r.body.run_id()).collect();
         let sent = &self.runs[sent_run];
         runs.push(sent.run);
         let anchors: Vec<ClockAnchor> = anchors
