@@ -21,6 +21,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub use jejak_report::LostRange;
+
 /// The server's clock. Injected so that tests can replay a batch "weeks later" and the
 /// demo can run a simulated month; production uses [`system_clock`].
 pub type ServerClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -278,29 +280,6 @@ pub struct EpochState {
     pub last_batch_at_ms: Option<i64>,
     /// When its first batch arrived, Unix ms.
     pub opened_at_ms: Option<i64>,
-}
-
-/// Changes of a device's log that are lost: the server was restored from a backup older
-/// than their acknowledgement, and the PC had pruned them by the time it noticed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct LostRange {
-    /// The epoch of the device's change log.
-    pub epoch: Uuid,
-    /// The first seq lost.
-    pub first_seq: u64,
-    /// The last seq lost.
-    pub last_seq: u64,
-    /// When the PC reported them, Unix ms (server clock).
-    pub reported_at_ms: i64,
-}
-
-impl LostRange {
-    /// How many changes the range held.
-    pub fn changes(&self) -> u64 {
-        self.last_seq
-            .saturating_sub(self.first_seq)
-            .saturating_add(1)
-    }
 }
 
 /// What the server holds for one device (`GET /api/v1/devices/me`).

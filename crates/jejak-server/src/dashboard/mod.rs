@@ -49,7 +49,7 @@ use serde::Deserialize;
 
 use crate::http::AppState;
 use crate::http::reports::{ReportFormat, report_response};
-use crate::report::load::today_wib;
+use crate::report::today_wib;
 use crate::report::{
     CsvDialect, LoadError, RenderOptions, Report, ReportRequest, load, parse_month, parse_quarter,
     parse_year,

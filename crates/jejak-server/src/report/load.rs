@@ -1,37 +1,16 @@
 //! From a request to a finished [`Report`]: what to read from the store for each kind of
-//! report, and the parsing of the periods people type (`2026-10`, `2026-Q4`, `2026`).
+//! report.
 //! `jejak report`, the report API and the dashboard all go through [`load`], so the
 //! three always show the same numbers.
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use jejak_domain::{Lang, LibraryCode, Zone};
-
-use super::{
-    FactsDetail, MonthFacts, OpsRow, Period, Report, district_monthly, operations_report,
-    period_report, village_monthly,
+use jejak_report::{
+    FactsDetail, MonthFacts, OpsRow, Period, Report, ReportRequest, district_monthly,
+    operations_report, period_report, today_wib, village_monthly,
 };
-use crate::store::{ServerStore, StoreError};
 
-/// Which report, for which period.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReportRequest {
-    /// The village monthly report of one library.
-    Village {
-        /// Any day of the month (normally the first).
-        month: NaiveDate,
-        /// The library.
-        library: LibraryCode,
-    },
-    /// The district monthly matrix.
-    District {
-        /// Any day of the month (normally the first).
-        month: NaiveDate,
-    },
-    /// The quarterly or annual comparison.
-    Period(Period),
-    /// The operations view (now).
-    Operations,
-}
+use crate::store::{ServerStore, StoreError};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +21,6 @@ pub enum LoadError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// "Today" for the flags that count days (silence), as a date in WIB: the district
-/// office's working day, whatever zone its villages are in.
-pub fn today_wib(now: DateTime<Utc>) -> NaiveDate {
-    now.with_timezone(&Zone::Wib.offset()).date_naive()
 }
 
 /// Builds a report from the store. `lang` is the language of the text a builder writes
@@ -150,61 +123,4 @@ async fn operations_rows(
         rows.push(row);
     }
     Ok(rows)
-}
-
-/// A month as people write it: `2026-10` (also `2026-10-01`, any day naming the month).
-pub fn parse_month(raw: &str) -> Option<NaiveDate> {
-    let raw = raw.trim();
-    NaiveDate::parse_from_str(&format!("{raw}-01"), "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(raw, "%Y-%m-%d"))
-        .ok()
-        .and_then(|d| d.with_day(1))
-        .filter(|d| (2000..=2200).contains(&d.year()))
-}
-
-/// A quarter as people write it: `2026-Q4` (or `2026-q4`).
-pub fn parse_quarter(raw: &str) -> Option<Period> {
-    raw.trim()
-        .to_ascii_uppercase()
-        .split_once("-Q")
-        .and_then(|(year, quarter)| Some((year.parse::<i32>().ok()?, quarter.parse::<u32>().ok()?)))
-        .filter(|(year, quarter)| (1..=4).contains(quarter) && (2000..=2200).contains(year))
-        .map(|(year, quarter)| Period::Quarter { year, quarter })
-}
-
-/// A year as people write it: `2026`.
-pub fn parse_year(raw: &str) -> Option<Period> {
-    raw.trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|year| (2000..=2200).contains(year))
-        .map(Period::Year)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn periods_parse_as_people_write_them() {
-        assert_eq!(parse_month("2026-10"), NaiveDate::from_ymd_opt(2026, 10, 1));
-        assert_eq!(
-            parse_month(" 2026-10-17"),
-            NaiveDate::from_ymd_opt(2026, 10, 1)
-        );
-        assert_eq!(parse_month("2026-13"), None);
-        assert_eq!(parse_month("Oktober"), None);
-        assert_eq!(parse_month("1900-01"), None);
-        assert_eq!(
-            parse_quarter("2026-q4"),
-            Some(Period::Quarter {
-                year: 2026,
-                quarter: 4
-            })
-        );
-        assert_eq!(parse_quarter("2026-Q5"), None);
-        assert_eq!(parse_quarter("2026"), None);
-        assert_eq!(parse_year("2026"), Some(Period::Year(2026)));
-        assert_eq!(parse_year("26x"), None);
-    }
 }

@@ -13,7 +13,7 @@ use super::Report;
 
 /// One explained term.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Term {
+pub struct Term {
     /// The term as the report's header shows it.
     pub term: String,
     /// What it means.
@@ -146,15 +146,15 @@ pub(crate) fn heading(lang: Lang) -> &'static str {
 
 /// The glossary as a template shows it (`templates/glossary.html`), shared by the
 /// printable page and the dashboard.
-#[derive(askama::Template)]
+#[derive(Debug, askama::Template)]
 #[template(path = "glossary.html")]
-pub(crate) struct GlossarySection {
+pub struct GlossarySection {
     pub heading: &'static str,
     pub terms: Vec<Term>,
 }
 
 impl GlossarySection {
-    pub(crate) fn new(report: &Report, lang: Lang) -> GlossarySection {
+    pub fn new(report: &Report, lang: Lang) -> GlossarySection {
         GlossarySection {
             heading: heading(lang),
             terms: glossary(report, lang),

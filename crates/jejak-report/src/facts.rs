@@ -18,6 +18,7 @@
 use chrono::NaiveDate;
 use jejak_domain::{AgeGroup, Gender, LibraryCode, PcCode, Purpose, UserKind, Zone};
 use serde::Serialize;
+use uuid::Uuid;
 
 /// A month's facts for one or all libraries.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -154,4 +155,27 @@ pub fn month_bounds(month: NaiveDate) -> (NaiveDate, NaiveDate) {
         .checked_add_months(chrono::Months::new(1))
         .unwrap_or(first);
     (first, next)
+}
+
+/// Changes of a device's log that are lost: the server was restored from a backup older
+/// than their acknowledgement, and the PC had pruned them by the time it noticed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LostRange {
+    /// The epoch of the device's change log.
+    pub epoch: Uuid,
+    /// The first seq lost.
+    pub first_seq: u64,
+    /// The last seq lost.
+    pub last_seq: u64,
+    /// When the PC reported them, Unix ms (server clock).
+    pub reported_at_ms: i64,
+}
+
+impl LostRange {
+    /// How many changes the range held.
+    pub fn changes(&self) -> u64 {
+        self.last_seq
+            .saturating_sub(self.first_seq)
+            .saturating_add(1)
+    }
 }

@@ -107,7 +107,7 @@ struct PrintablePage<'a> {
 /// A report table ready for a template, shared by the printable page and the
 /// dashboard: the labels, and each row's cells as people read them.
 #[derive(Debug, Clone)]
-pub(crate) struct TableView {
+pub struct TableView {
     pub id: String,
     pub title: String,
     pub header: Vec<String>,
@@ -118,7 +118,7 @@ pub(crate) struct TableView {
 
 /// One row of a [`TableView`].
 #[derive(Debug, Clone)]
-pub(crate) struct RowView {
+pub struct RowView {
     /// `total`, `alert`, `warning`, both, or empty.
     pub class: String,
     pub cells: Vec<CellView>,
@@ -127,7 +127,7 @@ pub(crate) struct RowView {
 
 /// One cell of a [`RowView`].
 #[derive(Debug, Clone)]
-pub(crate) struct CellView {
+pub struct CellView {
     pub numeric: bool,
     pub text: String,
     /// Where the cell links to (the dashboard's library names), if anywhere.
@@ -136,14 +136,14 @@ pub(crate) struct CellView {
 
 /// Why a row is flagged, with the sign that marks it in black and white too.
 #[derive(Debug, Clone)]
-pub(crate) struct FlagView {
+pub struct FlagView {
     pub sign: &'static str,
     pub reason: String,
 }
 
 impl TableView {
     /// `table` in `lang`; `link` may give a row's first cell a link.
-    pub(crate) fn new(
+    pub fn new(
         table: &super::Table,
         lang: jejak_domain::Lang,
         link: &dyn Fn(&super::Row) -> Option<String>,
