@@ -68,7 +68,10 @@ pub use model::{
     Cell, Column, ColumnKind, Flag, Letterhead, Logo, Report, Row, Severity, Table, Text,
 };
 pub use number::format_number;
-pub use request::{ReportRequest, parse_month, parse_quarter, parse_year, today_wib};
+pub use request::{
+    ParamError, ParamKind, ReportKind, ReportParam, ReportRequest, parse_month, parse_quarter,
+    parse_year, today_wib,
+};
 pub use terminal::render_terminal;
 pub use xlsx::render_xlsx;
 

@@ -261,16 +261,12 @@ impl AppState {
 
 /// The application: every route of the API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/api/v1/batches", post(post_batch))
         .route("/api/v1/devices/me", get(device_me))
         .route("/api/v1/devices/me/key", put(register_key))
-        .route("/api/v1/time", get(server_time))
-        .route("/api/v1/reports/village", get(reports::village_report))
-        .route("/api/v1/reports/district", get(reports::district_report))
-        .route("/api/v1/reports/quarter", get(reports::quarter_report))
-        .route("/api/v1/reports/year", get(reports::year_report))
-        .route("/api/v1/reports/ops", get(reports::ops_report))
+        .route("/api/v1/time", get(server_time));
+    reports::report_routes(api)
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

@@ -5,9 +5,15 @@
 use jejak_domain::{BatchAck, KeyRegistrationAnswer, KeyRegistrationRequest, Problem, WireBatch};
 use utoipa::Modify;
 use utoipa::OpenApi;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::{HttpMethod, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Ref, Required};
 
 use super::{Health, TimeAnswer};
+use crate::report::{ParamKind, ReportKind};
 use crate::store::{DeviceState, EpochState};
 
 /// The `Content-Encoding`s a batch may be sent with (any other is a 415).
@@ -137,11 +143,7 @@ impl Modify for BearerTokens {
         super::healthz,
         super::metrics,
         super::openapi_json,
-        super::reports::village_report,
-        super::reports::district_report,
-        super::reports::quarter_report,
-        super::reports::year_report,
-        super::reports::ops_report
+        super::reports::shared_report_operation
     ),
     components(schemas(
         WireBatch,
@@ -168,7 +170,72 @@ struct ApiDoc;
 
 /// The OpenAPI document as served at `GET /api/v1/openapi.json`.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut document = ApiDoc::openapi();
+    add_reports(&mut document);
+    document
+}
+
+/// The never-routed path of [`super::reports::shared_report_operation`].
+const SHARED_REPORT_PATH: &str = "/api/v1/reports/_shared";
+
+/// An operation per report of the registry ([`ReportKind::ALL`]), made from the shared
+/// one: the report's summary, its own parameters first, and a 404 `unknown-library`
+/// for a report that names a library. The shared path itself leaves the document.
+fn add_reports(document: &mut utoipa::openapi::OpenApi) {
+    let Some(shared) = document
+        .paths
+        .get_path_item(SHARED_REPORT_PATH)
+        .and_then(|item| item.get.clone())
+    else {
+        return;
+    };
+    document
+        .paths
+        .paths
+        .retain(|path, _| path != SHARED_REPORT_PATH);
+    for kind in ReportKind::ALL {
+        let mut operation = shared.clone();
+        operation.summary = Some(kind.summary().to_string());
+        operation.operation_id = Some(format!("{}_report", kind.name()));
+        let own = kind.params().iter().map(|param| {
+            ParameterBuilder::new()
+                .name(param.name)
+                .parameter_in(ParameterIn::Query)
+                .description(Some(param.description))
+                .required(Required::True)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .example(Some(serde_json::Value::from(param.example)))
+                .build()
+        });
+        operation.parameters = Some(
+            own.chain(operation.parameters.take().unwrap_or_default())
+                .collect(),
+        );
+        if kind
+            .params()
+            .iter()
+            .any(|param| param.kind == ParamKind::Library)
+        {
+            operation.responses.responses.insert(
+                "404".to_string(),
+                ResponseBuilder::new()
+                    .description("`unknown-library`")
+                    .content(
+                        "application/problem+json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build()
+                    .into(),
+            );
+        }
+        document.paths.add_path_operation(
+            super::reports::report_path(kind),
+            vec![HttpMethod::Get],
+            operation,
+        );
+    }
 }
 
 #[cfg(test)]

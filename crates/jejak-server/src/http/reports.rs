@@ -16,17 +16,19 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use jejak_domain::{Lang, LibraryCode};
+use axum::routing::get;
+use jejak_domain::Lang;
 
 use super::{ApiProblem, AppState, bearer, store_unavailable};
 use crate::report::{
-    CsvDialect, LoadError, RenderOptions, Report, ReportRequest, load, parse_month, parse_quarter,
-    parse_year, render_csv_combined, render_html, render_json, render_xlsx, table_csv,
+    CsvDialect, LoadError, ParamError, ParamKind, RenderOptions, Report, ReportKind, load,
+    render_csv_combined, render_html, render_json, render_xlsx, table_csv,
 };
 use crate::store::{AuthError, Principal};
 
@@ -361,26 +363,60 @@ impl ReportParams {
             table,
         })
     }
+}
 
-    /// A required parameter.
-    fn required(&self, name: &str, example: &str) -> Result<&str, Invalid> {
-        self.values.get(name).map(String::as_str).ok_or_else(|| {
-            Invalid(format!(
+/// The path of a report in the API: `/api/v1/reports/{name}`.
+pub(crate) fn report_path(kind: ReportKind) -> String {
+    format!("/api/v1/reports/{}", kind.name())
+}
+
+/// The route of every report of the registry ([`ReportKind::ALL`]), each served by
+/// [`serve_report`].
+pub(crate) fn report_routes(router: Router<AppState>) -> Router<AppState> {
+    ReportKind::ALL.into_iter().fold(router, |router, kind| {
+        router.route(
+            &report_path(kind),
+            get(
+                move |State(app): State<AppState>,
+                      headers: HeaderMap,
+                      query: Result<Query<Vec<(String, String)>>, QueryRejection>| async move {
+                    serve_report(&app, &headers, query, kind).await
+                },
+            ),
+        )
+    })
+}
+
+/// The detail of the 400 `invalid-parameter` problem for a report parameter that is
+/// missing or that cannot be read, saying what to write.
+fn param_problem(error: &ParamError) -> Invalid {
+    Invalid(match error {
+        ParamError::Missing(param) => {
+            let (name, example) = (param.name, param.example);
+            format!(
                 "parameter '{name}' wajib, mis. {name}={example} / \
                  parameter '{name}' is required, e.g. {name}={example}"
-            ))
-        })
-    }
-
-    fn month(&self) -> Result<chrono::NaiveDate, Invalid> {
-        let raw = self.required("month", "2026-10")?;
-        parse_month(raw).ok_or_else(|| {
-            Invalid(format!(
+            )
+        }
+        ParamError::Invalid { param, raw, reason } => match param.kind {
+            ParamKind::Month => format!(
                 "bulan '{raw}' tidak dikenali; tulis YYYY-MM, mis. 2026-10 / \
                  month must be YYYY-MM, e.g. 2026-10"
-            ))
-        })
-    }
+            ),
+            ParamKind::Library => format!(
+                "kode perpustakaan '{raw}' tidak sah / library code '{raw}' is not valid: {}",
+                reason.as_deref().unwrap_or_default()
+            ),
+            ParamKind::Quarter => format!(
+                "triwulan '{raw}' tidak dikenali; tulis YYYY-Qn, mis. 2026-Q4 / \
+                 quarter must be YYYY-Qn, e.g. 2026-Q4"
+            ),
+            ParamKind::Year => format!(
+                "tahun '{raw}' tidak dikenali; tulis YYYY, mis. 2026 / \
+                 year must be YYYY, e.g. 2026"
+            ),
+        },
+    })
 }
 
 /// Authenticates, reads the parameters, builds the request, loads and renders the
@@ -389,21 +425,21 @@ async fn serve_report(
     app: &AppState,
     headers: &HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-    own: &[&str],
-    request: impl FnOnce(&ReportParams) -> Result<ReportRequest, Invalid>,
+    kind: ReportKind,
 ) -> Response {
     // Who is asking comes first: an unauthenticated request learns nothing, not even
     // whether its parameters were right.
     if let Err(problem) = authenticate_staff(app, headers).await {
         return problem.into_response();
     }
-    let params = match ReportParams::parse(query, own) {
+    let own: Vec<&str> = kind.params().iter().map(|param| param.name).collect();
+    let params = match ReportParams::parse(query, &own) {
         Ok(params) => params,
         Err(invalid) => return ApiProblem::from(invalid).into_response(),
     };
-    let request = match request(&params) {
+    let request = match kind.request(|name| params.values.get(name).map(String::as_str)) {
         Ok(request) => request,
-        Err(invalid) => return ApiProblem::from(invalid).into_response(),
+        Err(error) => return ApiProblem::from(param_problem(&error)).into_response(),
     };
     match load(app.store.as_ref(), &request, params.options.lang, app.now()).await {
         Ok(report) => report_response(
@@ -416,189 +452,12 @@ async fn serve_report(
     }
 }
 
-/// Village monthly report (Laporan Bulanan Layanan TIK) of one library.
+/// The OpenAPI operation every report shares: its common parameters and responses.
+/// [`super::openapi`] makes each report's operation from it, adding the report's own
+/// parameters from the registry; the path is never routed.
 #[utoipa::path(
     get,
-    path = "/api/v1/reports/village",
-    tag = "reports",
-    params(
-        ("month" = String, Query, description = "The month, `YYYY-MM`", example = "2026-10"),
-        ("library" = String, Query, description = "The library's code", example = "BMS-KDR"),
-        ("format" = inline(Option<super::openapi::FormatName>), Query, description = "`json` (default), `csv`, `xlsx` or `html`"),
-        ("lang" = inline(Option<super::openapi::LangName>), Query, description = "`id` (default) or `en`"),
-        ("suppress_below" = Option<u32>, Query, description = "Show counts from 1 to K-1 as `<K` (2–1000)"),
-        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, each under its title, separated by a blank line"),
-        ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
-    ),
-    responses(
-        (status = 200, description = "The report in the `format` asked for: the report model (JSON), CSV (one table with `table`, else every table under its title), an XLSX workbook (a sheet per table) or a printable A4 page", content(
-            (crate::report::Report = "application/json"),
-            (String = "text/csv; charset=utf-8"),
-            (super::openapi::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            (String = "text/html; charset=utf-8"),
-        )),
-        (status = 400, description = "`invalid-parameter`: the detail says what to write", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized` (no token, or an unknown one) or `token-revoked`", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: a device token", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`unknown-library`", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`store-unavailable`: retry later", body = jejak_domain::Problem, content_type = "application/problem+json"),
-    ),
-    security(("staff_token" = []))
-)]
-pub(crate) async fn village_report(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
-    serve_report(&app, &headers, query, &["month", "library"], |params| {
-        let month = params.month()?;
-        let raw = params.required("library", "BMS-KDR")?;
-        let library = LibraryCode::parse(raw).map_err(|e| {
-            Invalid(format!(
-                "kode perpustakaan '{raw}' tidak sah / library code '{raw}' is not valid: {e}"
-            ))
-        })?;
-        Ok(ReportRequest::Village { month, library })
-    })
-    .await
-}
-
-/// District monthly matrix (Rekap Bulanan Kabupaten): a row per village library.
-#[utoipa::path(
-    get,
-    path = "/api/v1/reports/district",
-    tag = "reports",
-    params(
-        ("month" = String, Query, description = "The month, `YYYY-MM`", example = "2026-10"),
-        ("format" = inline(Option<super::openapi::FormatName>), Query, description = "`json` (default), `csv`, `xlsx` or `html`"),
-        ("lang" = inline(Option<super::openapi::LangName>), Query, description = "`id` (default) or `en`"),
-        ("suppress_below" = Option<u32>, Query, description = "Show counts from 1 to K-1 as `<K` (2–1000)"),
-        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, each under its title, separated by a blank line"),
-        ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
-    ),
-    responses(
-        (status = 200, description = "The report in the `format` asked for: the report model (JSON), CSV (one table with `table`, else every table under its title), an XLSX workbook (a sheet per table) or a printable A4 page", content(
-            (crate::report::Report = "application/json"),
-            (String = "text/csv; charset=utf-8"),
-            (super::openapi::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            (String = "text/html; charset=utf-8"),
-        )),
-        (status = 400, description = "`invalid-parameter`: the detail says what to write", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized` (no token, or an unknown one) or `token-revoked`", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: a device token", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`store-unavailable`: retry later", body = jejak_domain::Problem, content_type = "application/problem+json"),
-    ),
-    security(("staff_token" = []))
-)]
-pub(crate) async fn district_report(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
-    serve_report(&app, &headers, query, &["month"], |params| {
-        Ok(ReportRequest::District {
-            month: params.month()?,
-        })
-    })
-    .await
-}
-
-/// Quarterly report: libraries × months, change against the previous quarter, target
-/// groups (women, youth 16–30, UMKM).
-#[utoipa::path(
-    get,
-    path = "/api/v1/reports/quarter",
-    tag = "reports",
-    params(
-        ("quarter" = String, Query, description = "The quarter, `YYYY-Qn`", example = "2026-Q4"),
-        ("format" = inline(Option<super::openapi::FormatName>), Query, description = "`json` (default), `csv`, `xlsx` or `html`"),
-        ("lang" = inline(Option<super::openapi::LangName>), Query, description = "`id` (default) or `en`"),
-        ("suppress_below" = Option<u32>, Query, description = "Show counts from 1 to K-1 as `<K` (2–1000)"),
-        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, each under its title, separated by a blank line"),
-        ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
-    ),
-    responses(
-        (status = 200, description = "The report in the `format` asked for: the report model (JSON), CSV (one table with `table`, else every table under its title), an XLSX workbook (a sheet per table) or a printable A4 page", content(
-            (crate::report::Report = "application/json"),
-            (String = "text/csv; charset=utf-8"),
-            (super::openapi::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            (String = "text/html; charset=utf-8"),
-        )),
-        (status = 400, description = "`invalid-parameter`: the detail says what to write", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized` (no token, or an unknown one) or `token-revoked`", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: a device token", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`store-unavailable`: retry later", body = jejak_domain::Problem, content_type = "application/problem+json"),
-    ),
-    security(("staff_token" = []))
-)]
-pub(crate) async fn quarter_report(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
-    serve_report(&app, &headers, query, &["quarter"], |params| {
-        let raw = params.required("quarter", "2026-Q4")?;
-        parse_quarter(raw)
-            .map(ReportRequest::Period)
-            .ok_or_else(|| {
-                Invalid(format!(
-                    "triwulan '{raw}' tidak dikenali; tulis YYYY-Qn, mis. 2026-Q4 / \
-                 quarter must be YYYY-Qn, e.g. 2026-Q4"
-                ))
-            })
-    })
-    .await
-}
-
-/// Annual report: libraries × months, change against the previous year, target groups.
-#[utoipa::path(
-    get,
-    path = "/api/v1/reports/year",
-    tag = "reports",
-    params(
-        ("year" = String, Query, description = "The year, `YYYY`", example = "2026"),
-        ("format" = inline(Option<super::openapi::FormatName>), Query, description = "`json` (default), `csv`, `xlsx` or `html`"),
-        ("lang" = inline(Option<super::openapi::LangName>), Query, description = "`id` (default) or `en`"),
-        ("suppress_below" = Option<u32>, Query, description = "Show counts from 1 to K-1 as `<K` (2–1000)"),
-        ("table" = Option<String>, Query, description = "CSV only: one table's id; without it every table, each under its title, separated by a blank line"),
-        ("csv_dialect" = inline(Option<super::openapi::CsvDialectName>), Query, description = "CSV only: `standard` (default: `,` between fields, `.` decimals) or `id` (`;` and decimal commas, for Indonesian Excel and LibreOffice)"),
-    ),
-    responses(
-        (status = 200, description = "The report in the `format` asked for: the report model (JSON), CSV (one table with `table`, else every table under its title), an XLSX workbook (a sheet per table) or a printable A4 page", content(
-            (crate::report::Report = "application/json"),
-            (String = "text/csv; charset=utf-8"),
-            (super::openapi::Workbook = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            (String = "text/html; charset=utf-8"),
-        )),
-        (status = 400, description = "`invalid-parameter`: the detail says what to write", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized` (no token, or an unknown one) or `token-revoked`", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: a device token", body = jejak_domain::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`store-unavailable`: retry later", body = jejak_domain::Problem, content_type = "application/problem+json"),
-    ),
-    security(("staff_token" = []))
-)]
-pub(crate) async fn year_report(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
-    serve_report(&app, &headers, query, &["year"], |params| {
-        let raw = params.required("year", "2026")?;
-        parse_year(raw).map(ReportRequest::Period).ok_or_else(|| {
-            Invalid(format!(
-                "tahun '{raw}' tidak dikenali; tulis YYYY, mis. 2026 / \
-                 year must be YYYY, e.g. 2026"
-            ))
-        })
-    })
-    .await
-}
-
-/// Operations view: last sync per library and PC, clock offsets, sessions open for more
-/// than 12 hours, rejected records.
-#[utoipa::path(
-    get,
-    path = "/api/v1/reports/ops",
+    path = "/api/v1/reports/_shared",
     tag = "reports",
     params(
         ("format" = inline(Option<super::openapi::FormatName>), Query, description = "`json` (default), `csv`, `xlsx` or `html`"),
@@ -621,13 +480,8 @@ pub(crate) async fn year_report(
     ),
     security(("staff_token" = []))
 )]
-pub(crate) async fn ops_report(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
-    serve_report(&app, &headers, query, &[], |_| {
-        Ok(ReportRequest::Operations)
-    })
-    .await
-}
+#[expect(
+    dead_code,
+    reason = "only its OpenAPI operation is used, as the template of every report's"
+)]
+pub(crate) fn shared_report_operation() {}
