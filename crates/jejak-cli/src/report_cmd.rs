@@ -24,12 +24,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::{Datelike, NaiveDate, Utc};
-use clap::{Args, Subcommand};
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches, Subcommand};
 use jejak_domain::{Lang, LibraryCode, Problem};
 use jejak_server::SqliteStore;
 use jejak_server::report::{
-    CsvDialect, LoadError, Period, RenderOptions, Report, ReportRequest, load, render_csv,
-    render_csv_combined, render_html, render_json, render_terminal, render_xlsx,
+    CsvDialect, LoadError, ParamError, ParamKind, RenderOptions, Report, ReportKind, ReportRequest,
+    load, render_csv, render_csv_combined, render_html, render_json, render_terminal, render_xlsx,
 };
 
 use crate::errors::{EXIT_FAILURE, UsageError, file_error};
@@ -90,107 +90,166 @@ fn parse_csv_dialect(raw: &str) -> Result<CsvDialect, String> {
         .map_err(|e: jejak_server::report::UnknownCsvDialect| e.to_string())
 }
 
-#[derive(Debug, Subcommand)]
-enum ReportCommand {
-    /// Village monthly report (Laporan Bulanan Layanan TIK) of one library.
-    Village {
-        /// The month, YYYY-MM.
-        #[arg(long)]
-        month: String,
-        /// The library's code.
-        #[arg(long)]
-        library: String,
-        #[command(flatten)]
-        output: Output,
-    },
-    /// District monthly matrix (Rekap Bulanan Kabupaten): a row per library.
-    District {
-        /// The month, YYYY-MM.
-        #[arg(long)]
-        month: String,
-        #[command(flatten)]
-        output: Output,
-    },
-    /// Quarterly report: libraries × months, change against the previous quarter,
-    /// target groups (women, youth 16–30, UMKM).
-    Quarter {
-        /// The quarter, YYYY-Qn, e.g. 2026-Q4.
-        #[arg(long)]
-        quarter: String,
-        #[command(flatten)]
-        output: Output,
-    },
-    /// Operations view: last sync per library and PC, clock offsets, sessions open for
-    /// more than 12 hours, rejected records.
-    Ops {
-        #[command(flatten)]
-        output: Output,
-    },
-    /// Annual report: libraries × months, change against the previous year, target groups.
-    Year {
-        /// The year, e.g. 2026.
-        #[arg(long)]
-        year: String,
-        #[command(flatten)]
-        output: Output,
-    },
+/// A report and its options, as `jejak report NAME --PARAM VALUE …` gives them. The
+/// subcommands are made from the report registry ([`ReportKind::ALL`]): each report's
+/// name and summary, its parameters as required options, and the output options.
+#[derive(Debug)]
+struct ReportCommand {
+    kind: ReportKind,
+    /// The raw values of the report's parameters, by name.
+    values: Vec<(&'static str, String)>,
+    output: Output,
 }
 
-fn parse_quarter(raw: &str, today: NaiveDate) -> anyhow::Result<Period> {
-    let period = jejak_server::report::parse_quarter(raw).ok_or_else(|| {
-        UsageError::new(
-            format!(
-                "triwulan '{raw}' tidak dikenali; tulis tahun empat angka, -Q dan nomor triwulan 1–4, mis. {}",
-                example_quarter(today)
-            ),
-            format!(
-                "quarter '{raw}' is not understood; write a four-digit year, -Q and the quarter 1–4, e.g. {}",
-                example_quarter(today)
-            ),
-        )
-    })?;
-    let Period::Quarter { year, quarter } = period else {
-        return Ok(period);
-    };
-    let first_month = NaiveDate::from_ymd_opt(year, (quarter - 1) * 3 + 1, 1).unwrap_or(today);
-    not_after_today(first_month, today, &format!("{year}-Q{quarter}"))?;
-    Ok(period)
-}
-
-fn parse_month(raw: &str, today: NaiveDate) -> anyhow::Result<NaiveDate> {
-    let example = today.format("%Y-%m");
-    let month = jejak_server::report::parse_month(raw).ok_or_else(|| {
-        UsageError::new(
-            format!(
-                "bulan '{raw}' tidak dikenali; tulis tahun empat angka dan bulan 01–12, mis. {example}"
-            ),
-            format!(
-                "month '{raw}' is not understood; write a four-digit year and the month 01–12, e.g. {example}"
-            ),
-        )
-    })?;
-    not_after_today(month, today, &month.format("%Y-%m").to_string())?;
-    Ok(month)
-}
-
-fn parse_year(raw: &str, today: NaiveDate) -> anyhow::Result<Period> {
-    let period = jejak_server::report::parse_year(raw).ok_or_else(|| {
-        UsageError::new(
-            format!(
-                "tahun '{raw}' tidak masuk akal; tulis tahun empat angka dari 2000, mis. {}",
-                today.year()
-            ),
-            format!(
-                "year '{raw}' is not plausible; write a four-digit year from 2000 on, e.g. {}",
-                today.year()
-            ),
-        )
-    })?;
-    if let Period::Year(year) = period {
-        let first = NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(today);
-        not_after_today(first, today, &year.to_string())?;
+impl FromArgMatches for ReportCommand {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let (name, options) = matches
+            .subcommand()
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::MissingSubcommand))?;
+        let kind = ReportKind::from_name(name)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidSubcommand))?;
+        let values = kind
+            .params()
+            .iter()
+            .filter_map(|param| {
+                options
+                    .get_one::<String>(param.name)
+                    .map(|value| (param.name, value.clone()))
+            })
+            .collect();
+        Ok(ReportCommand {
+            kind,
+            values,
+            output: Output::from_arg_matches(options)?,
+        })
     }
-    Ok(period)
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = ReportCommand::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Subcommand for ReportCommand {
+    fn augment_subcommands(command: Command) -> Command {
+        ReportKind::ALL.into_iter().fold(command, |command, kind| {
+            let report = kind.params().iter().fold(
+                Command::new(kind.name()).about(kind.summary()),
+                |report, param| {
+                    report.arg(
+                        Arg::new(param.name)
+                            .long(param.name)
+                            .value_name(value_name(param.kind))
+                            .required(true)
+                            .help(format!(
+                                "{}, e.g. {}.",
+                                param.description.replace('`', ""),
+                                param.example
+                            )),
+                    )
+                },
+            );
+            command.subcommand(Output::augment_args(report))
+        })
+    }
+
+    fn augment_subcommands_for_update(command: Command) -> Command {
+        ReportCommand::augment_subcommands(command)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        ReportKind::from_name(name).is_some()
+    }
+}
+
+/// How `--help` names a parameter's value, as clap names those of derived options.
+fn value_name(kind: ParamKind) -> &'static str {
+    match kind {
+        ParamKind::Month => "MONTH",
+        ParamKind::Library => "LIBRARY",
+        ParamKind::Quarter => "QUARTER",
+        ParamKind::Year => "YEAR",
+    }
+}
+
+/// The request a report's parameters make, or what to type instead: the periods are
+/// checked against `today` (a period that has not begun is a typo).
+fn request_of(command: &ReportCommand, today: NaiveDate) -> anyhow::Result<ReportRequest> {
+    let value = |name: &str| {
+        command
+            .values
+            .iter()
+            .find(|(param, _)| *param == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let request = command.kind.request(value).map_err(|error| match error {
+        ParamError::Invalid { param, ref raw, .. } => match param.kind {
+            ParamKind::Month => month_not_understood(raw, today),
+            ParamKind::Quarter => quarter_not_understood(raw, today),
+            ParamKind::Year => year_not_understood(raw, today),
+            // The domain's own error, in the user's language.
+            ParamKind::Library => LibraryCode::parse(raw)
+                .err()
+                .map_or_else(|| anyhow::anyhow!("{error}"), anyhow::Error::from),
+        },
+        // clap requires every parameter; this is only a message in case it did not.
+        ParamError::Missing(param) => UsageError::new(
+            format!(
+                "--{} wajib, mis. --{} {}",
+                param.name, param.name, param.example
+            ),
+            format!(
+                "--{} is required, e.g. --{} {}",
+                param.name, param.name, param.example
+            ),
+        )
+        .into(),
+    })?;
+    if let (Some(first_day), Some((_, shown))) = (request.first_day(), request.params().first()) {
+        not_after_today(first_day, today, shown)?;
+    }
+    Ok(request)
+}
+
+fn quarter_not_understood(raw: &str, today: NaiveDate) -> anyhow::Error {
+    UsageError::new(
+        format!(
+            "triwulan '{raw}' tidak dikenali; tulis tahun empat angka, -Q dan nomor triwulan 1–4, mis. {}",
+            example_quarter(today)
+        ),
+        format!(
+            "quarter '{raw}' is not understood; write a four-digit year, -Q and the quarter 1–4, e.g. {}",
+            example_quarter(today)
+        ),
+    )
+    .into()
+}
+
+fn month_not_understood(raw: &str, today: NaiveDate) -> anyhow::Error {
+    let example = today.format("%Y-%m");
+    UsageError::new(
+        format!(
+            "bulan '{raw}' tidak dikenali; tulis tahun empat angka dan bulan 01–12, mis. {example}"
+        ),
+        format!(
+            "month '{raw}' is not understood; write a four-digit year and the month 01–12, e.g. {example}"
+        ),
+    )
+    .into()
+}
+
+fn year_not_understood(raw: &str, today: NaiveDate) -> anyhow::Error {
+    UsageError::new(
+        format!(
+            "tahun '{raw}' tidak masuk akal; tulis tahun empat angka dari 2000, mis. {}",
+            today.year()
+        ),
+        format!(
+            "year '{raw}' is not plausible; write a four-digit year from 2000 on, e.g. {}",
+            today.year()
+        ),
+    )
+    .into()
 }
 
 /// A report of a period that has not begun can only be empty: it is a typo (2062 for
@@ -219,29 +278,8 @@ pub fn run(lang: Lang, format: ReportFormat, args: ReportArgs) -> anyhow::Result
     let today = Utc::now()
         .with_timezone(&jejak_domain::Zone::Wib.offset())
         .date_naive();
-    let (request, output) = match args.command {
-        ReportCommand::Village {
-            month,
-            library,
-            output,
-        } => {
-            let month = parse_month(&month, today)?;
-            let library = LibraryCode::parse(&library)?;
-            (ReportRequest::Village { month, library }, output)
-        }
-        ReportCommand::District { month, output } => {
-            let month = parse_month(&month, today)?;
-            (ReportRequest::District { month }, output)
-        }
-        ReportCommand::Quarter { quarter, output } => (
-            ReportRequest::Period(parse_quarter(&quarter, today)?),
-            output,
-        ),
-        ReportCommand::Ops { output } => (ReportRequest::Operations, output),
-        ReportCommand::Year { year, output } => {
-            (ReportRequest::Period(parse_year(&year, today)?), output)
-        }
-    };
+    let request = request_of(&args.command, today)?;
+    let output = args.command.output;
     // Checked before any work: a dialect only shapes CSV.
     if output.csv_dialect.is_some() && format != ReportFormat::Csv {
         return Err(UsageError::new(
@@ -321,28 +359,6 @@ fn unknown_library(code: &impl std::fmt::Display) -> UsageError {
     )
 }
 
-/// The report API's path and query parameters for a request (without `lang`).
-fn api_query(request: &ReportRequest) -> (&'static str, Vec<(&'static str, String)>) {
-    match request {
-        ReportRequest::Village { month, library } => (
-            "village",
-            vec![
-                ("month", month.format("%Y-%m").to_string()),
-                ("library", library.to_string()),
-            ],
-        ),
-        ReportRequest::District { month } => (
-            "district",
-            vec![("month", month.format("%Y-%m").to_string())],
-        ),
-        ReportRequest::Period(Period::Quarter { year, quarter }) => {
-            ("quarter", vec![("quarter", format!("{year}-Q{quarter}"))])
-        }
-        ReportRequest::Period(Period::Year(year)) => ("year", vec![("year", year.to_string())]),
-        ReportRequest::Operations => ("ops", Vec::new()),
-    }
-}
-
 /// Fetches the report as JSON from a server's report API. Suppression is not asked
 /// of the server: the full report is rendered here with the same options as one read
 /// from the database, so both paths give the same files.
@@ -360,7 +376,7 @@ async fn fetch(
         )
         .into());
     }
-    let (endpoint, mut query) = api_query(request);
+    let (endpoint, mut query) = (request.kind().name(), request.params());
     query.push(("lang", lang.code().to_string()));
     let url = format!("{base}/api/v1/reports/{endpoint}");
     let client = reqwest::Client::builder()
