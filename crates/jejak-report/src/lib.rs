@@ -39,6 +39,7 @@
 //! total minus the shown cells. Without the option nothing is altered.
 
 mod build;
+pub mod charts;
 mod csv;
 pub mod facts;
 pub mod glossary;

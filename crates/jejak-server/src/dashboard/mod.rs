@@ -27,7 +27,6 @@
 //! Reports are built only through [`crate::report::load`], so the dashboard shows the
 //! numbers `jejak report` and the report API show.
 
-mod charts;
 mod pages;
 
 use std::collections::HashMap;

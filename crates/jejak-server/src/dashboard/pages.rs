@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use askama::Template;
 use jejak_domain::Lang;
 
-use super::charts;
+use crate::report::charts;
 use crate::report::glossary::GlossarySection;
 use crate::report::html::TableView;
 use crate::report::{Cell, Report, Table};

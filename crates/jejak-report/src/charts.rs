@@ -1,17 +1,17 @@
-//! Charts as inline SVG, drawn by the server from a report's own table cells, so a chart
-//! always shows the numbers of the table beside it.
+//! Charts as inline SVG for the dashboard, drawn from a report's own table cells, so a
+//! chart always shows the numbers of the table beside it.
 //!
 //! Every chart is accessible without colour or scripts: `role="img"` with a `<title>`
 //! and a `<desc>` that reads the data out, a text label with the number on each bar,
 //! and a `<title>` on each bar for a tooltip. Coordinates are rounded to one decimal to
 //! keep pages small for slow office PCs. Each chart is an askama template
-//! (`templates/dashboard/charts/`) filled with the coordinates computed here, so its
+//! (`templates/charts/`) filled with the coordinates computed here, so its
 //! labels are escaped like every other text of the dashboard.
 
 use askama::Template;
 use jejak_domain::Lang;
 
-use crate::report::{Cell, Report, Table, format_number};
+use crate::{Cell, Report, Table, format_number};
 
 /// The colours of the three genders (L/M, P/F, X), dark enough to print in grey.
 const GENDER_COLOURS: [&str; 3] = ["#2f5597", "#c55a11", "#7f7f7f"];
@@ -20,7 +20,7 @@ const BAR_COLOUR: &str = "#2f5597";
 
 /// One bar: its label and value.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Bar {
+pub struct Bar {
     /// What the bar stands for (a day, a purpose).
     pub label: String,
     /// Its value, never negative.
@@ -29,7 +29,7 @@ pub(crate) struct Bar {
 
 /// One row of a stacked bar chart: a label and its three gender values (L, P, X).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Stack {
+pub struct Stack {
     /// What the row stands for (an age group).
     pub label: String,
     /// The values of L, P and X.
@@ -39,7 +39,7 @@ pub(crate) struct Stack {
 /// A chart ready for the page: the visible caption and the SVG (whose `<title>` says
 /// the same for screen readers).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Chart {
+pub struct Chart {
     /// The caption shown above the chart.
     pub caption: String,
     /// The `<svg>` element.
@@ -71,7 +71,7 @@ fn c(value: f64) -> String {
 }
 
 /// What every chart's `<svg>` opens with: its size, and a title and description that
-/// read the data out (`templates/dashboard/charts/open.html`).
+/// read the data out (`templates/charts/open.html`).
 #[derive(Debug)]
 struct SvgHead {
     id: String,
@@ -113,7 +113,7 @@ fn read_out(bars: &[Bar], lang: Lang) -> String {
 }
 
 #[derive(Template)]
-#[template(path = "dashboard/charts/vertical.html")]
+#[template(path = "charts/vertical.html")]
 struct Vertical {
     head: SvgHead,
     axis: Axis,
@@ -150,7 +150,7 @@ struct VerticalBar {
 
 /// A vertical bar chart (sessions per day): one bar per entry, its number above it
 /// when not zero, the labels under the axis.
-pub(crate) fn vertical_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -> String {
+pub fn vertical_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -> String {
     let (width, height) = (720.0, 210.0);
     let (left, right, top, bottom) = (34.0, 8.0, 16.0, 24.0);
     let plot_w = width - left - right;
@@ -204,7 +204,7 @@ pub(crate) fn vertical_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -> 
 }
 
 #[derive(Template)]
-#[template(path = "dashboard/charts/horizontal.html")]
+#[template(path = "charts/horizontal.html")]
 struct Horizontal {
     head: SvgHead,
     colour: &'static str,
@@ -227,7 +227,7 @@ struct HorizontalBar {
 
 /// A horizontal bar chart (purposes): one row per entry, its label on the left and its
 /// number after the bar.
-pub(crate) fn horizontal_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -> String {
+pub fn horizontal_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -> String {
     let (label_w, bar_area, row_h, top) = (170.0, 470.0, 22.0, 6.0);
     let width = label_w + bar_area + 70.0;
     let height = top * 2.0 + row_h * bars.len() as f64;
@@ -259,7 +259,7 @@ pub(crate) fn horizontal_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -
 }
 
 #[derive(Template)]
-#[template(path = "dashboard/charts/stacked.html")]
+#[template(path = "charts/stacked.html")]
 struct Stacked {
     head: SvgHead,
     legend: Vec<LegendEntry>,
@@ -301,7 +301,7 @@ struct Segment {
 /// A stacked horizontal bar chart by gender (age groups): a legend, one row per entry
 /// with an L, P and X segment (its number inside when it fits) and the row's total
 /// after the bar.
-pub(crate) fn stacked_bars(
+pub fn stacked_bars(
     id: &str,
     title: &str,
     series: &[String; 3],
@@ -416,7 +416,7 @@ fn table<'a>(report: &'a Report, id: &str) -> Option<&'a Table> {
 
 /// Sessions per day of the village report's daily calendar (`daily`): one bar per day
 /// of the month, labelled with the day of the month.
-pub(crate) fn daily_chart(report: &Report, lang: Lang) -> Option<Chart> {
+pub fn daily_chart(report: &Report, lang: Lang) -> Option<Chart> {
     let daily = table(report, "daily")?;
     let (day, sessions) = (column(daily, "day")?, column(daily, "sessions")?);
     let bars: Vec<Bar> = daily
@@ -445,7 +445,7 @@ pub(crate) fn daily_chart(report: &Report, lang: Lang) -> Option<Chart> {
 }
 
 /// Sessions per purpose, from the purpose × gender table's `total` column.
-pub(crate) fn purpose_chart(report: &Report, lang: Lang) -> Option<Chart> {
+pub fn purpose_chart(report: &Report, lang: Lang) -> Option<Chart> {
     let purposes = table(report, "purpose_by_gender")?;
     let total = column(purposes, "total")?;
     let bars: Vec<Bar> = purposes
@@ -468,7 +468,7 @@ pub(crate) fn purpose_chart(report: &Report, lang: Lang) -> Option<Chart> {
 }
 
 /// Sessions per age group stacked by gender, from the age × gender table.
-pub(crate) fn age_gender_chart(report: &Report, lang: Lang) -> Option<Chart> {
+pub fn age_gender_chart(report: &Report, lang: Lang) -> Option<Chart> {
     let ages = table(report, "age_by_gender")?;
     let columns = [column(ages, "l")?, column(ages, "p")?, column(ages, "x")?];
     let stacks: Vec<Stack> = ages
