@@ -149,11 +149,14 @@ pub(crate) fn heading(lang: Lang) -> &'static str {
 #[derive(Debug, askama::Template)]
 #[template(path = "glossary.html")]
 pub struct GlossarySection {
+    /// The heading, in the page's language.
     pub heading: &'static str,
+    /// The terms of the report's columns, explained.
     pub terms: Vec<Term>,
 }
 
 impl GlossarySection {
+    /// The glossary of `report`'s columns in `lang`.
     pub fn new(report: &Report, lang: Lang) -> GlossarySection {
         GlossarySection {
             heading: heading(lang),

@@ -108,11 +108,15 @@ struct PrintablePage<'a> {
 /// dashboard: the labels, and each row's cells as people read them.
 #[derive(Debug, Clone)]
 pub struct TableView {
+    /// The table's id (an anchor on the page).
     pub id: String,
+    /// Its title in the page's language.
     pub title: String,
+    /// Its column labels in the page's language.
     pub header: Vec<String>,
     /// Whether the table has the note column of flagged rows.
     pub flags: bool,
+    /// Its rows.
     pub rows: Vec<RowView>,
 }
 
@@ -121,14 +125,18 @@ pub struct TableView {
 pub struct RowView {
     /// `total`, `alert`, `warning`, both, or empty.
     pub class: String,
+    /// Its cells, as people read them.
     pub cells: Vec<CellView>,
+    /// Why it is flagged, if it is.
     pub flag: Option<FlagView>,
 }
 
 /// One cell of a [`RowView`].
 #[derive(Debug, Clone)]
 pub struct CellView {
+    /// Whether it holds a number (right-aligned).
     pub numeric: bool,
+    /// Its text, numbers written in the page's language.
     pub text: String,
     /// Where the cell links to (the dashboard's library names), if anywhere.
     pub link: Option<String>,
@@ -137,7 +145,9 @@ pub struct CellView {
 /// Why a row is flagged, with the sign that marks it in black and white too.
 #[derive(Debug, Clone)]
 pub struct FlagView {
+    /// The sign before the reason (visible without colour).
     pub sign: &'static str,
+    /// The reason, in the page's language.
     pub reason: String,
 }
 

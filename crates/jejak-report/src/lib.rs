@@ -38,6 +38,8 @@
 //! complementary suppression is done: a reader may still derive a small count from a
 //! total minus the shown cells. Without the option nothing is altered.
 
+#![warn(missing_docs)]
+
 mod build;
 pub mod charts;
 mod csv;
