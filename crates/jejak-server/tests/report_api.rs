@@ -746,3 +746,66 @@ async fn a_library_named_like_a_formula_stays_text_in_csv_and_xlsx() {
         );
     }
 }
+
+/// Every report of the registry can be downloaded from the dashboard with its own
+/// parameters, and the file is the API's file; a mistyped parameter gets a page that
+/// says what to write, an unknown report a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_downloads_any_report_of_the_registry_as_the_api_serves_it() {
+    let d = district().await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = browser
+        .post(format!("{}/dashboard/login", d.server.url))
+        .form(&[("token", d.staff.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let download = |path_and_query: String| {
+        let request = browser
+            .get(format!(
+                "{}/dashboard/download/{path_and_query}",
+                d.server.url
+            ))
+            .header("Cookie", cookie.clone());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+
+    for (name, query) in [("quarter", "quarter=2026-Q4"), ("year", "year=2026")] {
+        let (status, file) = download(format!("{name}/csv?{query}")).await;
+        assert_eq!(status, 200, "{name}: {file}");
+        let api = get(
+            &d.server,
+            Some(&d.staff),
+            &format!("{name}?{query}&format=csv"),
+        )
+        .await;
+        assert_eq!(file, api.text(), "{name}");
+        assert!(file.contains("Sesi per bulan"), "{name}: {file}");
+    }
+
+    let (status, page) = download("year/csv?year=20x6&lang=en".into()).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains("Parameter &#39;year&#39; is missing or not valid; e.g. ?year=2026"),
+        "{page}"
+    );
+    let (status, _) = download("quarter/csv".into()).await;
+    assert_eq!(status, 400);
+    let (status, _) = download("nope/csv?year=2026".into()).await;
+    assert_eq!(status, 404);
+}

@@ -14,7 +14,7 @@
 //! | `GET /dashboard/village/{code}?month=` | a village's monthly report with charts |
 //! | `GET /dashboard/period?period=2026-Q4` | the quarterly or annual comparison |
 //! | `GET /dashboard/ops` | the operations view |
-//! | `GET /dashboard/download/{report}/{format}?…` | `csv`, `xlsx` or `html` of a report |
+//! | `GET /dashboard/download/{report}/{format}?…` | `csv`, `xlsx` or `html` of a report: the pages' own (`district`, `village`, `period`, `ops`), or any report of the registry by its name with the API's parameters |
 //!
 //! Security: a staff token (never a device token) signs in; the token itself is never
 //! kept, put in a cookie, a URL or a log. A sign-in creates a server-side session with a
@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN,
@@ -50,8 +51,8 @@ use crate::http::AppState;
 use crate::http::reports::{ReportFormat, report_response};
 use crate::report::today_wib;
 use crate::report::{
-    CsvDialect, LoadError, RenderOptions, Report, ReportRequest, load, parse_month, parse_quarter,
-    parse_year,
+    CsvDialect, LoadError, ParamError, RenderOptions, Report, ReportKind, ReportRequest, load,
+    parse_month, parse_quarter, parse_year,
 };
 use crate::store::{AuthError, Principal, token_hash};
 use pages::{Frame, Nav};
@@ -803,6 +804,7 @@ async fn download(
     State(dash): State<Dashboard>,
     Path((kind, format)): Path<(String, String)>,
     Query(query): Query<PageQuery>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
@@ -883,12 +885,43 @@ async fn download(
             }
         }
         "ops" => ReportRequest::Operations,
-        _ => {
-            return bad(
-                StatusCode::NOT_FOUND,
-                "Laporan tidak dikenal.",
-                "Unknown report.",
-            );
+        // Every other report of the registry, with its own parameters from the query
+        // (`/dashboard/download/year/csv?year=2026`), as the report API reads them.
+        other => {
+            let Some(report) = ReportKind::from_name(other) else {
+                return bad(
+                    StatusCode::NOT_FOUND,
+                    "Laporan tidak dikenal.",
+                    "Unknown report.",
+                );
+            };
+            let pairs = pairs.map(|Query(pairs)| pairs).unwrap_or_default();
+            let value = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value.as_str())
+            };
+            match report.request(value) {
+                Ok(request) => request,
+                Err(error) => {
+                    let example: Vec<String> = report
+                        .params()
+                        .iter()
+                        .map(|param| format!("{}={}", param.name, param.example))
+                        .collect();
+                    let example = example.join("&");
+                    let (ParamError::Missing(param) | ParamError::Invalid { param, .. }) = error;
+                    let name = param.name;
+                    return bad(
+                        StatusCode::BAD_REQUEST,
+                        &format!(
+                            "Parameter '{name}' belum diisi atau tidak sah; contoh: ?{example}"
+                        ),
+                        &format!("Parameter '{name}' is missing or not valid; e.g. ?{example}"),
+                    );
+                }
+            }
         }
     };
     let report = match load(dash.app.store().as_ref(), &request, lang, now).await {
