@@ -4,8 +4,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use jejak_domain::{Lang, Zone};
 
 use super::{
-    LOW_UPTIME, LibraryMonth, OPENING_MINUTES_PER_DAY, SILENT_DAYS, Sum, col, count, date_cell,
-    dating_columns, internet_uptime, month_code, month_text, ratio,
+    LOW_UPTIME, LibraryMonth, OPENING_MINUTES_PER_DAY, SILENT_DAYS, Sum, col, count,
+    data_mb_column, date_cell, dating_columns, days_open_column, internet_uptime,
+    internet_uptime_column, mean_minutes_column, month_code, month_text, ratio, sessions_column,
 };
 use crate::facts::{MonthFacts, month_bounds};
 use crate::model::{Cell, ColumnKind, Flag, Report, Row, Table, Text};
@@ -131,13 +132,8 @@ pub fn district_monthly(
                 col("library", "Perpustakaan", "Library", ColumnKind::Text),
                 col("code", "Kode", "Code", ColumnKind::Text),
                 col("pcs", "PC", "PCs", ColumnKind::Decimal(0)),
-                col(
-                    "days_open",
-                    "Hari buka",
-                    "Days open",
-                    ColumnKind::Decimal(0),
-                ),
-                col("sessions", "Sesi", "Sessions", ColumnKind::Count),
+                days_open_column(),
+                sessions_column(),
                 col(
                     "sessions_per_pc_day",
                     "Sesi/PC/hari",
@@ -153,25 +149,15 @@ pub fn district_monthly(
                 col("l", "L", "M", ColumnKind::Count),
                 col("p", "P", "F", ColumnKind::Count),
                 col("hours", "Jam", "Hours", ColumnKind::Decimal(1)),
-                col(
-                    "mean_minutes",
-                    "Rata-rata menit",
-                    "Mean minutes",
-                    ColumnKind::Decimal(1),
-                ),
+                mean_minutes_column(),
                 col(
                     "use_rate",
                     "Pemanfaatan",
                     "Use rate",
                     ColumnKind::Percent(1),
                 ),
-                col(
-                    "internet_uptime",
-                    "Internet aktif",
-                    "Internet uptime",
-                    ColumnKind::Percent(1),
-                ),
-                col("data_mb", "Data (MB)", "Data (MB)", ColumnKind::Decimal(1)),
+                internet_uptime_column(),
+                data_mb_column(),
                 col(
                     "last_sync",
                     "Sinkron terakhir",

@@ -173,6 +173,44 @@ fn col(key: &str, id: &str, en: &str, kind: ColumnKind) -> Column {
     Column::new(key, Text::new(id, en), kind)
 }
 
+// The columns of a library-month's indicators ([`LibraryMonth`]) that the village
+// summary and the district matrix label alike.
+
+fn days_open_column() -> Column {
+    col(
+        "days_open",
+        "Hari buka",
+        "Days open",
+        ColumnKind::Decimal(0),
+    )
+}
+
+fn sessions_column() -> Column {
+    col("sessions", "Sesi", "Sessions", ColumnKind::Count)
+}
+
+fn mean_minutes_column() -> Column {
+    col(
+        "mean_minutes",
+        "Rata-rata menit",
+        "Mean minutes",
+        ColumnKind::Decimal(1),
+    )
+}
+
+fn internet_uptime_column() -> Column {
+    col(
+        "internet_uptime",
+        "Internet aktif",
+        "Internet uptime",
+        ColumnKind::Percent(1),
+    )
+}
+
+fn data_mb_column() -> Column {
+    col("data_mb", "Data (MB)", "Data (MB)", ColumnKind::Decimal(1))
+}
+
 /// A month as people name it: "Oktober 2026" / "October 2026".
 pub fn month_text(month: NaiveDate) -> Text {
     const ID: [&str; 12] = [

@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use jejak_domain::{AgeGroup, Lang, LibraryCode, Purpose};
 
 use super::{
-    LibraryMonth, Sum, col, count, date_cell, date_of_ms, dating_columns, gender_cells,
-    gender_columns, gender_index, month_code, month_text, ratio, use_rate,
+    LibraryMonth, Sum, col, count, data_mb_column, date_cell, date_of_ms, dating_columns,
+    days_open_column, gender_cells, gender_columns, gender_index, internet_uptime_column,
+    mean_minutes_column, month_code, month_text, ratio, sessions_column, use_rate,
 };
 use crate::facts::{Breakdown, MonthFacts, month_bounds};
 use crate::model::{Cell, ColumnKind, Report, Row, Table, Text};
@@ -69,13 +70,8 @@ pub fn village_monthly(
         id: "summary".into(),
         title: Text::new("B. Ringkasan", "B. Summary"),
         columns: vec![
-            col(
-                "days_open",
-                "Hari buka",
-                "Days open",
-                ColumnKind::Decimal(0),
-            ),
-            col("sessions", "Sesi", "Sessions", ColumnKind::Count),
+            days_open_column(),
+            sessions_column(),
             col("persons", "Orang", "Persons", ColumnKind::Count),
             col(
                 "unique_users",
@@ -89,12 +85,7 @@ pub fn village_monthly(
                 "Hours used",
                 ColumnKind::Decimal(1),
             ),
-            col(
-                "mean_minutes",
-                "Rata-rata menit",
-                "Mean minutes",
-                ColumnKind::Decimal(1),
-            ),
+            mean_minutes_column(),
             col(
                 "use_rate",
                 "Pemanfaatan PC",
@@ -107,13 +98,8 @@ pub fn village_monthly(
                 "Online share",
                 ColumnKind::Percent(1),
             ),
-            col(
-                "internet_uptime",
-                "Internet aktif",
-                "Internet uptime",
-                ColumnKind::Percent(1),
-            ),
-            col("data_mb", "Data (MB)", "Data (MB)", ColumnKind::Decimal(1)),
+            internet_uptime_column(),
+            data_mb_column(),
             col(
                 "completeness",
                 "Kelengkapan data",
