@@ -3,7 +3,7 @@
 
 use jejak_agent::config::ConfigError;
 use jejak_agent::store::StoreError;
-use jejak_domain::{DomainError, Lang};
+use jejak_domain::{DomainError, Lang, LibraryDetailsError};
 
 /// Invalid input: a value that is not allowed, a bad configuration key.
 pub const EXIT_INVALID_INPUT: u8 = 2;
@@ -15,6 +15,9 @@ pub const EXIT_FAILURE: u8 = 1;
 /// A message for the person at the keyboard, and the exit code.
 pub fn explain(err: &anyhow::Error, lang: Lang) -> (String, u8) {
     if let Some(e) = err.downcast_ref::<DomainError>() {
+        return (e.message(lang), EXIT_INVALID_INPUT);
+    }
+    if let Some(e) = err.downcast_ref::<LibraryDetailsError>() {
         return (e.message(lang), EXIT_INVALID_INPUT);
     }
     if let Some(e) = err.downcast_ref::<ConfigError>() {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use jejak_domain::{LibraryCode, PcCode, Zone};
+use jejak_domain::{
+    DetailField, LibraryCode, LibraryDetails, LibraryDetailsEdit, LibraryDetailsError, PcCode, Zone,
+};
 use jejak_server::bundle_import::{self, ImportError};
 pub use jejak_server::bundle_import::{ImportSummary, ImportTrust};
 use jejak_server::{AppState, PostgresStore, ServerConfig, ServerStore, SqliteStore};
@@ -106,7 +108,8 @@ enum ServerCommand {
     /// example after `prune`; ingest waits while it runs. PostgreSQL needs no such step
     /// (autovacuum).
     Compact,
-    /// Add a village library.
+    /// Add a village library, with as much of its identity and signatories as is known
+    /// (the rest can be set later with edit-library).
     AddLibrary {
         /// The library's code (NPP or the district's code).
         library: String,
@@ -115,6 +118,20 @@ enum ServerCommand {
         name: String,
         #[arg(long, default_value = "Asia/Jakarta")]
         timezone: String,
+        #[command(flatten)]
+        details: DetailOptions,
+    },
+    /// Change a library's name or details: only the options given change, and an empty
+    /// value (--kecamatan "") clears a field. The time zone cannot change (the stored
+    /// days were counted in it).
+    EditLibrary {
+        /// The library's code.
+        library: String,
+        /// The library's new name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        details: DetailOptions,
     },
     /// Enroll a PC; prints its token once (the server keeps only a hash).
     AddDevice {
@@ -189,6 +206,56 @@ enum ServerCommand {
         #[arg(long, default_value_t = 5_000)]
         chunk_rows: usize,
     },
+}
+
+/// A library's details as `add-library` and `edit-library` take them; each is printed
+/// on the library's reports.
+#[derive(Debug, Args)]
+struct DetailOptions {
+    /// Nomor Pokok Perpustakaan, 15 characters, e.g. 3302012D1000001.
+    #[arg(long)]
+    npp: Option<String>,
+    /// The village (desa), e.g. Dermaji.
+    #[arg(long)]
+    desa: Option<String>,
+    /// The sub-district (kecamatan): the district matrix groups libraries by it.
+    #[arg(long)]
+    kecamatan: Option<String>,
+    /// The library's address.
+    #[arg(long)]
+    address: Option<String>,
+    /// The head of the village, who acknowledges the monthly report ("Mengetahui").
+    #[arg(long)]
+    kepala_desa: Option<String>,
+    /// The library's manager (pengelola), who signs the monthly report.
+    #[arg(long)]
+    manager: Option<String>,
+    /// The manager's NIP (18 digits), when they are a civil servant.
+    #[arg(long)]
+    nip: Option<String>,
+}
+
+impl DetailOptions {
+    /// The options given, validated: the first refused value stops the command before
+    /// anything is stored.
+    fn edit(&self) -> Result<LibraryDetailsEdit, LibraryDetailsError> {
+        let given = [
+            (DetailField::Npp, &self.npp),
+            (DetailField::Desa, &self.desa),
+            (DetailField::Kecamatan, &self.kecamatan),
+            (DetailField::Address, &self.address),
+            (DetailField::KepalaDesa, &self.kepala_desa),
+            (DetailField::Manager, &self.manager),
+            (DetailField::ManagerNip, &self.nip),
+        ];
+        let mut edit = LibraryDetailsEdit::default();
+        for (field, value) in given {
+            if let Some(value) = value {
+                edit.set(field, value)?;
+            }
+        }
+        Ok(edit)
+    }
 }
 
 /// `jejak server run`'s options.
@@ -592,19 +659,55 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
             library,
             name,
             timezone,
+            details,
         } => {
             let code = LibraryCode::parse(&library)?;
             let zone = Zone::parse(&timezone)?;
-            store.add_library(&code, &name, zone).await.map_err(usage)?;
+            let mut values = LibraryDetails::default();
+            details.edit()?.apply(&mut values);
+            store
+                .add_library_with_details(&code, &name, zone, &values)
+                .await
+                .map_err(usage)?;
             if ctx.json {
-                return output::print_json(
-                    &serde_json::json!({ "library": code, "name": name, "timezone": zone.code() }),
-                );
+                return output::print_json(&serde_json::json!({
+                    "library": code, "name": name.trim(), "timezone": zone.code(), "details": values
+                }));
             }
             outln!(
-                "{} {code} ({name})",
-                lang.pick("Perpustakaan ditambahkan:", "Library added:")
+                "{} {code} ({})",
+                lang.pick("Perpustakaan ditambahkan:", "Library added:"),
+                name.trim()
             )?;
+            print_details(&values, lang)?;
+        }
+        ServerCommand::EditLibrary {
+            library,
+            name,
+            details,
+        } => {
+            let code = LibraryCode::parse(&library)?;
+            let edit = details.edit()?;
+            if name.is_none() && edit.is_empty() {
+                return Err(UsageError::new(
+                    "tidak ada yang diubah: sebutkan opsi yang diganti, misalnya --kecamatan Lumbir atau --nip \"\" untuk mengosongkan NIP",
+                    "nothing to change: give the options to change, e.g. --kecamatan Lumbir, or --nip \"\" to clear the NIP",
+                )
+                .into());
+            }
+            let edited = store
+                .edit_library(&code, name.as_deref(), &edit)
+                .await
+                .map_err(usage)?;
+            if ctx.json {
+                return output::print_json(&edited);
+            }
+            outln!(
+                "{} {code} ({})",
+                lang.pick("Perpustakaan diubah:", "Library changed:"),
+                edited.name
+            )?;
+            print_details(&edited.details, lang)?;
         }
         ServerCommand::AddDevice { library, pc } => {
             let (library, pc) = (LibraryCode::parse(&library)?, PcCode::parse(&pc)?);
@@ -689,6 +792,42 @@ async fn run_async(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
                 libraries.len(),
                 lang.pick("perpustakaan", "libraries")
             )?;
+            if !libraries.is_empty() {
+                let blank = || "-".to_string();
+                let library_rows = libraries
+                    .iter()
+                    .map(|l| {
+                        let get =
+                            |f: DetailField| l.details.get(f).map_or_else(blank, str::to_string);
+                        vec![
+                            l.code.to_string(),
+                            l.name.clone(),
+                            get(DetailField::Npp),
+                            get(DetailField::Desa),
+                            get(DetailField::Kecamatan),
+                            get(DetailField::KepalaDesa),
+                            get(DetailField::Manager),
+                            l.details.manager_nip_grouped().unwrap_or_else(blank),
+                        ]
+                    })
+                    .collect();
+                outln!(
+                    "{}",
+                    output::table(
+                        vec![
+                            lang.pick("Kode", "Code").into(),
+                            lang.pick("Nama", "Name").into(),
+                            DetailField::Npp.label(lang).into(),
+                            DetailField::Desa.label(lang).into(),
+                            DetailField::Kecamatan.label(lang).into(),
+                            DetailField::KepalaDesa.label(lang).into(),
+                            DetailField::Manager.label(lang).into(),
+                            "NIP".into(),
+                        ],
+                        library_rows
+                    )
+                )?;
+            }
             outln!(
                 "{}",
                 output::table(
@@ -997,6 +1136,21 @@ fn read_logo(path: &Path) -> anyhow::Result<jejak_server::report::Logo> {
         media_type: media_type.to_string(),
         bytes,
     })
+}
+
+/// A library's details that are set, one `label: value` line each (the address and NIP
+/// included), so the person who typed them sees what was stored.
+fn print_details(details: &LibraryDetails, lang: jejak_domain::Lang) -> anyhow::Result<()> {
+    for field in DetailField::ALL {
+        let value = match field {
+            DetailField::ManagerNip => details.manager_nip_grouped(),
+            _ => details.get(field).map(str::to_string),
+        };
+        if let Some(value) = value {
+            outln!("  {}: {value}", field.label(lang))?;
+        }
+    }
+    Ok(())
 }
 
 /// An enrolment refusal in the user's language, with the next step.

@@ -9,6 +9,7 @@ mod error;
 mod event;
 mod identity;
 mod lang;
+mod library;
 #[cfg(feature = "openapi")]
 mod openapi;
 mod session;
@@ -21,6 +22,7 @@ pub use error::{DomainError, Field};
 pub use event::PcEvent;
 pub use identity::{DeviceIdentity, LibraryCode, PcCode};
 pub use lang::{Lang, UnknownLang};
+pub use library::{DetailField, LibraryDetails, LibraryDetailsEdit, LibraryDetailsError};
 pub use session::{
     MAX_GROUP_SIZE, MAX_PURPOSES, PatronKey, PatronProfile, Session, parse_purposes,
 };

@@ -16,7 +16,9 @@
 //!   listed per PC as undated, whatever month is asked for.
 
 use chrono::NaiveDate;
-use jejak_domain::{AgeGroup, Gender, LibraryCode, PcCode, Purpose, UserKind, Zone};
+use jejak_domain::{
+    AgeGroup, Gender, LibraryCode, LibraryDetails, PcCode, Purpose, UserKind, Zone,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -45,6 +47,9 @@ pub struct LibraryFacts {
     pub name: String,
     /// The zone its days are counted in.
     pub timezone: Zone,
+    /// Its identity and signatories (NPP, desa, kecamatan, …), for the reports' identity
+    /// rows, grouping and signature block.
+    pub details: LibraryDetails,
     /// Its PCs, by code.
     pub pcs: Vec<PcFacts>,
     /// The local days on which it was open, ascending.

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jejak_domain::{
-    BatchAck, BatchShapeError, EndReason, LibraryCode, PatronProfile, PcCode, PcEvent, PcEventKind,
-    Session, TimeQuality, WireBatch, Zone,
+    BatchAck, BatchShapeError, EndReason, LibraryCode, LibraryDetails, LibraryDetailsEdit,
+    PatronProfile, PcCode, PcEvent, PcEventKind, Session, TimeQuality, WireBatch, Zone,
 };
 use rand::RngCore;
 use serde::Serialize;
@@ -185,6 +185,8 @@ pub struct LibraryInfo {
     pub active_devices: u32,
     /// When it was added, Unix ms.
     pub created_at_ms: i64,
+    /// Its identity and signatories (NPP, desa, kecamatan, …), as far as they were set.
+    pub details: LibraryDetails,
 }
 
 /// An enrolled PC as listed for staff.
@@ -611,13 +613,37 @@ pub enum IngestError {
 /// `Arc<dyn ServerStore>` and the backend is chosen at run time from configuration.
 #[async_trait]
 pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
-    /// Adds a village library. Its code must be new.
+    /// Adds a village library without details. Its code must be new.
     async fn add_library(
         &self,
         code: &LibraryCode,
         name: &str,
         timezone: Zone,
+    ) -> Result<(), EnrollError> {
+        self.add_library_with_details(code, name, timezone, &LibraryDetails::default())
+            .await
+    }
+
+    /// Adds a village library with its details, in one transaction. Its code must be
+    /// new; the details were validated when they were made ([`LibraryDetailsEdit`]).
+    async fn add_library_with_details(
+        &self,
+        code: &LibraryCode,
+        name: &str,
+        timezone: Zone,
+        details: &LibraryDetails,
     ) -> Result<(), EnrollError>;
+
+    /// Changes a library's name (when `name` is given) and the details `edit` names,
+    /// leaving the rest as it was, in one transaction, and returns the library as it is
+    /// then. An unknown library is [`EnrollError::UnknownLibrary`]. The zone is not
+    /// editable: the local days of the stored rollups were counted in it.
+    async fn edit_library(
+        &self,
+        code: &LibraryCode,
+        name: Option<&str>,
+        edit: &LibraryDetailsEdit,
+    ) -> Result<LibraryInfo, EnrollError>;
 
     /// Enrolls a PC of a known library and returns its token (shown once; only its hash
     /// is stored). A PC whose token was revoked gets a new token and keeps its history;

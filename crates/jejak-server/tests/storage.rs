@@ -11,7 +11,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use jejak_domain::{ChangeRecord, LibraryCode, PcCode, RecordBody, WireBatch, Zone};
+use jejak_domain::{
+    ChangeRecord, DetailField, LibraryCode, LibraryDetails, LibraryDetailsEdit, PcCode, RecordBody,
+    WireBatch, Zone,
+};
 use jejak_server::report::FactsDetail;
 use jejak_server::{
     AuthError, Delivery, DeviceRef, EnrollError, IngestError, Principal, ServerStore, SqliteStore,
@@ -112,6 +115,7 @@ both_backends!(
     an_anchor_from_a_later_http_sync_dates_what_a_bundle_carried,
     an_acknowledgements_time_dates_the_run_it_came_back_in,
     retention_keeps_the_sessions_whose_month_cannot_be_told,
+    library_details_round_trip_and_edits_change_only_what_is_given,
 );
 
 fn lib(code: &str) -> LibraryCode {
@@ -1603,4 +1607,111 @@ async fn retention_keeps_the_sessions_whose_month_cannot_be_told(store: Arc<dyn 
     assert_eq!(starts_of(store, &device, &h, 1).await.len(), 4);
     assert_eq!(month_counts(store, &lib("wektu"), 10).await, (3, 3, 4));
     assert!(store.check_rollups().await.unwrap().is_consistent());
+}
+
+/// A library's identity and signatories are stored with it, listed, read into the
+/// report facts, and edited field by field (an empty value clears one); an unknown
+/// library or a refused name changes nothing.
+async fn library_details_round_trip_and_edits_change_only_what_is_given(
+    store: Arc<dyn ServerStore>,
+) {
+    let store = store.as_ref();
+    let dermaji = lib("dermaji");
+    let details = LibraryDetails {
+        npp: Some("3302012D1000001".into()),
+        desa: Some("Dermaji".into()),
+        kecamatan: Some("Lumbir".into()),
+        address: Some("Jl. Raya Dermaji No. 1, Lumbir".into()),
+        kepala_desa: Some("Slamet Riyadi".into()),
+        manager: Some("Siti Aminah".into()),
+        manager_nip: Some("198503122010012004".into()),
+    };
+    store
+        .add_library_with_details(&dermaji, "Perpustakaan Desa Dermaji", Zone::Wib, &details)
+        .await
+        .unwrap();
+    store
+        .add_library(&lib("kosong"), "Perpustakaan Desa Kosong", Zone::Wib)
+        .await
+        .unwrap();
+    let listed = store.libraries().await.unwrap();
+    assert_eq!(listed[0].code, dermaji);
+    assert_eq!(listed[0].details, details);
+    assert_eq!(listed[1].details, LibraryDetails::default());
+    let facts = store
+        .month_facts(
+            chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            Some(&dermaji),
+            FactsDetail::Days,
+        )
+        .await
+        .unwrap();
+    assert_eq!(facts.libraries[0].details, details, "the reports see them");
+
+    let mut edit = LibraryDetailsEdit::default();
+    edit.set(DetailField::Manager, "Siti Aminah, S.Pd.")
+        .unwrap();
+    edit.set(DetailField::Kecamatan, "").unwrap();
+    let edited = store.edit_library(&dermaji, None, &edit).await.unwrap();
+    let expected = LibraryDetails {
+        manager: Some("Siti Aminah, S.Pd.".into()),
+        kecamatan: None,
+        ..details.clone()
+    };
+    assert_eq!(edited.details, expected);
+    assert_eq!(edited.name, "Perpustakaan Desa Dermaji", "the name stays");
+    let renamed = store
+        .edit_library(
+            &dermaji,
+            Some("Perpustakaan Desa Dermaji Baru"),
+            &LibraryDetailsEdit::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.details, expected, "a rename keeps the details");
+
+    // Refusals store nothing.
+    assert!(matches!(
+        store.edit_library(&lib("nowhere"), None, &edit).await,
+        Err(EnrollError::UnknownLibrary(_))
+    ));
+    assert!(matches!(
+        store.edit_library(&dermaji, Some(" "), &edit).await,
+        Err(EnrollError::InvalidName(_))
+    ));
+    let after = store.libraries().await.unwrap();
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[0].name, "Perpustakaan Desa Dermaji Baru");
+    assert_eq!(after[0].details, expected);
+}
+
+/// A PostgreSQL database of the previous schema version (before library details) keeps
+/// its libraries when the store migrates it, with no details set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_to_library_details_keeps_existing_libraries() {
+    let Some(h) = postgres().await else { return };
+    let url = h.postgres_url();
+    // Back to version 5: the columns of version 6 go, and a library is added as the
+    // previous version would have.
+    pg_rows(
+        &url,
+        "ALTER TABLE libraries DROP COLUMN npp, DROP COLUMN desa, DROP COLUMN kecamatan,
+             DROP COLUMN address, DROP COLUMN kepala_desa, DROP COLUMN manager,
+             DROP COLUMN manager_nip",
+    )
+    .await;
+    pg_rows(&url, "DELETE FROM schema_migrations WHERE version = 6").await;
+    pg_rows(
+        &url,
+        "INSERT INTO libraries (code, name, timezone, created_ms)
+         VALUES ('lama', 'Perpustakaan Desa Lama', 'Asia/Jakarta', 1)",
+    )
+    .await;
+    let reopened = jejak_server::PostgresStore::open(&url).await.unwrap();
+    let libraries = reopened.libraries().await.unwrap();
+    assert_eq!(libraries.len(), 1);
+    assert_eq!(libraries[0].name, "Perpustakaan Desa Lama");
+    assert_eq!(libraries[0].details, LibraryDetails::default());
+    drop(reopened);
+    h.finish().await;
 }

@@ -196,6 +196,7 @@ mod uptime_flag_tests {
             code: LibraryCode::parse(code).unwrap(),
             name: code.to_string(),
             timezone: Zone::Wib,
+            details: Default::default(),
             pcs: vec![PcFacts {
                 pc: jejak_domain::PcCode::parse("pc-01").unwrap(),
                 active: true,

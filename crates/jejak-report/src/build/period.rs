@@ -273,6 +273,7 @@ mod period_tests {
                     code: LibraryCode::parse(code).unwrap(),
                     name: format!("Desa {code}"),
                     timezone: Zone::Wib,
+                    details: Default::default(),
                     pcs: Vec::new(),
                     open_days: Vec::new(),
                     unique_users: 0,

@@ -28,7 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
-use jejak_domain::{LibraryCode, PcCode, Zone};
+use jejak_domain::{LibraryCode, LibraryDetails, LibraryDetailsEdit, PcCode, Zone};
 use rand::Rng;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
@@ -529,18 +529,36 @@ pub async fn drop_database(admin_url: &str, name: &str) -> Result<(), StoreError
 
 #[async_trait]
 impl ServerStore for PostgresStore {
-    async fn add_library(
+    async fn add_library_with_details(
         &self,
         code: &LibraryCode,
         name: &str,
         timezone: Zone,
+        details: &LibraryDetails,
     ) -> Result<(), EnrollError> {
         let name = crate::sqlite::clean_name(name)?;
         let now = self.now().timestamp_millis();
-        let code = code.clone();
+        let (code, details) = (code.clone(), details.clone());
         self.transact(false, move |tx| {
-            let (code, name) = (code.clone(), name.clone());
-            Box::pin(async move { write::add_library(tx, &code, &name, timezone, now).await })
+            let (code, name, details) = (code.clone(), name.clone(), details.clone());
+            Box::pin(
+                async move { write::add_library(tx, &code, &name, timezone, &details, now).await },
+            )
+        })
+        .await
+    }
+
+    async fn edit_library(
+        &self,
+        code: &LibraryCode,
+        name: Option<&str>,
+        edit: &LibraryDetailsEdit,
+    ) -> Result<LibraryInfo, EnrollError> {
+        let name = name.map(crate::sqlite::clean_name).transpose()?;
+        let (code, edit) = (code.clone(), edit.clone());
+        self.transact(false, move |tx| {
+            let (code, name, edit) = (code.clone(), name.clone(), edit.clone());
+            Box::pin(async move { write::edit_library(tx, &code, name.as_deref(), &edit).await })
         })
         .await
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use jejak_domain::{LibraryCode, PatronKey, PatronProfile, PcCode, Zone};
+use jejak_domain::{LibraryCode, LibraryDetails, PatronKey, PatronProfile, PcCode, Zone};
 use uuid::Uuid;
 
 use crate::codes;
@@ -135,7 +135,8 @@ pub(crate) async fn libraries(tx: &Transaction<'_>) -> Result<Vec<LibraryInfo>, 
         .query(
             "SELECT l.code, l.name, l.timezone, l.created_ms,
                  (SELECT COUNT(*) FROM tokens t
-                  WHERE t.library = l.id AND t.device IS NOT NULL AND t.revoked_ms IS NULL)
+                  WHERE t.library = l.id AND t.device IS NOT NULL AND t.revoked_ms IS NULL),
+                 l.npp, l.desa, l.kecamatan, l.address, l.kepala_desa, l.manager, l.manager_nip
              FROM libraries l ORDER BY l.code COLLATE \"C\"",
             &[],
         )
@@ -148,6 +149,15 @@ pub(crate) async fn libraries(tx: &Transaction<'_>) -> Result<Vec<LibraryInfo>, 
             timezone: Zone::parse(&timezone).map_err(|_| inconsistent("time zone"))?,
             active_devices: u32::try_from(r.try_get::<_, i64>(4)?).unwrap_or(u32::MAX),
             created_at_ms: r.try_get(3)?,
+            details: LibraryDetails {
+                npp: r.try_get(5)?,
+                desa: r.try_get(6)?,
+                kecamatan: r.try_get(7)?,
+                address: r.try_get(8)?,
+                kepala_desa: r.try_get(9)?,
+                manager: r.try_get(10)?,
+                manager_nip: r.try_get(11)?,
+            },
         });
     }
     Ok(out)
@@ -429,6 +439,7 @@ pub(crate) async fn month_facts(
             code: l.code,
             name: l.name,
             timezone: l.timezone,
+            details: l.details,
             pcs: Vec::new(),
             open_days: Vec::new(),
             unique_users: 0,

@@ -18,7 +18,8 @@
 //!   2020–2099 (a PC clock reset to 2000), go to the default partition.
 
 /// The migrations, in order: (version, SQL).
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] =
+    &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
 
 /// The advisory lock key that serialises migrations (an arbitrary constant: "jejak" in
 /// ASCII).
@@ -245,4 +246,16 @@ CREATE TABLE kept_runs (
     PRIMARY KEY (library, device, run)
 );
 ALTER TABLE devices ADD COLUMN dated_until_ms BIGINT;
+"#;
+
+/// Version 6: a library's identity and signatories (see the SQLite store's V7).
+const V6: &str = r#"
+ALTER TABLE libraries
+    ADD COLUMN npp TEXT,
+    ADD COLUMN desa TEXT,
+    ADD COLUMN kecamatan TEXT,
+    ADD COLUMN address TEXT,
+    ADD COLUMN kepala_desa TEXT,
+    ADD COLUMN manager TEXT,
+    ADD COLUMN manager_nip TEXT;
 "#;

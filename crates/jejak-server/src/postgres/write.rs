@@ -16,7 +16,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
-use jejak_domain::{LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
+use jejak_domain::{
+    LibraryCode, LibraryDetails, LibraryDetailsEdit, PcCode, RejectedRecord, TimeQuality, Zone,
+};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -30,7 +32,7 @@ use crate::ingest::{
 use crate::recount;
 use crate::rollup::{self, DayTotals, EventCursor, EventPoint, RollupDelta, SessionFacts};
 use crate::store::{
-    DeviceId, EnrollError, IngestError, KeyRegistration, StoreError, key_registration,
+    DeviceId, EnrollError, IngestError, KeyRegistration, LibraryInfo, StoreError, key_registration,
 };
 
 use super::schema::{FIRST_PARTITION_MONTH, LAST_PARTITION_MONTH};
@@ -1731,6 +1733,7 @@ pub(crate) async fn add_library(
     code: &LibraryCode,
     name: &str,
     timezone: Zone,
+    details: &LibraryDetails,
     now_ms: i64,
 ) -> Result<(), EnrollError> {
     let inserted = tx
@@ -1744,6 +1747,64 @@ pub(crate) async fn add_library(
     if inserted == 0 {
         return Err(EnrollError::LibraryExists(code.clone()));
     }
+    // In the same transaction as the insert: a library is never seen without its details.
+    write_library(tx, code, name, details).await?;
+    Ok(())
+}
+
+/// Changes a library's name and details (see `ServerStore::edit_library`). The row is
+/// locked first, so two edits of the same library apply one after the other.
+pub(crate) async fn edit_library(
+    tx: &Transaction<'_>,
+    code: &LibraryCode,
+    name: Option<&str>,
+    edit: &LibraryDetailsEdit,
+) -> Result<LibraryInfo, EnrollError> {
+    tx.execute(
+        "SELECT 1 FROM libraries WHERE code = $1 FOR UPDATE",
+        &[&code.as_str()],
+    )
+    .await
+    .map_err(StoreError::from)?;
+    let Some(mut library) = super::read::libraries(tx)
+        .await?
+        .into_iter()
+        .find(|l| &l.code == code)
+    else {
+        return Err(EnrollError::UnknownLibrary(code.clone()));
+    };
+    if let Some(name) = name {
+        library.name = name.to_string();
+    }
+    edit.apply(&mut library.details);
+    write_library(tx, code, &library.name, &library.details).await?;
+    Ok(library)
+}
+
+/// Writes a library's name and every detail column.
+async fn write_library(
+    tx: &Transaction<'_>,
+    code: &LibraryCode,
+    name: &str,
+    d: &LibraryDetails,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE libraries SET name = $2, npp = $3, desa = $4, kecamatan = $5, address = $6,
+             kepala_desa = $7, manager = $8, manager_nip = $9
+         WHERE code = $1",
+        &[
+            &code.as_str(),
+            &name,
+            &d.npp,
+            &d.desa,
+            &d.kecamatan,
+            &d.address,
+            &d.kepala_desa,
+            &d.manager,
+            &d.manager_nip,
+        ],
+    )
+    .await?;
     Ok(())
 }
 

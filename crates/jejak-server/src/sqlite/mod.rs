@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jejak_domain::{LibraryCode, PcCode, Zone};
+use jejak_domain::{LibraryCode, LibraryDetails, LibraryDetailsEdit, PcCode, Zone};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::ingest::{IngestOutcome, PreparedBatch};
@@ -230,18 +230,35 @@ impl SqliteStore {
 
 #[async_trait]
 impl ServerStore for SqliteStore {
-    async fn add_library(
+    async fn add_library_with_details(
         &self,
         code: &LibraryCode,
         name: &str,
         timezone: Zone,
+        details: &LibraryDetails,
     ) -> Result<(), EnrollError> {
         let name = write::clean_name(name)?;
-        let code = code.clone();
+        let (code, details) = (code.clone(), details.clone());
         let now = self.now().timestamp_millis();
         self.inner
             .writer
-            .call(move |conn: &Connection| write::add_library(conn, &code, &name, timezone, now))
+            .call(move |conn: &Connection| {
+                write::add_library(conn, &code, &name, timezone, &details, now)
+            })
+            .await
+    }
+
+    async fn edit_library(
+        &self,
+        code: &LibraryCode,
+        name: Option<&str>,
+        edit: &LibraryDetailsEdit,
+    ) -> Result<LibraryInfo, EnrollError> {
+        let name = name.map(write::clean_name).transpose()?;
+        let (code, edit) = (code.clone(), edit.clone());
+        self.inner
+            .writer
+            .call(move |conn: &Connection| write::edit_library(conn, &code, name.as_deref(), &edit))
             .await
     }
 

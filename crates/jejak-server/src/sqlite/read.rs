@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use jejak_domain::{LibraryCode, PatronKey, PatronProfile, PcCode, Zone};
+use jejak_domain::{LibraryCode, LibraryDetails, PatronKey, PatronProfile, PcCode, Zone};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
@@ -94,21 +94,33 @@ pub(crate) fn libraries(conn: &Connection) -> Result<Vec<LibraryInfo>, StoreErro
     let mut stmt = conn.prepare_cached(
         "SELECT l.code, l.name, l.timezone, l.created_ms,
              (SELECT COUNT(*) FROM devices d JOIN tokens t ON t.device = d.id
-              WHERE d.library = l.id AND t.revoked_ms IS NULL)
+              WHERE d.library = l.id AND t.revoked_ms IS NULL),
+             l.npp, l.desa, l.kecamatan, l.address, l.kepala_desa, l.manager, l.manager_nip
          FROM libraries l ORDER BY l.code",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
+            (
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ),
+            LibraryDetails {
+                npp: r.get(5)?,
+                desa: r.get(6)?,
+                kecamatan: r.get(7)?,
+                address: r.get(8)?,
+                kepala_desa: r.get(9)?,
+                manager: r.get(10)?,
+                manager_nip: r.get(11)?,
+            },
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (code, name, timezone, created_at_ms, active) = row?;
+        let ((code, name, timezone, created_at_ms, active), details) = row?;
         out.push(LibraryInfo {
             code: library_code(code)?,
             name,
@@ -116,6 +128,7 @@ pub(crate) fn libraries(conn: &Connection) -> Result<Vec<LibraryInfo>, StoreErro
                 .map_err(|_| StoreError::Inconsistent("a stored time zone is invalid".into()))?,
             active_devices: u32::try_from(active).unwrap_or(u32::MAX),
             created_at_ms,
+            details,
         });
     }
     Ok(out)
@@ -423,6 +436,7 @@ pub(crate) fn month_facts(
             code: l.code,
             name: l.name,
             timezone: l.timezone,
+            details: l.details,
             pcs: Vec::new(),
             open_days: Vec::new(),
             unique_users: 0,

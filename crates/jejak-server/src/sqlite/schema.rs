@@ -42,6 +42,7 @@ fn steps() -> Vec<M<'static>> {
         M::up(V4),
         M::up(V5),
         M::up(V6),
+        M::up(V7),
     ]
 }
 
@@ -355,6 +356,19 @@ CREATE TABLE kept_runs (
 ALTER TABLE devices ADD COLUMN dated_until_ms INTEGER;
 "#;
 
+/// Version 7: a library's identity and signatories as its reports print them (see
+/// `jejak_domain::LibraryDetails`), all optional: libraries added before it keep their
+/// rows and have none until `jejak server edit-library` sets them.
+const V7: &str = r#"
+ALTER TABLE libraries ADD COLUMN npp TEXT;
+ALTER TABLE libraries ADD COLUMN desa TEXT;
+ALTER TABLE libraries ADD COLUMN kecamatan TEXT;
+ALTER TABLE libraries ADD COLUMN address TEXT;
+ALTER TABLE libraries ADD COLUMN kepala_desa TEXT;
+ALTER TABLE libraries ADD COLUMN manager TEXT;
+ALTER TABLE libraries ADD COLUMN manager_nip TEXT;
+"#;
+
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;
@@ -382,6 +396,28 @@ mod tests {
                 other => panic!("a column name, not {other:?}"),
             })
             .collect()
+    }
+
+    /// V7 adds the library details: a store of the version before keeps its libraries,
+    /// with no details set.
+    #[test]
+    fn v7_keeps_existing_libraries_without_details() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let migrations = super::migrations();
+        migrations.to_version(&mut conn, 6).unwrap();
+        conn.execute_batch(
+            "INSERT INTO libraries VALUES (1, 'kemuning', 'Perpustakaan Desa', 'Asia/Jakarta', 5);",
+        )
+        .unwrap();
+        migrations.to_latest(&mut conn).unwrap();
+        let libraries = crate::sqlite::read::libraries(&conn).unwrap();
+        assert_eq!(libraries.len(), 1);
+        assert_eq!(libraries[0].name, "Perpustakaan Desa");
+        assert_eq!(libraries[0].created_at_ms, 5);
+        assert_eq!(
+            libraries[0].details,
+            jejak_domain::LibraryDetails::default()
+        );
     }
 
     /// V3 rebuilds sessions and pc events under (device, id): every row, as the views

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use chrono::Datelike;
 
-use jejak_domain::{LibraryCode, PcCode, RejectedRecord, TimeQuality, Zone};
+use jejak_domain::{
+    LibraryCode, LibraryDetails, LibraryDetailsEdit, PcCode, RejectedRecord, TimeQuality, Zone,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
@@ -20,7 +22,7 @@ use crate::rollup::{
     self, DayTotals, EventCursor, EventPoint, RollupDelta, SessionFacts, fold_events,
 };
 use crate::store::{
-    DeviceId, EnrollError, IngestError, KeyRegistration, StoreError, key_registration,
+    DeviceId, EnrollError, IngestError, KeyRegistration, LibraryInfo, StoreError, key_registration,
 };
 
 fn sql(e: rusqlite::Error) -> IngestError {
@@ -1267,6 +1269,7 @@ pub(crate) fn add_library(
     code: &LibraryCode,
     name: &str,
     timezone: Zone,
+    details: &LibraryDetails,
     now_ms: i64,
 ) -> Result<(), EnrollError> {
     let inserted = conn
@@ -1279,6 +1282,57 @@ pub(crate) fn add_library(
     if inserted == 0 {
         return Err(EnrollError::LibraryExists(code.clone()));
     }
+    // In the same savepoint as the insert: a library is never seen without its details.
+    write_library(conn, code, name, details)?;
+    Ok(())
+}
+
+/// Changes a library's name and details (see `ServerStore::edit_library`); the writer
+/// thread runs it in one savepoint, so nothing else writes between the read and the
+/// write.
+pub(crate) fn edit_library(
+    conn: &Connection,
+    code: &LibraryCode,
+    name: Option<&str>,
+    edit: &LibraryDetailsEdit,
+) -> Result<LibraryInfo, EnrollError> {
+    let Some(mut library) = super::read::libraries(conn)?
+        .into_iter()
+        .find(|l| &l.code == code)
+    else {
+        return Err(EnrollError::UnknownLibrary(code.clone()));
+    };
+    if let Some(name) = name {
+        library.name = name.to_string();
+    }
+    edit.apply(&mut library.details);
+    write_library(conn, code, &library.name, &library.details)?;
+    Ok(library)
+}
+
+/// Writes a library's name and every detail column.
+fn write_library(
+    conn: &Connection,
+    code: &LibraryCode,
+    name: &str,
+    d: &LibraryDetails,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE libraries SET name = ?2, npp = ?3, desa = ?4, kecamatan = ?5, address = ?6,
+             kepala_desa = ?7, manager = ?8, manager_nip = ?9
+         WHERE code = ?1",
+    )?
+    .execute(params![
+        code.as_str(),
+        name,
+        d.npp,
+        d.desa,
+        d.kecamatan,
+        d.address,
+        d.kepala_desa,
+        d.manager,
+        d.manager_nip
+    ])?;
     Ok(())
 }
 
