@@ -83,6 +83,18 @@ fn meaning(key: &str, lang: Lang) -> Option<&'static str> {
             "Selisih sesi dibanding periode sebelumnya yang sama panjangnya, sebagai persentase dari periode sebelumnya.",
             "The difference in sessions against the previous period of the same length, as a percentage of the previous period.",
         ),
+        "npp" => (
+            "Nomor Pokok Perpustakaan dari Perpustakaan Nasional (data.perpusnas.go.id), diisi dinas dengan jejak server edit-library.",
+            "The library's national number (Nomor Pokok Perpustakaan) from Perpustakaan Nasional, set by the district with jejak server edit-library.",
+        ),
+        "kecamatan" => (
+            "Kecamatan tempat perpustakaan berada. Perpustakaan dikelompokkan per kecamatan dengan jumlah per kecamatan; yang belum diisi dikelompokkan terakhir.",
+            "The sub-district the library is in. Libraries are grouped by it with a subtotal each; those without one come last.",
+        ),
+        "user_kind" => (
+            "Kriteria pengguna yang dipilih saat sesi dimulai: anggota, non-anggota, rombongan atau pelatihan. Sesi petugas tidak dihitung.",
+            "The user kind chosen when the session started: member, non-member, group or training. Staff sessions are not counted.",
+        ),
         "umkm" => (
             "Sesi dengan tujuan Ekonomi/UMKM (usaha, jualan, lowongan kerja).",
             "Sessions with the purpose Economy/UMKM (business, selling, jobs).",

@@ -5,8 +5,12 @@
 //! so). The letterhead (kop) is centered with a double rule under it, then the title,
 //! subtitle lines and the tables with numbers in the chosen language's style; total
 //! rows bold, flagged rows filled and their reason in a "Catatan"/"Note" column; a
-//! glossary of the terms its columns use ([`super::glossary`]); a footer with the
-//! generation time. The page is an askama template
+//! glossary of the terms its columns use ([`super::glossary`]); the signature block
+//! when the report has one (two columns: "Mengetahui, Kepala Desa …" on the left, the
+//! place and date and the library's manager with the NIP on the right, room to sign
+//! above each name, never split across pages); a footer with the generation time; and
+//! on every printed page "Halaman X dari Y" in the bottom margin (a CSS `@page` margin
+//! box with the `page` and `pages` counters). The page is an askama template
 //! (`templates/report.html`), which escapes every value from the model.
 
 use askama::Template as _;
@@ -15,7 +19,7 @@ use super::model::{generated_text, human_cell};
 use super::{RenderOptions, Report, Severity};
 
 const STYLE: &str = "\
-@page { size: A4 PORTRAIT_OR_LANDSCAPE; margin: 15mm 12mm; }
+@page { size: A4 PORTRAIT_OR_LANDSCAPE; margin: 15mm 12mm; @bottom-right { content: PAGE_COUNTER; font-family: 'DejaVu Sans', Arial, Helvetica, sans-serif; font-size: 8pt; } }
 * { box-sizing: border-box; }
 body { font-family: 'DejaVu Sans', Arial, Helvetica, sans-serif; font-size: 10pt; color: #000; background: #fff; margin: 0 auto; max-width: 277mm; padding: 8mm; }
 @media print { body { padding: 0; max-width: none; } }
@@ -44,6 +48,10 @@ tr.warning td { background: #fff2cc; }
 .glossary dl { margin: 0; display: grid; grid-template-columns: max-content 1fr; gap: 0.5mm 3mm; }
 .glossary dt { font-weight: bold; }
 .glossary dd { margin: 0; }
+.signature { margin-top: 10mm; display: grid; grid-template-columns: 1fr 1fr; gap: 10mm; page-break-inside: avoid; break-inside: avoid; }
+.signature > div { text-align: center; }
+.signature .space { height: 20mm; }
+.signature .name { font-weight: bold; text-decoration: underline; }
 footer { margin-top: 8mm; font-size: 8pt; color: #333; border-top: 1px solid #999; padding-top: 1mm; }
 ";
 
@@ -60,7 +68,9 @@ pub fn render_html(report: &Report, options: &RenderOptions) -> String {
     let page = PrintablePage {
         lang: lang.code(),
         title: report.title.get(lang),
-        style: STYLE.replace("PORTRAIT_OR_LANDSCAPE", orientation),
+        style: STYLE
+            .replace("PORTRAIT_OR_LANDSCAPE", orientation)
+            .replace("PAGE_COUNTER", page_counter(lang)),
         letterhead: !letterhead.lines.is_empty() || letterhead.logo.is_some(),
         logo: letterhead
             .logo
@@ -77,8 +87,13 @@ pub fn render_html(report: &Report, options: &RenderOptions) -> String {
         glossary: super::glossary::GlossarySection::new(&report, lang)
             .render()
             .unwrap_or_default(),
+        signature: report.signature.as_ref().map(|signature| SignatureView {
+            place_and_date: signature.place_and_date(lang),
+            left: SignatoryView::new(&signature.acknowledged_by, lang),
+            right: SignatoryView::new(&signature.made_by, lang),
+        }),
         generated_label: lang.pick("Dibuat", "Generated"),
-        generated: generated_text(&report.generated_at),
+        generated: generated_text(&report.generated_at, lang),
     };
     // Rendering into a String fails only if a value's Display fails, which none here do.
     page.render().unwrap_or_default()
@@ -98,10 +113,49 @@ struct PrintablePage<'a> {
     subtitles: Vec<&'a str>,
     tables: Vec<TableView>,
     note: Option<String>,
+    signature: Option<SignatureView>,
     /// The glossary's markup (`templates/glossary.html`, escaped there).
     glossary: String,
     generated_label: &'a str,
     generated: String,
+}
+
+/// The page number in the bottom margin of every printed page ("Halaman 2 dari 5"), a
+/// CSS paged-media counter: the browser's print (Chromium since version 131) fills it
+/// in; a screen shows nothing there.
+fn page_counter(lang: jejak_domain::Lang) -> &'static str {
+    lang.pick(
+        "\"Halaman \" counter(page) \" dari \" counter(pages)",
+        "\"Page \" counter(page) \" of \" counter(pages)",
+    )
+}
+
+/// The signature block as the template lays it out: the place and date above the right
+/// column (the maker's), the acknowledging head of the village on the left.
+struct SignatureView {
+    place_and_date: String,
+    left: SignatoryView,
+    right: SignatoryView,
+}
+
+struct SignatoryView {
+    heading: Vec<String>,
+    name: String,
+    nip: Option<String>,
+}
+
+impl SignatoryView {
+    fn new(person: &super::Signatory, lang: jejak_domain::Lang) -> SignatoryView {
+        SignatoryView {
+            heading: person
+                .heading
+                .iter()
+                .map(|line| line.get(lang).to_string())
+                .collect(),
+            name: person.name_line(),
+            nip: person.nip.as_ref().map(|nip| format!("NIP {nip}")),
+        }
+    }
 }
 
 /// A report table ready for a template, shared by the printable page and the

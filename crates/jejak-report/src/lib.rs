@@ -18,7 +18,8 @@
 //!   `0.0%` format shows it right and JSON carries the same value; CSV writes what the
 //!   report shows (`50.0` under a `%` header), rounded like every CSV number.
 //! - A [`ColumnKind::Date`] cell holds an ISO date text (`2026-11-02`); XLSX writes it
-//!   as a real date when it parses.
+//!   as a real date when it parses, and the human formats print it in the long form
+//!   ("Senin, 2 November 2026", [`dates`]).
 //! - Labels come in both languages ([`Text`]); [`RenderOptions::lang`] picks one.
 //!   Indonesian is the default.
 //! - Rows may carry a [`Flag`] (a highlighted row: a silent village, low uptime). When
@@ -43,6 +44,7 @@
 mod build;
 pub mod charts;
 mod csv;
+pub mod dates;
 pub mod facts;
 pub mod glossary;
 pub mod html;
@@ -68,7 +70,8 @@ pub use facts::{
 };
 pub use html::render_html;
 pub use model::{
-    Cell, Column, ColumnKind, Flag, Letterhead, Logo, Report, Row, Severity, Table, Text,
+    Cell, Column, ColumnKind, Flag, Letterhead, Logo, Report, Row, Severity, Signatory, Signature,
+    Table, Text,
 };
 pub use number::format_number;
 pub use request::{

@@ -87,6 +87,78 @@ pub struct Report {
     /// Set on a suppressed export: counts `1..k` were replaced by `"<k"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppressed_below: Option<u32>,
+    /// The signature block printed at the end (the village monthly report's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+}
+
+/// The signature block at the end of a printed report, as Indonesian offices lay it
+/// out: on the left the person who acknowledges it ("Mengetahui, Kepala Desa …"), on
+/// the right the place and date and the person who made it (the library's manager), each
+/// with room to sign, the name under it and the NIP where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Signature {
+    /// The place written before the date (the desa), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
+    /// The report's date, shown in the long form ("Senin, 2 November 2026").
+    #[schema(value_type = String, format = Date)]
+    pub date: chrono::NaiveDate,
+    /// Who acknowledges the report (left).
+    pub acknowledged_by: Signatory,
+    /// Who made the report (right, under the place and date).
+    pub made_by: Signatory,
+}
+
+/// One person of a [`Signature`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Signatory {
+    /// The lines above the room to sign, e.g. "Mengetahui," / "Kepala Desa Dermaji".
+    pub heading: Vec<Text>,
+    /// The name under the room to sign; left as a line to fill in by hand when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The NIP in its usual groups (`19850312 201001 2 004`), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nip: Option<String>,
+}
+
+impl Signature {
+    /// The "place, date" line in `lang`: "Dermaji, 2 November 2026" (offices write the
+    /// date of signing without its day of the week).
+    pub fn place_and_date(&self, lang: Lang) -> String {
+        let date = super::dates::day_month_year(self.date, lang);
+        match &self.place {
+            Some(place) => format!("{place}, {date}"),
+            None => date,
+        }
+    }
+
+    /// The block as plain lines for text formats (terminal, the end of an XLSX sheet):
+    /// the place and date, then each signatory's heading, a blank line to sign on, the
+    /// name (or a line to fill in) and the NIP.
+    pub fn lines(&self, lang: Lang) -> Vec<String> {
+        let mut lines = vec![self.place_and_date(lang)];
+        for person in [&self.acknowledged_by, &self.made_by] {
+            lines.push(String::new());
+            lines.extend(person.heading.iter().map(|line| line.get(lang).to_string()));
+            lines.push(String::new());
+            lines.push(person.name_line());
+            if let Some(nip) = &person.nip {
+                lines.push(format!("NIP {nip}"));
+            }
+        }
+        lines
+    }
+}
+
+impl Signatory {
+    /// The name, or a line to write it on by hand.
+    pub fn name_line(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| "(................................)".to_string())
+    }
 }
 
 /// One table of a report.
@@ -333,9 +405,16 @@ pub(crate) fn note_label(lang: Lang) -> &'static str {
     lang.pick("Catatan", "Note")
 }
 
-/// A cell as people read it: id-ID or English numbers, percentages with `%`.
+/// A cell as people read it: id-ID or English numbers, percentages with `%`, dates in
+/// the long form ("Senin, 2 November 2026").
 pub(crate) fn human_cell(cell: &Cell, kind: ColumnKind, lang: Lang) -> String {
     match (cell, kind) {
+        (Cell::Text(text), ColumnKind::Date) => {
+            match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                Ok(date) => super::dates::long_date(date, lang),
+                Err(_) => text.clone(),
+            }
+        }
         (Cell::Text(text), _) => text.clone(),
         (Cell::Empty, _) => String::new(),
         (Cell::Number(n), ColumnKind::Count) => format_number(*n, 0, lang),
@@ -351,14 +430,18 @@ pub(crate) fn human_cell(cell: &Cell, kind: ColumnKind, lang: Lang) -> String {
     }
 }
 
-/// The generation time as people read it, with the Indonesian zone name when the
-/// offset is one of WIB/WITA/WIT.
-pub(crate) fn generated_text(at: &DateTime<FixedOffset>) -> String {
+/// The generation time as people read it ("Senin, 2 November 2026 10:00 WIB"), with
+/// the Indonesian zone name when the offset is one of WIB/WITA/WIT.
+pub(crate) fn generated_text(at: &DateTime<FixedOffset>, lang: Lang) -> String {
     let zone = match at.offset().local_minus_utc() {
         25_200 => "WIB".to_string(),
         28_800 => "WITA".to_string(),
         32_400 => "WIT".to_string(),
         _ => format!("UTC{}", at.format("%:z")),
     };
-    format!("{} {zone}", at.format("%Y-%m-%d %H:%M"))
+    format!(
+        "{} {} {zone}",
+        super::dates::long_date(at.date_naive(), lang),
+        at.format("%H:%M")
+    )
 }

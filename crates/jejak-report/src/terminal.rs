@@ -10,7 +10,8 @@ use super::{RenderOptions, Report};
 /// UTF-8 borders, numbers in the chosen language's style, numeric columns
 /// right-aligned). No colours, so it reads the same when piped: a total row's first
 /// cell starts with `Σ`, a flagged row's with `!` and its reason fills the note column.
-/// The letterhead is left out (it belongs to paper).
+/// The letterhead is left out (it belongs to paper); the signature block follows the
+/// tables as plain lines.
 pub fn render_terminal(report: &Report, options: &RenderOptions) -> String {
     let lang = options.lang;
     let report = report.for_export(options);
@@ -65,6 +66,13 @@ pub fn render_terminal(report: &Report, options: &RenderOptions) -> String {
         out.push_str(&grid.to_string());
         out.push('\n');
     }
+    if let Some(signature) = &report.signature {
+        out.push('\n');
+        for line in signature.lines(lang) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
     if let Some(note) = report.suppression_note(lang) {
         out.push('\n');
         out.push_str(&note);
@@ -73,7 +81,7 @@ pub fn render_terminal(report: &Report, options: &RenderOptions) -> String {
     out.push_str(&format!(
         "\n{} {}\n",
         lang.pick("Dibuat", "Generated"),
-        generated_text(&report.generated_at)
+        generated_text(&report.generated_at, lang)
     ));
     out
 }

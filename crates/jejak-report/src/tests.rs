@@ -109,6 +109,7 @@ fn sample() -> Report {
             .expect("time"),
         landscape: true,
         suppressed_below: None,
+        signature: None,
     }
 }
 
@@ -288,11 +289,19 @@ fn html_is_a_standalone_escaped_a4_page() {
     assert!(html.contains("<tr class=\"alert\">"));
     assert!(html.contains("<tr class=\"total\">"));
     assert!(html.contains("Rekap per perpustakaan desa [bulanan]"));
-    assert!(html.contains("Dibuat 2026-12-01 08:30 WIB"));
+    assert!(html.contains("Dibuat Selasa, 1 Desember 2026 08:30 WIB"));
+    // Dates in the long form, the day of the week named.
+    assert!(html.contains("<td>Sabtu, 28 November 2026</td>"));
+    // Every printed page is numbered in the bottom margin.
+    assert!(html.contains(
+        "@bottom-right { content: \"Halaman \" counter(page) \" dari \" counter(pages);"
+    ));
     assert!(!html.contains("http://") && !html.contains("https://"));
     let html = render_html(&sample(), &en());
     assert!(html.contains("<td class=\"n\">1,234.5</td>"));
-    assert!(html.contains("Generated 2026-12-01 08:30 WIB"));
+    assert!(html.contains("Generated Tuesday, 1 December 2026 08:30 WIB"));
+    assert!(html.contains("<td>Saturday, 28 November 2026</td>"));
+    assert!(html.contains("\"Page \" counter(page) \" of \" counter(pages)"));
     // A logo is embedded, never fetched.
     let mut report = sample();
     report.letterhead.logo = Some(Logo {
@@ -397,4 +406,87 @@ fn json_is_the_model_with_numbers_as_numbers() {
     assert_eq!(value["sections"][0]["rows"][3]["is_total"], true);
     let back: Report = serde_json::from_str(&json).expect("round trip");
     assert_eq!(back, report);
+}
+
+/// A report with a signature block, as the village monthly report has.
+fn signed() -> Report {
+    let mut report = sample();
+    report.signature = Some(Signature {
+        place: Some("Dermaji".into()),
+        date: chrono::NaiveDate::from_ymd_opt(2026, 11, 2).expect("date"),
+        acknowledged_by: Signatory {
+            heading: vec![
+                Text::new("Mengetahui,", "Acknowledged by,"),
+                Text::new("Kepala Desa Dermaji", "Head of Dermaji Village"),
+            ],
+            name: Some("Slamet <Riyadi>".into()),
+            nip: None,
+        },
+        made_by: Signatory {
+            heading: vec![Text::new("Pengelola Perpustakaan", "Library Manager")],
+            name: None,
+            nip: Some("19850312 201001 2 004".into()),
+        },
+    });
+    report
+}
+
+#[test]
+fn the_signature_block_closes_the_printed_report_and_the_text_formats() {
+    let report = signed();
+    let html = render_html(&report, &id());
+    let block = &html[html.find("<section class=\"signature\"").expect("a signature block")..];
+    let glossary = block.find("glossary").unwrap_or(block.len());
+    assert!(
+        html.find("<section class=\"signature\"") > html.rfind("</table>"),
+        "after the tables"
+    );
+    let block = &block[..glossary];
+    for expected in [
+        "<div>Mengetahui,</div>",
+        "<div>Kepala Desa Dermaji</div>",
+        "<div class=\"name\">Slamet &#60;Riyadi&#62;</div>",
+        "<div>Dermaji, 2 November 2026</div>",
+        "<div>Pengelola Perpustakaan</div>",
+        // No name given: a line to write it on by hand.
+        "<div class=\"name\">(................................)</div>",
+        "<div>NIP 19850312 201001 2 004</div>",
+        "<div class=\"space\"></div>",
+    ] {
+        assert!(block.contains(expected), "{expected} in {block}");
+    }
+    assert!(html.contains(".signature { margin-top: 10mm; display: grid;"));
+    assert!(html.contains("break-inside: avoid; }\n.signature > div"));
+    let english = render_html(&report, &en());
+    assert!(english.contains("<div>Acknowledged by,</div>"));
+    assert!(english.contains("<div>Dermaji, 2 November 2026</div>"));
+
+    let terminal = render_terminal(&report, &id());
+    let at = terminal.find("Dermaji, 2 November 2026").expect("in the terminal");
+    assert!(at > terminal.rfind('└').expect("a table"), "after the tables");
+    assert!(terminal[at..].contains("Mengetahui,\nKepala Desa Dermaji\n\nSlamet <Riyadi>\n"));
+    assert!(terminal[at..].contains("Pengelola Perpustakaan\n\n(................................)\nNIP 19850312 201001 2 004\n"));
+
+    // XLSX: plain lines under the last sheet's table, none on the others.
+    let bytes = render_xlsx(&report, &id()).expect("xlsx");
+    let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("open");
+    let names = book.sheet_names();
+    let mut texts = |name: &str| -> Vec<String> {
+        let range = book.worksheet_range(name).expect("sheet");
+        range
+            .rows()
+            .filter_map(|row| match row.first() {
+                Some(Data::String(text)) => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let last = texts(names.last().expect("a sheet"));
+    let place = last
+        .iter()
+        .position(|t| t == "Dermaji, 2 November 2026")
+        .expect("the place and date on the last sheet");
+    assert_eq!(last[place + 1], "Mengetahui,", "blank lines are left out");
+    assert!(last.contains(&"NIP 19850312 201001 2 004".to_string()));
+    assert!(!texts(&names[0]).contains(&"Mengetahui,".to_string()));
 }

@@ -8,12 +8,15 @@
 //! Numbers are real number cells with formats (`#,##0`, `#,##0.0`, `0.0%`) wherever
 //! they are, the identity sheet's included; Excel shows them in the reader's own locale,
 //! so an Indonesian Excel shows `1.234,5`. Suppressed counts are text cells (`<5`). The
-//! cells of a date column that are ISO dates are real dates (`yyyy-mm-dd`). Sheets are
+//! cells of a date column that are ISO dates are real dates. Sheets are
 //! named by their table's title, or by a short form chosen for titles longer than
 //! Excel's 31 characters (`build::sheet_title`). Total rows are bold with a top border;
 //! flagged rows are filled (alert light red, warning light yellow) and carry their
 //! reason in a last "Catatan"/"Note" column. Sheets print A4, fitted to one page wide,
-//! landscape when the report says so. The letterhead logo is not placed in XLSX.
+//! landscape when the report says so. The letterhead logo is not placed in XLSX. Date
+//! cells show the long form ("Senin, 2 November 2026") through a number format in the
+//! report's language, and the signature block, when there is one, follows the last
+//! sheet's table as plain lines.
 
 use std::collections::HashSet;
 
@@ -38,12 +41,13 @@ pub fn render_xlsx(report: &Report, options: &RenderOptions) -> Result<Vec<u8>, 
     let report = report.for_export(options);
     let mut workbook = Workbook::new();
     let mut used = HashSet::new();
-    for table in &report.sections {
+    for (index, table) in report.sections.iter().enumerate() {
         let title = super::build::sheet_title(table).unwrap_or_else(|| table.title.clone());
         let name = sheet_name(title.get(lang), &table.id, &mut used);
         let sheet = workbook.add_worksheet();
         sheet.set_name(name)?;
-        write_sheet(sheet, &report, table, options)?;
+        let last = index + 1 == report.sections.len();
+        write_sheet(sheet, &report, table, last, options)?;
     }
     if report.sections.is_empty() {
         // A workbook needs a sheet; an empty report still says what it is.
@@ -57,6 +61,7 @@ fn write_sheet(
     sheet: &mut Worksheet,
     report: &Report,
     table: &Table,
+    last: bool,
     options: &RenderOptions,
 ) -> Result<(), RenderError> {
     let lang = options.lang;
@@ -173,7 +178,7 @@ fn write_sheet(
                             row,
                             c,
                             &date,
-                            &format.set_num_format("yyyy-mm-dd"),
+                            &format.set_num_format(super::dates::xlsx_long_date_format(lang)),
                         )?;
                     }
                     None => {
@@ -204,6 +209,14 @@ fn write_sheet(
             sheet.write_string_with_format(row, c, &reason, &format)?;
         }
     }
+    if last && let Some(signature) = &report.signature {
+        // The signature block closes the workbook as plain lines under the last table.
+        row += 1;
+        for line in signature.lines(lang) {
+            row += 1;
+            sheet.write_string(row, 0, &line)?;
+        }
+    }
     row += 2;
     sheet.write_string_with_format(
         row,
@@ -211,7 +224,7 @@ fn write_sheet(
         format!(
             "{} {}",
             lang.pick("Dibuat", "Generated"),
-            generated_text(&report.generated_at)
+            generated_text(&report.generated_at, lang)
         ),
         &Format::new().set_italic().set_font_size(9),
     )?;

@@ -38,6 +38,7 @@ pub use village::village_monthly;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use jejak_domain::{Gender, Lang, Zone};
 
+use super::dates::month_name;
 use super::facts::{DayFacts, LibraryFacts, PcFacts};
 use super::model::{Cell, Column, ColumnKind, Report, Table, Text};
 
@@ -213,38 +214,9 @@ fn data_mb_column() -> Column {
 
 /// A month as people name it: "Oktober 2026" / "October 2026".
 pub fn month_text(month: NaiveDate) -> Text {
-    const ID: [&str; 12] = [
-        "Januari",
-        "Februari",
-        "Maret",
-        "April",
-        "Mei",
-        "Juni",
-        "Juli",
-        "Agustus",
-        "September",
-        "Oktober",
-        "November",
-        "Desember",
-    ];
-    const EN: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    let i = month.month0() as usize;
     Text::new(
-        format!("{} {}", ID[i], month.year()),
-        format!("{} {}", EN[i], month.year()),
+        format!("{} {}", month_name(month, Lang::Id), month.year()),
+        format!("{} {}", month_name(month, Lang::En), month.year()),
     )
 }
 
@@ -358,8 +330,9 @@ fn gender_index(g: Gender) -> usize {
 /// other table's sheet is named by its title (a test holds every report to it).
 pub(crate) fn sheet_title(table: &Table) -> Option<Text> {
     let (id, en) = match table.id.as_str() {
-        "age_by_gender" => ("C. Umur × Jenis Kelamin", "C. Age group × Gender"),
-        "purpose_by_gender" => ("D. Tujuan × Jenis Kelamin", "D. Purpose × Gender"),
+        "age_by_gender" => ("E. Umur × Jenis Kelamin", "E. Age group × Gender"),
+        "purpose_by_gender" => ("F. Tujuan × Jenis Kelamin", "F. Purpose × Gender"),
+        "user_kind" => ("D. Kriteria Pengguna", "D. PC Sessions by User Kind"),
         "lost" => ("Hilang setelah pemulihan", "Lost after a restore"),
         _ => return None,
     };

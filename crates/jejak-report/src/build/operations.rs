@@ -263,6 +263,7 @@ pub fn operations_report(
         generated_at: generated_at.with_timezone(&zone.offset()),
         landscape: true,
         suppressed_below: None,
+        signature: None,
     }
 }
 

@@ -240,6 +240,7 @@ pub fn period_report(
         generated_at: generated_at.with_timezone(&zone.offset()),
         landscape: true,
         suppressed_below: None,
+        signature: None,
     }
 }
 

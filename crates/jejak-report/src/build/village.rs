@@ -1,25 +1,29 @@
 //! The village monthly report (Laporan Bulanan Layanan TIK) of one library.
 
-use chrono::{DateTime, Utc};
-use jejak_domain::{AgeGroup, Lang, LibraryCode, Purpose};
+use chrono::{DateTime, Months, NaiveDate, Utc};
+use jejak_domain::{AgeGroup, DetailField, Lang, LibraryCode, LibraryDetails, Purpose, UserKind};
 
 use super::{
     LibraryMonth, Sum, col, count, data_mb_column, date_cell, date_of_ms, dating_columns,
     days_open_column, gender_cells, gender_columns, gender_index, internet_uptime_column,
     mean_minutes_column, month_code, month_text, ratio, sessions_column, use_rate,
 };
-use crate::facts::{Breakdown, MonthFacts, month_bounds};
-use crate::model::{Cell, ColumnKind, Report, Row, Table, Text};
+use crate::facts::{Breakdown, LibraryFacts, MonthFacts, month_bounds};
+use crate::model::{Cell, ColumnKind, Report, Row, Signatory, Signature, Table, Text};
 
 /// The village monthly report (Laporan Bulanan Layanan TIK) of `library`, or `None`
-/// when the facts do not hold it.
+/// when the facts do not hold it. `previous` is the month before's facts (days are
+/// enough), for the change against it; without them the change table shows the
+/// previous month as empty.
 pub fn village_monthly(
     facts: &MonthFacts,
+    previous: Option<&MonthFacts>,
     library: &LibraryCode,
     lang: Lang,
     generated_at: DateTime<Utc>,
 ) -> Option<Report> {
     let lib = facts.library(library)?;
+    let before = previous.and_then(|p| p.library(library));
     let (first, next) = month_bounds(facts.month);
     let indicators = LibraryMonth::of(lib);
     let LibraryMonth {
@@ -47,6 +51,23 @@ pub fn village_monthly(
                 Cell::text(lib.name.clone()),
             ),
             (lang.pick("Kode", "Code"), Cell::text(lib.code.as_str())),
+        ]
+        .into_iter()
+        .chain(
+            [
+                DetailField::Npp,
+                DetailField::Desa,
+                DetailField::Kecamatan,
+                DetailField::Address,
+            ]
+            .map(|field| {
+                (
+                    field.label(lang),
+                    Cell::text(lib.details.get(field).unwrap_or("-")),
+                )
+            }),
+        )
+        .chain([
             (lang.pick("Bulan", "Month"), Cell::text(month.get(lang))),
             (
                 lang.pick("Zona waktu", "Time zone"),
@@ -60,8 +81,7 @@ pub fn village_monthly(
                 lang.pick("Sinkron terakhir", "Last sync"),
                 last_sync.map_or_else(|| Cell::text("-"), |d| date_cell(Some(d))),
             ),
-        ]
-        .into_iter()
+        ])
         .map(|(k, v)| Row::new(vec![Cell::text(k), v]))
         .collect(),
     };
@@ -127,6 +147,9 @@ pub fn village_monthly(
         ])],
     };
 
+    let change = change_table(&indicators, lib, before, first, lang);
+    let user_kinds = user_kind_table(lib, lang);
+
     let mut by_age = Vec::new();
     let mut age_total = [0u64; 3];
     for age in AgeGroup::ALL {
@@ -148,8 +171,8 @@ pub fn village_monthly(
     let age_gender = Table {
         id: "age_by_gender".into(),
         title: Text::new(
-            "C. Kelompok Umur × Jenis Kelamin (sesi)",
-            "C. Age group × Gender (sessions)",
+            "E. Kelompok Umur × Jenis Kelamin (sesi)",
+            "E. Age group × Gender (sessions)",
         ),
         columns: gender_columns(col(
             "age_group",
@@ -190,8 +213,8 @@ pub fn village_monthly(
     let purpose_gender = Table {
         id: "purpose_by_gender".into(),
         title: Text::new(
-            "D. Tujuan Penggunaan × Jenis Kelamin (sesi; satu sesi dihitung sekali per tujuan)",
-            "D. Purpose × Gender (sessions; a session counts once per purpose)",
+            "F. Tujuan Penggunaan × Jenis Kelamin (sesi; satu sesi dihitung sekali per tujuan)",
+            "F. Purpose × Gender (sessions; a session counts once per purpose)",
         ),
         columns: purpose_columns,
         rows: by_purpose,
@@ -218,7 +241,7 @@ pub fn village_monthly(
     ]));
     let daily = Table {
         id: "daily".into(),
-        title: Text::new("E. Kalender Harian", "E. Daily Calendar"),
+        title: Text::new("G. Kalender Harian", "G. Daily Calendar"),
         columns: vec![
             col("day", "Tanggal", "Date", ColumnKind::Date),
             col("open", "Buka", "Open", ColumnKind::Text),
@@ -255,7 +278,7 @@ pub fn village_monthly(
     ]));
     let per_pc = Table {
         id: "per_pc".into(),
-        title: Text::new("F. Per PC", "F. Per PC"),
+        title: Text::new("H. Per PC", "H. Per PC"),
         columns: vec![
             col("pc", "PC", "PC", ColumnKind::Text),
             col("sessions", "Sesi", "Sessions", ColumnKind::Count),
@@ -293,9 +316,186 @@ pub fn village_monthly(
             ),
         ],
         letterhead: Default::default(),
-        sections: vec![identity, summary, age_gender, purpose_gender, daily, per_pc],
+        sections: vec![
+            identity,
+            summary,
+            change,
+            user_kinds,
+            age_gender,
+            purpose_gender,
+            daily,
+            per_pc,
+        ],
         generated_at: generated_at.with_timezone(&lib.timezone.offset()),
         landscape: false,
         suppressed_below: None,
+        signature: Some(signature(
+            &lib.details,
+            generated_at.with_timezone(&lib.timezone.offset()).date_naive(),
+        )),
     })
+}
+
+/// The main totals of the month beside the month before's, and the change.
+fn change_table(
+    now: &LibraryMonth<'_>,
+    lib: &LibraryFacts,
+    before: Option<&LibraryFacts>,
+    first: NaiveDate,
+    lang: Lang,
+) -> Table {
+    let previous_month = first
+        .checked_sub_months(Months::new(1))
+        .unwrap_or(first);
+    let totals = |m: &LibraryMonth<'_>, lib: &LibraryFacts| {
+        [
+            m.days_open as f64,
+            m.sum.sessions as f64,
+            m.sum.persons as f64,
+            lib.unique_users as f64,
+            m.sum.hours(),
+            m.sum.mb(),
+        ]
+    };
+    let this = totals(now, lib);
+    let last = before.map(|b| totals(&LibraryMonth::of(b), b));
+    let cells = |values: Option<[f64; 6]>| match values {
+        Some(values) => values.iter().map(|v| Cell::number(*v)).collect(),
+        None => vec![Cell::Empty; 6],
+    };
+    let label = |text: Text| Cell::text(text.get(lang));
+    let mut change_row = vec![label(Text::new("Perubahan", "Change"))];
+    let mut share_row = vec![label(Text::new("Perubahan (%)", "Change (%)"))];
+    for (i, value) in this.iter().enumerate() {
+        match last {
+            Some(last) => {
+                change_row.push(Cell::number(value - last[i]));
+                share_row.push(ratio(value - last[i], last[i]));
+            }
+            None => {
+                change_row.push(Cell::Empty);
+                share_row.push(Cell::Empty);
+            }
+        }
+    }
+    let mut this_row = vec![label(month_text(first))];
+    this_row.extend(cells(Some(this)));
+    let mut last_row = vec![label(month_text(previous_month))];
+    last_row.extend(cells(last));
+    // The change in per cent sits under number columns: its cells are text, written
+    // as the percentage itself, so no column kind misreads them.
+    let share_row = share_row
+        .into_iter()
+        .enumerate()
+        .map(|(i, cell)| match cell {
+            Cell::Number(share) if i > 0 => Cell::text(signed_percent(share, lang)),
+            other => other,
+        })
+        .collect();
+    Table {
+        id: "change".into(),
+        title: Text::new(
+            "C. Dibanding Bulan Sebelumnya",
+            "C. Against the Previous Month",
+        ),
+        columns: vec![
+            col("period", "Periode", "Period", ColumnKind::Text),
+            days_open_column(),
+            sessions_column(),
+            col("persons", "Orang", "Persons", ColumnKind::Count),
+            col(
+                "unique_users",
+                "Pengguna unik (berkartu)",
+                "Unique users (keyed)",
+                ColumnKind::Count,
+            ),
+            col(
+                "hours",
+                "Jam penggunaan",
+                "Hours used",
+                ColumnKind::Decimal(1),
+            ),
+            data_mb_column(),
+        ],
+        rows: vec![
+            Row::new(this_row),
+            Row::new(last_row),
+            Row::total(change_row),
+            Row::new(share_row),
+        ],
+    }
+}
+
+/// `share` as a signed percentage: "+12,5%" / "-3,0%".
+fn signed_percent(share: f64, lang: Lang) -> String {
+    let sign = if share > 0.0 { "+" } else { "" };
+    format!("{sign}{}%", crate::number::format_number(share * 100.0, 1, lang))
+}
+
+/// Public PC sessions by user kind (kriteria pengguna) and gender, with their persons.
+fn user_kind_table(lib: &LibraryFacts, lang: Lang) -> Table {
+    let mut rows = Vec::new();
+    let (mut total, mut total_persons) = ([0u64; 3], 0u64);
+    for kind in UserKind::ALL.iter().filter(|k| k.counts_publicly()) {
+        let mut cells = [0u64; 3];
+        let mut persons = 0;
+        // Each session is in exactly one age cell, so the age breakdown counts it once.
+        for g in lib
+            .breakdowns
+            .iter()
+            .filter(|g| matches!(g.by, Breakdown::Age(_)) && g.user_kind == *kind)
+        {
+            cells[gender_index(g.gender)] += g.sessions;
+            persons += g.persons;
+        }
+        for (t, c) in total.iter_mut().zip(cells) {
+            *t += c;
+        }
+        total_persons += persons;
+        let mut row = gender_cells(kind.label(lang).to_string(), cells);
+        row.push(count(persons));
+        rows.push(Row::new(row));
+    }
+    let mut row = gender_cells(lang.pick("Jumlah", "Total").to_string(), total);
+    row.push(count(total_persons));
+    rows.push(Row::total(row));
+    let mut columns = gender_columns(col(
+        "user_kind",
+        "Kriteria pengguna",
+        "User kind",
+        ColumnKind::Text,
+    ));
+    columns.push(col("persons", "Orang", "Persons", ColumnKind::Count));
+    Table {
+        id: "user_kind".into(),
+        title: Text::new(
+            "D. Sesi PC menurut Kriteria Pengguna",
+            "D. PC Sessions by User Kind",
+        ),
+        columns,
+        rows,
+    }
+}
+
+/// The signature block: the head of the village acknowledges, the manager makes the
+/// report, dated `date` at the desa (or kecamatan) when known.
+fn signature(details: &LibraryDetails, date: NaiveDate) -> Signature {
+    let head = match &details.desa {
+        Some(desa) => Text::new(format!("Kepala Desa {desa}"), format!("Head of {desa} Village")),
+        None => Text::new("Kepala Desa", "Head of the Village"),
+    };
+    Signature {
+        place: details.desa.clone().or_else(|| details.kecamatan.clone()),
+        date,
+        acknowledged_by: Signatory {
+            heading: vec![Text::new("Mengetahui,", "Acknowledged by,"), head],
+            name: details.kepala_desa.clone(),
+            nip: None,
+        },
+        made_by: Signatory {
+            heading: vec![Text::new("Pengelola Perpustakaan", "Library Manager")],
+            name: details.manager.clone(),
+            nip: details.manager_nip_grouped(),
+        },
+    }
 }

@@ -360,13 +360,78 @@ async fn golden_month_every_cell_on(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(facts.libraries.len(), 1);
-    let report = village_monthly(&facts, &dermaji, Lang::Id, sync_at).unwrap();
+    // September holds only the boot of 30 September 23:00 WIB: one open day.
+    let september = store
+        .month_facts(
+            NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
+            Some(&dermaji),
+            crate::report::FactsDetail::Days,
+        )
+        .await
+        .unwrap();
+    let report = village_monthly(&facts, Some(&september), &dermaji, Lang::Id, sync_at).unwrap();
     assert_eq!(report.id, "laporan-bulanan-dermaji-2026-10");
 
     let identity = table(&report, "identity");
-    assert_eq!(row(identity, 2), v(&["Bulan", "Oktober 2026"]));
-    assert_eq!(row(identity, 4), v(&["Jumlah PC", "2.0000"]), "a number");
-    assert_eq!(row(identity, 5), v(&["Sinkron terakhir", "2026-11-02"]));
+    // No details were set: the identity rows say so with "-".
+    assert_eq!(row(identity, 2), v(&["NPP", "-"]));
+    assert_eq!(row(identity, 3), v(&["Desa", "-"]));
+    assert_eq!(row(identity, 4), v(&["Kecamatan", "-"]));
+    assert_eq!(row(identity, 5), v(&["Alamat", "-"]));
+    assert_eq!(row(identity, 6), v(&["Bulan", "Oktober 2026"]));
+    assert_eq!(row(identity, 8), v(&["Jumlah PC", "2.0000"]), "a number");
+    assert_eq!(row(identity, 9), v(&["Sinkron terakhir", "2026-11-02"]));
+
+    // Against September: 4 open days against 1, 5 sessions against none (no share of
+    // nothing), 8 persons, 2 keys, 3.5 hours and 3.67 MB against zero.
+    let change = table(&report, "change");
+    assert_eq!(
+        row(change, 0),
+        v(&["Oktober 2026", "4.0000", "5.0000", "8.0000", "2.0000", "3.5000", "3.6700"])
+    );
+    assert_eq!(
+        row(change, 1),
+        v(&["September 2026", "1.0000", "0.0000", "0.0000", "0.0000", "0.0000", "0.0000"])
+    );
+    assert_eq!(
+        row(change, 2),
+        v(&["Perubahan", "3.0000", "5.0000", "8.0000", "2.0000", "3.5000", "3.6700"])
+    );
+    assert!(change.rows[2].is_total);
+    assert_eq!(
+        row(change, 3),
+        v(&["Perubahan (%)", "+300,0%", "-", "-", "-", "-", "-"])
+    );
+
+    // PC sessions by user kind (staff excluded): the group of four is one session of
+    // four persons.
+    let kinds = table(&report, "user_kind");
+    let expect_kinds = [
+        ["Anggota", "1", "1", "0", "2", "2"],
+        ["Non-anggota", "1", "1", "0", "2", "2"],
+        ["Rombongan", "0", "0", "1", "1", "4"],
+        ["Pelatihan", "0", "0", "0", "0", "0"],
+        ["Tidak diketahui", "0", "0", "0", "0", "0"],
+        ["Jumlah", "2", "2", "1", "5", "8"],
+    ];
+    assert_eq!(kinds.rows.len(), expect_kinds.len());
+    for (i, expected) in expect_kinds.iter().enumerate() {
+        let got: Vec<String> = row(kinds, i)
+            .into_iter()
+            .map(|c| c.trim_end_matches(".0000").to_string())
+            .collect();
+        assert_eq!(got, v(expected), "user kind row {i}");
+    }
+    assert!(kinds.rows[5].is_total);
+
+    // Signed by the manager and acknowledged by the head of the village, dated the
+    // day the report was made (2 November 10:00 WIB); without details, the names are
+    // lines to fill in by hand and there is no place.
+    let signature = report.signature.as_ref().unwrap();
+    assert_eq!(signature.date, NaiveDate::from_ymd_opt(2026, 11, 2).unwrap());
+    assert_eq!(signature.place_and_date(Lang::Id), "2 November 2026");
+    assert_eq!(signature.acknowledged_by.heading[1].id, "Kepala Desa");
+    assert_eq!(signature.made_by.name, None);
 
     // Days open: 1, 5, 6 (sessions) and 10 (a boot). Sessions 5, persons 1+1+1+1+4,
     // unique keys 1 and 2, 210 minutes = 3.5 h, mean 42 min, use rate
@@ -512,6 +577,10 @@ async fn golden_month_every_cell_on(backend: Backend) {
         v(&[
             "Perpustakaan Desa Dermaji",
             "dermaji",
+            // No NPP, desa or kecamatan set (and so no kecamatan subtotals).
+            "",
+            "",
+            "",
             "2.0000",
             "4.0000",
             "5.0000",
@@ -531,13 +600,13 @@ async fn golden_month_every_cell_on(backend: Backend) {
         ])
     );
     assert!(libs.rows[0].emphasis.is_none());
-    assert_eq!(row(libs, 1)[2..5], v(&["1.0000", "0.0000", "0.0000"]));
+    assert_eq!(row(libs, 1)[5..8], v(&["1.0000", "0.0000", "0.0000"]));
     assert_eq!(
         libs.rows[1].emphasis.as_ref().unwrap().reason.en,
         "Never synced"
     );
     assert!(libs.rows[2].is_total);
-    assert_eq!(row(libs, 2)[2..6], v(&["3.0000", "-", "5.0000", "0.6250"]));
+    assert_eq!(row(libs, 2)[5..9], v(&["3.0000", "-", "5.0000", "0.6250"]));
     let later = district_monthly(
         &all,
         NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
@@ -625,7 +694,7 @@ async fn split_rule_on(backend: Backend) {
                 )
                 .await
                 .unwrap();
-            village_monthly(&facts, &library, Lang::Id, sync_at).unwrap()
+            village_monthly(&facts, None, &library, Lang::Id, sync_at).unwrap()
         }
     };
     let oct = report(october).await;
@@ -728,7 +797,7 @@ async fn estimated_and_undated_on(backend: Backend) {
         )
         .await
         .unwrap();
-    let report = village_monthly(&facts, &adisara, Lang::Id, now).unwrap();
+    let report = village_monthly(&facts, None, &adisara, Lang::Id, now).unwrap();
     let summary = table(&report, "summary");
     let keys: Vec<&str> = summary.columns.iter().map(|c| c.key.as_str()).collect();
     assert_eq!(keys[11..], ["estimated", "undated"]);
@@ -745,14 +814,14 @@ async fn estimated_and_undated_on(backend: Backend) {
     );
     let libs = table(&matrix, "libraries");
     let cells = row(libs, 0);
-    assert_eq!(cells[4], "3.0000");
-    assert_eq!(cells[16..], v(&["3.0000", "2.0000"]));
+    assert_eq!(cells[7], "3.0000");
+    assert_eq!(cells[19..], v(&["3.0000", "2.0000"]));
     assert_eq!(
         libs.rows[0].emphasis.as_ref().unwrap().reason.en,
         "2 sessions, date unknown (PC clock wrong)"
     );
     assert_eq!(
-        row(libs, 1)[16..],
+        row(libs, 1)[19..],
         v(&["3.0000", "2.0000"]),
         "the total row"
     );

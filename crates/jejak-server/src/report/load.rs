@@ -38,7 +38,16 @@ pub async fn load(
             let facts = store
                 .month_facts(*month, Some(library), FactsDetail::Breakdowns)
                 .await?;
-            village_monthly(&facts, library, lang, now)
+            // The month before, for the change against it: its days are enough.
+            let previous = match month.checked_sub_months(chrono::Months::new(1)) {
+                Some(before) => Some(
+                    store
+                        .month_facts(before, Some(library), FactsDetail::Days)
+                        .await?,
+                ),
+                None => None,
+            };
+            village_monthly(&facts, previous.as_ref(), library, lang, now)
                 .ok_or_else(|| LoadError::UnknownLibrary(library.clone()))?
         }
         ReportRequest::District { month } => {
