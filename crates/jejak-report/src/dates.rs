@@ -141,7 +141,13 @@ mod tests {
             assert_eq!(long_date(date, Lang::Id), id[month as usize - 1]);
             assert_eq!(long_date(date, Lang::En), en[month as usize - 1]);
         }
-        assert_eq!(day_month_year(day(2026, 12, 31), Lang::Id), "31 Desember 2026");
-        assert_eq!(long_date(day(2024, 2, 29), Lang::Id), "Kamis, 29 Februari 2024");
+        assert_eq!(
+            day_month_year(day(2026, 12, 31), Lang::Id),
+            "31 Desember 2026"
+        );
+        assert_eq!(
+            long_date(day(2024, 2, 29), Lang::Id),
+            "Kamis, 29 Februari 2024"
+        );
     }
 }

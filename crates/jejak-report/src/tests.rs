@@ -435,7 +435,9 @@ fn signed() -> Report {
 fn the_signature_block_closes_the_printed_report_and_the_text_formats() {
     let report = signed();
     let html = render_html(&report, &id());
-    let block = &html[html.find("<section class=\"signature\"").expect("a signature block")..];
+    let block = &html[html
+        .find("<section class=\"signature\"")
+        .expect("a signature block")..];
     let glossary = block.find("glossary").unwrap_or(block.len());
     assert!(
         html.find("<section class=\"signature\"") > html.rfind("</table>"),
@@ -462,10 +464,17 @@ fn the_signature_block_closes_the_printed_report_and_the_text_formats() {
     assert!(english.contains("<div>Dermaji, 2 November 2026</div>"));
 
     let terminal = render_terminal(&report, &id());
-    let at = terminal.find("Dermaji, 2 November 2026").expect("in the terminal");
-    assert!(at > terminal.rfind('└').expect("a table"), "after the tables");
+    let at = terminal
+        .find("Dermaji, 2 November 2026")
+        .expect("in the terminal");
+    assert!(
+        at > terminal.rfind('└').expect("a table"),
+        "after the tables"
+    );
     assert!(terminal[at..].contains("Mengetahui,\nKepala Desa Dermaji\n\nSlamet <Riyadi>\n"));
-    assert!(terminal[at..].contains("Pengelola Perpustakaan\n\n(................................)\nNIP 19850312 201001 2 004\n"));
+    assert!(terminal[at..].contains(
+        "Pengelola Perpustakaan\n\n(................................)\nNIP 19850312 201001 2 004\n"
+    ));
 
     // XLSX: plain lines under the last sheet's table, none on the others.
     let bytes = render_xlsx(&report, &id()).expect("xlsx");

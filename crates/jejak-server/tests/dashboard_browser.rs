@@ -778,10 +778,12 @@ async fn browse(
         [
             "A. Identity",
             "B. Summary",
-            "C. Age group × Gender",
-            "D. Purpose × Gender",
-            "E. Daily Calendar",
-            "F. Per PC"
+            "C. Against the Previous Month",
+            "D. PC Sessions by User Kind",
+            "E. Age group × Gender",
+            "F. Purpose × Gender",
+            "G. Daily Calendar",
+            "H. Per PC"
         ]
     );
     // The identity sheet keeps numbers and dates as numbers and dates.

@@ -506,6 +506,22 @@ fn assert_sheet_equals(sheet: &calamine::Range<Data>, report: &Report, table: &T
             }
         }
     }
+    // The last sheet carries the signature block (when the report has one) as plain
+    // lines between the table and the footer.
+    if let Some(signature) = &report.signature
+        && report
+            .sections
+            .last()
+            .is_some_and(|last| last.id == table.id)
+    {
+        row += 1;
+        for line in signature.lines(lang) {
+            row += 1;
+            if !line.is_empty() {
+                assert_eq!(text_at(sheet, row, 0), line, "{} signature", table.id);
+            }
+        }
+    }
     row += 2;
     assert!(
         text_at(sheet, row, 0).starts_with(lang.pick("Dibuat", "Generated")),

@@ -72,12 +72,7 @@ pub fn district_monthly(
                 col("code", "Kode", "Code", ColumnKind::Text),
                 col("npp", "NPP", "NPP", ColumnKind::Text),
                 col("desa", "Desa", "Village (desa)", ColumnKind::Text),
-                col(
-                    "kecamatan",
-                    "Kecamatan",
-                    "Sub-district",
-                    ColumnKind::Text,
-                ),
+                col("kecamatan", "Kecamatan", "Sub-district", ColumnKind::Text),
                 col("pcs", "PC", "PCs", ColumnKind::Decimal(0)),
                 days_open_column(),
                 sessions_column(),
@@ -136,9 +131,10 @@ fn by_kecamatan(libraries: &[LibraryFacts]) -> Vec<(Option<&str>, Vec<&LibraryFa
     let mut groups: Vec<(Option<&str>, Vec<&LibraryFacts>)> = Vec::new();
     for lib in libraries {
         let kecamatan = lib.details.kecamatan.as_deref();
-        match groups.iter_mut().find(|(k, _)| {
-            k.map(str::to_lowercase) == kecamatan.map(str::to_lowercase)
-        }) {
+        match groups
+            .iter_mut()
+            .find(|(k, _)| k.map(str::to_lowercase) == kecamatan.map(str::to_lowercase))
+        {
             Some((_, members)) => members.push(lib),
             None => groups.push((kecamatan, vec![lib])),
         }
@@ -156,7 +152,7 @@ fn library_row(lib: &LibraryFacts, indicators: &LibraryMonth<'_>, today: NaiveDa
         indicators.last_sync,
         indicators.undated,
     );
-    let detail = |field: DetailField| Cell::text(lib.details.get(field).unwrap_or(""));
+    let detail = |field: DetailField| lib.details.get(field).map_or(Cell::Empty, Cell::text);
     let row = Row::new(vec![
         Cell::text(lib.name.clone()),
         Cell::text(lib.code.as_str()),
@@ -264,10 +260,7 @@ impl Totals {
             Cell::number(t.hours()),
             t.mean_minutes(),
             ratio(t.minutes(), self.pc_days as f64 * OPENING_MINUTES_PER_DAY),
-            ratio(
-                self.internet_up_seconds as f64,
-                self.powered_seconds as f64,
-            ),
+            ratio(self.internet_up_seconds as f64, self.powered_seconds as f64),
             Cell::number(t.mb()),
             Cell::Empty,
             t.completeness(),
@@ -441,18 +434,28 @@ mod kecamatan_tests {
         assert_eq!(value(6, sessions), 7.0);
         // The district total is the sum of the subtotals, counted once.
         assert_eq!(value(7, sessions), 27.0);
-        assert_eq!(value(7, hours), value(1, hours) + value(4, hours) + value(6, hours));
+        assert_eq!(
+            value(7, hours),
+            value(1, hours) + value(4, hours) + value(6, hours)
+        );
         // Unique users are never summed across libraries.
         assert_eq!(rows[4].cells[column(&report, "unique_users")], Cell::Empty);
         // The library's own identity columns.
-        assert_eq!(rows[2].cells[column(&report, "desa")], Cell::text("dermaji"));
+        assert_eq!(
+            rows[2].cells[column(&report, "desa")],
+            Cell::text("dermaji")
+        );
         assert_eq!(
             rows[2].cells[column(&report, "npp")],
             Cell::text("3302017D1000001")
         );
 
         let english = district_monthly(&facts, today, Lang::En, Utc::now());
-        let labels: Vec<&Cell> = english.sections[0].rows.iter().map(|r| &r.cells[0]).collect();
+        let labels: Vec<&Cell> = english.sections[0]
+            .rows
+            .iter()
+            .map(|r| &r.cells[0])
+            .collect();
         assert_eq!(labels[4], &Cell::text("Total, Lumbir sub-district"));
         assert_eq!(labels[6], &Cell::text("Total (sub-district not set)"));
     }

@@ -190,6 +190,31 @@ fn sessions_column() -> Column {
     col("sessions", "Sesi", "Sessions", ColumnKind::Count)
 }
 
+// The village report's own totals, shown in its summary and beside the previous
+// month's.
+
+fn persons_column() -> Column {
+    col("persons", "Orang", "Persons", ColumnKind::Count)
+}
+
+fn unique_users_keyed_column() -> Column {
+    col(
+        "unique_users",
+        "Pengguna unik (berkartu)",
+        "Unique users (keyed)",
+        ColumnKind::Count,
+    )
+}
+
+fn hours_used_column() -> Column {
+    col(
+        "hours",
+        "Jam penggunaan",
+        "Hours used",
+        ColumnKind::Decimal(1),
+    )
+}
+
 fn mean_minutes_column() -> Column {
     col(
         "mean_minutes",

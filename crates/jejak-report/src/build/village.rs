@@ -5,8 +5,9 @@ use jejak_domain::{AgeGroup, DetailField, Lang, LibraryCode, LibraryDetails, Pur
 
 use super::{
     LibraryMonth, Sum, col, count, data_mb_column, date_cell, date_of_ms, dating_columns,
-    days_open_column, gender_cells, gender_columns, gender_index, internet_uptime_column,
-    mean_minutes_column, month_code, month_text, ratio, sessions_column, use_rate,
+    days_open_column, gender_cells, gender_columns, gender_index, hours_used_column,
+    internet_uptime_column, mean_minutes_column, month_code, month_text, persons_column, ratio,
+    sessions_column, unique_users_keyed_column, use_rate,
 };
 use crate::facts::{Breakdown, LibraryFacts, MonthFacts, month_bounds};
 use crate::model::{Cell, ColumnKind, Report, Row, Signatory, Signature, Table, Text};
@@ -63,7 +64,11 @@ pub fn village_monthly(
             .map(|field| {
                 (
                     field.label(lang),
-                    Cell::text(lib.details.get(field).unwrap_or("-")),
+                    Cell::text(
+                        lib.details
+                            .get(field)
+                            .unwrap_or(lang.pick("(belum diisi)", "(not set)")),
+                    ),
                 )
             }),
         )
@@ -92,19 +97,9 @@ pub fn village_monthly(
         columns: vec![
             days_open_column(),
             sessions_column(),
-            col("persons", "Orang", "Persons", ColumnKind::Count),
-            col(
-                "unique_users",
-                "Pengguna unik (berkartu)",
-                "Unique users (keyed)",
-                ColumnKind::Count,
-            ),
-            col(
-                "hours",
-                "Jam penggunaan",
-                "Hours used",
-                ColumnKind::Decimal(1),
-            ),
+            persons_column(),
+            unique_users_keyed_column(),
+            hours_used_column(),
             mean_minutes_column(),
             col(
                 "use_rate",
@@ -331,7 +326,9 @@ pub fn village_monthly(
         suppressed_below: None,
         signature: Some(signature(
             &lib.details,
-            generated_at.with_timezone(&lib.timezone.offset()).date_naive(),
+            generated_at
+                .with_timezone(&lib.timezone.offset())
+                .date_naive(),
         )),
     })
 }
@@ -344,9 +341,7 @@ fn change_table(
     first: NaiveDate,
     lang: Lang,
 ) -> Table {
-    let previous_month = first
-        .checked_sub_months(Months::new(1))
-        .unwrap_or(first);
+    let previous_month = first.checked_sub_months(Months::new(1)).unwrap_or(first);
     let totals = |m: &LibraryMonth<'_>, lib: &LibraryFacts| {
         [
             m.days_open as f64,
@@ -383,7 +378,7 @@ fn change_table(
     let mut last_row = vec![label(month_text(previous_month))];
     last_row.extend(cells(last));
     // The change in per cent sits under number columns: its cells are text, written
-    // as the percentage itself, so no column kind misreads them.
+    // as people say it, so no column kind misreads them.
     let share_row = share_row
         .into_iter()
         .enumerate()
@@ -402,34 +397,32 @@ fn change_table(
             col("period", "Periode", "Period", ColumnKind::Text),
             days_open_column(),
             sessions_column(),
-            col("persons", "Orang", "Persons", ColumnKind::Count),
-            col(
-                "unique_users",
-                "Pengguna unik (berkartu)",
-                "Unique users (keyed)",
-                ColumnKind::Count,
-            ),
-            col(
-                "hours",
-                "Jam penggunaan",
-                "Hours used",
-                ColumnKind::Decimal(1),
-            ),
+            persons_column(),
+            unique_users_keyed_column(),
+            hours_used_column(),
             data_mb_column(),
         ],
         rows: vec![
             Row::new(this_row),
             Row::new(last_row),
             Row::total(change_row),
-            Row::new(share_row),
+            Row::total(share_row),
         ],
     }
 }
 
-/// `share` as a signed percentage: "+12,5%" / "-3,0%".
+/// `share` as people say a change: "naik 12,5%" / "turun 3,0%" ("up" / "down"), or
+/// "tetap" / "unchanged". Words rather than a sign, which a spreadsheet would take for
+/// the start of a formula.
 fn signed_percent(share: f64, lang: Lang) -> String {
-    let sign = if share > 0.0 { "+" } else { "" };
-    format!("{sign}{}%", crate::number::format_number(share * 100.0, 1, lang))
+    let shown = crate::number::format_number(share.abs() * 100.0, 1, lang);
+    if share > 0.0 {
+        format!("{} {shown}%", lang.pick("naik", "up"))
+    } else if share < 0.0 {
+        format!("{} {shown}%", lang.pick("turun", "down"))
+    } else {
+        lang.pick("tetap", "unchanged").to_string()
+    }
 }
 
 /// Public PC sessions by user kind (kriteria pengguna) and gender, with their persons.
@@ -465,7 +458,7 @@ fn user_kind_table(lib: &LibraryFacts, lang: Lang) -> Table {
         "User kind",
         ColumnKind::Text,
     ));
-    columns.push(col("persons", "Orang", "Persons", ColumnKind::Count));
+    columns.push(persons_column());
     Table {
         id: "user_kind".into(),
         title: Text::new(
@@ -481,7 +474,10 @@ fn user_kind_table(lib: &LibraryFacts, lang: Lang) -> Table {
 /// report, dated `date` at the desa (or kecamatan) when known.
 fn signature(details: &LibraryDetails, date: NaiveDate) -> Signature {
     let head = match &details.desa {
-        Some(desa) => Text::new(format!("Kepala Desa {desa}"), format!("Head of {desa} Village")),
+        Some(desa) => Text::new(
+            format!("Kepala Desa {desa}"),
+            format!("Head of {desa} Village"),
+        ),
         None => Text::new("Kepala Desa", "Head of the Village"),
     };
     Signature {

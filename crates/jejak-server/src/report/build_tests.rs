@@ -373,11 +373,11 @@ async fn golden_month_every_cell_on(backend: Backend) {
     assert_eq!(report.id, "laporan-bulanan-dermaji-2026-10");
 
     let identity = table(&report, "identity");
-    // No details were set: the identity rows say so with "-".
-    assert_eq!(row(identity, 2), v(&["NPP", "-"]));
-    assert_eq!(row(identity, 3), v(&["Desa", "-"]));
-    assert_eq!(row(identity, 4), v(&["Kecamatan", "-"]));
-    assert_eq!(row(identity, 5), v(&["Alamat", "-"]));
+    // No details were set: the identity rows say so.
+    assert_eq!(row(identity, 2), v(&["NPP", "(belum diisi)"]));
+    assert_eq!(row(identity, 3), v(&["Desa", "(belum diisi)"]));
+    assert_eq!(row(identity, 4), v(&["Kecamatan", "(belum diisi)"]));
+    assert_eq!(row(identity, 5), v(&["Alamat", "(belum diisi)"]));
     assert_eq!(row(identity, 6), v(&["Bulan", "Oktober 2026"]));
     assert_eq!(row(identity, 8), v(&["Jumlah PC", "2.0000"]), "a number");
     assert_eq!(row(identity, 9), v(&["Sinkron terakhir", "2026-11-02"]));
@@ -387,20 +387,44 @@ async fn golden_month_every_cell_on(backend: Backend) {
     let change = table(&report, "change");
     assert_eq!(
         row(change, 0),
-        v(&["Oktober 2026", "4.0000", "5.0000", "8.0000", "2.0000", "3.5000", "3.6700"])
+        v(&[
+            "Oktober 2026",
+            "4.0000",
+            "5.0000",
+            "8.0000",
+            "2.0000",
+            "3.5000",
+            "3.6700"
+        ])
     );
     assert_eq!(
         row(change, 1),
-        v(&["September 2026", "1.0000", "0.0000", "0.0000", "0.0000", "0.0000", "0.0000"])
+        v(&[
+            "September 2026",
+            "1.0000",
+            "0.0000",
+            "0.0000",
+            "0.0000",
+            "0.0000",
+            "0.0000"
+        ])
     );
     assert_eq!(
         row(change, 2),
-        v(&["Perubahan", "3.0000", "5.0000", "8.0000", "2.0000", "3.5000", "3.6700"])
+        v(&[
+            "Perubahan",
+            "3.0000",
+            "5.0000",
+            "8.0000",
+            "2.0000",
+            "3.5000",
+            "3.6700"
+        ])
     );
-    assert!(change.rows[2].is_total);
+    assert!(change.rows[2].is_total && change.rows[3].is_total);
     assert_eq!(
         row(change, 3),
-        v(&["Perubahan (%)", "+300,0%", "-", "-", "-", "-", "-"])
+        v(&["Perubahan (%)", "naik 300,0%", "-", "-", "-", "-", "-"])
     );
 
     // PC sessions by user kind (staff excluded): the group of four is one session of
@@ -428,7 +452,10 @@ async fn golden_month_every_cell_on(backend: Backend) {
     // day the report was made (2 November 10:00 WIB); without details, the names are
     // lines to fill in by hand and there is no place.
     let signature = report.signature.as_ref().unwrap();
-    assert_eq!(signature.date, NaiveDate::from_ymd_opt(2026, 11, 2).unwrap());
+    assert_eq!(
+        signature.date,
+        NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()
+    );
     assert_eq!(signature.place_and_date(Lang::Id), "2 November 2026");
     assert_eq!(signature.acknowledged_by.heading[1].id, "Kepala Desa");
     assert_eq!(signature.made_by.name, None);
@@ -578,9 +605,9 @@ async fn golden_month_every_cell_on(backend: Backend) {
             "Perpustakaan Desa Dermaji",
             "dermaji",
             // No NPP, desa or kecamatan set (and so no kecamatan subtotals).
-            "",
-            "",
-            "",
+            "-",
+            "-",
+            "-",
             "2.0000",
             "4.0000",
             "5.0000",
