@@ -392,3 +392,276 @@ fn report_over_http_is_the_report_from_the_database_with_the_letterhead() {
     let page = jejak("id", Some("html"), &args).ok().stdout;
     assert!(!page.contains(KOP));
 }
+
+/// The numbers of a JSON report row, by column key.
+fn number_of(row: &Value, columns: &[Value], key: &str) -> f64 {
+    let index = columns
+        .iter()
+        .position(|c| c["key"] == key)
+        .unwrap_or_else(|| panic!("no column {key}"));
+    row["cells"][index].as_f64().unwrap_or(0.0)
+}
+
+/// A library's details, set with `jejak server add-library` and `edit-library`, reach
+/// the reports: the village report's identity and signature block (with the head of the
+/// village's name and the manager's NIP) in its printable page, and the district matrix
+/// grouped by kecamatan, each subtotal the sum of its libraries. Bad values are refused
+/// with a message that names the fix, and nothing is stored.
+#[test]
+fn library_details_reach_the_village_report_and_the_matrix_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let database = format!("sqlite:{}", db.display());
+    let server = |lang: &str, args: &[&str]| {
+        let mut all = vec!["server", "--database", database.as_str()];
+        all.extend(args);
+        jejak(lang, None, &all)
+    };
+    server_json(&db, &["init"]);
+
+    // Every field at once, in Indonesian; what was stored is shown back.
+    let added = server(
+        "id",
+        &[
+            "add-library",
+            "dermaji",
+            "--name",
+            "Perpustakaan Desa Dermaji",
+            "--npp",
+            "3302012d1000001",
+            "--desa",
+            "Dermaji",
+            "--kecamatan",
+            "Lumbir",
+            "--address",
+            "Jl. Raya Dermaji No. 1",
+            "--kepala-desa",
+            "Slamet Riyadi",
+            "--manager",
+            "Siti Aminah",
+            "--nip",
+            "19850312 201001 2 004",
+        ],
+    )
+    .ok();
+    for shown in [
+        "Perpustakaan ditambahkan: dermaji",
+        "NPP: 3302012D1000001",
+        "Kecamatan: Lumbir",
+        "NIP pengelola: 19850312 201001 2 004",
+    ] {
+        assert!(added.stdout.contains(shown), "{shown}: {}", added.stdout);
+    }
+    for (code, kecamatan) in [
+        ("lumbir", Some("Lumbir")),
+        ("kalisalak", Some("Kebasen")),
+        ("adisara", None),
+    ] {
+        let mut args = vec!["add-library", code, "--name", "Perpustakaan Desa"];
+        if let Some(kecamatan) = kecamatan {
+            args.extend(["--kecamatan", kecamatan]);
+        }
+        server_json(&db, &args);
+    }
+
+    // One field changed, another cleared, the rest kept.
+    let edited = server_json(
+        &db,
+        &[
+            "edit-library",
+            "dermaji",
+            "--manager",
+            "Siti Aminah, S.Pd.",
+            "--address",
+            "",
+        ],
+    );
+    assert_eq!(edited["details"]["manager"], "Siti Aminah, S.Pd.");
+    assert_eq!(edited["details"]["address"], Value::Null, "cleared");
+    assert_eq!(edited["details"]["kepala_desa"], "Slamet Riyadi");
+    assert_eq!(edited["details"]["manager_nip"], "198503122010012004");
+    let listed = || server_json(&db, &["list"])["libraries"].clone();
+    let before = listed();
+
+    // Refusals: a bad NPP, a bad NIP, an unknown library, nothing to change. Each says
+    // what to do, in Indonesian by default, and stores nothing.
+    let bad_npp = server(
+        "id",
+        &[
+            "add-library",
+            "baru",
+            "--name",
+            "Perpustakaan Desa Baru",
+            "--npp",
+            "33020",
+        ],
+    )
+    .expect_code(2);
+    assert!(
+        bad_npp.stderr.contains("NPP '33020' tidak sah")
+            && bad_npp.stderr.contains("15 karakter")
+            && bad_npp.stderr.contains("--npp"),
+        "{}",
+        bad_npp.stderr
+    );
+    let bad_nip = server(
+        "id",
+        &[
+            "edit-library",
+            "dermaji",
+            "--manager",
+            "Orang Lain",
+            "--nip",
+            "1985031220100120",
+        ],
+    )
+    .expect_code(2);
+    assert!(
+        bad_nip.stderr.contains("18 angka") && bad_nip.stderr.contains("--nip \"\""),
+        "{}",
+        bad_nip.stderr
+    );
+    let english = server("en", &["edit-library", "dermaji", "--nip", "x"]).expect_code(2);
+    assert!(
+        english.stderr.contains("a NIP has 18 digits"),
+        "{}",
+        english.stderr
+    );
+    let unknown = server("id", &["edit-library", "nowhere", "--desa", "X"]).expect_code(2);
+    assert!(
+        unknown.stderr.contains("jejak server add-library nowhere"),
+        "{}",
+        unknown.stderr
+    );
+    let nothing = server("id", &["edit-library", "dermaji"]).expect_code(2);
+    assert!(
+        nothing.stderr.contains("tidak ada yang diubah"),
+        "{}",
+        nothing.stderr
+    );
+    assert_eq!(listed(), before, "no refusal stored anything");
+
+    // A month of sessions at every library, through the real server.
+    let today = Utc::now().date_naive();
+    let month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).unwrap() - Months::new(1);
+    let month_text = month.format("%Y-%m").to_string();
+    let (mut running, url) = spawn_server(&db);
+    for (seed, code) in ["dermaji", "lumbir", "kalisalak", "adisara"]
+        .into_iter()
+        .enumerate()
+    {
+        let token = server_json(&db, &["add-device", "--library", code, "--pc", "pc-01"])["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        post_month(&url, &token, code, "pc-01", month, seed as u64 + 10);
+    }
+    drop(running);
+
+    // The village report's printable page: identity, long dates, the signature block.
+    let page = jejak(
+        "id",
+        Some("html"),
+        &[
+            "report",
+            "--database",
+            &database,
+            "village",
+            "--month",
+            &month_text,
+            "--library",
+            "dermaji",
+        ],
+    )
+    .ok()
+    .stdout;
+    for expected in [
+        "<td>NPP</td><td>3302012D1000001</td>",
+        "<td>Alamat</td><td>(belum diisi)</td>",
+        "<section class=\"signature\"",
+        "<div>Mengetahui,</div>",
+        "<div>Kepala Desa Dermaji</div>",
+        "<div class=\"name\">Slamet Riyadi</div>",
+        "<div>Pengelola Perpustakaan</div>",
+        "<div class=\"name\">Siti Aminah, S.Pd.</div>",
+        "<div>NIP 19850312 201001 2 004</div>",
+        "<div>Dermaji, ",
+        "counter(page) \" dari \" counter(pages)",
+        "<h2>D. Sesi PC menurut Kriteria Pengguna</h2>",
+        "<h2>C. Dibanding Bulan Sebelumnya</h2>",
+    ] {
+        assert!(page.contains(expected), "{expected} not in the page");
+    }
+    // The calendar names each day: the first of the month in the long form.
+    let first = format!(
+        "<td>{}</td>",
+        jejak_server::report::dates::long_date(month, jejak_domain::Lang::Id)
+    );
+    assert!(page.contains(&first), "{first} not in the calendar");
+
+    // The district matrix: grouped by kecamatan, each subtotal the sum of its rows.
+    let matrix = jejak(
+        "id",
+        Some("json"),
+        &[
+            "report",
+            "--database",
+            &database,
+            "district",
+            "--month",
+            &month_text,
+        ],
+    )
+    .ok()
+    .json();
+    let table = &matrix["sections"][0];
+    let columns = table["columns"].as_array().unwrap();
+    let rows = table["rows"].as_array().unwrap();
+    let label = |row: &Value| row["cells"][0].as_str().unwrap_or("").to_string();
+    let labels: Vec<String> = rows.iter().map(label).collect();
+    assert_eq!(
+        labels,
+        [
+            "Perpustakaan Desa",
+            "Jumlah Kecamatan Kebasen",
+            "Perpustakaan Desa Dermaji",
+            "Perpustakaan Desa",
+            "Jumlah Kecamatan Lumbir",
+            "Perpustakaan Desa",
+            "Jumlah (kecamatan belum diisi)",
+            "Jumlah",
+        ]
+    );
+    let code_of = |i: usize| rows[i]["cells"][1].as_str().unwrap_or("").to_string();
+    assert_eq!(
+        [code_of(0), code_of(2), code_of(3), code_of(5)],
+        ["kalisalak", "dermaji", "lumbir", "adisara"]
+    );
+    let npp = columns.iter().position(|c| c["key"] == "npp").unwrap();
+    assert_eq!(rows[2]["cells"][npp], "3302012D1000001");
+    let mut group: Vec<&Value> = Vec::new();
+    let mut subtotals: Vec<&Value> = Vec::new();
+    for row in &rows[..rows.len() - 1] {
+        if row["is_total"] == true {
+            for key in ["pcs", "sessions", "l", "p", "hours", "data_mb", "estimated"] {
+                let sum: f64 = group.iter().map(|r| number_of(r, columns, key)).sum();
+                let subtotal = number_of(row, columns, key);
+                assert!(
+                    (subtotal - sum).abs() < 1e-9,
+                    "{}: {key} {subtotal} is not the sum {sum}",
+                    label(row)
+                );
+            }
+            assert!(number_of(row, columns, "sessions") > 0.0, "{}", label(row));
+            subtotals.push(row);
+            group.clear();
+        } else {
+            group.push(row);
+        }
+    }
+    let total = rows.last().unwrap();
+    for key in ["pcs", "sessions", "hours", "data_mb"] {
+        let sum: f64 = subtotals.iter().map(|r| number_of(r, columns, key)).sum();
+        assert!((number_of(total, columns, key) - sum).abs() < 1e-9, "{key}");
+    }
+}
