@@ -64,6 +64,9 @@ pub struct DemoArgs {
 struct Village {
     code: &'static str,
     name: &'static str,
+    /// Its sub-district: the district matrix groups the villages by it (Karanganyar's is
+    /// left unset, as a district that has not filled every library in yet would have).
+    kecamatan: Option<&'static str>,
     /// Mean number of sessions per PC per open day.
     sessions_per_pc_day: f64,
     /// Chance of a power cut on an open day.
@@ -78,6 +81,7 @@ const VILLAGES: &[Village] = &[
     Village {
         code: "dermaji",
         name: "Perpustakaan Desa Dermaji",
+        kecamatan: Some("Lumbir"),
         sessions_per_pc_day: 9.0,
         power_cut_chance: 0.08,
         no_internet_days: None,
@@ -86,6 +90,7 @@ const VILLAGES: &[Village] = &[
     Village {
         code: "pesawahan",
         name: "Perpustakaan Desa Pesawahan",
+        kecamatan: Some("Rawalo"),
         sessions_per_pc_day: 5.0,
         power_cut_chance: 0.15,
         no_internet_days: Some((12, 19)),
@@ -94,6 +99,7 @@ const VILLAGES: &[Village] = &[
     Village {
         code: "rempoah",
         name: "Perpustakaan Desa Rempoah",
+        kecamatan: Some("Baturraden"),
         sessions_per_pc_day: 7.0,
         power_cut_chance: 0.05,
         no_internet_days: None,
@@ -102,6 +108,7 @@ const VILLAGES: &[Village] = &[
     Village {
         code: "adisara",
         name: "Perpustakaan Desa Adisara",
+        kecamatan: Some("Jatilawang"),
         sessions_per_pc_day: 4.0,
         power_cut_chance: 0.2,
         no_internet_days: Some((1, 4)),
@@ -110,6 +117,7 @@ const VILLAGES: &[Village] = &[
     Village {
         code: "karanganyar",
         name: "Perpustakaan Desa Karanganyar",
+        kecamatan: None,
         sessions_per_pc_day: 6.0,
         power_cut_chance: 0.1,
         no_internet_days: None,
@@ -829,7 +837,17 @@ async fn sync_to_district(out: &Path, month: NaiveDate, lang: Lang) -> anyhow::R
     let mut proxies = Vec::new();
     for village in VILLAGES {
         let library = LibraryCode::parse(village.code)?;
-        store.add_library(&library, village.name, Zone::Wib).await?;
+        let details = jejak_domain::LibraryDetails {
+            desa: village
+                .name
+                .strip_prefix("Perpustakaan Desa ")
+                .map(str::to_string),
+            kecamatan: village.kecamatan.map(str::to_string),
+            ..Default::default()
+        };
+        store
+            .add_library_with_details(&library, village.name, Zone::Wib, &details)
+            .await?;
         let link = Link::of(village);
         let proxy = FaultProxy::start(server_addr, link.faults()).await?;
         let url = format!("http://{}", proxy.local_addr());

@@ -300,6 +300,9 @@ mod tests {
             "binary"
         );
         assert!(document["components"]["schemas"]["Report"]["properties"]["sections"].is_object());
+        // The village report's signature block (its library's details) is in the model.
+        assert!(document["components"]["schemas"]["Report"]["properties"]["signature"].is_object());
+        assert!(document["components"]["schemas"]["Signatory"]["properties"]["nip"].is_object());
         assert!(
             !document["servers"]
                 .as_array()
