@@ -545,7 +545,7 @@ fn library_details_reach_the_village_report_and_the_matrix_and_bad_ones_are_refu
     let today = Utc::now().date_naive();
     let month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).unwrap() - Months::new(1);
     let month_text = month.format("%Y-%m").to_string();
-    let (mut running, url) = spawn_server(&db);
+    let (running, url) = spawn_server(&db);
     for (seed, code) in ["dermaji", "lumbir", "kalisalak", "adisara"]
         .into_iter()
         .enumerate()
@@ -579,13 +579,13 @@ fn library_details_reach_the_village_report_and_the_matrix_and_bad_ones_are_refu
         "<td>NPP</td><td>3302012D1000001</td>",
         "<td>Alamat</td><td>(belum diisi)</td>",
         "<section class=\"signature\"",
-        "<div>Mengetahui,</div>",
-        "<div>Kepala Desa Dermaji</div>",
+        "<div class=\"line\">Mengetahui,</div>",
+        "<div class=\"line\">Kepala Desa Dermaji</div>",
         "<div class=\"name\">Slamet Riyadi</div>",
-        "<div>Pengelola Perpustakaan</div>",
+        "<div class=\"line\">Pengelola Perpustakaan</div>",
         "<div class=\"name\">Siti Aminah, S.Pd.</div>",
         "<div>NIP 19850312 201001 2 004</div>",
-        "<div>Dermaji, ",
+        "<div class=\"line\">Dermaji, ",
         "counter(page) \" dari \" counter(pages)",
         "<h2>D. Sesi PC menurut Kriteria Pengguna</h2>",
         "<h2>C. Dibanding Bulan Sebelumnya</h2>",

@@ -50,6 +50,7 @@ tr.warning td { background: #fff2cc; }
 .glossary dd { margin: 0; }
 .signature { margin-top: 10mm; display: grid; grid-template-columns: 1fr 1fr; gap: 10mm; page-break-inside: avoid; break-inside: avoid; }
 .signature > div { text-align: center; }
+.signature .line { min-height: 1.2em; }
 .signature .space { height: 20mm; }
 .signature .name { font-weight: bold; text-decoration: underline; }
 footer { margin-top: 8mm; font-size: 8pt; color: #333; border-top: 1px solid #999; padding-top: 1mm; }
@@ -87,11 +88,10 @@ pub fn render_html(report: &Report, options: &RenderOptions) -> String {
         glossary: super::glossary::GlossarySection::new(&report, lang)
             .render()
             .unwrap_or_default(),
-        signature: report.signature.as_ref().map(|signature| SignatureView {
-            place_and_date: signature.place_and_date(lang),
-            left: SignatoryView::new(&signature.acknowledged_by, lang),
-            right: SignatoryView::new(&signature.made_by, lang),
-        }),
+        signature: report
+            .signature
+            .as_ref()
+            .map(|signature| SignatureView::new(signature, lang)),
         generated_label: lang.pick("Dibuat", "Generated"),
         generated: generated_text(&report.generated_at, lang),
     };
@@ -130,12 +130,29 @@ fn page_counter(lang: jejak_domain::Lang) -> &'static str {
     )
 }
 
-/// The signature block as the template lays it out: the place and date above the right
-/// column (the maker's), the acknowledging head of the village on the left.
+/// The signature block as the template lays it out: the place and date head the right
+/// column (the maker's), and the shorter column's heading is padded at its top, so the
+/// two headings end on the same line and the names stand side by side.
 struct SignatureView {
-    place_and_date: String,
-    left: SignatoryView,
-    right: SignatoryView,
+    /// The acknowledging head of the village, then the maker.
+    columns: [SignatoryView; 2],
+}
+
+impl SignatureView {
+    fn new(signature: &super::Signature, lang: jejak_domain::Lang) -> SignatureView {
+        let mut left = SignatoryView::new(&signature.acknowledged_by, lang);
+        let mut right = SignatoryView::new(&signature.made_by, lang);
+        right.heading.insert(0, signature.place_and_date(lang));
+        let lines = left.heading.len().max(right.heading.len());
+        for column in [&mut left, &mut right] {
+            while column.heading.len() < lines {
+                column.heading.insert(0, String::new());
+            }
+        }
+        SignatureView {
+            columns: [left, right],
+        }
+    }
 }
 
 struct SignatoryView {

@@ -445,11 +445,11 @@ fn the_signature_block_closes_the_printed_report_and_the_text_formats() {
     );
     let block = &block[..glossary];
     for expected in [
-        "<div>Mengetahui,</div>",
-        "<div>Kepala Desa Dermaji</div>",
+        "<div class=\"line\">Mengetahui,</div>",
+        "<div class=\"line\">Kepala Desa Dermaji</div>",
         "<div class=\"name\">Slamet &#60;Riyadi&#62;</div>",
-        "<div>Dermaji, 2 November 2026</div>",
-        "<div>Pengelola Perpustakaan</div>",
+        "<div class=\"line\">Dermaji, 2 November 2026</div>",
+        "<div class=\"line\">Pengelola Perpustakaan</div>",
         // No name given: a line to write it on by hand.
         "<div class=\"name\">(................................)</div>",
         "<div>NIP 19850312 201001 2 004</div>",
@@ -460,8 +460,8 @@ fn the_signature_block_closes_the_printed_report_and_the_text_formats() {
     assert!(html.contains(".signature { margin-top: 10mm; display: grid;"));
     assert!(html.contains("break-inside: avoid; }\n.signature > div"));
     let english = render_html(&report, &en());
-    assert!(english.contains("<div>Acknowledged by,</div>"));
-    assert!(english.contains("<div>Dermaji, 2 November 2026</div>"));
+    assert!(english.contains("<div class=\"line\">Acknowledged by,</div>"));
+    assert!(english.contains("<div class=\"line\">Dermaji, 2 November 2026</div>"));
 
     let terminal = render_terminal(&report, &id());
     let at = terminal

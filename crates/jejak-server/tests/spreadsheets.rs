@@ -10,8 +10,13 @@
 //!   with the value the report shows, and "Anak (≤12)" arrives intact (the byte-order
 //!   mark names UTF-8; nothing tells LibreOffice the character set otherwise).
 //!
-//! Without LibreOffice (or `pdftotext`, Debian's `poppler-utils`) the tests print a
-//! `SKIPPED:` line and pass, unless `JEJAK_REQUIRE_CHECKERS=1` (set by CI).
+//! - The printable village report printed by headless Chromium numbers every page
+//!   ("Halaman X dari Y") and ends with the signature block, its two columns side by
+//!   side: the head of the village and the manager, their names on one line, the NIP.
+//!
+//! Without LibreOffice (or `pdftotext`, Debian's `poppler-utils`, or Chromium) the
+//! tests print a `SKIPPED:` line and pass, unless `JEJAK_REQUIRE_CHECKERS=1` (set by
+//! CI).
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../../tests/support/checkers.rs"]
@@ -155,6 +160,106 @@ async fn a_printed_village_workbook_keeps_the_long_note_whole() {
         "the note printed whole on {whole} of {} sheets; the printed text:\n{text}",
         report.sections.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_printed_village_report_numbers_its_pages_and_ends_with_the_signature_block() {
+    let Some(chromium) = checkers::find(
+        "printing the printable report (Chromium: apt-get install chromium)",
+        PathBuf::from("/usr/bin/chromium"),
+    ) else {
+        return;
+    };
+    let Some(pdftotext) = checkers::find(
+        "reading a printed report (pdftotext: apt-get install poppler-utils)",
+        PathBuf::from("/usr/bin/pdftotext"),
+    ) else {
+        return;
+    };
+    let (server, staff) = district().await;
+    let mut edit = jejak_domain::LibraryDetailsEdit::default();
+    for (field, value) in [
+        (jejak_domain::DetailField::Desa, "Dermaji"),
+        (jejak_domain::DetailField::KepalaDesa, "Slamet Riyadi"),
+        (jejak_domain::DetailField::Manager, "Siti Aminah"),
+        (jejak_domain::DetailField::ManagerNip, "198503122010012004"),
+    ] {
+        edit.set(field, value).unwrap();
+    }
+    server
+        .store
+        .edit_library(
+            &jejak_domain::LibraryCode::parse("dermaji").unwrap(),
+            None,
+            &edit,
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("village.html");
+    std::fs::write(
+        &html,
+        fetch(
+            &server,
+            &staff,
+            "village?month=2026-10&library=dermaji&format=html",
+        )
+        .await,
+    )
+    .unwrap();
+    let pdf = dir.path().join("village.pdf");
+    let (ok, said) = checkers::run(
+        &chromium,
+        &[
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            &format!("--user-data-dir={}", dir.path().join("profile").display()),
+            "--no-pdf-header-footer",
+            &format!("--print-to-pdf={}", pdf.display()),
+            &format!("file://{}", html.display()),
+        ],
+    );
+    assert!(ok && pdf.exists(), "Chromium printed nothing: {said}");
+    let (ok, text) = checkers::run(&pdftotext, &["-layout", pdf.to_str().unwrap(), "-"]);
+    assert!(ok, "{text}");
+
+    // Every page says its number and how many there are.
+    let pages = text
+        .split('\u{c}')
+        .filter(|page| !page.trim().is_empty())
+        .count();
+    assert!(
+        pages >= 2,
+        "the village report takes more than a page: {text}"
+    );
+    for page in 1..=pages {
+        let number = format!("Halaman {page} dari {pages}");
+        assert!(text.contains(&number), "{number} missing:\n{text}");
+    }
+    // The signature block after the last table, the two columns side by side.
+    let lines: Vec<&str> = text.lines().collect();
+    let side_by_side = |left: &str, right: &str| {
+        lines
+            .iter()
+            .position(|line| line.contains(left) && line.contains(right))
+            .unwrap_or_else(|| panic!("'{left}' and '{right}' not on one line:\n{text}"))
+    };
+    let first = side_by_side("Mengetahui,", "Dermaji, 3 November 2026");
+    let heads = side_by_side("Kepala Desa Dermaji", "Pengelola Perpustakaan");
+    let names = side_by_side("Slamet Riyadi", "Siti Aminah");
+    assert!(first < heads && heads < names, "{text}");
+    assert!(
+        lines[names + 1].contains("NIP 19850312 201001 2 004"),
+        "{text}"
+    );
+    let last_table = lines
+        .iter()
+        .rposition(|line| line.contains("pc-02"))
+        .unwrap();
+    assert!(last_table < first, "after the per-PC table:\n{text}");
 }
 
 /// LibreOffice's CSV import options: field separator, text delimiter (`"`), character
