@@ -128,15 +128,26 @@ pub fn table_csv(table: &Table, options: &RenderOptions) -> String {
 }
 
 /// Every table in one file, for people: each under a line with its title, tables
-/// separated by a blank line (suppression applied).
+/// separated by a blank line (suppression applied), then the signature block when the
+/// report has one, after a blank line, one line per record. (A single table's file
+/// holds the table only: it is for machines.)
 pub fn render_csv_combined(report: &Report, options: &RenderOptions) -> String {
     let report = report.for_export(options);
-    let tables: Vec<String> = report
+    let mut parts: Vec<String> = report
         .sections
         .iter()
         .map(|table| records(table, options, Some(table.title.get(options.lang))))
         .collect();
-    format!("{UTF8_BOM}{}", tables.join("\r\n"))
+    if let Some(signature) = &report.signature {
+        parts.push(
+            signature
+                .lines(options.lang)
+                .iter()
+                .map(|line| record(&[text_cell(line)], options.csv_dialect))
+                .collect(),
+        );
+    }
+    format!("{UTF8_BOM}{}", parts.join("\r\n"))
 }
 
 /// A table's records: its title (when given), the header, the data rows, a blank line

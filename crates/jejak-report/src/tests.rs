@@ -476,6 +476,18 @@ fn the_signature_block_closes_the_printed_report_and_the_text_formats() {
         "Pengelola Perpustakaan\n\n(................................)\nNIP 19850312 201001 2 004\n"
     ));
 
+    // The combined CSV ends with it, a line per record; a single table's file does not.
+    let combined = render_csv_combined(&report, &id());
+    assert!(
+        combined.ends_with(
+            "P,537\r\n\r\n\"Dermaji, 2 November 2026\"\r\n\"\"\r\n\"Mengetahui,\"\r\n\
+             Kepala Desa Dermaji\r\n\"\"\r\nSlamet <Riyadi>\r\n\"\"\r\nPengelola Perpustakaan\r\n\
+             \"\"\r\n(................................)\r\nNIP 19850312 201001 2 004\r\n"
+        ),
+        "{combined}"
+    );
+    assert!(!table_csv(&report.sections[0], &id()).contains("Mengetahui"));
+
     // XLSX: plain lines under the last sheet's table, none on the others.
     let bytes = render_xlsx(&report, &id()).expect("xlsx");
     let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).expect("open");

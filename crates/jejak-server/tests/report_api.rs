@@ -684,6 +684,11 @@ async fn the_csv_of_a_table_holds_the_json_rows() {
                 all.push(vec![String::new()]);
             }
             all.pop();
+            // The whole report ends with its signature block, a line per record.
+            if let Some(signature) = &report.signature {
+                all.push(vec![String::new()]);
+                all.extend(signature.lines(lang).into_iter().map(|line| vec![line]));
+            }
             let every = get(
                 &d.server,
                 Some(&d.staff),
