@@ -453,6 +453,7 @@ mod tests {
                     "session:{}",
                     s.end_reason.map(|r| r.code()).unwrap_or("open")
                 ),
+                other => other.kind_code().to_string(),
             })
             .collect();
         assert_eq!(

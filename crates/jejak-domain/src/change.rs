@@ -7,9 +7,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::entry::Scope;
 use crate::error::DomainError;
 use crate::event::PcEvent;
+use crate::member_count::MemberCount;
 use crate::session::Session;
+use crate::visit::Visit;
 
 /// The kinds of record the change log holds: a closed list, so that the compiler finds
 /// every place a new kind must be handled (ARCHITECTURE.md, "How to add a record kind").
@@ -24,11 +27,20 @@ use crate::session::Session;
 pub enum RecordKind {
     Session,
     PcEvent,
+    /// A desk visit (buku tamu), in the wire's `entries`.
+    Visit,
+    /// A library's member count of a month, in the wire's `entries`.
+    MemberCount,
 }
 
 impl RecordKind {
     /// Every kind this build knows, in the order of the wire format.
-    pub const ALL: [RecordKind; 2] = [RecordKind::Session, RecordKind::PcEvent];
+    pub const ALL: [RecordKind; 4] = [
+        RecordKind::Session,
+        RecordKind::PcEvent,
+        RecordKind::Visit,
+        RecordKind::MemberCount,
+    ];
 
     /// The kinds of wire format v1, which every server takes: what a PC assumes of a
     /// server that does not say.
@@ -39,6 +51,25 @@ impl RecordKind {
         match self {
             RecordKind::Session => "session",
             RecordKind::PcEvent => "pc_event",
+            RecordKind::Visit => "visit",
+            RecordKind::MemberCount => "member_count",
+        }
+    }
+
+    /// Whose record it is: a PC's own, or the library's (one record whichever PC
+    /// entered it).
+    pub fn scope(self) -> Scope {
+        match self {
+            RecordKind::Session | RecordKind::PcEvent | RecordKind::Visit => Scope::Pc,
+            RecordKind::MemberCount => Scope::Library,
+        }
+    }
+
+    /// Whether the kind travels in the wire's generic `entries` (the low-volume kinds).
+    pub fn is_entry(self) -> bool {
+        match self {
+            RecordKind::Session | RecordKind::PcEvent => false,
+            RecordKind::Visit | RecordKind::MemberCount => true,
         }
     }
 
@@ -56,6 +87,10 @@ pub enum RecordBody {
     /// The full session at its new revision: the newest revision replaces the older.
     Session(Session),
     PcEvent(PcEvent),
+    /// A desk visit at its new revision (a withdrawal is one).
+    Visit(Visit),
+    /// A month's member count at its new revision.
+    MemberCount(MemberCount),
 }
 
 impl RecordBody {
@@ -64,6 +99,8 @@ impl RecordBody {
         match self {
             RecordBody::Session(s) => s.id,
             RecordBody::PcEvent(e) => e.id,
+            RecordBody::Visit(v) => v.id,
+            RecordBody::MemberCount(m) => m.id,
         }
     }
 
@@ -73,6 +110,8 @@ impl RecordBody {
         match self {
             RecordBody::Session(s) => s.run_id,
             RecordBody::PcEvent(e) => e.run_id,
+            RecordBody::Visit(v) => v.run_id,
+            RecordBody::MemberCount(m) => m.run_id,
         }
     }
 
@@ -80,6 +119,8 @@ impl RecordBody {
         match self {
             RecordBody::Session(s) => s.revision,
             RecordBody::PcEvent(_) => 1,
+            RecordBody::Visit(v) => v.revision,
+            RecordBody::MemberCount(m) => m.revision,
         }
     }
 
@@ -87,6 +128,8 @@ impl RecordBody {
         match self {
             RecordBody::Session(_) => RecordKind::Session,
             RecordBody::PcEvent(_) => RecordKind::PcEvent,
+            RecordBody::Visit(_) => RecordKind::Visit,
+            RecordBody::MemberCount(_) => RecordKind::MemberCount,
         }
     }
 
@@ -98,6 +141,8 @@ impl RecordBody {
         match self {
             RecordBody::Session(s) => s.validate(),
             RecordBody::PcEvent(_) => Ok(()),
+            RecordBody::Visit(v) => v.validate(),
+            RecordBody::MemberCount(m) => m.validate(),
         }
     }
 }
@@ -144,6 +189,6 @@ mod tests {
             );
             assert_eq!(RecordKind::from_code(kind.code()), Some(kind));
         }
-        assert_eq!(RecordKind::from_code("visit"), None);
+        assert_eq!(RecordKind::from_code("activity"), None);
     }
 }

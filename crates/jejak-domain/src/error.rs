@@ -21,6 +21,11 @@ pub enum Field {
     PatronKey,
     Revision,
     EndedAt,
+    VisitPurpose,
+    People,
+    Month,
+    Members,
+    NewMembers,
 }
 
 impl Field {
@@ -41,6 +46,11 @@ impl Field {
             PatronKey => lang.pick("kunci pengguna", "patron key"),
             Revision => lang.pick("revisi", "revision"),
             EndedAt => lang.pick("waktu selesai", "end time"),
+            VisitPurpose => lang.pick("tujuan kunjungan", "purpose of the visit"),
+            People => lang.pick("jumlah pengunjung", "number of visitors"),
+            Month => lang.pick("bulan", "month"),
+            Members => lang.pick("jumlah anggota", "number of members"),
+            NewMembers => lang.pick("anggota baru", "new members"),
         }
     }
 }
@@ -72,6 +82,26 @@ pub enum DomainError {
     EndBeforeStart,
     RevisionZero,
     BadPatronKey,
+    /// A number outside what the field allows (`min..=max`).
+    OutOfBounds {
+        field: Field,
+        given: i64,
+        min: i64,
+        max: i64,
+    },
+    /// A desk visitor of a kind the visitor book does not have (staff, unknown).
+    NotAVisitorKind {
+        given: &'static str,
+    },
+    BadMonth {
+        given: String,
+    },
+    NewMembersAboveTotal {
+        new_members: u32,
+        members: u32,
+    },
+    /// A library-scoped record whose id is not the one its library and key give.
+    ScopedIdMismatch,
 }
 
 impl DomainError {
@@ -151,6 +181,66 @@ impl DomainError {
             (BadPatronKey, Lang::En) => {
                 "a patron key must be an HMAC-SHA256 (64 hex characters), never a member number"
                     .into()
+            }
+            (
+                OutOfBounds {
+                    field,
+                    given,
+                    min,
+                    max,
+                },
+                Lang::Id,
+            ) => format!(
+                "{} harus {min} sampai {max}, diberikan {given}",
+                field.label(lang)
+            ),
+            (
+                OutOfBounds {
+                    field,
+                    given,
+                    min,
+                    max,
+                },
+                Lang::En,
+            ) => format!(
+                "{} must be {min} to {max}, {given} given",
+                field.label(lang)
+            ),
+            (NotAVisitorKind { given }, Lang::Id) => format!(
+                "kriteria pengunjung '{given}' tidak ada di buku tamu; pilihan yang sah: anggota, non_anggota, rombongan, pelatihan"
+            ),
+            (NotAVisitorKind { given }, Lang::En) => format!(
+                "'{given}' is not a visitor kind of the visitor book; allowed values: anggota, non_anggota, rombongan, pelatihan"
+            ),
+            (BadMonth { given }, Lang::Id) => {
+                format!("bulan '{given}' tidak sah: tulis TTTT-BB, misalnya 2026-11")
+            }
+            (BadMonth { given }, Lang::En) => {
+                format!("month '{given}' is not valid: write YYYY-MM, e.g. 2026-11")
+            }
+            (
+                NewMembersAboveTotal {
+                    new_members,
+                    members,
+                },
+                Lang::Id,
+            ) => format!(
+                "anggota baru ({new_members}) tidak boleh lebih dari jumlah anggota akhir bulan ({members})"
+            ),
+            (
+                NewMembersAboveTotal {
+                    new_members,
+                    members,
+                },
+                Lang::En,
+            ) => format!(
+                "new members ({new_members}) cannot exceed the members at month end ({members})"
+            ),
+            (ScopedIdMismatch, Lang::Id) => {
+                "id catatan tidak cocok dengan perpustakaan dan bulannya".into()
+            }
+            (ScopedIdMismatch, Lang::En) => {
+                "the record's id does not match its library and month".into()
             }
         }
     }

@@ -162,6 +162,28 @@ impl UserKind {
     pub fn counts_publicly(self) -> bool {
         self != UserKind::Staf
     }
+
+    /// The kinds a desk visitor can be (the buku tamu has no staff and no "unknown":
+    /// the librarian always sees who came).
+    pub const VISITORS: &'static [UserKind] = &[
+        UserKind::Anggota,
+        UserKind::NonAnggota,
+        UserKind::Rombongan,
+        UserKind::Pelatihan,
+    ];
+}
+
+vocabulary! {
+    /// Why a visitor came to the library desk (tujuan kunjungan, the buku tamu's column):
+    /// one per visit. The order is the wire's (a visit's fields carry the index), so new
+    /// values go at the end.
+    VisitPurpose, field = Field::VisitPurpose;
+    Membaca = "membaca", id = "Membaca", en = "Reading", aliases = ["reading", "baca"];
+    PinjamKembali = "pinjam_kembali", id = "Pinjam/kembali buku", en = "Borrow/return books", aliases = ["pinjam", "kembali", "borrow", "return", "pinjam/kembali"];
+    Belajar = "belajar", id = "Belajar/tugas", en = "Study/homework", aliases = ["study", "tugas", "homework"];
+    KomputerInternet = "komputer_internet", id = "Komputer/internet", en = "Computer/internet", aliases = ["komputer", "internet", "computer", "komputer/internet"];
+    IkutKegiatan = "ikut_kegiatan", id = "Ikut kegiatan", en = "Attend an activity", aliases = ["kegiatan", "activity"];
+    Lainnya = "lainnya", id = "Lainnya", en = "Other", aliases = ["other"];
 }
 
 vocabulary! {

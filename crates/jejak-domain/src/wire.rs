@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::change::{ChangeRecord, RecordBody};
+use crate::change::{ChangeRecord, RecordBody, RecordKind};
+use crate::entry::EntryRecord;
 use crate::event::PcEvent;
 use crate::identity::{LibraryCode, PcCode};
 use crate::session::{PatronKey, PatronProfile, Session};
@@ -40,6 +41,8 @@ pub const MAX_BATCH_ENTRIES: usize = 10_000;
 /// (More than [`crate::session::MAX_PURPOSES`] is a broken domain rule, refused for that
 /// record alone; more than this is not a batch any PC writes.)
 pub const MAX_WIRE_PURPOSES: usize = 8;
+/// The most fields one entry may carry on the wire: every kind has a handful.
+pub const MAX_ENTRY_FIELDS: usize = 32;
 
 /// The ranges every number of a batch must lie in. They bound what the server's
 /// arithmetic and storage meet (64-bit signed columns, dates chrono can hold, a session
@@ -314,6 +317,36 @@ pub struct EventColumns {
     pub clock_delta_ms: Vec<Option<i64>>,
 }
 
+/// One low-volume record (a visit, a member count) as a compact row:
+/// `[seq_delta, kind, id, revision, run, mono_ms, wall_delta_ms, [fields…]]`. The seq is
+/// the difference from the previous entry's (the first from `first_seq - 1`), the run
+/// an index into the batch's `runs`, the wall time (Unix ms) the difference from the
+/// previous entry's (the first from 0), and the fields the kind's own small integers
+/// (`RecordBody::entry`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryRow(
+    pub u64,
+    pub String,
+    pub HexId,
+    pub u32,
+    pub u32,
+    pub u64,
+    pub i64,
+    #[serde(deserialize_with = "bounded_fields")] pub Vec<i64>,
+);
+
+/// An entry's fields: at most [`MAX_ENTRY_FIELDS`].
+fn bounded_fields<'de, D>(d: D) -> Result<Vec<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    d.deserialize_seq(BoundedVisitor::<i64> {
+        max: MAX_ENTRY_FIELDS,
+        marker: std::marker::PhantomData,
+    })
+}
+
 /// `POST /api/v1/batches`: one batch of a device's change log.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -339,6 +372,15 @@ pub struct WireBatch {
     pub patron_keys: Vec<PatronKey>,
     pub sessions: SessionColumns,
     pub events: EventColumns,
+    /// The low-volume records (visits, member counts), one compact row each; absent
+    /// when there are none, so a batch of sessions and events keeps its bytes. A PC
+    /// sends only kinds the server lists in `accepts`.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "bounded"
+    )]
+    pub entries: Vec<EntryRow>,
     /// Seqs of the range that the PC pruned and the server no longer holds (after a
     /// restore from a backup); absent in every ordinary batch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -403,6 +445,17 @@ pub enum BatchShapeError {
         "lost range {first}..={last} is empty, outside first_seq..=last_seq, or overlaps a record or another lost range"
     )]
     LostRange { first: u64, last: u64 },
+    /// An entry of a kind this server does not store (or not an entry kind at all).
+    #[error("entries[{index}].kind '{code}' is not a kind this server stores")]
+    UnknownKind { index: usize, code: String },
+    /// An entry's field outside what its kind allows.
+    #[error("entries[{index}].{field} is {value}, outside what a {kind} allows")]
+    EntryField {
+        index: usize,
+        kind: &'static str,
+        field: &'static str,
+        value: i64,
+    },
 }
 
 /// Checks that `value` of `field` (entry `index`) lies in `min..=max`.
@@ -478,8 +531,10 @@ impl WireBatch {
         let mut key_index: HashMap<PatronKey, u32> = HashMap::new();
         let mut sessions = SessionColumns::default();
         let mut events = EventColumns::default();
+        let mut entries: Vec<EntryRow> = Vec::new();
         let (mut last_session_seq, mut last_event_seq) = (first_seq - 1, first_seq - 1);
-        let (mut last_start, mut last_at) = (0i64, 0i64);
+        let mut last_entry_seq = first_seq - 1;
+        let (mut last_start, mut last_at, mut last_entry_ms) = (0i64, 0i64, 0i64);
         let mut sorted: Vec<&ChangeRecord> = records.iter().collect();
         sorted.sort_by_key(|r| r.seq);
         for record in sorted {
@@ -526,6 +581,23 @@ impl WireBatch {
                     last_at = at;
                     c.clock_delta_ms.push(e.clock_delta_ms);
                 }
+                RecordBody::Visit(_) | RecordBody::MemberCount(_) => {
+                    let Some(entry) = record.body.entry() else {
+                        continue;
+                    };
+                    entries.push(EntryRow(
+                        record.seq - last_entry_seq,
+                        entry.kind.code().to_string(),
+                        HexId(entry.id),
+                        entry.revision,
+                        index_of_run(entry.run_id),
+                        entry.mono_ms,
+                        entry.wall_ms - last_entry_ms,
+                        entry.fields,
+                    ));
+                    last_entry_seq = record.seq;
+                    last_entry_ms = entry.wall_ms;
+                }
             }
         }
         WireBatch {
@@ -542,6 +614,7 @@ impl WireBatch {
             patron_keys,
             sessions,
             events,
+            entries,
             lost: Vec::new(),
             bounds: Vec::new(),
         }
@@ -549,7 +622,7 @@ impl WireBatch {
 
     /// How many records the batch carries.
     pub fn len(&self) -> usize {
-        self.sessions.id.len() + self.events.id.len()
+        self.sessions.id.len() + self.events.id.len() + self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -736,6 +809,7 @@ impl WireBatch {
                 }),
             });
         }
+        self.decode_entries(&mut out)?;
         out.sort_by_key(|r| r.seq);
         for pair in out.windows(2) {
             if pair[0].seq == pair[1].seq {
@@ -744,6 +818,54 @@ impl WireBatch {
         }
         self.check_lost(&out)?;
         Ok(out)
+    }
+
+    /// The entries back in row form, checking their numbers and their kinds' fields.
+    fn decode_entries(&self, out: &mut Vec<BatchRecord>) -> Result<(), BatchShapeError> {
+        let mut seq = self.first_seq - 1;
+        let mut wall_ms = 0i64;
+        for (i, EntryRow(seq_delta, code, id, revision, run, mono_ms, wall_delta, fields)) in
+            self.entries.iter().enumerate()
+        {
+            seq = self.next_seq("entries", i, seq, *seq_delta)?;
+            wall_ms = wall_after("entries.wall_delta_ms", i, wall_ms, *wall_delta)?;
+            in_range("entries.mono_ms", Some(i), *mono_ms, 0, ranges::MAX_MONO_MS)?;
+            let kind = RecordKind::from_code(code)
+                .filter(|k| k.is_entry())
+                .ok_or_else(|| BatchShapeError::UnknownKind {
+                    index: i,
+                    code: code.chars().take(40).collect(),
+                })?;
+            let run_id = self
+                .runs
+                .get(*run as usize)
+                .copied()
+                .ok_or(BatchShapeError::Index {
+                    table: "entries",
+                    index: i,
+                    what: "run",
+                    value: *run,
+                })?;
+            let entry = EntryRecord {
+                kind,
+                id: id.0,
+                revision: *revision,
+                run_id,
+                mono_ms: *mono_ms,
+                wall_ms,
+                fields: fields.clone(),
+            };
+            let body = RecordBody::from_entry(&self.library, &self.pc, &entry).map_err(|e| {
+                BatchShapeError::EntryField {
+                    index: i,
+                    kind: e.kind,
+                    field: e.field,
+                    value: e.value,
+                }
+            })?;
+            out.push(BatchRecord { seq, body });
+        }
+        Ok(())
     }
 
     /// The numbers outside the columns: the seq range, the send instant and the anchors.
@@ -1014,6 +1136,140 @@ mod tests {
             })
             .collect();
         assert_eq!(decoded, expected);
+    }
+
+    fn visit(seq: u64, people: u32) -> ChangeRecord {
+        let run = Uuid::from_u128(7);
+        let at = chrono::Utc.with_ymd_and_hms(2026, 10, 1, 3, 0, 0).unwrap()
+            + chrono::Duration::seconds(seq as i64);
+        ChangeRecord {
+            seq,
+            recorded_at: at,
+            run_id: run,
+            mono_ms: 11,
+            body: RecordBody::Visit(crate::visit::Visit {
+                id: Uuid::from_u128(9000 + seq as u128),
+                revision: 1,
+                library: LibraryCode::parse("dermaji").unwrap(),
+                pc: PcCode::parse("pc-01").unwrap(),
+                at,
+                run_id: run,
+                mono_ms: 11 + seq,
+                gender: Gender::L,
+                age_group: AgeGroup::Anak,
+                user_kind: UserKind::Rombongan,
+                purpose: crate::vocab::VisitPurpose::Membaca,
+                people,
+                withdrawn: false,
+            }),
+        }
+    }
+
+    fn member_count(seq: u64) -> ChangeRecord {
+        let library = LibraryCode::parse("dermaji").unwrap();
+        let month = crate::member_count::YearMonth::parse("2026-09").unwrap();
+        let at = chrono::Utc.with_ymd_and_hms(2026, 10, 1, 4, 0, 0).unwrap();
+        ChangeRecord {
+            seq,
+            recorded_at: at,
+            run_id: Uuid::from_u128(8),
+            mono_ms: 3,
+            body: RecordBody::MemberCount(crate::member_count::MemberCount {
+                id: crate::member_count::MemberCount::id_for(&library, month),
+                revision: 3,
+                library,
+                pc: PcCode::parse("pc-01").unwrap(),
+                at,
+                run_id: Uuid::from_u128(8),
+                mono_ms: 3,
+                month,
+                members: 240,
+                new_members: 7,
+            }),
+        }
+    }
+
+    #[test]
+    fn entries_survive_the_rows_exactly_and_are_absent_when_empty() {
+        let records = vec![
+            session(1, 0, None),
+            visit(2, 1),
+            event(3),
+            visit(4, 30),
+            member_count(5),
+        ];
+        let wire = batch(&records, 1, 5);
+        assert_eq!(wire.entries.len(), 3);
+        assert_eq!(wire.runs.len(), 2);
+        let json = serde_json::to_string(&wire).unwrap();
+        assert!(json.contains("\"entries\":[[2,\"visit\","), "{json}");
+        let back: WireBatch = serde_json::from_str(&json).unwrap();
+        let expected: Vec<BatchRecord> = records
+            .into_iter()
+            .map(|r| BatchRecord {
+                seq: r.seq,
+                body: r.body,
+            })
+            .collect();
+        assert_eq!(back.decode().unwrap(), expected);
+        let plain = serde_json::to_string(&batch(&[session(1, 0, None), event(2)], 1, 2)).unwrap();
+        assert!(!plain.contains("entries"), "{plain}");
+    }
+
+    #[test]
+    fn hostile_entries_are_refused_naming_the_field() {
+        let good = batch(&[visit(1, 2), member_count(2)], 1, 2);
+        assert!(good.decode().is_ok());
+        let refused = |change: &dyn Fn(&mut WireBatch)| {
+            let mut wire = good.clone();
+            change(&mut wire);
+            wire.decode().unwrap_err().to_string()
+        };
+        let message = refused(&|w| w.entries[0].1 = "activity".into());
+        assert!(
+            message.starts_with("entries[0].kind 'activity'"),
+            "{message}"
+        );
+        let message = refused(&|w| w.entries[1].1 = "session".into());
+        assert!(message.starts_with("entries[1].kind"), "{message}");
+        let message = refused(&|w| w.entries[0].7[4] = 501);
+        assert!(
+            message.starts_with("entries[0].visit.people is 501"),
+            "{message}"
+        );
+        let message = refused(&|w| w.entries[0].7[3] = -1);
+        assert!(message.starts_with("entries[0].visit.purpose"), "{message}");
+        let message = refused(&|w| w.entries[1].7[1] = i64::MAX);
+        assert!(
+            message.starts_with("entries[1].member_count.members"),
+            "{message}"
+        );
+        let message = refused(&|w| w.entries[0].6 = i64::MIN);
+        assert!(message.starts_with("entries.wall_delta_ms"), "{message}");
+        let message = refused(&|w| w.entries[0].5 = u64::MAX);
+        assert!(message.starts_with("entries.mono_ms"), "{message}");
+        let message = refused(&|w| w.entries[0].4 = 9);
+        assert!(message.contains("run index 9"), "{message}");
+        let message = refused(&|w| w.entries[1].0 = 5);
+        assert!(message.starts_with("entries entry 1"), "{message}");
+        // Huge arrays are refused while parsing, before they are held in memory.
+        let json = serde_json::to_string(&good).unwrap();
+        let wide = json.replacen(
+            "[0,0,2,0,2,0]",
+            &format!("[{}]", vec!["0"; MAX_ENTRY_FIELDS + 1].join(",")),
+            1,
+        );
+        assert_ne!(wide, json);
+        let err = serde_json::from_str::<WireBatch>(&wide).unwrap_err();
+        assert!(err.to_string().contains("more than 32 entries"), "{err}");
+        let row = "[1,\"visit\",\"00000000000000000000000000002329\",1,0,0,0,[0,0,2,0,2,0]]";
+        let many = json.replacen(
+            "\"entries\":[",
+            &format!("\"entries\":[{},", vec![row; MAX_BATCH_ENTRIES].join(",")),
+            1,
+        );
+        let err = serde_json::from_str::<WireBatch>(&many).unwrap_err();
+        assert!(err.to_string().contains("more than 10000 entries"), "{err}");
     }
 
     #[test]

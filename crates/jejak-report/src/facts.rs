@@ -63,6 +63,79 @@ pub struct LibraryFacts {
     /// Public sessions by age group and by purpose, user kind and gender; empty unless
     /// asked for ([`FactsDetail`]).
     pub breakdowns: Vec<BreakdownFacts>,
+    /// The counters of the low-volume record kinds (desk visits, the member count) on
+    /// the month's local days, by counter key (see [`EntryCountFacts`]).
+    pub entry_counts: Vec<EntryCountFacts>,
+}
+
+impl LibraryFacts {
+    /// The sum of counter `key` over the month's days (`day` `None`) or on one day.
+    pub fn entry_count(&self, day: Option<NaiveDate>, key: &str) -> i64 {
+        self.entry_counts
+            .iter()
+            .filter(|c| c.key == key && day.is_none_or(|d| d == c.day))
+            .map(|c| c.value)
+            .sum()
+    }
+}
+
+/// One counter of a low-volume record kind on one local day, as the server's ingest
+/// keeps it (`rollup::entry_counters`, where the keys are stated):
+///
+/// - `visit.entries`, `visit.people`: desk visits (buku tamu) entered on the day and
+///   their visitors (a group counts its size); each also by gender and age group
+///   (`visit.people.ga.P.remaja`), by user kind (`visit.people.kind.anggota`) and by
+///   purpose (`visit.people.purpose.membaca`). A withdrawn entry counts nothing.
+/// - `member_count.members`, `member_count.new`: the month's member count, on its
+///   first day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryCountFacts {
+    /// The local day.
+    pub day: NaiveDate,
+    /// The counter's key.
+    pub key: String,
+    /// Its value.
+    pub value: i64,
+}
+
+/// How a PC check-in and a desk visit are counted together, one line for the foot of
+/// every table that uses [`library_visits`] (Indonesian, English).
+pub const VISITS_RULE: (&str, &str) = (
+    "Kunjungan = pengunjung buku tamu dengan tujuan selain komputer/internet + yang lebih besar dari pengunjung buku tamu untuk komputer/internet dan orang yang check-in di PC, per hari: tidak ada yang terhitung dua kali.",
+    "Visits = visitor-book visitors for purposes other than computer/internet + the larger of visitor-book visitors for computer/internet and people checked in at a PC, per day: nobody is counted twice.",
+);
+
+/// The visits of one day by the rule of [`VISITS_RULE`]: `desk_people` visitors in the
+/// visitor book of whom `desk_computer` came for the computer or the internet, and
+/// `pc_persons` people checked in at the library's PCs (public sessions' persons). A
+/// librarian who writes a PC user in the book and the check-in count the same person;
+/// one who does not still counts them through the check-in; so the computer visitors
+/// are the larger of the two, never their sum.
+pub fn visits_of_day(desk_people: u64, desk_computer: u64, pc_persons: u64) -> u64 {
+    desk_people.saturating_sub(desk_computer) + desk_computer.max(pc_persons)
+}
+
+/// A library's visits per local day of the month (days with none left out), by the
+/// rule of [`VISITS_RULE`], ascending.
+pub fn library_visits(library: &LibraryFacts) -> Vec<(NaiveDate, u64)> {
+    use std::collections::BTreeMap;
+    let computer = "visit.people.purpose.komputer_internet";
+    let mut days: BTreeMap<NaiveDate, (u64, u64, u64)> = BTreeMap::new();
+    for c in &library.entry_counts {
+        let value = u64::try_from(c.value).unwrap_or(0);
+        if c.key == "visit.people" {
+            days.entry(c.day).or_default().0 += value;
+        } else if c.key == computer {
+            days.entry(c.day).or_default().1 += value;
+        }
+    }
+    for d in &library.days {
+        days.entry(d.day).or_default().2 += d.persons;
+    }
+    days.into_iter()
+        .map(|(day, (desk, desk_computer, pcs))| (day, visits_of_day(desk, desk_computer, pcs)))
+        .filter(|(_, visits)| *visits > 0)
+        .collect()
 }
 
 /// How much [`crate::ServerStore::month_facts`] reads.
@@ -182,5 +255,75 @@ impl LostRange {
         self.last_seq
             .saturating_sub(self.first_seq)
             .saturating_add(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+    }
+
+    #[test]
+    fn a_pc_check_in_counts_as_a_visit_once() {
+        // Nobody at the desk said "computer": every check-in is a visit of its own.
+        assert_eq!(visits_of_day(10, 0, 4), 14);
+        // The librarian wrote every PC user in the book too: counted once.
+        assert_eq!(visits_of_day(10, 4, 4), 10);
+        // Some PC users were written in the book, some only checked in.
+        assert_eq!(visits_of_day(10, 2, 5), 13);
+        // More desk visitors for the computer than check-ins (a PC without the agent).
+        assert_eq!(visits_of_day(10, 6, 1), 10);
+        assert_eq!(visits_of_day(0, 0, 0), 0);
+    }
+
+    #[test]
+    fn a_librarys_visits_combine_its_desk_and_its_pcs_per_day() {
+        let count = |d: u32, key: &str, value: i64| EntryCountFacts {
+            day: day(d),
+            key: key.into(),
+            value,
+        };
+        let pc_day = |d: u32, persons: u64| DayFacts {
+            pc: PcCode::parse("pc-01").unwrap(),
+            day: day(d),
+            sessions: persons,
+            persons,
+            seconds: 0,
+            kib: 0,
+            online_seconds: 0,
+            complete: 0,
+            men: 0,
+            women: 0,
+            estimated: 0,
+        };
+        let library = LibraryFacts {
+            code: LibraryCode::parse("dermaji").unwrap(),
+            name: "Dermaji".into(),
+            timezone: Zone::Wib,
+            details: jejak_domain::LibraryDetails::default(),
+            pcs: Vec::new(),
+            open_days: Vec::new(),
+            unique_users: 0,
+            last_batch_ms: None,
+            days: vec![pc_day(2, 3), pc_day(3, 2)],
+            breakdowns: Vec::new(),
+            entry_counts: vec![
+                count(1, "member_count.members", 120),
+                count(2, "visit.people", 8),
+                count(2, "visit.people.purpose.komputer_internet", 5),
+                count(2, "visit.entries", 3),
+                count(4, "visit.people", 1),
+            ],
+        };
+        assert_eq!(
+            library_visits(&library),
+            vec![(day(2), 8), (day(3), 2), (day(4), 1)]
+        );
+        assert_eq!(library.entry_count(None, "member_count.members"), 120);
+        assert_eq!(library.entry_count(Some(day(4)), "visit.people"), 1);
+        assert_eq!(library.entry_count(None, "visit.people"), 9);
     }
 }

@@ -183,6 +183,7 @@ fn evidence_interval(
             .map(|c| match &c.record.body {
                 jejak_domain::RecordBody::Session(s) => s.started_mono_ms as i64,
                 jejak_domain::RecordBody::PcEvent(e) => e.mono_ms as i64,
+                other => other.entry().map_or(0, |e| e.mono_ms as i64),
             })
             .collect::<Vec<i64>>()
     };

@@ -262,6 +262,8 @@ pub(crate) struct PreparedEvent {
 pub(crate) enum PreparedRecord {
     Session(PreparedSession),
     Event(PreparedEvent),
+    /// A low-volume record (a visit, a member count): the generic `entries` path.
+    Entry(crate::entries::PreparedEntry),
     /// Refused before the store was asked (a broken domain rule): stored in the
     /// rejected table and reported; it does not hold the batch back.
     Invalid {
@@ -290,6 +292,8 @@ pub struct PreparedBatch {
     pub(crate) records: Vec<PreparedRecord>,
     pub(crate) sessions: usize,
     pub(crate) events: usize,
+    /// The sending PC's code (the library-scoped tie rule compares PC codes).
+    pub(crate) pc: String,
     /// Seq ranges the PC declared lost (pruned before the server lost them).
     pub(crate) lost: Vec<LostSeqs>,
     /// What the batch shows of each run it touches, in the order the runs first appear
@@ -476,6 +480,9 @@ pub(crate) fn prepare(
                     fields,
                 })
             }),
+            RecordBody::Visit(_) | RecordBody::MemberCount(_) => {
+                crate::entries::PreparedEntry::of(seq, &body).map(PreparedRecord::Entry)
+            }
             RecordBody::PcEvent(e) => to_i64(e.mono_ms).map(|mono_ms| {
                 PreparedRecord::Event(PreparedEvent {
                     seq,
@@ -495,7 +502,7 @@ pub(crate) fn prepare(
                 match &record {
                     PreparedRecord::Session(_) => sessions += 1,
                     PreparedRecord::Event(_) => events += 1,
-                    PreparedRecord::Invalid { .. } => {}
+                    PreparedRecord::Entry(_) | PreparedRecord::Invalid { .. } => {}
                 }
                 if !runs.contains(&run) {
                     runs.push(run);
@@ -519,6 +526,7 @@ pub(crate) fn prepare(
         records,
         sessions,
         events,
+        pc: device.pc.to_string(),
         lost,
         evidence,
         not_before,
@@ -551,7 +559,9 @@ fn run_evidence(records: &[PreparedRecord], received_ms: i64) -> Vec<RunEvidence
                 e.fields.raw_at_ms,
                 e.seq,
             ),
-            PreparedRecord::Invalid { .. } => continue,
+            // An entry is dated by its run but gives the run no evidence: its wall
+            // time is a person's entry time, and sessions and events date runs well.
+            PreparedRecord::Entry(_) | PreparedRecord::Invalid { .. } => continue,
         };
         let i = *index.entry(run).or_insert_with(|| {
             evidence.push(RunEvidence::new(run, record.mono_ms));

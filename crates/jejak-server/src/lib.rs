@@ -24,6 +24,7 @@ mod dashboard;
 mod dating;
 #[cfg(test)]
 mod dating_props;
+mod entries;
 pub mod http;
 mod ingest;
 pub mod metrics;

@@ -50,6 +50,51 @@ pub(crate) fn recount_events(
     rollup::fold_events(delta, device, offset, None, events)
 }
 
+/// Adds one stored entry (a visit, a member count) to a recount: the counting rule of
+/// its kind (`rollup::entry_counters`), as at ingest.
+pub(crate) fn recount_entry(
+    delta: &mut RollupDelta,
+    places: &Places,
+    row: EntryRow,
+) -> Result<(), StoreError> {
+    let Some(&(library, offset)) = places.get(&row.stored.device) else {
+        return Err(StoreError::Inconsistent(format!(
+            "an entry of unknown device {}",
+            row.stored.device
+        )));
+    };
+    let bad = |what: &str| StoreError::Inconsistent(format!("entry {}: {what}", row.id));
+    let kind = crate::entries::kind_of_number(row.kind).ok_or_else(|| bad("unknown kind"))?;
+    let library_code =
+        jejak_domain::LibraryCode::parse_exact(&row.library).map_err(|_| bad("library code"))?;
+    let pc = jejak_domain::PcCode::parse_exact(&row.stored.pc).map_err(|_| bad("PC code"))?;
+    let body = crate::entries::stored_record(kind, row.id, &library_code, &pc, &row.stored)
+        .map_err(|e| bad(&e.to_string()))?;
+    delta.entry(library, offset, &body, row.stored.at_s, 1);
+    Ok(())
+}
+
+/// A stored entry as a backend reads it for a recount.
+pub(crate) struct EntryRow {
+    pub kind: i64,
+    pub id: uuid::Uuid,
+    /// Its library's code.
+    pub library: String,
+    pub stored: crate::entries::StoredEntry,
+}
+
+/// The first local day a rebuild recounts entry counters from (the retention cutoff's
+/// month, `i64::MIN` when nothing was pruned), and the first day of the dated months:
+/// counters on days in between are final and kept.
+pub(crate) fn entry_rebuild_days(from_month: i64) -> (i64, i64) {
+    let day = |month: i64| {
+        rollup::month_first(month)
+            .map(rollup::date_day)
+            .unwrap_or(i64::MIN)
+    };
+    (day(from_month), day(crate::dating::FIRST_DATED_MONTH))
+}
+
 /// Adds a stored day row (one PC's month) to the stored side of a check.
 pub(crate) fn stored_days(
     delta: &mut RollupDelta,
@@ -150,8 +195,27 @@ pub(crate) fn compare(expected: &RollupDelta, actual: &RollupDelta) -> RollupChe
             ));
         }
     }
+    let mut keys: Vec<_> = expected
+        .entries
+        .keys()
+        .chain(actual.entries.keys())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let (want, have) = (expected.entries.get(key), actual.entries.get(key));
+        if want != have {
+            note(format!(
+                "entry counter '{}' of library {} on day {}: recount {:?}, stored {:?}",
+                key.2, key.0, key.1, want, have
+            ));
+        }
+    }
     RollupCheck {
-        rows_checked: (expected.days.len() + expected.cells.len() + expected.patrons.len()) as u64,
+        rows_checked: (expected.days.len()
+            + expected.cells.len()
+            + expected.patrons.len()
+            + expected.entries.len()) as u64,
         differences: count,
         described: differences,
     }

@@ -389,6 +389,9 @@ pub struct RollupDelta {
     pub cells: FxHashMap<Cell, (i64, i64)>,
     /// Per (library, month number, patron number): sessions.
     pub patrons: FxHashMap<(i64, i64, i64), i64>,
+    /// The low-volume kinds' counters ([`entry_counters`]), per (library, local day,
+    /// counter key).
+    pub entries: FxHashMap<(i64, i64, String), i64>,
 }
 
 impl RollupDelta {
@@ -554,6 +557,7 @@ impl RollupDelta {
         self.days.retain(|(_, day), _| kept(day_month(*day)));
         self.cells.retain(|cell, _| kept(cell.month));
         self.patrons.retain(|(_, m, _), _| kept(*m));
+        self.entries.retain(|(_, day, _), _| kept(day_month(*day)));
         self
     }
 
@@ -562,7 +566,65 @@ impl RollupDelta {
         self.days.retain(|_, v| !v.is_zero());
         self.cells.retain(|_, v| *v != (0, 0));
         self.patrons.retain(|_, v| *v != 0);
+        self.entries.retain(|_, v| *v != 0);
         self
+    }
+
+    /// Adds (`sign = 1`) or takes away (`sign = -1`) one entry's counters: `body` dated
+    /// at `at_s` (Unix s) in a library whose zone is `offset_s` ahead of UTC.
+    pub fn entry(
+        &mut self,
+        library: i64,
+        offset_s: i64,
+        body: &jejak_domain::RecordBody,
+        at_s: i64,
+        sign: i64,
+    ) {
+        for (day, key, value) in entry_counters(body, local_day(at_s, offset_s)) {
+            *self.entries.entry((library, day, key)).or_default() += sign * value;
+        }
+    }
+}
+
+/// What one low-volume record counts, as (local day, counter key, value): the one
+/// counting rule of each kind, used at ingest (as a delta) and by the recount.
+///
+/// - A visit counts on the local day it was entered: `visit.entries` and
+///   `visit.people`, and each by gender and age group (`visit.people.ga.P.remaja`), by
+///   user kind (`visit.people.kind.anggota`) and by purpose
+///   (`visit.people.purpose.membaca`), as entries and as people. A withdrawn visit
+///   counts nothing.
+/// - A member count counts on its month's first day, whatever day it was entered:
+///   `member_count.members` (at month end) and `member_count.new`.
+///
+/// Sessions and pc events have rollups of their own and count nothing here.
+pub fn entry_counters(body: &jejak_domain::RecordBody, day: i64) -> Vec<(i64, String, i64)> {
+    use jejak_domain::RecordBody;
+    match body {
+        RecordBody::Session(_) | RecordBody::PcEvent(_) => Vec::new(),
+        RecordBody::Visit(v) if v.withdrawn => Vec::new(),
+        RecordBody::Visit(v) => {
+            let people = i64::from(v.people);
+            let mut out = Vec::with_capacity(8);
+            for (what, value) in [("entries", 1), ("people", people)] {
+                out.push((day, format!("visit.{what}"), value));
+                for part in [
+                    format!("ga.{}.{}", v.gender.code(), v.age_group.code()),
+                    format!("kind.{}", v.user_kind.code()),
+                    format!("purpose.{}", v.purpose.code()),
+                ] {
+                    out.push((day, format!("visit.{what}.{part}"), value));
+                }
+            }
+            out
+        }
+        RecordBody::MemberCount(m) => {
+            let first = date_day(m.month.first_day());
+            vec![
+                (first, "member_count.members".into(), i64::from(m.members)),
+                (first, "member_count.new".into(), i64::from(m.new_members)),
+            ]
+        }
     }
 }
 

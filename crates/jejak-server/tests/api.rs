@@ -123,7 +123,10 @@ async fn a_batch_is_stored_with_corrected_times_and_acknowledged() {
     let offset = me["clock_offset_ms"].as_i64().unwrap();
     assert!((offset + 90_000).abs() < 1_000, "offset {offset}");
     // The record kinds this server stores, so a PC holds back only what it cannot take.
-    assert_eq!(me["accepts"], serde_json::json!(["session", "pc_event"]));
+    assert_eq!(
+        me["accepts"],
+        serde_json::json!(["session", "pc_event", "visit", "member_count"])
+    );
     server.assert_healthy().await;
 }
 
@@ -174,7 +177,7 @@ fn one_session_batch(pc: &SimPc, log: &SimLog, index: usize, seq: u64) -> WireBa
 fn session_mut(record: &mut ChangeRecord) -> &mut jejak_domain::Session {
     match &mut record.body {
         RecordBody::Session(s) => s,
-        RecordBody::PcEvent(_) => panic!("not a session"),
+        _ => panic!("not a session"),
     }
 }
 

@@ -184,7 +184,7 @@ async fn ingest(
 fn session_mut(record: &mut ChangeRecord) -> &mut jejak_domain::Session {
     match &mut record.body {
         RecordBody::Session(s) => s,
-        RecordBody::PcEvent(_) => panic!("not a session"),
+        _ => panic!("not a session"),
     }
 }
 

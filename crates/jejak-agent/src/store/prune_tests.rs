@@ -284,7 +284,7 @@ fn a_login_nobody_checked_in_is_recorded_and_filled_in_at_check_in() {
         .into_iter()
         .filter_map(|c| match c.body {
             RecordBody::Session(s) => Some((s.id, s.revision)),
-            RecordBody::PcEvent(_) => None,
+            _ => None,
         })
         .collect();
     assert_eq!(revisions, vec![(session.id, 1), (session.id, 2)]);

@@ -299,6 +299,7 @@ mod uptime_flag_tests {
             last_batch_ms: Some(1_793_500_000_000),
             days: Vec::new(),
             breakdowns: Vec::new(),
+            entry_counts: Vec::new(),
         };
         let facts = MonthFacts {
             month,
@@ -336,6 +337,7 @@ mod kecamatan_tests {
             code: LibraryCode::parse(code).unwrap(),
             name: format!("Perpustakaan Desa {code}"),
             timezone: Zone::Wib,
+            entry_counts: Vec::new(),
             details: LibraryDetails {
                 npp: Some(format!("330201{}D1000001", code.len() % 10)),
                 desa: Some(code.to_string()),

@@ -279,6 +279,7 @@ mod period_tests {
                     open_days: Vec::new(),
                     unique_users: 0,
                     last_batch_ms: None,
+                    entry_counts: Vec::new(),
                     days: vec![DayFacts {
                         pc: jejak_domain::PcCode::parse("pc-01").unwrap(),
                         day: month,

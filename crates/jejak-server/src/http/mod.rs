@@ -111,6 +111,11 @@ pub struct ServerConfig {
     pub serving: Serving,
     /// Who may reach the dashboard and how its cookies are marked.
     pub dashboard: DashboardSettings,
+    /// The record kinds this server stores, advertised in `GET /api/v1/devices/me`:
+    /// every kind this build knows. Not a setting anyone chooses: tests set fewer to
+    /// play a server older than a kind, which then also refuses such records (422), as
+    /// an older server's parser would.
+    pub accepts: Vec<jejak_domain::RecordKind>,
 }
 
 /// The dashboard's settings.
@@ -134,6 +139,7 @@ impl Default for ServerConfig {
             clock: system_clock(),
             serving: Serving::default(),
             dashboard: DashboardSettings::default(),
+            accepts: jejak_domain::RecordKind::ALL.to_vec(),
         }
     }
 }
@@ -571,6 +577,9 @@ async fn ingest_request(
     if let Some(refusal) = too_many_records(&batch, limits) {
         return Err(refusal);
     }
+    if let Some(refusal) = unaccepted_entry(&batch, &app.config.accepts) {
+        return Err(refusal);
+    }
     let started = Instant::now();
     let ack = app
         .store
@@ -691,6 +700,24 @@ async fn post_batch(
     }
 }
 
+/// Refuses a batch carrying an entry of a kind this server does not list in `accepts`
+/// (only a test's server lists fewer than it knows), naming the entry, as an older
+/// server's parser would refuse it.
+fn unaccepted_entry(batch: &WireBatch, accepts: &[jejak_domain::RecordKind]) -> Option<ApiProblem> {
+    let (index, row) = batch.entries.iter().enumerate().find(|(_, row)| {
+        jejak_domain::RecordKind::from_code(&row.1).is_some_and(|kind| !accepts.contains(&kind))
+    })?;
+    Some(ApiProblem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-batch",
+        "Invalid batch",
+        format!(
+            "entries[{index}].kind '{}' is not a kind this server stores",
+            row.1
+        ),
+    ))
+}
+
 /// The answer of `GET /api/v1/devices/me`: what the server holds for the token's
 /// device, and the record kinds it stores.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -722,7 +749,7 @@ async fn device_me(State(app): State<AppState>, headers: HeaderMap) -> Response 
     match app.store.device_state(&device).await {
         Ok(state) => Json(DeviceMe {
             state,
-            accepts: jejak_domain::RecordKind::ALL.to_vec(),
+            accepts: app.config.accepts.clone(),
         })
         .into_response(),
         Err(e) => store_unavailable(&e).into_response(),

@@ -851,6 +851,12 @@ async fn rebuild(tx: &Transaction<'_>) -> Result<(), StoreError> {
         )
         .await?;
     }
+    let (from_day, undated_day) = crate::recount::entry_rebuild_days(from);
+    tx.execute(
+        "DELETE FROM entry_counts WHERE day >= $1 OR day < $2",
+        &[&from_day, &undated_day],
+    )
+    .await?;
     write::write_rollups(tx, 0, &expected).await?;
     let mut cursors: Vec<_> = cursors.into_iter().collect();
     cursors.sort_by_key(|(device, _)| *device);

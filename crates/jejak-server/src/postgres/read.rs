@@ -446,6 +446,7 @@ pub(crate) async fn month_facts(
             last_batch_ms: None,
             days: Vec::new(),
             breakdowns: Vec::new(),
+            entry_counts: Vec::new(),
         })
         .collect();
     if libs.is_empty() {
@@ -603,6 +604,29 @@ pub(crate) async fn month_facts(
             }
         }
     }
+    // The low-volume kinds' counters of the month's days.
+    let (first_day, next_day) = (rollup::date_day(first), rollup::date_day(next));
+    for r in tx
+        .query(
+            "SELECT library, day, key, value FROM entry_counts WHERE day >= $1 AND day < $2
+             ORDER BY library, day, key",
+            &[&first_day, &next_day],
+        )
+        .await?
+    {
+        let Some(&i) = lib_index.get(&r.try_get::<_, i64>(0)?) else {
+            continue;
+        };
+        let day = rollup::day_date(r.try_get(1)?)
+            .ok_or_else(|| StoreError::Inconsistent("an entry counter's day".into()))?;
+        libs[i]
+            .entry_counts
+            .push(crate::report::facts::EntryCountFacts {
+                day,
+                key: r.try_get(2)?,
+                value: r.try_get(3)?,
+            });
+    }
     Ok(MonthFacts {
         month: first,
         libraries: libs,
@@ -688,6 +712,34 @@ pub(crate) async fn recount(
         };
         recount::recount_session(&mut delta, &places, r.try_get(0)?, &facts)?;
     }
+    for r in tx
+        .query(
+            "SELECT e.kind, e.id, l.code, e.device, d.pc, e.revision, e.wall_ms, e.fields, e.at_s
+             FROM entries e JOIN devices d ON d.library = e.library AND d.id = e.device
+                 JOIN libraries l ON l.id = e.library",
+            &[],
+        )
+        .await?
+    {
+        let id: Vec<u8> = r.try_get(1)?;
+        let fields: Vec<u8> = r.try_get(7)?;
+        let row = recount::EntryRow {
+            kind: r.try_get(0)?,
+            id: Uuid::from_slice(&id)
+                .map_err(|_| StoreError::Inconsistent("an entry's id".into()))?,
+            library: r.try_get(2)?,
+            stored: crate::entries::StoredEntry {
+                device: r.try_get(3)?,
+                pc: r.try_get(4)?,
+                revision: r.try_get(5)?,
+                wall_ms: r.try_get(6)?,
+                fields: crate::rollup::unpack(&fields)
+                    .ok_or_else(|| StoreError::Inconsistent("an entry's fields".into()))?,
+                at_s: r.try_get(8)?,
+            },
+        };
+        recount::recount_entry(&mut delta, &places, row)?;
+    }
     let mut cursors = HashMap::new();
     for (&device, &(library, offset)) in &places {
         let events = super::write::device_events(tx, library, device).await?;
@@ -722,6 +774,14 @@ async fn stored(tx: &Transaction<'_>) -> Result<RollupDelta, StoreError> {
     {
         let bytes: Vec<u8> = r.try_get(2)?;
         recount::stored_patrons(&mut delta, r.try_get(0)?, r.try_get(1)?, &bytes)?;
+    }
+    for r in tx
+        .query("SELECT library, day, key, value FROM entry_counts", &[])
+        .await?
+    {
+        delta
+            .entries
+            .insert((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?), r.try_get(3)?);
     }
     Ok(delta.without_zeros())
 }

@@ -19,7 +19,7 @@
 
 /// The migrations, in order: (version, SQL).
 pub(crate) const MIGRATIONS: &[(i64, &str)] =
-    &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
+    &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6), (7, V7)];
 
 /// The advisory lock key that serialises migrations (an arbitrary constant: "jejak" in
 /// ASCII).
@@ -258,4 +258,28 @@ ALTER TABLE libraries
     ADD COLUMN kepala_desa TEXT,
     ADD COLUMN manager TEXT,
     ADD COLUMN manager_nip TEXT;
+"#;
+
+/// Version 7: the low-volume record kinds in one generic table and their counters per
+/// library, local day and counter key (see the SQLite store's V8 and `entries.rs`).
+/// Both lead with `library`, the distribution column.
+const V7: &str = r#"
+CREATE TABLE entries (
+    library  BIGINT NOT NULL,
+    kind     BIGINT NOT NULL,
+    id       BYTEA NOT NULL,
+    device   BIGINT NOT NULL,
+    revision BIGINT NOT NULL,
+    wall_ms  BIGINT NOT NULL,
+    at_s     BIGINT NOT NULL,
+    fields   BYTEA NOT NULL,
+    PRIMARY KEY (library, kind, id)
+);
+CREATE TABLE entry_counts (
+    library BIGINT NOT NULL,
+    day     BIGINT NOT NULL,
+    key     TEXT NOT NULL,
+    value   BIGINT NOT NULL,
+    PRIMARY KEY (library, day, key)
+);
 "#;

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::codes;
 use crate::dating::{self, KeptRun, RunDating, StoredTime};
+use crate::entries::{self, Decision, PreparedEntry, StoredEntry};
 use crate::ingest::{
     self, Anchor, IngestOutcome, PreparedBatch, PreparedEvent, PreparedRecord, PreparedSession,
     REJECT_CONFLICT, REJECT_INVALID, WallOffset,
@@ -408,7 +409,7 @@ pub(crate) async fn ingest(
             PreparedRecord::Event(e) => {
                 event_rows.insert(index, ctx.event_row(e));
             }
-            PreparedRecord::Invalid { .. } => {}
+            PreparedRecord::Entry(_) | PreparedRecord::Invalid { .. } => {}
         }
     }
     // Records from before the retention cutoff are never inserted anew (see
@@ -437,6 +438,7 @@ pub(crate) async fn ingest(
                 let fresh = fresh_events.remove(&e.id);
                 ctx.event(e, at_s, fresh).await?
             }
+            PreparedRecord::Entry(e) => ctx.entry(e, &batch.pc, cutoff).await?,
             PreparedRecord::Invalid { seq, id, detail } => {
                 ctx.reject(*seq, id, REJECT_INVALID, detail.clone()).await?
             }
@@ -899,6 +901,25 @@ const UPSERT_REJECTED: &str = "INSERT INTO rejected (library, device, epoch, seq
              times = rejected.times + 1
      RETURNING times";
 
+/// A stored entry with the code of the PC that sent it, locked (`entries.rs`).
+const SELECT_ENTRY: &str = "SELECT e.device, d.pc, e.revision, e.wall_ms, e.fields, e.at_s
+     FROM entries e JOIN devices d ON d.library = e.library AND d.id = e.device
+     WHERE e.library = $1 AND e.kind = $2 AND e.id = $3 FOR UPDATE OF e";
+const INSERT_ENTRY: &str = "INSERT INTO entries (library, kind, id, device, revision, wall_ms,
+         at_s, fields)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (library, kind, id) DO NOTHING";
+const UPDATE_ENTRY: &str = "UPDATE entries SET device = $4, revision = $5, wall_ms = $6,
+         at_s = $7, fields = $8
+     WHERE library = $1 AND kind = $2 AND id = $3";
+/// Adds the low-volume kinds' counter changes, in key order.
+const ADD_ENTRY_COUNTS: &str = "INSERT INTO entry_counts (library, day, key, value)
+     SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[])
+     ON CONFLICT (library, day, key) DO UPDATE SET value = entry_counts.value + excluded.value";
+/// Removes the counters of those keys that count nothing any more.
+const DROP_ZERO_ENTRY_COUNTS: &str = "DELETE FROM entry_counts e
+     USING unnest($1::int8[], $2::int8[], $3::text[]) AS u(l, d, k)
+     WHERE e.library = u.l AND e.day = u.d AND e.key = u.k AND e.value = 0";
+
 /// The per-batch state of the record loop.
 struct RecordContext<'a, 't> {
     tx: &'a Transaction<'t>,
@@ -1284,6 +1305,97 @@ impl RecordContext<'_, '_> {
         }
     }
 
+    /// Stores a low-volume record in `entries` by the rules of `entries::decide`, and
+    /// counts it (the SQLite store's `entry`, with the row locked: a library-scoped
+    /// record may be written by two PCs' batches at once). `cutoff` is the retention
+    /// cutoff, Unix s.
+    async fn entry(&mut self, e: &PreparedEntry, pc: &str, cutoff: i64) -> Result<(), StoreError> {
+        let dated = dating::date(
+            e.wall_ms,
+            e.mono_ms,
+            0,
+            jejak_domain::TimeQuality::Trusted,
+            &self.run_dating(&e.run),
+            self.offset.as_ref(),
+            self.received_ms,
+        );
+        let at_s = whole_s(dated.ms);
+        let id = e.id.as_bytes().as_slice();
+        let (lib, dev, zone) = (self.library, self.device.0, self.zone_offset_s);
+        let fields = rollup::pack(&e.fields);
+        // The entry's row: the key, then the columns an insert or an update writes.
+        let row: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+            &lib,
+            &e.kind_number,
+            &id,
+            &dev,
+            &e.revision,
+            &e.wall_ms,
+            &at_s,
+            &fields,
+        ];
+        let select = self.tx.prepare_cached(SELECT_ENTRY).await?;
+        let insert = self.tx.prepare_cached(INSERT_ENTRY).await?;
+        // The row, locked; when missing, inserted (waiting for a concurrent inserter of
+        // the same library-scoped record, whose row is then read and decided on).
+        let mut stored = None;
+        for _ in 0..2 {
+            stored = match self
+                .tx
+                .query_opt(&select, &[&lib, &e.kind_number, &id])
+                .await?
+            {
+                Some(r) => {
+                    let packed: Vec<u8> = r.try_get(4)?;
+                    Some(StoredEntry {
+                        device: r.try_get(0)?,
+                        pc: r.try_get(1)?,
+                        revision: r.try_get(2)?,
+                        wall_ms: r.try_get(3)?,
+                        fields: rollup::unpack(&packed).unwrap_or_default(),
+                        at_s: r.try_get(5)?,
+                    })
+                }
+                None => None,
+            };
+            if stored.is_some() {
+                break;
+            }
+            if entries::counts_before(&e.body, at_s, zone, cutoff) {
+                let detail = format!(
+                    "this {} counts in a month older than the server keeps records; its report is final",
+                    e.kind.code()
+                );
+                return self
+                    .reject(e.seq, &e.id, ingest::REJECT_BEYOND_RETENTION, detail)
+                    .await;
+            }
+            if self.tx.execute(&insert, &row).await? == 1 {
+                self.new += 1;
+                self.rollups.entry(lib, zone, &e.body, at_s, 1);
+                return Ok(());
+            }
+        }
+        match entries::decide(e, dev, pc, stored.as_ref()) {
+            Decision::Insert | Decision::Replace => {
+                if let Some(old) = stored.as_ref().and_then(|s| entries::stored_body(e, s)) {
+                    let old_at_s = stored.as_ref().map_or(at_s, |s| s.at_s);
+                    self.rollups.entry(lib, zone, &old, old_at_s, -1);
+                }
+                let update = self.tx.prepare_cached(UPDATE_ENTRY).await?;
+                self.tx.execute(&update, &row).await?;
+                self.new += 1;
+                self.rollups.entry(lib, zone, &e.body, at_s, 1);
+                Ok(())
+            }
+            Decision::Duplicate => {
+                self.duplicates += 1;
+                Ok(())
+            }
+            Decision::Conflict(detail) => self.reject(e.seq, &e.id, REJECT_CONFLICT, detail).await,
+        }
+    }
+
     /// Records a refused record (once per change of the device's log, however often it
     /// is sent) and lists it in the answer.
     async fn reject(
@@ -1542,6 +1654,7 @@ pub(crate) async fn write_rollups(
     library: i64,
     delta: &RollupDelta,
 ) -> Result<(), StoreError> {
+    write_entry_counts(tx, delta).await?;
     let changes = recount::row_changes(delta)?;
     if changes.days.is_empty() && changes.cells.is_empty() && changes.patrons.is_empty() {
         return Ok(());
@@ -1684,6 +1797,26 @@ pub(crate) async fn write_rollups(
         ],
     )
     .await?;
+    Ok(())
+}
+
+/// Adds the low-volume kinds' counter changes of a delta (`rollup::entry_counters`), in
+/// key order so that two batches of one library lock the rows in the same order.
+async fn write_entry_counts(tx: &Transaction<'_>, delta: &RollupDelta) -> Result<(), StoreError> {
+    if delta.entries.is_empty() {
+        return Ok(());
+    }
+    let mut changes: Vec<_> = delta.entries.iter().collect();
+    changes.sort();
+    let libraries: Vec<i64> = changes.iter().map(|((l, _, _), _)| *l).collect();
+    let days: Vec<i64> = changes.iter().map(|((_, d, _), _)| *d).collect();
+    let keys: Vec<&str> = changes.iter().map(|((_, _, k), _)| k.as_str()).collect();
+    let values: Vec<i64> = changes.iter().map(|(_, v)| **v).collect();
+    let add = tx.prepare_cached(ADD_ENTRY_COUNTS).await?;
+    tx.execute(&add, &[&libraries, &days, &keys, &values])
+        .await?;
+    let drop = tx.prepare_cached(DROP_ZERO_ENTRY_COUNTS).await?;
+    tx.execute(&drop, &[&libraries, &days, &keys]).await?;
     Ok(())
 }
 

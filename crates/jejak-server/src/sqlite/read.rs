@@ -443,6 +443,7 @@ pub(crate) fn month_facts(
             last_batch_ms: None,
             days: Vec::new(),
             breakdowns: Vec::new(),
+            entry_counts: Vec::new(),
         })
         .collect();
     if libs.is_empty() {
@@ -612,6 +613,28 @@ pub(crate) fn month_facts(
                     persons: to_u64(persons),
                 });
             }
+        }
+    }
+    // The low-volume kinds' counters of the month's days.
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT library, day, key, value FROM entry_counts WHERE day >= ?1 AND day < ?2
+             ORDER BY library, day, key",
+        )?;
+        let mut rows = stmt.query(params![rollup::date_day(first), rollup::date_day(next)])?;
+        while let Some(r) = rows.next()? {
+            let Some(&i) = lib_index.get(&r.get::<_, i64>(0)?) else {
+                continue;
+            };
+            let day = rollup::day_date(r.get(1)?)
+                .ok_or_else(|| inconsistent("an entry counter's day"))?;
+            libs[i]
+                .entry_counts
+                .push(crate::report::facts::EntryCountFacts {
+                    day,
+                    key: r.get(2)?,
+                    value: r.get(3)?,
+                });
         }
     }
     Ok(MonthFacts {

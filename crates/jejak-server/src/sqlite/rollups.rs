@@ -9,9 +9,11 @@ use std::collections::HashMap;
 use rusqlite::{Connection, params};
 
 use super::write::{device_events, retained_from, write_rollups};
+use crate::entries::StoredEntry;
 use crate::recount::{self, Places};
 use crate::rollup::{EventCursor, RollupDelta, SessionFacts};
 use crate::store::{RollupCheck, StoreError};
+use uuid::Uuid;
 
 /// Every device's library and zone offset.
 fn places(conn: &Connection) -> Result<Places, StoreError> {
@@ -59,6 +61,33 @@ fn recount(
             recount::recount_session(&mut delta, &places, device, &facts)?;
         }
     }
+    {
+        let mut stmt = conn.prepare(
+            "SELECT e.kind, e.id, l.code, e.device, d.pc, e.revision, e.wall_ms, e.fields, e.at_s
+             FROM entries e JOIN devices d ON d.id = e.device JOIN libraries l ON l.id = e.library",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: Vec<u8> = r.get(1)?;
+            let fields: Vec<u8> = r.get(7)?;
+            let row = recount::EntryRow {
+                kind: r.get(0)?,
+                id: Uuid::from_slice(&id)
+                    .map_err(|_| StoreError::Inconsistent("an entry's id".into()))?,
+                library: r.get(2)?,
+                stored: StoredEntry {
+                    device: r.get(3)?,
+                    pc: r.get(4)?,
+                    revision: r.get(5)?,
+                    wall_ms: r.get(6)?,
+                    fields: crate::rollup::unpack(&fields)
+                        .ok_or_else(|| StoreError::Inconsistent("an entry's fields".into()))?,
+                    at_s: r.get(8)?,
+                },
+            };
+            recount::recount_entry(&mut delta, &places, row)?;
+        }
+    }
     let mut cursors = HashMap::new();
     for (&device, &(_, offset)) in &places {
         let events = device_events(conn, device)?;
@@ -89,6 +118,13 @@ fn stored(conn: &Connection) -> Result<RollupDelta, StoreError> {
             add(&mut delta, r.get(0)?, r.get(1)?, &bytes)?;
         }
     }
+    let mut stmt = conn.prepare("SELECT library, day, key, value FROM entry_counts")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        delta
+            .entries
+            .insert((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?);
+    }
     Ok(delta.without_zeros())
 }
 
@@ -118,6 +154,11 @@ pub(crate) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
             [from, undated],
         )?;
     }
+    let (from_day, undated_day) = recount::entry_rebuild_days(from);
+    conn.execute(
+        "DELETE FROM entry_counts WHERE day >= ?1 OR day < ?2",
+        [from_day, undated_day],
+    )?;
     write_rollups(conn, &expected)?;
     let mut update = conn.prepare(
         "UPDATE devices SET event_at_s = ?2, event_id = ?3, event_kind = ?4, event_link_up = ?5

@@ -43,6 +43,7 @@ fn steps() -> Vec<M<'static>> {
         M::up(V5),
         M::up(V6),
         M::up(V7),
+        M::up(V8),
     ]
 }
 
@@ -367,6 +368,31 @@ ALTER TABLE libraries ADD COLUMN address TEXT;
 ALTER TABLE libraries ADD COLUMN kepala_desa TEXT;
 ALTER TABLE libraries ADD COLUMN manager TEXT;
 ALTER TABLE libraries ADD COLUMN manager_nip TEXT;
+"#;
+
+/// Version 8: the low-volume record kinds (visits, member counts) in one generic table,
+/// keyed by library, kind (its place in `RecordKind::ALL`) and id, their fields packed
+/// as varints (`entries.rs`); and their counters per library, local day and counter key
+/// (`rollup::entry_counters`). No kind has a table or SQL of its own.
+const V8: &str = r#"
+CREATE TABLE entries (
+    library  INTEGER NOT NULL,
+    kind     INTEGER NOT NULL,
+    id       BLOB NOT NULL,
+    device   INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    wall_ms  INTEGER NOT NULL,
+    at_s     INTEGER NOT NULL,
+    fields   BLOB NOT NULL,
+    PRIMARY KEY (library, kind, id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE entry_counts (
+    library INTEGER NOT NULL,
+    day     INTEGER NOT NULL,
+    key     TEXT NOT NULL,
+    value   INTEGER NOT NULL,
+    PRIMARY KEY (library, day, key)
+) STRICT, WITHOUT ROWID;
 "#;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::codes;
 use crate::dating::{self, KeptRun, RunDating, StoredTime};
+use crate::entries::{self, Decision, PreparedEntry, StoredEntry};
 use crate::ingest::{
     self, Anchor, IngestOutcome, PreparedBatch, PreparedEvent, PreparedRecord, PreparedSession,
     REJECT_CONFLICT, REJECT_INVALID, WallOffset,
@@ -234,6 +235,7 @@ pub(crate) fn ingest(
         match record {
             PreparedRecord::Session(s) => ctx.session(s)?,
             PreparedRecord::Event(e) => ctx.event(e)?,
+            PreparedRecord::Entry(e) => ctx.entry(e, &batch.pc)?,
             PreparedRecord::Invalid { seq, id, detail } => {
                 ctx.reject(*seq, id, REJECT_INVALID, detail.clone())?
             }
@@ -747,6 +749,96 @@ impl RecordContext<'_> {
             )
         }
     }
+    /// Stores a low-volume record in `entries` by the rules of `entries::decide`, and
+    /// counts it. `pc` is the sending PC's code.
+    fn entry(&mut self, e: &PreparedEntry, pc: &str) -> Result<(), StoreError> {
+        let dated = dating::date(
+            e.wall_ms,
+            e.mono_ms,
+            0,
+            TimeQuality::Trusted,
+            &self.run_dating(&e.run),
+            self.offset.as_ref(),
+            self.received_ms,
+        );
+        let (at_s, _) = split_ms(dated.ms);
+        let id = e.id.as_bytes().as_slice();
+        let stored = self
+            .conn
+            .prepare_cached(
+                "SELECT e.device, d.pc, e.revision, e.wall_ms, e.fields, e.at_s
+                 FROM entries e JOIN devices d ON d.id = e.device
+                 WHERE e.library = ?1 AND e.kind = ?2 AND e.id = ?3",
+            )?
+            .query_row(params![self.library, e.kind_number, id], |r| {
+                let packed: Vec<u8> = r.get(4)?;
+                Ok(StoredEntry {
+                    device: r.get(0)?,
+                    pc: r.get(1)?,
+                    revision: r.get(2)?,
+                    wall_ms: r.get(3)?,
+                    fields: rollup::unpack(&packed).unwrap_or_default(),
+                    at_s: r.get(5)?,
+                })
+            })
+            .optional()?;
+        let (library, zone) = (self.library, self.zone_offset_s);
+        if stored.is_none() && entries::counts_before(&e.body, at_s, zone, self.retained_from_s) {
+            return self.reject(
+                e.seq,
+                &e.id,
+                ingest::REJECT_BEYOND_RETENTION,
+                format!(
+                    "this {} counts in a month older than the server keeps records; its report is final",
+                    e.kind.code()
+                ),
+            );
+        }
+        let row = params![
+            library,
+            e.kind_number,
+            id,
+            self.device.0,
+            e.revision,
+            e.wall_ms,
+            at_s,
+            rollup::pack(&e.fields)
+        ];
+        match entries::decide(e, self.device.0, pc, stored.as_ref()) {
+            Decision::Insert => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO entries (library, kind, id, device, revision, wall_ms, at_s,
+                             fields)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?
+                    .execute(row)?;
+                self.new += 1;
+                self.rollups.entry(library, zone, &e.body, at_s, 1);
+            }
+            Decision::Replace => {
+                if let Some(old) = stored.as_ref().and_then(|s| entries::stored_body(e, s)) {
+                    let old_at_s = stored.as_ref().map_or(at_s, |s| s.at_s);
+                    self.rollups.entry(library, zone, &old, old_at_s, -1);
+                }
+                self.conn
+                    .prepare_cached(
+                        "UPDATE entries SET device = ?4, revision = ?5, wall_ms = ?6, at_s = ?7,
+                             fields = ?8
+                         WHERE library = ?1 AND kind = ?2 AND id = ?3",
+                    )?
+                    .execute(row)?;
+                self.new += 1;
+                self.rollups.entry(library, zone, &e.body, at_s, 1);
+            }
+            Decision::Duplicate => self.duplicates += 1,
+            Decision::Conflict(detail) => {
+                return self.reject(e.seq, &e.id, REJECT_CONFLICT, detail);
+            }
+        }
+        Ok(())
+    }
+
     /// Records a refused record (once per change of the device's log, however often it
     /// is sent) and lists it in the answer.
     fn reject(
@@ -1192,6 +1284,20 @@ pub(crate) fn write_rollups(conn: &Connection, delta: &RollupDelta) -> Result<()
             (month, library),
             packed,
         )?;
+    }
+    // The low-volume kinds' counters: a few rows per library and day, added in place.
+    let mut counters: Vec<_> = delta.entries.iter().collect();
+    counters.sort();
+    for ((library, day, key), value) in counters {
+        conn.prepare_cached(
+            "INSERT INTO entry_counts (library, day, key, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (library, day, key) DO UPDATE SET value = value + excluded.value",
+        )?
+        .execute(params![library, day, key, value])?;
+        conn.prepare_cached(
+            "DELETE FROM entry_counts WHERE library = ?1 AND day = ?2 AND key = ?3 AND value = 0",
+        )?
+        .execute(params![library, day, key])?;
     }
     Ok(())
 }
