@@ -1,4 +1,5 @@
-//! The property of the rollups: whatever sessions, revisions, pc events and arrival
+//! The property of the rollups: whatever sessions, revisions, pc events, desk visits
+//! (withdrawn or not), member counts and arrival
 //! orders (batches resent, refused for a seq gap and retried, anchors improving between
 //! batches so that later revisions are re-dated), the stored rollups equal a recount
 //! from the raw rows, and the sessions they count are exactly the stored public ones.
@@ -36,6 +37,20 @@ enum Gen {
     Session { start_min: u64, revs: Vec<Rev> },
     /// A pc event `at_min` minutes into the window.
     Event { at_min: u64, kind: u8 },
+    /// A desk visit `at_min` minutes into the window, withdrawn by a later revision
+    /// (the librarian's undo) when `undone`.
+    Visit {
+        at_min: u64,
+        purpose: u8,
+        people: u32,
+        undone: bool,
+    },
+    /// A revision of the member count of October (`november` false) or November.
+    Members {
+        november: bool,
+        members: u32,
+        new_members: u32,
+    },
 }
 
 fn rev() -> impl Strategy<Value = Rev> {
@@ -68,6 +83,14 @@ fn gen_item() -> impl Strategy<Value = Gen> {
         3 => (0u64..(4 * 1440), proptest::collection::vec(rev(), 1..4))
             .prop_map(|(start_min, revs)| Gen::Session { start_min, revs }),
         2 => (0u64..(4 * 1440), 0u8..5).prop_map(|(at_min, kind)| Gen::Event { at_min, kind }),
+        2 => (0u64..(4 * 1440), 0u8..6, 1u32..40, any::<bool>())
+            .prop_map(|(at_min, purpose, people, undone)| Gen::Visit { at_min, purpose, people, undone }),
+        1 => (any::<bool>(), 0u32..500, 0u32..20)
+            .prop_map(|(november, members, new_members)| Gen::Members {
+                november,
+                members: members + new_members,
+                new_members,
+            }),
     ]
 }
 
@@ -85,8 +108,80 @@ fn records(
 ) -> Vec<ChangeRecord> {
     let mut out = Vec::new();
     let mut seq = 0u64;
+    // The revision each month's member count is at.
+    let mut member_revisions = [0u32; 2];
     for item in items {
         match item {
+            Gen::Visit {
+                at_min,
+                purpose,
+                people,
+                undone,
+            } => {
+                seq += 1;
+                let at = boot + chrono::Duration::minutes(*at_min as i64);
+                let visit = jejak_domain::Visit {
+                    id: Uuid::new_v4(),
+                    revision: 1,
+                    library: library.clone(),
+                    pc: pc.clone(),
+                    at,
+                    run_id: run,
+                    mono_ms: at_min * 60 * 1000,
+                    gender: pick(Gender::ALL, *purpose),
+                    age_group: pick(AgeGroup::ALL, *purpose),
+                    user_kind: pick(UserKind::VISITORS, *purpose),
+                    purpose: pick(jejak_domain::VisitPurpose::ALL, *purpose),
+                    people: *people,
+                    withdrawn: false,
+                };
+                let mut revisions = vec![visit.clone()];
+                if *undone {
+                    revisions.push(visit.withdrawn(at, run, visit.mono_ms + 1));
+                }
+                for v in revisions {
+                    if v.revision > 1 {
+                        seq += 1;
+                    }
+                    out.push(ChangeRecord {
+                        seq,
+                        recorded_at: v.at,
+                        run_id: run,
+                        mono_ms: v.mono_ms,
+                        body: RecordBody::Visit(v),
+                    });
+                }
+            }
+            Gen::Members {
+                november,
+                members,
+                new_members,
+            } => {
+                seq += 1;
+                let month =
+                    jejak_domain::YearMonth::new(2026, 10 + u32::from(*november)).expect("a month");
+                let revision = &mut member_revisions[usize::from(*november)];
+                *revision += 1;
+                let at = boot + chrono::Duration::minutes(i64::from(*revision));
+                out.push(ChangeRecord {
+                    seq,
+                    recorded_at: at,
+                    run_id: run,
+                    mono_ms: u64::from(*revision) * 60_000,
+                    body: RecordBody::MemberCount(jejak_domain::MemberCount {
+                        id: jejak_domain::MemberCount::id_for(library, month),
+                        revision: *revision,
+                        library: library.clone(),
+                        pc: pc.clone(),
+                        at,
+                        run_id: run,
+                        mono_ms: u64::from(*revision) * 60_000,
+                        month,
+                        members: *members,
+                        new_members: *new_members,
+                    }),
+                });
+            }
             Gen::Session { start_min, revs } => {
                 let id = Uuid::new_v4();
                 let start = boot + chrono::Duration::minutes(*start_min as i64);
@@ -172,7 +267,7 @@ fn records(
     out
 }
 
-/// The batch over `records[from..to]`, keeping only the newest revision of each session
+/// The batch over `records[from..to]`, keeping only the newest revision of each record
 /// in the range (as the client does), with an anchor for the run that is `skew_s` off
 /// the truth and more precise the later the batch (so it replaces the stored one and
 /// re-dates what follows).
@@ -187,19 +282,7 @@ fn batch(
     (from, to): (usize, usize),
     skew_s: i64,
 ) -> WireBatch {
-    let range = &records[from..to];
-    let current: Vec<ChangeRecord> = range
-        .iter()
-        .filter(|r| {
-            match &r.body {
-            RecordBody::Session(s) => !range.iter().any(|o| {
-                matches!(&o.body, RecordBody::Session(n) if n.id == s.id && n.revision > s.revision)
-            }),
-            _ => true,
-        }
-        })
-        .cloned()
-        .collect();
+    let current = jejak_domain::newest_revisions(records[from..to].to_vec());
     let sent_mono = 6 * 86_400_000u64;
     let server_ms = (boot + chrono::Duration::milliseconds(sent_mono as i64)).timestamp_millis()
         + skew_s * 1000;

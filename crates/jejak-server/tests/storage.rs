@@ -116,6 +116,7 @@ both_backends!(
     an_acknowledgements_time_dates_the_run_it_came_back_in,
     retention_keeps_the_sessions_whose_month_cannot_be_told,
     library_details_round_trip_and_edits_change_only_what_is_given,
+    visits_and_member_counts_are_stored_revised_withdrawn_and_counted_once,
 );
 
 fn lib(code: &str) -> LibraryCode {
@@ -1714,4 +1715,266 @@ async fn postgres_migration_to_library_details_keeps_existing_libraries() {
     assert_eq!(libraries[0].details, LibraryDetails::default());
     drop(reopened);
     h.finish().await;
+}
+
+/// A desk visit of `library`'s `pc_code` on day `day` of the suite's month at 10:00 WIB
+/// plus `minute`.
+fn desk_visit(
+    library: &str,
+    pc_code: &str,
+    id: u128,
+    minute: i64,
+    purpose: jejak_domain::VisitPurpose,
+    people: u32,
+) -> jejak_domain::Visit {
+    jejak_domain::Visit {
+        id: Uuid::from_u128(id),
+        revision: 1,
+        library: lib(library),
+        pc: pc(pc_code),
+        at: sim::month_start() + Duration::days(1) + Duration::hours(3) + Duration::minutes(minute),
+        run_id: Uuid::from_u128(77),
+        mono_ms: 60_000 + minute as u64 * 60_000,
+        gender: jejak_domain::Gender::P,
+        age_group: jejak_domain::AgeGroup::Remaja,
+        user_kind: jejak_domain::UserKind::Rombongan,
+        purpose,
+        people,
+        withdrawn: false,
+    }
+}
+
+/// The suite month's member count of `library`, entered on `pc_code` at 10:00 WIB plus
+/// `minute` on the month's last day.
+fn month_members(
+    library: &str,
+    pc_code: &str,
+    revision: u32,
+    minute: i64,
+    members: u32,
+) -> jejak_domain::MemberCount {
+    let month = jejak_domain::YearMonth::of(sim::month_start().date_naive()).unwrap();
+    jejak_domain::MemberCount {
+        id: jejak_domain::MemberCount::id_for(&lib(library), month),
+        revision,
+        library: lib(library),
+        pc: pc(pc_code),
+        at: sim::month_start()
+            + Duration::days(30)
+            + Duration::hours(3)
+            + Duration::minutes(minute),
+        run_id: Uuid::from_u128(78),
+        mono_ms: 1_000,
+        month,
+        members,
+        new_members: 4,
+    }
+}
+
+/// A batch of `bodies` at seqs `first..` of `device`'s epoch 1.
+fn entry_batch(device: &DeviceRef, first: u64, bodies: Vec<RecordBody>) -> WireBatch {
+    let records: Vec<ChangeRecord> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| ChangeRecord {
+            seq: first + i as u64,
+            recorded_at: arrival(),
+            run_id: body.run_id(),
+            mono_ms: 1,
+            body,
+        })
+        .collect();
+    let last = records.last().map_or(first, |r| r.seq);
+    WireBatch::encode(
+        Uuid::from_u64_pair(first, last),
+        device.library.clone(),
+        device.pc.clone(),
+        Uuid::from_u128(1),
+        first,
+        last,
+        jejak_domain::ClientInstant {
+            run: Uuid::from_u128(77),
+            mono_ms: 10_000_000,
+            wall_ms: arrival().timestamp_millis() - 1_000,
+        },
+        Vec::new(),
+        &records,
+    )
+}
+
+/// The month's sum of an entry counter of `library`.
+async fn entry_count(store: &dyn ServerStore, library: &str, key: &str) -> i64 {
+    let facts = store
+        .month_facts(
+            sim::month_start().date_naive(),
+            Some(&lib(library)),
+            FactsDetail::Days,
+        )
+        .await
+        .unwrap();
+    facts.libraries[0].entry_count(None, key)
+}
+
+async fn visits_and_member_counts_are_stored_revised_withdrawn_and_counted_once(
+    store: Arc<dyn ServerStore>,
+) {
+    use jejak_domain::VisitPurpose::{KomputerInternet, Membaca};
+    let store = store.as_ref();
+    let (_, one) = enroll(store, "dermaji", "pc-01").await;
+    let (_, two) = enroll(store, "dermaji", "pc-02").await;
+    let reader = desk_visit("dermaji", "pc-01", 1, 0, Membaca, 1);
+    let class = desk_visit("dermaji", "pc-01", 2, 5, KomputerInternet, 12);
+    let first = entry_batch(
+        &one,
+        1,
+        vec![
+            RecordBody::Visit(reader.clone()),
+            RecordBody::Visit(class.clone()),
+            RecordBody::MemberCount(month_members("dermaji", "pc-01", 1, 0, 120)),
+        ],
+    );
+    let ack = ingest(store, &one, &first).await.unwrap();
+    assert_eq!((ack.new, ack.held_seq, ack.rejected.len()), (3, 3, 0));
+    assert_eq!(entry_count(store, "dermaji", "visit.entries").await, 2);
+    assert_eq!(entry_count(store, "dermaji", "visit.people").await, 13);
+    assert_eq!(
+        entry_count(store, "dermaji", "visit.people.purpose.komputer_internet").await,
+        12
+    );
+    assert_eq!(
+        entry_count(store, "dermaji", "visit.people.ga.P.remaja").await,
+        13
+    );
+    assert_eq!(
+        entry_count(store, "dermaji", "member_count.members").await,
+        120
+    );
+
+    // The same batch again is held already: nothing counts twice.
+    let ack = ingest(store, &one, &first).await.unwrap();
+    assert_eq!((ack.new, ack.duplicates), (0, 3));
+    assert_eq!(entry_count(store, "dermaji", "visit.people").await, 13);
+
+    // The librarian's undo: a new revision withdrawing the reader, who counts no more.
+    let undo = reader.withdrawn(reader.at, reader.run_id, reader.mono_ms + 1);
+    let ack = ingest(
+        store,
+        &one,
+        &entry_batch(&one, 4, vec![RecordBody::Visit(undo)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.new, 1);
+    assert_eq!(entry_count(store, "dermaji", "visit.entries").await, 1);
+    assert_eq!(
+        entry_count(store, "dermaji", "visit.people.purpose.membaca").await,
+        0
+    );
+
+    // The same revision with other content is a conflict; the stored one is kept.
+    let mut bigger = class.clone();
+    bigger.people = 13;
+    let ack = ingest(
+        store,
+        &one,
+        &entry_batch(&one, 5, vec![RecordBody::Visit(bigger)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.rejected.len(), 1);
+    assert_eq!(
+        (ack.rejected[0].seq, ack.rejected[0].code.as_str()),
+        (5, "conflict")
+    );
+    assert_eq!(entry_count(store, "dermaji", "visit.people").await, 12);
+    // Another PC cannot send a PC's visit as its own.
+    let ack = ingest(
+        store,
+        &two,
+        &entry_batch(&two, 1, vec![RecordBody::Visit(class)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.rejected[0].code, "conflict");
+    assert_eq!(entry_count(store, "dermaji", "visit.people").await, 12);
+
+    // The month's member count entered on a second PC, later: one record, the later
+    // entry standing; the earlier one sent again changes nothing.
+    let later = entry_batch(
+        &two,
+        2,
+        vec![RecordBody::MemberCount(month_members(
+            "dermaji", "pc-02", 1, 5, 125,
+        ))],
+    );
+    let ack = ingest(store, &two, &later).await.unwrap();
+    assert_eq!((ack.new, ack.rejected.len()), (1, 0));
+    assert_eq!(
+        entry_count(store, "dermaji", "member_count.members").await,
+        125
+    );
+    ingest(store, &one, &first).await.unwrap();
+    assert_eq!(
+        entry_count(store, "dermaji", "member_count.members").await,
+        125
+    );
+    assert_eq!(entry_count(store, "dermaji", "member_count.new").await, 4);
+
+    // In the other arrival order, in another library, the same version stands.
+    let (_, three) = enroll(store, "kebasen", "pc-01").await;
+    let (_, four) = enroll(store, "kebasen", "pc-02").await;
+    let later = month_members("kebasen", "pc-02", 1, 5, 125);
+    let earlier = month_members("kebasen", "pc-01", 1, 0, 120);
+    ingest(
+        store,
+        &four,
+        &entry_batch(&four, 1, vec![RecordBody::MemberCount(later)]),
+    )
+    .await
+    .unwrap();
+    let ack = ingest(
+        store,
+        &three,
+        &entry_batch(&three, 1, vec![RecordBody::MemberCount(earlier)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!((ack.new, ack.duplicates, ack.rejected.len()), (0, 1, 0));
+    assert_eq!(
+        entry_count(store, "kebasen", "member_count.members").await,
+        125
+    );
+
+    // An invalid one (more new members than members) is rejected and counts nothing.
+    let mut invalid = month_members("kebasen", "pc-01", 2, 9, 3);
+    invalid.new_members = 9;
+    let ack = ingest(
+        store,
+        &three,
+        &entry_batch(&three, 2, vec![RecordBody::MemberCount(invalid)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.rejected[0].code, "invalid");
+    assert_eq!(
+        entry_count(store, "kebasen", "member_count.members").await,
+        125
+    );
+
+    // The counters equal a recount, and a rebuild gives the same facts.
+    let check = store.check_rollups().await.unwrap();
+    assert!(check.is_consistent(), "{check:?}");
+    let month = sim::month_start().date_naive();
+    let before = store
+        .month_facts(month, None, FactsDetail::Days)
+        .await
+        .unwrap();
+    store.rebuild_rollups().await.unwrap();
+    assert_eq!(
+        store
+            .month_facts(month, None, FactsDetail::Days)
+            .await
+            .unwrap(),
+        before
+    );
 }

@@ -15,6 +15,14 @@ use crate::rollup::{EventCursor, RollupDelta, SessionFacts};
 use crate::store::{RollupCheck, StoreError};
 use uuid::Uuid;
 
+/// Whether the store has the low-volume kinds' tables yet (V7): the V2 migration's
+/// recount runs on a store without them.
+fn has_entries(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'entries'")?
+        .exists([])?)
+}
+
 /// Every device's library and zone offset.
 fn places(conn: &Connection) -> Result<Places, StoreError> {
     let mut stmt = conn.prepare(
@@ -61,7 +69,8 @@ fn recount(
             recount::recount_session(&mut delta, &places, device, &facts)?;
         }
     }
-    {
+    // The V2 migration recounts a store older than the entries (V7).
+    if has_entries(conn)? {
         let mut stmt = conn.prepare(
             "SELECT e.kind, e.id, l.code, e.device, d.pc, e.revision, e.wall_ms, e.fields, e.at_s
              FROM entries e JOIN devices d ON d.id = e.device JOIN libraries l ON l.id = e.library",
@@ -118,12 +127,14 @@ fn stored(conn: &Connection) -> Result<RollupDelta, StoreError> {
             add(&mut delta, r.get(0)?, r.get(1)?, &bytes)?;
         }
     }
-    let mut stmt = conn.prepare("SELECT library, day, key, value FROM entry_counts")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        delta
-            .entries
-            .insert((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?);
+    if has_entries(conn)? {
+        let mut stmt = conn.prepare("SELECT library, day, key, value FROM entry_counts")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            delta
+                .entries
+                .insert((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?);
+        }
     }
     Ok(delta.without_zeros())
 }
@@ -154,11 +165,13 @@ pub(crate) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
             [from, undated],
         )?;
     }
-    let (from_day, undated_day) = recount::entry_rebuild_days(from);
-    conn.execute(
-        "DELETE FROM entry_counts WHERE day >= ?1 OR day < ?2",
-        [from_day, undated_day],
-    )?;
+    if has_entries(conn)? {
+        let (from_day, undated_day) = recount::entry_rebuild_days(from);
+        conn.execute(
+            "DELETE FROM entry_counts WHERE day >= ?1 OR day < ?2",
+            [from_day, undated_day],
+        )?;
+    }
     write_rollups(conn, &expected)?;
     let mut update = conn.prepare(
         "UPDATE devices SET event_at_s = ?2, event_id = ?3, event_kind = ?4, event_link_up = ?5
