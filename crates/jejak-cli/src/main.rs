@@ -10,6 +10,7 @@ mod clap_lang;
 mod context;
 #[cfg(feature = "district")]
 mod demo;
+mod desk_cmd;
 mod doctor;
 mod errors;
 mod init;
@@ -97,6 +98,12 @@ enum Command {
     /// Start, end or list patron sessions (sesi pengguna).
     #[command(subcommand)]
     Session(pc::SessionCommand),
+    /// The visitor book: record a visitor or a group, undo the last, list (buku tamu).
+    #[command(subcommand)]
+    Visit(desk_cmd::VisitCommand),
+    /// The library's member count of a month (jumlah anggota).
+    #[command(subcommand)]
+    Member(desk_cmd::MemberCommand),
     /// Show the open session, what waits to sync, clock warnings and store health.
     Status,
     /// Remove data the server acknowledged long ago; keep the store under its size
@@ -285,6 +292,8 @@ fn main() -> ExitCode {
         Command::Init(args) => init::run(&context, args),
         Command::Agent(args) => agent_cmd::agent(&context, args.service),
         Command::Session(command) => pc::session(&context, command),
+        Command::Visit(command) => desk_cmd::visit(&context, command),
+        Command::Member(command) => desk_cmd::member(&context, command),
         Command::Status => pc::status(&context),
         Command::Prune(args) => prune_cmd::run(&context, args),
         Command::Sync(args) => sync_cmd::sync(&context, args),

@@ -10,6 +10,9 @@ pub enum StoreError {
     DiskFull { path: PathBuf },
     #[error("{}", self.message(Lang::En))]
     NoOpenSession,
+    /// `jejak visit undo` with no visit left to take back.
+    #[error("{}", self.message(Lang::En))]
+    NothingToUndo,
     #[error("{}", self.message(Lang::En))]
     Busy { path: PathBuf },
     /// Another process moved the store aside (it was damaged): open it again.
@@ -53,6 +56,12 @@ impl StoreError {
                 .pick(
                     "tidak ada sesi yang sedang berjalan di komputer ini; mulai sesi dengan 'jejak session start'",
                     "there is no open session on this PC; start one with 'jejak session start'",
+                )
+                .to_string(),
+            StoreError::NothingToUndo => lang
+                .pick(
+                    "tidak ada kunjungan yang bisa dibatalkan: buku tamu di komputer ini belum punya kunjungan (atau semuanya sudah dibatalkan); catat dengan 'jejak visit add'",
+                    "there is no visit to undo: the visitor book on this PC has none (or every one was undone already); record one with 'jejak visit add'",
                 )
                 .to_string(),
             StoreError::Busy { path } => match lang {

@@ -6,6 +6,7 @@
 //! the same file at once: SQLite's write lock orders them.
 
 mod attend;
+mod desk;
 mod error;
 mod lock;
 mod prune;
@@ -24,6 +25,7 @@ use jejak_domain::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
+pub use desk::VisitInput;
 pub use error::StoreError;
 pub use prune::{PrunePolicy, PruneReport, StoreUsage};
 pub use sync_state::{RejectedChange, SyncProblem, SyncState, waiting_text};

@@ -115,6 +115,7 @@ fn delete_changes(conn: &Connection, limit: i64, count: i64) -> rusqlite::Result
              SELECT seq FROM changes
              WHERE seq <= ?1 AND seq <= (SELECT acked_seq FROM sync_state WHERE id = 1)
                AND seq NOT IN (SELECT seq FROM rejected_changes)
+               AND seq NOT IN (SELECT seq FROM held_back)
              ORDER BY seq LIMIT ?2)",
         params![limit, count],
     )

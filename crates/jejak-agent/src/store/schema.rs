@@ -4,7 +4,7 @@
 use rusqlite_migration::{M, Migrations};
 
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
 }
 
 const V1: &str = r#"
@@ -163,6 +163,32 @@ CREATE TABLE clock_bounds (
     server_ms INTEGER NOT NULL,
     learnt    INTEGER NOT NULL
 ) STRICT;
+"#;
+
+/// The desk records (visits, member counts; `desk.rs`): the newest revision of each,
+/// which pruning never touches. And the held-back list: changes of kinds the server did
+/// not accept when their range was sent (an older server), kept, never pruned and
+/// counted as waiting until a server that takes their kind has them (`sync_state.rs`).
+const V5: &str = r#"
+CREATE TABLE entries (
+    record_id   TEXT PRIMARY KEY,
+    record_kind TEXT NOT NULL,
+    revision    INTEGER NOT NULL CHECK (revision >= 1),
+    seq         INTEGER NOT NULL,
+    body        TEXT NOT NULL
+) STRICT;
+CREATE INDEX entries_by_kind ON entries (record_kind, seq);
+
+CREATE TABLE held_back (
+    seq         INTEGER PRIMARY KEY,
+    record_kind TEXT NOT NULL
+) STRICT;
+
+CREATE TRIGGER held_back_changes_are_kept BEFORE DELETE ON changes
+WHEN OLD.seq IN (SELECT seq FROM held_back)
+BEGIN
+    SELECT RAISE(ABORT, 'changes held back for a server are never pruned');
+END;
 "#;
 
 #[cfg(test)]
