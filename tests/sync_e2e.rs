@@ -1373,7 +1373,7 @@ fn the_same_batch_twice_at_once_and_30_days_later_is_stored_once() {
     let rt = &client.rt;
     measure_clock_like_the_client(&mut pc.store, &client);
     let sent = pc.store.client_instant().unwrap();
-    let batch = batching::prepare(&pc.store, 0, 5_000, sent)
+    let batch = batching::prepare(&pc.store, 0, 5_000, sent, &jejak_domain::RecordKind::ALL)
         .unwrap()
         .unwrap();
     let records = batch.records() as u32;
@@ -1462,7 +1462,9 @@ fn a_batch_retried_days_later_keeps_its_records_on_the_right_day() {
     let client = Client::new(&server.url(), &token, Duration::from_secs(10));
     measure_clock_like_the_client(&mut pc.store, &client);
     let sent = pc.store.client_instant().unwrap();
-    let batch = batching::prepare(&pc.store, 0, 40, sent).unwrap().unwrap();
+    let batch = batching::prepare(&pc.store, 0, 40, sent, &jejak_domain::RecordKind::ALL)
+        .unwrap()
+        .unwrap();
     // Three days without a link; both clocks move on.
     let delay = chrono::Duration::days(3);
     server.advance_clock(delay);
@@ -1608,7 +1610,9 @@ fn forged_unauthorised_malformed_and_oversized_batches_get_the_right_4xx_and_cha
     let mut b = SimPc::create(&dir.path().join("b.db"), "dermaji", "pc-01", 53, 15);
     b.fill(15);
     let sent = b.store.client_instant().unwrap();
-    let batch_b = batching::prepare(&b.store, 0, 500, sent).unwrap().unwrap();
+    let batch_b = batching::prepare(&b.store, 0, 500, sent, &jejak_domain::RecordKind::ALL)
+        .unwrap()
+        .unwrap();
     let json_b = serde_json::to_vec(&batch_b.wire).unwrap();
     let value_b: Value = serde_json::from_slice(&json_b).unwrap();
     let edited = |edit: &dyn Fn(&mut Value)| -> Vec<u8> {

@@ -255,6 +255,11 @@ pub fn register_signing_key(
         .enable_all()
         .build()?;
     let registered = runtime.block_on(client.register_key(&key));
+    // The kinds the server takes, so that a PC that syncs by USB only knows them too.
+    if let Ok(held) = runtime.block_on(client.held_state()) {
+        let mut store = ctx.open_pc()?.store;
+        store.save_server_accepts(&held.accepted_kinds())?;
+    }
     let fingerprint = key.fingerprint();
     match registered {
         Ok(_) => {

@@ -357,7 +357,8 @@ fn carried_bodies(bundle: &Bundle) -> Result<Vec<(Vec<u8>, bool)>, Refusal> {
 /// Decodes every batch within the HTTP path's limits (and all of them within a budget
 /// in proportion to the records the header claims) and checks them against the
 /// header: the same library, PC and epoch, seq ranges that follow each other from
-/// `first_seq` to `last_seq`, and as many records as it says.
+/// `first_seq` to `last_seq` (after, possibly, one batch of held-back records below
+/// `first_seq`), and as many records as it says.
 fn check_contents(bundle: &Bundle, bodies: &[(Vec<u8>, bool)]) -> Result<(), Refusal> {
     let disagree = |detail: String| -> Refusal {
         let e = BundleError::Inconsistent(detail);
@@ -406,6 +407,13 @@ fn check_contents(bundle: &Bundle, bodies: &[(Vec<u8>, bool)]) -> Result<(), Ref
                 "batch {number} is of epoch {}, the header says {}",
                 batch.epoch, bundle.epoch
             )));
+        }
+        // A batch of held-back records (kinds an older server did not take) comes
+        // first: its range lies at or below what the server held when the bundle was
+        // made, so it is no part of the header's range.
+        if records == 0 && next_seq == bundle.first_seq && batch.last_seq < bundle.first_seq {
+            records += batch.len() as u64;
+            continue;
         }
         if batch.first_seq != next_seq || batch.last_seq < batch.first_seq {
             return Err(disagree(format!(

@@ -1,7 +1,7 @@
 //! From the change log to a compressed batch.
 
 use jejak_agent::store::{Store, StoreError};
-use jejak_domain::{ChangeRecord, ClientInstant, SeqRange, WireBatch};
+use jejak_domain::{ChangeRecord, ClientInstant, RecordKind, SeqRange, WireBatch};
 use uuid::Uuid;
 
 /// zstd level for batches: the highest levels cost tens of milliseconds on a 20 KB
@@ -16,6 +16,13 @@ pub struct PreparedBatch {
     pub body: Vec<u8>,
     /// Bytes of the JSON before compression.
     pub json_bytes: usize,
+    /// The kinds the batch may carry (those the server takes): the changes of its range
+    /// of other kinds were left out, and are held back when it is acknowledged
+    /// (`Store::record_ack`).
+    pub kinds: Vec<RecordKind>,
+    /// For a batch of held-back changes ([`prepare_held_back`]): their seqs, released
+    /// once it is acknowledged. Empty for a batch of the queue.
+    pub releases: Vec<u64>,
 }
 
 impl PreparedBatch {
@@ -33,13 +40,16 @@ impl PreparedBatch {
 
 pub use jejak_domain::newest_revisions;
 
-/// Reads up to `max_seqs` changes after `after` and builds the batch covering them.
-/// `None` when nothing is waiting.
+/// Reads up to `max_seqs` changes after `after` and builds the batch covering them,
+/// carrying the records of `kinds` (those the server takes) only: the range covers the
+/// others, which the store holds back once the batch is acknowledged. `None` when
+/// nothing is waiting.
 pub fn prepare(
     store: &Store,
     after: u64,
     max_seqs: u32,
     sent: ClientInstant,
+    kinds: &[RecordKind],
 ) -> Result<Option<PreparedBatch>, StoreError> {
     let changes = store.changes_after(after, max_seqs)?;
     let Some(last) = changes.last().map(|c| c.seq) else {
@@ -47,7 +57,67 @@ pub fn prepare(
     };
     let first = after + 1;
     let lost = pruned_ranges(first, &changes);
-    let records = newest_revisions(changes);
+    let held_back = changes
+        .iter()
+        .filter(|c| !kinds.contains(&c.body.kind()))
+        .count();
+    if held_back > 0 {
+        tracing::info!(
+            held_back,
+            "records of kinds the server does not take yet are held back"
+        );
+    }
+    let records: Vec<ChangeRecord> = newest_revisions(changes)
+        .into_iter()
+        .filter(|c| kinds.contains(&c.body.kind()))
+        .collect();
+    let mut batch = encode(store, first, last, sent, records)?;
+    if !lost.is_empty() {
+        tracing::warn!(
+            lost = lost.iter().map(SeqRange::len).sum::<u64>(),
+            "the server lacks changes this PC already pruned; they are reported as lost"
+        );
+    }
+    batch.wire.lost = lost;
+    let mut batch = compress(batch.wire);
+    batch.kinds = kinds.to_vec();
+    Ok(Some(batch))
+}
+
+/// A batch of the held-back changes of `kinds` (kinds the server takes now), at most
+/// `max_seqs`: its range runs from the first to the last of them, all at or below what
+/// the server holds, so it passes the gap check; the changes of the range that are not
+/// in it were sent before. `None` when none of those kinds is held back.
+pub fn prepare_held_back(
+    store: &Store,
+    max_seqs: u32,
+    sent: ClientInstant,
+    kinds: &[RecordKind],
+) -> Result<Option<PreparedBatch>, StoreError> {
+    let changes = store.held_back(kinds, max_seqs)?;
+    let (Some(first), Some(last)) = (
+        changes.first().map(|c| c.seq),
+        changes.last().map(|c| c.seq),
+    ) else {
+        return Ok(None);
+    };
+    let releases: Vec<u64> = changes.iter().map(|c| c.seq).collect();
+    let batch = encode(store, first, last, sent, newest_revisions(changes))?;
+    let mut batch = compress(batch.wire);
+    batch.kinds = kinds.to_vec();
+    batch.releases = releases;
+    Ok(Some(batch))
+}
+
+/// The wire batch over `first..=last` carrying `records`, with the anchors and bounds
+/// of their runs (uncompressed).
+fn encode(
+    store: &Store,
+    first: u64,
+    last: u64,
+    sent: ClientInstant,
+    records: Vec<ChangeRecord>,
+) -> Result<PreparedBatch, StoreError> {
     let mut runs: Vec<Uuid> = records.iter().map(|r| r.body.run_id()).collect();
     // The current run's anchor too: it dates the batch's own send time, so the server
     // never has to fall back on a one-way estimate for this PC's clock.
@@ -70,15 +140,14 @@ pub fn prepare(
         anchors,
         &records,
     );
-    if !lost.is_empty() {
-        tracing::warn!(
-            lost = lost.iter().map(SeqRange::len).sum::<u64>(),
-            "the server lacks changes this PC already pruned; they are reported as lost"
-        );
-    }
-    wire.lost = lost;
     wire.bounds = bounds;
-    Ok(Some(compress(wire)))
+    Ok(PreparedBatch {
+        wire,
+        body: Vec::new(),
+        json_bytes: 0,
+        kinds: Vec::new(),
+        releases: Vec::new(),
+    })
 }
 
 /// The seqs from `first` on that the change log no longer has. Only acknowledged
@@ -109,6 +178,8 @@ pub fn compress(wire: WireBatch) -> PreparedBatch {
         json_bytes: json.len(),
         body,
         wire,
+        kinds: RecordKind::ALL.to_vec(),
+        releases: Vec::new(),
     }
 }
 
@@ -142,7 +213,9 @@ mod tests {
         store.end_session(EndReason::Logout, None).unwrap();
         store.start_session(PatronProfile::default(), None).unwrap();
         let sent = store.client_instant().unwrap();
-        let batch = prepare(&store, 0, 100, sent).unwrap().unwrap();
+        let batch = prepare(&store, 0, 100, sent, &RecordKind::ALL)
+            .unwrap()
+            .unwrap();
         // boot, start 1 (superseded), end 1, start 2
         assert_eq!((batch.wire.first_seq, batch.wire.last_seq), (1, 4));
         let decoded = batch.wire.decode().unwrap();
@@ -157,6 +230,10 @@ mod tests {
         }
         let json = zstd::bulk::decompress(&batch.body, 1 << 20).unwrap();
         assert_eq!(json.len(), batch.json_bytes);
-        assert!(prepare(&store, 4, 100, sent).unwrap().is_none());
+        assert!(
+            prepare(&store, 4, 100, sent, &RecordKind::ALL)
+                .unwrap()
+                .is_none()
+        );
     }
 }

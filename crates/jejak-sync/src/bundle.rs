@@ -375,7 +375,19 @@ pub fn export(
     let mut batches = Vec::new();
     let mut records = 0u64;
     let mut cursor = state.acked_seq;
-    while let Some(batch) = batching::prepare(store, cursor, BATCH_RECORDS, sent)? {
+    // A bundle carries the kinds the server last said it takes (those of wire format
+    // v1 while it never said): an older server would refuse a batch with another kind.
+    // The rest is held back when the acknowledgement comes back, and goes first in a
+    // later bundle (or sync) once the server says it takes it (`jejak enroll` and every
+    // sync ask).
+    let kinds = store.server_accepts()?;
+    let mut held_back = Vec::new();
+    if let Some(batch) = batching::prepare_held_back(store, BATCH_RECORDS, sent, &kinds)? {
+        records += batch.records() as u64;
+        held_back = batch.releases.clone();
+        batches.push(hex::encode(&batch.body));
+    }
+    while let Some(batch) = batching::prepare(store, cursor, BATCH_RECORDS, sent, &kinds)? {
         cursor = batch.wire.last_seq;
         records += batch.records() as u64;
         batches.push(hex::encode(&batch.body));
@@ -399,6 +411,9 @@ pub fn export(
         mac: String::new(),
     };
     bundle.seal(key, &device_key(token));
+    // What the bundle carried, for its acknowledgement: the kinds, and the held-back
+    // changes it releases.
+    store.save_bundle_kinds(&bundle.payload_sha256, &kinds, &held_back)?;
     let bytes =
         serde_json::to_vec_pretty(&bundle).map_err(|e| BundleError::NotABundle(e.to_string()))?;
     // A USB stick may be pulled right after the command ends: the file is on the disk
@@ -520,8 +535,18 @@ pub fn import_ack(
     {
         store.save_bound(server_ms)?;
     }
+    let (kinds, releases) = store.bundle_kinds(&ack.bundle_sha256)?;
+    if !releases.is_empty() {
+        // The held-back batch comes first; its rejections are recorded with the rest.
+        store.release_held_back(&releases, &[])?;
+    }
     for batch_ack in &ack.acks {
-        store.record_ack(batch_ack.epoch, batch_ack.held_seq, &batch_ack.rejected)?;
+        store.record_ack(
+            batch_ack.epoch,
+            batch_ack.held_seq,
+            &batch_ack.rejected,
+            &kinds,
+        )?;
         summary.held_seq = summary.held_seq.max(batch_ack.held_seq);
         summary.new += u64::from(batch_ack.new);
         summary.duplicates += u64::from(batch_ack.duplicates);
@@ -687,7 +712,9 @@ mod tests {
         let mut store = store(&dir, "pc-01");
         store.start_session(PatronProfile::default(), None).unwrap();
         let sent = store.client_instant().unwrap();
-        let batch = batching::prepare(&store, 0, 500, sent).unwrap().unwrap();
+        let batch = batching::prepare(&store, 0, 500, sent, &jejak_domain::RecordKind::ALL)
+            .unwrap()
+            .unwrap();
         let json = serde_json::to_vec(&vec![batch.wire.clone()]).unwrap();
         let payload = hex::encode(zstd::bulk::compress(&json, 3).unwrap());
         let mut v1 = Bundle {

@@ -467,9 +467,9 @@ mod tests {
         // A newer server may name kinds this PC does not know: still an answer, and
         // only the kinds both know count.
         assert_eq!(
-            state(r#"{"epochs": [], "accepts": ["visit", "pc_event", "session"]}"#)
+            state(r#"{"epochs": [], "accepts": ["activity", "visit", "pc_event", "session"]}"#)
                 .accepted_kinds(),
-            vec![RecordKind::Session, RecordKind::PcEvent]
+            vec![RecordKind::Session, RecordKind::PcEvent, RecordKind::Visit]
         );
         // A server that stores fewer kinds is taken at its word: the rest is held back.
         assert_eq!(

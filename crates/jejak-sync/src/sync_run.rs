@@ -2,6 +2,7 @@
 //! acknowledged seq until nothing is left, retrying each batch unchanged after network
 //! errors, timeouts and 5xx with capped, jittered back-off.
 
+use jejak_domain::RecordKind;
 use std::time::{Duration, Instant};
 
 use jejak_agent::store::{Store, StoreError, SyncProblem};
@@ -231,7 +232,18 @@ pub async fn sync_once(
     if options.dry_run {
         let sent = store.client_instant()?;
         let mut cursor = state.acked_seq;
-        while let Some(batch) = batching::prepare(store, cursor, options.max_records, sent)? {
+        // What the server last said it takes: a dry run asks nothing.
+        let kinds = store.server_accepts()?;
+        if let Some(batch) = batching::prepare_held_back(store, options.max_records, sent, &kinds)?
+        {
+            report.batches += 1;
+            report.records_sent += batch.records() as u64;
+            report.changes_sent += batch.releases.len() as u64;
+            report.bytes_sent += batch.body.len() as u64;
+            report.json_bytes += batch.json_bytes as u64;
+        }
+        while let Some(batch) = batching::prepare(store, cursor, options.max_records, sent, &kinds)?
+        {
             report.batches += 1;
             report.records_sent += batch.records() as u64;
             report.changes_sent += batch.changes();
@@ -269,6 +281,25 @@ pub async fn sync_once(
                 store.record_sync_failure(problem, &e.to_string())?;
             }
             Err(e)
+        }
+    }
+}
+
+/// The kinds the server takes (`GET /api/v1/devices/me`), kept in the store for dry
+/// runs and USB bundles; what the store last heard when the server cannot be asked.
+async fn accepted_kinds(
+    store: &mut Store,
+    client: &SyncClient,
+) -> Result<Vec<RecordKind>, SyncError> {
+    match client.held_state().await {
+        Ok(held) => {
+            let kinds = held.accepted_kinds();
+            store.save_server_accepts(&kinds)?;
+            Ok(kinds)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "could not ask the server which kinds it takes");
+            Ok(store.server_accepts()?)
         }
     }
 }
@@ -316,19 +347,42 @@ async fn run(
         "clock offset measured"
     );
 
+    let kinds = accepted_kinds(store, client).await?;
     let mut max_records = options.max_records.max(1);
     let mut cursor = store.sync_state()?.acked_seq;
     let mut gaps_without_progress = 0;
     loop {
         let sent = store.client_instant()?;
-        let Some(batch) = batching::prepare(store, cursor, max_records, sent)? else {
-            return Ok(());
+        // Changes held back for an older server go first once the server takes them;
+        // then the queue.
+        let batch = match batching::prepare_held_back(store, max_records, sent, &kinds)? {
+            Some(batch) => batch,
+            None => match batching::prepare(store, cursor, max_records, sent, &kinds)? {
+                Some(batch) => batch,
+                None => return Ok(()),
+            },
         };
         let (pushed, attempts) =
             push_with_retries(store, client, options, backoff, report, &batch).await;
         match pushed {
+            Ok(ack) if !batch.releases.is_empty() => {
+                store.release_held_back(&batch.releases, &ack.rejected)?;
+                report.batches += 1;
+                report.records_sent += batch.records() as u64;
+                report.changes_sent += batch.releases.len() as u64;
+                report.json_bytes += batch.json_bytes as u64;
+                report.new += u64::from(ack.new);
+                report.duplicates += u64::from(ack.duplicates);
+                report.rejected.extend(ack.rejected.iter().cloned());
+                tracing::info!(
+                    batch = %batch.wire.batch_id,
+                    records = batch.records(),
+                    new = ack.new,
+                    "held-back records acknowledged"
+                );
+            }
             Ok(ack) => {
-                store.record_ack(ack.epoch, ack.held_seq, &ack.rejected)?;
+                store.record_ack(ack.epoch, ack.held_seq, &ack.rejected, &batch.kinds)?;
                 report.batches += 1;
                 report.records_sent += batch.records() as u64;
                 report.changes_sent += batch.changes();
@@ -379,7 +433,10 @@ async fn run(
                 }
                 if held > cursor {
                     // The server holds more than this PC knew: an acknowledgement was lost.
-                    store.record_ack(batch.wire.epoch, held, &[])?;
+                    // Which kinds the batches it acknowledged carried is not known here:
+                    // assuming the fewest holds back every other kind, to be sent again
+                    // (a duplicate at worst) rather than taken as held.
+                    store.record_ack(batch.wire.epoch, held, &[], &RecordKind::WIRE_V1)?;
                 } else if held < cursor {
                     // The server holds less than it acknowledged (restored from an older
                     // backup): what it lost counts as unsent again, so it is kept and

@@ -512,15 +512,25 @@ impl Store {
 
     /// Change records with `seq > after`, oldest first, at most `limit`.
     pub fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<ChangeRecord>, StoreError> {
+        self.read_changes(
+            "SELECT seq, recorded_wall_ms, run_id, mono_ms, body FROM changes
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            params![after as i64, limit],
+        )
+    }
+
+    /// The change records a query selects (seq, wall ms, run, mono ms, body).
+    fn read_changes(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT seq, recorded_wall_ms, run_id, mono_ms, body FROM changes
-                 WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )
+            .prepare_cached(sql)
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         let rows = stmt
-            .query_map(params![after as i64, limit], |r| {
+            .query_map(args, |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -658,7 +668,8 @@ impl Store {
             open_session: self.open_session()?,
             last_seq: last_seq as u64,
             acked_seq: acked_seq as u64,
-            pending_changes: (last_seq - acked_seq).max(0) as u64,
+            // Changes held back for a server that takes their kind wait too.
+            pending_changes: (last_seq - acked_seq).max(0) as u64 + self.sync_state()?.held_back,
             sessions_today: sessions_today as u64,
             last_heartbeat: last_heartbeat.map(millis_to_time),
             clock_suspect_now,

@@ -66,7 +66,14 @@ fn sessions(store: &mut Store, clock: &ManualClock, n: usize) {
 
 fn ack_all(store: &mut Store, rejected: &[RejectedRecord]) -> u64 {
     let last = store.sync_state().unwrap().last_seq;
-    store.record_ack(store.epoch(), last, rejected).unwrap();
+    store
+        .record_ack(
+            store.epoch(),
+            last,
+            rejected,
+            &jejak_domain::RecordKind::ALL,
+        )
+        .unwrap();
     last
 }
 
@@ -396,7 +403,7 @@ proptest! {
                         .into_iter()
                         .collect();
                     rejected_seqs.extend(rejected.iter().map(|r| r.seq));
-                    store.record_ack(store.epoch(), held, &rejected).unwrap();
+                    store.record_ack(store.epoch(), held, &rejected, &jejak_domain::RecordKind::ALL).unwrap();
                 }
                 Op::Advance { days } => clock.advance(DAY * days),
                 Op::SetWallBack { days } => clock.set_wall(clock.wall() - chrono::Duration::days(i64::from(days))),

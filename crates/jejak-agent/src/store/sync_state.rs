@@ -4,7 +4,9 @@
 //! network exchange.
 
 use chrono::{DateTime, Utc};
-use jejak_domain::{ClientInstant, ClockAnchor, ClockBound, Lang, RejectedRecord};
+use jejak_domain::{
+    ChangeRecord, ClientInstant, ClockAnchor, ClockBound, Lang, RecordKind, RejectedRecord,
+};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
@@ -19,14 +21,22 @@ pub struct SyncState {
     pub last_seq: u64,
     /// Changes the server refused; they stay here and count as acknowledged.
     pub rejected: u64,
+    /// Changes of kinds the server did not take when their range was sent (an older
+    /// server): acknowledged as a range, yet waiting, and never pruned, until a server
+    /// that takes their kind has them.
+    pub held_back: u64,
     pub last_attempt: Option<DateTime<Utc>>,
     pub last_success: Option<DateTime<Utc>>,
     pub last_result: Option<String>,
 }
 
 impl SyncState {
+    /// Changes waiting to be sent: those after the acknowledged seq, and those held
+    /// back for a server that takes their kind.
     pub fn pending(&self) -> u64 {
-        self.last_seq.saturating_sub(self.acked_seq)
+        self.last_seq
+            .saturating_sub(self.acked_seq)
+            .saturating_add(self.held_back)
     }
 
     /// Why the last sync failed, when it did and the store knows the reason's code.
@@ -166,7 +176,8 @@ impl Store {
             .query_row(
                 "SELECT s.acked_seq, (SELECT COALESCE(MAX(seq), 0) FROM changes),
                         (SELECT COUNT(*) FROM rejected_changes),
-                        s.last_attempt_wall_ms, s.last_success_wall_ms, s.last_result
+                        s.last_attempt_wall_ms, s.last_success_wall_ms, s.last_result,
+                        (SELECT COUNT(*) FROM held_back)
                  FROM sync_state s WHERE s.id = 1",
                 [],
                 |r| {
@@ -178,6 +189,7 @@ impl Store {
                         last_attempt: r.get::<_, Option<i64>>(3)?.map(millis_to_time),
                         last_success: r.get::<_, Option<i64>>(4)?.map(millis_to_time),
                         last_result: r.get(5)?,
+                        held_back: r.get::<_, i64>(6)?.max(0) as u64,
                     })
                 },
             )
@@ -325,12 +337,17 @@ impl Store {
     }
 
     /// Records the server's answer: everything up to `held_seq` is acknowledged (for
-    /// this store's epoch only), and refused changes are kept and counted.
+    /// this store's epoch only), and refused changes are kept and counted. `sent_kinds`
+    /// are the kinds the acknowledged batches carried: the newly acknowledged changes of
+    /// any other kind were left out of them (the server did not take the kind), and are
+    /// held back in the same transaction, so that they stay waiting and are never
+    /// pruned.
     pub fn record_ack(
         &mut self,
         epoch: Uuid,
         held_seq: u64,
         rejected: &[RejectedRecord],
+        sent_kinds: &[RecordKind],
     ) -> Result<(), StoreError> {
         if epoch != self.epoch {
             return Err(StoreError::Corrupt(format!(
@@ -345,6 +362,16 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sqlite)?;
+        let sent: Vec<&str> = sent_kinds.iter().map(|k| k.code()).collect();
+        let sent = serde_json::to_string(&sent).unwrap_or_else(|_| "[]".into());
+        tx.execute(
+            "INSERT OR IGNORE INTO held_back (seq, record_kind)
+             SELECT seq, record_kind FROM changes
+             WHERE seq > (SELECT acked_seq FROM sync_state WHERE id = 1) AND seq <= ?1
+               AND record_kind NOT IN (SELECT value FROM json_each(?2))",
+            params![held_seq as i64, sent],
+        )
+        .map_err(sqlite)?;
         // Never beyond what exists, never backwards.
         tx.execute(
             "UPDATE sync_state SET
@@ -455,6 +482,7 @@ mod tests {
             acked_seq: 3,
             last_seq: 8,
             rejected: 0,
+            held_back: 0,
             last_attempt: None,
             last_success: None,
             last_result: last_result.map(str::to_string),
@@ -506,5 +534,136 @@ mod tests {
         assert_eq!(waiting_text(5, Lang::Id), "5 catatan menunggu dikirim");
         assert_eq!(waiting_text(1, Lang::En), "1 record waiting to be sent");
         assert_eq!(waiting_text(5, Lang::En), "5 records waiting to be sent");
+    }
+}
+
+/// The store-meta key of the kinds the district server last said it takes.
+const SERVER_ACCEPTS: &str = "server_accepts";
+
+impl Store {
+    /// The record kinds the district server last said it takes (`GET
+    /// /api/v1/devices/me`, or a USB acknowledgement file); those of wire format v1
+    /// while it never said.
+    pub fn server_accepts(&self) -> Result<Vec<RecordKind>, StoreError> {
+        let raw: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM store_meta WHERE key = ?1",
+                [SERVER_ACCEPTS],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.sqlite())?;
+        Ok(match raw {
+            Some(codes) => codes.split(',').filter_map(RecordKind::from_code).collect(),
+            None => RecordKind::WIRE_V1.to_vec(),
+        })
+    }
+
+    /// Keeps the kinds the server says it takes.
+    pub fn save_server_accepts(&mut self, kinds: &[RecordKind]) -> Result<(), StoreError> {
+        let codes: Vec<&str> = kinds.iter().map(|k| k.code()).collect();
+        self.conn
+            .execute(
+                "INSERT INTO store_meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![SERVER_ACCEPTS, codes.join(",")],
+            )
+            .map_err(self.sqlite())?;
+        Ok(())
+    }
+
+    /// The held-back changes of `kinds` (those a server now takes), oldest first, at
+    /// most `limit`.
+    pub fn held_back(
+        &self,
+        kinds: &[RecordKind],
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
+        let codes: Vec<&str> = kinds.iter().map(|k| k.code()).collect();
+        let codes = serde_json::to_string(&codes).unwrap_or_else(|_| "[]".into());
+        self.read_changes(
+            "SELECT c.seq, c.recorded_wall_ms, c.run_id, c.mono_ms, c.body
+             FROM held_back h JOIN changes c ON c.seq = h.seq
+             WHERE h.record_kind IN (SELECT value FROM json_each(?1))
+             ORDER BY c.seq LIMIT ?2",
+            params![codes, limit],
+        )
+    }
+
+    /// A server acknowledged the held-back changes `seqs`: they wait no more (and may
+    /// be pruned like any acknowledged change); refused ones are kept and counted.
+    pub fn release_held_back(
+        &mut self,
+        seqs: &[u64],
+        rejected: &[RejectedRecord],
+    ) -> Result<(), StoreError> {
+        let now = self.clock.wall().timestamp_millis();
+        let path = self.path.clone();
+        let sqlite = |e| StoreError::from_sqlite(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
+        for seq in seqs {
+            tx.execute("DELETE FROM held_back WHERE seq = ?1", [*seq as i64])
+                .map_err(sqlite)?;
+        }
+        for r in rejected {
+            tx.execute(
+                "INSERT OR REPLACE INTO rejected_changes (seq, code, detail, rejected_at_ms)
+                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM changes WHERE seq = ?1)",
+                params![r.seq as i64, r.code, r.detail, now],
+            )
+            .map_err(sqlite)?;
+        }
+        tx.commit().map_err(sqlite)
+    }
+
+    /// Remembers what a USB bundle carried (by its payload digest): the kinds, so that
+    /// its acknowledgement holds back exactly what it left out, and the held-back
+    /// changes it releases.
+    pub fn save_bundle_kinds(
+        &mut self,
+        digest: &str,
+        kinds: &[RecordKind],
+        releases: &[u64],
+    ) -> Result<(), StoreError> {
+        let codes: Vec<&str> = kinds.iter().map(|k| k.code()).collect();
+        let seqs: Vec<String> = releases.iter().map(u64::to_string).collect();
+        self.conn
+            .execute(
+                "INSERT INTO store_meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![
+                    format!("bundle_kinds:{digest}"),
+                    format!("{}|{}", codes.join(","), seqs.join(","))
+                ],
+            )
+            .map_err(self.sqlite())?;
+        Ok(())
+    }
+
+    /// What the bundle of `digest` carried ([`Store::save_bundle_kinds`]): for a bundle
+    /// written before bundles said, the kinds of wire format v1 (what such a version
+    /// sent) and no held-back changes.
+    pub fn bundle_kinds(&self, digest: &str) -> Result<(Vec<RecordKind>, Vec<u64>), StoreError> {
+        let raw: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM store_meta WHERE key = ?1",
+                [format!("bundle_kinds:{digest}")],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.sqlite())?;
+        let Some(raw) = raw else {
+            return Ok((RecordKind::WIRE_V1.to_vec(), Vec::new()));
+        };
+        let (codes, seqs) = raw.split_once('|').unwrap_or((raw.as_str(), ""));
+        Ok((
+            codes.split(',').filter_map(RecordKind::from_code).collect(),
+            seqs.split(',').filter_map(|s| s.parse().ok()).collect(),
+        ))
     }
 }
