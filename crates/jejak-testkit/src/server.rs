@@ -70,8 +70,22 @@ impl InProcessServer {
         Self::serve(state, Some(tls)).await
     }
 
+    /// Serves `state` over plain HTTP on `addr` (a port an earlier server of the test
+    /// listened on, so that the PCs pointed at it reach this one).
+    pub async fn start_at(state: AppState, addr: SocketAddr) -> InProcessServer {
+        Self::serve_on(state, None, &addr.to_string()).await
+    }
+
     async fn serve(state: AppState, tls: Option<Arc<rustls::ServerConfig>>) -> InProcessServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::serve_on(state, tls, "127.0.0.1:0").await
+    }
+
+    async fn serve_on(
+        state: AppState,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        addr: &str,
+    ) -> InProcessServer {
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("a free loopback port");
         let addr = listener.local_addr().expect("the listener's address");
@@ -150,6 +164,18 @@ impl ServerOnOwnRuntime {
     where
         F: Future<Output = Arc<dyn ServerStore>>,
     {
+        Self::start_accepting(open, &jejak_domain::RecordKind::ALL)
+    }
+
+    /// As [`ServerOnOwnRuntime::start`], for a server that stores only the record kinds
+    /// `accepts` (playing a server older than the others, which refuses them).
+    pub fn start_accepting<F>(
+        open: impl FnOnce(ServerClock) -> F,
+        accepts: &[jejak_domain::RecordKind],
+    ) -> ServerOnOwnRuntime
+    where
+        F: Future<Output = Arc<dyn ServerStore>>,
+    {
         let clock = TestClock::default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -161,6 +187,7 @@ impl ServerOnOwnRuntime {
             store.clone(),
             ServerConfig {
                 clock: clock.server_clock(),
+                accepts: accepts.to_vec(),
                 ..ServerConfig::default()
             },
         );
@@ -177,6 +204,24 @@ impl ServerOnOwnRuntime {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.serving.as_ref().map(|s| s.addr).expect("serving")
+    }
+
+    /// Stops serving and serves the same store again on the same address, now storing
+    /// the record kinds `accepts`: the district upgraded its server.
+    pub fn upgrade(&mut self, accepts: &[jejak_domain::RecordKind]) {
+        let addr = self.addr();
+        let mut old = self.serving.take().expect("serving");
+        self.block_on(old.stop()).expect("the server stops cleanly");
+        let state = AppState::new(
+            self.store.clone(),
+            ServerConfig {
+                clock: self.clock.server_clock(),
+                accepts: accepts.to_vec(),
+                ..ServerConfig::default()
+            },
+        );
+        self.serving = Some(self.block_on(InProcessServer::start_at(state.clone(), addr)));
+        self.state = state;
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -13,6 +13,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::clock::{Clock, ManualClock};
+use crate::store::VisitInput;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -436,4 +437,106 @@ proptest! {
             });
         }
     }
+}
+
+fn desk_visit(people: u32) -> VisitInput {
+    VisitInput {
+        gender: Gender::P,
+        age_group: AgeGroup::Remaja,
+        user_kind: UserKind::Rombongan,
+        purpose: jejak_domain::VisitPurpose::Membaca,
+        people,
+    }
+}
+
+/// A visit an older server did not take is held back when its range is acknowledged:
+/// it counts as waiting, neither retention nor the budget prunes it, and once a server
+/// takes it and acknowledges it, it waits no more.
+#[test]
+fn held_back_visits_wait_and_are_never_pruned_until_a_server_has_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(start_time());
+    let mut store = open_store(&dir, &clock);
+    sessions(&mut store, &clock, 2);
+    let visit = store.add_visit(desk_visit(3)).unwrap();
+    sessions(&mut store, &clock, 2);
+    let last = store.sync_state().unwrap().last_seq;
+    // The server took sessions and pc events only.
+    store
+        .record_ack(store.epoch(), last, &[], &jejak_domain::RecordKind::WIRE_V1)
+        .unwrap();
+    let state = store.sync_state().unwrap();
+    assert_eq!(
+        (state.acked_seq, state.held_back, state.pending()),
+        (last, 1, 1)
+    );
+    assert_eq!(
+        store
+            .status(jejak_domain::Zone::Wib)
+            .unwrap()
+            .pending_changes,
+        1
+    );
+
+    clock.advance(DAY * 400);
+    let report = store.prune(&policy(0, 1), false).unwrap();
+    assert!(report.changes_past_retention > 0, "{report:?}");
+    let held = store
+        .held_back(&[jejak_domain::RecordKind::Visit], 100)
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].body, RecordBody::Visit(visit));
+
+    // A server that takes visits now has it.
+    store.release_held_back(&[held[0].seq], &[]).unwrap();
+    assert_eq!(store.sync_state().unwrap().pending(), 0);
+    assert!(
+        store
+            .held_back(&[jejak_domain::RecordKind::Visit], 100)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// The undo withdraws the latest visit still counted, as its next revision; with none
+/// left it says so and writes nothing. An invalid visit writes nothing either.
+#[test]
+fn the_undo_takes_back_the_latest_visit_and_bad_visits_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(start_time());
+    let mut store = open_store(&dir, &clock);
+    let first = store.add_visit(desk_visit(1)).unwrap();
+    let second = store.add_visit(desk_visit(12)).unwrap();
+    let before = store.sync_state().unwrap().last_seq;
+    assert!(matches!(
+        store.add_visit(desk_visit(501)),
+        Err(StoreError::Invalid(_))
+    ));
+    let staff = VisitInput {
+        user_kind: UserKind::Staf,
+        ..desk_visit(1)
+    };
+    assert!(store.add_visit(staff).is_err());
+    assert_eq!(store.sync_state().unwrap().last_seq, before);
+
+    let undone = store.undo_last_visit().unwrap();
+    assert_eq!(
+        (undone.id, undone.revision, undone.withdrawn),
+        (second.id, 2, true)
+    );
+    let undone = store.undo_last_visit().unwrap();
+    assert_eq!((undone.id, undone.withdrawn), (first.id, true));
+    let last = store.sync_state().unwrap().last_seq;
+    assert!(matches!(
+        store.undo_last_visit(),
+        Err(StoreError::NothingToUndo)
+    ));
+    assert_eq!(store.sync_state().unwrap().last_seq, last);
+
+    // A month's count set twice is one record at its next revision.
+    let month = jejak_domain::YearMonth::parse("2031-05").unwrap();
+    store.set_member_count(month, 100, 3).unwrap();
+    let again = store.set_member_count(month, 104, 4).unwrap();
+    assert_eq!(again.revision, 2);
+    assert!(store.set_member_count(month, 2, 4).is_err());
 }
