@@ -1,0 +1,277 @@
+//! The librarian's desk records end to end with the real `jejak` binary: visits of the
+//! visitor book (`jejak visit add|undo`) and a month's member count (`jejak member
+//! set`), synced over HTTP and over a USB bundle to a real server on 127.0.0.1:0 (its
+//! SQLite store in a file), stored once, counted, and equal to a recount; and a server
+//! older than visits, which takes the sessions while the PC holds the visit back until
+//! the server is upgraded.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jejak_domain::{LibraryCode, RecordKind};
+use jejak_server::report::FactsDetail;
+use jejak_server::{ServerStore, SqliteOptions, SqliteStore};
+use jejak_testkit::server::ServerOnOwnRuntime;
+use serde_json::Value;
+use support::{FAST_SYNC, Run, TestPc, bare_command, run_command};
+
+const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
+
+struct Server {
+    runtime: ServerOnOwnRuntime,
+    db: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(accepts: &[RecordKind]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("jejak-server.db");
+        let path = db.clone();
+        let runtime = ServerOnOwnRuntime::start_accepting(
+            |clock| async move {
+                Arc::new(SqliteStore::open_with(&path, SqliteOptions { clock }).unwrap())
+                    as Arc<dyn ServerStore>
+            },
+            accepts,
+        );
+        Server {
+            runtime,
+            db,
+            _dir: dir,
+        }
+    }
+
+    fn store(&self) -> &dyn ServerStore {
+        self.runtime.store.as_ref()
+    }
+
+    /// The month's sum of an entry counter of `library` (the month of the server's now).
+    fn count(&self, library: &str, key: &str) -> i64 {
+        let month = self.runtime.state.now().date_naive();
+        let facts = self
+            .runtime
+            .block_on(self.store().month_facts(
+                month,
+                Some(&LibraryCode::parse(library).unwrap()),
+                FactsDetail::Days,
+            ))
+            .unwrap();
+        facts.libraries[0].entry_count(None, key)
+    }
+
+    fn assert_recount_equal(&self) {
+        let check = self.runtime.block_on(self.store().check_rollups()).unwrap();
+        assert!(check.is_consistent(), "{check:?}");
+        let run = self.server_cmd(&["check-rollups"]);
+        assert_eq!(run.code(), Some(0), "{}", run.stderr);
+    }
+
+    /// `jejak --lang en --format json server --database DB ARGS`.
+    fn server_cmd(&self, args: &[&str]) -> Run {
+        let mut command = bare_command();
+        command
+            .args(["--lang", "en", "--format", "json", "server", "--database"])
+            .arg(format!("sqlite:{}", self.db.display()))
+            .args(args);
+        run_command(command, COMMAND_DEADLINE)
+    }
+}
+
+/// A PC set up for `library/pc` and enrolled with the server (which tells it the kinds
+/// it takes).
+fn enrolled_pc(server: &Server, library: &str, pc: &str) -> TestPc {
+    let token = server.runtime.enroll(library, "Perpustakaan Desa", pc);
+    let test_pc = TestPc::new();
+    let url = server.runtime.url();
+    test_pc
+        .run(&["init", "--library", library, "--pc", pc, "--server", &url])
+        .ok();
+    test_pc
+        .run(&["enroll", "--server", &url, "--token", &token])
+        .ok();
+    test_pc
+}
+
+/// `jejak sync`: its report, or `{"nothing_to_send": true}` (exit 4).
+fn sync(pc: &TestPc) -> Value {
+    let run = pc.run_env(
+        &["-v", "--lang", "en", "--format", "json", "sync"],
+        &FAST_SYNC,
+    );
+    assert!(matches!(run.code(), Some(0 | 4)), "{}", run.stderr);
+    run.json()
+}
+
+fn waiting(pc: &TestPc) -> i64 {
+    pc.status_json()["store"]["pending_changes"]
+        .as_i64()
+        .unwrap()
+}
+
+fn visit(pc: &TestPc, user_kind: &str, purpose: &str, people: &str) -> Run {
+    pc.run(&[
+        "visit",
+        "add",
+        "--gender",
+        "P",
+        "--age",
+        "remaja",
+        "--user-kind",
+        user_kind,
+        "--purpose",
+        purpose,
+        "--people",
+        people,
+    ])
+}
+
+#[test]
+fn visits_and_member_counts_sync_over_http_and_usb_stored_once_and_counted() {
+    let server = Server::start(&RecordKind::ALL);
+    let desk = enrolled_pc(&server, "dermaji", "pc-01");
+    visit(&desk, "anggota", "membaca", "1").ok();
+    visit(&desk, "rombongan", "komputer_internet", "12").ok();
+    visit(&desk, "non_anggota", "pinjam_kembali", "2").ok();
+    let undo = desk.run(&["visit", "undo"]).ok();
+    assert!(undo.stdout.contains("dibatalkan"), "{}", undo.stdout);
+    // Bad values say what to do and store nothing.
+    let before = desk.store().count_and_max();
+    let bad = visit(&desk, "staf", "membaca", "1").expect_code(2);
+    assert!(bad.stderr.contains("buku tamu"), "{}", bad.stderr);
+    let bad = desk
+        .run(&[
+            "--lang", "en", "member", "set", "--month", "2026-13", "--total", "5", "--new", "1",
+        ])
+        .expect_code(2);
+    assert!(bad.stderr.contains("YYYY-MM"), "{}", bad.stderr);
+    assert_eq!(desk.store().count_and_max(), before);
+    let month = server.runtime.state.now().format("%Y-%m").to_string();
+    desk.run(&[
+        "member", "set", "--month", &month, "--total", "120", "--new", "4",
+    ])
+    .ok();
+
+    let report = sync(&desk);
+    assert_eq!(report["pending_after"], 0, "{report}");
+    assert_eq!(server.count("dermaji", "visit.entries"), 2);
+    assert_eq!(server.count("dermaji", "visit.people"), 13);
+    assert_eq!(
+        server.count("dermaji", "visit.people.purpose.komputer_internet"),
+        12
+    );
+    assert_eq!(
+        server.count("dermaji", "visit.people.purpose.pinjam_kembali"),
+        0
+    );
+    assert_eq!(server.count("dermaji", "member_count.members"), 120);
+    // The undo of the group after it was sent: it counts no more.
+    desk.run(&["visit", "undo"]).ok();
+    sync(&desk);
+    assert_eq!(server.count("dermaji", "visit.people"), 1);
+    assert_eq!(server.count("dermaji", "visit.entries"), 1);
+    assert_eq!(
+        server.count("dermaji", "visit.people.purpose.komputer_internet"),
+        0
+    );
+    assert_eq!(sync(&desk)["nothing_to_send"], true);
+
+    // A second PC of the library, by USB: a visit, and the month's count entered later
+    // (it stands: one record for the library, whichever PC).
+    let usb = enrolled_pc(&server, "dermaji", "pc-02");
+    visit(&usb, "pelatihan", "ikut_kegiatan", "20").ok();
+    usb.run(&[
+        "member", "set", "--month", &month, "--total", "125", "--new", "5",
+    ])
+    .ok();
+    let bundle = usb.dir.path().join("bundle.json");
+    usb.run(&["sync", "--export", bundle.to_str().unwrap()])
+        .ok();
+    server
+        .server_cmd(&["import", bundle.to_str().unwrap()])
+        .ok();
+    let ack = ack_path(&bundle);
+    usb.run(&["sync", "--import-ack", ack.to_str().unwrap()])
+        .ok();
+    assert_eq!(waiting(&usb), 0);
+    assert_eq!(server.count("dermaji", "visit.entries"), 2);
+    assert_eq!(
+        server.count("dermaji", "visit.people.purpose.ikut_kegiatan"),
+        20
+    );
+    assert_eq!(server.count("dermaji", "member_count.members"), 125);
+    assert_eq!(server.count("dermaji", "member_count.new"), 5);
+    // The same bundle imported again stores nothing twice.
+    server
+        .server_cmd(&["import", bundle.to_str().unwrap()])
+        .ok();
+    assert_eq!(server.count("dermaji", "visit.people"), 21);
+    server.assert_recount_equal();
+}
+
+fn ack_path(bundle: &Path) -> std::path::PathBuf {
+    let mut name = bundle.as_os_str().to_owned();
+    name.push(".ack.json");
+    name.into()
+}
+
+#[test]
+fn a_server_older_than_visits_gets_the_sessions_and_the_visit_waits_until_it_is_upgraded() {
+    let mut server = Server::start(&RecordKind::WIRE_V1);
+    let pc = enrolled_pc(&server, "kebasen", "pc-01");
+    pc.start_session(&["--gender", "L", "--age", "pemuda", "--kind", "anggota"]);
+    visit(&pc, "anggota", "membaca", "3").ok();
+    pc.run(&["session", "end"]).ok();
+
+    let report = sync(&pc);
+    assert_eq!(report["pending_after"], 1, "{report}");
+    let device = server
+        .runtime
+        .block_on(server.store().find_device(
+            &LibraryCode::parse("kebasen").unwrap(),
+            &jejak_domain::PcCode::parse("pc-01").unwrap(),
+        ))
+        .unwrap()
+        .unwrap();
+    let sessions = server
+        .runtime
+        .block_on(server.store().sessions(&device))
+        .unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(server.count("kebasen", "visit.people"), 0);
+    assert_eq!(waiting(&pc), 1);
+    let status = pc.run(&["status"]).ok();
+    assert!(
+        status.stdout.contains("1 catatan menunggu dikirim"),
+        "{}",
+        status.stdout
+    );
+    // Pruning leaves it alone; a second sync sends nothing the server cannot take.
+    pc.run(&["prune"]).ok();
+    assert_eq!(pc.store().count("SELECT COUNT(*) FROM held_back"), 1);
+    let report = sync(&pc);
+    assert_eq!(report["pending_after"], 1, "{report}");
+
+    // The district upgrades its server: the visit arrives, once.
+    server.runtime.upgrade(&RecordKind::ALL);
+    let report = sync(&pc);
+    assert_eq!(report["pending_after"], 0, "{report}");
+    assert_eq!(waiting(&pc), 0);
+    assert_eq!(server.count("kebasen", "visit.people"), 3);
+    assert_eq!(server.count("kebasen", "visit.entries"), 1);
+    assert_eq!(sync(&pc)["nothing_to_send"], true);
+    assert_eq!(server.count("kebasen", "visit.people"), 3);
+    assert_eq!(
+        server
+            .runtime
+            .block_on(server.store().sessions(&device))
+            .unwrap()
+            .len(),
+        1
+    );
+    server.assert_recount_equal();
+}
