@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::entry::Scope;
 use crate::error::DomainError;
 use crate::event::PcEvent;
+use crate::identity::{LibraryCode, PcCode};
 use crate::member_count::MemberCount;
 use crate::session::Session;
 use crate::visit::Visit;
@@ -101,6 +102,16 @@ impl RecordBody {
             RecordBody::PcEvent(e) => e.id,
             RecordBody::Visit(v) => v.id,
             RecordBody::MemberCount(m) => m.id,
+        }
+    }
+
+    /// The library and PC the record is of.
+    pub fn owner(&self) -> (&LibraryCode, &PcCode) {
+        match self {
+            RecordBody::Session(s) => (&s.library, &s.pc),
+            RecordBody::PcEvent(e) => (&e.library, &e.pc),
+            RecordBody::Visit(v) => (&v.library, &v.pc),
+            RecordBody::MemberCount(m) => (&m.library, &m.pc),
         }
     }
 

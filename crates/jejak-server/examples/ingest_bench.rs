@@ -5,7 +5,10 @@
 //! - `rusqlite_rows_per_s`: a bare rusqlite bulk insert of the same rows, same run;
 //! - `ingest_ratio_vs_rusqlite`: the first over the second (goal ≥ 0.6);
 //! - `server_disk_bytes_per_session` (goal ≤ 64) at the stress district's pace, and
-//!   `server_disk_bytes_per_session_typical_pace` (info) at a typical PC's.
+//!   `server_disk_bytes_per_session_typical_pace` (info) at a typical PC's;
+//! - `visit_wire_bytes` and `visit_disk_bytes` (info): a desk visit's bytes on the wire
+//!   (zstd at the PC's level, in a batch of a month's 1,200 visits) and on the server's
+//!   disk (the compacted file's growth per visit, counters included).
 //!
 //! `cargo run --release -p jejak-server --example ingest_bench [-- --quick]`. The files
 //! go to `$BENCH_TMPDIR` (default: the system's temporary folder), which must be on the
@@ -137,6 +140,23 @@ async fn main() {
     emit(
         "server_disk_bytes_per_session_typical_pace",
         typical.bytes_per_session,
+        "bytes",
+        "info",
+    );
+
+    let visit_dir = tempfile::tempdir_in(&base).unwrap();
+    let visits = bench::visit_figures(visit_dir.path(), 1_200).await.unwrap();
+    // zstd level 19, as the PC compresses its batches (`jejak_sync::batching`).
+    let wire = zstd::bulk::compress(&visits.batch_json, 19).unwrap();
+    emit(
+        "visit_wire_bytes",
+        wire.len() as f64 / visits.visits as f64,
+        "bytes",
+        "info",
+    );
+    emit(
+        "visit_disk_bytes",
+        visits.disk_bytes_per_visit,
         "bytes",
         "info",
     );

@@ -164,9 +164,9 @@ pub(crate) fn decide(
 /// The stored version as a record, for taking its counts away; `None` when its fields
 /// no longer read (a corrupt row: `check-rollups` then finds the difference).
 pub(crate) fn stored_body(incoming: &PreparedEntry, stored: &StoredEntry) -> Option<RecordBody> {
-    let (library, _) = library_and_pc(&incoming.body)?;
+    let (library, _) = incoming.body.owner();
     let pc = jejak_domain::PcCode::parse_exact(&stored.pc).ok()?;
-    stored_record(incoming.kind, incoming.id, &library, &pc, stored).ok()
+    stored_record(incoming.kind, incoming.id, library, &pc, stored).ok()
 }
 
 /// A stored entry as a record of `library`'s `pc` (the recount reads every entry so).
@@ -187,14 +187,6 @@ pub(crate) fn stored_record(
         fields: stored.fields.clone(),
     };
     RecordBody::from_entry(library, pc, &entry)
-}
-
-fn library_and_pc(body: &RecordBody) -> Option<(jejak_domain::LibraryCode, jejak_domain::PcCode)> {
-    match body {
-        RecordBody::Visit(v) => Some((v.library.clone(), v.pc.clone())),
-        RecordBody::MemberCount(m) => Some((m.library.clone(), m.pc.clone())),
-        RecordBody::Session(_) | RecordBody::PcEvent(_) => None,
-    }
 }
 
 /// Whether `body`, dated at `at_s`, would count on a day before `retained_from_s` (Unix

@@ -183,3 +183,107 @@ pub fn bare_rusqlite_insert(
     tx.commit()?;
     Ok((rows.len(), started.elapsed()))
 }
+
+/// What a desk visit costs: the JSON bytes of a batch of visits (the caller compresses
+/// it as the PC does) and the server's bytes on disk per visit.
+#[derive(Debug, Clone)]
+pub struct VisitFigure {
+    pub visits: usize,
+    /// The batch as the PC would send it (uncompressed JSON).
+    pub batch_json: Vec<u8>,
+    /// The compacted file's growth per visit: the `entries` rows, their counters
+    /// (`entry_counts`) and the indexes.
+    pub disk_bytes_per_visit: f64,
+}
+
+/// A month of a busy village library's visitor book (`visits` entries of mixed
+/// categories, about 40 a day, a few of them groups and a few undone) in one batch,
+/// stored in a new store in `dir`.
+pub async fn visit_figures(
+    dir: &Path,
+    visits: usize,
+) -> Result<VisitFigure, Box<dyn std::error::Error + Send + Sync>> {
+    use jejak_domain::{
+        AgeGroup, ChangeRecord, ClientInstant, Gender, LibraryCode, PcCode, RecordBody, UserKind,
+        Visit, VisitPurpose,
+    };
+    use rand::{Rng, SeedableRng};
+
+    let store = SqliteStore::open(&dir.join("visit-bench.db"))?;
+    let library = LibraryCode::parse("3302012001")?;
+    let pc = PcCode::parse("meja")?;
+    store
+        .add_library(&library, "Perpustakaan Desa", Zone::Wib)
+        .await?;
+    store.add_device(&library, &pc).await?;
+    let device = store
+        .find_device(&library, &pc)
+        .await?
+        .ok_or("the device just enrolled is missing")?;
+    let empty_bytes = store.compact().await?;
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let run = uuid::Uuid::now_v7();
+    let mut records = Vec::with_capacity(visits);
+    for i in 0..visits {
+        // Opening hours, 08:00 to 15:00 WIB, about 40 a day.
+        let at = month_start()
+            + chrono::Duration::days((i / 40) as i64)
+            + chrono::Duration::hours(1)
+            + chrono::Duration::seconds(i64::from(rng.random_range(0..25_200u32)));
+        let group = rng.random_range(0..20u32) == 0;
+        let pick = |rng: &mut rand::rngs::StdRng, n: usize| rng.random_range(0..n);
+        let visit = Visit {
+            id: uuid::Uuid::now_v7(),
+            revision: 1,
+            library: library.clone(),
+            pc: pc.clone(),
+            at,
+            run_id: run,
+            mono_ms: 1_000 + i as u64 * 600_000,
+            gender: Gender::ALL[pick(&mut rng, 2)],
+            age_group: AgeGroup::ALL[pick(&mut rng, 6)],
+            user_kind: if group {
+                UserKind::Rombongan
+            } else {
+                UserKind::VISITORS[pick(&mut rng, 2)]
+            },
+            purpose: VisitPurpose::ALL[pick(&mut rng, VisitPurpose::ALL.len())],
+            people: if group { rng.random_range(5..40) } else { 1 },
+            withdrawn: rng.random_range(0..50u32) == 0,
+        };
+        records.push(ChangeRecord {
+            seq: i as u64 + 1,
+            recorded_at: at,
+            run_id: run,
+            mono_ms: visit.mono_ms,
+            body: RecordBody::Visit(visit),
+        });
+    }
+    let sync_at = month_start() + chrono::Duration::days(40);
+    let batch = WireBatch::encode(
+        uuid::Uuid::now_v7(),
+        library,
+        pc,
+        uuid::Uuid::now_v7(),
+        1,
+        visits as u64,
+        ClientInstant {
+            run,
+            mono_ms: 40 * 86_400_000,
+            wall_ms: sync_at.timestamp_millis(),
+        },
+        Vec::new(),
+        &records,
+    );
+    let batch_json = serde_json::to_vec(&batch)?;
+    store
+        .ingest(&device, batch, sync_at, Delivery::Online)
+        .await?;
+    let full_bytes = store.compact().await?;
+    Ok(VisitFigure {
+        visits,
+        batch_json,
+        disk_bytes_per_visit: full_bytes.saturating_sub(empty_bytes) as f64 / visits.max(1) as f64,
+    })
+}
