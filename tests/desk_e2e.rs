@@ -275,3 +275,86 @@ fn a_server_older_than_visits_gets_the_sessions_and_the_visit_waits_until_it_is_
     );
     server.assert_recount_equal();
 }
+
+/// A server that does not list visits refuses a batch carrying one (422, naming it), as
+/// an older server's parser would, and stores nothing of it.
+#[test]
+fn a_server_that_does_not_take_visits_refuses_a_batch_with_one_and_stores_nothing() {
+    use jejak_domain::{
+        AgeGroup, ChangeRecord, ClientInstant, Gender, PcCode, RecordBody, UserKind, Visit,
+        VisitPurpose, WireBatch,
+    };
+    let server = Server::start(&RecordKind::WIRE_V1);
+    let token = server
+        .runtime
+        .enroll("kebasen", "Perpustakaan Desa", "pc-02");
+    let (library, pc) = (
+        LibraryCode::parse("kebasen").unwrap(),
+        PcCode::parse("pc-02").unwrap(),
+    );
+    let now = server.runtime.state.now();
+    let run = uuid::Uuid::now_v7();
+    let visit = Visit {
+        id: uuid::Uuid::now_v7(),
+        revision: 1,
+        library: library.clone(),
+        pc: pc.clone(),
+        at: now,
+        run_id: run,
+        mono_ms: 5_000,
+        gender: Gender::P,
+        age_group: AgeGroup::Dewasa,
+        user_kind: UserKind::Anggota,
+        purpose: VisitPurpose::Membaca,
+        people: 1,
+        withdrawn: false,
+    };
+    let batch = WireBatch::encode(
+        uuid::Uuid::now_v7(),
+        library.clone(),
+        pc.clone(),
+        uuid::Uuid::now_v7(),
+        1,
+        1,
+        ClientInstant {
+            run,
+            mono_ms: 6_000,
+            wall_ms: now.timestamp_millis(),
+        },
+        Vec::new(),
+        &[ChangeRecord {
+            seq: 1,
+            recorded_at: now,
+            run_id: run,
+            mono_ms: 5_000,
+            body: RecordBody::Visit(visit),
+        }],
+    );
+    let body = zstd::encode_all(serde_json::to_vec(&batch).unwrap().as_slice(), 3).unwrap();
+    let url = format!("{}/api/v1/batches", server.runtime.url());
+    let answer = server.runtime.block_on(async move {
+        let response = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .header("Content-Type", jejak_domain::BATCH_MEDIA_TYPE)
+            .header("Content-Encoding", "zstd")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    });
+    assert_eq!(answer.0, 422, "{}", answer.1);
+    assert!(answer.1.contains("entries[0].kind 'visit'"), "{}", answer.1);
+    let device = server
+        .runtime
+        .block_on(server.store().find_device(&library, &pc))
+        .unwrap()
+        .unwrap();
+    let state = server
+        .runtime
+        .block_on(server.store().device_state(&device))
+        .unwrap();
+    assert_eq!(state.epochs.len(), 0, "{state:?}");
+    assert_eq!(server.count("kebasen", "visit.entries"), 0);
+}

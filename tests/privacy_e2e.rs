@@ -271,6 +271,45 @@ fn member_numbers_are_nowhere_on_the_pc_the_server_the_logs_or_the_wire() {
         );
         run(&pc, &["session", "end"], &mut outputs);
     }
+    // The visitor book and the member count: categories and numbers only, nothing of a
+    // person (their rows on the wire are checked below).
+    for args in [
+        &[
+            "visit",
+            "add",
+            "--gender",
+            "P",
+            "--age",
+            "lansia",
+            "--user-kind",
+            "anggota",
+            "--purpose",
+            "membaca",
+        ][..],
+        &[
+            "--format",
+            "json",
+            "visit",
+            "add",
+            "--gender",
+            "L",
+            "--age",
+            "anak",
+            "--user-kind",
+            "rombongan",
+            "--purpose",
+            "ikut_kegiatan",
+            "--people",
+            "12",
+        ],
+        &["visit", "undo"],
+        &["visit", "list"],
+        &[
+            "member", "set", "--month", "2026-11", "--total", "240", "--new", "7",
+        ],
+    ] {
+        run(&pc, args, &mut outputs);
+    }
     // The agent's own sync takes them over the proxy.
     let view = pc.store();
     let last_session_seq = view.count("SELECT MAX(seq) FROM changes WHERE record_kind = 'session'");
@@ -374,6 +413,11 @@ fn member_numbers_are_nowhere_on_the_pc_the_server_the_logs_or_the_wire() {
         view.count("SELECT COUNT(DISTINCT patron_key) FROM sessions WHERE patron_key IS NOT NULL");
     assert_eq!(stored, MEMBERS.len() as i64, "each member has a patron key");
     assert!(batches >= 1, "batches were captured on the wire");
+    // The desk records went over the same wire, as compact rows of small integers.
+    assert!(
+        contains(&inflated_text, b"\"entries\":[["),
+        "the visits and the member count were captured on the wire"
+    );
     for key in &keys {
         let on_wire = contains(&inflated_text, key.as_bytes());
         let in_store = contains(&store_bytes, key.as_bytes())
