@@ -472,71 +472,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn state(last_result: Option<&str>) -> SyncState {
-        SyncState {
-            epoch: Uuid::nil(),
-            acked_seq: 3,
-            last_seq: 8,
-            rejected: 0,
-            held_back: 0,
-            last_attempt: None,
-            last_success: None,
-            last_result: last_result.map(str::to_string),
-        }
-    }
-
-    #[test]
-    fn every_problem_code_reads_back_as_its_problem() {
-        for problem in SyncProblem::ALL {
-            assert_eq!(SyncProblem::from_code(problem.code()), Some(problem));
-            for lang in [Lang::Id, Lang::En] {
-                // One sentence that says the data is safe.
-                assert!(
-                    problem
-                        .sentence(lang)
-                        .contains(lang.pick("Data aman", "data is safe")),
-                    "{problem:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn the_last_result_reads_as_a_sentence_and_keeps_its_detail_for_json() {
-        let failed = state(Some(
-            "no-link: no link to the server after 5 attempts: tcp connect error",
-        ));
-        assert_eq!(failed.last_problem(), Some(SyncProblem::NoLink));
-        assert_eq!(
-            failed.last_result_text(Lang::Id).as_deref(),
-            Some(SyncProblem::NoLink.sentence(Lang::Id))
-        );
-        assert_eq!(
-            state(Some("ok")).last_result_text(Lang::Id).as_deref(),
-            Some("berhasil")
-        );
-        // A result stored by an earlier version is shown as it is.
-        let older = state(Some("the server refused the batch (403): wrong library"));
-        assert_eq!(older.last_problem(), None);
-        assert_eq!(
-            older.last_result_text(Lang::En).as_deref(),
-            Some("the server refused the batch (403): wrong library")
-        );
-        assert_eq!(state(None).last_result_text(Lang::Id), None);
-    }
-
-    #[test]
-    fn what_waits_is_counted_in_records_in_both_languages() {
-        assert_eq!(waiting_text(5, Lang::Id), "5 catatan menunggu dikirim");
-        assert_eq!(waiting_text(1, Lang::En), "1 record waiting to be sent");
-        assert_eq!(waiting_text(5, Lang::En), "5 records waiting to be sent");
-    }
-}
-
 /// The store-meta key of the kinds the district server last said it takes.
 const SERVER_ACCEPTS: &str = "server_accepts";
 
@@ -665,5 +600,70 @@ impl Store {
             codes.split(',').filter_map(RecordKind::from_code).collect(),
             seqs.split(',').filter_map(|s| s.parse().ok()).collect(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(last_result: Option<&str>) -> SyncState {
+        SyncState {
+            epoch: Uuid::nil(),
+            acked_seq: 3,
+            last_seq: 8,
+            rejected: 0,
+            held_back: 0,
+            last_attempt: None,
+            last_success: None,
+            last_result: last_result.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn every_problem_code_reads_back_as_its_problem() {
+        for problem in SyncProblem::ALL {
+            assert_eq!(SyncProblem::from_code(problem.code()), Some(problem));
+            for lang in [Lang::Id, Lang::En] {
+                // One sentence that says the data is safe.
+                assert!(
+                    problem
+                        .sentence(lang)
+                        .contains(lang.pick("Data aman", "data is safe")),
+                    "{problem:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_result_reads_as_a_sentence_and_keeps_its_detail_for_json() {
+        let failed = state(Some(
+            "no-link: no link to the server after 5 attempts: tcp connect error",
+        ));
+        assert_eq!(failed.last_problem(), Some(SyncProblem::NoLink));
+        assert_eq!(
+            failed.last_result_text(Lang::Id).as_deref(),
+            Some(SyncProblem::NoLink.sentence(Lang::Id))
+        );
+        assert_eq!(
+            state(Some("ok")).last_result_text(Lang::Id).as_deref(),
+            Some("berhasil")
+        );
+        // A result stored by an earlier version is shown as it is.
+        let older = state(Some("the server refused the batch (403): wrong library"));
+        assert_eq!(older.last_problem(), None);
+        assert_eq!(
+            older.last_result_text(Lang::En).as_deref(),
+            Some("the server refused the batch (403): wrong library")
+        );
+        assert_eq!(state(None).last_result_text(Lang::Id), None);
+    }
+
+    #[test]
+    fn what_waits_is_counted_in_records_in_both_languages() {
+        assert_eq!(waiting_text(5, Lang::Id), "5 catatan menunggu dikirim");
+        assert_eq!(waiting_text(1, Lang::En), "1 record waiting to be sent");
+        assert_eq!(waiting_text(5, Lang::En), "5 records waiting to be sent");
     }
 }
