@@ -781,7 +781,7 @@ async fn the_operational_endpoints_answer_as_documented() {
     }
     assert_eq!(
         doc["components"]["schemas"]["RecordKind"]["enum"],
-        serde_json::json!(["session", "pc_event"])
+        serde_json::json!(["session", "pc_event", "visit", "member_count"])
     );
     // The report endpoints: staff token, every media type, every refusal documented.
     assert!(doc["components"]["securitySchemes"]["staff_token"].is_object());
