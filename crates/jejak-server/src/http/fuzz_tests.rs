@@ -126,8 +126,67 @@ fn real_batches() -> Vec<Value> {
         .unwrap_or_default();
     let log = simulate(&pc, 12, first_day, 7);
     let sync_at = first_day + chrono::Duration::days(10);
-    batches(&pc, &log, 6, sync_at)
-        .iter()
+    let mut out = batches(&pc, &log, 6, sync_at);
+    // Then a batch of the desk's records: two visits and the month's member count.
+    let first = out.last().map_or(1, |b| b.last_seq + 1);
+    let run = uuid::Uuid::from_u128(77);
+    let at = first_day + chrono::Duration::hours(3);
+    let visit = |seq: u64, people: u32| jejak_domain::ChangeRecord {
+        seq,
+        recorded_at: at,
+        run_id: run,
+        mono_ms: seq * 1_000,
+        body: jejak_domain::RecordBody::Visit(jejak_domain::Visit {
+            id: uuid::Uuid::from_u128(9_000 + u128::from(seq)),
+            revision: 1,
+            library: pc.library.clone(),
+            pc: pc.pc.clone(),
+            at,
+            run_id: run,
+            mono_ms: seq * 1_000,
+            gender: jejak_domain::Gender::P,
+            age_group: jejak_domain::AgeGroup::Anak,
+            user_kind: jejak_domain::UserKind::Rombongan,
+            purpose: jejak_domain::VisitPurpose::Belajar,
+            people,
+            withdrawn: false,
+        }),
+    };
+    let month = jejak_domain::YearMonth::new(2026, 10).unwrap_or_else(|| unreachable!());
+    let count = jejak_domain::ChangeRecord {
+        seq: first + 2,
+        recorded_at: at,
+        run_id: run,
+        mono_ms: 9_000,
+        body: jejak_domain::RecordBody::MemberCount(jejak_domain::MemberCount {
+            id: jejak_domain::MemberCount::id_for(&pc.library, month),
+            revision: 1,
+            library: pc.library.clone(),
+            pc: pc.pc.clone(),
+            at,
+            run_id: run,
+            mono_ms: 9_000,
+            month,
+            members: 240,
+            new_members: 7,
+        }),
+    };
+    out.push(jejak_domain::WireBatch::encode(
+        uuid::Uuid::from_u128(88),
+        pc.library.clone(),
+        pc.pc.clone(),
+        pc.epoch,
+        first,
+        first + 2,
+        jejak_domain::ClientInstant {
+            run,
+            mono_ms: 10_000,
+            wall_ms: sync_at.timestamp_millis(),
+        },
+        Vec::new(),
+        &[visit(first, 1), visit(first + 1, 25), count],
+    ));
+    out.iter()
         .map(|b| serde_json::to_value(b).unwrap_or(Value::Null))
         .collect()
 }
@@ -189,6 +248,7 @@ fn field_name() -> impl Strategy<Value = String> {
             "end_reason", "user_kind", "purposes", "gender", "age_group", "group_size",
             "patron", "rx_kib", "tx_kib", "online_s", "time_quality", "kind", "mono_ms",
             "at_delta_ms", "clock_delta_ms", "wall_ms", "server_ms", "uncertainty_ms",
+            "entries",
         ])
         .prop_map(str::to_string),
         1 => "[a-z_]{1,10}",
@@ -235,7 +295,7 @@ proptest! {
 
     #[test]
     fn real_batches_with_hostile_values_get_a_4xx_or_success(
-        which in 0_usize..2,
+        which in 0_usize..3,
         changes in prop::collection::vec((any::<prop::sample::Index>(), any_json(), hostile_number(), any::<bool>()), 1..6),
     ) {
         let target = target();
@@ -259,7 +319,7 @@ proptest! {
 fn the_real_batches_are_stored_and_the_issues_batch_is_a_422() {
     let target = target();
     let mut documents = real_batches();
-    assert_eq!(documents.len(), 2);
+    assert_eq!(documents.len(), 3);
     let mut hostile = documents[1].clone();
     for document in &documents {
         let json = serde_json::to_vec(document).unwrap_or_default();
