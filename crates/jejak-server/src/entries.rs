@@ -20,6 +20,11 @@
 //! the clock, so a misdated one is rare; carrying entries in the plan's lists is the
 //! next step if districts see it. A member count's day is its month's first day,
 //! whatever its time.
+//!
+//! Retention: `jejak server prune` removes raw sessions and events of final months, not
+//! entries (a village's year of visits is a few hundred kilobytes); an entry that would
+//! count in a pruned month and is not stored yet is refused as `beyond-retention`, as a
+//! session is, and the recount leaves pruned months' counters as they are.
 
 use jejak_domain::{EntryRecord, EntryVersion, RecordBody, RecordKind, Scope};
 use uuid::Uuid;
