@@ -188,15 +188,8 @@ fn visits_and_member_counts_sync_over_http_and_usb_stored_once_and_counted() {
         "member", "set", "--month", &month, "--total", "125", "--new", "5",
     ])
     .ok();
+    carry(&server, &usb, "bundle.json");
     let bundle = usb.dir.path().join("bundle.json");
-    usb.run(&["sync", "--export", bundle.to_str().unwrap()])
-        .ok();
-    server
-        .server_cmd(&["import", bundle.to_str().unwrap()])
-        .ok();
-    let ack = ack_path(&bundle);
-    usb.run(&["sync", "--import-ack", ack.to_str().unwrap()])
-        .ok();
     assert_eq!(waiting(&usb), 0);
     assert_eq!(server.count("dermaji", "visit.entries"), 2);
     assert_eq!(
@@ -211,6 +204,19 @@ fn visits_and_member_counts_sync_over_http_and_usb_stored_once_and_counted() {
         .ok();
     assert_eq!(server.count("dermaji", "visit.people"), 21);
     server.assert_recount_equal();
+}
+
+/// Exports a bundle on `pc`, imports it on the server, and takes its acknowledgement
+/// back to the PC.
+fn carry(server: &Server, pc: &TestPc, name: &str) {
+    let bundle = pc.dir.path().join(name);
+    pc.run(&["sync", "--export", bundle.to_str().unwrap()]).ok();
+    server
+        .server_cmd(&["import", bundle.to_str().unwrap()])
+        .ok();
+    let ack = ack_path(&bundle);
+    pc.run(&["sync", "--import-ack", ack.to_str().unwrap()])
+        .ok();
 }
 
 fn ack_path(bundle: &Path) -> std::path::PathBuf {
@@ -357,4 +363,47 @@ fn a_server_that_does_not_take_visits_refuses_a_batch_with_one_and_stores_nothin
         .unwrap();
     assert_eq!(state.epochs.len(), 0, "{state:?}");
     assert_eq!(server.count("kebasen", "visit.entries"), 0);
+}
+
+/// The same by USB: the bundle for a server older than visits leaves the visit out and
+/// the acknowledgement holds it back; once the PC hears the upgraded server takes visits
+/// (here at a second `jejak enroll`), the next bundle carries it first, and the
+/// importer stores it once.
+#[test]
+fn by_usb_a_held_back_visit_goes_in_a_later_bundle_once_the_server_takes_it() {
+    let mut server = Server::start(&RecordKind::WIRE_V1);
+    let token = server
+        .runtime
+        .enroll("kebasen", "Perpustakaan Desa", "pc-03");
+    let pc = TestPc::new();
+    let url = server.runtime.url();
+    pc.run(&[
+        "init",
+        "--library",
+        "kebasen",
+        "--pc",
+        "pc-03",
+        "--server",
+        &url,
+    ])
+    .ok();
+    pc.run(&["enroll", "--server", &url, "--token", &token])
+        .ok();
+    pc.start_session(&["--gender", "P", "--age", "dewasa", "--kind", "anggota"]);
+    visit(&pc, "anggota", "membaca", "2").ok();
+    pc.run(&["session", "end"]).ok();
+
+    carry(&server, &pc, "first.json");
+    assert_eq!(waiting(&pc), 1);
+    assert_eq!(server.count("kebasen", "visit.people"), 0);
+
+    server.runtime.upgrade(&RecordKind::ALL);
+    pc.run(&["enroll", "--server", &url, "--token", &token])
+        .ok();
+    visit(&pc, "non_anggota", "belajar", "1").ok();
+    carry(&server, &pc, "second.json");
+    assert_eq!(waiting(&pc), 0);
+    assert_eq!(server.count("kebasen", "visit.people"), 3);
+    assert_eq!(server.count("kebasen", "visit.entries"), 2);
+    server.assert_recount_equal();
 }
