@@ -229,6 +229,7 @@ fn ack_path(bundle: &Path) -> std::path::PathBuf {
 fn a_server_older_than_visits_gets_the_sessions_and_the_visit_waits_until_it_is_upgraded() {
     let mut server = Server::start(&RecordKind::WIRE_V1);
     let pc = enrolled_pc(&server, "kebasen", "pc-01");
+    let url_before = server.runtime.url();
     pc.start_session(&["--gender", "L", "--age", "pemuda", "--kind", "anggota"]);
     visit(&pc, "anggota", "membaca", "3").ok();
     pc.run(&["session", "end"]).ok();
@@ -262,8 +263,13 @@ fn a_server_older_than_visits_gets_the_sessions_and_the_visit_waits_until_it_is_
     let report = sync(&pc);
     assert_eq!(report["pending_after"], 1, "{report}");
 
-    // The district upgrades its server: the visit arrives, once.
+    // The district upgrades its server (at a new address): the visit arrives, once.
     server.runtime.upgrade(&RecordKind::ALL);
+    let config = pc.data_dir.join("agent.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let moved = text.replace(&url_before, &server.runtime.url());
+    assert_ne!(moved, text);
+    std::fs::write(&config, moved).unwrap();
     let report = sync(&pc);
     assert_eq!(report["pending_after"], 0, "{report}");
     assert_eq!(waiting(&pc), 0);
@@ -398,6 +404,7 @@ fn by_usb_a_held_back_visit_goes_in_a_later_bundle_once_the_server_takes_it() {
     assert_eq!(server.count("kebasen", "visit.people"), 0);
 
     server.runtime.upgrade(&RecordKind::ALL);
+    let url = server.runtime.url();
     pc.run(&["enroll", "--server", &url, "--token", &token])
         .ok();
     visit(&pc, "non_anggota", "belajar", "1").ok();

@@ -70,22 +70,8 @@ impl InProcessServer {
         Self::serve(state, Some(tls)).await
     }
 
-    /// Serves `state` over plain HTTP on `addr` (a port an earlier server of the test
-    /// listened on, so that the PCs pointed at it reach this one).
-    pub async fn start_at(state: AppState, addr: SocketAddr) -> InProcessServer {
-        Self::serve_on(state, None, &addr.to_string()).await
-    }
-
     async fn serve(state: AppState, tls: Option<Arc<rustls::ServerConfig>>) -> InProcessServer {
-        Self::serve_on(state, tls, "127.0.0.1:0").await
-    }
-
-    async fn serve_on(
-        state: AppState,
-        tls: Option<Arc<rustls::ServerConfig>>,
-        addr: &str,
-    ) -> InProcessServer {
-        let listener = tokio::net::TcpListener::bind(addr)
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free loopback port");
         let addr = listener.local_addr().expect("the listener's address");
@@ -206,10 +192,10 @@ impl ServerOnOwnRuntime {
         self.serving.as_ref().map(|s| s.addr).expect("serving")
     }
 
-    /// Stops serving and serves the same store again on the same address, now storing
-    /// the record kinds `accepts`: the district upgraded its server.
+    /// Stops serving and serves the same store again, now storing the record kinds
+    /// `accepts`: the district upgraded its server. It listens on a new port (the old
+    /// one may be taken meanwhile by any socket of the machine); see [`Self::url`].
     pub fn upgrade(&mut self, accepts: &[jejak_domain::RecordKind]) {
-        let addr = self.addr();
         let mut old = self.serving.take().expect("serving");
         self.block_on(old.stop()).expect("the server stops cleanly");
         let state = AppState::new(
@@ -220,7 +206,7 @@ impl ServerOnOwnRuntime {
                 ..ServerConfig::default()
             },
         );
-        self.serving = Some(self.block_on(InProcessServer::start_at(state.clone(), addr)));
+        self.serving = Some(self.block_on(InProcessServer::start(state.clone())));
         self.state = state;
     }
 
