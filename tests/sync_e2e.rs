@@ -482,7 +482,7 @@ fn pc_content(store: &Store) -> PcContent {
                 let rev = newest_revision.entry(s.id).or_default();
                 *rev = (*rev).max(s.revision);
             }
-            RecordBody::Visit(_) | RecordBody::MemberCount(_) => {}
+            RecordBody::Visit(_) | RecordBody::MemberCount(_) | RecordBody::Activity(_) => {}
         }
     }
     // The store's own consistency: every session row is its newest logged revision.

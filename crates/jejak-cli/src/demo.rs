@@ -1103,7 +1103,10 @@ async fn verify_village(
             .into_iter()
             .filter_map(|c| match c.body {
                 RecordBody::PcEvent(e) => Some(e.id),
-                RecordBody::Session(_) | RecordBody::Visit(_) | RecordBody::MemberCount(_) => None,
+                RecordBody::Session(_)
+                | RecordBody::Visit(_)
+                | RecordBody::MemberCount(_)
+                | RecordBody::Activity(_) => None,
             })
             .collect();
         let remote_events: HashSet<uuid::Uuid> = server

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::activity::Activity;
 use crate::entry::Scope;
 use crate::error::DomainError;
 use crate::event::PcEvent;
@@ -32,15 +33,18 @@ pub enum RecordKind {
     Visit,
     /// A library's member count of a month, in the wire's `entries`.
     MemberCount,
+    /// A library activity (kegiatan) with its participants, in the wire's `entries`.
+    Activity,
 }
 
 impl RecordKind {
     /// Every kind this build knows, in the order of the wire format.
-    pub const ALL: [RecordKind; 4] = [
+    pub const ALL: [RecordKind; 5] = [
         RecordKind::Session,
         RecordKind::PcEvent,
         RecordKind::Visit,
         RecordKind::MemberCount,
+        RecordKind::Activity,
     ];
 
     /// The kinds of wire format v1, which every server takes: what a PC assumes of a
@@ -54,6 +58,7 @@ impl RecordKind {
             RecordKind::PcEvent => "pc_event",
             RecordKind::Visit => "visit",
             RecordKind::MemberCount => "member_count",
+            RecordKind::Activity => "activity",
         }
     }
 
@@ -61,7 +66,10 @@ impl RecordKind {
     /// entered it).
     pub fn scope(self) -> Scope {
         match self {
-            RecordKind::Session | RecordKind::PcEvent | RecordKind::Visit => Scope::Pc,
+            RecordKind::Session
+            | RecordKind::PcEvent
+            | RecordKind::Visit
+            | RecordKind::Activity => Scope::Pc,
             RecordKind::MemberCount => Scope::Library,
         }
     }
@@ -70,7 +78,7 @@ impl RecordKind {
     pub fn is_entry(self) -> bool {
         match self {
             RecordKind::Session | RecordKind::PcEvent => false,
-            RecordKind::Visit | RecordKind::MemberCount => true,
+            RecordKind::Visit | RecordKind::MemberCount | RecordKind::Activity => true,
         }
     }
 
@@ -92,6 +100,8 @@ pub enum RecordBody {
     Visit(Visit),
     /// A month's member count at its new revision.
     MemberCount(MemberCount),
+    /// An activity at its new revision (an edit is one).
+    Activity(Activity),
 }
 
 impl RecordBody {
@@ -102,6 +112,7 @@ impl RecordBody {
             RecordBody::PcEvent(e) => e.id,
             RecordBody::Visit(v) => v.id,
             RecordBody::MemberCount(m) => m.id,
+            RecordBody::Activity(a) => a.id,
         }
     }
 
@@ -112,6 +123,7 @@ impl RecordBody {
             RecordBody::PcEvent(e) => (&e.library, &e.pc),
             RecordBody::Visit(v) => (&v.library, &v.pc),
             RecordBody::MemberCount(m) => (&m.library, &m.pc),
+            RecordBody::Activity(a) => (&a.library, &a.pc),
         }
     }
 
@@ -123,6 +135,7 @@ impl RecordBody {
             RecordBody::PcEvent(e) => e.run_id,
             RecordBody::Visit(v) => v.run_id,
             RecordBody::MemberCount(m) => m.run_id,
+            RecordBody::Activity(a) => a.run_id,
         }
     }
 
@@ -132,6 +145,7 @@ impl RecordBody {
             RecordBody::PcEvent(_) => 1,
             RecordBody::Visit(v) => v.revision,
             RecordBody::MemberCount(m) => m.revision,
+            RecordBody::Activity(a) => a.revision,
         }
     }
 
@@ -141,6 +155,7 @@ impl RecordBody {
             RecordBody::PcEvent(_) => RecordKind::PcEvent,
             RecordBody::Visit(_) => RecordKind::Visit,
             RecordBody::MemberCount(_) => RecordKind::MemberCount,
+            RecordBody::Activity(_) => RecordKind::Activity,
         }
     }
 
@@ -154,6 +169,7 @@ impl RecordBody {
             RecordBody::PcEvent(_) => Ok(()),
             RecordBody::Visit(v) => v.validate(),
             RecordBody::MemberCount(m) => m.validate(),
+            RecordBody::Activity(a) => a.validate(),
         }
     }
 }
@@ -200,6 +216,6 @@ mod tests {
             );
             assert_eq!(RecordKind::from_code(kind.code()), Some(kind));
         }
-        assert_eq!(RecordKind::from_code("activity"), None);
+        assert_eq!(RecordKind::from_code("loan"), None);
     }
 }

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::activity::Activity;
 use crate::change::{RecordBody, RecordKind};
 use crate::identity::{LibraryCode, PcCode};
 use crate::member_count::MemberCount;
@@ -41,8 +42,12 @@ pub struct EntryRecord {
     pub mono_ms: u64,
     /// Wall time of the entry as the PC's clock said, Unix ms.
     pub wall_ms: i64,
-    /// The kind's own fields, in the kind's order.
+    /// The kind's own fields, in the kind's order. Never negative (every kind's reader
+    /// refuses a negative value), which the server's packing relies on.
     pub fields: Vec<i64>,
+    /// The kind's free-text fields, in the kind's order (an activity's title, partner
+    /// and notes; empty for an absent optional one); empty for kinds without text.
+    pub texts: Vec<String>,
 }
 
 /// A field of an entry outside what its kind allows: the wire refuses the batch (422)
@@ -60,10 +65,11 @@ pub struct EntryFieldError {
 pub(crate) struct FieldReader<'a> {
     pub kind: RecordKind,
     pub fields: &'a [i64],
+    pub texts: &'a [String],
 }
 
 impl FieldReader<'_> {
-    fn error(&self, field: &'static str, value: i64) -> EntryFieldError {
+    pub fn error(&self, field: &'static str, value: i64) -> EntryFieldError {
         EntryFieldError {
             kind: self.kind.code(),
             field,
@@ -97,14 +103,31 @@ impl FieldReader<'_> {
         Ok(all[value as usize])
     }
 
-    /// Refuses an entry with more fields than its kind has: a newer PC's extra field
-    /// must not be dropped silently.
+    /// Refuses an entry with more fields than its kind has, or any text: a newer PC's
+    /// extra field must not be dropped silently.
     pub fn exactly(&self, count: usize, field: &'static str) -> Result<(), EntryFieldError> {
-        if self.fields.len() == count {
-            Ok(())
-        } else {
+        self.exactly_with_texts(count, 0, field)
+    }
+
+    /// As [`FieldReader::exactly`], for a kind with `texts` free-text fields.
+    pub fn exactly_with_texts(
+        &self,
+        count: usize,
+        texts: usize,
+        field: &'static str,
+    ) -> Result<(), EntryFieldError> {
+        if self.fields.len() != count {
             Err(self.error(field, self.fields.len() as i64))
+        } else if self.texts.len() != texts {
+            Err(self.error(field, self.texts.len() as i64))
+        } else {
+            Ok(())
         }
+    }
+
+    /// Text `index` (an empty string when the entry has none there).
+    pub fn text(&self, index: usize) -> String {
+        self.texts.get(index).cloned().unwrap_or_default()
     }
 }
 
@@ -117,6 +140,7 @@ impl RecordBody {
     /// The record in its generic form; `None` for sessions and pc events, which have
     /// columns of their own.
     pub fn entry(&self) -> Option<EntryRecord> {
+        let mut texts = Vec::new();
         let (kind, id, revision, run_id, mono_ms, at, fields) = match self {
             RecordBody::Session(_) | RecordBody::PcEvent(_) => return None,
             RecordBody::Visit(v) => (
@@ -137,6 +161,18 @@ impl RecordBody {
                 m.at,
                 m.fields(),
             ),
+            RecordBody::Activity(a) => {
+                texts = a.texts();
+                (
+                    RecordKind::Activity,
+                    a.id,
+                    a.revision,
+                    a.run_id,
+                    a.mono_ms,
+                    a.at,
+                    a.fields(),
+                )
+            }
         };
         Some(EntryRecord {
             kind,
@@ -146,6 +182,7 @@ impl RecordBody {
             mono_ms,
             wall_ms: at.timestamp_millis(),
             fields,
+            texts,
         })
     }
 
@@ -160,6 +197,7 @@ impl RecordBody {
         let reader = FieldReader {
             kind: entry.kind,
             fields: &entry.fields,
+            texts: &entry.texts,
         };
         // The wall time was range-checked by the caller; a time chrono cannot hold
         // reads as the epoch rather than panicking.
@@ -182,6 +220,9 @@ impl RecordBody {
             RecordKind::Visit => Visit::from_fields(common, &reader).map(RecordBody::Visit),
             RecordKind::MemberCount => {
                 MemberCount::from_fields(common, &reader).map(RecordBody::MemberCount)
+            }
+            RecordKind::Activity => {
+                Activity::from_fields(common, &reader).map(RecordBody::Activity)
             }
         }
     }

@@ -26,6 +26,15 @@ pub enum Field {
     Month,
     Members,
     NewMembers,
+    ActivityType,
+    ActivityPlace,
+    ActivityDate,
+    StartTime,
+    Duration,
+    Participants,
+    Title,
+    Partner,
+    Notes,
 }
 
 impl Field {
@@ -51,6 +60,15 @@ impl Field {
             Month => lang.pick("bulan", "month"),
             Members => lang.pick("jumlah anggota", "number of members"),
             NewMembers => lang.pick("anggota baru", "new members"),
+            ActivityType => lang.pick("jenis kegiatan", "activity type"),
+            ActivityPlace => lang.pick("tempat kegiatan", "place of the activity"),
+            ActivityDate => lang.pick("tanggal kegiatan", "date of the activity"),
+            StartTime => lang.pick("jam mulai", "start time"),
+            Duration => lang.pick("durasi (menit)", "duration (minutes)"),
+            Participants => lang.pick("jumlah peserta", "number of participants"),
+            Title => lang.pick("judul kegiatan", "title"),
+            Partner => lang.pick("mitra", "partner"),
+            Notes => lang.pick("catatan", "notes"),
         }
     }
 }
@@ -102,6 +120,33 @@ pub enum DomainError {
     },
     /// A library-scoped record whose id is not the one its library and key give.
     ScopedIdMismatch,
+    /// A free-text field longer than it may be (in characters).
+    TextTooLong {
+        field: Field,
+        given: usize,
+        max: usize,
+    },
+    /// A free-text field with a control character (a line break, a tab, an escape).
+    ControlCharacter {
+        field: Field,
+    },
+    /// A required free-text field left empty.
+    TextMissing {
+        field: Field,
+    },
+    /// A date that is not a calendar date written YYYY-MM-DD.
+    BadDate {
+        given: String,
+    },
+    /// A time of day that is not HH:MM.
+    BadTime {
+        given: String,
+    },
+    /// An activity's date too far from the day it is entered.
+    ActivityDateOutOfRange {
+        date: String,
+        entered: String,
+    },
 }
 
 impl DomainError {
@@ -242,6 +287,42 @@ impl DomainError {
             (ScopedIdMismatch, Lang::En) => {
                 "the record's id does not match its library and month".into()
             }
+            (TextTooLong { field, given, max }, Lang::Id) => format!(
+                "{} terlalu panjang: {given} karakter, paling banyak {max}; persingkat",
+                field.label(lang)
+            ),
+            (TextTooLong { field, given, max }, Lang::En) => format!(
+                "{} is too long: {given} characters, at most {max}; shorten it",
+                field.label(lang)
+            ),
+            (ControlCharacter { field }, Lang::Id) => format!(
+                "{} memuat karakter kontrol (baris baru, tab); tulis dalam satu baris",
+                field.label(lang)
+            ),
+            (ControlCharacter { field }, Lang::En) => format!(
+                "{} contains a control character (line break, tab); write it on one line",
+                field.label(lang)
+            ),
+            (TextMissing { field }, Lang::Id) => format!("{} wajib diisi", field.label(lang)),
+            (TextMissing { field }, Lang::En) => format!("{} is required", field.label(lang)),
+            (BadDate { given }, Lang::Id) => {
+                format!("tanggal '{given}' tidak sah: tulis TTTT-BB-HH, misalnya 2026-11-14")
+            }
+            (BadDate { given }, Lang::En) => {
+                format!("date '{given}' is not valid: write YYYY-MM-DD, e.g. 2026-11-14")
+            }
+            (BadTime { given }, Lang::Id) => {
+                format!("jam '{given}' tidak sah: tulis JJ:MM, misalnya 09:00")
+            }
+            (BadTime { given }, Lang::En) => {
+                format!("time '{given}' is not valid: write HH:MM, e.g. 09:00")
+            }
+            (ActivityDateOutOfRange { date, entered }, Lang::Id) => format!(
+                "tanggal kegiatan {date} terlalu jauh dari hari pencatatan {entered}: paling lambat besok, paling awal setahun lalu"
+            ),
+            (ActivityDateOutOfRange { date, entered }, Lang::En) => format!(
+                "the activity's date {date} is too far from the day it is entered, {entered}: at most tomorrow, at least a year back"
+            ),
         }
     }
 }

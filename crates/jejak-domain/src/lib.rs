@@ -3,6 +3,7 @@
 //!
 //! This crate does no IO: no files, no clocks, no network. Callers pass times in.
 
+mod activity;
 mod change;
 mod device_key;
 mod entry;
@@ -19,6 +20,10 @@ mod visit;
 mod vocab;
 mod wire;
 
+pub use activity::{
+    Activity, MAX_DURATION_MINUTES, MAX_NOTES_CHARS, MAX_PARTICIPANTS_PER_CELL, MAX_PARTNER_CHARS,
+    MAX_TITLE_CHARS, Participants, parse_date, parse_time,
+};
 pub use change::{ChangeRecord, RecordBody, RecordKind, newest_revisions};
 pub use device_key::{KeyRegistrationAnswer, KeyRegistrationRequest};
 pub use entry::{
@@ -36,7 +41,8 @@ pub use session::{
 };
 pub use visit::{MAX_VISIT_PEOPLE, Visit, check_people};
 pub use vocab::{
-    AgeGroup, EndReason, Gender, PcEventKind, Purpose, TimeQuality, UserKind, VisitPurpose, Zone,
+    ActivityPlace, ActivityType, AgeGroup, EndReason, Gender, PcEventKind, Purpose, TimeQuality,
+    UserKind, VisitPurpose, Zone,
 };
 pub use wire::{
     BATCH_MEDIA_TYPE, BatchAck, BatchRecord, BatchShapeError, ClientInstant, ClockAnchor,

@@ -116,7 +116,7 @@ pub fn check_people(people: u32) -> Result<(), DomainError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::change::RecordBody;
     use crate::lang::Lang;

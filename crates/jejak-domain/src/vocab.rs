@@ -174,6 +174,27 @@ impl UserKind {
 }
 
 vocabulary! {
+    /// The kind of a library activity (jenis kegiatan). The order is the wire's (an
+    /// activity's fields carry the index), so new values go at the end.
+    ActivityType, field = Field::ActivityType;
+    Pelatihan = "pelatihan", id = "Pelatihan", en = "Training", aliases = ["training"];
+    SosialisasiKie = "sosialisasi_kie", id = "Sosialisasi/KIE", en = "Socialisation/KIE", aliases = ["sosialisasi", "kie", "sosialisasi/kie", "socialisation"];
+    BimbinganBelajar = "bimbingan_belajar", id = "Bimbingan belajar", en = "Tutoring", aliases = ["bimbel", "tutoring"];
+    BedahBuku = "bedah_buku", id = "Bedah buku", en = "Book discussion", aliases = ["book_discussion"];
+    Lomba = "lomba", id = "Lomba", en = "Competition", aliases = ["competition"];
+    Pameran = "pameran", id = "Pameran", en = "Exhibition", aliases = ["exhibition"];
+    KunjunganStudiBanding = "kunjungan_studi_banding", id = "Kunjungan/studi banding", en = "Study visit", aliases = ["kunjungan", "studi_banding", "study_visit"];
+    Lainnya = "lainnya", id = "Lainnya", en = "Other", aliases = ["other"];
+}
+
+vocabulary! {
+    /// Where an activity was held (tempat kegiatan). Wire order, new values at the end.
+    ActivityPlace, field = Field::ActivityPlace;
+    DiPerpustakaan = "di_perpustakaan", id = "Di perpustakaan", en = "At the library", aliases = ["perpustakaan", "library", "at_library", "inside"];
+    DiLuar = "di_luar", id = "Di luar perpustakaan", en = "Outside the library", aliases = ["luar", "outside"];
+}
+
+vocabulary! {
     /// Why a visitor came to the library desk (tujuan kunjungan, the buku tamu's column):
     /// one per visit. The order is the wire's (a visit's fields carry the index), so new
     /// values go at the end.

@@ -334,7 +334,29 @@ pub struct EntryRow(
     pub u64,
     pub i64,
     #[serde(deserialize_with = "bounded_fields")] pub Vec<i64>,
+    /// The kind's free-text fields (an activity's title, partner, notes), absent for
+    /// kinds without text, so a visit's row keeps its bytes.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "bounded_texts"
+    )]
+    pub Vec<String>,
 );
+
+/// The most free-text fields one entry may carry on the wire.
+pub const MAX_ENTRY_TEXTS: usize = 8;
+
+/// An entry's texts: at most [`MAX_ENTRY_TEXTS`] (their length is the kind's rule).
+fn bounded_texts<'de, D>(d: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    d.deserialize_seq(BoundedVisitor::<String> {
+        max: MAX_ENTRY_TEXTS,
+        marker: std::marker::PhantomData,
+    })
+}
 
 /// An entry's fields: at most [`MAX_ENTRY_FIELDS`].
 fn bounded_fields<'de, D>(d: D) -> Result<Vec<i64>, D::Error>
@@ -581,7 +603,7 @@ impl WireBatch {
                     last_at = at;
                     c.clock_delta_ms.push(e.clock_delta_ms);
                 }
-                RecordBody::Visit(_) | RecordBody::MemberCount(_) => {
+                RecordBody::Visit(_) | RecordBody::MemberCount(_) | RecordBody::Activity(_) => {
                     let Some(entry) = record.body.entry() else {
                         continue;
                     };
@@ -594,6 +616,7 @@ impl WireBatch {
                         entry.mono_ms,
                         entry.wall_ms - last_entry_ms,
                         entry.fields,
+                        entry.texts,
                     ));
                     last_entry_seq = record.seq;
                     last_entry_ms = entry.wall_ms;
@@ -824,7 +847,7 @@ impl WireBatch {
     fn decode_entries(&self, out: &mut Vec<BatchRecord>) -> Result<(), BatchShapeError> {
         let mut seq = self.first_seq - 1;
         let mut wall_ms = 0i64;
-        for (i, EntryRow(seq_delta, code, id, revision, run, mono_ms, wall_delta, fields)) in
+        for (i, EntryRow(seq_delta, code, id, revision, run, mono_ms, wall_delta, fields, texts)) in
             self.entries.iter().enumerate()
         {
             seq = self.next_seq("entries", i, seq, *seq_delta)?;
@@ -854,6 +877,7 @@ impl WireBatch {
                 mono_ms: *mono_ms,
                 wall_ms,
                 fields: fields.clone(),
+                texts: texts.clone(),
             };
             let body = RecordBody::from_entry(&self.library, &self.pc, &entry).map_err(|e| {
                 BatchShapeError::EntryField {
@@ -1189,6 +1213,34 @@ mod tests {
         }
     }
 
+    fn activity(seq: u64) -> ChangeRecord {
+        let at = chrono::Utc.with_ymd_and_hms(2026, 10, 2, 4, 0, 0).unwrap();
+        ChangeRecord {
+            seq,
+            recorded_at: at,
+            run_id: Uuid::from_u128(8),
+            mono_ms: 4,
+            body: RecordBody::Activity(crate::activity::Activity {
+                id: Uuid::from_u128(7000),
+                revision: 2,
+                library: LibraryCode::parse("dermaji").unwrap(),
+                pc: PcCode::parse("pc-01").unwrap(),
+                at,
+                run_id: Uuid::from_u128(8),
+                mono_ms: 4,
+                date: chrono::NaiveDate::from_ymd_opt(2026, 9, 30).unwrap(),
+                start: chrono::NaiveTime::from_hms_opt(13, 30, 0).unwrap(),
+                duration_minutes: 90,
+                activity_type: crate::vocab::ActivityType::BedahBuku,
+                title: "Bedah buku \"Laskar Pelangi\" — ñ".into(),
+                partner: None,
+                place: crate::vocab::ActivityPlace::DiLuar,
+                participants: crate::activity::Participants::parse("P:anak=12,L:anak=9").unwrap(),
+                notes: Some("Bersama SD N 1".into()),
+            }),
+        }
+    }
+
     #[test]
     fn entries_survive_the_rows_exactly_and_are_absent_when_empty() {
         let records = vec![
@@ -1197,9 +1249,13 @@ mod tests {
             event(3),
             visit(4, 30),
             member_count(5),
+            activity(6),
         ];
-        let wire = batch(&records, 1, 5);
-        assert_eq!(wire.entries.len(), 3);
+        let wire = batch(&records, 1, 6);
+        assert_eq!(wire.entries.len(), 4);
+        // Only the activity's row carries texts: a visit's row keeps its bytes.
+        assert!(wire.entries[..3].iter().all(|row| row.8.is_empty()));
+        assert_eq!(wire.entries[3].8.len(), 3);
         assert_eq!(wire.runs.len(), 2);
         let json = serde_json::to_string(&wire).unwrap();
         assert!(json.contains("\"entries\":[[2,\"visit\","), "{json}");
@@ -1225,11 +1281,11 @@ mod tests {
             change(&mut wire);
             wire.decode().unwrap_err().to_string()
         };
-        let message = refused(&|w| w.entries[0].1 = "activity".into());
-        assert!(
-            message.starts_with("entries[0].kind 'activity'"),
-            "{message}"
-        );
+        let message = refused(&|w| w.entries[0].1 = "loan".into());
+        assert!(message.starts_with("entries[0].kind 'loan'"), "{message}");
+        // Text on a kind without text is refused, not dropped.
+        let message = refused(&|w| w.entries[0].8 = vec!["Budi".into()]);
+        assert!(message.starts_with("entries[0].visit.fields"), "{message}");
         let message = refused(&|w| w.entries[1].1 = "session".into());
         assert!(message.starts_with("entries[1].kind"), "{message}");
         let message = refused(&|w| w.entries[0].7[4] = 501);

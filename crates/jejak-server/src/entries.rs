@@ -12,6 +12,11 @@
 //! decided by `jejak_domain::library_scoped_supersedes`, a total order, so arrival order
 //! never changes which version stands.
 //!
+//! Packing: an entry's integer fields are kept as zigzag varints ([`pack_entry`]); a
+//! kind with free text (an activity's title, partner, notes) adds a -1 varint (no
+//! field is ever negative) and then each text as its byte length and its UTF-8 bytes,
+//! so a visit's row keeps its bytes and a text kind needs no column of its own.
+//!
 //! Dating: an entry's day is its wall time dated like a pc event's (`dating::date`, by
 //! its run's anchor or the PC's clock offset), once, when it is first stored or
 //! replaced. When a later batch re-dates its run, sessions and events move but an entry
@@ -43,6 +48,8 @@ pub(crate) struct PreparedEntry {
     /// Wall time of the entry by the PC's clock, Unix ms.
     pub wall_ms: i64,
     pub fields: Vec<i64>,
+    /// The kind's free text, if it has any.
+    pub texts: Vec<String>,
     /// The record itself, for the counting rules (`rollup::entry_counters`).
     pub body: RecordBody,
 }
@@ -59,6 +66,7 @@ impl PreparedEntry {
             mono_ms,
             wall_ms,
             fields,
+            texts,
         } = body.entry()?;
         Some(PreparedEntry {
             seq,
@@ -70,6 +78,7 @@ impl PreparedEntry {
             revision: i64::from(revision),
             wall_ms,
             fields,
+            texts,
             body: body.clone(),
         })
     }
@@ -100,6 +109,7 @@ pub(crate) struct StoredEntry {
     pub revision: i64,
     pub wall_ms: i64,
     pub fields: Vec<i64>,
+    pub texts: Vec<String>,
     /// Its dated time, Unix s (its counts are on this time's local day).
     pub at_s: i64,
 }
@@ -155,7 +165,9 @@ pub(crate) fn decide(
         std::cmp::Ordering::Greater => Decision::Replace,
         std::cmp::Ordering::Less => Decision::Duplicate,
         std::cmp::Ordering::Equal
-            if incoming.wall_ms == stored.wall_ms && incoming.fields == stored.fields =>
+            if incoming.wall_ms == stored.wall_ms
+                && incoming.fields == stored.fields
+                && incoming.texts == stored.texts =>
         {
             Decision::Duplicate
         }
@@ -190,8 +202,57 @@ pub(crate) fn stored_record(
         mono_ms: 0,
         wall_ms: stored.wall_ms,
         fields: stored.fields.clone(),
+        texts: stored.texts.clone(),
     };
     RecordBody::from_entry(library, pc, &entry)
+}
+
+/// An entry's fields and texts as the `entries` table keeps them (see the module's
+/// documentation).
+pub(crate) fn pack_entry(fields: &[i64], texts: &[String]) -> Vec<u8> {
+    let mut out = crate::rollup::pack(fields);
+    if !texts.is_empty() {
+        out.extend(crate::rollup::pack(&[-1]));
+        for text in texts {
+            out.extend(crate::rollup::pack(&[text.len() as i64]));
+            out.extend(text.as_bytes());
+        }
+    }
+    out
+}
+
+/// Reads what [`pack_entry`] wrote; `None` when it does not read back (a corrupt row).
+pub(crate) fn unpack_entry(bytes: &[u8]) -> Option<(Vec<i64>, Vec<String>)> {
+    let mut at = 0;
+    let mut fields = Vec::new();
+    while at < bytes.len() {
+        match read_varint(bytes, &mut at)? {
+            -1 => break,
+            value => fields.push(value),
+        }
+    }
+    let mut texts = Vec::new();
+    while at < bytes.len() {
+        let len = usize::try_from(read_varint(bytes, &mut at)?).ok()?;
+        let end = at.checked_add(len).filter(|end| *end <= bytes.len())?;
+        texts.push(String::from_utf8(bytes[at..end].to_vec()).ok()?);
+        at = end;
+    }
+    Some((fields, texts))
+}
+
+/// [`unpack_entry`], reading a corrupt row as no fields (the kind's reader then refuses
+/// it and `check-rollups` finds the difference).
+pub(crate) fn unpack_or_empty(bytes: &[u8]) -> (Vec<i64>, Vec<String>) {
+    unpack_entry(bytes).unwrap_or_default()
+}
+
+/// One zigzag varint at `at`, moving `at` past it.
+fn read_varint(bytes: &[u8], at: &mut usize) -> Option<i64> {
+    let start = *at;
+    let end = bytes[start..].iter().position(|b| b & 0x80 == 0)? + start + 1;
+    *at = end;
+    crate::rollup::unpack(&bytes[start..end])?.first().copied()
 }
 
 /// Whether `body`, dated at `at_s`, would count on a day before `retained_from_s` (Unix
@@ -246,6 +307,7 @@ mod tests {
             revision: e.revision,
             wall_ms: e.wall_ms,
             fields: e.fields.clone(),
+            texts: e.texts.clone(),
             at_s: 0,
         }
     }
@@ -284,6 +346,35 @@ mod tests {
             decide(&a, 1, "pc-01", Some(&stored(&b, 2, "pc-02"))),
             Decision::Duplicate
         );
+    }
+
+    #[test]
+    fn packed_entries_read_back_with_their_texts() {
+        let fields = vec![2026_11_14, 540, 0, 300_000];
+        for texts in [
+            vec![],
+            vec!["Pelatihan".to_string(), String::new(), "Catatan — ñ".into()],
+        ] {
+            let packed = pack_entry(&fields, &texts);
+            assert_eq!(unpack_entry(&packed), Some((fields.clone(), texts.clone())));
+        }
+        // Without texts the bytes are the plain varints a visit has always had.
+        assert_eq!(pack_entry(&fields, &[]), crate::rollup::pack(&fields));
+        let mut cut = pack_entry(&fields, &["Pelatihan".into()]);
+        cut.pop();
+        assert_eq!(unpack_entry(&cut), None);
+        assert_eq!(unpack_entry(&[0x80]), None);
+    }
+
+    #[test]
+    fn a_text_edit_at_the_same_revision_is_a_conflict() {
+        let first = count("pc-01", 1, 0, 100);
+        let mut held = stored(&first, 1, "pc-01");
+        held.texts = vec!["lama".into()];
+        assert!(matches!(
+            decide(&first, 1, "pc-01", Some(&held)),
+            Decision::Conflict(_)
+        ));
     }
 
     #[test]

@@ -480,7 +480,7 @@ pub(crate) fn prepare(
                     fields,
                 })
             }),
-            RecordBody::Visit(_) | RecordBody::MemberCount(_) => {
+            RecordBody::Visit(_) | RecordBody::MemberCount(_) | RecordBody::Activity(_) => {
                 crate::entries::PreparedEntry::of(seq, &body).map(PreparedRecord::Entry)
             }
             RecordBody::PcEvent(e) => to_i64(e.mono_ms).map(|mono_ms| {

@@ -596,6 +596,12 @@ impl RollupDelta {
 ///   counts nothing.
 /// - A member count counts on its month's first day, whatever day it was entered:
 ///   `member_count.members` (at month end) and `member_count.new`.
+/// - An activity counts on its own date (the day it was held, whatever day it was
+///   entered): `activity.count` and `activity.participants`, each also by type
+///   (`activity.participants.type.pelatihan`) and by place
+///   (`activity.count.place.di_luar`), and its participants by gender and age group
+///   (`activity.participants.ga.P.dewasa`, non-zero cells only). An edit moves them:
+///   the older revision's counters are taken away first.
 ///
 /// Sessions and pc events have rollups of their own and count nothing here.
 pub fn entry_counters(body: &jejak_domain::RecordBody, day: i64) -> Vec<(i64, String, i64)> {
@@ -624,6 +630,28 @@ pub fn entry_counters(body: &jejak_domain::RecordBody, day: i64) -> Vec<(i64, St
                 (first, "member_count.members".into(), i64::from(m.members)),
                 (first, "member_count.new".into(), i64::from(m.new_members)),
             ]
+        }
+        RecordBody::Activity(a) => {
+            let held = date_day(a.date);
+            let participants = i64::from(a.participants.total());
+            let mut out = Vec::with_capacity(8 + 21);
+            for (what, value) in [("count", 1), ("participants", participants)] {
+                out.push((held, format!("activity.{what}"), value));
+                for part in [
+                    format!("type.{}", a.activity_type.code()),
+                    format!("place.{}", a.place.code()),
+                ] {
+                    out.push((held, format!("activity.{what}.{part}"), value));
+                }
+            }
+            for (gender, age, n) in a.participants.cells() {
+                out.push((
+                    held,
+                    format!("activity.participants.ga.{}.{}", gender.code(), age.code()),
+                    i64::from(n),
+                ));
+            }
+            out
         }
     }
 }

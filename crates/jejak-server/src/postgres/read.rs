@@ -722,7 +722,9 @@ pub(crate) async fn recount(
         .await?
     {
         let id: Vec<u8> = r.try_get(1)?;
-        let fields: Vec<u8> = r.try_get(7)?;
+        let packed: Vec<u8> = r.try_get(7)?;
+        let (fields, texts) = crate::entries::unpack_entry(&packed)
+            .ok_or_else(|| StoreError::Inconsistent("an entry's fields".into()))?;
         let row = recount::EntryRow {
             kind: r.try_get(0)?,
             id: Uuid::from_slice(&id)
@@ -733,8 +735,8 @@ pub(crate) async fn recount(
                 pc: r.try_get(4)?,
                 revision: r.try_get(5)?,
                 wall_ms: r.try_get(6)?,
-                fields: crate::rollup::unpack(&fields)
-                    .ok_or_else(|| StoreError::Inconsistent("an entry's fields".into()))?,
+                fields,
+                texts,
                 at_s: r.try_get(8)?,
             },
         };

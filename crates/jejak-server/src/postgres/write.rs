@@ -1322,7 +1322,7 @@ impl RecordContext<'_, '_> {
         let at_s = whole_s(dated.ms);
         let id = e.id.as_bytes().as_slice();
         let (lib, dev, zone) = (self.library, self.device.0, self.zone_offset_s);
-        let fields = rollup::pack(&e.fields);
+        let fields = entries::pack_entry(&e.fields, &e.texts);
         // The entry's row: the key, then the columns an insert or an update writes.
         let row: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
             &lib,
@@ -1347,12 +1347,14 @@ impl RecordContext<'_, '_> {
             {
                 Some(r) => {
                     let packed: Vec<u8> = r.try_get(4)?;
+                    let (fields, texts) = entries::unpack_or_empty(&packed);
                     Some(StoredEntry {
                         device: r.try_get(0)?,
                         pc: r.try_get(1)?,
                         revision: r.try_get(2)?,
                         wall_ms: r.try_get(3)?,
-                        fields: rollup::unpack(&packed).unwrap_or_default(),
+                        fields,
+                        texts,
                         at_s: r.try_get(5)?,
                     })
                 }

@@ -78,7 +78,9 @@ fn recount(
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let id: Vec<u8> = r.get(1)?;
-            let fields: Vec<u8> = r.get(7)?;
+            let packed: Vec<u8> = r.get(7)?;
+            let (fields, texts) = crate::entries::unpack_entry(&packed)
+                .ok_or_else(|| StoreError::Inconsistent("an entry's fields".into()))?;
             let row = recount::EntryRow {
                 kind: r.get(0)?,
                 id: Uuid::from_slice(&id)
@@ -89,8 +91,8 @@ fn recount(
                     pc: r.get(4)?,
                     revision: r.get(5)?,
                     wall_ms: r.get(6)?,
-                    fields: crate::rollup::unpack(&fields)
-                        .ok_or_else(|| StoreError::Inconsistent("an entry's fields".into()))?,
+                    fields,
+                    texts,
                     at_s: r.get(8)?,
                 },
             };

@@ -772,12 +772,14 @@ impl RecordContext<'_> {
             )?
             .query_row(params![self.library, e.kind_number, id], |r| {
                 let packed: Vec<u8> = r.get(4)?;
+                let (fields, texts) = entries::unpack_or_empty(&packed);
                 Ok(StoredEntry {
                     device: r.get(0)?,
                     pc: r.get(1)?,
                     revision: r.get(2)?,
                     wall_ms: r.get(3)?,
-                    fields: rollup::unpack(&packed).unwrap_or_default(),
+                    fields,
+                    texts,
                     at_s: r.get(5)?,
                 })
             })
@@ -802,7 +804,7 @@ impl RecordContext<'_> {
             e.revision,
             e.wall_ms,
             at_s,
-            rollup::pack(&e.fields)
+            entries::pack_entry(&e.fields, &e.texts)
         ];
         match entries::decide(e, self.device.0, pc, stored.as_ref()) {
             Decision::Insert => {
