@@ -369,6 +369,188 @@ fn a_server_that_does_not_take_visits_refuses_a_batch_with_one_and_stores_nothin
         .unwrap();
     assert_eq!(state.epochs.len(), 0, "{state:?}");
     assert_eq!(server.count("kebasen", "visit.entries"), 0);
+
+/// `jejak --lang en activity add` of a valid activity held today, with `extra` options
+/// (flag, value pairs) replacing or adding to its own.
+fn add_activity(pc: &TestPc, today: &str, extra: &[&str]) -> Run {
+    let mut options = vec![
+        ("--date", today),
+        ("--start", "09:00"),
+        ("--duration", "120"),
+        ("--type", "pelatihan"),
+        ("--title", "Pelatihan membuat email"),
+        ("--participants", "L:dewasa=5,P:dewasa=7"),
+    ];
+    for pair in extra.chunks(2) {
+        options.retain(|(flag, _)| *flag != pair[0]);
+        options.push((pair[0], pair[1]));
+    }
+    let mut args = vec!["--lang", "en", "activity", "add"];
+    for (flag, value) in options {
+        args.extend([flag, value]);
+    }
+    pc.run(&args)
+}
+
+/// The short id `jejak activity add` printed.
+fn short_id_of(run: &Run) -> String {
+    run.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Activity ID: "))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn activities_are_added_listed_edited_and_synced_over_http_and_usb_counted_on_their_date() {
+    let server = Server::start(&RecordKind::ALL);
+    let today = server.runtime.state.now().date_naive();
+    let today = today.format("%Y-%m-%d").to_string();
+    let desk = enrolled_pc(&server, "dermaji", "pc-01");
+    let added = add_activity(&desk, &today, &["--partner", "Karang Taruna"]).ok();
+    assert!(
+        added.stderr.contains("never write a patron's name"),
+        "{}",
+        added.stderr
+    );
+    let first = short_id_of(&added);
+    assert_eq!(first.len(), 8, "{}", added.stdout);
+    let other = add_activity(
+        &desk,
+        &today,
+        &[
+            "--type",
+            "sosialisasi_kie",
+            "--place",
+            "di_luar",
+            "--participants",
+            "P:lansia=9",
+            "--title",
+            "Sosialisasi literasi",
+        ],
+    )
+    .ok();
+    let other = short_id_of(&other);
+
+    // Bad values say what to do and store nothing.
+    let before = desk.store().count_and_max();
+    for (extra, says) in [
+        (vec!["--type", "rapat"], "sosialisasi_kie"),
+        (vec!["--date", "14-11-2026"], "YYYY-MM-DD"),
+        (vec!["--date", "2020-01-01"], "at most a year back"),
+        (vec!["--start", "25:00"], "HH:MM"),
+        (vec!["--duration", "0"], "1 to 1440"),
+        (vec!["--participants", "L:dewasa"], "participants"),
+        (vec!["--participants", "L:dewasa=1001"], "0 to 1000"),
+        (vec!["--notes", "baris\nbaru"], "one line"),
+    ] {
+        let bad = add_activity(&desk, &today, &extra).expect_code(2);
+        assert!(bad.stderr.contains(says), "{extra:?}: {}", bad.stderr);
+    }
+    let long_title = "a".repeat(121);
+    let bad = add_activity(&desk, &today, &["--title", &long_title]).expect_code(2);
+    assert!(bad.stderr.contains("at most 120"), "{}", bad.stderr);
+    let bad = desk
+        .run(&[
+            "--lang",
+            "en",
+            "activity",
+            "edit",
+            "ffffffff",
+            "--duration",
+            "30",
+        ])
+        .expect_code(2);
+    assert!(bad.stderr.contains("jejak activity list"), "{}", bad.stderr);
+    let bad = desk
+        .run(&["activity", "edit", &first, "--duration", "2000"])
+        .expect_code(2);
+    assert!(bad.stderr.contains("durasi"), "{}", bad.stderr);
+    assert_eq!(desk.store().count_and_max(), before);
+
+    let report = sync(&desk);
+    assert_eq!(report["pending_after"], 0, "{report}");
+    assert_eq!(server.count("dermaji", "activity.count"), 2);
+    assert_eq!(server.count("dermaji", "activity.participants"), 21);
+    assert_eq!(
+        server.count("dermaji", "activity.participants.type.sosialisasi_kie"),
+        9
+    );
+    assert_eq!(server.count("dermaji", "activity.count.place.di_luar"), 1);
+    assert_eq!(
+        server.count("dermaji", "activity.participants.ga.P.dewasa"),
+        7
+    );
+
+    // An edit after the sync is a new revision: the counts follow it.
+    let edited = desk
+        .run(&[
+            "activity",
+            "edit",
+            &first,
+            "--participants",
+            "P:remaja=20",
+            "--title",
+            "Kelas email",
+        ])
+        .ok();
+    assert!(edited.stdout.contains("revisi 2"), "{}", edited.stdout);
+    sync(&desk);
+    assert_eq!(server.count("dermaji", "activity.count"), 2);
+    assert_eq!(server.count("dermaji", "activity.participants"), 29);
+    assert_eq!(
+        server.count("dermaji", "activity.participants.ga.P.dewasa"),
+        0
+    );
+    assert_eq!(
+        server.count("dermaji", "activity.participants.ga.P.remaja"),
+        20
+    );
+    let list = desk.run(&["activity", "list", "--month", &today[..7]]).ok();
+    assert!(list.stdout.contains("Kelas email"), "{}", list.stdout);
+    assert!(
+        list.stdout.contains(&first) && list.stdout.contains(&other),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        !list.stdout.contains("Pelatihan membuat email"),
+        "{}",
+        list.stdout
+    );
+    let empty = desk.run(&["activity", "list", "--month", "2001-01"]).ok();
+    assert!(
+        empty.stdout.contains("Belum ada kegiatan"),
+        "{}",
+        empty.stdout
+    );
+    assert_eq!(sync(&desk)["nothing_to_send"], true);
+
+    // A second PC by USB: its activity, imported twice, is stored once.
+    let usb = enrolled_pc(&server, "dermaji", "pc-02");
+    add_activity(
+        &usb,
+        &today,
+        &["--type", "bedah_buku", "--participants", "X:anak=4"],
+    )
+    .ok();
+    let bundle = usb.dir.path().join("bundle.json");
+    usb.run(&["sync", "--export", bundle.to_str().unwrap()])
+        .ok();
+    for _ in 0..2 {
+        server
+            .server_cmd(&["import", bundle.to_str().unwrap()])
+            .ok();
+    }
+    let ack = ack_path(&bundle);
+    usb.run(&["sync", "--import-ack", ack.to_str().unwrap()])
+        .ok();
+    assert_eq!(waiting(&usb), 0);
+    assert_eq!(server.count("dermaji", "activity.count"), 3);
+    assert_eq!(server.count("dermaji", "activity.count.type.bedah_buku"), 1);
+    assert_eq!(server.count("dermaji", "activity.participants"), 33);
+    server.assert_recount_equal();
 }
 
 /// The same by USB: the bundle for a server older than visits leaves the visit out and

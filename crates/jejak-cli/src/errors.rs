@@ -26,7 +26,9 @@ pub fn explain(err: &anyhow::Error, lang: Lang) -> (String, u8) {
     if let Some(e) = err.downcast_ref::<StoreError>() {
         let code = match e {
             StoreError::NoOpenSession => EXIT_NO_OPEN_SESSION,
-            StoreError::Invalid(_) => EXIT_INVALID_INPUT,
+            StoreError::Invalid(_)
+            | StoreError::NoSuchActivity { .. }
+            | StoreError::AmbiguousActivity { .. } => EXIT_INVALID_INPUT,
             _ => EXIT_FAILURE,
         };
         return (e.message(lang), code);

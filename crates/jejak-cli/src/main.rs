@@ -2,6 +2,7 @@
 //! parts, for the district server. It wires the library crates together and turns
 //! their errors into messages in the user's language.
 
+mod activity_cmd;
 mod agent_cmd;
 #[cfg(feature = "district")]
 mod backup_cmd;
@@ -104,6 +105,9 @@ enum Command {
     /// The library's member count of a month (jumlah anggota).
     #[command(subcommand)]
     Member(desk_cmd::MemberCommand),
+    /// The library's activities with their participants: add, list, edit (kegiatan).
+    #[command(subcommand)]
+    Activity(activity_cmd::ActivityCommand),
     /// Show the open session, what waits to sync, clock warnings and store health.
     Status,
     /// Remove data the server acknowledged long ago; keep the store under its size
@@ -294,6 +298,7 @@ fn main() -> ExitCode {
         Command::Session(command) => pc::session(&context, command),
         Command::Visit(command) => desk_cmd::visit(&context, command),
         Command::Member(command) => desk_cmd::member(&context, command),
+        Command::Activity(command) => activity_cmd::activity(&context, command),
         Command::Status => pc::status(&context),
         Command::Prune(args) => prune_cmd::run(&context, args),
         Command::Sync(args) => sync_cmd::sync(&context, args),

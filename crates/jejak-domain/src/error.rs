@@ -321,7 +321,7 @@ impl DomainError {
                 "tanggal kegiatan {date} terlalu jauh dari hari pencatatan {entered}: paling lambat besok, paling awal setahun lalu"
             ),
             (ActivityDateOutOfRange { date, entered }, Lang::En) => format!(
-                "the activity's date {date} is too far from the day it is entered, {entered}: at most tomorrow, at least a year back"
+                "the activity's date {date} is too far from the day it is entered, {entered}: at most tomorrow and at most a year back"
             ),
         }
     }

@@ -1,11 +1,14 @@
 //! The librarian's desk records: visits of the visitor book (buku tamu), the undo of
-//! the last one, and a month's member count. Each is one change of the log, written
+//! the last one, a month's member count, and the library's activities (kegiatan) with
+//! their edits. Each is one change of the log, written
 //! through `Store::write` (seq, run and clock checks come with it); `entries` keeps
 //! every such record's newest revision, which pruning never touches, so the undo and
 //! the next revision of a month's count do not depend on changes still being held.
 
+use chrono::{NaiveDate, NaiveTime};
 use jejak_domain::{
-    AgeGroup, Gender, MemberCount, RecordBody, UserKind, Visit, VisitPurpose, YearMonth,
+    Activity, ActivityPlace, ActivityType, AgeGroup, Gender, MemberCount, Participants, RecordBody,
+    UserKind, Visit, VisitPurpose, YearMonth,
 };
 use rusqlite::{OptionalExtension, params};
 use uuid::Uuid;
@@ -23,7 +26,114 @@ pub struct VisitInput {
     pub people: u32,
 }
 
+/// What the librarian says of an activity: everything but the record's own identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityInput {
+    pub date: NaiveDate,
+    pub start: NaiveTime,
+    pub duration_minutes: u32,
+    pub activity_type: ActivityType,
+    pub title: String,
+    pub partner: Option<String>,
+    pub place: ActivityPlace,
+    pub participants: Participants,
+    pub notes: Option<String>,
+}
+
+impl ActivityInput {
+    /// What an activity says, to change some of it for an edit.
+    pub fn of(activity: &Activity) -> ActivityInput {
+        ActivityInput {
+            date: activity.date,
+            start: activity.start,
+            duration_minutes: activity.duration_minutes,
+            activity_type: activity.activity_type,
+            title: activity.title.clone(),
+            partner: activity.partner.clone(),
+            place: activity.place,
+            participants: activity.participants,
+            notes: activity.notes.clone(),
+        }
+    }
+}
+
+/// The short form of an id that `jejak activity list` shows and `edit` takes: its last
+/// eight hex digits (a UUIDv7's first ones are its time, shared by ids made together).
+pub fn short_id(id: &Uuid) -> String {
+    let hex = id.simple().to_string();
+    hex[hex.len() - 8..].to_string()
+}
+
 impl Store {
+    /// Writes a new activity. An invalid one (a bound, a control character, a date too
+    /// far from today) writes nothing.
+    pub fn add_activity(&mut self, input: ActivityInput) -> Result<Activity, StoreError> {
+        self.write(|w| {
+            let activity = w.activity(Uuid::now_v7(), 1, input);
+            activity.validate().map_err(|e| fail(e.into()))?;
+            w.append_entry(&RecordBody::Activity(activity.clone()))?;
+            Ok(activity)
+        })
+    }
+
+    /// Edits the activity whose id (or its short form, [`short_id`]) is `id`: `change`
+    /// gets what it says now and the result is written as its next revision. Nothing is
+    /// written when the id names no activity or the result is invalid.
+    pub fn edit_activity(
+        &mut self,
+        id: &str,
+        change: impl FnOnce(&mut ActivityInput),
+    ) -> Result<Activity, StoreError> {
+        let found = self.find_activity(id)?;
+        self.write(|w| {
+            // Read again inside the write, so that an edit made meanwhile by another
+            // process is the one this edit follows (never two edits at one revision).
+            let body: String = w.tx.query_row(
+                "SELECT body FROM entries WHERE record_id = ?1",
+                [found.id.to_string()],
+                |r| r.get(0),
+            )?;
+            let Ok(RecordBody::Activity(current)) = serde_json::from_str(&body) else {
+                return Err(fail(StoreError::Corrupt(
+                    "an activity cannot be read".into(),
+                )));
+            };
+            let mut input = ActivityInput::of(&current);
+            change(&mut input);
+            let activity = w.activity(current.id, current.revision + 1, input);
+            activity.validate().map_err(|e| fail(e.into()))?;
+            w.append_entry(&RecordBody::Activity(activity.clone()))?;
+            Ok(activity)
+        })
+    }
+
+    /// The newest revision of the activity `id` names (the full id, or a unique
+    /// ending of its hex digits such as the short form).
+    pub fn find_activity(&self, id: &str) -> Result<Activity, StoreError> {
+        let wanted = id.trim().to_lowercase().replace('-', "");
+        let not_found = || StoreError::NoSuchActivity {
+            given: id.to_string(),
+        };
+        if wanted.len() < 4 || !wanted.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let matching: Vec<Activity> = self
+            .desk_records("activity", u32::MAX)?
+            .into_iter()
+            .filter_map(|r| match r {
+                RecordBody::Activity(a) if a.id.simple().to_string().ends_with(&wanted) => Some(a),
+                _ => None,
+            })
+            .collect();
+        match <[Activity; 1]>::try_from(matching) {
+            Ok([activity]) => Ok(activity),
+            Err(matching) if matching.is_empty() => Err(not_found()),
+            Err(_) => Err(StoreError::AmbiguousActivity {
+                given: id.to_string(),
+            }),
+        }
+    }
+
     /// Writes a visit of the visitor book. An invalid one (a group too large, a
     /// visitor kind the book does not have) writes nothing.
     pub fn add_visit(&mut self, input: VisitInput) -> Result<Visit, StoreError> {
@@ -134,6 +244,28 @@ impl Store {
 }
 
 impl Writer<'_> {
+    /// `input` as revision `revision` of activity `id`, entered now.
+    fn activity(&self, id: Uuid, revision: u32, input: ActivityInput) -> Activity {
+        Activity {
+            id,
+            revision,
+            library: self.identity.library.clone(),
+            pc: self.identity.pc.clone(),
+            at: self.now.wall,
+            run_id: self.run.run_id,
+            mono_ms: self.now.mono_ms.max(0) as u64,
+            date: input.date,
+            start: input.start,
+            duration_minutes: input.duration_minutes,
+            activity_type: input.activity_type,
+            title: input.title,
+            partner: input.partner,
+            place: input.place,
+            participants: input.participants,
+            notes: input.notes,
+        }
+    }
+
     /// Appends a desk record to the change log and keeps it as its record's newest
     /// revision.
     fn append_entry(&self, body: &RecordBody) -> rusqlite::Result<u64> {

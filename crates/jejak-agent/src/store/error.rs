@@ -13,6 +13,12 @@ pub enum StoreError {
     /// `jejak visit undo` with no visit left to take back.
     #[error("{}", self.message(Lang::En))]
     NothingToUndo,
+    /// `jejak activity edit` with an id that names no activity of this PC.
+    #[error("{}", self.message(Lang::En))]
+    NoSuchActivity { given: String },
+    /// A short id that names more than one activity.
+    #[error("{}", self.message(Lang::En))]
+    AmbiguousActivity { given: String },
     #[error("{}", self.message(Lang::En))]
     Busy { path: PathBuf },
     /// Another process moved the store aside (it was damaged): open it again.
@@ -64,6 +70,22 @@ impl StoreError {
                     "there is no visit to undo: the visitor book on this PC has none (or every one was undone already); record one with 'jejak visit add'",
                 )
                 .to_string(),
+            StoreError::NoSuchActivity { given } => match lang {
+                Lang::Id => format!(
+                    "tidak ada kegiatan dengan ID '{given}' di komputer ini; lihat ID-nya dengan 'jejak activity list'"
+                ),
+                Lang::En => format!(
+                    "there is no activity with ID '{given}' on this PC; see the IDs with 'jejak activity list'"
+                ),
+            },
+            StoreError::AmbiguousActivity { given } => match lang {
+                Lang::Id => format!(
+                    "ID '{given}' cocok dengan lebih dari satu kegiatan; tulis ID yang lebih panjang dari 'jejak activity list --full-id'"
+                ),
+                Lang::En => format!(
+                    "ID '{given}' matches more than one activity; give a longer ID from 'jejak activity list --full-id'"
+                ),
+            },
             StoreError::Busy { path } => match lang {
                 Lang::Id => format!(
                     "basis data {} sedang dipakai proses lain terlalu lama; coba lagi sebentar lagi",

@@ -25,7 +25,7 @@ use jejak_domain::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
-pub use desk::VisitInput;
+pub use desk::{ActivityInput, VisitInput, short_id};
 pub use error::StoreError;
 pub use prune::{PrunePolicy, PruneReport, StoreUsage};
 pub use sync_state::{RejectedChange, SyncProblem, SyncState, waiting_text};

@@ -540,3 +540,82 @@ fn the_undo_takes_back_the_latest_visit_and_bad_visits_write_nothing() {
     assert_eq!(again.revision, 2);
     assert!(store.set_member_count(month, 2, 4).is_err());
 }
+
+fn desk_activity(title: &str) -> crate::store::ActivityInput {
+    crate::store::ActivityInput {
+        date: start_time().date_naive() - chrono::Days::new(3),
+        start: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        duration_minutes: 120,
+        activity_type: jejak_domain::ActivityType::Pelatihan,
+        title: title.into(),
+        partner: None,
+        place: jejak_domain::ActivityPlace::DiPerpustakaan,
+        participants: jejak_domain::Participants::parse("L:dewasa=5,P:dewasa=7").unwrap(),
+        notes: None,
+    }
+}
+
+/// An activity is added, then edited by its short id into its next revision with the
+/// changed fields only; an invalid one or an edit of an unknown id writes nothing.
+#[test]
+fn activities_are_added_and_edited_as_revisions_and_bad_ones_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(start_time());
+    let mut store = open_store(&dir, &clock);
+    let first = store
+        .add_activity(desk_activity("Pelatihan email"))
+        .unwrap();
+    let other = store.add_activity(desk_activity("Bedah buku")).unwrap();
+    assert_eq!(first.revision, 1);
+    let before = store.sync_state().unwrap().last_seq;
+    for bad in [
+        crate::store::ActivityInput {
+            title: "baris\nbaru".into(),
+            ..desk_activity("x")
+        },
+        crate::store::ActivityInput {
+            date: start_time().date_naive() + chrono::Days::new(30),
+            ..desk_activity("x")
+        },
+        crate::store::ActivityInput {
+            duration_minutes: 0,
+            ..desk_activity("x")
+        },
+    ] {
+        assert!(matches!(
+            store.add_activity(bad),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        store.edit_activity("ffffffff", |a| a.duration_minutes = 60),
+        Err(StoreError::NoSuchActivity { .. })
+    ));
+    assert!(matches!(
+        store.edit_activity(&crate::store::short_id(&first.id), |a| a.notes =
+            Some("x".repeat(501))),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.sync_state().unwrap().last_seq, before);
+
+    clock.advance(Duration::from_secs(60));
+    let edited = store
+        .edit_activity(&crate::store::short_id(&first.id), |a| {
+            a.participants = jejak_domain::Participants::parse("P:remaja=20").unwrap();
+            a.partner = Some("Karang Taruna".into());
+        })
+        .unwrap();
+    assert_eq!((edited.id, edited.revision), (first.id, 2));
+    assert_eq!(edited.title, first.title);
+    assert_eq!(edited.participants.total(), 20);
+    assert!(edited.at > first.at);
+    // The full id works too, and the next edit follows the newest revision.
+    let again = store
+        .edit_activity(&first.id.to_string(), |a| a.duration_minutes = 90)
+        .unwrap();
+    assert_eq!((again.revision, again.participants.total()), (3, 20));
+    assert_eq!(store.find_activity(&other.id.to_string()).unwrap(), other);
+    let listed = store.desk_records("activity", 10).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], RecordBody::Activity(again));
+}
