@@ -369,6 +369,7 @@ fn a_server_that_does_not_take_visits_refuses_a_batch_with_one_and_stores_nothin
         .unwrap();
     assert_eq!(state.epochs.len(), 0, "{state:?}");
     assert_eq!(server.count("kebasen", "visit.entries"), 0);
+}
 
 /// `jejak --lang en activity add` of a valid activity held today, with `extra` options
 /// (flag, value pairs) replacing or adding to its own.
