@@ -25,6 +25,9 @@ use support::{
 
 /// Member numbers as a librarian might type them: a NIK-like number, a card number with
 /// dashes and a phone-like number.
+/// An activity's free text, searched for in every log.
+const ACTIVITY_TITLE: &str = "Kelas Surel Angkatan Tujuh";
+const ACTIVITY_PARTNER: &str = "Karang Taruna Tunas Muda";
 const MEMBERS: &[&str] = &["3302141203950004", "AGT-2026-0042", " 081234567890 "];
 
 const TRACE: [(&str, &str); 2] = [("JEJAK_LOG", "trace"), ("JEJAK_LOG_FORMAT", "json")];
@@ -310,6 +313,35 @@ fn member_numbers_are_nowhere_on_the_pc_the_server_the_logs_or_the_wire() {
     ] {
         run(&pc, args, &mut outputs);
     }
+    // An activity: its title, partner and notes are the only free text Jejak keeps. They
+    // travel to the server, and no log line ever carries them.
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    for args in [
+        &[
+            "activity",
+            "add",
+            "--date",
+            &today,
+            "--start",
+            "09:00",
+            "--duration",
+            "90",
+            "--type",
+            "pelatihan",
+            "--title",
+            ACTIVITY_TITLE,
+            "--partner",
+            ACTIVITY_PARTNER,
+            "--participants",
+            "P:dewasa=6",
+        ][..],
+        &["activity", "list"],
+    ] {
+        run(&pc, args, &mut outputs);
+    }
     // The agent's own sync takes them over the proxy.
     let view = pc.store();
     let last_session_seq = view.count("SELECT MAX(seq) FROM changes WHERE record_kind = 'session'");
@@ -392,6 +424,17 @@ fn member_numbers_are_nowhere_on_the_pc_the_server_the_logs_or_the_wire() {
         }
     }
     assert!(leaks.is_empty(), "member numbers found: {leaks:#?}");
+    // The activity's free text: on the wire (it is the record), never in a log.
+    assert!(contains(&inflated_text, ACTIVITY_TITLE.as_bytes()));
+    for (source, text) in &outputs {
+        let is_log = source.ends_with("stderr") || source == "server log";
+        for free_text in [ACTIVITY_TITLE, ACTIVITY_PARTNER] {
+            assert!(
+                !(is_log && text.contains(free_text)),
+                "an activity's free text in {source}"
+            );
+        }
+    }
 
     // Positive controls: the searches looked at the real data.
     let secret = std::fs::read_to_string(pc.data_dir.join("patron.key")).unwrap();
