@@ -117,6 +117,7 @@ both_backends!(
     retention_keeps_the_sessions_whose_month_cannot_be_told,
     library_details_round_trip_and_edits_change_only_what_is_given,
     visits_and_member_counts_are_stored_revised_withdrawn_and_counted_once,
+    activities_are_stored_edited_and_counted_on_their_date,
 );
 
 fn lib(code: &str) -> LibraryCode {
@@ -1977,4 +1978,103 @@ async fn visits_and_member_counts_are_stored_revised_withdrawn_and_counted_once(
             .unwrap(),
         before
     );
+}
+
+/// An activity held on day 3 of the suite's month, entered on day 21 (entered late: it
+/// counts on its own date), at revision `revision`.
+fn month_activity(revision: u32, participants: &str, title: &str) -> jejak_domain::Activity {
+    jejak_domain::Activity {
+        id: Uuid::from_u128(4242),
+        revision,
+        library: lib("dermaji"),
+        pc: pc("pc-01"),
+        at: sim::month_start() + Duration::days(20) + Duration::minutes(i64::from(revision)),
+        run_id: Uuid::from_u128(77),
+        mono_ms: 90_000 + u64::from(revision),
+        date: (sim::month_start() + Duration::days(2)).date_naive(),
+        start: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        duration_minutes: 120,
+        activity_type: jejak_domain::ActivityType::SosialisasiKie,
+        title: title.into(),
+        partner: Some("Puskesmas Kebasen".into()),
+        place: jejak_domain::ActivityPlace::DiLuar,
+        participants: jejak_domain::Participants::parse(participants).unwrap(),
+        notes: Some("Penyuluhan gizi — ñ".into()),
+    }
+}
+
+async fn activities_are_stored_edited_and_counted_on_their_date(store: Arc<dyn ServerStore>) {
+    let store = store.as_ref();
+    let (_, one) = enroll(store, "dermaji", "pc-01").await;
+    let first = month_activity(1, "P:dewasa=7,L:dewasa=5", "Sosialisasi gizi");
+    let batch = entry_batch(&one, 1, vec![RecordBody::Activity(first.clone())]);
+    let ack = ingest(store, &one, &batch).await.unwrap();
+    assert_eq!((ack.new, ack.rejected.len()), (1, 0));
+    let day = |key: &'static str| async move { entry_count(store, "dermaji", key).await };
+    assert_eq!(day("activity.count").await, 1);
+    assert_eq!(day("activity.participants").await, 12);
+    assert_eq!(day("activity.participants.type.sosialisasi_kie").await, 12);
+    assert_eq!(day("activity.count.place.di_luar").await, 1);
+    assert_eq!(day("activity.participants.ga.P.dewasa").await, 7);
+    // Counted on the day it was held, not the day it was typed.
+    let facts = store
+        .month_facts(
+            sim::month_start().date_naive(),
+            Some(&lib("dermaji")),
+            FactsDetail::Days,
+        )
+        .await
+        .unwrap();
+    let held = (sim::month_start() + Duration::days(2)).date_naive();
+    assert_eq!(
+        facts.libraries[0].entry_count(Some(held), "activity.count"),
+        1
+    );
+    let typed = (sim::month_start() + Duration::days(20)).date_naive();
+    assert_eq!(
+        facts.libraries[0].entry_count(Some(typed), "activity.count"),
+        0
+    );
+
+    // Resent: held already. The same revision with another title: a conflict, the
+    // stored one kept.
+    let ack = ingest(store, &one, &batch).await.unwrap();
+    assert_eq!((ack.new, ack.duplicates), (0, 1));
+    let mut retitled = first.clone();
+    retitled.title = "Judul lain".into();
+    let ack = ingest(
+        store,
+        &one,
+        &entry_batch(&one, 2, vec![RecordBody::Activity(retitled)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.rejected[0].code, "conflict");
+    assert_eq!(day("activity.participants").await, 12);
+
+    // The edit: a higher revision replaces it, the counts follow (the old taken away).
+    let edited = month_activity(2, "P:remaja=20", "Sosialisasi gizi remaja");
+    let ack = ingest(
+        store,
+        &one,
+        &entry_batch(&one, 3, vec![RecordBody::Activity(edited)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!((ack.new, ack.rejected.len()), (1, 0));
+    assert_eq!(day("activity.count").await, 1);
+    assert_eq!(day("activity.participants").await, 20);
+    assert_eq!(day("activity.participants.ga.P.dewasa").await, 0);
+    assert_eq!(day("activity.participants.ga.P.remaja").await, 20);
+    // The older revision arriving late changes nothing.
+    let ack = ingest(
+        store,
+        &one,
+        &entry_batch(&one, 4, vec![RecordBody::Activity(first)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.new, 0);
+    assert_eq!(day("activity.participants").await, 20);
+    assert!(store.check_rollups().await.unwrap().is_consistent());
 }
