@@ -45,6 +45,16 @@ enum Gen {
         people: u32,
         undone: bool,
     },
+    /// An activity entered `at_min` minutes into the window, held `days_back` days
+    /// before, edited `edits` times (each edit moves its date a day back and changes its
+    /// type, place and participants).
+    Activity {
+        at_min: u64,
+        days_back: u8,
+        kind: u8,
+        people: u32,
+        edits: u8,
+    },
     /// A revision of the member count of October (`november` false) or November.
     Members {
         november: bool,
@@ -85,6 +95,8 @@ fn gen_item() -> impl Strategy<Value = Gen> {
         2 => (0u64..(4 * 1440), 0u8..5).prop_map(|(at_min, kind)| Gen::Event { at_min, kind }),
         2 => (0u64..(4 * 1440), 0u8..6, 1u32..40, any::<bool>())
             .prop_map(|(at_min, purpose, people, undone)| Gen::Visit { at_min, purpose, people, undone }),
+        1 => (0u64..(4 * 1440), 0u8..40, any::<u8>(), 0u32..60, 0u8..3)
+            .prop_map(|(at_min, days_back, kind, people, edits)| Gen::Activity { at_min, days_back, kind, people, edits }),
         1 => (any::<bool>(), 0u32..500, 0u32..20)
             .prop_map(|(november, members, new_members)| Gen::Members {
                 november,
@@ -149,6 +161,54 @@ fn records(
                         run_id: run,
                         mono_ms: v.mono_ms,
                         body: RecordBody::Visit(v),
+                    });
+                }
+            }
+            Gen::Activity {
+                at_min,
+                days_back,
+                kind,
+                people,
+                edits,
+            } => {
+                let id = Uuid::new_v4();
+                for revision in 0..=u32::from(*edits) {
+                    seq += 1;
+                    let at = boot + chrono::Duration::minutes(*at_min as i64 + i64::from(revision));
+                    let step = kind.wrapping_add(revision as u8);
+                    let mut participants = jejak_domain::Participants::default();
+                    participants.set(
+                        pick(Gender::ALL, step),
+                        pick(AgeGroup::ALL, step),
+                        people + revision,
+                    );
+                    participants.set(pick(Gender::ALL, step / 3), AgeGroup::Lansia, revision * 2);
+                    let mono_ms = at_min * 60 * 1000 + u64::from(revision);
+                    let activity = jejak_domain::Activity {
+                        id,
+                        revision: revision + 1,
+                        library: library.clone(),
+                        pc: pc.clone(),
+                        at,
+                        run_id: run,
+                        mono_ms,
+                        date: at.date_naive()
+                            - chrono::Days::new(u64::from(*days_back) + u64::from(revision)),
+                        start: chrono::NaiveTime::from_hms_opt(9, 0, 0).expect("a time"),
+                        duration_minutes: 60,
+                        activity_type: pick(jejak_domain::ActivityType::ALL, step),
+                        title: format!("Kegiatan {step}"),
+                        partner: None,
+                        place: pick(jejak_domain::ActivityPlace::ALL, step),
+                        participants,
+                        notes: None,
+                    };
+                    out.push(ChangeRecord {
+                        seq,
+                        recorded_at: at,
+                        run_id: run,
+                        mono_ms,
+                        body: RecordBody::Activity(activity),
                     });
                 }
             }
@@ -415,6 +475,34 @@ async fn check_store(
     }
     // Sessions re-dated outside the two months are the only ones not counted.
     assert!(counted <= public);
+
+    // An independent count of activities: the newest revision of each, on its own
+    // date, whatever order its revisions arrived in.
+    let mut newest = std::collections::HashMap::new();
+    for r in &records {
+        if let RecordBody::Activity(a) = &r.body {
+            newest.insert(a.id, a.clone());
+        }
+    }
+    let in_window = |a: &&jejak_domain::Activity| {
+        a.date >= chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()
+            && a.date <= chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()
+    };
+    let expected: i64 = newest
+        .values()
+        .filter(in_window)
+        .map(|a| i64::from(a.participants.total()))
+        .sum();
+    let mut participants = 0;
+    for month in [10, 11] {
+        let first = chrono::NaiveDate::from_ymd_opt(2026, month, 1).unwrap();
+        let facts = store
+            .month_facts(first, None, FactsDetail::Days)
+            .await
+            .unwrap();
+        participants += facts.libraries[0].entry_count(None, "activity.participants");
+    }
+    assert_eq!(participants, expected);
 }
 
 proptest! {
