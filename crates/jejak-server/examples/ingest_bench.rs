@@ -9,6 +9,8 @@
 //! - `visit_wire_bytes` and `visit_disk_bytes` (info): a desk visit's bytes on the wire
 //!   (zstd at the PC's level, in a batch of a month's 1,200 visits) and on the server's
 //!   disk (the compacted file's growth per visit, counters included).
+//! - `activity_wire_bytes` and `activity_disk_bytes` (info): the same for an activity
+//!   with its texts and participants, in a batch of 240 activities.
 //!
 //! `cargo run --release -p jejak-server --example ingest_bench [-- --quick]`. The files
 //! go to `$BENCH_TMPDIR` (default: the system's temporary folder), which must be on the
@@ -150,13 +152,31 @@ async fn main() {
     let wire = zstd::bulk::compress(&visits.batch_json, 19).unwrap();
     emit(
         "visit_wire_bytes",
-        wire.len() as f64 / visits.visits as f64,
+        wire.len() as f64 / visits.records as f64,
         "bytes",
         "info",
     );
     emit(
         "visit_disk_bytes",
-        visits.disk_bytes_per_visit,
+        visits.disk_bytes_per_record,
+        "bytes",
+        "info",
+    );
+
+    let activity_dir = tempfile::tempdir_in(&base).unwrap();
+    let activities = bench::activity_figures(activity_dir.path(), 240)
+        .await
+        .unwrap();
+    let wire = zstd::bulk::compress(&activities.batch_json, 19).unwrap();
+    emit(
+        "activity_wire_bytes",
+        wire.len() as f64 / activities.records as f64,
+        "bytes",
+        "info",
+    );
+    emit(
+        "activity_disk_bytes",
+        activities.disk_bytes_per_record,
         "bytes",
         "info",
     );

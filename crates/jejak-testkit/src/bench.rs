@@ -184,32 +184,35 @@ pub fn bare_rusqlite_insert(
     Ok((rows.len(), started.elapsed()))
 }
 
-/// What a desk visit costs: the JSON bytes of a batch of visits (the caller compresses
-/// it as the PC does) and the server's bytes on disk per visit.
+/// What a low-volume record kind costs: the JSON bytes of a batch of its records (the
+/// caller compresses it as the PC does) and the server's bytes on disk per record.
 #[derive(Debug, Clone)]
-pub struct VisitFigure {
-    pub visits: usize,
+pub struct EntryFigure {
+    pub records: usize,
     /// The batch as the PC would send it (uncompressed JSON).
     pub batch_json: Vec<u8>,
-    /// The compacted file's growth per visit: the `entries` rows, their counters
+    /// The compacted file's growth per record: the `entries` rows, their counters
     /// (`entry_counts`) and the indexes.
-    pub disk_bytes_per_visit: f64,
+    pub disk_bytes_per_record: f64,
 }
 
-/// A month of a busy village library's visitor book (`visits` entries of mixed
-/// categories, about 40 a day, a few of them groups and a few undone) in one batch,
-/// stored in a new store in `dir`.
-pub async fn visit_figures(
+/// `count` records made by `make` (from their index, a seeded random source and the
+/// desk PC's library, PC and run) in one batch, stored in a new store in `dir`.
+async fn entry_figures(
     dir: &Path,
-    visits: usize,
-) -> Result<VisitFigure, Box<dyn std::error::Error + Send + Sync>> {
-    use jejak_domain::{
-        AgeGroup, ChangeRecord, ClientInstant, Gender, LibraryCode, PcCode, RecordBody, UserKind,
-        Visit, VisitPurpose,
-    };
-    use rand::{Rng, SeedableRng};
+    count: usize,
+    mut make: impl FnMut(
+        usize,
+        &mut rand::rngs::StdRng,
+        &jejak_domain::LibraryCode,
+        &jejak_domain::PcCode,
+        uuid::Uuid,
+    ) -> jejak_domain::RecordBody,
+) -> Result<EntryFigure, Box<dyn std::error::Error + Send + Sync>> {
+    use jejak_domain::{ChangeRecord, ClientInstant, LibraryCode, PcCode};
+    use rand::SeedableRng;
 
-    let store = SqliteStore::open(&dir.join("visit-bench.db"))?;
+    let store = SqliteStore::open(&dir.join("entry-bench.db"))?;
     let library = LibraryCode::parse("3302012001")?;
     let pc = PcCode::parse("meja")?;
     store
@@ -224,42 +227,22 @@ pub async fn visit_figures(
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
     let run = uuid::Uuid::now_v7();
-    let mut records = Vec::with_capacity(visits);
-    for i in 0..visits {
-        // Opening hours, 08:00 to 15:00 WIB, about 40 a day.
-        let at = month_start()
-            + chrono::Duration::days((i / 40) as i64)
-            + chrono::Duration::hours(1)
-            + chrono::Duration::seconds(i64::from(rng.random_range(0..25_200u32)));
-        let group = rng.random_range(0..20u32) == 0;
-        let pick = |rng: &mut rand::rngs::StdRng, n: usize| rng.random_range(0..n);
-        let visit = Visit {
-            id: uuid::Uuid::now_v7(),
-            revision: 1,
-            library: library.clone(),
-            pc: pc.clone(),
-            at,
-            run_id: run,
-            mono_ms: 1_000 + i as u64 * 600_000,
-            gender: Gender::ALL[pick(&mut rng, 2)],
-            age_group: AgeGroup::ALL[pick(&mut rng, 6)],
-            user_kind: if group {
-                UserKind::Rombongan
-            } else {
-                UserKind::VISITORS[pick(&mut rng, 2)]
-            },
-            purpose: VisitPurpose::ALL[pick(&mut rng, VisitPurpose::ALL.len())],
-            people: if group { rng.random_range(5..40) } else { 1 },
-            withdrawn: rng.random_range(0..50u32) == 0,
-        };
-        records.push(ChangeRecord {
-            seq: i as u64 + 1,
-            recorded_at: at,
-            run_id: run,
-            mono_ms: visit.mono_ms,
-            body: RecordBody::Visit(visit),
-        });
-    }
+    let records: Vec<ChangeRecord> = (0..count)
+        .map(|i| {
+            let body = make(i, &mut rng, &library, &pc, run);
+            let entry = body.entry();
+            ChangeRecord {
+                seq: i as u64 + 1,
+                recorded_at: entry
+                    .as_ref()
+                    .and_then(|e| chrono::DateTime::from_timestamp_millis(e.wall_ms))
+                    .unwrap_or_else(month_start),
+                run_id: run,
+                mono_ms: entry.map_or(0, |e| e.mono_ms),
+                body,
+            }
+        })
+        .collect();
     let sync_at = month_start() + chrono::Duration::days(40);
     let batch = WireBatch::encode(
         uuid::Uuid::now_v7(),
@@ -267,7 +250,7 @@ pub async fn visit_figures(
         pc,
         uuid::Uuid::now_v7(),
         1,
-        visits as u64,
+        count as u64,
         ClientInstant {
             run,
             mono_ms: 40 * 86_400_000,
@@ -281,9 +264,105 @@ pub async fn visit_figures(
         .ingest(&device, batch, sync_at, Delivery::Online)
         .await?;
     let full_bytes = store.compact().await?;
-    Ok(VisitFigure {
-        visits,
+    Ok(EntryFigure {
+        records: count,
         batch_json,
-        disk_bytes_per_visit: full_bytes.saturating_sub(empty_bytes) as f64 / visits.max(1) as f64,
+        disk_bytes_per_record: full_bytes.saturating_sub(empty_bytes) as f64 / count.max(1) as f64,
     })
+}
+
+/// A month of a busy village library's visitor book (`visits` entries of mixed
+/// categories, about 40 a day, a few of them groups and a few undone).
+pub async fn visit_figures(
+    dir: &Path,
+    visits: usize,
+) -> Result<EntryFigure, Box<dyn std::error::Error + Send + Sync>> {
+    use jejak_domain::{AgeGroup, Gender, RecordBody, UserKind, Visit, VisitPurpose};
+    use rand::Rng;
+
+    entry_figures(dir, visits, |i, rng, library, pc, run| {
+        // Opening hours, 08:00 to 15:00 WIB, about 40 a day.
+        let at = month_start()
+            + chrono::Duration::days((i / 40) as i64)
+            + chrono::Duration::hours(1)
+            + chrono::Duration::seconds(i64::from(rng.random_range(0..25_200u32)));
+        let group = rng.random_range(0..20u32) == 0;
+        let pick = |rng: &mut rand::rngs::StdRng, n: usize| rng.random_range(0..n);
+        RecordBody::Visit(Visit {
+            id: uuid::Uuid::now_v7(),
+            revision: 1,
+            library: library.clone(),
+            pc: pc.clone(),
+            at,
+            run_id: run,
+            mono_ms: 1_000 + i as u64 * 600_000,
+            gender: Gender::ALL[pick(rng, 2)],
+            age_group: AgeGroup::ALL[pick(rng, 6)],
+            user_kind: if group {
+                UserKind::Rombongan
+            } else {
+                UserKind::VISITORS[pick(rng, 2)]
+            },
+            purpose: VisitPurpose::ALL[pick(rng, VisitPurpose::ALL.len())],
+            people: if group { rng.random_range(5..40) } else { 1 },
+            withdrawn: rng.random_range(0..50u32) == 0,
+        })
+    })
+    .await
+}
+
+/// Activities as a village library records them: `activities` of mixed types, entered
+/// a few days after they were held, with a title of about 40 characters, a partner
+/// half of the time, a line of notes a third of the time, and participants in four
+/// to eight gender × age cells.
+pub async fn activity_figures(
+    dir: &Path,
+    activities: usize,
+) -> Result<EntryFigure, Box<dyn std::error::Error + Send + Sync>> {
+    use jejak_domain::{
+        Activity, ActivityPlace, ActivityType, AgeGroup, Gender, Participants, RecordBody,
+    };
+    use rand::Rng;
+
+    entry_figures(dir, activities, |i, rng, library, pc, run| {
+        let at = month_start()
+            + chrono::Duration::hours(i as i64 * 3)
+            + chrono::Duration::seconds(i64::from(rng.random_range(0..3_600u32)));
+        let mut participants = Participants::default();
+        for _ in 0..rng.random_range(4..9) {
+            participants.set(
+                Gender::ALL[rng.random_range(0..2)],
+                AgeGroup::ALL[rng.random_range(0..6)],
+                rng.random_range(1..15),
+            );
+        }
+        let activity_type = ActivityType::ALL[rng.random_range(0..ActivityType::ALL.len())];
+        RecordBody::Activity(Activity {
+            id: uuid::Uuid::now_v7(),
+            revision: 1,
+            library: library.clone(),
+            pc: pc.clone(),
+            at,
+            run_id: run,
+            mono_ms: 1_000 + i as u64 * 600_000,
+            date: at.date_naive() - chrono::Days::new(rng.random_range(0..5)),
+            start: chrono::NaiveTime::from_hms_opt(rng.random_range(8..15), 0, 0)
+                .unwrap_or_default(),
+            duration_minutes: rng.random_range(4..13) * 15,
+            activity_type,
+            title: format!(
+                "{} literasi digital untuk warga desa {i}",
+                activity_type.label(jejak_domain::Lang::Id)
+            ),
+            partner: rng
+                .random_bool(0.5)
+                .then(|| "Karang Taruna Desa Dermaji".to_string()),
+            place: ActivityPlace::ALL[rng.random_range(0..2)],
+            participants,
+            notes: rng
+                .random_bool(0.33)
+                .then(|| "Peserta membawa ponsel sendiri; lanjutan bulan depan.".to_string()),
+        })
+    })
+    .await
 }
