@@ -232,7 +232,7 @@ impl Activity {
     ) -> Result<Activity, EntryFieldError> {
         debug_assert_eq!(r.kind, RecordKind::Activity);
         r.exactly_with_texts(FIELDS, TEXTS, "activity.fields")?;
-        let ymd = r.number(0, "activity.date", 2000_01_01, 2100_12_31)?;
+        let ymd = r.number(0, "activity.date", 20000101, 21001231)?;
         let date = NaiveDate::from_ymd_opt(
             (ymd / 10_000) as i32,
             (ymd / 100 % 100) as u32,
@@ -490,7 +490,7 @@ mod tests {
         a.notes = Some("Di balai desa".into());
         let body = RecordBody::Activity(a.clone());
         let entry = body.entry().unwrap();
-        assert_eq!(&entry.fields[..5], &[2026_11_14, 540, 120, 1, 1]);
+        assert_eq!(&entry.fields[..5], &[20261114, 540, 120, 1, 1]);
         // L:dewasa is cell 3, P:remaja is 7 + 1, P:dewasa is 7 + 3.
         assert_eq!(
             (
@@ -507,8 +507,8 @@ mod tests {
         let back = RecordBody::from_entry(&a.library, &a.pc, &entry).unwrap();
         assert_eq!(back, body);
         for (index, bad, field) in [
-            (0, 2026_02_30, "activity.date"),
-            (0, 1999_12_31, "activity.date"),
+            (0, 20260230, "activity.date"),
+            (0, 19991231, "activity.date"),
             (1, 1440, "activity.start"),
             (2, 0, "activity.duration"),
             (3, 8, "activity.type"),

@@ -350,7 +350,7 @@ mod tests {
 
     #[test]
     fn packed_entries_read_back_with_their_texts() {
-        let fields = vec![2026_11_14, 540, 0, 300_000];
+        let fields = vec![20261114, 540, 0, 300_000];
         for texts in [
             vec![],
             vec!["Pelatihan".to_string(), String::new(), "Catatan — ñ".into()],
