@@ -203,7 +203,7 @@ pub fn activity(ctx: &Context, command: ActivityCommand) -> anyhow::Result<()> {
                 .filter(|a| month.is_none_or(|m| YearMonth::of(a.date) == Some(m)))
                 .collect();
             // Newest first by when they were held, not by when they were typed.
-            activities.sort_by(|a, b| (b.date, b.start, b.id).cmp(&(a.date, a.start, a.id)));
+            activities.sort_by_key(|a| std::cmp::Reverse((a.date, a.start, a.id)));
             if ctx.json {
                 return output::print_json(&activities);
             }
