@@ -125,7 +125,7 @@ async fn a_batch_is_stored_with_corrected_times_and_acknowledged() {
     // The record kinds this server stores, so a PC holds back only what it cannot take.
     assert_eq!(
         me["accepts"],
-        serde_json::json!(["session", "pc_event", "visit", "member_count"])
+        serde_json::json!(["session", "pc_event", "visit", "member_count", "activity"])
     );
     server.assert_healthy().await;
 }
@@ -781,7 +781,7 @@ async fn the_operational_endpoints_answer_as_documented() {
     }
     assert_eq!(
         doc["components"]["schemas"]["RecordKind"]["enum"],
-        serde_json::json!(["session", "pc_event", "visit", "member_count"])
+        serde_json::json!(["session", "pc_event", "visit", "member_count", "activity"])
     );
     // The report endpoints: staff token, every media type, every refusal documented.
     assert!(doc["components"]["securitySchemes"]["staff_token"].is_object());

@@ -467,7 +467,7 @@ mod tests {
         // A newer server may name kinds this PC does not know: still an answer, and
         // only the kinds both know count.
         assert_eq!(
-            state(r#"{"epochs": [], "accepts": ["activity", "visit", "pc_event", "session"]}"#)
+            state(r#"{"epochs": [], "accepts": ["loan", "visit", "pc_event", "session"]}"#)
                 .accepted_kinds(),
             vec![RecordKind::Session, RecordKind::PcEvent, RecordKind::Visit]
         );
