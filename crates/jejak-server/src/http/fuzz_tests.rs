@@ -127,7 +127,8 @@ fn real_batches() -> Vec<Value> {
     let log = simulate(&pc, 12, first_day, 7);
     let sync_at = first_day + chrono::Duration::days(10);
     let mut out = batches(&pc, &log, 6, sync_at);
-    // Then a batch of the desk's records: two visits and the month's member count.
+    // Then a batch of the desk's records: two visits, the month's member count and an
+    // activity (the one kind with free text).
     let first = out.last().map_or(1, |b| b.last_seq + 1);
     let run = uuid::Uuid::from_u128(77);
     let at = first_day + chrono::Duration::hours(3);
@@ -171,20 +172,45 @@ fn real_batches() -> Vec<Value> {
             new_members: 7,
         }),
     };
+    let activity = jejak_domain::ChangeRecord {
+        seq: first + 3,
+        recorded_at: at,
+        run_id: run,
+        mono_ms: 9_500,
+        body: jejak_domain::RecordBody::Activity(jejak_domain::Activity {
+            id: uuid::Uuid::from_u128(7_777),
+            revision: 1,
+            library: pc.library.clone(),
+            pc: pc.pc.clone(),
+            at,
+            run_id: run,
+            mono_ms: 9_500,
+            date: at.date_naive(),
+            start: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
+            duration_minutes: 90,
+            activity_type: jejak_domain::ActivityType::BedahBuku,
+            title: "Bedah buku anak".into(),
+            partner: Some("SD Negeri 1".into()),
+            place: jejak_domain::ActivityPlace::DiPerpustakaan,
+            participants: jejak_domain::Participants::parse("P:anak=9,L:anak=8")
+                .unwrap_or_default(),
+            notes: None,
+        }),
+    };
     out.push(jejak_domain::WireBatch::encode(
         uuid::Uuid::from_u128(88),
         pc.library.clone(),
         pc.pc.clone(),
         pc.epoch,
         first,
-        first + 2,
+        first + 3,
         jejak_domain::ClientInstant {
             run,
             mono_ms: 10_000,
             wall_ms: sync_at.timestamp_millis(),
         },
         Vec::new(),
-        &[visit(first, 1), visit(first + 1, 25), count],
+        &[visit(first, 1), visit(first + 1, 25), count, activity],
     ));
     out.iter()
         .map(|b| serde_json::to_value(b).unwrap_or(Value::Null))
