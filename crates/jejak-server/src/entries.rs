@@ -1,4 +1,4 @@
-//! The generic store of the low-volume record kinds (visits, member counts), without
+//! The generic store of the low-volume record kinds (visits, member counts, activities), without
 //! any IO: what a backend keeps of an entry, and the revision rules that decide what a
 //! resent or newer entry does. Both backends keep one table, `entries`, keyed by
 //! (library, kind, id), and call [`decide`]; no kind has SQL of its own.
@@ -23,8 +23,9 @@
 //! does not yet: the run plan's record lists hold only sessions and events (entries give
 //! a run no evidence), and a visit is entered at the desk while the librarian watches
 //! the clock, so a misdated one is rare; carrying entries in the plan's lists is the
-//! next step if districts see it. A member count's day is its month's first day,
-//! whatever its time.
+//! next step if districts see it. A member count's day is its month's first day and an
+//! activity's its own date (the day it was held, which the domain bounds against the
+//! entry time), whatever its time.
 //!
 //! Retention: `jejak server prune` removes raw sessions and events of final months, not
 //! entries (a village's year of visits is a few hundred kilobytes); an entry that would
