@@ -92,9 +92,9 @@ pub struct EditArgs {
     notes: Option<String>,
 }
 
-/// An optional text as typed: empty means none.
+/// An optional text as typed, without surrounding spaces: empty means none.
 fn optional(text: Option<String>) -> Option<String> {
-    text.filter(|t| !t.trim().is_empty())
+    text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }
 
 pub fn activity(ctx: &Context, command: ActivityCommand) -> anyhow::Result<()> {
@@ -105,7 +105,7 @@ pub fn activity(ctx: &Context, command: ActivityCommand) -> anyhow::Result<()> {
                 start: parse_time(&args.start)?,
                 duration_minutes: args.duration,
                 activity_type: ActivityType::parse(&args.activity_type)?,
-                title: args.title,
+                title: args.title.trim().to_string(),
                 partner: optional(args.partner),
                 place: ActivityPlace::parse(&args.place)?,
                 participants: Participants::parse(&args.participants)?,
@@ -160,7 +160,7 @@ pub fn activity(ctx: &Context, command: ActivityCommand) -> anyhow::Result<()> {
                     a.activity_type = kind;
                 }
                 if let Some(title) = fields.title {
-                    a.title = title;
+                    a.title = title.trim().to_string();
                 }
                 if fields.partner.is_some() {
                     a.partner = optional(fields.partner);
