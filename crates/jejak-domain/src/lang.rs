@@ -30,6 +30,47 @@ impl Lang {
             Lang::En => en,
         }
     }
+
+    /// The name of a month, 1 to 12 ("Desember" / "December"); empty outside.
+    pub fn month_name(self, month: u32) -> &'static str {
+        const ID: [&str; 12] = [
+            "Januari",
+            "Februari",
+            "Maret",
+            "April",
+            "Mei",
+            "Juni",
+            "Juli",
+            "Agustus",
+            "September",
+            "Oktober",
+            "November",
+            "Desember",
+        ];
+        const EN: [&str; 12] = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        let names = match self {
+            Lang::Id => ID,
+            Lang::En => EN,
+        };
+        month
+            .checked_sub(1)
+            .and_then(|i| names.get(i as usize))
+            .copied()
+            .unwrap_or_default()
+    }
 }
 
 impl fmt::Display for Lang {

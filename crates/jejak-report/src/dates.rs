@@ -7,43 +7,9 @@
 use chrono::{Datelike, NaiveDate, Weekday};
 use jejak_domain::Lang;
 
-const MONTHS_ID: [&str; 12] = [
-    "Januari",
-    "Februari",
-    "Maret",
-    "April",
-    "Mei",
-    "Juni",
-    "Juli",
-    "Agustus",
-    "September",
-    "Oktober",
-    "November",
-    "Desember",
-];
-
-const MONTHS_EN: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
-/// The name of the month of `date`.
+/// The name of the month of `date`; the names live in `Lang` so the PC's pages share them.
 pub fn month_name(date: NaiveDate, lang: Lang) -> &'static str {
-    let index = date.month0() as usize;
-    match lang {
-        Lang::Id => MONTHS_ID[index],
-        Lang::En => MONTHS_EN[index],
-    }
+    lang.month_name(date.month())
 }
 
 /// The name of a day of the week.

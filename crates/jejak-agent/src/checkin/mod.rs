@@ -20,6 +20,13 @@
 //! | `POST /pustakawan/masuk`, `POST /pustakawan/keluar` | PIN sign-in and sign-out |
 //! | `POST /pustakawan/sinkron` | starts a sync now; the screen shows its outcome |
 //! | `POST /pustakawan/akhiri` | ends the open session as `staff_ended` |
+//! | `POST /pustakawan/tamu` | records a visit (or a group) in the visitor book |
+//! | `POST /pustakawan/tamu/batal` | withdraws the visit the form names, if still the latest |
+//! | `POST /pustakawan/anggota` | sets the member count of a month |
+//!
+//! The librarian screen also keeps the desk (see [`desk`]): the visitor book (buku tamu)
+//! and the month's member count; `GET /pustakawan?bulan=YYYY-MM` opens the member form on
+//! a month.
 //!
 //! Pages are plain HTML drawn here with inline CSS: no scripts, no external files, each
 //! well under 30 KB, large touch targets, so an old browser on an old PC is enough.
@@ -35,6 +42,7 @@
 //! member number becomes its HMAC before the store sees it and is never logged, never
 //! stored and never shown again, not even on a form sent back with an error.
 
+mod desk;
 mod pages;
 pub mod pin;
 #[cfg(test)]
@@ -289,6 +297,9 @@ impl Checkin {
             .route("/pustakawan/keluar", post(sign_out))
             .route("/pustakawan/sinkron", post(sync_now))
             .route("/pustakawan/akhiri", post(staff_end))
+            .route("/pustakawan/tamu", post(desk::add_visit))
+            .route("/pustakawan/tamu/batal", post(desk::undo_visit))
+            .route("/pustakawan/anggota", post(desk::set_member_count))
             .route(IDLE_REPORT_PATH, post(idle_report))
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -1066,6 +1077,7 @@ fn librarian_view(c: &Checkin) -> Result<LibrarianView, StoreError> {
 async fn librarian(
     State(c): State<Checkin>,
     Query(query): Query<PageQuery>,
+    Query(desk_query): Query<desk::DeskQuery>,
     headers: HeaderMap,
 ) -> Response {
     let (lang, lang_cookie) = language(&c, &query, &headers);
@@ -1089,13 +1101,20 @@ async fn librarian(
             &[lang_cookie, csrf_cookie],
         );
     }
-    match librarian_view(&c) {
-        Ok(view) => html(
+    match (librarian_view(&c), desk::desk_view(&c, desk_query.month())) {
+        (Ok(view), Ok(desk)) => html(
             StatusCode::OK,
-            pages::librarian(lang, &csrf, &view, c.settings().zone),
+            pages::librarian(
+                lang,
+                &csrf,
+                &view,
+                &desk,
+                &desk_query.notice(),
+                c.settings().zone,
+            ),
             &[lang_cookie, csrf_cookie],
         ),
-        Err(e) => store_failure(lang, &e),
+        (Err(e), _) | (_, Err(e)) => store_failure(lang, &e),
     }
 }
 

@@ -5,8 +5,12 @@
 
 use askama::Template;
 use chrono::{DateTime, Utc};
-use jejak_domain::{AgeGroup, Gender, Lang, Purpose, Session, Zone};
+use jejak_domain::{
+    AgeGroup, Gender, Lang, MemberCount, Purpose, Session, UserKind, Visit, VisitPurpose,
+    YearMonth, Zone,
+};
 
+use super::desk::{DeskNotice, DeskView, combo_value};
 use super::{Choices, LibrarianView, MAX_MEMBER_CHARS, Refusal};
 
 /// The most sessions the librarian screen lists, newest first, so the page stays
@@ -329,10 +333,203 @@ struct LibrarianScreen<'a> {
     rejected: Vec<String>,
     sessions: Vec<SessionRow>,
     more_sessions: usize,
+    desk: DeskScreen<'a>,
 }
 
-/// The librarian screen.
-pub(super) fn librarian(lang: Lang, csrf: &str, view: &LibrarianView, zone: Zone) -> String {
+/// One radio choice of the desk's forms.
+struct Choice {
+    code: &'static str,
+    label: &'static str,
+    checked: bool,
+}
+
+/// The desk on the librarian screen: the visitor book and the member form.
+struct DeskScreen<'a> {
+    today_people: u32,
+    today_entries: usize,
+    /// The entry the undo withdraws: its id and a line about it.
+    last: Option<(String, String)>,
+    genders: Vec<Choice>,
+    ages: Vec<Choice>,
+    kinds: Vec<Choice>,
+    purposes: Vec<Choice>,
+    people: &'a str,
+    people_max: u32,
+    /// The quick buttons: their value and label.
+    quick: Vec<(String, String)>,
+    visit_errors: &'a [String],
+    undone: bool,
+    undo_stale: bool,
+    /// The months offered: code, label, chosen.
+    months: Vec<(String, String, bool)>,
+    members: String,
+    new_members: String,
+    members_max: u32,
+    month_last: Option<String>,
+    counts: Vec<[String; 4]>,
+    member_errors: &'a [String],
+    member_saved: bool,
+}
+
+/// A month by its name: "November 2026".
+fn month_name(month: YearMonth, lang: Lang) -> String {
+    format!("{} {}", lang.month_name(month.month()), month.year())
+}
+
+/// A visit in a line: when, how many, who (in categories) and why.
+fn visit_line(visit: &Visit, lang: Lang, zone: Zone) -> String {
+    format!(
+        "{} · {} {} · {}, {}, {} · {}",
+        clock_time(visit.at, zone),
+        visit.people,
+        lang.pick(
+            "orang",
+            if visit.people == 1 {
+                "person"
+            } else {
+                "people"
+            }
+        ),
+        visit.gender.label(lang),
+        visit.age_group.label(lang),
+        visit.user_kind.label(lang),
+        visit.purpose.label(lang),
+    )
+}
+
+fn choices<T: Copy + PartialEq>(
+    all: &[T],
+    code: impl Fn(T) -> &'static str,
+    label: impl Fn(T) -> &'static str,
+    typed: Option<&str>,
+    sticky: Option<T>,
+) -> Vec<Choice> {
+    all.iter()
+        .map(|v| Choice {
+            code: code(*v),
+            label: label(*v),
+            checked: match typed {
+                Some(typed) => typed == code(*v),
+                None => sticky == Some(*v),
+            },
+        })
+        .collect()
+}
+
+fn desk_screen<'a>(
+    lang: Lang,
+    desk: &DeskView,
+    notice: &'a DeskNotice,
+    zone: Zone,
+) -> DeskScreen<'a> {
+    let typed = notice.visit_typed.as_ref();
+    let sticky = desk.sticky;
+    let count_line = |m: &MemberCount| {
+        format!(
+            "{} · {} {} · {} {}",
+            date_time(m.at, zone),
+            m.members,
+            lang.pick("anggota", "members"),
+            m.new_members,
+            lang.pick("anggota baru", "new members"),
+        )
+    };
+    let (members, new_members) = match (&notice.member_typed, &desk.month_count) {
+        (Some(typed), _) => (typed.members.clone(), typed.new_members.clone()),
+        (None, Some(count)) => (count.members.to_string(), count.new_members.to_string()),
+        (None, None) => (String::new(), String::new()),
+    };
+    DeskScreen {
+        today_people: desk.today_people,
+        today_entries: desk.today_entries,
+        last: desk
+            .last
+            .as_ref()
+            .map(|v| (v.id.to_string(), visit_line(v, lang, zone))),
+        genders: choices(
+            Gender::ALL,
+            Gender::code,
+            |g| g.label(lang),
+            typed.map(|t| t.gender.as_str()),
+            sticky.map(|s| s.0),
+        ),
+        ages: choices(
+            AgeGroup::ALL,
+            AgeGroup::code,
+            |a| a.label(lang),
+            typed.map(|t| t.age.as_str()),
+            sticky.map(|s| s.1),
+        ),
+        kinds: choices(
+            UserKind::VISITORS,
+            UserKind::code,
+            |k| k.label(lang),
+            typed.map(|t| t.kind.as_str()),
+            sticky.map(|s| s.2),
+        ),
+        purposes: choices(
+            VisitPurpose::ALL,
+            VisitPurpose::code,
+            |p| p.label(lang),
+            typed.map(|t| t.purpose.as_str()),
+            sticky.map(|s| s.3),
+        ),
+        people: typed.map(|t| t.people.as_str()).unwrap_or("1"),
+        people_max: jejak_domain::MAX_VISIT_PEOPLE,
+        quick: desk
+            .quick
+            .iter()
+            .map(|c| {
+                (
+                    combo_value(c),
+                    format!(
+                        "{} · {} · {} · {}",
+                        c.0.label(lang),
+                        c.1.label(lang),
+                        c.2.label(lang),
+                        c.3.label(lang)
+                    ),
+                )
+            })
+            .collect(),
+        visit_errors: &notice.visit_errors,
+        undone: notice.undone,
+        undo_stale: notice.undo_stale,
+        months: desk
+            .months
+            .iter()
+            .map(|m| (m.to_string(), month_name(*m, lang), Some(*m) == desk.month))
+            .collect(),
+        members,
+        new_members,
+        members_max: jejak_domain::MAX_MEMBERS,
+        month_last: desk.month_count.as_ref().map(count_line),
+        counts: desk
+            .counts
+            .iter()
+            .map(|m| {
+                [
+                    month_name(m.month, lang),
+                    m.members.to_string(),
+                    m.new_members.to_string(),
+                    date_time(m.at, zone),
+                ]
+            })
+            .collect(),
+        member_errors: &notice.member_errors,
+        member_saved: notice.member_saved,
+    }
+}
+
+/// The librarian screen, with the desk.
+pub(super) fn librarian(
+    lang: Lang,
+    csrf: &str,
+    view: &LibrarianView,
+    desk: &DeskView,
+    notice: &DeskNotice,
+    zone: Zone,
+) -> String {
     let never = lang.pick("belum pernah", "never");
     let summary = vec![
         (
@@ -468,6 +665,7 @@ pub(super) fn librarian(lang: Lang, csrf: &str, view: &LibrarianView, zone: Zone
         rejected,
         sessions,
         more_sessions: view.today.len().saturating_sub(MAX_ROWS),
+        desk: desk_screen(lang, desk, notice, zone),
     })
 }
 

@@ -1195,3 +1195,500 @@ async fn connections_over_the_cap_are_refused_at_once_and_the_page_stops_in_its_
     // Nothing is accepted any more.
     assert!(reqwest::get(format!("http://{addr}/")).await.is_err());
 }
+
+// ---------------------------------------------------------------------------------------
+// The desk: the visitor book and the member counts
+// ---------------------------------------------------------------------------------------
+
+/// The visits in the page's store, newest revision of each, latest first.
+fn stored_visits(page: &TestPage) -> Vec<jejak_domain::Visit> {
+    page.store()
+        .desk_records("visit", 1000)
+        .unwrap()
+        .into_iter()
+        .map(|r| match r {
+            jejak_domain::RecordBody::Visit(v) => v,
+            other => panic!("not a visit: {other:?}"),
+        })
+        .collect()
+}
+
+fn stored_counts(page: &TestPage) -> Vec<jejak_domain::MemberCount> {
+    page.store()
+        .desk_records("member_count", 100)
+        .unwrap()
+        .into_iter()
+        .map(|r| match r {
+            jejak_domain::RecordBody::MemberCount(m) => m,
+            other => panic!("not a member count: {other:?}"),
+        })
+        .collect()
+}
+
+/// The value of the hidden `visit` field of the undo form.
+fn undo_target(body: &str) -> String {
+    let marker = "name=\"visit\" value=\"";
+    let at = body.find(marker).expect("an undo form") + marker.len();
+    body[at..at + 36].to_string()
+}
+
+/// Whether the radio `name`=`value` is checked on the page.
+fn checked(body: &str, name: &str, value: &str) -> bool {
+    body.contains(&format!("name=\"{name}\" value=\"{value}\" checked"))
+}
+
+#[tokio::test]
+async fn the_visitor_book_stores_taps_groups_and_undoes_the_last_entries() {
+    let page = TestPage::start(true).await;
+    let mut jar = Jar::default();
+    page.sign_in(&mut jar).await;
+    let screen = page.get("/pustakawan", &mut jar).await;
+    assert_eq!(element(&screen.body, "visits-today"), "0");
+    assert!(!screen.body.contains("id=\"undo-visit\""));
+    // Nothing chosen yet: no quick buttons, no choice made for the librarian.
+    assert!(!screen.body.contains("name=\"combo\""));
+    assert!(!screen.body.contains(" checked"));
+    let csrf = csrf_of(&screen.body);
+
+    // One tap: stored with the chosen categories before the answer.
+    let tap = [
+        ("csrf", csrf.as_str()),
+        ("gender", "P"),
+        ("age", "anak"),
+        ("kind", "non_anggota"),
+        ("purpose", "membaca"),
+        ("people", "1"),
+    ];
+    let answer = page.post("/pustakawan/tamu", &mut jar, &tap).await;
+    assert_eq!(
+        (answer.status, answer.location.as_str()),
+        (303, "/pustakawan#buku-tamu")
+    );
+    let visits = stored_visits(&page);
+    assert_eq!(visits.len(), 1);
+    let first = &visits[0];
+    assert_eq!(
+        (
+            first.gender,
+            first.age_group,
+            first.user_kind,
+            first.purpose,
+            first.people,
+            first.withdrawn
+        ),
+        (
+            Gender::P,
+            AgeGroup::Anak,
+            UserKind::NonAnggota,
+            jejak_domain::VisitPurpose::Membaca,
+            1,
+            false
+        )
+    );
+
+    // The choices stay selected, and the combination is a quick button of its own.
+    let screen = page.get("/pustakawan", &mut jar).await;
+    assert_eq!(element(&screen.body, "visits-today"), "1");
+    for (name, value) in [
+        ("gender", "P"),
+        ("age", "anak"),
+        ("kind", "non_anggota"),
+        ("purpose", "membaca"),
+    ] {
+        assert!(checked(&screen.body, name, value), "{name}={value} sticky");
+    }
+    assert!(
+        screen
+            .body
+            .contains("name=\"combo\" value=\"P.anak.non_anggota.membaca\"")
+    );
+    let answer = page
+        .post(
+            "/pustakawan/tamu",
+            &mut jar,
+            &[("csrf", &csrf), ("combo", "P.anak.non_anggota.membaca")],
+        )
+        .await;
+    assert_eq!(answer.status, 303);
+    assert_eq!(stored_visits(&page).len(), 2);
+
+    // A group: one entry with its size.
+    let answer = page
+        .post(
+            "/pustakawan/tamu",
+            &mut jar,
+            &[
+                ("csrf", &csrf),
+                ("gender", "X"),
+                ("age", "remaja"),
+                ("kind", "rombongan"),
+                ("purpose", "ikut_kegiatan"),
+                ("people", "25"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 303);
+    let visits = stored_visits(&page);
+    assert_eq!(visits.len(), 3);
+    assert_eq!(
+        (visits[0].user_kind, visits[0].people),
+        (UserKind::Rombongan, 25)
+    );
+    let screen = page.get("/pustakawan", &mut jar).await;
+    assert_eq!(element(&screen.body, "visits-today"), "27");
+    assert_eq!(element(&screen.body, "visit-entries"), "3");
+    assert!(element(&screen.body, "last-visit").contains("25 orang"));
+
+    // Undo withdraws the last entry (the group) as its next revision.
+    let group = visits[0].id;
+    assert_eq!(undo_target(&screen.body), group.to_string());
+    let group_id = group.to_string();
+    let undo = [("csrf", csrf.as_str()), ("visit", group_id.as_str())];
+    let answer = page.post("/pustakawan/tamu/batal", &mut jar, &undo).await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let visits = stored_visits(&page);
+    let withdrawn: Vec<_> = visits.iter().filter(|v| v.withdrawn).collect();
+    assert_eq!(withdrawn.len(), 1);
+    assert_eq!((withdrawn[0].id, withdrawn[0].revision), (group, 2));
+    let screen = page.get("/pustakawan?dibatalkan=1", &mut jar).await;
+    assert_eq!(element(&screen.body, "visits-today"), "2");
+    assert!(screen.body.contains("id=\"visit-undone\""));
+
+    // The same undo again (a double tap): refused, nothing more withdrawn.
+    let again = page.post("/pustakawan/tamu/batal", &mut jar, &undo).await;
+    assert_eq!(again.status, 409);
+    assert!(again.body.contains("id=\"undo-stale\""));
+    assert_eq!(
+        stored_visits(&page).iter().filter(|v| v.withdrawn).count(),
+        1
+    );
+
+    // A fresh undo takes the entry before.
+    let target = undo_target(&again.body);
+    assert_ne!(target, group.to_string());
+    let answer = page
+        .post(
+            "/pustakawan/tamu/batal",
+            &mut jar,
+            &[("csrf", &csrf), ("visit", &target)],
+        )
+        .await;
+    assert_eq!(answer.status, 303);
+    let visits = stored_visits(&page);
+    assert_eq!(visits.iter().filter(|v| v.withdrawn).count(), 2);
+    let screen = page.get("/pustakawan", &mut jar).await;
+    assert_eq!(element(&screen.body, "visits-today"), "1");
+    assert_eq!(undo_target(&screen.body), first.id.to_string());
+}
+
+#[tokio::test]
+async fn refused_taps_say_why_and_store_nothing() {
+    let page = TestPage::start(true).await;
+    let mut jar = Jar::default();
+    page.sign_in(&mut jar).await;
+    let csrf = csrf_of(&page.get("/pustakawan", &mut jar).await.body);
+    let pending_before = page.store().status(Zone::Wib).unwrap().pending_changes;
+    let cases: [(&[(&str, &str)], &str); 6] = [
+        (
+            &[
+                ("gender", "Z"),
+                ("age", "anak"),
+                ("kind", "anggota"),
+                ("purpose", "membaca"),
+            ],
+            "Z",
+        ),
+        (
+            &[
+                ("gender", "L"),
+                ("age", "anak"),
+                ("kind", "staf"),
+                ("purpose", "membaca"),
+            ],
+            "staf",
+        ),
+        (
+            &[
+                ("gender", "L"),
+                ("age", "anak"),
+                ("kind", "anggota"),
+                ("purpose", "tidur"),
+            ],
+            "tidur",
+        ),
+        (
+            &[("gender", "L"), ("age", "anak"), ("kind", "anggota")],
+            "Pilih tujuan kunjungan.",
+        ),
+        (
+            &[
+                ("gender", "L"),
+                ("age", "anak"),
+                ("kind", "rombongan"),
+                ("purpose", "membaca"),
+                ("people", "501"),
+            ],
+            "1 sampai 500",
+        ),
+        (&[("combo", "L.anak.anggota")], "Pilih tujuan kunjungan."),
+    ];
+    for (fields, said) in cases {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        let answer = page.post("/pustakawan/tamu", &mut jar, &form).await;
+        assert_eq!(answer.status, 422, "{fields:?}");
+        let errors = element(&answer.body, "visit-errors");
+        assert!(errors.contains(said), "{fields:?}: {errors}");
+    }
+    // A forged form (no valid CSRF token) is refused.
+    let forged = page
+        .post(
+            "/pustakawan/tamu",
+            &mut jar,
+            &[
+                ("csrf", &"0".repeat(64)),
+                ("gender", "L"),
+                ("age", "anak"),
+                ("kind", "anggota"),
+                ("purpose", "membaca"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    // Signed out: back to the PIN form, nothing written.
+    let mut stranger = Jar::default();
+    let stranger_csrf = csrf_of(&page.get("/pustakawan", &mut stranger).await.body);
+    let tap = [
+        ("csrf", stranger_csrf.as_str()),
+        ("gender", "L"),
+        ("age", "anak"),
+        ("kind", "anggota"),
+        ("purpose", "membaca"),
+    ];
+    let answer = page.post("/pustakawan/tamu", &mut stranger, &tap).await;
+    assert_eq!(
+        (answer.status, answer.location.as_str()),
+        (303, "/pustakawan")
+    );
+    let answer = page
+        .post(
+            "/pustakawan/anggota",
+            &mut stranger,
+            &[
+                ("csrf", &stranger_csrf),
+                ("month", "2030-12"),
+                ("members", "5"),
+                ("new_members", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.location.as_str()),
+        (303, "/pustakawan")
+    );
+    // And an undo with nothing to undo withdraws nothing.
+    let answer = page
+        .post(
+            "/pustakawan/tamu/batal",
+            &mut jar,
+            &[
+                ("csrf", &csrf),
+                ("visit", &uuid::Uuid::now_v7().to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 409);
+
+    assert!(stored_visits(&page).is_empty());
+    assert!(stored_counts(&page).is_empty());
+    assert_eq!(
+        page.store().status(Zone::Wib).unwrap().pending_changes,
+        pending_before
+    );
+}
+
+#[tokio::test]
+async fn member_counts_are_stored_shown_replaced_and_bad_values_refused() {
+    let page = TestPage::start(true).await;
+    let mut jar = Jar::default();
+    page.sign_in(&mut jar).await;
+    // 5 January (WIB): the form starts on December, whose count the book just closed.
+    let screen = page.get("/pustakawan", &mut jar).await;
+    assert!(
+        screen
+            .body
+            .contains("<option value=\"2030-12\" selected>Desember 2030</option>")
+    );
+    assert!(
+        screen
+            .body
+            .contains("<option value=\"2031-01\">Januari 2031</option>")
+    );
+    assert_eq!(
+        element(&screen.body, "month-last"),
+        "Bulan ini belum diisi."
+    );
+    let csrf = csrf_of(&screen.body);
+
+    let answer = page
+        .post(
+            "/pustakawan/anggota",
+            &mut jar,
+            &[
+                ("csrf", &csrf),
+                ("month", "2030-12"),
+                ("members", "120"),
+                ("new_members", "4"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert_eq!(
+        answer.location,
+        "/pustakawan?bulan=2030-12&disimpan=1#anggota"
+    );
+    let counts = stored_counts(&page);
+    assert_eq!(counts.len(), 1);
+    assert_eq!(
+        (
+            counts[0].month.to_string(),
+            counts[0].members,
+            counts[0].new_members,
+            counts[0].revision
+        ),
+        ("2030-12".to_string(), 120, 4, 1)
+    );
+    let screen = page
+        .get("/pustakawan?bulan=2030-12&disimpan=1", &mut jar)
+        .await;
+    assert!(screen.body.contains("id=\"member-saved\""));
+    assert!(element(&screen.body, "month-last").contains("120 anggota · 4 anggota baru"));
+    assert!(
+        screen
+            .body
+            .contains("id=\"members\" name=\"members\" min=\"0\" max=\"1000000\" value=\"120\"")
+    );
+
+    // Entered again: the month's next revision replaces it.
+    let answer = page
+        .post(
+            "/pustakawan/anggota",
+            &mut jar,
+            &[
+                ("csrf", &csrf),
+                ("month", "2030-12"),
+                ("members", "124"),
+                ("new_members", "5"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 303);
+    let counts = stored_counts(&page);
+    assert_eq!(counts.len(), 1);
+    assert_eq!(
+        (counts[0].members, counts[0].new_members, counts[0].revision),
+        (124, 5, 2)
+    );
+
+    // Bad values: said, typed values kept, nothing stored.
+    let pending = page.store().status(Zone::Wib).unwrap().pending_changes;
+    for (month, members, new, said) in [
+        ("2030-12", "3", "4", "4"),
+        ("2030-12", "banyak", "4", "harus bilangan bulat"),
+        ("2030-12", "-1", "0", "harus bilangan bulat"),
+        ("2030-12", "1000001", "0", "1000000"),
+        ("2031-02", "130", "2", "belum tiba"),
+        ("bulan lalu", "130", "2", "bulan lalu"),
+    ] {
+        let answer = page
+            .post(
+                "/pustakawan/anggota",
+                &mut jar,
+                &[
+                    ("csrf", &csrf),
+                    ("month", month),
+                    ("members", members),
+                    ("new_members", new),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, 422, "{month} {members} {new}");
+        let errors = element(&answer.body, "member-errors");
+        assert!(errors.contains(said), "{month} {members} {new}: {errors}");
+        assert!(
+            answer.body.contains(&format!("value=\"{members}\"")),
+            "{members} kept"
+        );
+    }
+    let counts = stored_counts(&page);
+    assert_eq!(
+        (counts[0].members, counts[0].new_members, counts[0].revision),
+        (124, 5, 2)
+    );
+    assert_eq!(
+        page.store().status(Zone::Wib).unwrap().pending_changes,
+        pending
+    );
+}
+
+#[tokio::test]
+async fn the_desk_never_asks_for_or_shows_a_name() {
+    let page = TestPage::start(true).await;
+    let mut jar = Jar::default();
+    page.sign_in(&mut jar).await;
+    let csrf = csrf_of(&page.get("/pustakawan", &mut jar).await.body);
+    // A name slipped into the form as an extra field is neither stored nor shown.
+    let answer = page
+        .post(
+            "/pustakawan/tamu",
+            &mut jar,
+            &[
+                ("csrf", &csrf),
+                ("gender", "L"),
+                ("age", "dewasa"),
+                ("kind", "anggota"),
+                ("purpose", "pinjam_kembali"),
+                ("nama", "Siti Aminah"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 303);
+    let screen = page.get("/pustakawan", &mut jar).await.body;
+    // The desk's inputs are choices and numbers only: nowhere to type a name.
+    let desk =
+        &screen[screen.find("id=\"buku-tamu\"").unwrap()..screen.find("id=\"summary\"").unwrap()];
+    for input in desk.split("<input").skip(1) {
+        assert!(
+            ["type=\"radio\"", "type=\"number\"", "type=\"hidden\""]
+                .iter()
+                .any(|t| input.starts_with(&format!(" {t}"))),
+            "an input that is not a choice or a number: <input{}",
+            &input[..input.find('>').unwrap()]
+        );
+    }
+    assert!(!desk.contains("<textarea"));
+    assert!(!screen.contains("Siti"));
+    assert!(!contains(&page.store_bytes(), "Siti Aminah"));
+}
+
+#[test]
+fn the_member_form_starts_on_last_month_in_a_months_first_days() {
+    use chrono::NaiveDate;
+    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    assert_eq!(
+        desk::default_month_for_tests(day(2031, 1, 5)).to_string(),
+        "2030-12"
+    );
+    assert_eq!(
+        desk::default_month_for_tests(day(2031, 1, 10)).to_string(),
+        "2030-12"
+    );
+    assert_eq!(
+        desk::default_month_for_tests(day(2031, 1, 11)).to_string(),
+        "2031-01"
+    );
+    assert_eq!(
+        desk::default_month_for_tests(day(2026, 3, 31)).to_string(),
+        "2026-03"
+    );
+}
