@@ -515,6 +515,198 @@ async fn checkin_and_librarian_screen_in_headless_chromium() {
     );
 }
 
+/// How the librarian screen lies out: its overflow sideways and the smallest tap target
+/// of the desk (its choices and buttons).
+#[derive(Debug, serde::Deserialize)]
+struct DeskLayout {
+    page_overflow: f64,
+    smallest_target: f64,
+    narrowest_target: f64,
+    /// The elements whose content overflows them sideways (outside a table's scroll box),
+    /// to say which when the page does.
+    overflowing: Vec<String>,
+}
+
+async fn desk_layout(client: &Client) -> DeskLayout {
+    let script = r#"
+        const targets = [...document.querySelectorAll('#buku-tamu .chip, #buku-tamu button, #anggota button, #anggota input:not([type=hidden]), #anggota select, #people')];
+        const rects = targets.map(t => t.getBoundingClientRect());
+        return {
+            page_overflow: document.documentElement.scrollWidth - window.innerWidth,
+            smallest_target: Math.min(...rects.map(r => r.height)),
+            narrowest_target: Math.min(...rects.map(r => r.width)),
+            overflowing: [...document.querySelectorAll('body *')].filter(e => !e.closest('.scroll') && e.scrollWidth > e.clientWidth + 1).slice(-6).map(e => e.tagName + '#' + e.id + '.' + e.className + ':' + e.scrollWidth + '>' + e.clientWidth),
+        };
+    "#;
+    serde_json::from_value(client.execute(script, vec![]).await.unwrap()).unwrap()
+}
+
+/// The visits in the PC's store, as `jejak visit list` reads them: (gender, age group,
+/// user kind, purpose, people, withdrawn), latest first.
+fn stored_visits(pc: &TestPc) -> Vec<(String, String, String, String, u64, bool)> {
+    let listed = pc
+        .run(&["--format", "json", "visit", "list", "--limit", "100"])
+        .ok()
+        .json();
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["gender"].as_str().unwrap().to_string(),
+                v["age_group"].as_str().unwrap().to_string(),
+                v["user_kind"].as_str().unwrap().to_string(),
+                v["purpose"].as_str().unwrap().to_string(),
+                v["people"].as_u64().unwrap(),
+                v["withdrawn"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The desk on the librarian screen (issue 17): taps, a quick button, a group, the
+/// undo and the member count, at 1024×640 and 360×640, read back from the PC's store.
+async fn desk(
+    client: &Client,
+    setup: &Setup,
+    pages: &mut Vec<(String, String)>,
+    axe: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let long = Duration::from_secs(60);
+    let page = &setup.page;
+    client.goto(&format!("{page}/pustakawan")).await?;
+    assert_eq!(text(client, "#visits-today").await, "0");
+
+    // The first visitor: every choice made once, then one tap.
+    set_viewport(client, 1024, 640).await;
+    for (name, value) in [
+        ("gender", "P"),
+        ("age", "anak"),
+        ("kind", "non_anggota"),
+        ("purpose", "membaca"),
+    ] {
+        click(client, &format!("input[name={name}][value={value}]")).await;
+    }
+    click(client, "#record-visit").await;
+    assert_eq!(wait_text(client, "#visits-today", "1", long).await, "1");
+    // The next one like her is one tap: the choices stayed.
+    click(client, "#record-visit").await;
+    assert_eq!(wait_text(client, "#visits-today", "2", long).await, "2");
+    // And the combination is a quick button.
+    click(client, ".quick-visit").await;
+    assert_eq!(wait_text(client, "#visits-today", "3", long).await, "3");
+    let layout = desk_layout(client).await;
+    assert!(layout.page_overflow <= 0.0, "{layout:?}");
+    screenshot(client, "05a-visitor-book-1024x640.png").await;
+    checkers::assert_accessible(client, axe, "the visitor book").await;
+
+    // A school class: one entry with its size.
+    click(client, "input[name=kind][value=rombongan]").await;
+    click(client, "input[name=purpose][value=ikut_kegiatan]").await;
+    let people = client.find(Locator::Css("#people")).await?;
+    people.clear().await?;
+    people.send_keys("28").await?;
+    click(client, "#record-visit").await;
+    assert_eq!(wait_text(client, "#visits-today", "31", long).await, "31");
+    assert!(text(client, "#last-visit").await.contains("28 orang"));
+
+    // The undo takes the group back.
+    click(client, "#undo-visit").await;
+    let undone = wait_text(client, "#visit-undone", "dibatalkan", long).await;
+    assert!(undone.contains("dibatalkan"), "{undone:?}");
+    assert_eq!(text(client, "#visits-today").await, "3");
+    pages.push((
+        "the librarian screen after an undo".into(),
+        raw_page(client, page, "/pustakawan?dibatalkan=1").await,
+    ));
+
+    // A phone: nothing sideways, every target a finger's size; a tap works there too,
+    // with the choices of the last visit still counted (the undone group's are gone).
+    set_viewport(client, 360, 640).await;
+    let layout = desk_layout(client).await;
+    assert!(layout.page_overflow <= 0.0, "{layout:?}");
+    assert!(layout.smallest_target >= 44.0, "{layout:?}");
+    assert!(layout.narrowest_target >= 44.0, "{layout:?}");
+    click(client, "#record-visit").await;
+    assert_eq!(wait_text(client, "#visits-today", "4", long).await, "4");
+    screenshot(client, "05b-visitor-book-360x640.png").await;
+    checkers::assert_accessible(client, axe, "the visitor book on a phone").await;
+
+    // The member count of the month the form starts on.
+    let members = client.find(Locator::Css("#members")).await?;
+    members.clear().await?;
+    members.send_keys("150").await?;
+    let new_members = client.find(Locator::Css("#new_members")).await?;
+    new_members.clear().await?;
+    new_members.send_keys("7").await?;
+    click(client, "#save-members").await;
+    let saved = wait_text(client, "#member-saved", "disimpan", long).await;
+    assert!(saved.contains("disimpan"), "{saved:?}");
+    assert!(
+        text(client, "#month-last")
+            .await
+            .contains("150 anggota · 7 anggota baru")
+    );
+    let layout = desk_layout(client).await;
+    assert!(layout.page_overflow <= 0.0, "{layout:?}");
+    screenshot(client, "05c-member-count-360x640.png").await;
+    // More new members than members: said, nothing stored.
+    let members = client.find(Locator::Css("#members")).await?;
+    members.clear().await?;
+    members.send_keys("5").await?;
+    click(client, "#save-members").await;
+    let error = wait_text(client, "#member-errors", "7", long).await;
+    assert!(error.contains('7'), "{error:?}");
+    checkers::assert_accessible(client, axe, "the member form with an error").await;
+    client.set_window_size(1024, 1300).await?;
+
+    // What the PC's store holds: the four visits and the withdrawn group, and the count.
+    let visits = stored_visits(&setup.pc);
+    let one = |kind: &str, purpose: &str| {
+        (
+            "P".to_string(),
+            "anak".to_string(),
+            kind.to_string(),
+            purpose.to_string(),
+        )
+    };
+    let mut counted = Vec::new();
+    for v in &visits {
+        if v.5 {
+            assert_eq!((v.2.as_str(), v.4), ("rombongan", 28), "{visits:?}");
+        } else {
+            counted.push(((v.0.clone(), v.1.clone(), v.2.clone(), v.3.clone()), v.4));
+        }
+    }
+    assert_eq!(visits.iter().filter(|v| v.5).count(), 1, "{visits:?}");
+    assert_eq!(
+        counted,
+        vec![
+            (one("non_anggota", "membaca"), 1),
+            (one("non_anggota", "membaca"), 1),
+            (one("non_anggota", "membaca"), 1),
+            (one("non_anggota", "membaca"), 1),
+        ],
+        "{visits:?}"
+    );
+    let counts = setup
+        .pc
+        .run(&["--format", "json", "member", "list"])
+        .ok()
+        .json();
+    let counts = counts.as_array().unwrap();
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!(
+        (
+            counts[0]["members"].as_u64(),
+            counts[0]["new_members"].as_u64()
+        ),
+        (Some(150), Some(7))
+    );
+    Ok(())
+}
+
 async fn browse(
     client: &Client,
     setup: &Setup,
@@ -712,6 +904,8 @@ async fn browse(
         "the librarian screen".into(),
         raw_page(client, page, "/pustakawan").await,
     ));
+
+    desk(client, setup, &mut pages, axe).await?;
 
     // Back on the patron's page: Finish.
     client.goto(&format!("{page}/")).await?;

@@ -339,7 +339,8 @@ struct LibrarianScreen<'a> {
 /// One radio choice of the desk's forms.
 struct Choice {
     code: &'static str,
-    label: &'static str,
+    /// The label, in pieces that may each start a line (see [`after_slashes`]).
+    label: Vec<&'static str>,
     checked: bool,
 }
 
@@ -407,7 +408,7 @@ fn choices<T: Copy + PartialEq>(
     all.iter()
         .map(|v| Choice {
             code: code(*v),
-            label: label(*v),
+            label: after_slashes(label(*v)),
             checked: match typed {
                 Some(typed) => typed == code(*v),
                 None => sticky == Some(*v),
