@@ -38,11 +38,13 @@ done
 # Sizes of the two runs.
 if [[ $QUICK == 1 ]]; then
     SESSION_OPS=200
+    VISIT_TAPS=200
     FSYNC_SAMPLES=200
     AGENT_SETTLE_SECS=2
     AGENT_WINDOW_SECS=5
 else
     SESSION_OPS=2000
+    VISIT_TAPS=500
     FSYNC_SAMPLES=200
     AGENT_SETTLE_SECS=5
     AGENT_WINDOW_SECS=60
@@ -147,12 +149,13 @@ TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
 JEJAK="$TARGET_DIR/pc/jejak"
 JEJAK_DISTRICT="$TARGET_DIR/release/jejak"
 BENCH_SESSION_WRITE="$TARGET_DIR/pc/examples/bench_session_write"
+BENCH_VISIT_ENTRY="$TARGET_DIR/pc/examples/bench_visit_entry"
 BENCH_INGEST="$TARGET_DIR/release/examples/ingest_bench"
 BENCH_SYNC="$TARGET_DIR/release/examples/bench_sync"
 BENCH_REPORT="$TARGET_DIR/release/examples/report_bench"
 BENCH_PG="$TARGET_DIR/release/examples/pg_bench"
 BENCH_RESTORE="$TARGET_DIR/release/examples/restore_bench"
-for binary in "$JEJAK" "$JEJAK_DISTRICT" "$BENCH_SESSION_WRITE" "$BENCH_INGEST" "$BENCH_SYNC" "$BENCH_REPORT" "$BENCH_PG" "$BENCH_RESTORE"; do
+for binary in "$JEJAK" "$JEJAK_DISTRICT" "$BENCH_SESSION_WRITE" "$BENCH_VISIT_ENTRY" "$BENCH_INGEST" "$BENCH_SYNC" "$BENCH_REPORT" "$BENCH_PG" "$BENCH_RESTORE"; do
     [[ -x $binary ]] || die "no binary at $binary"
 done
 
@@ -179,6 +182,16 @@ section_session_write() {
     emit fsync_ms "${fig[fsync_ms]}" ms info true
     # One commit is one fsync of the WAL plus a few pages and the SQL work.
     check session_write_p50_vs_fsync "${fig[session_write_p50_vs_fsync]}" ratio "<= 3"
+}
+
+# One tap of the visitor book on the librarian screen to stored: the PC build's page
+# on 127.0.0.1 with a signed-in librarian, the real POST, answered after the commit.
+section_visit_entry() {
+    log "visitor book: $VISIT_TAPS taps on the librarian screen"
+    local out
+    out="$("$BENCH_VISIT_ENTRY" --dir "$WORK" --taps "$VISIT_TAPS")" ||
+        die "bench_visit_entry failed"
+    relay_figures <<<"$out"
 }
 
 # A tiny server on 127.0.0.1 that answers GET /healthz as a Jejak server does, so that
@@ -473,6 +486,7 @@ section_restore_storm() {
 # ---------------------------------------------------------------- run
 
 section_session_write
+section_visit_entry
 section_agent_at_rest
 section_sync
 section_ingest
