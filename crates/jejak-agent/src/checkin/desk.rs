@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Form, State};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{Datelike, Days};
@@ -219,17 +220,27 @@ fn screen(c: &Checkin, headers: &HeaderMap, status: StatusCode, notice: &DeskNot
     }
 }
 
-/// The checks every desk form passes first: the CSRF token, then a signed-in librarian
-/// (signed out, the form goes back to the PIN form and nothing is written).
-fn admitted(c: &Checkin, headers: &HeaderMap, form: &Fields) -> Result<Lang, Box<Response>> {
+/// Runs a desk form's `action` once the form passes the checks every desk form passes
+/// first: the CSRF token, then a signed-in librarian (signed out, the form goes back to
+/// the PIN form and nothing is written). Each desk form renews the sign-in, so a
+/// librarian keeping the visitor book at a busy desk is not signed out in the middle of
+/// it; 15 minutes without one still end it.
+fn desk_action(
+    c: &Checkin,
+    headers: &HeaderMap,
+    form: &Fields,
+    action: impl FnOnce(Lang) -> Response,
+) -> Response {
     let lang = cookie_lang(c, headers);
     if !c.csrf_ok(headers, form) {
-        return Err(Box::new(refuse(lang, Refusal::MissingCsrf)));
+        return refuse(lang, Refusal::MissingCsrf);
     }
-    if !c.is_librarian(headers) {
-        return Err(Box::new(see_other("/pustakawan", &[])));
-    }
-    Ok(lang)
+    let Some(renewed) = c.renew_librarian(headers) else {
+        return see_other("/pustakawan", &[]);
+    };
+    let mut response = action(lang);
+    response.headers_mut().append(SET_COOKIE, renewed);
+    response
 }
 
 /// Reads a visit from the form: a quick button's `combo` (one visitor), or the four
@@ -370,11 +381,13 @@ pub(super) async fn add_visit(
     headers: HeaderMap,
     Form(form): Form<Fields>,
 ) -> Response {
-    let lang = match admitted(&c, &headers, &form) {
-        Ok(lang) => lang,
-        Err(answer) => return *answer,
-    };
-    let input = match visit_from(&form, lang) {
+    desk_action(&c, &headers, &form, |lang| {
+        add_visit_now(&c, &headers, &form, lang)
+    })
+}
+
+fn add_visit_now(c: &Checkin, headers: &HeaderMap, form: &Fields, lang: Lang) -> Response {
+    let input = match visit_from(form, lang) {
         Ok(input) => input,
         Err(refused) => {
             let (typed, errors) = *refused;
@@ -383,7 +396,7 @@ pub(super) async fn add_visit(
                 visit_typed: Some(typed),
                 ..DeskNotice::default()
             };
-            return screen(&c, &headers, StatusCode::UNPROCESSABLE_ENTITY, &notice);
+            return screen(c, headers, StatusCode::UNPROCESSABLE_ENTITY, &notice);
         }
     };
     match c.with_store(|store| store.add_visit(input)) {
@@ -397,7 +410,7 @@ pub(super) async fn add_visit(
                 visit_errors: vec![e.message(lang)],
                 ..DeskNotice::default()
             };
-            screen(&c, &headers, StatusCode::UNPROCESSABLE_ENTITY, &notice)
+            screen(c, headers, StatusCode::UNPROCESSABLE_ENTITY, &notice)
         }
         Err(e) => store_failure(lang, &e),
     }
@@ -410,10 +423,12 @@ pub(super) async fn undo_visit(
     headers: HeaderMap,
     Form(form): Form<Fields>,
 ) -> Response {
-    let lang = match admitted(&c, &headers, &form) {
-        Ok(lang) => lang,
-        Err(answer) => return *answer,
-    };
+    desk_action(&c, &headers, &form, |lang| {
+        undo_visit_now(&c, &headers, &form, lang)
+    })
+}
+
+fn undo_visit_now(c: &Checkin, headers: &HeaderMap, form: &Fields, lang: Lang) -> Response {
     let named = form
         .get("visit")
         .and_then(|v| uuid::Uuid::parse_str(v).ok());
@@ -444,7 +459,7 @@ pub(super) async fn undo_visit(
                 undo_stale: true,
                 ..DeskNotice::default()
             };
-            screen(&c, &headers, StatusCode::CONFLICT, &notice)
+            screen(c, headers, StatusCode::CONFLICT, &notice)
         }
         Err(e) => store_failure(lang, &e),
     }
@@ -456,10 +471,12 @@ pub(super) async fn set_member_count(
     headers: HeaderMap,
     Form(form): Form<Fields>,
 ) -> Response {
-    let lang = match admitted(&c, &headers, &form) {
-        Ok(lang) => lang,
-        Err(answer) => return *answer,
-    };
+    desk_action(&c, &headers, &form, |lang| {
+        set_member_count_now(&c, &headers, &form, lang)
+    })
+}
+
+fn set_member_count_now(c: &Checkin, headers: &HeaderMap, form: &Fields, lang: Lang) -> Response {
     let month_raw = form.get("month").unwrap_or_default().trim().to_string();
     let members_raw = form.get("members").unwrap_or_default().trim().to_string();
     let new_raw = form
@@ -513,7 +530,7 @@ pub(super) async fn set_member_count(
             }),
             ..DeskNotice::default()
         };
-        screen(&c, &headers, StatusCode::UNPROCESSABLE_ENTITY, &notice)
+        screen(c, headers, StatusCode::UNPROCESSABLE_ENTITY, &notice)
     };
     let (Some(month), Some(members), Some(new_members), true) =
         (month, members, new_members, errors.is_empty())

@@ -82,8 +82,9 @@ use pin::{PIN_FILE, PinHash};
 
 /// The port the page listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 7878;
-/// How long a librarian's PIN sign-in lasts. Short: the PC is a public one and the
-/// next patron sits down at the same browser.
+/// How long a librarian's PIN sign-in lasts, renewed by each desk entry (visitor book,
+/// member count). Short: the PC is a public one and the next patron sits down at the
+/// same browser.
 const LIBRARIAN_TTL: Duration = Duration::from_secs(15 * 60);
 /// Wrong PINs in a row that cost no wait (typing mistakes).
 const FREE_WRONG_PINS: u32 = 3;
@@ -373,6 +374,17 @@ impl Checkin {
         mac.verify_slice(&given).is_ok()
     }
 
+    /// Renews a signed-in librarian's sign-in for another [`LIBRARIAN_TTL`]; the cookie
+    /// to send back, or `None` when the request is not from a signed-in librarian.
+    fn renew_librarian(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        let id = cookie(headers, LIBRARIAN_COOKIE)?;
+        let now = Instant::now();
+        let mut librarians = lock(&self.inner.librarians);
+        librarians.retain(|_, until| *until > now);
+        *librarians.get_mut(id)? = now + LIBRARIAN_TTL;
+        librarian_cookie(id, LIBRARIAN_TTL)
+    }
+
     /// Whether the request comes from a signed-in librarian.
     fn is_librarian(&self, headers: &HeaderMap) -> bool {
         let Some(id) = cookie(headers, LIBRARIAN_COOKIE) else {
@@ -383,6 +395,15 @@ impl Checkin {
         librarians.retain(|_, until| *until > now);
         librarians.contains_key(id)
     }
+}
+
+/// The librarian's sign-in cookie for `ttl` (an empty one with no time clears it).
+fn librarian_cookie(id: &str, ttl: Duration) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{LIBRARIAN_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        ttl.as_secs()
+    ))
+    .ok()
 }
 
 /// Whether nobody has said who uses the session yet (a login nobody checked in).
@@ -1223,12 +1244,7 @@ async fn sign_in(
     let id = random_id();
     lock(&c.inner.librarians).insert(id.clone(), now + LIBRARIAN_TTL);
     tracing::info!("librarian signed in at the check-in page");
-    let set = HeaderValue::from_str(&format!(
-        "{LIBRARIAN_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        LIBRARIAN_TTL.as_secs()
-    ))
-    .ok();
-    see_other("/pustakawan", &[set])
+    see_other("/pustakawan", &[librarian_cookie(&id, LIBRARIAN_TTL)])
 }
 
 async fn sign_out(
@@ -1243,11 +1259,7 @@ async fn sign_out(
     if let Some(id) = cookie(&headers, LIBRARIAN_COOKIE) {
         lock(&c.inner.librarians).remove(id);
     }
-    let clear = HeaderValue::from_str(&format!(
-        "{LIBRARIAN_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
-    ))
-    .ok();
-    see_other("/", &[clear])
+    see_other("/", &[librarian_cookie("", Duration::ZERO)])
 }
 
 async fn sync_now(

@@ -1692,3 +1692,50 @@ fn the_member_form_starts_on_last_month_in_a_months_first_days() {
         "2026-03"
     );
 }
+
+#[tokio::test]
+async fn each_desk_form_renews_the_librarians_sign_in() {
+    let page = TestPage::start(true).await;
+    let mut jar = Jar::default();
+    page.sign_in(&mut jar).await;
+    let csrf = csrf_of(&page.get("/pustakawan", &mut jar).await.body);
+    let id = jar.0[LIBRARIAN_COOKIE].clone();
+    // Shorten what is left of the sign-in, as if the librarian signed in 14 minutes ago.
+    let nearly_over = Instant::now() + Duration::from_secs(60);
+    *lock(&page.checkin.inner.librarians).get_mut(&id).unwrap() = nearly_over;
+    let response = page
+        .http
+        .post(format!("{}/pustakawan/tamu", page.url))
+        .header("Cookie", jar.header())
+        .header("Origin", &page.url)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("gender", "L"),
+            ("age", "lansia"),
+            ("kind", "anggota"),
+            ("purpose", "membaca"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let renewed: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        renewed
+            .iter()
+            .any(|c| c.starts_with(&format!("{LIBRARIAN_COOKIE}={id};"))
+                && c.contains("Max-Age=900")),
+        "{renewed:?}"
+    );
+    let until = lock(&page.checkin.inner.librarians)[&id];
+    assert!(
+        until > nearly_over + Duration::from_secs(600),
+        "renewed for 15 minutes"
+    );
+    assert_eq!(stored_visits(&page).len(), 1);
+}
