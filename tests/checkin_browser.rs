@@ -627,6 +627,7 @@ async fn desk(
     let layout = desk_layout(client).await;
     assert!(layout.page_overflow <= 0.0, "{layout:?}");
     assert!(layout.smallest_target >= 44.0, "{layout:?}");
+    assert!(layout.overflowing.is_empty(), "{layout:?}");
     assert!(layout.narrowest_target >= 44.0, "{layout:?}");
     click(client, "#record-visit").await;
     assert_eq!(wait_text(client, "#visits-today", "4", long).await, "4");
