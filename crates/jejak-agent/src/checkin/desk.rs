@@ -56,6 +56,8 @@ pub(super) struct DeskView {
     pub today_entries: usize,
     /// The latest visit still counted: the one the undo withdraws.
     pub last: Option<Visit>,
+    /// The latest visit was entered on an earlier day (the screen then gives its date).
+    pub last_before_today: bool,
     /// The choices the form starts on: the last visit's.
     pub sticky: Option<Combination>,
     /// The combinations entered most often lately, most frequent first.
@@ -185,6 +187,9 @@ pub(super) fn desk_view(c: &Checkin, month: Option<YearMonth>) -> Result<DeskVie
             today_people,
             today_entries,
             last: counted.first().map(|v| (*v).clone()),
+            last_before_today: counted
+                .first()
+                .is_some_and(|v| v.at.with_timezone(&zone.offset()).date_naive() < today),
             sticky: counted
                 .first()
                 .map(|v| (v.gender, v.age_group, v.user_kind, v.purpose)),

@@ -377,11 +377,16 @@ fn month_name(month: YearMonth, lang: Lang) -> String {
     format!("{} {}", lang.month_name(month.month()), month.year())
 }
 
-/// A visit in a line: when, how many, who (in categories) and why.
-fn visit_line(visit: &Visit, lang: Lang, zone: Zone) -> String {
+/// A visit in a line: when (the date too when `dated`), how many, who (in categories)
+/// and why.
+fn visit_line(visit: &Visit, dated: bool, lang: Lang, zone: Zone) -> String {
     format!(
         "{} · {} {} · {}, {}, {} · {}",
-        clock_time(visit.at, zone),
+        if dated {
+            date_time(visit.at, zone)
+        } else {
+            clock_time(visit.at, zone)
+        },
         visit.people,
         lang.pick(
             "orang",
@@ -443,10 +448,12 @@ fn desk_screen<'a>(
     DeskScreen {
         today_people: desk.today_people,
         today_entries: desk.today_entries,
-        last: desk
-            .last
-            .as_ref()
-            .map(|v| (v.id.to_string(), visit_line(v, lang, zone))),
+        last: desk.last.as_ref().map(|v| {
+            (
+                v.id.to_string(),
+                visit_line(v, desk.last_before_today, lang, zone),
+            )
+        }),
         genders: choices(
             Gender::ALL,
             Gender::code,

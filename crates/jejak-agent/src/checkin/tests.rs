@@ -1379,6 +1379,19 @@ async fn the_visitor_book_stores_taps_groups_and_undoes_the_last_entries() {
     let screen = page.get("/pustakawan", &mut jar).await;
     assert_eq!(element(&screen.body, "visits-today"), "1");
     assert_eq!(undo_target(&screen.body), first.id.to_string());
+    assert!(element(&screen.body, "last-visit").starts_with("Terakhir: 08:00 ·"));
+
+    // The next day: today's count starts again, and the entry an undo would take says
+    // its date.
+    page.clock
+        .advance(std::time::Duration::from_secs(24 * 3600));
+    let screen = page.get("/pustakawan", &mut jar).await;
+    assert_eq!(element(&screen.body, "visits-today"), "0");
+    assert!(
+        element(&screen.body, "last-visit").starts_with("Terakhir: 05-01-2031 08:00 WIB"),
+        "{}",
+        element(&screen.body, "last-visit")
+    );
 }
 
 #[tokio::test]
