@@ -115,27 +115,87 @@ pub fn visits_of_day(desk_people: u64, desk_computer: u64, pc_persons: u64) -> u
     desk_people.saturating_sub(desk_computer) + desk_computer.max(pc_persons)
 }
 
-/// A library's visits per local day of the month (days with none left out), by the
-/// rule of [`VISITS_RULE`], ascending.
-pub fn library_visits(library: &LibraryFacts) -> Vec<(NaiveDate, u64)> {
+/// What one local day's visits are made of: the visitor book's people, of them those
+/// who came for the computer or the internet, and the people checked in at the PCs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayVisits {
+    /// Visitors in the visitor book (a group counts its size).
+    pub desk_people: u64,
+    /// Of them, those whose purpose was the computer or the internet.
+    pub desk_computer: u64,
+    /// People checked in at the library's PCs (public sessions' persons).
+    pub pc_persons: u64,
+}
+
+impl DayVisits {
+    /// The day's visits by the rule of [`VISITS_RULE`].
+    pub fn visits(&self) -> u64 {
+        visits_of_day(self.desk_people, self.desk_computer, self.pc_persons)
+    }
+}
+
+/// A library's visit parts per local day of the month (days with none left out),
+/// ascending.
+pub fn library_day_visits(library: &LibraryFacts) -> Vec<(NaiveDate, DayVisits)> {
     use std::collections::BTreeMap;
     let computer = "visit.people.purpose.komputer_internet";
-    let mut days: BTreeMap<NaiveDate, (u64, u64, u64)> = BTreeMap::new();
+    let mut days: BTreeMap<NaiveDate, DayVisits> = BTreeMap::new();
     for c in &library.entry_counts {
         let value = u64::try_from(c.value).unwrap_or(0);
         if c.key == "visit.people" {
-            days.entry(c.day).or_default().0 += value;
+            days.entry(c.day).or_default().desk_people += value;
         } else if c.key == computer {
-            days.entry(c.day).or_default().1 += value;
+            days.entry(c.day).or_default().desk_computer += value;
         }
     }
     for d in &library.days {
-        days.entry(d.day).or_default().2 += d.persons;
+        days.entry(d.day).or_default().pc_persons += d.persons;
     }
-    days.into_iter()
-        .map(|(day, (desk, desk_computer, pcs))| (day, visits_of_day(desk, desk_computer, pcs)))
-        .filter(|(_, visits)| *visits > 0)
+    days.into_iter().filter(|(_, v)| v.visits() > 0).collect()
+}
+
+/// A library's visits per local day of the month (days with none left out), by the
+/// rule of [`VISITS_RULE`], ascending.
+pub fn library_visits(library: &LibraryFacts) -> Vec<(NaiveDate, u64)> {
+    library_day_visits(library)
+        .into_iter()
+        .map(|(day, parts)| (day, parts.visits()))
         .collect()
+}
+
+/// The days the library served anyone: a PC was used or switched on, or the visitor
+/// book has a visitor. Visits per open day divide by their number.
+pub fn service_days(library: &LibraryFacts) -> usize {
+    let mut days: Vec<NaiveDate> = library.open_days.clone();
+    days.extend(
+        library
+            .entry_counts
+            .iter()
+            .filter(|c| c.key == "visit.people" && c.value > 0)
+            .map(|c| c.day),
+    );
+    days.sort();
+    days.dedup();
+    days.len()
+}
+
+/// The member count the librarian entered for the month: members at its end and the
+/// month's new members; `None` when none was entered (never a zero nobody said).
+pub fn month_members(library: &LibraryFacts) -> Option<(u64, u64)> {
+    let entered = library
+        .entry_counts
+        .iter()
+        .any(|c| c.key == "member_count.members" || c.key == "member_count.new");
+    entered.then(|| {
+        let total = |key: &str| u64::try_from(library.entry_count(None, key)).unwrap_or(0);
+        (total("member_count.members"), total("member_count.new"))
+    })
+}
+
+/// A counter summed over the month as a count (a negative sum, which ingest never
+/// leaves, reads as zero).
+pub fn month_count(library: &LibraryFacts, key: &str) -> u64 {
+    u64::try_from(library.entry_count(None, key)).unwrap_or(0)
 }
 
 /// How much [`crate::ServerStore::month_facts`] reads.

@@ -65,8 +65,9 @@ pub use csv::{
     CsvDialect, CsvFile, UTF8_BOM, UnknownCsvDialect, render_csv, render_csv_combined, table_csv,
 };
 pub use facts::{
-    Breakdown, BreakdownFacts, DayFacts, EntryCountFacts, FactsDetail, LibraryFacts, LostRange,
-    MAX_SILENCE_MS, MonthFacts, PcFacts, VISITS_RULE, library_visits, visits_of_day,
+    Breakdown, BreakdownFacts, DayFacts, DayVisits, EntryCountFacts, FactsDetail, LibraryFacts,
+    LostRange, MAX_SILENCE_MS, MonthFacts, PcFacts, VISITS_RULE, library_day_visits,
+    library_visits, month_count, month_members, service_days, visits_of_day,
 };
 pub use html::render_html;
 pub use model::{

@@ -118,6 +118,7 @@ both_backends!(
     library_details_round_trip_and_edits_change_only_what_is_given,
     visits_and_member_counts_are_stored_revised_withdrawn_and_counted_once,
     activities_are_stored_edited_and_counted_on_their_date,
+    the_village_report_shows_visits_members_and_activities_cell_by_cell,
 );
 
 fn lib(code: &str) -> LibraryCode {
@@ -2077,4 +2078,216 @@ async fn activities_are_stored_edited_and_counted_on_their_date(store: Arc<dyn S
     assert_eq!(ack.new, 0);
     assert_eq!(day("activity.participants").await, 20);
     assert!(store.check_rollups().await.unwrap().is_consistent());
+}
+
+/// A table of a report as rows of comparable texts: numbers with up to 4 places, an
+/// empty cell as "-".
+fn cells_of(report: &jejak_server::report::Report, id: &str) -> Vec<Vec<String>> {
+    use jejak_server::report::Cell;
+    let table = report
+        .sections
+        .iter()
+        .find(|t| t.id == id)
+        .unwrap_or_else(|| panic!("no table {id}"));
+    table
+        .rows
+        .iter()
+        .map(|r| {
+            r.cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Text(t) => t.clone(),
+                    Cell::Number(n) => format!("{n:.4}")
+                        .trim_end_matches('0')
+                        .trim_end_matches('.')
+                        .to_string(),
+                    Cell::Empty => "-".into(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn texts(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+/// The golden month of the desk's record kinds: two visitor-book entries on 2 October
+/// (one reader, a class of 12 for the computer), the member count, and a sosialisasi
+/// held outside on 3 October, ingested through the real store; every cell of the village
+/// report's new tables is known. Session tables are the older golden test's.
+async fn the_village_report_shows_visits_members_and_activities_cell_by_cell(
+    store: Arc<dyn ServerStore>,
+) {
+    use jejak_domain::VisitPurpose::{KomputerInternet, Membaca};
+    let store = store.as_ref();
+    let (_, one) = enroll(store, "dermaji", "pc-01").await;
+    let batch = entry_batch(
+        &one,
+        1,
+        vec![
+            RecordBody::Visit(desk_visit("dermaji", "pc-01", 1, 0, Membaca, 1)),
+            RecordBody::Visit(desk_visit("dermaji", "pc-01", 2, 5, KomputerInternet, 12)),
+            RecordBody::MemberCount(month_members("dermaji", "pc-01", 1, 0, 120)),
+            RecordBody::Activity(month_activity(
+                1,
+                "P:dewasa=7,L:dewasa=5,P:anak=2",
+                "Sosialisasi gizi",
+            )),
+        ],
+    );
+    let ack = ingest(store, &one, &batch).await.unwrap();
+    assert_eq!((ack.new, ack.rejected.len()), (4, 0));
+    let facts = store
+        .month_facts(
+            sim::month_start().date_naive(),
+            Some(&lib("dermaji")),
+            FactsDetail::Breakdowns,
+        )
+        .await
+        .unwrap();
+    let report = jejak_server::report::village_monthly(
+        &facts,
+        None,
+        &lib("dermaji"),
+        jejak_domain::Lang::Id,
+        arrival(),
+    )
+    .unwrap();
+
+    let rule = jejak_server::report::VISITS_RULE.0;
+    assert_eq!(
+        cells_of(&report, "visits_daily"),
+        vec![
+            texts(&["2026-10-02", "13", "12", "0", "13"]),
+            texts(&["Jumlah", "13", "12", "0", "13"]),
+            texts(&[rule, "-", "-", "-", "-"]),
+        ]
+    );
+    // All desk visitors were girls (P, remaja) in this month.
+    let by_age = cells_of(&report, "visitors_by_age_gender");
+    assert_eq!(by_age[1], texts(&["Remaja (13–15)", "0", "13", "0", "13"]));
+    assert_eq!(
+        by_age.last().unwrap(),
+        &texts(&["Jumlah", "0", "13", "0", "13"])
+    );
+    assert_eq!(
+        cells_of(&report, "visitors_by_kind"),
+        vec![
+            texts(&["Anggota", "0", "0", "0"]),
+            texts(&["Non-anggota", "0", "0", "0"]),
+            texts(&["Rombongan", "2", "13", "1"]),
+            texts(&["Pelatihan", "0", "0", "0"]),
+            texts(&["Jumlah", "2", "13", "-"]),
+        ]
+    );
+    let by_purpose = cells_of(&report, "visitors_by_purpose");
+    assert_eq!(by_purpose[0], texts(&["Membaca", "1", "1", "0.0769"]));
+    assert_eq!(
+        by_purpose[3],
+        texts(&["Komputer/internet", "1", "12", "0.9231"])
+    );
+    assert_eq!(
+        by_purpose.last().unwrap(),
+        &texts(&["Jumlah", "2", "13", "-"])
+    );
+    assert_eq!(
+        cells_of(&report, "members"),
+        vec![
+            texts(&["Anggota pada akhir bulan", "120"]),
+            texts(&["Anggota baru bulan ini", "4"]),
+        ]
+    );
+    let by_type = cells_of(&report, "activities_by_type");
+    assert_eq!(by_type[1], texts(&["Sosialisasi/KIE", "1", "14"]));
+    assert_eq!(by_type.last().unwrap(), &texts(&["Jumlah", "1", "14"]));
+    assert_eq!(
+        cells_of(&report, "activities_by_place"),
+        vec![
+            texts(&["Di perpustakaan", "0", "0"]),
+            texts(&["Di luar perpustakaan", "1", "14"]),
+            texts(&["Jumlah", "1", "14"]),
+        ]
+    );
+    let participants = cells_of(&report, "participants_by_age_gender");
+    assert_eq!(
+        participants[0][0..4],
+        texts(&["Anak (≤12)", "0", "2", "0"])[..]
+    );
+    assert_eq!(
+        participants.last().unwrap(),
+        &texts(&["Jumlah", "5", "9", "0", "14"])
+    );
+
+    // The district matrix's services table: one day served (the visitor book's; no PC
+    // was used), 13 visits, the purposes, the sosialisasi's 14 participants twice (all
+    // and KIE), the member count; then the total row and the rule under them.
+    let district = jejak_server::report::district_monthly(
+        &store
+            .month_facts(sim::month_start().date_naive(), None, FactsDetail::Days)
+            .await
+            .unwrap(),
+        arrival().date_naive(),
+        jejak_domain::Lang::Id,
+        arrival(),
+    );
+    let services = cells_of(&district, "services");
+    let dermaji = texts(&[
+        "Perpustakaan Desa",
+        "dermaji",
+        "-",
+        "1",
+        "13",
+        "13",
+        "1",
+        "0",
+        "0",
+        "12",
+        "0",
+        "0",
+        "1",
+        "14",
+        "14",
+        "120",
+        "4",
+    ]);
+    assert_eq!(services[0], dermaji);
+    let mut total = dermaji.clone();
+    total[..3].clone_from_slice(&texts(&["Jumlah", "-", "-"]));
+    assert_eq!(services[1], total);
+    assert_eq!(services[2][0], rule);
+    assert_eq!(services.len(), 3);
+
+    // A month with nothing from the desk says "-" for the member count it never got,
+    // and its visits table is the total and the rule alone.
+    let empty = store
+        .month_facts(
+            (sim::month_start() - Duration::days(40)).date_naive(),
+            Some(&lib("dermaji")),
+            FactsDetail::Breakdowns,
+        )
+        .await
+        .unwrap();
+    let report = jejak_server::report::village_monthly(
+        &empty,
+        None,
+        &lib("dermaji"),
+        jejak_domain::Lang::En,
+        arrival(),
+    )
+    .unwrap();
+    assert_eq!(
+        cells_of(&report, "members"),
+        vec![
+            texts(&["Members at month end", "-"]),
+            texts(&["New members this month", "-"]),
+        ]
+    );
+    assert_eq!(
+        cells_of(&report, "visits_daily"),
+        vec![
+            texts(&["Total", "0", "0", "0", "0"]),
+            texts(&[jejak_server::report::VISITS_RULE.1, "-", "-", "-", "-"]),
+        ]
+    );
 }

@@ -1,15 +1,18 @@
 //! The district monthly matrix (Rekap Bulanan Kabupaten): a row per library.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use jejak_domain::{DetailField, Lang, Zone};
+use jejak_domain::{ActivityType, DetailField, Lang, VisitPurpose, Zone};
 
 use super::{
     LOW_UPTIME, LibraryMonth, OPENING_MINUTES_PER_DAY, SILENT_DAYS, Sum, col, count,
     data_mb_column, date_cell, dating_columns, days_open_column, internet_uptime_column,
     mean_minutes_column, month_code, month_text, ratio, sessions_column,
 };
-use crate::facts::{LibraryFacts, MonthFacts, month_bounds};
-use crate::model::{Cell, ColumnKind, Flag, Report, Row, Table, Text};
+use crate::facts::{
+    LibraryFacts, MonthFacts, VISITS_RULE, library_visits, month_bounds, month_count,
+    month_members, service_days,
+};
+use crate::model::{Cell, Column, ColumnKind, Flag, Report, Row, Table, Text};
 
 /// The district monthly matrix (Rekap Bulanan Kabupaten): a row per library of the
 /// facts, grouped by kecamatan (sorted by name, libraries without one last) with a
@@ -64,60 +67,63 @@ pub fn district_monthly(
             ),
         ],
         letterhead: Default::default(),
-        sections: vec![Table {
-            id: "libraries".into(),
-            title: Text::new("Perpustakaan desa", "Village libraries"),
-            columns: vec![
-                col("library", "Perpustakaan", "Library", ColumnKind::Text),
-                col("code", "Kode", "Code", ColumnKind::Text),
-                col("npp", "NPP", "NPP", ColumnKind::Text),
-                col("desa", "Desa", "Village (desa)", ColumnKind::Text),
-                col("kecamatan", "Kecamatan", "Sub-district", ColumnKind::Text),
-                col("pcs", "PC", "PCs", ColumnKind::Decimal(0)),
-                days_open_column(),
-                sessions_column(),
-                col(
-                    "sessions_per_pc_day",
-                    "Sesi/PC/hari",
-                    "Sessions/PC/day",
-                    ColumnKind::Decimal(1),
-                ),
-                col(
-                    "unique_users",
-                    "Pengguna unik",
-                    "Unique users",
-                    ColumnKind::Count,
-                ),
-                col("l", "L", "M", ColumnKind::Count),
-                col("p", "P", "F", ColumnKind::Count),
-                col("hours", "Jam", "Hours", ColumnKind::Decimal(1)),
-                mean_minutes_column(),
-                col(
-                    "use_rate",
-                    "Pemanfaatan",
-                    "Use rate",
-                    ColumnKind::Percent(1),
-                ),
-                internet_uptime_column(),
-                data_mb_column(),
-                col(
-                    "last_sync",
-                    "Sinkron terakhir",
-                    "Last sync",
-                    ColumnKind::Date,
-                ),
-                col(
-                    "completeness",
-                    "Kelengkapan",
-                    "Completeness",
-                    ColumnKind::Percent(1),
-                ),
-            ]
-            .into_iter()
-            .chain(dating_columns())
-            .collect(),
-            rows,
-        }],
+        sections: vec![
+            Table {
+                id: "libraries".into(),
+                title: Text::new("Perpustakaan desa", "Village libraries"),
+                columns: vec![
+                    col("library", "Perpustakaan", "Library", ColumnKind::Text),
+                    col("code", "Kode", "Code", ColumnKind::Text),
+                    col("npp", "NPP", "NPP", ColumnKind::Text),
+                    col("desa", "Desa", "Village (desa)", ColumnKind::Text),
+                    col("kecamatan", "Kecamatan", "Sub-district", ColumnKind::Text),
+                    col("pcs", "PC", "PCs", ColumnKind::Decimal(0)),
+                    days_open_column(),
+                    sessions_column(),
+                    col(
+                        "sessions_per_pc_day",
+                        "Sesi/PC/hari",
+                        "Sessions/PC/day",
+                        ColumnKind::Decimal(1),
+                    ),
+                    col(
+                        "unique_users",
+                        "Pengguna unik",
+                        "Unique users",
+                        ColumnKind::Count,
+                    ),
+                    col("l", "L", "M", ColumnKind::Count),
+                    col("p", "P", "F", ColumnKind::Count),
+                    col("hours", "Jam", "Hours", ColumnKind::Decimal(1)),
+                    mean_minutes_column(),
+                    col(
+                        "use_rate",
+                        "Pemanfaatan",
+                        "Use rate",
+                        ColumnKind::Percent(1),
+                    ),
+                    internet_uptime_column(),
+                    data_mb_column(),
+                    col(
+                        "last_sync",
+                        "Sinkron terakhir",
+                        "Last sync",
+                        ColumnKind::Date,
+                    ),
+                    col(
+                        "completeness",
+                        "Kelengkapan",
+                        "Completeness",
+                        ColumnKind::Percent(1),
+                    ),
+                ]
+                .into_iter()
+                .chain(dating_columns())
+                .collect(),
+                rows,
+            },
+            services_table(facts, lang),
+        ],
         generated_at: generated_at.with_timezone(&zone.offset()),
         landscape: true,
         suppressed_below: None,
@@ -476,5 +482,187 @@ mod kecamatan_tests {
         );
         let totals: Vec<bool> = report.sections[0].rows.iter().map(|r| r.is_total).collect();
         assert_eq!(totals, [false, false, true]);
+    }
+}
+
+/// The library's services beyond the PCs, a row per library grouped as the PC table
+/// is: days served, visits by the rule of [`VISITS_RULE`] and per day served, the
+/// visitor book's people by purpose, activities and their participants (those of
+/// socialisation/KIE apart, which the IPLM asks for), and the member count.
+fn services_table(facts: &MonthFacts, lang: Lang) -> Table {
+    let grouped = facts
+        .libraries
+        .iter()
+        .any(|lib| lib.details.kecamatan.is_some());
+    let mut rows = Vec::new();
+    let mut district = Services::default();
+    for (kecamatan, libraries) in by_kecamatan(&facts.libraries) {
+        let mut group = Services::default();
+        for lib in libraries {
+            let one = Services::of(lib);
+            let mut cells = vec![
+                Cell::text(lib.name.clone()),
+                Cell::text(lib.code.as_str()),
+                lib.details
+                    .get(DetailField::Kecamatan)
+                    .map_or(Cell::Empty, Cell::text),
+            ];
+            cells.extend(one.cells());
+            rows.push(Row::new(cells));
+            group.merge(&one);
+        }
+        if grouped {
+            let label = match kecamatan {
+                Some(name) => Text::new(
+                    format!("Jumlah Kecamatan {name}"),
+                    format!("Total, {name} sub-district"),
+                ),
+                None => Text::new(
+                    "Jumlah (kecamatan belum diisi)",
+                    "Total (sub-district not set)",
+                ),
+            };
+            let mut cells = vec![
+                Cell::text(label.get(lang)),
+                Cell::Empty,
+                kecamatan.map_or(Cell::Empty, Cell::text),
+            ];
+            cells.extend(group.cells());
+            rows.push(Row::total(cells));
+        }
+        district.merge(&group);
+    }
+    let mut cells = vec![
+        Cell::text(lang.pick("Jumlah", "Total")),
+        Cell::Empty,
+        Cell::Empty,
+    ];
+    cells.extend(district.cells());
+    rows.push(Row::total(cells));
+    let mut rule = vec![Cell::text(lang.pick(VISITS_RULE.0, VISITS_RULE.1))];
+    rule.resize(rows[0].cells.len(), Cell::Empty);
+    rows.push(Row::new(rule));
+    let mut columns = vec![
+        col("library", "Perpustakaan", "Library", ColumnKind::Text),
+        col("code", "Kode", "Code", ColumnKind::Text),
+        col("kecamatan", "Kecamatan", "Sub-district", ColumnKind::Text),
+        col(
+            "days_served",
+            "Hari layanan",
+            "Days served",
+            ColumnKind::Count,
+        ),
+        col("visits", "Kunjungan", "Visits", ColumnKind::Count),
+        col(
+            "visits_per_day",
+            "Kunjungan/hari layanan",
+            "Visits/day served",
+            ColumnKind::Decimal(1),
+        ),
+    ];
+    for purpose in VisitPurpose::ALL {
+        columns.push(Column {
+            key: format!("purpose_{}", purpose.code()),
+            label: Text::new(
+                format!("Tujuan: {}", purpose.label(Lang::Id)),
+                format!("Purpose: {}", purpose.label(Lang::En)),
+            ),
+            kind: ColumnKind::Count,
+        });
+    }
+    columns.extend([
+        col("activities", "Kegiatan", "Activities", ColumnKind::Count),
+        col("participants", "Peserta", "Participants", ColumnKind::Count),
+        col(
+            "participants_kie",
+            "Peserta sosialisasi/KIE",
+            "Socialisation/KIE participants",
+            ColumnKind::Count,
+        ),
+        col("members", "Anggota", "Members", ColumnKind::Count),
+        col(
+            "new_members",
+            "Anggota baru",
+            "New members",
+            ColumnKind::Count,
+        ),
+    ]);
+    Table {
+        id: "services".into(),
+        title: Text::new(
+            "Kunjungan, kegiatan dan anggota",
+            "Visits, activities and members",
+        ),
+        columns,
+        rows,
+    }
+}
+
+/// One library's or a group's services of the month. Members are summed over the
+/// libraries that entered a count; a group where none did shows none.
+#[derive(Default)]
+struct Services {
+    days_served: u64,
+    visits: u64,
+    purposes: [u64; VisitPurpose::ALL.len()],
+    activities: u64,
+    participants: u64,
+    participants_kie: u64,
+    members: Option<(u64, u64)>,
+}
+
+impl Services {
+    fn of(lib: &LibraryFacts) -> Services {
+        let mut purposes = [0; VisitPurpose::ALL.len()];
+        for (slot, purpose) in purposes.iter_mut().zip(VisitPurpose::ALL) {
+            *slot = month_count(lib, &format!("visit.people.purpose.{}", purpose.code()));
+        }
+        Services {
+            days_served: service_days(lib) as u64,
+            visits: library_visits(lib).iter().map(|(_, v)| v).sum(),
+            purposes,
+            activities: month_count(lib, "activity.count"),
+            participants: month_count(lib, "activity.participants"),
+            participants_kie: month_count(
+                lib,
+                &format!(
+                    "activity.participants.type.{}",
+                    ActivityType::SosialisasiKie.code()
+                ),
+            ),
+            members: month_members(lib),
+        }
+    }
+
+    fn merge(&mut self, other: &Services) {
+        self.days_served += other.days_served;
+        self.visits += other.visits;
+        for (a, b) in self.purposes.iter_mut().zip(other.purposes) {
+            *a += b;
+        }
+        self.activities += other.activities;
+        self.participants += other.participants;
+        self.participants_kie += other.participants_kie;
+        self.members = match (self.members, other.members) {
+            (Some((m, n)), Some((om, on))) => Some((m + om, n + on)),
+            (one, None) | (None, one) => one,
+        };
+    }
+
+    fn cells(&self) -> Vec<Cell> {
+        let mut cells = vec![
+            count(self.days_served),
+            count(self.visits),
+            ratio(self.visits as f64, self.days_served as f64),
+        ];
+        cells.extend(self.purposes.iter().map(|n| count(*n)));
+        cells.extend([
+            count(self.activities),
+            count(self.participants),
+            count(self.participants_kie),
+            self.members.map_or(Cell::Empty, |(m, _)| count(m)),
+            self.members.map_or(Cell::Empty, |(_, n)| count(n)),
+        ]);
+        cells
     }
 }

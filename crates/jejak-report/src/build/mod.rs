@@ -29,6 +29,7 @@ mod district;
 mod operations;
 mod period;
 mod village;
+mod village_entries;
 
 pub use district::district_monthly;
 pub use operations::{CLOCK_WARNING_MS, OpsRow, operations_report};
@@ -359,6 +360,13 @@ pub(crate) fn sheet_title(table: &Table) -> Option<Text> {
         "purpose_by_gender" => ("F. Tujuan × Jenis Kelamin", "F. Purpose × Gender"),
         "user_kind" => ("D. Kriteria Pengguna", "D. PC Sessions by User Kind"),
         "lost" => ("Hilang setelah pemulihan", "Lost after a restore"),
+        "visitors_by_age_gender" => (
+            "J. Buku Tamu Umur × Kelamin",
+            "J. Visitor Book Age × Gender",
+        ),
+        "participants_by_age_gender" => {
+            ("P. Peserta Umur × Kelamin", "P. Participants Age × Gender")
+        }
         _ => return None,
     };
     Some(Text::new(id, en))

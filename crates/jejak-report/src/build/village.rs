@@ -9,7 +9,9 @@ use super::{
     internet_uptime_column, mean_minutes_column, month_code, month_text, persons_column, ratio,
     sessions_column, unique_users_keyed_column, use_rate,
 };
-use crate::facts::{Breakdown, LibraryFacts, MonthFacts, month_bounds};
+use crate::facts::{
+    Breakdown, LibraryFacts, MonthFacts, library_visits, month_bounds, month_count, month_members,
+};
 use crate::model::{Cell, ColumnKind, Report, Row, Signatory, Signature, Table, Text};
 
 /// The village monthly report (Laporan Bulanan Layanan TIK) of `library`, or `None`
@@ -311,7 +313,7 @@ pub fn village_monthly(
             ),
         ],
         letterhead: Default::default(),
-        sections: vec![
+        sections: [
             identity,
             summary,
             change,
@@ -320,7 +322,10 @@ pub fn village_monthly(
             purpose_gender,
             daily,
             per_pc,
-        ],
+        ]
+        .into_iter()
+        .chain(super::village_entries::entry_tables(lib, lang))
+        .collect(),
         generated_at: generated_at.with_timezone(&lib.timezone.offset()),
         landscape: false,
         suppressed_below: None,
@@ -342,32 +347,41 @@ fn change_table(
     lang: Lang,
 ) -> Table {
     let previous_month = first.checked_sub_months(Months::new(1)).unwrap_or(first);
-    let totals = |m: &LibraryMonth<'_>, lib: &LibraryFacts| {
+    // A month without a member count has no members to compare: its cell stays empty.
+    let totals = |m: &LibraryMonth<'_>, lib: &LibraryFacts| -> [Option<f64>; 10] {
+        let visits: u64 = library_visits(lib).iter().map(|(_, v)| v).sum();
         [
-            m.days_open as f64,
-            m.sum.sessions as f64,
-            m.sum.persons as f64,
-            lib.unique_users as f64,
-            m.sum.hours(),
-            m.sum.mb(),
+            Some(m.days_open as f64),
+            Some(m.sum.sessions as f64),
+            Some(m.sum.persons as f64),
+            Some(lib.unique_users as f64),
+            Some(m.sum.hours()),
+            Some(m.sum.mb()),
+            Some(visits as f64),
+            Some(month_count(lib, "activity.count") as f64),
+            Some(month_count(lib, "activity.participants") as f64),
+            month_members(lib).map(|(members, _)| members as f64),
         ]
     };
     let this = totals(now, lib);
     let last = before.map(|b| totals(&LibraryMonth::of(b), b));
-    let cells = |values: Option<[f64; 6]>| match values {
-        Some(values) => values.iter().map(|v| Cell::number(*v)).collect(),
-        None => vec![Cell::Empty; 6],
+    let cells = |values: Option<[Option<f64>; 10]>| match values {
+        Some(values) => values
+            .iter()
+            .map(|v| v.map_or(Cell::Empty, Cell::number))
+            .collect(),
+        None => vec![Cell::Empty; 10],
     };
     let label = |text: Text| Cell::text(text.get(lang));
     let mut change_row = vec![label(Text::new("Perubahan", "Change"))];
     let mut share_row = vec![label(Text::new("Perubahan (%)", "Change (%)"))];
     for (i, value) in this.iter().enumerate() {
-        match last {
-            Some(last) => {
-                change_row.push(Cell::number(value - last[i]));
-                share_row.push(ratio(value - last[i], last[i]));
+        match (value, last.and_then(|last| last[i])) {
+            (Some(value), Some(last)) => {
+                change_row.push(Cell::number(value - last));
+                share_row.push(ratio(value - last, last));
             }
-            None => {
+            _ => {
                 change_row.push(Cell::Empty);
                 share_row.push(Cell::Empty);
             }
@@ -401,6 +415,15 @@ fn change_table(
             unique_users_keyed_column(),
             hours_used_column(),
             data_mb_column(),
+            col("visits", "Kunjungan", "Visits", ColumnKind::Count),
+            col("activities", "Kegiatan", "Activities", ColumnKind::Count),
+            col(
+                "participants",
+                "Peserta kegiatan",
+                "Participants",
+                ColumnKind::Count,
+            ),
+            col("members", "Anggota", "Members", ColumnKind::Count),
         ],
         rows: vec![
             Row::new(this_row),

@@ -394,7 +394,13 @@ async fn golden_month_every_cell_on(backend: Backend) {
             "8.0000",
             "2.0000",
             "3.5000",
-            "3.6700"
+            "3.6700",
+            // Visits are the check-ins' persons (no visitor book); no activity, and no
+            // member count entered, so no members to compare.
+            "8.0000",
+            "0.0000",
+            "0.0000",
+            "-"
         ])
     );
     assert_eq!(
@@ -406,7 +412,11 @@ async fn golden_month_every_cell_on(backend: Backend) {
             "0.0000",
             "0.0000",
             "0.0000",
-            "0.0000"
+            "0.0000",
+            "0.0000",
+            "0.0000",
+            "0.0000",
+            "-"
         ])
     );
     assert_eq!(
@@ -418,13 +428,29 @@ async fn golden_month_every_cell_on(backend: Backend) {
             "8.0000",
             "2.0000",
             "3.5000",
-            "3.6700"
+            "3.6700",
+            "8.0000",
+            "0.0000",
+            "0.0000",
+            "-"
         ])
     );
     assert!(change.rows[2].is_total && change.rows[3].is_total);
     assert_eq!(
         row(change, 3),
-        v(&["Perubahan (%)", "naik 300,0%", "-", "-", "-", "-", "-"])
+        v(&[
+            "Perubahan (%)",
+            "naik 300,0%",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-"
+        ])
     );
 
     // PC sessions by user kind (staff excluded): the group of four is one session of
