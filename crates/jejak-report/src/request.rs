@@ -29,6 +29,9 @@ pub enum ReportKind {
     Operations,
     /// The annual comparison (Laporan Tahunan).
     Year,
+    /// The IPLM sheet: a year's figures per village library as the district enters them
+    /// in the national library development index's data collection.
+    Iplm,
 }
 
 /// What a report parameter holds, which decides how it is parsed.
@@ -104,12 +107,13 @@ pub enum ParamError {
 
 impl ReportKind {
     /// Every report, in the order `jejak report --help` and the API document list them.
-    pub const ALL: [ReportKind; 5] = [
+    pub const ALL: [ReportKind; 6] = [
         ReportKind::Village,
         ReportKind::District,
         ReportKind::Quarter,
         ReportKind::Operations,
         ReportKind::Year,
+        ReportKind::Iplm,
     ];
 
     /// Its name: the subcommand of `jejak report` and the last segment of its API path.
@@ -120,6 +124,7 @@ impl ReportKind {
             ReportKind::Quarter => "quarter",
             ReportKind::Operations => "ops",
             ReportKind::Year => "year",
+            ReportKind::Iplm => "iplm",
         }
     }
 
@@ -146,6 +151,9 @@ impl ReportKind {
             ReportKind::Year => {
                 "Annual report: libraries × months, change against the previous year, target groups."
             }
+            ReportKind::Iplm => {
+                "IPLM sheet: a year's visits per day, members, activity participants (socialisation/KIE apart) and PC and internet service per village library, with the definitions."
+            }
         }
     }
 
@@ -156,7 +164,7 @@ impl ReportKind {
             ReportKind::District => &[MONTH],
             ReportKind::Quarter => &[QUARTER],
             ReportKind::Operations => &[],
-            ReportKind::Year => &[YEAR],
+            ReportKind::Year | ReportKind::Iplm => &[YEAR],
         }
     }
 
@@ -181,6 +189,9 @@ impl ReportKind {
             }
             ReportKind::Operations => ReportRequest::Operations,
             ReportKind::Year => ReportRequest::Period(read(YEAR, raw(YEAR)?, parse_year)?),
+            ReportKind::Iplm => ReportRequest::Iplm {
+                year: read(YEAR, raw(YEAR)?, parse_year_number)?,
+            },
         })
     }
 }
@@ -226,6 +237,11 @@ pub enum ReportRequest {
     Period(Period),
     /// The operations view (now).
     Operations,
+    /// The IPLM sheet of a year.
+    Iplm {
+        /// The year.
+        year: i32,
+    },
 }
 
 impl ReportRequest {
@@ -237,6 +253,7 @@ impl ReportRequest {
             ReportRequest::Period(Period::Quarter { .. }) => ReportKind::Quarter,
             ReportRequest::Period(Period::Year(_)) => ReportKind::Year,
             ReportRequest::Operations => ReportKind::Operations,
+            ReportRequest::Iplm { .. } => ReportKind::Iplm,
         }
     }
 
@@ -254,7 +271,9 @@ impl ReportRequest {
             ReportRequest::Period(Period::Quarter { year, quarter }) => {
                 vec![(QUARTER.name, format!("{year}-Q{quarter}"))]
             }
-            ReportRequest::Period(Period::Year(year)) => vec![(YEAR.name, year.to_string())],
+            ReportRequest::Period(Period::Year(year)) | ReportRequest::Iplm { year } => {
+                vec![(YEAR.name, year.to_string())]
+            }
             ReportRequest::Operations => Vec::new(),
         }
     }
@@ -267,6 +286,7 @@ impl ReportRequest {
                 month.with_day(1)
             }
             ReportRequest::Period(period) => period.months().first().copied(),
+            ReportRequest::Iplm { year } => NaiveDate::from_ymd_opt(*year, 1, 1),
             ReportRequest::Operations => None,
         }
     }
@@ -300,11 +320,15 @@ pub fn parse_quarter(raw: &str) -> Option<Period> {
 
 /// A year as people write it: `2026`.
 pub fn parse_year(raw: &str) -> Option<Period> {
+    parse_year_number(raw).map(Period::Year)
+}
+
+/// The number of a year as people write it (`2026`), between 2000 and 2200.
+fn parse_year_number(raw: &str) -> Option<i32> {
     raw.trim()
         .parse::<i32>()
         .ok()
         .filter(|year| (2000..=2200).contains(year))
-        .map(Period::Year)
 }
 
 #[cfg(test)]

@@ -2258,6 +2258,48 @@ async fn the_village_report_shows_visits_members_and_activities_cell_by_cell(
     assert_eq!(services[2][0], rule);
     assert_eq!(services.len(), 3);
 
+    // The IPLM sheet of the year, read through the report loader as the CLI and the API
+    // read it: the same figures over the year (one month had any), and a definition
+    // for every figure.
+    let iplm = jejak_server::report::load(
+        store,
+        &jejak_server::report::ReportRequest::Iplm { year: 2026 },
+        jejak_domain::Lang::Id,
+        arrival(),
+    )
+    .await
+    .unwrap();
+    let sheet = cells_of(&iplm, "iplm");
+    let dermaji = texts(&[
+        "Perpustakaan Desa",
+        "dermaji",
+        "-",
+        "-",
+        "-",
+        "1",
+        "13",
+        "13",
+        "120",
+        "4",
+        "1",
+        "14",
+        "14",
+        "1",
+        "0",
+        "0",
+        "0",
+        "0",
+        "-",
+    ]);
+    assert_eq!(sheet[0], dermaji);
+    let mut total = dermaji.clone();
+    total[..2].clone_from_slice(&texts(&["Jumlah", "-"]));
+    assert_eq!(sheet[1], total);
+    assert_eq!(sheet.len(), 2);
+    let definitions = cells_of(&iplm, "definitions");
+    assert_eq!(definitions[1], texts(&["Kunjungan / Visits", rule]));
+    assert_eq!(definitions.len(), 12);
+
     // A month with nothing from the desk says "-" for the member count it never got,
     // and its visits table is the total and the rule alone.
     let empty = store

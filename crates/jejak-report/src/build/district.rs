@@ -1,18 +1,16 @@
 //! The district monthly matrix (Rekap Bulanan Kabupaten): a row per library.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use jejak_domain::{ActivityType, DetailField, Lang, VisitPurpose, Zone};
+use jejak_domain::{DetailField, Lang, Zone};
 
+use super::services::Services;
 use super::{
     LOW_UPTIME, LibraryMonth, OPENING_MINUTES_PER_DAY, SILENT_DAYS, Sum, col, count,
     data_mb_column, date_cell, dating_columns, days_open_column, internet_uptime_column,
     mean_minutes_column, month_code, month_text, ratio, sessions_column,
 };
-use crate::facts::{
-    LibraryFacts, MonthFacts, VISITS_RULE, library_visits, month_bounds, month_count,
-    month_members, service_days,
-};
-use crate::model::{Cell, Column, ColumnKind, Flag, Report, Row, Table, Text};
+use crate::facts::{LibraryFacts, MonthFacts, VISITS_RULE, month_bounds};
+use crate::model::{Cell, ColumnKind, Flag, Report, Row, Table, Text};
 
 /// The district monthly matrix (Rekap Bulanan Kabupaten): a row per library of the
 /// facts, grouped by kecamatan (sorted by name, libraries without one last) with a
@@ -133,7 +131,9 @@ pub fn district_monthly(
 
 /// The libraries grouped by kecamatan: the named ones sorted by name (letter case
 /// aside), then those without one; each group keeps the facts' order (by code).
-fn by_kecamatan(libraries: &[LibraryFacts]) -> Vec<(Option<&str>, Vec<&LibraryFacts>)> {
+pub(super) fn by_kecamatan<'a>(
+    libraries: impl IntoIterator<Item = &'a LibraryFacts>,
+) -> Vec<(Option<&'a str>, Vec<&'a LibraryFacts>)> {
     let mut groups: Vec<(Option<&str>, Vec<&LibraryFacts>)> = Vec::new();
     for lib in libraries {
         let kecamatan = lib.details.kecamatan.as_deref();
@@ -499,7 +499,7 @@ fn services_table(facts: &MonthFacts, lang: Lang) -> Table {
     for (kecamatan, libraries) in by_kecamatan(&facts.libraries) {
         let mut group = Services::default();
         for lib in libraries {
-            let one = Services::of(lib);
+            let one = Services::of_month(lib);
             let mut cells = vec![
                 Cell::text(lib.name.clone()),
                 Cell::text(lib.code.as_str()),
@@ -509,7 +509,7 @@ fn services_table(facts: &MonthFacts, lang: Lang) -> Table {
             ];
             cells.extend(one.cells());
             rows.push(Row::new(cells));
-            group.merge(&one);
+            group.add_library(&one);
         }
         if grouped {
             let label = match kecamatan {
@@ -530,7 +530,7 @@ fn services_table(facts: &MonthFacts, lang: Lang) -> Table {
             cells.extend(group.cells());
             rows.push(Row::total(cells));
         }
-        district.merge(&group);
+        district.add_library(&group);
     }
     let mut cells = vec![
         Cell::text(lang.pick("Jumlah", "Total")),
@@ -546,47 +546,8 @@ fn services_table(facts: &MonthFacts, lang: Lang) -> Table {
         col("library", "Perpustakaan", "Library", ColumnKind::Text),
         col("code", "Kode", "Code", ColumnKind::Text),
         col("kecamatan", "Kecamatan", "Sub-district", ColumnKind::Text),
-        col(
-            "days_served",
-            "Hari layanan",
-            "Days served",
-            ColumnKind::Count,
-        ),
-        col("visits", "Kunjungan", "Visits", ColumnKind::Count),
-        col(
-            "visits_per_day",
-            "Kunjungan/hari layanan",
-            "Visits/day served",
-            ColumnKind::Decimal(1),
-        ),
     ];
-    for purpose in VisitPurpose::ALL {
-        columns.push(Column {
-            key: format!("purpose_{}", purpose.code()),
-            label: Text::new(
-                format!("Tujuan: {}", purpose.label(Lang::Id)),
-                format!("Purpose: {}", purpose.label(Lang::En)),
-            ),
-            kind: ColumnKind::Count,
-        });
-    }
-    columns.extend([
-        col("activities", "Kegiatan", "Activities", ColumnKind::Count),
-        col("participants", "Peserta", "Participants", ColumnKind::Count),
-        col(
-            "participants_kie",
-            "Peserta sosialisasi/KIE",
-            "Socialisation/KIE participants",
-            ColumnKind::Count,
-        ),
-        col("members", "Anggota", "Members", ColumnKind::Count),
-        col(
-            "new_members",
-            "Anggota baru",
-            "New members",
-            ColumnKind::Count,
-        ),
-    ]);
+    columns.extend(Services::columns());
     Table {
         id: "services".into(),
         title: Text::new(
@@ -595,74 +556,5 @@ fn services_table(facts: &MonthFacts, lang: Lang) -> Table {
         ),
         columns,
         rows,
-    }
-}
-
-/// One library's or a group's services of the month. Members are summed over the
-/// libraries that entered a count; a group where none did shows none.
-#[derive(Default)]
-struct Services {
-    days_served: u64,
-    visits: u64,
-    purposes: [u64; VisitPurpose::ALL.len()],
-    activities: u64,
-    participants: u64,
-    participants_kie: u64,
-    members: Option<(u64, u64)>,
-}
-
-impl Services {
-    fn of(lib: &LibraryFacts) -> Services {
-        let mut purposes = [0; VisitPurpose::ALL.len()];
-        for (slot, purpose) in purposes.iter_mut().zip(VisitPurpose::ALL) {
-            *slot = month_count(lib, &format!("visit.people.purpose.{}", purpose.code()));
-        }
-        Services {
-            days_served: service_days(lib) as u64,
-            visits: library_visits(lib).iter().map(|(_, v)| v).sum(),
-            purposes,
-            activities: month_count(lib, "activity.count"),
-            participants: month_count(lib, "activity.participants"),
-            participants_kie: month_count(
-                lib,
-                &format!(
-                    "activity.participants.type.{}",
-                    ActivityType::SosialisasiKie.code()
-                ),
-            ),
-            members: month_members(lib),
-        }
-    }
-
-    fn merge(&mut self, other: &Services) {
-        self.days_served += other.days_served;
-        self.visits += other.visits;
-        for (a, b) in self.purposes.iter_mut().zip(other.purposes) {
-            *a += b;
-        }
-        self.activities += other.activities;
-        self.participants += other.participants;
-        self.participants_kie += other.participants_kie;
-        self.members = match (self.members, other.members) {
-            (Some((m, n)), Some((om, on))) => Some((m + om, n + on)),
-            (one, None) | (None, one) => one,
-        };
-    }
-
-    fn cells(&self) -> Vec<Cell> {
-        let mut cells = vec![
-            count(self.days_served),
-            count(self.visits),
-            ratio(self.visits as f64, self.days_served as f64),
-        ];
-        cells.extend(self.purposes.iter().map(|n| count(*n)));
-        cells.extend([
-            count(self.activities),
-            count(self.participants),
-            count(self.participants_kie),
-            self.members.map_or(Cell::Empty, |(m, _)| count(m)),
-            self.members.map_or(Cell::Empty, |(_, n)| count(n)),
-        ]);
-        cells
     }
 }

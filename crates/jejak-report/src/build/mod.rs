@@ -26,12 +26,15 @@
 //!   (whenever they happened: counted in no month, never in January 2000).
 
 mod district;
+mod iplm;
 mod operations;
 mod period;
+mod services;
 mod village;
 mod village_entries;
 
 pub use district::district_monthly;
+pub use iplm::iplm_sheet;
 pub use operations::{CLOCK_WARNING_MS, OpsRow, operations_report};
 pub use period::{Period, period_report};
 pub use village::village_monthly;

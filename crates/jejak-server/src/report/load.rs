@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use jejak_domain::{Lang, LibraryCode, Zone};
 use jejak_report::{
-    FactsDetail, MonthFacts, OpsRow, Period, Report, ReportRequest, district_monthly,
+    FactsDetail, MonthFacts, OpsRow, Period, Report, ReportRequest, district_monthly, iplm_sheet,
     operations_report, period_report, today_wib, village_monthly,
 };
 
@@ -58,6 +58,13 @@ pub async fn load(
             let current = period_facts(store, *period).await?;
             let previous = period_facts(store, period.previous()).await?;
             period_report(*period, &current, &previous, lang, now)
+        }
+        ReportRequest::Iplm { year } => {
+            let mut months = Vec::new();
+            for month in Period::Year(*year).months() {
+                months.push(store.month_facts(month, None, FactsDetail::Days).await?);
+            }
+            iplm_sheet(*year, &months, lang, now)
         }
         ReportRequest::Operations => {
             let rows = operations_rows(store, now).await?;
