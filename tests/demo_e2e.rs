@@ -84,6 +84,51 @@ fn the_demo_writes_its_reports_and_its_rollups_equal_a_recount() {
             village["library"]
         );
     }
+    // The librarians' desks: the matrix's services table counts each village's visitor
+    // book (its purposes add up to the visitors the desk PC holds), its two activities
+    // and their participants, and the member count, as the demo checked them.
+    let services = &matrix["sections"][1];
+    assert_eq!(services["id"], "services");
+    let service_column = |key: &str| {
+        services["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c["key"] == key)
+            .unwrap_or_else(|| panic!("no column {key}"))
+    };
+    let purposes: Vec<usize> = services["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c["key"].as_str().unwrap().starts_with("purpose_"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(purposes.len(), 6);
+    for village in summary["district"]["villages"].as_array().unwrap() {
+        let desk = &village["desk"];
+        assert!(desk["visitors"].as_u64().unwrap() > 20, "{desk}");
+        assert_eq!(desk["activities"], 2, "{desk}");
+        let row = services["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["cells"][service_column("code")] == village["library"])
+            .unwrap();
+        let cells = &row["cells"];
+        let by_purpose: u64 = purposes.iter().map(|i| cells[*i].as_u64().unwrap()).sum();
+        assert_eq!(by_purpose, desk["visitors"].as_u64().unwrap());
+        assert_eq!(cells[service_column("activities")], desk["activities"]);
+        assert_eq!(cells[service_column("participants")], desk["participants"]);
+        assert_eq!(cells[service_column("members")], desk["members"]);
+        assert!(
+            cells[service_column("visits")].as_u64().unwrap() >= desk["visitors"].as_u64().unwrap(),
+            "visits by the rule are at least the visitor book's"
+        );
+    }
+    assert!(out.join("laporan/iplm-2026.xlsx").exists());
+
     let fine = check_rollups(&database, false);
     let text = String::from_utf8_lossy(&fine.stdout);
     assert!(fine.status.success(), "{text}");

@@ -17,10 +17,11 @@ use jejak_agent::clock::ManualClock;
 use jejak_agent::config::save_token;
 use jejak_agent::config::{AgentConfig, STORE_FILE};
 use jejak_agent::patron::PatronSecret;
-use jejak_agent::store::{NetCounters, Store};
+use jejak_agent::store::{ActivityInput, NetCounters, Store, VisitInput};
 use jejak_domain::{
-    AgeGroup, DeviceIdentity, EndReason, Gender, Lang, LibraryCode, PatronProfile, PcCode,
-    PcEventKind, Purpose, RecordBody, UserKind, Zone,
+    ActivityPlace, ActivityType, AgeGroup, DeviceIdentity, EndReason, Gender, Lang, LibraryCode,
+    Participants, PatronProfile, PcCode, PcEventKind, Purpose, RecordBody, UserKind, VisitPurpose,
+    YearMonth, Zone,
 };
 use jejak_faultproxy::{FaultProxy, Faults};
 use jejak_server::{AppState, ServerConfig, ServerStore, SqliteStore};
@@ -267,6 +268,31 @@ pub fn run(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
             "pc events. Server database:"
         ),
         district.database.display()
+    )?;
+    let desk = district
+        .villages
+        .iter()
+        .fold(DeskCounts::default(), |mut all, v| {
+            all.visitors += v.desk.visitors;
+            all.activities += v.desk.activities;
+            all.participants += v.desk.participants;
+            all
+        });
+    outln!(
+        "{} {} {} {} {} {} {}",
+        lang.pick(
+            "✓ Dan buku tamu serta kegiatan di meja pustakawan:",
+            "✓ And the visitor books and activities at the librarians' desks:"
+        ),
+        output::number(desk.visitors as f64, 0, lang),
+        lang.pick("pengunjung,", "visitors,"),
+        output::number(desk.activities as f64, 0, lang),
+        lang.pick("kegiatan dengan", "activities with"),
+        output::number(desk.participants as f64, 0, lang),
+        lang.pick(
+            "peserta dan jumlah anggota tiap perpustakaan, dihitung sama di server.",
+            "participants and each library's member count, counted alike on the server."
+        ),
     )?;
     outln!(
         "{}",
@@ -677,12 +703,152 @@ fn simulate_pc(
                 &mut rng,
                 &mut counters,
             )?;
+            if pc == DESK_PC {
+                desk_day(&mut store, &mut rng, month, day)?;
+            }
             // Closing time: the PC is shut down properly.
             store.record_event(PcEventKind::Shutdown)?;
         }
         cut_yesterday = !powered;
     }
     Ok(())
+}
+
+/// The PC at the librarian's desk, where the visitor book, the activities and the
+/// member count are kept.
+const DESK_PC: &str = "pc-01";
+
+/// A day at the librarian's desk, written at closing time: the day's visitor-book
+/// entries (now and then a group, now and then a double tap the librarian undoes), an
+/// activity on two days of the month, and the month's member count from the 20th on
+/// (a later day's count is its next revision).
+fn desk_day(
+    store: &mut Store,
+    rng: &mut StdRng,
+    month: NaiveDate,
+    day: NaiveDate,
+) -> anyhow::Result<()> {
+    for _ in 0..rng.random_range(2..10) {
+        let group = rng.random_bool(0.05);
+        let pick = |rng: &mut StdRng, len: usize| rng.random_range(0..len);
+        let input = VisitInput {
+            gender: if rng.random_bool(0.55) {
+                Gender::P
+            } else {
+                Gender::L
+            },
+            age_group: AgeGroup::ALL[pick(rng, AgeGroup::ALL.len())],
+            user_kind: if group {
+                UserKind::Rombongan
+            } else if rng.random_bool(0.6) {
+                UserKind::Anggota
+            } else {
+                UserKind::NonAnggota
+            },
+            purpose: VisitPurpose::ALL[pick(rng, VisitPurpose::ALL.len())],
+            people: if group { rng.random_range(5..25) } else { 1 },
+        };
+        store.add_visit(input)?;
+        if rng.random_bool(0.04) {
+            // A double tap: the librarian takes the second entry back.
+            store.add_visit(input)?;
+            store.undo_last_visit()?;
+        }
+    }
+    let activity = match day.day() {
+        8..=9 => Some((
+            ActivityType::SosialisasiKie,
+            "Sosialisasi gizi anak",
+            Some("Puskesmas"),
+            ActivityPlace::DiLuar,
+            "P:dewasa=14,L:dewasa=4,P:lansia=3",
+        )),
+        22..=23 => Some((
+            ActivityType::Pelatihan,
+            "Pelatihan membuat email",
+            None,
+            ActivityPlace::DiPerpustakaan,
+            "P:remaja=6,L:remaja=5,P:dewasa=3",
+        )),
+        _ => None,
+    };
+    let already = |store: &Store, title: &str| -> anyhow::Result<bool> {
+        Ok(store
+            .desk_records("activity", u32::MAX)?
+            .iter()
+            .any(|r| matches!(r, RecordBody::Activity(a) if a.title == title)))
+    };
+    if let Some((activity_type, title, partner, place, participants)) = activity
+        && !already(store, title)?
+    {
+        store.add_activity(ActivityInput {
+            date: day,
+            start: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
+            duration_minutes: 120,
+            activity_type,
+            title: title.to_string(),
+            partner: partner.map(str::to_string),
+            place,
+            participants: Participants::parse(participants)?,
+            notes: None,
+        })?;
+    }
+    if day.day() >= 20 {
+        let new_members = 3 + (month.month() % 5);
+        let month = YearMonth::of(month).context("the simulated month")?;
+        store.set_member_count(month, 180 + new_members, new_members)?;
+    }
+    Ok(())
+}
+
+/// What the desk recorded in the month (the newest revisions), to compare the PC with
+/// the server's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+struct DeskCounts {
+    /// Visitor-book visitors (groups by their size), undone entries left out.
+    visitors: u64,
+    /// Activities and their participants.
+    activities: u64,
+    participants: u64,
+    /// The month's member count, if entered.
+    members: Option<u64>,
+}
+
+impl DeskCounts {
+    /// The desk PC's own records.
+    fn of_pc(store: &Store) -> anyhow::Result<DeskCounts> {
+        let mut counts = DeskCounts::default();
+        for record in store.desk_records("visit", u32::MAX)? {
+            if let RecordBody::Visit(v) = record
+                && !v.withdrawn
+            {
+                counts.visitors += u64::from(v.people);
+            }
+        }
+        for record in store.desk_records("activity", u32::MAX)? {
+            if let RecordBody::Activity(a) = record {
+                counts.activities += 1;
+                counts.participants += u64::from(a.participants.total());
+            }
+        }
+        for record in store.desk_records("member_count", u32::MAX)? {
+            if let RecordBody::MemberCount(m) = record {
+                counts.members = Some(u64::from(m.members));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The server's counters of the library's month.
+    fn of_server(lib: &jejak_server::report::LibraryFacts) -> DeskCounts {
+        use jejak_server::report::{month_count, month_members};
+        DeskCounts {
+            visitors: month_count(lib, "visit.people"),
+            activities: month_count(lib, "activity.count"),
+            participants: month_count(lib, "activity.participants"),
+            members: month_members(lib).map(|(members, _)| members),
+        }
+    }
 }
 
 /// How each village reaches the district office in the demo.
@@ -748,6 +914,8 @@ struct VillageSync {
     events_on_server: u64,
     /// The village's sessions on the server, by what the reports make of them.
     sessions: SessionCounts,
+    /// The desk's visitors, activities and member count, equal on the PC and the server.
+    desk: DeskCounts,
 }
 
 /// Sessions the server holds, as the reports count them.
@@ -892,7 +1060,7 @@ async fn sync_to_district(out: &Path, month: NaiveDate, lang: Lang) -> anyhow::R
 
     let mut villages = Vec::new();
     for village in VILLAGES {
-        let (sessions, events_on_server) =
+        let (sessions, events_on_server, desk) =
             verify_village(village, out, store.as_ref(), month).await?;
         let (batches, retries, bytes_sent) = totals.get(village.code).copied().unwrap_or_default();
         villages.push(VillageSync {
@@ -904,6 +1072,7 @@ async fn sync_to_district(out: &Path, month: NaiveDate, lang: Lang) -> anyhow::R
             sessions_on_server: sessions.total,
             events_on_server,
             sessions,
+            desk,
         });
     }
     let _ = stop.send(());
@@ -976,6 +1145,12 @@ async fn write_reports(
         std::fs::write(&path, render_html(&report, &options))?;
         written.push(path);
     }
+    // The IPLM sheet of the month's year, as the district enters it nationally.
+    let year = month.year();
+    let iplm = load(store, &ReportRequest::Iplm { year }, lang, due).await?;
+    let path = dir.join(format!("{}.xlsx", iplm.id));
+    std::fs::write(&path, render_xlsx(&iplm, &options)?)?;
+    written.push(path);
     Ok((matrix, written))
 }
 
@@ -1028,6 +1203,9 @@ async fn carry_usb_bundle(
     clock: &jejak_server::ServerClock,
 ) -> anyhow::Result<(u64, u64, u64)> {
     let mut store = open_demo_pc(dir, month)?;
+    // The PC was enrolled at the district office, where it heard which record kinds the
+    // server takes (`jejak enroll` asks); so its bundle carries the desk's records too.
+    store.save_server_accepts(&jejak_domain::RecordKind::ALL)?;
     let bundle_path = dir.join("usb-bundle.json");
     let ack_path = dir.join("usb-bundle.ack.json");
     let key = jejak_sync::signing::DeviceKey::load_or_create(dir)?;
@@ -1049,7 +1227,7 @@ async fn verify_village(
     out: &Path,
     server: &dyn ServerStore,
     month: NaiveDate,
-) -> anyhow::Result<(SessionCounts, u64)> {
+) -> anyhow::Result<(SessionCounts, u64, DeskCounts)> {
     let (mut sessions, mut events) = (SessionCounts::default(), 0u64);
     let month_end = month + Duration::days(days_in_month(month) as i64);
     for pc in PCS {
@@ -1122,7 +1300,27 @@ async fn verify_village(
         );
         events += remote_events.len() as u64;
     }
-    Ok((sessions, events))
+    // The desk's visitors, activities and member count: the server counts what the desk
+    // PC holds.
+    let library = LibraryCode::parse(village.code)?;
+    let desk = DeskCounts::of_pc(&open_demo_pc(&out.join(village.code).join(DESK_PC), month)?)?;
+    let facts = server
+        .month_facts(
+            month,
+            Some(&library),
+            jejak_server::report::FactsDetail::Days,
+        )
+        .await?;
+    let counted = facts
+        .library(&library)
+        .map(DeskCounts::of_server)
+        .unwrap_or_default();
+    anyhow::ensure!(
+        desk == counted,
+        "{}: the server counts {counted:?} of the desk's records, the desk PC holds {desk:?}",
+        village.code
+    );
+    Ok((sessions, events, desk))
 }
 
 fn district_table(district: &District, lang: Lang) -> String {
