@@ -58,8 +58,9 @@ mod xlsx;
 mod tests;
 
 pub use build::{
-    CLOCK_WARNING_MS, LOW_UPTIME, OpsRow, Period, district_monthly, iplm_sheet, month_text,
-    operations_report, period_report, sheets_not_named_in_full, village_monthly,
+    CLOCK_WARNING_MS, DetailFacts, LOW_UPTIME, OpsRow, Period, SessionDetail, detail_export,
+    district_monthly, iplm_sheet, month_text, operations_report, period_report,
+    sheets_not_named_in_full, village_monthly,
 };
 pub use csv::{
     CsvDialect, CsvFile, UTF8_BOM, UnknownCsvDialect, render_csv, render_csv_combined, table_csv,

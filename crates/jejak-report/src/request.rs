@@ -32,6 +32,9 @@ pub enum ReportKind {
     /// The IPLM sheet: a year's figures per village library as the district enters them
     /// in the national library development index's data collection.
     Iplm,
+    /// The detail export (Data Rinci): a month's sessions, visits and activities, a row
+    /// each, pseudonymous.
+    Detail,
 }
 
 /// What a report parameter holds, which decides how it is parsed.
@@ -107,13 +110,14 @@ pub enum ParamError {
 
 impl ReportKind {
     /// Every report, in the order `jejak report --help` and the API document list them.
-    pub const ALL: [ReportKind; 6] = [
+    pub const ALL: [ReportKind; 7] = [
         ReportKind::Village,
         ReportKind::District,
         ReportKind::Quarter,
         ReportKind::Operations,
         ReportKind::Year,
         ReportKind::Iplm,
+        ReportKind::Detail,
     ];
 
     /// Its name: the subcommand of `jejak report` and the last segment of its API path.
@@ -125,6 +129,7 @@ impl ReportKind {
             ReportKind::Operations => "ops",
             ReportKind::Year => "year",
             ReportKind::Iplm => "iplm",
+            ReportKind::Detail => "detail",
         }
     }
 
@@ -151,6 +156,9 @@ impl ReportKind {
             ReportKind::Year => {
                 "Annual report: libraries × months, change against the previous year, target groups."
             }
+            ReportKind::Detail => {
+                "Detail export (Data Rinci): one row per public PC session, visitor-book visit and activity of a month, patrons as pseudonyms."
+            }
             ReportKind::Iplm => {
                 "IPLM sheet: a year's visits per day, members, activity participants (socialisation/KIE apart) and PC and internet service per village library, with the definitions."
             }
@@ -161,7 +169,7 @@ impl ReportKind {
     pub fn params(self) -> &'static [ReportParam] {
         match self {
             ReportKind::Village => &[MONTH, LIBRARY],
-            ReportKind::District => &[MONTH],
+            ReportKind::District | ReportKind::Detail => &[MONTH],
             ReportKind::Quarter => &[QUARTER],
             ReportKind::Operations => &[],
             ReportKind::Year | ReportKind::Iplm => &[YEAR],
@@ -189,6 +197,9 @@ impl ReportKind {
             }
             ReportKind::Operations => ReportRequest::Operations,
             ReportKind::Year => ReportRequest::Period(read(YEAR, raw(YEAR)?, parse_year)?),
+            ReportKind::Detail => ReportRequest::Detail {
+                month: read(MONTH, raw(MONTH)?, parse_month)?,
+            },
             ReportKind::Iplm => ReportRequest::Iplm {
                 year: read(YEAR, raw(YEAR)?, parse_year_number)?,
             },
@@ -237,6 +248,11 @@ pub enum ReportRequest {
     Period(Period),
     /// The operations view (now).
     Operations,
+    /// The detail export of a month.
+    Detail {
+        /// Any day of the month (normally the first).
+        month: NaiveDate,
+    },
     /// The IPLM sheet of a year.
     Iplm {
         /// The year.
@@ -254,6 +270,7 @@ impl ReportRequest {
             ReportRequest::Period(Period::Year(_)) => ReportKind::Year,
             ReportRequest::Operations => ReportKind::Operations,
             ReportRequest::Iplm { .. } => ReportKind::Iplm,
+            ReportRequest::Detail { .. } => ReportKind::Detail,
         }
     }
 
@@ -265,7 +282,7 @@ impl ReportRequest {
                 (MONTH.name, month.format("%Y-%m").to_string()),
                 (LIBRARY.name, library.to_string()),
             ],
-            ReportRequest::District { month } => {
+            ReportRequest::District { month } | ReportRequest::Detail { month } => {
                 vec![(MONTH.name, month.format("%Y-%m").to_string())]
             }
             ReportRequest::Period(Period::Quarter { year, quarter }) => {
@@ -282,9 +299,9 @@ impl ReportRequest {
     /// of now.
     pub fn first_day(&self) -> Option<NaiveDate> {
         match self {
-            ReportRequest::Village { month, .. } | ReportRequest::District { month } => {
-                month.with_day(1)
-            }
+            ReportRequest::Village { month, .. }
+            | ReportRequest::District { month }
+            | ReportRequest::Detail { month } => month.with_day(1),
             ReportRequest::Period(period) => period.months().first().copied(),
             ReportRequest::Iplm { year } => NaiveDate::from_ymd_opt(*year, 1, 1),
             ReportRequest::Operations => None,

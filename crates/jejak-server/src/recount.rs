@@ -63,13 +63,7 @@ pub(crate) fn recount_entry(
             row.stored.device
         )));
     };
-    let bad = |what: &str| StoreError::Inconsistent(format!("entry {}: {what}", row.id));
-    let kind = crate::entries::kind_of_number(row.kind).ok_or_else(|| bad("unknown kind"))?;
-    let library_code =
-        jejak_domain::LibraryCode::parse_exact(&row.library).map_err(|_| bad("library code"))?;
-    let pc = jejak_domain::PcCode::parse_exact(&row.stored.pc).map_err(|_| bad("PC code"))?;
-    let body = crate::entries::stored_record(kind, row.id, &library_code, &pc, &row.stored)
-        .map_err(|e| bad(&e.to_string()))?;
+    let body = row.record()?;
     delta.entry(library, offset, &body, row.stored.at_s, 1);
     Ok(())
 }
@@ -81,6 +75,19 @@ pub(crate) struct EntryRow {
     /// Its library's code.
     pub library: String,
     pub stored: crate::entries::StoredEntry,
+}
+
+impl EntryRow {
+    /// The stored entry as the record it is (its run and monotonic time are not kept).
+    pub(crate) fn record(&self) -> Result<jejak_domain::RecordBody, StoreError> {
+        let bad = |what: &str| StoreError::Inconsistent(format!("entry {}: {what}", self.id));
+        let kind = crate::entries::kind_of_number(self.kind).ok_or_else(|| bad("unknown kind"))?;
+        let library_code = jejak_domain::LibraryCode::parse_exact(&self.library)
+            .map_err(|_| bad("library code"))?;
+        let pc = jejak_domain::PcCode::parse_exact(&self.stored.pc).map_err(|_| bad("PC code"))?;
+        crate::entries::stored_record(kind, self.id, &library_code, &pc, &self.stored)
+            .map_err(|e| bad(&e.to_string()))
+    }
 }
 
 /// The first local day a rebuild recounts entry counters from (the retention cutoff's

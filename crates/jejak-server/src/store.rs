@@ -750,6 +750,12 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
     /// Every pc event stored for a device, by id (for checks, like `sessions`).
     async fn events(&self, device: &DeviceRef) -> Result<Vec<StoredEvent>, StoreError>;
 
+    /// Every stored entry of the low-volume kinds (visits, member counts, activities),
+    /// its newest version, with the time it is dated at (Unix s): for the detail export
+    /// and checks. A district's entries are a few hundred kilobytes a year, so this reads
+    /// them all.
+    async fn entry_records(&self) -> Result<Vec<(jejak_domain::RecordBody, i64)>, StoreError>;
+
     /// What the server holds for a device.
     async fn device_state(&self, device: &DeviceRef) -> Result<DeviceState, StoreError>;
 

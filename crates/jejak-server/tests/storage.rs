@@ -1694,8 +1694,8 @@ async fn library_details_round_trip_and_edits_change_only_what_is_given(
 async fn postgres_migration_to_library_details_keeps_existing_libraries() {
     let Some(h) = postgres().await else { return };
     let url = h.postgres_url();
-    // Back to version 5: the columns of version 6 go, and a library is added as the
-    // previous version would have.
+    // Back to version 5: the columns of version 6 go, and a library is added as version
+    // 5 would have.
     pg_rows(
         &url,
         "ALTER TABLE libraries DROP COLUMN npp, DROP COLUMN desa, DROP COLUMN kecamatan,
@@ -1703,7 +1703,9 @@ async fn postgres_migration_to_library_details_keeps_existing_libraries() {
              DROP COLUMN manager_nip",
     )
     .await;
-    pg_rows(&url, "DELETE FROM schema_migrations WHERE version = 6").await;
+    // Version 7's tables (the entries) go too, so the store stands at version 5.
+    pg_rows(&url, "DROP TABLE entries, entry_counts").await;
+    pg_rows(&url, "DELETE FROM schema_migrations WHERE version >= 6").await;
     pg_rows(
         &url,
         "INSERT INTO libraries (code, name, timezone, created_ms)
@@ -2299,6 +2301,57 @@ async fn the_village_report_shows_visits_members_and_activities_cell_by_cell(
     let definitions = cells_of(&iplm, "definitions");
     assert_eq!(definitions[1], texts(&["Kunjungan / Visits", rule]));
     assert_eq!(definitions.len(), 12);
+
+    // The detail export: a row per visit (in time order) and per activity; no session
+    // was sent, so its session table is empty; nothing names a patron.
+    let detail = jejak_server::report::load(
+        store,
+        &jejak_server::report::ReportRequest::Detail {
+            month: sim::month_start().date_naive(),
+        },
+        jejak_domain::Lang::Id,
+        arrival(),
+    )
+    .await
+    .unwrap();
+    assert!(cells_of(&detail, "sessions").is_empty());
+    let visit = |time: &str, purpose: &str, people: &str| {
+        texts(&[
+            "dermaji",
+            "pc-01",
+            "2026-10-02",
+            time,
+            "Rombongan",
+            "Perempuan",
+            "Remaja (13–15)",
+            purpose,
+            people,
+        ])
+    };
+    assert_eq!(
+        cells_of(&detail, "visits"),
+        vec![
+            visit("10:00", "Membaca", "1"),
+            visit("10:05", "Komputer/internet", "12")
+        ]
+    );
+    assert_eq!(
+        cells_of(&detail, "activities"),
+        vec![texts(&[
+            "dermaji",
+            "2026-10-03",
+            "09:00",
+            "120",
+            "Sosialisasi/KIE",
+            "Sosialisasi gizi",
+            "Puskesmas Kebasen",
+            "Di luar perpustakaan",
+            "5",
+            "9",
+            "14",
+            "Penyuluhan gizi — ñ",
+        ])]
+    );
 
     // A month with nothing from the desk says "-" for the member count it never got,
     // and its visits table is the total and the rule alone.

@@ -25,6 +25,7 @@
 //!   estimate (counted in the month) and how many sessions' month cannot be told at all
 //!   (whenever they happened: counted in no month, never in January 2000).
 
+mod detail;
 mod district;
 mod iplm;
 mod operations;
@@ -33,6 +34,7 @@ mod services;
 mod village;
 mod village_entries;
 
+pub use detail::{DetailFacts, SessionDetail, detail_export};
 pub use district::district_monthly;
 pub use iplm::iplm_sheet;
 pub use operations::{CLOCK_WARNING_MS, OpsRow, operations_report};

@@ -716,6 +716,19 @@ impl ServerStore for PostgresStore {
         .await
     }
 
+    async fn entry_records(&self) -> Result<Vec<(jejak_domain::RecordBody, i64)>, StoreError> {
+        self.transact(true, |tx| {
+            Box::pin(async move {
+                read::entry_rows(tx)
+                    .await?
+                    .into_iter()
+                    .map(|row| Ok((row.record()?, row.stored.at_s)))
+                    .collect()
+            })
+        })
+        .await
+    }
+
     async fn device_state(&self, device: &DeviceRef) -> Result<DeviceState, StoreError> {
         let device = device.clone();
         self.transact(true, move |tx| {

@@ -712,34 +712,7 @@ pub(crate) async fn recount(
         };
         recount::recount_session(&mut delta, &places, r.try_get(0)?, &facts)?;
     }
-    for r in tx
-        .query(
-            "SELECT e.kind, e.id, l.code, e.device, d.pc, e.revision, e.wall_ms, e.fields, e.at_s
-             FROM entries e JOIN devices d ON d.library = e.library AND d.id = e.device
-                 JOIN libraries l ON l.id = e.library",
-            &[],
-        )
-        .await?
-    {
-        let id: Vec<u8> = r.try_get(1)?;
-        let packed: Vec<u8> = r.try_get(7)?;
-        let (fields, texts) = crate::entries::unpack_entry(&packed)
-            .ok_or_else(|| StoreError::Inconsistent("an entry's fields".into()))?;
-        let row = recount::EntryRow {
-            kind: r.try_get(0)?,
-            id: Uuid::from_slice(&id)
-                .map_err(|_| StoreError::Inconsistent("an entry's id".into()))?,
-            library: r.try_get(2)?,
-            stored: crate::entries::StoredEntry {
-                device: r.try_get(3)?,
-                pc: r.try_get(4)?,
-                revision: r.try_get(5)?,
-                wall_ms: r.try_get(6)?,
-                fields,
-                texts,
-                at_s: r.try_get(8)?,
-            },
-        };
+    for row in entry_rows(tx).await? {
         recount::recount_entry(&mut delta, &places, row)?;
     }
     let mut cursors = HashMap::new();
@@ -798,4 +771,39 @@ pub(crate) async fn check_rollups(tx: &Transaction<'_>) -> Result<RollupCheck, S
         actual = actual.keeping_months_from(month);
     }
     Ok(recount::compare(&expected, &actual))
+}
+
+/// Every stored entry (its newest version) as the recount and the detail export read it.
+pub(crate) async fn entry_rows(tx: &Transaction<'_>) -> Result<Vec<recount::EntryRow>, StoreError> {
+    let mut out = Vec::new();
+    for r in tx
+        .query(
+            "SELECT e.kind, e.id, l.code, e.device, d.pc, e.revision, e.wall_ms, e.fields, e.at_s
+             FROM entries e JOIN devices d ON d.library = e.library AND d.id = e.device
+                 JOIN libraries l ON l.id = e.library",
+            &[],
+        )
+        .await?
+    {
+        let id: Vec<u8> = r.try_get(1)?;
+        let packed: Vec<u8> = r.try_get(7)?;
+        let (fields, texts) = crate::entries::unpack_entry(&packed)
+            .ok_or_else(|| StoreError::Inconsistent("an entry's fields".into()))?;
+        out.push(recount::EntryRow {
+            kind: r.try_get(0)?,
+            id: Uuid::from_slice(&id)
+                .map_err(|_| StoreError::Inconsistent("an entry's id".into()))?,
+            library: r.try_get(2)?,
+            stored: crate::entries::StoredEntry {
+                device: r.try_get(3)?,
+                pc: r.try_get(4)?,
+                revision: r.try_get(5)?,
+                wall_ms: r.try_get(6)?,
+                fields,
+                texts,
+                at_s: r.try_get(8)?,
+            },
+        });
+    }
+    Ok(out)
 }

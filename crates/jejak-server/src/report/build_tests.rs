@@ -11,7 +11,7 @@ use jejak_domain::{
 };
 use uuid::Uuid;
 
-use super::{Cell, Report, Table, district_monthly, village_monthly};
+use super::{Cell, Report, ReportRequest, Table, district_monthly, village_monthly};
 use crate::store::{Delivery, ServerStore};
 use crate::test_backend::Backend;
 
@@ -675,6 +675,88 @@ async fn golden_month_every_cell_on(backend: Backend) {
             .en,
         "Silent for 20 days"
     );
+
+    // The detail export: October's five public sessions, a row each in time order
+    // (the staff session and the one dated 1 November left out), patrons as the first
+    // twelve hex digits of their keys, the group of four as four persons.
+    let detail = crate::report::load(store, &ReportRequest::Detail { month }, Lang::En, sync_at)
+        .await
+        .unwrap();
+    let sessions = table(&detail, "sessions");
+    let expect = [
+        [
+            "pc-01",
+            "2026-10-01",
+            "00:20",
+            "10.0000",
+            "Non-member",
+            "Male",
+            "Child (≤12)",
+            "Education",
+            "1.0000",
+            "0.0000",
+            "-",
+        ],
+        [
+            "pc-01",
+            "2026-10-05",
+            "09:00",
+            "60.0000",
+            "Member",
+            "Male",
+            "Youth (16–30)",
+            "Education",
+            "1.0000",
+            "1.0486",
+            "010101010101",
+        ],
+        [
+            "pc-01",
+            "2026-10-05",
+            "10:00",
+            "30.0000",
+            "Non-member",
+            "Female",
+            "Teen (13–15)",
+            "Education; Communication",
+            "1.0000",
+            "0.5243",
+            "-",
+        ],
+        [
+            "pc-02",
+            "2026-10-06",
+            "00:10",
+            "20.0000",
+            "Member",
+            "Female",
+            "Youth (16–30)",
+            "Hobby/leisure",
+            "1.0000",
+            "0.0000",
+            "020202020202",
+        ],
+        [
+            "pc-02",
+            "2026-10-06",
+            "14:00",
+            "90.0000",
+            "Group",
+            "Not stated",
+            "Unknown",
+            "Economy/UMKM",
+            "4.0000",
+            "2.0972",
+            "010101010101",
+        ],
+    ];
+    assert_eq!(sessions.rows.len(), expect.len());
+    for (i, want) in expect.iter().enumerate() {
+        assert_eq!(row(sessions, i)[0], "dermaji");
+        assert_eq!(row(sessions, i)[1..], v(want)[..], "session row {i}");
+    }
+    assert!(table(&detail, "visits").rows.is_empty());
+    assert!(table(&detail, "activities").rows.is_empty());
     under_test.finish().await;
 }
 

@@ -6,8 +6,9 @@
 use chrono::{DateTime, Utc};
 use jejak_domain::{Lang, LibraryCode, Zone};
 use jejak_report::{
-    FactsDetail, MonthFacts, OpsRow, Period, Report, ReportRequest, district_monthly, iplm_sheet,
-    operations_report, period_report, today_wib, village_monthly,
+    DetailFacts, FactsDetail, MonthFacts, OpsRow, Period, Report, ReportRequest, SessionDetail,
+    detail_export, district_monthly, iplm_sheet, operations_report, period_report, today_wib,
+    village_monthly,
 };
 
 use crate::store::{ServerStore, StoreError};
@@ -59,6 +60,10 @@ pub async fn load(
             let previous = period_facts(store, period.previous()).await?;
             period_report(*period, &current, &previous, lang, now)
         }
+        ReportRequest::Detail { month } => {
+            let facts = detail_facts(store).await?;
+            detail_export(*month, &facts, lang, now)
+        }
         ReportRequest::Iplm { year } => {
             let mut months = Vec::new();
             for month in Period::Year(*year).months() {
@@ -75,6 +80,38 @@ pub async fn load(
         report.letterhead = letterhead;
     }
     Ok(report)
+}
+
+/// What the detail export reads: every device's sessions (their whole history, which a
+/// download for analysis may read; raw sessions of pruned months are gone anyway) and
+/// every stored entry.
+async fn detail_facts(store: &dyn ServerStore) -> Result<DetailFacts, StoreError> {
+    let mut facts = DetailFacts {
+        libraries: store
+            .libraries()
+            .await?
+            .into_iter()
+            .map(|l| (l.code, l.timezone))
+            .collect(),
+        entries: store.entry_records().await?,
+        ..DetailFacts::default()
+    };
+    for device in store.devices().await? {
+        let Some(found) = store.find_device(&device.library, &device.pc).await? else {
+            continue;
+        };
+        for s in store.sessions(&found).await? {
+            facts.sessions.push(SessionDetail {
+                library: device.library.clone(),
+                pc: device.pc.clone(),
+                start: s.corrected_start,
+                duration_secs: s.duration_secs,
+                patron: s.patron,
+                kib: s.rx_kib + s.tx_kib,
+            });
+        }
+    }
+    Ok(facts)
 }
 
 /// The month facts of every month of a period.

@@ -388,6 +388,16 @@ impl ServerStore for SqliteStore {
         self.read(move |conn| read::events(conn, &device)).await
     }
 
+    async fn entry_records(&self) -> Result<Vec<(jejak_domain::RecordBody, i64)>, StoreError> {
+        self.read(|conn| {
+            rollups::entry_rows(conn)?
+                .into_iter()
+                .map(|row| Ok((row.record()?, row.stored.at_s)))
+                .collect()
+        })
+        .await
+    }
+
     async fn device_state(&self, device: &DeviceRef) -> Result<DeviceState, StoreError> {
         let device = device.clone();
         self.read(move |conn| read::device_state(conn, &device))

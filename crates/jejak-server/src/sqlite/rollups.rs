@@ -71,31 +71,7 @@ fn recount(
     }
     // The V2 migration recounts a store older than the entries (V7).
     if has_entries(conn)? {
-        let mut stmt = conn.prepare(
-            "SELECT e.kind, e.id, l.code, e.device, d.pc, e.revision, e.wall_ms, e.fields, e.at_s
-             FROM entries e JOIN devices d ON d.id = e.device JOIN libraries l ON l.id = e.library",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let id: Vec<u8> = r.get(1)?;
-            let packed: Vec<u8> = r.get(7)?;
-            let (fields, texts) = crate::entries::unpack_entry(&packed)
-                .ok_or_else(|| StoreError::Inconsistent("an entry's fields".into()))?;
-            let row = recount::EntryRow {
-                kind: r.get(0)?,
-                id: Uuid::from_slice(&id)
-                    .map_err(|_| StoreError::Inconsistent("an entry's id".into()))?,
-                library: r.get(2)?,
-                stored: StoredEntry {
-                    device: r.get(3)?,
-                    pc: r.get(4)?,
-                    revision: r.get(5)?,
-                    wall_ms: r.get(6)?,
-                    fields,
-                    texts,
-                    at_s: r.get(8)?,
-                },
-            };
+        for row in entry_rows(conn)? {
             recount::recount_entry(&mut delta, &places, row)?;
         }
     }
@@ -194,4 +170,36 @@ pub(crate) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
         };
     }
     Ok(())
+}
+
+/// Every stored entry (its newest version) as the recount and the detail export read it.
+pub(crate) fn entry_rows(conn: &Connection) -> Result<Vec<recount::EntryRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.kind, e.id, l.code, e.device, d.pc, e.revision, e.wall_ms, e.fields, e.at_s
+         FROM entries e JOIN devices d ON d.id = e.device JOIN libraries l ON l.id = e.library",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: Vec<u8> = r.get(1)?;
+        let packed: Vec<u8> = r.get(7)?;
+        let (fields, texts) = crate::entries::unpack_entry(&packed)
+            .ok_or_else(|| StoreError::Inconsistent("an entry's fields".into()))?;
+        out.push(recount::EntryRow {
+            kind: r.get(0)?,
+            id: Uuid::from_slice(&id)
+                .map_err(|_| StoreError::Inconsistent("an entry's id".into()))?,
+            library: r.get(2)?,
+            stored: StoredEntry {
+                device: r.get(3)?,
+                pc: r.get(4)?,
+                revision: r.get(5)?,
+                wall_ms: r.get(6)?,
+                fields,
+                texts,
+                at_s: r.get(8)?,
+            },
+        });
+    }
+    Ok(out)
 }
