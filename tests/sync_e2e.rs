@@ -1013,9 +1013,11 @@ fn conservation_when_acknowledgements_are_lost() {
         Duration::from_secs(5),
     );
     assert!(out.stats.responses_lost >= 2);
-    // The same batch was sent again and the server said it had it already.
+    // The same batch was sent again and the server said it had it already. One of the
+    // lost answers may be that of the question which kinds the server takes, which is
+    // not retried (the PC uses what it last heard), so one retry at least.
     assert!(out.report.duplicates > 0, "{:?}", out.report);
-    assert!(out.report.retries >= 2, "{:?}", out.report);
+    assert!(out.report.retries >= 1, "{:?}", out.report);
 }
 
 /// The time probe's answer on the wire (status line, headers, body), measured.
