@@ -102,8 +102,10 @@ async fn district() -> (TestServer, String) {
         ("dermaji", "Perpustakaan Desa Dermaji", "Lumbir"),
         ("karangsari", "Perpustakaan Desa Karangsari", "Kebasen"),
     ] {
-        let mut details = LibraryDetails::default();
-        details.kecamatan = Some(kecamatan.to_string());
+        let details = LibraryDetails {
+            kecamatan: Some(kecamatan.to_string()),
+            ..LibraryDetails::default()
+        };
         server
             .store
             .add_library_with_details(

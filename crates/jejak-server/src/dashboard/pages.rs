@@ -499,18 +499,33 @@ pub(crate) fn village(frame: &Frame<'_>, report: &Report, code: &str, month: &st
     layout(frame, report.title.get(lang), &body)
 }
 
+/// What differs between the month's services pages.
+struct ServicesBody<'a> {
+    /// The page's heading (the report's title is the matrix's).
+    heading: &'a str,
+    /// Where the month chooser goes.
+    action: &'a str,
+    charts: Vec<charts::Chart>,
+    /// The tables' markup.
+    tables: String,
+}
+
 /// What the month's services pages have in common: the top (month chooser, notice,
-/// title, the district report's downloads), `charts`, then `tables`, then the glossary.
+/// title, the district report's downloads), `charts`, then `tables`, then the glossary
+/// of the services table's terms.
 fn services_page(
     frame: &Frame<'_>,
     report: &Report,
-    heading: &str,
-    action: &str,
     month: &str,
     notice: Option<&str>,
-    charts: Vec<charts::Chart>,
-    tables: &str,
+    page: ServicesBody<'_>,
 ) -> String {
+    let ServicesBody {
+        heading,
+        action,
+        charts,
+        tables,
+    } = page;
     let lang = frame.lang;
     let query = format!("month={}", url_encode(month));
     let mut top = ReportTop::new(report, lang, "/dashboard/download/district", &query);
@@ -531,8 +546,18 @@ fn services_page(
         heading: lang.pick("Grafik", "Charts"),
         charts,
     }));
-    body.push_str(tables);
-    body.push_str(&render(&GlossarySection::new(report, lang)));
+    body.push_str(&tables);
+    // The terms of the table shown, not of the matrix's PC table, which is not.
+    let shown = Report {
+        sections: report
+            .sections
+            .iter()
+            .filter(|t| t.id == "services")
+            .cloned()
+            .collect(),
+        ..report.clone()
+    };
+    body.push_str(&render(&GlossarySection::new(&shown, lang)));
     layout(frame, heading, &body)
 }
 
@@ -562,18 +587,20 @@ pub(crate) fn visits(
     services_page(
         frame,
         report,
-        lang.pick("Kunjungan perpustakaan desa", "Village library visits"),
-        "/dashboard/visits",
         month,
         notice,
-        [
-            charts::visits_by_library_chart(report, lang),
-            charts::district_purposes_chart(report, lang),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
-        &tables,
+        ServicesBody {
+            heading: lang.pick("Kunjungan perpustakaan desa", "Village library visits"),
+            action: "/dashboard/visits",
+            charts: [
+                charts::visits_by_library_chart(report, lang),
+                charts::district_purposes_chart(report, lang),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            tables,
+        },
     )
 }
 
@@ -612,18 +639,20 @@ pub(crate) fn activities(
     services_page(
         frame,
         report,
-        lang.pick("Kegiatan perpustakaan desa", "Village library activities"),
-        "/dashboard/activities",
         month,
         notice,
-        [
-            charts::activities_by_library_chart(report, lang),
-            charts::participants_by_library_chart(report, lang),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
-        &tables,
+        ServicesBody {
+            heading: lang.pick("Kegiatan perpustakaan desa", "Village library activities"),
+            action: "/dashboard/activities",
+            charts: [
+                charts::activities_by_library_chart(report, lang),
+                charts::participants_by_library_chart(report, lang),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            tables,
+        },
     )
 }
 
