@@ -9,9 +9,9 @@
 //! labels are escaped like every other text of the dashboard.
 
 use askama::Template;
-use jejak_domain::Lang;
+use jejak_domain::{Lang, VisitPurpose};
 
-use crate::{Cell, Report, Table, format_number};
+use crate::{Cell, Report, Row, Table, format_number};
 
 /// The colours of the three genders (L/M, P/F, X), dark enough to print in grey.
 const GENDER_COLOURS: [&str; 3] = ["#2f5597", "#c55a11", "#7f7f7f"];
@@ -217,7 +217,10 @@ struct Horizontal {
 #[derive(Debug)]
 struct HorizontalBar {
     value: f64,
+    /// The whole label, read in the bar's tooltip.
     label: String,
+    /// The label as drawn left of the bar, shortened to fit (see [`fit_label`]).
+    short: String,
     shown: String,
     y: String,
     text_y: String,
@@ -225,15 +228,50 @@ struct HorizontalBar {
     value_x: String,
 }
 
+/// The most characters a horizontal bar's label shows: what fits in its 170 pixels at
+/// the charts' 11-pixel font. A longer label (a library's full name) is cut with "…"
+/// rather than running off the chart's left edge; the bar's tooltip and the chart's
+/// description keep it whole.
+const LABEL_CHARS: usize = 26;
+
+/// A label cut to [`LABEL_CHARS`] characters, ending with "…" when it was cut.
+fn fit_label(label: &str) -> String {
+    if label.chars().count() <= LABEL_CHARS {
+        return label.to_string();
+    }
+    let mut short: String = label.chars().take(LABEL_CHARS - 1).collect();
+    short.truncate(short.trim_end().len());
+    short.push('…');
+    short
+}
+
 /// A horizontal bar chart (purposes): one row per entry, its label on the left and its
 /// number after the bar.
 pub fn horizontal_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -> String {
+    horizontal_bars_with(id, title, bars, 0, lang)
+}
+
+/// A horizontal bar chart whose numbers are written with `decimals` decimals, for
+/// values that are not counts (visits per day served).
+pub fn horizontal_bars_with(
+    id: &str,
+    title: &str,
+    bars: &[Bar],
+    decimals: u8,
+    lang: Lang,
+) -> String {
+    let shown = |value: f64| format_number(value, decimals, lang);
+    let read_out = bars
+        .iter()
+        .map(|b| format!("{}: {}", b.label, shown(b.value)))
+        .collect::<Vec<_>>()
+        .join("; ");
     let (label_w, bar_area, row_h, top) = (170.0, 470.0, 22.0, 6.0);
     let width = label_w + bar_area + 70.0;
     let height = top * 2.0 + row_h * bars.len() as f64;
     let max = scale_max(bars.iter().map(|b| b.value));
     render(&Horizontal {
-        head: SvgHead::new(id, width, height, title.to_string(), read_out(bars, lang)),
+        head: SvgHead::new(id, width, height, title.to_string(), read_out),
         colour: BAR_COLOUR,
         label_x: c(label_w - 6.0),
         bar_x: c(label_w),
@@ -247,7 +285,8 @@ pub fn horizontal_bars(id: &str, title: &str, bars: &[Bar], lang: Lang) -> Strin
                 HorizontalBar {
                     value: bar.value,
                     label: bar.label.clone(),
-                    shown: n(bar.value, lang),
+                    short: fit_label(&bar.label),
+                    shown: shown(bar.value),
                     y: c(y + 3.0),
                     text_y: c(y + row_h * 0.65),
                     width: c(w),
@@ -505,6 +544,127 @@ pub fn age_gender_chart(report: &Report, lang: Lang) -> Option<Chart> {
     })
 }
 
+/// The rows of a table that has a row per library (the district matrix's services
+/// table, the IPLM sheet): those with a library code, which leaves out the kecamatan
+/// subtotals, the total and the note under them.
+fn library_rows(table: &Table) -> Option<impl Iterator<Item = &Row>> {
+    let code = column(table, "code")?;
+    Some(
+        table
+            .rows
+            .iter()
+            .filter(move |row| !row.is_total && !text(row.cells.get(code)).is_empty()),
+    )
+}
+
+/// One bar per library of table `table_id`, valued by its column `key` and labelled
+/// with the library's name; its numbers written with `decimals` decimals.
+fn per_library(
+    report: &Report,
+    table_id: &str,
+    key: &str,
+    chart_id: &str,
+    title: &str,
+    decimals: u8,
+    lang: Lang,
+) -> Option<Chart> {
+    let table = table(report, table_id)?;
+    let (name, value) = (column(table, "library")?, column(table, key)?);
+    let bars: Vec<Bar> = library_rows(table)?
+        .map(|row| Bar {
+            label: text(row.cells.get(name)),
+            value: number(row.cells.get(value)),
+        })
+        .collect();
+    Some(Chart {
+        caption: title.to_string(),
+        svg: horizontal_bars_with(chart_id, title, &bars, decimals, lang),
+    })
+}
+
+/// Visits per library, from the district matrix's services table (`services`).
+pub fn visits_by_library_chart(report: &Report, lang: Lang) -> Option<Chart> {
+    per_library(
+        report,
+        "services",
+        "visits",
+        "chart-visits",
+        lang.pick("Kunjungan per perpustakaan", "Visits per library"),
+        0,
+        lang,
+    )
+}
+
+/// The visitor book's people by purpose over the whole district: the `purpose_*`
+/// columns of the services table's last total row (the district's).
+pub fn district_purposes_chart(report: &Report, lang: Lang) -> Option<Chart> {
+    let services = table(report, "services")?;
+    let total = services.rows.iter().rev().find(|row| row.is_total)?;
+    let bars: Vec<Bar> = VisitPurpose::ALL
+        .iter()
+        .filter_map(|purpose| {
+            let index = column(services, &format!("purpose_{}", purpose.code()))?;
+            Some(Bar {
+                label: purpose.label(lang).to_string(),
+                value: number(total.cells.get(index)),
+            })
+        })
+        .collect();
+    let title = lang.pick(
+        "Tujuan kunjungan menurut buku tamu, seluruh kabupaten (orang)",
+        "Visit purposes in the visitor book, whole district (people)",
+    );
+    Some(Chart {
+        caption: title.to_string(),
+        svg: horizontal_bars("chart-visit-purposes", title, &bars, lang),
+    })
+}
+
+/// Activities per library, from the services table.
+pub fn activities_by_library_chart(report: &Report, lang: Lang) -> Option<Chart> {
+    per_library(
+        report,
+        "services",
+        "activities",
+        "chart-activities",
+        lang.pick("Kegiatan per perpustakaan", "Activities per library"),
+        0,
+        lang,
+    )
+}
+
+/// Activity participants per library, from the services table.
+pub fn participants_by_library_chart(report: &Report, lang: Lang) -> Option<Chart> {
+    per_library(
+        report,
+        "services",
+        "participants",
+        "chart-participants",
+        lang.pick(
+            "Peserta kegiatan per perpustakaan",
+            "Activity participants per library",
+        ),
+        0,
+        lang,
+    )
+}
+
+/// Visits per day served per library over the year, from the IPLM sheet (`iplm`).
+pub fn iplm_visits_per_day_chart(report: &Report, lang: Lang) -> Option<Chart> {
+    per_library(
+        report,
+        "iplm",
+        "visits_per_day",
+        "chart-visits-per-day",
+        lang.pick(
+            "Kunjungan per hari layanan per perpustakaan",
+            "Visits per day served per library",
+        ),
+        1,
+        lang,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -590,6 +750,130 @@ mod tests {
         assert_eq!(svg.matches("<rect class=\"seg\"").count(), 5);
         assert!(svg.contains(">40</text>") && svg.contains(">20</text>"));
         assert!(svg.contains("Pemuda: L 30, P 10, X 0"));
+    }
+
+    /// A report with a services table as the district matrix has it: two libraries of
+    /// a kecamatan, its subtotal, the total and the rule's note row.
+    fn services_report() -> Report {
+        use crate::{Column, ColumnKind, Letterhead, Text};
+        let count = |key: &str| Column::new(key, Text::new(key, key), ColumnKind::Count);
+        let mut columns = vec![
+            Column::new(
+                "library",
+                Text::new("Perpustakaan", "Library"),
+                ColumnKind::Text,
+            ),
+            Column::new("code", Text::new("Kode", "Code"), ColumnKind::Text),
+            count("visits"),
+        ];
+        columns.extend(
+            VisitPurpose::ALL
+                .iter()
+                .map(|p| count(&format!("purpose_{}", p.code()))),
+        );
+        columns.push(count("participants"));
+        let row = |name: &str, code: &str, visits: f64, total: bool| {
+            let mut cells = vec![Cell::text(name), Cell::text(code), Cell::number(visits)];
+            cells.extend((0..VisitPurpose::ALL.len()).map(|i| Cell::number(visits + i as f64)));
+            cells.push(Cell::number(visits * 2.0));
+            if total {
+                Row::total(cells)
+            } else {
+                Row::new(cells)
+            }
+        };
+        let mut note = vec![Cell::text("Kunjungan dihitung ...")];
+        note.resize(columns.len(), Cell::Empty);
+        Report {
+            id: "r".into(),
+            title: Text::new("R", "R"),
+            subtitle: Vec::new(),
+            letterhead: Letterhead::default(),
+            sections: vec![Table {
+                id: "services".into(),
+                title: Text::new("Layanan", "Services"),
+                columns,
+                rows: vec![
+                    row(
+                        "Perpustakaan Desa Karangsari Kidul Wetan",
+                        "karangsari",
+                        13.0,
+                        false,
+                    ),
+                    row("Dermaji", "dermaji", 4.0, false),
+                    row("Jumlah Kecamatan Lumbir", "", 17.0, true),
+                    row("Jumlah", "", 17.0, true),
+                    Row::new(note),
+                ],
+            }],
+            generated_at: chrono::DateTime::UNIX_EPOCH.fixed_offset(),
+            landscape: true,
+            suppressed_below: None,
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn library_charts_have_a_bar_per_library_and_no_total_or_note() {
+        let report = services_report();
+        let chart = visits_by_library_chart(&report, Lang::Id).unwrap();
+        assert_eq!(bar_heights(&chart.svg, "width").len(), 2);
+        assert_eq!(
+            bar_heights(&chart.svg, "width")
+                .iter()
+                .map(|(v, _)| *v)
+                .collect::<Vec<_>>(),
+            vec![13.0, 4.0]
+        );
+        // The long name is cut where it is drawn and whole in the tooltip.
+        assert!(
+            chart.svg.contains(">Perpustakaan Desa Karangs…</text>"),
+            "{}",
+            chart.svg
+        );
+        assert!(
+            chart
+                .svg
+                .contains("<title>Perpustakaan Desa Karangsari Kidul Wetan: 13</title>")
+        );
+        let participants = participants_by_library_chart(&report, Lang::En).unwrap();
+        assert!(
+            participants.svg.contains("Dermaji: 8"),
+            "{}",
+            participants.svg
+        );
+        // No activities column in this table: no chart rather than an empty one.
+        assert!(activities_by_library_chart(&report, Lang::Id).is_none());
+    }
+
+    #[test]
+    fn the_purpose_chart_reads_the_district_total_row() {
+        let chart = district_purposes_chart(&services_report(), Lang::En).unwrap();
+        let values: Vec<f64> = bar_heights(&chart.svg, "width")
+            .iter()
+            .map(|(v, _)| *v)
+            .collect();
+        let expected: Vec<f64> = (0..VisitPurpose::ALL.len())
+            .map(|i| 17.0 + i as f64)
+            .collect();
+        assert_eq!(values, expected);
+        assert!(chart.svg.contains(VisitPurpose::ALL[0].label(Lang::En)));
+    }
+
+    #[test]
+    fn decimals_are_written_as_asked() {
+        let bars = vec![Bar {
+            label: "Dermaji".into(),
+            value: 6.25,
+        }];
+        let svg = horizontal_bars_with("d", "Per hari", &bars, 1, Lang::Id);
+        assert!(
+            svg.contains(">6,3</text>") || svg.contains(">6,2</text>"),
+            "{svg}"
+        );
+        assert!(svg.contains("Dermaji: 6,"));
+        assert_eq!(fit_label("Pendek"), "Pendek");
+        assert_eq!(fit_label(&"a".repeat(40)).chars().count(), LABEL_CHARS);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! operations view names the libraries; cells are in one language at a time; every
 //! report page and printable report explains its terms; axe-core finds nothing on any
 //! page, and the W3C Nu HTML checker nothing in any page's or printable report's markup
-//! (`tests/support/checkers.rs`).
+//! (`tests/support/checkers.rs`). The visits, activities and IPLM pages (issue 17)
+//! are opened too: a bar per library in their charts, and no sideways overflow on a
+//! desktop or a phone.
 //!
 //! The browser test needs Debian's `chromium` and `chromium-driver`. Without them it
 //! prints a `SKIPPED:` line and passes, unless `JEJAK_REQUIRE_BROWSER=1` (set by CI),
@@ -274,6 +276,9 @@ async fn dashboard_over_http_signs_in_refuses_cross_site_posts_and_keeps_pages_s
         "/dashboard/village/dermaji?month=2026-10",
         "/dashboard/period?period=2026-Q4",
         "/dashboard/ops",
+        "/dashboard/visits?month=2026-10",
+        "/dashboard/activities?month=2026-10",
+        "/dashboard/iplm?year=2026",
     ] {
         let (status, body) = get_page(&http, &format!("{url}{path}"), &session).await;
         assert_eq!(status, 200, "{path}: {body}");
@@ -304,6 +309,10 @@ async fn dashboard_over_http_signs_in_refuses_cross_site_posts_and_keeps_pages_s
         "/dashboard/download/village/html?library=dermaji&month=2026-10",
         "/dashboard/download/period/html?period=2026-Q4",
         "/dashboard/download/ops/html",
+        "/dashboard/visits?month=2026-10",
+        "/dashboard/activities?month=2026-10&lang=en",
+        "/dashboard/iplm?year=2026",
+        "/dashboard/download/iplm/html?year=2026",
     ] {
         let (_, body) = get_page(&http, &format!("{url}{path}"), &session).await;
         pages.push((path.to_string(), body));
@@ -783,7 +792,15 @@ async fn browse(
             "E. Age group × Gender",
             "F. Purpose × Gender",
             "G. Daily Calendar",
-            "H. Per PC"
+            "H. Per PC",
+            "I. Visits per Day",
+            "J. Visitor Book Age × Gender",
+            "K. Visitor Book by Kind",
+            "L. Visitor Book by Purpose",
+            "M. Members",
+            "N. Activities by Type",
+            "O. Activities by Place",
+            "P. Participants Age × Gender"
         ]
     );
     // The identity sheet keeps numbers and dates as numbers and dates.
@@ -816,6 +833,54 @@ async fn browse(
     assert!(first.starts_with("Perpustakaan Desa"), "{first}");
     checkers::assert_accessible(client, axe, "the operations view").await;
     screenshot(client, "ops.png").await;
+    // The visits, activities and IPLM pages: a bar per library in their charts, and
+    // nothing wider than the window, on a desktop or a phone (the wide tables scroll
+    // in their own box).
+    for (what, path, chart, picture) in [
+        (
+            "the visits page",
+            "/dashboard/visits?month=2026-10",
+            "svg#chart-visits rect.bar",
+            "visits.png",
+        ),
+        (
+            "the activities page",
+            "/dashboard/activities?month=2026-10",
+            "svg#chart-participants rect.bar",
+            "activities.png",
+        ),
+        (
+            "the IPLM page",
+            "/dashboard/iplm?year=2026",
+            "svg#chart-visits-per-day rect.bar",
+            "iplm.png",
+        ),
+    ] {
+        client.goto(&format!("{url}{path}")).await?;
+        assert_eq!(
+            client.find_all(Locator::Css(chart)).await?.len(),
+            3,
+            "{what}: a bar per library"
+        );
+        checkers::assert_accessible(client, axe, what).await;
+        screenshot(client, picture).await;
+        for width in [1280, 390] {
+            client.set_window_size(width, 1400).await?;
+            let overflow = client
+                .execute(
+                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                    vec![],
+                )
+                .await?
+                .as_f64()
+                .unwrap_or(f64::MAX);
+            assert!(
+                overflow <= 0.0,
+                "{what} is {overflow} px wider than a {width} px window"
+            );
+        }
+        client.set_window_size(1280, 1400).await?;
+    }
     // A page that cannot be shown, and the printable reports.
     client
         .goto(&format!("{url}/dashboard/village/nowhere"))

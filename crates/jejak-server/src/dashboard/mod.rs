@@ -12,7 +12,10 @@
 //! | `POST /dashboard/logout` | signs out |
 //! | `GET /dashboard?month=YYYY-MM` | the district matrix, flagged libraries highlighted |
 //! | `GET /dashboard/village/{code}?month=` | a village's monthly report with charts |
+//! | `GET /dashboard/visits?month=YYYY-MM` | visits per library and the visitor book's purposes (the matrix's services table), with charts |
+//! | `GET /dashboard/activities?month=YYYY-MM` | activities and participants per library (the same table), with charts |
 //! | `GET /dashboard/period?period=2026-Q4` | the quarterly or annual comparison |
+//! | `GET /dashboard/iplm?year=YYYY` | the year's IPLM sheet and its definitions, with a chart of visits per day served |
 //! | `GET /dashboard/ops` | the operations view |
 //! | `GET /dashboard/download/{report}/{format}?…` | `csv`, `xlsx` or `html` of a report: the pages' own (`district`, `village`, `period`, `ops`), or any report of the registry by its name with the API's parameters |
 //!
@@ -51,8 +54,8 @@ use crate::http::AppState;
 use crate::http::reports::{ReportFormat, report_response};
 use crate::report::today_wib;
 use crate::report::{
-    CsvDialect, LoadError, ParamError, RenderOptions, Report, ReportKind, ReportRequest, load,
-    parse_month, parse_quarter, parse_year,
+    CsvDialect, LoadError, ParamError, Period, RenderOptions, Report, ReportKind, ReportRequest,
+    load, parse_month, parse_quarter, parse_year,
 };
 use crate::store::{AuthError, Principal, token_hash};
 use pages::{Frame, Nav};
@@ -177,7 +180,10 @@ pub(crate) fn routes(app: &AppState) -> Router<AppState> {
         .route("/dashboard/login", get(sign_in_page).post(sign_in))
         .route("/dashboard/logout", post(sign_out))
         .route("/dashboard/village/{code}", get(village_page))
+        .route("/dashboard/visits", get(visits_page))
+        .route("/dashboard/activities", get(activities_page))
         .route("/dashboard/period", get(period_page))
+        .route("/dashboard/iplm", get(iplm_page))
         .route("/dashboard/ops", get(ops_page))
         .route("/dashboard/download/{kind}/{format}", get(download))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -267,6 +273,8 @@ struct PageQuery {
     month: Option<String>,
     lang: Option<String>,
     period: Option<String>,
+    /// The IPLM page's year.
+    year: Option<String>,
     library: Option<String>,
     table: Option<String>,
     /// On the sign-in page: the page to go back to (see [`safe_next`]).
@@ -433,6 +441,24 @@ fn month_of(query: &PageQuery, default: NaiveDate, lang: Lang) -> (NaiveDate, Op
                 Some(match lang {
                     Lang::Id => "Bulan tidak dikenali; gunakan TTTT-BB, misalnya 2026-10. Bulan terakhir yang berisi data ditampilkan.".to_string(),
                     Lang::En => "Month not recognised; use YYYY-MM, e.g. 2026-10. The latest month with data is shown.".to_string(),
+                }),
+            ),
+        },
+    }
+}
+
+/// A year from the query, or `default`; with a notice when the query's year could not
+/// be read, as [`month_of`] does for months.
+fn year_of(query: &PageQuery, default: i32, lang: Lang) -> (i32, Option<String>) {
+    match query.year.as_deref().filter(|y| !y.trim().is_empty()) {
+        None => (default, None),
+        Some(raw) => match parse_year(raw) {
+            Some(Period::Year(year)) => (year, None),
+            _ => (
+                default,
+                Some(match lang {
+                    Lang::Id => "Tahun tidak dikenali; gunakan TTTT, misalnya 2026. Tahun berjalan ditampilkan.".to_string(),
+                    Lang::En => "Year not recognised; use YYYY, e.g. 2026. The current year is shown.".to_string(),
                 }),
             ),
         },
@@ -684,6 +710,117 @@ async fn village_page(
         Ok(report) => html(
             StatusCode::OK,
             pages::village(&frame, &report, library.as_str(), &month_text),
+            cookie,
+        ),
+        Err(e) => load_failed(&frame, &e, cookie),
+    }
+}
+
+/// Which of the two month pages made from the district report's services table.
+#[derive(Debug, Clone, Copy)]
+enum ServicesPage {
+    Visits,
+    Activities,
+}
+
+async fn visits_page(
+    State(dash): State<Dashboard>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    services_page(dash, query, headers, uri, ServicesPage::Visits).await
+}
+
+async fn activities_page(
+    State(dash): State<Dashboard>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    services_page(dash, query, headers, uri, ServicesPage::Activities).await
+}
+
+/// The visits or activities page of a month: the district report, loaded as the matrix
+/// is, shown through its services table.
+async fn services_page(
+    dash: Dashboard,
+    query: PageQuery,
+    headers: HeaderMap,
+    uri: Uri,
+    page: ServicesPage,
+) -> Response {
+    let Some(staff) = dash.staff(&headers).await else {
+        return to_sign_in(&uri);
+    };
+    let (lang, cookie) = language(&query, &headers);
+    let now = dash.app.now();
+    let (month, notice) = month_of(&query, default_month(&dash, now).await, lang);
+    let month_text = month.format("%Y-%m").to_string();
+    let (path, nav) = match page {
+        ServicesPage::Visits => ("/dashboard/visits", Nav::Visits),
+        ServicesPage::Activities => ("/dashboard/activities", Nav::Activities),
+    };
+    let frame = Frame {
+        lang,
+        staff: Some(&staff.name),
+        self_url: self_url(path, &[("month", Some(&month_text))]),
+        nav,
+    };
+    match load(
+        dash.app.store().as_ref(),
+        &ReportRequest::District { month },
+        lang,
+        now,
+    )
+    .await
+    {
+        Ok(report) => {
+            let body = match page {
+                ServicesPage::Visits => {
+                    pages::visits(&frame, &report, &month_text, notice.as_deref())
+                }
+                ServicesPage::Activities => {
+                    pages::activities(&frame, &report, &month_text, notice.as_deref())
+                }
+            };
+            html(StatusCode::OK, body, cookie)
+        }
+        Err(e) => load_failed(&frame, &e, cookie),
+    }
+}
+
+/// The IPLM sheet of a year: the current year (in WIB) unless another is asked for.
+async fn iplm_page(
+    State(dash): State<Dashboard>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let Some(staff) = dash.staff(&headers).await else {
+        return to_sign_in(&uri);
+    };
+    let (lang, cookie) = language(&query, &headers);
+    let now = dash.app.now();
+    let (year, notice) = year_of(&query, today_wib(now).year(), lang);
+    let year_text = year.to_string();
+    let frame = Frame {
+        lang,
+        staff: Some(&staff.name),
+        self_url: self_url("/dashboard/iplm", &[("year", Some(&year_text))]),
+        nav: Nav::Iplm,
+    };
+    match load(
+        dash.app.store().as_ref(),
+        &ReportRequest::Iplm { year },
+        lang,
+        now,
+    )
+    .await
+    {
+        Ok(report) => html(
+            StatusCode::OK,
+            pages::iplm(&frame, &report, &year_text, notice.as_deref()),
             cookie,
         ),
         Err(e) => load_failed(&frame, &e, cookie),
@@ -1064,6 +1201,25 @@ mod tests {
         let (month, notice) = month_of(&bad, default, Lang::Id);
         assert_eq!(month, default);
         assert!(notice.unwrap().contains("Bulan tidak dikenali"));
+    }
+
+    #[test]
+    fn a_year_comes_from_the_query_else_the_default_with_a_notice_when_unreadable() {
+        assert_eq!(year_of(&PageQuery::default(), 2026, Lang::Id), (2026, None));
+        let asked = PageQuery {
+            year: Some(" 2025 ".into()),
+            ..PageQuery::default()
+        };
+        assert_eq!(year_of(&asked, 2026, Lang::Id), (2025, None));
+        for raw in ["20x6", "1999", "2026-Q1", "tahun ini"] {
+            let bad = PageQuery {
+                year: Some(raw.into()),
+                ..PageQuery::default()
+            };
+            let (year, notice) = year_of(&bad, 2026, Lang::En);
+            assert_eq!(year, 2026, "{raw}");
+            assert!(notice.unwrap().contains("Year not recognised"), "{raw}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use jejak_domain::Lang;
 use crate::report::charts;
 use crate::report::glossary::GlossarySection;
 use crate::report::html::TableView;
-use crate::report::{Cell, Report, Table};
+use crate::report::{Cell, Report, Row, Table};
 
 /// The dashboard's style sheet, inlined into every page (about 2 KB).
 const STYLE: &str = include_str!("style.css");
@@ -50,6 +50,12 @@ pub(crate) enum Nav {
     Village,
     /// The quarterly or annual comparison.
     Period,
+    /// The month's visits per library (the matrix's services table).
+    Visits,
+    /// The month's activities and participants per library.
+    Activities,
+    /// The year's IPLM sheet.
+    Iplm,
     /// The operations view.
     Operations,
 }
@@ -104,12 +110,20 @@ fn layout(frame: &Frame<'_>, title: &str, body: &str) -> String {
                 "Rekap bulanan",
                 "Monthly summary",
             ),
+            (Nav::Visits, "/dashboard/visits", "Kunjungan", "Visits"),
+            (
+                Nav::Activities,
+                "/dashboard/activities",
+                "Kegiatan",
+                "Activities",
+            ),
             (
                 Nav::Period,
                 "/dashboard/period",
                 "Triwulan / tahun",
                 "Quarter / year",
             ),
+            (Nav::Iplm, "/dashboard/iplm", "IPLM", "IPLM"),
             (
                 Nav::Operations,
                 "/dashboard/ops",
@@ -203,6 +217,8 @@ pub(crate) fn message(frame: &Frame<'_>, title: &str, text: &str) -> String {
 struct TableSection<'a> {
     table: TableView,
     csv_href: Option<&'a str>,
+    /// A sentence printed under the table (how its figures are counted).
+    note: Option<&'a str>,
 }
 
 /// A report table as HTML. `link` may turn a row's first cell into a link (the
@@ -218,7 +234,73 @@ pub(crate) fn table_html(
     render(&TableSection {
         table: TableView::new(table, lang, link),
         csv_href,
+        note: None,
     })
+}
+
+/// A report table as HTML with its note row taken out and printed under it as a
+/// sentence: a builder writes a counting rule as the table's last row (so it travels
+/// with the table into every file), and on a page it reads better as a note than as a
+/// row whose other cells are empty.
+fn table_with_note(table: &Table, lang: Lang, csv_href: Option<&str>) -> String {
+    let (table, note) = split_note(table);
+    render(&TableSection {
+        table: TableView::new(&table, lang, &|_| None),
+        csv_href,
+        note: note.as_deref(),
+    })
+}
+
+/// The table without its note row, and the note's text: the last row when it is not a
+/// total and only its first cell holds something, a text.
+fn split_note(table: &Table) -> (Table, Option<String>) {
+    let mut table = table.clone();
+    let note = match table.rows.last() {
+        Some(row)
+            if !row.is_total && row.cells.iter().skip(1).all(|c| matches!(c, Cell::Empty)) =>
+        {
+            match row.cells.first() {
+                Some(Cell::Text(text)) if !text.is_empty() => Some(text.clone()),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if note.is_some() {
+        table.rows.pop();
+    }
+    (table, note)
+}
+
+/// Table `table` with only the columns `keys` (in that order) and without its note row:
+/// the activities page shows the services table's activity columns alone. The cells
+/// are the report's, only chosen, so the page shows what the downloads hold.
+fn select_columns(table: &Table, keys: &[&str]) -> Table {
+    let (table, _) = split_note(table);
+    let picked: Vec<usize> = keys
+        .iter()
+        .filter_map(|key| table.columns.iter().position(|c| c.key == *key))
+        .collect();
+    Table {
+        id: table.id.clone(),
+        title: table.title.clone(),
+        columns: picked
+            .iter()
+            .filter_map(|&i| table.columns.get(i).cloned())
+            .collect(),
+        rows: table
+            .rows
+            .iter()
+            .map(|row| Row {
+                cells: picked
+                    .iter()
+                    .map(|&i| row.cells.get(i).cloned().unwrap_or(Cell::Empty))
+                    .collect(),
+                emphasis: row.emphasis.clone(),
+                is_total: row.is_total,
+            })
+            .collect(),
+    }
 }
 
 /// A GET form choosing the period: `name=value` in an input of `kind`.
@@ -417,6 +499,196 @@ pub(crate) fn village(frame: &Frame<'_>, report: &Report, code: &str, month: &st
     layout(frame, report.title.get(lang), &body)
 }
 
+/// What differs between the month's services pages.
+struct ServicesBody<'a> {
+    /// The page's heading (the report's title is the matrix's).
+    heading: &'a str,
+    /// Where the month chooser goes.
+    action: &'a str,
+    charts: Vec<charts::Chart>,
+    /// The tables' markup.
+    tables: String,
+}
+
+/// What the month's services pages have in common: the top (month chooser, notice,
+/// title, the district report's downloads), `charts`, then `tables`, then the glossary
+/// of the services table's terms.
+fn services_page(
+    frame: &Frame<'_>,
+    report: &Report,
+    month: &str,
+    notice: Option<&str>,
+    page: ServicesBody<'_>,
+) -> String {
+    let ServicesBody {
+        heading,
+        action,
+        charts,
+        tables,
+    } = page;
+    let lang = frame.lang;
+    let query = format!("month={}", url_encode(month));
+    let mut top = ReportTop::new(report, lang, "/dashboard/download/district", &query);
+    top.title = heading;
+    // The month alone: the report's other subtitle is about its PC table.
+    top.subtitles.truncate(1);
+    top.form = Some(period_form(
+        action.into(),
+        "month",
+        "month",
+        month,
+        lang.pick("Bulan (TTTT-BB)", "Month (YYYY-MM)"),
+        lang,
+    ));
+    top.notice = notice;
+    let mut body = render(&top);
+    body.push_str(&render(&Charts {
+        heading: lang.pick("Grafik", "Charts"),
+        charts,
+    }));
+    body.push_str(&tables);
+    // The terms of the table shown, not of the matrix's PC table, which is not.
+    let shown = Report {
+        sections: report
+            .sections
+            .iter()
+            .filter(|t| t.id == "services")
+            .cloned()
+            .collect(),
+        ..report.clone()
+    };
+    body.push_str(&render(&GlossarySection::new(&shown, lang)));
+    layout(frame, heading, &body)
+}
+
+/// The visits page: visits per library and the visitor book's purposes over the
+/// district as charts, then the district report's services table with the rule that
+/// counts visits under it; the downloads are the district report's.
+pub(crate) fn visits(
+    frame: &Frame<'_>,
+    report: &Report,
+    month: &str,
+    notice: Option<&str>,
+) -> String {
+    let lang = frame.lang;
+    let tables = report
+        .sections
+        .iter()
+        .filter(|t| t.id == "services")
+        .map(|t| {
+            let csv = format!(
+                "/dashboard/download/district/csv?month={}&table={}",
+                url_encode(month),
+                url_encode(&t.id)
+            );
+            table_with_note(t, lang, Some(&csv))
+        })
+        .collect::<String>();
+    services_page(
+        frame,
+        report,
+        month,
+        notice,
+        ServicesBody {
+            heading: lang.pick("Kunjungan perpustakaan desa", "Village library visits"),
+            action: "/dashboard/visits",
+            charts: [
+                charts::visits_by_library_chart(report, lang),
+                charts::district_purposes_chart(report, lang),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            tables,
+        },
+    )
+}
+
+/// The activities page: activities and participants per library as charts, then the
+/// services table's activity columns; the downloads are the district report's.
+pub(crate) fn activities(
+    frame: &Frame<'_>,
+    report: &Report,
+    month: &str,
+    notice: Option<&str>,
+) -> String {
+    let lang = frame.lang;
+    let tables = report
+        .sections
+        .iter()
+        .filter(|t| t.id == "services")
+        .map(|t| {
+            let mut picked = select_columns(
+                t,
+                &[
+                    "library",
+                    "code",
+                    "kecamatan",
+                    "activities",
+                    "participants",
+                    "participants_kie",
+                ],
+            );
+            picked.title = crate::report::Text::new(
+                "Kegiatan dan peserta per perpustakaan",
+                "Activities and participants per library",
+            );
+            table_html(&picked, lang, &|_| None, None)
+        })
+        .collect::<String>();
+    services_page(
+        frame,
+        report,
+        month,
+        notice,
+        ServicesBody {
+            heading: lang.pick("Kegiatan perpustakaan desa", "Village library activities"),
+            action: "/dashboard/activities",
+            charts: [
+                charts::activities_by_library_chart(report, lang),
+                charts::participants_by_library_chart(report, lang),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            tables,
+        },
+    )
+}
+
+/// The IPLM page: the year chooser, the sheet's downloads, a chart of visits per day
+/// served per library, the figures per library and their definitions.
+pub(crate) fn iplm(frame: &Frame<'_>, report: &Report, year: &str, notice: Option<&str>) -> String {
+    let lang = frame.lang;
+    let query = format!("year={}", url_encode(year));
+    let mut top = ReportTop::new(report, lang, "/dashboard/download/iplm", &query);
+    top.form = Some(period_form(
+        "/dashboard/iplm".into(),
+        "year",
+        "text",
+        year,
+        lang.pick("Tahun (TTTT)", "Year (YYYY)"),
+        lang,
+    ));
+    top.notice = notice;
+    let mut body = render(&top);
+    body.push_str(&render(&Charts {
+        heading: lang.pick("Grafik", "Charts"),
+        charts: charts::iplm_visits_per_day_chart(report, lang)
+            .into_iter()
+            .collect(),
+    }));
+    for table in &report.sections {
+        let csv = format!(
+            "/dashboard/download/iplm/csv?{query}&table={}",
+            url_encode(&table.id)
+        );
+        body.push_str(&table_html(table, lang, &|_| None, Some(&csv)));
+    }
+    body.push_str(&render(&GlossarySection::new(report, lang)));
+    layout(frame, report.title.get(lang), &body)
+}
+
 /// A report page without charts: the quarterly/annual comparison or the operations
 /// view. `chooser` is the period form, if the report has one.
 pub(crate) fn plain_report(
@@ -531,6 +803,70 @@ mod tests {
         assert!(en.contains("<td class=\"n\">1,234</td>"));
         assert!(en.contains("Silent for 21 days"));
         assert!(en.contains("<th scope=\"col\">Note</th>"));
+    }
+
+    #[test]
+    fn a_last_row_with_only_a_text_is_printed_as_a_note_under_the_table() {
+        let mut table = matrix("Maju");
+        let mut rule = vec![Cell::text("Kunjungan = buku tamu + <check-in>")];
+        rule.resize(table.columns.len(), Cell::Empty);
+        table.rows.push(Row::new(rule));
+        let html = table_with_note(&table, Lang::Id, None);
+        assert!(
+            html.contains("<p class=\"note\">Kunjungan = buku tamu + &#60;check-in&#62;</p>"),
+            "{html}"
+        );
+        assert_eq!(
+            html.matches("<tr").count(),
+            1 + 3,
+            "the header and three rows"
+        );
+        // A table without such a row keeps every row and has no note.
+        let plain = table_with_note(&matrix("Maju"), Lang::Id, None);
+        assert!(!plain.contains("class=\"note\""));
+        assert_eq!(plain.matches("<tr").count(), 1 + 3);
+    }
+
+    #[test]
+    fn columns_are_chosen_by_key_with_their_cells() {
+        let table = select_columns(&matrix("Maju"), &["library", "sessions", "nope"]);
+        let keys: Vec<&str> = table.columns.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["library", "sessions"]);
+        assert_eq!(table.rows.len(), 3);
+        assert_eq!(
+            table.rows[0].cells,
+            vec![Cell::text("Maju"), Cell::number(1234.0)]
+        );
+        assert!(table.rows[2].is_total);
+        assert!(table.rows[1].emphasis.is_some());
+    }
+
+    #[test]
+    fn the_navigation_names_every_page_in_both_languages() {
+        for (lang, labels) in [
+            (Lang::Id, ["Kunjungan", "Kegiatan", "IPLM"]),
+            (Lang::En, ["Visits", "Activities", "IPLM"]),
+        ] {
+            let frame = Frame {
+                lang,
+                staff: Some("Sari"),
+                self_url: "/dashboard/visits?month=2026-10".into(),
+                nav: Nav::Visits,
+            };
+            let page = layout(&frame, "x", "");
+            for (href, label) in [
+                "/dashboard/visits",
+                "/dashboard/activities",
+                "/dashboard/iplm",
+            ]
+            .iter()
+            .zip(labels)
+            {
+                assert!(page.contains(&format!("<a href=\"{href}\"")), "{href}");
+                assert!(page.contains(&format!(">{label}</a>")), "{label}");
+            }
+            assert!(page.contains("<a href=\"/dashboard/visits\" aria-current=\"page\">"));
+        }
     }
 
     #[test]
