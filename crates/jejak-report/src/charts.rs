@@ -805,6 +805,7 @@ mod tests {
                     row("Jumlah", "", 17.0, true),
                     Row::new(note),
                 ],
+                notes: Vec::new(),
             }],
             generated_at: chrono::DateTime::UNIX_EPOCH.fixed_offset(),
             landscape: true,

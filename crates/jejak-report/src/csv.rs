@@ -127,16 +127,24 @@ pub fn table_csv(table: &Table, options: &RenderOptions) -> String {
     format!("{UTF8_BOM}{}", records(table, options, None))
 }
 
-/// Every table in one file, for people: each under a line with its title, tables
-/// separated by a blank line (suppression applied), then the signature block when the
-/// report has one, after a blank line, one line per record. (A single table's file
-/// holds the table only: it is for machines.)
+/// Every table in one file, for people: each under a line with its title and followed
+/// by its notes, tables separated by a blank line (suppression applied), then the
+/// signature block when the report has one, after a blank line, one line per record. (A
+/// single table's file holds the table only: it is for machines.)
 pub fn render_csv_combined(report: &Report, options: &RenderOptions) -> String {
     let report = report.for_export(options);
     let mut parts: Vec<String> = report
         .sections
         .iter()
-        .map(|table| records(table, options, Some(table.title.get(options.lang))))
+        .map(|table| {
+            // The table's notes follow it, a line each, for the people this file is for.
+            let notes: String = table
+                .notes
+                .iter()
+                .map(|note| record(&[text_cell(note.get(options.lang))], options.csv_dialect))
+                .collect();
+            records(table, options, Some(table.title.get(options.lang))) + &notes
+        })
         .collect();
     if let Some(signature) = &report.signature {
         parts.push(

@@ -189,6 +189,8 @@ pub struct TableView {
     pub flags: bool,
     /// Its rows.
     pub rows: Vec<RowView>,
+    /// The sentences printed under it, in the page's language.
+    pub notes: Vec<String>,
 }
 
 /// One row of a [`TableView`].
@@ -274,6 +276,11 @@ impl TableView {
             header: table.header(lang),
             flags,
             rows,
+            notes: table
+                .notes
+                .iter()
+                .map(|n| n.get(lang).to_string())
+                .collect(),
         }
     }
 }

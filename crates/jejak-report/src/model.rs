@@ -172,6 +172,11 @@ pub struct Table {
     pub columns: Vec<Column>,
     /// The rows; each has one cell per column.
     pub rows: Vec<Row>,
+    /// Sentences printed under the table: how its figures are counted, when a reader of
+    /// the table alone needs to know (the visit-counting rule). Not rows, so that the
+    /// total stays the last row and machines reading the rows meet no prose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Text>,
 }
 
 /// A column: a key for machines, a label for people, and how its numbers read.

@@ -65,6 +65,10 @@ pub fn render_terminal(report: &Report, options: &RenderOptions) -> String {
         }
         out.push_str(&grid.to_string());
         out.push('\n');
+        for note in &table.notes {
+            out.push_str(note.get(lang));
+            out.push('\n');
+        }
     }
     if let Some(signature) = &report.signature {
         out.push('\n');

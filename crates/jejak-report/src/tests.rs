@@ -78,6 +78,7 @@ fn sample() -> Report {
             Row::new(vec![Cell::text("L"), Cell::number(700)]),
             Row::new(vec![Cell::text("P"), Cell::number(537)]),
         ],
+        notes: Vec::new(),
     };
     Report {
         id: "rekap-2026-11".into(),
@@ -100,6 +101,7 @@ fn sample() -> Report {
                 ),
                 columns,
                 rows,
+                notes: Vec::new(),
             },
             gender,
         ],

@@ -209,6 +209,15 @@ fn write_sheet(
             sheet.write_string_with_format(row, c, &reason, &format)?;
         }
     }
+    // The table's notes (how its figures are counted) under it, after a blank row, so
+    // that a filter or a sum over the table's rows leaves them out.
+    if !table.notes.is_empty() {
+        row += 1;
+        for note in &table.notes {
+            row += 1;
+            sheet.write_string(row, 0, note.get(lang))?;
+        }
+    }
     if last && let Some(signature) = &report.signature {
         // The signature block closes the workbook as plain lines under the last table.
         row += 1;

@@ -506,6 +506,14 @@ fn assert_sheet_equals(sheet: &calamine::Range<Data>, report: &Report, table: &T
             }
         }
     }
+    // The table's notes follow it after a blank row.
+    if !table.notes.is_empty() {
+        row += 1;
+        for note in &table.notes {
+            row += 1;
+            assert_eq!(text_at(sheet, row, 0), note.get(lang), "{} note", table.id);
+        }
+    }
     // The last sheet carries the signature block (when the report has one) as plain
     // lines between the table and the footer.
     if let Some(signature) = &report.signature
@@ -681,6 +689,9 @@ async fn the_csv_of_a_table_holds_the_json_rows() {
                 assert_csv_equals(&records, table, lang, decimal);
                 all.push(vec![table.title.get(lang).to_string()]);
                 all.extend(records);
+                // The whole report's file has the table's notes under it; the single
+                // table's file (for machines) does not.
+                all.extend(table.notes.iter().map(|n| vec![n.get(lang).to_string()]));
                 all.push(vec![String::new()]);
             }
             all.pop();

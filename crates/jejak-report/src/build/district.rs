@@ -119,6 +119,7 @@ pub fn district_monthly(
                 .chain(dating_columns())
                 .collect(),
                 rows,
+                notes: Vec::new(),
             },
             services_table(facts, lang),
         ],
@@ -539,9 +540,6 @@ fn services_table(facts: &MonthFacts, lang: Lang) -> Table {
     ];
     cells.extend(district.cells());
     rows.push(Row::total(cells));
-    let mut rule = vec![Cell::text(lang.pick(VISITS_RULE.0, VISITS_RULE.1))];
-    rule.resize(rows[0].cells.len(), Cell::Empty);
-    rows.push(Row::new(rule));
     let mut columns = vec![
         col("library", "Perpustakaan", "Library", ColumnKind::Text),
         col("code", "Kode", "Code", ColumnKind::Text),
@@ -556,5 +554,6 @@ fn services_table(facts: &MonthFacts, lang: Lang) -> Table {
         ),
         columns,
         rows,
+        notes: vec![Text::new(VISITS_RULE.0, VISITS_RULE.1)],
     }
 }

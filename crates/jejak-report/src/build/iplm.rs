@@ -154,6 +154,7 @@ pub fn iplm_sheet(
                 title: Text::new("Angka per perpustakaan", "Figures per library"),
                 columns,
                 rows,
+                notes: Vec::new(),
             },
             definitions(lang),
         ],
@@ -319,5 +320,6 @@ fn definitions(lang: Lang) -> Table {
                 Row::new(vec![Cell::text(*figure), Cell::text(lang.pick(id, en))])
             })
             .collect(),
+        notes: Vec::new(),
     }
 }

@@ -239,6 +239,7 @@ pub fn operations_report(
                 ),
             ],
             rows: table_rows,
+            notes: Vec::new(),
         }]
         .into_iter()
         .chain((!lost_rows.is_empty()).then(|| Table {
@@ -258,6 +259,7 @@ pub fn operations_report(
                 col("reported", "Dilaporkan", "Reported", ColumnKind::Date),
             ],
             rows: lost_rows,
+            notes: Vec::new(),
         }))
         .collect(),
         generated_at: generated_at.with_timezone(&zone.offset()),

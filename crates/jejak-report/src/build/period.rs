@@ -205,6 +205,7 @@ pub fn period_report(
                 title: Text::new("Sesi per bulan", "Sessions by month"),
                 columns: month_columns,
                 rows: month_rows,
+                notes: Vec::new(),
             },
             Table {
                 id: "target_groups".into(),
@@ -235,6 +236,7 @@ pub fn period_report(
                     col("umkm_share", "% UMKM", "% UMKM", ColumnKind::Percent(1)),
                 ],
                 rows: group_rows,
+                notes: Vec::new(),
             },
         ],
         generated_at: generated_at.with_timezone(&zone.offset()),

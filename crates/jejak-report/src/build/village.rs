@@ -91,6 +91,7 @@ pub fn village_monthly(
         ])
         .map(|(k, v)| Row::new(vec![Cell::text(k), v]))
         .collect(),
+        notes: Vec::new(),
     };
 
     let summary = Table {
@@ -142,6 +143,7 @@ pub fn village_monthly(
             count(all.estimated),
             count(indicators.undated),
         ])],
+        notes: Vec::new(),
     };
 
     let change = change_table(&indicators, lib, before, first, lang);
@@ -178,6 +180,7 @@ pub fn village_monthly(
             ColumnKind::Text,
         )),
         rows: by_age,
+        notes: Vec::new(),
     };
 
     let mut purpose_columns = gender_columns(col(
@@ -215,6 +218,7 @@ pub fn village_monthly(
         ),
         columns: purpose_columns,
         rows: by_purpose,
+        notes: Vec::new(),
     };
 
     let mut daily_rows = Vec::new();
@@ -246,6 +250,7 @@ pub fn village_monthly(
             col("hours", "Jam", "Hours", ColumnKind::Decimal(1)),
         ],
         rows: daily_rows,
+        notes: Vec::new(),
     };
 
     let mut pc_rows = Vec::new();
@@ -295,6 +300,7 @@ pub fn village_monthly(
             ),
         ],
         rows: pc_rows,
+        notes: Vec::new(),
     };
 
     Some(Report {
@@ -431,6 +437,7 @@ fn change_table(
             Row::total(change_row),
             Row::total(share_row),
         ],
+        notes: Vec::new(),
     }
 }
 
@@ -490,6 +497,7 @@ fn user_kind_table(lib: &LibraryFacts, lang: Lang) -> Table {
         ),
         columns,
         rows,
+        notes: Vec::new(),
     }
 }
 

@@ -35,12 +35,10 @@ pub(super) fn entry_tables(lib: &LibraryFacts, lang: Lang) -> Vec<Table> {
     ]
 }
 
-/// The row under a table that counts visits by the rule: the rule itself, so that a
+/// The note under every table that counts visits by the rule: the rule itself, so that a
 /// reader of any one table knows a PC user was not counted twice.
-fn rule_row(columns: usize, lang: Lang) -> Row {
-    let mut cells = vec![Cell::text(lang.pick(VISITS_RULE.0, VISITS_RULE.1))];
-    cells.resize(columns, Cell::Empty);
-    Row::new(cells)
+pub(super) fn visits_rule() -> Text {
+    Text::new(VISITS_RULE.0, VISITS_RULE.1)
 }
 
 /// Visits per local day: the visitor book's people (and of them those who came for the
@@ -73,7 +71,6 @@ fn visits_per_day(lib: &LibraryFacts, lang: Lang) -> Table {
         count(total[2]),
         count(total[3]),
     ]));
-    rows.push(rule_row(5, lang));
     Table {
         id: "visits_daily".into(),
         title: Text::new("I. Kunjungan per Hari", "I. Visits per Day"),
@@ -100,6 +97,7 @@ fn visits_per_day(lib: &LibraryFacts, lang: Lang) -> Table {
             col("visits", "Kunjungan", "Visits", ColumnKind::Count),
         ],
         rows,
+        notes: vec![visits_rule()],
     }
 }
 
@@ -119,6 +117,7 @@ fn visitors_by_age_and_gender(lib: &LibraryFacts, lang: Lang) -> Table {
             ColumnKind::Text,
         )),
         rows: age_gender_rows(lib, lang, "visit.people.ga"),
+        notes: Vec::new(),
     }
 }
 
@@ -137,6 +136,7 @@ fn participants_by_age_and_gender(lib: &LibraryFacts, lang: Lang) -> Table {
             ColumnKind::Text,
         )),
         rows: age_gender_rows(lib, lang, "activity.participants.ga"),
+        notes: Vec::new(),
     }
 }
 
@@ -172,6 +172,7 @@ fn visitors_by_kind(lib: &LibraryFacts, lang: Lang) -> Table {
         title: Text::new("K. Buku Tamu per Jenis", "K. Visitor Book by Kind"),
         columns: people_columns("user_kind", "Jenis pengguna", "User kind"),
         rows: people_rows(lib, lang, "kind", kinds),
+        notes: Vec::new(),
     }
 }
 
@@ -183,6 +184,7 @@ fn visitors_by_purpose(lib: &LibraryFacts, lang: Lang) -> Table {
         title: Text::new("L. Buku Tamu per Tujuan", "L. Visitor Book by Purpose"),
         columns: people_columns("purpose", "Tujuan kunjungan", "Purpose"),
         rows: people_rows(lib, lang, "purpose", purposes),
+        notes: Vec::new(),
     }
 }
 
@@ -225,10 +227,11 @@ fn people_rows<'a>(
 }
 
 /// The member count the librarian entered for the month: members at its end and the new
-/// members of the month (a month without one shows "-", never a zero it did not say).
+/// members of the month (a month without one shows an empty cell, never a zero it did
+/// not say).
 fn members(lib: &LibraryFacts, lang: Lang) -> Table {
     let members = month_members(lib);
-    let value = |pick: fn((u64, u64)) -> u64| members.map_or(Cell::text("-"), |m| count(pick(m)));
+    let value = |pick: fn((u64, u64)) -> u64| members.map_or(Cell::Empty, |m| count(pick(m)));
     Table {
         id: "members".into(),
         title: Text::new("M. Anggota", "M. Members"),
@@ -246,6 +249,7 @@ fn members(lib: &LibraryFacts, lang: Lang) -> Table {
                 value(|(_, new)| new),
             ]),
         ],
+        notes: Vec::new(),
     }
 }
 
@@ -295,5 +299,6 @@ fn activities_by<'a>(
             col("participants", "Peserta", "Participants", ColumnKind::Count),
         ],
         rows,
+        notes: Vec::new(),
     }
 }

@@ -238,45 +238,19 @@ pub(crate) fn table_html(
     })
 }
 
-/// A report table as HTML with its note row taken out and printed under it as a
-/// sentence: a builder writes a counting rule as the table's last row (so it travels
-/// with the table into every file), and on a page it reads better as a note than as a
-/// row whose other cells are empty.
-fn table_with_note(table: &Table, lang: Lang, csv_href: Option<&str>) -> String {
-    let (table, note) = split_note(table);
+/// A report table as HTML with its notes (how its figures are counted) under it.
+fn table_with_notes(table: &Table, lang: Lang, csv_href: Option<&str>) -> String {
     render(&TableSection {
-        table: TableView::new(&table, lang, &|_| None),
+        table: TableView::new(table, lang, &|_| None),
         csv_href,
-        note: note.as_deref(),
+        note: None,
     })
-}
-
-/// The table without its note row, and the note's text: the last row when it is not a
-/// total and only its first cell holds something, a text.
-fn split_note(table: &Table) -> (Table, Option<String>) {
-    let mut table = table.clone();
-    let note = match table.rows.last() {
-        Some(row)
-            if !row.is_total && row.cells.iter().skip(1).all(|c| matches!(c, Cell::Empty)) =>
-        {
-            match row.cells.first() {
-                Some(Cell::Text(text)) if !text.is_empty() => Some(text.clone()),
-                _ => None,
-            }
-        }
-        _ => None,
-    };
-    if note.is_some() {
-        table.rows.pop();
-    }
-    (table, note)
 }
 
 /// Table `table` with only the columns `keys` (in that order) and without its note row:
 /// the activities page shows the services table's activity columns alone. The cells
 /// are the report's, only chosen, so the page shows what the downloads hold.
 fn select_columns(table: &Table, keys: &[&str]) -> Table {
-    let (table, _) = split_note(table);
     let picked: Vec<usize> = keys
         .iter()
         .filter_map(|key| table.columns.iter().position(|c| c.key == *key))
@@ -300,6 +274,7 @@ fn select_columns(table: &Table, keys: &[&str]) -> Table {
                 is_total: row.is_total,
             })
             .collect(),
+        notes: table.notes.clone(),
     }
 }
 
@@ -581,7 +556,7 @@ pub(crate) fn visits(
                 url_encode(month),
                 url_encode(&t.id)
             );
-            table_with_note(t, lang, Some(&csv))
+            table_with_notes(t, lang, Some(&csv))
         })
         .collect::<String>();
     services_page(
@@ -776,6 +751,7 @@ mod tests {
                     Cell::Empty,
                 ]),
             ],
+            notes: Vec::new(),
         }
     }
 
@@ -806,12 +782,13 @@ mod tests {
     }
 
     #[test]
-    fn a_last_row_with_only_a_text_is_printed_as_a_note_under_the_table() {
+    fn a_tables_notes_are_printed_under_it_escaped() {
         let mut table = matrix("Maju");
-        let mut rule = vec![Cell::text("Kunjungan = buku tamu + <check-in>")];
-        rule.resize(table.columns.len(), Cell::Empty);
-        table.rows.push(Row::new(rule));
-        let html = table_with_note(&table, Lang::Id, None);
+        table.notes.push(crate::report::Text::new(
+            "Kunjungan = buku tamu + <check-in>",
+            "Visits = visitor book + <check-in>",
+        ));
+        let html = table_with_notes(&table, Lang::Id, None);
         assert!(
             html.contains("<p class=\"note\">Kunjungan = buku tamu + &#60;check-in&#62;</p>"),
             "{html}"
@@ -821,10 +798,12 @@ mod tests {
             1 + 3,
             "the header and three rows"
         );
-        // A table without such a row keeps every row and has no note.
-        let plain = table_with_note(&matrix("Maju"), Lang::Id, None);
+        // A table without notes has none under it.
+        let plain = table_with_notes(&matrix("Maju"), Lang::Id, None);
         assert!(!plain.contains("class=\"note\""));
-        assert_eq!(plain.matches("<tr").count(), 1 + 3);
+        // Choosing columns keeps the notes.
+        let picked = select_columns(&table, &["library"]);
+        assert_eq!(picked.notes, table.notes);
     }
 
     #[test]
