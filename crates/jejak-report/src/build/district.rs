@@ -37,16 +37,7 @@ pub fn district_monthly(
             rows.push(library_row(lib, &indicators, today));
         }
         if grouped {
-            let label = match kecamatan {
-                Some(name) => Text::new(
-                    format!("Jumlah Kecamatan {name}"),
-                    format!("Total, {name} sub-district"),
-                ),
-                None => Text::new(
-                    "Jumlah (kecamatan belum diisi)",
-                    "Total (sub-district not set)",
-                ),
-            };
+            let label = kecamatan_total_label(kecamatan);
             rows.push(group.row(label.get(lang), kecamatan.unwrap_or("")));
         }
         district.merge(&group);
@@ -127,6 +118,20 @@ pub fn district_monthly(
         landscape: true,
         suppressed_below: None,
         signature: None,
+    }
+}
+
+/// The label of a kecamatan's subtotal row (the libraries without one have theirs).
+pub(super) fn kecamatan_total_label(kecamatan: Option<&str>) -> Text {
+    match kecamatan {
+        Some(name) => Text::new(
+            format!("Jumlah Kecamatan {name}"),
+            format!("Total, {name} sub-district"),
+        ),
+        None => Text::new(
+            "Jumlah (kecamatan belum diisi)",
+            "Total (sub-district not set)",
+        ),
     }
 }
 
@@ -513,16 +518,7 @@ fn services_table(facts: &MonthFacts, lang: Lang) -> Table {
             group.add_library(&one);
         }
         if grouped {
-            let label = match kecamatan {
-                Some(name) => Text::new(
-                    format!("Jumlah Kecamatan {name}"),
-                    format!("Total, {name} sub-district"),
-                ),
-                None => Text::new(
-                    "Jumlah (kecamatan belum diisi)",
-                    "Total (sub-district not set)",
-                ),
-            };
+            let label = kecamatan_total_label(kecamatan);
             let mut cells = vec![
                 Cell::text(label.get(lang)),
                 Cell::Empty,

@@ -10,8 +10,9 @@ use jejak_domain::{DetailField, Lang, LibraryCode, Zone};
 
 use super::services::Services;
 use super::{
-    LibraryMonth, Sum, col, count, data_mb_column, district::by_kecamatan, internet_uptime_column,
-    ratio, sessions_column,
+    LibraryMonth, Sum, col, count, data_mb_column,
+    district::{by_kecamatan, kecamatan_total_label},
+    internet_uptime_column, ratio, sessions_column,
 };
 use crate::facts::{LibraryFacts, MonthFacts, VISITS_RULE};
 use crate::model::{Cell, ColumnKind, Report, Row, Table, Text};
@@ -60,16 +61,7 @@ pub fn iplm_sheet(
             group.add_library(figures);
         }
         if grouped {
-            let label = match kecamatan {
-                Some(name) => Text::new(
-                    format!("Jumlah Kecamatan {name}"),
-                    format!("Total, {name} sub-district"),
-                ),
-                None => Text::new(
-                    "Jumlah (kecamatan belum diisi)",
-                    "Total (sub-district not set)",
-                ),
-            };
+            let label = kecamatan_total_label(kecamatan);
             rows.push(group.total_row(label.get(lang), kecamatan.unwrap_or("")));
         }
         district.add_library(&group);
