@@ -566,7 +566,8 @@ fn stored_visits(pc: &TestPc) -> Vec<(String, String, String, String, u64, bool)
 }
 
 /// The desk on the librarian screen (issue 17): taps, a quick button, a group, the
-/// undo and the member count, at 1024×640 and 360×640, read back from the PC's store.
+/// undo and the member count, on a 1024×768 monitor (a 1024×640 viewport, as the check-in
+/// form's test explains) and at 360×640, read back from the PC's store.
 async fn desk(
     client: &Client,
     setup: &Setup,
