@@ -19,11 +19,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{Datelike, Days};
 use jejak_domain::{
-    AgeGroup, Gender, Lang, MemberCount, RecordBody, UserKind, Visit, VisitPurpose, YearMonth,
-    check_people,
+    Activity, AgeGroup, Gender, Lang, MemberCount, RecordBody, UserKind, Visit, VisitPurpose,
+    YearMonth, check_people,
 };
 use serde::Deserialize;
 
+use super::activity::{ActivityTyped, activities_since};
 use super::{
     Checkin, Fields, FieldsExt, PageQuery, Refusal, cookie_lang, html, language, librarian_view,
     pages, refuse, see_other, store_failure,
@@ -69,6 +70,17 @@ pub(super) struct DeskView {
     pub month_count: Option<MemberCount>,
     /// The latest months entered.
     pub counts: Vec<MemberCount>,
+    /// The day it is in the library's zone: the activity form's default date.
+    pub today: Option<chrono::NaiveDate>,
+    /// The activities listed under the activity form, held on or after `listed_since`,
+    /// newest first, and how many more there are than the list shows.
+    pub activities: Vec<Activity>,
+    pub listed_since: Option<chrono::NaiveDate>,
+    pub more_activities: usize,
+    /// The activity the form edits (`?kegiatan=<id>`), when it names one.
+    pub editing: Option<Activity>,
+    /// `?kegiatan=` named no activity of this PC.
+    pub edit_unknown: bool,
 }
 
 /// What the desk's forms say back: an error with what was typed, or a word of success.
@@ -82,6 +94,11 @@ pub(super) struct DeskNotice {
     pub member_errors: Vec<String>,
     pub member_typed: Option<MemberTyped>,
     pub member_saved: bool,
+    pub activity_errors: Vec<String>,
+    /// The activity form as posted (for a form sent back with an error).
+    pub activity_typed: Option<ActivityTyped>,
+    pub activity_saved: bool,
+    pub activity_edited: bool,
 }
 
 /// The member form as posted.
@@ -103,7 +120,7 @@ pub(super) struct VisitTyped {
 }
 
 /// The month the member form starts on, on `today`.
-fn default_month(today: chrono::NaiveDate) -> Option<YearMonth> {
+pub(super) fn default_month(today: chrono::NaiveDate) -> Option<YearMonth> {
     let day = if today.day() <= PREVIOUS_MONTH_UNTIL_DAY {
         today.with_day(1)?.checked_sub_days(Days::new(1))?
     } else {
@@ -131,8 +148,13 @@ fn offered_months(today: chrono::NaiveDate) -> Vec<YearMonth> {
 }
 
 /// Reads the desk's view from the store; `month` is the member form's month when the
-/// page was asked for one.
-pub(super) fn desk_view(c: &Checkin, month: Option<YearMonth>) -> Result<DeskView, StoreError> {
+/// page was asked for one, `edit` the activity the activity form edits (its id or short
+/// id) when one was asked for.
+pub(super) fn desk_view(
+    c: &Checkin,
+    month: Option<YearMonth>,
+    edit: Option<&str>,
+) -> Result<DeskView, StoreError> {
     let zone = c.settings().zone;
     c.with_store(|store| {
         let today = store
@@ -183,6 +205,17 @@ pub(super) fn desk_view(c: &Checkin, month: Option<YearMonth>) -> Result<DeskVie
         let mut listed = counts.clone();
         listed.sort_by_key(|m| std::cmp::Reverse(m.month));
         listed.truncate(COUNTS_LISTED as usize);
+        let (activities, listed_since, more_activities) = activities_since(store, today)?;
+        let (editing, edit_unknown) = match edit {
+            None => (None, false),
+            Some(id) => match store.find_activity(id) {
+                Ok(activity) => (Some(activity), false),
+                Err(StoreError::NoSuchActivity { .. } | StoreError::AmbiguousActivity { .. }) => {
+                    (None, true)
+                }
+                Err(e) => return Err(e),
+            },
+        };
         Ok(DeskView {
             today_people,
             today_entries,
@@ -202,12 +235,23 @@ pub(super) fn desk_view(c: &Checkin, month: Option<YearMonth>) -> Result<DeskVie
             month,
             month_count,
             counts: listed,
+            today: Some(today),
+            activities,
+            listed_since,
+            more_activities,
+            editing,
+            edit_unknown,
         })
     })
 }
 
 /// The librarian screen with the desk's word, or the PIN form's redirect.
-fn screen(c: &Checkin, headers: &HeaderMap, status: StatusCode, notice: &DeskNotice) -> Response {
+pub(super) fn screen(
+    c: &Checkin,
+    headers: &HeaderMap,
+    status: StatusCode,
+    notice: &DeskNotice,
+) -> Response {
     let query = PageQuery::default();
     let (lang, _) = language(c, &query, headers);
     let (csrf, csrf_cookie) = c.csrf(headers);
@@ -215,7 +259,12 @@ fn screen(c: &Checkin, headers: &HeaderMap, status: StatusCode, notice: &DeskNot
         .member_typed
         .as_ref()
         .and_then(|typed| YearMonth::parse(&typed.month).ok());
-    match (librarian_view(c), desk_view(c, month)) {
+    // A refused edit stays an edit of the same activity.
+    let edit = notice
+        .activity_typed
+        .as_ref()
+        .and_then(|typed| typed.id.as_deref());
+    match (librarian_view(c), desk_view(c, month, edit)) {
         (Ok(view), Ok(desk)) => html(
             status,
             pages::librarian(lang, &csrf, &view, &desk, notice, c.settings().zone),
@@ -230,7 +279,7 @@ fn screen(c: &Checkin, headers: &HeaderMap, status: StatusCode, notice: &DeskNot
 /// the PIN form and nothing is written). Each desk form renews the sign-in, so a
 /// librarian keeping the visitor book at a busy desk is not signed out in the middle of
 /// it; 15 minutes without one still end it.
-fn desk_action(
+pub(super) fn desk_action(
     c: &Checkin,
     headers: &HeaderMap,
     form: &Fields,
@@ -564,6 +613,12 @@ pub(super) struct DeskQuery {
     pub dibatalkan: Option<String>,
     /// `1`: the member count was just saved.
     pub disimpan: Option<String>,
+    /// The activity the activity form edits: its id or short id.
+    pub kegiatan: Option<String>,
+    /// `1`: an activity was just recorded.
+    pub kegiatan_dicatat: Option<String>,
+    /// `1`: an activity was just changed.
+    pub kegiatan_diubah: Option<String>,
 }
 
 impl DeskQuery {
@@ -575,6 +630,8 @@ impl DeskQuery {
         DeskNotice {
             undone: self.dibatalkan.is_some(),
             member_saved: self.disimpan.is_some(),
+            activity_saved: self.kegiatan_dicatat.is_some(),
+            activity_edited: self.kegiatan_diubah.is_some(),
             ..DeskNotice::default()
         }
     }

@@ -23,10 +23,13 @@
 //! | `POST /pustakawan/tamu` | records a visit (or a group) in the visitor book |
 //! | `POST /pustakawan/tamu/batal` | withdraws the visit the form names, if still the latest |
 //! | `POST /pustakawan/anggota` | sets the member count of a month |
+//! | `POST /pustakawan/kegiatan` | records an activity (kegiatan) with its participants |
+//! | `POST /pustakawan/kegiatan/ubah` | changes the activity the form names (its next revision) |
 //!
-//! The librarian screen also keeps the desk (see [`desk`]): the visitor book (buku tamu)
-//! and the month's member count; `GET /pustakawan?bulan=YYYY-MM` opens the member form on
-//! a month.
+//! The librarian screen also keeps the desk (see [`desk`] and [`activity`]): the visitor
+//! book (buku tamu), the month's member count and the library's activities;
+//! `GET /pustakawan?bulan=YYYY-MM` opens the member form on a month and
+//! `GET /pustakawan?kegiatan=<id>` the activity form on an activity to change.
 //!
 //! Pages are plain HTML drawn here with inline CSS: no scripts, no external files, each
 //! well under 30 KB, large touch targets, so an old browser on an old PC is enough.
@@ -42,6 +45,7 @@
 //! member number becomes its HMAC before the store sees it and is never logged, never
 //! stored and never shown again, not even on a form sent back with an error.
 
+mod activity;
 mod desk;
 mod pages;
 pub mod pin;
@@ -301,6 +305,8 @@ impl Checkin {
             .route("/pustakawan/tamu", post(desk::add_visit))
             .route("/pustakawan/tamu/batal", post(desk::undo_visit))
             .route("/pustakawan/anggota", post(desk::set_member_count))
+            .route("/pustakawan/kegiatan", post(activity::add_activity))
+            .route("/pustakawan/kegiatan/ubah", post(activity::edit_activity))
             .route(IDLE_REPORT_PATH, post(idle_report))
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -1122,9 +1128,18 @@ async fn librarian(
             &[lang_cookie, csrf_cookie],
         );
     }
-    match (librarian_view(&c), desk::desk_view(&c, desk_query.month())) {
+    let edit = desk_query.kegiatan.as_deref().filter(|id| !id.is_empty());
+    match (
+        librarian_view(&c),
+        desk::desk_view(&c, desk_query.month(), edit),
+    ) {
         (Ok(view), Ok(desk)) => html(
-            StatusCode::OK,
+            // An edit link naming no activity of this PC: the screen says so.
+            if desk.edit_unknown {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::OK
+            },
             pages::librarian(
                 lang,
                 &csrf,

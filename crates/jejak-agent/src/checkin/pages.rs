@@ -10,6 +10,7 @@ use jejak_domain::{
     YearMonth, Zone,
 };
 
+use super::activity::{ACTIVITIES_LISTED, ActivityTyped, cell_name, cells};
 use super::desk::{DeskNotice, DeskView, combo_value};
 use super::{Choices, LibrarianView, MAX_MEMBER_CHARS, Refusal};
 
@@ -370,6 +371,151 @@ struct DeskScreen<'a> {
     counts: Vec<[String; 4]>,
     member_errors: &'a [String],
     member_saved: bool,
+    activity: ActivityForm<'a>,
+}
+
+/// The activity form and the activities listed under it.
+struct ActivityForm<'a> {
+    /// The activity the form changes (its full id); none for a new one.
+    editing: Option<String>,
+    /// An edit link named no activity of this PC.
+    edit_unknown: bool,
+    date: String,
+    start: String,
+    duration: String,
+    title: String,
+    partner: String,
+    notes: String,
+    /// The kinds: code, label, selected.
+    types: Vec<(&'static str, &'static str, bool)>,
+    places: Vec<Choice>,
+    /// The participants' grid: the genders across, an age group a row, each cell its
+    /// field's name, its accessible name and its value.
+    genders: Vec<&'static str>,
+    rows: Vec<(&'static str, Vec<(String, String, String)>)>,
+    duration_max: u32,
+    cell_max: u32,
+    title_max: usize,
+    partner_max: usize,
+    notes_max: usize,
+    errors: &'a [String],
+    saved: bool,
+    edited: bool,
+    /// Since when the list goes, in words.
+    since: String,
+    list: Vec<ActivityRow>,
+    more: usize,
+}
+
+/// One activity listed under the form.
+struct ActivityRow {
+    date: String,
+    kind: &'static str,
+    title: String,
+    total: u32,
+    /// Its short id, for the edit link.
+    short: String,
+}
+
+/// A day by its name: "5 Januari 2031".
+fn day_name(day: chrono::NaiveDate, lang: Lang) -> String {
+    use chrono::Datelike;
+    format!(
+        "{} {} {}",
+        day.day(),
+        lang.month_name(day.month()),
+        day.year()
+    )
+}
+
+fn activity_form<'a>(lang: Lang, desk: &DeskView, notice: &'a DeskNotice) -> ActivityForm<'a> {
+    // What the form shows: what was just typed (a refused form), the activity being
+    // changed, or a new activity held today at the library.
+    let typed = match (&notice.activity_typed, &desk.editing) {
+        (Some(typed), _) => typed.clone(),
+        (None, Some(activity)) => ActivityTyped::of(activity),
+        (None, None) => ActivityTyped {
+            date: desk.today.map(|d| d.to_string()).unwrap_or_default(),
+            place: jejak_domain::ActivityPlace::DiPerpustakaan
+                .code()
+                .to_string(),
+            cells: vec![String::new(); cells().count()],
+            ..ActivityTyped::default()
+        },
+    };
+    let editing = typed.id.clone().filter(|_| desk.editing.is_some());
+    let mut values = typed.cells.iter();
+    let mut by_cell = std::collections::HashMap::new();
+    for (gender, age) in cells() {
+        by_cell.insert((gender, age), values.next().cloned().unwrap_or_default());
+    }
+    let rows = AgeGroup::ALL
+        .iter()
+        .map(|&age| {
+            (
+                age.label(lang),
+                Gender::ALL
+                    .iter()
+                    .map(|&gender| {
+                        (
+                            cell_name(gender, age),
+                            format!("{}, {}", gender.label(lang), age.label(lang)),
+                            by_cell.get(&(gender, age)).cloned().unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    ActivityForm {
+        editing,
+        edit_unknown: desk.edit_unknown,
+        types: jejak_domain::ActivityType::ALL
+            .iter()
+            .map(|t| (t.code(), t.label(lang), typed.kind == t.code()))
+            .collect(),
+        places: jejak_domain::ActivityPlace::ALL
+            .iter()
+            .map(|p| Choice {
+                code: p.code(),
+                label: after_slashes(p.label(lang)),
+                checked: typed.place == p.code(),
+            })
+            .collect(),
+        genders: Gender::ALL.iter().map(|g| g.label(lang)).collect(),
+        rows,
+        duration_max: jejak_domain::MAX_DURATION_MINUTES,
+        cell_max: jejak_domain::MAX_PARTICIPANTS_PER_CELL,
+        title_max: jejak_domain::MAX_TITLE_CHARS,
+        partner_max: jejak_domain::MAX_PARTNER_CHARS,
+        notes_max: jejak_domain::MAX_NOTES_CHARS,
+        errors: &notice.activity_errors,
+        saved: notice.activity_saved,
+        edited: notice.activity_edited,
+        since: desk
+            .listed_since
+            .map(|d| day_name(d, lang))
+            .unwrap_or_default(),
+        list: desk
+            .activities
+            .iter()
+            .take(ACTIVITIES_LISTED)
+            .map(|a| ActivityRow {
+                date: day_name(a.date, lang),
+                kind: a.activity_type.label(lang),
+                title: a.title.clone(),
+                total: a.participants.total(),
+                short: crate::store::short_id(&a.id),
+            })
+            .collect(),
+        more: desk.more_activities,
+        date: typed.date,
+        start: typed.start,
+        duration: typed.duration,
+        title: typed.title,
+        partner: typed.partner,
+        notes: typed.notes,
+    }
 }
 
 /// A month by its name: "November 2026".
@@ -526,6 +672,7 @@ fn desk_screen<'a>(
             .collect(),
         member_errors: &notice.member_errors,
         member_saved: notice.member_saved,
+        activity: activity_form(lang, desk, notice),
     }
 }
 

@@ -1247,9 +1247,11 @@ async fn the_visitor_book_stores_taps_groups_and_undoes_the_last_entries() {
     let screen = page.get("/pustakawan", &mut jar).await;
     assert_eq!(element(&screen.body, "visits-today"), "0");
     assert!(!screen.body.contains("id=\"undo-visit\""));
-    // Nothing chosen yet: no quick buttons, no choice made for the librarian.
+    // Nothing chosen yet: no quick buttons, no choice made for the librarian (the
+    // activity form's place further down starts on "at the library", a fact of most).
     assert!(!screen.body.contains("name=\"combo\""));
-    assert!(!screen.body.contains(" checked"));
+    let book = &screen.body[..screen.body.find("id=\"anggota\"").unwrap()];
+    assert!(!book.contains(" checked"));
     let csrf = csrf_of(&screen.body);
 
     // One tap: stored with the chosen categories before the answer.
@@ -1669,9 +1671,11 @@ async fn the_desk_never_asks_for_or_shows_a_name() {
         .await;
     assert_eq!(answer.status, 303);
     let screen = page.get("/pustakawan", &mut jar).await.body;
-    // The desk's inputs are choices and numbers only: nowhere to type a name.
+    // The visitor book's and the member form's inputs are choices and numbers only:
+    // nowhere to type a name. (The activity form's texts describe the activity, and say
+    // so above them: see the activity tests.)
     let desk =
-        &screen[screen.find("id=\"buku-tamu\"").unwrap()..screen.find("id=\"summary\"").unwrap()];
+        &screen[screen.find("id=\"buku-tamu\"").unwrap()..screen.find("id=\"kegiatan\"").unwrap()];
     for input in desk.split("<input").skip(1) {
         assert!(
             ["type=\"radio\"", "type=\"number\"", "type=\"hidden\""]
@@ -1753,4 +1757,350 @@ async fn each_desk_form_renews_the_librarians_sign_in() {
         "renewed for 15 minutes"
     );
     assert_eq!(stored_visits(&page).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// The desk: activities (kegiatan)
+// ---------------------------------------------------------------------------------------
+
+/// The activities in the page's store, newest revision of each, latest entered first.
+fn stored_activities(page: &TestPage) -> Vec<jejak_domain::Activity> {
+    page.store()
+        .desk_records("activity", 1000)
+        .unwrap()
+        .into_iter()
+        .map(|r| match r {
+            jejak_domain::RecordBody::Activity(a) => a,
+            other => panic!("not an activity: {other:?}"),
+        })
+        .collect()
+}
+
+/// A valid activity form: a training held yesterday (the test's today is 5 January 2031
+/// in WIB) with 15 participants, `extra` fields added or replacing these.
+fn an_activity<'a>(csrf: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![
+        ("csrf", csrf),
+        ("date", "2031-01-04"),
+        ("start", "09:00"),
+        ("duration", "120"),
+        ("type", "pelatihan"),
+        ("title", "Pelatihan membuat surel"),
+        ("partner", "Karang Taruna"),
+        ("place", "di_perpustakaan"),
+        ("notes", ""),
+        ("p_L_dewasa", "5"),
+        ("p_P_dewasa", "7"),
+        ("p_P_remaja", "3"),
+        ("p_X_lansia", ""),
+    ];
+    for (name, value) in extra {
+        match form.iter_mut().find(|(n, _)| n == name) {
+            Some(field) => field.1 = value,
+            None => form.push((name, value)),
+        }
+    }
+    form
+}
+
+#[tokio::test]
+async fn activities_are_recorded_listed_and_changed_as_new_revisions() {
+    let page = TestPage::start(true).await;
+    let mut jar = Jar::default();
+    page.sign_in(&mut jar).await;
+    let screen = page.get("/pustakawan", &mut jar).await;
+    // Above the free texts, the form says what they are for; the inputs carry the
+    // domain's bounds; the date starts on today.
+    let privacy = element(&screen.body, "activity-privacy");
+    assert!(
+        privacy.contains("bukan pengunjung: jangan menulis nama pengunjung"),
+        "{privacy}"
+    );
+    let form_at = screen.body.find("id=\"activity-form\"").unwrap();
+    let privacy_at = screen.body.find("id=\"activity-privacy\"").unwrap();
+    let title_at = screen.body.find("id=\"a-title\"").unwrap();
+    assert!(form_at < privacy_at && privacy_at < title_at);
+    for (id, max) in [("a-title", 120), ("a-partner", 120), ("a-notes", 500)] {
+        assert!(
+            screen.body.contains(&format!(
+                "id=\"{id}\" name=\"{}\" maxlength=\"{max}\"",
+                &id[2..]
+            )),
+            "{id} maxlength {max}"
+        );
+    }
+    assert!(
+        screen
+            .body
+            .contains("id=\"a-date\" name=\"date\" value=\"2031-01-05\"")
+    );
+    assert!(checked(&screen.body, "place", "di_perpustakaan"));
+    assert_eq!(
+        element(&screen.body, "activity-list"),
+        "Belum ada kegiatan."
+    );
+    let english = page.get("/pustakawan?lang=en", &mut jar).await;
+    assert!(
+        element(&english.body, "activity-privacy").contains("never a patron"),
+        "{}",
+        element(&english.body, "activity-privacy")
+    );
+    let screen = page.get("/pustakawan?lang=id", &mut jar).await;
+    let csrf = csrf_of(&screen.body);
+
+    // A valid activity: stored with its participants before the answer.
+    let answer = page
+        .post("/pustakawan/kegiatan", &mut jar, &an_activity(&csrf, &[]))
+        .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert_eq!(answer.location, "/pustakawan?kegiatan_dicatat=1#kegiatan");
+    let stored = stored_activities(&page);
+    assert_eq!(stored.len(), 1);
+    let a = &stored[0];
+    assert_eq!(
+        (
+            a.date.to_string(),
+            a.start.format("%H:%M").to_string(),
+            a.duration_minutes,
+            a.activity_type,
+            a.title.as_str(),
+            a.partner.as_deref(),
+            a.place,
+            a.notes.as_deref(),
+            a.revision
+        ),
+        (
+            "2031-01-04".to_string(),
+            "09:00".to_string(),
+            120,
+            jejak_domain::ActivityType::Pelatihan,
+            "Pelatihan membuat surel",
+            Some("Karang Taruna"),
+            jejak_domain::ActivityPlace::DiPerpustakaan,
+            None,
+            1
+        )
+    );
+    assert_eq!(a.participants.get(Gender::L, AgeGroup::Dewasa), 5);
+    assert_eq!(a.participants.get(Gender::P, AgeGroup::Dewasa), 7);
+    assert_eq!(a.participants.get(Gender::P, AgeGroup::Remaja), 3);
+    assert_eq!(a.participants.total(), 15);
+
+    // Listed under the form, with a link that opens the form on it.
+    let screen = page.get("/pustakawan?kegiatan_dicatat=1", &mut jar).await;
+    assert!(screen.body.contains("id=\"activity-saved\""));
+    let short = crate::store::short_id(&a.id);
+    let list = &screen.body[screen.body.find("id=\"activity-list\"").unwrap()..];
+    assert!(
+        list.contains("<td>4 Januari 2031</td><td>Pelatihan</td><td>Pelatihan membuat surel</td><td class=\"n\">15</td>"),
+        "{list}"
+    );
+    let link = format!("href=\"/pustakawan?kegiatan={short}#kegiatan\"");
+    assert!(list.contains(&link), "{list}");
+    let edit = page
+        .get(&format!("/pustakawan?kegiatan={short}"), &mut jar)
+        .await;
+    assert_eq!(edit.status, 200);
+    assert!(edit.body.contains(
+        "<form id=\"activity-form\" method=\"post\" action=\"/pustakawan/kegiatan/ubah\">"
+    ));
+    assert!(
+        edit.body
+            .contains(&format!("name=\"activity\" value=\"{}\"", a.id))
+    );
+    assert!(edit.body.contains("value=\"Pelatihan membuat surel\""));
+    assert!(edit.body.contains("name=\"p_P_dewasa\" aria-label=\"Perempuan, Dewasa (31–45)\" min=\"0\" max=\"1000\" value=\"7\""));
+    assert!(edit.body.contains("<option value=\"pelatihan\" selected>"));
+
+    // Saving the edit: the activity's next revision, with the changed fields.
+    let id = a.id.to_string();
+    let changed = an_activity(
+        &csrf,
+        &[
+            ("activity", &id),
+            ("title", "Pelatihan surel dan dokumen"),
+            ("p_X_lansia", "2"),
+            ("partner", ""),
+        ],
+    );
+    let answer = page
+        .post("/pustakawan/kegiatan/ubah", &mut jar, &changed)
+        .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert_eq!(answer.location, "/pustakawan?kegiatan_diubah=1#kegiatan");
+    let stored = stored_activities(&page);
+    assert_eq!(stored.len(), 1);
+    let b = &stored[0];
+    assert_eq!(
+        (
+            b.id,
+            b.revision,
+            b.title.as_str(),
+            b.partner.as_deref(),
+            b.participants.total()
+        ),
+        (a.id, 2, "Pelatihan surel dan dokumen", None, 17)
+    );
+    let screen = page.get("/pustakawan?kegiatan_diubah=1", &mut jar).await;
+    assert!(screen.body.contains("id=\"activity-edited\""));
+    let list = &screen.body[screen.body.find("id=\"activity-list\"").unwrap()..];
+    assert!(
+        list.contains("Pelatihan surel dan dokumen</td><td class=\"n\">17</td>"),
+        "{list}"
+    );
+    assert!(!list.contains("Pelatihan membuat surel"), "{list}");
+    // The form is back to a new activity.
+    assert!(
+        screen
+            .body
+            .contains("action=\"/pustakawan/kegiatan\"><input type=\"hidden\" name=\"csrf\"")
+    );
+}
+
+#[tokio::test]
+async fn refused_activities_say_why_and_store_nothing() {
+    let page = TestPage::start(true).await;
+    let mut jar = Jar::default();
+    page.sign_in(&mut jar).await;
+    let csrf = csrf_of(&page.get("/pustakawan", &mut jar).await.body);
+    let pending_before = page.store().status(Zone::Wib).unwrap().pending_changes;
+
+    // Signed out: back to the PIN form, nothing written.
+    let mut stranger = Jar::default();
+    let stranger_csrf = csrf_of(&page.get("/pustakawan", &mut stranger).await.body);
+    let answer = page
+        .post(
+            "/pustakawan/kegiatan",
+            &mut stranger,
+            &an_activity(&stranger_csrf, &[]),
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.location.as_str()),
+        (303, "/pustakawan")
+    );
+    // A forged form (no valid CSRF token): refused.
+    let zeros = "0".repeat(64);
+    let forged = page
+        .post("/pustakawan/kegiatan", &mut jar, &an_activity(&zeros, &[]))
+        .await;
+    assert_eq!(forged.status, 403);
+
+    // Bad values: explained in the page's language, what was typed kept.
+    let long_title = "k".repeat(121);
+    let cases: [(&[(&str, &str)], &str); 8] = [
+        (
+            &[("title", &long_title)],
+            "judul kegiatan terlalu panjang: 121 karakter, paling banyak 120",
+        ),
+        (
+            &[("date", "2029-12-31")],
+            "tanggal kegiatan 2029-12-31 terlalu jauh dari hari pencatatan",
+        ),
+        (&[("date", "2031-01-08")], "paling lambat besok"),
+        (
+            &[("duration", "0")],
+            "durasi (menit) harus 1 sampai 1440, diberikan 0",
+        ),
+        (&[("duration", "dua jam")], "Durasi harus angka menit"),
+        (&[("title", "   ")], "judul kegiatan wajib diisi"),
+        (&[("type", "")], "Pilih jenis kegiatan."),
+        (
+            &[("p_L_anak", "banyak")],
+            "Jumlah peserta harus bilangan bulat",
+        ),
+    ];
+    for (fields, said) in cases {
+        let answer = page
+            .post(
+                "/pustakawan/kegiatan",
+                &mut jar,
+                &an_activity(&csrf, fields),
+            )
+            .await;
+        assert_eq!(answer.status, 422, "{fields:?}");
+        let errors = element(&answer.body, "activity-errors");
+        assert!(errors.contains(said), "{fields:?}: {errors}");
+        assert!(
+            answer.body.contains("value=\"Karang Taruna\""),
+            "typed values kept"
+        );
+    }
+    let english = page.get("/pustakawan?lang=en", &mut jar).await;
+    let csrf_en = csrf_of(&english.body);
+    let answer = page
+        .post(
+            "/pustakawan/kegiatan",
+            &mut jar,
+            &an_activity(&csrf_en, &[("duration", "0")]),
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    assert!(
+        element(&answer.body, "activity-errors").contains("duration (minutes) must be 1 to 1440")
+    );
+    page.get("/pustakawan?lang=id", &mut jar).await;
+
+    // An edit naming no activity of this PC: a clear refusal, nothing stored.
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let answer = page
+        .post(
+            "/pustakawan/kegiatan/ubah",
+            &mut jar,
+            &an_activity(&csrf, &[("activity", &unknown)]),
+        )
+        .await;
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    assert!(
+        element(&answer.body, "activity-errors").contains("tidak ada di komputer ini"),
+        "{}",
+        element(&answer.body, "activity-errors")
+    );
+    let answer = page
+        .post(
+            "/pustakawan/kegiatan/ubah",
+            &mut jar,
+            &an_activity(&csrf, &[]),
+        )
+        .await;
+    assert_eq!(answer.status, 404);
+    let answer = page.get("/pustakawan?kegiatan=deadbeef", &mut jar).await;
+    assert_eq!(answer.status, 404);
+    assert!(answer.body.contains("id=\"activity-unknown\""));
+    assert!(answer.body.contains("action=\"/pustakawan/kegiatan\">"));
+
+    assert!(stored_activities(&page).is_empty());
+    assert_eq!(
+        page.store().status(Zone::Wib).unwrap().pending_changes,
+        pending_before
+    );
+
+    // A refused edit leaves the activity as it was.
+    let answer = page
+        .post("/pustakawan/kegiatan", &mut jar, &an_activity(&csrf, &[]))
+        .await;
+    assert_eq!(answer.status, 303);
+    let before = stored_activities(&page);
+    let pending = page.store().status(Zone::Wib).unwrap().pending_changes;
+    let id = before[0].id.to_string();
+    let answer = page
+        .post(
+            "/pustakawan/kegiatan/ubah",
+            &mut jar,
+            &an_activity(&csrf, &[("activity", &id), ("date", "2029-12-31")]),
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    // Still the edit of that activity, with what was typed.
+    assert!(
+        answer
+            .body
+            .contains(&format!("name=\"activity\" value=\"{id}\""))
+    );
+    assert!(answer.body.contains("value=\"2029-12-31\""));
+    assert_eq!(stored_activities(&page), before);
+    assert_eq!(
+        page.store().status(Zone::Wib).unwrap().pending_changes,
+        pending
+    );
 }
