@@ -522,6 +522,9 @@ struct DeskLayout {
     page_overflow: f64,
     smallest_target: f64,
     narrowest_target: f64,
+    /// How far the activity form's participant grid reaches past its box sideways (its
+    /// box scrolls, but a grid that fits needs no scrolling).
+    grid_overflow: f64,
     /// The elements whose content overflows them sideways (outside a table's scroll box),
     /// to say which when the page does.
     overflowing: Vec<String>,
@@ -529,12 +532,14 @@ struct DeskLayout {
 
 async fn desk_layout(client: &Client) -> DeskLayout {
     let script = r#"
-        const targets = [...document.querySelectorAll('#buku-tamu .chip, #buku-tamu button, #anggota button, #anggota input:not([type=hidden]), #anggota select, #people')];
+        const targets = [...document.querySelectorAll('#buku-tamu .chip, #buku-tamu button, #anggota button, #anggota input:not([type=hidden]), #anggota select, #people, #kegiatan .chip, #kegiatan button, #kegiatan input:not([type=hidden]), #kegiatan select, #kegiatan a.edit')];
+        const grid = document.querySelector('#participants');
         const rects = targets.map(t => t.getBoundingClientRect());
         return {
             page_overflow: document.documentElement.scrollWidth - window.innerWidth,
             smallest_target: Math.min(...rects.map(r => r.height)),
             narrowest_target: Math.min(...rects.map(r => r.width)),
+            grid_overflow: grid ? grid.parentElement.scrollWidth - grid.parentElement.clientWidth : 0,
             overflowing: [...document.querySelectorAll('body *')].filter(e => !e.closest('.scroll') && e.scrollWidth > e.clientWidth + 1).slice(-6).map(e => e.tagName + '#' + e.id + '.' + e.className + ':' + e.scrollWidth + '>' + e.clientWidth),
         };
     "#;
@@ -566,8 +571,9 @@ fn stored_visits(pc: &TestPc) -> Vec<(String, String, String, String, u64, bool)
 }
 
 /// The desk on the librarian screen (issue 17): taps, a quick button, a group, the
-/// undo and the member count, on a 1024×768 monitor (a 1024×640 viewport, as the check-in
-/// form's test explains) and at 360×640, read back from the PC's store.
+/// undo, the member count and an activity with its edit, on a 1024×768 monitor (a
+/// 1024×640 viewport, as the check-in form's test explains) and at 360×640, read back
+/// from the PC's store.
 async fn desk(
     client: &Client,
     setup: &Setup,
@@ -661,7 +667,106 @@ async fn desk(
     let error = wait_text(client, "#member-errors", "7", long).await;
     assert!(error.contains('7'), "{error:?}");
     checkers::assert_accessible(client, axe, "the member form with an error").await;
+
+    // An activity, on the phone: the date starts on today; the time is set as a browser
+    // would keep it (typing into a time field depends on the browser's locale).
+    let privacy = text(client, "#activity-privacy").await;
+    assert!(
+        privacy.contains("jangan menulis nama pengunjung"),
+        "{privacy:?}"
+    );
+    client
+        .execute("document.getElementById('a-start').value = '09:30'", vec![])
+        .await?;
+    let fill = |css: &'static str, value: &'static str| async move {
+        let input = client.find(Locator::Css(css)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    };
+    fill("#a-duration", "90").await;
+    click(client, "#a-type option[value=bedah_buku]").await;
+    fill("#a-title", "Bedah buku cerita rakyat").await;
+    fill("#a-partner", "Taman Baca Ceria").await;
+    fill("input[name=p_P_anak]", "12").await;
+    fill("input[name=p_L_anak]", "9").await;
+    let layout = desk_layout(client).await;
+    assert!(layout.page_overflow <= 0.0, "{layout:?}");
+    assert!(layout.grid_overflow <= 0.0, "{layout:?}");
+    assert!(layout.overflowing.is_empty(), "{layout:?}");
+    assert!(layout.smallest_target >= 44.0, "{layout:?}");
+    assert!(layout.narrowest_target >= 44.0, "{layout:?}");
+    screenshot(client, "05d-activity-form-360x640.png").await;
+    click(client, "#save-activity").await;
+    let saved = wait_text(client, "#activity-saved", "dicatat", long).await;
+    assert!(saved.contains("dicatat"), "{saved:?}");
+    let listed = text(client, "#activity-list").await;
+    assert!(listed.contains("Bedah buku cerita rakyat"), "{listed:?}");
+    assert!(listed.contains("21"), "{listed:?}");
+    let layout = desk_layout(client).await;
+    assert!(layout.page_overflow <= 0.0, "{layout:?}");
+    checkers::assert_accessible(client, axe, "the activity form on a phone").await;
+
+    // On the monitor: "Ubah" opens the form on it, and saving makes a new revision.
+    set_viewport(client, 1024, 640).await;
+    click(client, "#activity-list a.edit").await;
+    let title = wait_text(client, "#activities-title", "Ubah kegiatan", long).await;
+    assert_eq!(title, "Ubah kegiatan");
+    let url = client.current_url().await?;
+    let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+    pages.push((
+        "the activity form on an activity to change".into(),
+        raw_page(client, page, &path).await,
+    ));
+    fill("#a-title", "Bedah buku dongeng desa").await;
+    fill("input[name=p_X_lansia]", "1").await;
+    let layout = desk_layout(client).await;
+    assert!(layout.page_overflow <= 0.0, "{layout:?}");
+    assert!(layout.grid_overflow <= 0.0, "{layout:?}");
+    screenshot(client, "05e-activity-edit-1024x640.png").await;
+    checkers::assert_accessible(client, axe, "the activity form on an activity").await;
+    click(client, "#save-activity").await;
+    let edited = wait_text(client, "#activity-edited", "revisi baru", long).await;
+    assert!(edited.contains("revisi baru"), "{edited:?}");
+    let listed = text(client, "#activity-list").await;
+    assert!(listed.contains("Bedah buku dongeng desa"), "{listed:?}");
+    assert!(!listed.contains("cerita rakyat"), "{listed:?}");
     client.set_window_size(1024, 1300).await?;
+
+    // What the PC's store holds: the activity's second revision.
+    let activities = setup
+        .pc
+        .run(&["--format", "json", "activity", "list"])
+        .ok()
+        .json();
+    let activities = activities.as_array().unwrap();
+    assert_eq!(activities.len(), 1, "{activities:?}");
+    let a = &activities[0];
+    assert_eq!(
+        (
+            a["revision"].as_u64(),
+            a["title"].as_str(),
+            a["partner"].as_str(),
+            a["activity_type"].as_str(),
+            a["duration_minutes"].as_u64(),
+            a["start"].as_str(),
+        ),
+        (
+            Some(2),
+            Some("Bedah buku dongeng desa"),
+            Some("Taman Baca Ceria"),
+            Some("bedah_buku"),
+            Some(90),
+            Some("09:30:00"),
+        ),
+        "{a}"
+    );
+    let participants: u64 = a["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(participants, 22, "{a}");
 
     // What the PC's store holds: the four visits and the withdrawn group, and the count.
     let visits = stored_visits(&setup.pc);

@@ -389,10 +389,9 @@ struct ActivityForm<'a> {
     /// The kinds: code, label, selected.
     types: Vec<(&'static str, &'static str, bool)>,
     places: Vec<Choice>,
-    /// The participants' grid: the genders across, an age group a row, each cell its
-    /// field's name, its accessible name and its value.
+    /// The participants' grid: the genders across, an age group a row.
     genders: Vec<&'static str>,
-    rows: Vec<(&'static str, Vec<(String, String, String)>)>,
+    rows: Vec<(&'static str, Vec<GridCell>)>,
     duration_max: u32,
     cell_max: u32,
     title_max: usize,
@@ -405,6 +404,15 @@ struct ActivityForm<'a> {
     since: String,
     list: Vec<ActivityRow>,
     more: usize,
+}
+
+/// One cell of the participants' grid.
+struct GridCell {
+    /// The form field's name (`p_L_dewasa`).
+    name: String,
+    /// Its accessible name: the gender and the age group.
+    label: String,
+    value: String,
 }
 
 /// One activity listed under the form.
@@ -456,12 +464,10 @@ fn activity_form<'a>(lang: Lang, desk: &DeskView, notice: &'a DeskNotice) -> Act
                 age.label(lang),
                 Gender::ALL
                     .iter()
-                    .map(|&gender| {
-                        (
-                            cell_name(gender, age),
-                            format!("{}, {}", gender.label(lang), age.label(lang)),
-                            by_cell.get(&(gender, age)).cloned().unwrap_or_default(),
-                        )
+                    .map(|&gender| GridCell {
+                        name: cell_name(gender, age),
+                        label: format!("{}, {}", gender.label(lang), age.label(lang)),
+                        value: by_cell.get(&(gender, age)).cloned().unwrap_or_default(),
                     })
                     .collect(),
             )
