@@ -532,7 +532,7 @@ struct DeskLayout {
 
 async fn desk_layout(client: &Client) -> DeskLayout {
     let script = r#"
-        const targets = [...document.querySelectorAll('#buku-tamu .chip, #buku-tamu button, #anggota button, #anggota input:not([type=hidden]), #anggota select, #people, #kegiatan .chip, #kegiatan button, #kegiatan input:not([type=hidden]), #kegiatan select, #kegiatan a.edit')];
+        const targets = [...document.querySelectorAll('#buku-tamu .chip, #buku-tamu button, #anggota button, #anggota input:not([type=hidden]), #anggota select, #people, #kegiatan .chip, #kegiatan button, #kegiatan input:not([type=hidden]):not([type=radio]), #kegiatan select, #kegiatan a.edit')];
         const grid = document.querySelector('#participants');
         const rects = targets.map(t => t.getBoundingClientRect());
         return {

@@ -87,8 +87,8 @@ use pin::{PIN_FILE, PinHash};
 /// The port the page listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 7878;
 /// How long a librarian's PIN sign-in lasts, renewed by each desk entry (visitor book,
-/// member count). Short: the PC is a public one and the next patron sits down at the
-/// same browser.
+/// member count, activity). Short: the PC is a public one and the next patron sits down
+/// at the same browser.
 const LIBRARIAN_TTL: Duration = Duration::from_secs(15 * 60);
 /// Wrong PINs in a row that cost no wait (typing mistakes).
 const FREE_WRONG_PINS: u32 = 3;

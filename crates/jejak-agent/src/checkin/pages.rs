@@ -389,8 +389,9 @@ struct ActivityForm<'a> {
     /// The kinds: code, label, selected.
     types: Vec<(&'static str, &'static str, bool)>,
     places: Vec<Choice>,
-    /// The participants' grid: the genders across, an age group a row.
-    genders: Vec<&'static str>,
+    /// The participants' grid: the genders across (by their codes, explained above the
+    /// grid, so that three columns of numbers fit a phone), an age group a row.
+    genders: Vec<(&'static str, &'static str)>,
     rows: Vec<(&'static str, Vec<GridCell>)>,
     duration_max: u32,
     cell_max: u32,
@@ -488,7 +489,10 @@ fn activity_form<'a>(lang: Lang, desk: &DeskView, notice: &'a DeskNotice) -> Act
                 checked: typed.place == p.code(),
             })
             .collect(),
-        genders: Gender::ALL.iter().map(|g| g.label(lang)).collect(),
+        genders: Gender::ALL
+            .iter()
+            .map(|g| (g.code(), g.label(lang)))
+            .collect(),
         rows,
         duration_max: jejak_domain::MAX_DURATION_MINUTES,
         cell_max: jejak_domain::MAX_PARTICIPANTS_PER_CELL,
