@@ -26,8 +26,11 @@ use crate::store::{ActivityInput, Store, StoreError, short_id};
 /// The activities read to list the recent ones: far more than a village library holds
 /// in two months.
 const ACTIVITIES_READ: u32 = 1000;
-/// Activities listed under the form at most, so the screen stays small.
-pub(super) const ACTIVITIES_LISTED: usize = 12;
+/// Activities listed under the form at most, so the screen stays under 30 KB on a busy
+/// day (40 sessions listed, the longest texts in the form).
+pub(super) const ACTIVITIES_LISTED: usize = 8;
+/// The characters of a title the list shows; the form shows it whole.
+pub(super) const LISTED_TITLE_CHARS: usize = 60;
 
 /// The activity form as posted, every value as typed.
 #[derive(Debug, Default, Clone)]

@@ -10,7 +10,7 @@ use jejak_domain::{
     YearMonth, Zone,
 };
 
-use super::activity::{ACTIVITIES_LISTED, ActivityTyped, cell_name, cells};
+use super::activity::{ACTIVITIES_LISTED, ActivityTyped, LISTED_TITLE_CHARS, cell_name, cells};
 use super::desk::{DeskNotice, DeskView, combo_value};
 use super::{Choices, LibrarianView, MAX_MEMBER_CHARS, Refusal};
 
@@ -426,6 +426,15 @@ struct ActivityRow {
     short: String,
 }
 
+/// `text` cut to `max` characters with an ellipsis when it is longer.
+fn shortened(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{}…", cut.trim_end())
+}
+
 /// A day by its name: "5 Januari 2031".
 fn day_name(day: chrono::NaiveDate, lang: Lang) -> String {
     use chrono::Datelike;
@@ -513,7 +522,7 @@ fn activity_form<'a>(lang: Lang, desk: &DeskView, notice: &'a DeskNotice) -> Act
             .map(|a| ActivityRow {
                 date: day_name(a.date, lang),
                 kind: a.activity_type.label(lang),
-                title: a.title.clone(),
+                title: shortened(&a.title, LISTED_TITLE_CHARS),
                 total: a.participants.total(),
                 short: crate::store::short_id(&a.id),
             })

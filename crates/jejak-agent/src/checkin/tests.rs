@@ -932,12 +932,42 @@ async fn a_busy_day_keeps_the_librarian_screen_small() {
     for _ in 0..120 {
         store.start_session(profile.clone(), None).unwrap();
     }
+    // A busy month of activities, each with the longest title, partner and notes
+    // allowed (the form shows them whole when one is edited).
+    for day in 0..20u64 {
+        let mut participants = jejak_domain::Participants::default();
+        participants.set(Gender::P, AgeGroup::Madya, 30);
+        store
+            .add_activity(crate::store::ActivityInput {
+                date: chrono::NaiveDate::from_ymd_opt(2030, 12, 10).unwrap()
+                    + chrono::Days::new(day),
+                start: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+                duration_minutes: 120,
+                activity_type: jejak_domain::ActivityType::KunjunganStudiBanding,
+                title: "Kunjungan studi banding ".repeat(5),
+                partner: Some("Perpustakaan Daerah ".repeat(6)),
+                place: jejak_domain::ActivityPlace::DiLuar,
+                participants,
+                notes: Some("Catatan ".repeat(62) + "ok"),
+            })
+            .unwrap();
+    }
     let mut jar = Jar::default();
     page.sign_in(&mut jar).await;
     // `answer` checks every page is under 30 KB.
     let screen = page.get("/pustakawan?lang=en", &mut jar).await;
     assert_eq!(element(&screen.body, "today-count"), "120");
     assert!(element(&screen.body, "more-sessions").starts_with("And 80 earlier"));
+    assert!(
+        element(&screen.body, "more-activities").starts_with("And 12 more activities"),
+        "{}",
+        element(&screen.body, "more-activities")
+    );
+    let short = crate::store::short_id(&stored_activities(&page)[0].id);
+    let editing = page
+        .get(&format!("/pustakawan?lang=en&kegiatan={short}"), &mut jar)
+        .await;
+    assert_eq!(editing.status, 200);
 }
 
 /// The per-user part reports the console's input idle time; the page hands it to the
