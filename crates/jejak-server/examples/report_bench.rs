@@ -305,6 +305,7 @@ async fn main() {
     let library = district[district.len() / 2].library.clone();
     let village = time_report(&store, &ReportRequest::Village { month, library }, 15).await;
     let iplm = time_report(&store, &ReportRequest::Iplm { year: 2026 }, 15).await;
+    // The detail export reads a month's raw sessions: three builds are enough.
     let detail = time_report(&store, &ReportRequest::Detail { month }, 3).await;
     let facts = store
         .month_facts(month, None, jejak_server::report::FactsDetail::Days)

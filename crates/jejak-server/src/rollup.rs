@@ -589,11 +589,12 @@ impl RollupDelta {
 /// What one low-volume record counts, as (local day, counter key, value): the one
 /// counting rule of each kind, used at ingest (as a delta) and by the recount.
 ///
-/// - A visit counts on the local day it was entered: `visit.entries` and
-///   `visit.people`, and each by gender and age group (`visit.people.ga.P.remaja`), by
-///   user kind (`visit.people.kind.anggota`) and by purpose
-///   (`visit.people.purpose.membaca`), as entries and as people. A withdrawn visit
-///   counts nothing.
+/// - A visit counts on the local day it was entered: `visit.entries`, `visit.people`
+///   and, when it came for the computer or the internet, `visit.people.computer` (what
+///   the visit rule needs per day); and on that month's first day by gender and age
+///   group (`visit.people.ga.P.remaja`), by user kind (`visit.people.kind.anggota`) and
+///   by purpose (`visit.people.purpose.membaca`), as entries and as people. A withdrawn
+///   visit counts nothing.
 /// - A member count counts on its month's first day, whatever day it was entered:
 ///   `member_count.members` (at month end) and `member_count.new`.
 /// - An activity counts on its own date (the day it was held, whatever day it was
@@ -611,15 +612,26 @@ pub fn entry_counters(body: &jejak_domain::RecordBody, day: i64) -> Vec<(i64, St
         RecordBody::Visit(v) if v.withdrawn => Vec::new(),
         RecordBody::Visit(v) => {
             let people = i64::from(v.people);
-            let mut out = Vec::with_capacity(8);
+            // Only what the visit rule needs per day is kept per day; the breakdowns
+            // count on the month's first day, since every report reads them per month
+            // (a busy month would otherwise be some fifty counters a day per library,
+            // which the district's reports read for every library).
+            let first = day_date(day)
+                .and_then(|d| d.with_day(1))
+                .map_or(day, date_day);
+            let mut out = Vec::with_capacity(9);
+            out.push((day, "visit.entries".to_string(), 1));
+            out.push((day, "visit.people".to_string(), people));
+            if v.purpose == jejak_domain::VisitPurpose::KomputerInternet {
+                out.push((day, "visit.people.computer".to_string(), people));
+            }
             for (what, value) in [("entries", 1), ("people", people)] {
-                out.push((day, format!("visit.{what}"), value));
                 for part in [
                     format!("ga.{}.{}", v.gender.code(), v.age_group.code()),
                     format!("kind.{}", v.user_kind.code()),
                     format!("purpose.{}", v.purpose.code()),
                 ] {
-                    out.push((day, format!("visit.{what}.{part}"), value));
+                    out.push((first, format!("visit.{what}.{part}"), value));
                 }
             }
             out

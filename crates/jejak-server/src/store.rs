@@ -747,6 +747,14 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
     /// reads the device's whole history.
     async fn sessions(&self, device: &DeviceRef) -> Result<Vec<StoredSession>, StoreError>;
 
+    /// The sessions that started (by the server's clock) in `[from, to)`, with their
+    /// library's and PC's codes: one pass over the raw sessions, for the detail export.
+    async fn sessions_started_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(LibraryCode, PcCode, StoredSession)>, StoreError>;
+
     /// Every pc event stored for a device, by id (for checks, like `sessions`).
     async fn events(&self, device: &DeviceRef) -> Result<Vec<StoredEvent>, StoreError>;
 

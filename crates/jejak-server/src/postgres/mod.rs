@@ -716,6 +716,18 @@ impl ServerStore for PostgresStore {
         .await
     }
 
+    async fn sessions_started_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(LibraryCode, PcCode, StoredSession)>, StoreError> {
+        let (from_s, to_s) = (from.timestamp(), to.timestamp());
+        self.transact(true, move |tx| {
+            Box::pin(async move { read::sessions_started_between(tx, from_s, to_s).await })
+        })
+        .await
+    }
+
     async fn entry_records(&self) -> Result<Vec<(jejak_domain::RecordBody, i64)>, StoreError> {
         self.transact(true, |tx| {
             Box::pin(async move {

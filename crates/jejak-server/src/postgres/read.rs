@@ -328,44 +328,105 @@ pub(crate) async fn sessions(
         )
         .await?
     {
-        let a = codes::SessionAttrs::unpack(r.try_get(1)?);
-        let start_s: i64 = r.try_get(2)?;
-        let duration_s: i64 = r.try_get(4)?;
-        let end_reason = match a.end_reason {
-            Some(c) => Some(code(codes::end_reason_from(c), "end reason")?),
-            None => None,
-        };
-        let corrected_start = time(start_s.saturating_mul(1000))?;
-        let patron_key = match r.try_get::<_, Option<i64>>(7)? {
-            Some(id) => Some(code(keys.get(&id).cloned(), "patron key")?),
-            None => None,
-        };
-        out.push(StoredSession {
-            id: uuid(&r.try_get::<_, Vec<u8>>(0)?, "session id")?,
-            revision: u32::try_from(a.revision).map_err(|_| inconsistent("revision"))?,
-            raw_start: time(start_s.saturating_mul(1000).saturating_add(r.try_get(3)?))?,
-            corrected_start,
-            corrected_end: end_reason
-                .map(|_| corrected_start + chrono::Duration::seconds(duration_s)),
-            duration_secs: to_u64(duration_s),
-            end_reason,
-            patron: PatronProfile {
-                user_kind: code(codes::user_kind_from(a.user_kind), "user kind")?,
-                purposes: codes::purposes_from(a.purposes),
-                gender: code(codes::gender_from(a.gender), "gender")?,
-                age_group: code(codes::age_group_from(a.age_group), "age group")?,
-                group_size: u32::try_from(r.try_get::<_, i64>(6)?)
-                    .map_err(|_| inconsistent("group size"))?,
-                patron_key,
-            },
-            rx_kib: to_u64(r.try_get(8)?),
-            tx_kib: to_u64(r.try_get(9)?),
-            online_secs: to_u64(duration_s.saturating_sub(r.try_get(5)?)),
-            client_time_quality: code(codes::time_quality_from(a.client_quality), "time quality")?,
-            time_quality: code(codes::time_quality_from(a.quality), "time quality")?,
-        });
+        out.push(stored_session(&r, &keys)?);
     }
     Ok(out)
+}
+
+/// The sessions that started (by the server's clock) in `[from_s, to_s)`, Unix s, with
+/// their library's and PC's codes. One pass over the table: for the detail export.
+pub(crate) async fn sessions_started_between(
+    tx: &Transaction<'_>,
+    from_s: i64,
+    to_s: i64,
+) -> Result<Vec<(LibraryCode, PcCode, StoredSession)>, StoreError> {
+    let mut keys: HashMap<i64, HashMap<i64, PatronKey>> = HashMap::new();
+    for r in tx
+        .query("SELECT library, id, key FROM patron_keys", &[])
+        .await?
+    {
+        let key = PatronKey::parse(&hex::encode(r.try_get::<_, Vec<u8>>(2)?))
+            .map_err(|_| inconsistent("patron key"))?;
+        keys.entry(r.try_get(0)?)
+            .or_default()
+            .insert(r.try_get(1)?, key);
+    }
+    let mut devices: HashMap<(i64, i64), (LibraryCode, PcCode)> = HashMap::new();
+    for r in tx
+        .query(
+            "SELECT d.library, d.id, l.code, d.pc FROM devices d
+             JOIN libraries l ON l.id = d.library",
+            &[],
+        )
+        .await?
+    {
+        let library = LibraryCode::parse_exact(&r.try_get::<_, String>(2)?)
+            .map_err(|_| inconsistent("a library code"))?;
+        let pc = PcCode::parse_exact(&r.try_get::<_, String>(3)?)
+            .map_err(|_| inconsistent("a PC code"))?;
+        devices.insert((r.try_get(0)?, r.try_get(1)?), (library, pc));
+    }
+    let no_keys = HashMap::new();
+    let mut out = Vec::new();
+    for r in tx
+        .query(
+            "SELECT id, attrs, start_s, skew_ms, duration_s, offline_s, group_size, patron,
+                 rx_kib, tx_kib, library, device
+             FROM sessions WHERE start_s >= $1 AND start_s < $2",
+            &[&from_s, &to_s],
+        )
+        .await?
+    {
+        let library: i64 = r.try_get(10)?;
+        let Some((code, pc)) = devices.get(&(library, r.try_get(11)?)) else {
+            return Err(inconsistent("a session of an unknown device"));
+        };
+        let session = stored_session(&r, keys.get(&library).unwrap_or(&no_keys))?;
+        out.push((code.clone(), pc.clone(), session));
+    }
+    Ok(out)
+}
+
+/// A row of `sessions` (its first ten columns as `sessions` selects them) as stored.
+fn stored_session(
+    r: &tokio_postgres::Row,
+    keys: &HashMap<i64, PatronKey>,
+) -> Result<StoredSession, StoreError> {
+    let a = codes::SessionAttrs::unpack(r.try_get(1)?);
+    let start_s: i64 = r.try_get(2)?;
+    let duration_s: i64 = r.try_get(4)?;
+    let end_reason = match a.end_reason {
+        Some(c) => Some(code(codes::end_reason_from(c), "end reason")?),
+        None => None,
+    };
+    let corrected_start = time(start_s.saturating_mul(1000))?;
+    let patron_key = match r.try_get::<_, Option<i64>>(7)? {
+        Some(id) => Some(code(keys.get(&id).cloned(), "patron key")?),
+        None => None,
+    };
+    Ok(StoredSession {
+        id: uuid(&r.try_get::<_, Vec<u8>>(0)?, "session id")?,
+        revision: u32::try_from(a.revision).map_err(|_| inconsistent("revision"))?,
+        raw_start: time(start_s.saturating_mul(1000).saturating_add(r.try_get(3)?))?,
+        corrected_start,
+        corrected_end: end_reason.map(|_| corrected_start + chrono::Duration::seconds(duration_s)),
+        duration_secs: to_u64(duration_s),
+        end_reason,
+        patron: PatronProfile {
+            user_kind: code(codes::user_kind_from(a.user_kind), "user kind")?,
+            purposes: codes::purposes_from(a.purposes),
+            gender: code(codes::gender_from(a.gender), "gender")?,
+            age_group: code(codes::age_group_from(a.age_group), "age group")?,
+            group_size: u32::try_from(r.try_get::<_, i64>(6)?)
+                .map_err(|_| inconsistent("group size"))?,
+            patron_key,
+        },
+        rx_kib: to_u64(r.try_get(8)?),
+        tx_kib: to_u64(r.try_get(9)?),
+        online_secs: to_u64(duration_s.saturating_sub(r.try_get(5)?)),
+        client_time_quality: code(codes::time_quality_from(a.client_quality), "time quality")?,
+        time_quality: code(codes::time_quality_from(a.quality), "time quality")?,
+    })
 }
 
 pub(crate) async fn events(
@@ -604,13 +665,16 @@ pub(crate) async fn month_facts(
             }
         }
     }
-    // The low-volume kinds' counters of the month's days.
+    // The low-volume kinds' counters of the month's days, by the key (library, day,
+    // key) for the libraries asked for, never a scan of every library's days.
     let (first_day, next_day) = (rollup::date_day(first), rollup::date_day(next));
+    let library_ids: Vec<i64> = lib_index.keys().copied().collect();
     for r in tx
         .query(
-            "SELECT library, day, key, value FROM entry_counts WHERE day >= $1 AND day < $2
+            "SELECT library, day, key, value FROM entry_counts
+             WHERE library = ANY($3) AND day >= $1 AND day < $2
              ORDER BY library, day, key",
-            &[&first_day, &next_day],
+            &[&first_day, &next_day, &library_ids],
         )
         .await?
     {

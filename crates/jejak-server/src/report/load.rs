@@ -61,7 +61,7 @@ pub async fn load(
             period_report(*period, &current, &previous, lang, now)
         }
         ReportRequest::Detail { month } => {
-            let facts = detail_facts(store).await?;
+            let facts = detail_facts(store, *month).await?;
             detail_export(*month, &facts, lang, now)
         }
         ReportRequest::Iplm { year } => {
@@ -82,11 +82,22 @@ pub async fn load(
     Ok(report)
 }
 
-/// What the detail export reads: every device's sessions (their whole history, which a
-/// download for analysis may read; raw sessions of pruned months are gone anyway) and
-/// every stored entry.
-async fn detail_facts(store: &dyn ServerStore) -> Result<DetailFacts, StoreError> {
-    let mut facts = DetailFacts {
+/// What the detail export of `month` reads: the sessions that started in it in any
+/// zone of Indonesia (the builder keeps those of each library's own days) and every
+/// stored entry.
+async fn detail_facts(
+    store: &dyn ServerStore,
+    month: chrono::NaiveDate,
+) -> Result<DetailFacts, StoreError> {
+    let (first, next) = jejak_report::facts::month_bounds(month);
+    // WIT (UTC+9) begins a day first and WIB (UTC+7) ends it last.
+    let day_start = |day: chrono::NaiveDate, offset_hours: i64| {
+        day.and_time(chrono::NaiveTime::MIN).and_utc() - chrono::Duration::hours(offset_hours)
+    };
+    let sessions = store
+        .sessions_started_between(day_start(first, 9), day_start(next, 7))
+        .await?;
+    Ok(DetailFacts {
         libraries: store
             .libraries()
             .await?
@@ -94,24 +105,18 @@ async fn detail_facts(store: &dyn ServerStore) -> Result<DetailFacts, StoreError
             .map(|l| (l.code, l.timezone))
             .collect(),
         entries: store.entry_records().await?,
-        ..DetailFacts::default()
-    };
-    for device in store.devices().await? {
-        let Some(found) = store.find_device(&device.library, &device.pc).await? else {
-            continue;
-        };
-        for s in store.sessions(&found).await? {
-            facts.sessions.push(SessionDetail {
-                library: device.library.clone(),
-                pc: device.pc.clone(),
+        sessions: sessions
+            .into_iter()
+            .map(|(library, pc, s)| SessionDetail {
+                library,
+                pc,
                 start: s.corrected_start,
                 duration_secs: s.duration_secs,
                 patron: s.patron,
                 kib: s.rx_kib + s.tx_kib,
-            });
-        }
-    }
-    Ok(facts)
+            })
+            .collect(),
+    })
 }
 
 /// The month facts of every month of a period.

@@ -388,6 +388,16 @@ impl ServerStore for SqliteStore {
         self.read(move |conn| read::events(conn, &device)).await
     }
 
+    async fn sessions_started_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(LibraryCode, PcCode, StoredSession)>, StoreError> {
+        let (from_s, to_s) = (from.timestamp(), to.timestamp());
+        self.read(move |conn| read::sessions_started_between(conn, from_s, to_s))
+            .await
+    }
+
     async fn entry_records(&self) -> Result<Vec<(jejak_domain::RecordBody, i64)>, StoreError> {
         self.read(|conn| {
             rollups::entry_rows(conn)?

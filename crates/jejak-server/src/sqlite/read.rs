@@ -324,8 +324,7 @@ pub(crate) fn sessions(
     device: &DeviceRef,
 ) -> Result<Vec<StoredSession>, StoreError> {
     let keys = patron_keys(conn)?;
-    // No index leads from a device to its sessions (it would cost bytes on every row):
-    // this scans the table, which is what a check of a whole history needs anyway.
+    // The key (device, id) leads from a device to its sessions.
     let mut stmt = conn.prepare_cached(
         "SELECT id, attrs, start_s, skew_ms, duration_s, offline_s, group_size, patron, rx_kib,
              tx_kib
@@ -334,44 +333,89 @@ pub(crate) fn sessions(
     let mut rows = stmt.query([device.id.0])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        let a = codes::SessionAttrs::unpack(r.get(1)?);
-        let start_s: i64 = r.get(2)?;
-        let duration_s: i64 = r.get(4)?;
-        let end_reason = match a.end_reason {
-            Some(c) => Some(code(codes::end_reason_from(c), "end reason")?),
-            None => None,
-        };
-        let corrected_start = time(start_s.saturating_mul(1000))?;
-        let patron_key = match r.get::<_, Option<i64>>(7)? {
-            Some(id) => Some(code(keys.get(&id).cloned(), "patron key")?),
-            None => None,
-        };
-        out.push(StoredSession {
-            id: uuid(&r.get::<_, Vec<u8>>(0)?, "session id")?,
-            revision: u32::try_from(a.revision).map_err(|_| inconsistent("revision"))?,
-            raw_start: time(start_s.saturating_mul(1000).saturating_add(r.get(3)?))?,
-            corrected_start,
-            corrected_end: end_reason
-                .map(|_| corrected_start + chrono::Duration::seconds(duration_s)),
-            duration_secs: to_u64(duration_s),
-            end_reason,
-            patron: PatronProfile {
-                user_kind: code(codes::user_kind_from(a.user_kind), "user kind")?,
-                purposes: codes::purposes_from(a.purposes),
-                gender: code(codes::gender_from(a.gender), "gender")?,
-                age_group: code(codes::age_group_from(a.age_group), "age group")?,
-                group_size: u32::try_from(r.get::<_, i64>(6)?)
-                    .map_err(|_| inconsistent("group size"))?,
-                patron_key,
-            },
-            rx_kib: to_u64(r.get(8)?),
-            tx_kib: to_u64(r.get(9)?),
-            online_secs: to_u64(duration_s.saturating_sub(r.get(5)?)),
-            client_time_quality: code(codes::time_quality_from(a.client_quality), "time quality")?,
-            time_quality: code(codes::time_quality_from(a.quality), "time quality")?,
-        });
+        out.push(stored_session(r, &keys)?);
     }
     Ok(out)
+}
+
+/// The sessions that started (by the server's clock) in `[from_s, to_s)`, Unix s, with
+/// their library's and PC's codes. One pass over the table: for the detail export.
+pub(crate) fn sessions_started_between(
+    conn: &Connection,
+    from_s: i64,
+    to_s: i64,
+) -> Result<Vec<(LibraryCode, PcCode, StoredSession)>, StoreError> {
+    let keys = patron_keys(conn)?;
+    let mut devices: HashMap<i64, (LibraryCode, PcCode)> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT d.id, l.code, d.pc FROM devices d JOIN libraries l ON l.id = d.library",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let library = LibraryCode::parse_exact(&r.get::<_, String>(1)?)
+                .map_err(|_| inconsistent("a library code"))?;
+            let pc = PcCode::parse_exact(&r.get::<_, String>(2)?)
+                .map_err(|_| inconsistent("a PC code"))?;
+            devices.insert(r.get(0)?, (library, pc));
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, attrs, start_s, skew_ms, duration_s, offline_s, group_size, patron, rx_kib,
+             tx_kib, device
+         FROM sessions WHERE start_s >= ?1 AND start_s < ?2",
+    )?;
+    let mut rows = stmt.query([from_s, to_s])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let Some((library, pc)) = devices.get(&r.get::<_, i64>(10)?) else {
+            return Err(inconsistent("a session of an unknown device"));
+        };
+        out.push((library.clone(), pc.clone(), stored_session(r, &keys)?));
+    }
+    Ok(out)
+}
+
+/// A row of `sessions` (its first ten columns as `sessions` selects them) as stored.
+fn stored_session(
+    r: &rusqlite::Row<'_>,
+    keys: &HashMap<i64, PatronKey>,
+) -> Result<StoredSession, StoreError> {
+    let a = codes::SessionAttrs::unpack(r.get(1)?);
+    let start_s: i64 = r.get(2)?;
+    let duration_s: i64 = r.get(4)?;
+    let end_reason = match a.end_reason {
+        Some(c) => Some(code(codes::end_reason_from(c), "end reason")?),
+        None => None,
+    };
+    let corrected_start = time(start_s.saturating_mul(1000))?;
+    let patron_key = match r.get::<_, Option<i64>>(7)? {
+        Some(id) => Some(code(keys.get(&id).cloned(), "patron key")?),
+        None => None,
+    };
+    Ok(StoredSession {
+        id: uuid(&r.get::<_, Vec<u8>>(0)?, "session id")?,
+        revision: u32::try_from(a.revision).map_err(|_| inconsistent("revision"))?,
+        raw_start: time(start_s.saturating_mul(1000).saturating_add(r.get(3)?))?,
+        corrected_start,
+        corrected_end: end_reason.map(|_| corrected_start + chrono::Duration::seconds(duration_s)),
+        duration_secs: to_u64(duration_s),
+        end_reason,
+        patron: PatronProfile {
+            user_kind: code(codes::user_kind_from(a.user_kind), "user kind")?,
+            purposes: codes::purposes_from(a.purposes),
+            gender: code(codes::gender_from(a.gender), "gender")?,
+            age_group: code(codes::age_group_from(a.age_group), "age group")?,
+            group_size: u32::try_from(r.get::<_, i64>(6)?)
+                .map_err(|_| inconsistent("group size"))?,
+            patron_key,
+        },
+        rx_kib: to_u64(r.get(8)?),
+        tx_kib: to_u64(r.get(9)?),
+        online_secs: to_u64(duration_s.saturating_sub(r.get(5)?)),
+        client_time_quality: code(codes::time_quality_from(a.client_quality), "time quality")?,
+        time_quality: code(codes::time_quality_from(a.quality), "time quality")?,
+    })
 }
 
 pub(crate) fn events(
@@ -615,26 +659,30 @@ pub(crate) fn month_facts(
             }
         }
     }
-    // The low-volume kinds' counters of the month's days.
+    // The low-volume kinds' counters of the month's days: a range of the key
+    // (library, day, key) per library, never a scan of every library's days.
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT library, day, key, value FROM entry_counts WHERE day >= ?1 AND day < ?2
-             ORDER BY library, day, key",
+            "SELECT day, key, value FROM entry_counts
+             WHERE library = ?1 AND day >= ?2 AND day < ?3 ORDER BY day, key",
         )?;
-        let mut rows = stmt.query(params![rollup::date_day(first), rollup::date_day(next)])?;
-        while let Some(r) = rows.next()? {
-            let Some(&i) = lib_index.get(&r.get::<_, i64>(0)?) else {
-                continue;
-            };
-            let day = rollup::day_date(r.get(1)?)
-                .ok_or_else(|| inconsistent("an entry counter's day"))?;
-            libs[i]
-                .entry_counts
-                .push(crate::report::facts::EntryCountFacts {
-                    day,
-                    key: r.get(2)?,
-                    value: r.get(3)?,
-                });
+        for (&library, &i) in &lib_index {
+            let mut rows = stmt.query(params![
+                library,
+                rollup::date_day(first),
+                rollup::date_day(next)
+            ])?;
+            while let Some(r) = rows.next()? {
+                let day = rollup::day_date(r.get(0)?)
+                    .ok_or_else(|| inconsistent("an entry counter's day"))?;
+                libs[i]
+                    .entry_counts
+                    .push(crate::report::facts::EntryCountFacts {
+                        day,
+                        key: r.get(1)?,
+                        value: r.get(2)?,
+                    });
+            }
         }
     }
     Ok(MonthFacts {
