@@ -58,7 +58,7 @@ impl Server {
             .block_on(self.store().month_facts(
                 month,
                 Some(&LibraryCode::parse(library).unwrap()),
-                FactsDetail::Days,
+                FactsDetail::Breakdowns,
             ))
             .unwrap();
         facts.libraries[0].entry_count(None, key)

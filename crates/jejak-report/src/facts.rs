@@ -200,10 +200,31 @@ pub fn month_count(library: &LibraryFacts, key: &str) -> u64 {
     u64::try_from(library.entry_count(None, key)).unwrap_or(0)
 }
 
+/// Whether [`FactsDetail::Days`] reads the entry counter `key`: what the district
+/// matrix, the IPLM sheet and the village report's month before use — the visit rule's
+/// per-day parts, the visitor book's purposes, activities and their participants (all,
+/// and those of socialisation/KIE), and the member count. The breakdowns by gender, age,
+/// user kind and place are for the village report's own month
+/// ([`FactsDetail::Breakdowns`]); leaving them out keeps a district's year of facts small.
+pub fn counter_in_days_detail(key: &str) -> bool {
+    matches!(
+        key,
+        "visit.entries"
+            | "visit.people"
+            | "visit.people.computer"
+            | "activity.count"
+            | "activity.participants"
+            | "activity.participants.type.sosialisasi_kie"
+            | "member_count.members"
+            | "member_count.new"
+    ) || key.starts_with("visit.people.purpose.")
+}
+
 /// How much [`crate::ServerStore::month_facts`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FactsDetail {
-    /// Days and PCs only: what the district matrix needs.
+    /// Days and PCs only, and the entry counters of [`counter_in_days_detail`]: what
+    /// the district matrix and the IPLM sheet need.
     Days,
     /// Also the breakdowns by age group and purpose, for the cross tables.
     Breakdowns,

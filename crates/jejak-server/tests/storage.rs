@@ -1812,7 +1812,7 @@ async fn entry_count(store: &dyn ServerStore, library: &str, key: &str) -> i64 {
         .month_facts(
             sim::month_start().date_naive(),
             Some(&lib(library)),
-            FactsDetail::Days,
+            FactsDetail::Breakdowns,
         )
         .await
         .unwrap();

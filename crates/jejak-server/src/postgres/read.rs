@@ -681,13 +681,17 @@ pub(crate) async fn month_facts(
         let Some(&i) = lib_index.get(&r.try_get::<_, i64>(0)?) else {
             continue;
         };
+        let key: &str = r.try_get(2)?;
+        if detail == FactsDetail::Days && !crate::report::facts::counter_in_days_detail(key) {
+            continue;
+        }
         let day = rollup::day_date(r.try_get(1)?)
             .ok_or_else(|| StoreError::Inconsistent("an entry counter's day".into()))?;
         libs[i]
             .entry_counts
             .push(crate::report::facts::EntryCountFacts {
                 day,
-                key: r.try_get(2)?,
+                key: key.to_string(),
                 value: r.try_get(3)?,
             });
     }

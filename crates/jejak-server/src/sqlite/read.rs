@@ -673,13 +673,21 @@ pub(crate) fn month_facts(
                 rollup::date_day(next)
             ])?;
             while let Some(r) = rows.next()? {
+                let key = r
+                    .get_ref(1)?
+                    .as_str()
+                    .map_err(|_| inconsistent("an entry counter's key"))?;
+                if detail == FactsDetail::Days && !crate::report::facts::counter_in_days_detail(key)
+                {
+                    continue;
+                }
                 let day = rollup::day_date(r.get(0)?)
                     .ok_or_else(|| inconsistent("an entry counter's day"))?;
                 libs[i]
                     .entry_counts
                     .push(crate::report::facts::EntryCountFacts {
                         day,
-                        key: r.get(1)?,
+                        key: key.to_string(),
                         value: r.get(2)?,
                     });
             }
