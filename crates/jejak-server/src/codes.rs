@@ -188,6 +188,75 @@ pub(crate) fn event_attrs_unpack(attrs: i64) -> (i64, i64) {
     (attrs & 15, (attrs >> 4) & 3)
 }
 
+/// A row of `sessions` as both backends keep it, before decoding.
+pub(crate) struct SessionColumns {
+    pub id: Vec<u8>,
+    pub attrs: i64,
+    pub start_s: i64,
+    pub skew_ms: i64,
+    pub duration_s: i64,
+    pub offline_s: i64,
+    pub group_size: i64,
+    /// The patron key's id in `patron_keys`, if the session had one.
+    pub patron: Option<i64>,
+    pub rx_kib: i64,
+    pub tx_kib: i64,
+}
+
+impl SessionColumns {
+    /// The stored session; `keys` maps patron key ids to the keys.
+    pub(crate) fn decode(
+        self,
+        keys: &std::collections::HashMap<i64, jejak_domain::PatronKey>,
+    ) -> Result<crate::store::StoredSession, crate::store::StoreError> {
+        fn bad(what: &str) -> crate::store::StoreError {
+            crate::store::StoreError::Inconsistent(format!("a stored {what} is invalid"))
+        }
+        fn known<T>(value: Option<T>, what: &str) -> Result<T, crate::store::StoreError> {
+            value.ok_or_else(|| bad(what))
+        }
+        let time = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| bad("time"));
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        let a = SessionAttrs::unpack(self.attrs);
+        let end_reason = match a.end_reason {
+            Some(c) => Some(known(end_reason_from(c), "end reason")?),
+            None => None,
+        };
+        let corrected_start = time(self.start_s.saturating_mul(1000))?;
+        let patron_key = match self.patron {
+            Some(id) => Some(known(keys.get(&id).cloned(), "patron key")?),
+            None => None,
+        };
+        Ok(crate::store::StoredSession {
+            id: uuid::Uuid::from_slice(&self.id).map_err(|_| bad("session id"))?,
+            revision: u32::try_from(a.revision).map_err(|_| bad("revision"))?,
+            raw_start: time(
+                self.start_s
+                    .saturating_mul(1000)
+                    .saturating_add(self.skew_ms),
+            )?,
+            corrected_start,
+            corrected_end: end_reason
+                .map(|_| corrected_start + chrono::Duration::seconds(self.duration_s)),
+            duration_secs: count(self.duration_s),
+            end_reason,
+            patron: jejak_domain::PatronProfile {
+                user_kind: known(user_kind_from(a.user_kind), "user kind")?,
+                purposes: purposes_from(a.purposes),
+                gender: known(gender_from(a.gender), "gender")?,
+                age_group: known(age_group_from(a.age_group), "age group")?,
+                group_size: u32::try_from(self.group_size).map_err(|_| bad("group size"))?,
+                patron_key,
+            },
+            rx_kib: count(self.rx_kib),
+            tx_kib: count(self.tx_kib),
+            online_secs: count(self.duration_s.saturating_sub(self.offline_s)),
+            client_time_quality: known(time_quality_from(a.client_quality), "time quality")?,
+            time_quality: known(time_quality_from(a.quality), "time quality")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use jejak_domain::{LibraryCode, LibraryDetails, PatronKey, PatronProfile, PcCode, Zone};
+use jejak_domain::{LibraryCode, LibraryDetails, PatronKey, PcCode, Zone};
 use uuid::Uuid;
 
 use crate::codes;
@@ -392,41 +392,19 @@ fn stored_session(
     r: &tokio_postgres::Row,
     keys: &HashMap<i64, PatronKey>,
 ) -> Result<StoredSession, StoreError> {
-    let a = codes::SessionAttrs::unpack(r.try_get(1)?);
-    let start_s: i64 = r.try_get(2)?;
-    let duration_s: i64 = r.try_get(4)?;
-    let end_reason = match a.end_reason {
-        Some(c) => Some(code(codes::end_reason_from(c), "end reason")?),
-        None => None,
-    };
-    let corrected_start = time(start_s.saturating_mul(1000))?;
-    let patron_key = match r.try_get::<_, Option<i64>>(7)? {
-        Some(id) => Some(code(keys.get(&id).cloned(), "patron key")?),
-        None => None,
-    };
-    Ok(StoredSession {
-        id: uuid(&r.try_get::<_, Vec<u8>>(0)?, "session id")?,
-        revision: u32::try_from(a.revision).map_err(|_| inconsistent("revision"))?,
-        raw_start: time(start_s.saturating_mul(1000).saturating_add(r.try_get(3)?))?,
-        corrected_start,
-        corrected_end: end_reason.map(|_| corrected_start + chrono::Duration::seconds(duration_s)),
-        duration_secs: to_u64(duration_s),
-        end_reason,
-        patron: PatronProfile {
-            user_kind: code(codes::user_kind_from(a.user_kind), "user kind")?,
-            purposes: codes::purposes_from(a.purposes),
-            gender: code(codes::gender_from(a.gender), "gender")?,
-            age_group: code(codes::age_group_from(a.age_group), "age group")?,
-            group_size: u32::try_from(r.try_get::<_, i64>(6)?)
-                .map_err(|_| inconsistent("group size"))?,
-            patron_key,
-        },
-        rx_kib: to_u64(r.try_get(8)?),
-        tx_kib: to_u64(r.try_get(9)?),
-        online_secs: to_u64(duration_s.saturating_sub(r.try_get(5)?)),
-        client_time_quality: code(codes::time_quality_from(a.client_quality), "time quality")?,
-        time_quality: code(codes::time_quality_from(a.quality), "time quality")?,
-    })
+    codes::SessionColumns {
+        id: r.try_get(0)?,
+        attrs: r.try_get(1)?,
+        start_s: r.try_get(2)?,
+        skew_ms: r.try_get(3)?,
+        duration_s: r.try_get(4)?,
+        offline_s: r.try_get(5)?,
+        group_size: r.try_get(6)?,
+        patron: r.try_get(7)?,
+        rx_kib: r.try_get(8)?,
+        tx_kib: r.try_get(9)?,
+    }
+    .decode(keys)
 }
 
 pub(crate) async fn events(
