@@ -19,6 +19,8 @@ use chrono::NaiveDate;
 use jejak_domain::{
     AgeGroup, Gender, LibraryCode, LibraryDetails, PcCode, Purpose, UserKind, Zone,
 };
+use std::sync::Arc;
+
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -73,7 +75,7 @@ impl LibraryFacts {
     pub fn entry_count(&self, day: Option<NaiveDate>, key: &str) -> i64 {
         self.entry_counts
             .iter()
-            .filter(|c| c.key == key && day.is_none_or(|d| d == c.day))
+            .filter(|c| &*c.key == key && day.is_none_or(|d| d == c.day))
             .map(|c| c.value)
             .sum()
     }
@@ -94,8 +96,9 @@ impl LibraryFacts {
 pub struct EntryCountFacts {
     /// The local day.
     pub day: NaiveDate,
-    /// The counter's key.
-    pub key: String,
+    /// The counter's key, shared by the month's days of one library (a year of the
+    /// district's counters is about 300,000 of them).
+    pub key: Arc<str>,
     /// Its value.
     pub value: i64,
 }
@@ -139,21 +142,51 @@ impl DayVisits {
 /// A library's visit parts per local day of the month (days with none left out),
 /// ascending.
 pub fn library_day_visits(library: &LibraryFacts) -> Vec<(NaiveDate, DayVisits)> {
-    use std::collections::BTreeMap;
-    let computer = "visit.people.computer";
-    let mut days: BTreeMap<NaiveDate, DayVisits> = BTreeMap::new();
+    // A sorted list merged by day, not a map: a district's year is 4,000 library-months.
+    let mut parts: Vec<(NaiveDate, DayVisits)> = Vec::new();
     for c in &library.entry_counts {
         let value = u64::try_from(c.value).unwrap_or(0);
-        if c.key == "visit.people" {
-            days.entry(c.day).or_default().desk_people += value;
-        } else if c.key == computer {
-            days.entry(c.day).or_default().desk_computer += value;
+        match &*c.key {
+            "visit.people" => parts.push((
+                c.day,
+                DayVisits {
+                    desk_people: value,
+                    ..DayVisits::default()
+                },
+            )),
+            "visit.people.computer" => parts.push((
+                c.day,
+                DayVisits {
+                    desk_computer: value,
+                    ..DayVisits::default()
+                },
+            )),
+            _ => {}
         }
     }
-    for d in &library.days {
-        days.entry(d.day).or_default().pc_persons += d.persons;
+    parts.extend(library.days.iter().map(|d| {
+        (
+            d.day,
+            DayVisits {
+                pc_persons: d.persons,
+                ..DayVisits::default()
+            },
+        )
+    }));
+    parts.sort_unstable_by_key(|(day, _)| *day);
+    let mut days: Vec<(NaiveDate, DayVisits)> = Vec::with_capacity(parts.len());
+    for (day, part) in parts {
+        match days.last_mut() {
+            Some((last, sum)) if *last == day => {
+                sum.desk_people += part.desk_people;
+                sum.desk_computer += part.desk_computer;
+                sum.pc_persons += part.pc_persons;
+            }
+            _ => days.push((day, part)),
+        }
     }
-    days.into_iter().filter(|(_, v)| v.visits() > 0).collect()
+    days.retain(|(_, v)| v.visits() > 0);
+    days
 }
 
 /// A library's visits per local day of the month (days with none left out), by the
@@ -173,7 +206,7 @@ pub fn service_days(library: &LibraryFacts) -> usize {
         library
             .entry_counts
             .iter()
-            .filter(|c| c.key == "visit.people" && c.value > 0)
+            .filter(|c| &*c.key == "visit.people" && c.value > 0)
             .map(|c| c.day),
     );
     days.sort();
@@ -187,7 +220,7 @@ pub fn month_members(library: &LibraryFacts) -> Option<(u64, u64)> {
     let entered = library
         .entry_counts
         .iter()
-        .any(|c| c.key == "member_count.members" || c.key == "member_count.new");
+        .any(|c| &*c.key == "member_count.members" || &*c.key == "member_count.new");
     entered.then(|| {
         let total = |key: &str| u64::try_from(library.entry_count(None, key)).unwrap_or(0);
         (total("member_count.members"), total("member_count.new"))
@@ -202,15 +235,15 @@ pub fn month_count(library: &LibraryFacts, key: &str) -> u64 {
 
 /// Whether [`FactsDetail::Days`] reads the entry counter `key`: what the district
 /// matrix, the IPLM sheet and the village report's month before use — the visit rule's
-/// per-day parts, the visitor book's purposes, activities and their participants (all,
+/// per-day parts (not the visitor book's entries, which only the village report's own
+/// month counts), the visitor book's purposes, activities and their participants (all,
 /// and those of socialisation/KIE), and the member count. The breakdowns by gender, age,
 /// user kind and place are for the village report's own month
 /// ([`FactsDetail::Breakdowns`]); leaving them out keeps a district's year of facts small.
 pub fn counter_in_days_detail(key: &str) -> bool {
     matches!(
         key,
-        "visit.entries"
-            | "visit.people"
+        "visit.people"
             | "visit.people.computer"
             | "activity.count"
             | "activity.participants"

@@ -120,6 +120,25 @@ pub(crate) fn stored_days(
     Ok(())
 }
 
+/// Adds a stored entry counter row (one library's month, `rollup::EntryMonth`) to the
+/// stored side of a check.
+pub(crate) fn stored_entry_month(
+    delta: &mut RollupDelta,
+    month: i64,
+    library: i64,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let first = rollup::month_first_day(month);
+    rollup::EntryMonth::each_packed(bytes, |key, pairs| {
+        for pair in pairs.chunks(2) {
+            delta
+                .entries
+                .insert((library, first + pair[0], key.to_string()), pair[1]);
+        }
+    })
+    .ok_or_else(|| corrupt("entry counters", month, library))
+}
+
 /// Adds a stored breakdown row (one library's month) to the stored side of a check.
 pub(crate) fn stored_cells(
     delta: &mut RollupDelta,

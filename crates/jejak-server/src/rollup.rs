@@ -378,6 +378,117 @@ pub fn unpack_patrons(bytes: &[u8]) -> Option<std::collections::BTreeMap<i64, i6
     Some(out)
 }
 
+/// The patrons of a packed month ([`pack_patrons`]) with sessions, counted without
+/// building the map (a district's month holds a few hundred thousand of them).
+pub fn count_patrons(bytes: &[u8]) -> Option<u64> {
+    let values = unpack(bytes)?;
+    if values.len() % 2 != 0 {
+        return None;
+    }
+    Some(values.chunks(2).filter(|pair| pair[1] > 0).count() as u64)
+}
+
+/// The first local day number of a month number: the inverse of [`day_month`] (the
+/// days-from-civil arithmetic of the same calendar), total for any month a day number
+/// can fall in, so that ingest never meets a date it cannot place.
+pub fn month_first_day(month: i64) -> i64 {
+    let (year, month0) = (month.div_euclid(12), month.rem_euclid(12));
+    // Years counted from March, so that February's leap day comes last.
+    let year = year - i64::from(month0 < 2);
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let from_march = (month0 + 10) % 12;
+    let day_of_year = (153 * from_march + 2) / 5;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// A library's counters of the low-volume kinds over one local month, as one packed row
+/// holds them: (counter key, day of the month from 0) → value, zeros left out.
+///
+/// One row per library and month rather than a row per counter and day: the district
+/// matrix and the IPLM sheet read every library's month, about 170 counters each, and
+/// stepping through 60,000 rows a month was most of a year's sheet. The row is a zigzag
+/// varint with the length of the keys' text, the keys (ascending, one per line), then
+/// per key its number of days and (day, value) pairs ([`pack`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EntryMonth {
+    /// (counter key, day of the month from 0) → value.
+    pub counters: std::collections::BTreeMap<(String, i64), i64>,
+}
+
+impl EntryMonth {
+    /// Packs the month's counters; `None` when it counts nothing (the row goes).
+    pub fn pack(&self) -> Option<Vec<u8>> {
+        let mut keys = String::new();
+        let mut values = Vec::new();
+        let mut counters = self.counters.iter().filter(|(_, v)| **v != 0).peekable();
+        while let Some(((key, _), _)) = counters.peek() {
+            let key = key.clone();
+            // The keys are `entry_counters`' own, made of vocabulary codes.
+            debug_assert!(
+                !key.contains('\n') && !key.is_empty(),
+                "counter key {key:?}"
+            );
+            if !keys.is_empty() {
+                keys.push('\n');
+            }
+            keys.push_str(&key);
+            let count_at = values.len();
+            values.push(0);
+            while let Some(((_, day), value)) = counters.next_if(|((k, _), _)| *k == key) {
+                values.push(*day);
+                values.push(*value);
+                values[count_at] += 1;
+            }
+        }
+        if keys.is_empty() {
+            return None;
+        }
+        let mut out = pack(&[keys.len() as i64]);
+        out.extend_from_slice(keys.as_bytes());
+        out.extend(pack(&values));
+        Some(out)
+    }
+
+    /// Calls `each(key, pairs)` for every key of a packed row, in key order, with its
+    /// days' counters as (day of the month from 0, value) pairs laid flat, without
+    /// building the map: the month reads keep only some keys. `None` for a row that is
+    /// not what [`EntryMonth::pack`] writes.
+    pub fn each_packed(bytes: &[u8], mut each: impl FnMut(&str, &[i64])) -> Option<()> {
+        // The keys' length is the first varint: read bytes up to its last one.
+        let header = bytes.iter().position(|b| b & 0x80 == 0)? + 1;
+        let keys_len = usize::try_from(*unpack(bytes.get(..header)?)?.first()?).ok()?;
+        let keys = std::str::from_utf8(bytes.get(header..header.checked_add(keys_len)?)?).ok()?;
+        let values = unpack(bytes.get(header + keys_len..)?)?;
+        let mut rest = values.as_slice();
+        for key in keys.split('\n') {
+            let (&days, after) = rest.split_first()?;
+            let pairs = after.get(..usize::try_from(days).ok()?.checked_mul(2)?)?;
+            if pairs
+                .chunks(2)
+                .any(|pair| !(0..MONTH_DAYS as i64).contains(&pair[0]))
+            {
+                return None;
+            }
+            each(key, pairs);
+            rest = &after[pairs.len()..];
+        }
+        rest.is_empty().then_some(())
+    }
+
+    /// Unpacks what [`EntryMonth::pack`] wrote.
+    pub fn unpack(bytes: &[u8]) -> Option<EntryMonth> {
+        let mut month = EntryMonth::default();
+        EntryMonth::each_packed(bytes, |key, pairs| {
+            for pair in pairs.chunks(2) {
+                month.counters.insert((key.to_string(), pair[0]), pair[1]);
+            }
+        })?;
+        Some(month)
+    }
+}
+
 /// Changes to the rollups, summed over a batch (or a recount) before they are written:
 /// a batch of 500 sessions touches a few dozen day rows, so writing sums instead of a
 /// statement per session keeps ingest near the speed of the raw inserts.
@@ -751,6 +862,76 @@ mod tests {
                 "day {day}"
             );
         }
+    }
+
+    #[test]
+    fn the_first_day_of_a_month_is_where_its_days_begin() {
+        // Every month from 1600 to 2400, and months before the epoch and far out.
+        for month in (1600 * 12..2400 * 12).chain([-30, -1, 0, 1, 11, 12, 1_000_000]) {
+            let first = month_first_day(month);
+            assert_eq!(day_month(first), month, "month {month}");
+            assert_eq!(
+                day_month(first - 1),
+                month - 1,
+                "the day before month {month}"
+            );
+            if let Some(date) = month_first(month) {
+                assert_eq!(date_day(date), first, "month {month}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_months_entry_counters_pack_and_unpack_as_they_were() {
+        let mut month = EntryMonth::default();
+        for (key, day, value) in [
+            ("visit.people", 0, 12),
+            ("visit.people", 30, 3),
+            ("visit.people.computer", 4, 2),
+            ("activity.participants.ga.P.dewasa", 17, -1),
+            ("member_count.members", 0, 1_250_000),
+            ("visit.entries", 9, 0),
+        ] {
+            month.counters.insert((key.to_string(), day), value);
+        }
+        let bytes = month.pack().unwrap();
+        let back = EntryMonth::unpack(&bytes).unwrap();
+        // The zero is not stored; everything else comes back.
+        month.counters.retain(|_, v| *v != 0);
+        assert_eq!(back, month);
+        let mut keys = Vec::new();
+        EntryMonth::each_packed(&bytes, |key, pairs| {
+            keys.push((key.to_string(), pairs.len()))
+        })
+        .unwrap();
+        assert_eq!(
+            keys,
+            [
+                ("activity.participants.ga.P.dewasa".to_string(), 2),
+                ("member_count.members".to_string(), 2),
+                ("visit.people".to_string(), 4),
+                ("visit.people.computer".to_string(), 2),
+            ]
+        );
+        // A month of zeros is no row; a cut or padded row is refused, not misread.
+        let zeros = EntryMonth {
+            counters: [(("visit.people".to_string(), 1), 0)].into(),
+        };
+        assert_eq!(zeros.pack(), None);
+        for cut in 0..bytes.len() {
+            assert_eq!(EntryMonth::unpack(&bytes[..cut]), None, "cut at {cut}");
+        }
+        let mut padded = bytes.clone();
+        padded.push(0);
+        assert_eq!(EntryMonth::unpack(&padded), None);
+        // A day outside the month's 31 slots is refused.
+        let mut late = EntryMonth::default();
+        late.counters.insert(("visit.people".to_string(), 31), 1);
+        assert_eq!(EntryMonth::unpack(&late.pack().unwrap()), None);
+        assert_eq!(
+            count_patrons(&pack_patrons(&[(3, 1), (9, 0), (70, 2)].into())),
+            Some(2)
+        );
     }
 
     #[test]

@@ -767,18 +767,33 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
     /// What the server holds for a device.
     async fn device_state(&self, device: &DeviceRef) -> Result<DeviceState, StoreError>;
 
-    /// A month's usage facts for reports, read from the rollups (never row by row): per
-    /// library (all, or only `library`) and PC, public use per local day, open days,
-    /// unique users, uptime and last batches, and with [`crate::report::FactsDetail::Profiles`]
-    /// the sessions per profile. `month` is any day of the month (normally the first).
-    /// See [`crate::report::facts`] for the rules. An unknown `library` gives no
-    /// libraries.
+    /// The usage facts of each of `months` for reports, in the order given, read from
+    /// the rollups (never row by row): per library (all, or only `library`) and PC,
+    /// public use per local day, open days, unique users, uptime and last batches, the
+    /// entry counters, and with [`crate::report::FactsDetail::Breakdowns`] the sessions
+    /// per profile. Each month is any day of it (normally the first). See
+    /// [`crate::report::facts`] for the rules. An unknown `library` gives no libraries.
+    /// A period's months are read together, so that what every month shares (the
+    /// libraries and their PCs) is read once: a year of the IPLM sheet is one call.
+    async fn months_facts(
+        &self,
+        months: &[chrono::NaiveDate],
+        library: Option<&LibraryCode>,
+        detail: crate::report::FactsDetail,
+    ) -> Result<Vec<crate::report::MonthFacts>, StoreError>;
+
+    /// One month's facts ([`ServerStore::months_facts`]).
     async fn month_facts(
         &self,
         month: chrono::NaiveDate,
         library: Option<&LibraryCode>,
         detail: crate::report::FactsDetail,
-    ) -> Result<crate::report::MonthFacts, StoreError>;
+    ) -> Result<crate::report::MonthFacts, StoreError> {
+        self.months_facts(&[month], library, detail)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Internal("no facts for the month asked".into()))
+    }
 
     /// Per PC, how many sessions are still open that started before `started_before`
     /// (the operations view lists sessions open for more than 12 hours).

@@ -658,6 +658,23 @@ async fn rollups_equal_a_recount_and_rebuild_repairs_nothing_lost(store: Arc<dyn
         .month_facts(month, None, FactsDetail::Breakdowns)
         .await
         .unwrap();
+    // A period's months read together are the months read one by one (what they share,
+    // libraries and PCs, is read once), in the order asked for.
+    let months = [
+        month.checked_sub_months(chrono::Months::new(1)).unwrap(),
+        month,
+        month.checked_add_months(chrono::Months::new(1)).unwrap(),
+    ];
+    for detail in [FactsDetail::Days, FactsDetail::Breakdowns] {
+        let together = store.months_facts(&months, None, detail).await.unwrap();
+        let mut one_by_one = Vec::new();
+        for m in months {
+            one_by_one.push(store.month_facts(m, None, detail).await.unwrap());
+        }
+        assert_eq!(together, one_by_one);
+        assert_eq!(together[1].month, month);
+        assert!(together[1].libraries.iter().any(|l| !l.days.is_empty()));
+    }
     store.rebuild_rollups().await.unwrap();
     assert!(store.check_rollups().await.unwrap().is_consistent());
     assert_eq!(

@@ -192,7 +192,7 @@ pub struct EntryFigure {
     /// The batch as the PC would send it (uncompressed JSON).
     pub batch_json: Vec<u8>,
     /// The compacted file's growth per record: the `entries` rows, their counters
-    /// (`entry_counts`) and the indexes.
+    /// (`entry_months`) and the indexes.
     pub disk_bytes_per_record: f64,
 }
 

@@ -253,18 +253,16 @@ pub fn month_text(month: NaiveDate) -> Text {
 
 /// The PCs counted for use rates: active, or with sessions this month.
 fn counted_pcs(lib: &LibraryFacts) -> Vec<&jejak_domain::PcCode> {
-    let mut pcs: Vec<&jejak_domain::PcCode> = lib
-        .pcs
-        .iter()
-        .filter(|p| p.active || lib.days.iter().any(|g| g.pc == p.pc))
-        .map(|p| &p.pc)
-        .collect();
+    let mut pcs: Vec<&jejak_domain::PcCode> =
+        lib.pcs.iter().filter(|p| p.active).map(|p| &p.pc).collect();
+    // The days come per PC, so a PC is pushed once per run of its days.
     for g in &lib.days {
-        if !pcs.contains(&&g.pc) {
+        if pcs.last() != Some(&&g.pc) {
             pcs.push(&g.pc);
         }
     }
     pcs.sort();
+    pcs.dedup();
     pcs
 }
 

@@ -6,7 +6,7 @@
 use jejak_domain::{ActivityType, Lang, VisitPurpose};
 
 use super::{col, count, ratio};
-use crate::facts::{LibraryFacts, library_visits, month_count, month_members, service_days};
+use crate::facts::{LibraryFacts, library_visits, service_days};
 use crate::model::{Cell, Column, ColumnKind, Text};
 
 /// One library's or a group's services over a month or more.
@@ -31,26 +31,42 @@ pub(super) struct Services {
 }
 
 impl Services {
-    /// One library's month.
+    /// One library's month. Its counters are read in one pass (the IPLM sheet reads a
+    /// district's year of them); each sum is a count as [`month_count`] makes it.
     pub fn of_month(lib: &LibraryFacts) -> Services {
-        let mut purposes = [0; VisitPurpose::ALL.len()];
-        for (slot, purpose) in purposes.iter_mut().zip(VisitPurpose::ALL) {
-            *slot = month_count(lib, &format!("visit.people.purpose.{}", purpose.code()));
+        let kie = ActivityType::SosialisasiKie.code();
+        let mut purposes = [0i64; VisitPurpose::ALL.len()];
+        let (mut activities, mut participants, mut participants_kie) = (0i64, 0i64, 0i64);
+        let (mut members, mut new_members, mut entered) = (0i64, 0i64, false);
+        for c in &lib.entry_counts {
+            let key = &*c.key;
+            if let Some(purpose) = key.strip_prefix("visit.people.purpose.") {
+                if let Some(i) = VisitPurpose::ALL.iter().position(|p| p.code() == purpose) {
+                    purposes[i] += c.value;
+                }
+            } else if let Some(of_type) = key.strip_prefix("activity.participants.type.") {
+                if of_type == kie {
+                    participants_kie += c.value;
+                }
+            } else {
+                match key {
+                    "activity.count" => activities += c.value,
+                    "activity.participants" => participants += c.value,
+                    "member_count.members" => (members, entered) = (members + c.value, true),
+                    "member_count.new" => (new_members, entered) = (new_members + c.value, true),
+                    _ => {}
+                }
+            }
         }
+        let count = |sum: i64| u64::try_from(sum).unwrap_or(0);
         Services {
             days_served: service_days(lib) as u64,
             visits: library_visits(lib).iter().map(|(_, v)| v).sum(),
-            purposes,
-            activities: month_count(lib, "activity.count"),
-            participants: month_count(lib, "activity.participants"),
-            participants_kie: month_count(
-                lib,
-                &format!(
-                    "activity.participants.type.{}",
-                    ActivityType::SosialisasiKie.code()
-                ),
-            ),
-            members: month_members(lib),
+            purposes: purposes.map(count),
+            activities: count(activities),
+            participants: count(participants),
+            participants_kie: count(participants_kie),
+            members: entered.then(|| (count(members), count(new_members))),
         }
     }
 

@@ -750,16 +750,23 @@ impl ServerStore for PostgresStore {
         .await
     }
 
-    async fn month_facts(
+    async fn months_facts(
         &self,
-        month: chrono::NaiveDate,
+        months: &[chrono::NaiveDate],
         library: Option<&LibraryCode>,
         detail: crate::report::FactsDetail,
-    ) -> Result<crate::report::MonthFacts, StoreError> {
-        let library = library.cloned();
+    ) -> Result<Vec<crate::report::MonthFacts>, StoreError> {
+        let (months, library) = (months.to_vec(), library.cloned());
+        // One read-only transaction, so the months are one snapshot.
         self.transact(true, move |tx| {
-            let library = library.clone();
-            Box::pin(async move { read::month_facts(tx, month, library.as_ref(), detail).await })
+            let (months, library) = (months.clone(), library.clone());
+            Box::pin(async move {
+                let mut facts = Vec::with_capacity(months.len());
+                for month in months {
+                    facts.push(read::month_facts(tx, month, library.as_ref(), detail).await?);
+                }
+                Ok(facts)
+            })
         })
         .await
     }

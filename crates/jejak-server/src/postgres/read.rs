@@ -603,8 +603,8 @@ pub(crate) async fn month_facts(
     {
         if let Some(&i) = lib_index.get(&r.try_get::<_, i64>(0)?) {
             let bytes: Vec<u8> = r.try_get(1)?;
-            let patrons = rollup::unpack_patrons(&bytes).ok_or_else(|| corrupt("patrons"))?;
-            libs[i].unique_users = patrons.values().filter(|n| **n > 0).count() as u64;
+            libs[i].unique_users =
+                rollup::count_patrons(&bytes).ok_or_else(|| corrupt("patrons"))?;
         }
     }
     if detail == FactsDetail::Breakdowns {
@@ -669,7 +669,7 @@ pub(crate) async fn month_facts(
             .entry_counts
             .push(crate::report::facts::EntryCountFacts {
                 day,
-                key: key.to_string(),
+                key: std::sync::Arc::from(key),
                 value: r.try_get(3)?,
             });
     }

@@ -6,9 +6,8 @@
 use chrono::{DateTime, Utc};
 use jejak_domain::{Lang, LibraryCode, Zone};
 use jejak_report::{
-    DetailFacts, FactsDetail, MonthFacts, OpsRow, Period, Report, ReportRequest, SessionDetail,
-    detail_export, district_monthly, iplm_sheet, operations_report, period_report, today_wib,
-    village_monthly,
+    DetailFacts, FactsDetail, OpsRow, Period, Report, ReportRequest, SessionDetail, detail_export,
+    district_monthly, iplm_sheet, operations_report, period_report, today_wib, village_monthly,
 };
 
 use crate::store::{ServerStore, StoreError};
@@ -56,8 +55,11 @@ pub async fn load(
             district_monthly(&facts, today_wib(now), lang, now)
         }
         ReportRequest::Period(period) => {
-            let current = period_facts(store, *period).await?;
-            let previous = period_facts(store, period.previous()).await?;
+            let (months, before) = (period.months(), period.previous().months());
+            let (current, previous) = tokio::try_join!(
+                store.months_facts(&months, None, FactsDetail::Breakdowns),
+                store.months_facts(&before, None, FactsDetail::Breakdowns)
+            )?;
             period_report(*period, &current, &previous, lang, now)
         }
         ReportRequest::Detail { month } => {
@@ -68,14 +70,10 @@ pub async fn load(
             // The two halves of the year are read at once (the stores read in parallel).
             let months = Period::Year(*year).months();
             let (first, second) = months.split_at(months.len() / 2);
-            let half = |months: Vec<chrono::NaiveDate>| async move {
-                let mut facts = Vec::new();
-                for month in months {
-                    facts.push(store.month_facts(month, None, FactsDetail::Days).await?);
-                }
-                Ok::<_, StoreError>(facts)
-            };
-            let (mut facts, later) = tokio::try_join!(half(first.to_vec()), half(second.to_vec()))?;
+            let (mut facts, later) = tokio::try_join!(
+                store.months_facts(first, None, FactsDetail::Days),
+                store.months_facts(second, None, FactsDetail::Days)
+            )?;
             facts.extend(later);
             iplm_sheet(*year, &facts, lang, now)
         }
@@ -125,22 +123,6 @@ async fn detail_facts(
             })
             .collect(),
     })
-}
-
-/// The month facts of every month of a period.
-async fn period_facts(
-    store: &dyn ServerStore,
-    period: Period,
-) -> Result<Vec<MonthFacts>, StoreError> {
-    let mut months = Vec::new();
-    for month in period.months() {
-        months.push(
-            store
-                .month_facts(month, None, FactsDetail::Breakdowns)
-                .await?,
-        );
-    }
-    Ok(months)
 }
 
 /// Every enrolled PC with what the operations view shows of it.

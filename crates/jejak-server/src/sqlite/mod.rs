@@ -423,14 +423,14 @@ impl ServerStore for SqliteStore {
             .await
     }
 
-    async fn month_facts(
+    async fn months_facts(
         &self,
-        month: chrono::NaiveDate,
+        months: &[chrono::NaiveDate],
         library: Option<&LibraryCode>,
         detail: crate::report::FactsDetail,
-    ) -> Result<crate::report::MonthFacts, StoreError> {
-        let library = library.cloned();
-        self.read(move |conn| read::month_facts(conn, month, library.as_ref(), detail))
+    ) -> Result<Vec<crate::report::MonthFacts>, StoreError> {
+        let (months, library) = (months.to_vec(), library.cloned());
+        self.read(move |conn| read::months_facts(conn, &months, library.as_ref(), detail))
             .await
     }
 

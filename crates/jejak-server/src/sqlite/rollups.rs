@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
 
-use super::write::{device_events, retained_from, write_rollups};
+use super::write::{device_events, retained_from, write_entry_months, write_rollups};
 use crate::entries::StoredEntry;
 use crate::recount::{self, Places};
 use crate::rollup::{EventCursor, RollupDelta, SessionFacts};
@@ -106,12 +106,12 @@ fn stored(conn: &Connection) -> Result<RollupDelta, StoreError> {
         }
     }
     if has_entries(conn)? {
-        let mut stmt = conn.prepare("SELECT library, day, key, value FROM entry_counts")?;
+        let mut stmt = conn.prepare("SELECT month, library, counters FROM entry_months")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            delta
-                .entries
-                .insert((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?);
+            let (month, library): (i64, i64) = (r.get(0)?, r.get(1)?);
+            let bytes: Vec<u8> = r.get(2)?;
+            recount::stored_entry_month(&mut delta, month, library, &bytes)?;
         }
     }
     Ok(delta.without_zeros())
@@ -137,17 +137,14 @@ pub(crate) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
     let from = retained_from(conn)?.unwrap_or(i64::MIN);
     expected = expected.keeping_months_from(from);
     let undated = crate::dating::FIRST_DATED_MONTH;
-    for table in ["day_rollups", "breakdown_rollups", "patron_months"] {
+    let mut tables = vec!["day_rollups", "breakdown_rollups", "patron_months"];
+    if has_entries(conn)? {
+        tables.push("entry_months");
+    }
+    for table in tables {
         conn.execute(
             &format!("DELETE FROM {table} WHERE month >= ?1 OR month < ?2"),
             [from, undated],
-        )?;
-    }
-    if has_entries(conn)? {
-        let (from_day, undated_day) = recount::entry_rebuild_days(from);
-        conn.execute(
-            "DELETE FROM entry_counts WHERE day >= ?1 OR day < ?2",
-            [from_day, undated_day],
         )?;
     }
     write_rollups(conn, &expected)?;
@@ -169,6 +166,22 @@ pub(crate) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
             ])?,
         };
     }
+    Ok(())
+}
+
+/// The V9 migration: the entry counters of the V8 layout (a row per library, local day
+/// and key) packed into month rows as they are, then the old table dropped.
+pub(crate) fn pack_entry_counts(conn: &Connection) -> Result<(), StoreError> {
+    let mut counters = rustc_hash::FxHashMap::default();
+    {
+        let mut stmt = conn.prepare("SELECT library, day, key, value FROM entry_counts")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            counters.insert((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?);
+        }
+    }
+    write_entry_months(conn, &counters)?;
+    conn.execute_batch("DROP TABLE entry_counts")?;
     Ok(())
 }
 

@@ -44,6 +44,11 @@ fn steps() -> Vec<M<'static>> {
         M::up(V6),
         M::up(V7),
         M::up(V8),
+        // The entry counters move into packed month rows: the rows a store holds are
+        // packed as they are (a recount could not bring back pruned months).
+        M::up_with_hook(V9, |tx: &rusqlite::Transaction| {
+            super::rollups::pack_entry_counts(tx).map_err(|e| HookError::Hook(e.to_string()))
+        }),
     ]
 }
 
@@ -395,6 +400,20 @@ CREATE TABLE entry_counts (
 ) STRICT, WITHOUT ROWID;
 "#;
 
+/// Version 9: the low-volume kinds' counters in one packed row per month and library
+/// (`rollup::EntryMonth`), as the sessions' rollups are, instead of a row per library,
+/// day and key: a district's year of them was 670,000 rows, and stepping through them
+/// was most of the IPLM sheet's time. The hook packs `entry_counts` into the new table,
+/// then drops it.
+const V9: &str = r#"
+CREATE TABLE entry_months (
+    month    INTEGER NOT NULL,
+    library  INTEGER NOT NULL,
+    counters BLOB NOT NULL,
+    PRIMARY KEY (month, library)
+) STRICT, WITHOUT ROWID;
+"#;
+
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;
@@ -444,6 +463,70 @@ mod tests {
             libraries[0].details,
             jejak_domain::LibraryDetails::default()
         );
+    }
+
+    /// V9 packs the entry counters into month rows: every counter of a V8 store comes
+    /// through with its library, day and value (pruned months included: they are packed,
+    /// not recounted), and the old table is gone.
+    #[test]
+    fn v9_packs_every_entry_counter_into_its_month() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let migrations = super::migrations();
+        migrations.to_version(&mut conn, 8).unwrap();
+        let day =
+            |y, m, d| crate::rollup::date_day(chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap());
+        let counters = [
+            (1, day(2026, 10, 1), "visit.people", 14),
+            (1, day(2026, 10, 31), "visit.people", 2),
+            (1, day(2026, 10, 1), "visit.people.ga.P.remaja", 5),
+            (1, day(2026, 11, 1), "member_count.members", 310),
+            (2, day(2026, 10, 7), "activity.participants", 25),
+            (2, day(2019, 2, 28), "visit.people", 1),
+        ];
+        for (library, day, key, value) in counters {
+            conn.execute(
+                "INSERT INTO entry_counts VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![library, day, key, value],
+            )
+            .unwrap();
+        }
+        migrations.to_latest(&mut conn).unwrap();
+        assert_eq!(
+            rows(
+                &conn,
+                "SELECT month, library FROM entry_months ORDER BY month, library"
+            ),
+            [(24229, 2), (24321, 1), (24321, 2), (24322, 1)]
+                .map(|(m, l)| vec![m.into(), rusqlite::types::Value::Integer(l)])
+        );
+        let mut stored = crate::rollup::RollupDelta::default();
+        let mut stmt = conn
+            .prepare("SELECT month, library, counters FROM entry_months")
+            .unwrap();
+        let mut found = stmt.query([]).unwrap();
+        while let Some(r) = found.next().unwrap() {
+            let bytes: Vec<u8> = r.get(2).unwrap();
+            crate::recount::stored_entry_month(
+                &mut stored,
+                r.get(0).unwrap(),
+                r.get(1).unwrap(),
+                &bytes,
+            )
+            .unwrap();
+        }
+        let expected: rustc_hash::FxHashMap<(i64, i64, String), i64> = counters
+            .iter()
+            .map(|(l, d, k, v)| ((*l, *d, k.to_string()), *v))
+            .collect();
+        assert_eq!(stored.entries, expected);
+        let old: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'entry_counts'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0);
     }
 
     /// V3 rebuilds sessions and pc events under (device, id): every row, as the views

@@ -1287,19 +1287,51 @@ pub(crate) fn write_rollups(conn: &Connection, delta: &RollupDelta) -> Result<()
             packed,
         )?;
     }
-    // The low-volume kinds' counters: a few rows per library and day, added in place.
-    let mut counters: Vec<_> = delta.entries.iter().collect();
-    counters.sort();
-    for ((library, day, key), value) in counters {
-        conn.prepare_cached(
-            "INSERT INTO entry_counts (library, day, key, value) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (library, day, key) DO UPDATE SET value = value + excluded.value",
-        )?
-        .execute(params![library, day, key, value])?;
-        conn.prepare_cached(
-            "DELETE FROM entry_counts WHERE library = ?1 AND day = ?2 AND key = ?3 AND value = 0",
-        )?
-        .execute(params![library, day, key])?;
+    write_entry_months(conn, &delta.entries)
+}
+
+/// Adds the low-volume kinds' counter changes (per library, local day and key) to their
+/// packed month rows: one read and one write per library and month touched.
+pub(crate) fn write_entry_months(
+    conn: &Connection,
+    changes: &rustc_hash::FxHashMap<(i64, i64, String), i64>,
+) -> Result<(), StoreError> {
+    use std::collections::BTreeMap;
+
+    /// A counter's change: its key, its day of the month from 0, the change.
+    type Change<'a> = (&'a str, i64, i64);
+    // (month, library) → its counters' changes.
+    let mut months: BTreeMap<(i64, i64), Vec<Change>> = BTreeMap::new();
+    for ((library, day, key), change) in changes {
+        let month = rollup::day_month(*day);
+        months.entry((month, *library)).or_default().push((
+            key,
+            day - rollup::month_first_day(month),
+            *change,
+        ));
+    }
+    for ((month, library), changes) in months {
+        let mut counters = match read_packed(
+            conn,
+            "SELECT counters FROM entry_months WHERE month = ?1 AND library = ?2",
+            month,
+            library,
+        )? {
+            Some(bytes) => rollup::EntryMonth::unpack(&bytes)
+                .ok_or_else(|| corrupt("entry counters", month, library))?,
+            None => rollup::EntryMonth::default(),
+        };
+        for (key, day, change) in changes {
+            *counters.counters.entry((key.to_string(), day)).or_default() += change;
+        }
+        write_packed(
+            conn,
+            "entry_months",
+            "counters",
+            "library",
+            (month, library),
+            counters.pack(),
+        )?;
     }
     Ok(())
 }
