@@ -316,18 +316,41 @@ pub fn slot_cell(library: i64, month: i64, slot: usize) -> Cell {
 pub fn pack(values: &[i64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() + 16);
     for v in values {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            let byte = (z & 0x7f) as u8;
-            z >>= 7;
-            if z == 0 {
-                out.push(byte);
-                break;
-            }
-            out.push(byte | 0x80);
-        }
+        push_varint(&mut out, *v);
     }
     out
+}
+
+/// Appends one zigzag LEB128 varint ([`pack`]'s encoding).
+fn push_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Reads one varint of [`push_varint`] at `*at`, moving past it; `None` at the end or
+/// for a truncated or overlong one.
+fn next_varint(bytes: &[u8], at: &mut usize) -> Option<i64> {
+    let (mut z, mut shift) = (0u64, 0u32);
+    loop {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        if shift > 63 {
+            return None;
+        }
+        z |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(((z >> 1) as i64) ^ -((z & 1) as i64));
+        }
+        shift += 7;
+    }
 }
 
 /// Unpacks what [`pack`] wrote; `None` for a truncated or overlong varint.
@@ -408,9 +431,13 @@ pub fn month_first_day(month: i64) -> i64 {
 ///
 /// One row per library and month rather than a row per counter and day: the district
 /// matrix and the IPLM sheet read every library's month, about 170 counters each, and
-/// stepping through 60,000 rows a month was most of a year's sheet. The row is a zigzag
-/// varint with the length of the keys' text, the keys (ascending, one per line), then
-/// per key its number of days and (day, value) pairs ([`pack`]).
+/// stepping through 60,000 rows a month was most of a year's sheet. The row is zigzag
+/// varints ([`pack`]): the number of keys, then per key in ascending order the length of
+/// the prefix it shares
+/// with the key before, the length of the rest and the rest's bytes, its number of days,
+/// and its (day, value) pairs. Sorted keys share long prefixes
+/// (`activity.participants.ga.P.…`), so a month's row stays about a kilobyte and fits
+/// in its page.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct EntryMonth {
     /// (counter key, day of the month from 0) → value.
@@ -420,35 +447,39 @@ pub struct EntryMonth {
 impl EntryMonth {
     /// Packs the month's counters; `None` when it counts nothing (the row goes).
     pub fn pack(&self) -> Option<Vec<u8>> {
-        let mut keys = String::new();
-        let mut values = Vec::new();
+        let mut out = Vec::new();
+        let mut keys = 0;
+        let mut previous = "";
         let mut counters = self.counters.iter().filter(|(_, v)| **v != 0).peekable();
         while let Some(((key, _), _)) = counters.peek() {
-            let key = key.clone();
-            // The keys are `entry_counters`' own, made of vocabulary codes.
-            debug_assert!(
-                !key.contains('\n') && !key.is_empty(),
-                "counter key {key:?}"
-            );
-            if !keys.is_empty() {
-                keys.push('\n');
+            keys += 1;
+            let key = key.as_str();
+            let shared = previous
+                .bytes()
+                .zip(key.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            push_varint(&mut out, shared as i64);
+            push_varint(&mut out, (key.len() - shared) as i64);
+            out.extend_from_slice(&key.as_bytes()[shared..]);
+            let days: Vec<(i64, i64)> =
+                std::iter::from_fn(|| counters.next_if(|((k, _), _)| k == key))
+                    .map(|((_, day), value)| (*day, *value))
+                    .collect();
+            push_varint(&mut out, days.len() as i64);
+            for (day, value) in days {
+                push_varint(&mut out, day);
+                push_varint(&mut out, value);
             }
-            keys.push_str(&key);
-            let count_at = values.len();
-            values.push(0);
-            while let Some(((_, day), value)) = counters.next_if(|((k, _), _)| *k == key) {
-                values.push(*day);
-                values.push(*value);
-                values[count_at] += 1;
-            }
+            previous = key;
         }
-        if keys.is_empty() {
+        if keys == 0 {
             return None;
         }
-        let mut out = pack(&[keys.len() as i64]);
-        out.extend_from_slice(keys.as_bytes());
-        out.extend(pack(&values));
-        Some(out)
+        let mut row = Vec::with_capacity(out.len() + 2);
+        push_varint(&mut row, keys);
+        row.extend(out);
+        Some(row)
     }
 
     /// Calls `each(key, pairs)` for every key of a packed row, in key order, with its
@@ -456,25 +487,32 @@ impl EntryMonth {
     /// building the map: the month reads keep only some keys. `None` for a row that is
     /// not what [`EntryMonth::pack`] writes.
     pub fn each_packed(bytes: &[u8], mut each: impl FnMut(&str, &[i64])) -> Option<()> {
-        // The keys' length is the first varint: read bytes up to its last one.
-        let header = bytes.iter().position(|b| b & 0x80 == 0)? + 1;
-        let keys_len = usize::try_from(*unpack(bytes.get(..header)?)?.first()?).ok()?;
-        let keys = std::str::from_utf8(bytes.get(header..header.checked_add(keys_len)?)?).ok()?;
-        let values = unpack(bytes.get(header + keys_len..)?)?;
-        let mut rest = values.as_slice();
-        for key in keys.split('\n') {
-            let (&days, after) = rest.split_first()?;
-            let pairs = after.get(..usize::try_from(days).ok()?.checked_mul(2)?)?;
-            if pairs
-                .chunks(2)
-                .any(|pair| !(0..MONTH_DAYS as i64).contains(&pair[0]))
-            {
+        let mut at = 0;
+        let keys = usize::try_from(next_varint(bytes, &mut at)?).ok()?;
+        let mut key: Vec<u8> = Vec::new();
+        let mut pairs: Vec<i64> = Vec::new();
+        for _ in 0..keys {
+            let shared = usize::try_from(next_varint(bytes, &mut at)?).ok()?;
+            let rest = usize::try_from(next_varint(bytes, &mut at)?).ok()?;
+            if shared > key.len() {
                 return None;
             }
-            each(key, pairs);
-            rest = &after[pairs.len()..];
+            key.truncate(shared);
+            key.extend_from_slice(bytes.get(at..at.checked_add(rest)?)?);
+            at += rest;
+            let days = usize::try_from(next_varint(bytes, &mut at)?).ok()?;
+            pairs.clear();
+            for _ in 0..days {
+                let day = next_varint(bytes, &mut at)?;
+                if !(0..MONTH_DAYS as i64).contains(&day) {
+                    return None;
+                }
+                pairs.push(day);
+                pairs.push(next_varint(bytes, &mut at)?);
+            }
+            each(std::str::from_utf8(&key).ok()?, &pairs);
         }
-        rest.is_empty().then_some(())
+        (at == bytes.len()).then_some(())
     }
 
     /// Unpacks what [`EntryMonth::pack`] wrote.

@@ -404,14 +404,16 @@ CREATE TABLE entry_counts (
 /// (`rollup::EntryMonth`), as the sessions' rollups are, instead of a row per library,
 /// day and key: a district's year of them was 670,000 rows, and stepping through them
 /// was most of the IPLM sheet's time. The hook packs `entry_counts` into the new table,
-/// then drops it.
+/// then drops it. Unlike the other rollups it has a rowid: its rows (about a kilobyte)
+/// are longer than a key-ordered table keeps in its page, and each would take a page of
+/// its own besides.
 const V9: &str = r#"
 CREATE TABLE entry_months (
     month    INTEGER NOT NULL,
     library  INTEGER NOT NULL,
     counters BLOB NOT NULL,
     PRIMARY KEY (month, library)
-) STRICT, WITHOUT ROWID;
+) STRICT;
 "#;
 
 #[cfg(test)]
