@@ -841,11 +841,11 @@ impl DeskCounts {
 
     /// The server's counters of the library's month.
     fn of_server(lib: &jejak_server::report::LibraryFacts) -> DeskCounts {
-        use jejak_server::report::{month_count, month_members};
+        use jejak_server::report::{counters, month_count, month_members};
         DeskCounts {
-            visitors: month_count(lib, "visit.people"),
-            activities: month_count(lib, "activity.count"),
-            participants: month_count(lib, "activity.participants"),
+            visitors: month_count(lib, counters::VISIT_PEOPLE),
+            activities: month_count(lib, counters::ACTIVITIES),
+            participants: month_count(lib, counters::PARTICIPANTS),
             members: month_members(lib).map(|(members, _)| members),
         }
     }

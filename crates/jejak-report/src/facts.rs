@@ -22,6 +22,8 @@ use jejak_domain::{
 use std::sync::Arc;
 
 use serde::Serialize;
+
+use crate::counters;
 use uuid::Uuid;
 
 /// A month's facts for one or all libraries.
@@ -147,14 +149,14 @@ pub fn library_day_visits(library: &LibraryFacts) -> Vec<(NaiveDate, DayVisits)>
     for c in &library.entry_counts {
         let value = u64::try_from(c.value).unwrap_or(0);
         match &*c.key {
-            "visit.people" => parts.push((
+            counters::VISIT_PEOPLE => parts.push((
                 c.day,
                 DayVisits {
                     desk_people: value,
                     ..DayVisits::default()
                 },
             )),
-            "visit.people.computer" => parts.push((
+            counters::VISIT_PEOPLE_COMPUTER => parts.push((
                 c.day,
                 DayVisits {
                     desk_computer: value,
@@ -206,7 +208,7 @@ pub fn service_days(library: &LibraryFacts) -> usize {
         library
             .entry_counts
             .iter()
-            .filter(|c| &*c.key == "visit.people" && c.value > 0)
+            .filter(|c| &*c.key == counters::VISIT_PEOPLE && c.value > 0)
             .map(|c| c.day),
     );
     days.sort();
@@ -220,10 +222,10 @@ pub fn month_members(library: &LibraryFacts) -> Option<(u64, u64)> {
     let entered = library
         .entry_counts
         .iter()
-        .any(|c| &*c.key == "member_count.members" || &*c.key == "member_count.new");
+        .any(|c| matches!(&*c.key, counters::MEMBERS | counters::NEW_MEMBERS));
     entered.then(|| {
         let total = |key: &str| u64::try_from(library.entry_count(None, key)).unwrap_or(0);
-        (total("member_count.members"), total("member_count.new"))
+        (total(counters::MEMBERS), total(counters::NEW_MEMBERS))
     })
 }
 
@@ -241,16 +243,12 @@ pub fn month_count(library: &LibraryFacts, key: &str) -> u64 {
 /// user kind and place are for the village report's own month
 /// ([`FactsDetail::Breakdowns`]); leaving them out keeps a district's year of facts small.
 pub fn counter_in_days_detail(key: &str) -> bool {
+    use counters::*;
     matches!(
         key,
-        "visit.people"
-            | "visit.people.computer"
-            | "activity.count"
-            | "activity.participants"
-            | "activity.participants.type.sosialisasi_kie"
-            | "member_count.members"
-            | "member_count.new"
-    ) || key.starts_with("visit.people.purpose.")
+        VISIT_PEOPLE | VISIT_PEOPLE_COMPUTER | ACTIVITIES | PARTICIPANTS | MEMBERS | NEW_MEMBERS
+    ) || code_of(key, PARTICIPANTS, TYPE) == Some(jejak_domain::ActivityType::SosialisasiKie.code())
+        || code_of(key, VISIT_PEOPLE, PURPOSE).is_some()
 }
 
 /// How much [`crate::ServerStore::month_facts`] reads.

@@ -43,6 +43,7 @@
 
 mod build;
 pub mod charts;
+pub mod counters;
 mod csv;
 pub mod dates;
 pub mod facts;

@@ -755,6 +755,7 @@ impl RollupDelta {
 ///
 /// Sessions and pc events have rollups of their own and count nothing here.
 pub fn entry_counters(body: &jejak_domain::RecordBody, day: i64) -> Vec<(i64, String, i64)> {
+    use crate::report::counters::{self as name, by, by_gender_age};
     use jejak_domain::RecordBody;
     match body {
         RecordBody::Session(_) | RecordBody::PcEvent(_) => Vec::new(),
@@ -769,18 +770,18 @@ pub fn entry_counters(body: &jejak_domain::RecordBody, day: i64) -> Vec<(i64, St
                 .and_then(|d| d.with_day(1))
                 .map_or(day, date_day);
             let mut out = Vec::with_capacity(9);
-            out.push((day, "visit.entries".to_string(), 1));
-            out.push((day, "visit.people".to_string(), people));
+            out.push((day, name::VISIT_ENTRIES.to_string(), 1));
+            out.push((day, name::VISIT_PEOPLE.to_string(), people));
             if v.purpose == jejak_domain::VisitPurpose::KomputerInternet {
-                out.push((day, "visit.people.computer".to_string(), people));
+                out.push((day, name::VISIT_PEOPLE_COMPUTER.to_string(), people));
             }
-            for (what, value) in [("entries", 1), ("people", people)] {
-                for part in [
-                    format!("ga.{}.{}", v.gender.code(), v.age_group.code()),
-                    format!("kind.{}", v.user_kind.code()),
-                    format!("purpose.{}", v.purpose.code()),
+            for (base, value) in [(name::VISIT_ENTRIES, 1), (name::VISIT_PEOPLE, people)] {
+                for key in [
+                    by_gender_age(base, v.gender, v.age_group),
+                    by(base, name::KIND, v.user_kind.code()),
+                    by(base, name::PURPOSE, v.purpose.code()),
                 ] {
-                    out.push((first, format!("visit.{what}.{part}"), value));
+                    out.push((first, key, value));
                 }
             }
             out
@@ -788,27 +789,23 @@ pub fn entry_counters(body: &jejak_domain::RecordBody, day: i64) -> Vec<(i64, St
         RecordBody::MemberCount(m) => {
             let first = date_day(m.month.first_day());
             vec![
-                (first, "member_count.members".into(), i64::from(m.members)),
-                (first, "member_count.new".into(), i64::from(m.new_members)),
+                (first, name::MEMBERS.into(), i64::from(m.members)),
+                (first, name::NEW_MEMBERS.into(), i64::from(m.new_members)),
             ]
         }
         RecordBody::Activity(a) => {
             let held = date_day(a.date);
             let participants = i64::from(a.participants.total());
             let mut out = Vec::with_capacity(8 + 21);
-            for (what, value) in [("count", 1), ("participants", participants)] {
-                out.push((held, format!("activity.{what}"), value));
-                for part in [
-                    format!("type.{}", a.activity_type.code()),
-                    format!("place.{}", a.place.code()),
-                ] {
-                    out.push((held, format!("activity.{what}.{part}"), value));
-                }
+            for (base, value) in [(name::ACTIVITIES, 1), (name::PARTICIPANTS, participants)] {
+                out.push((held, base.to_string(), value));
+                out.push((held, by(base, name::TYPE, a.activity_type.code()), value));
+                out.push((held, by(base, name::PLACE, a.place.code()), value));
             }
             for (gender, age, n) in a.participants.cells() {
                 out.push((
                     held,
-                    format!("activity.participants.ga.{}.{}", gender.code(), age.code()),
+                    by_gender_age(name::PARTICIPANTS, gender, age),
                     i64::from(n),
                 ));
             }

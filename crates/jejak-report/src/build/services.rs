@@ -6,6 +6,7 @@
 use jejak_domain::{ActivityType, Lang, VisitPurpose};
 
 use super::{col, count, ratio};
+use crate::counters;
 use crate::facts::{LibraryFacts, library_visits, service_days};
 use crate::model::{Cell, Column, ColumnKind, Text};
 
@@ -40,20 +41,23 @@ impl Services {
         let (mut members, mut new_members, mut entered) = (0i64, 0i64, false);
         for c in &lib.entry_counts {
             let key = &*c.key;
-            if let Some(purpose) = key.strip_prefix("visit.people.purpose.") {
+            if let Some(purpose) = counters::code_of(key, counters::VISIT_PEOPLE, counters::PURPOSE)
+            {
                 if let Some(i) = VisitPurpose::ALL.iter().position(|p| p.code() == purpose) {
                     purposes[i] += c.value;
                 }
-            } else if let Some(of_type) = key.strip_prefix("activity.participants.type.") {
+            } else if let Some(of_type) =
+                counters::code_of(key, counters::PARTICIPANTS, counters::TYPE)
+            {
                 if of_type == kie {
                     participants_kie += c.value;
                 }
             } else {
                 match key {
-                    "activity.count" => activities += c.value,
-                    "activity.participants" => participants += c.value,
-                    "member_count.members" => (members, entered) = (members + c.value, true),
-                    "member_count.new" => (new_members, entered) = (new_members + c.value, true),
+                    counters::ACTIVITIES => activities += c.value,
+                    counters::PARTICIPANTS => participants += c.value,
+                    counters::MEMBERS => (members, entered) = (members + c.value, true),
+                    counters::NEW_MEMBERS => (new_members, entered) = (new_members + c.value, true),
                     _ => {}
                 }
             }

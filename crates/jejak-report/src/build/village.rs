@@ -9,6 +9,7 @@ use super::{
     internet_uptime_column, mean_minutes_column, month_code, month_text, persons_column, ratio,
     sessions_column, unique_users_keyed_column, use_rate,
 };
+use crate::counters;
 use crate::facts::{
     Breakdown, LibraryFacts, MonthFacts, library_visits, month_bounds, month_count, month_members,
 };
@@ -364,8 +365,8 @@ fn change_table(
             Some(m.sum.hours()),
             Some(m.sum.mb()),
             Some(visits as f64),
-            Some(month_count(lib, "activity.count") as f64),
-            Some(month_count(lib, "activity.participants") as f64),
+            Some(month_count(lib, counters::ACTIVITIES) as f64),
+            Some(month_count(lib, counters::PARTICIPANTS) as f64),
             month_members(lib).map(|(members, _)| members as f64),
         ]
     };

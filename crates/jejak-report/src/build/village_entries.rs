@@ -6,6 +6,7 @@
 use jejak_domain::{ActivityPlace, ActivityType, AgeGroup, Gender, Lang, UserKind, VisitPurpose};
 
 use super::{col, count, gender_cells, gender_columns, gender_index, ratio};
+use crate::counters;
 use crate::facts::{
     DayVisits, LibraryFacts, VISITS_RULE, library_day_visits, month_count, month_members,
 };
@@ -22,13 +23,13 @@ pub(super) fn entry_tables(lib: &LibraryFacts, lang: Lang) -> Vec<Table> {
         activities_by(
             lib,
             lang,
-            "type",
+            counters::TYPE,
             ActivityType::ALL.iter().map(|t| (t.code(), t.label(lang))),
         ),
         activities_by(
             lib,
             lang,
-            "place",
+            counters::PLACE,
             ActivityPlace::ALL.iter().map(|p| (p.code(), p.label(lang))),
         ),
         participants_by_age_and_gender(lib, lang),
@@ -116,7 +117,7 @@ fn visitors_by_age_and_gender(lib: &LibraryFacts, lang: Lang) -> Table {
             "Age group",
             ColumnKind::Text,
         )),
-        rows: age_gender_rows(lib, lang, "visit.people.ga"),
+        rows: age_gender_rows(lib, lang, counters::VISIT_PEOPLE),
         notes: Vec::new(),
     }
 }
@@ -135,20 +136,20 @@ fn participants_by_age_and_gender(lib: &LibraryFacts, lang: Lang) -> Table {
             "Age group",
             ColumnKind::Text,
         )),
-        rows: age_gender_rows(lib, lang, "activity.participants.ga"),
+        rows: age_gender_rows(lib, lang, counters::PARTICIPANTS),
         notes: Vec::new(),
     }
 }
 
-/// Rows of age groups split by gender from the counters `{prefix}.{gender}.{age}`, and
-/// their total.
-fn age_gender_rows(lib: &LibraryFacts, lang: Lang, prefix: &str) -> Vec<Row> {
+/// Rows of age groups split by gender from the counters of `base` by gender and age
+/// group, and their total.
+fn age_gender_rows(lib: &LibraryFacts, lang: Lang, base: &str) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut total = [0u64; 3];
     for age in AgeGroup::ALL {
         let mut cells = [0u64; 3];
         for gender in Gender::ALL {
-            let n = month_count(lib, &format!("{prefix}.{}.{}", gender.code(), age.code()));
+            let n = month_count(lib, &counters::by_gender_age(base, *gender, *age));
             cells[gender_index(*gender)] += n;
             total[gender_index(*gender)] += n;
         }
@@ -171,7 +172,7 @@ fn visitors_by_kind(lib: &LibraryFacts, lang: Lang) -> Table {
         id: "visitors_by_kind".into(),
         title: Text::new("K. Buku Tamu per Jenis", "K. Visitor Book by Kind"),
         columns: people_columns("user_kind", "Jenis pengguna", "User kind"),
-        rows: people_rows(lib, lang, "kind", kinds),
+        rows: people_rows(lib, lang, counters::KIND, kinds),
         notes: Vec::new(),
     }
 }
@@ -183,7 +184,7 @@ fn visitors_by_purpose(lib: &LibraryFacts, lang: Lang) -> Table {
         id: "visitors_by_purpose".into(),
         title: Text::new("L. Buku Tamu per Tujuan", "L. Visitor Book by Purpose"),
         columns: people_columns("purpose", "Tujuan kunjungan", "Purpose"),
-        rows: people_rows(lib, lang, "purpose", purposes),
+        rows: people_rows(lib, lang, counters::PURPOSE, purposes),
         notes: Vec::new(),
     }
 }
@@ -197,21 +198,24 @@ fn people_columns(key: &str, id: &str, en: &str) -> Vec<crate::model::Column> {
     ]
 }
 
-/// One row per `(code, label)` from the counters `visit.entries.{part}.{code}` and
-/// `visit.people.{part}.{code}`, and the total.
+/// One row per `(code, label)` from the visitor book's entries and people broken down
+/// by `part` ([`counters::KIND`] or [`counters::PURPOSE`]), and the total.
 fn people_rows<'a>(
     lib: &LibraryFacts,
     lang: Lang,
     part: &str,
     values: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> Vec<Row> {
-    let people_total = month_count(lib, "visit.people");
+    let people_total = month_count(lib, counters::VISIT_PEOPLE);
     let mut rows: Vec<Row> = values
         .map(|(code, label)| {
-            let people = month_count(lib, &format!("visit.people.{part}.{code}"));
+            let people = month_count(lib, &counters::by(counters::VISIT_PEOPLE, part, code));
             Row::new(vec![
                 Cell::text(label),
-                count(month_count(lib, &format!("visit.entries.{part}.{code}"))),
+                count(month_count(
+                    lib,
+                    &counters::by(counters::VISIT_ENTRIES, part, code),
+                )),
                 count(people),
                 ratio(people as f64, people_total as f64),
             ])
@@ -219,7 +223,7 @@ fn people_rows<'a>(
         .collect();
     rows.push(Row::total(vec![
         Cell::text(lang.pick("Jumlah", "Total")),
-        count(month_count(lib, "visit.entries")),
+        count(month_count(lib, counters::VISIT_ENTRIES)),
         count(people_total),
         Cell::Empty,
     ]));
@@ -264,20 +268,23 @@ fn activities_by<'a>(
         .map(|(code, label)| {
             Row::new(vec![
                 Cell::text(label),
-                count(month_count(lib, &format!("activity.count.{part}.{code}"))),
                 count(month_count(
                     lib,
-                    &format!("activity.participants.{part}.{code}"),
+                    &counters::by(counters::ACTIVITIES, part, code),
+                )),
+                count(month_count(
+                    lib,
+                    &counters::by(counters::PARTICIPANTS, part, code),
                 )),
             ])
         })
         .collect();
     rows.push(Row::total(vec![
         Cell::text(lang.pick("Jumlah", "Total")),
-        count(month_count(lib, "activity.count")),
-        count(month_count(lib, "activity.participants")),
+        count(month_count(lib, counters::ACTIVITIES)),
+        count(month_count(lib, counters::PARTICIPANTS)),
     ]));
-    let (id, title, first) = if part == "type" {
+    let (id, title, first) = if part == counters::TYPE {
         (
             "activities_by_type",
             Text::new("N. Kegiatan per Jenis", "N. Activities by Type"),
