@@ -21,7 +21,7 @@ pub struct Term {
 }
 
 /// The meaning of a column, by its key, in `lang`.
-fn meaning(key: &str, lang: Lang) -> Option<&'static str> {
+pub(crate) fn meaning(key: &str, lang: Lang) -> Option<&'static str> {
     let (id, en) = match key {
         "sessions" => (
             "Satu pemakaian komputer oleh satu orang atau satu rombongan, dihitung pada hari mulainya (waktu setempat). Sesi petugas tidak dihitung.",
@@ -127,6 +127,35 @@ fn meaning(key: &str, lang: Lang) -> Option<&'static str> {
             "Catatan yang hilang karena server dipulihkan dari cadangan lama setelah PC menghapusnya.",
             "Records lost because the server was restored from an older backup after the PC had pruned them.",
         ),
+        "days_served" => (
+            "Hari ketika sebuah PC perpustakaan dipakai atau dinyalakan, atau buku tamu mencatat pengunjung.",
+            "Days on which a library PC was used or switched on, or the visitor book has a visitor.",
+        ),
+        "visits" => crate::facts::VISITS_RULE,
+        "visits_per_day" => (
+            "Kunjungan dibagi hari layanan.",
+            "Visits divided by the days served.",
+        ),
+        "activities" => (
+            "Kegiatan yang dicatat (pelatihan, sosialisasi/KIE, bimbingan belajar, bedah buku, lomba, pameran, kunjungan, lainnya), menurut tanggal pelaksanaan.",
+            "Activities recorded (training, socialisation/KIE, tutoring, book talks, competitions, exhibitions, visits, other), by the day they were held.",
+        ),
+        "participants" => (
+            "Jumlah peserta semua kegiatan (menurut jenis kelamin × kelompok umur yang dicatat).",
+            "The participants of all activities (as recorded by gender × age group).",
+        ),
+        "participants_kie" => (
+            "Peserta kegiatan berjenis sosialisasi/KIE: partisipasi masyarakat dalam kegiatan perpustakaan yang diminta IPLM.",
+            "Participants of socialisation/KIE activities: the community participation in library activities the IPLM asks for.",
+        ),
+        "members" => (
+            "Anggota terdaftar pada akhir bulan menurut isian pustakawan (buku anggota tetap di kertas); kosong bila tidak diisi.",
+            "Registered members at the month's end as the librarian entered them (the member book stays on paper); empty when not entered.",
+        ),
+        "new_members" => (
+            "Anggota baru bulan itu menurut isian pustakawan.",
+            "The month's new members as the librarian entered them.",
+        ),
         _ => return None,
     };
     Some(lang.pick(id, en))
@@ -173,6 +202,52 @@ impl GlossarySection {
         GlossarySection {
             heading: heading(lang),
             terms: glossary(report, lang),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The services columns (the district matrix's second table, the IPLM sheet) are
+    /// explained in both languages, each under the label its report shows.
+    #[test]
+    fn the_services_columns_are_explained() {
+        let keys = [
+            "days_served",
+            "visits",
+            "visits_per_day",
+            "activities",
+            "participants",
+            "participants_kie",
+            "members",
+            "new_members",
+        ];
+        for key in keys {
+            let (id, en) = (meaning(key, Lang::Id), meaning(key, Lang::En));
+            assert!(id.is_some() && en.is_some() && id != en, "{key}");
+        }
+        assert_eq!(meaning("visits", Lang::Id), Some(crate::VISITS_RULE.0));
+        // The district matrix, even of an empty month, shows them with their labels.
+        let month = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        let facts = crate::MonthFacts {
+            month,
+            libraries: Vec::new(),
+        };
+        let now = chrono::Utc::now();
+        let matrix = crate::district_monthly(&facts, month, Lang::Id, now);
+        let terms: Vec<String> = glossary(&matrix, Lang::Id)
+            .into_iter()
+            .map(|t| t.term)
+            .collect();
+        for label in [
+            "Hari layanan",
+            "Kunjungan",
+            "Peserta sosialisasi/KIE",
+            "Anggota baru",
+        ] {
+            assert!(terms.iter().any(|t| t == label), "{label} in {terms:?}");
         }
     }
 }

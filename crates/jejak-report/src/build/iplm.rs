@@ -14,7 +14,7 @@ use super::{
     district::{by_kecamatan, kecamatan_total_label},
     internet_uptime_column, ratio, sessions_column,
 };
-use crate::facts::{LibraryFacts, MonthFacts, VISITS_RULE};
+use crate::facts::{LibraryFacts, MonthFacts};
 use crate::model::{Cell, ColumnKind, Report, Row, Table, Text};
 
 /// The IPLM sheet of `year` from the month facts of its months (in order). A library
@@ -241,62 +241,66 @@ impl YearFigures {
 /// What each figure of the sheet is, so that whoever types it into the national
 /// collection knows what it counts.
 fn definitions(lang: Lang) -> Table {
-    let items: [(&str, &str, &str); 12] = [
-        (
-            "Hari layanan / Days served",
-            "Hari ketika sebuah PC perpustakaan dipakai atau dinyalakan, atau buku tamu mencatat pengunjung.",
-            "Days on which a library PC was used or switched on, or the visitor book has a visitor.",
-        ),
-        ("Kunjungan / Visits", VISITS_RULE.0, VISITS_RULE.1),
+    // The figures that mean over a year what they mean over a month are explained as
+    // the glossary explains their columns.
+    let general = |key: &str| crate::glossary::meaning(key, lang).unwrap_or_default();
+    let items: [(&str, &str); 12] = [
+        ("Hari layanan / Days served", general("days_served")),
+        ("Kunjungan / Visits", general("visits")),
         (
             "Kunjungan per hari / Visits per day",
-            "Kunjungan setahun dibagi hari layanan setahun.",
-            "The year's visits divided by its days served.",
+            lang.pick(
+                "Kunjungan setahun dibagi hari layanan setahun.",
+                "The year's visits divided by its days served.",
+            ),
         ),
         (
             "Anggota / Members",
-            "Anggota terdaftar menurut isian pustakawan untuk bulan terakhir tahun itu yang diisi; kosong bila tidak pernah diisi.",
-            "Registered members as the librarian entered them for the year's latest month with a count; empty if never entered.",
+            lang.pick(
+                "Anggota terdaftar menurut isian pustakawan untuk bulan terakhir tahun itu yang diisi; kosong bila tidak pernah diisi.",
+                "Registered members as the librarian entered them for the year's latest month with a count; empty if never entered.",
+            ),
         ),
         (
             "Anggota baru / New members",
-            "Jumlah anggota baru dari semua bulan yang diisi.",
-            "The new members of every month with a count, summed.",
+            lang.pick(
+                "Jumlah anggota baru dari semua bulan yang diisi.",
+                "The new members of every month with a count, summed.",
+            ),
         ),
-        (
-            "Kegiatan / Activities",
-            "Kegiatan yang dicatat (pelatihan, sosialisasi/KIE, bimbingan belajar, bedah buku, lomba, pameran, kunjungan, lainnya), menurut tanggal pelaksanaan.",
-            "Activities recorded (training, socialisation/KIE, tutoring, book talks, competitions, exhibitions, visits, other), by the day they were held.",
-        ),
-        (
-            "Peserta kegiatan / Participants",
-            "Jumlah peserta semua kegiatan (menurut jenis kelamin × kelompok umur yang dicatat).",
-            "The participants of all activities (as recorded by gender × age group).",
-        ),
+        ("Kegiatan / Activities", general("activities")),
+        ("Peserta kegiatan / Participants", general("participants")),
         (
             "Peserta sosialisasi/KIE / Socialisation/KIE participants",
-            "Peserta kegiatan berjenis sosialisasi/KIE: partisipasi masyarakat dalam kegiatan perpustakaan yang diminta IPLM.",
-            "Participants of socialisation/KIE activities: the community participation in library activities the IPLM asks for.",
+            general("participants_kie"),
         ),
         (
             "PC",
-            "PC perpustakaan yang dihitung (terdaftar dan aktif, atau yang mencatat pemakaian), paling banyak dalam satu bulan.",
-            "The library PCs counted (enrolled and active, or with recorded use), the most in any one month.",
+            lang.pick(
+                "PC perpustakaan yang dihitung (terdaftar dan aktif, atau yang mencatat pemakaian), paling banyak dalam satu bulan.",
+                "The library PCs counted (enrolled and active, or with recorded use), the most in any one month.",
+            ),
         ),
         (
             "Sesi, Pengguna PC / Sessions, PC users",
-            "Sesi pemakaian umum (sesi petugas tidak dihitung) dan orang yang memakainya (rombongan dihitung sejumlah anggotanya).",
-            "Public sessions (staff sessions excluded) and the people in them (a group counts its size).",
+            lang.pick(
+                "Sesi pemakaian umum (sesi petugas tidak dihitung) dan orang yang memakainya (rombongan dihitung sejumlah anggotanya).",
+                "Public sessions (staff sessions excluded) and the people in them (a group counts its size).",
+            ),
         ),
         (
             "Jam pemakaian PC, Data (MB) / PC hours, Data (MB)",
-            "Lama sesi umum dalam jam dan data internet yang dipakai dalam megabita (1 MB = 1.000.000 bita).",
-            "The public sessions' length in hours and the internet data used in megabytes (1 MB = 1,000,000 bytes).",
+            lang.pick(
+                "Lama sesi umum dalam jam dan data internet yang dipakai dalam megabita (1 MB = 1.000.000 bita).",
+                "The public sessions' length in hours and the internet data used in megabytes (1 MB = 1,000,000 bytes).",
+            ),
         ),
         (
             "Internet aktif / Internet uptime",
-            "Bagian waktu PC menyala ketika internet tersambung.",
-            "The share of the PCs' powered time with the internet up.",
+            lang.pick(
+                "Bagian waktu PC menyala ketika internet tersambung.",
+                "The share of the PCs' powered time with the internet up.",
+            ),
         ),
     ];
     Table {
@@ -308,9 +312,7 @@ fn definitions(lang: Lang) -> Table {
         ],
         rows: items
             .iter()
-            .map(|(figure, id, en)| {
-                Row::new(vec![Cell::text(*figure), Cell::text(lang.pick(id, en))])
-            })
+            .map(|(figure, meaning)| Row::new(vec![Cell::text(*figure), Cell::text(*meaning)]))
             .collect(),
         notes: Vec::new(),
     }

@@ -673,11 +673,19 @@ fn month_of(
             }
         }
     }
-    // The low-volume kinds' counters: one packed row per library.
+    // The low-volume kinds' counters: one packed row per library; one library's (the
+    // village report's) is looked up by its key rather than found among the district's.
     {
-        let mut stmt =
-            conn.prepare_cached("SELECT library, counters FROM entry_months WHERE month = ?1")?;
-        let mut rows = stmt.query([month_number])?;
+        let one = match lib_index.keys().collect::<Vec<_>>()[..] {
+            [library] if libs.len() == 1 => Some(*library),
+            _ => None,
+        };
+        let mut stmt = conn.prepare_cached(if one.is_some() {
+            "SELECT library, counters FROM entry_months WHERE month = ?1 AND library = ?2"
+        } else {
+            "SELECT library, counters FROM entry_months WHERE month = ?1 AND ?2 IS NULL"
+        })?;
+        let mut rows = stmt.query(params![month_number, one])?;
         while let Some(r) = rows.next()? {
             let library: i64 = r.get(0)?;
             let Some(&i) = lib_index.get(&library) else {
