@@ -1922,10 +1922,14 @@ async fn activities_are_recorded_listed_and_changed_as_new_revisions() {
     let short = crate::store::short_id(&a.id);
     let list = &screen.body[screen.body.find("id=\"activity-list\"").unwrap()..];
     assert!(
-        list.contains("<td>4 Januari 2031</td><td>Pelatihan</td><td>Pelatihan membuat surel</td><td class=\"n\">15</td>"),
+        list.contains(&format!("<td>4 Januari 2031</td><td>Pelatihan</td><td id=\"t{short}\">Pelatihan membuat surel</td><td class=\"n\">15</td>")),
         "{list}"
     );
-    let link = format!("href=\"/pustakawan?kegiatan={short}#kegiatan\"");
+    // Each "Ubah" link is named by its word and the activity's title (a screen reader
+    // hears "Ubah Pelatihan membuat surel", not a row of identical "Ubah").
+    let link = format!(
+        "id=\"e{short}\" aria-labelledby=\"e{short} t{short}\" href=\"/pustakawan?kegiatan={short}#kegiatan\""
+    );
     assert!(list.contains(&link), "{list}");
     let edit = page
         .get(&format!("/pustakawan?kegiatan={short}"), &mut jar)
