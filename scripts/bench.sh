@@ -397,11 +397,12 @@ section_sync() {
 }
 
 # The PostgreSQL backend: ingest over HTTP against COPY of the same rows into the same
-# database in the same run, and the district matrix over a stress district's year. The
-# section starts its own throwaway cluster (scripts/pg-test-cluster.sh, its state in the
-# work dir so that a cluster the caller runs is left alone) and stops it after.
+# database in the same run, and the district matrix and the IPLM sheet over a stress
+# district's year. The section starts its own throwaway cluster
+# (scripts/pg-test-cluster.sh, its state in the work dir so that a cluster the caller
+# runs is left alone) and stops it after.
 section_postgres() {
-    log "PostgreSQL: ingest against COPY, and the district matrix (the full run stores 6.5 million sessions first)"
+    log "PostgreSQL: ingest against COPY, the district matrix and the IPLM sheet (the full run stores 6.5 million sessions first)"
     local state="$WORK/pg-cluster.state" line out
     # The report section's store (hundreds of MB) is still being written back to the
     # disk: flushed first, it does not slow this section's commits.

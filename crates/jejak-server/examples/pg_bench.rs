@@ -10,9 +10,11 @@
 //!   sessions into a plain keyed table of the same database, in the same run;
 //! - `pg_ingest_ratio_vs_copy`: the first over the second (goal ≥ 0.5);
 //! - `pg_district_matrix_ms`: the district monthly matrix over a stress district's year
-//!   (350 libraries of three PCs, about 6.5 million sessions) stored in PostgreSQL
-//!   (goal < 100); `--quick` stores 20 libraries' month instead, whose figure only
-//!   shows that the script works.
+//!   (350 libraries of three PCs, about 6.5 million sessions, and each library's desk
+//!   year of visitor book, activities and member counts) stored in PostgreSQL (goal
+//!   < 100); `--quick` stores 20 libraries' month instead, whose figure only shows that
+//!   the script works;
+//! - `pg_iplm_year_ms`: the IPLM sheet of 2026 over the same store (goal < 100).
 //!
 //! Needs `JEJAK_TEST_POSTGRES` (a server where databases can be made, as
 //! `scripts/pg-test-cluster.sh start` prints); each part uses a fresh database, dropped
@@ -120,11 +122,17 @@ async fn main() {
     emit("pg_ingest_ratio_vs_copy", ratio, "ratio", ">= 0.5");
 
     let database = TestDatabase::create(&admin, "jejak_bench_reports").await;
-    let matrix = matrix_round(&database.url, quick).await;
+    let (matrix, iplm) = report_round(&database.url, quick).await;
     database.remove().await;
     emit(
         "pg_district_matrix_ms",
         matrix.as_secs_f64() * 1000.0,
+        "ms",
+        "< 100",
+    );
+    emit(
+        "pg_iplm_year_ms",
+        iplm.as_secs_f64() * 1000.0,
         "ms",
         "< 100",
     );
@@ -345,9 +353,10 @@ async fn copy_round(url: &str, batches: &[WireBatch]) -> (usize, Duration) {
 }
 
 /// Stores a stress district's year (or the quick run's small month) through the real
-/// store, then times the district matrix of October 2026: the median of 15 builds after
-/// one warm-up, as `jejak report district` builds it.
-async fn matrix_round(url: &str, quick: bool) -> Duration {
+/// store, each library's desk year too, then times the district matrix of October 2026
+/// and the IPLM sheet of 2026: the median of 15 builds after one warm-up, as
+/// `jejak report` builds them.
+async fn report_round(url: &str, quick: bool) -> (Duration, Duration) {
     let (libraries, per_pc) = if quick { (20, 500) } else { (350, 6_190) };
     let store = PostgresStore::open(url).await.unwrap();
     let first_day = if quick {
@@ -400,17 +409,27 @@ async fn matrix_round(url: &str, quick: bool) -> Duration {
         district.len(),
         started.elapsed().as_secs_f64()
     );
+    let started = Instant::now();
+    let entries = bench::store_desk_years(&store, &district, first_day, sync_at).await;
+    eprintln!(
+        "bench: stored {entries} desk records of {libraries} libraries in PostgreSQL in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let month = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
-    let request = ReportRequest::District { month };
-    let now = Utc::now();
-    load(&store, &request, Lang::Id, now).await.unwrap();
-    let mut times = Vec::new();
-    for _ in 0..15 {
-        let started = Instant::now();
-        let report = load(&store, &request, Lang::Id, now).await.unwrap();
-        times.push(started.elapsed());
-        assert!(!report.sections.is_empty());
-    }
-    times.sort();
-    times[times.len() / 2]
+    let median = async |request: ReportRequest| {
+        let now = Utc::now();
+        load(&store, &request, Lang::Id, now).await.unwrap();
+        let mut times = Vec::new();
+        for _ in 0..15 {
+            let started = Instant::now();
+            let report = load(&store, &request, Lang::Id, now).await.unwrap();
+            times.push(started.elapsed());
+            assert!(!report.sections.is_empty());
+        }
+        times.sort();
+        times[times.len() / 2]
+    };
+    let matrix = median(ReportRequest::District { month }).await;
+    let iplm = median(ReportRequest::Iplm { year: 2026 }).await;
+    (matrix, iplm)
 }

@@ -32,117 +32,8 @@ use chrono::{NaiveDate, Utc};
 use jejak_domain::{Lang, Zone};
 use jejak_server::report::{ReportRequest, load};
 use jejak_server::{Delivery, ServerStore, SqliteStore};
-use jejak_testkit::sim::{self, Pace, SimLog, SimPc};
-
-/// A year of one library's desk from `first_day`: about 15 visitor-book entries an open
-/// day (Sundays closed), four activities a month and each month's member count, as one
-/// run of a desk PC.
-fn desk_year(pc: &SimPc, first_day: chrono::DateTime<Utc>, seed: u64) -> SimLog {
-    use chrono::Datelike;
-    use jejak_domain::{
-        Activity, ActivityPlace, ActivityType, AgeGroup, ChangeRecord, Gender, MemberCount,
-        Participants, RecordBody, UserKind, Visit, VisitPurpose, YearMonth,
-    };
-    use rand::{Rng, SeedableRng};
-
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let run = uuid::Uuid::from_u64_pair(seed, 7);
-    let mut records = Vec::new();
-    let push = |records: &mut Vec<ChangeRecord>, at: chrono::DateTime<Utc>, body| {
-        let seq = records.len() as u64 + 1;
-        records.push(ChangeRecord {
-            seq,
-            recorded_at: at,
-            run_id: run,
-            mono_ms: (at - first_day).num_milliseconds().max(0) as u64,
-            body,
-        });
-    };
-    for day in 0..365 {
-        let morning = first_day + chrono::Duration::days(day) + chrono::Duration::hours(1);
-        if morning.weekday() == chrono::Weekday::Sun {
-            continue;
-        }
-        for _ in 0..rng.random_range(8..23) {
-            let at = morning + chrono::Duration::seconds(rng.random_range(0..25_200));
-            let group = rng.random_range(0..20) == 0;
-            let visit = Visit {
-                id: uuid::Uuid::from_u64_pair(seed, records.len() as u64 + 100),
-                revision: 1,
-                library: pc.library.clone(),
-                pc: pc.pc.clone(),
-                at,
-                run_id: run,
-                mono_ms: (at - first_day).num_milliseconds().max(0) as u64,
-                gender: Gender::ALL[rng.random_range(0..2)],
-                age_group: AgeGroup::ALL[rng.random_range(0..6)],
-                user_kind: if group {
-                    UserKind::Rombongan
-                } else {
-                    UserKind::VISITORS[rng.random_range(0..2)]
-                },
-                purpose: VisitPurpose::ALL[rng.random_range(0..VisitPurpose::ALL.len())],
-                people: if group { rng.random_range(5..30) } else { 1 },
-                withdrawn: false,
-            };
-            push(&mut records, at, RecordBody::Visit(visit));
-        }
-        let date = morning.date_naive();
-        if [3, 10, 17, 24].contains(&date.day()) {
-            let mut participants = Participants::default();
-            for _ in 0..rng.random_range(4..9) {
-                participants.set(
-                    Gender::ALL[rng.random_range(0..2)],
-                    AgeGroup::ALL[rng.random_range(0..6)],
-                    rng.random_range(1..15),
-                );
-            }
-            let activity_type = ActivityType::ALL[rng.random_range(0..ActivityType::ALL.len())];
-            let at = morning + chrono::Duration::hours(7);
-            let activity = Activity {
-                id: uuid::Uuid::from_u64_pair(seed, records.len() as u64 + 100),
-                revision: 1,
-                library: pc.library.clone(),
-                pc: pc.pc.clone(),
-                at,
-                run_id: run,
-                mono_ms: (at - first_day).num_milliseconds().max(0) as u64,
-                date,
-                start: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
-                duration_minutes: 120,
-                activity_type,
-                title: format!("{} untuk warga desa", activity_type.label(Lang::Id)),
-                partner: None,
-                place: ActivityPlace::ALL[rng.random_range(0..2)],
-                participants,
-                notes: None,
-            };
-            push(&mut records, at, RecordBody::Activity(activity));
-        }
-        if date.day() == 25 {
-            let month = YearMonth::of(date).unwrap();
-            let at = morning + chrono::Duration::hours(8);
-            let count = MemberCount {
-                id: MemberCount::id_for(&pc.library, month),
-                revision: 1,
-                library: pc.library.clone(),
-                pc: pc.pc.clone(),
-                at,
-                run_id: run,
-                mono_ms: (at - first_day).num_milliseconds().max(0) as u64,
-                month,
-                members: 150 + date.month() * 3,
-                new_members: 3,
-            };
-            push(&mut records, at, RecordBody::MemberCount(count));
-        }
-    }
-    SimLog {
-        records,
-        runs: vec![(run, first_day)],
-        true_starts: Vec::new(),
-    }
-}
+use jejak_testkit::bench;
+use jejak_testkit::sim::{self, Pace};
 
 fn emit(name: &str, value: f64, unit: &str, goal: &str) {
     println!(r#"{{"name": "{name}", "value": {value:.3}, "unit": "{unit}", "goal": "{goal}"}}"#);
@@ -260,43 +151,16 @@ async fn main() {
     );
 
     // Each library's desk PC sends its year of visitor book, activities and member
-    // counts (a quick run sends its month's share of it).
+    // counts.
     let started = Instant::now();
-    let mut entries = 0usize;
-    let desks: Vec<SimPc> = district
-        .iter()
-        .filter(|pc| !reuse && pc.pc.as_str() == "pc-01")
-        .enumerate()
-        .map(|(i, pc)| SimPc {
-            library: pc.library.clone(),
-            pc: jejak_domain::PcCode::parse("meja").unwrap(),
-            epoch: uuid::Uuid::from_u64_pair(99, i as u64),
-            clock_error_ms: 0,
-        })
-        .collect();
-    for (i, desk) in desks.iter().enumerate() {
-        store.add_device(&desk.library, &desk.pc).await.unwrap();
-        let device = store
-            .find_device(&desk.library, &desk.pc)
-            .await
-            .unwrap()
-            .unwrap();
-        let log = desk_year(desk, first_day, 1_000 + i as u64);
-        for batch in sim::batches(desk, &log, 500, sync_at) {
-            let ack = store
-                .ingest(&device, batch, sync_at, Delivery::Online)
-                .await
-                .unwrap();
-            assert!(ack.rejected.is_empty(), "{:?}", ack.rejected);
-        }
-        entries += log.records.len();
-    }
-    if reuse {
-        entries = store.entry_records().await.unwrap().len();
-    }
+    let entries = if reuse {
+        store.entry_records().await.unwrap().len()
+    } else {
+        bench::store_desk_years(&store, &district, first_day, sync_at).await
+    };
     eprintln!(
         "bench: stored {entries} desk records of {} libraries in {:.1} s",
-        desks.len(),
+        libraries,
         started.elapsed().as_secs_f64()
     );
 

@@ -271,6 +271,50 @@ async fn entry_figures(
     })
 }
 
+/// Gives each library of `district` a desk PC (`meja`) that sends a year of its desk
+/// from `first_day` ([`crate::sim::desk_year`]: visitor book, activities, member counts)
+/// as it would on `sync_at`; returns the records stored. The report benchmarks' stress
+/// district keeps its desks this way on both backends.
+pub async fn store_desk_years(
+    store: &dyn ServerStore,
+    district: &[SimPc],
+    first_day: chrono::DateTime<chrono::Utc>,
+    sync_at: chrono::DateTime<chrono::Utc>,
+) -> usize {
+    let desks = district
+        .iter()
+        .filter(|pc| pc.pc.as_str() == "pc-01")
+        .enumerate()
+        .map(|(i, pc)| SimPc {
+            library: pc.library.clone(),
+            pc: jejak_domain::PcCode::parse("meja").expect("a valid PC code"),
+            epoch: uuid::Uuid::from_u64_pair(99, i as u64),
+            clock_error_ms: 0,
+        });
+    let mut stored = 0;
+    for (i, desk) in desks.enumerate() {
+        store
+            .add_device(&desk.library, &desk.pc)
+            .await
+            .expect("the desk PC is added");
+        let device = store
+            .find_device(&desk.library, &desk.pc)
+            .await
+            .expect("the store answers")
+            .expect("the desk PC was just added");
+        let log = crate::sim::desk_year(&desk, first_day, 1_000 + i as u64);
+        for batch in batches(&desk, &log, 500, sync_at) {
+            let ack = store
+                .ingest(&device, batch, sync_at, Delivery::Online)
+                .await
+                .expect("the desk's batch is stored");
+            assert!(ack.rejected.is_empty(), "{:?}", ack.rejected);
+        }
+        stored += log.records.len();
+    }
+    stored
+}
+
 /// A month of a busy village library's visitor book (`visits` entries of mixed
 /// categories, about 40 a day, a few of them groups and a few undone).
 pub async fn visit_figures(

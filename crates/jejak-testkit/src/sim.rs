@@ -265,3 +265,115 @@ pub fn month_start() -> DateTime<Utc> {
         .single()
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
+
+/// A year of one library's desk from `first_day`: about 15 visitor-book entries an open
+/// day (Sundays closed), four activities a month and each month's member count, as one
+/// run of a desk PC.
+pub fn desk_year(pc: &SimPc, first_day: DateTime<Utc>, seed: u64) -> SimLog {
+    use chrono::Datelike;
+    use jejak_domain::{
+        Activity, ActivityPlace, ActivityType, AgeGroup, ChangeRecord, Gender, MemberCount,
+        Participants, RecordBody, UserKind, Visit, VisitPurpose, YearMonth,
+    };
+
+    let mut rng = StdRng::seed_from_u64(seed);
+    let run = uuid::Uuid::from_u64_pair(seed, 7);
+    let mut records = Vec::new();
+    let push = |records: &mut Vec<ChangeRecord>, at: DateTime<Utc>, body| {
+        let seq = records.len() as u64 + 1;
+        records.push(ChangeRecord {
+            seq,
+            recorded_at: at,
+            run_id: run,
+            mono_ms: (at - first_day).num_milliseconds().max(0) as u64,
+            body,
+        });
+    };
+    for day in 0..365 {
+        let morning = first_day + chrono::Duration::days(day) + chrono::Duration::hours(1);
+        if morning.weekday() == chrono::Weekday::Sun {
+            continue;
+        }
+        for _ in 0..rng.random_range(8..23) {
+            let at = morning + chrono::Duration::seconds(rng.random_range(0..25_200));
+            let group = rng.random_range(0..20) == 0;
+            let visit = Visit {
+                id: uuid::Uuid::from_u64_pair(seed, records.len() as u64 + 100),
+                revision: 1,
+                library: pc.library.clone(),
+                pc: pc.pc.clone(),
+                at,
+                run_id: run,
+                mono_ms: (at - first_day).num_milliseconds().max(0) as u64,
+                gender: Gender::ALL[rng.random_range(0..2)],
+                age_group: AgeGroup::ALL[rng.random_range(0..6)],
+                user_kind: if group {
+                    UserKind::Rombongan
+                } else {
+                    UserKind::VISITORS[rng.random_range(0..2)]
+                },
+                purpose: VisitPurpose::ALL[rng.random_range(0..VisitPurpose::ALL.len())],
+                people: if group { rng.random_range(5..30) } else { 1 },
+                withdrawn: false,
+            };
+            push(&mut records, at, RecordBody::Visit(visit));
+        }
+        let date = morning.date_naive();
+        if [3, 10, 17, 24].contains(&date.day()) {
+            let mut participants = Participants::default();
+            for _ in 0..rng.random_range(4..9) {
+                participants.set(
+                    Gender::ALL[rng.random_range(0..2)],
+                    AgeGroup::ALL[rng.random_range(0..6)],
+                    rng.random_range(1..15),
+                );
+            }
+            let activity_type = ActivityType::ALL[rng.random_range(0..ActivityType::ALL.len())];
+            let at = morning + chrono::Duration::hours(7);
+            let activity = Activity {
+                id: uuid::Uuid::from_u64_pair(seed, records.len() as u64 + 100),
+                revision: 1,
+                library: pc.library.clone(),
+                pc: pc.pc.clone(),
+                at,
+                run_id: run,
+                mono_ms: (at - first_day).num_milliseconds().max(0) as u64,
+                date,
+                start: chrono::NaiveTime::from_hms_opt(9, 0, 0).expect("09:00 is a time"),
+                duration_minutes: 120,
+                activity_type,
+                title: format!(
+                    "{} untuk warga desa",
+                    activity_type.label(jejak_domain::Lang::Id)
+                ),
+                partner: None,
+                place: ActivityPlace::ALL[rng.random_range(0..2)],
+                participants,
+                notes: None,
+            };
+            push(&mut records, at, RecordBody::Activity(activity));
+        }
+        if date.day() == 25 {
+            let month = YearMonth::of(date).expect("a simulated date has a month");
+            let at = morning + chrono::Duration::hours(8);
+            let count = MemberCount {
+                id: MemberCount::id_for(&pc.library, month),
+                revision: 1,
+                library: pc.library.clone(),
+                pc: pc.pc.clone(),
+                at,
+                run_id: run,
+                mono_ms: (at - first_day).num_milliseconds().max(0) as u64,
+                month,
+                members: 150 + date.month() * 3,
+                new_members: 3,
+            };
+            push(&mut records, at, RecordBody::MemberCount(count));
+        }
+    }
+    SimLog {
+        records,
+        runs: vec![(run, first_day)],
+        true_starts: Vec::new(),
+    }
+}

@@ -647,12 +647,17 @@ pub(crate) async fn month_facts(
     // key) for the libraries asked for, never a scan of every library's days.
     let (first_day, next_day) = (rollup::date_day(first), rollup::date_day(next));
     let library_ids: Vec<i64> = lib_index.keys().copied().collect();
+    // The counters a Days read keeps are chosen by the server, not sent over: a
+    // district's month is some 56,000 counters, of which the matrix reads a third.
+    let keys: Option<Vec<String>> =
+        (detail == FactsDetail::Days).then(crate::report::facts::days_detail_counters);
     for r in tx
         .query(
             "SELECT library, day, key, value FROM entry_counts
              WHERE library = ANY($3) AND day >= $1 AND day < $2
+                 AND ($4::text[] IS NULL OR key = ANY($4))
              ORDER BY library, day, key",
-            &[&first_day, &next_day, &library_ids],
+            &[&first_day, &next_day, &library_ids, &keys],
         )
         .await?
     {
