@@ -251,33 +251,6 @@ pub fn counter_in_days_detail(key: &str) -> bool {
         || code_of(key, VISIT_PEOPLE, PURPOSE).is_some()
 }
 
-/// Every counter [`counter_in_days_detail`] reads, for a store that filters by a list
-/// (PostgreSQL's `key = ANY(…)`).
-pub fn days_detail_counters() -> Vec<String> {
-    use counters::*;
-    let mut keys: Vec<String> = [
-        VISIT_PEOPLE,
-        VISIT_PEOPLE_COMPUTER,
-        ACTIVITIES,
-        PARTICIPANTS,
-        MEMBERS,
-        NEW_MEMBERS,
-    ]
-    .map(String::from)
-    .to_vec();
-    keys.push(by(
-        PARTICIPANTS,
-        TYPE,
-        jejak_domain::ActivityType::SosialisasiKie.code(),
-    ));
-    keys.extend(
-        jejak_domain::VisitPurpose::ALL
-            .iter()
-            .map(|p| by(VISIT_PEOPLE, PURPOSE, p.code())),
-    );
-    keys
-}
-
 /// How much [`crate::ServerStore::month_facts`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FactsDetail {
@@ -405,30 +378,6 @@ mod tests {
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
-    }
-
-    #[test]
-    fn the_days_detail_list_is_what_its_predicate_keeps() {
-        use crate::counters::*;
-        let listed = days_detail_counters();
-        assert!(
-            listed.iter().all(|k| counter_in_days_detail(k)),
-            "{listed:?}"
-        );
-        // Every counter a visit or an activity can have, kept or not.
-        let mut every: Vec<String> = vec![VISIT_ENTRIES.into(), MEMBERS.into()];
-        for base in [VISIT_ENTRIES, VISIT_PEOPLE, ACTIVITIES, PARTICIPANTS] {
-            every.push(base.into());
-            for purpose in jejak_domain::VisitPurpose::ALL {
-                every.push(by(base, PURPOSE, purpose.code()));
-            }
-            for kind in jejak_domain::ActivityType::ALL {
-                every.push(by(base, TYPE, kind.code()));
-            }
-        }
-        for key in every {
-            assert_eq!(counter_in_days_detail(&key), listed.contains(&key), "{key}");
-        }
     }
 
     #[test]

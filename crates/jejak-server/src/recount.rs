@@ -90,18 +90,6 @@ impl EntryRow {
     }
 }
 
-/// The first local day a rebuild recounts entry counters from (the retention cutoff's
-/// month, `i64::MIN` when nothing was pruned), and the first day of the dated months:
-/// counters on days in between are final and kept.
-pub(crate) fn entry_rebuild_days(from_month: i64) -> (i64, i64) {
-    let day = |month: i64| {
-        rollup::month_first(month)
-            .map(rollup::date_day)
-            .unwrap_or(i64::MIN)
-    };
-    (day(from_month), day(crate::dating::FIRST_DATED_MONTH))
-}
-
 /// Adds a stored day row (one PC's month) to the stored side of a check.
 pub(crate) fn stored_days(
     delta: &mut RollupDelta,

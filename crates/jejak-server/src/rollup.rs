@@ -426,6 +426,28 @@ pub fn month_first_day(month: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// A counter's change: its key, its day of the month from 0, the change.
+pub type EntryChange<'a> = (&'a str, i64, i64);
+
+/// The low-volume kinds' counter changes of a delta ([`RollupDelta::entries`]) by the
+/// packed row they go to, (month, library), in key order (the order a backend locks
+/// or writes the rows in).
+pub fn entry_month_changes(
+    changes: &FxHashMap<(i64, i64, String), i64>,
+) -> std::collections::BTreeMap<(i64, i64), Vec<EntryChange<'_>>> {
+    let mut months: std::collections::BTreeMap<(i64, i64), Vec<EntryChange<'_>>> =
+        std::collections::BTreeMap::new();
+    for ((library, day, key), change) in changes {
+        let month = day_month(*day);
+        months.entry((month, *library)).or_default().push((
+            key,
+            day - month_first_day(month),
+            *change,
+        ));
+    }
+    months
+}
+
 /// A library's counters of the low-volume kinds over one local month, as one packed row
 /// holds them: (counter key, day of the month from 0) → value, zeros left out.
 ///
@@ -513,6 +535,42 @@ impl EntryMonth {
             each(std::str::from_utf8(&key).ok()?, &pairs);
         }
         (at == bytes.len()).then_some(())
+    }
+
+    /// Adds counter changes, each (key, day of the month from 0, change).
+    pub fn add(&mut self, changes: &[EntryChange<'_>]) {
+        for (key, day, change) in changes {
+            *self.counters.entry((key.to_string(), *day)).or_default() += change;
+        }
+    }
+
+    /// Appends the counters of a packed row to `out` as the reports take them, dated
+    /// from the month's `first` day; a [`FactsDetail::Days`] read keeps only the keys of
+    /// `counter_in_days_detail`. Each key is one shared text for its days. `None` for a
+    /// row that is not what [`EntryMonth::pack`] writes.
+    pub fn push_facts(
+        bytes: &[u8],
+        first: NaiveDate,
+        detail: crate::report::FactsDetail,
+        out: &mut Vec<crate::report::facts::EntryCountFacts>,
+    ) -> Option<()> {
+        EntryMonth::each_packed(bytes, |key, pairs| {
+            if detail == crate::report::FactsDetail::Days
+                && !crate::report::facts::counter_in_days_detail(key)
+            {
+                return;
+            }
+            let key: std::sync::Arc<str> = key.into();
+            out.extend(
+                pairs
+                    .chunks(2)
+                    .map(|pair| crate::report::facts::EntryCountFacts {
+                        day: first + chrono::Duration::days(pair[0]),
+                        key: key.clone(),
+                        value: pair[1],
+                    }),
+            );
+        })
     }
 
     /// Unpacks what [`EntryMonth::pack`] wrote.

@@ -1705,6 +1705,86 @@ async fn library_details_round_trip_and_edits_change_only_what_is_given(
     assert_eq!(after[0].details, expected);
 }
 
+/// PostgreSQL's version 8 packs the entry counters into month rows: every counter of a
+/// version 7 database comes through with its library, day and value (pruned months
+/// included: they are packed, not recounted), and the old table is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_packs_every_entry_counter_into_its_month() {
+    let Some(h) = postgres().await else { return };
+    let url = h.postgres_url();
+    for code in ["alpha", "beta"] {
+        h.store
+            .add_library(&lib(code), "Perpustakaan Desa", Zone::Wib)
+            .await
+            .unwrap();
+    }
+    let ids = pg_rows(&url, "SELECT id FROM libraries ORDER BY code").await;
+    let (alpha, beta): (i64, i64) = (ids[0].get(0), ids[1].get(0));
+    // Back to version 7: its counter table, with counters of two libraries, one of them
+    // in a month long pruned.
+    pg_rows(&url, "DROP TABLE entry_months").await;
+    pg_rows(&url, "DELETE FROM schema_migrations WHERE version >= 8").await;
+    pg_rows(
+        &url,
+        "CREATE TABLE entry_counts (
+             library BIGINT NOT NULL,
+             day     BIGINT NOT NULL,
+             key     TEXT NOT NULL,
+             value   BIGINT NOT NULL,
+             PRIMARY KEY (library, day, key)
+         )",
+    )
+    .await;
+    let date = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let counters = [
+        (alpha, date(2026, 10, 1), "visit.people", 14),
+        (alpha, date(2026, 10, 31), "visit.people", 2),
+        (alpha, date(2026, 10, 1), "visit.people.ga.P.remaja", 5),
+        (alpha, date(2026, 11, 1), "member_count.members", 310),
+        (beta, date(2026, 10, 7), "activity.participants", 25),
+        (beta, date(2019, 2, 28), "visit.people", 1),
+    ];
+    let epoch = date(1970, 1, 1);
+    for (library, day, key, value) in counters {
+        let day = (day - epoch).num_days();
+        pg_rows(
+            &url,
+            &format!("INSERT INTO entry_counts VALUES ({library}, {day}, '{key}', {value})"),
+        )
+        .await;
+    }
+    let reopened = jejak_server::PostgresStore::open(&url).await.unwrap();
+    let mut stored = Vec::new();
+    for month in [date(2019, 2, 1), date(2026, 10, 1), date(2026, 11, 1)] {
+        let facts = reopened
+            .month_facts(month, None, FactsDetail::Breakdowns)
+            .await
+            .unwrap();
+        for l in &facts.libraries {
+            let id = if l.code.as_str() == "alpha" {
+                alpha
+            } else {
+                beta
+            };
+            for c in &l.entry_counts {
+                stored.push((id, c.day, c.key.to_string(), c.value));
+            }
+        }
+    }
+    stored.sort();
+    let mut expected: Vec<_> = counters
+        .iter()
+        .map(|(l, d, k, v)| (*l, *d, k.to_string(), *v))
+        .collect();
+    expected.sort();
+    assert_eq!(stored, expected);
+    assert_eq!(pg_rows(&url, "SELECT 1 FROM entry_months").await.len(), 4);
+    let old = pg_rows(&url, "SELECT to_regclass('entry_counts') IS NULL").await;
+    assert!(old[0].get::<_, bool>(0));
+    drop(reopened);
+    h.finish().await;
+}
+
 /// A PostgreSQL database of the previous schema version (before library details) keeps
 /// its libraries when the store migrates it, with no details set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1720,8 +1800,9 @@ async fn postgres_migration_to_library_details_keeps_existing_libraries() {
              DROP COLUMN manager_nip",
     )
     .await;
-    // Version 7's tables (the entries) go too, so the store stands at version 5.
-    pg_rows(&url, "DROP TABLE entries, entry_counts").await;
+    // Version 7's and 8's tables (the entries and their counters) go too, so the store
+    // stands at version 5.
+    pg_rows(&url, "DROP TABLE entries, entry_months").await;
     pg_rows(&url, "DELETE FROM schema_migrations WHERE version >= 6").await;
     pg_rows(
         &url,

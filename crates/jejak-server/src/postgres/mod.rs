@@ -288,6 +288,9 @@ impl PostgresStore {
                 continue;
             }
             tx.batch_execute(sql).await?;
+            if *version == schema::PACK_ENTRY_COUNTS {
+                write::pack_entry_counts(&tx).await?;
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
                 &[version, &now],
@@ -876,19 +879,18 @@ async fn rebuild(tx: &Transaction<'_>) -> Result<(), StoreError> {
     let from = write::retained_from(tx).await?.unwrap_or(i64::MIN);
     let expected = expected.keeping_months_from(from);
     let undated = crate::dating::FIRST_DATED_MONTH;
-    for table in ["day_rollups", "breakdown_rollups", "patron_months"] {
+    for table in [
+        "day_rollups",
+        "breakdown_rollups",
+        "patron_months",
+        "entry_months",
+    ] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE month >= $1 OR month < $2"),
             &[&from, &undated],
         )
         .await?;
     }
-    let (from_day, undated_day) = crate::recount::entry_rebuild_days(from);
-    tx.execute(
-        "DELETE FROM entry_counts WHERE day >= $1 OR day < $2",
-        &[&from_day, &undated_day],
-    )
-    .await?;
     write::write_rollups(tx, 0, &expected).await?;
     let mut cursors: Vec<_> = cursors.into_iter().collect();
     cursors.sort_by_key(|(device, _)| *device);

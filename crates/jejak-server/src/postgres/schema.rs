@@ -26,7 +26,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (5, V5),
     (6, V6),
     (7, V7),
+    (8, V8),
 ];
+
+/// The version whose migration packs the entry counters of the older layout into
+/// `entry_months` (in Rust, after its SQL: `PostgresStore::migrate`).
+pub(crate) const PACK_ENTRY_COUNTS: i64 = 8;
 
 /// The advisory lock key that serialises migrations (an arbitrary constant: "jejak" in
 /// ASCII).
@@ -288,5 +293,18 @@ CREATE TABLE entry_counts (
     key     TEXT NOT NULL,
     value   BIGINT NOT NULL,
     PRIMARY KEY (library, day, key)
+);
+"#;
+
+/// Version 8: the entry counters in one packed row per month and library
+/// (`rollup::EntryMonth`), as the SQLite store's V9: a district's year of them was
+/// 670,000 rows. The migration packs `entry_counts` into it and drops the old table.
+/// Its rows are read back locked and written whole, as the breakdown rows are.
+const V8: &str = r#"
+CREATE TABLE entry_months (
+    month    BIGINT NOT NULL,
+    library  BIGINT NOT NULL,
+    counters BYTEA NOT NULL,
+    PRIMARY KEY (month, library)
 );
 "#;

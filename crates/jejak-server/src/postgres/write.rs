@@ -911,14 +911,22 @@ const INSERT_ENTRY: &str = "INSERT INTO entries (library, kind, id, device, revi
 const UPDATE_ENTRY: &str = "UPDATE entries SET device = $4, revision = $5, wall_ms = $6,
          at_s = $7, fields = $8
      WHERE library = $1 AND kind = $2 AND id = $3";
-/// Adds the low-volume kinds' counter changes, in key order.
-const ADD_ENTRY_COUNTS: &str = "INSERT INTO entry_counts (library, day, key, value)
-     SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[])
-     ON CONFLICT (library, day, key) DO UPDATE SET value = entry_counts.value + excluded.value";
-/// Removes the counters of those keys that count nothing any more.
-const DROP_ZERO_ENTRY_COUNTS: &str = "DELETE FROM entry_counts e
-     USING unnest($1::int8[], $2::int8[], $3::text[]) AS u(l, d, k)
-     WHERE e.library = u.l AND e.day = u.d AND e.key = u.k AND e.value = 0";
+/// The packed entry counter rows a batch touches: made when missing, then read back
+/// locked, in key order.
+const MAKE_ENTRY_MONTHS: &str = "INSERT INTO entry_months (month, library, counters)
+     SELECT m, l, '\\x'::bytea FROM unnest($1::int8[], $2::int8[]) AS u(m, l)
+     ORDER BY m, l ON CONFLICT (month, library) DO NOTHING";
+const LOCK_ENTRY_MONTHS: &str = "SELECT r.month, r.library, r.counters FROM entry_months r
+     JOIN unnest($1::int8[], $2::int8[]) AS u(m, l) ON r.month = u.m AND r.library = u.l
+     ORDER BY r.month, r.library FOR UPDATE OF r";
+/// The merged rows written back ($1-$3) or removed ($4-$5).
+const WRITE_ENTRY_MONTHS: &str = "WITH put AS (
+         UPDATE entry_months r SET counters = u.b
+         FROM unnest($1::int8[], $2::int8[], $3::bytea[]) AS u(m, l, b)
+         WHERE r.month = u.m AND r.library = u.l
+     )
+     DELETE FROM entry_months r USING unnest($4::int8[], $5::int8[]) AS u(m, l)
+     WHERE r.month = u.m AND r.library = u.l";
 
 /// The per-batch state of the record loop.
 struct RecordContext<'a, 't> {
@@ -1656,7 +1664,7 @@ pub(crate) async fn write_rollups(
     library: i64,
     delta: &RollupDelta,
 ) -> Result<(), StoreError> {
-    write_entry_counts(tx, delta).await?;
+    write_entry_months(tx, &delta.entries).await?;
     let changes = recount::row_changes(delta)?;
     if changes.days.is_empty() && changes.cells.is_empty() && changes.patrons.is_empty() {
         return Ok(());
@@ -1802,23 +1810,74 @@ pub(crate) async fn write_rollups(
     Ok(())
 }
 
-/// Adds the low-volume kinds' counter changes of a delta (`rollup::entry_counters`), in
-/// key order so that two batches of one library lock the rows in the same order.
-async fn write_entry_counts(tx: &Transaction<'_>, delta: &RollupDelta) -> Result<(), StoreError> {
-    if delta.entries.is_empty() {
+/// Adds the low-volume kinds' counter changes of a delta (`rollup::entry_counters`) to
+/// their packed month rows: made when missing, read back locked in key order (so two
+/// batches of one library lock them in the same order), merged, written back or
+/// removed when they count nothing any more.
+async fn write_entry_months(
+    tx: &Transaction<'_>,
+    changes: &rustc_hash::FxHashMap<(i64, i64, String), i64>,
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
         return Ok(());
     }
-    let mut changes: Vec<_> = delta.entries.iter().collect();
-    changes.sort();
-    let libraries: Vec<i64> = changes.iter().map(|((l, _, _), _)| *l).collect();
-    let days: Vec<i64> = changes.iter().map(|((_, d, _), _)| *d).collect();
-    let keys: Vec<&str> = changes.iter().map(|((_, _, k), _)| k.as_str()).collect();
-    let values: Vec<i64> = changes.iter().map(|(_, v)| **v).collect();
-    let add = tx.prepare_cached(ADD_ENTRY_COUNTS).await?;
-    tx.execute(&add, &[&libraries, &days, &keys, &values])
-        .await?;
-    let drop = tx.prepare_cached(DROP_ZERO_ENTRY_COUNTS).await?;
-    tx.execute(&drop, &[&libraries, &days, &keys]).await?;
+    let months = rollup::entry_month_changes(changes);
+    let month_numbers: Vec<i64> = months.keys().map(|(m, _)| *m).collect();
+    let libraries: Vec<i64> = months.keys().map(|(_, l)| *l).collect();
+    let make = tx.prepare_cached(MAKE_ENTRY_MONTHS).await?;
+    tx.execute(&make, &[&month_numbers, &libraries]).await?;
+    let lock = tx.prepare_cached(LOCK_ENTRY_MONTHS).await?;
+    let mut stored: HashMap<(i64, i64), Vec<u8>> = HashMap::new();
+    for r in tx.query(&lock, &[&month_numbers, &libraries]).await? {
+        stored.insert((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?);
+    }
+    let (mut puts, mut drops) = (RowWrites::default(), RowWrites::default());
+    for ((month, library), changes) in &months {
+        let mut counters = match stored.get(&(*month, *library)) {
+            // An empty row was just made by the insert above.
+            Some(bytes) if !bytes.is_empty() => {
+                rollup::EntryMonth::unpack(bytes).ok_or_else(|| {
+                    StoreError::Inconsistent(format!(
+                        "the packed entry counters of month {month}, library {library}"
+                    ))
+                })?
+            }
+            _ => rollup::EntryMonth::default(),
+        };
+        counters.add(changes);
+        match counters.pack() {
+            Some(bytes) => puts.push(*month, *library, 0, bytes),
+            None => drops.push(*month, *library, 0, Vec::new()),
+        }
+    }
+    let write = tx.prepare_cached(WRITE_ENTRY_MONTHS).await?;
+    tx.execute(
+        &write,
+        &[
+            &puts.months,
+            &puts.libraries,
+            &puts.bytes,
+            &drops.months,
+            &drops.libraries,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The V8 migration: the entry counters of the V7 layout (a row per library, local day
+/// and key) packed into month rows as they are (pruned months included, which a recount
+/// could not bring back), then the old table dropped.
+pub(crate) async fn pack_entry_counts(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let mut counters = rustc_hash::FxHashMap::default();
+    for r in tx
+        .query("SELECT library, day, key, value FROM entry_counts", &[])
+        .await?
+    {
+        counters.insert((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?), r.try_get(3)?);
+    }
+    write_entry_months(tx, &counters).await?;
+    tx.batch_execute("DROP TABLE entry_counts").await?;
     Ok(())
 }
 

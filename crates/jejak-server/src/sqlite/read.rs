@@ -696,24 +696,8 @@ fn month_of(
                 .get_ref(1)?
                 .as_blob()
                 .map_err(|_| corrupt("entry counters"))?;
-            rollup::EntryMonth::each_packed(bytes, |key, pairs| {
-                if detail == FactsDetail::Days && !crate::report::facts::counter_in_days_detail(key)
-                {
-                    return;
-                }
-                // One shared key for the key's days.
-                let key: std::sync::Arc<str> = key.into();
-                counts.extend(
-                    pairs
-                        .chunks(2)
-                        .map(|pair| crate::report::facts::EntryCountFacts {
-                            day: first + chrono::Duration::days(pair[0]),
-                            key: key.clone(),
-                            value: pair[1],
-                        }),
-                );
-            })
-            .ok_or_else(|| corrupt("entry counters"))?;
+            rollup::EntryMonth::push_facts(bytes, first, detail, counts)
+                .ok_or_else(|| corrupt("entry counters"))?;
         }
     }
     Ok(MonthFacts {

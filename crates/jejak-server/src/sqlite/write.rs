@@ -1296,20 +1296,7 @@ pub(crate) fn write_entry_months(
     conn: &Connection,
     changes: &rustc_hash::FxHashMap<(i64, i64, String), i64>,
 ) -> Result<(), StoreError> {
-    use std::collections::BTreeMap;
-
-    /// A counter's change: its key, its day of the month from 0, the change.
-    type Change<'a> = (&'a str, i64, i64);
-    // (month, library) → its counters' changes.
-    let mut months: BTreeMap<(i64, i64), Vec<Change>> = BTreeMap::new();
-    for ((library, day, key), change) in changes {
-        let month = rollup::day_month(*day);
-        months.entry((month, *library)).or_default().push((
-            key,
-            day - rollup::month_first_day(month),
-            *change,
-        ));
-    }
+    let months = rollup::entry_month_changes(changes);
     for ((month, library), changes) in months {
         let mut counters = match read_packed(
             conn,
@@ -1321,9 +1308,7 @@ pub(crate) fn write_entry_months(
                 .ok_or_else(|| corrupt("entry counters", month, library))?,
             None => rollup::EntryMonth::default(),
         };
-        for (key, day, change) in changes {
-            *counters.counters.entry((key.to_string(), day)).or_default() += change;
-        }
+        counters.add(&changes);
         write_packed(
             conn,
             "entry_months",
