@@ -773,8 +773,9 @@ pub trait ServerStore: Send + Sync + fmt::Debug + 'static {
     /// entry counters, and with [`crate::report::FactsDetail::Breakdowns`] the sessions
     /// per profile. Each month is any day of it (normally the first). See
     /// [`crate::report::facts`] for the rules. An unknown `library` gives no libraries.
-    /// A period's months are read together, so that what every month shares (the
-    /// libraries and their PCs) is read once: a year of the IPLM sheet is one call.
+    /// A period's months are read together, so that a backend can read what every
+    /// month shares (the libraries and their PCs) once (the SQLite store does): a year
+    /// of the IPLM sheet is one call.
     async fn months_facts(
         &self,
         months: &[chrono::NaiveDate],
